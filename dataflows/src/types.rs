@@ -1,0 +1,137 @@
+//! The records that flow through augur's dataflows.
+//!
+//! Everything here is plain data with a total order, so differential can consolidate it and
+//! every worker sorts it the same way. Names (workflow, task and device strings) never enter the
+//! graph: the driver interns them into dense ids, in input order, so all processes agree.
+
+use serde::{Deserialize, Serialize};
+
+/// Event time in milliseconds, as the inputs give it (Unix epoch or trace-relative; may be negative).
+pub type Time = i64;
+
+/// Dense index of a device in the platform.
+pub type DeviceId = u32;
+
+/// Utilisation in parts per million of capacity (1.0 = 1_000_000). Values above one million mean
+/// over-commit and are kept. Integers, so that collections of them consolidate exactly.
+pub type Ppm = i64;
+
+/// Converts a utilisation fraction into [`Ppm`], saturating at the extremes.
+pub fn ppm_from_fraction(fraction: f64) -> Ppm {
+    let scaled = (fraction * 1_000_000.0).round();
+    if scaled.is_nan() {
+        0
+    } else {
+        scaled.clamp(i64::MIN as f64, i64::MAX as f64) as Ppm
+    }
+}
+
+/// Converts [`Ppm`] back into a fraction of capacity.
+pub fn fraction_from_ppm(ppm: Ppm) -> f64 {
+    ppm as f64 / 1_000_000.0
+}
+
+/// A task of a live workflow: the workflow's dense index and the task's index within it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct TaskKey {
+    /// Index of the workflow in the driver's catalog.
+    pub workflow: u32,
+    /// Index of the task within its workflow.
+    pub task: u32,
+}
+
+/// A resource whose utilisation devices report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Resource {
+    /// Processor utilisation.
+    Cpu,
+    /// Memory in use.
+    Memory,
+    /// Disk throughput as a fraction of the device's disk bandwidth.
+    Disk,
+    /// Network throughput as a fraction of the device's network bandwidth.
+    Network,
+}
+
+impl Resource {
+    /// All resources, in their canonical order.
+    pub const ALL: [Resource; 4] = [
+        Resource::Cpu,
+        Resource::Memory,
+        Resource::Disk,
+        Resource::Network,
+    ];
+
+    /// The lower-case name used in every input and output format.
+    pub fn name(self) -> &'static str {
+        match self {
+            Resource::Cpu => "cpu",
+            Resource::Memory => "memory",
+            Resource::Disk => "disk",
+            Resource::Network => "network",
+        }
+    }
+
+    /// Parses a lower-case resource name.
+    pub fn from_name(name: &str) -> Option<Resource> {
+        match name {
+            "cpu" => Some(Resource::Cpu),
+            "memory" | "mem" => Some(Resource::Memory),
+            "disk" => Some(Resource::Disk),
+            "network" | "net" => Some(Resource::Network),
+            _ => None,
+        }
+    }
+}
+
+/// One utilisation reading of one resource of one device.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    /// The device that reported it.
+    pub device: DeviceId,
+    /// The resource it measures.
+    pub resource: Resource,
+    /// Utilisation as a fraction of capacity; above 1 is over-commit. Finite and non-negative
+    /// (the driver rejects anything else before it gets here).
+    pub value: f64,
+}
+
+/// What the partitioning needs to know of a task, in integer units so that it is `Ord`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct TaskSpec {
+    /// Cores the task occupies, in thousandths of a core.
+    pub cores_milli: u32,
+    /// Memory the task needs, in bytes (0 when unknown).
+    pub memory_bytes: u64,
+    /// Estimated duration on a device of relative speed 1, in milliseconds.
+    pub duration_ms: u64,
+}
+
+/// The capability of a device, as the partitioning sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeviceSpec {
+    /// Cores, in thousandths of a core.
+    pub cores_milli: u32,
+    /// Memory in bytes (`u64::MAX` when the platform does not say).
+    pub memory_bytes: u64,
+    /// Relative speed: a task's estimated duration is divided by it.
+    pub speed: f64,
+}
+
+impl DeviceSpec {
+    /// Whether a task with these requirements fits on this device at all.
+    pub fn can_host(&self, task: &TaskSpec) -> bool {
+        task.cores_milli <= self.cores_milli && task.memory_bytes <= self.memory_bytes
+    }
+}
+
+/// The state of a live task (arrived, not completed), as the partition map consumes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct TaskState {
+    /// Its requirements.
+    pub spec: TaskSpec,
+    /// The device it started on, if it has started: the map must keep it there.
+    pub pinned: Option<DeviceId>,
+    /// Whether all of its parents have completed.
+    pub ready: bool,
+}

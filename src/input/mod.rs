@@ -1,0 +1,1 @@
+//! Readers for every input format augur accepts. (Being written.)

@@ -1,0 +1,3 @@
+//! augur: places the tasks of workflow DAGs onto devices by predicted resource contention.
+
+pub mod input;
