@@ -135,3 +135,27 @@ pub struct TaskState {
     /// Whether all of its parents have completed.
     pub ready: bool,
 }
+
+/// Everything that enters the graph at one event time: metric samples and changes to the three
+/// input collections (live tasks, started tasks, live edges `(child, parent)`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct InputBatch {
+    /// Metric samples.
+    pub samples: Vec<Sample>,
+    /// Changes to the live-task collection.
+    pub tasks: Vec<((TaskKey, TaskSpec), isize)>,
+    /// Changes to the started-task collection.
+    pub started: Vec<((TaskKey, DeviceId), isize)>,
+    /// Changes to the live-edge collection, `(child, parent)`.
+    pub edges: Vec<((TaskKey, TaskKey), isize)>,
+}
+
+impl InputBatch {
+    /// Whether the batch carries nothing.
+    pub fn is_empty(&self) -> bool {
+        self.samples.is_empty()
+            && self.tasks.is_empty()
+            && self.started.is_empty()
+            && self.edges.is_empty()
+    }
+}

@@ -1,0 +1,506 @@
+//! The placement rule and its incremental engine.
+//!
+//! # The rule
+//! Every device `d` has a predicted contention `c_d` (from the forecasts) and a load `L_d`: the
+//! cores of the live tasks the map itself puts there. Its *key* is the predicted relative latency
+//! of work on it, `(1 + c_d + L_d / C_d) / s_d`, with `C_d` its cores and `s_d` its speed. A task
+//! `t` of `w_t` cores would see `add(t, d) = (1 + c_d + (L_d + w_t) / C_d) / s_d` there.
+//!
+//! One epoch (all changes at one event time) is applied as:
+//! 1. completed tasks leave the map; changed task states are recorded; a task that started is
+//!    pinned to the device it started on (moved there if the map had it elsewhere);
+//! 2. the new contention values are taken;
+//! 3. new unpinned tasks are placed, ready ones first, then by key: each goes to the best
+//!    *candidate*, where every capability class (devices with equal cores, memory and speed) that
+//!    can host the task offers its device of least `(key, id)`, and the candidate of least
+//!    `(add, id)` wins;
+//! 4. rebalance: take the device of greatest `(key, id)` among those holding movable tasks, and
+//!    its most recently placed movable task; if the best candidate elsewhere beats staying by more
+//!    than the hysteresis (`key > add × (1 + h)`), move it and repeat; otherwise stop.
+//!
+//! Because the map's own load is part of the key, a burst of arrivals spreads over the devices
+//! in proportion to their capacity instead of herding onto the quietest one (capacity-aware). A
+//! metric change moves tasks only while the changed device is worse than the best alternative by
+//! more than the hysteresis, so a small change moves few tasks (stable).
+//!
+//! # The engine
+//! [`Placer`] never forms the tasks × devices product: each class keeps its devices ordered by
+//! key, so a placement costs O(classes × log devices), and a metric change costs O(log devices)
+//! plus O(classes × log devices) per task it moves. [`crate::oracle`] is the same rule written
+//! with plain scans, for tests.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use crate::types::{fraction_from_ppm, DeviceId, DeviceSpec, Ppm, TaskKey, TaskSpec, TaskState};
+
+/// Knobs of the placement rule.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlacementConfig {
+    /// Relative improvement a move must bring before a placed task is moved (0.05 = 5%).
+    pub hysteresis: f64,
+}
+
+impl Default for PlacementConfig {
+    fn default() -> Self {
+        PlacementConfig { hysteresis: 0.05 }
+    }
+}
+
+/// All the changes of one epoch, as the partition map receives them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EpochChanges {
+    /// Devices whose predicted contention changed, with the new value.
+    pub contention: Vec<(DeviceId, Ppm)>,
+    /// Tasks that left (completed or withdrawn).
+    pub removed: Vec<TaskKey>,
+    /// Tasks that arrived or whose state changed, with the new state.
+    pub upserted: Vec<(TaskKey, TaskState)>,
+}
+
+/// One change of the partition map: `from` is `None` for a first placement, `to` is `None`
+/// when the task left the map.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct MapChange {
+    /// The task.
+    pub task: TaskKey,
+    /// Where the map had it before the epoch.
+    pub from: Option<DeviceId>,
+    /// Where the map has it after the epoch.
+    pub to: Option<DeviceId>,
+}
+
+/// A total order on `f64`, for keys in ordered sets.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Score(pub(crate) f64);
+
+impl Eq for Score {}
+
+impl PartialOrd for Score {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Score {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
+/// The arithmetic of the rule, shared by the engine and the oracle so both compute the very same
+/// floating-point values.
+pub mod cost {
+    use crate::types::DeviceSpec;
+
+    /// Predicted relative latency of work on a device: `(1 + c + load / cores) / speed`.
+    pub fn key(spec: &DeviceSpec, contention: f64, load_milli: u64) -> f64 {
+        (1.0 + contention + load_milli as f64 / spec.cores_milli as f64) / spec.speed
+    }
+
+    /// What a task of `task_milli` cores would see if added to the device.
+    pub fn add(spec: &DeviceSpec, contention: f64, load_milli: u64, task_milli: u32) -> f64 {
+        key(spec, contention, load_milli + u64::from(task_milli))
+    }
+
+    /// Whether moving beats staying by more than the hysteresis.
+    pub fn worth_moving(stay: f64, elsewhere: f64, hysteresis: f64) -> bool {
+        stay > elsewhere * (1.0 + hysteresis)
+    }
+}
+
+/// Devices of equal capability, ordered by key.
+#[derive(Debug)]
+struct Class {
+    spec: DeviceSpec,
+    by_key: BTreeSet<(Score, DeviceId)>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Placed {
+    state: TaskState,
+    device: DeviceId,
+    /// Order of the last placement decision; the most recent movable task moves first.
+    seq: u64,
+}
+
+#[derive(Debug)]
+struct DeviceState {
+    spec: DeviceSpec,
+    class: usize,
+    contention: f64,
+    load_milli: u64,
+    key: f64,
+    /// Movable (unpinned) tasks by the sequence number of their placement.
+    movable: BTreeMap<u64, TaskKey>,
+}
+
+/// The incremental partition map (see the module docs for the rule it maintains).
+#[derive(Debug)]
+pub struct Placer {
+    config: PlacementConfig,
+    devices: Vec<DeviceState>,
+    classes: Vec<Class>,
+    /// Devices holding at least one movable task, by key.
+    with_movable: BTreeSet<(Score, DeviceId)>,
+    tasks: HashMap<TaskKey, Placed>,
+    next_seq: u64,
+}
+
+impl Placer {
+    /// An empty map over these devices (device `i` has id `i`).
+    pub fn new(devices: &[DeviceSpec], config: PlacementConfig) -> Placer {
+        let mut classes: Vec<Class> = Vec::new();
+        let mut states = Vec::with_capacity(devices.len());
+        for (index, spec) in devices.iter().enumerate() {
+            let class = match classes.iter().position(|c| same_capability(&c.spec, spec)) {
+                Some(class) => class,
+                None => {
+                    classes.push(Class {
+                        spec: *spec,
+                        by_key: BTreeSet::new(),
+                    });
+                    classes.len() - 1
+                }
+            };
+            let key = cost::key(spec, 0.0, 0);
+            classes[class].by_key.insert((Score(key), index as DeviceId));
+            states.push(DeviceState {
+                spec: *spec,
+                class,
+                contention: 0.0,
+                load_milli: 0,
+                key,
+                movable: BTreeMap::new(),
+            });
+        }
+        Placer {
+            config,
+            devices: states,
+            classes,
+            with_movable: BTreeSet::new(),
+            tasks: HashMap::new(),
+            next_seq: 0,
+        }
+    }
+
+    /// Number of capability classes the devices fall into.
+    pub fn class_count(&self) -> usize {
+        self.classes.len()
+    }
+
+    /// Number of tasks in the map.
+    pub fn len(&self) -> usize {
+        self.tasks.len()
+    }
+
+    /// Whether the map is empty.
+    pub fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
+    }
+
+    /// Where the map has a task.
+    pub fn device_of(&self, task: &TaskKey) -> Option<DeviceId> {
+        self.tasks.get(task).map(|placed| placed.device)
+    }
+
+    /// The load (milli-cores) the map places on a device.
+    pub fn load_of(&self, device: DeviceId) -> u64 {
+        self.devices
+            .get(device as usize)
+            .map_or(0, |state| state.load_milli)
+    }
+
+    /// Applies one epoch of changes and returns how the map changed, sorted by task.
+    pub fn apply(&mut self, mut changes: EpochChanges) -> Vec<MapChange> {
+        let mut before: BTreeMap<TaskKey, Option<DeviceId>> = BTreeMap::new();
+
+        changes.removed.sort_unstable();
+        changes.removed.dedup();
+        for task in &changes.removed {
+            if let Some(placed) = self.tasks.remove(task) {
+                before.entry(*task).or_insert(Some(placed.device));
+                self.detach(*task, &placed);
+            }
+        }
+
+        changes.upserted.sort_unstable();
+        let mut to_place = Vec::new();
+        for (task, state) in changes.upserted {
+            if !state_is_sane(&state, self.devices.len()) {
+                continue;
+            }
+            match self.tasks.get(&task).copied() {
+                Some(placed) => {
+                    before.entry(task).or_insert(Some(placed.device));
+                    self.detach(task, &placed);
+                    let device = state.pinned.unwrap_or(placed.device);
+                    self.attach(task, state, device, placed.seq);
+                }
+                None => {
+                    before.entry(task).or_insert(None);
+                    match state.pinned {
+                        Some(device) => {
+                            let seq = self.take_seq();
+                            self.attach(task, state, device, seq);
+                        }
+                        None => to_place.push((task, state)),
+                    }
+                }
+            }
+        }
+
+        changes.contention.sort_unstable();
+        for (device, ppm) in changes.contention {
+            if let Some(state) = self.devices.get_mut(device as usize) {
+                state.contention = fraction_from_ppm(ppm);
+                self.rekey(device);
+            }
+        }
+
+        // Ready tasks go first: they will run soonest, so they get the best devices.
+        to_place.sort_unstable_by_key(|(task, state)| (!state.ready, *task));
+        for (task, state) in to_place {
+            if let Some(device) = self.best_candidate(&state.spec, None) {
+                let seq = self.take_seq();
+                self.attach(task, state, device, seq);
+            }
+        }
+
+        for (task, from) in self.rebalance() {
+            before.entry(task).or_insert(Some(from));
+        }
+
+        before
+            .into_iter()
+            .filter_map(|(task, from)| {
+                let to = self.device_of(&task);
+                (from != to).then_some(MapChange { task, from, to })
+            })
+            .collect()
+    }
+
+    fn take_seq(&mut self) -> u64 {
+        self.next_seq += 1;
+        self.next_seq
+    }
+
+    /// Moves tasks off the worst device while that helps by more than the hysteresis; returns
+    /// each moved task with the device it left.
+    fn rebalance(&mut self) -> Vec<(TaskKey, DeviceId)> {
+        let mut moved = Vec::new();
+        let movable: usize = self.devices.iter().map(|d| d.movable.len()).sum();
+        // A move strictly lowers a potential, so this bound is never reached in exact arithmetic;
+        // it only guards against a rounding cycle.
+        let budget = 4 * movable + 16;
+        for _ in 0..budget {
+            let Some(&(_, worst)) = self.with_movable.last() else {
+                break;
+            };
+            let state = &self.devices[worst as usize];
+            let Some((_, &task)) = state.movable.last_key_value() else {
+                break;
+            };
+            let stay = state.key;
+            let Some(placed) = self.tasks.get(&task).copied() else {
+                break;
+            };
+            let Some(target) = self.best_candidate(&placed.state.spec, Some(worst)) else {
+                break;
+            };
+            let target_state = &self.devices[target as usize];
+            let elsewhere = cost::add(
+                &target_state.spec,
+                target_state.contention,
+                target_state.load_milli,
+                placed.state.spec.cores_milli,
+            );
+            if !cost::worth_moving(stay, elsewhere, self.config.hysteresis) {
+                break;
+            }
+            self.detach(task, &placed);
+            let seq = self.take_seq();
+            self.attach(task, placed.state, target, seq);
+            moved.push((task, worst));
+        }
+        moved
+    }
+
+    /// The best device for a task, excluding `except`: the least `(add, id)` among the least
+    /// `(key, id)` device of each class that can host it.
+    fn best_candidate(&self, spec: &TaskSpec, except: Option<DeviceId>) -> Option<DeviceId> {
+        let mut best: Option<(Score, DeviceId)> = None;
+        for class in &self.classes {
+            if !class.spec.can_host(spec) {
+                continue;
+            }
+            let Some(&(_, device)) = class.by_key.iter().find(|(_, d)| Some(*d) != except) else {
+                continue;
+            };
+            let state = &self.devices[device as usize];
+            let add = cost::add(
+                &state.spec,
+                state.contention,
+                state.load_milli,
+                spec.cores_milli,
+            );
+            let candidate = (Score(add), device);
+            if best.is_none_or(|current| candidate < current) {
+                best = Some(candidate);
+            }
+        }
+        best.map(|(_, device)| device)
+    }
+
+    fn attach(&mut self, task: TaskKey, state: TaskState, device: DeviceId, seq: u64) {
+        self.tasks.insert(
+            task,
+            Placed {
+                state,
+                device,
+                seq,
+            },
+        );
+        let entry = &mut self.devices[device as usize];
+        entry.load_milli += u64::from(state.spec.cores_milli);
+        if state.pinned.is_none() {
+            entry.movable.insert(seq, task);
+        }
+        self.rekey(device);
+    }
+
+    fn detach(&mut self, task: TaskKey, placed: &Placed) {
+        let entry = &mut self.devices[placed.device as usize];
+        entry.load_milli = entry
+            .load_milli
+            .saturating_sub(u64::from(placed.state.spec.cores_milli));
+        entry.movable.remove(&placed.seq);
+        self.tasks.remove(&task);
+        self.rekey(placed.device);
+    }
+
+    /// Recomputes a device's key and its position in the ordered sets.
+    fn rekey(&mut self, device: DeviceId) {
+        let state = &mut self.devices[device as usize];
+        let old = (Score(state.key), device);
+        let class = &mut self.classes[state.class];
+        class.by_key.remove(&old);
+        self.with_movable.remove(&old);
+        state.key = cost::key(&state.spec, state.contention, state.load_milli);
+        let new = (Score(state.key), device);
+        class.by_key.insert(new);
+        if !state.movable.is_empty() {
+            self.with_movable.insert(new);
+        }
+    }
+}
+
+/// Devices are interchangeable for the rule when cores, memory and speed are all equal.
+pub(crate) fn same_capability(a: &DeviceSpec, b: &DeviceSpec) -> bool {
+    a.cores_milli == b.cores_milli
+        && a.memory_bytes == b.memory_bytes
+        && a.speed.to_bits() == b.speed.to_bits()
+}
+
+/// A pin to a device that does not exist is ignored rather than trusted (the driver never sends
+/// one; this keeps the map total if it ever did).
+pub(crate) fn state_is_sane(state: &TaskState, devices: usize) -> bool {
+    state.pinned.is_none_or(|device| (device as usize) < devices)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn device(cores: u32, speed: f64) -> DeviceSpec {
+        DeviceSpec {
+            cores_milli: cores * 1000,
+            memory_bytes: u64::MAX,
+            speed,
+        }
+    }
+
+    fn task(workflow: u32, task: u32) -> TaskKey {
+        TaskKey { workflow, task }
+    }
+
+    fn state(cores: u32) -> TaskState {
+        TaskState {
+            spec: TaskSpec {
+                cores_milli: cores * 1000,
+                memory_bytes: 0,
+                duration_ms: 1000,
+            },
+            pinned: None,
+            ready: true,
+        }
+    }
+
+    #[test]
+    fn burst_spreads_in_proportion_to_capacity() {
+        let devices = [device(8, 1.0), device(8, 1.0), device(16, 1.0)];
+        let mut placer = Placer::new(&devices, PlacementConfig::default());
+        let upserted = (0..1000).map(|i| (task(0, i), state(1))).collect();
+        placer.apply(EpochChanges {
+            upserted,
+            ..EpochChanges::default()
+        });
+        let loads: Vec<u64> = (0..3).map(|d| placer.load_of(d) / 1000).collect();
+        assert_eq!(loads.iter().sum::<u64>(), 1000);
+        // Equal load per core, within one task.
+        assert!((loads[0] as i64 - 250).abs() <= 1, "{loads:?}");
+        assert!((loads[2] as i64 - 500).abs() <= 2, "{loads:?}");
+    }
+
+    #[test]
+    fn contention_rise_moves_few_tasks_and_small_change_none() {
+        let devices = [device(10, 1.0), device(10, 1.0)];
+        let mut placer = Placer::new(&devices, PlacementConfig::default());
+        let upserted = (0..20).map(|i| (task(0, i), state(1))).collect();
+        placer.apply(EpochChanges {
+            upserted,
+            ..EpochChanges::default()
+        });
+        let small = placer.apply(EpochChanges {
+            contention: vec![(0, 20_000)],
+            ..EpochChanges::default()
+        });
+        assert!(small.is_empty(), "a 2% change must not move anything: {small:?}");
+        let big = placer.apply(EpochChanges {
+            contention: vec![(0, 600_000)],
+            ..EpochChanges::default()
+        });
+        assert!(!big.is_empty() && big.len() <= 4, "{big:?}");
+        assert!(big.iter().all(|c| c.from == Some(0) && c.to == Some(1)));
+    }
+
+    #[test]
+    fn started_task_is_pinned_and_never_moved() {
+        let devices = [device(4, 1.0), device(4, 1.0)];
+        let mut placer = Placer::new(&devices, PlacementConfig::default());
+        let mut pinned = state(1);
+        pinned.pinned = Some(1);
+        placer.apply(EpochChanges {
+            upserted: vec![(task(0, 0), pinned)],
+            ..EpochChanges::default()
+        });
+        placer.apply(EpochChanges {
+            contention: vec![(1, 5_000_000)],
+            ..EpochChanges::default()
+        });
+        assert_eq!(placer.device_of(&task(0, 0)), Some(1));
+    }
+
+    #[test]
+    fn task_too_big_for_a_class_goes_where_it_fits() {
+        let devices = [device(2, 4.0), device(32, 1.0)];
+        let mut placer = Placer::new(&devices, PlacementConfig::default());
+        placer.apply(EpochChanges {
+            upserted: vec![(task(0, 0), state(8))],
+            ..EpochChanges::default()
+        });
+        assert_eq!(placer.device_of(&task(0, 0)), Some(1));
+    }
+}

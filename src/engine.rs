@@ -1,0 +1,208 @@
+//! The driver of augur's dataflow: starts timely workers, wires the inputs and the probe, feeds
+//! epochs from a [`BatchSource`] and hands every change of the partition map to a [`MapSink`].
+//!
+//! Only the worker with global index 0 (always in process 0) reads inputs and writes outputs;
+//! every other worker closes its inputs at once and computes its share of the forecasts and task
+//! states. Epochs are event times, so the result does not depend on the number of workers or
+//! processes.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use augur_dataflows::types::{DeviceId, InputBatch, TaskKey, Time};
+use augur_dataflows::{augur, EngineConfig};
+use differential_dataflow::input::Input;
+use timely::dataflow::operators::Input as _;
+use timely::dataflow::InputHandleVec;
+use timely::{CommunicationConfig, WorkerConfig};
+
+/// One change of the partition map: `diff` is +1 when the task is placed on the device and -1
+/// when it leaves it.
+pub type MapUpdate = ((TaskKey, DeviceId), isize);
+
+/// Where epochs come from (called on worker 0 only).
+pub trait BatchSource {
+    /// The error a source can end with.
+    type Error: Send + 'static;
+    /// The next epoch, in strictly increasing time order; `None` at the end of input.
+    fn next_batch(&mut self) -> Result<Option<(Time, InputBatch)>, Self::Error>;
+}
+
+/// Where the partition map's changes go (called on worker 0 only).
+pub trait MapSink {
+    /// The error a sink can fail with.
+    type Error: Send + 'static;
+    /// The net changes of the map at `time`, sorted; called once per epoch, even when empty,
+    /// with how long the epoch took from feeding to completion.
+    fn epoch(
+        &mut self,
+        time: Time,
+        changes: &[MapUpdate],
+        latency: Duration,
+    ) -> Result<(), Self::Error>;
+}
+
+/// How the workers are laid out.
+#[derive(Clone, Debug)]
+pub enum Workers {
+    /// Threads in this process.
+    Threads(usize),
+    /// One process of a cluster (timely's own cluster mode).
+    Cluster {
+        /// Worker threads in each process.
+        threads: usize,
+        /// This process's index.
+        process: usize,
+        /// `host:port` of every process, in process order.
+        addresses: Vec<String>,
+    },
+}
+
+/// What went wrong while running the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError<S, K> {
+    /// timely could not start (a cluster peer was unreachable, an address was taken, ...).
+    #[error("could not start the workers: {0}")]
+    Start(String),
+    /// A worker thread died.
+    #[error("a worker failed: {0}")]
+    Worker(String),
+    /// The source failed.
+    #[error(transparent)]
+    Source(S),
+    /// The sink failed.
+    #[error(transparent)]
+    Sink(K),
+}
+
+/// Counts from a finished run (worker 0's view).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    /// Epochs fed.
+    pub epochs: u64,
+}
+
+/// Runs the engine to the end of the source. `make_io` is called once, on worker 0, to open the
+/// source and the sink there; it gets back the sink when the run ends, so the caller can finish it.
+pub fn run_engine<Src, Snk, F>(
+    workers: Workers,
+    config: EngineConfig,
+    make_io: F,
+) -> Result<Option<(EngineStats, Snk)>, EngineError<Src::Error, Snk::Error>>
+where
+    Src: BatchSource,
+    Snk: MapSink + Send + 'static,
+    F: Fn() -> (Src, Snk) + Send + Sync + 'static,
+{
+    let communication = match workers {
+        Workers::Threads(n) if n <= 1 => CommunicationConfig::Thread,
+        Workers::Threads(n) => CommunicationConfig::Process(n),
+        Workers::Cluster {
+            threads,
+            process,
+            addresses,
+        } => CommunicationConfig::Cluster {
+            threads: threads.max(1),
+            process,
+            addresses,
+            report: false,
+            zerocopy: false,
+        },
+    };
+    let timely_config = timely::Config {
+        communication,
+        worker: WorkerConfig::default(),
+    };
+    let guards = timely::execute(timely_config, move |worker| {
+        let index = worker.index();
+        let changes: Rc<RefCell<Vec<(MapUpdate, Time)>>> = Rc::new(RefCell::new(Vec::new()));
+        let captured = Rc::clone(&changes);
+        let mut samples = InputHandleVec::new();
+        let (mut tasks, mut started, mut edges, probe) = worker.dataflow::<Time, _, _>(|scope| {
+            let sample_stream = scope.input_from(&mut samples);
+            let (tasks_in, tasks) = scope.new_collection();
+            let (started_in, started) = scope.new_collection();
+            let (edges_in, edges) = scope.new_collection();
+            let outputs = augur(sample_stream, tasks, started, edges, &config);
+            let (probe, _) = outputs
+                .partition
+                .inspect_batch(move |_time, updates| {
+                    let mut captured = captured.borrow_mut();
+                    for (record, time, diff) in updates {
+                        captured.push(((*record, *diff), *time));
+                    }
+                })
+                .probe();
+            (tasks_in, started_in, edges_in, probe)
+        });
+
+        if index != 0 {
+            return None;
+        }
+        let (mut source, mut sink) = make_io();
+        let mut stats = EngineStats::default();
+        let outcome = loop {
+            let batch = match source.next_batch() {
+                Ok(Some(batch)) => batch,
+                Ok(None) => break Ok(()),
+                Err(error) => break Err(EngineError::Source(error)),
+            };
+            let (time, batch) = batch;
+            let started_at = Instant::now();
+            // Sources promise increasing times; an earlier one is folded into the next open epoch
+            // rather than dropped, since the input cannot go back.
+            let time = time.max(*samples.time());
+            samples.advance_to(time);
+            tasks.advance_to(time);
+            started.advance_to(time);
+            edges.advance_to(time);
+            for sample in batch.samples {
+                samples.send(sample);
+            }
+            for (record, diff) in batch.tasks {
+                tasks.update(record, diff);
+            }
+            for (record, diff) in batch.started {
+                started.update(record, diff);
+            }
+            for (record, diff) in batch.edges {
+                edges.update(record, diff);
+            }
+            let next = time.saturating_add(1);
+            samples.advance_to(next);
+            tasks.advance_to(next);
+            started.advance_to(next);
+            edges.advance_to(next);
+            samples.flush();
+            tasks.flush();
+            started.flush();
+            edges.flush();
+            while probe.less_than(&next) {
+                worker.step();
+            }
+            stats.epochs += 1;
+            let mut epoch: Vec<MapUpdate> = changes
+                .borrow_mut()
+                .drain(..)
+                .map(|(update, _time)| update)
+                .collect();
+            differential_dataflow::consolidation::consolidate(&mut epoch);
+            if let Err(error) = sink.epoch(time, &epoch, started_at.elapsed()) {
+                break Err(EngineError::Sink(error));
+            }
+        };
+        Some(outcome.map(|()| (stats, sink)))
+    })
+    .map_err(EngineError::Start)?;
+
+    let mut result = None;
+    for outcome in guards.join() {
+        match outcome {
+            Ok(Some(outcome)) => result = Some(outcome?),
+            Ok(None) => {}
+            Err(message) => return Err(EngineError::Worker(message)),
+        }
+    }
+    Ok(result)
+}

@@ -1,0 +1,203 @@
+//! Line reading with a bound on memory.
+//!
+//! `BufRead::lines` buffers a whole line before handing it over, so a single multi-gigabyte line
+//! (a corrupted log, a binary file passed by mistake) would exhaust memory. `BoundedLines` never
+//! holds more than `max_line_bytes` of one line: it skips the rest of a longer line and reports it.
+
+use std::io::{BufRead, ErrorKind};
+
+/// The default maximum line length: 1 MiB, far above any real record.
+pub const DEFAULT_MAX_LINE_BYTES: usize = 1 << 20;
+
+/// Why a line could not be handed over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LineError {
+    /// The line was longer than the maximum; it was skipped.
+    Oversized {
+        /// Its full length in bytes, without the line terminator.
+        bytes: usize,
+    },
+    /// The line is not valid UTF-8.
+    InvalidUtf8,
+    /// Reading failed; no further lines follow.
+    Io(String),
+}
+
+/// An iterator over the lines of a reader, each with its 1-based line number, with trailing
+/// `\n` or `\r\n` removed.
+#[derive(Debug)]
+pub struct BoundedLines<R> {
+    reader: R,
+    max_line_bytes: usize,
+    line_number: u64,
+    buffer: Vec<u8>,
+    finished: bool,
+}
+
+impl<R: BufRead> BoundedLines<R> {
+    /// Reads lines of at most `max_line_bytes` bytes (terminator excluded) from `reader`.
+    pub fn new(reader: R, max_line_bytes: usize) -> BoundedLines<R> {
+        BoundedLines {
+            reader,
+            max_line_bytes,
+            line_number: 0,
+            buffer: Vec::new(),
+            finished: false,
+        }
+    }
+
+    /// Reads up to and including the next newline into `self.buffer` (bounded). Returns the
+    /// line's full length, whether any byte (or newline) was seen at all, and an I/O error.
+    fn read_raw_line(&mut self) -> Result<(usize, bool), String> {
+        self.buffer.clear();
+        let mut length = 0usize;
+        let mut seen_anything = false;
+        loop {
+            let available = match self.reader.fill_buf() {
+                Ok(available) => available,
+                Err(error) if error.kind() == ErrorKind::Interrupted => continue,
+                Err(error) => return Err(error.to_string()),
+            };
+            if available.is_empty() {
+                return Ok((length, seen_anything));
+            }
+            seen_anything = true;
+            let newline = available.iter().position(|&byte| byte == b'\n');
+            let chunk_end = newline.unwrap_or(available.len());
+            let chunk = available.get(..chunk_end).unwrap_or_default();
+            length = length.saturating_add(chunk.len());
+            if length <= self.max_line_bytes {
+                self.buffer.extend_from_slice(chunk);
+            } else {
+                // Free what we hold: the line is lost anyway and memory must stay bounded.
+                self.buffer.clear();
+            }
+            match newline {
+                Some(position) => {
+                    self.reader.consume(position + 1);
+                    return Ok((length, true));
+                }
+                None => {
+                    let consumed = available.len();
+                    self.reader.consume(consumed);
+                }
+            }
+        }
+    }
+}
+
+impl<R: BufRead> Iterator for BoundedLines<R> {
+    type Item = (u64, Result<String, LineError>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.finished {
+            return None;
+        }
+        let line_number = self.line_number + 1;
+        let (length, seen_anything) = match self.read_raw_line() {
+            Ok(read) => read,
+            Err(message) => {
+                self.finished = true;
+                return Some((line_number, Err(LineError::Io(message))));
+            }
+        };
+        if !seen_anything {
+            self.finished = true;
+            return None;
+        }
+        self.line_number = line_number;
+        if length > self.max_line_bytes {
+            return Some((line_number, Err(LineError::Oversized { bytes: length })));
+        }
+        if self.buffer.last() == Some(&b'\r') {
+            self.buffer.pop();
+        }
+        let bytes = std::mem::take(&mut self.buffer);
+        let line = String::from_utf8(bytes).map_err(|_| LineError::InvalidUtf8);
+        Some((line_number, line))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufReader, Cursor, Read};
+
+    fn collect(text: &[u8], max: usize) -> Vec<(u64, Result<String, LineError>)> {
+        // A tiny buffer makes lines span many `fill_buf` calls, the case that needs care.
+        BoundedLines::new(BufReader::with_capacity(3, Cursor::new(text.to_vec())), max).collect()
+    }
+
+    #[test]
+    fn strips_terminators_and_numbers_lines() {
+        let lines = collect(b"a\r\nbc\n\nlast", 100);
+        assert_eq!(
+            lines,
+            vec![
+                (1, Ok("a".to_string())),
+                (2, Ok("bc".to_string())),
+                (3, Ok(String::new())),
+                (4, Ok("last".to_string())),
+            ]
+        );
+    }
+
+    #[test]
+    fn empty_input_has_no_lines() {
+        assert!(collect(b"", 10).is_empty());
+        assert_eq!(collect(b"\n", 10), vec![(1, Ok(String::new()))]);
+    }
+
+    #[test]
+    fn oversized_line_is_skipped_and_reported_once() {
+        let lines = collect(b"ok\n0123456789abcdef\nnext", 8);
+        assert_eq!(
+            lines,
+            vec![
+                (1, Ok("ok".to_string())),
+                (2, Err(LineError::Oversized { bytes: 16 })),
+                (3, Ok("next".to_string())),
+            ]
+        );
+    }
+
+    #[test]
+    fn line_of_exactly_the_maximum_is_kept() {
+        assert_eq!(collect(b"12345678\n", 8), vec![(1, Ok("12345678".to_string()))]);
+    }
+
+    #[test]
+    fn invalid_utf8_is_reported_and_reading_continues() {
+        let lines = collect(b"\xff\xfe\nfine\n", 100);
+        assert_eq!(
+            lines,
+            vec![(1, Err(LineError::InvalidUtf8)), (2, Ok("fine".to_string()))]
+        );
+    }
+
+    struct FailAfter {
+        data: Cursor<Vec<u8>>,
+    }
+
+    impl Read for FailAfter {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let read = self.data.read(buf)?;
+            if read == 0 {
+                Err(std::io::Error::other("disk on fire"))
+            } else {
+                Ok(read)
+            }
+        }
+    }
+
+    #[test]
+    fn io_error_is_reported_and_ends_the_lines() {
+        let reader = BufReader::new(FailAfter {
+            data: Cursor::new(b"one\ntwo".to_vec()),
+        });
+        let lines: Vec<_> = BoundedLines::new(reader, 100).collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0], (1, Ok("one".to_string())));
+        assert!(matches!(lines[1], (2, Err(LineError::Io(_)))));
+    }
+}

@@ -1,0 +1,350 @@
+//! The platform: the devices tasks can be placed on, from a TOML file or from the machines a
+//! workflow instance was recorded on.
+//!
+//! A platform is small and everything downstream indexes into it, so a single bad device
+//! refuses the whole file: running on a silently shrunken platform would give plausible but
+//! wrong placements.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::rejection::{RejectKind, Rejection};
+use super::wfformat::Machine;
+
+const BYTES_PER_GIB: f64 = (1u64 << 30) as f64;
+const BYTES_PER_MB: f64 = 1e6;
+const BYTES_PER_GBIT: f64 = 1e9 / 8.0;
+
+/// One device, in the units the rest of augur uses.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Device {
+    /// Unique name, used by metric logs and events to refer to it.
+    pub id: String,
+    /// Cores (may be fractional, e.g. a share of a host).
+    pub cores: f64,
+    /// Memory in bytes; `None` means unconstrained.
+    pub memory_bytes: Option<u64>,
+    /// Speed relative to the machines the task runtimes were measured on (durations divide by it).
+    pub speed: f64,
+    /// Disk bandwidth in bytes per second, if known.
+    pub disk_bytes_per_s: Option<f64>,
+    /// Network bandwidth in bytes per second, if known.
+    pub network_bytes_per_s: Option<f64>,
+    /// Price of one hour of use.
+    pub cost_per_hour: f64,
+    /// Power draw in watts.
+    pub power_watts: f64,
+    /// Placement zone (failure or locality domain).
+    pub zone: String,
+}
+
+/// The devices, in file order; a device's position is its dense id.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Platform {
+    /// All devices; ids are unique.
+    pub devices: Vec<Device>,
+}
+
+impl Platform {
+    /// The position of the device named `id`.
+    pub fn index_of(&self, id: &str) -> Option<usize> {
+        self.devices.iter().position(|device| device.id == id)
+    }
+}
+
+/// The file as written; validated into [`Device`]s by [`validate`].
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlatform {
+    #[serde(default)]
+    device: Vec<RawDevice>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDevice {
+    id: String,
+    cores: Option<f64>,
+    memory_gib: Option<f64>,
+    speed: Option<f64>,
+    disk_mbps: Option<f64>,
+    network_gbps: Option<f64>,
+    cost_per_hour: Option<f64>,
+    power_watts: Option<f64>,
+    zone: Option<String>,
+}
+
+/// Reads a platform TOML file.
+pub fn read_platform(path: &Path) -> Result<Platform, Rejection> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| Rejection::whole_file(&name, RejectKind::Io, error.to_string()))?;
+    parse_platform(&text, &name)
+}
+
+/// Parses platform TOML text; `path` names it in rejections.
+pub fn parse_platform(text: &str, path: &str) -> Result<Platform, Rejection> {
+    let raw: RawPlatform = toml::from_str(text).map_err(|error| {
+        let message = error.to_string();
+        // toml has one error type for syntax and shape; only the message tells them apart.
+        let shape_error = ["unknown field", "missing field", "invalid type", "invalid value"]
+            .iter()
+            .any(|marker| message.contains(marker));
+        let kind = if shape_error {
+            RejectKind::Schema
+        } else {
+            RejectKind::Parse
+        };
+        Rejection::whole_file(path, kind, message.trim().replace('\n', " "))
+    })?;
+    validate(raw).map_err(|(kind, reason)| Rejection::whole_file(path, kind, reason))
+}
+
+/// A platform of the machines a workflow instance names, for replaying it where it ran.
+/// Machines are unioned by name (the first definition wins); speed is relative to 1 GHz.
+pub fn platform_from_machines(machines: &[Machine]) -> Platform {
+    let mut seen = HashSet::new();
+    let devices = machines
+        .iter()
+        .filter(|machine| seen.insert(machine.name.as_str()))
+        .map(|machine| Device {
+            id: machine.name.clone(),
+            cores: f64::from(machine.cores.filter(|&cores| cores > 0).unwrap_or(1)),
+            memory_bytes: machine.memory_bytes,
+            speed: machine
+                .speed_mhz
+                .filter(|mhz| mhz.is_finite() && *mhz > 0.0)
+                .map_or(1.0, |mhz| mhz / 1000.0),
+            disk_bytes_per_s: None,
+            network_bytes_per_s: None,
+            cost_per_hour: 0.0,
+            power_watts: 0.0,
+            zone: "default".to_string(),
+        })
+        .collect();
+    Platform { devices }
+}
+
+type Problem = (RejectKind, String);
+
+fn validate(raw: RawPlatform) -> Result<Platform, Problem> {
+    if raw.device.is_empty() {
+        return Err((
+            RejectKind::Schema,
+            "no devices: add at least one [[device]] table".to_string(),
+        ));
+    }
+    let mut seen = HashSet::new();
+    let mut devices = Vec::with_capacity(raw.device.len());
+    for raw_device in raw.device {
+        if !seen.insert(raw_device.id.clone()) {
+            return Err((
+                RejectKind::DuplicateId,
+                format!("device {:?} is defined twice", raw_device.id),
+            ));
+        }
+        devices.push(validate_device(raw_device)?);
+    }
+    Ok(Platform { devices })
+}
+
+fn validate_device(raw: RawDevice) -> Result<Device, Problem> {
+    let id = raw.id;
+    if id.trim().is_empty() {
+        return Err((RejectKind::Schema, "a device has an empty id".to_string()));
+    }
+    let cores = raw.cores.ok_or_else(|| {
+        (
+            RejectKind::Schema,
+            format!("device {id:?}: cores is required"),
+        )
+    })?;
+    let cores = positive(&id, "cores", cores)?;
+    let memory_bytes = match raw.memory_gib {
+        Some(gib) => Some(to_bytes(non_negative(&id, "memory_gib", gib)? * BYTES_PER_GIB)),
+        None => None,
+    };
+    let speed = positive(&id, "speed", raw.speed.unwrap_or(1.0))?;
+    // A zero bandwidth would make every throughput reading an infinite fraction.
+    let disk_bytes_per_s = match raw.disk_mbps {
+        Some(mbps) => Some(positive(&id, "disk_mbps", mbps)? * BYTES_PER_MB),
+        None => None,
+    };
+    let network_bytes_per_s = match raw.network_gbps {
+        Some(gbps) => Some(positive(&id, "network_gbps", gbps)? * BYTES_PER_GBIT),
+        None => None,
+    };
+    let cost_per_hour = non_negative(&id, "cost_per_hour", raw.cost_per_hour.unwrap_or(0.0))?;
+    let power_watts = non_negative(&id, "power_watts", raw.power_watts.unwrap_or(0.0))?;
+    Ok(Device {
+        id,
+        cores,
+        memory_bytes,
+        speed,
+        disk_bytes_per_s,
+        network_bytes_per_s,
+        cost_per_hour,
+        power_watts,
+        zone: raw.zone.unwrap_or_else(|| "default".to_string()),
+    })
+}
+
+fn non_negative(id: &str, field: &str, value: f64) -> Result<f64, Problem> {
+    if !value.is_finite() {
+        return Err((
+            RejectKind::NonFinite,
+            format!("device {id:?}: {field} = {value} is not finite"),
+        ));
+    }
+    if value < 0.0 {
+        return Err((
+            RejectKind::Negative,
+            format!("device {id:?}: {field} = {value} is negative"),
+        ));
+    }
+    Ok(value)
+}
+
+fn positive(id: &str, field: &str, value: f64) -> Result<f64, Problem> {
+    let value = non_negative(id, field, value)?;
+    if value == 0.0 {
+        return Err((
+            RejectKind::Schema,
+            format!("device {id:?}: {field} must be greater than zero"),
+        ));
+    }
+    Ok(value)
+}
+
+/// Saturating, since `as` from f64 saturates and a finite non-negative input cannot be NaN.
+fn to_bytes(bytes: f64) -> u64 {
+    bytes.round() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Platform, Rejection> {
+        parse_platform(text, "p.toml")
+    }
+
+    fn rejected(text: &str) -> Rejection {
+        match parse(text) {
+            Ok(platform) => panic!("accepted {platform:?}"),
+            Err(rejection) => rejection,
+        }
+    }
+
+    #[test]
+    fn full_device_with_units() {
+        let platform = parse(
+            r#"
+            [[device]]
+            id = "edge-1"
+            cores = 16
+            memory_gib = 64.0
+            speed = 1.5
+            disk_mbps = 500.0
+            network_gbps = 10.0
+            cost_per_hour = 0.8
+            power_watts = 250.0
+            zone = "eu-1"
+
+            [[device]]
+            id = "pi"
+            cores = 0.5
+            "#,
+        )
+        .expect("valid platform");
+        assert_eq!(platform.devices.len(), 2);
+        let edge = &platform.devices[0];
+        assert_eq!(edge.cores, 16.0);
+        assert_eq!(edge.memory_bytes, Some(64 << 30));
+        assert_eq!(edge.speed, 1.5);
+        assert_eq!(edge.disk_bytes_per_s, Some(500e6));
+        assert_eq!(edge.network_bytes_per_s, Some(1.25e9));
+        assert_eq!(edge.zone, "eu-1");
+        let pi = &platform.devices[1];
+        assert_eq!((pi.cores, pi.speed, pi.memory_bytes), (0.5, 1.0, None));
+        assert_eq!((pi.cost_per_hour, pi.power_watts), (0.0, 0.0));
+        assert_eq!(pi.zone, "default");
+        assert_eq!(platform.index_of("pi"), Some(1));
+        assert_eq!(platform.index_of("nope"), None);
+    }
+
+    #[test]
+    fn duplicate_ids() {
+        let rejection = rejected("[[device]]\nid='a'\ncores=1\n[[device]]\nid='a'\ncores=2\n");
+        assert_eq!(rejection.kind, RejectKind::DuplicateId);
+        assert!(rejection.reason.contains("\"a\""));
+        assert_eq!(rejection.line, None);
+    }
+
+    #[test]
+    fn missing_zero_and_negative_cores() {
+        let missing = rejected("[[device]]\nid='a'\n");
+        assert_eq!(missing.kind, RejectKind::Schema);
+        assert!(missing.reason.contains("\"a\"") && missing.reason.contains("cores"));
+        assert_eq!(rejected("[[device]]\nid='a'\ncores=0\n").kind, RejectKind::Schema);
+        assert_eq!(rejected("[[device]]\nid='a'\ncores=-2\n").kind, RejectKind::Negative);
+    }
+
+    #[test]
+    fn non_finite_and_negative_numbers() {
+        let nan = rejected("[[device]]\nid='a'\ncores=1\nspeed=nan\n");
+        assert_eq!(nan.kind, RejectKind::NonFinite);
+        assert!(nan.reason.contains("speed"));
+        let inf = rejected("[[device]]\nid='a'\ncores=1\nmemory_gib=inf\n");
+        assert_eq!(inf.kind, RejectKind::NonFinite);
+        let negative = rejected("[[device]]\nid='a'\ncores=1\ncost_per_hour=-1\n");
+        assert_eq!(negative.kind, RejectKind::Negative);
+        let zero_bandwidth = rejected("[[device]]\nid='a'\ncores=1\ndisk_mbps=0\n");
+        assert_eq!(zero_bandwidth.kind, RejectKind::Schema);
+    }
+
+    #[test]
+    fn unknown_keys() {
+        let rejection = rejected("[[device]]\nid='a'\ncores=1\ncpus=4\n");
+        assert_eq!(rejection.kind, RejectKind::Schema);
+        assert!(rejection.reason.contains("cpus"));
+        assert_eq!(rejected("[[devices]]\nid='a'\ncores=1\n").kind, RejectKind::Schema);
+    }
+
+    #[test]
+    fn empty_device_list_and_bad_syntax() {
+        assert_eq!(rejected("").kind, RejectKind::Schema);
+        assert_eq!(rejected("[[device]\n").kind, RejectKind::Parse);
+        assert_eq!(rejected("[[device]]\nid='a'\ncores='many'\n").kind, RejectKind::Schema);
+        assert_eq!(rejected("[[device]]\nid=''\ncores=1\n").kind, RejectKind::Schema);
+    }
+
+    #[test]
+    fn unreadable_file_is_io() {
+        let rejection = read_platform(Path::new("/nonexistent/augur/platform.toml"));
+        assert!(matches!(rejection, Err(Rejection { kind: RejectKind::Io, .. })));
+    }
+
+    #[test]
+    fn from_machines_unions_by_name() {
+        let machine = |name: &str, cores, mhz| Machine {
+            name: name.to_string(),
+            cores,
+            speed_mhz: mhz,
+            memory_bytes: Some(1 << 30),
+        };
+        let platform = platform_from_machines(&[
+            machine("a", Some(48), Some(2400.0)),
+            machine("b", None, None),
+            machine("a", Some(96), Some(1200.0)),
+        ]);
+        assert_eq!(platform.devices.len(), 2);
+        assert_eq!(platform.devices[0].cores, 48.0);
+        assert_eq!(platform.devices[0].speed, 2.4);
+        assert_eq!(platform.devices[1].cores, 1.0);
+        assert_eq!(platform.devices[1].speed, 1.0);
+        assert_eq!(platform.devices[1].memory_bytes, Some(1 << 30));
+    }
+}

@@ -1,0 +1,96 @@
+//! Helpers shared by the integration tests.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use augur::engine::{BatchSource, MapSink, MapUpdate};
+use augur_dataflows::types::{DeviceId, InputBatch, TaskKey, Time};
+
+/// A deterministic pseudo-random generator (splitmix64), so tests need no extra crates.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (n > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+
+    /// Uniform in `[0, 1)`.
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Feeds a fixed list of epochs.
+pub struct VecSource(pub std::vec::IntoIter<(Time, InputBatch)>);
+
+impl BatchSource for VecSource {
+    type Error = Infallible;
+    fn next_batch(&mut self) -> Result<Option<(Time, InputBatch)>, Infallible> {
+        Ok(self.0.next())
+    }
+}
+
+/// Records the map after every epoch.
+#[derive(Clone, Default)]
+pub struct RecordingSink {
+    pub current: BTreeMap<TaskKey, DeviceId>,
+    pub after_epoch: Arc<Mutex<Vec<(Time, BTreeMap<TaskKey, DeviceId>)>>>,
+}
+
+impl MapSink for RecordingSink {
+    type Error = String;
+    fn epoch(&mut self, time: Time, changes: &[MapUpdate], _: Duration) -> Result<(), String> {
+        for &((task, device), diff) in changes {
+            if diff < 0 {
+                if self.current.remove(&task) != Some(device) {
+                    return Err(format!("retracted {task:?} from {device} where it was not"));
+                }
+            }
+        }
+        for &((task, device), diff) in changes {
+            if diff > 0 && self.current.insert(task, device).is_some() {
+                return Err(format!("{task:?} placed twice at {time}"));
+            }
+        }
+        let mut log = self.after_epoch.lock().map_err(|e| e.to_string())?;
+        log.push((time, self.current.clone()));
+        Ok(())
+    }
+}
+
+/// Where the shared data set is: `$AUGUR_SHARED_DATA`, else `../shared/data` beside the project.
+pub fn shared_data() -> Option<PathBuf> {
+    let path = std::env::var_os("AUGUR_SHARED_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
+    if path.is_dir() {
+        Some(path)
+    } else {
+        eprintln!(
+            "note: shared data not found at {} (set AUGUR_SHARED_DATA); skipping the tests that read it",
+            path.display()
+        );
+        None
+    }
+}
+
+/// The project's bundled data folder.
+pub fn bundled_data() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data")
+}

@@ -1,0 +1,4 @@
+//! augur's integration tests: one binary, a module per concern.
+
+mod common;
+mod oracle_vs_dataflow;
