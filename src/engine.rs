@@ -84,14 +84,14 @@ pub struct EngineStats {
 }
 
 /// Runs the engine to the end of the source. `make_io` is called once, on worker 0, to open the
-/// source and the sink there; it gets back the sink when the run ends, so the caller can finish it.
+/// source and the sink there; both come back when the run ends, so the caller can finish them.
 pub fn run_engine<Src, Snk, F>(
     workers: Workers,
     config: EngineConfig,
     make_io: F,
-) -> Result<Option<(EngineStats, Snk)>, EngineError<Src::Error, Snk::Error>>
+) -> Result<Option<(EngineStats, Src, Snk)>, EngineError<Src::Error, Snk::Error>>
 where
-    Src: BatchSource,
+    Src: BatchSource + Send + 'static,
     Snk: MapSink + Send + 'static,
     F: Fn() -> (Src, Snk) + Send + Sync + 'static,
 {
@@ -192,7 +192,7 @@ where
                 break Err(EngineError::Sink(error));
             }
         };
-        Some(outcome.map(|()| (stats, sink)))
+        Some(outcome.map(|()| (stats, source, sink)))
     })
     .map_err(EngineError::Start)?;
 

@@ -1,4 +1,11 @@
 //! augur: places the tasks of workflow DAGs onto devices by predicted resource contention.
 
-pub mod input;
+pub mod bench;
+pub mod catalog;
+pub mod cli;
+pub mod demo;
 pub mod engine;
+pub mod feed;
+pub mod input;
+pub mod output;
+pub mod run;

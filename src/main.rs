@@ -1,1 +1,128 @@
-fn main() {}
+//! The `augur` binary: parses flags, runs a command, and turns errors into messages and exit
+//! codes (0 success, 1 failure, 2 bad usage, 3 input rejected under --strict).
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use augur::bench::{run_bench, BenchOptions};
+use augur::cli::{run_config, BenchArgs, Cli, Command};
+use augur::demo::{demo_args, print_demo};
+use augur::run::{run, RunError};
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run(args) => {
+            let config = match run_config(&args) {
+                Ok(config) => config,
+                Err(error) => return usage(&error.to_string()),
+            };
+            match run(&config) {
+                Ok(Some(outcome)) => {
+                    if config.progress {
+                        eprintln!(
+                            "augur: {} epochs, {} tasks placed, {} moved, {} rejected lines; outputs in {}",
+                            outcome.summary.epochs,
+                            outcome.summary.tasks_placed,
+                            outcome.summary.tasks_moved,
+                            outcome.summary.rejected_lines,
+                            config.out.display()
+                        );
+                    }
+                    ExitCode::SUCCESS
+                }
+                Ok(None) => ExitCode::SUCCESS,
+                Err(error) => failure(&error),
+            }
+        }
+        Command::Demo(args) => {
+            let run_args = demo_args(&args);
+            let config = match run_config(&run_args) {
+                Ok(config) => config,
+                Err(error) => return usage(&error.to_string()),
+            };
+            match run(&config) {
+                Ok(Some(outcome)) => {
+                    let mut out = std::io::stdout().lock();
+                    match print_demo(&mut out, &config, &outcome) {
+                        Ok(()) => ExitCode::SUCCESS,
+                        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => {
+                            ExitCode::SUCCESS
+                        }
+                        Err(error) => {
+                            eprintln!("augur: {error}");
+                            ExitCode::FAILURE
+                        }
+                    }
+                }
+                Ok(None) => ExitCode::SUCCESS,
+                Err(error) => failure(&error),
+            }
+        }
+        Command::Bench(args) => bench(&args),
+    }
+}
+
+fn bench(args: &BenchArgs) -> ExitCode {
+    let mut options = if args.smoke {
+        BenchOptions::smoke()
+    } else {
+        BenchOptions::full()
+    };
+    if let Some(devices) = args.devices {
+        options.devices = devices;
+    }
+    if let Some(tasks) = args.tasks {
+        options.tasks = tasks;
+    }
+    if let Some(epochs) = args.single_epochs {
+        options.single_epochs = epochs;
+    }
+    if let Some(epochs) = args.batch_epochs {
+        options.batch_epochs = epochs;
+    }
+    if let Some(size) = args.batch_size {
+        options.batch_size = size;
+    }
+    if let Some(at) = &args.rss_at {
+        options.rss_checkpoints = at.clone();
+    }
+    if let Some(workers) = args.workers {
+        options.workers = workers;
+    }
+    let mut progress = |line: &str| eprintln!("augur bench: {line}");
+    match run_bench(&options, &mut progress) {
+        Ok(report) => {
+            let mut out = std::io::stdout().lock();
+            let written = serde_json::to_writer_pretty(&mut out, &report)
+                .map_err(std::io::Error::other)
+                .and_then(|()| writeln!(out));
+            match written {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("augur: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Err(error) => {
+            eprintln!("augur bench: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn usage(message: &str) -> ExitCode {
+    eprintln!("augur: {message}");
+    ExitCode::from(2)
+}
+
+fn failure(error: &RunError) -> ExitCode {
+    eprintln!("augur: {error}");
+    match error {
+        RunError::Strict(_) => ExitCode::from(3),
+        _ => ExitCode::FAILURE,
+    }
+}

@@ -5,9 +5,7 @@ use std::collections::BTreeMap;
 
 use augur::engine::{run_engine, Workers};
 use augur_dataflows::oracle::Oracle;
-use augur_dataflows::types::{
-    DeviceSpec, InputBatch, Resource, Sample, TaskKey, TaskSpec, Time,
-};
+use augur_dataflows::types::{DeviceSpec, InputBatch, Resource, Sample, TaskKey, TaskSpec, Time};
 use augur_dataflows::EngineConfig;
 
 use crate::common::{RecordingSink, Rng, VecSource};
@@ -57,18 +55,31 @@ fn seeded_stream(seed: u64, epochs: usize) -> Vec<(Time, InputBatch)> {
                 };
                 let parents: Vec<TaskKey> = (0..task)
                     .filter(|_| rng.below(5) < 2)
-                    .map(|parent| TaskKey { workflow, task: parent })
+                    .map(|parent| TaskKey {
+                        workflow,
+                        task: parent,
+                    })
                     .collect();
                 batch.tasks.push(((key, spec), 1));
                 for parent in &parents {
                     batch.edges.push(((key, *parent), 1));
                 }
-                live.insert(key, Live { spec, started: None, parents });
+                live.insert(
+                    key,
+                    Live {
+                        spec,
+                        started: None,
+                        parents,
+                    },
+                );
             }
         }
         for _ in 0..rng.below(3) {
-            let waiting: Vec<TaskKey> =
-                live.iter().filter(|(_, l)| l.started.is_none()).map(|(k, _)| *k).collect();
+            let waiting: Vec<TaskKey> = live
+                .iter()
+                .filter(|(_, l)| l.started.is_none())
+                .map(|(k, _)| *k)
+                .collect();
             if waiting.is_empty() {
                 break;
             }
@@ -80,8 +91,11 @@ fn seeded_stream(seed: u64, epochs: usize) -> Vec<(Time, InputBatch)> {
             }
         }
         for _ in 0..rng.below(3) {
-            let running: Vec<TaskKey> =
-                live.iter().filter(|(_, l)| l.started.is_some()).map(|(k, _)| *k).collect();
+            let running: Vec<TaskKey> = live
+                .iter()
+                .filter(|(_, l)| l.started.is_some())
+                .map(|(k, _)| *k)
+                .collect();
             if running.is_empty() {
                 break;
             }
@@ -126,7 +140,11 @@ fn check(seed: u64, epochs: usize, workers: usize) {
     let log = sink.after_epoch.clone();
     let feed = std::sync::Mutex::new(Some(stream));
     let outcome = run_engine(Workers::Threads(workers), config, move || {
-        let stream = feed.lock().ok().and_then(|mut s| s.take()).unwrap_or_default();
+        let stream = feed
+            .lock()
+            .ok()
+            .and_then(|mut s| s.take())
+            .unwrap_or_default();
         (VecSource(stream.into_iter()), sink.clone())
     });
     assert!(outcome.is_ok(), "engine failed");
@@ -140,7 +158,10 @@ fn check(seed: u64, epochs: usize, workers: usize) {
         );
     }
     // The stream must have exercised the map, or the comparison proves little.
-    assert!(expected.iter().any(|(_, map)| map.len() >= 5), "seed {seed} placed too little");
+    assert!(
+        expected.iter().any(|(_, map)| map.len() >= 5),
+        "seed {seed} placed too little"
+    );
 }
 
 #[test]

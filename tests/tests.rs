@@ -1,4 +1,5 @@
 //! augur's integration tests: one binary, a module per concern.
 
 mod common;
+mod determinism;
 mod oracle_vs_dataflow;

@@ -100,7 +100,8 @@ pub fn series_forecasts<'scope>(
                             let model = models
                                 .entry(series)
                                 .or_insert_with(|| Holt::new(config.holt));
-                            let before = (!model.is_empty()).then(|| series_forecast(model, &config));
+                            let before =
+                                (!model.is_empty()).then(|| series_forecast(model, &config));
                             while index < batch.len()
                                 && (batch[index].device, batch[index].resource) == series
                             {

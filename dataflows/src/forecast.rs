@@ -131,7 +131,11 @@ mod tests {
             holt.update(step * 1000, step as f64 * 0.001);
         }
         let expected = 0.399 + 0.1;
-        assert!((holt.forecast(100_000) - expected).abs() < 1e-6, "{}", holt.forecast(100_000));
+        assert!(
+            (holt.forecast(100_000) - expected).abs() < 1e-6,
+            "{}",
+            holt.forecast(100_000)
+        );
     }
 
     #[test]

@@ -16,11 +16,15 @@ pub mod types;
 use differential_dataflow::VecCollection;
 use timely::dataflow::StreamVec;
 
-use crate::contention_forecast::{device_contention, series_forecasts, ForecastConfig, SeriesForecast};
+use crate::contention_forecast::{
+    device_contention, series_forecasts, ForecastConfig, SeriesForecast,
+};
 use crate::partition_map::partition_map;
 use crate::placement::PlacementConfig;
 use crate::task_states::task_states;
-use crate::types::{DeviceId, DeviceSpec, Ppm, Resource, Sample, TaskKey, TaskSpec, TaskState, Time};
+use crate::types::{
+    DeviceId, DeviceSpec, Ppm, Resource, Sample, TaskKey, TaskSpec, TaskState, Time,
+};
 
 /// Everything augur's graph is configured with.
 #[derive(Clone, Debug, Default)]

@@ -11,7 +11,8 @@ use crate::contention_forecast::{series_forecast, ForecastConfig, SeriesForecast
 use crate::forecast::Holt;
 use crate::placement::{cost, same_capability, state_is_sane, PlacementConfig, Score};
 use crate::types::{
-    fraction_from_ppm, DeviceId, DeviceSpec, InputBatch, Ppm, Resource, TaskKey, TaskSpec, TaskState,
+    fraction_from_ppm, DeviceId, DeviceSpec, InputBatch, Ppm, Resource, TaskKey, TaskSpec,
+    TaskState,
 };
 
 #[derive(Clone, Copy, Debug)]
@@ -251,7 +252,11 @@ impl Oracle {
     }
 
     fn rebalance(&mut self) {
-        let movable = self.map.values().filter(|p| p.state.pinned.is_none()).count();
+        let movable = self
+            .map
+            .values()
+            .filter(|p| p.state.pinned.is_none())
+            .count();
         let budget = 4 * movable + 16;
         for _ in 0..budget {
             let worst = self

@@ -166,7 +166,9 @@ impl Placer {
                 }
             };
             let key = cost::key(spec, 0.0, 0);
-            classes[class].by_key.insert((Score(key), index as DeviceId));
+            classes[class]
+                .by_key
+                .insert((Score(key), index as DeviceId));
             states.push(DeviceState {
                 spec: *spec,
                 class,
@@ -355,14 +357,7 @@ impl Placer {
     }
 
     fn attach(&mut self, task: TaskKey, state: TaskState, device: DeviceId, seq: u64) {
-        self.tasks.insert(
-            task,
-            Placed {
-                state,
-                device,
-                seq,
-            },
-        );
+        self.tasks.insert(task, Placed { state, device, seq });
         let entry = &mut self.devices[device as usize];
         entry.load_milli += u64::from(state.spec.cores_milli);
         if state.pinned.is_none() {
@@ -407,7 +402,9 @@ pub(crate) fn same_capability(a: &DeviceSpec, b: &DeviceSpec) -> bool {
 /// A pin to a device that does not exist is ignored rather than trusted (the driver never sends
 /// one; this keeps the map total if it ever did).
 pub(crate) fn state_is_sane(state: &TaskState, devices: usize) -> bool {
-    state.pinned.is_none_or(|device| (device as usize) < devices)
+    state
+        .pinned
+        .is_none_or(|device| (device as usize) < devices)
 }
 
 #[cfg(test)]
@@ -467,7 +464,10 @@ mod tests {
             contention: vec![(0, 20_000)],
             ..EpochChanges::default()
         });
-        assert!(small.is_empty(), "a 2% change must not move anything: {small:?}");
+        assert!(
+            small.is_empty(),
+            "a 2% change must not move anything: {small:?}"
+        );
         let big = placer.apply(EpochChanges {
             contention: vec![(0, 600_000)],
             ..EpochChanges::default()

@@ -40,11 +40,25 @@ pub fn task_states<'scope>(
         .semijoin(blocked.clone())
         .map(|(task, (spec, pinned))| {
             let ready = false;
-            (task, TaskState { spec, pinned, ready })
+            (
+                task,
+                TaskState {
+                    spec,
+                    pinned,
+                    ready,
+                },
+            )
         });
     let ready = placed.antijoin(blocked).map(|(task, (spec, pinned))| {
         let ready = true;
-        (task, TaskState { spec, pinned, ready })
+        (
+            task,
+            TaskState {
+                spec,
+                pinned,
+                ready,
+            },
+        )
     });
     waiting.concat(ready)
 }

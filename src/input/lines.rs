@@ -4,7 +4,11 @@
 //! (a corrupted log, a binary file passed by mistake) would exhaust memory. `BoundedLines` never
 //! holds more than `max_line_bytes` of one line: it skips the rest of a longer line and reports it.
 
-use std::io::{BufRead, ErrorKind};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Cursor, ErrorKind};
+use std::path::Path;
+
+use super::rejection::{RejectKind, Rejection};
 
 /// The default maximum line length: 1 MiB, far above any real record.
 pub const DEFAULT_MAX_LINE_BYTES: usize = 1 << 20;
@@ -118,10 +122,56 @@ impl<R: BufRead> Iterator for BoundedLines<R> {
     }
 }
 
+impl LineError {
+    /// The rejection of the line this error stands for.
+    pub fn to_rejection(&self, file: &str, line: u64, max_line_bytes: usize) -> Rejection {
+        match self {
+            LineError::Oversized { bytes } => Rejection::at_line(
+                file,
+                line,
+                RejectKind::OversizedLine,
+                format!("line of {bytes} bytes exceeds the maximum of {max_line_bytes}"),
+            ),
+            LineError::InvalidUtf8 => {
+                Rejection::at_line(file, line, RejectKind::Parse, "line is not valid UTF-8")
+            }
+            LineError::Io(message) => Rejection::at_line(
+                file,
+                line,
+                RejectKind::Io,
+                format!("read failed, rest of file skipped: {message}"),
+            ),
+        }
+    }
+}
+
+/// The lines of a file or of an in-memory text, behind one type so that readers can be built
+/// from either (text for tests and fuzzing). `Send`, so a reader can move to its own thread.
+pub(crate) type LineSource = BoundedLines<Box<dyn BufRead + Send>>;
+
+/// Opens `path` for bounded line reading.
+pub(crate) fn file_lines(path: &Path, max_line_bytes: usize) -> Result<LineSource, Rejection> {
+    let file = File::open(path).map_err(|error| {
+        Rejection::whole_file(
+            path.display().to_string(),
+            RejectKind::Io,
+            error.to_string(),
+        )
+    })?;
+    let reader: Box<dyn BufRead + Send> = Box::new(BufReader::new(file));
+    Ok(BoundedLines::new(reader, max_line_bytes))
+}
+
+/// Bounded line reading over a copy of `text`.
+pub(crate) fn text_lines(text: &str, max_line_bytes: usize) -> LineSource {
+    let reader: Box<dyn BufRead + Send> = Box::new(Cursor::new(text.as_bytes().to_vec()));
+    BoundedLines::new(reader, max_line_bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{BufReader, Cursor, Read};
+    use std::io::Read;
 
     fn collect(text: &[u8], max: usize) -> Vec<(u64, Result<String, LineError>)> {
         // A tiny buffer makes lines span many `fill_buf` calls, the case that needs care.
@@ -163,7 +213,10 @@ mod tests {
 
     #[test]
     fn line_of_exactly_the_maximum_is_kept() {
-        assert_eq!(collect(b"12345678\n", 8), vec![(1, Ok("12345678".to_string()))]);
+        assert_eq!(
+            collect(b"12345678\n", 8),
+            vec![(1, Ok("12345678".to_string()))]
+        );
     }
 
     #[test]
@@ -171,7 +224,10 @@ mod tests {
         let lines = collect(b"\xff\xfe\nfine\n", 100);
         assert_eq!(
             lines,
-            vec![(1, Err(LineError::InvalidUtf8)), (2, Ok("fine".to_string()))]
+            vec![
+                (1, Err(LineError::InvalidUtf8)),
+                (2, Ok("fine".to_string()))
+            ]
         );
     }
 

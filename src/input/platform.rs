@@ -89,9 +89,14 @@ pub fn parse_platform(text: &str, path: &str) -> Result<Platform, Rejection> {
     let raw: RawPlatform = toml::from_str(text).map_err(|error| {
         let message = error.to_string();
         // toml has one error type for syntax and shape; only the message tells them apart.
-        let shape_error = ["unknown field", "missing field", "invalid type", "invalid value"]
-            .iter()
-            .any(|marker| message.contains(marker));
+        let shape_error = [
+            "unknown field",
+            "missing field",
+            "invalid type",
+            "invalid value",
+        ]
+        .iter()
+        .any(|marker| message.contains(marker));
         let kind = if shape_error {
             RejectKind::Schema
         } else {
@@ -163,7 +168,9 @@ fn validate_device(raw: RawDevice) -> Result<Device, Problem> {
     })?;
     let cores = positive(&id, "cores", cores)?;
     let memory_bytes = match raw.memory_gib {
-        Some(gib) => Some(to_bytes(non_negative(&id, "memory_gib", gib)? * BYTES_PER_GIB)),
+        Some(gib) => Some(to_bytes(
+            non_negative(&id, "memory_gib", gib)? * BYTES_PER_GIB,
+        )),
         None => None,
     };
     let speed = positive(&id, "speed", raw.speed.unwrap_or(1.0))?;
@@ -288,8 +295,14 @@ mod tests {
         let missing = rejected("[[device]]\nid='a'\n");
         assert_eq!(missing.kind, RejectKind::Schema);
         assert!(missing.reason.contains("\"a\"") && missing.reason.contains("cores"));
-        assert_eq!(rejected("[[device]]\nid='a'\ncores=0\n").kind, RejectKind::Schema);
-        assert_eq!(rejected("[[device]]\nid='a'\ncores=-2\n").kind, RejectKind::Negative);
+        assert_eq!(
+            rejected("[[device]]\nid='a'\ncores=0\n").kind,
+            RejectKind::Schema
+        );
+        assert_eq!(
+            rejected("[[device]]\nid='a'\ncores=-2\n").kind,
+            RejectKind::Negative
+        );
     }
 
     #[test]
@@ -310,21 +323,36 @@ mod tests {
         let rejection = rejected("[[device]]\nid='a'\ncores=1\ncpus=4\n");
         assert_eq!(rejection.kind, RejectKind::Schema);
         assert!(rejection.reason.contains("cpus"));
-        assert_eq!(rejected("[[devices]]\nid='a'\ncores=1\n").kind, RejectKind::Schema);
+        assert_eq!(
+            rejected("[[devices]]\nid='a'\ncores=1\n").kind,
+            RejectKind::Schema
+        );
     }
 
     #[test]
     fn empty_device_list_and_bad_syntax() {
         assert_eq!(rejected("").kind, RejectKind::Schema);
         assert_eq!(rejected("[[device]\n").kind, RejectKind::Parse);
-        assert_eq!(rejected("[[device]]\nid='a'\ncores='many'\n").kind, RejectKind::Schema);
-        assert_eq!(rejected("[[device]]\nid=''\ncores=1\n").kind, RejectKind::Schema);
+        assert_eq!(
+            rejected("[[device]]\nid='a'\ncores='many'\n").kind,
+            RejectKind::Schema
+        );
+        assert_eq!(
+            rejected("[[device]]\nid=''\ncores=1\n").kind,
+            RejectKind::Schema
+        );
     }
 
     #[test]
     fn unreadable_file_is_io() {
         let rejection = read_platform(Path::new("/nonexistent/augur/platform.toml"));
-        assert!(matches!(rejection, Err(Rejection { kind: RejectKind::Io, .. })));
+        assert!(matches!(
+            rejection,
+            Err(Rejection {
+                kind: RejectKind::Io,
+                ..
+            })
+        ));
     }
 
     #[test]

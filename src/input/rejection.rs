@@ -39,7 +39,11 @@ impl Rejection {
     }
 
     /// A rejection that belongs to no single line.
-    pub fn whole_file(file: impl Into<String>, kind: RejectKind, reason: impl Into<String>) -> Rejection {
+    pub fn whole_file(
+        file: impl Into<String>,
+        kind: RejectKind,
+        reason: impl Into<String>,
+    ) -> Rejection {
         Rejection {
             file: file.into(),
             line: None,

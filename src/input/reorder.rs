@@ -89,7 +89,10 @@ mod tests {
     use super::*;
 
     /// Pushes `(time, label)` pairs, popping what is ready after each, then drains.
-    fn run(lateness: i64, input: &[(Time, &'static str)]) -> (Vec<(Time, &'static str)>, Vec<usize>) {
+    fn run(
+        lateness: i64,
+        input: &[(Time, &'static str)],
+    ) -> (Vec<(Time, &'static str)>, Vec<usize>) {
         let mut reorder = Reorder::new(lateness);
         let mut output = Vec::new();
         let mut refused = Vec::new();
@@ -109,12 +112,28 @@ mod tests {
 
     #[test]
     fn emits_in_time_order_and_stable_for_ties() {
-        let input = [(10, "a"), (8, "b"), (10, "c"), (9, "d"), (8, "e"), (12, "f"), (10, "g")];
+        let input = [
+            (10, "a"),
+            (8, "b"),
+            (10, "c"),
+            (9, "d"),
+            (8, "e"),
+            (12, "f"),
+            (10, "g"),
+        ];
         let (output, refused) = run(5, &input);
         assert!(refused.is_empty());
         assert_eq!(
             output,
-            vec![(8, "b"), (8, "e"), (9, "d"), (10, "a"), (10, "c"), (10, "g"), (12, "f")]
+            vec![
+                (8, "b"),
+                (8, "e"),
+                (9, "d"),
+                (10, "a"),
+                (10, "c"),
+                (10, "g"),
+                (12, "f")
+            ]
         );
     }
 
@@ -145,7 +164,9 @@ mod tests {
         let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
         let mut input = Vec::new();
         for step in 0..500 {
-            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
             let jitter = (state >> 33) % 20;
             input.push((step * 3 + jitter as i64, "r"));
         }
@@ -155,6 +176,9 @@ mod tests {
             assert!(output.windows(2).all(|pair| pair[0].0 <= pair[1].0));
         }
         let (_, refused) = run(30, &input);
-        assert!(refused.is_empty(), "jitter of at most 19 fits a lateness of 30");
+        assert!(
+            refused.is_empty(),
+            "jitter of at most 19 fits a lateness of 30"
+        );
     }
 }

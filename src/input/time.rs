@@ -34,7 +34,10 @@ fn parse_plain_decimal(text: &str) -> Option<Result<Time, String>> {
     let overflow = || format!("time {text:?} is out of range");
     let mut millis: i128 = 0;
     for byte in whole.bytes() {
-        millis = match millis.checked_mul(10).and_then(|m| m.checked_add(i128::from(byte - b'0'))) {
+        millis = match millis
+            .checked_mul(10)
+            .and_then(|m| m.checked_add(i128::from(byte - b'0')))
+        {
             Some(m) if m <= i128::from(i64::MAX) => m,
             _ => return Some(Err(overflow())),
         };
@@ -61,7 +64,8 @@ fn parse_float_seconds(text: &str) -> Result<Time, String> {
     }
     let millis = (seconds * 1000.0).round();
     // i64::MAX is not representable in f64; 2^63 is the first value past it.
-    if millis >= 9_223_372_036_854_775_808.0 || millis < -9_223_372_036_854_775_808.0 {
+    const TWO_TO_63: f64 = 9_223_372_036_854_775_808.0;
+    if !(-TWO_TO_63..TWO_TO_63).contains(&millis) {
         return Err(format!("time {text:?} is out of range"));
     }
     Ok(millis as Time)
@@ -217,7 +221,19 @@ mod tests {
 
     #[test]
     fn seconds_rejects_junk() {
-        for text in ["", " ", "NaN", "nan", "inf", "-infinity", "abc", "1.2.3", "-", ".", "1e400"] {
+        for text in [
+            "",
+            " ",
+            "NaN",
+            "nan",
+            "inf",
+            "-infinity",
+            "abc",
+            "1.2.3",
+            "-",
+            ".",
+            "1e400",
+        ] {
             assert!(parse_seconds(text).is_err(), "{text:?} should be rejected");
         }
         assert!(parse_seconds("9223372036854775808").is_err());
@@ -230,15 +246,27 @@ mod tests {
     #[test]
     fn datetimes() {
         assert_eq!(parse_datetime_utc("1970-01-01 00:00:00"), Ok(0));
-        assert_eq!(parse_datetime_utc("2014-02-14 00:00:00"), Ok(1_392_336_000_000));
-        assert_eq!(parse_datetime_utc("2014-02-14T14:30:00Z"), Ok(1_392_388_200_000));
+        assert_eq!(
+            parse_datetime_utc("2014-02-14 00:00:00"),
+            Ok(1_392_336_000_000)
+        );
+        assert_eq!(
+            parse_datetime_utc("2014-02-14T14:30:00Z"),
+            Ok(1_392_388_200_000)
+        );
         assert_eq!(
             parse_datetime_utc("2014-02-19 10:50:00.123456"),
             Ok(1_392_807_000_123)
         );
-        assert_eq!(parse_datetime_utc("2000-02-29 00:00:00"), Ok(951_782_400_000));
+        assert_eq!(
+            parse_datetime_utc("2000-02-29 00:00:00"),
+            Ok(951_782_400_000)
+        );
         assert_eq!(parse_datetime_utc("1969-12-31 23:59:59.9995"), Ok(0));
-        assert_eq!(parse_datetime_utc("1900-03-01 00:00:00"), Ok(-2_203_891_200_000));
+        assert_eq!(
+            parse_datetime_utc("1900-03-01 00:00:00"),
+            Ok(-2_203_891_200_000)
+        );
     }
 
     #[test]
@@ -260,14 +288,20 @@ mod tests {
             "2014-01-01 00:00",
             "",
         ] {
-            assert!(parse_datetime_utc(text).is_err(), "{text:?} should be rejected");
+            assert!(
+                parse_datetime_utc(text).is_err(),
+                "{text:?} should be rejected"
+            );
         }
     }
 
     #[test]
     fn time_field_picks_the_right_parser() {
         assert_eq!(parse_time_field("386640"), Ok(386_640_000));
-        assert_eq!(parse_time_field("2014-02-14 00:00:00"), Ok(1_392_336_000_000));
+        assert_eq!(
+            parse_time_field("2014-02-14 00:00:00"),
+            Ok(1_392_336_000_000)
+        );
         assert!(parse_time_field("2014-02-30 00:00:00").is_err_and(|m| m.contains("day")));
         assert!(parse_time_field("12:00").is_err());
     }

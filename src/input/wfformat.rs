@@ -8,7 +8,7 @@
 //! named by task name. 1.5 split this into `workflow.specification` (the DAG and a file table)
 //! and `workflow.execution` (what was measured); 1.6 only adds optional metrics.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::Path;
 
 use serde_json::{Map, Value};
@@ -117,13 +117,15 @@ type Problem = (RejectKind, String);
 fn parse_value(document: Result<Value, serde_json::Error>, path: &str) -> WorkflowRead {
     let document = match document {
         Ok(document) => document,
-        Err(error) => return refused_file(path, RejectKind::Parse, format!("invalid JSON: {error}")),
+        Err(error) => {
+            return refused_file(path, RejectKind::Parse, format!("invalid JSON: {error}"))
+        }
     };
     let raw = match extract(&document) {
         Ok(raw) => raw,
         Err((kind, reason)) => return refused_file(path, kind, reason),
     };
-    let record_count = raw.tasks.len() as u64;
+    let record_count = raw.entries as u64;
     let (workflow, problems) = build(raw, path);
     if problems.is_empty() {
         WorkflowRead {
@@ -163,6 +165,8 @@ fn refused(rejections: Vec<Rejection>, records: u64) -> WorkflowRead {
 /// The workflow as the file states it, before cross-references are checked.
 #[derive(Debug, Default)]
 struct RawWorkflow {
+    /// Task entries in the file, including those too malformed to become a `RawTask`.
+    entries: usize,
     tasks: Vec<RawTask>,
     /// File id to size; sizes are checked later so that every bad one is reported.
     file_sizes: HashMap<String, Value>,
@@ -220,9 +224,17 @@ fn extract_v15(workflow: &Map<String, Value>) -> Result<RawWorkflow, Problem> {
     let specification = workflow
         .get("specification")
         .and_then(Value::as_object)
-        .ok_or_else(|| (RejectKind::Schema, "no workflow.specification object".to_string()))?;
+        .ok_or_else(|| {
+            (
+                RejectKind::Schema,
+                "no workflow.specification object".to_string(),
+            )
+        })?;
     let spec_tasks = task_array(specification, "workflow.specification.tasks")?;
-    let mut raw = RawWorkflow::default();
+    let mut raw = RawWorkflow {
+        entries: spec_tasks.len(),
+        ..RawWorkflow::default()
+    };
     for (position, entry) in spec_tasks.iter().enumerate() {
         match spec_task(entry, position) {
             Ok(task) => raw.tasks.push(task),
@@ -244,6 +256,7 @@ fn extract_v15(workflow: &Map<String, Value>) -> Result<RawWorkflow, Problem> {
 fn extract_v14(workflow: &Map<String, Value>) -> Result<RawWorkflow, Problem> {
     let tasks = task_array(workflow, "workflow.tasks")?;
     let mut raw = RawWorkflow {
+        entries: tasks.len(),
         references_by_name: true,
         ..RawWorkflow::default()
     };
@@ -303,7 +316,10 @@ fn read_file_table(files: &Value, raw: &mut RawWorkflow) {
             Some(Ok(Some(id))) => {
                 let size = file.get("sizeInBytes").cloned().unwrap_or(Value::Null);
                 if raw.file_sizes.insert(id.clone(), size).is_some() {
-                    raw.problems.push((RejectKind::DuplicateId, format!("file {id} is listed twice")));
+                    raw.problems.push((
+                        RejectKind::DuplicateId,
+                        format!("file {id} is listed twice"),
+                    ));
                 }
             }
             _ => raw.problems.push((
@@ -326,14 +342,15 @@ fn merge_execution(execution: &Map<String, Value>, raw: &mut RawWorkflow) {
         ));
         return;
     };
-    let positions: HashMap<String, usize> = raw
-        .tasks
-        .iter()
-        .enumerate()
-        .rev() // so that the first of duplicate ids wins; duplicates are reported later
-        .map(|(position, task)| (task.id.clone(), position))
-        .collect();
-    let mut merged = HashSet::new();
+    // Specification positions per id, in file order: the k-th execution entry of an id goes to
+    // the k-th specification task with it, so a duplicated id is reported once, not again here.
+    let mut unmerged: HashMap<String, VecDeque<usize>> = HashMap::new();
+    for (position, task) in raw.tasks.iter().enumerate() {
+        unmerged
+            .entry(task.id.clone())
+            .or_default()
+            .push_back(position);
+    }
     for (position, entry) in entries.iter().enumerate() {
         let Some(object) = entry.as_object() else {
             raw.problems.push((
@@ -352,30 +369,35 @@ fn merge_execution(execution: &Map<String, Value>, raw: &mut RawWorkflow) {
                 continue;
             }
         };
-        let Some(&task_position) = positions.get(&id) else {
+        let Some(waiting) = unmerged.get_mut(&id) else {
             raw.problems.push((
                 RejectKind::UnknownTask,
                 format!("execution task {id} is not in workflow.specification.tasks"),
             ));
             continue;
         };
-        if !merged.insert(task_position) {
+        let Some(task_position) = waiting.pop_front() else {
             raw.problems.push((
                 RejectKind::DuplicateId,
                 format!("execution task {id} is listed twice"),
             ));
             continue;
-        }
+        };
         if let Some(task) = raw.tasks.get_mut(task_position) {
             if let Err(error) = measurements(object, "coreCount", task) {
-                raw.problems.push((RejectKind::Schema, format!("task {id}: {error}")));
+                raw.problems
+                    .push((RejectKind::Schema, format!("task {id}: {error}")));
             }
         }
     }
 }
 
 /// Copies the measured quantities of one task (same names in 1.4 and 1.5, but for cores).
-fn measurements(object: &Map<String, Value>, cores_key: &str, task: &mut RawTask) -> Result<(), String> {
+fn measurements(
+    object: &Map<String, Value>,
+    cores_key: &str,
+    task: &mut RawTask,
+) -> Result<(), String> {
     task.runtime = number_field(object, "runtimeInSeconds")?;
     task.cores = number_field(object, cores_key)?;
     task.memory = number_field(object, "memoryInBytes")?;
@@ -385,7 +407,11 @@ fn measurements(object: &Map<String, Value>, cores_key: &str, task: &mut RawTask
     Ok(())
 }
 
-fn v14_task(entry: &Value, position: usize, file_sizes: &mut HashMap<String, Value>) -> Result<RawTask, String> {
+fn v14_task(
+    entry: &Value,
+    position: usize,
+    file_sizes: &mut HashMap<String, Value>,
+) -> Result<RawTask, String> {
     let object = entry
         .as_object()
         .ok_or_else(|| format!("task #{position} is not an object"))?;
@@ -422,11 +448,16 @@ fn v14_task(entry: &Value, position: usize, file_sizes: &mut HashMap<String, Val
 
 /// Records one inline 1.4 file entry; a file is keyed by `path` + `name`, as the WfCommons
 /// migration to 1.5 keys it.
-fn v14_file(file: &Value, task: &mut RawTask, file_sizes: &mut HashMap<String, Value>) -> Result<(), String> {
+fn v14_file(
+    file: &Value,
+    task: &mut RawTask,
+    file_sizes: &mut HashMap<String, Value>,
+) -> Result<(), String> {
     let object = file
         .as_object()
         .ok_or_else(|| "a file entry is not an object".to_string())?;
-    let name = string_field(object, "name")?.ok_or_else(|| "a file entry has no name".to_string())?;
+    let name =
+        string_field(object, "name")?.ok_or_else(|| "a file entry has no name".to_string())?;
     let key = match string_field(object, "path")? {
         Some(path) => format!("{path}{name}"),
         None => name,
@@ -436,20 +467,27 @@ fn v14_file(file: &Value, task: &mut RawTask, file_sizes: &mut HashMap<String, V
     match string_field(object, "link")?.as_deref() {
         Some("input") => task.inputs.push(key),
         Some("output") => task.outputs.push(key),
-        other => return Err(format!("file {key} has link {other:?}, expected \"input\" or \"output\"")),
+        other => {
+            return Err(format!(
+                "file {key} has link {other:?}, expected \"input\" or \"output\""
+            ))
+        }
     }
     Ok(())
 }
 
 fn read_machines(machines: &Value, cores_key: &str, speed_key: &str, raw: &mut RawWorkflow) {
     let Some(machines) = machines.as_array() else {
-        raw.problems.push((RejectKind::Schema, "machines is not an array".to_string()));
+        raw.problems
+            .push((RejectKind::Schema, "machines is not an array".to_string()));
         return;
     };
     for (position, entry) in machines.iter().enumerate() {
         match machine(entry, cores_key, speed_key) {
             Ok(machine) => raw.machines.push(machine),
-            Err((kind, reason)) => raw.problems.push((kind, format!("machine #{position}: {reason}"))),
+            Err((kind, reason)) => raw
+                .problems
+                .push((kind, format!("machine #{position}: {reason}"))),
         }
     }
 }
@@ -473,10 +511,15 @@ fn machine(entry: &Value, cores_key: &str, speed_key: &str) -> Result<Machine, P
     };
     let cores = cpu_number(cores_key)?;
     let speed_mhz = cpu_number(speed_key)?;
-    let memory = number_field(object, "memoryInBytes").map_err(|error| schema(format!("{name}: {error}")))?;
+    let memory = number_field(object, "memoryInBytes")
+        .map_err(|error| schema(format!("{name}: {error}")))?;
     let what = format!("machine {name}");
     let cores = match cores {
-        Some(cores) => Some(checked_amount(&what, "cpu cores", cores)?.min(f64::from(u32::MAX)).round() as u32),
+        Some(cores) => Some(
+            checked_amount(&what, "cpu cores", cores)?
+                .min(f64::from(u32::MAX))
+                .round() as u32,
+        ),
         None => None,
     };
     let speed_mhz = match speed_mhz {
@@ -498,6 +541,7 @@ fn machine(entry: &Value, cores_key: &str, speed_key: &str) -> Result<Machine, P
 /// Resolves references, checks quantities and builds the DAG; returns the problems found.
 fn build(raw: RawWorkflow, path: &str) -> (Workflow, Vec<Problem>) {
     let RawWorkflow {
+        entries: _,
         tasks: raw_tasks,
         file_sizes,
         machines,
@@ -525,7 +569,10 @@ fn build(raw: RawWorkflow, path: &str) -> (Workflow, Vec<Problem>) {
             .iter()
             .filter_map(|&index| tasks.get(index).map(|task| task.id.as_str()))
             .collect();
-        problems.push((RejectKind::Cycle, format!("cycle: {}", describe_cycle(&names))));
+        problems.push((
+            RejectKind::Cycle,
+            format!("cycle: {}", describe_cycle(&names)),
+        ));
     }
     let workflow = Workflow {
         name: file_stem(path),
@@ -538,13 +585,18 @@ fn build(raw: RawWorkflow, path: &str) -> (Workflow, Vec<Problem>) {
 }
 
 fn file_stem(path: &str) -> String {
-    Path::new(path)
-        .file_stem()
-        .map_or_else(|| path.to_string(), |stem| stem.to_string_lossy().into_owned())
+    Path::new(path).file_stem().map_or_else(
+        || path.to_string(),
+        |stem| stem.to_string_lossy().into_owned(),
+    )
 }
 
 /// Checks every file size once, so each bad size is reported once however many tasks use it.
-fn checked_file_sizes(file_sizes: &HashMap<String, Value>, problems: &mut Vec<Problem>) -> HashMap<String, u64> {
+/// A file whose size was bad maps to `None`.
+fn checked_file_sizes(
+    file_sizes: &HashMap<String, Value>,
+    problems: &mut Vec<Problem>,
+) -> HashMap<String, Option<u64>> {
     let mut ids: Vec<&String> = file_sizes.keys().collect();
     ids.sort(); // deterministic order of problems
     let mut sizes = HashMap::with_capacity(ids.len());
@@ -553,16 +605,20 @@ fn checked_file_sizes(file_sizes: &HashMap<String, Value>, problems: &mut Vec<Pr
         let size = match file_sizes.get(id) {
             Some(Value::Number(number)) => number
                 .as_f64()
-                .ok_or_else(|| (RejectKind::Schema, format!("{what}: sizeInBytes is not a number")))
+                .ok_or_else(|| {
+                    (
+                        RejectKind::Schema,
+                        format!("{what}: sizeInBytes is not a number"),
+                    )
+                })
                 .and_then(|size| checked_amount(&what, "sizeInBytes", size)),
-            _ => Err((RejectKind::Schema, format!("{what}: sizeInBytes is missing or not a number"))),
+            _ => Err((
+                RejectKind::Schema,
+                format!("{what}: sizeInBytes is missing or not a number"),
+            )),
         };
-        match size {
-            Ok(size) => {
-                sizes.insert(id.clone(), to_bytes(size));
-            }
-            Err(problem) => problems.push(problem),
-        }
+        let size = size.map_err(|problem| problems.push(problem)).ok();
+        sizes.insert(id.clone(), size.map(to_bytes));
     }
     sizes
 }
@@ -579,7 +635,10 @@ impl<'a> Resolver<'a> {
         let mut by_id = HashMap::with_capacity(tasks.len());
         for (index, task) in tasks.iter().enumerate() {
             if by_id.insert(task.id.as_str(), index).is_some() {
-                problems.push((RejectKind::DuplicateId, format!("task id {} is used twice", task.id)));
+                problems.push((
+                    RejectKind::DuplicateId,
+                    format!("task id {} is used twice", task.id),
+                ));
             }
         }
         // Keep the first of duplicates, matching what the rest of the file is checked against.
@@ -595,7 +654,10 @@ impl<'a> Resolver<'a> {
                     .or_insert(Some(index));
             }
         }
-        Resolver { by_id, by_name: names }
+        Resolver {
+            by_id,
+            by_name: names,
+        }
     }
 
     fn resolve(&self, reference: &str) -> Option<usize> {
@@ -607,7 +669,11 @@ impl<'a> Resolver<'a> {
 }
 
 /// The union of both directions of the declared dependencies, deduplicated and sorted.
-fn resolve_edges(tasks: &[RawTask], resolver: &Resolver<'_>, problems: &mut Vec<Problem>) -> Vec<(usize, usize)> {
+fn resolve_edges(
+    tasks: &[RawTask],
+    resolver: &Resolver<'_>,
+    problems: &mut Vec<Problem>,
+) -> Vec<(usize, usize)> {
     let mut pairs = Vec::new();
     for (index, task) in tasks.iter().enumerate() {
         for parent in &task.parents {
@@ -615,7 +681,10 @@ fn resolve_edges(tasks: &[RawTask], resolver: &Resolver<'_>, problems: &mut Vec<
                 Some(parent) => pairs.push((parent, index)),
                 None => problems.push((
                     RejectKind::DanglingParent,
-                    format!("task {} names parent {parent}, which is not a task", task.id),
+                    format!(
+                        "task {} names parent {parent}, which is not a task",
+                        task.id
+                    ),
                 )),
             }
         }
@@ -634,7 +703,11 @@ fn resolve_edges(tasks: &[RawTask], resolver: &Resolver<'_>, problems: &mut Vec<
     pairs
 }
 
-fn checked_task(task: &RawTask, sizes: &HashMap<String, u64>, problems: &mut Vec<Problem>) -> WfTask {
+fn checked_task(
+    task: &RawTask,
+    sizes: &HashMap<String, Option<u64>>,
+    problems: &mut Vec<Problem>,
+) -> WfTask {
     let what = format!("task {}", task.id);
     let mut check = |field: &str, value: Option<f64>| -> Option<f64> {
         let value = value?;
@@ -649,14 +722,20 @@ fn checked_task(task: &RawTask, sizes: &HashMap<String, u64>, problems: &mut Vec
     let read_bytes = check("readBytes", task.read).map(to_bytes);
     let written_bytes = check("writtenBytes", task.written).map(to_bytes);
     if cores == 0.0 {
-        problems.push((RejectKind::Schema, format!("{what}: cores must be greater than zero")));
+        problems.push((
+            RejectKind::Schema,
+            format!("{what}: cores must be greater than zero"),
+        ));
     }
     let input_bytes = total_size(&task.id, "input", &task.inputs, sizes, problems);
     let output_bytes = total_size(&task.id, "output", &task.outputs, sizes, problems);
     WfTask {
         id: task.id.clone(),
         name: task.name.clone(),
-        category: task.category.clone().or_else(|| derived_category(&task.name)),
+        category: task
+            .category
+            .clone()
+            .or_else(|| derived_category(&task.name)),
         runtime_s,
         cores,
         memory_bytes,
@@ -676,16 +755,16 @@ fn total_size(
     task: &str,
     role: &str,
     files: &[String],
-    sizes: &HashMap<String, u64>,
+    sizes: &HashMap<String, Option<u64>>,
     problems: &mut Vec<Problem>,
 ) -> u64 {
     let mut seen = HashSet::new();
     let mut total: u64 = 0;
     for file in files.iter().filter(|file| seen.insert(file.as_str())) {
         match sizes.get(file) {
-            Some(size) => total = total.saturating_add(*size),
-            // A listed file whose size was bad has been reported already.
-            None if seen_in_table(file, sizes) => {}
+            Some(Some(size)) => total = total.saturating_add(*size),
+            // Its bad size has been reported already.
+            Some(None) => {}
             None => problems.push((
                 RejectKind::Schema,
                 format!("task {task}: {role} file {file} is not in the file list"),
@@ -695,15 +774,13 @@ fn total_size(
     total
 }
 
-fn seen_in_table(_file: &str, _sizes: &HashMap<String, u64>) -> bool {
-    false
-}
-
 /// Pegasus and Makeflow name tasks `<transformation>_ID<digits>`; the transformation is the kind.
 fn derived_category(name: &str) -> Option<String> {
     let stem = match name.rsplit_once("_ID") {
         Some((stem, digits))
-            if !stem.is_empty() && !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) =>
+            if !stem.is_empty()
+                && !digits.is_empty()
+                && digits.bytes().all(|b| b.is_ascii_digit()) =>
         {
             stem
         }
@@ -712,7 +789,11 @@ fn derived_category(name: &str) -> Option<String> {
     (!stem.is_empty()).then(|| stem.to_string())
 }
 
-fn weigh_edges(pairs: &[(usize, usize)], tasks: &[RawTask], sizes: &HashMap<String, u64>) -> Vec<WfEdge> {
+fn weigh_edges(
+    pairs: &[(usize, usize)],
+    tasks: &[RawTask],
+    sizes: &HashMap<String, Option<u64>>,
+) -> Vec<WfEdge> {
     let outputs: Vec<HashSet<&str>> = tasks
         .iter()
         .map(|task| task.outputs.iter().map(String::as_str).collect())
@@ -736,9 +817,13 @@ fn weigh_edges(pairs: &[(usize, usize)], tasks: &[RawTask], sizes: &HashMap<Stri
             let bytes = small
                 .iter()
                 .filter(|file| large.contains(*file))
-                .filter_map(|file| sizes.get(*file))
-                .fold(0u64, |total, size| total.saturating_add(*size));
-            WfEdge { parent, child, bytes }
+                .filter_map(|file| sizes.get(*file).copied().flatten())
+                .fold(0u64, u64::saturating_add);
+            WfEdge {
+                parent,
+                child,
+                bytes,
+            }
         })
         .collect()
 }
@@ -782,7 +867,8 @@ fn find_cycle(tasks: &[WfTask]) -> Option<Vec<usize>> {
                 }
                 Some(Mark::OnPath) => {
                     let start = path.iter().position(|&(on_path, _)| on_path == child)?;
-                    let mut cycle: Vec<usize> = path.iter().skip(start).map(|&(node, _)| node).collect();
+                    let mut cycle: Vec<usize> =
+                        path.iter().skip(start).map(|&(node, _)| node).collect();
                     cycle.push(child);
                     return Some(cycle);
                 }
@@ -812,9 +898,15 @@ fn describe_cycle(ids: &[&str]) -> String {
 /// Checks a quantity that must be a finite non-negative number.
 fn checked_amount(what: &str, field: &str, value: f64) -> Result<f64, Problem> {
     if !value.is_finite() {
-        Err((RejectKind::NonFinite, format!("{what}: {field} {value} is not finite")))
+        Err((
+            RejectKind::NonFinite,
+            format!("{what}: {field} {value} is not finite"),
+        ))
     } else if value < 0.0 {
-        Err((RejectKind::Negative, format!("{what}: {field} {value} is negative")))
+        Err((
+            RejectKind::Negative,
+            format!("{what}: {field} {value} is negative"),
+        ))
     } else {
         Ok(value)
     }
@@ -856,5 +948,442 @@ fn string_list(object: &Map<String, Value>, key: &str) -> Result<Vec<String>, St
             })
             .collect(),
         Some(other) => Err(format!("{key} {other} is not an array")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::path::PathBuf;
+
+    /// `(id, parents, children, inputs, outputs, runtime)`.
+    type TaskRow<'a> = (
+        &'a str,
+        &'a [&'a str],
+        &'a [&'a str],
+        &'a [&'a str],
+        &'a [&'a str],
+        f64,
+    );
+
+    /// A 1.5 document from task rows and `(file id, size)` pairs.
+    fn v15(tasks: &[TaskRow<'_>], files: &[(&str, i64)]) -> String {
+        let specification: Vec<Value> = tasks
+            .iter()
+            .map(|(id, parents, children, inputs, outputs, _)| {
+                json!({"name": id, "id": id, "parents": parents, "children": children,
+                       "inputFiles": inputs, "outputFiles": outputs})
+            })
+            .collect();
+        let execution: Vec<Value> = tasks
+            .iter()
+            .map(|(id, .., runtime)| json!({"id": id, "runtimeInSeconds": runtime}))
+            .collect();
+        let files: Vec<Value> = files
+            .iter()
+            .map(|(id, size)| json!({"id": id, "sizeInBytes": size}))
+            .collect();
+        json!({
+            "name": "test", "schemaVersion": "1.5",
+            "workflow": {
+                "specification": {"tasks": specification, "files": files},
+                "execution": {"makespanInSeconds": 1, "executedAt": "now", "tasks": execution,
+                              "machines": [{"nodeName": "n1", "cpu": {"coreCount": 48, "speedInMHz": 2400},
+                                            "memoryInBytes": 1000}]}
+            }
+        })
+        .to_string()
+    }
+
+    fn accepted(text: &str) -> Workflow {
+        let read = parse_workflow(text, "dir/wf-1.json");
+        assert_eq!(read.rejections, Vec::new());
+        read.workflow.expect("accepted")
+    }
+
+    fn rejections(text: &str) -> Vec<Rejection> {
+        let read = parse_workflow(text, "wf.json");
+        assert!(read.workflow.is_none());
+        assert!(!read.rejections.is_empty());
+        assert_eq!(read.stats.accepted, 0);
+        assert_eq!(read.stats.read, read.stats.rejected);
+        assert!(read
+            .rejections
+            .iter()
+            .all(|rejection| rejection.line.is_none()));
+        read.rejections
+    }
+
+    fn kinds(text: &str) -> Vec<RejectKind> {
+        rejections(text)
+            .iter()
+            .map(|rejection| rejection.kind)
+            .collect()
+    }
+
+    #[test]
+    fn diamond_with_edges_given_one_way_each() {
+        // a lists its child b; c lists its parents a and b; the union is the DAG.
+        let text = v15(
+            &[
+                ("a", &[], &["b"], &["in"], &["x", "y"], 1.5),
+                ("b", &[], &[], &["x"], &["z"], 2.0),
+                ("c", &["a", "b", "a"], &[], &["x", "y", "z"], &[], 0.0),
+            ],
+            &[("in", 1), ("x", 10), ("y", 100), ("z", 1000)],
+        );
+        let workflow = accepted(&text);
+        assert_eq!(workflow.name, "wf-1");
+        assert_eq!(workflow.tasks.len(), 3);
+        let edges: Vec<(usize, usize, u64)> = workflow
+            .edges
+            .iter()
+            .map(|edge| (edge.parent, edge.child, edge.bytes))
+            .collect();
+        assert_eq!(edges, vec![(0, 1, 10), (0, 2, 110), (1, 2, 1000)]);
+        assert_eq!(workflow.tasks[2].parents, vec![0, 1]);
+        assert_eq!(workflow.tasks[0].children, vec![1, 2]);
+        assert_eq!(workflow.tasks[0].input_bytes, 1);
+        assert_eq!(workflow.tasks[0].output_bytes, 110);
+        assert_eq!(workflow.tasks[0].runtime_s, 1.5);
+        assert_eq!(workflow.tasks[0].cores, 1.0);
+        assert_eq!(
+            workflow.machines,
+            vec![Machine {
+                name: "n1".into(),
+                cores: Some(48),
+                speed_mhz: Some(2400.0),
+                memory_bytes: Some(1000)
+            }]
+        );
+        let read = parse_workflow(&text, "wf.json");
+        assert_eq!(
+            read.stats,
+            InputStats {
+                read: 3,
+                accepted: 3,
+                rejected: 0,
+                dropped_fields: 0
+            }
+        );
+    }
+
+    #[test]
+    fn execution_measurements_and_defaults() {
+        let text = json!({
+            "schemaVersion": "1.6",
+            "workflow": {
+                "specification": {"tasks": [
+                    {"name": "blast", "id": "blast_ID000002", "parents": [], "children": []},
+                    {"name": "NFCORE.X", "id": "NFCORE.X_3", "parents": [], "children": []}
+                ]},
+                "execution": {"tasks": [
+                    {"id": "blast_ID000002", "runtimeInSeconds": 3, "coreCount": 4, "avgCPU": 150.5,
+                     "readBytes": 10, "writtenBytes": 20.4, "memoryInBytes": 3e6, "metrics": {"x": 1}}
+                ]}
+            }
+        })
+        .to_string();
+        let workflow = accepted(&text);
+        let blast = &workflow.tasks[0];
+        assert_eq!(
+            (blast.runtime_s, blast.cores, blast.avg_cpu_pct),
+            (3.0, 4.0, Some(150.5))
+        );
+        assert_eq!(
+            (blast.read_bytes, blast.written_bytes, blast.memory_bytes),
+            (Some(10), Some(20), Some(3_000_000))
+        );
+        assert_eq!(blast.category.as_deref(), Some("blast"));
+        let other = &workflow.tasks[1];
+        assert_eq!(
+            (other.runtime_s, other.cores, other.memory_bytes),
+            (0.0, 1.0, None)
+        );
+        assert_eq!(other.category.as_deref(), Some("NFCORE.X"));
+        assert_eq!(
+            derived_category("mProject_ID0000001").as_deref(),
+            Some("mProject")
+        );
+        assert_eq!(
+            derived_category("chr21_chr21_ID0000001").as_deref(),
+            Some("chr21_chr21")
+        );
+        assert_eq!(derived_category("odd_IDx").as_deref(), Some("odd_IDx"));
+    }
+
+    #[test]
+    fn version_1_4_document() {
+        let text = json!({
+            "name": "old", "schemaVersion": "1.4",
+            "workflow": {
+                "makespanInSeconds": 10, "executedAt": "then",
+                "machines": [{"nodeName": "m1", "cpu": {"count": 8, "speed": 1200}, "memoryInBytes": 4096}],
+                "tasks": [
+                    {"name": "mProject_ID01", "id": "ID01", "type": "compute", "category": "mProject",
+                     "runtimeInSeconds": 4.5, "cores": 2, "machine": "m1",
+                     "files": [{"link": "input", "name": "raw.fits", "sizeInBytes": 7},
+                               {"link": "output", "name": "p.fits", "sizeInBytes": 30}]},
+                    {"name": "mAdd_ID02", "id": "ID02", "type": "compute",
+                     "parents": ["mProject_ID01"],
+                     "files": [{"link": "input", "name": "p.fits", "sizeInBytes": 30},
+                               {"link": "output", "name": "out.fits", "path": "/o/", "sizeInBytes": 5}]}
+                ]
+            }
+        })
+        .to_string();
+        let workflow = accepted(&text);
+        assert_eq!(workflow.tasks[0].id, "ID01");
+        assert_eq!(workflow.tasks[0].name, "mProject_ID01");
+        assert_eq!(workflow.tasks[0].category.as_deref(), Some("mProject"));
+        assert_eq!(
+            (workflow.tasks[0].runtime_s, workflow.tasks[0].cores),
+            (4.5, 2.0)
+        );
+        assert_eq!(
+            workflow.edges,
+            vec![WfEdge {
+                parent: 0,
+                child: 1,
+                bytes: 30
+            }]
+        );
+        assert_eq!(workflow.tasks[1].output_bytes, 5);
+        assert_eq!(workflow.machines[0].cores, Some(8));
+        assert_eq!(workflow.machines[0].speed_mhz, Some(1200.0));
+    }
+
+    #[test]
+    fn unreadable_and_invalid_files() {
+        let read = read_workflow(Path::new("/nonexistent/augur/wf.json"));
+        assert_eq!(read.rejections.len(), 1);
+        assert_eq!(read.rejections[0].kind, RejectKind::Io);
+        assert_eq!(
+            read.stats,
+            InputStats {
+                read: 1,
+                accepted: 0,
+                rejected: 1,
+                dropped_fields: 0
+            }
+        );
+        assert_eq!(kinds("{\"schemaVersion\": "), vec![RejectKind::Parse]);
+        assert_eq!(kinds("[]"), vec![RejectKind::Schema]);
+    }
+
+    #[test]
+    fn schema_problems() {
+        let missing_tasks = json!({"schemaVersion": "1.5", "workflow": {"specification": {}}});
+        assert_eq!(kinds(&missing_tasks.to_string()), vec![RejectKind::Schema]);
+        let empty_tasks =
+            json!({"schemaVersion": "1.5", "workflow": {"specification": {"tasks": []}}});
+        assert_eq!(kinds(&empty_tasks.to_string()), vec![RejectKind::Schema]);
+        let old = json!({"schemaVersion": "1.3", "workflow": {"tasks": [{"name": "a"}]}});
+        let old = rejections(&old.to_string());
+        assert!(old[0].reason.contains("1.3"), "{}", old[0].reason);
+        let no_version = json!({"workflow": {"tasks": []}});
+        assert_eq!(kinds(&no_version.to_string()), vec![RejectKind::Schema]);
+        let missing_file = v15(&[("a", &[], &[], &["ghost"], &[], 1.0)], &[]);
+        let missing_file = rejections(&missing_file);
+        assert_eq!(missing_file[0].kind, RejectKind::Schema);
+        assert!(missing_file[0].reason.contains("ghost"));
+        let bad_type = json!({"schemaVersion": "1.5", "workflow": {"specification": {"tasks": [
+            {"id": "a", "name": "a", "parents": "b", "children": []}]}}});
+        assert_eq!(kinds(&bad_type.to_string()), vec![RejectKind::Schema]);
+    }
+
+    #[test]
+    fn duplicate_ids_and_dangling_references() {
+        let duplicate = rejections(&v15(
+            &[
+                ("a", &[], &[], &[], &[], 1.0),
+                ("a", &[], &[], &[], &[], 1.0),
+            ],
+            &[],
+        ));
+        assert_eq!(duplicate.len(), 1);
+        assert_eq!(duplicate[0].kind, RejectKind::DuplicateId);
+        assert!(duplicate[0].reason.contains('a'));
+        let dangling = rejections(&v15(&[("a", &["ghost"], &["phantom"], &[], &[], 1.0)], &[]));
+        let reasons: Vec<&str> = dangling
+            .iter()
+            .map(|rejection| rejection.reason.as_str())
+            .collect();
+        assert_eq!(dangling.len(), 2);
+        assert!(dangling
+            .iter()
+            .all(|rejection| rejection.kind == RejectKind::DanglingParent));
+        assert!(
+            reasons[0].contains("task a") && reasons[0].contains("ghost"),
+            "{reasons:?}"
+        );
+        assert!(reasons[1].contains("phantom"));
+    }
+
+    #[test]
+    fn unknown_execution_task() {
+        let text = json!({"schemaVersion": "1.5", "workflow": {
+            "specification": {"tasks": [{"id": "a", "name": "a", "parents": [], "children": []}]},
+            "execution": {"tasks": [{"id": "b", "runtimeInSeconds": 1}]}}});
+        assert_eq!(kinds(&text.to_string()), vec![RejectKind::UnknownTask]);
+        let twice = json!({"schemaVersion": "1.5", "workflow": {
+            "specification": {"tasks": [{"id": "a", "name": "a", "parents": [], "children": []}]},
+            "execution": {"tasks": [{"id": "a", "runtimeInSeconds": 1}, {"id": "a", "runtimeInSeconds": 2}]}}});
+        assert_eq!(kinds(&twice.to_string()), vec![RejectKind::DuplicateId]);
+    }
+
+    #[test]
+    fn negative_quantities() {
+        let runtime = rejections(&v15(&[("a", &[], &[], &[], &[], -1.0)], &[]));
+        assert_eq!(runtime[0].kind, RejectKind::Negative);
+        assert!(runtime[0].reason.contains("task a"));
+        let size = rejections(&v15(&[("a", &[], &[], &["f"], &[], 1.0)], &[("f", -5)]));
+        assert_eq!(size.len(), 1, "a bad size is reported once: {size:?}");
+        assert_eq!(size[0].kind, RejectKind::Negative);
+        let text = json!({"schemaVersion": "1.5", "workflow": {
+            "specification": {"tasks": [{"id": "a", "name": "a", "parents": [], "children": []}]},
+            "execution": {"tasks": [{"id": "a", "runtimeInSeconds": 1, "coreCount": 0}]}}});
+        assert_eq!(kinds(&text.to_string()), vec![RejectKind::Schema]);
+        let text = text
+            .to_string()
+            .replace("\"coreCount\":0", "\"coreCount\":-2");
+        assert_eq!(kinds(&text), vec![RejectKind::Negative]);
+    }
+
+    #[test]
+    fn non_finite_quantities_are_refused() {
+        // serde_json never yields NaN, so the check is exercised directly.
+        let problem = checked_amount("task a", "runtimeInSeconds", f64::NAN);
+        assert!(
+            matches!(problem, Err((RejectKind::NonFinite, reason)) if reason.contains("task a"))
+        );
+        assert!(matches!(
+            checked_amount("t", "x", f64::INFINITY),
+            Err((RejectKind::NonFinite, _))
+        ));
+    }
+
+    #[test]
+    fn cycle_is_named() {
+        let text = v15(
+            &[
+                ("a", &[], &["b"], &[], &[], 1.0),
+                ("b", &[], &["c"], &[], &[], 1.0),
+                ("c", &[], &["a"], &[], &[], 1.0),
+                ("d", &["c"], &[], &[], &[], 1.0),
+            ],
+            &[],
+        );
+        let cycle = rejections(&text);
+        assert_eq!(cycle.len(), 1);
+        assert_eq!(cycle[0].kind, RejectKind::Cycle);
+        assert_eq!(cycle[0].reason, "cycle: a -> b -> c -> a");
+        let self_loop = rejections(&v15(&[("s", &["s"], &[], &[], &[], 1.0)], &[]));
+        assert_eq!(self_loop[0].reason, "cycle: s -> s");
+    }
+
+    /// A chain of `length` tasks, optionally closed into a cycle, in 1.5 form.
+    fn chain(length: usize, closed: bool) -> String {
+        let tasks: Vec<Value> = (0..length)
+            .map(|index| {
+                let mut children = vec![];
+                if index + 1 < length {
+                    children.push(format!("t{}", index + 1));
+                } else if closed {
+                    children.push("t0".to_string());
+                }
+                json!({"id": format!("t{index}"), "name": "t", "parents": [], "children": children})
+            })
+            .collect();
+        json!({"schemaVersion": "1.5", "workflow": {"specification": {"tasks": tasks}}}).to_string()
+    }
+
+    #[test]
+    fn deep_chains_do_not_overflow_the_stack() {
+        let workflow = accepted(&chain(100_000, false));
+        assert_eq!(workflow.tasks.len(), 100_000);
+        assert_eq!(workflow.edges.len(), 99_999);
+        let cycle = rejections(&chain(100_000, true));
+        assert_eq!(cycle[0].kind, RejectKind::Cycle);
+        assert!(
+            cycle[0].reason.starts_with("cycle: t0 -> t1 -> "),
+            "{}",
+            cycle[0].reason
+        );
+        assert!(
+            cycle[0].reason.contains("(99985 more)"),
+            "{}",
+            cycle[0].reason
+        );
+        assert!(
+            cycle[0].reason.ends_with("t99999 -> t0"),
+            "{}",
+            cycle[0].reason
+        );
+    }
+
+    fn shared_data() -> PathBuf {
+        match std::env::var_os("AUGUR_SHARED_DATA") {
+            Some(path) => PathBuf::from(path),
+            None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"),
+        }
+    }
+
+    fn json_files_under(directory: &Path, found: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(directory) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                json_files_under(&path, found);
+            } else if path
+                .extension()
+                .is_some_and(|extension| extension == "json")
+            {
+                found.push(path);
+            }
+        }
+    }
+
+    #[test]
+    fn every_shared_wfinstance_parses() {
+        let directory = shared_data().join("wfinstances");
+        if !directory.is_dir() {
+            println!(
+                "SKIPPED: {} is absent (set AUGUR_SHARED_DATA)",
+                directory.display()
+            );
+            return;
+        }
+        let mut files = Vec::new();
+        json_files_under(&directory, &mut files);
+        files.sort();
+        assert!(!files.is_empty(), "no JSON under {}", directory.display());
+        for file in &files {
+            let read = read_workflow(file);
+            assert_eq!(read.rejections, Vec::new(), "{}", file.display());
+            let workflow = read.workflow.expect("accepted");
+            let tasks = workflow.tasks.len();
+            assert!(tasks > 0);
+            assert_eq!(read.stats.read, tasks as u64);
+            assert!(
+                workflow.edges.len() >= tasks - 1 || tasks < 2,
+                "{}: too few edges",
+                file.display()
+            );
+            assert!(workflow
+                .tasks
+                .iter()
+                .all(|task| task.runtime_s >= 0.0 && task.cores > 0.0));
+            assert!(!workflow.machines.is_empty(), "{}", file.display());
+            if workflow.name == "montage-chameleon-2mass-01d-001" {
+                assert_eq!(tasks, 103);
+                assert_eq!(workflow.edges.len(), 231);
+                assert!(workflow.edges.iter().any(|edge| edge.bytes > 0));
+            }
+        }
+        println!("{} WfInstances parsed", files.len());
     }
 }

@@ -1,0 +1,1032 @@
+//! The incremental-repartitioning benchmark: how fast the partition map follows metric changes,
+//! and whether memory stays flat over a long stream.
+//!
+//! One run of the engine is fed a synthetic, seeded stream in four phases:
+//! 1. **initial map**: one epoch inserts every task (no edges) and one cpu sample per device;
+//! 2. **single change**: epochs of one cpu sample each, on a random device, with a value that
+//!    differs from that device's previous one by a small (up to 0.02) or large (up to 0.5) step;
+//! 3. **batch**: epochs of `batch_size` such samples on distinct devices;
+//! 4. **memory**: more single-change epochs until the last RSS checkpoint (counted in epochs fed,
+//!    all phases together) is reached.
+//!
+//! The latency of an epoch is the engine's own: from feeding its input to the partition map's
+//! completion. A task *moved* when an epoch both retracts and inserts it. The sink keeps counters
+//! and histograms only, never the changes, so what the RSS checkpoints see is the engine's memory.
+
+use std::convert::Infallible;
+use std::sync::mpsc::{self, Sender};
+use std::time::{Duration, Instant};
+
+use augur_dataflows::placement::Placer;
+use augur_dataflows::types::{DeviceSpec, InputBatch, Resource, Sample, TaskKey, TaskSpec, Time};
+use augur_dataflows::EngineConfig;
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::engine::{run_engine, BatchSource, EngineError, MapSink, MapUpdate, Workers};
+
+/// Event time between consecutive epochs: machines in the real traces report about once a minute.
+const EPOCH_STEP_MS: Time = 60_000;
+
+/// Largest latency the histograms resolve (one hour, in microseconds); longer ones saturate.
+const MAX_LATENCY_US: u64 = 3_600_000_000;
+
+/// The size and shape of one benchmark run.
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchOptions {
+    /// Devices in the platform.
+    pub devices: usize,
+    /// Tasks inserted by the initial epoch.
+    pub tasks: usize,
+    /// Capability classes the devices are spread over (each has its own cores, memory, speed).
+    pub classes: usize,
+    /// Epochs of one metric change each.
+    pub single_epochs: usize,
+    /// Epochs of `batch_size` metric changes each.
+    pub batch_epochs: usize,
+    /// Metric changes per batch epoch, on distinct devices (at most `devices`).
+    pub batch_size: usize,
+    /// Counts of epochs fed (all phases together) after which the resident set size is read; the
+    /// run lasts until the largest.
+    pub rss_checkpoints: Vec<u64>,
+    /// Worker threads.
+    pub workers: usize,
+    /// Seed of the synthetic stream.
+    pub seed: u64,
+}
+
+impl BenchOptions {
+    /// The size the targets are stated for: 1000 devices, 100 000 tasks, 8 classes, 10 000
+    /// single-change epochs, 200 epochs of 1000 changes, RSS read at 10 000 and 1 000 000 epochs.
+    pub fn full() -> Self {
+        BenchOptions {
+            devices: 1_000,
+            tasks: 100_000,
+            classes: 8,
+            single_epochs: 10_000,
+            batch_epochs: 200,
+            batch_size: 1_000,
+            rss_checkpoints: vec![10_000, 1_000_000],
+            workers: 1,
+            seed: 0x00A0_6E5B,
+        }
+    }
+
+    /// A run of a few seconds, even in a debug build, exercising every phase.
+    pub fn smoke() -> Self {
+        BenchOptions {
+            devices: 50,
+            tasks: 2_000,
+            classes: 4,
+            single_epochs: 300,
+            batch_epochs: 20,
+            batch_size: 50,
+            rss_checkpoints: vec![300, 3_000],
+            workers: 1,
+            seed: 0x00A0_6E5B,
+        }
+    }
+
+    fn validate(&self) -> Result<(), BenchError> {
+        let invalid = |message: String| Err(BenchError::Options(message));
+        if self.devices == 0 || self.devices > u32::MAX as usize {
+            return invalid(format!(
+                "devices must be in 1..=2^32-1, not {}",
+                self.devices
+            ));
+        }
+        if self.classes == 0 || self.classes > self.devices {
+            return invalid(format!(
+                "classes must be in 1..=devices ({}), not {}",
+                self.devices, self.classes
+            ));
+        }
+        if self.batch_size == 0 || self.batch_size > self.devices {
+            return invalid(format!(
+                "batch_size must be in 1..=devices ({}), not {}",
+                self.devices, self.batch_size
+            ));
+        }
+        if self.workers == 0 {
+            return invalid("workers must be at least 1".to_string());
+        }
+        if self.rss_checkpoints.contains(&0) {
+            return invalid("RSS checkpoints count epochs fed and must be at least 1".to_string());
+        }
+        Ok(())
+    }
+}
+
+/// Latency percentiles of one phase, from its histogram.
+#[derive(Clone, Debug, Serialize)]
+pub struct Latency {
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Largest (exact, not the histogram's bucket).
+    pub max: f64,
+    /// Mean.
+    pub mean: f64,
+}
+
+/// Tasks moved per epoch in one phase.
+#[derive(Clone, Debug, Serialize)]
+pub struct Moves {
+    /// Mean per epoch.
+    pub mean: f64,
+    /// Most in one epoch.
+    pub max: u64,
+    /// All epochs together.
+    pub total: u64,
+}
+
+/// What one phase of metric changes measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct PhaseReport {
+    /// Epochs fed in the phase (the histogram's count).
+    pub epochs: u64,
+    /// Metric changes per epoch.
+    pub changes_per_epoch: usize,
+    /// Wall-clock time of the phase, seconds.
+    pub wall_s: f64,
+    /// Epochs per second over the phase (includes generating the input).
+    pub epochs_per_s: f64,
+    /// Epoch latency, microseconds.
+    pub latency_us: Latency,
+    /// The same, milliseconds.
+    pub latency_ms: Latency,
+    /// Tasks moved per epoch.
+    pub moved_per_epoch: Moves,
+}
+
+/// The initial epoch.
+#[derive(Clone, Debug, Serialize)]
+pub struct InitialReport {
+    /// Tasks inserted.
+    pub tasks: usize,
+    /// Tasks the epoch placed on a device.
+    pub tasks_placed: u64,
+    /// Epoch latency, milliseconds.
+    pub latency_ms: f64,
+}
+
+/// One reading of the resident set size.
+#[derive(Clone, Debug, Serialize)]
+pub struct RssCheckpoint {
+    /// Epochs fed when it was read.
+    pub epochs: u64,
+    /// VmRSS in MiB; `None` where `/proc/self/status` is unavailable.
+    pub rss_mib: Option<f64>,
+    /// Seconds since the run started.
+    pub elapsed_s: f64,
+}
+
+/// The memory phase and the RSS readings of the whole run.
+#[derive(Clone, Debug, Serialize)]
+pub struct MemoryReport {
+    /// The single-change epochs fed after the batch phase.
+    pub phase: PhaseReport,
+    /// RSS readings, in epoch order.
+    pub checkpoints: Vec<RssCheckpoint>,
+    /// Last reading over the first; about 1 when memory is flat.
+    pub last_over_first: Option<f64>,
+}
+
+/// One target and whether the run met it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Target {
+    /// The target, as stated.
+    pub target: String,
+    /// What the run measured, in `unit`; `None` when it could not be measured.
+    pub measured: Option<f64>,
+    /// Unit of `measured`.
+    pub unit: String,
+    /// Whether it was met; `None` when it could not be measured.
+    pub met: Option<bool>,
+}
+
+impl Target {
+    fn at_most(target: &str, measured: Option<f64>, limit: f64, unit: &str) -> Target {
+        Target {
+            target: target.to_string(),
+            measured,
+            unit: unit.to_string(),
+            met: measured.map(|value| value <= limit),
+        }
+    }
+}
+
+/// The targets the benchmark checks.
+#[derive(Clone, Debug, Serialize)]
+pub struct Targets {
+    /// Initial map of all tasks.
+    pub initial_map: Target,
+    /// Median latency of a single metric change.
+    pub single_change_p50: Target,
+    /// 99th percentile latency of a single metric change.
+    pub single_change_p99: Target,
+    /// 99th percentile latency of an epoch of `batch_size` changes.
+    pub batch_p99: Target,
+    /// Memory flat over the run.
+    pub memory_flat: Target,
+    /// Whether every target was measured and met.
+    pub all_met: bool,
+}
+
+/// Everything one run measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchReport {
+    /// What was run.
+    pub options: BenchOptions,
+    /// Capability classes the placement saw.
+    pub capability_classes: usize,
+    /// Epochs fed, all phases together.
+    pub epochs_fed: u64,
+    /// Wall-clock time of the whole run, seconds.
+    pub wall_s: f64,
+    /// Phase 1.
+    pub initial_map: InitialReport,
+    /// Phase 2.
+    pub single_change: PhaseReport,
+    /// Phase 3.
+    pub batch: PhaseReport,
+    /// Phase 4 and the RSS readings.
+    pub memory: MemoryReport,
+    /// Tasks in the map after the last epoch (every task, unless one could not be placed).
+    pub tasks_in_map_at_end: i64,
+    /// The targets and whether they were met.
+    pub targets: Targets,
+}
+
+/// Why a run could not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// The options are inconsistent.
+    #[error("invalid benchmark options: {0}")]
+    Options(String),
+    /// A latency histogram could not be created.
+    #[error("could not create a latency histogram: {0}")]
+    Histogram(String),
+    /// The engine failed.
+    #[error("the engine failed: {0}")]
+    Engine(EngineError<Infallible, Infallible>),
+    /// The engine ended without worker 0's result.
+    #[error("the engine returned no result")]
+    NoResult,
+    /// The thread running the engine panicked.
+    #[error("the engine thread panicked")]
+    Panicked,
+}
+
+/// Runs the benchmark; `progress` gets a line every ~10% of each long phase.
+pub fn run_bench(
+    options: &BenchOptions,
+    progress: &mut dyn FnMut(&str),
+) -> Result<BenchReport, BenchError> {
+    options.validate()?;
+    let started = Instant::now();
+    let devices = synthetic_devices(options);
+    let capability_classes = Placer::new(&devices, Default::default()).class_count();
+    let plan = Plan::new(options);
+    let histogram = Histogram::<u64>::new_with_bounds(1, MAX_LATENCY_US, 3)
+        .map_err(|error| BenchError::Histogram(error.to_string()))?;
+    progress(&format!(
+        "{} devices in {} capability classes, {} tasks, {} epochs to feed",
+        devices.len(),
+        capability_classes,
+        options.tasks,
+        plan.total
+    ));
+
+    let config = EngineConfig {
+        devices: devices.clone(),
+        ..EngineConfig::default()
+    };
+    let (messages, received) = mpsc::channel::<String>();
+    let source_options = options.clone();
+    let make_io = move || {
+        let source = SyntheticSource::new(&source_options, plan, devices.len());
+        let sink = BenchSink::new(plan, histogram.clone(), messages.clone(), started)
+            .with_checkpoints(source_options.rss_checkpoints.clone());
+        (source, sink)
+    };
+    let workers = Workers::Threads(options.workers);
+    // The engine blocks until its workers finish, so it runs on a thread of its own while this
+    // one relays the sink's progress lines (`progress` need not be `Send`).
+    let outcome = std::thread::scope(|scope| {
+        let engine = scope.spawn(move || {
+            run_engine(workers, config, make_io)
+                .map(|result| result.map(|(stats, _source, sink)| (stats, sink.finish())))
+        });
+        for message in received {
+            progress(&message);
+        }
+        engine.join()
+    });
+    let (stats, recorded) = outcome
+        .map_err(|_| BenchError::Panicked)?
+        .map_err(BenchError::Engine)?
+        .ok_or(BenchError::NoResult)?;
+
+    let initial_map = InitialReport {
+        tasks: options.tasks,
+        tasks_placed: recorded.initial_placed,
+        latency_ms: recorded.initial_latency.as_secs_f64() * 1e3,
+    };
+    let single_change = recorded.single.report(1);
+    let batch = recorded.batch.report(options.batch_size);
+    let memory_phase = recorded.memory.report(1);
+    let last_over_first = match (recorded.rss.first(), recorded.rss.last()) {
+        (Some(first), Some(last)) if recorded.rss.len() >= 2 => {
+            match (first.rss_mib, last.rss_mib) {
+                (Some(first), Some(last)) if first > 0.0 => Some(last / first),
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    let measured = |phase: &PhaseReport, value: f64| (phase.epochs > 0).then_some(value);
+    let mut targets = Targets {
+        initial_map: Target::at_most(
+            "initial map <= 100 ms",
+            Some(initial_map.latency_ms),
+            100.0,
+            "ms",
+        ),
+        single_change_p50: Target::at_most(
+            "single change p50 <= 100 us",
+            measured(&single_change, single_change.latency_us.p50),
+            100.0,
+            "us",
+        ),
+        single_change_p99: Target::at_most(
+            "single change p99 <= 1 ms",
+            measured(&single_change, single_change.latency_us.p99),
+            1_000.0,
+            "us",
+        ),
+        batch_p99: Target::at_most(
+            "1000 changes per epoch p99 <= 20 ms",
+            measured(&batch, batch.latency_ms.p99),
+            20.0,
+            "ms",
+        ),
+        memory_flat: Target::at_most(
+            "memory flat: last / first RSS <= 1.05",
+            last_over_first,
+            1.05,
+            "ratio",
+        ),
+        all_met: false,
+    };
+    targets.all_met = [
+        &targets.initial_map,
+        &targets.single_change_p50,
+        &targets.single_change_p99,
+        &targets.batch_p99,
+        &targets.memory_flat,
+    ]
+    .iter()
+    .all(|target| target.met == Some(true));
+
+    Ok(BenchReport {
+        options: options.clone(),
+        capability_classes,
+        epochs_fed: stats.epochs,
+        wall_s: started.elapsed().as_secs_f64(),
+        initial_map,
+        single_change,
+        batch,
+        memory: MemoryReport {
+            phase: memory_phase,
+            checkpoints: recorded.rss,
+            last_over_first,
+        },
+        tasks_in_map_at_end: recorded.map_size,
+        targets,
+    })
+}
+
+/// Which epochs (numbered from 1, in feeding order) belong to which phase.
+#[derive(Clone, Copy, Debug)]
+struct Plan {
+    /// Last epoch of the single-change phase.
+    single_end: u64,
+    /// Last epoch of the batch phase.
+    batch_end: u64,
+    /// Last epoch of the run.
+    total: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Initial,
+    Single,
+    Batch,
+    Memory,
+}
+
+impl Plan {
+    fn new(options: &BenchOptions) -> Plan {
+        let single_end = 1 + options.single_epochs as u64;
+        let batch_end = single_end + options.batch_epochs as u64;
+        let last_checkpoint = options.rss_checkpoints.iter().copied().max().unwrap_or(0);
+        Plan {
+            single_end,
+            batch_end,
+            total: batch_end.max(last_checkpoint),
+        }
+    }
+
+    fn phase(&self, epoch: u64) -> Phase {
+        if epoch <= 1 {
+            Phase::Initial
+        } else if epoch <= self.single_end {
+            Phase::Single
+        } else if epoch <= self.batch_end {
+            Phase::Batch
+        } else {
+            Phase::Memory
+        }
+    }
+
+    /// The epochs of a phase, as `(first, last)`.
+    fn bounds(&self, phase: Phase) -> (u64, u64) {
+        match phase {
+            Phase::Initial => (1, 1),
+            Phase::Single => (2, self.single_end),
+            Phase::Batch => (self.single_end + 1, self.batch_end),
+            Phase::Memory => (self.batch_end + 1, self.total),
+        }
+    }
+}
+
+/// splitmix64: deterministic and dependency-free.
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (n > 0).
+    fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+
+    /// Uniform in `[0, 1)`.
+    fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Uniform in `[low, high)`.
+    fn between(&mut self, low: f64, high: f64) -> f64 {
+        low + (high - low) * self.unit()
+    }
+}
+
+/// `classes` distinct capabilities (cores 8–64, memory 16–256 GiB, speed 0.5–2.0); the first
+/// device of each class comes first, the rest are spread over the classes at random.
+fn synthetic_devices(options: &BenchOptions) -> Vec<DeviceSpec> {
+    let mut rng = Rng(options.seed ^ 0xD15C_0DE5_DE71_CE55);
+    let mut classes: Vec<DeviceSpec> = Vec::with_capacity(options.classes);
+    while classes.len() < options.classes {
+        let spec = DeviceSpec {
+            cores_milli: (8 + rng.below(57) as u32) * 1_000,
+            memory_bytes: (16 + rng.below(241)) << 30,
+            speed: (rng.between(0.5, 2.0) * 100.0).round() / 100.0,
+        };
+        let duplicate = classes.iter().any(|class| {
+            class.cores_milli == spec.cores_milli
+                && class.memory_bytes == spec.memory_bytes
+                && class.speed.to_bits() == spec.speed.to_bits()
+        });
+        if !duplicate {
+            classes.push(spec);
+        }
+    }
+    (0..options.devices)
+        .map(|index| {
+            if index < classes.len() {
+                classes[index]
+            } else {
+                classes[rng.below(classes.len() as u64) as usize]
+            }
+        })
+        .collect()
+}
+
+/// Generates the epochs of [`Plan`]; runs on worker 0.
+struct SyntheticSource {
+    rng: Rng,
+    plan: Plan,
+    tasks: usize,
+    batch_size: usize,
+    /// The last cpu value sent for each device.
+    cpu: Vec<f64>,
+    /// Device ids, partly shuffled to draw distinct devices for a batch.
+    order: Vec<u32>,
+    fed: u64,
+}
+
+impl SyntheticSource {
+    fn new(options: &BenchOptions, plan: Plan, devices: usize) -> SyntheticSource {
+        SyntheticSource {
+            rng: Rng(options.seed),
+            plan,
+            tasks: options.tasks,
+            batch_size: options.batch_size,
+            cpu: vec![0.0; devices],
+            order: (0..devices as u32).collect(),
+            fed: 0,
+        }
+    }
+
+    fn initial(&mut self) -> InputBatch {
+        let mut batch = InputBatch::default();
+        batch.tasks.reserve(self.tasks);
+        for index in 0..self.tasks {
+            let key = TaskKey {
+                workflow: (index / 1_000) as u32,
+                task: (index % 1_000) as u32,
+            };
+            let spec = TaskSpec {
+                cores_milli: 500 + self.rng.below(3_501) as u32,
+                memory_bytes: self.rng.below((8u64 << 30) + 1),
+                duration_ms: 1_000 * (1 + self.rng.below(600)),
+            };
+            batch.tasks.push(((key, spec), 1));
+        }
+        for device in 0..self.cpu.len() {
+            let value = self.rng.between(0.0, 0.9);
+            self.cpu[device] = value;
+            batch.samples.push(cpu_sample(device, value));
+        }
+        batch
+    }
+
+    /// A new cpu value for a device, differing from its last one by a small or a large step
+    /// (reflected to stay within [0, 1], so it always differs).
+    fn change(&mut self, device: usize) -> Sample {
+        let step = if self.rng.below(2) == 0 {
+            self.rng.between(0.001, 0.02)
+        } else {
+            self.rng.between(0.02, 0.5)
+        };
+        let last = self.cpu[device];
+        let up = self.rng.below(2) == 0;
+        let value = match (up, last + step <= 1.0, last - step >= 0.0) {
+            (true, true, _) | (false, true, false) => last + step,
+            _ => last - step,
+        };
+        self.cpu[device] = value;
+        cpu_sample(device, value)
+    }
+
+    fn single(&mut self) -> InputBatch {
+        let device = self.rng.below(self.cpu.len() as u64) as usize;
+        InputBatch {
+            samples: vec![self.change(device)],
+            ..InputBatch::default()
+        }
+    }
+
+    fn batch(&mut self) -> InputBatch {
+        let mut samples = Vec::with_capacity(self.batch_size);
+        for slot in 0..self.batch_size {
+            let pick = slot + self.rng.below((self.order.len() - slot) as u64) as usize;
+            self.order.swap(slot, pick);
+            let device = self.order[slot] as usize;
+            samples.push(self.change(device));
+        }
+        InputBatch {
+            samples,
+            ..InputBatch::default()
+        }
+    }
+}
+
+fn cpu_sample(device: usize, value: f64) -> Sample {
+    Sample {
+        device: device as u32,
+        resource: Resource::Cpu,
+        value,
+    }
+}
+
+impl BatchSource for SyntheticSource {
+    type Error = Infallible;
+
+    fn next_batch(&mut self) -> Result<Option<(Time, InputBatch)>, Infallible> {
+        if self.fed >= self.plan.total {
+            return Ok(None);
+        }
+        self.fed += 1;
+        let batch = match self.plan.phase(self.fed) {
+            Phase::Initial => self.initial(),
+            Phase::Single | Phase::Memory => self.single(),
+            Phase::Batch => self.batch(),
+        };
+        Ok(Some((self.fed as Time * EPOCH_STEP_MS, batch)))
+    }
+}
+
+/// Latencies and moves of one phase.
+struct PhaseRecorder {
+    name: &'static str,
+    first: u64,
+    last: u64,
+    histogram: Histogram<u64>,
+    max_us: u64,
+    moved_total: u64,
+    moved_max: u64,
+    started: Option<Instant>,
+    finished: Option<Instant>,
+}
+
+impl PhaseRecorder {
+    fn new(name: &'static str, (first, last): (u64, u64), histogram: Histogram<u64>) -> Self {
+        PhaseRecorder {
+            name,
+            first,
+            last,
+            histogram,
+            max_us: 0,
+            moved_total: 0,
+            moved_max: 0,
+            started: None,
+            finished: None,
+        }
+    }
+
+    /// Records one epoch; returns a progress line at every tenth of a long phase.
+    fn record(
+        &mut self,
+        epoch: u64,
+        latency: Duration,
+        moved: u64,
+        now: Instant,
+    ) -> Option<String> {
+        let started = *self.started.get_or_insert(now);
+        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        self.histogram.saturating_record(micros.max(1));
+        self.max_us = self.max_us.max(micros);
+        self.moved_total += moved;
+        self.moved_max = self.moved_max.max(moved);
+        self.finished = Some(now);
+        let length = self.last + 1 - self.first;
+        let done = epoch + 1 - self.first;
+        let tenths = |epochs: u64| epochs * 10 / length;
+        (length >= 100 && tenths(done) > tenths(done - 1)).then(|| {
+            let elapsed = now.duration_since(started).as_secs_f64().max(1e-9);
+            format!(
+                "{}: {done}/{length} epochs ({}%), {:.0} epochs/s, p50 {} us",
+                self.name,
+                done * 100 / length,
+                done as f64 / elapsed,
+                self.histogram.value_at_quantile(0.5)
+            )
+        })
+    }
+
+    fn report(&self, changes_per_epoch: usize) -> PhaseReport {
+        let epochs = self.histogram.len();
+        let wall_s = match (self.started, self.finished) {
+            (Some(started), Some(finished)) => finished.duration_since(started).as_secs_f64(),
+            _ => 0.0,
+        };
+        let (latency_us, latency_ms) = if epochs == 0 {
+            let zero = Latency {
+                p50: 0.0,
+                p90: 0.0,
+                p99: 0.0,
+                max: 0.0,
+                mean: 0.0,
+            };
+            (zero.clone(), zero)
+        } else {
+            let quantile = |q: f64| self.histogram.value_at_quantile(q) as f64;
+            let micros = Latency {
+                p50: quantile(0.5),
+                p90: quantile(0.9),
+                p99: quantile(0.99),
+                max: self.max_us as f64,
+                mean: self.histogram.mean(),
+            };
+            let millis = Latency {
+                p50: micros.p50 / 1e3,
+                p90: micros.p90 / 1e3,
+                p99: micros.p99 / 1e3,
+                max: micros.max / 1e3,
+                mean: micros.mean / 1e3,
+            };
+            (micros, millis)
+        };
+        PhaseReport {
+            epochs,
+            changes_per_epoch,
+            wall_s,
+            // The first epoch's own time is not in `wall_s`, so it is not counted either.
+            epochs_per_s: if wall_s > 0.0 {
+                epochs.saturating_sub(1) as f64 / wall_s
+            } else {
+                0.0
+            },
+            latency_us,
+            latency_ms,
+            moved_per_epoch: Moves {
+                mean: if epochs == 0 {
+                    0.0
+                } else {
+                    self.moved_total as f64 / epochs as f64
+                },
+                max: self.moved_max,
+                total: self.moved_total,
+            },
+        }
+    }
+}
+
+/// What the sink hands back, without the progress channel (so the relay loop can end).
+struct Recorded {
+    initial_latency: Duration,
+    initial_placed: u64,
+    single: PhaseRecorder,
+    batch: PhaseRecorder,
+    memory: PhaseRecorder,
+    rss: Vec<RssCheckpoint>,
+    map_size: i64,
+}
+
+/// Counts and histograms per phase; runs on worker 0 and keeps no map changes.
+struct BenchSink {
+    plan: Plan,
+    epochs: u64,
+    recorded: Recorded,
+    checkpoints: Vec<u64>,
+    next_checkpoint: usize,
+    progress: Sender<String>,
+    started: Instant,
+}
+
+impl BenchSink {
+    fn new(
+        plan: Plan,
+        histogram: Histogram<u64>,
+        progress: Sender<String>,
+        started: Instant,
+    ) -> Self {
+        BenchSink {
+            plan,
+            epochs: 0,
+            recorded: Recorded {
+                initial_latency: Duration::ZERO,
+                initial_placed: 0,
+                single: PhaseRecorder::new(
+                    "single change",
+                    plan.bounds(Phase::Single),
+                    histogram.clone(),
+                ),
+                batch: PhaseRecorder::new("batch", plan.bounds(Phase::Batch), histogram.clone()),
+                memory: PhaseRecorder::new("memory", plan.bounds(Phase::Memory), histogram),
+                rss: Vec::new(),
+                map_size: 0,
+            },
+            checkpoints: Vec::new(),
+            next_checkpoint: 0,
+            progress,
+            started,
+        }
+    }
+
+    fn with_checkpoints(mut self, mut checkpoints: Vec<u64>) -> Self {
+        checkpoints.sort_unstable();
+        checkpoints.dedup();
+        self.checkpoints = checkpoints;
+        self
+    }
+
+    fn finish(self) -> Recorded {
+        self.recorded
+    }
+
+    fn say(&self, message: String) {
+        // The receiver only goes away once the run is over; a lost line is harmless.
+        let _ = self.progress.send(message);
+    }
+}
+
+/// Tasks that both left a device and joined one in this epoch's sorted changes, and the net
+/// change in the map's size.
+fn moves_and_net(changes: &[MapUpdate]) -> (u64, i64) {
+    let mut moves = 0;
+    let mut net = 0i64;
+    let mut index = 0;
+    while index < changes.len() {
+        let task = changes[index].0 .0;
+        let (mut left, mut joined) = (false, false);
+        while index < changes.len() && changes[index].0 .0 == task {
+            let diff = changes[index].1;
+            net += diff as i64;
+            left |= diff < 0;
+            joined |= diff > 0;
+            index += 1;
+        }
+        if left && joined {
+            moves += 1;
+        }
+    }
+    (moves, net)
+}
+
+impl MapSink for BenchSink {
+    type Error = Infallible;
+
+    fn epoch(
+        &mut self,
+        _time: Time,
+        changes: &[MapUpdate],
+        latency: Duration,
+    ) -> Result<(), Infallible> {
+        self.epochs += 1;
+        let epoch = self.epochs;
+        let now = Instant::now();
+        let (moved, net) = moves_and_net(changes);
+        self.recorded.map_size += net;
+        let line = match self.plan.phase(epoch) {
+            Phase::Initial => {
+                self.recorded.initial_latency = latency;
+                self.recorded.initial_placed = net.max(0) as u64;
+                Some(format!(
+                    "initial map: {net} tasks placed in {:.1} ms",
+                    latency.as_secs_f64() * 1e3
+                ))
+            }
+            Phase::Single => self.recorded.single.record(epoch, latency, moved, now),
+            Phase::Batch => self.recorded.batch.record(epoch, latency, moved, now),
+            Phase::Memory => self
+                .recorded
+                .memory
+                .record(epoch, latency, moved, now)
+                .map(|line| match resident_mib() {
+                    Some(mib) => format!("{line}, RSS {mib:.1} MiB"),
+                    None => line,
+                }),
+        };
+        if let Some(line) = line {
+            self.say(line);
+        }
+        if self.checkpoints.get(self.next_checkpoint) == Some(&epoch) {
+            self.next_checkpoint += 1;
+            let rss_mib = resident_mib();
+            self.recorded.rss.push(RssCheckpoint {
+                epochs: epoch,
+                rss_mib,
+                elapsed_s: now.duration_since(self.started).as_secs_f64(),
+            });
+            let shown = rss_mib.map_or("unavailable".to_string(), |mib| format!("{mib:.1} MiB"));
+            self.say(format!("RSS after {epoch} epochs: {shown}"));
+        }
+        Ok(())
+    }
+}
+
+/// VmRSS of this process in MiB, where `/proc` has it.
+fn resident_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny() -> BenchOptions {
+        BenchOptions {
+            devices: 20,
+            tasks: 400,
+            classes: 3,
+            single_epochs: 60,
+            batch_epochs: 5,
+            batch_size: 20,
+            rss_checkpoints: vec![30, 120],
+            workers: 1,
+            seed: 7,
+        }
+    }
+
+    /// About 2.5 s in a debug build.
+    #[test]
+    fn smoke_size_places_every_task_and_counts_every_epoch() {
+        let options = BenchOptions::smoke();
+        let mut lines = Vec::new();
+        let report = run_bench(&options, &mut |line| lines.push(line.to_string()))
+            .expect("the benchmark runs");
+        assert_eq!(report.capability_classes, 4);
+        assert_eq!(report.initial_map.tasks_placed, 2_000);
+        assert_eq!(report.tasks_in_map_at_end, 2_000);
+        assert_eq!(report.single_change.epochs, 300);
+        assert_eq!(report.batch.epochs, 20);
+        assert_eq!(report.memory.phase.epochs, 3_000 - 1 - 300 - 20);
+        assert_eq!(report.epochs_fed, 3_000);
+        let read_at: Vec<u64> = report.memory.checkpoints.iter().map(|c| c.epochs).collect();
+        assert_eq!(read_at, vec![300, 3_000]);
+        assert!(
+            report.single_change.moved_per_epoch.total > 0,
+            "changes moved nothing"
+        );
+        assert!(
+            lines.iter().any(|line| line.starts_with("initial map")),
+            "{lines:?}"
+        );
+        let memory_lines = lines
+            .iter()
+            .filter(|line| line.starts_with("memory:"))
+            .count();
+        assert_eq!(memory_lines, 10, "{lines:?}");
+        assert!(serde_json::to_string(&report).is_ok());
+    }
+
+    #[test]
+    fn checkpoint_before_the_batch_phase_ends_adds_no_epochs() {
+        let options = BenchOptions {
+            rss_checkpoints: vec![10],
+            ..tiny()
+        };
+        let report = run_bench(&options, &mut |_| {}).expect("the benchmark runs");
+        assert_eq!(report.epochs_fed, 1 + 60 + 5);
+        assert_eq!(report.memory.phase.epochs, 0);
+        assert_eq!(report.memory.last_over_first, None);
+        assert_eq!(report.targets.memory_flat.met, None);
+        assert!(!report.targets.all_met);
+    }
+
+    #[test]
+    fn two_workers_give_the_same_moves() {
+        let one = run_bench(&tiny(), &mut |_| {}).expect("1 worker");
+        let two = run_bench(
+            &BenchOptions {
+                workers: 2,
+                ..tiny()
+            },
+            &mut |_| {},
+        )
+        .expect("2 workers");
+        assert_eq!(
+            one.single_change.moved_per_epoch.total,
+            two.single_change.moved_per_epoch.total
+        );
+        assert_eq!(
+            one.batch.moved_per_epoch.total,
+            two.batch.moved_per_epoch.total
+        );
+    }
+
+    #[test]
+    fn batch_larger_than_devices_is_refused() {
+        let options = BenchOptions {
+            batch_size: 21,
+            ..tiny()
+        };
+        assert!(matches!(
+            run_bench(&options, &mut |_| {}),
+            Err(BenchError::Options(_))
+        ));
+    }
+
+    #[test]
+    fn changes_always_move_the_value_within_bounds() {
+        let options = tiny();
+        let plan = Plan::new(&options);
+        let mut source = SyntheticSource::new(&options, plan, options.devices);
+        let _ = source.initial();
+        for _ in 0..10_000 {
+            let device = source.rng.below(options.devices as u64) as usize;
+            let before = source.cpu[device];
+            let sample = source.change(device);
+            assert!((0.0..=1.0).contains(&sample.value), "{}", sample.value);
+            assert!((sample.value - before).abs() >= 0.001 - 1e-12);
+        }
+    }
+
+    #[test]
+    fn moves_need_a_retraction_and_an_insertion_of_the_same_task() {
+        let task = |task| TaskKey { workflow: 0, task };
+        let changes = [
+            ((task(0), 1), -1),
+            ((task(0), 2), 1),
+            ((task(1), 0), 1),
+            ((task(2), 3), -1),
+        ];
+        assert_eq!(moves_and_net(&changes), (1, 0));
+    }
+}

@@ -1,0 +1,188 @@
+//! The names behind the dataflow's dense ids: devices, workflows and their tasks.
+//!
+//! Every process builds the same catalog from the same files in the same order, so ids agree
+//! across processes without any exchange.
+
+use std::collections::HashMap;
+
+use augur_dataflows::types::{DeviceId, DeviceSpec, TaskKey, TaskSpec};
+
+use crate::input::platform::Platform;
+use crate::input::wfformat::Workflow;
+use crate::input::{RejectKind, Rejection};
+
+/// A workflow admitted to the run.
+#[derive(Debug)]
+pub struct CatalogWorkflow {
+    /// The workflow as parsed.
+    pub workflow: Workflow,
+    /// Task ids to indices.
+    pub task_index: HashMap<String, u32>,
+    /// Requirements of each task, by index.
+    pub specs: Vec<TaskSpec>,
+}
+
+/// Devices and admitted workflows, with their dense ids.
+#[derive(Debug)]
+pub struct Catalog {
+    /// The platform; device `i` has id `i`.
+    pub platform: Platform,
+    /// Admitted workflows; workflow `i` has id `i`.
+    pub workflows: Vec<CatalogWorkflow>,
+    workflow_index: HashMap<String, u32>,
+}
+
+impl Catalog {
+    /// A catalog over a platform, with no workflows yet.
+    pub fn new(platform: Platform) -> Catalog {
+        Catalog {
+            platform,
+            workflows: Vec::new(),
+            workflow_index: HashMap::new(),
+        }
+    }
+
+    /// The capability of every device, as the dataflow sees it.
+    pub fn device_specs(&self) -> Vec<DeviceSpec> {
+        self.platform
+            .devices
+            .iter()
+            .map(|device| DeviceSpec {
+                cores_milli: milli(device.cores),
+                memory_bytes: device.memory_bytes.unwrap_or(u64::MAX),
+                speed: device.speed,
+            })
+            .collect()
+    }
+
+    /// Admits a parsed workflow, unless a task fits on no device or the name is taken: then
+    /// the workflow is refused whole, with one rejection per reason.
+    pub fn admit(&mut self, workflow: Workflow) -> Result<u32, Vec<Rejection>> {
+        if self.workflow_index.contains_key(&workflow.name) {
+            return Err(vec![Rejection::whole_file(
+                workflow.path.clone(),
+                RejectKind::DuplicateId,
+                format!(
+                    "another workflow is already named '{}' (workflows are known by file stem)",
+                    workflow.name
+                ),
+            )]);
+        }
+        let devices = self.device_specs();
+        let specs: Vec<TaskSpec> = workflow.tasks.iter().map(task_spec).collect();
+        let infeasible: Vec<Rejection> = workflow
+            .tasks
+            .iter()
+            .zip(&specs)
+            .filter(|(_, spec)| !devices.iter().any(|device| device.can_host(spec)))
+            .map(|(task, spec)| {
+                Rejection::whole_file(
+                    workflow.path.clone(),
+                    RejectKind::Infeasible,
+                    format!(
+                        "task '{}' needs {} cores and {} bytes of memory, more than any device has",
+                        task.id,
+                        spec.cores_milli as f64 / 1000.0,
+                        spec.memory_bytes
+                    ),
+                )
+            })
+            .collect();
+        if !infeasible.is_empty() {
+            return Err(infeasible);
+        }
+        let id = self.workflows.len() as u32;
+        let task_index = workflow
+            .tasks
+            .iter()
+            .enumerate()
+            .map(|(index, task)| (task.id.clone(), index as u32))
+            .collect();
+        self.workflow_index.insert(workflow.name.clone(), id);
+        self.workflows.push(CatalogWorkflow {
+            workflow,
+            task_index,
+            specs,
+        });
+        Ok(id)
+    }
+
+    /// The id of a workflow by name.
+    pub fn workflow_id(&self, name: &str) -> Option<u32> {
+        self.workflow_index.get(name).copied()
+    }
+
+    /// The key of a task by workflow name and task id.
+    pub fn task_key(&self, workflow: &str, task: &str) -> Option<TaskKey> {
+        let id = self.workflow_id(workflow)?;
+        let task = *self.workflows.get(id as usize)?.task_index.get(task)?;
+        Some(TaskKey { workflow: id, task })
+    }
+
+    /// The id of a device by name.
+    pub fn device_id(&self, name: &str) -> Option<DeviceId> {
+        self.platform.index_of(name).map(|index| index as DeviceId)
+    }
+
+    /// Names of a task: (workflow name, task id).
+    pub fn task_names(&self, key: TaskKey) -> (&str, &str) {
+        match self.workflows.get(key.workflow as usize) {
+            Some(entry) => (
+                entry.workflow.name.as_str(),
+                entry
+                    .workflow
+                    .tasks
+                    .get(key.task as usize)
+                    .map_or("?", |task| task.id.as_str()),
+            ),
+            None => ("?", "?"),
+        }
+    }
+
+    /// Name of a device.
+    pub fn device_name(&self, device: DeviceId) -> &str {
+        self.platform
+            .devices
+            .get(device as usize)
+            .map_or("?", |device| device.id.as_str())
+    }
+
+    /// Requirements of a task.
+    pub fn spec(&self, key: TaskKey) -> Option<TaskSpec> {
+        self.workflows
+            .get(key.workflow as usize)?
+            .specs
+            .get(key.task as usize)
+            .copied()
+    }
+
+    /// Parents of a task, as keys.
+    pub fn parents(&self, key: TaskKey) -> impl Iterator<Item = TaskKey> + '_ {
+        self.workflows
+            .get(key.workflow as usize)
+            .and_then(|entry| entry.workflow.tasks.get(key.task as usize))
+            .into_iter()
+            .flat_map(move |task| {
+                task.parents.iter().map(move |parent| TaskKey {
+                    workflow: key.workflow,
+                    task: *parent as u32,
+                })
+            })
+    }
+}
+
+/// What the partitioning needs of a WfFormat task.
+fn task_spec(task: &crate::input::wfformat::WfTask) -> TaskSpec {
+    TaskSpec {
+        cores_milli: milli(task.cores),
+        memory_bytes: task.memory_bytes.unwrap_or(0),
+        duration_ms: (task.runtime_s * 1000.0)
+            .round()
+            .clamp(0.0, u64::MAX as f64) as u64,
+    }
+}
+
+/// Cores in thousandths, at least one thousandth so a task always weighs something.
+fn milli(cores: f64) -> u32 {
+    (cores * 1000.0).round().clamp(1.0, u32::MAX as f64) as u32
+}

@@ -1,0 +1,507 @@
+//! Command-line flags as parsed (raw), and their validation into a [`RunConfig`].
+
+use std::path::{Path, PathBuf};
+
+use augur_dataflows::contention_forecast::ForecastConfig;
+use augur_dataflows::forecast::HoltParams;
+use augur_dataflows::placement::PlacementConfig;
+use augur_dataflows::types::Resource;
+use clap::{Args, Parser, Subcommand};
+use serde::Deserialize;
+
+use crate::engine::Workers;
+use crate::input::lines::DEFAULT_MAX_LINE_BYTES;
+use crate::input::metrics::MetricFormat;
+use crate::run::RunConfig;
+
+/// augur places the tasks of workflow DAGs onto devices by predicted resource contention, and
+/// keeps that placement current, incrementally, as metrics and task events stream in.
+#[derive(Debug, Parser)]
+#[command(name = "augur", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// augur's commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Keep a partition map current over workflow, metric and event logs; write it to --out.
+    Run(RunArgs),
+    /// Run the bundled scenario in data/ end to end and print a readable summary.
+    Demo(DemoArgs),
+    /// Benchmark incremental repartitioning; prints JSON.
+    Bench(BenchArgs),
+}
+
+/// Flags of `augur run`, as given.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// WfFormat workflow files (schema 1.4-1.6); each is known by its file stem.
+    #[arg(long = "workflow", num_args = 1.., required = true, value_name = "FILE")]
+    pub workflows: Vec<PathBuf>,
+    /// Platform TOML (devices); without it the devices are the workflows' `machines`.
+    #[arg(long, value_name = "FILE")]
+    pub platform: Option<PathBuf>,
+    /// Metric logs.
+    #[arg(long = "metrics", num_args = 1.., value_name = "FILE")]
+    pub metrics: Vec<PathBuf>,
+    /// Format of the metric logs.
+    #[arg(long, default_value = "long", value_parser = ["long", "nab", "bitbrains", "alibaba"])]
+    pub format: String,
+    /// For NAB files: which device and resource a file measures (repeatable).
+    #[arg(long = "map", value_name = "FILE=DEVICE:RESOURCE")]
+    pub maps: Vec<String>,
+    /// Task-event logs (JSONL: arrival, start, complete).
+    #[arg(long = "events", num_args = 1.., value_name = "FILE")]
+    pub events: Vec<PathBuf>,
+    /// TOML file of engine knobs (forecast, placement, lateness).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Out-of-order tolerance per input file, seconds [default: 60, or the config file's].
+    #[arg(long, value_name = "SECS")]
+    pub lateness: Option<f64>,
+    /// Placement policy.
+    #[arg(long, default_value = "predictive", value_parser = ["predictive"])]
+    pub policy: String,
+    /// Output folder.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Worker threads (per process).
+    #[arg(long, default_value_t = 1)]
+    pub workers: usize,
+    /// Number of processes (timely cluster mode).
+    #[arg(long, default_value_t = 1)]
+    pub processes: usize,
+    /// This process's index, 0-based.
+    #[arg(long, default_value_t = 0)]
+    pub process: usize,
+    /// File of `host:port` lines, one per process (default: localhost:2101, 2102, ...).
+    #[arg(long, value_name = "FILE")]
+    pub hostfile: Option<PathBuf>,
+    /// Make the first rejected record fatal.
+    #[arg(long)]
+    pub strict: bool,
+    /// No progress lines on stderr.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Flags of `augur demo`.
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Output folder.
+    #[arg(long, default_value = "out/demo", value_name = "DIR")]
+    pub out: PathBuf,
+    /// Worker threads.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+}
+
+/// Flags of `augur bench`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// A small size that finishes in seconds (for CI).
+    #[arg(long)]
+    pub smoke: bool,
+    /// Devices [default: 1000, smoke 50].
+    #[arg(long)]
+    pub devices: Option<usize>,
+    /// Pending tasks [default: 100000, smoke 2000].
+    #[arg(long)]
+    pub tasks: Option<usize>,
+    /// Epochs with one metric change each.
+    #[arg(long)]
+    pub single_epochs: Option<usize>,
+    /// Epochs with many metric changes each.
+    #[arg(long)]
+    pub batch_epochs: Option<usize>,
+    /// Metric changes per batch epoch [default: 1000].
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Total epochs at which to read RSS, comma-separated [default: 10000,1000000].
+    #[arg(long, value_delimiter = ',')]
+    pub rss_at: Option<Vec<u64>>,
+    /// Worker threads.
+    #[arg(long)]
+    pub workers: Option<usize>,
+}
+
+/// A flag combination that cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A flag's value is unusable.
+    #[error("{flag}: {reason}")]
+    Flag {
+        /// The flag.
+        flag: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The config file is unusable.
+    #[error("{path}: {reason}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The `--config` TOML file. Every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Out-of-order tolerance per input file, seconds.
+    pub lateness_s: Option<f64>,
+    /// Longest accepted input line, bytes.
+    pub max_line_bytes: Option<usize>,
+    /// Forecast knobs.
+    #[serde(default)]
+    pub forecast: ForecastFile,
+    /// Placement knobs.
+    #[serde(default)]
+    pub placement: PlacementFile,
+}
+
+/// `[forecast]` of the config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForecastFile {
+    /// Level smoothing, (0, 1].
+    pub alpha: Option<f64>,
+    /// Trend smoothing, [0, 1]; 0 is plain EWMA.
+    pub beta: Option<f64>,
+    /// Predicted contention is the mean forecast over this many seconds.
+    pub horizon_s: Option<f64>,
+    /// The trend is dropped across gaps longer than this, seconds.
+    pub max_gap_s: Option<f64>,
+    /// Forecasts are rounded to multiples of this fraction of capacity.
+    pub quantum: Option<f64>,
+}
+
+/// `[placement]` of the config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlacementFile {
+    /// Relative improvement a move must bring, [0, 10].
+    pub hysteresis: Option<f64>,
+}
+
+/// Reads and validates a config file.
+pub fn read_config_file(path: &Path) -> Result<ConfigFile, ConfigError> {
+    let error = |reason: String| ConfigError::File {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?;
+    toml::from_str(&text).map_err(|e| error(e.to_string()))
+}
+
+fn in_range(flag: &'static str, value: f64, low: f64, high: f64) -> Result<f64, ConfigError> {
+    if value.is_finite() && value >= low && value <= high {
+        Ok(value)
+    } else {
+        Err(ConfigError::Flag {
+            flag,
+            reason: format!("{value} is not within [{low}, {high}]"),
+        })
+    }
+}
+
+/// Validates `run` flags (and the config file they name) into a [`RunConfig`].
+pub fn run_config(args: &RunArgs) -> Result<RunConfig, ConfigError> {
+    let file = match &args.config {
+        Some(path) => read_config_file(path)?,
+        None => ConfigFile::default(),
+    };
+    let format: MetricFormat = args.format.parse().map_err(|reason| ConfigError::Flag {
+        flag: "--format",
+        reason,
+    })?;
+    let maps = args
+        .maps
+        .iter()
+        .map(|map| parse_map(map))
+        .collect::<Result<Vec<_>, _>>()?;
+    if format == MetricFormat::Nab {
+        for path in &args.metrics {
+            if !maps.iter().any(|(file, _, _)| file == path) {
+                return Err(ConfigError::Flag {
+                    flag: "--map",
+                    reason: format!(
+                        "NAB file {} needs --map {}=DEVICE:RESOURCE",
+                        path.display(),
+                        path.display()
+                    ),
+                });
+            }
+        }
+    }
+    let lateness_s = in_range(
+        "--lateness",
+        args.lateness.or(file.lateness_s).unwrap_or(60.0),
+        0.0,
+        1e9,
+    )?;
+    let defaults = ForecastConfig::default();
+    let forecast = ForecastConfig {
+        holt: HoltParams {
+            alpha: in_range(
+                "forecast.alpha",
+                file.forecast.alpha.unwrap_or(defaults.holt.alpha),
+                1e-6,
+                1.0,
+            )?,
+            beta: in_range(
+                "forecast.beta",
+                file.forecast.beta.unwrap_or(defaults.holt.beta),
+                0.0,
+                1.0,
+            )?,
+            max_gap_ms: seconds_to_ms(in_range(
+                "forecast.max_gap_s",
+                file.forecast
+                    .max_gap_s
+                    .unwrap_or(defaults.holt.max_gap_ms as f64 / 1000.0),
+                0.0,
+                1e9,
+            )?),
+        },
+        horizon_ms: seconds_to_ms(in_range(
+            "forecast.horizon_s",
+            file.forecast
+                .horizon_s
+                .unwrap_or(defaults.horizon_ms as f64 / 1000.0),
+            0.0,
+            1e9,
+        )?),
+        quantum_ppm: (in_range(
+            "forecast.quantum",
+            file.forecast
+                .quantum
+                .unwrap_or(defaults.quantum_ppm as f64 / 1e6),
+            0.0,
+            1.0,
+        )? * 1e6)
+            .round() as i64,
+    };
+    let placement = PlacementConfig {
+        hysteresis: in_range(
+            "placement.hysteresis",
+            file.placement
+                .hysteresis
+                .unwrap_or(PlacementConfig::default().hysteresis),
+            0.0,
+            10.0,
+        )?,
+    };
+    if args.workers == 0 || args.workers > 1024 {
+        return Err(ConfigError::Flag {
+            flag: "--workers",
+            reason: "must be between 1 and 1024".into(),
+        });
+    }
+    let workers = if args.processes > 1 {
+        if args.process >= args.processes {
+            return Err(ConfigError::Flag {
+                flag: "--process",
+                reason: format!("must be below --processes ({})", args.processes),
+            });
+        }
+        Workers::Cluster {
+            threads: args.workers,
+            process: args.process,
+            addresses: hosts(args.hostfile.as_deref(), args.processes)?,
+        }
+    } else {
+        Workers::Threads(args.workers)
+    };
+    let max_line_bytes = file.max_line_bytes.unwrap_or(DEFAULT_MAX_LINE_BYTES);
+    if max_line_bytes < 64 {
+        return Err(ConfigError::Flag {
+            flag: "max_line_bytes",
+            reason: "must be at least 64".into(),
+        });
+    }
+    Ok(RunConfig {
+        workflows: args.workflows.clone(),
+        platform: args.platform.clone(),
+        metrics: args.metrics.clone(),
+        format,
+        maps,
+        events: args.events.clone(),
+        lateness_ms: seconds_to_ms(lateness_s),
+        max_line_bytes,
+        out: args.out.clone(),
+        workers,
+        strict: args.strict,
+        forecast,
+        placement,
+        progress: !args.quiet,
+    })
+}
+
+fn seconds_to_ms(seconds: f64) -> i64 {
+    (seconds * 1000.0).round() as i64
+}
+
+/// Parses `FILE=DEVICE:RESOURCE`.
+fn parse_map(map: &str) -> Result<(PathBuf, String, Resource), ConfigError> {
+    let error = |reason: String| ConfigError::Flag {
+        flag: "--map",
+        reason,
+    };
+    let (file, target) = map
+        .rsplit_once('=')
+        .ok_or_else(|| error(format!("'{map}' is not FILE=DEVICE:RESOURCE")))?;
+    let (device, resource) = target
+        .rsplit_once(':')
+        .ok_or_else(|| error(format!("'{map}' is not FILE=DEVICE:RESOURCE")))?;
+    let resource = Resource::from_name(resource).ok_or_else(|| {
+        error(format!(
+            "unknown resource '{resource}' (cpu, memory, disk or network)"
+        ))
+    })?;
+    if file.is_empty() || device.is_empty() {
+        return Err(error(format!("'{map}' is not FILE=DEVICE:RESOURCE")));
+    }
+    Ok((PathBuf::from(file), device.to_string(), resource))
+}
+
+/// Process addresses: the hostfile's first `processes` lines, or localhost:2101, 2102, ...
+fn hosts(hostfile: Option<&Path>, processes: usize) -> Result<Vec<String>, ConfigError> {
+    let Some(path) = hostfile else {
+        return Ok((0..processes)
+            .map(|index| format!("localhost:{}", 2101 + index))
+            .collect());
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let addresses: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .take(processes)
+        .map(str::to_string)
+        .collect();
+    if addresses.len() < processes {
+        return Err(ConfigError::File {
+            path: path.to_path_buf(),
+            reason: format!(
+                "has {} addresses, but --processes is {processes}",
+                addresses.len()
+            ),
+        });
+    }
+    Ok(addresses)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(extra: &[&str]) -> RunArgs {
+        let mut argv = vec!["augur", "run", "--workflow", "w.json", "--out", "o"];
+        argv.extend_from_slice(extra);
+        match Cli::try_parse_from(argv) {
+            Ok(Cli {
+                command: Command::Run(args),
+            }) => args,
+            other => panic!("unexpected parse: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_are_sane() {
+        let config = run_config(&args(&[])).expect("valid");
+        assert_eq!(config.lateness_ms, 60_000);
+        assert!(matches!(config.workers, Workers::Threads(1)));
+        assert_eq!(config.format, MetricFormat::Long);
+        assert_eq!(config.placement, PlacementConfig::default());
+        assert_eq!(config.forecast, ForecastConfig::default());
+    }
+
+    #[test]
+    fn lateness_flag_in_seconds() {
+        let config = run_config(&args(&["--lateness", "2.5"])).expect("valid");
+        assert_eq!(config.lateness_ms, 2_500);
+        assert!(run_config(&args(&["--lateness", "-1"])).is_err());
+    }
+
+    #[test]
+    fn workers_must_be_positive() {
+        assert!(run_config(&args(&["--workers", "0"])).is_err());
+        let config = run_config(&args(&["--workers", "3"])).expect("valid");
+        assert!(matches!(config.workers, Workers::Threads(3)));
+    }
+
+    #[test]
+    fn processes_default_to_localhost_ports() {
+        let config = run_config(&args(&["--processes", "2", "--process", "1"])).expect("valid");
+        match config.workers {
+            Workers::Cluster {
+                process, addresses, ..
+            } => {
+                assert_eq!(process, 1);
+                assert_eq!(addresses, vec!["localhost:2101", "localhost:2102"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(run_config(&args(&["--processes", "2", "--process", "2"])).is_err());
+    }
+
+    #[test]
+    fn nab_needs_a_map_per_file() {
+        assert!(run_config(&args(&["--format", "nab", "--metrics", "a.csv"])).is_err());
+        let config = run_config(&args(&[
+            "--format",
+            "nab",
+            "--metrics",
+            "a.csv",
+            "--map",
+            "a.csv=n1:cpu",
+        ]))
+        .expect("valid");
+        assert_eq!(
+            config.maps,
+            vec![(PathBuf::from("a.csv"), "n1".to_string(), Resource::Cpu)]
+        );
+        assert!(parse_map("a.csv=n1:gpu").is_err());
+        assert!(parse_map("a.csv").is_err());
+    }
+
+    #[test]
+    fn strict_and_quiet_flags() {
+        let config = run_config(&args(&["--strict", "--quiet"])).expect("valid");
+        assert!(config.strict);
+        assert!(!config.progress);
+    }
+
+    #[test]
+    fn config_file_knobs_are_validated() {
+        let dir = std::env::temp_dir().join(format!("augur-cli-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let good = dir.join("good.toml");
+        std::fs::write(
+            &good,
+            "lateness_s = 5\n[forecast]\nalpha = 0.3\nbeta = 0.0\nhorizon_s = 120\nquantum = 0.01\n[placement]\nhysteresis = 0.2\n",
+        )
+        .expect("write");
+        let config = run_config(&args(&["--config", good.to_str().unwrap_or("")])).expect("valid");
+        assert_eq!(config.lateness_ms, 5_000);
+        assert_eq!(config.forecast.holt.alpha, 0.3);
+        assert_eq!(config.forecast.horizon_ms, 120_000);
+        assert_eq!(config.forecast.quantum_ppm, 10_000);
+        assert_eq!(config.placement.hysteresis, 0.2);
+        let bad = dir.join("bad.toml");
+        std::fs::write(&bad, "[forecast]\nalpha = 2.0\n").expect("write");
+        assert!(run_config(&args(&["--config", bad.to_str().unwrap_or("")])).is_err());
+        let unknown = dir.join("unknown.toml");
+        std::fs::write(&unknown, "colour = 1\n").expect("write");
+        assert!(run_config(&args(&["--config", unknown.to_str().unwrap_or("")])).is_err());
+    }
+}

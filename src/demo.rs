@@ -1,0 +1,144 @@
+//! `augur demo`: the bundled scenario in `data/demo` run end to end, with a readable summary.
+//!
+//! A real Pegasus Montage workflow (103 tasks) arrives on four heterogeneous devices whose CPU
+//! series are real NAB AWS CloudWatch traces; an event log runs its first 60 tasks and ends with
+//! two bad records, so the summary shows both placement and the accounting of rejected input.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+
+use crate::cli::{DemoArgs, RunArgs};
+use crate::run::{RunConfig, RunOutcome};
+
+const WORKFLOW: &str = "montage-chameleon-2mass-01d-001.json";
+const SERIES: [(&str, &str); 4] = [
+    ("ec2_cpu_utilization_24ae8d.csv", "edge-a"),
+    ("ec2_cpu_utilization_53ea38.csv", "edge-b"),
+    ("ec2_cpu_utilization_5f5533.csv", "cloud-c"),
+    ("rds_cpu_utilization_cc0c53.csv", "cloud-d"),
+];
+
+/// The demo's folder: `data/demo` under the working directory if it is there, else under the
+/// source tree augur was built from.
+pub fn demo_dir() -> PathBuf {
+    let local = PathBuf::from("data/demo");
+    if local.is_dir() {
+        local
+    } else {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/demo")
+    }
+}
+
+/// The `run` flags the demo amounts to.
+pub fn demo_args(args: &DemoArgs) -> RunArgs {
+    let dir = demo_dir();
+    let metrics: Vec<PathBuf> = SERIES
+        .iter()
+        .map(|(file, _)| dir.join("metrics").join(file))
+        .collect();
+    let maps = SERIES
+        .iter()
+        .zip(&metrics)
+        .map(|((_, device), path)| format!("{}={device}:cpu", path.display()))
+        .collect();
+    RunArgs {
+        workflows: vec![dir.join(WORKFLOW)],
+        platform: Some(dir.join("platform.toml")),
+        metrics,
+        format: "nab".to_string(),
+        maps,
+        events: vec![dir.join("events.jsonl")],
+        config: None,
+        lateness: None,
+        policy: "predictive".to_string(),
+        out: args.out.clone(),
+        workers: args.workers,
+        processes: 1,
+        process: 0,
+        hostfile: None,
+        strict: false,
+        quiet: true,
+    }
+}
+
+/// Prints what the demo did, for a person.
+pub fn print_demo(
+    out: &mut dyn Write,
+    config: &RunConfig,
+    outcome: &RunOutcome,
+) -> std::io::Result<()> {
+    let summary = &outcome.summary;
+    writeln!(
+        out,
+        "augur demo: a Montage workflow on 4 devices under real CPU traces"
+    )?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "inputs                                        read  accepted  rejected"
+    )?;
+    for (path, counts) in &summary.inputs {
+        let name = PathBuf::from(path)
+            .file_name()
+            .map_or(path.clone(), |n| n.to_string_lossy().into_owned());
+        writeln!(
+            out,
+            "  {name:<42} {:>5} {:>9} {:>9}",
+            counts.read, counts.accepted, counts.rejected
+        )?;
+    }
+    writeln!(out)?;
+    writeln!(
+        out,
+        "{} epochs (distinct event times) in {:.2} s on {} workers; epoch latency p50 {} µs, p99 {} µs",
+        summary.epochs,
+        summary.wall_s,
+        summary.workers,
+        summary.epoch_latency.p50_us,
+        summary.epoch_latency.p99_us
+    )?;
+    writeln!(
+        out,
+        "{} tasks placed, {} moves as the forecasts changed, {} tasks still live at the end",
+        summary.tasks_placed, summary.tasks_moved, summary.tasks_in_final_map
+    )?;
+    writeln!(out)?;
+
+    let mut per_device: BTreeMap<&str, usize> = BTreeMap::new();
+    for tasks in outcome.final_map.values() {
+        for device in tasks.values() {
+            *per_device.entry(device.as_str()).or_default() += 1;
+        }
+    }
+    writeln!(out, "final map           tasks  cores  speed  CPU trace")?;
+    for device in &outcome.catalog.platform.devices {
+        let trace = SERIES
+            .iter()
+            .find(|(_, d)| *d == device.id)
+            .map_or("-", |(file, _)| *file);
+        writeln!(
+            out,
+            "  {:<16} {:>6} {:>6} {:>6}  {trace}",
+            device.id,
+            per_device.get(device.id.as_str()).copied().unwrap_or(0),
+            device.cores,
+            device.speed
+        )?;
+    }
+    writeln!(out)?;
+    if summary.rejected_lines > 0 {
+        writeln!(
+            out,
+            "{} input records were rejected; each is in {} with file, line and reason",
+            summary.rejected_lines,
+            config.out.join("rejected.jsonl").display()
+        )?;
+    }
+    writeln!(
+        out,
+        "outputs: {}/{{partition.jsonl, final_map.json, summary.json, rejected.jsonl}}",
+        config.out.display()
+    )?;
+    Ok(())
+}

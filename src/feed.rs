@@ -1,0 +1,530 @@
+//! Turns input files into epochs: merges metric logs, task events and workflow arrivals in
+//! event-time order, validates every record against the catalog and the task lifecycle, and
+//! accounts for every record read (accepted, or rejected with file, line and reason).
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::sync::Arc;
+
+use augur_dataflows::types::{DeviceId, InputBatch, Sample, TaskKey, Time};
+
+use crate::catalog::Catalog;
+use crate::engine::BatchSource;
+use crate::input::events::{EventKind, EventReader, TaskEvent};
+use crate::input::metrics::MetricReader;
+use crate::input::reorder::Reorder;
+use crate::input::{InputStats, RejectKind, Rejection};
+
+/// Why the feed stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum FeedError {
+    /// `--strict` and a record was rejected.
+    #[error("rejected input (--strict): {0}")]
+    Strict(Rejection),
+    /// The rejection log could not be written.
+    #[error("cannot write the rejection log: {0}")]
+    RejectLog(std::io::Error),
+}
+
+/// Where rejections go: one JSON object per line.
+pub struct RejectLog {
+    out: Box<dyn Write + Send>,
+    /// Rejections written so far.
+    pub count: u64,
+    strict: bool,
+}
+
+impl RejectLog {
+    /// A log writing to `out`; with `strict`, the first rejection stops the run.
+    pub fn new(out: Box<dyn Write + Send>, strict: bool) -> RejectLog {
+        RejectLog {
+            out,
+            count: 0,
+            strict,
+        }
+    }
+
+    /// Records one rejection.
+    pub fn record(&mut self, rejection: Rejection) -> Result<(), FeedError> {
+        self.count += 1;
+        let line = serde_json::to_string(&rejection)
+            .map_err(|e| FeedError::RejectLog(std::io::Error::other(e)))?;
+        writeln!(self.out, "{line}").map_err(FeedError::RejectLog)?;
+        if self.strict && rejection.kind != RejectKind::DroppedField {
+            let _ = self.out.flush();
+            return Err(FeedError::Strict(rejection));
+        }
+        Ok(())
+    }
+
+    /// Flushes the log.
+    pub fn flush(&mut self) -> Result<(), FeedError> {
+        self.out.flush().map_err(FeedError::RejectLog)
+    }
+}
+
+/// A record parked in a reorder buffer, with the line it came from.
+struct Parked<T> {
+    line: u64,
+    item: T,
+}
+
+/// One input file's records in event-time order.
+struct Ordered<T> {
+    path: String,
+    reorder: Reorder<Parked<T>>,
+    head: Option<(Time, Parked<T>)>,
+    seq: u64,
+    exhausted: bool,
+    stats: InputStats,
+}
+
+impl<T> Ordered<T> {
+    fn new(path: String, lateness_ms: i64) -> Self {
+        Ordered {
+            path,
+            reorder: Reorder::new(lateness_ms),
+            head: None,
+            seq: 0,
+            exhausted: false,
+            stats: InputStats::default(),
+        }
+    }
+
+    /// Parks a record, or says how far behind the stream it is.
+    fn park(&mut self, time: Time, line: u64, item: T) -> Result<(), Rejection> {
+        self.seq += 1;
+        self.reorder
+            .push(time, self.seq, Parked { line, item })
+            .map_err(|max_seen| {
+                Rejection::at_line(
+                    self.path.clone(),
+                    line,
+                    RejectKind::OutOfOrder,
+                    format!(
+                        "time {} is more than the allowed lateness behind {} already seen in this file",
+                        crate::input::time::format_seconds(time),
+                        crate::input::time::format_seconds(max_seen)
+                    ),
+                )
+            })
+    }
+
+    fn take_ready(&mut self) -> bool {
+        if self.head.is_none() {
+            self.head = if self.exhausted {
+                self.reorder.pop_any()
+            } else {
+                self.reorder.pop_ready()
+            };
+        }
+        self.head.is_some()
+    }
+}
+
+/// The metric side: a reader and its ordered records.
+struct MetricInput {
+    reader: MetricReader,
+    ordered: Ordered<Sample>,
+}
+
+/// The event side: a reader and its ordered events.
+struct EventInput {
+    reader: EventReader,
+    ordered: Ordered<TaskEvent>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Lifecycle {
+    Waiting,
+    Running(DeviceId),
+}
+
+/// Every input of a run, as a [`BatchSource`].
+pub struct Feed {
+    catalog: Arc<Catalog>,
+    metrics: Vec<MetricInput>,
+    events: Vec<EventInput>,
+    arrivals: BTreeMap<Time, Vec<TaskKey>>,
+    live: HashMap<TaskKey, Lifecycle>,
+    /// Per workflow, which tasks have completed (a bit each).
+    completed: HashMap<u32, Vec<bool>>,
+    log: RejectLog,
+}
+
+impl Feed {
+    /// A feed over opened readers. `arrivals` gives each workflow's (or task's) arrival time.
+    pub fn new(
+        catalog: Arc<Catalog>,
+        metrics: Vec<MetricReader>,
+        events: Vec<EventReader>,
+        arrivals: BTreeMap<Time, Vec<TaskKey>>,
+        lateness_ms: i64,
+        log: RejectLog,
+    ) -> Feed {
+        Feed {
+            catalog,
+            metrics: metrics
+                .into_iter()
+                .map(|reader| MetricInput {
+                    ordered: Ordered::new(reader.path().to_string(), lateness_ms),
+                    reader,
+                })
+                .collect(),
+            events: events
+                .into_iter()
+                .map(|reader| EventInput {
+                    ordered: Ordered::new(reader.path().to_string(), lateness_ms),
+                    reader,
+                })
+                .collect(),
+            arrivals,
+            live: HashMap::new(),
+            completed: HashMap::new(),
+            log,
+        }
+    }
+
+    /// Per input path, how many records were read, accepted and rejected.
+    pub fn stats(&self) -> Vec<(String, InputStats)> {
+        let metrics = self
+            .metrics
+            .iter()
+            .map(|m| (m.ordered.path.clone(), m.ordered.stats));
+        let events = self
+            .events
+            .iter()
+            .map(|e| (e.ordered.path.clone(), e.ordered.stats));
+        metrics.chain(events).collect()
+    }
+
+    /// The rejection log, to flush and count at the end.
+    pub fn log_mut(&mut self) -> &mut RejectLog {
+        &mut self.log
+    }
+
+    /// Tasks arrived and not completed.
+    pub fn live_tasks(&self) -> usize {
+        self.live.len()
+    }
+
+    /// The earliest time any metric or event input holds (reading ahead as needed).
+    pub fn earliest_input_time(&mut self) -> Result<Option<Time>, FeedError> {
+        let mut earliest = None;
+        for index in 0..self.metrics.len() {
+            if let Some(time) = self.peek_metric(index)? {
+                earliest = Some(earliest.map_or(time, |e: Time| e.min(time)));
+            }
+        }
+        for index in 0..self.events.len() {
+            if let Some(time) = self.peek_event(index)? {
+                earliest = Some(earliest.map_or(time, |e: Time| e.min(time)));
+            }
+        }
+        Ok(earliest)
+    }
+
+    /// Sets the arrival time of workflows that the events do not give one.
+    pub fn set_default_arrivals(&mut self, time: Time, tasks: Vec<TaskKey>) {
+        if !tasks.is_empty() {
+            self.arrivals.entry(time).or_default().extend(tasks);
+        }
+    }
+
+    fn peek_metric(&mut self, index: usize) -> Result<Option<Time>, FeedError> {
+        loop {
+            let input = &mut self.metrics[index];
+            if input.ordered.take_ready() {
+                return Ok(input.ordered.head.as_ref().map(|(t, _)| *t));
+            }
+            if input.ordered.exhausted {
+                return Ok(None);
+            }
+            let Some(outcome) = input.reader.next() else {
+                input.ordered.exhausted = true;
+                continue;
+            };
+            let stats = &mut input.ordered.stats;
+            stats.read += 1;
+            let mut rejections = Vec::new();
+            let mut dropped = 0;
+            let mut samples = Vec::new();
+            let mut time = None;
+            for rejection in outcome.rejections {
+                if rejection.kind == RejectKind::DroppedField {
+                    dropped += 1;
+                }
+                rejections.push(rejection);
+            }
+            for record in outcome.records {
+                match self.catalog.device_id(&record.device) {
+                    Some(device) => {
+                        time = Some(record.time);
+                        samples.push(Sample {
+                            device,
+                            resource: record.resource,
+                            value: record.value,
+                        });
+                    }
+                    None => rejections.push(Rejection::at_line(
+                        input.ordered.path.clone(),
+                        outcome.line,
+                        RejectKind::UnknownDevice,
+                        format!("device '{}' is not in the platform", record.device),
+                    )),
+                }
+            }
+            let mut accepted = false;
+            if let Some(time) = time {
+                let mut parked = Ok(());
+                for sample in samples {
+                    parked = input.ordered.park(time, outcome.line, sample);
+                    if parked.is_err() {
+                        break;
+                    }
+                }
+                match parked {
+                    Ok(()) => accepted = true,
+                    Err(rejection) => rejections.push(rejection),
+                }
+            }
+            let stats = &mut input.ordered.stats;
+            if accepted {
+                stats.accepted += 1;
+                stats.dropped_fields += dropped;
+            } else {
+                stats.rejected += 1;
+            }
+            for rejection in rejections {
+                self.log.record(rejection)?;
+            }
+        }
+    }
+
+    fn peek_event(&mut self, index: usize) -> Result<Option<Time>, FeedError> {
+        loop {
+            let input = &mut self.events[index];
+            if input.ordered.take_ready() {
+                return Ok(input.ordered.head.as_ref().map(|(t, _)| *t));
+            }
+            if input.ordered.exhausted {
+                return Ok(None);
+            }
+            let Some(outcome) = input.reader.next() else {
+                input.ordered.exhausted = true;
+                continue;
+            };
+            input.ordered.stats.read += 1;
+            let parked = outcome
+                .event
+                .and_then(|event| input.ordered.park(event.time, outcome.line, event));
+            match parked {
+                Ok(()) => input.ordered.stats.accepted += 1,
+                Err(rejection) => {
+                    input.ordered.stats.rejected += 1;
+                    self.log.record(rejection)?;
+                }
+            }
+        }
+    }
+
+    /// Applies one event to the lifecycle, adding its changes to the batch.
+    fn apply_event(
+        &mut self,
+        index: usize,
+        line: u64,
+        event: TaskEvent,
+        batch: &mut InputBatch,
+    ) -> Result<(), FeedError> {
+        match self.validate_event(&event) {
+            Ok(change) => {
+                if let Some((key, change)) = change {
+                    self.apply_change(key, change, batch);
+                }
+                Ok(())
+            }
+            Err((kind, reason)) => {
+                let input = &mut self.events[index].ordered;
+                input.stats.accepted = input.stats.accepted.saturating_sub(1);
+                input.stats.rejected += 1;
+                let path = input.path.clone();
+                self.log
+                    .record(Rejection::at_line(path, line, kind, reason))
+            }
+        }
+    }
+
+    /// What an event does to a task, or why it cannot be accepted.
+    fn validate_event(
+        &self,
+        event: &TaskEvent,
+    ) -> Result<Option<(TaskKey, Change)>, (RejectKind, String)> {
+        if self.catalog.workflow_id(&event.workflow).is_none() {
+            return Err((
+                RejectKind::UnknownWorkflow,
+                format!("no admitted workflow is named '{}'", event.workflow),
+            ));
+        }
+        let device = match &event.device {
+            Some(name) => match self.catalog.device_id(name) {
+                Some(device) => Some(device),
+                None => {
+                    return Err((
+                        RejectKind::UnknownDevice,
+                        format!("device '{name}' is not in the platform"),
+                    ))
+                }
+            },
+            None => None,
+        };
+        let Some(task) = &event.task else {
+            // A whole-workflow arrival: its time was taken before the run started.
+            return Ok(None);
+        };
+        let Some(key) = self.catalog.task_key(&event.workflow, task) else {
+            return Err((
+                RejectKind::UnknownTask,
+                format!("workflow '{}' has no task '{task}'", event.workflow),
+            ));
+        };
+        let state = self.live.get(&key).copied();
+        let done = self.is_completed(key);
+        match event.kind {
+            EventKind::Arrival => Ok(None),
+            EventKind::Start => match (state, device) {
+                (Some(Lifecycle::Waiting), Some(device)) => Ok(Some((key, Change::Start(device)))),
+                (_, None) => Err((
+                    RejectKind::Parse,
+                    "a start event needs a device".to_string(),
+                )),
+                (Some(Lifecycle::Running(on)), _) => Err((
+                    RejectKind::BadTransition,
+                    format!(
+                        "task '{task}' already started on '{}'",
+                        self.catalog.device_name(on)
+                    ),
+                )),
+                (None, _) if done => Err((
+                    RejectKind::BadTransition,
+                    format!("task '{task}' already completed"),
+                )),
+                (None, _) => Err((
+                    RejectKind::BadTransition,
+                    format!("task '{task}' has not arrived yet"),
+                )),
+            },
+            EventKind::Complete => match state {
+                Some(_) => Ok(Some((key, Change::Complete))),
+                None if done => Err((
+                    RejectKind::BadTransition,
+                    format!("task '{task}' already completed"),
+                )),
+                None => Err((
+                    RejectKind::BadTransition,
+                    format!("task '{task}' has not arrived yet"),
+                )),
+            },
+        }
+    }
+
+    fn is_completed(&self, key: TaskKey) -> bool {
+        self.completed
+            .get(&key.workflow)
+            .and_then(|done| done.get(key.task as usize))
+            .copied()
+            .unwrap_or(false)
+    }
+
+    fn apply_change(&mut self, key: TaskKey, change: Change, batch: &mut InputBatch) {
+        let Some(spec) = self.catalog.spec(key) else {
+            return;
+        };
+        match change {
+            Change::Arrive => {
+                if self.live.contains_key(&key) || self.is_completed(key) {
+                    return;
+                }
+                self.live.insert(key, Lifecycle::Waiting);
+                batch.tasks.push(((key, spec), 1));
+                for parent in self.catalog.parents(key) {
+                    batch.edges.push(((key, parent), 1));
+                }
+            }
+            Change::Start(device) => {
+                self.live.insert(key, Lifecycle::Running(device));
+                batch.started.push(((key, device), 1));
+            }
+            Change::Complete => {
+                if let Some(Lifecycle::Running(device)) = self.live.remove(&key) {
+                    batch.started.push(((key, device), -1));
+                }
+                let tasks = self
+                    .catalog
+                    .workflows
+                    .get(key.workflow as usize)
+                    .map_or(0, |w| w.specs.len());
+                let done = self
+                    .completed
+                    .entry(key.workflow)
+                    .or_insert_with(|| vec![false; tasks]);
+                if let Some(flag) = done.get_mut(key.task as usize) {
+                    *flag = true;
+                }
+                batch.tasks.push(((key, spec), -1));
+                for parent in self.catalog.parents(key) {
+                    batch.edges.push(((key, parent), -1));
+                }
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Change {
+    Arrive,
+    Start(DeviceId),
+    Complete,
+}
+
+impl BatchSource for Feed {
+    type Error = FeedError;
+
+    fn next_batch(&mut self) -> Result<Option<(Time, InputBatch)>, FeedError> {
+        let mut next: Option<Time> = self.arrivals.keys().next().copied();
+        for index in 0..self.metrics.len() {
+            if let Some(time) = self.peek_metric(index)? {
+                next = Some(next.map_or(time, |n| n.min(time)));
+            }
+        }
+        for index in 0..self.events.len() {
+            if let Some(time) = self.peek_event(index)? {
+                next = Some(next.map_or(time, |n| n.min(time)));
+            }
+        }
+        let Some(time) = next else {
+            return Ok(None);
+        };
+
+        let mut batch = InputBatch::default();
+        if let Some(tasks) = self.arrivals.remove(&time) {
+            for key in tasks {
+                self.apply_change(key, Change::Arrive, &mut batch);
+            }
+        }
+        for index in 0..self.metrics.len() {
+            while self.peek_metric(index)? == Some(time) {
+                if let Some((_, parked)) = self.metrics[index].ordered.head.take() {
+                    batch.samples.push(parked.item);
+                }
+            }
+        }
+        for index in 0..self.events.len() {
+            while self.peek_event(index)? == Some(time) {
+                if let Some((_, parked)) = self.events[index].ordered.head.take() {
+                    self.apply_event(index, parked.line, parked.item, &mut batch)?;
+                }
+            }
+        }
+        Ok(Some((time, batch)))
+    }
+}

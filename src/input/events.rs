@@ -1,0 +1,438 @@
+//! Task events (JSONL): workflows arriving, tasks starting and completing.
+//!
+//! One JSON object per line:
+//! `{"time": 12.5, "kind": "start", "workflow": "montage", "task": "mProject_ID0000001",
+//! "device": "edge-1", "duration": 3.0, "usage": {"cpu": 0.9}}`.
+//! Only the shape of each event is checked here; whether the workflow, task and device exist,
+//! and whether the event follows from the task's state, is the driver's business, since only it
+//! holds the catalog.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use augur_dataflows::types::{Resource, Time};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::lines::{file_lines, text_lines, LineSource};
+use super::rejection::{InputStats, RejectKind, Rejection};
+use super::time::{parse_seconds, parse_time_field};
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// A workflow (or one task of it) was submitted.
+    Arrival,
+    /// A task started on a device.
+    Start,
+    /// A task finished.
+    Complete,
+}
+
+impl EventKind {
+    /// The name used in the input format.
+    pub fn name(self) -> &'static str {
+        match self {
+            EventKind::Arrival => "arrival",
+            EventKind::Start => "start",
+            EventKind::Complete => "complete",
+        }
+    }
+
+    /// Parses the name used in the input format.
+    pub fn from_name(name: &str) -> Option<EventKind> {
+        match name {
+            "arrival" => Some(EventKind::Arrival),
+            "start" => Some(EventKind::Start),
+            "complete" => Some(EventKind::Complete),
+            _ => None,
+        }
+    }
+}
+
+/// One well-formed event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskEvent {
+    /// When it happened.
+    pub time: Time,
+    /// What happened.
+    pub kind: EventKind,
+    /// The workflow's name (its file stem).
+    pub workflow: String,
+    /// The task's id; `None` only for the arrival of a whole workflow.
+    pub task: Option<String>,
+    /// The device; always present for `start`.
+    pub device: Option<String>,
+    /// Measured duration in seconds (finite, non-negative), when the event carries one.
+    pub duration_s: Option<f64>,
+    /// Measured utilisation per resource, keyed by canonical resource name (`cpu`, `memory`,
+    /// `disk`, `network`); finite and non-negative, above 1 meaning over-commit.
+    pub usage: BTreeMap<String, f64>,
+}
+
+/// The outcome of one non-blank line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventOutcome {
+    /// Its 1-based line number.
+    pub line: u64,
+    /// The event, or why the line was refused.
+    pub event: Result<TaskEvent, Rejection>,
+}
+
+/// Streams the events of one file, line by line.
+pub struct EventReader {
+    path: String,
+    max_line_bytes: usize,
+    lines: LineSource,
+    stats: InputStats,
+}
+
+impl EventReader {
+    /// Opens an event file.
+    pub fn open(path: &Path, max_line_bytes: usize) -> Result<EventReader, Rejection> {
+        let lines = file_lines(path, max_line_bytes)?;
+        Ok(EventReader::with_lines(
+            path.display().to_string(),
+            max_line_bytes,
+            lines,
+        ))
+    }
+
+    /// Reads events from text (for tests and fuzzing); `path` names it in rejections.
+    pub fn from_text(text: &str, path: &str, max_line_bytes: usize) -> EventReader {
+        EventReader::with_lines(
+            path.to_string(),
+            max_line_bytes,
+            text_lines(text, max_line_bytes),
+        )
+    }
+
+    fn with_lines(path: String, max_line_bytes: usize, lines: LineSource) -> EventReader {
+        EventReader {
+            path,
+            max_line_bytes,
+            lines,
+            stats: InputStats::default(),
+        }
+    }
+
+    /// Counts so far (blank lines are not records).
+    pub fn stats(&self) -> InputStats {
+        self.stats
+    }
+
+    /// The file being read.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+}
+
+impl Iterator for EventReader {
+    type Item = EventOutcome;
+
+    fn next(&mut self) -> Option<EventOutcome> {
+        loop {
+            let (line, text) = self.lines.next()?;
+            let event = match text {
+                Ok(text) if text.trim().is_empty() => continue,
+                Ok(text) => parse_event(&text)
+                    .map_err(|(kind, reason)| Rejection::at_line(&self.path, line, kind, reason)),
+                Err(error) => Err(error.to_rejection(&self.path, line, self.max_line_bytes)),
+            };
+            if event.is_ok() {
+                self.stats.count_accepted();
+            } else {
+                self.stats.count_rejected();
+            }
+            return Some(EventOutcome { line, event });
+        }
+    }
+}
+
+type Problem = (RejectKind, String);
+
+fn schema(reason: String) -> Problem {
+    (RejectKind::Schema, reason)
+}
+
+/// Parses and checks one event line.
+fn parse_event(text: &str) -> Result<TaskEvent, Problem> {
+    let value: Value = serde_json::from_str(text)
+        .map_err(|error| (RejectKind::Parse, format!("invalid JSON: {error}")))?;
+    let object = value
+        .as_object()
+        .ok_or_else(|| schema("an event must be a JSON object".to_string()))?;
+    let time = event_time(object)?;
+    let kind = match object.get("kind") {
+        Some(Value::String(name)) => EventKind::from_name(name).ok_or_else(|| {
+            (
+                RejectKind::Parse,
+                format!("unknown kind {name:?} (expected arrival, start or complete)"),
+            )
+        })?,
+        Some(other) => return Err(schema(format!("kind {other} is not a string"))),
+        None => return Err(schema("no kind".to_string())),
+    };
+    let workflow =
+        name_field(object, "workflow")?.ok_or_else(|| schema("no workflow".to_string()))?;
+    let task = name_field(object, "task")?;
+    let device = name_field(object, "device")?;
+    match kind {
+        EventKind::Start if task.is_none() || device.is_none() => {
+            return Err(schema(
+                "a start event needs both task and device".to_string(),
+            ));
+        }
+        EventKind::Complete if task.is_none() => {
+            return Err(schema("a complete event needs a task".to_string()));
+        }
+        _ => {}
+    }
+    let duration_s = match object.get("duration") {
+        None | Some(Value::Null) => None,
+        Some(value) => Some(amount("duration", value)?),
+    };
+    Ok(TaskEvent {
+        time,
+        kind,
+        workflow,
+        task,
+        device,
+        duration_s,
+        usage: usage(object)?,
+    })
+}
+
+/// A JSON number is seconds; a string is seconds or a UTC datetime.
+fn event_time(object: &Map<String, Value>) -> Result<Time, Problem> {
+    let parsed = match object.get("time") {
+        Some(Value::Number(number)) => parse_seconds(&number.to_string()),
+        Some(Value::String(text)) => parse_time_field(text),
+        Some(other) => {
+            return Err(schema(format!(
+                "time {other} is neither a number nor a string"
+            )))
+        }
+        None => return Err(schema("no time".to_string())),
+    };
+    parsed.map_err(|reason| (RejectKind::Parse, reason))
+}
+
+/// An optional non-empty string field.
+fn name_field(object: &Map<String, Value>, key: &str) -> Result<Option<String>, Problem> {
+    match object.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) if text.trim().is_empty() => {
+            Err(schema(format!("{key} is empty")))
+        }
+        Some(Value::String(text)) => Ok(Some(text.clone())),
+        Some(other) => Err(schema(format!("{key} {other} is not a string"))),
+    }
+}
+
+/// A finite, non-negative number.
+fn amount(what: &str, value: &Value) -> Result<f64, Problem> {
+    let number = value
+        .as_f64()
+        .ok_or_else(|| schema(format!("{what} {value} is not a number")))?;
+    if !number.is_finite() {
+        return Err((
+            RejectKind::NonFinite,
+            format!("{what} {number} is not finite"),
+        ));
+    }
+    if number < 0.0 {
+        return Err((RejectKind::Negative, format!("{what} {number} is negative")));
+    }
+    Ok(number)
+}
+
+fn usage(object: &Map<String, Value>) -> Result<BTreeMap<String, f64>, Problem> {
+    let entries = match object.get("usage") {
+        None | Some(Value::Null) => return Ok(BTreeMap::new()),
+        Some(Value::Object(entries)) => entries,
+        Some(other) => return Err(schema(format!("usage {other} is not an object"))),
+    };
+    let mut usage = BTreeMap::new();
+    for (key, value) in entries {
+        let resource = Resource::from_name(key).ok_or_else(|| {
+            schema(format!(
+                "usage names unknown resource {key:?} (expected cpu, memory, disk or network)"
+            ))
+        })?;
+        let fraction = amount(&format!("usage.{key}"), value)?;
+        usage.insert(resource.name().to_string(), fraction);
+    }
+    Ok(usage)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::lines::DEFAULT_MAX_LINE_BYTES;
+
+    fn read(text: &str) -> (Vec<EventOutcome>, InputStats) {
+        let mut reader = EventReader::from_text(text, "events.jsonl", DEFAULT_MAX_LINE_BYTES);
+        let outcomes: Vec<_> = reader.by_ref().collect();
+        (outcomes, reader.stats())
+    }
+
+    fn one(line: &str) -> Result<TaskEvent, Rejection> {
+        let (mut outcomes, _) = read(line);
+        assert_eq!(outcomes.len(), 1, "{line}");
+        outcomes.remove(0).event
+    }
+
+    fn kind_of(line: &str) -> RejectKind {
+        match one(line) {
+            Ok(event) => panic!("accepted {event:?}"),
+            Err(rejection) => rejection.kind,
+        }
+    }
+
+    #[test]
+    fn reads_all_kinds_and_skips_blank_lines() {
+        let text = r#"{"time": 0, "kind": "arrival", "workflow": "w"}
+
+{"time": "1.5", "kind": "start", "workflow": "w", "task": "t", "device": "d"}
+  {"time": "2014-02-14 00:00:01", "kind": "complete", "workflow": "w", "task": "t", "duration": 2.5, "usage": {"cpu": 1.3, "mem": 0.2}, "extra": true}
+"#;
+        let (outcomes, stats) = read(text);
+        assert_eq!(
+            stats,
+            InputStats {
+                read: 3,
+                accepted: 3,
+                rejected: 0,
+                dropped_fields: 0
+            }
+        );
+        let lines: Vec<u64> = outcomes.iter().map(|outcome| outcome.line).collect();
+        assert_eq!(lines, vec![1, 3, 4]);
+        let events: Vec<TaskEvent> = outcomes.into_iter().filter_map(|o| o.event.ok()).collect();
+        assert_eq!(events[0].kind, EventKind::Arrival);
+        assert_eq!(events[0].task, None);
+        assert_eq!(events[1].time, 1_500);
+        assert_eq!(events[1].device.as_deref(), Some("d"));
+        assert_eq!(events[2].time, 1_392_336_001_000);
+        assert_eq!(events[2].duration_s, Some(2.5));
+        assert_eq!(
+            events[2].usage.get("cpu"),
+            Some(&1.3),
+            "over-commit is kept"
+        );
+        assert_eq!(
+            events[2].usage.get("memory"),
+            Some(&0.2),
+            "names are canonical"
+        );
+    }
+
+    #[test]
+    fn required_fields_per_kind() {
+        assert_eq!(
+            kind_of(r#"{"time":1,"kind":"start","workflow":"w","task":"t"}"#),
+            RejectKind::Schema
+        );
+        assert_eq!(
+            kind_of(r#"{"time":1,"kind":"start","workflow":"w","device":"d"}"#),
+            RejectKind::Schema
+        );
+        assert_eq!(
+            kind_of(r#"{"time":1,"kind":"complete","workflow":"w"}"#),
+            RejectKind::Schema
+        );
+        assert!(one(r#"{"time":1,"kind":"complete","workflow":"w","task":"t"}"#).is_ok());
+        assert_eq!(
+            kind_of(r#"{"time":1,"kind":"arrival"}"#),
+            RejectKind::Schema
+        );
+        assert_eq!(
+            kind_of(r#"{"kind":"arrival","workflow":"w"}"#),
+            RejectKind::Schema
+        );
+        assert_eq!(
+            kind_of(r#"{"time":1,"kind":"arrival","workflow":""}"#),
+            RejectKind::Schema
+        );
+        assert_eq!(
+            kind_of(r#"{"time":1,"kind":"arrival","workflow":"w","task":7}"#),
+            RejectKind::Schema
+        );
+    }
+
+    #[test]
+    fn each_rejection_kind() {
+        assert_eq!(
+            kind_of(r#"{"time":1,"kind":"finish","workflow":"w"}"#),
+            RejectKind::Parse
+        );
+        assert_eq!(kind_of(r#"{"time":1,"kind":"#), RejectKind::Parse);
+        assert_eq!(kind_of(r#"[1, 2]"#), RejectKind::Schema);
+        assert_eq!(
+            kind_of(r#"{"time":"soon","kind":"arrival","workflow":"w"}"#),
+            RejectKind::Parse
+        );
+        assert_eq!(
+            kind_of(r#"{"time":"NaN","kind":"arrival","workflow":"w"}"#),
+            RejectKind::Parse
+        );
+        assert_eq!(
+            kind_of(r#"{"time":1,"kind":"complete","workflow":"w","task":"t","duration":-1}"#),
+            RejectKind::Negative
+        );
+        assert_eq!(
+            kind_of(
+                r#"{"time":1,"kind":"complete","workflow":"w","task":"t","usage":{"cpu":-0.1}}"#
+            ),
+            RejectKind::Negative
+        );
+        assert_eq!(
+            kind_of(
+                r#"{"time":1,"kind":"complete","workflow":"w","task":"t","usage":{"gpu":0.1}}"#
+            ),
+            RejectKind::Schema
+        );
+        assert_eq!(
+            kind_of(r#"{"time":1,"kind":"complete","workflow":"w","task":"t","duration":"long"}"#),
+            RejectKind::Schema
+        );
+    }
+
+    #[test]
+    fn oversized_and_invalid_lines_are_counted() {
+        let long = format!(
+            r#"{{"time":1,"kind":"arrival","workflow":"{}"}}"#,
+            "w".repeat(100)
+        );
+        let text = format!("{long}\n{{\"time\":1,\"kind\":\"arrival\",\"workflow\":\"w\"}}\n");
+        let mut reader = EventReader::from_text(&text, "e.jsonl", 64);
+        let outcomes: Vec<_> = reader.by_ref().collect();
+        assert_eq!(outcomes.len(), 2);
+        assert!(matches!(
+            &outcomes[0].event,
+            Err(Rejection {
+                kind: RejectKind::OversizedLine,
+                line: Some(1),
+                ..
+            })
+        ));
+        assert!(outcomes[1].event.is_ok());
+        let stats = reader.stats();
+        assert_eq!((stats.read, stats.accepted, stats.rejected), (2, 1, 1));
+        assert_eq!(reader.path(), "e.jsonl");
+    }
+
+    #[test]
+    fn missing_file_is_io() {
+        let opened = EventReader::open(Path::new("/nonexistent/augur/events.jsonl"), 1024);
+        assert!(matches!(
+            opened,
+            Err(Rejection {
+                kind: RejectKind::Io,
+                ..
+            })
+        ));
+    }
+}

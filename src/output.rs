@@ -1,0 +1,228 @@
+//! The run's outputs: the stream of partition-map changes, the final map and the summary.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use augur_dataflows::types::{DeviceId, TaskKey, Time};
+use serde::Serialize;
+
+use crate::catalog::Catalog;
+use crate::engine::{MapSink, MapUpdate};
+use crate::input::time::json_seconds;
+use crate::input::InputStats;
+
+/// Writes `partition.jsonl` as the map changes, and keeps the current map for `final_map.json`.
+pub struct MapWriter {
+    catalog: Arc<Catalog>,
+    out: Box<dyn Write + Send>,
+    current: BTreeMap<TaskKey, DeviceId>,
+    /// First placements of tasks.
+    pub placed: u64,
+    /// Tasks moved from one device to another.
+    pub moved: u64,
+    /// Epochs seen.
+    pub epochs: u64,
+    /// Latency of every epoch, feeding to completion, in microseconds.
+    pub latency_us: hdrhistogram::Histogram<u64>,
+    progress: Option<Progress>,
+}
+
+struct Progress {
+    every: Duration,
+    last: Instant,
+}
+
+impl MapWriter {
+    /// A writer of map changes to `out`; with `progress`, a line on stderr every few seconds.
+    pub fn new(catalog: Arc<Catalog>, out: Box<dyn Write + Send>, progress: bool) -> MapWriter {
+        MapWriter {
+            catalog,
+            out,
+            current: BTreeMap::new(),
+            placed: 0,
+            moved: 0,
+            epochs: 0,
+            latency_us: new_histogram(),
+            progress: progress.then(|| Progress {
+                every: Duration::from_secs(2),
+                last: Instant::now(),
+            }),
+        }
+    }
+
+    /// The map now: workflow name → task id → device name, keys sorted.
+    pub fn final_map(&self) -> BTreeMap<String, BTreeMap<String, String>> {
+        let mut map: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+        for (task, device) in &self.current {
+            let (workflow, id) = self.catalog.task_names(*task);
+            map.entry(workflow.to_string()).or_default().insert(
+                id.to_string(),
+                self.catalog.device_name(*device).to_string(),
+            );
+        }
+        map
+    }
+
+    /// Tasks in the map now.
+    pub fn len(&self) -> usize {
+        self.current.len()
+    }
+
+    /// Whether the map is empty.
+    pub fn is_empty(&self) -> bool {
+        self.current.is_empty()
+    }
+
+    /// Flushes the change log.
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// A histogram of microseconds from 1 µs to an hour, 3 significant digits.
+pub fn new_histogram() -> hdrhistogram::Histogram<u64> {
+    hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 3)
+        .expect("constant histogram bounds are valid")
+}
+
+#[derive(Serialize)]
+struct ChangeLine<'a> {
+    time: serde_json::Value,
+    workflow: &'a str,
+    task: &'a str,
+    device: &'a str,
+    diff: isize,
+}
+
+impl MapSink for MapWriter {
+    type Error = std::io::Error;
+
+    fn epoch(
+        &mut self,
+        time: Time,
+        changes: &[MapUpdate],
+        latency: Duration,
+    ) -> Result<(), std::io::Error> {
+        self.epochs += 1;
+        let _ = self.latency_us.record((latency.as_micros() as u64).max(1));
+        let mut left: BTreeMap<TaskKey, DeviceId> = BTreeMap::new();
+        for &((task, device), diff) in changes {
+            let (workflow, id) = self.catalog.task_names(task);
+            let line = ChangeLine {
+                time: json_seconds(time),
+                workflow,
+                task: id,
+                device: self.catalog.device_name(device),
+                diff,
+            };
+            serde_json::to_writer(&mut self.out, &line)?;
+            self.out.write_all(b"\n")?;
+            if diff < 0 {
+                left.insert(task, device);
+            }
+        }
+        for &((task, device), diff) in changes {
+            if diff < 0 {
+                if self.current.get(&task) == Some(&device) {
+                    self.current.remove(&task);
+                }
+            } else if diff > 0 {
+                if left.contains_key(&task) {
+                    self.moved += 1;
+                } else {
+                    self.placed += 1;
+                }
+                self.current.insert(task, device);
+            }
+        }
+        if let Some(progress) = &mut self.progress {
+            if progress.last.elapsed() >= progress.every {
+                progress.last = Instant::now();
+                eprintln!(
+                    "augur: {} epochs, event time {} s, {} tasks mapped, {} placed, {} moved",
+                    self.epochs,
+                    crate::input::time::format_seconds(time),
+                    self.current.len(),
+                    self.placed,
+                    self.moved
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Counts of one input in `summary.json`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct InputSummary {
+    /// Records read.
+    pub read: u64,
+    /// Records accepted.
+    pub accepted: u64,
+    /// Records rejected.
+    pub rejected: u64,
+    /// Bad fields dropped from rows that were otherwise accepted.
+    pub dropped_fields: u64,
+}
+
+impl From<InputStats> for InputSummary {
+    fn from(stats: InputStats) -> Self {
+        InputSummary {
+            read: stats.read,
+            accepted: stats.accepted,
+            rejected: stats.rejected,
+            dropped_fields: stats.dropped_fields,
+        }
+    }
+}
+
+/// Percentiles of epoch latency.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct LatencySummary {
+    /// Median, microseconds.
+    pub p50_us: u64,
+    /// 99th percentile, microseconds.
+    pub p99_us: u64,
+    /// Maximum, microseconds.
+    pub max_us: u64,
+}
+
+impl LatencySummary {
+    /// Percentiles of a histogram of microseconds.
+    pub fn of(histogram: &hdrhistogram::Histogram<u64>) -> LatencySummary {
+        LatencySummary {
+            p50_us: histogram.value_at_quantile(0.5),
+            p99_us: histogram.value_at_quantile(0.99),
+            max_us: histogram.max(),
+        }
+    }
+}
+
+/// `summary.json`.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Summary {
+    /// Per input path, what was read, accepted and rejected.
+    pub inputs: BTreeMap<String, InputSummary>,
+    /// Epochs (distinct event times) processed.
+    pub epochs: u64,
+    /// First placements of tasks.
+    pub tasks_placed: u64,
+    /// Tasks moved between devices.
+    pub tasks_moved: u64,
+    /// Wall-clock seconds of the run.
+    pub wall_s: f64,
+    /// Rejection lines written to `rejected.jsonl`.
+    pub rejected_lines: u64,
+    /// Tasks in the final map.
+    pub tasks_in_final_map: u64,
+    /// Devices in the platform.
+    pub devices: u64,
+    /// Worker threads per process.
+    pub workers: u64,
+    /// Processes.
+    pub processes: u64,
+    /// Epoch latency, feeding to completion.
+    pub epoch_latency: LatencySummary,
+}

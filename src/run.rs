@@ -1,0 +1,402 @@
+//! `augur run`: reads workflows, a platform, metric logs and task events, keeps the partition
+//! map current through the dataflow, and writes `partition.jsonl`, `final_map.json`,
+//! `summary.json` and `rejected.jsonl`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use augur_dataflows::contention_forecast::ForecastConfig;
+use augur_dataflows::placement::PlacementConfig;
+use augur_dataflows::types::{Resource, TaskKey, Time};
+use augur_dataflows::EngineConfig;
+
+use crate::catalog::Catalog;
+use crate::engine::{run_engine, EngineError, Workers};
+use crate::feed::{Feed, FeedError, RejectLog};
+use crate::input::events::{EventKind, EventReader};
+use crate::input::metrics::{MetricFormat, MetricOptions, MetricReader};
+use crate::input::platform::{platform_from_machines, read_platform};
+use crate::input::wfformat::read_workflow;
+use crate::input::{InputStats, Rejection};
+use crate::output::{InputSummary, LatencySummary, MapWriter, Summary};
+
+/// Everything `augur run` needs, validated.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    /// WfFormat workflow files.
+    pub workflows: Vec<PathBuf>,
+    /// Platform TOML; `None` takes the devices from the workflows' `machines`.
+    pub platform: Option<PathBuf>,
+    /// Metric logs.
+    pub metrics: Vec<PathBuf>,
+    /// Their format.
+    pub format: MetricFormat,
+    /// For NAB files: file → (device, resource).
+    pub maps: Vec<(PathBuf, String, Resource)>,
+    /// Task-event logs.
+    pub events: Vec<PathBuf>,
+    /// Out-of-order tolerance per input file, milliseconds.
+    pub lateness_ms: i64,
+    /// Longest accepted input line, bytes.
+    pub max_line_bytes: usize,
+    /// Output folder.
+    pub out: PathBuf,
+    /// Worker layout.
+    pub workers: Workers,
+    /// First rejection is fatal.
+    pub strict: bool,
+    /// Forecast knobs.
+    pub forecast: ForecastConfig,
+    /// Placement knobs.
+    pub placement: PlacementConfig,
+    /// Progress lines on stderr.
+    pub progress: bool,
+}
+
+/// Why a run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// An output could not be written.
+    #[error("{path}: {source}")]
+    Output {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The platform file is unusable.
+    #[error("platform: {0}")]
+    Platform(Rejection),
+    /// No devices to place on.
+    #[error(
+        "no devices: give --platform, or workflows whose WfFormat 'machines' section names some"
+    )]
+    NoDevices,
+    /// `--strict` and an input record was rejected.
+    #[error("rejected input (--strict): {0}")]
+    Strict(Rejection),
+    /// The engine failed.
+    #[error("engine: {0}")]
+    Engine(String),
+}
+
+/// What a finished run produced (process 0 only; other processes get `None`).
+pub struct RunOutcome {
+    /// `summary.json`.
+    pub summary: Summary,
+    /// `final_map.json`.
+    pub final_map: BTreeMap<String, BTreeMap<String, String>>,
+    /// The catalog the run used.
+    pub catalog: Arc<Catalog>,
+}
+
+/// Runs augur over files.
+pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
+    let started = Instant::now();
+    let writes_outputs = match &config.workers {
+        Workers::Threads(_) => true,
+        Workers::Cluster { process, .. } => *process == 0,
+    };
+    let mut inputs: BTreeMap<String, InputSummary> = BTreeMap::new();
+    let mut early_rejections: Vec<Rejection> = Vec::new();
+
+    let platform = match &config.platform {
+        Some(path) => Some(read_platform(path).map_err(RunError::Platform)?),
+        None => None,
+    };
+
+    let mut parsed = Vec::new();
+    for path in &config.workflows {
+        let read = read_workflow(path);
+        inputs.insert(path.display().to_string(), read.stats.into());
+        early_rejections.extend(read.rejections);
+        if let Some(workflow) = read.workflow {
+            parsed.push(workflow);
+        }
+    }
+    let platform = platform.unwrap_or_else(|| {
+        let machines: Vec<_> = parsed.iter().flat_map(|w| w.machines.clone()).collect();
+        platform_from_machines(&machines)
+    });
+    if platform.devices.is_empty() {
+        return Err(RunError::NoDevices);
+    }
+    let mut catalog = Catalog::new(platform);
+    for workflow in parsed {
+        let path = workflow.path.clone();
+        let tasks = workflow.tasks.len() as u64;
+        if let Err(rejections) = catalog.admit(workflow) {
+            early_rejections.extend(rejections);
+            if let Some(entry) = inputs.get_mut(&path) {
+                entry.accepted = entry.accepted.saturating_sub(tasks);
+                entry.rejected += tasks;
+            }
+        }
+    }
+    if config.strict {
+        if let Some(first) = early_rejections.first() {
+            return Err(RunError::Strict(first.clone()));
+        }
+    }
+    let catalog = Arc::new(catalog);
+
+    let io = if writes_outputs {
+        std::fs::create_dir_all(&config.out).map_err(|source| RunError::Output {
+            path: config.out.clone(),
+            source,
+        })?;
+        let mut log = RejectLog::new(create(&config.out.join("rejected.jsonl"))?, config.strict);
+        for rejection in early_rejections {
+            log.record(rejection).map_err(feed_error)?;
+        }
+        let (feed, opened) = open_feed(config, &catalog, log)?;
+        for (path, stats) in opened {
+            inputs.insert(path, stats.into());
+        }
+        let writer = MapWriter::new(
+            Arc::clone(&catalog),
+            create(&config.out.join("partition.jsonl"))?,
+            config.progress,
+        );
+        Some((feed, writer))
+    } else {
+        None
+    };
+
+    let engine_config = EngineConfig {
+        devices: catalog.device_specs(),
+        forecast: config.forecast,
+        placement: config.placement,
+    };
+    let io = Mutex::new(io);
+    let idle_catalog = Arc::clone(&catalog);
+    let outcome = run_engine(config.workers.clone(), engine_config, move || {
+        let taken = io.lock().ok().and_then(|mut io| io.take());
+        taken.unwrap_or_else(|| idle_io(&idle_catalog))
+    })
+    .map_err(|error| match error {
+        EngineError::Source(FeedError::Strict(rejection)) => RunError::Strict(rejection),
+        other => RunError::Engine(other.to_string()),
+    })?;
+
+    let Some((stats, mut feed, mut writer)) = outcome else {
+        return Ok(None);
+    };
+    feed.log_mut().flush().map_err(feed_error)?;
+    writer.flush().map_err(|source| RunError::Output {
+        path: config.out.join("partition.jsonl"),
+        source,
+    })?;
+    for (path, stats) in feed.stats() {
+        inputs.insert(path, stats.into());
+    }
+    let final_map = writer.final_map();
+    let (threads, processes) = match &config.workers {
+        Workers::Threads(n) => (*n, 1),
+        Workers::Cluster {
+            threads, addresses, ..
+        } => (*threads, addresses.len()),
+    };
+    let summary = Summary {
+        inputs,
+        epochs: stats.epochs,
+        tasks_placed: writer.placed,
+        tasks_moved: writer.moved,
+        wall_s: started.elapsed().as_secs_f64(),
+        rejected_lines: feed.log_mut().count,
+        tasks_in_final_map: writer.len() as u64,
+        devices: catalog.platform.devices.len() as u64,
+        workers: threads as u64,
+        processes: processes as u64,
+        epoch_latency: LatencySummary::of(&writer.latency_us),
+    };
+    write_json(&config.out.join("final_map.json"), &final_map)?;
+    write_json(&config.out.join("summary.json"), &summary)?;
+    Ok(Some(RunOutcome {
+        summary,
+        final_map,
+        catalog,
+    }))
+}
+
+/// Opens every metric and event input, works out arrival times, and builds the feed.
+fn open_feed(
+    config: &RunConfig,
+    catalog: &Arc<Catalog>,
+    mut log: RejectLog,
+) -> Result<(Feed, Vec<(String, InputStats)>), RunError> {
+    let mut unopened = Vec::new();
+    let bandwidth: HashMap<String, (Option<f64>, Option<f64>)> = catalog
+        .platform
+        .devices
+        .iter()
+        .map(|d| (d.id.clone(), (d.disk_bytes_per_s, d.network_bytes_per_s)))
+        .collect();
+    let mut metrics = Vec::new();
+    for path in &config.metrics {
+        let options = MetricOptions {
+            max_line_bytes: config.max_line_bytes,
+            nab_target: config
+                .maps
+                .iter()
+                .find(|(file, _, _)| same_file(file, path))
+                .map(|(_, device, resource)| (device.clone(), *resource)),
+            bandwidth: bandwidth.clone(),
+        };
+        match MetricReader::open(path, config.format, &options) {
+            Ok(reader) => metrics.push(reader),
+            Err(rejection) => {
+                unopened.push(whole_file_stats(path));
+                log.record(rejection).map_err(feed_error)?;
+            }
+        }
+    }
+
+    let mut arrivals: BTreeMap<Time, Vec<TaskKey>> = BTreeMap::new();
+    let mut workflow_arrival: HashMap<u32, Time> = HashMap::new();
+    let mut task_arrival: HashMap<TaskKey, Time> = HashMap::new();
+    let mut events = Vec::new();
+    for path in &config.events {
+        match EventReader::open(path, config.max_line_bytes) {
+            Ok(reader) => {
+                scan_arrivals(reader, catalog, &mut workflow_arrival, &mut task_arrival);
+                match EventReader::open(path, config.max_line_bytes) {
+                    Ok(reader) => events.push(reader),
+                    Err(rejection) => {
+                        unopened.push(whole_file_stats(path));
+                        log.record(rejection).map_err(feed_error)?;
+                    }
+                }
+            }
+            Err(rejection) => {
+                unopened.push(whole_file_stats(path));
+                log.record(rejection).map_err(feed_error)?;
+            }
+        }
+    }
+    let mut feed = Feed::new(
+        Arc::clone(catalog),
+        metrics,
+        events,
+        BTreeMap::new(),
+        config.lateness_ms,
+        log,
+    );
+    // A workflow without an arrival event arrives with the earliest record of any input.
+    let default_time = feed.earliest_input_time().map_err(feed_error)?.unwrap_or(0);
+    for (index, entry) in catalog.workflows.iter().enumerate() {
+        let workflow = index as u32;
+        let arrival = workflow_arrival
+            .get(&workflow)
+            .copied()
+            .unwrap_or(default_time);
+        for task in 0..entry.specs.len() as u32 {
+            let key = TaskKey { workflow, task };
+            let time = task_arrival.get(&key).copied().unwrap_or(arrival);
+            arrivals.entry(time).or_default().push(key);
+        }
+    }
+    for (time, tasks) in arrivals {
+        feed.set_default_arrivals(time, tasks);
+    }
+    Ok((feed, unopened))
+}
+
+/// First pass over an event log: the arrival times it gives workflows and tasks (the earliest
+/// when several are given). Invalid lines are ignored here; the main pass rejects them.
+fn scan_arrivals(
+    reader: EventReader,
+    catalog: &Catalog,
+    workflows: &mut HashMap<u32, Time>,
+    tasks: &mut HashMap<TaskKey, Time>,
+) {
+    for outcome in reader {
+        let Ok(event) = outcome.event else { continue };
+        if event.kind != EventKind::Arrival {
+            continue;
+        }
+        match &event.task {
+            None => {
+                if let Some(id) = catalog.workflow_id(&event.workflow) {
+                    let entry = workflows.entry(id).or_insert(event.time);
+                    *entry = (*entry).min(event.time);
+                }
+            }
+            Some(task) => {
+                if let Some(key) = catalog.task_key(&event.workflow, task) {
+                    let entry = tasks.entry(key).or_insert(event.time);
+                    *entry = (*entry).min(event.time);
+                }
+            }
+        }
+    }
+}
+
+fn whole_file_stats(path: &Path) -> (String, InputStats) {
+    (
+        path.display().to_string(),
+        InputStats {
+            read: 1,
+            accepted: 0,
+            rejected: 1,
+            dropped_fields: 0,
+        },
+    )
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    a == b
+        || match (a.canonicalize(), b.canonicalize()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        }
+}
+
+/// The inputs and outputs of a worker that reads and writes nothing (never called on worker 0
+/// of process 0, which gets the real ones).
+fn idle_io(catalog: &Arc<Catalog>) -> (Feed, MapWriter) {
+    let log = RejectLog::new(Box::new(std::io::sink()), false);
+    let feed = Feed::new(
+        Arc::clone(catalog),
+        Vec::new(),
+        Vec::new(),
+        BTreeMap::new(),
+        0,
+        log,
+    );
+    let writer = MapWriter::new(Arc::clone(catalog), Box::new(std::io::sink()), false);
+    (feed, writer)
+}
+
+fn feed_error(error: FeedError) -> RunError {
+    match error {
+        FeedError::Strict(rejection) => RunError::Strict(rejection),
+        FeedError::RejectLog(source) => RunError::Output {
+            path: PathBuf::from("rejected.jsonl"),
+            source,
+        },
+    }
+}
+
+fn create(path: &Path) -> Result<Box<dyn Write + Send>, RunError> {
+    let file = File::create(path).map_err(|source| RunError::Output {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(Box::new(BufWriter::new(file)))
+}
+
+fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), RunError> {
+    let mut out = create(path)?;
+    let io = |source| RunError::Output {
+        path: path.to_path_buf(),
+        source,
+    };
+    serde_json::to_writer_pretty(&mut out, value).map_err(|e| io(std::io::Error::other(e)))?;
+    out.write_all(b"\n").map_err(io)?;
+    out.flush().map_err(io)
+}
