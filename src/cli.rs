@@ -60,7 +60,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Out-of-order tolerance per input file, seconds [default: 60, or the config file's].
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
     pub lateness: Option<f64>,
     /// Placement policy.
     #[arg(long, default_value = "predictive", value_parser = ["predictive"])]

@@ -185,17 +185,25 @@ impl Feed {
         }
     }
 
-    /// Per input path, how many records were read, accepted and rejected.
-    pub fn stats(&self) -> Vec<(String, InputStats)> {
-        let metrics = self
-            .metrics
-            .iter()
-            .map(|m| (m.ordered.path.clone(), m.ordered.stats));
-        let events = self
-            .events
-            .iter()
-            .map(|e| (e.ordered.path.clone(), e.ordered.stats));
-        metrics.chain(events).collect()
+    /// Per input path, how many records were read, accepted and rejected (summed over the
+    /// streams a file was split into).
+    pub fn stats(&self) -> BTreeMap<String, InputStats> {
+        let metrics = self.metrics.iter().map(|m| &m.ordered);
+        let events = self.events.iter().map(|e| &e.ordered);
+        let mut totals: BTreeMap<String, InputStats> = BTreeMap::new();
+        for ordered in metrics {
+            totals
+                .entry(ordered.path.clone())
+                .or_default()
+                .add(&ordered.stats);
+        }
+        for ordered in events {
+            totals
+                .entry(ordered.path.clone())
+                .or_default()
+                .add(&ordered.stats);
+        }
+        totals
     }
 
     /// The rejection log, to flush and count at the end.

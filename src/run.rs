@@ -18,6 +18,7 @@ use crate::catalog::Catalog;
 use crate::engine::{run_engine, EngineError, Workers};
 use crate::feed::{Feed, FeedError, RejectLog};
 use crate::input::events::{EventKind, EventReader};
+use crate::input::lines::BoundedLines;
 use crate::input::metrics::{MetricFormat, MetricOptions, MetricReader};
 use crate::input::platform::{platform_from_machines, read_platform};
 use crate::input::wfformat::read_workflow;
@@ -246,12 +247,35 @@ fn open_feed(
                 .find(|(file, _, _)| same_file(file, path))
                 .map(|(_, device, resource)| (device.clone(), *resource)),
             bandwidth: bandwidth.clone(),
+            only_machine: None,
         };
-        match MetricReader::open(path, config.format, &options) {
-            Ok(reader) => metrics.push(reader),
-            Err(rejection) => {
-                unopened.push(whole_file_stats(path));
-                log.record(rejection).map_err(feed_error)?;
+        // Alibaba's machine_usage is grouped by machine, not sorted by time: read it as one
+        // time-ordered stream per machine, each with its own lateness window.
+        let groups = if config.format == MetricFormat::Alibaba {
+            machines_in(path, config.max_line_bytes)
+        } else {
+            Vec::new()
+        };
+        let per_group: Vec<MetricOptions> = if groups.is_empty() {
+            vec![options]
+        } else {
+            groups
+                .into_iter()
+                .enumerate()
+                .map(|(index, machine)| MetricOptions {
+                    only_machine: Some((machine, index == 0)),
+                    ..options.clone()
+                })
+                .collect()
+        };
+        for options in per_group {
+            match MetricReader::open(path, config.format, &options) {
+                Ok(reader) => metrics.push(reader),
+                Err(rejection) => {
+                    unopened.push(whole_file_stats(path));
+                    log.record(rejection).map_err(feed_error)?;
+                    break;
+                }
             }
         }
     }
@@ -334,6 +358,25 @@ fn scan_arrivals(
             }
         }
     }
+}
+
+/// The machine ids of an Alibaba usage file, in order of first appearance (empty when the file
+/// cannot be read; opening it then reports why).
+fn machines_in(path: &Path, max_line_bytes: usize) -> Vec<String> {
+    let Ok(file) = File::open(path) else {
+        return Vec::new();
+    };
+    let mut seen = std::collections::HashSet::new();
+    let mut machines = Vec::new();
+    let lines = BoundedLines::new(std::io::BufReader::new(file), max_line_bytes);
+    for (_, line) in lines {
+        let Ok(line) = line else { continue };
+        let machine = line.split(',').next().map_or("", str::trim);
+        if !machine.is_empty() && seen.insert(machine.to_string()) {
+            machines.push(machine.to_string());
+        }
+    }
+    machines
 }
 
 fn whole_file_stats(path: &Path) -> (String, InputStats) {

@@ -3,3 +3,5 @@
 mod common;
 mod determinism;
 mod oracle_vs_dataflow;
+mod rejections;
+mod shared_data;

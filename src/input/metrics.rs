@@ -105,6 +105,11 @@ pub struct MetricOptions {
     /// Disk and network bandwidth in bytes/s per device name; a missing entry or `None`
     /// normalises throughput by the series maximum instead.
     pub bandwidth: HashMap<String, (Option<f64>, Option<f64>)>,
+    /// For Alibaba files, which are grouped by machine rather than sorted by time: read only the
+    /// rows of this machine, so each machine becomes its own time-ordered stream. With `true`,
+    /// this reader also takes the lines that name no machine, so that across the readers of one
+    /// file every line is counted exactly once.
+    pub only_machine: Option<(String, bool)>,
 }
 
 impl Default for MetricOptions {
@@ -113,6 +118,7 @@ impl Default for MetricOptions {
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,
             nab_target: None,
             bandwidth: HashMap::new(),
+            only_machine: None,
         }
     }
 }
@@ -128,6 +134,7 @@ pub struct MetricReader {
     stats: InputStats,
     /// A problem found before the first line (only `from_text` has no other way to report it).
     pending: Option<Rejection>,
+    only_machine: Option<(String, bool)>,
 }
 
 impl MetricReader {
@@ -165,6 +172,7 @@ impl MetricReader {
             scale: Scale::default(),
             stats: InputStats::default(),
             pending: Some(rejection),
+            only_machine: None,
         })
     }
 
@@ -176,7 +184,7 @@ impl MetricReader {
     ) -> Result<MetricReader, Rejection> {
         let max_line_bytes = options.max_line_bytes;
         let mut scale = Scale {
-            bandwidth: options.bandwidth.clone(),
+            bandwidth: layout.relevant_bandwidth(&options.bandwidth),
             maxima: HashMap::new(),
         };
         if layout.needs_maxima(&scale) {
@@ -190,6 +198,7 @@ impl MetricReader {
             scale,
             stats: InputStats::default(),
             pending: None,
+            only_machine: options.only_machine.clone(),
         })
     }
 
@@ -212,22 +221,39 @@ impl MetricReader {
         }
     }
 
+    /// Normalises a row's readings. Fields that are each finite can still combine into an
+    /// infinite fraction (a sum of two huge throughputs, a tiny capacity); those are dropped.
+    fn records(&self, row: Row) -> (Vec<MetricRecord>, Vec<Issue>) {
+        let Row {
+            time,
+            device,
+            readings,
+            mut issues,
+        } = row;
+        let mut records = Vec::with_capacity(readings.len());
+        for (resource, reading) in readings {
+            let value = self.scale.fraction(&device, resource, reading);
+            if value.is_finite() {
+                records.push(MetricRecord {
+                    time,
+                    device: device.clone(),
+                    resource,
+                    value,
+                });
+            } else {
+                issues.push(Issue::new(
+                    RejectKind::NonFinite,
+                    format!("{}: the fraction of capacity overflows", resource.name()),
+                ));
+            }
+        }
+        (records, issues)
+    }
+
     /// Turns a parsed row into records and rejections, and counts it.
     fn outcome(&mut self, line: u64, row: Result<Row, Vec<Issue>>) -> LineOutcome {
         let (records, issues) = match row {
-            Ok(row) => {
-                let records = row
-                    .readings
-                    .iter()
-                    .map(|&(resource, reading)| MetricRecord {
-                        time: row.time,
-                        device: row.device.clone(),
-                        resource,
-                        value: self.scale.fraction(&row.device, resource, reading),
-                    })
-                    .collect();
-                (records, row.issues)
-            }
+            Ok(row) => self.records(row),
             Err(issues) => (Vec::new(), issues),
         };
         let mut rejections: Vec<Rejection> = if records.is_empty() {
@@ -278,10 +304,28 @@ impl Iterator for MetricReader {
             let text = match text {
                 Ok(text) => text,
                 Err(error) => {
+                    if self
+                        .only_machine
+                        .as_ref()
+                        .is_some_and(|(_, orphans)| !orphans)
+                    {
+                        continue;
+                    }
                     let rejection = error.to_rejection(&self.path, line, self.max_line_bytes);
                     return Some(self.refuse(rejection));
                 }
             };
+            if let Some((machine, orphans)) = &self.only_machine {
+                let named = text.split(',').next().map_or("", str::trim);
+                let mine = if named.is_empty() {
+                    *orphans
+                } else {
+                    named == machine
+                };
+                if !mine {
+                    continue;
+                }
+            }
             match self.parser.parse(&text) {
                 Parsed::Skip => continue,
                 Parsed::Fatal(reason) => {
@@ -372,6 +416,22 @@ impl Layout {
         })
     }
 
+    /// The bandwidths this file's throughputs are measured against: only formats that report
+    /// throughput need any, and they name a single device (so a large platform is not copied).
+    fn relevant_bandwidth(
+        &self,
+        bandwidth: &HashMap<String, (Option<f64>, Option<f64>)>,
+    ) -> HashMap<String, (Option<f64>, Option<f64>)> {
+        match self {
+            Layout::Nab { device, .. } | Layout::Bitbrains { device } => bandwidth
+                .get_key_value(device)
+                .map(|(device, bandwidth)| (device.clone(), *bandwidth))
+                .into_iter()
+                .collect(),
+            Layout::LongCsv | Layout::LongJsonl | Layout::Alibaba => HashMap::new(),
+        }
+    }
+
     /// Whether some throughput in this file has no bandwidth to be measured against.
     fn needs_maxima(&self, scale: &Scale) -> bool {
         let throughput = [Resource::Disk, Resource::Network];
@@ -418,6 +478,8 @@ impl Scale {
     fn fraction(&self, device: &str, resource: Resource, reading: Reading) -> f64 {
         match reading {
             Reading::Fraction(fraction) => fraction,
+            // Left non-finite so that the caller drops it, whatever the capacity.
+            Reading::Rate(rate) if !rate.is_finite() => rate,
             Reading::Rate(rate) => {
                 let capacity = self.bandwidth_of(device, resource).or_else(|| {
                     self.maxima
@@ -442,7 +504,11 @@ fn series_maxima(lines: LineSource, layout: Layout) -> HashMap<(String, Resource
             continue;
         };
         for (resource, reading) in row.readings {
+            // An overflowing rate is dropped in the second pass; it must not flatten the rest.
             if let Reading::Rate(rate) = reading {
+                if !rate.is_finite() {
+                    continue;
+                }
                 let maximum = maxima.entry((row.device.clone(), resource)).or_insert(0.0);
                 *maximum = maximum.max(rate);
             }
@@ -979,6 +1045,31 @@ mod tests {
     }
 
     #[test]
+    fn readers_can_move_to_another_thread() {
+        fn assert_send<T: Send>() {}
+        assert_send::<MetricReader>();
+        assert_send::<crate::input::EventReader>();
+    }
+
+    #[test]
+    fn only_machine_splits_a_grouped_file_and_counts_every_line_once() {
+        let text =
+            "m_2,20,10,10,,,1,1,1\nm_1,10,10,10,,,1,1,1\n,5,1,1,,,1,1,1\nm_1,30,10,10,,,1,1,1\n";
+        let read = |machine: &str, orphans: bool| {
+            let options = MetricOptions {
+                only_machine: Some((machine.to_string(), orphans)),
+                ..MetricOptions::default()
+            };
+            let outcomes: Vec<LineOutcome> =
+                MetricReader::from_text(text, "usage.csv", MetricFormat::Alibaba, &options)
+                    .collect();
+            outcomes.iter().map(|o| o.line).collect::<Vec<u64>>()
+        };
+        assert_eq!(read("m_1", false), vec![2, 4]);
+        assert_eq!(read("m_2", true), vec![1, 3]);
+    }
+
+    #[test]
     fn format_names() {
         for format in [
             MetricFormat::Long,
@@ -1207,6 +1298,33 @@ mod tests {
         assert_eq!(kinds(&outcomes[2]), vec![RejectKind::DroppedField; 3]);
         assert_eq!(kinds(&outcomes[3]), vec![RejectKind::Schema]);
         assert_eq!(kinds(&outcomes[4]), vec![RejectKind::Parse]);
+    }
+
+    #[test]
+    fn bitbrains_overflowing_sums_are_dropped() {
+        let text =
+            format!("{BITBRAINS_HEADER}\n1; 2; 5851; 87; 10; 1e-300; 1e300; 1e308; 1e308; 1; 1\n");
+        let (outcomes, stats) = read(
+            &text,
+            "7.csv",
+            MetricFormat::Bitbrains,
+            &MetricOptions::default(),
+        );
+        assert_eq!(stats.dropped_fields, 2);
+        assert_eq!(kinds(&outcomes[0]), vec![RejectKind::DroppedField; 2]);
+        assert!(outcomes[0]
+            .records
+            .iter()
+            .all(|record| record.value.is_finite()));
+        assert_close(&values(&outcomes, Resource::Network), &[1.0]);
+        let second = "2; 2; 5851; 87; 10; 1; 1; 512; 512; 1; 1";
+        let (outcomes, _) = read(
+            &format!("{text}{second}\n"),
+            "7.csv",
+            MetricFormat::Bitbrains,
+            &MetricOptions::default(),
+        );
+        assert_close(&values(&outcomes, Resource::Disk), &[1.0]);
     }
 
     #[test]

@@ -1,0 +1,376 @@
+//! One test per kind of bad input: no panic, a clear line in rejected.jsonl, and counts in
+//! summary.json with read = accepted + rejected for every input.
+
+use std::path::PathBuf;
+
+use augur::cli::{run_config, Cli, Command};
+use augur::run::{run, RunError, RunOutcome};
+use clap::Parser;
+use serde_json::Value;
+
+struct Scenario {
+    dir: PathBuf,
+}
+
+impl Scenario {
+    fn new(name: &str) -> Scenario {
+        let dir = std::env::temp_dir().join(format!("augur-reject-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let scenario = Scenario { dir };
+        scenario.write(
+            "platform.toml",
+            "[[device]]\nid = \"n1\"\ncores = 4\nmemory_gib = 8\n\n[[device]]\nid = \"n2\"\ncores = 8\nmemory_gib = 16\nspeed = 2.0\n",
+        );
+        scenario
+    }
+
+    fn write(&self, name: &str, text: &str) -> String {
+        let path = self.dir.join(name);
+        std::fs::write(&path, text).expect("write fixture");
+        path.display().to_string()
+    }
+
+    /// Runs `augur run` with these extra flags (plus --platform and --out).
+    fn run(&self, flags: &[&str]) -> Result<Option<RunOutcome>, RunError> {
+        let platform = self.dir.join("platform.toml").display().to_string();
+        let out = self.dir.join("out").display().to_string();
+        let mut argv = vec![
+            "augur",
+            "run",
+            "--platform",
+            &platform,
+            "--out",
+            &out,
+            "--quiet",
+        ];
+        argv.extend_from_slice(flags);
+        let Ok(Cli {
+            command: Command::Run(args),
+        }) = Cli::try_parse_from(argv)
+        else {
+            panic!("bad test flags: {flags:?}");
+        };
+        run(&run_config(&args).expect("valid config"))
+    }
+
+    fn rejected(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.dir.join("out/rejected.jsonl"))
+            .expect("rejected.jsonl")
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("each rejection is JSON"))
+            .collect()
+    }
+
+    fn summary(&self) -> Value {
+        let text = std::fs::read_to_string(self.dir.join("out/summary.json")).expect("summary");
+        serde_json::from_str(&text).expect("summary is JSON")
+    }
+
+    /// Checks the accounting of every input and returns the counts of `file`.
+    fn counts(&self, file: &str) -> (u64, u64, u64) {
+        let summary = self.summary();
+        let inputs = summary["inputs"].as_object().expect("inputs");
+        for (path, counts) in inputs {
+            let read = counts["read"].as_u64().expect("read");
+            let accepted = counts["accepted"].as_u64().expect("accepted");
+            let rejected = counts["rejected"].as_u64().expect("rejected");
+            assert_eq!(
+                read,
+                accepted + rejected,
+                "{path}: read != accepted + rejected"
+            );
+        }
+        let counts = &inputs[file];
+        (
+            counts["read"].as_u64().expect("read"),
+            counts["accepted"].as_u64().expect("accepted"),
+            counts["rejected"].as_u64().expect("rejected"),
+        )
+    }
+
+    fn has_rejection(&self, kind: &str, line: Option<u64>, reason_part: &str) {
+        let rejected = self.rejected();
+        let found = rejected.iter().any(|r| {
+            r["kind"] == kind
+                && line.is_none_or(|l| r["line"] == l)
+                && r["reason"]
+                    .as_str()
+                    .is_some_and(|s| s.contains(reason_part))
+        });
+        assert!(
+            found,
+            "no {kind} rejection at {line:?} mentioning '{reason_part}' in {rejected:#?}"
+        );
+    }
+}
+
+/// A WfFormat 1.5 document from (id, parents, runtime, cores) tuples.
+fn workflow(tasks: &[(&str, &[&str], f64, u32)]) -> String {
+    let spec: Vec<Value> = tasks
+        .iter()
+        .map(|(id, parents, _, _)| {
+            serde_json::json!({"name": id, "id": id, "parents": parents, "children": [],
+                               "inputFiles": [], "outputFiles": []})
+        })
+        .collect();
+    let exec: Vec<Value> = tasks
+        .iter()
+        .map(|(id, _, runtime, cores)| {
+            serde_json::json!({"id": id, "runtimeInSeconds": runtime, "coreCount": cores})
+        })
+        .collect();
+    serde_json::json!({
+        "name": "test", "schemaVersion": "1.5",
+        "workflow": {"specification": {"tasks": spec, "files": []},
+                     "execution": {"makespanInSeconds": 1.0, "executedAt": "20240101T000000+0000",
+                                   "tasks": exec, "machines": []}}
+    })
+    .to_string()
+}
+
+const GOOD: &[(&str, &[&str], f64, u32)] = &[("a", &[], 10.0, 1), ("b", &["a"], 5.0, 2)];
+
+#[test]
+fn cyclic_workflow_is_rejected_whole_and_names_the_cycle() {
+    let s = Scenario::new("cycle");
+    let wf = s.write(
+        "cyc.json",
+        &workflow(&[
+            ("a", &["c"], 1.0, 1),
+            ("b", &["a"], 1.0, 1),
+            ("c", &["b"], 1.0, 1),
+            ("d", &[], 1.0, 1),
+        ]),
+    );
+    let outcome = s
+        .run(&["--workflow", &wf])
+        .expect("runs")
+        .expect("process 0");
+    assert_eq!(s.counts(&wf), (4, 0, 4));
+    s.has_rejection("cycle", None, "->");
+    assert!(outcome.final_map.is_empty());
+}
+
+#[test]
+fn dangling_parent_and_duplicate_id() {
+    let s = Scenario::new("dangling");
+    let dangling = s.write("dangling.json", &workflow(&[("a", &["ghost"], 1.0, 1)]));
+    let duplicate = s.write(
+        "dup.json",
+        &workflow(&[("a", &[], 1.0, 1), ("a", &[], 1.0, 1)]),
+    );
+    let good = s.write("good.json", &workflow(GOOD));
+    let outcome = s
+        .run(&["--workflow", &dangling, &duplicate, &good])
+        .expect("runs")
+        .expect("process 0");
+    s.has_rejection("dangling_parent", None, "ghost");
+    s.has_rejection("duplicate_id", None, "a");
+    assert_eq!(s.counts(&dangling).2, 1);
+    assert_eq!(s.counts(&duplicate).2, 2);
+    assert_eq!(s.counts(&good), (2, 2, 0));
+    assert_eq!(
+        outcome.final_map["good"].len(),
+        2,
+        "the good workflow still runs"
+    );
+}
+
+#[test]
+fn infeasible_task_rejects_its_workflow() {
+    let s = Scenario::new("infeasible");
+    let wf = s.write(
+        "big.json",
+        &workflow(&[("a", &[], 1.0, 1), ("huge", &[], 1.0, 64)]),
+    );
+    s.run(&["--workflow", &wf]).expect("runs");
+    s.has_rejection("infeasible", None, "huge");
+    assert_eq!(s.counts(&wf), (2, 0, 2));
+}
+
+#[test]
+fn metric_values_unknown_devices_nan_infinite_negative() {
+    let s = Scenario::new("values");
+    let wf = s.write("good.json", &workflow(GOOD));
+    let metrics = s.write(
+        "m.csv",
+        "time,device,resource,value\n0,n1,cpu,0.5\n1,nowhere,cpu,0.5\n2,n1,cpu,NaN\n3,n1,cpu,inf\n4,n1,cpu,-0.2\n5,n2,cpu,1.7\n6,n1,gpu,0.5\n",
+    );
+    s.run(&["--workflow", &wf, "--metrics", &metrics])
+        .expect("runs");
+    s.has_rejection("unknown_device", Some(3), "nowhere");
+    s.has_rejection("non_finite", Some(4), "");
+    s.has_rejection("non_finite", Some(5), "");
+    s.has_rejection("negative", Some(6), "");
+    // Over-commit (1.7) is kept; an unknown resource is a parse error.
+    let (read, accepted, rejected) = s.counts(&metrics);
+    assert_eq!((read, accepted, rejected), (7, 2, 5));
+}
+
+#[test]
+fn out_of_order_beyond_lateness() {
+    let s = Scenario::new("lateness");
+    let wf = s.write("good.json", &workflow(GOOD));
+    let metrics = s.write(
+        "m.jsonl",
+        concat!(
+            "{\"time\":100,\"device\":\"n1\",\"resource\":\"cpu\",\"value\":0.1}\n",
+            "{\"time\":200,\"device\":\"n1\",\"resource\":\"cpu\",\"value\":0.2}\n",
+            "{\"time\":150,\"device\":\"n1\",\"resource\":\"cpu\",\"value\":0.3}\n",
+            "{\"time\":50,\"device\":\"n1\",\"resource\":\"cpu\",\"value\":0.4}\n",
+        ),
+    );
+    s.run(&["--workflow", &wf, "--metrics", &metrics, "--lateness", "60"])
+        .expect("runs");
+    s.has_rejection("out_of_order", Some(4), "lateness");
+    assert_eq!(s.counts(&metrics), (4, 3, 1));
+}
+
+#[test]
+fn oversized_line() {
+    let s = Scenario::new("oversized");
+    let wf = s.write("good.json", &workflow(GOOD));
+    let config = s.write("c.toml", "max_line_bytes = 64\n");
+    let long = format!("1,n1,cpu,0.{}\n", "1".repeat(200));
+    let metrics = s.write(
+        "m.csv",
+        &format!("time,device,resource,value\n0,n1,cpu,0.5\n{long}2,n1,cpu,0.5\n"),
+    );
+    s.run(&[
+        "--workflow",
+        &wf,
+        "--metrics",
+        &metrics,
+        "--config",
+        &config,
+    ])
+    .expect("runs");
+    s.has_rejection("oversized_line", Some(3), "");
+    assert_eq!(s.counts(&metrics), (3, 2, 1));
+}
+
+#[test]
+fn events_bad_transitions_unknown_task_workflow_device() {
+    let s = Scenario::new("events");
+    let wf = s.write("good.json", &workflow(GOOD));
+    let events = s.write(
+        "e.jsonl",
+        concat!(
+            "{\"time\":0,\"kind\":\"arrival\",\"workflow\":\"good\"}\n",
+            "{\"time\":1,\"kind\":\"start\",\"workflow\":\"good\",\"task\":\"a\",\"device\":\"n1\"}\n",
+            "{\"time\":2,\"kind\":\"start\",\"workflow\":\"good\",\"task\":\"a\",\"device\":\"n2\"}\n",
+            "{\"time\":3,\"kind\":\"complete\",\"workflow\":\"good\",\"task\":\"a\",\"duration\":2}\n",
+            "{\"time\":4,\"kind\":\"complete\",\"workflow\":\"good\",\"task\":\"a\"}\n",
+            "{\"time\":5,\"kind\":\"start\",\"workflow\":\"good\",\"task\":\"zz\",\"device\":\"n1\"}\n",
+            "{\"time\":6,\"kind\":\"start\",\"workflow\":\"other\",\"task\":\"a\",\"device\":\"n1\"}\n",
+            "{\"time\":7,\"kind\":\"start\",\"workflow\":\"good\",\"task\":\"b\",\"device\":\"gpu\"}\n",
+            "{\"time\":8,\"kind\":\"explode\",\"workflow\":\"good\",\"task\":\"b\"}\n",
+            "not json\n",
+            "{\"time\":9,\"kind\":\"complete\",\"workflow\":\"good\",\"task\":\"b\",\"duration\":-1}\n",
+        ),
+    );
+    let outcome = s
+        .run(&["--workflow", &wf, "--events", &events])
+        .expect("runs")
+        .expect("p0");
+    s.has_rejection("bad_transition", Some(3), "already started");
+    s.has_rejection("bad_transition", Some(5), "already completed");
+    s.has_rejection("unknown_task", Some(6), "zz");
+    s.has_rejection("unknown_workflow", Some(7), "other");
+    s.has_rejection("unknown_device", Some(8), "gpu");
+    s.has_rejection("parse", Some(9), "");
+    s.has_rejection("parse", Some(10), "");
+    s.has_rejection("negative", Some(11), "");
+    assert_eq!(s.counts(&events), (11, 3, 8));
+    // a completed; b still live and placed.
+    assert_eq!(outcome.final_map["good"].len(), 1);
+    assert!(outcome.final_map["good"].contains_key("b"));
+}
+
+#[test]
+fn alibaba_bad_readings_drop_fields_not_rows() {
+    let s = Scenario::new("alibaba");
+    let wf = s.write("good.json", &workflow(GOOD));
+    let trace = s.write(
+        "usage.csv",
+        "n1,10,40,50,,,5,6,-1\nn1,70,41,51,,,5,6,101\nn1,130,-1,-1,,,-1,-1,-1\nn2,10,20,30,,,1,2,3\n",
+    );
+    s.run(&[
+        "--workflow",
+        &wf,
+        "--metrics",
+        &trace,
+        "--format",
+        "alibaba",
+    ])
+    .expect("runs");
+    let summary = s.summary();
+    let counts = &summary["inputs"][&trace];
+    assert_eq!(s.counts(&trace), (4, 3, 1));
+    assert!(counts["dropped_fields"].as_u64().expect("dropped") >= 2);
+    s.has_rejection("dropped_field", Some(1), "");
+}
+
+#[test]
+fn strict_makes_the_first_rejection_fatal_with_exit_code_3() {
+    let s = Scenario::new("strict");
+    let wf = s.write("good.json", &workflow(GOOD));
+    let metrics = s.write(
+        "m.csv",
+        "time,device,resource,value\n0,n1,cpu,0.5\n1,nowhere,cpu,0.5\n",
+    );
+    let err = s.run(&["--workflow", &wf, "--metrics", &metrics, "--strict"]);
+    assert!(matches!(err, Err(RunError::Strict(_))), "{:?}", err.err());
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_augur"))
+        .args([
+            "run",
+            "--workflow",
+            &wf,
+            "--metrics",
+            &metrics,
+            "--strict",
+            "--quiet",
+        ])
+        .arg("--platform")
+        .arg(s.dir.join("platform.toml"))
+        .arg("--out")
+        .arg(s.dir.join("strict-out"))
+        .output()
+        .expect("run augur");
+    assert_eq!(output.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("nowhere") && stderr.contains(":3:"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn garbage_inputs_never_panic() {
+    let s = Scenario::new("garbage");
+    let wf = s.write(
+        "junk.json",
+        "{\"schemaVersion\": \"1.5\", \"workflow\": [1,2,3]}",
+    );
+    let not_json = s.write("junk2.json", "\u{0}\u{1}binary\u{ff}");
+    let metrics = s.write(
+        "m.csv",
+        "\u{feff}time,device\n,,,,\n\u{0}\n1e400,n1,cpu,1\n",
+    );
+    let events = s.write("e.jsonl", "[]\n{}\n{\"time\":\"x\"}\n");
+    let outcome = s.run(&[
+        "--workflow",
+        &wf,
+        &not_json,
+        "--metrics",
+        &metrics,
+        "--events",
+        &events,
+    ]);
+    assert!(outcome.is_ok(), "{:?}", outcome.err());
+    for file in [&wf, &not_json, &metrics, &events] {
+        let (read, accepted, _) = s.counts(file);
+        assert!(read >= 1 && accepted == 0, "{file}");
+    }
+}
