@@ -111,6 +111,34 @@ pub mod cost {
     }
 }
 
+/// A fast hasher for task keys (two small integers): SipHash's resistance to flooding buys
+/// nothing here, since keys are dense ids the driver assigns, and costs a visible share of a
+/// 100k-task placement. The map is never iterated, so the hash cannot influence any result.
+#[derive(Clone, Copy, Default)]
+struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.write_u64(u64::from(*byte));
+        }
+    }
+
+    fn write_u32(&mut self, value: u32) {
+        self.write_u64(u64::from(value));
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = (self.0.rotate_left(5) ^ value).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+type TaskMap<V> = HashMap<TaskKey, V, std::hash::BuildHasherDefault<KeyHasher>>;
+
 /// Devices of equal capability, ordered by key.
 #[derive(Debug)]
 struct Class {
@@ -145,7 +173,7 @@ pub struct Placer {
     classes: Vec<Class>,
     /// Devices holding at least one movable task, by key.
     with_movable: BTreeSet<(Score, DeviceId)>,
-    tasks: HashMap<TaskKey, Placed>,
+    tasks: TaskMap<Placed>,
     next_seq: u64,
 }
 
@@ -183,7 +211,7 @@ impl Placer {
             devices: states,
             classes,
             with_movable: BTreeSet::new(),
-            tasks: HashMap::new(),
+            tasks: TaskMap::default(),
             next_seq: 0,
         }
     }
@@ -217,18 +245,20 @@ impl Placer {
 
     /// Applies one epoch of changes and returns how the map changed, sorted by task.
     pub fn apply(&mut self, mut changes: EpochChanges) -> Vec<MapChange> {
-        let mut before: BTreeMap<TaskKey, Option<DeviceId>> = BTreeMap::new();
+        // Where each touched task was before the epoch; the first entry of a task wins.
+        let mut before: Vec<(TaskKey, Option<DeviceId>)> = Vec::new();
 
         changes.removed.sort_unstable();
         changes.removed.dedup();
         for task in &changes.removed {
-            if let Some(placed) = self.tasks.remove(task) {
-                before.entry(*task).or_insert(Some(placed.device));
+            if let Some(placed) = self.tasks.get(task).copied() {
+                before.push((*task, Some(placed.device)));
                 self.detach(*task, &placed);
             }
         }
 
         changes.upserted.sort_unstable();
+        self.tasks.reserve(changes.upserted.len());
         let mut to_place = Vec::new();
         for (task, state) in changes.upserted {
             if !state_is_sane(&state, self.devices.len()) {
@@ -236,13 +266,13 @@ impl Placer {
             }
             match self.tasks.get(&task).copied() {
                 Some(placed) => {
-                    before.entry(task).or_insert(Some(placed.device));
+                    before.push((task, Some(placed.device)));
                     self.detach(task, &placed);
                     let device = state.pinned.unwrap_or(placed.device);
                     self.attach(task, state, device, placed.seq);
                 }
                 None => {
-                    before.entry(task).or_insert(None);
+                    before.push((task, None));
                     match state.pinned {
                         Some(device) => {
                             let seq = self.take_seq();
@@ -271,10 +301,15 @@ impl Placer {
             }
         }
 
-        for (task, from) in self.rebalance() {
-            before.entry(task).or_insert(Some(from));
-        }
+        before.extend(
+            self.rebalance()
+                .into_iter()
+                .map(|(task, from)| (task, Some(from))),
+        );
 
+        // A stable sort keeps each task's first entry first, which dedup then keeps.
+        before.sort_by_key(|(task, _)| *task);
+        before.dedup_by_key(|(task, _)| *task);
         before
             .into_iter()
             .filter_map(|(task, from)| {
