@@ -111,19 +111,30 @@ pub fn print_demo(
             *per_device.entry(device.as_str()).or_default() += 1;
         }
     }
-    writeln!(out, "final map           tasks  cores  speed  CPU trace")?;
+    writeln!(
+        out,
+        "final map           tasks  cores  speed  CPU now  predicted  CPU trace"
+    )?;
     for device in &outcome.catalog.platform.devices {
         let trace = SERIES
             .iter()
             .find(|(_, d)| *d == device.id)
             .map_or("-", |(file, _)| *file);
+        let cpu = outcome
+            .forecasts
+            .get(&device.id)
+            .and_then(|resources| resources.get("cpu"));
+        let percent =
+            |value: Option<f64>| value.map_or("-".to_string(), |v| format!("{:.1}%", v * 100.0));
         writeln!(
             out,
-            "  {:<16} {:>6} {:>6} {:>6}  {trace}",
+            "  {:<16} {:>6} {:>6} {:>6} {:>8} {:>10}  {trace}",
             device.id,
             per_device.get(device.id.as_str()).copied().unwrap_or(0),
             device.cores,
-            device.speed
+            device.speed,
+            percent(cpu.map(|f| f.latest)),
+            percent(cpu.map(|f| f.predicted)),
         )?;
     }
     writeln!(out)?;
@@ -137,7 +148,7 @@ pub fn print_demo(
     }
     writeln!(
         out,
-        "outputs: {}/{{partition.jsonl, final_map.json, summary.json, rejected.jsonl}}",
+        "outputs: {}/{{partition.jsonl, final_map.json, forecasts.json, summary.json, rejected.jsonl}}",
         config.out.display()
     )?;
     Ok(())

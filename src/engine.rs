@@ -10,16 +10,21 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use augur_dataflows::types::{DeviceId, InputBatch, TaskKey, Time};
+use augur_dataflows::contention_forecast::SeriesForecast;
+use augur_dataflows::types::{DeviceId, InputBatch, Resource, TaskKey, Time};
 use augur_dataflows::{augur, EngineConfig};
 use differential_dataflow::input::Input;
-use timely::dataflow::operators::Input as _;
-use timely::dataflow::InputHandleVec;
+use differential_dataflow::AsCollection;
+use timely::dataflow::operators::{Exchange, Input as _};
+use timely::dataflow::{InputHandleVec, ProbeHandle};
 use timely::{CommunicationConfig, WorkerConfig};
 
 /// One change of the partition map: `diff` is +1 when the task is placed on the device and -1
 /// when it leaves it.
 pub type MapUpdate = ((TaskKey, DeviceId), isize);
+
+/// One change of a series' forecast: +1 for the new value, -1 for the one it replaces.
+pub type ForecastUpdate = (((DeviceId, Resource), SeriesForecast), isize);
 
 /// Where epochs come from (called on worker 0 only).
 pub trait BatchSource {
@@ -41,6 +46,12 @@ pub trait MapSink {
         changes: &[MapUpdate],
         latency: Duration,
     ) -> Result<(), Self::Error>;
+
+    /// The net changes of the series forecasts at `time`, sorted; called before [`Self::epoch`]
+    /// for the same time, only when some forecast changed.
+    fn forecasts(&mut self, _time: Time, _changes: &[ForecastUpdate]) -> Result<(), Self::Error> {
+        Ok(())
+    }
 }
 
 /// How the workers are laid out.
@@ -116,25 +127,43 @@ where
     };
     let guards = timely::execute(timely_config, move |worker| {
         let index = worker.index();
-        let changes: Rc<RefCell<Vec<(MapUpdate, Time)>>> = Rc::new(RefCell::new(Vec::new()));
+        let changes: Rc<RefCell<Vec<MapUpdate>>> = Rc::new(RefCell::new(Vec::new()));
+        let forecast_changes: Rc<RefCell<Vec<ForecastUpdate>>> = Rc::new(RefCell::new(Vec::new()));
         let captured = Rc::clone(&changes);
+        let captured_forecasts = Rc::clone(&forecast_changes);
         let mut samples = InputHandleVec::new();
-        let (mut tasks, mut started, mut edges, probe) = worker.dataflow::<Time, _, _>(|scope| {
+        let probe = ProbeHandle::new();
+        let (mut tasks, mut started, mut edges) = worker.dataflow::<Time, _, _>(|scope| {
             let sample_stream = scope.input_from(&mut samples);
             let (tasks_in, tasks) = scope.new_collection();
             let (started_in, started) = scope.new_collection();
             let (edges_in, edges) = scope.new_collection();
             let outputs = augur(sample_stream, tasks, started, edges, &config);
-            let (probe, _) = outputs
+            // Each epoch completes before the next is fed, so everything captured between two
+            // probe waits belongs to the epoch just fed.
+            outputs
                 .partition
                 .inspect_batch(move |_time, updates| {
                     let mut captured = captured.borrow_mut();
-                    for (record, time, diff) in updates {
-                        captured.push(((*record, *diff), *time));
+                    for (record, _time, diff) in updates {
+                        captured.push((*record, *diff));
                     }
                 })
-                .probe();
-            (tasks_in, started_in, edges_in, probe)
+                .probe_with(&probe);
+            // Forecasts live on the worker that owns the device; worker 0 reports them.
+            outputs
+                .forecasts
+                .inner
+                .exchange(|_| 0)
+                .as_collection()
+                .inspect_batch(move |_time, updates| {
+                    let mut captured = captured_forecasts.borrow_mut();
+                    for (record, _time, diff) in updates {
+                        captured.push((*record, *diff));
+                    }
+                })
+                .probe_with(&probe);
+            (tasks_in, started_in, edges_in)
         });
 
         if index != 0 {
@@ -182,13 +211,18 @@ where
                 worker.step();
             }
             stats.epochs += 1;
-            let mut epoch: Vec<MapUpdate> = changes
-                .borrow_mut()
-                .drain(..)
-                .map(|(update, _time)| update)
-                .collect();
+            let latency = started_at.elapsed();
+            let mut forecasts: Vec<ForecastUpdate> =
+                forecast_changes.borrow_mut().drain(..).collect();
+            differential_dataflow::consolidation::consolidate(&mut forecasts);
+            if !forecasts.is_empty() {
+                if let Err(error) = sink.forecasts(time, &forecasts) {
+                    break Err(EngineError::Sink(error));
+                }
+            }
+            let mut epoch: Vec<MapUpdate> = changes.borrow_mut().drain(..).collect();
             differential_dataflow::consolidation::consolidate(&mut epoch);
-            if let Err(error) = sink.epoch(time, &epoch, started_at.elapsed()) {
+            if let Err(error) = sink.epoch(time, &epoch, latency) {
                 break Err(EngineError::Sink(error));
             }
         };

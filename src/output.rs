@@ -9,15 +9,18 @@ use augur_dataflows::types::{DeviceId, TaskKey, Time};
 use serde::Serialize;
 
 use crate::catalog::Catalog;
-use crate::engine::{MapSink, MapUpdate};
+use crate::engine::{ForecastUpdate, MapSink, MapUpdate};
 use crate::input::time::json_seconds;
 use crate::input::InputStats;
+use augur_dataflows::contention_forecast::SeriesForecast;
+use augur_dataflows::types::{fraction_from_ppm, Resource};
 
 /// Writes `partition.jsonl` as the map changes, and keeps the current map for `final_map.json`.
 pub struct MapWriter {
     catalog: Arc<Catalog>,
     out: Box<dyn Write + Send>,
     current: BTreeMap<TaskKey, DeviceId>,
+    forecasts: BTreeMap<(DeviceId, Resource), SeriesForecast>,
     /// First placements of tasks.
     pub placed: u64,
     /// Tasks moved from one device to another.
@@ -41,6 +44,7 @@ impl MapWriter {
             catalog,
             out,
             current: BTreeMap::new(),
+            forecasts: BTreeMap::new(),
             placed: 0,
             moved: 0,
             epochs: 0,
@@ -65,6 +69,24 @@ impl MapWriter {
         map
     }
 
+    /// The latest sample and the predicted utilisation of every series that has reported:
+    /// device name → resource → forecast.
+    pub fn forecasts(&self) -> BTreeMap<String, BTreeMap<String, ForecastView>> {
+        let mut view: BTreeMap<String, BTreeMap<String, ForecastView>> = BTreeMap::new();
+        for ((device, resource), forecast) in &self.forecasts {
+            view.entry(self.catalog.device_name(*device).to_string())
+                .or_default()
+                .insert(
+                    resource.name().to_string(),
+                    ForecastView {
+                        latest: fraction_from_ppm(forecast.latest),
+                        predicted: fraction_from_ppm(forecast.predicted),
+                    },
+                );
+        }
+        view
+    }
+
     /// Tasks in the map now.
     pub fn len(&self) -> usize {
         self.current.len()
@@ -87,6 +109,15 @@ pub fn new_histogram() -> hdrhistogram::Histogram<u64> {
         .expect("constant histogram bounds are valid")
 }
 
+/// One series in `forecasts.json`, as fractions of capacity.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct ForecastView {
+    /// The latest sample.
+    pub latest: f64,
+    /// Mean predicted utilisation over the forecast horizon.
+    pub predicted: f64,
+}
+
 #[derive(Serialize)]
 struct ChangeLine<'a> {
     time: serde_json::Value,
@@ -98,6 +129,22 @@ struct ChangeLine<'a> {
 
 impl MapSink for MapWriter {
     type Error = std::io::Error;
+
+    fn forecasts(&mut self, _time: Time, changes: &[ForecastUpdate]) -> Result<(), std::io::Error> {
+        for &((series, forecast), diff) in changes {
+            if diff < 0 {
+                if self.forecasts.get(&series) == Some(&forecast) {
+                    self.forecasts.remove(&series);
+                }
+            }
+        }
+        for &((series, forecast), diff) in changes {
+            if diff > 0 {
+                self.forecasts.insert(series, forecast);
+            }
+        }
+        Ok(())
+    }
 
     fn epoch(
         &mut self,

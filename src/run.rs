@@ -23,7 +23,7 @@ use crate::input::metrics::{MetricFormat, MetricOptions, MetricReader};
 use crate::input::platform::{platform_from_machines, read_platform};
 use crate::input::wfformat::read_workflow;
 use crate::input::{InputStats, Rejection};
-use crate::output::{InputSummary, LatencySummary, MapWriter, Summary};
+use crate::output::{ForecastView, InputSummary, LatencySummary, MapWriter, Summary};
 
 /// Everything `augur run` needs, validated.
 #[derive(Clone, Debug)]
@@ -91,6 +91,8 @@ pub struct RunOutcome {
     pub summary: Summary,
     /// `final_map.json`.
     pub final_map: BTreeMap<String, BTreeMap<String, String>>,
+    /// `forecasts.json`: device → resource → latest and predicted utilisation at the end.
+    pub forecasts: BTreeMap<String, BTreeMap<String, ForecastView>>,
     /// The catalog the run used.
     pub catalog: Arc<Catalog>,
 }
@@ -215,11 +217,14 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
         processes: processes as u64,
         epoch_latency: LatencySummary::of(&writer.latency_us),
     };
+    let forecasts = writer.forecasts();
     write_json(&config.out.join("final_map.json"), &final_map)?;
+    write_json(&config.out.join("forecasts.json"), &forecasts)?;
     write_json(&config.out.join("summary.json"), &summary)?;
     Ok(Some(RunOutcome {
         summary,
         final_map,
+        forecasts,
         catalog,
     }))
 }
