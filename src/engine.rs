@@ -94,13 +94,19 @@ pub struct EngineStats {
     pub epochs: u64,
 }
 
+/// What a run hands back on worker 0's process: counts, and the source and sink to finish.
+pub type EngineResult<Src, Snk> = Result<
+    Option<(EngineStats, Src, Snk)>,
+    EngineError<<Src as BatchSource>::Error, <Snk as MapSink>::Error>,
+>;
+
 /// Runs the engine to the end of the source. `make_io` is called once, on worker 0, to open the
 /// source and the sink there; both come back when the run ends, so the caller can finish them.
 pub fn run_engine<Src, Snk, F>(
     workers: Workers,
     config: EngineConfig,
     make_io: F,
-) -> Result<Option<(EngineStats, Src, Snk)>, EngineError<Src::Error, Snk::Error>>
+) -> EngineResult<Src, Snk>
 where
     Src: BatchSource + Send + 'static,
     Snk: MapSink + Send + 'static,

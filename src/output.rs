@@ -132,10 +132,8 @@ impl MapSink for MapWriter {
 
     fn forecasts(&mut self, _time: Time, changes: &[ForecastUpdate]) -> Result<(), std::io::Error> {
         for &((series, forecast), diff) in changes {
-            if diff < 0 {
-                if self.forecasts.get(&series) == Some(&forecast) {
-                    self.forecasts.remove(&series);
-                }
+            if diff < 0 && self.forecasts.get(&series) == Some(&forecast) {
+                self.forecasts.remove(&series);
             }
         }
         for &((series, forecast), diff) in changes {

@@ -46,21 +46,22 @@ impl BatchSource for VecSource {
     }
 }
 
+/// The map after the epoch at a time.
+pub type MapAt = (Time, BTreeMap<TaskKey, DeviceId>);
+
 /// Records the map after every epoch.
 #[derive(Clone, Default)]
 pub struct RecordingSink {
     pub current: BTreeMap<TaskKey, DeviceId>,
-    pub after_epoch: Arc<Mutex<Vec<(Time, BTreeMap<TaskKey, DeviceId>)>>>,
+    pub after_epoch: Arc<Mutex<Vec<MapAt>>>,
 }
 
 impl MapSink for RecordingSink {
     type Error = String;
     fn epoch(&mut self, time: Time, changes: &[MapUpdate], _: Duration) -> Result<(), String> {
         for &((task, device), diff) in changes {
-            if diff < 0 {
-                if self.current.remove(&task) != Some(device) {
-                    return Err(format!("retracted {task:?} from {device} where it was not"));
-                }
+            if diff < 0 && self.current.remove(&task) != Some(device) {
+                return Err(format!("retracted {task:?} from {device} where it was not"));
             }
         }
         for &((task, device), diff) in changes {
