@@ -11,7 +11,7 @@ use augur_dataflows::types::{DeviceId, InputBatch, Sample, TaskKey, Time};
 use crate::catalog::Catalog;
 use crate::engine::BatchSource;
 use crate::input::events::{EventKind, EventReader, TaskEvent};
-use crate::input::metrics::MetricReader;
+use crate::input::metrics::{LineOutcome, MetricReader};
 use crate::input::reorder::Reorder;
 use crate::input::{InputStats, RejectKind, Rejection};
 
@@ -110,6 +110,39 @@ impl<T> Ordered<T> {
             })
     }
 
+    /// Reads from `reader` until a record is ready (returning its time) or the input ends;
+    /// `admit` parks what one input line yields and says how it counts.
+    fn peek<I>(
+        &mut self,
+        reader: &mut impl Iterator<Item = I>,
+        log: &mut RejectLog,
+        mut admit: impl FnMut(&mut Self, I) -> Admitted,
+    ) -> Result<Option<Time>, FeedError> {
+        loop {
+            if self.take_ready() {
+                return Ok(self.head.as_ref().map(|(time, _)| *time));
+            }
+            if self.exhausted {
+                return Ok(None);
+            }
+            let Some(line) = reader.next() else {
+                self.exhausted = true;
+                continue;
+            };
+            let admitted = admit(self, line);
+            self.stats.read += 1;
+            if admitted.accepted {
+                self.stats.accepted += 1;
+                self.stats.dropped_fields += admitted.dropped_fields;
+            } else {
+                self.stats.rejected += 1;
+            }
+            for rejection in admitted.rejections {
+                log.record(rejection)?;
+            }
+        }
+    }
+
     fn take_ready(&mut self) -> bool {
         if self.head.is_none() {
             self.head = if self.exhausted {
@@ -120,6 +153,76 @@ impl<T> Ordered<T> {
         }
         self.head.is_some()
     }
+}
+
+/// How one input line counts, and what was wrong with it.
+struct Admitted {
+    accepted: bool,
+    dropped_fields: u64,
+    rejections: Vec<Rejection>,
+}
+
+impl Admitted {
+    fn accepted(dropped_fields: u64, rejections: Vec<Rejection>) -> Admitted {
+        Admitted {
+            accepted: true,
+            dropped_fields,
+            rejections,
+        }
+    }
+
+    fn rejected(rejections: Vec<Rejection>) -> Admitted {
+        Admitted {
+            accepted: false,
+            dropped_fields: 0,
+            rejections,
+        }
+    }
+}
+
+/// Parks the samples of one metric line whose devices the platform knows. The line is accepted
+/// if any sample survives; bad fields the reader dropped are counted, not fatal.
+fn admit_metric_line(
+    catalog: &Catalog,
+    ordered: &mut Ordered<Sample>,
+    outcome: LineOutcome,
+) -> Admitted {
+    let mut rejections = outcome.rejections;
+    let dropped = rejections
+        .iter()
+        .filter(|r| r.kind == RejectKind::DroppedField)
+        .count() as u64;
+    let mut samples = Vec::new();
+    let mut time = None;
+    for record in outcome.records {
+        match catalog.device_id(&record.device) {
+            Some(device) => {
+                time = Some(record.time);
+                samples.push(Sample {
+                    device,
+                    resource: record.resource,
+                    value: record.value,
+                });
+            }
+            None => rejections.push(Rejection::at_line(
+                ordered.path.clone(),
+                outcome.line,
+                RejectKind::UnknownDevice,
+                format!("device '{}' is not in the platform", record.device),
+            )),
+        }
+    }
+    let Some(time) = time else {
+        return Admitted::rejected(rejections);
+    };
+    for sample in samples {
+        // All samples of a line share its time: either all park or the first refuses.
+        if let Err(rejection) = ordered.park(time, outcome.line, sample) {
+            rejections.push(rejection);
+            return Admitted::rejected(rejections);
+        }
+    }
+    Admitted::accepted(dropped, rejections)
 }
 
 /// The metric side: a reader and its ordered records.
@@ -240,100 +343,28 @@ impl Feed {
     }
 
     fn peek_metric(&mut self, index: usize) -> Result<Option<Time>, FeedError> {
-        loop {
-            let input = &mut self.metrics[index];
-            if input.ordered.take_ready() {
-                return Ok(input.ordered.head.as_ref().map(|(t, _)| *t));
-            }
-            if input.ordered.exhausted {
-                return Ok(None);
-            }
-            let Some(outcome) = input.reader.next() else {
-                input.ordered.exhausted = true;
-                continue;
-            };
-            let stats = &mut input.ordered.stats;
-            stats.read += 1;
-            let mut rejections = Vec::new();
-            let mut dropped = 0;
-            let mut samples = Vec::new();
-            let mut time = None;
-            for rejection in outcome.rejections {
-                if rejection.kind == RejectKind::DroppedField {
-                    dropped += 1;
-                }
-                rejections.push(rejection);
-            }
-            for record in outcome.records {
-                match self.catalog.device_id(&record.device) {
-                    Some(device) => {
-                        time = Some(record.time);
-                        samples.push(Sample {
-                            device,
-                            resource: record.resource,
-                            value: record.value,
-                        });
-                    }
-                    None => rejections.push(Rejection::at_line(
-                        input.ordered.path.clone(),
-                        outcome.line,
-                        RejectKind::UnknownDevice,
-                        format!("device '{}' is not in the platform", record.device),
-                    )),
-                }
-            }
-            let mut accepted = false;
-            if let Some(time) = time {
-                let mut parked = Ok(());
-                for sample in samples {
-                    parked = input.ordered.park(time, outcome.line, sample);
-                    if parked.is_err() {
-                        break;
-                    }
-                }
-                match parked {
-                    Ok(()) => accepted = true,
-                    Err(rejection) => rejections.push(rejection),
-                }
-            }
-            let stats = &mut input.ordered.stats;
-            if accepted {
-                stats.accepted += 1;
-                stats.dropped_fields += dropped;
-            } else {
-                stats.rejected += 1;
-            }
-            for rejection in rejections {
-                self.log.record(rejection)?;
-            }
-        }
+        let catalog = &self.catalog;
+        let input = &mut self.metrics[index];
+        input
+            .ordered
+            .peek(&mut input.reader, &mut self.log, |ordered, outcome| {
+                admit_metric_line(catalog, ordered, outcome)
+            })
     }
 
     fn peek_event(&mut self, index: usize) -> Result<Option<Time>, FeedError> {
-        loop {
-            let input = &mut self.events[index];
-            if input.ordered.take_ready() {
-                return Ok(input.ordered.head.as_ref().map(|(t, _)| *t));
-            }
-            if input.ordered.exhausted {
-                return Ok(None);
-            }
-            let Some(outcome) = input.reader.next() else {
-                input.ordered.exhausted = true;
-                continue;
-            };
-            input.ordered.stats.read += 1;
-            let parked = outcome
-                .event
-                .and_then(|event| input.ordered.park(event.time, outcome.line, event));
-            match parked {
-                Ok(()) => input.ordered.stats.accepted += 1,
-                Err(rejection) => {
-                    input.ordered.stats.rejected += 1;
-                    self.log.record(rejection)?;
+        let input = &mut self.events[index];
+        input
+            .ordered
+            .peek(&mut input.reader, &mut self.log, |ordered, outcome| {
+                let parked = outcome
+                    .event
+                    .and_then(|event| ordered.park(event.time, outcome.line, event));
+                match parked {
+                    Ok(()) => Admitted::accepted(0, Vec::new()),
+                    Err(rejection) => Admitted::rejected(vec![rejection]),
                 }
-            }
-        }
+            })
     }
 
     /// Applies one event to the lifecycle, adding its changes to the batch.
