@@ -128,6 +128,56 @@ pub struct BenchArgs {
     pub workers: Option<usize>,
 }
 
+/// Flags of `augur forecast`: a rolling-origin evaluation of the forecasters on series files,
+/// with the protocol of `../shared/peers/forecast_eval.py`.
+#[derive(Debug, Clone, Args)]
+pub struct ForecastArgs {
+    /// Series files.
+    #[arg(long = "series", num_args = 1.., required = true, value_name = "FILE")]
+    pub series: Vec<PathBuf>,
+    /// Format of the series files.
+    #[arg(long, default_value = "nab", value_parser = ["nab", "bitbrains", "alibaba", "long"])]
+    pub format: String,
+    /// Value column (Bitbrains default 'CPU usage [%]', Alibaba default 'cpu_util_percent').
+    #[arg(long, value_name = "NAME")]
+    pub column: Option<String>,
+    /// Steps ahead to score.
+    #[arg(long, default_value = "1,6,12", value_delimiter = ',')]
+    pub horizons: Vec<u32>,
+    /// Points at the end of each series that form the test region.
+    #[arg(long, default_value_t = 1008)]
+    pub test_size: usize,
+    /// Model to evaluate.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "ewma", "holt", "hw", "ar", "all"])]
+    pub model: String,
+    /// Season length in steps for Holt-Winters [default: detected per series].
+    #[arg(long, value_name = "STEPS")]
+    pub season: Option<usize>,
+    /// One JSON line per series x model x horizon instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Flags of `augur anomalies`: anomaly scores per series in the NAB results layout.
+#[derive(Debug, Clone, Args)]
+pub struct AnomaliesArgs {
+    /// Series files.
+    #[arg(long = "series", num_args = 1.., required = true, value_name = "FILE")]
+    pub series: Vec<PathBuf>,
+    /// Format of the series files.
+    #[arg(long, default_value = "nab", value_parser = ["nab", "bitbrains", "alibaba", "long"])]
+    pub format: String,
+    /// Value column (as for `augur forecast`).
+    #[arg(long, value_name = "NAME")]
+    pub column: Option<String>,
+    /// NAB label windows (combined_windows.json) for the `label` column and the score report.
+    #[arg(long, value_name = "FILE")]
+    pub labels: Option<PathBuf>,
+    /// Output folder: DIR/augur/<category>/augur_<file>.csv.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+}
+
 /// A flag combination that cannot run.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

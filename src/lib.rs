@@ -9,3 +9,5 @@ pub mod feed;
 pub mod input;
 pub mod output;
 pub mod run;
+pub mod series;
+pub mod testing;

@@ -75,21 +75,7 @@ impl MapSink for RecordingSink {
     }
 }
 
-/// Where the shared data set is: `$AUGUR_SHARED_DATA`, else `../shared/data` beside the project.
-pub fn shared_data() -> Option<PathBuf> {
-    let path = std::env::var_os("AUGUR_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
-    if path.is_dir() {
-        Some(path)
-    } else {
-        eprintln!(
-            "note: shared data not found at {} (set AUGUR_SHARED_DATA); skipping the tests that read it",
-            path.display()
-        );
-        None
-    }
-}
+pub use augur::testing::shared_data;
 
 /// The project's bundled data folder.
 pub fn bundled_data() -> PathBuf {

@@ -1417,20 +1417,8 @@ mod tests {
     }
 
     fn shared_file(relative: &str) -> Option<PathBuf> {
-        let root = match std::env::var_os("AUGUR_SHARED_DATA") {
-            Some(path) => PathBuf::from(path),
-            None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"),
-        };
-        let path = root.join(relative);
-        if path.is_file() {
-            Some(path)
-        } else {
-            println!(
-                "SKIPPED: {} is absent (set AUGUR_SHARED_DATA)",
-                path.display()
-            );
-            None
-        }
+        let path = crate::testing::shared_data()?.join(relative);
+        path.is_file().then_some(path)
     }
 
     fn read_file(

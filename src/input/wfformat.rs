@@ -1323,13 +1323,6 @@ mod tests {
         );
     }
 
-    fn shared_data() -> PathBuf {
-        match std::env::var_os("AUGUR_SHARED_DATA") {
-            Some(path) => PathBuf::from(path),
-            None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"),
-        }
-    }
-
     fn json_files_under(directory: &Path, found: &mut Vec<PathBuf>) {
         let Ok(entries) = std::fs::read_dir(directory) else {
             return;
@@ -1349,14 +1342,9 @@ mod tests {
 
     #[test]
     fn every_shared_wfinstance_parses() {
-        let directory = shared_data().join("wfinstances");
-        if !directory.is_dir() {
-            println!(
-                "SKIPPED: {} is absent (set AUGUR_SHARED_DATA)",
-                directory.display()
-            );
+        let Some(directory) = crate::testing::shared_data().map(|d| d.join("wfinstances")) else {
             return;
-        }
+        };
         let mut files = Vec::new();
         json_files_under(&directory, &mut files);
         files.sort();

@@ -1,0 +1,299 @@
+//! Whole utilisation series in their raw units, for offline evaluation (`augur forecast`,
+//! `augur anomalies`).
+//!
+//! Unlike the streaming metric readers, this keeps each value in the unit of its column and
+//! each timestamp's text, so results compare directly with the peer tools (statsforecast through
+//! `../shared/peers/forecast_eval.py`, NAB's scorer) that read the same files the same way: rows
+//! sorted by time (stable), unparseable and NaN values dropped, Alibaba's -1 and 101 (anything
+//! outside [0, 100]) dropped, one series per Alibaba machine, named `file:machine`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use augur_dataflows::types::Time;
+
+use crate::input::time::{parse_seconds, parse_time_field};
+
+/// One series.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Series {
+    /// The file name, or `file:machine` for Alibaba, or `file:device:resource` for long files.
+    pub name: String,
+    /// Each point's timestamp as the file writes it.
+    pub stamps: Vec<String>,
+    /// Each point's time (milliseconds).
+    pub times: Vec<Time>,
+    /// Each point's value, in the column's own unit.
+    pub values: Vec<f64>,
+}
+
+/// File formats that hold series.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SeriesFormat {
+    /// NAB: `timestamp,value` with a header.
+    Nab,
+    /// Bitbrains GWA-T-12: `;`-separated, a header, one VM per file.
+    Bitbrains,
+    /// Alibaba 2018 machine_usage: no header, one series per machine.
+    Alibaba,
+    /// augur's long format: `time,device,resource,value`, one series per (device, resource).
+    Long,
+}
+
+impl std::str::FromStr for SeriesFormat {
+    type Err = String;
+    fn from_str(name: &str) -> Result<Self, String> {
+        match name {
+            "nab" => Ok(SeriesFormat::Nab),
+            "bitbrains" => Ok(SeriesFormat::Bitbrains),
+            "alibaba" => Ok(SeriesFormat::Alibaba),
+            "long" => Ok(SeriesFormat::Long),
+            other => Err(format!(
+                "unknown series format '{other}' (nab, bitbrains, alibaba or long)"
+            )),
+        }
+    }
+}
+
+/// Why a file yielded no series.
+#[derive(Debug, thiserror::Error)]
+pub enum SeriesError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file's layout is not the format's.
+    #[error("{path}: {reason}")]
+    Layout {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+const ALIBABA_COLUMNS: [&str; 9] = [
+    "machine_id",
+    "time_stamp",
+    "cpu_util_percent",
+    "mem_util_percent",
+    "mem_gps",
+    "mkpi",
+    "net_in",
+    "net_out",
+    "disk_io_percent",
+];
+
+/// Reads every series of a file. `column` picks the value column (by header name; for Alibaba
+/// by the trace's column names; for long files, a resource name).
+pub fn load_series(
+    path: &Path,
+    format: SeriesFormat,
+    column: Option<&str>,
+) -> Result<Vec<Series>, SeriesError> {
+    let display = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| SeriesError::Io {
+        path: display.clone(),
+        source,
+    })?;
+    let base = path
+        .file_name()
+        .map_or(display.clone(), |n| n.to_string_lossy().into_owned());
+    parse_series(&text, &base, format, column).map_err(|reason| SeriesError::Layout {
+        path: display,
+        reason,
+    })
+}
+
+/// [`load_series`] on text already read; `base` names the series.
+pub fn parse_series(
+    text: &str,
+    base: &str,
+    format: SeriesFormat,
+    column: Option<&str>,
+) -> Result<Vec<Series>, String> {
+    match format {
+        SeriesFormat::Nab => {
+            let mut lines = text.lines();
+            let header = split(lines.next().unwrap_or(""), ',');
+            let time_col = position(&header, "timestamp").unwrap_or(0);
+            let value_col = match column {
+                Some(name) => position(&header, name)
+                    .ok_or_else(|| format!("no column '{name}' in the header"))?,
+                None => position(&header, "value").unwrap_or(header.len().saturating_sub(1)),
+            };
+            let rows = lines.filter_map(|line| {
+                let fields = split(line, ',');
+                let stamp = fields.get(time_col)?.to_string();
+                let time = parse_time_field(&stamp).ok()?;
+                let value = number(fields.get(value_col)?)?;
+                Some((time, stamp, value))
+            });
+            Ok(vec![series(base.to_string(), rows.collect())])
+        }
+        SeriesFormat::Bitbrains => {
+            let mut lines = text.lines();
+            let header = split(lines.next().unwrap_or(""), ';');
+            let name = column.unwrap_or("CPU usage [%]");
+            let value_col = position(&header, name)
+                .ok_or_else(|| format!("no column '{name}' in the header"))?;
+            let rows = lines.filter_map(|line| {
+                let fields = split(line, ';');
+                let stamp = fields.first()?.to_string();
+                let time = parse_seconds(&stamp).ok()?;
+                let value = number(fields.get(value_col)?)?;
+                Some((time, stamp, value))
+            });
+            Ok(vec![series(base.to_string(), rows.collect())])
+        }
+        SeriesFormat::Alibaba => {
+            let name = column.unwrap_or("cpu_util_percent");
+            let value_col = ALIBABA_COLUMNS
+                .iter()
+                .position(|c| *c == name)
+                .ok_or_else(|| format!("no Alibaba column '{name}'"))?;
+            let mut machines: BTreeMap<String, Vec<(Time, String, f64)>> = BTreeMap::new();
+            for line in text.lines() {
+                let fields = split(line, ',');
+                let (Some(machine), Some(stamp)) = (fields.first(), fields.get(1)) else {
+                    continue;
+                };
+                let Ok(time) = parse_seconds(stamp) else {
+                    continue;
+                };
+                let Some(value) = fields.get(value_col).and_then(|v| number(v)) else {
+                    continue;
+                };
+                if !(0.0..=100.0).contains(&value) || machine.is_empty() {
+                    continue;
+                }
+                machines.entry(machine.to_string()).or_default().push((
+                    time,
+                    stamp.to_string(),
+                    value,
+                ));
+            }
+            Ok(machines
+                .into_iter()
+                .map(|(machine, rows)| series(format!("{base}:{machine}"), rows))
+                .collect())
+        }
+        SeriesFormat::Long => {
+            let mut lines = text.lines();
+            let header = split(lines.next().unwrap_or(""), ',');
+            let (Some(t), Some(d), Some(r), Some(v)) = (
+                position(&header, "time"),
+                position(&header, "device"),
+                position(&header, "resource"),
+                position(&header, "value"),
+            ) else {
+                return Err("a long CSV needs the columns time,device,resource,value".into());
+            };
+            let mut groups: BTreeMap<(String, String), Vec<(Time, String, f64)>> = BTreeMap::new();
+            for line in lines {
+                let fields = split(line, ',');
+                let (Some(stamp), Some(device), Some(resource), Some(value)) =
+                    (fields.get(t), fields.get(d), fields.get(r), fields.get(v))
+                else {
+                    continue;
+                };
+                if column.is_some_and(|wanted| wanted != *resource) {
+                    continue;
+                }
+                let (Ok(time), Some(value)) = (parse_time_field(stamp), number(value)) else {
+                    continue;
+                };
+                groups
+                    .entry((device.to_string(), resource.to_string()))
+                    .or_default()
+                    .push((time, stamp.to_string(), value));
+            }
+            Ok(groups
+                .into_iter()
+                .map(|((device, resource), rows)| {
+                    series(format!("{base}:{device}:{resource}"), rows)
+                })
+                .collect())
+        }
+    }
+}
+
+fn series(name: String, mut rows: Vec<(Time, String, f64)>) -> Series {
+    rows.sort_by_key(|(time, _, _)| *time);
+    let mut out = Series {
+        name,
+        stamps: Vec::with_capacity(rows.len()),
+        times: Vec::with_capacity(rows.len()),
+        values: Vec::with_capacity(rows.len()),
+    };
+    for (time, stamp, value) in rows {
+        out.times.push(time);
+        out.stamps.push(stamp);
+        out.values.push(value);
+    }
+    out
+}
+
+fn split(line: &str, separator: char) -> Vec<&str> {
+    line.split(separator).map(str::trim).collect()
+}
+
+fn position(header: &[&str], name: &str) -> Option<usize> {
+    header.iter().position(|h| h.eq_ignore_ascii_case(name))
+}
+
+fn number(text: &str) -> Option<f64> {
+    text.parse::<f64>().ok().filter(|v| v.is_finite())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nab_rows_sorted_and_bad_values_dropped() {
+        let text = "timestamp,value\n2014-02-14 14:35:00,2\n2014-02-14 14:30:00,1\n2014-02-14 14:40:00,nan\n2014-02-14 14:45:00,x\n";
+        let s = parse_series(text, "a.csv", SeriesFormat::Nab, None).expect("parses");
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].values, vec![1.0, 2.0]);
+        assert_eq!(s[0].stamps[0], "2014-02-14 14:30:00");
+    }
+
+    #[test]
+    fn alibaba_one_series_per_machine_without_bad_readings() {
+        let text = "m_2,10,5,1,,,1,1,1\nm_1,20,7,1,,,1,1,1\nm_1,10,-1,1,,,1,1,1\nm_1,30,101,1,,,1,1,1\nm_1,40,9,1,,,1,1,1\n";
+        let s = parse_series(text, "u.csv", SeriesFormat::Alibaba, None).expect("parses");
+        let names: Vec<&str> = s.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, vec!["u.csv:m_1", "u.csv:m_2"]);
+        assert_eq!(s[0].values, vec![7.0, 9.0]);
+        let memory = parse_series(
+            text,
+            "u.csv",
+            SeriesFormat::Alibaba,
+            Some("mem_util_percent"),
+        )
+        .expect("parses");
+        assert_eq!(memory[0].values.len(), 4);
+    }
+
+    #[test]
+    fn bitbrains_column_by_name() {
+        let text = "Timestamp [ms];\tCPU cores;\tCPU usage [%]\n20;\t4;\t2.5\n10;\t4;\t1.5\n";
+        let s = parse_series(text, "1.csv", SeriesFormat::Bitbrains, None).expect("parses");
+        assert_eq!(s[0].values, vec![1.5, 2.5]);
+        assert!(parse_series(text, "1.csv", SeriesFormat::Bitbrains, Some("GPU")).is_err());
+    }
+
+    #[test]
+    fn long_series_per_device_and_resource() {
+        let text = "time,device,resource,value\n1,a,cpu,0.5\n1,a,memory,0.2\n2,a,cpu,0.6\n";
+        let s = parse_series(text, "m.csv", SeriesFormat::Long, None).expect("parses");
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].name, "m.csv:a:cpu");
+        assert_eq!(s[0].values, vec![0.5, 0.6]);
+    }
+}
