@@ -33,6 +33,8 @@ pub enum Command {
     Demo(DemoArgs),
     /// Benchmark incremental repartitioning; prints JSON.
     Bench(BenchArgs),
+    /// Anomaly scores per series, in the NAB results layout (and NAB's score with --labels).
+    Anomalies(AnomaliesArgs),
 }
 
 /// Flags of `augur run`, as given.
@@ -111,6 +113,9 @@ pub struct BenchArgs {
     /// Pending tasks [default: 100000, smoke 2000].
     #[arg(long)]
     pub tasks: Option<usize>,
+    /// Capability classes the devices fall into [default: 8, smoke 4; at most the devices].
+    #[arg(long)]
+    pub classes: Option<usize>,
     /// Epochs with one metric change each.
     #[arg(long)]
     pub single_epochs: Option<usize>,
@@ -270,14 +275,35 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         flag: "--format",
         reason,
     })?;
+    check_inputs(args)?;
     let maps = args
         .maps
         .iter()
         .map(|map| parse_map(map))
         .collect::<Result<Vec<_>, _>>()?;
+    if !maps.is_empty() && format != MetricFormat::Nab {
+        return Err(ConfigError::Flag {
+            flag: "--map",
+            reason: format!(
+                "only NAB files need a map (the {} format names its devices itself)",
+                args.format
+            ),
+        });
+    }
+    for (index, (file, _, _)) in maps.iter().enumerate() {
+        if maps[..index]
+            .iter()
+            .any(|(other, _, _)| same_file(other, file))
+        {
+            return Err(ConfigError::Flag {
+                flag: "--map",
+                reason: format!("{} is mapped twice", file.display()),
+            });
+        }
+    }
     if format == MetricFormat::Nab {
         for path in &args.metrics {
-            if !maps.iter().any(|(file, _, _)| file == path) {
+            if !maps.iter().any(|(file, _, _)| same_file(file, path)) {
                 return Err(ConfigError::Flag {
                     flag: "--map",
                     reason: format!(
@@ -353,6 +379,18 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig, ConfigError> {
             reason: "must be between 1 and 1024".into(),
         });
     }
+    if args.processes == 0 || args.processes > 1024 {
+        return Err(ConfigError::Flag {
+            flag: "--processes",
+            reason: "must be between 1 and 1024".into(),
+        });
+    }
+    if args.process >= args.processes {
+        return Err(ConfigError::Flag {
+            flag: "--process",
+            reason: format!("must be below --processes ({})", args.processes),
+        });
+    }
     let workers = if args.processes > 1 {
         if args.process >= args.processes {
             return Err(ConfigError::Flag {
@@ -391,6 +429,56 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         placement,
         progress: !args.quiet,
     })
+}
+
+/// Every input file exists, is a file, and is given once: a typo must not look like a run
+/// over empty input, and a file read twice would be counted twice.
+fn check_inputs(args: &RunArgs) -> Result<(), ConfigError> {
+    let named = [
+        ("--workflow", &args.workflows),
+        ("--metrics", &args.metrics),
+        ("--events", &args.events),
+    ];
+    let mut seen: Vec<(&'static str, &Path)> = Vec::new();
+    let singles = [("--platform", &args.platform), ("--config", &args.config)];
+    let all = named
+        .iter()
+        .flat_map(|(flag, paths)| paths.iter().map(move |p| (*flag, p.as_path())))
+        .chain(
+            singles
+                .iter()
+                .filter_map(|(flag, path)| path.as_deref().map(|p| (*flag, p))),
+        );
+    for (flag, path) in all {
+        if !path.is_file() {
+            let what = if path.exists() {
+                "is not a file"
+            } else {
+                "does not exist"
+            };
+            return Err(ConfigError::Flag {
+                flag,
+                reason: format!("{} {what}", path.display()),
+            });
+        }
+        if let Some((other, _)) = seen.iter().find(|(_, p)| same_file(p, path)) {
+            return Err(ConfigError::Flag {
+                flag,
+                reason: format!("{} is already given to {other}", path.display()),
+            });
+        }
+        seen.push((flag, path));
+    }
+    Ok(())
+}
+
+/// Whether two paths name the same file (by text, or once resolved).
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    a == b
+        || match (a.canonicalize(), b.canonicalize()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        }
 }
 
 fn seconds_to_ms(seconds: f64) -> i64 {
@@ -454,9 +542,32 @@ fn hosts(hostfile: Option<&Path>, processes: usize) -> Result<Vec<String>, Confi
 mod tests {
     use super::*;
 
+    /// A file of that name in a per-process fixture folder (the flags check that inputs exist).
+    fn fixture(name: &str) -> String {
+        let dir = std::env::temp_dir().join(format!("augur-cli-fixtures-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("fixture dir");
+        let path = dir.join(name);
+        std::fs::write(&path, "").expect("fixture file");
+        path.display().to_string()
+    }
+
+    /// Parses `augur run` flags, with `w.json`, `a.csv` and `b.csv` standing for fixture files.
     fn args(extra: &[&str]) -> RunArgs {
-        let mut argv = vec!["augur", "run", "--workflow", "w.json", "--out", "o"];
-        argv.extend_from_slice(extra);
+        let mut argv = vec![
+            "augur".to_string(),
+            "run".into(),
+            "--workflow".into(),
+            fixture("w.json"),
+        ];
+        argv.extend(["--out".to_string(), "o".to_string()]);
+        for arg in extra {
+            let arg = match *arg {
+                "a.csv" | "b.csv" => fixture(arg),
+                map if map.starts_with("a.csv=") => format!("{}{}", fixture("a.csv"), &map[5..]),
+                other => other.to_string(),
+            };
+            argv.push(arg);
+        }
         match Cli::try_parse_from(argv) {
             Ok(Cli {
                 command: Command::Run(args),
@@ -518,10 +629,46 @@ mod tests {
         .expect("valid");
         assert_eq!(
             config.maps,
-            vec![(PathBuf::from("a.csv"), "n1".to_string(), Resource::Cpu)]
+            vec![(
+                PathBuf::from(fixture("a.csv")),
+                "n1".to_string(),
+                Resource::Cpu
+            )]
         );
         assert!(parse_map("a.csv=n1:gpu").is_err());
         assert!(parse_map("a.csv").is_err());
+    }
+
+    #[test]
+    fn inputs_must_exist_and_be_given_once() {
+        assert!(run_config(&args(&["--metrics", "/nonexistent/m.csv"])).is_err());
+        assert!(run_config(&args(&["--events", "/tmp"])).is_err());
+        assert!(run_config(&args(&["--metrics", "a.csv", "a.csv"])).is_err());
+        assert!(run_config(&args(&["--metrics", "a.csv", "--events", "a.csv"])).is_err());
+        assert!(run_config(&args(&["--metrics", "a.csv", "b.csv"])).is_ok());
+    }
+
+    #[test]
+    fn maps_only_for_nab_and_once_per_file() {
+        assert!(run_config(&args(&["--metrics", "a.csv", "--map", "a.csv=n1:cpu"])).is_err());
+        assert!(run_config(&args(&[
+            "--format",
+            "nab",
+            "--metrics",
+            "a.csv",
+            "--map",
+            "a.csv=n1:cpu",
+            "--map",
+            "a.csv=n2:cpu",
+        ]))
+        .is_err());
+    }
+
+    #[test]
+    fn process_index_and_count_are_checked() {
+        assert!(run_config(&args(&["--processes", "0"])).is_err());
+        assert!(run_config(&args(&["--process", "1"])).is_err());
+        assert!(run_config(&args(&["--processes", "5000"])).is_err());
     }
 
     #[test]

@@ -131,118 +131,133 @@ where
         communication,
         worker: WorkerConfig::default(),
     };
-    let guards = timely::execute(timely_config, move |worker| {
-        let index = worker.index();
-        let changes: Rc<RefCell<Vec<MapUpdate>>> = Rc::new(RefCell::new(Vec::new()));
-        let forecast_changes: Rc<RefCell<Vec<ForecastUpdate>>> = Rc::new(RefCell::new(Vec::new()));
-        let captured = Rc::clone(&changes);
-        let captured_forecasts = Rc::clone(&forecast_changes);
-        let mut samples = InputHandleVec::new();
-        let probe = ProbeHandle::new();
-        let (mut tasks, mut started, mut edges) = worker.dataflow::<Time, _, _>(|scope| {
-            let sample_stream = scope.input_from(&mut samples);
-            let (tasks_in, tasks) = scope.new_collection();
-            let (started_in, started) = scope.new_collection();
-            let (edges_in, edges) = scope.new_collection();
-            let outputs = augur(sample_stream, tasks, started, edges, &config);
-            // Each epoch completes before the next is fed, so everything captured between two
-            // probe waits belongs to the epoch just fed.
-            outputs
-                .partition
-                .inspect_batch(move |_time, updates| {
-                    let mut captured = captured.borrow_mut();
-                    for (record, _time, diff) in updates {
-                        captured.push((*record, *diff));
-                    }
-                })
-                .probe_with(&probe);
-            // Forecasts live on the worker that owns the device; worker 0 reports them.
-            outputs
-                .forecasts
-                .inner
-                .exchange(|_| 0)
-                .as_collection()
-                .inspect_batch(move |_time, updates| {
-                    let mut captured = captured_forecasts.borrow_mut();
-                    for (record, _time, diff) in updates {
-                        captured.push((*record, *diff));
-                    }
-                })
-                .probe_with(&probe);
-            (tasks_in, started_in, edges_in)
-        });
+    let run = move || -> EngineResult<Src, Snk> {
+        let guards = timely::execute(timely_config, move |worker| {
+            let index = worker.index();
+            let changes: Rc<RefCell<Vec<MapUpdate>>> = Rc::new(RefCell::new(Vec::new()));
+            let forecast_changes: Rc<RefCell<Vec<ForecastUpdate>>> =
+                Rc::new(RefCell::new(Vec::new()));
+            let captured = Rc::clone(&changes);
+            let captured_forecasts = Rc::clone(&forecast_changes);
+            let mut samples = InputHandleVec::new();
+            let probe = ProbeHandle::new();
+            let (mut tasks, mut started, mut edges) = worker.dataflow::<Time, _, _>(|scope| {
+                let sample_stream = scope.input_from(&mut samples);
+                let (tasks_in, tasks) = scope.new_collection();
+                let (started_in, started) = scope.new_collection();
+                let (edges_in, edges) = scope.new_collection();
+                let outputs = augur(sample_stream, tasks, started, edges, &config);
+                // Each epoch completes before the next is fed, so everything captured between two
+                // probe waits belongs to the epoch just fed.
+                outputs
+                    .partition
+                    .inspect_batch(move |_time, updates| {
+                        let mut captured = captured.borrow_mut();
+                        for (record, _time, diff) in updates {
+                            captured.push((*record, *diff));
+                        }
+                    })
+                    .probe_with(&probe);
+                // Forecasts live on the worker that owns the device; worker 0 reports them.
+                outputs
+                    .forecasts
+                    .inner
+                    .exchange(|_| 0)
+                    .as_collection()
+                    .inspect_batch(move |_time, updates| {
+                        let mut captured = captured_forecasts.borrow_mut();
+                        for (record, _time, diff) in updates {
+                            captured.push((*record, *diff));
+                        }
+                    })
+                    .probe_with(&probe);
+                (tasks_in, started_in, edges_in)
+            });
 
-        if index != 0 {
-            return None;
-        }
-        let (mut source, mut sink) = make_io();
-        let mut stats = EngineStats::default();
-        let outcome = loop {
-            let batch = match source.next_batch() {
-                Ok(Some(batch)) => batch,
-                Ok(None) => break Ok(()),
-                Err(error) => break Err(EngineError::Source(error)),
-            };
-            let (time, batch) = batch;
-            let started_at = Instant::now();
-            // Sources promise increasing times; an earlier one is folded into the next open epoch
-            // rather than dropped, since the input cannot go back.
-            let time = time.max(*samples.time());
-            samples.advance_to(time);
-            tasks.advance_to(time);
-            started.advance_to(time);
-            edges.advance_to(time);
-            for sample in batch.samples {
-                samples.send(sample);
+            if index != 0 {
+                return None;
             }
-            for (record, diff) in batch.tasks {
-                tasks.update(record, diff);
-            }
-            for (record, diff) in batch.started {
-                started.update(record, diff);
-            }
-            for (record, diff) in batch.edges {
-                edges.update(record, diff);
-            }
-            let next = time.saturating_add(1);
-            samples.advance_to(next);
-            tasks.advance_to(next);
-            started.advance_to(next);
-            edges.advance_to(next);
-            samples.flush();
-            tasks.flush();
-            started.flush();
-            edges.flush();
-            while probe.less_than(&next) {
-                worker.step();
-            }
-            stats.epochs += 1;
-            let latency = started_at.elapsed();
-            let mut forecasts: Vec<ForecastUpdate> =
-                forecast_changes.borrow_mut().drain(..).collect();
-            differential_dataflow::consolidation::consolidate(&mut forecasts);
-            if !forecasts.is_empty() {
-                if let Err(error) = sink.forecasts(time, &forecasts) {
+            let (mut source, mut sink) = make_io();
+            let mut stats = EngineStats::default();
+            let outcome = loop {
+                let batch = match source.next_batch() {
+                    Ok(Some(batch)) => batch,
+                    Ok(None) => break Ok(()),
+                    Err(error) => break Err(EngineError::Source(error)),
+                };
+                let (time, batch) = batch;
+                let started_at = Instant::now();
+                // Sources promise increasing times; an earlier one is folded into the next open epoch
+                // rather than dropped, since the input cannot go back.
+                let time = time.max(*samples.time());
+                samples.advance_to(time);
+                tasks.advance_to(time);
+                started.advance_to(time);
+                edges.advance_to(time);
+                for sample in batch.samples {
+                    samples.send(sample);
+                }
+                for (record, diff) in batch.tasks {
+                    tasks.update(record, diff);
+                }
+                for (record, diff) in batch.started {
+                    started.update(record, diff);
+                }
+                for (record, diff) in batch.edges {
+                    edges.update(record, diff);
+                }
+                let next = time.saturating_add(1);
+                samples.advance_to(next);
+                tasks.advance_to(next);
+                started.advance_to(next);
+                edges.advance_to(next);
+                samples.flush();
+                tasks.flush();
+                started.flush();
+                edges.flush();
+                while probe.less_than(&next) {
+                    worker.step();
+                }
+                stats.epochs += 1;
+                let latency = started_at.elapsed();
+                let mut forecasts: Vec<ForecastUpdate> =
+                    forecast_changes.borrow_mut().drain(..).collect();
+                differential_dataflow::consolidation::consolidate(&mut forecasts);
+                if !forecasts.is_empty() {
+                    if let Err(error) = sink.forecasts(time, &forecasts) {
+                        break Err(EngineError::Sink(error));
+                    }
+                }
+                let mut epoch: Vec<MapUpdate> = changes.borrow_mut().drain(..).collect();
+                differential_dataflow::consolidation::consolidate(&mut epoch);
+                if let Err(error) = sink.epoch(time, &epoch, latency) {
                     break Err(EngineError::Sink(error));
                 }
-            }
-            let mut epoch: Vec<MapUpdate> = changes.borrow_mut().drain(..).collect();
-            differential_dataflow::consolidation::consolidate(&mut epoch);
-            if let Err(error) = sink.epoch(time, &epoch, latency) {
-                break Err(EngineError::Sink(error));
-            }
-        };
-        Some(outcome.map(|()| (stats, source, sink)))
-    })
-    .map_err(EngineError::Start)?;
+            };
+            Some(outcome.map(|()| (stats, source, sink)))
+        })
+        .map_err(EngineError::Start)?;
 
-    let mut result = None;
-    for outcome in guards.join() {
-        match outcome {
-            Ok(Some(outcome)) => result = Some(outcome?),
-            Ok(None) => {}
-            Err(message) => return Err(EngineError::Worker(message)),
+        let mut result = None;
+        for outcome in guards.join() {
+            match outcome {
+                Ok(Some(outcome)) => result = Some(outcome?),
+                Ok(None) => {}
+                Err(message) => return Err(EngineError::Worker(message)),
+            }
         }
-    }
-    Ok(result)
+        Ok(result)
+    };
+    // timely's networking threads panic when a peer process goes away, and the panic reaches
+    // this thread when their guards are joined; it becomes an error here, never a crash.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "unknown failure".to_string());
+        Err(EngineError::Worker(format!(
+            "{message} (did a peer process exit or become unreachable?)"
+        )))
+    })
 }

@@ -15,6 +15,10 @@ use crate::input::metrics::{LineOutcome, MetricReader};
 use crate::input::reorder::Reorder;
 use crate::input::{InputStats, RejectKind, Rejection};
 
+/// Utilisation above this many times capacity is taken as this much: over-commit is kept, but
+/// one absurd reading (1e308) must not blind the forecasts for thousands of samples.
+pub const MAX_UTILISATION: f64 = 10.0;
+
 /// Why the feed stopped early.
 #[derive(Debug, thiserror::Error)]
 pub enum FeedError {
@@ -201,15 +205,21 @@ fn admit_metric_line(
                 samples.push(Sample {
                     device,
                     resource: record.resource,
-                    value: record.value,
+                    value: record.value.min(MAX_UTILISATION),
                 });
             }
-            None => rejections.push(Rejection::at_line(
-                ordered.path.clone(),
-                outcome.line,
-                RejectKind::UnknownDevice,
-                format!("device '{}' is not in the platform", record.device),
-            )),
+            None => {
+                // One line is one record: name each unknown device once, not once per resource.
+                let reason = format!("device '{}' is not in the platform", record.device);
+                if !rejections.iter().any(|r| r.reason == reason) {
+                    rejections.push(Rejection::at_line(
+                        ordered.path.clone(),
+                        outcome.line,
+                        RejectKind::UnknownDevice,
+                        reason,
+                    ));
+                }
+            }
         }
     }
     let Some(time) = time else {
@@ -361,7 +371,7 @@ impl Feed {
                     .event
                     .and_then(|event| ordered.park(event.time, outcome.line, event));
                 match parked {
-                    Ok(()) => Admitted::accepted(0, Vec::new()),
+                    Ok(()) => Admitted::accepted(outcome.dropped.len() as u64, outcome.dropped),
                     Err(rejection) => Admitted::rejected(vec![rejection]),
                 }
             })

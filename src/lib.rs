@@ -1,5 +1,6 @@
 //! augur: places the tasks of workflow DAGs onto devices by predicted resource contention.
 
+pub mod anomalies;
 pub mod bench;
 pub mod catalog;
 pub mod cli;
@@ -7,6 +8,7 @@ pub mod demo;
 pub mod engine;
 pub mod feed;
 pub mod input;
+pub mod nab_score;
 pub mod output;
 pub mod run;
 pub mod series;

@@ -11,6 +11,24 @@ use augur::run::{run, RunError};
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // A panic is a bug or a lost peer process, never an input problem; say it in one line (the
+    // engine turns it into an error and a non-zero exit) instead of a wall of thread dumps.
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("unknown failure");
+        let thread = std::thread::current();
+        let location = info
+            .location()
+            .map_or(String::new(), |l| format!(" at {}:{}", l.file(), l.line()));
+        eprintln!(
+            "augur: thread '{}' failed{location}: {message}",
+            thread.name().unwrap_or("?")
+        );
+    }));
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => {
@@ -61,6 +79,21 @@ fn main() -> ExitCode {
             }
         }
         Command::Bench(args) => bench(&args),
+        Command::Anomalies(args) => {
+            let mut out = std::io::stdout().lock();
+            match augur::anomalies::run(&args, &mut out) {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(augur::anomalies::AnomaliesError::Summary(error))
+                    if error.kind() == std::io::ErrorKind::BrokenPipe =>
+                {
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("augur: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
     }
 }
 
@@ -72,6 +105,12 @@ fn bench(args: &BenchArgs) -> ExitCode {
     };
     if let Some(devices) = args.devices {
         options.devices = devices;
+        // Defaults sized for the default device count shrink with it; explicit flags do not.
+        options.classes = options.classes.min(devices.max(1));
+        options.batch_size = options.batch_size.min(devices.max(1));
+    }
+    if let Some(classes) = args.classes {
+        options.classes = classes;
     }
     if let Some(tasks) = args.tasks {
         options.tasks = tasks;

@@ -15,6 +15,7 @@ use augur_dataflows::types::{Resource, TaskKey, Time};
 use augur_dataflows::EngineConfig;
 
 use crate::catalog::Catalog;
+use crate::cli::same_file;
 use crate::engine::{run_engine, EngineError, Workers};
 use crate::feed::{Feed, FeedError, RejectLog};
 use crate::input::events::{EventKind, EventReader};
@@ -24,6 +25,15 @@ use crate::input::platform::{platform_from_machines, read_platform};
 use crate::input::wfformat::read_workflow;
 use crate::input::{InputStats, Rejection};
 use crate::output::{ForecastView, InputSummary, LatencySummary, MapWriter, Summary};
+
+/// The files a run writes into its output folder.
+pub const OUTPUTS: [&str; 5] = [
+    "partition.jsonl",
+    "final_map.json",
+    "forecasts.json",
+    "summary.json",
+    "rejected.jsonl",
+];
 
 /// Everything `augur run` needs, validated.
 #[derive(Clone, Debug)]
@@ -104,6 +114,9 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
         Workers::Threads(_) => true,
         Workers::Cluster { process, .. } => *process == 0,
     };
+    if writes_outputs {
+        clear_outputs(&config.out)?;
+    }
     let mut inputs: BTreeMap<String, InputSummary> = BTreeMap::new();
     let mut early_rejections: Vec<Rejection> = Vec::new();
 
@@ -319,13 +332,17 @@ fn open_feed(
     let default_time = feed.earliest_input_time().map_err(feed_error)?.unwrap_or(0);
     for (index, entry) in catalog.workflows.iter().enumerate() {
         let workflow = index as u32;
-        let arrival = workflow_arrival
-            .get(&workflow)
-            .copied()
-            .unwrap_or(default_time);
+        let whole = workflow_arrival.get(&workflow).copied();
         for task in 0..entry.specs.len() as u32 {
             let key = TaskKey { workflow, task };
-            let time = task_arrival.get(&key).copied().unwrap_or(arrival);
+            // A workflow's arrival brings all of its tasks; a task's own arrival event can only
+            // bring it earlier, or, for a workflow that has none, on its own.
+            let time = match (task_arrival.get(&key).copied(), whole) {
+                (Some(own), Some(whole)) => own.min(whole),
+                (Some(own), None) => own,
+                (None, Some(whole)) => whole,
+                (None, None) => default_time,
+            };
             arrivals.entry(time).or_default().push(key);
         }
     }
@@ -396,14 +413,6 @@ fn whole_file_stats(path: &Path) -> (String, InputStats) {
     )
 }
 
-fn same_file(a: &Path, b: &Path) -> bool {
-    a == b
-        || match (a.canonicalize(), b.canonicalize()) {
-            (Ok(a), Ok(b)) => a == b,
-            _ => false,
-        }
-}
-
 /// The inputs and outputs of a worker that reads and writes nothing (never called on worker 0
 /// of process 0, which gets the real ones).
 fn idle_io(catalog: &Arc<Catalog>) -> (Feed, MapWriter) {
@@ -418,6 +427,20 @@ fn idle_io(catalog: &Arc<Catalog>) -> (Feed, MapWriter) {
     );
     let writer = MapWriter::new(Arc::clone(catalog), Box::new(std::io::sink()), false);
     (feed, writer)
+}
+
+/// Removes what an earlier run wrote into `out`: a failed run must not leave those files looking
+/// like its own.
+fn clear_outputs(out: &Path) -> Result<(), RunError> {
+    for name in OUTPUTS {
+        let path = out.join(name);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(RunError::Output { path, source }),
+        }
+    }
+    Ok(())
 }
 
 fn feed_error(error: FeedError) -> RunError {

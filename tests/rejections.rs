@@ -281,11 +281,12 @@ fn events_bad_transitions_unknown_task_workflow_device() {
     s.has_rejection("unknown_device", Some(8), "gpu");
     s.has_rejection("parse", Some(9), "");
     s.has_rejection("parse", Some(10), "");
-    s.has_rejection("negative", Some(11), "");
-    assert_eq!(s.counts(&events), (11, 3, 8));
-    // a completed; b still live and placed.
-    assert_eq!(outcome.final_map["good"].len(), 1);
-    assert!(outcome.final_map["good"].contains_key("b"));
+    // A bad optional field costs the field, not the completion.
+    s.has_rejection("dropped_field", Some(11), "duration");
+    assert_eq!(s.counts(&events), (11, 4, 7));
+    assert_eq!(s.summary()["inputs"][&events]["dropped_fields"], 1);
+    // a and b completed.
+    assert!(outcome.final_map.get("good").is_none_or(|tasks| tasks.is_empty()));
 }
 
 #[test]

@@ -4,6 +4,7 @@
 //! calls [`augur`] to build the graph.
 #![deny(missing_docs)]
 
+pub mod anomaly;
 pub mod contention_forecast;
 pub mod forecast;
 pub mod oracle;

@@ -205,12 +205,13 @@ impl Oracle {
         self.next_seq
     }
 
-    fn load(&self, device: DeviceId) -> u64 {
+    fn load(&self, device: DeviceId) -> cost::Load {
         self.map
             .values()
             .filter(|p| p.device == device)
-            .map(|p| u64::from(p.state.spec.cores_milli))
-            .sum()
+            .fold(cost::Load::default(), |load, p| {
+                load.plus(cost::Load::of(&p.state.spec))
+            })
     }
 
     fn key(&self, device: DeviceId) -> f64 {
@@ -241,7 +242,7 @@ impl Oracle {
                 device_spec,
                 fraction_from_ppm(self.contention[device as usize]),
                 self.load(device),
-                spec.cores_milli,
+                spec,
             );
             let candidate = (Score(add), device);
             if best.is_none_or(|current| candidate < current) {
@@ -285,7 +286,7 @@ impl Oracle {
                 &self.devices[target as usize],
                 fraction_from_ppm(self.contention[target as usize]),
                 self.load(target),
-                placed.state.spec.cores_milli,
+                &placed.state.spec,
             );
             if !cost::worth_moving(stay, elsewhere, self.placement.hysteresis) {
                 return;

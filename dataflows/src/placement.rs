@@ -1,10 +1,11 @@
 //! The placement rule and its incremental engine.
 //!
 //! # The rule
-//! Every device `d` has a predicted contention `c_d` (from the forecasts) and a load `L_d`: the
-//! cores of the live tasks the map itself puts there. Its *key* is the predicted relative latency
-//! of work on it, `(1 + c_d + L_d / C_d) / s_d`, with `C_d` its cores and `s_d` its speed. A task
-//! `t` of `w_t` cores would see `add(t, d) = (1 + c_d + (L_d + w_t) / C_d) / s_d` there.
+//! Every device `d` has a predicted contention `c_d` (from the forecasts) and an occupancy `o_d`:
+//! the larger of the shares of its cores and of its memory that the live tasks the map itself
+//! puts there use. Its *key* is the predicted relative latency of work on it,
+//! `(1 + c_d + o_d) / s_d`, with `s_d` its speed. A task `t` would see `add(t, d)`, the key with
+//! `t`'s cores and memory added.
 //!
 //! One epoch (all changes at one event time) is applied as:
 //! 1. completed tasks leave the map; changed task states are recorded; a task that started is
@@ -93,16 +94,55 @@ impl Ord for Score {
 /// The arithmetic of the rule, shared by the engine and the oracle so both compute the very same
 /// floating-point values.
 pub mod cost {
-    use crate::types::DeviceSpec;
+    use crate::types::{DeviceSpec, TaskSpec};
 
-    /// Predicted relative latency of work on a device: `(1 + c + load / cores) / speed`.
-    pub fn key(spec: &DeviceSpec, contention: f64, load_milli: u64) -> f64 {
-        (1.0 + contention + load_milli as f64 / spec.cores_milli as f64) / spec.speed
+    /// What the map puts on a device: the cores and the memory of its tasks.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct Load {
+        /// Cores, in thousandths.
+        pub cores_milli: u64,
+        /// Memory, in bytes.
+        pub memory_bytes: u64,
     }
 
-    /// What a task of `task_milli` cores would see if added to the device.
-    pub fn add(spec: &DeviceSpec, contention: f64, load_milli: u64, task_milli: u32) -> f64 {
-        key(spec, contention, load_milli + u64::from(task_milli))
+    impl Load {
+        /// The load of one task.
+        pub fn of(task: &TaskSpec) -> Load {
+            Load {
+                cores_milli: u64::from(task.cores_milli),
+                memory_bytes: task.memory_bytes,
+            }
+        }
+
+        /// This load with another added.
+        pub fn plus(self, other: Load) -> Load {
+            Load {
+                cores_milli: self.cores_milli.saturating_add(other.cores_milli),
+                memory_bytes: self.memory_bytes.saturating_add(other.memory_bytes),
+            }
+        }
+
+        /// This load with another taken away.
+        pub fn minus(self, other: Load) -> Load {
+            Load {
+                cores_milli: self.cores_milli.saturating_sub(other.cores_milli),
+                memory_bytes: self.memory_bytes.saturating_sub(other.memory_bytes),
+            }
+        }
+    }
+
+    /// Predicted relative latency of work on a device: `(1 + c + occupancy) / speed`, where the
+    /// occupancy is the larger of the shares of its cores and of its memory that the map
+    /// already uses (so memory-hungry tasks spread too, not only busy ones).
+    pub fn key(spec: &DeviceSpec, contention: f64, load: Load) -> f64 {
+        let cores = load.cores_milli as f64 / spec.cores_milli as f64;
+        let memory = load.memory_bytes as f64 / spec.memory_bytes as f64;
+        (1.0 + contention + cores.max(memory)) / spec.speed
+    }
+
+    /// What a task would see if added to the device.
+    pub fn add(spec: &DeviceSpec, contention: f64, load: Load, task: &TaskSpec) -> f64 {
+        key(spec, contention, load.plus(Load::of(task)))
     }
 
     /// Whether moving beats staying by more than the hysteresis.
@@ -159,7 +199,7 @@ struct DeviceState {
     spec: DeviceSpec,
     class: usize,
     contention: f64,
-    load_milli: u64,
+    load: cost::Load,
     key: f64,
     /// Movable (unpinned) tasks by the sequence number of their placement.
     movable: BTreeMap<u64, TaskKey>,
@@ -193,7 +233,7 @@ impl Placer {
                     classes.len() - 1
                 }
             };
-            let key = cost::key(spec, 0.0, 0);
+            let key = cost::key(spec, 0.0, cost::Load::default());
             classes[class]
                 .by_key
                 .insert((Score(key), index as DeviceId));
@@ -201,7 +241,7 @@ impl Placer {
                 spec: *spec,
                 class,
                 contention: 0.0,
-                load_milli: 0,
+                load: cost::Load::default(),
                 key,
                 movable: BTreeMap::new(),
             });
@@ -236,11 +276,11 @@ impl Placer {
         self.tasks.get(task).map(|placed| placed.device)
     }
 
-    /// The load (milli-cores) the map places on a device.
+    /// The cores (in thousandths) the map places on a device.
     pub fn load_of(&self, device: DeviceId) -> u64 {
         self.devices
             .get(device as usize)
-            .map_or(0, |state| state.load_milli)
+            .map_or(0, |state| state.load.cores_milli)
     }
 
     /// Applies one epoch of changes and returns how the map changed, sorted by task.
@@ -351,8 +391,8 @@ impl Placer {
             let elsewhere = cost::add(
                 &target_state.spec,
                 target_state.contention,
-                target_state.load_milli,
-                placed.state.spec.cores_milli,
+                target_state.load,
+                &placed.state.spec,
             );
             if !cost::worth_moving(stay, elsewhere, self.config.hysteresis) {
                 break;
@@ -377,12 +417,7 @@ impl Placer {
                 continue;
             };
             let state = &self.devices[device as usize];
-            let add = cost::add(
-                &state.spec,
-                state.contention,
-                state.load_milli,
-                spec.cores_milli,
-            );
+            let add = cost::add(&state.spec, state.contention, state.load, spec);
             let candidate = (Score(add), device);
             if best.is_none_or(|current| candidate < current) {
                 best = Some(candidate);
@@ -394,7 +429,7 @@ impl Placer {
     fn attach(&mut self, task: TaskKey, state: TaskState, device: DeviceId, seq: u64) {
         self.tasks.insert(task, Placed { state, device, seq });
         let entry = &mut self.devices[device as usize];
-        entry.load_milli += u64::from(state.spec.cores_milli);
+        entry.load = entry.load.plus(cost::Load::of(&state.spec));
         if state.pinned.is_none() {
             entry.movable.insert(seq, task);
         }
@@ -403,9 +438,7 @@ impl Placer {
 
     fn detach(&mut self, task: TaskKey, placed: &Placed) {
         let entry = &mut self.devices[placed.device as usize];
-        entry.load_milli = entry
-            .load_milli
-            .saturating_sub(u64::from(placed.state.spec.cores_milli));
+        entry.load = entry.load.minus(cost::Load::of(&placed.state.spec));
         entry.movable.remove(&placed.seq);
         self.tasks.remove(&task);
         self.rekey(placed.device);
@@ -418,7 +451,7 @@ impl Placer {
         let class = &mut self.classes[state.class];
         class.by_key.remove(&old);
         self.with_movable.remove(&old);
-        state.key = cost::key(&state.spec, state.contention, state.load_milli);
+        state.key = cost::key(&state.spec, state.contention, state.load);
         let new = (Score(state.key), device);
         class.by_key.insert(new);
         if !state.movable.is_empty() {
@@ -509,6 +542,27 @@ mod tests {
         });
         assert!(!big.is_empty() && big.len() <= 4, "{big:?}");
         assert!(big.iter().all(|c| c.from == Some(0) && c.to == Some(1)));
+    }
+
+    #[test]
+    fn memory_hungry_tasks_spread_by_memory_too() {
+        let spec = |memory_gib: u64| DeviceSpec {
+            cores_milli: 64_000,
+            memory_bytes: memory_gib << 30,
+            speed: 1.0,
+        };
+        // Equal cores: by cores alone the tasks would split 5/5.
+        let devices = [spec(64), spec(256)];
+        let mut placer = Placer::new(&devices, PlacementConfig::default());
+        let mut hungry = state(1);
+        hungry.spec.memory_bytes = 20 << 30;
+        let upserted = (0..10).map(|i| (task(0, i), hungry)).collect();
+        placer.apply(EpochChanges {
+            upserted,
+            ..EpochChanges::default()
+        });
+        let loads: Vec<u64> = (0..2).map(|d| placer.load_of(d) / 1000).collect();
+        assert_eq!(loads, vec![2, 8], "memory share decides: 40 of 64 GiB vs 160 of 256 GiB");
     }
 
     #[test]

@@ -78,6 +78,10 @@ pub struct EventOutcome {
     pub line: u64,
     /// The event, or why the line was refused.
     pub event: Result<TaskEvent, Rejection>,
+    /// Optional fields (duration, usage entries) dropped from an accepted event, one
+    /// `DroppedField` rejection each: a bad measurement must not cost the start or completion
+    /// it came with.
+    pub dropped: Vec<Rejection>,
 }
 
 /// Streams the events of one file, line by line.
@@ -134,18 +138,39 @@ impl Iterator for EventReader {
     fn next(&mut self) -> Option<EventOutcome> {
         loop {
             let (line, text) = self.lines.next()?;
-            let event = match text {
+            let parsed = match text {
                 Ok(text) if text.trim().is_empty() => continue,
                 Ok(text) => parse_event(&text)
                     .map_err(|(kind, reason)| Rejection::at_line(&self.path, line, kind, reason)),
                 Err(error) => Err(error.to_rejection(&self.path, line, self.max_line_bytes)),
             };
-            if event.is_ok() {
-                self.stats.count_accepted();
-            } else {
-                self.stats.count_rejected();
-            }
-            return Some(EventOutcome { line, event });
+            let (event, dropped) = match parsed {
+                Ok((event, problems)) => {
+                    self.stats.count_accepted();
+                    self.stats.dropped_fields += problems.len() as u64;
+                    let dropped = problems
+                        .into_iter()
+                        .map(|(field, (kind, reason))| {
+                            Rejection::at_line(
+                                &self.path,
+                                line,
+                                RejectKind::DroppedField,
+                                format!("dropped {field}: {reason} ({kind})"),
+                            )
+                        })
+                        .collect();
+                    (Ok(event), dropped)
+                }
+                Err(rejection) => {
+                    self.stats.count_rejected();
+                    (Err(rejection), Vec::new())
+                }
+            };
+            return Some(EventOutcome {
+                line,
+                event,
+                dropped,
+            });
         }
     }
 }
@@ -156,8 +181,12 @@ fn schema(reason: String) -> Problem {
     (RejectKind::Schema, reason)
 }
 
-/// Parses and checks one event line.
-fn parse_event(text: &str) -> Result<TaskEvent, Problem> {
+/// A dropped optional field: its name and what was wrong with it.
+type Dropped = (String, Problem);
+
+/// Parses and checks one event line: the event with the optional fields that had to be dropped,
+/// or why the whole line is refused (a required field is missing or bad).
+fn parse_event(text: &str) -> Result<(TaskEvent, Vec<Dropped>), Problem> {
     let value: Value = serde_json::from_str(text)
         .map_err(|error| (RejectKind::Parse, format!("invalid JSON: {error}")))?;
     let object = value
@@ -189,19 +218,28 @@ fn parse_event(text: &str) -> Result<TaskEvent, Problem> {
         }
         _ => {}
     }
+    let mut dropped = Vec::new();
     let duration_s = match object.get("duration") {
         None | Some(Value::Null) => None,
-        Some(value) => Some(amount("duration", value)?),
+        Some(value) => match amount("duration", value) {
+            Ok(duration) => Some(duration),
+            Err(problem) => {
+                dropped.push(("duration".to_string(), problem));
+                None
+            }
+        },
     };
-    Ok(TaskEvent {
+    let usage = usage(object, &mut dropped);
+    let event = TaskEvent {
         time,
         kind,
         workflow,
         task,
         device,
         duration_s,
-        usage: usage(object)?,
-    })
+        usage,
+    };
+    Ok((event, dropped))
 }
 
 /// A JSON number is seconds; a string is seconds or a UTC datetime.
@@ -248,23 +286,37 @@ fn amount(what: &str, value: &Value) -> Result<f64, Problem> {
     Ok(number)
 }
 
-fn usage(object: &Map<String, Value>) -> Result<BTreeMap<String, f64>, Problem> {
-    let entries = match object.get("usage") {
-        None | Some(Value::Null) => return Ok(BTreeMap::new()),
-        Some(Value::Object(entries)) => entries,
-        Some(other) => return Err(schema(format!("usage {other} is not an object"))),
-    };
+/// The usage entries that are valid; each bad one is dropped with its reason.
+fn usage(object: &Map<String, Value>, dropped: &mut Vec<Dropped>) -> BTreeMap<String, f64> {
     let mut usage = BTreeMap::new();
+    let entries = match object.get("usage") {
+        None | Some(Value::Null) => return usage,
+        Some(Value::Object(entries)) => entries,
+        Some(other) => {
+            dropped.push((
+                "usage".to_string(),
+                schema(format!("usage {other} is not an object")),
+            ));
+            return usage;
+        }
+    };
     for (key, value) in entries {
-        let resource = Resource::from_name(key).ok_or_else(|| {
-            schema(format!(
-                "usage names unknown resource {key:?} (expected cpu, memory, disk or network)"
-            ))
-        })?;
-        let fraction = amount(&format!("usage.{key}"), value)?;
-        usage.insert(resource.name().to_string(), fraction);
+        let field = format!("usage.{key}");
+        let Some(resource) = Resource::from_name(key) else {
+            let problem = schema(format!(
+                "unknown resource {key:?} (expected cpu, memory, disk or network)"
+            ));
+            dropped.push((field, problem));
+            continue;
+        };
+        match amount(&field, value) {
+            Ok(fraction) => {
+                usage.insert(resource.name().to_string(), fraction);
+            }
+            Err(problem) => dropped.push((field, problem)),
+        }
     }
-    Ok(usage)
+    usage
 }
 
 #[cfg(test)]
@@ -378,26 +430,30 @@ mod tests {
             kind_of(r#"{"time":"NaN","kind":"arrival","workflow":"w"}"#),
             RejectKind::Parse
         );
-        assert_eq!(
-            kind_of(r#"{"time":1,"kind":"complete","workflow":"w","task":"t","duration":-1}"#),
-            RejectKind::Negative
+    }
+
+    #[test]
+    fn bad_optional_fields_are_dropped_not_the_event() {
+        let text = concat!(
+            r#"{"time":1,"kind":"complete","workflow":"w","task":"t","duration":-1}"#,
+            "\n",
+            r#"{"time":1,"kind":"start","workflow":"w","task":"t","device":"d","usage":{"cpu":-0.1,"gpu":0.1,"memory":0.5}}"#,
+            "\n",
+            r#"{"time":1,"kind":"complete","workflow":"w","task":"t","duration":"long","usage":[1]}"#,
+            "\n",
         );
-        assert_eq!(
-            kind_of(
-                r#"{"time":1,"kind":"complete","workflow":"w","task":"t","usage":{"cpu":-0.1}}"#
-            ),
-            RejectKind::Negative
-        );
-        assert_eq!(
-            kind_of(
-                r#"{"time":1,"kind":"complete","workflow":"w","task":"t","usage":{"gpu":0.1}}"#
-            ),
-            RejectKind::Schema
-        );
-        assert_eq!(
-            kind_of(r#"{"time":1,"kind":"complete","workflow":"w","task":"t","duration":"long"}"#),
-            RejectKind::Schema
-        );
+        let mut reader = EventReader::from_text(text, "e.jsonl", 1 << 20);
+        let outcomes: Vec<EventOutcome> = reader.by_ref().collect();
+        assert!(outcomes.iter().all(|o| o.event.is_ok()));
+        let dropped: Vec<usize> = outcomes.iter().map(|o| o.dropped.len()).collect();
+        assert_eq!(dropped, vec![1, 2, 2]);
+        assert!(outcomes[0].dropped[0].reason.contains("duration"));
+        assert_eq!(outcomes[0].dropped[0].kind, RejectKind::DroppedField);
+        let start = outcomes[1].event.as_ref().expect("accepted");
+        assert_eq!(start.usage.get("memory"), Some(&0.5));
+        assert_eq!(start.usage.len(), 1);
+        assert_eq!(reader.stats().accepted, 3);
+        assert_eq!(reader.stats().dropped_fields, 5);
     }
 
     #[test]

@@ -116,6 +116,10 @@ impl<R: BufRead> Iterator for BoundedLines<R> {
         if self.buffer.last() == Some(&b'\r') {
             self.buffer.pop();
         }
+        // Editors on some systems start UTF-8 files with a byte-order mark: it is not data.
+        if line_number == 1 && self.buffer.starts_with(b"\xef\xbb\xbf") {
+            self.buffer.drain(..3);
+        }
         let bytes = std::mem::take(&mut self.buffer);
         let line = String::from_utf8(bytes).map_err(|_| LineError::InvalidUtf8);
         Some((line_number, line))
@@ -170,6 +174,18 @@ pub(crate) fn text_lines(text: &str, max_line_bytes: usize) -> LineSource {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn byte_order_mark_is_not_part_of_the_first_line() {
+        let text = "\u{feff}time,value\n\u{feff}x\n";
+        let lines: Vec<String> = super::BoundedLines::new(text.as_bytes(), 1024)
+            .filter_map(|(_, line)| line.ok())
+            .collect();
+        assert_eq!(
+            lines,
+            vec!["time,value".to_string(), "\u{feff}x".to_string()]
+        );
+    }
+
     use super::*;
     use std::io::Read;
 

@@ -135,6 +135,8 @@ pub struct MetricReader {
     /// A problem found before the first line (only `from_text` has no other way to report it).
     pending: Option<Rejection>,
     only_machine: Option<(String, bool)>,
+    /// Set once the header proved unusable: why.
+    unusable: Option<String>,
 }
 
 impl MetricReader {
@@ -173,6 +175,7 @@ impl MetricReader {
             stats: InputStats::default(),
             pending: Some(rejection),
             only_machine: None,
+            unusable: None,
         })
     }
 
@@ -199,6 +202,7 @@ impl MetricReader {
             stats: InputStats::default(),
             pending: None,
             only_machine: options.only_machine.clone(),
+            unusable: None,
         })
     }
 
@@ -326,10 +330,24 @@ impl Iterator for MetricReader {
                     continue;
                 }
             }
+            if let Some(reason) = &self.unusable {
+                if text.trim().is_empty() {
+                    continue;
+                }
+                let rejection = Rejection::at_line(
+                    &self.path,
+                    line,
+                    RejectKind::Schema,
+                    format!("not read: the file has no usable header ({reason})"),
+                );
+                return Some(self.refuse(rejection));
+            }
             match self.parser.parse(&text) {
                 Parsed::Skip => continue,
                 Parsed::Fatal(reason) => {
-                    self.lines = None;
+                    // Every later line is still read and refused, so that no record of the
+                    // file vanishes from the accounting.
+                    self.unusable = Some(format!("line {line}: {reason}"));
                     let rejection =
                         Rejection::at_line(&self.path, line, RejectKind::Schema, reason);
                     return Some(self.refuse(rejection));
@@ -1135,17 +1153,21 @@ mod tests {
     }
 
     #[test]
-    fn long_csv_without_the_needed_header_stops_with_one_rejection() {
+    fn long_csv_without_the_needed_header_refuses_every_line_it_cannot_read() {
         let (outcomes, stats) = read(
-            "t,d,r,v\n1,a,cpu,0.5\n",
+            "t,d,r,v\n1,a,cpu,0.5\n\n2,a,cpu,0.5\n",
             "m.csv",
             MetricFormat::Long,
             &MetricOptions::default(),
         );
-        assert_eq!(outcomes.len(), 1);
+        assert_eq!(outcomes.len(), 3);
         assert_eq!(kinds(&outcomes[0]), vec![RejectKind::Schema]);
         assert!(outcomes[0].rejections[0].reason.contains("\"time\""));
-        assert_eq!((stats.read, stats.rejected), (1, 1));
+        assert!(outcomes[1].rejections[0]
+            .reason
+            .contains("no usable header"));
+        assert_eq!(outcomes[2].rejections[0].line, Some(4));
+        assert_eq!((stats.read, stats.rejected), (3, 3));
     }
 
     #[test]

@@ -97,17 +97,25 @@ pub struct WorkflowRead {
     pub stats: InputStats,
 }
 
-/// Reads and validates a WfFormat file.
+/// The UTF-8 byte-order mark some editors put first.
+const UTF8_BOM: &[u8] = b"\xef\xbb\xbf";
+
+/// Reads and validates a WfFormat file (see [`parse_workflow`]).
 pub fn read_workflow(path: &Path) -> WorkflowRead {
     let name = path.display().to_string();
     match std::fs::read(path) {
-        Ok(bytes) => parse_value(serde_json::from_slice(&bytes), &name),
+        Ok(bytes) => {
+            // Editors on some systems start UTF-8 files with a byte-order mark; JSON has none.
+            let bytes = bytes.strip_prefix(UTF8_BOM).unwrap_or(&bytes);
+            parse_value(serde_json::from_slice(bytes), &name)
+        }
         Err(error) => refused_file(&name, RejectKind::Io, error.to_string()),
     }
 }
 
 /// Validates WfFormat text; `path` names it (its stem becomes the workflow name).
 pub fn parse_workflow(text: &str, path: &str) -> WorkflowRead {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     parse_value(serde_json::from_str(text), path)
 }
 
@@ -288,6 +296,9 @@ fn spec_task(entry: &Value, position: usize) -> Result<RawTask, String> {
     let id = string_field(object, "id")
         .map_err(|error| format!("task #{position}: {error}"))?
         .ok_or_else(|| format!("task #{position} has no id"))?;
+    if id.trim().is_empty() {
+        return Err(format!("task #{position} has an empty id"));
+    }
     let context = |error: String| format!("task {id}: {error}");
     let name = string_field(object, "name").map_err(context)?;
     Ok(RawTask {
@@ -569,10 +580,7 @@ fn build(raw: RawWorkflow, path: &str) -> (Workflow, Vec<Problem>) {
             .iter()
             .filter_map(|&index| tasks.get(index).map(|task| task.id.as_str()))
             .collect();
-        problems.push((
-            RejectKind::Cycle,
-            format!("cycle: {}", describe_cycle(&names)),
-        ));
+        problems.push((RejectKind::Cycle, describe_cycle(&names)));
     }
     let workflow = Workflow {
         name: file_stem(path),
@@ -1278,9 +1286,9 @@ mod tests {
         let cycle = rejections(&text);
         assert_eq!(cycle.len(), 1);
         assert_eq!(cycle[0].kind, RejectKind::Cycle);
-        assert_eq!(cycle[0].reason, "cycle: a -> b -> c -> a");
+        assert_eq!(cycle[0].reason, "a -> b -> c -> a");
         let self_loop = rejections(&v15(&[("s", &["s"], &[], &[], &[], 1.0)], &[]));
-        assert_eq!(self_loop[0].reason, "cycle: s -> s");
+        assert_eq!(self_loop[0].reason, "s -> s");
     }
 
     /// A chain of `length` tasks, optionally closed into a cycle, in 1.5 form.
@@ -1307,7 +1315,7 @@ mod tests {
         let cycle = rejections(&chain(100_000, true));
         assert_eq!(cycle[0].kind, RejectKind::Cycle);
         assert!(
-            cycle[0].reason.starts_with("cycle: t0 -> t1 -> "),
+            cycle[0].reason.starts_with("t0 -> t1 -> "),
             "{}",
             cycle[0].reason
         );

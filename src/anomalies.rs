@@ -1,0 +1,350 @@
+//! `augur anomalies`: scores every sample of whole series with augur's streaming anomaly scorer
+//! and writes the scores in the Numenta Anomaly Benchmark's results layout, so that NAB's own
+//! tools, or [`crate::nab_score`], can judge them beside the published detectors.
+//!
+//! One file per series: `DIR/augur/<category>/augur_<file>.csv` with
+//! `timestamp,value,anomaly_score,label`, where the category is the series file's folder (NAB's
+//! `realAWSCloudwatch`, ...), `timestamp` is the input's text, `value` the input's number
+//! (printed as the shortest text that reads back to it), and `label` is 1 inside a labelled
+//! window. Series from one file (Alibaba machines, long-format devices) get the series' part
+//! of the name appended: `augur_<file stem>_<machine>.csv`.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use augur_dataflows::anomaly::{AnomalyParams, AnomalyScorer, THRESHOLD};
+use augur_dataflows::types::Time;
+
+use crate::cli::AnomaliesArgs;
+use crate::nab_score::{nab_key, score_file, FileScore, Labels, LabelsError};
+use crate::series::{load_series, Series, SeriesError, SeriesFormat};
+
+/// The detector's name in NAB's layout (folder and file prefix).
+pub const DETECTOR: &str = "augur";
+
+/// Why `augur anomalies` stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum AnomaliesError {
+    /// `--format` names no series format.
+    #[error("--format: {0}")]
+    Format(String),
+    /// A series file could not be read.
+    #[error(transparent)]
+    Series(#[from] SeriesError),
+    /// The labels file could not be read.
+    #[error("--labels: {0}")]
+    Labels(#[from] LabelsError),
+    /// A results file could not be written.
+    #[error("{path}: {source}")]
+    Write {
+        /// The file or folder.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The summary could not be written (a closed pipe shows up here, for `main` to ignore).
+    #[error("writing the summary: {0}")]
+    Summary(#[source] std::io::Error),
+}
+
+/// What one series gave.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeriesReport {
+    /// NAB's name for it: `category/file`, with `:machine` for a series within a file.
+    pub name: String,
+    /// The results file written.
+    pub output: PathBuf,
+    /// Samples scored.
+    pub rows: usize,
+    /// Samples at or above the threshold.
+    pub alarms: usize,
+    /// NAB's scoring against the labels; `None` without `--labels` or without windows for it.
+    pub score: Option<FileScore>,
+}
+
+/// What a run gave: every series, and the NAB totals over the labelled ones.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AnomalyReport {
+    /// Per series, in input order.
+    pub series: Vec<SeriesReport>,
+    /// NAB's totals over the series that have labels; `None` when none has.
+    pub overall: Option<FileScore>,
+    /// The decision threshold used (augur's fixed calibration, not optimised per corpus).
+    pub threshold: f64,
+}
+
+/// Runs `augur anomalies`: scores the series, writes the results files, and prints a summary to
+/// `out`.
+pub fn run(args: &AnomaliesArgs, out: &mut dyn Write) -> Result<AnomalyReport, AnomaliesError> {
+    let format: SeriesFormat = args.format.parse().map_err(AnomaliesError::Format)?;
+    let labels = match &args.labels {
+        Some(path) => Some(Labels::load(path)?),
+        None => None,
+    };
+    let params = AnomalyParams::default();
+    let mut report = AnomalyReport {
+        series: Vec::new(),
+        overall: None,
+        threshold: THRESHOLD,
+    };
+    for path in &args.series {
+        let windows = labels.as_ref().and_then(|l| l.for_file(path));
+        let key = nab_key(path);
+        let category = category(path);
+        let folder = args.out.join(DETECTOR).join(&category);
+        std::fs::create_dir_all(&folder).map_err(|source| AnomaliesError::Write {
+            path: folder.clone(),
+            source,
+        })?;
+        let all = load_series(path, format, args.column.as_deref())?;
+        let several = all.len() > 1 || format == SeriesFormat::Alibaba;
+        for series in &all {
+            let scores = score_series(series, params);
+            let output = folder.join(output_name(path, series, several));
+            write_results(&output, series, &scores, windows.unwrap_or(&[]))?;
+            let score = windows.map(|w| {
+                let rows: Vec<(Time, f64)> = series
+                    .times
+                    .iter()
+                    .copied()
+                    .zip(scores.iter().copied())
+                    .collect();
+                score_file(&rows, w, THRESHOLD)
+            });
+            if let Some(score) = &score {
+                report
+                    .overall
+                    .get_or_insert_with(FileScore::default)
+                    .add(score);
+            }
+            let suffix = series
+                .name
+                .split_once(':')
+                .map_or(String::new(), |(_, rest)| format!(":{rest}"));
+            report.series.push(SeriesReport {
+                name: format!("{key}{suffix}"),
+                output,
+                rows: scores.len(),
+                alarms: scores.iter().filter(|&&s| s >= THRESHOLD).count(),
+                score,
+            });
+        }
+    }
+    write_summary(&report, &args.out, out).map_err(AnomaliesError::Summary)?;
+    Ok(report)
+}
+
+/// The anomaly score of every sample of a series, in order.
+pub fn score_series(series: &Series, params: AnomalyParams) -> Vec<f64> {
+    let mut scorer = AnomalyScorer::new(params);
+    series
+        .times
+        .iter()
+        .zip(&series.values)
+        .map(|(&time, &value)| scorer.update(time, value))
+        .collect()
+}
+
+/// NAB's category: the folder the series file sits in.
+fn category(path: &Path) -> String {
+    path.parent()
+        .and_then(Path::file_name)
+        .map_or_else(|| "series".to_string(), |n| file_safe(&n.to_string_lossy()))
+}
+
+/// `augur_<file>` for a file's only series (NAB's own naming), `augur_<stem>_<part>.csv` for
+/// one of several.
+fn output_name(path: &Path, series: &Series, several: bool) -> String {
+    let file = path.file_name().map_or_else(
+        || "series".to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let (stem, extension) = match file.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() && ext.eq_ignore_ascii_case("csv") => {
+            (stem.to_string(), format!(".{ext}"))
+        }
+        _ => (file.clone(), ".csv".to_string()),
+    };
+    let part = series
+        .name
+        .split_once(':')
+        .map(|(_, rest)| rest.replace(':', "_"))
+        .filter(|_| several);
+    match part {
+        Some(part) => format!(
+            "{DETECTOR}_{}_{}{extension}",
+            file_safe(&stem),
+            file_safe(&part)
+        ),
+        None => format!("{DETECTOR}_{}{extension}", file_safe(&stem)),
+    }
+}
+
+/// Keeps names to characters every file system and shell takes as they are.
+fn file_safe(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn write_results(
+    path: &Path,
+    series: &Series,
+    scores: &[f64],
+    windows: &[(Time, Time)],
+) -> Result<(), AnomaliesError> {
+    let wrap = |source| AnomaliesError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = BufWriter::new(File::create(path).map_err(wrap)?);
+    writeln!(file, "timestamp,value,anomaly_score,label").map_err(wrap)?;
+    for ((stamp, (&time, &value)), &score) in series
+        .stamps
+        .iter()
+        .zip(series.times.iter().zip(&series.values))
+        .zip(scores)
+    {
+        let label = u8::from(windows.iter().any(|&(s, e)| (s..=e).contains(&time)));
+        writeln!(file, "{},{value},{score},{label}", csv_field(stamp)).map_err(wrap)?;
+    }
+    file.flush().map_err(wrap)
+}
+
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_string()
+    }
+}
+
+fn write_summary(report: &AnomalyReport, dir: &Path, out: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "augur anomalies: {} series, threshold {} (augur's fixed calibration; NAB would optimise \
+         it per detector over the corpus)",
+        report.series.len(),
+        report.threshold
+    )?;
+    let width = report
+        .series
+        .iter()
+        .map(|s| s.name.len())
+        .max()
+        .unwrap_or(0)
+        .max("overall".len());
+    writeln!(
+        out,
+        "{:<width$} {:>7} {:>6} {:>7} {:>8} {:>4} {:>6} {:>7}",
+        "series", "rows", "alarms", "windows", "detected", "FP", "FP/day", "NAB"
+    )?;
+    for s in &report.series {
+        write_row(
+            out,
+            &s.name,
+            Some(s.rows),
+            Some(s.alarms),
+            s.score.as_ref(),
+            width,
+        )?;
+    }
+    if let Some(overall) = &report.overall {
+        write_row(out, "overall", None, None, Some(overall), width)?;
+        writeln!(
+            out,
+            "NAB standard profile (A_TP 1, A_FP -0.11, A_FN -1), normalised so that a detector \
+             that never fires scores 0 and a perfect one 100; overall window recall {}",
+            fixed(overall.recall().map(|r| 100.0 * r), 1, "%")
+        )?;
+    }
+    writeln!(out, "results: {}", dir.join(DETECTOR).display())
+}
+
+fn write_row(
+    out: &mut dyn Write,
+    name: &str,
+    rows: Option<usize>,
+    alarms: Option<usize>,
+    score: Option<&FileScore>,
+    width: usize,
+) -> std::io::Result<()> {
+    let count = |n: Option<usize>| n.map_or("-".to_string(), |n| n.to_string());
+    writeln!(
+        out,
+        "{:<width$} {:>7} {:>6} {:>7} {:>8} {:>4} {:>6} {:>7}",
+        name,
+        count(rows),
+        count(alarms),
+        count(score.map(|s| s.windows)),
+        count(score.map(|s| s.detected)),
+        count(score.map(|s| s.false_positives)),
+        fixed(score.and_then(FileScore::fp_per_day), 2, ""),
+        fixed(score.and_then(FileScore::normalised), 1, ""),
+    )
+}
+
+fn fixed(value: Option<f64>, decimals: usize, unit: &str) -> String {
+    value.map_or("-".to_string(), |v| format!("{v:.decimals$}{unit}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(name: &str, n: usize) -> Series {
+        Series {
+            name: name.to_string(),
+            stamps: (0..n).map(|i| format!("t{i}")).collect(),
+            times: (0..n as Time).map(|i| i * 300_000).collect(),
+            values: (0..n).map(|i| if i == 500 { 50.0 } else { 1.0 }).collect(),
+        }
+    }
+
+    #[test]
+    fn output_names_follow_nab_and_stay_file_safe() {
+        let nab = Path::new("data/realAWSCloudwatch/ec2_cpu_utilization_24ae8d.csv");
+        assert_eq!(
+            output_name(nab, &series("ec2_cpu_utilization_24ae8d.csv", 1), false),
+            "augur_ec2_cpu_utilization_24ae8d.csv"
+        );
+        let alibaba = Path::new("trace/machine_usage.csv");
+        assert_eq!(
+            output_name(alibaba, &series("machine_usage.csv:m_1/x", 1), true),
+            "augur_machine_usage_m_1_x.csv"
+        );
+        assert_eq!(category(nab), "realAWSCloudwatch");
+        assert_eq!(category(Path::new("a.csv")), "series");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+    }
+
+    #[test]
+    fn results_file_has_nab_layout_and_labels() {
+        let dir = std::env::temp_dir().join(format!("augur-anomalies-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("augur_a.csv");
+        let s = series("a.csv", 1000);
+        let scores = score_series(&s, AnomalyParams::default());
+        assert!(scores[500] >= THRESHOLD);
+        write_results(&path, &s, &scores, &[(3 * 300_000, 4 * 300_000)]).expect("writes");
+        let text = std::fs::read_to_string(&path).expect("reads");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "timestamp,value,anomaly_score,label");
+        assert_eq!(lines.len(), 1001);
+        assert_eq!(lines[1], "t0,1,0,0");
+        assert!(lines[4].ends_with(",1") && lines[5].ends_with(",1") && lines[6].ends_with(",0"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn empty_series_scores_nothing() {
+        assert!(score_series(&series("e.csv", 0), AnomalyParams::default()).is_empty());
+    }
+}
