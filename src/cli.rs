@@ -33,6 +33,8 @@ pub enum Command {
     Demo(DemoArgs),
     /// Benchmark incremental repartitioning; prints JSON.
     Bench(BenchArgs),
+    /// Rolling-origin evaluation of the forecasters on series files (MAE, sMAPE, MASE).
+    Forecast(ForecastArgs),
     /// Anomaly scores per series, in the NAB results layout (and NAB's score with --labels).
     Anomalies(AnomaliesArgs),
 }

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod demo;
 pub mod engine;
 pub mod feed;
+pub mod forecast_eval;
 pub mod input;
 pub mod nab_score;
 pub mod output;

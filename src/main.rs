@@ -79,6 +79,24 @@ fn main() -> ExitCode {
             }
         }
         Command::Bench(args) => bench(&args),
+        Command::Forecast(args) => {
+            let mut out = std::io::stdout().lock();
+            match augur::forecast_eval::run(&args, &mut out) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error @ augur::forecast_eval::ForecastEvalError::Flag { .. }) => {
+                    usage(&error.to_string())
+                }
+                Err(augur::forecast_eval::ForecastEvalError::Output(error))
+                    if error.kind() == std::io::ErrorKind::BrokenPipe =>
+                {
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("augur: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Anomalies(args) => {
             let mut out = std::io::stdout().lock();
             match augur::anomalies::run(&args, &mut out) {

@@ -76,6 +76,9 @@ pub enum SeriesError {
     },
 }
 
+/// One row: its time, its timestamp text, its value.
+type Point = (Time, String, f64);
+
 const ALIBABA_COLUMNS: [&str; 9] = [
     "machine_id",
     "time_stamp",
@@ -156,7 +159,7 @@ pub fn parse_series(
                 .iter()
                 .position(|c| *c == name)
                 .ok_or_else(|| format!("no Alibaba column '{name}'"))?;
-            let mut machines: BTreeMap<String, Vec<(Time, String, f64)>> = BTreeMap::new();
+            let mut machines: BTreeMap<String, Vec<Point>> = BTreeMap::new();
             for line in text.lines() {
                 let fields = split(line, ',');
                 let (Some(machine), Some(stamp)) = (fields.first(), fields.get(1)) else {
@@ -193,7 +196,7 @@ pub fn parse_series(
             ) else {
                 return Err("a long CSV needs the columns time,device,resource,value".into());
             };
-            let mut groups: BTreeMap<(String, String), Vec<(Time, String, f64)>> = BTreeMap::new();
+            let mut groups: BTreeMap<(String, String), Vec<Point>> = BTreeMap::new();
             for line in lines {
                 let fields = split(line, ',');
                 let (Some(stamp), Some(device), Some(resource), Some(value)) =
@@ -222,7 +225,7 @@ pub fn parse_series(
     }
 }
 
-fn series(name: String, mut rows: Vec<(Time, String, f64)>) -> Series {
+fn series(name: String, mut rows: Vec<Point>) -> Series {
     rows.sort_by_key(|(time, _, _)| *time);
     let mut out = Series {
         name,

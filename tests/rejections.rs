@@ -286,7 +286,10 @@ fn events_bad_transitions_unknown_task_workflow_device() {
     assert_eq!(s.counts(&events), (11, 4, 7));
     assert_eq!(s.summary()["inputs"][&events]["dropped_fields"], 1);
     // a and b completed.
-    assert!(outcome.final_map.get("good").is_none_or(|tasks| tasks.is_empty()));
+    assert!(outcome
+        .final_map
+        .get("good")
+        .is_none_or(|tasks| tasks.is_empty()));
 }
 
 #[test]

@@ -7,6 +7,7 @@
 pub mod anomaly;
 pub mod contention_forecast;
 pub mod forecast;
+pub mod models;
 pub mod oracle;
 pub mod partition_map;
 pub mod placement;

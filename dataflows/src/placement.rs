@@ -562,7 +562,11 @@ mod tests {
             ..EpochChanges::default()
         });
         let loads: Vec<u64> = (0..2).map(|d| placer.load_of(d) / 1000).collect();
-        assert_eq!(loads, vec![2, 8], "memory share decides: 40 of 64 GiB vs 160 of 256 GiB");
+        assert_eq!(
+            loads,
+            vec![2, 8],
+            "memory share decides: 40 of 64 GiB vs 160 of 256 GiB"
+        );
     }
 
     #[test]

@@ -1,0 +1,344 @@
+//! AR(p) with an intercept, fitted by least squares on the window at each refit and advanced per
+//! sample in between (its lags are the window's newest values, so an update costs nothing and a
+//! forecast O(p h)).
+
+use ndarray::{Array1, Array2};
+use serde::{Deserialize, Serialize};
+
+use super::{History, Member};
+
+/// Orders up to this run their forecast path in a ring on the stack.
+const MAX_STACK_ORDER: usize = 32;
+
+/// Forecast paths up to this long are computed on the stack.
+const STACK_PATH: usize = 64;
+
+/// Rows needed per coefficient before a fit is trusted.
+const ROWS_PER_COEFFICIENT: usize = 3;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct Ar {
+    order: usize,
+    /// The window mean the coefficients were fitted around (for conditioning).
+    centre: f64,
+    intercept: f64,
+    /// phi_1..phi_p; empty before the first fit, when the forecast is the newest value.
+    coefficients: Vec<f64>,
+}
+
+impl Ar {
+    pub(crate) fn new(order: usize) -> Ar {
+        Ar {
+            order: order.max(1),
+            centre: 0.0,
+            intercept: 0.0,
+            coefficients: Vec::new(),
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn coefficients(&self) -> (&[f64], f64) {
+        (&self.coefficients, self.intercept)
+    }
+
+    /// Forecasts of steps 1..=out.len() into `out`. The path runs on centred values in a ring
+    /// on the stack (the newest p lags, then the path's own forecasts), so nothing is allocated
+    /// and each lag is read once from the window.
+    fn path(&self, history: &History, out: &mut [f64]) {
+        let p = self.coefficients.len();
+        if p == 0 || p > MAX_STACK_ORDER {
+            if p == 0 {
+                out.fill(history.last());
+            } else {
+                self.path_slow(history, out);
+            }
+            return;
+        }
+        // lags[(head + i) % p] is the value i + 1 steps before the next one.
+        let mut lags = [0.0; MAX_STACK_ORDER];
+        for (i, lag) in lags.iter_mut().take(p).enumerate() {
+            *lag = history.lag(i) - self.centre;
+        }
+        let mut head = 0;
+        for slot in out.iter_mut() {
+            let mut next = self.intercept;
+            let (newer, older) = (&lags[head..p], &lags[..head]);
+            for (phi, y) in self.coefficients.iter().zip(newer.iter().chain(older)) {
+                next += phi * y;
+            }
+            // The oldest lag drops out and the forecast becomes the newest.
+            head = if head == 0 { p - 1 } else { head - 1 };
+            lags[head] = next;
+            *slot = next + self.centre;
+        }
+    }
+
+    /// [`Ar::path`] for orders too large for the stack ring.
+    fn path_slow(&self, history: &History, out: &mut [f64]) {
+        for j in 0..out.len() {
+            let mut next = self.intercept;
+            for (i, phi) in self.coefficients.iter().enumerate() {
+                let lag = if i < j {
+                    out[j - 1 - i]
+                } else {
+                    history.lag(i - j)
+                };
+                next += phi * (lag - self.centre);
+            }
+            out[j] = next + self.centre;
+        }
+    }
+
+    /// `f` applied to the path of the next `h` steps, on the stack for the usual horizons.
+    fn with_path<T>(&self, h: usize, history: &History, f: impl FnOnce(&[f64]) -> T) -> T {
+        let h = h.max(1);
+        if h <= STACK_PATH {
+            let mut buffer = [0.0; STACK_PATH];
+            self.path(history, &mut buffer[..h]);
+            f(&buffer[..h])
+        } else {
+            let mut buffer = vec![0.0; h];
+            self.path(history, &mut buffer);
+            f(&buffer)
+        }
+    }
+
+    /// psi weights of the MA(inf) form: psi_0 = 1, psi_j = sum_i phi_i psi_{j-i}.
+    fn psi(&self, count: usize) -> Vec<f64> {
+        let mut psi = vec![0.0; count.max(1)];
+        psi[0] = 1.0;
+        for j in 1..psi.len() {
+            psi[j] = self
+                .coefficients
+                .iter()
+                .enumerate()
+                .take(j)
+                .map(|(i, phi)| phi * psi[j - 1 - i])
+                .sum();
+        }
+        psi
+    }
+}
+
+impl Member for Ar {
+    fn observe(&mut self, _value: f64, _history: &History) {}
+
+    fn refit(&mut self, values: &[f64]) {
+        let n = values.len();
+        let p = self
+            .order
+            .min(n.saturating_sub(1) / (ROWS_PER_COEFFICIENT + 1));
+        if p == 0 {
+            return;
+        }
+        let centre = values.iter().sum::<f64>() / n as f64;
+        let rows = n - p;
+        let mut design = Array2::<f64>::ones((rows, p + 1));
+        let mut target = Array1::<f64>::zeros(rows);
+        for r in 0..rows {
+            let t = r + p;
+            target[r] = values[t] - centre;
+            for k in 1..=p {
+                design[[r, k]] = values[t - k] - centre;
+            }
+        }
+        let gram = design.t().dot(&design);
+        let moment = design.t().dot(&target);
+        let Some(beta) = solve_ridge(gram, moment) else {
+            return;
+        };
+        self.centre = centre;
+        self.intercept = beta[0];
+        self.coefficients = beta.iter().skip(1).copied().collect();
+    }
+
+    fn forecast(&self, h: usize, history: &History) -> f64 {
+        self.with_path(h, history, |path| path[path.len() - 1])
+    }
+
+    fn forecasts_at(&self, horizons: &[usize], history: &History, out: &mut [f64]) {
+        let longest = horizons.iter().copied().max().unwrap_or(1).max(1);
+        self.with_path(longest, history, |path| {
+            for (slot, &h) in out.iter_mut().zip(horizons) {
+                *slot = path[h.clamp(1, longest) - 1];
+            }
+        });
+    }
+
+    fn mean_over(&self, h: usize, history: &History) -> f64 {
+        self.with_path(h, history, |path| {
+            path.iter().sum::<f64>() / path.len() as f64
+        })
+    }
+
+    fn variance_factor(&self, h: usize) -> f64 {
+        if self.coefficients.is_empty() {
+            // The naive forecast before a fit: a random walk's error grows with h.
+            return h as f64;
+        }
+        self.psi(h).iter().map(|w| w * w).sum()
+    }
+}
+
+/// Solves the normal equations `gram x = moment` by Cholesky, with a small ridge on the diagonal
+/// so that a constant or collinear window still gives an answer; `None` if the matrix is not
+/// positive definite even then (non-finite input).
+pub(crate) fn solve_ridge(mut gram: Array2<f64>, mut moment: Array1<f64>) -> Option<Array1<f64>> {
+    let k = gram.nrows();
+    if k == 0 || gram.ncols() != k || moment.len() != k {
+        return None;
+    }
+    let trace: f64 = (0..k).map(|i| gram[[i, i]]).sum();
+    let ridge = 1e-9 * (trace / k as f64) + 1e-300;
+    for i in 0..k {
+        gram[[i, i]] += ridge;
+    }
+    // In-place Cholesky: the lower triangle becomes L with gram = L L^T.
+    for j in 0..k {
+        let mut diagonal = gram[[j, j]];
+        for m in 0..j {
+            diagonal -= gram[[j, m]] * gram[[j, m]];
+        }
+        if diagonal.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) || !diagonal.is_finite()
+        {
+            return None;
+        }
+        let root = diagonal.sqrt();
+        gram[[j, j]] = root;
+        for i in j + 1..k {
+            let mut value = gram[[i, j]];
+            for m in 0..j {
+                value -= gram[[i, m]] * gram[[j, m]];
+            }
+            gram[[i, j]] = value / root;
+        }
+    }
+    // L y = moment, then L^T x = y.
+    for i in 0..k {
+        let mut value = moment[i];
+        for m in 0..i {
+            value -= gram[[i, m]] * moment[m];
+        }
+        moment[i] = value / gram[[i, i]];
+    }
+    for i in (0..k).rev() {
+        let mut value = moment[i];
+        for m in i + 1..k {
+            value -= gram[[m, i]] * moment[m];
+        }
+        moment[i] = value / gram[[i, i]];
+    }
+    moment.iter().all(|x| x.is_finite()).then_some(moment)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{seasonal, Noise};
+    use super::super::{Core, ModelConfig, ModelKind, SeriesModel};
+    use super::*;
+    use ndarray::array;
+
+    fn model(order: usize) -> SeriesModel {
+        SeriesModel::new(&ModelConfig {
+            ar_order: order,
+            ..ModelConfig::new(ModelKind::Ar)
+        })
+    }
+
+    #[test]
+    fn cholesky_solves_a_known_system() {
+        let gram = array![[4.0, 2.0], [2.0, 3.0]];
+        let x = solve_ridge(gram, array![10.0, 8.0]).expect("positive definite");
+        // 4a + 2b = 10, 2a + 3b = 8: a = 1.75, b = 1.5.
+        assert!(
+            (x[0] - 1.75).abs() < 1e-6 && (x[1] - 1.5).abs() < 1e-6,
+            "{x}"
+        );
+        assert!(solve_ridge(array![[f64::NAN]], array![1.0]).is_none());
+        assert!(solve_ridge(array![[-1.0]], array![1.0]).is_none());
+    }
+
+    #[test]
+    fn recovers_the_coefficients_of_a_simulated_ar2() {
+        let (phi1, phi2, mean) = (0.6, -0.3, 20.0);
+        let mut noise = Noise::new(11);
+        let mut m = model(2);
+        let (mut y1, mut y2) = (mean, mean);
+        for _ in 0..2016 {
+            let y = mean + phi1 * (y1 - mean) + phi2 * (y2 - mean) + noise.next();
+            m.update(y);
+            (y2, y1) = (y1, y);
+        }
+        let Core::Ar(ar) = &m.core else {
+            unreachable!("an AR model")
+        };
+        let (phi, intercept) = ar.coefficients();
+        assert!((phi[0] - phi1).abs() < 0.06, "{phi:?}");
+        assert!((phi[1] - phi2).abs() < 0.06, "{phi:?}");
+        assert!(intercept.abs() < 0.1);
+        // The long-run forecast returns to the mean.
+        assert!((m.forecast(200) - mean).abs() < 0.3, "{}", m.forecast(200));
+        // psi_1 = phi1; the 2-step variance factor is 1 + phi1^2.
+        let factor = 1.0 + phi[0] * phi[0];
+        assert!((m.sigma(2) / m.sigma(1) - factor.sqrt()).abs() < 1e-9);
+    }
+
+    #[test]
+    fn stack_ring_path_matches_the_direct_recursion() {
+        let mut noise = Noise::new(12);
+        let mut m = model(5);
+        for _ in 0..700 {
+            m.update(3.0 + noise.next());
+        }
+        let Core::Ar(ar) = &m.core else {
+            unreachable!("an AR model")
+        };
+        let (mut fast, mut slow) = ([0.0; 30], [0.0; 30]);
+        ar.path(&m.history, &mut fast);
+        ar.path_slow(&m.history, &mut slow);
+        for (a, b) in fast.iter().zip(&slow) {
+            assert!((a - b).abs() < 1e-12, "{a} {b}");
+        }
+    }
+
+    #[test]
+    fn constant_series_forecasts_the_constant() {
+        let mut m = model(8);
+        for _ in 0..300 {
+            m.update(0.42);
+        }
+        assert!((m.forecast(12) - 0.42).abs() < 1e-9);
+    }
+
+    #[test]
+    fn linear_trend_is_extrapolated() {
+        let mut m = model(2);
+        for t in 0..600 {
+            m.update(10.0 + 0.5 * t as f64);
+        }
+        let expected = 10.0 + 0.5 * (599 + 6) as f64;
+        assert!((m.forecast(6) - expected).abs() < 0.05, "{}", m.forecast(6));
+    }
+
+    #[test]
+    fn seasonal_series_is_tracked_by_its_lags() {
+        let mut m = model(8);
+        for t in 0..1000 {
+            m.update(seasonal(t, 48));
+        }
+        assert!((m.forecast(1) - seasonal(1000, 48)).abs() < 0.05);
+    }
+
+    #[test]
+    fn step_change_is_followed() {
+        let mut m = model(4);
+        let mut noise = Noise::new(6);
+        for _ in 0..500 {
+            m.update(10.0 + 0.1 * noise.next());
+        }
+        for _ in 0..300 {
+            m.update(30.0 + 0.1 * noise.next());
+        }
+        assert!((m.forecast(6) - 30.0).abs() < 1.5, "{}", m.forecast(6));
+    }
+}

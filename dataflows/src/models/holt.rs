@@ -1,0 +1,251 @@
+//! Holt's linear trend, additive, damped by `phi` (Gardner and McKenzie) unless configured off.
+
+use serde::{Deserialize, Serialize};
+
+use super::{burn_in, coordinate_search, improves, recent, History, Member, FIT_SPAN};
+
+const ALPHAS: [f64; 5] = [0.1, 0.3, 0.5, 0.8, 1.0];
+const BETAS: [f64; 3] = [0.01, 0.05, 0.2];
+/// Damping factors tried when damped; a trend that persists undamped over an hour is rare in
+/// utilisation, and damping keeps a spike's slope from running away at long horizons.
+const PHIS: [f64; 3] = [0.8, 0.9, 0.98];
+
+/// Level and trend recursion shared with Holt-Winters (which adds its season outside).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Trend {
+    pub(crate) alpha: f64,
+    pub(crate) beta: f64,
+    pub(crate) phi: f64,
+}
+
+impl Trend {
+    /// phi + phi^2 + ... + phi^h: how much of today's trend the h-step forecast carries.
+    pub(crate) fn carried(&self, h: usize) -> f64 {
+        if self.phi >= 1.0 {
+            h as f64
+        } else {
+            self.phi * (1.0 - self.phi.powi(h.min(i32::MAX as usize) as i32)) / (1.0 - self.phi)
+        }
+    }
+
+    /// The mean of `carried(k)` over k = 1..=h.
+    pub(crate) fn mean_carried(&self, h: usize) -> f64 {
+        let h = h.max(1);
+        if self.phi >= 1.0 {
+            (h as f64 + 1.0) / 2.0
+        } else {
+            self.phi / (1.0 - self.phi) * (h as f64 - self.carried(h)) / h as f64
+        }
+    }
+
+    /// One step: the new (level, trend) after `y`, whose deseasonalised value is `target`.
+    pub(crate) fn step(&self, level: f64, trend: f64, target: f64) -> (f64, f64) {
+        let projected = level + self.phi * trend;
+        let new_level = projected + self.alpha * (target - projected);
+        let new_trend = self.phi * trend + self.beta * (new_level - level - self.phi * trend);
+        (new_level, new_trend)
+    }
+
+    /// The h-step error's variance over the 1-step error's, season aside: the innovation of
+    /// step j ahead reaches the forecast through alpha (1 + beta carried(j)).
+    pub(crate) fn variance_factor(&self, h: usize, seasonal: impl Fn(usize) -> f64) -> f64 {
+        let mut factor = 1.0;
+        for j in 1..h {
+            let c = self.alpha * (1.0 + self.beta * self.carried(j)) + seasonal(j);
+            factor += c * c;
+        }
+        factor
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct Holt {
+    damped: bool,
+    params: Trend,
+    level: f64,
+    trend: f64,
+    started: bool,
+}
+
+impl Holt {
+    pub(crate) fn new(damped: bool) -> Holt {
+        Holt {
+            damped,
+            params: Trend {
+                alpha: 0.5,
+                beta: 0.05,
+                phi: if damped { 0.9 } else { 1.0 },
+            },
+            level: 0.0,
+            trend: 0.0,
+            started: false,
+        }
+    }
+
+    fn replay(params: Trend, values: &[f64]) -> (f64, f64, f64) {
+        let Some((&first, rest)) = values.split_first() else {
+            return (0.0, 0.0, 0.0);
+        };
+        let skip = burn_in(values.len());
+        let (mut level, mut trend) = (first, 0.0);
+        let (mut sse, mut count) = (0.0, 0usize);
+        for (i, &y) in rest.iter().enumerate() {
+            if i + 1 >= skip {
+                let error = y - level - params.phi * trend;
+                sse += error * error;
+                count += 1;
+            }
+            (level, trend) = params.step(level, trend, y);
+        }
+        (level, trend, sse / count.max(1) as f64)
+    }
+}
+
+impl Member for Holt {
+    fn observe(&mut self, value: f64, _history: &History) {
+        if self.started {
+            (self.level, self.trend) = self.params.step(self.level, self.trend, value);
+        } else {
+            self.level = value;
+            self.started = true;
+        }
+    }
+
+    fn refit(&mut self, values: &[f64]) {
+        let values = recent(values, FIT_SPAN);
+        let phis: &[f64] = if self.damped { &PHIS } else { &[1.0] };
+        let start = [0.5, 0.05, if self.damped { 0.9 } else { 1.0 }];
+        // The search's best replay, kept so that the winner need not be replayed again.
+        let mut best: Option<(f64, f64, f64)> = None;
+        let ([alpha, beta, phi], score) = coordinate_search([&ALPHAS, &BETAS, phis], start, |p| {
+            let params = Trend {
+                alpha: p[0],
+                beta: p[1],
+                phi: p[2],
+            };
+            let (level, trend, score) = Holt::replay(params, values);
+            if best.is_none_or(|(_, _, b)| improves(score, b)) {
+                best = Some((level, trend, score));
+            }
+            score
+        });
+        if let (true, Some((level, trend, _))) = (score.is_finite(), best) {
+            self.params = Trend { alpha, beta, phi };
+            (self.level, self.trend) = (level, trend);
+            self.started = true;
+        }
+    }
+
+    fn forecast(&self, h: usize, _history: &History) -> f64 {
+        self.level + self.params.carried(h) * self.trend
+    }
+
+    fn mean_over(&self, h: usize, _history: &History) -> f64 {
+        self.level + self.params.mean_carried(h) * self.trend
+    }
+
+    fn variance_factor(&self, h: usize) -> f64 {
+        self.params.variance_factor(h, |_| 0.0)
+    }
+
+    fn gap(&mut self, _steps: u64) {
+        // After a long silence the old slope says nothing about what comes next, and the jump
+        // to the next sample is no slope either: restart from that sample.
+        self.trend = 0.0;
+        self.started = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::Noise;
+    use super::super::{ModelConfig, ModelKind, SeriesModel};
+    use super::*;
+
+    fn model(damped: bool) -> SeriesModel {
+        SeriesModel::new(&ModelConfig {
+            damped,
+            ..ModelConfig::new(ModelKind::Holt)
+        })
+    }
+
+    #[test]
+    fn carried_trend_sums_match_their_closed_forms() {
+        let damped = Trend {
+            alpha: 0.5,
+            beta: 0.1,
+            phi: 0.9,
+        };
+        let direct: f64 = (1..=5).map(|i| 0.9f64.powi(i)).sum();
+        assert!((damped.carried(5) - direct).abs() < 1e-12);
+        let mean: f64 = (1..=5).map(|k| damped.carried(k)).sum::<f64>() / 5.0;
+        assert!((damped.mean_carried(5) - mean).abs() < 1e-12);
+        let plain = Trend { phi: 1.0, ..damped };
+        assert_eq!(plain.carried(7), 7.0);
+        assert_eq!(plain.mean_carried(7), 4.0);
+        // h = 3, undamped: 1 + (a(1 + b))^2 + (a(1 + 2b))^2.
+        let expected = 1.0 + (0.5f64 * 1.1).powi(2) + (0.5f64 * 1.2).powi(2);
+        assert!((plain.variance_factor(3, |_| 0.0) - expected).abs() < 1e-12);
+    }
+
+    #[test]
+    fn constant_series_forecasts_the_constant() {
+        let mut m = model(true);
+        for _ in 0..300 {
+            m.update(3.0);
+        }
+        assert!((m.forecast(12) - 3.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn undamped_linear_trend_is_extrapolated_exactly() {
+        let mut m = model(false);
+        for t in 0..800 {
+            m.update(100.0 + 0.25 * t as f64);
+        }
+        for h in [1, 6, 12] {
+            let expected = 100.0 + 0.25 * (799 + h) as f64;
+            assert!(
+                (m.forecast(h) - expected).abs() < 1e-6,
+                "h={h} {}",
+                m.forecast(h)
+            );
+        }
+        let mean_expected = 100.0 + 0.25 * (799.0 + 6.5);
+        assert!((m.mean_over(12) - mean_expected).abs() < 1e-6);
+    }
+
+    #[test]
+    fn damped_trend_extrapolates_less_than_the_line() {
+        let mut m = model(true);
+        for t in 0..800 {
+            m.update(100.0 + 0.25 * t as f64);
+        }
+        let last = 100.0 + 0.25 * 799.0;
+        let f = m.forecast(12);
+        assert!(f > last && f <= last + 0.25 * 12.0 + 1e-9, "{f}");
+    }
+
+    #[test]
+    fn step_change_is_followed() {
+        let mut m = model(true);
+        let mut noise = Noise::new(5);
+        for _ in 0..400 {
+            m.update(10.0 + 0.1 * noise.next());
+        }
+        for _ in 0..200 {
+            m.update(30.0 + 0.1 * noise.next());
+        }
+        assert!((m.forecast(6) - 30.0).abs() < 0.3, "{}", m.forecast(6));
+    }
+
+    #[test]
+    fn gap_drops_the_trend() {
+        let mut m = model(false);
+        for t in 0..100 {
+            m.update(t as f64);
+        }
+        m.gap(1000);
+        assert!((m.forecast(10) - m.forecast(1)).abs() < 1e-12);
+    }
+}

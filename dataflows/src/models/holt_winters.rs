@@ -1,0 +1,297 @@
+//! Additive Holt-Winters: Holt's (damped) level and trend plus a seasonal profile of one period,
+//! configured or detected at each refit.
+
+use serde::{Deserialize, Serialize};
+
+use super::holt::Trend;
+use super::season::{detect_period, DEFAULT_SEASON_CANDIDATES};
+use super::{burn_in, coordinate_search, improves, recent, History, Member, FIT_SPAN};
+
+const ALPHAS: [f64; 4] = [0.05, 0.2, 0.5, 0.8];
+/// A trend inside a daily cycle is mostly the season's own slope; keep the trend weight small.
+const BETAS: [f64; 2] = [0.0, 0.02];
+const GAMMAS: [f64; 3] = [0.05, 0.2, 0.4];
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct HoltWinters {
+    fixed: Option<usize>,
+    damped: bool,
+    params: Trend,
+    gamma: f64,
+    level: f64,
+    trend: f64,
+    /// One entry per phase; a single zero when no season is in use (then this is damped Holt).
+    season: Vec<f64>,
+    /// The phase of the next step.
+    phase: usize,
+    started: bool,
+    refits: u64,
+}
+
+/// The period is looked for again at every this many refits (and at each of the first eight,
+/// while the window fills): it is the costliest part of a refit and rarely changes.
+const DETECT_EVERY: u64 = 4;
+
+/// The state a replay ends in.
+struct Replay {
+    level: f64,
+    trend: f64,
+    season: Vec<f64>,
+    score: f64,
+}
+
+impl HoltWinters {
+    pub(crate) fn new(fixed: Option<usize>, damped: bool) -> HoltWinters {
+        HoltWinters {
+            fixed,
+            damped,
+            params: Trend {
+                alpha: 0.5,
+                beta: 0.0,
+                phi: if damped { 0.9 } else { 1.0 },
+            },
+            gamma: 0.0,
+            level: 0.0,
+            trend: 0.0,
+            season: vec![0.0],
+            phase: 0,
+            started: false,
+            refits: 0,
+        }
+    }
+
+    pub(crate) fn period(&self) -> Option<usize> {
+        (self.season.len() > 1).then_some(self.season.len())
+    }
+
+    fn choose_period(&self, values: &[f64]) -> usize {
+        match self.fixed {
+            Some(period) if period >= 2 && values.len() >= 2 * period => period,
+            Some(_) => 1,
+            None if self.refits < 8 || self.refits.is_multiple_of(DETECT_EVERY) => {
+                detect_period(values, &DEFAULT_SEASON_CANDIDATES).unwrap_or(1)
+            }
+            None => self.season.len(),
+        }
+    }
+
+    /// The first cycle's mean and the mean profile of up to four first cycles, so that the
+    /// replay starts near the right state instead of spending days learning the season.
+    fn initial(values: &[f64], period: usize) -> (f64, Vec<f64>) {
+        if period < 2 {
+            return (values.first().copied().unwrap_or(0.0), vec![0.0]);
+        }
+        let cycles = (values.len() / period).clamp(1, 4);
+        let mut profile = vec![0.0; period];
+        let mut first_mean = 0.0;
+        for (c, cycle) in values.chunks_exact(period).take(cycles).enumerate() {
+            let mean = cycle.iter().sum::<f64>() / period as f64;
+            if c == 0 {
+                first_mean = mean;
+            }
+            for (p, y) in profile.iter_mut().zip(cycle) {
+                *p += (y - mean) / cycles as f64;
+            }
+        }
+        (first_mean, profile)
+    }
+
+    fn replay(params: Trend, gamma: f64, values: &[f64], level0: f64, season0: &[f64]) -> Replay {
+        let mut season = season0.to_vec();
+        let period = season.len();
+        let skip = burn_in(values.len()).max(if period > 1 { period } else { 0 });
+        let (mut level, mut trend) = (level0, 0.0);
+        let (mut sse, mut count) = (0.0, 0usize);
+        for (i, &y) in values.iter().enumerate() {
+            let phase = i % period;
+            let s = season[phase];
+            if i >= skip {
+                let error = y - level - params.phi * trend - s;
+                sse += error * error;
+                count += 1;
+            }
+            (level, trend) = params.step(level, trend, y - s);
+            season[phase] = s + gamma * (y - level - s);
+        }
+        Replay {
+            level,
+            trend,
+            season,
+            score: sse / count.max(1) as f64,
+        }
+    }
+
+    fn seasonal(&self, ahead: usize) -> f64 {
+        self.season[(self.phase + ahead) % self.season.len()]
+    }
+}
+
+impl Member for HoltWinters {
+    fn observe(&mut self, value: f64, _history: &History) {
+        let s = self.season[self.phase];
+        if self.started {
+            (self.level, self.trend) = self.params.step(self.level, self.trend, value - s);
+            self.season[self.phase] = s + self.gamma * (value - self.level - s);
+        } else {
+            self.level = value - s;
+            self.started = true;
+        }
+        self.phase = (self.phase + 1) % self.season.len();
+    }
+
+    fn refit(&mut self, values: &[f64]) {
+        if values.is_empty() {
+            return;
+        }
+        let period = self.choose_period(values);
+        self.refits += 1;
+        // Three cycles at least, so that the initial profile averages out the noise.
+        let values = recent(values, FIT_SPAN.max(3 * period));
+        let (level0, season0) = HoltWinters::initial(values, period);
+        let phi = if self.damped { 0.9 } else { 1.0 };
+        let gammas: &[f64] = if period > 1 { &GAMMAS } else { &[0.0] };
+        let start = [0.2, 0.0, gammas[gammas.len() / 2]];
+        // The search's best replay, kept so that the winner need not be replayed again.
+        let mut best: Option<Replay> = None;
+        let ([alpha, beta, gamma], score) =
+            coordinate_search([&ALPHAS, &BETAS, gammas], start, |p| {
+                let params = Trend {
+                    alpha: p[0],
+                    beta: p[1],
+                    phi,
+                };
+                let replay = HoltWinters::replay(params, p[2], values, level0, &season0);
+                let score = replay.score;
+                if best.as_ref().is_none_or(|b| improves(score, b.score)) {
+                    best = Some(replay);
+                }
+                score
+            });
+        if let (true, Some(replay)) = (score.is_finite(), best) {
+            self.params = Trend { alpha, beta, phi };
+            self.gamma = gamma;
+            self.level = replay.level;
+            self.trend = replay.trend;
+            self.phase = values.len() % replay.season.len();
+            self.season = replay.season;
+            self.started = true;
+        }
+    }
+
+    fn forecast(&self, h: usize, _history: &History) -> f64 {
+        self.level + self.params.carried(h) * self.trend + self.seasonal(h - 1)
+    }
+
+    fn mean_over(&self, h: usize, _history: &History) -> f64 {
+        let seasonal = (0..h).map(|k| self.seasonal(k)).sum::<f64>() / h as f64;
+        self.level + self.params.mean_carried(h) * self.trend + seasonal
+    }
+
+    fn variance_factor(&self, h: usize) -> f64 {
+        let period = self.season.len();
+        let gamma = self.gamma;
+        self.params.variance_factor(h, |j| {
+            if period > 1 && j % period == 0 {
+                gamma
+            } else {
+                0.0
+            }
+        })
+    }
+
+    fn gap(&mut self, steps: u64) {
+        // As in Holt: restart level and trend from the next sample; the season is kept.
+        self.trend = 0.0;
+        self.started = false;
+        // The season follows the clock, not the samples: skip the phases that passed.
+        let period = self.season.len() as u64;
+        self.phase = ((self.phase as u64 + steps % period) % period) as usize;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{seasonal, Noise};
+    use super::super::{ModelConfig, ModelKind, SeriesModel};
+
+    fn model(season: Option<usize>) -> SeriesModel {
+        SeriesModel::new(&ModelConfig {
+            season,
+            ..ModelConfig::new(ModelKind::HoltWinters)
+        })
+    }
+
+    #[test]
+    fn pure_seasonal_series_is_forecast_a_cycle_ahead() {
+        for season in [Some(48), None] {
+            let mut m = model(season);
+            for t in 0..480 {
+                m.update(seasonal(t, 48));
+            }
+            assert_eq!(m.season(), Some(48));
+            for h in [1, 6, 12, 47] {
+                let expected = seasonal(480 + h - 1, 48);
+                assert!(
+                    (m.forecast(h) - expected).abs() < 0.05,
+                    "{season:?} h={h}: {} vs {expected}",
+                    m.forecast(h)
+                );
+            }
+            // Over a whole cycle the season averages out to the level.
+            assert!((m.mean_over(48) - 50.0).abs() < 0.05, "{}", m.mean_over(48));
+        }
+    }
+
+    #[test]
+    fn constant_series_has_no_season() {
+        let mut m = model(None);
+        for _ in 0..1000 {
+            m.update(4.0);
+        }
+        assert_eq!(m.season(), None);
+        assert!((m.forecast(12) - 4.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn undamped_linear_trend_without_season_is_extrapolated() {
+        let mut m = SeriesModel::new(&ModelConfig {
+            damped: false,
+            ..ModelConfig::new(ModelKind::HoltWinters)
+        });
+        for t in 0..1000 {
+            m.update(2.0 * t as f64);
+        }
+        let expected = 2.0 * (999 + 12) as f64;
+        assert!(
+            (m.forecast(12) - expected).abs() < 1e-3,
+            "{}",
+            m.forecast(12)
+        );
+    }
+
+    #[test]
+    fn step_change_moves_the_level_not_the_season() {
+        let mut m = model(Some(24));
+        let mut noise = Noise::new(8);
+        for t in 0..600 {
+            m.update(seasonal(t, 24) + 0.1 * noise.next());
+        }
+        for t in 600..900 {
+            m.update(seasonal(t, 24) + 30.0 + 0.1 * noise.next());
+        }
+        let expected = seasonal(900 + 5, 24) + 30.0;
+        assert!((m.forecast(6) - expected).abs() < 1.0, "{}", m.forecast(6));
+    }
+
+    #[test]
+    fn gap_keeps_the_season_on_the_clock() {
+        let mut m = model(Some(24));
+        for t in 0..480 {
+            m.update(seasonal(t, 24));
+        }
+        // 30 steps pass unobserved; the next forecast is for step 480 + 30.
+        m.gap(30);
+        let expected = seasonal(510, 24);
+        assert!((m.forecast(1) - expected).abs() < 0.05, "{}", m.forecast(1));
+    }
+}

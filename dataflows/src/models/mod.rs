@@ -1,0 +1,593 @@
+//! Forecasting models of one utilisation series: EWMA, Holt (damped), additive Holt-Winters,
+//! AR(p) by least squares, and `auto`, an online blend of them by recent out-of-sample error.
+//!
+//! Every model works in steps of the series (one sample = one step); [`TimedModel`] maps event
+//! times onto steps for the dataflow. The per-sample update is O(1) (O(p) for AR): parameters
+//! are re-estimated only at refits, on a bounded window of recent values, and the state is then
+//! replayed over that window so that it agrees with the new parameters. Refits come at 16, 32,
+//! 64, … samples while the series is young and then every `refit_every` samples.
+//!
+//! Forecasts are clamped to the window's range widened by half its span (and at zero for series
+//! that never went negative): extrapolating a trend or an unstable AR fit past that is never
+//! what a utilisation series does next. Values keep the series' unit; nothing is clamped to 1.
+//!
+//! ```
+//! use augur_dataflows::models::{ModelConfig, ModelKind, SeriesModel};
+//!
+//! let mut model = SeriesModel::new(&ModelConfig::new(ModelKind::Auto));
+//! for step in 0..500 {
+//!     model.update(40.0 + (step % 7) as f64);
+//! }
+//! let predicted = model.mean_over(6) + 2.0 * model.sigma(6);
+//! assert!(predicted > 40.0 && predicted < 60.0);
+//! ```
+
+mod ar;
+mod auto;
+mod ewma;
+mod holt;
+mod holt_winters;
+mod season;
+mod timed;
+
+use std::collections::VecDeque;
+
+use serde::{Deserialize, Serialize};
+
+pub use season::{detect_period, DEFAULT_SEASON_CANDIDATES};
+pub use timed::TimedModel;
+
+use ar::Ar;
+use auto::Auto;
+use ewma::Ewma;
+use holt::Holt;
+use holt_winters::HoltWinters;
+
+/// Which model a [`SeriesModel`] runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ModelKind {
+    /// Exponentially weighted moving average (simple exponential smoothing).
+    Ewma,
+    /// Holt's additive trend, damped unless [`ModelConfig::damped`] is off.
+    Holt,
+    /// Additive Holt-Winters: damped trend plus a seasonal profile of a configured or detected
+    /// period.
+    HoltWinters,
+    /// Autoregression of order [`ModelConfig::ar_order`] with an intercept, by least squares.
+    Ar,
+    /// A blend of the four above, weighted per horizon by their recent out-of-sample errors.
+    Auto,
+}
+
+impl ModelKind {
+    /// Every kind, in the order `augur forecast --model all` reports them.
+    pub const ALL: [ModelKind; 5] = [
+        ModelKind::Ewma,
+        ModelKind::Holt,
+        ModelKind::HoltWinters,
+        ModelKind::Ar,
+        ModelKind::Auto,
+    ];
+
+    /// The short name: `ewma`, `holt`, `hw`, `ar` or `auto`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::Ewma => "ewma",
+            ModelKind::Holt => "holt",
+            ModelKind::HoltWinters => "hw",
+            ModelKind::Ar => "ar",
+            ModelKind::Auto => "auto",
+        }
+    }
+}
+
+impl std::fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for ModelKind {
+    type Err = String;
+    fn from_str(name: &str) -> Result<Self, String> {
+        match name {
+            "ewma" => Ok(ModelKind::Ewma),
+            "holt" => Ok(ModelKind::Holt),
+            "hw" | "holt-winters" => Ok(ModelKind::HoltWinters),
+            "ar" => Ok(ModelKind::Ar),
+            "auto" => Ok(ModelKind::Auto),
+            other => Err(format!(
+                "unknown model '{other}' (ewma, holt, hw, ar or auto)"
+            )),
+        }
+    }
+}
+
+/// How a [`SeriesModel`] is built.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    /// The model.
+    pub kind: ModelKind,
+    /// Holt-Winters' period in steps; `None` detects it at each refit among
+    /// [`DEFAULT_SEASON_CANDIDATES`] (see [`detect_period`]).
+    pub season: Option<usize>,
+    /// AR order p.
+    pub ar_order: usize,
+    /// Recent values kept for refits (at least three periods for a season to be detected).
+    pub window: usize,
+    /// Samples between refits once the series is older than this.
+    pub refit_every: usize,
+    /// Whether Holt's (and Holt-Winters') trend is damped.
+    pub damped: bool,
+}
+
+impl ModelConfig {
+    /// The defaults for 5-minute data: season detected, AR(8), a week of history, daily refits,
+    /// damped trends.
+    pub fn new(kind: ModelKind) -> ModelConfig {
+        ModelConfig {
+            kind,
+            season: None,
+            ar_order: 8,
+            window: 2016,
+            refit_every: 288,
+            damped: true,
+        }
+    }
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig::new(ModelKind::Auto)
+    }
+}
+
+/// The recent values of a series, with the range that forecasts are held to.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct History {
+    values: VecDeque<f64>,
+    cap: usize,
+    lo: f64,
+    hi: f64,
+    nonnegative: bool,
+}
+
+impl History {
+    fn new(cap: usize) -> History {
+        History {
+            values: VecDeque::with_capacity(cap.min(4096)),
+            cap: cap.max(1),
+            lo: f64::INFINITY,
+            hi: f64::NEG_INFINITY,
+            nonnegative: true,
+        }
+    }
+
+    fn push(&mut self, value: f64) {
+        if self.values.len() == self.cap {
+            self.values.pop_front();
+        }
+        self.values.push_back(value);
+        self.lo = self.lo.min(value);
+        self.hi = self.hi.max(value);
+        self.nonnegative &= value >= 0.0;
+    }
+
+    /// Narrows the range to the window's, so that an old spike stops widening it forever.
+    fn rebound(&mut self) {
+        self.lo = self.values.iter().copied().fold(f64::INFINITY, f64::min);
+        self.hi = self
+            .values
+            .iter()
+            .copied()
+            .fold(f64::NEG_INFINITY, f64::max);
+    }
+
+    /// The newest value (0 when empty).
+    pub(crate) fn last(&self) -> f64 {
+        self.values.back().copied().unwrap_or(0.0)
+    }
+
+    /// The value `back` steps before the newest (0 = the newest), or the oldest one kept.
+    pub(crate) fn lag(&self, back: usize) -> f64 {
+        let n = self.values.len();
+        if n == 0 {
+            return 0.0;
+        }
+        self.values[n - 1 - back.min(n - 1)]
+    }
+
+    /// The window as one contiguous slice.
+    pub(crate) fn contiguous(&mut self) -> &[f64] {
+        self.values.make_contiguous()
+    }
+
+    pub(crate) fn clamp(&self, forecast: f64) -> f64 {
+        if !forecast.is_finite() || self.lo > self.hi {
+            return if forecast.is_finite() {
+                forecast
+            } else {
+                self.last()
+            };
+        }
+        let margin = 0.5 * (self.hi - self.lo);
+        let mut low = self.lo - margin;
+        if self.nonnegative {
+            low = low.max(0.0);
+        }
+        forecast.clamp(low, self.hi + margin)
+    }
+}
+
+/// What every model provides to [`SeriesModel`] and to `auto`.
+pub(crate) trait Member {
+    /// Takes the next value; `history` does not hold it yet.
+    fn observe(&mut self, value: f64, history: &History);
+    /// Re-estimates the parameters on `values` and replays the state over them.
+    fn refit(&mut self, values: &[f64]);
+    /// The forecast `h >= 1` steps after the newest value, unclamped.
+    fn forecast(&self, h: usize, history: &History) -> f64;
+    /// Forecasts at each of `horizons` into `out`.
+    fn forecasts_at(&self, horizons: &[usize], history: &History, out: &mut [f64]) {
+        for (slot, &h) in out.iter_mut().zip(horizons) {
+            *slot = self.forecast(h, history);
+        }
+    }
+    /// The mean of the forecasts of steps 1..=h, unclamped.
+    fn mean_over(&self, h: usize, history: &History) -> f64 {
+        let h = h.max(1);
+        (1..=h).map(|k| self.forecast(k, history)).sum::<f64>() / h as f64
+    }
+    /// Variance of the h-step error over that of the 1-step error.
+    fn variance_factor(&self, h: usize) -> f64;
+    /// `steps` steps passed unobserved: drop what they made stale.
+    fn gap(&mut self, _steps: u64) {}
+}
+
+/// Exponentially weighted mean of a stream, normalised by the weight seen so far so that it is
+/// unbiased from the first sample.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct EwMean {
+    sum: f64,
+    weight: f64,
+}
+
+impl EwMean {
+    pub(crate) fn add(&mut self, value: f64, decay: f64) {
+        self.sum = decay * self.sum + value;
+        self.weight = decay * self.weight + 1.0;
+    }
+
+    pub(crate) fn get(&self) -> Option<f64> {
+        (self.weight > 0.0).then(|| self.sum / self.weight)
+    }
+}
+
+/// Decay of the 1-step squared-error mean behind [`SeriesModel::sigma`]: about a day of 5-minute
+/// samples, so intervals follow changes of regime without jumping at every spike.
+const RESIDUAL_DECAY: f64 = 0.995;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+enum Core {
+    Ewma(Ewma),
+    Holt(Holt),
+    HoltWinters(HoltWinters),
+    Ar(Ar),
+    Auto(Box<Auto>),
+}
+
+macro_rules! dispatch {
+    ($core:expr, $model:ident => $body:expr) => {
+        match $core {
+            Core::Ewma($model) => $body,
+            Core::Holt($model) => $body,
+            Core::HoltWinters($model) => $body,
+            Core::Ar($model) => $body,
+            Core::Auto($model) => $body,
+        }
+    };
+}
+
+/// One series' forecaster: any [`ModelKind`], behind one type (enum dispatch, so a collection of
+/// them needs no boxing and serialises whole).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SeriesModel {
+    kind: ModelKind,
+    refit_every: usize,
+    seen: u64,
+    history: History,
+    residual: EwMean,
+    core: Core,
+}
+
+impl SeriesModel {
+    /// A model that has seen nothing yet.
+    pub fn new(config: &ModelConfig) -> SeriesModel {
+        let core = match config.kind {
+            ModelKind::Ewma => Core::Ewma(Ewma::new()),
+            ModelKind::Holt => Core::Holt(Holt::new(config.damped)),
+            ModelKind::HoltWinters => {
+                Core::HoltWinters(HoltWinters::new(config.season, config.damped))
+            }
+            ModelKind::Ar => Core::Ar(Ar::new(config.ar_order)),
+            ModelKind::Auto => Core::Auto(Box::new(Auto::new(config))),
+        };
+        SeriesModel {
+            kind: config.kind,
+            refit_every: config.refit_every.max(1),
+            seen: 0,
+            // AR needs its lags even with a tiny window.
+            history: History::new(config.window.max(config.ar_order + 1)),
+            residual: EwMean::default(),
+            core,
+        }
+    }
+
+    /// The model this runs.
+    pub fn kind(&self) -> ModelKind {
+        self.kind
+    }
+
+    /// Takes the next value of the series. Non-finite values are ignored: they carry nothing
+    /// and would poison every state.
+    pub fn update(&mut self, value: f64) {
+        if !value.is_finite() {
+            return;
+        }
+        // `auto` measures its own errors, per horizon.
+        if self.seen > 0 && self.kind != ModelKind::Auto {
+            let error = value - self.forecast(1);
+            self.residual.add(error * error, RESIDUAL_DECAY);
+        }
+        dispatch!(&mut self.core, model => model.observe(value, &self.history));
+        self.history.push(value);
+        self.seen += 1;
+        if self.refit_due() {
+            self.history.rebound();
+            let values = self.history.contiguous();
+            dispatch!(&mut self.core, model => model.refit(values));
+        }
+        if let Core::Auto(auto) = &mut self.core {
+            auto.settle(&self.history);
+        }
+    }
+
+    fn refit_due(&self) -> bool {
+        let n = self.seen;
+        let every = self.refit_every as u64;
+        n >= 16 && ((n < every && n.is_power_of_two()) || n.is_multiple_of(every))
+    }
+
+    /// `steps` steps passed without a sample (a gap in the trace): the trend is dropped, the
+    /// season's phase moves on and `auto`'s pending forecasts are forgotten; the level stays.
+    pub fn gap(&mut self, steps: u64) {
+        if steps > 0 && self.seen > 0 {
+            dispatch!(&mut self.core, model => model.gap(steps));
+        }
+    }
+
+    /// The point forecast `h` steps after the newest sample (`h` = 0 is taken as 1); 0 before
+    /// any sample.
+    pub fn forecast(&self, h: usize) -> f64 {
+        if self.seen == 0 {
+            return 0.0;
+        }
+        let h = h.max(1);
+        let raw = dispatch!(&self.core, model => model.forecast(h, &self.history));
+        self.history.clamp(raw)
+    }
+
+    /// The mean of the forecasts of steps 1..=h: what a task running over the next `h` steps
+    /// sees on average. 0 before any sample.
+    pub fn mean_over(&self, h: usize) -> f64 {
+        if self.seen == 0 {
+            return 0.0;
+        }
+        let raw = dispatch!(&self.core, model => model.mean_over(h.max(1), &self.history));
+        self.history.clamp(raw)
+    }
+
+    /// Standard deviation of the h-step forecast error, from the recent 1-step errors (and,
+    /// for `auto`, from its members' recent h-step errors); 0 until an error has been seen.
+    pub fn sigma(&self, h: usize) -> f64 {
+        let h = h.max(1);
+        let sigma = match &self.core {
+            Core::Auto(auto) => auto.sigma(h),
+            core => {
+                let var1 = self.residual.get().unwrap_or(0.0);
+                let factor = dispatch!(core, model => model.variance_factor(h));
+                (var1 * factor).sqrt()
+            }
+        };
+        if sigma.is_finite() {
+            sigma
+        } else {
+            0.0
+        }
+    }
+
+    /// The number of samples taken.
+    pub fn len(&self) -> u64 {
+        self.seen
+    }
+
+    /// Whether no sample has been taken.
+    pub fn is_empty(&self) -> bool {
+        self.seen == 0
+    }
+
+    /// The newest sample (0 before any).
+    pub fn latest(&self) -> f64 {
+        self.history.last()
+    }
+
+    /// The seasonal period Holt-Winters uses now (for `hw`, and `auto`'s member), if any.
+    pub fn season(&self) -> Option<usize> {
+        match &self.core {
+            Core::HoltWinters(hw) => hw.period(),
+            Core::Auto(auto) => auto.season(),
+            _ => None,
+        }
+    }
+
+    /// `auto`'s current weight of each member at horizon `h`, as (kind, weight); empty for the
+    /// other models.
+    pub fn weights(&self, h: usize) -> Vec<(ModelKind, f64)> {
+        match &self.core {
+            Core::Auto(auto) => auto.weights(h.max(1)),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Steps of a replay before its 1-step errors count towards the score (the mean squared error,
+/// exponential smoothing's likelihood criterion): the start state is a guess.
+pub(crate) fn burn_in(n: usize) -> usize {
+    (n / 10).clamp(1, 100)
+}
+
+/// The newest values a smoothing model's parameters are fitted on: 3.5 days of 5-minute data.
+/// Its replays are what a refit costs, and older data moves neither the choice nor the state.
+pub(crate) const FIT_SPAN: usize = 1008;
+
+/// The last `span` values (all of them if fewer).
+pub(crate) fn recent(values: &[f64], span: usize) -> &[f64] {
+    &values[values.len().saturating_sub(span)..]
+}
+
+/// Whether `score` beats `best`: strictly lower, and a NaN never wins.
+pub(crate) fn improves(score: f64, best: f64) -> bool {
+    score < best || (best.is_nan() && !score.is_nan())
+}
+
+/// Minimises `score` one coordinate at a time over its grid, starting from `start`: a handful
+/// of replays instead of the whole product of the grids, which kept the per-sample cost of
+/// refits under a microsecond. Returns the best point and its score.
+pub(crate) fn coordinate_search<const N: usize>(
+    grids: [&[f64]; N],
+    start: [f64; N],
+    mut score: impl FnMut(&[f64; N]) -> f64,
+) -> ([f64; N], f64) {
+    let mut best = start;
+    let mut best_score = score(&best);
+    for (i, grid) in grids.iter().enumerate() {
+        for &value in grid.iter() {
+            if value == best[i] {
+                continue;
+            }
+            let mut trial = best;
+            trial[i] = value;
+            let trial_score = score(&trial);
+            if improves(trial_score, best_score) {
+                best = trial;
+                best_score = trial_score;
+            }
+        }
+    }
+    (best, best_score)
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Synthetic series shared by the models' tests.
+
+    /// A deterministic uniform stream in [-1, 1) (xorshift), so tests need no RNG crate.
+    pub struct Noise(u64);
+
+    impl Noise {
+        pub fn new(seed: u64) -> Noise {
+            Noise(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+        }
+
+        pub fn next(&mut self) -> f64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 >> 11) as f64 / (1u64 << 52) as f64 - 1.0
+        }
+    }
+
+    pub fn seasonal(step: usize, period: usize) -> f64 {
+        50.0 + 20.0 * (2.0 * std::f64::consts::PI * step as f64 / period as f64).sin()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_parse_and_name_round_trip() {
+        for kind in ModelKind::ALL {
+            assert_eq!(kind.name().parse::<ModelKind>(), Ok(kind));
+        }
+        assert!("arima".parse::<ModelKind>().is_err());
+    }
+
+    #[test]
+    fn empty_model_forecasts_zero_and_ignores_non_finite_values() {
+        for kind in ModelKind::ALL {
+            let mut model = SeriesModel::new(&ModelConfig::new(kind));
+            assert_eq!(model.forecast(3), 0.0);
+            assert_eq!(model.sigma(3), 0.0);
+            model.update(f64::NAN);
+            model.update(f64::INFINITY);
+            assert!(model.is_empty());
+            model.update(2.0);
+            assert_eq!(model.len(), 1);
+            assert_eq!(model.forecast(1), 2.0, "{kind}");
+        }
+    }
+
+    #[test]
+    fn constant_series_every_model_forecasts_the_constant_with_zero_sigma() {
+        for kind in ModelKind::ALL {
+            let mut model = SeriesModel::new(&ModelConfig::new(kind));
+            for _ in 0..700 {
+                model.update(0.37);
+            }
+            for h in [1, 6, 12, 300] {
+                assert!((model.forecast(h) - 0.37).abs() < 1e-9, "{kind} h={h}");
+                assert!((model.mean_over(h) - 0.37).abs() < 1e-9, "{kind} h={h}");
+                assert!(model.sigma(h) < 1e-9, "{kind} h={h}");
+            }
+        }
+    }
+
+    #[test]
+    fn forecasts_stay_within_the_widened_range_and_at_zero() {
+        // A steep fall that Holt would extrapolate far below zero.
+        let mut model = SeriesModel::new(&ModelConfig {
+            damped: false,
+            ..ModelConfig::new(ModelKind::Holt)
+        });
+        for step in 0..100 {
+            model.update(10.0 - 0.1 * step as f64);
+        }
+        assert!(model.forecast(1000) >= 0.0);
+        let mut negative = SeriesModel::new(&ModelConfig {
+            damped: false,
+            ..ModelConfig::new(ModelKind::Holt)
+        });
+        for step in 0..100 {
+            negative.update(-(step as f64));
+        }
+        let low = -99.0 - 0.5 * 99.0;
+        assert!((negative.forecast(10_000) - low).abs() < 1e-9);
+    }
+
+    #[test]
+    fn series_and_timed_models_are_serde_and_clone_keeps_the_state() {
+        fn serde<T: Serialize + for<'de> Deserialize<'de>>() {}
+        serde::<SeriesModel>();
+        serde::<TimedModel>();
+        let mut model = SeriesModel::new(&ModelConfig::new(ModelKind::Auto));
+        let mut noise = testing::Noise::new(3);
+        for _ in 0..400 {
+            model.update(5.0 + noise.next());
+        }
+        let copy = model.clone();
+        assert_eq!(copy.forecast(6), model.forecast(6));
+        assert_eq!(copy.sigma(6), model.sigma(6));
+    }
+}

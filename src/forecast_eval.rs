@@ -1,0 +1,551 @@
+//! `augur forecast`: rolling-origin evaluation of augur's forecasting models on whole series,
+//! by the protocol of `../shared/peers/forecast_eval.py` (statsforecast), so the figures compare
+//! directly.
+//!
+//! Per series, the last `--test-size` points are the test region. There is an origin at every
+//! point of it from which all horizons still fall inside it; at each origin the model has seen
+//! exactly the points before it, and its k-step forecast is scored against the k-th point from
+//! the origin, pooled over origins for each k in `--horizons`. MAE; sMAPE in percent
+//! (200 |y - f| / (|y| + |f|), 0/0 counted as 0); MASE = MAE / the in-sample MAE of the one-step
+//! naive forecast on the points before the test region (null when that is 0). `seconds` is the
+//! wall time of one model on one series: every update and forecast, refits included.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use augur_dataflows::models::{ModelConfig, ModelKind, SeriesModel};
+use serde::Serialize;
+
+use crate::cli::ForecastArgs;
+use crate::series::{load_series, SeriesError, SeriesFormat};
+
+/// Why `augur forecast` stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ForecastEvalError {
+    /// A flag's value is unusable.
+    #[error("{flag}: {reason}")]
+    Flag {
+        /// The flag.
+        flag: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// A series file could not be read.
+    #[error(transparent)]
+    Series(#[from] SeriesError),
+    /// The report could not be written.
+    #[error("writing the report: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+/// The flags of `augur forecast`, validated.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EvalConfig {
+    /// Series files.
+    pub files: Vec<PathBuf>,
+    /// Their format.
+    pub format: SeriesFormat,
+    /// Value column, if not the format's default.
+    pub column: Option<String>,
+    /// Steps ahead to score, ascending, distinct, each at least 1.
+    pub horizons: Vec<usize>,
+    /// Points at the end of each series that form the test region (at least the longest
+    /// horizon).
+    pub test_size: usize,
+    /// Models to evaluate, each with its configuration.
+    pub models: Vec<ModelConfig>,
+    /// One JSON line per series, model and horizon instead of a table.
+    pub json: bool,
+}
+
+/// Validates the flags.
+pub fn eval_config(args: &ForecastArgs) -> Result<EvalConfig, ForecastEvalError> {
+    let flag = |flag, reason: String| ForecastEvalError::Flag { flag, reason };
+    let format = args
+        .format
+        .parse::<SeriesFormat>()
+        .map_err(|reason| flag("--format", reason))?;
+    let mut horizons: Vec<usize> = args.horizons.iter().map(|&h| h as usize).collect();
+    horizons.sort_unstable();
+    horizons.dedup();
+    if horizons.is_empty() || horizons[0] == 0 {
+        return Err(flag("--horizons", "horizons must be at least 1".into()));
+    }
+    let longest = horizons[horizons.len() - 1];
+    if args.test_size < longest {
+        return Err(flag(
+            "--test-size",
+            format!(
+                "{} points cannot hold a {longest}-step horizon",
+                args.test_size
+            ),
+        ));
+    }
+    if args.season.is_some_and(|m| m < 2) {
+        return Err(flag("--season", "a season is at least 2 steps".into()));
+    }
+    let kinds: Vec<ModelKind> = if args.model == "all" {
+        ModelKind::ALL.to_vec()
+    } else {
+        vec![args
+            .model
+            .parse::<ModelKind>()
+            .map_err(|reason| flag("--model", reason))?]
+    };
+    let models = kinds
+        .into_iter()
+        .map(|kind| ModelConfig {
+            season: args.season,
+            ..ModelConfig::new(kind)
+        })
+        .collect();
+    Ok(EvalConfig {
+        files: args.series.clone(),
+        format,
+        column: args.column.clone(),
+        horizons,
+        test_size: args.test_size,
+        models,
+        json: args.json,
+    })
+}
+
+/// One model's score on one series at one horizon: a JSON line of `--json`, field for field.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Score {
+    /// The series.
+    pub series: String,
+    /// The model (`ewma`, `holt`, `hw`, `ar`, `auto`).
+    pub model: String,
+    /// Steps ahead.
+    pub horizon: usize,
+    /// Points scored (origins).
+    pub n: usize,
+    /// Mean absolute error, in the series' unit.
+    pub mae: f64,
+    /// Symmetric mean absolute percentage error, 0 to 200.
+    pub smape: f64,
+    /// MAE over the in-sample naive MAE; `None` when that scale is 0.
+    pub mase: Option<f64>,
+    /// Wall time of this model on this series (all horizons together).
+    pub seconds: f64,
+}
+
+/// The forecast origins of a series of `n` points: the indices of the first point after each
+/// origin, so that all horizons up to `longest` fall within the last `test_size` points.
+pub fn origins(n: usize, test_size: usize, longest: usize) -> std::ops::Range<usize> {
+    let first = n.saturating_sub(test_size);
+    let end = (n + 1).saturating_sub(longest.max(1)).max(first);
+    first..end
+}
+
+/// The MASE scale: the mean absolute one-step change over `train`; `None` if that is not
+/// positive and finite (a constant or one-point training part).
+pub fn naive_scale(train: &[f64]) -> Option<f64> {
+    if train.len() < 2 {
+        return None;
+    }
+    let total: f64 = train.windows(2).map(|w| (w[1] - w[0]).abs()).sum();
+    let scale = total / (train.len() - 1) as f64;
+    (scale > 0.0 && scale.is_finite()).then_some(scale)
+}
+
+/// One term of sMAPE, in percent: 200 |y - f| / (|y| + |f|), 0 when both are 0.
+pub fn smape_term(actual: f64, forecast: f64) -> f64 {
+    let denominator = actual.abs() + forecast.abs();
+    if denominator > 0.0 {
+        200.0 * (actual - forecast).abs() / denominator
+    } else {
+        0.0
+    }
+}
+
+/// Why a series was not scored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Skipped(pub String);
+
+/// Scores one model on one series at each horizon of `horizons` (ascending).
+pub fn evaluate(
+    name: &str,
+    values: &[f64],
+    config: &ModelConfig,
+    horizons: &[usize],
+    test_size: usize,
+) -> Result<Vec<Score>, Skipped> {
+    let n = values.len();
+    // The peer's rule: fewer points than this leaves no training part worth the name.
+    if n <= test_size + 2 {
+        return Err(Skipped(format!(
+            "only {n} points, need more than test-size + 2 = {}",
+            test_size + 2
+        )));
+    }
+    let longest = horizons.iter().copied().max().unwrap_or(1);
+    let scale = naive_scale(&values[..n - test_size]);
+    let range = origins(n, test_size, longest);
+    let started = Instant::now();
+    let mut model = SeriesModel::new(config);
+    let mut absolute = vec![0.0; horizons.len()];
+    let mut smape = vec![0.0; horizons.len()];
+    for (t, &value) in values.iter().enumerate().take(range.end) {
+        if range.contains(&t) {
+            for (k, &h) in horizons.iter().enumerate() {
+                let forecast = model.forecast(h);
+                let actual = values[t + h - 1];
+                absolute[k] += (actual - forecast).abs();
+                smape[k] += smape_term(actual, forecast);
+            }
+        }
+        model.update(value);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let count = range.len();
+    Ok(horizons
+        .iter()
+        .enumerate()
+        .map(|(k, &horizon)| {
+            let mae = absolute[k] / count.max(1) as f64;
+            Score {
+                series: name.to_string(),
+                model: config.kind.name().to_string(),
+                horizon,
+                n: count,
+                mae,
+                smape: smape[k] / count.max(1) as f64,
+                mase: scale.map(|s| mae / s).filter(|m| m.is_finite()),
+                seconds,
+            }
+        })
+        .collect())
+}
+
+/// Runs `augur forecast`: scores every series of every file with every model, and writes JSON
+/// lines or a table and a per-model summary to `out`. A series too short to score is named in a
+/// line of its own (`{"series":…, "skipped":…}` with `--json`) and skipped.
+pub fn run(args: &ForecastArgs, out: &mut dyn Write) -> Result<(), ForecastEvalError> {
+    let config = eval_config(args)?;
+    let mut scores = Vec::new();
+    let mut skipped = 0usize;
+    for file in &config.files {
+        for series in load_series(file, config.format, config.column.as_deref())? {
+            for model in &config.models {
+                match evaluate(
+                    &series.name,
+                    &series.values,
+                    model,
+                    &config.horizons,
+                    config.test_size,
+                ) {
+                    Ok(rows) => {
+                        if config.json {
+                            for row in &rows {
+                                writeln!(out, "{}", json_line(row))?;
+                            }
+                        }
+                        scores.extend(rows);
+                    }
+                    Err(Skipped(reason)) => {
+                        skipped += 1;
+                        if config.json {
+                            let line =
+                                serde_json::json!({"series": series.name, "skipped": reason});
+                            writeln!(out, "{line}")?;
+                        } else {
+                            writeln!(out, "skipped {}: {reason}", series.name)?;
+                        }
+                        // Every model would skip it for the same reason.
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    if !config.json {
+        write_table(out, &scores)?;
+        if skipped > 0 {
+            writeln!(out, "({skipped} series skipped)")?;
+        }
+    }
+    Ok(())
+}
+
+fn json_line(score: &Score) -> String {
+    // Scores of finite series are finite; a non-finite one would not be JSON, so it is null.
+    let clean = |x: f64| x.is_finite().then_some(x);
+    #[derive(Serialize)]
+    struct Line<'a> {
+        series: &'a str,
+        model: &'a str,
+        horizon: usize,
+        n: usize,
+        mae: Option<f64>,
+        smape: Option<f64>,
+        mase: Option<f64>,
+        seconds: f64,
+    }
+    serde_json::to_string(&Line {
+        series: &score.series,
+        model: &score.model,
+        horizon: score.horizon,
+        n: score.n,
+        mae: clean(score.mae),
+        smape: clean(score.smape),
+        mase: score.mase,
+        seconds: score.seconds,
+    })
+    .unwrap_or_default()
+}
+
+/// Mean and median of the finite MASEs, per model and horizon, over series.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Summary {
+    /// The model.
+    pub model: String,
+    /// Steps ahead.
+    pub horizon: usize,
+    /// Series with a MASE.
+    pub series: usize,
+    /// Mean MASE.
+    pub mean_mase: Option<f64>,
+    /// Median MASE (the mean is dominated by series with level shifts).
+    pub median_mase: Option<f64>,
+    /// Mean sMAPE over all scored series.
+    pub mean_smape: Option<f64>,
+    /// Wall time of the model over all series.
+    pub seconds: f64,
+}
+
+/// Summarises `scores` per model (in first-seen order) and horizon.
+pub fn summarise(scores: &[Score]) -> Vec<Summary> {
+    let mut keys: Vec<(&str, usize)> = Vec::new();
+    for score in scores {
+        if !keys.contains(&(score.model.as_str(), score.horizon)) {
+            keys.push((score.model.as_str(), score.horizon));
+        }
+    }
+    keys.into_iter()
+        .map(|(model, horizon)| {
+            let rows: Vec<&Score> = scores
+                .iter()
+                .filter(|s| s.model == model && s.horizon == horizon)
+                .collect();
+            let mut mases: Vec<f64> = rows.iter().filter_map(|s| s.mase).collect();
+            mases.sort_by(f64::total_cmp);
+            let smapes: Vec<f64> = rows
+                .iter()
+                .map(|s| s.smape)
+                .filter(|x| x.is_finite())
+                .collect();
+            Summary {
+                model: model.to_string(),
+                horizon,
+                series: mases.len(),
+                mean_mase: mean(&mases),
+                median_mase: median(&mases),
+                mean_smape: mean(&smapes),
+                seconds: rows.iter().map(|s| s.seconds).sum(),
+            }
+        })
+        .collect()
+}
+
+fn mean(values: &[f64]) -> Option<f64> {
+    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+}
+
+/// The median of sorted `values`.
+fn median(values: &[f64]) -> Option<f64> {
+    let n = values.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(values[n / 2]),
+        _ => Some((values[n / 2 - 1] + values[n / 2]) / 2.0),
+    }
+}
+
+fn write_table(out: &mut dyn Write, scores: &[Score]) -> std::io::Result<()> {
+    let name_width = scores
+        .iter()
+        .map(|s| s.series.len())
+        .max()
+        .unwrap_or(6)
+        .max(6);
+    writeln!(
+        out,
+        "{:<name_width$}  {:<5} {:>4} {:>6} {:>12} {:>8} {:>7} {:>9}",
+        "series", "model", "h", "n", "MAE", "sMAPE", "MASE", "seconds"
+    )?;
+    for s in scores {
+        writeln!(
+            out,
+            "{:<name_width$}  {:<5} {:>4} {:>6} {:>12.5} {:>8.2} {:>7} {:>9.4}",
+            s.series,
+            s.model,
+            s.horizon,
+            s.n,
+            s.mae,
+            s.smape,
+            optional(s.mase),
+            s.seconds
+        )?;
+    }
+    writeln!(out)?;
+    writeln!(
+        out,
+        "{:<5} {:>4} {:>7} {:>10} {:>11} {:>11} {:>9}",
+        "model", "h", "series", "mean MASE", "median MASE", "mean sMAPE", "seconds"
+    )?;
+    for s in summarise(scores) {
+        writeln!(
+            out,
+            "{:<5} {:>4} {:>7} {:>10} {:>11} {:>11} {:>9.3}",
+            s.model,
+            s.horizon,
+            s.series,
+            optional(s.mean_mase),
+            optional(s.median_mase),
+            s.mean_smape.map_or("-".to_string(), |x| format!("{x:.2}")),
+            s.seconds
+        )?;
+    }
+    Ok(())
+}
+
+fn optional(value: Option<f64>) -> String {
+    value.map_or("-".to_string(), |x| format!("{x:.3}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn args(extra: &[&str]) -> ForecastArgs {
+        #[derive(Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            args: ForecastArgs,
+        }
+        let mut argv = vec!["forecast", "--series", "x.csv"];
+        argv.extend_from_slice(extra);
+        Wrapper::parse_from(argv).args
+    }
+
+    #[test]
+    fn origin_count_matches_the_peer() {
+        // statsforecast: (test_size - H) / step + 1 windows.
+        assert_eq!(origins(4032, 1008, 12), 3024..4021);
+        assert_eq!(origins(4032, 1008, 12).len(), 997);
+        assert_eq!(origins(10, 4, 1), 6..10);
+        assert_eq!(origins(10, 4, 4), 6..7);
+        assert!(origins(3, 10, 12).is_empty());
+    }
+
+    #[test]
+    fn metrics_by_hand() {
+        // Train 0, 2, 1, 1: naive changes 2, 1, 0, mean 1.
+        assert_eq!(naive_scale(&[0.0, 2.0, 1.0, 1.0]), Some(1.0));
+        assert_eq!(naive_scale(&[3.0, 3.0, 3.0]), None);
+        assert_eq!(naive_scale(&[3.0]), None);
+        assert_eq!(smape_term(0.0, 0.0), 0.0);
+        assert_eq!(smape_term(1.0, 3.0), 100.0);
+        assert_eq!(smape_term(0.0, 5.0), 200.0);
+        assert_eq!(smape_term(-1.0, 1.0), 200.0);
+    }
+
+    #[test]
+    fn ewma_on_a_hand_series() {
+        // 8 points, test region the last 3, horizons 1 and 2: origins at 5 and 6. Before any
+        // refit EWMA's alpha is 0.5.
+        let values = [0.0, 2.0, 1.0, 1.0, 1.0, 3.0, 5.0, 4.0];
+        let config = ModelConfig::new(ModelKind::Ewma);
+        let scores = evaluate("s", &values, &config, &[1, 2], 3).expect("long enough");
+        // Levels: after 0..=4: 0, 1, 1, 1, 1; after 5: 2.
+        // Origin 5 (level 1): h1 -> 3, error 2; h2 -> 5, error 4.
+        // Origin 6 (level 2): h1 -> 5, error 3; h2 -> 4, error 2.
+        // Train 0, 2, 1, 1, 1: naive MAE 3 / 4.
+        let h1 = &scores[0];
+        assert_eq!((h1.horizon, h1.n), (1, 2));
+        assert!((h1.mae - 2.5).abs() < 1e-12);
+        assert!((h1.mase.expect("scale") - 2.5 / 0.75).abs() < 1e-12);
+        let smape1 = (smape_term(3.0, 1.0) + smape_term(5.0, 2.0)) / 2.0;
+        assert!((h1.smape - smape1).abs() < 1e-12);
+        let h2 = &scores[1];
+        assert!((h2.mae - 3.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn short_and_constant_series() {
+        let config = ModelConfig::new(ModelKind::Auto);
+        assert!(evaluate("s", &[1.0; 5], &config, &[1], 3).is_err());
+        assert!(evaluate("s", &[], &config, &[1], 3).is_err());
+        let scores = evaluate("s", &[2.0; 50], &config, &[1, 6], 20).expect("long enough");
+        assert!(scores.iter().all(|s| s.mae == 0.0 && s.mase.is_none()));
+    }
+
+    #[test]
+    fn flags_are_validated() {
+        assert!(eval_config(&args(&["--horizons", "0"])).is_err());
+        assert!(eval_config(&args(&["--horizons", "12", "--test-size", "5"])).is_err());
+        assert!(eval_config(&args(&["--season", "1"])).is_err());
+        let config = eval_config(&args(&["--horizons", "6,1,6", "--model", "all"])).expect("ok");
+        assert_eq!(config.horizons, vec![1, 6]);
+        assert_eq!(config.models.len(), 5);
+    }
+
+    #[test]
+    fn json_lines_and_table_from_a_file() {
+        let dir = std::env::temp_dir().join(format!("augur-forecast-eval-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let long = dir.join("long.csv");
+        let mut text = String::from("timestamp,value\n");
+        for i in 0..200 {
+            text.push_str(&format!(
+                "2014-02-14 {:02}:{:02}:00,{}\n",
+                i / 60,
+                i % 60,
+                (i % 7) as f64
+            ));
+        }
+        std::fs::write(&long, text).expect("write");
+        let short = dir.join("short.csv");
+        std::fs::write(&short, "timestamp,value\n2014-02-14 00:00:00,1\n").expect("write");
+        let files = [
+            long.to_string_lossy().into_owned(),
+            short.to_string_lossy().into_owned(),
+        ];
+        let mut argv = vec!["--test-size", "50", "--model", "all", "--json", "--series"];
+        argv.extend(files.iter().map(String::as_str));
+        let mut out = Vec::new();
+        run(&args_with(&argv), &mut out).expect("runs");
+        let text = String::from_utf8(out).expect("utf8");
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("json"))
+            .collect();
+        // 5 models x 3 horizons, then one skipped series.
+        assert_eq!(lines.len(), 16);
+        assert!(text.lines().next().expect("a line").starts_with(
+            "{\"series\":\"long.csv\",\"model\":\"ewma\",\"horizon\":1,\"n\":39,\"mae\":"
+        ));
+        assert_eq!(lines[15]["series"], "short.csv");
+        let mut table = Vec::new();
+        let argv = ["--test-size", "50", "--series", files[0].as_str()];
+        run(&args_with(&argv), &mut table).expect("runs");
+        let table = String::from_utf8(table).expect("utf8");
+        assert!(table.contains("median MASE") && table.contains("auto"));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    fn args_with(extra: &[&str]) -> ForecastArgs {
+        #[derive(Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            args: ForecastArgs,
+        }
+        let mut argv = vec!["forecast"];
+        argv.extend_from_slice(extra);
+        Wrapper::parse_from(argv).args
+    }
+}
