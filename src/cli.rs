@@ -3,7 +3,6 @@
 use std::path::{Path, PathBuf};
 
 use augur_dataflows::contention_forecast::ForecastConfig;
-use augur_dataflows::forecast::HoltParams;
 use augur_dataflows::placement::PlacementConfig;
 use augur_dataflows::types::Resource;
 use clap::{Args, Parser, Subcommand};
@@ -226,14 +225,16 @@ pub struct ConfigFile {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ForecastFile {
-    /// Level smoothing, (0, 1].
-    pub alpha: Option<f64>,
-    /// Trend smoothing, [0, 1]; 0 is plain EWMA.
-    pub beta: Option<f64>,
+    /// The model of each series: auto, ewma, holt, hw or ar.
+    pub model: Option<String>,
+    /// Holt-Winters' season in samples (default: detected).
+    pub season: Option<usize>,
+    /// AR order.
+    pub ar_order: Option<usize>,
     /// Predicted contention is the mean forecast over this many seconds.
     pub horizon_s: Option<f64>,
-    /// The trend is dropped across gaps longer than this, seconds.
-    pub max_gap_s: Option<f64>,
+    /// Risk weight: contention = mean + risk × sigma of the forecast error.
+    pub risk: Option<f64>,
     /// Forecasts are rounded to multiples of this fraction of capacity.
     pub quantum: Option<f64>,
 }
@@ -324,29 +325,39 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         1e9,
     )?;
     let defaults = ForecastConfig::default();
+    let mut model = defaults.model;
+    if let Some(name) = &file.forecast.model {
+        model.kind = name.parse().map_err(|reason| ConfigError::Flag {
+            flag: "forecast.model",
+            reason,
+        })?;
+    }
+    if let Some(season) = file.forecast.season {
+        if !(2..=100_000).contains(&season) {
+            return Err(ConfigError::Flag {
+                flag: "forecast.season",
+                reason: format!("{season} is not within [2, 100000] samples"),
+            });
+        }
+        model.season = Some(season);
+    }
+    if let Some(order) = file.forecast.ar_order {
+        if !(1..=64).contains(&order) {
+            return Err(ConfigError::Flag {
+                flag: "forecast.ar_order",
+                reason: format!("{order} is not within [1, 64]"),
+            });
+        }
+        model.ar_order = order;
+    }
     let forecast = ForecastConfig {
-        holt: HoltParams {
-            alpha: in_range(
-                "forecast.alpha",
-                file.forecast.alpha.unwrap_or(defaults.holt.alpha),
-                1e-6,
-                1.0,
-            )?,
-            beta: in_range(
-                "forecast.beta",
-                file.forecast.beta.unwrap_or(defaults.holt.beta),
-                0.0,
-                1.0,
-            )?,
-            max_gap_ms: seconds_to_ms(in_range(
-                "forecast.max_gap_s",
-                file.forecast
-                    .max_gap_s
-                    .unwrap_or(defaults.holt.max_gap_ms as f64 / 1000.0),
-                0.0,
-                1e9,
-            )?),
-        },
+        model,
+        risk: in_range(
+            "forecast.risk",
+            file.forecast.risk.unwrap_or(defaults.risk),
+            0.0,
+            10.0,
+        )?,
         horizon_ms: seconds_to_ms(in_range(
             "forecast.horizon_s",
             file.forecast
@@ -543,6 +554,7 @@ fn hosts(hostfile: Option<&Path>, processes: usize) -> Result<Vec<String>, Confi
 #[cfg(test)]
 mod tests {
     use super::*;
+    use augur_dataflows::models::ModelKind;
 
     /// A file of that name in a per-process fixture folder (the flags check that inputs exist).
     fn fixture(name: &str) -> String {
@@ -687,17 +699,19 @@ mod tests {
         let good = dir.join("good.toml");
         std::fs::write(
             &good,
-            "lateness_s = 5\n[forecast]\nalpha = 0.3\nbeta = 0.0\nhorizon_s = 120\nquantum = 0.01\n[placement]\nhysteresis = 0.2\n",
+            "lateness_s = 5\n[forecast]\nmodel = \"holt\"\nseason = 48\nrisk = 0.5\nhorizon_s = 120\nquantum = 0.01\n[placement]\nhysteresis = 0.2\n",
         )
         .expect("write");
         let config = run_config(&args(&["--config", good.to_str().unwrap_or("")])).expect("valid");
         assert_eq!(config.lateness_ms, 5_000);
-        assert_eq!(config.forecast.holt.alpha, 0.3);
+        assert_eq!(config.forecast.model.kind, ModelKind::Holt);
+        assert_eq!(config.forecast.model.season, Some(48));
+        assert_eq!(config.forecast.risk, 0.5);
         assert_eq!(config.forecast.horizon_ms, 120_000);
         assert_eq!(config.forecast.quantum_ppm, 10_000);
         assert_eq!(config.placement.hysteresis, 0.2);
         let bad = dir.join("bad.toml");
-        std::fs::write(&bad, "[forecast]\nalpha = 2.0\n").expect("write");
+        std::fs::write(&bad, "[forecast]\nrisk = -1.0\n").expect("write");
         assert!(run_config(&args(&["--config", bad.to_str().unwrap_or("")])).is_err());
         let unknown = dir.join("unknown.toml");
         std::fs::write(&unknown, "colour = 1\n").expect("write");

@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use augur::engine::{BatchSource, MapSink, MapUpdate};
-use augur_dataflows::types::{DeviceId, InputBatch, TaskKey, Time};
+use augur::engine::{BatchSource, ForecastUpdate, MapSink, MapUpdate};
+use augur_dataflows::contention_forecast::SeriesForecast;
+use augur_dataflows::types::{DeviceId, InputBatch, Resource, TaskKey, Time};
 
 /// A deterministic pseudo-random generator (splitmix64), so tests need no extra crates.
 pub struct Rng(u64);
@@ -49,15 +50,34 @@ impl BatchSource for VecSource {
 /// The map after the epoch at a time.
 pub type MapAt = (Time, BTreeMap<TaskKey, DeviceId>);
 
+/// Every series' forecast after the epoch at a time.
+pub type ForecastsAt = (Time, BTreeMap<(DeviceId, Resource), SeriesForecast>);
+
 /// Records the map after every epoch.
 #[derive(Clone, Default)]
 pub struct RecordingSink {
     pub current: BTreeMap<TaskKey, DeviceId>,
     pub after_epoch: Arc<Mutex<Vec<MapAt>>>,
+    pub forecasts: BTreeMap<(DeviceId, Resource), SeriesForecast>,
+    pub forecasts_after_epoch: Arc<Mutex<Vec<ForecastsAt>>>,
 }
 
 impl MapSink for RecordingSink {
     type Error = String;
+    fn forecasts(&mut self, _time: Time, changes: &[ForecastUpdate]) -> Result<(), String> {
+        for &((series, forecast), diff) in changes {
+            if diff < 0 && self.forecasts.get(&series) == Some(&forecast) {
+                self.forecasts.remove(&series);
+            }
+        }
+        for &((series, forecast), diff) in changes {
+            if diff > 0 {
+                self.forecasts.insert(series, forecast);
+            }
+        }
+        Ok(())
+    }
+
     fn epoch(&mut self, time: Time, changes: &[MapUpdate], _: Duration) -> Result<(), String> {
         for &((task, device), diff) in changes {
             if diff < 0 && self.current.remove(&task) != Some(device) {
@@ -71,6 +91,11 @@ impl MapSink for RecordingSink {
         }
         let mut log = self.after_epoch.lock().map_err(|e| e.to_string())?;
         log.push((time, self.current.clone()));
+        let mut log = self
+            .forecasts_after_epoch
+            .lock()
+            .map_err(|e| e.to_string())?;
+        log.push((time, self.forecasts.clone()));
         Ok(())
     }
 }

@@ -1,5 +1,6 @@
 //! The incremental dataflow against the sequential oracle, on seeded streams of metric updates,
-//! task arrivals, starts and completions, at several worker counts, compared after every epoch.
+//! task arrivals, starts and completions, at several worker counts: the partition map and every
+//! series' forecast are compared after every epoch.
 
 use std::collections::BTreeMap;
 
@@ -131,13 +132,16 @@ fn check(seed: u64, epochs: usize, workers: usize) {
 
     let mut oracle = Oracle::new(&config.devices, config.forecast, config.placement);
     let mut expected = Vec::new();
+    let mut expected_forecasts = Vec::new();
     for (time, batch) in &stream {
         oracle.step(*time, batch.clone());
         expected.push((*time, oracle.map()));
+        expected_forecasts.push(oracle.forecasts());
     }
 
     let sink = RecordingSink::default();
     let log = sink.after_epoch.clone();
+    let forecast_log = sink.forecasts_after_epoch.clone();
     let feed = std::sync::Mutex::new(Some(stream));
     let outcome = run_engine(Workers::Threads(workers), config, move || {
         let stream = feed
@@ -157,6 +161,14 @@ fn check(seed: u64, epochs: usize, workers: usize) {
             "seed {seed}, {workers} workers: maps differ after epoch at {time}"
         );
     }
+    let forecasts = forecast_log.lock().map(|l| l.clone()).unwrap_or_default();
+    for ((time, got), want) in forecasts.iter().zip(&expected_forecasts) {
+        assert_eq!(
+            want, got,
+            "seed {seed}, {workers} workers: forecasts differ after epoch at {time}"
+        );
+    }
+    assert!(expected_forecasts.last().is_some_and(|f| f.len() >= 5));
     // The stream must have exercised the map, or the comparison proves little.
     assert!(
         expected.iter().any(|(_, map)| map.len() >= 5),

@@ -1,9 +1,10 @@
 //! Per-series forecasts and per-device predicted contention.
 //!
-//! Samples are routed by device, so all series of a device live on one worker and each series is
-//! updated in event-time order there: O(1) work per sample, and only the series that received
-//! samples in an epoch emit anything. Forecasts are quantised (`quantum_ppm`) before they leave, so
-//! noise below the quantum does not ripple into the partition map.
+//! Samples are routed by device, so all series of a device live on one worker and each series'
+//! model ([`crate::models::TimedModel`], `auto` by default) is updated in event-time order there:
+//! O(1) work per sample (O(p) for AR), and only the series that received samples in an epoch
+//! emit anything. Forecasts are quantised (`quantum_ppm`) before they leave, so noise below the
+//! quantum does not ripple into the partition map.
 
 use std::collections::HashMap;
 
@@ -13,27 +14,31 @@ use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::Operator;
 use timely::dataflow::StreamVec;
 
-use crate::forecast::{Holt, HoltParams};
+use crate::models::{ModelConfig, TimedModel};
 use crate::stash::TimeStash;
 use crate::types::{ppm_from_fraction, DeviceId, Ppm, Resource, Sample, Time};
 
 /// Knobs of the forecasts.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ForecastConfig {
-    /// Smoothing of each series.
-    pub holt: HoltParams,
+    /// The model of each series.
+    pub model: ModelConfig,
     /// Predicted contention is the mean forecast over this many milliseconds ahead.
     pub horizon_ms: Time,
     /// Forecasts are rounded to a multiple of this many ppm (1000 = 0.1% of capacity).
     pub quantum_ppm: Ppm,
+    /// Risk weight k: a device's contention is the mean forecast plus k prediction-error sigmas,
+    /// so a volatile device looks as busy as it may turn out to be.
+    pub risk: f64,
 }
 
 impl Default for ForecastConfig {
     fn default() -> Self {
         ForecastConfig {
-            holt: HoltParams::default(),
+            model: ModelConfig::default(),
             horizon_ms: 600_000,
             quantum_ppm: 1_000,
+            risk: 1.0,
         }
     }
 }
@@ -45,14 +50,38 @@ pub struct SeriesForecast {
     pub latest: Ppm,
     /// Mean predicted utilisation over the horizon, quantised.
     pub predicted: Ppm,
+    /// Sigma of the forecast error at the horizon, quantised.
+    pub sigma: Ppm,
+}
+
+impl SeriesForecast {
+    /// The contention placement sees: the mean plus `risk` sigmas.
+    pub fn at_risk(&self, risk: f64) -> Ppm {
+        self.predicted
+            .saturating_add((self.sigma as f64 * risk).round() as Ppm)
+    }
+}
+
+/// A fresh model for one series.
+pub fn series_model(config: &ForecastConfig) -> TimedModel {
+    TimedModel::new(&config.model)
 }
 
 /// The forecast a series' model gives, as the dataflow publishes it.
-pub fn series_forecast(holt: &Holt, config: &ForecastConfig) -> SeriesForecast {
+pub fn series_forecast(model: &TimedModel, config: &ForecastConfig) -> SeriesForecast {
+    let sigma = model.sigma(config.horizon_ms);
     SeriesForecast {
-        latest: quantise(ppm_from_fraction(holt.latest()), config.quantum_ppm),
+        latest: quantise(ppm_from_fraction(model.latest()), config.quantum_ppm),
         predicted: quantise(
-            ppm_from_fraction(holt.mean_over(config.horizon_ms)),
+            ppm_from_fraction(model.mean_over(config.horizon_ms).max(0.0)),
+            config.quantum_ppm,
+        ),
+        sigma: quantise(
+            ppm_from_fraction(if sigma.is_finite() {
+                sigma.max(0.0)
+            } else {
+                0.0
+            }),
             config.quantum_ppm,
         ),
     }
@@ -71,7 +100,7 @@ pub fn series_forecasts<'scope>(
     samples: StreamVec<'scope, Time, Sample>,
     config: ForecastConfig,
 ) -> VecCollection<'scope, Time, ((DeviceId, Resource), SeriesForecast)> {
-    let mut models: HashMap<(DeviceId, Resource), Holt> = HashMap::new();
+    let mut models: HashMap<(DeviceId, Resource), TimedModel> = HashMap::new();
     let mut stash = TimeStash::new();
     samples
         .unary_frontier(
@@ -99,9 +128,11 @@ pub fn series_forecasts<'scope>(
                             let series = (batch[index].device, batch[index].resource);
                             let model = models
                                 .entry(series)
-                                .or_insert_with(|| Holt::new(config.holt));
-                            let before =
-                                (!model.is_empty()).then(|| series_forecast(model, &config));
+                                .or_insert_with(|| series_model(&config));
+                            let before = model
+                                .last_time()
+                                .is_some()
+                                .then(|| series_forecast(model, &config));
                             while index < batch.len()
                                 && (batch[index].device, batch[index].resource) == series
                             {
@@ -123,13 +154,14 @@ pub fn series_forecasts<'scope>(
         .as_collection()
 }
 
-/// Predicted contention of every device that has reported: the largest predicted utilisation
-/// among its resources (the bottleneck is what slows a task down).
+/// Predicted contention of every device that has reported: the largest risk-weighted predicted
+/// utilisation among its resources (the bottleneck is what slows a task down).
 pub fn device_contention<'scope>(
     forecasts: VecCollection<'scope, Time, ((DeviceId, Resource), SeriesForecast)>,
+    risk: f64,
 ) -> VecCollection<'scope, Time, (DeviceId, Ppm)> {
     forecasts
-        .map(|((device, _resource), forecast)| (device, forecast.predicted))
+        .map(move |((device, _resource), forecast)| (device, forecast.at_risk(risk)))
         .reduce(|_device, predictions, output| {
             // Values arrive sorted, so the last is the largest.
             if let Some((largest, _)) = predictions.last() {

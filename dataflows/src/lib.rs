@@ -6,7 +6,6 @@
 
 pub mod anomaly;
 pub mod contention_forecast;
-pub mod forecast;
 pub mod models;
 pub mod oracle;
 pub mod partition_map;
@@ -61,7 +60,7 @@ pub fn augur<'scope>(
     config: &EngineConfig,
 ) -> EngineOutputs<'scope> {
     let forecasts = series_forecasts(samples, config.forecast);
-    let contention = device_contention(forecasts.clone());
+    let contention = device_contention(forecasts.clone(), config.forecast.risk);
     let states = task_states(tasks, started, edges);
     let partition = partition_map(
         contention.clone(),

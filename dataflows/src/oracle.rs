@@ -7,8 +7,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::contention_forecast::{series_forecast, ForecastConfig, SeriesForecast};
-use crate::forecast::Holt;
+use crate::contention_forecast::{series_forecast, series_model, ForecastConfig, SeriesForecast};
+use crate::models::TimedModel;
 use crate::placement::{cost, same_capability, state_is_sane, PlacementConfig, Score};
 use crate::types::{
     fraction_from_ppm, DeviceId, DeviceSpec, InputBatch, Ppm, Resource, TaskKey, TaskSpec,
@@ -31,7 +31,7 @@ pub struct Oracle {
     tasks: BTreeMap<(TaskKey, TaskSpec), isize>,
     started: BTreeMap<(TaskKey, DeviceId), isize>,
     edges: BTreeMap<(TaskKey, TaskKey), isize>,
-    series: BTreeMap<(DeviceId, Resource), Holt>,
+    series: BTreeMap<(DeviceId, Resource), TimedModel>,
     contention: Vec<Ppm>,
     states: BTreeMap<TaskKey, TaskState>,
     map: BTreeMap<TaskKey, OraclePlaced>,
@@ -69,7 +69,7 @@ impl Oracle {
     pub fn forecasts(&self) -> BTreeMap<(DeviceId, Resource), SeriesForecast> {
         self.series
             .iter()
-            .map(|(k, holt)| (*k, series_forecast(holt, &self.forecast)))
+            .map(|(k, model)| (*k, series_forecast(model, &self.forecast)))
             .collect()
     }
 
@@ -88,7 +88,7 @@ impl Oracle {
         for sample in samples {
             self.series
                 .entry((sample.device, sample.resource))
-                .or_insert_with(|| Holt::new(self.forecast.holt))
+                .or_insert_with(|| series_model(&self.forecast))
                 .update(time, sample.value);
         }
 
@@ -97,7 +97,7 @@ impl Oracle {
             let value = Resource::ALL
                 .iter()
                 .filter_map(|r| self.series.get(&(device as DeviceId, *r)))
-                .map(|holt| series_forecast(holt, &self.forecast).predicted)
+                .map(|model| series_forecast(model, &self.forecast).at_risk(self.forecast.risk))
                 .max()
                 .unwrap_or(0);
             if value != self.contention[device] {

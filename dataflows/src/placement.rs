@@ -213,6 +213,9 @@ pub struct Placer {
     classes: Vec<Class>,
     /// Devices holding at least one movable task, by key.
     with_movable: BTreeSet<(Score, DeviceId)>,
+    /// While many tasks are placed at once, `with_movable` (read only by the rebalance) is
+    /// rebuilt once afterwards instead of updated per placement.
+    bulk: bool,
     tasks: TaskMap<Placed>,
     next_seq: u64,
 }
@@ -251,6 +254,7 @@ impl Placer {
             devices: states,
             classes,
             with_movable: BTreeSet::new(),
+            bulk: false,
             tasks: TaskMap::default(),
             next_seq: 0,
         }
@@ -334,11 +338,22 @@ impl Placer {
 
         // Ready tasks go first: they will run soonest, so they get the best devices.
         to_place.sort_unstable_by_key(|(task, state)| (!state.ready, *task));
+        self.bulk = to_place.len() > self.devices.len();
         for (task, state) in to_place {
             if let Some(device) = self.best_candidate(&state.spec, None) {
                 let seq = self.take_seq();
                 self.attach(task, state, device, seq);
             }
+        }
+        if self.bulk {
+            self.bulk = false;
+            self.with_movable = self
+                .devices
+                .iter()
+                .enumerate()
+                .filter(|(_, state)| !state.movable.is_empty())
+                .map(|(device, state)| (Score(state.key), device as DeviceId))
+                .collect();
         }
 
         before.extend(
@@ -450,12 +465,14 @@ impl Placer {
         let old = (Score(state.key), device);
         let class = &mut self.classes[state.class];
         class.by_key.remove(&old);
-        self.with_movable.remove(&old);
         state.key = cost::key(&state.spec, state.contention, state.load);
         let new = (Score(state.key), device);
         class.by_key.insert(new);
-        if !state.movable.is_empty() {
-            self.with_movable.insert(new);
+        if !self.bulk {
+            self.with_movable.remove(&old);
+            if !state.movable.is_empty() {
+                self.with_movable.insert(new);
+            }
         }
     }
 }

@@ -30,8 +30,6 @@ mod holt_winters;
 mod season;
 mod timed;
 
-use std::collections::VecDeque;
-
 use serde::{Deserialize, Serialize};
 
 pub use season::{detect_period, DEFAULT_SEASON_CANDIDATES};
@@ -129,7 +127,7 @@ impl ModelConfig {
             kind,
             season: None,
             ar_order: 8,
-            window: 2016,
+            window: 1008,
             refit_every: 288,
             damped: true,
         }
@@ -143,10 +141,16 @@ impl Default for ModelConfig {
 }
 
 /// The recent values of a series, with the range that forecasts are held to.
+///
+/// A ring of fixed size, written in full when the series is created: the memory a series will
+/// ever need is committed up front, so a long-running engine's footprint does not creep up as
+/// windows fill.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct History {
-    values: VecDeque<f64>,
-    cap: usize,
+    ring: Vec<f64>,
+    /// Index of the oldest value.
+    start: usize,
+    len: usize,
     lo: f64,
     hi: f64,
     nonnegative: bool,
@@ -155,51 +159,61 @@ pub(crate) struct History {
 impl History {
     fn new(cap: usize) -> History {
         History {
-            values: VecDeque::with_capacity(cap.min(4096)),
-            cap: cap.max(1),
+            ring: vec![f64::NAN; cap.max(1)],
+            start: 0,
+            len: 0,
             lo: f64::INFINITY,
             hi: f64::NEG_INFINITY,
             nonnegative: true,
         }
     }
 
+    fn slot(&self, index: usize) -> usize {
+        (self.start + index) % self.ring.len()
+    }
+
     fn push(&mut self, value: f64) {
-        if self.values.len() == self.cap {
-            self.values.pop_front();
+        if self.len == self.ring.len() {
+            self.ring[self.start] = value;
+            self.start = (self.start + 1) % self.ring.len();
+        } else {
+            let slot = self.slot(self.len);
+            self.ring[slot] = value;
+            self.len += 1;
         }
-        self.values.push_back(value);
         self.lo = self.lo.min(value);
         self.hi = self.hi.max(value);
         self.nonnegative &= value >= 0.0;
     }
 
+    fn iter(&self) -> impl Iterator<Item = f64> + '_ {
+        (0..self.len).map(|index| self.ring[self.slot(index)])
+    }
+
     /// Narrows the range to the window's, so that an old spike stops widening it forever.
     fn rebound(&mut self) {
-        self.lo = self.values.iter().copied().fold(f64::INFINITY, f64::min);
-        self.hi = self
-            .values
-            .iter()
-            .copied()
-            .fold(f64::NEG_INFINITY, f64::max);
+        self.lo = self.iter().fold(f64::INFINITY, f64::min);
+        self.hi = self.iter().fold(f64::NEG_INFINITY, f64::max);
     }
 
     /// The newest value (0 when empty).
     pub(crate) fn last(&self) -> f64 {
-        self.values.back().copied().unwrap_or(0.0)
+        self.lag(0)
     }
 
     /// The value `back` steps before the newest (0 = the newest), or the oldest one kept.
     pub(crate) fn lag(&self, back: usize) -> f64 {
-        let n = self.values.len();
-        if n == 0 {
+        if self.len == 0 {
             return 0.0;
         }
-        self.values[n - 1 - back.min(n - 1)]
+        self.ring[self.slot(self.len - 1 - back.min(self.len - 1))]
     }
 
-    /// The window as one contiguous slice.
+    /// The window as one contiguous slice, oldest first.
     pub(crate) fn contiguous(&mut self) -> &[f64] {
-        self.values.make_contiguous()
+        self.ring.rotate_left(self.start);
+        self.start = 0;
+        &self.ring[..self.len]
     }
 
     pub(crate) fn clamp(&self, forecast: f64) -> f64 {
