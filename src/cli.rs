@@ -184,6 +184,21 @@ pub struct AnomaliesArgs {
     pub out: PathBuf,
 }
 
+/// Flags of `augur durations`: how well the task-duration model predicts real runtimes as
+/// completions arrive.
+#[derive(Debug, Clone, Args)]
+pub struct DurationsArgs {
+    /// WfFormat workflow files whose tasks' real runtimes are replayed as completions.
+    #[arg(long = "workflow", num_args = 1.., required = true, value_name = "FILE")]
+    pub workflows: Vec<PathBuf>,
+    /// Completions of a task type after which predictions are scored.
+    #[arg(long, default_value_t = 5)]
+    pub after: usize,
+    /// One JSON line per workflow and task type instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// A flag combination that cannot run.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
