@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use augur_dataflows::contention_forecast::ForecastConfig;
+use augur_dataflows::contention_forecast::{AnomalyPolicy, ForecastConfig};
 use augur_dataflows::placement::PlacementConfig;
 use augur_dataflows::types::Resource;
 use clap::{Args, Parser, Subcommand};
@@ -36,6 +36,8 @@ pub enum Command {
     Forecast(ForecastArgs),
     /// Anomaly scores per series, in the NAB results layout (and NAB's score with --labels).
     Anomalies(AnomaliesArgs),
+    /// How well the task-duration model predicts real runtimes as completions arrive.
+    Durations(DurationsArgs),
 }
 
 /// Flags of `augur run`, as given.
@@ -234,6 +236,19 @@ pub struct ConfigFile {
     /// Placement knobs.
     #[serde(default)]
     pub placement: PlacementFile,
+    /// What anomalous devices cost in placement.
+    #[serde(default)]
+    pub anomaly: AnomalyFile,
+}
+
+/// `[anomaly]` of the config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnomalyFile {
+    /// `penalise` (default), `exclude` or `ignore`.
+    pub mode: Option<String>,
+    /// With `penalise`: how much contention an anomalous device gains, as a fraction of capacity.
+    pub penalty: Option<f64>,
 }
 
 /// `[forecast]` of the config file.
@@ -365,7 +380,25 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         }
         model.ar_order = order;
     }
+    let penalty = in_range(
+        "anomaly.penalty",
+        file.anomaly.penalty.unwrap_or(0.5),
+        0.0,
+        100.0,
+    )?;
+    let anomaly = match file.anomaly.mode.as_deref().unwrap_or("penalise") {
+        "penalise" | "penalize" => AnomalyPolicy::Penalise(penalty),
+        "exclude" => AnomalyPolicy::Exclude,
+        "ignore" => AnomalyPolicy::Ignore,
+        other => {
+            return Err(ConfigError::Flag {
+                flag: "anomaly.mode",
+                reason: format!("unknown mode '{other}' (penalise, exclude or ignore)"),
+            })
+        }
+    };
     let forecast = ForecastConfig {
+        anomaly,
         model,
         risk: in_range(
             "forecast.risk",
@@ -725,6 +758,14 @@ mod tests {
         assert_eq!(config.forecast.horizon_ms, 120_000);
         assert_eq!(config.forecast.quantum_ppm, 10_000);
         assert_eq!(config.placement.hysteresis, 0.2);
+        let exclude = dir.join("exclude.toml");
+        std::fs::write(&exclude, "[anomaly]\nmode = \"exclude\"\n").expect("write");
+        let config =
+            run_config(&args(&["--config", exclude.to_str().unwrap_or("")])).expect("valid");
+        assert_eq!(config.forecast.anomaly, AnomalyPolicy::Exclude);
+        let odd = dir.join("odd.toml");
+        std::fs::write(&odd, "[anomaly]\nmode = \"panic\"\n").expect("write");
+        assert!(run_config(&args(&["--config", odd.to_str().unwrap_or("")])).is_err());
         let bad = dir.join("bad.toml");
         std::fs::write(&bad, "[forecast]\nrisk = -1.0\n").expect("write");
         assert!(run_config(&args(&["--config", bad.to_str().unwrap_or("")])).is_err());

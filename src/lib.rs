@@ -5,6 +5,7 @@ pub mod bench;
 pub mod catalog;
 pub mod cli;
 pub mod demo;
+pub mod durations_eval;
 pub mod engine;
 pub mod feed;
 pub mod forecast_eval;

@@ -97,6 +97,21 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Durations(args) => {
+            let mut out = std::io::stdout().lock();
+            match augur::durations_eval::run(&args, &mut out) {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(augur::durations_eval::DurationsError::Output(error))
+                    if error.kind() == std::io::ErrorKind::BrokenPipe =>
+                {
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("augur: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Anomalies(args) => {
             let mut out = std::io::stdout().lock();
             match augur::anomalies::run(&args, &mut out) {

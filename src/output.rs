@@ -81,6 +81,8 @@ impl MapWriter {
                     ForecastView {
                         latest: fraction_from_ppm(forecast.latest),
                         predicted: fraction_from_ppm(forecast.predicted),
+                        sigma: fraction_from_ppm(forecast.sigma),
+                        anomaly: fraction_from_ppm(forecast.anomaly),
                     },
                 );
         }
@@ -116,6 +118,10 @@ pub struct ForecastView {
     pub latest: f64,
     /// Mean predicted utilisation over the forecast horizon.
     pub predicted: f64,
+    /// Sigma of the forecast error at the horizon.
+    pub sigma: f64,
+    /// Anomaly score of the latest sample, 0 to 1 (0.5 and above is anomalous).
+    pub anomaly: f64,
 }
 
 #[derive(Serialize)]

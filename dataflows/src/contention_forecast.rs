@@ -14,6 +14,7 @@ use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::Operator;
 use timely::dataflow::StreamVec;
 
+use crate::anomaly::{AnomalyParams, AnomalyScorer, THRESHOLD};
 use crate::models::{ModelConfig, TimedModel};
 use crate::stash::TimeStash;
 use crate::types::{ppm_from_fraction, DeviceId, Ppm, Resource, Sample, Time};
@@ -30,7 +31,25 @@ pub struct ForecastConfig {
     /// Risk weight k: a device's contention is the mean forecast plus k prediction-error sigmas,
     /// so a volatile device looks as busy as it may turn out to be.
     pub risk: f64,
+    /// What an anomalous device costs in placement.
+    pub anomaly: AnomalyPolicy,
 }
+
+/// How placement treats a device while any of its series scores as anomalous (at or above the
+/// scorer's threshold of 0.5).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub enum AnomalyPolicy {
+    /// Anomalies are reported but do not change placement.
+    Ignore,
+    /// The device's contention is raised by this fraction of capacity.
+    Penalise(f64),
+    /// The device is avoided: its contention is raised so far that nothing new goes there
+    /// while any other device can take the work.
+    Exclude,
+}
+
+/// The contention an excluded device shows (100× capacity).
+pub const EXCLUDED_PPM: Ppm = 100_000_000;
 
 impl Default for ForecastConfig {
     fn default() -> Self {
@@ -39,6 +58,7 @@ impl Default for ForecastConfig {
             horizon_ms: 600_000,
             quantum_ppm: 1_000,
             risk: 1.0,
+            anomaly: AnomalyPolicy::Penalise(0.5),
         }
     }
 }
@@ -52,6 +72,8 @@ pub struct SeriesForecast {
     pub predicted: Ppm,
     /// Sigma of the forecast error at the horizon, quantised.
     pub sigma: Ppm,
+    /// Anomaly score of the latest sample in [0, 1], quantised.
+    pub anomaly: Ppm,
 }
 
 impl SeriesForecast {
@@ -62,28 +84,70 @@ impl SeriesForecast {
     }
 }
 
-/// A fresh model for one series.
-pub fn series_model(config: &ForecastConfig) -> TimedModel {
-    TimedModel::new(&config.model)
+/// What the dataflow keeps for one series: its forecaster and its anomaly scorer.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SeriesState {
+    model: TimedModel,
+    anomaly: AnomalyScorer,
 }
 
-/// The forecast a series' model gives, as the dataflow publishes it.
-pub fn series_forecast(model: &TimedModel, config: &ForecastConfig) -> SeriesForecast {
-    let sigma = model.sigma(config.horizon_ms);
-    SeriesForecast {
-        latest: quantise(ppm_from_fraction(model.latest()), config.quantum_ppm),
-        predicted: quantise(
-            ppm_from_fraction(model.mean_over(config.horizon_ms).max(0.0)),
-            config.quantum_ppm,
-        ),
-        sigma: quantise(
-            ppm_from_fraction(if sigma.is_finite() {
-                sigma.max(0.0)
+impl SeriesState {
+    /// A series that has seen nothing.
+    pub fn new(config: &ForecastConfig) -> SeriesState {
+        SeriesState {
+            model: TimedModel::new(&config.model),
+            anomaly: AnomalyScorer::new(AnomalyParams::default()),
+        }
+    }
+
+    /// Takes one sample.
+    pub fn update(&mut self, time: Time, value: f64) {
+        self.model.update(time, value);
+        self.anomaly.update(time, value);
+    }
+
+    /// Whether any sample has been taken.
+    pub fn is_empty(&self) -> bool {
+        self.model.last_time().is_none()
+    }
+
+    /// The forecast as the dataflow publishes it.
+    pub fn forecast(&self, config: &ForecastConfig) -> SeriesForecast {
+        let sigma = self.model.sigma(config.horizon_ms);
+        let fraction = |value: f64| {
+            if value.is_finite() {
+                value.max(0.0)
             } else {
                 0.0
-            }),
-            config.quantum_ppm,
-        ),
+            }
+        };
+        SeriesForecast {
+            latest: quantise(ppm_from_fraction(self.model.latest()), config.quantum_ppm),
+            predicted: quantise(
+                ppm_from_fraction(fraction(self.model.mean_over(config.horizon_ms))),
+                config.quantum_ppm,
+            ),
+            sigma: quantise(ppm_from_fraction(fraction(sigma)), config.quantum_ppm),
+            anomaly: quantise(
+                ppm_from_fraction(fraction(self.anomaly.latest()).min(1.0)),
+                1_000,
+            ),
+        }
+    }
+}
+
+/// A device's contention from its series' forecasts: the largest risk-weighted forecast among
+/// its resources (the bottleneck is what slows a task down), raised per the anomaly policy when
+/// any series is anomalous.
+pub fn contention_of(forecasts: &[SeriesForecast], risk: f64, policy: AnomalyPolicy) -> Ppm {
+    let base = forecasts.iter().map(|f| f.at_risk(risk)).max().unwrap_or(0);
+    let anomalous = forecasts
+        .iter()
+        .any(|f| f.anomaly >= ppm_from_fraction(THRESHOLD));
+    match (anomalous, policy) {
+        (false, _) | (true, AnomalyPolicy::Ignore) => base,
+        (true, AnomalyPolicy::Penalise(penalty)) => base.saturating_add(ppm_from_fraction(penalty)),
+        (true, AnomalyPolicy::Exclude) => base.saturating_add(EXCLUDED_PPM),
     }
 }
 
@@ -100,7 +164,7 @@ pub fn series_forecasts<'scope>(
     samples: StreamVec<'scope, Time, Sample>,
     config: ForecastConfig,
 ) -> VecCollection<'scope, Time, ((DeviceId, Resource), SeriesForecast)> {
-    let mut models: HashMap<(DeviceId, Resource), TimedModel> = HashMap::new();
+    let mut models: HashMap<(DeviceId, Resource), SeriesState> = HashMap::new();
     let mut stash = TimeStash::new();
     samples
         .unary_frontier(
@@ -128,18 +192,15 @@ pub fn series_forecasts<'scope>(
                             let series = (batch[index].device, batch[index].resource);
                             let model = models
                                 .entry(series)
-                                .or_insert_with(|| series_model(&config));
-                            let before = model
-                                .last_time()
-                                .is_some()
-                                .then(|| series_forecast(model, &config));
+                                .or_insert_with(|| SeriesState::new(&config));
+                            let before = (!model.is_empty()).then(|| model.forecast(&config));
                             while index < batch.len()
                                 && (batch[index].device, batch[index].resource) == series
                             {
                                 model.update(time, batch[index].value);
                                 index += 1;
                             }
-                            let after = series_forecast(model, &config);
+                            let after = model.forecast(&config);
                             if before != Some(after) {
                                 if let Some(before) = before {
                                     session.give(((series, before), time, -1isize));
@@ -154,18 +215,75 @@ pub fn series_forecasts<'scope>(
         .as_collection()
 }
 
-/// Predicted contention of every device that has reported: the largest risk-weighted predicted
-/// utilisation among its resources (the bottleneck is what slows a task down).
+/// Predicted contention of every device that has reported (see [`contention_of`]).
 pub fn device_contention<'scope>(
     forecasts: VecCollection<'scope, Time, ((DeviceId, Resource), SeriesForecast)>,
-    risk: f64,
+    config: &ForecastConfig,
 ) -> VecCollection<'scope, Time, (DeviceId, Ppm)> {
+    let (risk, policy) = (config.risk, config.anomaly);
     forecasts
-        .map(move |((device, _resource), forecast)| (device, forecast.at_risk(risk)))
-        .reduce(|_device, predictions, output| {
-            // Values arrive sorted, so the last is the largest.
-            if let Some((largest, _)) = predictions.last() {
-                output.push((**largest, 1));
-            }
+        .map(|((device, _resource), forecast)| (device, forecast))
+        .reduce(move |_device, forecasts, output| {
+            let current: Vec<SeriesForecast> = forecasts
+                .iter()
+                .filter(|(_, count)| *count > 0)
+                .map(|(forecast, _)| **forecast)
+                .collect();
+            output.push((contention_of(&current, risk, policy), 1));
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn forecast(predicted: Ppm, sigma: Ppm, anomaly: Ppm) -> SeriesForecast {
+        SeriesForecast {
+            latest: predicted,
+            predicted,
+            sigma,
+            anomaly,
+        }
+    }
+
+    #[test]
+    fn contention_is_the_riskiest_resource() {
+        let series = [forecast(300_000, 100_000, 0), forecast(350_000, 0, 0)];
+        assert_eq!(contention_of(&series, 1.0, AnomalyPolicy::Ignore), 400_000);
+        assert_eq!(contention_of(&series, 0.0, AnomalyPolicy::Ignore), 350_000);
+        assert_eq!(contention_of(&[], 1.0, AnomalyPolicy::Exclude), 0);
+    }
+
+    #[test]
+    fn anomalous_device_is_penalised_excluded_or_ignored() {
+        let series = [forecast(200_000, 0, 0), forecast(100_000, 0, 600_000)];
+        assert_eq!(contention_of(&series, 1.0, AnomalyPolicy::Ignore), 200_000);
+        assert_eq!(
+            contention_of(&series, 1.0, AnomalyPolicy::Penalise(0.5)),
+            700_000
+        );
+        assert_eq!(
+            contention_of(&series, 1.0, AnomalyPolicy::Exclude),
+            200_000 + EXCLUDED_PPM
+        );
+        let calm = [forecast(200_000, 0, 499_000)];
+        assert_eq!(
+            contention_of(&calm, 1.0, AnomalyPolicy::Exclude),
+            200_000,
+            "below the 0.5 threshold nothing changes"
+        );
+    }
+
+    #[test]
+    fn series_state_scores_a_spike_as_anomalous() {
+        let config = ForecastConfig::default();
+        let mut series = SeriesState::new(&config);
+        let minute = 60_000;
+        for step in 0..600 {
+            series.update(step * minute, 0.2 + 0.01 * ((step % 7) as f64));
+        }
+        assert!(series.forecast(&config).anomaly < 500_000);
+        series.update(600 * minute, 0.95);
+        assert!(series.forecast(&config).anomaly >= 500_000);
+    }
 }

@@ -6,6 +6,7 @@
 
 pub mod anomaly;
 pub mod contention_forecast;
+pub mod duration;
 pub mod models;
 pub mod oracle;
 pub mod partition_map;
@@ -60,7 +61,7 @@ pub fn augur<'scope>(
     config: &EngineConfig,
 ) -> EngineOutputs<'scope> {
     let forecasts = series_forecasts(samples, config.forecast);
-    let contention = device_contention(forecasts.clone(), config.forecast.risk);
+    let contention = device_contention(forecasts.clone(), &config.forecast);
     let states = task_states(tasks, started, edges);
     let partition = partition_map(
         contention.clone(),

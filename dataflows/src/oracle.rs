@@ -2,13 +2,13 @@
 //!
 //! It keeps whole collections in ordered maps and recomputes task states, device contention and
 //! the placement rule with linear scans, epoch by epoch. It shares only the pure arithmetic
-//! ([`crate::placement::cost`], [`crate::forecast`], [`crate::contention_forecast::series_forecast`])
+//! ([`crate::placement::cost`], [`crate::contention_forecast::SeriesState`] and
+//! [`crate::contention_forecast::contention_of`])
 //! with the incremental code, so a disagreement points at the incremental bookkeeping.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::contention_forecast::{series_forecast, series_model, ForecastConfig, SeriesForecast};
-use crate::models::TimedModel;
+use crate::contention_forecast::{contention_of, ForecastConfig, SeriesForecast, SeriesState};
 use crate::placement::{cost, same_capability, state_is_sane, PlacementConfig, Score};
 use crate::types::{
     fraction_from_ppm, DeviceId, DeviceSpec, InputBatch, Ppm, Resource, TaskKey, TaskSpec,
@@ -31,7 +31,7 @@ pub struct Oracle {
     tasks: BTreeMap<(TaskKey, TaskSpec), isize>,
     started: BTreeMap<(TaskKey, DeviceId), isize>,
     edges: BTreeMap<(TaskKey, TaskKey), isize>,
-    series: BTreeMap<(DeviceId, Resource), TimedModel>,
+    series: BTreeMap<(DeviceId, Resource), SeriesState>,
     contention: Vec<Ppm>,
     states: BTreeMap<TaskKey, TaskState>,
     map: BTreeMap<TaskKey, OraclePlaced>,
@@ -69,7 +69,7 @@ impl Oracle {
     pub fn forecasts(&self) -> BTreeMap<(DeviceId, Resource), SeriesForecast> {
         self.series
             .iter()
-            .map(|(k, model)| (*k, series_forecast(model, &self.forecast)))
+            .map(|(k, series)| (*k, series.forecast(&self.forecast)))
             .collect()
     }
 
@@ -88,18 +88,18 @@ impl Oracle {
         for sample in samples {
             self.series
                 .entry((sample.device, sample.resource))
-                .or_insert_with(|| series_model(&self.forecast))
+                .or_insert_with(|| SeriesState::new(&self.forecast))
                 .update(time, sample.value);
         }
 
         let mut contention_changes = Vec::new();
         for device in 0..self.devices.len() {
-            let value = Resource::ALL
+            let forecasts: Vec<SeriesForecast> = Resource::ALL
                 .iter()
                 .filter_map(|r| self.series.get(&(device as DeviceId, *r)))
-                .map(|model| series_forecast(model, &self.forecast).at_risk(self.forecast.risk))
-                .max()
-                .unwrap_or(0);
+                .map(|series| series.forecast(&self.forecast))
+                .collect();
+            let value = contention_of(&forecasts, self.forecast.risk, self.forecast.anomaly);
             if value != self.contention[device] {
                 self.contention[device] = value;
                 contention_changes.push((device as DeviceId, value));

@@ -38,7 +38,8 @@ pub struct WfTask {
     /// Display name; names repeat (one per Nextflow process, say), ids do not.
     pub name: String,
     /// The kind of task, for learning per-kind behaviour: the `category` field when given,
-    /// otherwise the name without a Pegasus-style `_ID0000001` suffix.
+    /// else the one-word `command.program`, else the name without a Pegasus-style
+    /// `_ID0000001` suffix.
     pub category: Option<String>,
     /// Measured runtime in seconds (0 when not recorded).
     pub runtime_s: f64,
@@ -200,6 +201,8 @@ struct RawTask {
     children: Vec<String>,
     inputs: Vec<String>,
     outputs: Vec<String>,
+    /// `command.program` when it is one word (Pegasus names the transformation there).
+    program: Option<String>,
 }
 
 /// Finds the tasks, files and machines in either layout. An `Err` is a problem so basic that
@@ -415,7 +418,19 @@ fn measurements(
     task.avg_cpu = number_field(object, "avgCPU")?;
     task.read = number_field(object, "readBytes")?;
     task.written = number_field(object, "writtenBytes")?;
+    task.program = object
+        .get("command")
+        .and_then(|command| command.get("program"))
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|program| is_single_word(program))
+        .map(str::to_string);
     Ok(())
+}
+
+/// A program name, not a whole script (Nextflow puts the process's script there).
+fn is_single_word(text: &str) -> bool {
+    !text.is_empty() && text.len() <= 128 && !text.chars().any(char::is_whitespace)
 }
 
 fn v14_task(
@@ -740,9 +755,13 @@ fn checked_task(
     WfTask {
         id: task.id.clone(),
         name: task.name.clone(),
+        // The kind of task: its declared category, else the program it runs (Pegasus names
+        // tasks per input, e.g. `fast2bfq_fast2bfq_HEP2_..._ID0000002`, but the program is
+        // `fast2bfq`), else the name without a Pegasus-style `_ID` suffix.
         category: task
             .category
             .clone()
+            .or_else(|| task.program.clone())
             .or_else(|| derived_category(&task.name)),
         runtime_s,
         cores,
