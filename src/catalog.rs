@@ -5,7 +5,8 @@
 
 use std::collections::HashMap;
 
-use augur_dataflows::types::{DeviceId, DeviceSpec, TaskKey, TaskSpec};
+use augur_dataflows::placement::capability_classes;
+use augur_dataflows::types::{Completion, DeviceId, DeviceSpec, TaskKey, TaskSpec};
 
 use crate::input::platform::Platform;
 use crate::input::wfformat::Workflow;
@@ -20,6 +21,8 @@ pub struct CatalogWorkflow {
     pub task_index: HashMap<String, u32>,
     /// Requirements of each task, by index.
     pub specs: Vec<TaskSpec>,
+    /// The kind of each task (an index into [`Catalog::kinds`]), for the duration model.
+    pub kinds: Vec<u32>,
 }
 
 /// Devices and admitted workflows, with their dense ids.
@@ -30,16 +33,47 @@ pub struct Catalog {
     /// Admitted workflows; workflow `i` has id `i`.
     pub workflows: Vec<CatalogWorkflow>,
     workflow_index: HashMap<String, u32>,
+    /// Task kinds (WfFormat categories) across all workflows, by id.
+    pub kinds: Vec<String>,
+    kind_index: HashMap<String, u32>,
+    /// The capability class of each device.
+    pub classes: Vec<u32>,
 }
 
 impl Catalog {
     /// A catalog over a platform, with no workflows yet.
     pub fn new(platform: Platform) -> Catalog {
-        Catalog {
+        let mut catalog = Catalog {
             platform,
             workflows: Vec::new(),
             workflow_index: HashMap::new(),
+            kinds: Vec::new(),
+            kind_index: HashMap::new(),
+            classes: Vec::new(),
+        };
+        catalog.classes = capability_classes(&catalog.device_specs());
+        catalog
+    }
+
+    fn kind_id(&mut self, kind: &str) -> u32 {
+        if let Some(id) = self.kind_index.get(kind) {
+            return *id;
         }
+        let id = self.kinds.len() as u32;
+        self.kinds.push(kind.to_string());
+        self.kind_index.insert(kind.to_string(), id);
+        id
+    }
+
+    /// Names of the devices of a capability class, comma-separated.
+    pub fn class_name(&self, class: u32) -> String {
+        self.classes
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| **c == class)
+            .map(|(device, _)| self.device_name(device as DeviceId))
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     /// The capability of every device, as the dataflow sees it.
@@ -91,6 +125,11 @@ impl Catalog {
         if !infeasible.is_empty() {
             return Err(infeasible);
         }
+        let kinds = workflow
+            .tasks
+            .iter()
+            .map(|task| self.kind_id(task.category.as_deref().unwrap_or(&task.name)))
+            .collect();
         let id = self.workflows.len() as u32;
         let task_index = workflow
             .tasks
@@ -103,6 +142,7 @@ impl Catalog {
             workflow,
             task_index,
             specs,
+            kinds,
         });
         Ok(id)
     }
@@ -154,6 +194,24 @@ impl Catalog {
             .specs
             .get(key.task as usize)
             .copied()
+    }
+
+    /// What the duration model learns from a completed task: its kind, the device's class and
+    /// speed, its estimate and inputs, and how long it ran.
+    pub fn completion(&self, key: TaskKey, device: DeviceId, seconds: f64) -> Option<Completion> {
+        let entry = self.workflows.get(key.workflow as usize)?;
+        let task = entry.workflow.tasks.get(key.task as usize)?;
+        let spec = entry.specs.get(key.task as usize)?;
+        let speed = self.platform.devices.get(device as usize)?.speed;
+        Some(Completion {
+            category: *entry.kinds.get(key.task as usize)?,
+            class: *self.classes.get(device as usize)?,
+            speed,
+            estimate_s: task.runtime_s,
+            input_bytes: task.input_bytes,
+            cores: f64::from(spec.cores_milli) / 1000.0,
+            seconds,
+        })
     }
 
     /// Parents of a task, as keys.

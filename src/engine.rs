@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use augur_dataflows::contention_forecast::SeriesForecast;
 use augur_dataflows::types::{DeviceId, InputBatch, Resource, TaskKey, Time};
-use augur_dataflows::{augur, EngineConfig};
+use augur_dataflows::{augur, EngineConfig, EngineInputs};
 use differential_dataflow::input::Input;
 use differential_dataflow::AsCollection;
 use timely::dataflow::operators::{Exchange, Input as _};
@@ -25,6 +25,9 @@ pub type MapUpdate = ((TaskKey, DeviceId), isize);
 
 /// One change of a series' forecast: +1 for the new value, -1 for the one it replaces.
 pub type ForecastUpdate = (((DeviceId, Resource), SeriesForecast), isize);
+
+/// One change of a duration estimate, `((task kind, device class), ms)`.
+pub type DurationUpdate = (((u32, u32), u64), isize);
 
 /// Where epochs come from (called on worker 0 only).
 pub trait BatchSource {
@@ -50,6 +53,12 @@ pub trait MapSink {
     /// The net changes of the series forecasts at `time`, sorted; called before [`Self::epoch`]
     /// for the same time, only when some forecast changed.
     fn forecasts(&mut self, _time: Time, _changes: &[ForecastUpdate]) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    /// The net changes of the duration estimates at `time`, sorted; called before
+    /// [`Self::epoch`] for the same time, only when some estimate changed.
+    fn durations(&mut self, _time: Time, _changes: &[DurationUpdate]) -> Result<(), Self::Error> {
         Ok(())
     }
 }
@@ -137,16 +146,36 @@ where
             let changes: Rc<RefCell<Vec<MapUpdate>>> = Rc::new(RefCell::new(Vec::new()));
             let forecast_changes: Rc<RefCell<Vec<ForecastUpdate>>> =
                 Rc::new(RefCell::new(Vec::new()));
+            let duration_changes: Rc<RefCell<Vec<DurationUpdate>>> =
+                Rc::new(RefCell::new(Vec::new()));
             let captured = Rc::clone(&changes);
             let captured_forecasts = Rc::clone(&forecast_changes);
+            let captured_durations = Rc::clone(&duration_changes);
             let mut samples = InputHandleVec::new();
+            let mut completions = InputHandleVec::new();
             let probe = ProbeHandle::new();
             let (mut tasks, mut started, mut edges) = worker.dataflow::<Time, _, _>(|scope| {
-                let sample_stream = scope.input_from(&mut samples);
                 let (tasks_in, tasks) = scope.new_collection();
                 let (started_in, started) = scope.new_collection();
                 let (edges_in, edges) = scope.new_collection();
-                let outputs = augur(sample_stream, tasks, started, edges, &config);
+                let inputs = EngineInputs {
+                    samples: scope.input_from(&mut samples),
+                    completions: scope.input_from(&mut completions),
+                    tasks,
+                    started,
+                    edges,
+                };
+                let outputs = augur(inputs, &config);
+                // The duration model lives on worker 0, like the map.
+                outputs
+                    .durations
+                    .inspect_batch(move |_time, updates| {
+                        let mut captured = captured_durations.borrow_mut();
+                        for (record, _time, diff) in updates {
+                            captured.push((*record, *diff));
+                        }
+                    })
+                    .probe_with(&probe);
                 // Each epoch completes before the next is fed, so everything captured between two
                 // probe waits belongs to the epoch just fed.
                 outputs
@@ -191,11 +220,15 @@ where
                 // rather than dropped, since the input cannot go back.
                 let time = time.max(*samples.time());
                 samples.advance_to(time);
+                completions.advance_to(time);
                 tasks.advance_to(time);
                 started.advance_to(time);
                 edges.advance_to(time);
                 for sample in batch.samples {
                     samples.send(sample);
+                }
+                for completion in batch.completions {
+                    completions.send(completion);
                 }
                 for (record, diff) in batch.tasks {
                     tasks.update(record, diff);
@@ -208,10 +241,12 @@ where
                 }
                 let next = time.saturating_add(1);
                 samples.advance_to(next);
+                completions.advance_to(next);
                 tasks.advance_to(next);
                 started.advance_to(next);
                 edges.advance_to(next);
                 samples.flush();
+                completions.flush();
                 tasks.flush();
                 started.flush();
                 edges.flush();
@@ -225,6 +260,14 @@ where
                 differential_dataflow::consolidation::consolidate(&mut forecasts);
                 if !forecasts.is_empty() {
                     if let Err(error) = sink.forecasts(time, &forecasts) {
+                        break Err(EngineError::Sink(error));
+                    }
+                }
+                let mut durations: Vec<DurationUpdate> =
+                    duration_changes.borrow_mut().drain(..).collect();
+                differential_dataflow::consolidation::consolidate(&mut durations);
+                if !durations.is_empty() {
+                    if let Err(error) = sink.durations(time, &durations) {
                         break Err(EngineError::Sink(error));
                     }
                 }

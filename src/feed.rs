@@ -250,7 +250,8 @@ struct EventInput {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Lifecycle {
     Waiting,
-    Running(DeviceId),
+    /// Started on this device at this time.
+    Running(DeviceId, Time),
 }
 
 /// Every input of a run, as a [`BatchSource`].
@@ -441,12 +442,14 @@ impl Feed {
         match event.kind {
             EventKind::Arrival => Ok(None),
             EventKind::Start => match (state, device) {
-                (Some(Lifecycle::Waiting), Some(device)) => Ok(Some((key, Change::Start(device)))),
+                (Some(Lifecycle::Waiting), Some(device)) => {
+                    Ok(Some((key, Change::Start(device, event.time))))
+                }
                 (_, None) => Err((
                     RejectKind::Parse,
                     "a start event needs a device".to_string(),
                 )),
-                (Some(Lifecycle::Running(on)), _) => Err((
+                (Some(Lifecycle::Running(on, _)), _) => Err((
                     RejectKind::BadTransition,
                     format!(
                         "task '{task}' already started on '{}'",
@@ -463,7 +466,14 @@ impl Feed {
                 )),
             },
             EventKind::Complete => match state {
-                Some(_) => Ok(Some((key, Change::Complete))),
+                Some(_) => Ok(Some((
+                    key,
+                    Change::Complete {
+                        device,
+                        duration_s: event.duration_s,
+                        time: event.time,
+                    },
+                ))),
                 None if done => Err((
                     RejectKind::BadTransition,
                     format!("task '{task}' already completed"),
@@ -499,13 +509,29 @@ impl Feed {
                     batch.edges.push(((key, parent), 1));
                 }
             }
-            Change::Start(device) => {
-                self.live.insert(key, Lifecycle::Running(device));
+            Change::Start(device, time) => {
+                self.live.insert(key, Lifecycle::Running(device, time));
                 batch.started.push(((key, device), 1));
             }
-            Change::Complete => {
-                if let Some(Lifecycle::Running(device)) = self.live.remove(&key) {
-                    batch.started.push(((key, device), -1));
+            Change::Complete {
+                device,
+                duration_s,
+                time,
+            } => {
+                let mut ran = None;
+                if let Some(Lifecycle::Running(on, start)) = self.live.remove(&key) {
+                    batch.started.push(((key, on), -1));
+                    let measured = (time > start).then(|| (time - start) as f64 / 1000.0);
+                    ran = Some((on, measured));
+                }
+                // What the duration model learns: the event's own duration, else the time since
+                // the start; on the device the event names, else the one it started on.
+                let device = device.or(ran.map(|(on, _)| on));
+                let seconds = duration_s.or(ran.and_then(|(_, measured)| measured));
+                if let (Some(device), Some(seconds)) = (device, seconds) {
+                    batch
+                        .completions
+                        .extend(self.catalog.completion(key, device, seconds));
                 }
                 let tasks = self
                     .catalog
@@ -531,8 +557,14 @@ impl Feed {
 #[derive(Clone, Copy, Debug)]
 enum Change {
     Arrive,
-    Start(DeviceId),
-    Complete,
+    /// Started on this device at this time.
+    Start(DeviceId, Time),
+    /// Completed at `time`, with the device and duration the event gives.
+    Complete {
+        device: Option<DeviceId>,
+        duration_s: Option<f64>,
+        time: Time,
+    },
 }
 
 impl BatchSource for Feed {

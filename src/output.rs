@@ -9,7 +9,7 @@ use augur_dataflows::types::{DeviceId, TaskKey, Time};
 use serde::Serialize;
 
 use crate::catalog::Catalog;
-use crate::engine::{ForecastUpdate, MapSink, MapUpdate};
+use crate::engine::{DurationUpdate, ForecastUpdate, MapSink, MapUpdate};
 use crate::input::time::json_seconds;
 use crate::input::InputStats;
 use augur_dataflows::contention_forecast::SeriesForecast;
@@ -21,6 +21,7 @@ pub struct MapWriter {
     out: Box<dyn Write + Send>,
     current: BTreeMap<TaskKey, DeviceId>,
     forecasts: BTreeMap<(DeviceId, Resource), SeriesForecast>,
+    durations: BTreeMap<(u32, u32), u64>,
     /// First placements of tasks.
     pub placed: u64,
     /// Tasks moved from one device to another.
@@ -45,6 +46,7 @@ impl MapWriter {
             out,
             current: BTreeMap::new(),
             forecasts: BTreeMap::new(),
+            durations: BTreeMap::new(),
             placed: 0,
             moved: 0,
             epochs: 0,
@@ -85,6 +87,25 @@ impl MapWriter {
                         anomaly: fraction_from_ppm(forecast.anomaly),
                     },
                 );
+        }
+        view
+    }
+
+    /// What the duration model predicts, in seconds at speed 1 without contention, for a task of
+    /// each kind on each device class that completions have taught it: kind → class (its
+    /// devices, comma-separated) → seconds.
+    pub fn durations(&self) -> BTreeMap<String, BTreeMap<String, f64>> {
+        let mut view: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
+        for ((kind, class), ms) in &self.durations {
+            let kind = self
+                .catalog
+                .kinds
+                .get(*kind as usize)
+                .cloned()
+                .unwrap_or_else(|| kind.to_string());
+            view.entry(kind)
+                .or_default()
+                .insert(self.catalog.class_name(*class), *ms as f64 / 1000.0);
         }
         view
     }
@@ -135,6 +156,20 @@ struct ChangeLine<'a> {
 
 impl MapSink for MapWriter {
     type Error = std::io::Error;
+
+    fn durations(&mut self, _time: Time, changes: &[DurationUpdate]) -> Result<(), std::io::Error> {
+        for &((key, ms), diff) in changes {
+            if diff < 0 && self.durations.get(&key) == Some(&ms) {
+                self.durations.remove(&key);
+            }
+        }
+        for &((key, ms), diff) in changes {
+            if diff > 0 {
+                self.durations.insert(key, ms);
+            }
+        }
+        Ok(())
+    }
 
     fn forecasts(&mut self, _time: Time, changes: &[ForecastUpdate]) -> Result<(), std::io::Error> {
         for &((series, forecast), diff) in changes {

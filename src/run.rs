@@ -27,10 +27,11 @@ use crate::input::{InputStats, Rejection};
 use crate::output::{ForecastView, InputSummary, LatencySummary, MapWriter, Summary};
 
 /// The files a run writes into its output folder.
-pub const OUTPUTS: [&str; 5] = [
+pub const OUTPUTS: [&str; 6] = [
     "partition.jsonl",
     "final_map.json",
     "forecasts.json",
+    "durations.json",
     "summary.json",
     "rejected.jsonl",
 ];
@@ -187,6 +188,7 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
         devices: catalog.device_specs(),
         forecast: config.forecast,
         placement: config.placement,
+        durations: Default::default(),
     };
     let io = Mutex::new(io);
     let idle_catalog = Arc::clone(&catalog);
@@ -231,8 +233,10 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
         epoch_latency: LatencySummary::of(&writer.latency_us),
     };
     let forecasts = writer.forecasts();
+    let durations = writer.durations();
     write_json(&config.out.join("final_map.json"), &final_map)?;
     write_json(&config.out.join("forecasts.json"), &forecasts)?;
+    write_json(&config.out.join("durations.json"), &durations)?;
     write_json(&config.out.join("summary.json"), &summary)?;
     Ok(Some(RunOutcome {
         summary,

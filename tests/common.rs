@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use augur::engine::{BatchSource, ForecastUpdate, MapSink, MapUpdate};
+use augur::engine::{BatchSource, DurationUpdate, ForecastUpdate, MapSink, MapUpdate};
 use augur_dataflows::contention_forecast::SeriesForecast;
 use augur_dataflows::types::{DeviceId, InputBatch, Resource, TaskKey, Time};
 
@@ -50,6 +50,9 @@ impl BatchSource for VecSource {
 /// The map after the epoch at a time.
 pub type MapAt = (Time, BTreeMap<TaskKey, DeviceId>);
 
+/// Every duration estimate after the epoch at a time.
+pub type DurationsAt = (Time, BTreeMap<(u32, u32), u64>);
+
 /// Every series' forecast after the epoch at a time.
 pub type ForecastsAt = (Time, BTreeMap<(DeviceId, Resource), SeriesForecast>);
 
@@ -60,10 +63,26 @@ pub struct RecordingSink {
     pub after_epoch: Arc<Mutex<Vec<MapAt>>>,
     pub forecasts: BTreeMap<(DeviceId, Resource), SeriesForecast>,
     pub forecasts_after_epoch: Arc<Mutex<Vec<ForecastsAt>>>,
+    pub durations: BTreeMap<(u32, u32), u64>,
+    pub durations_after_epoch: Arc<Mutex<Vec<DurationsAt>>>,
 }
 
 impl MapSink for RecordingSink {
     type Error = String;
+    fn durations(&mut self, _time: Time, changes: &[DurationUpdate]) -> Result<(), String> {
+        for &((key, ms), diff) in changes {
+            if diff < 0 && self.durations.get(&key) == Some(&ms) {
+                self.durations.remove(&key);
+            }
+        }
+        for &((key, ms), diff) in changes {
+            if diff > 0 {
+                self.durations.insert(key, ms);
+            }
+        }
+        Ok(())
+    }
+
     fn forecasts(&mut self, _time: Time, changes: &[ForecastUpdate]) -> Result<(), String> {
         for &((series, forecast), diff) in changes {
             if diff < 0 && self.forecasts.get(&series) == Some(&forecast) {
@@ -96,6 +115,11 @@ impl MapSink for RecordingSink {
             .lock()
             .map_err(|e| e.to_string())?;
         log.push((time, self.forecasts.clone()));
+        let mut log = self
+            .durations_after_epoch
+            .lock()
+            .map_err(|e| e.to_string())?;
+        log.push((time, self.durations.clone()));
         Ok(())
     }
 }

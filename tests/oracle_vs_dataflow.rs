@@ -1,12 +1,14 @@
 //! The incremental dataflow against the sequential oracle, on seeded streams of metric updates,
-//! task arrivals, starts and completions, at several worker counts: the partition map and every
-//! series' forecast are compared after every epoch.
+//! task arrivals, starts and completions, at several worker counts: the partition map, every
+//! series' forecast and every duration estimate are compared after every epoch.
 
 use std::collections::BTreeMap;
 
 use augur::engine::{run_engine, Workers};
 use augur_dataflows::oracle::Oracle;
-use augur_dataflows::types::{DeviceSpec, InputBatch, Resource, Sample, TaskKey, TaskSpec, Time};
+use augur_dataflows::types::{
+    Completion, DeviceSpec, InputBatch, Resource, Sample, TaskKey, TaskSpec, Time,
+};
 use augur_dataflows::EngineConfig;
 
 use crate::common::{RecordingSink, Rng, VecSource};
@@ -105,6 +107,25 @@ fn seeded_stream(seed: u64, epochs: usize) -> Vec<(Time, InputBatch)> {
                 batch.tasks.push(((task, done.spec), -1));
                 if let Some(device) = done.started {
                     batch.started.push(((task, device), -1));
+                    // Now and then a duration the model must ignore.
+                    let seconds = match rng.below(10) {
+                        0 => 0.0,
+                        1 => f64::NAN,
+                        _ => 1.0 + rng.unit() * done.spec.duration_ms as f64 / 1000.0,
+                    };
+                    batch.completions.push(Completion {
+                        category: task.task % 3,
+                        class: device % 3,
+                        speed: devices[device as usize].speed,
+                        estimate_s: if rng.below(2) == 0 {
+                            done.spec.duration_ms as f64 / 1000.0
+                        } else {
+                            0.0
+                        },
+                        input_bytes: rng.below(1 << 20),
+                        cores: done.spec.cores_milli as f64 / 1000.0,
+                        seconds,
+                    });
                 }
                 for parent in done.parents {
                     batch.edges.push(((task, parent), -1));
@@ -130,18 +151,26 @@ fn check(seed: u64, epochs: usize, workers: usize) {
         ..EngineConfig::default()
     };
 
-    let mut oracle = Oracle::new(&config.devices, config.forecast, config.placement);
+    let mut oracle = Oracle::new(
+        &config.devices,
+        config.forecast,
+        config.placement,
+        config.durations,
+    );
     let mut expected = Vec::new();
     let mut expected_forecasts = Vec::new();
+    let mut expected_durations = Vec::new();
     for (time, batch) in &stream {
         oracle.step(*time, batch.clone());
         expected.push((*time, oracle.map()));
         expected_forecasts.push(oracle.forecasts());
+        expected_durations.push(oracle.durations());
     }
 
     let sink = RecordingSink::default();
     let log = sink.after_epoch.clone();
     let forecast_log = sink.forecasts_after_epoch.clone();
+    let duration_log = sink.durations_after_epoch.clone();
     let feed = std::sync::Mutex::new(Some(stream));
     let outcome = run_engine(Workers::Threads(workers), config, move || {
         let stream = feed
@@ -169,6 +198,15 @@ fn check(seed: u64, epochs: usize, workers: usize) {
         );
     }
     assert!(expected_forecasts.last().is_some_and(|f| f.len() >= 5));
+    let durations = duration_log.lock().map(|l| l.clone()).unwrap_or_default();
+    assert_eq!(durations.len(), expected_durations.len());
+    for ((time, got), want) in durations.iter().zip(&expected_durations) {
+        assert_eq!(
+            want, got,
+            "seed {seed}, {workers} workers: duration estimates differ after epoch at {time}"
+        );
+    }
+    assert!(expected_durations.last().is_some_and(|d| d.len() >= 3));
     // The stream must have exercised the map, or the comparison proves little.
     assert!(
         expected.iter().any(|(_, map)| map.len() >= 5),

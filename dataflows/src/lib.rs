@@ -12,6 +12,7 @@ pub mod oracle;
 pub mod partition_map;
 pub mod placement;
 mod stash;
+pub mod task_durations;
 pub mod task_states;
 pub mod types;
 
@@ -21,11 +22,13 @@ use timely::dataflow::StreamVec;
 use crate::contention_forecast::{
     device_contention, series_forecasts, ForecastConfig, SeriesForecast,
 };
+use crate::duration::DurationConfig;
 use crate::partition_map::partition_map;
 use crate::placement::PlacementConfig;
+use crate::task_durations::task_durations;
 use crate::task_states::task_states;
 use crate::types::{
-    DeviceId, DeviceSpec, Ppm, Resource, Sample, TaskKey, TaskSpec, TaskState, Time,
+    Completion, DeviceId, DeviceSpec, Ppm, Resource, Sample, TaskKey, TaskSpec, TaskState, Time,
 };
 
 /// Everything augur's graph is configured with.
@@ -37,6 +40,22 @@ pub struct EngineConfig {
     pub forecast: ForecastConfig,
     /// Placement knobs.
     pub placement: PlacementConfig,
+    /// Duration-model knobs.
+    pub durations: DurationConfig,
+}
+
+/// The graph's inputs.
+pub struct EngineInputs<'scope> {
+    /// Metric samples.
+    pub samples: StreamVec<'scope, Time, Sample>,
+    /// Completed tasks with their durations.
+    pub completions: StreamVec<'scope, Time, Completion>,
+    /// Live tasks.
+    pub tasks: VecCollection<'scope, Time, (TaskKey, TaskSpec)>,
+    /// Started tasks, on the device they started on.
+    pub started: VecCollection<'scope, Time, (TaskKey, DeviceId)>,
+    /// Live edges, `(child, parent)`.
+    pub edges: VecCollection<'scope, Time, (TaskKey, TaskKey)>,
 }
 
 /// The collections augur maintains.
@@ -49,20 +68,16 @@ pub struct EngineOutputs<'scope> {
     pub states: VecCollection<'scope, Time, (TaskKey, TaskState)>,
     /// The partition map: `(task, device)` for every live task.
     pub partition: VecCollection<'scope, Time, (TaskKey, DeviceId)>,
+    /// Predicted duration (ms) of a task of each kind on each device class, from completions.
+    pub durations: VecCollection<'scope, Time, ((u32, u32), u64)>,
 }
 
-/// Builds the whole augur graph from its four inputs: metric samples, live tasks, started tasks
-/// and live edges `(child, parent)`.
-pub fn augur<'scope>(
-    samples: StreamVec<'scope, Time, Sample>,
-    tasks: VecCollection<'scope, Time, (TaskKey, TaskSpec)>,
-    started: VecCollection<'scope, Time, (TaskKey, DeviceId)>,
-    edges: VecCollection<'scope, Time, (TaskKey, TaskKey)>,
-    config: &EngineConfig,
-) -> EngineOutputs<'scope> {
-    let forecasts = series_forecasts(samples, config.forecast);
+/// Builds the whole augur graph from its inputs.
+pub fn augur<'scope>(inputs: EngineInputs<'scope>, config: &EngineConfig) -> EngineOutputs<'scope> {
+    let forecasts = series_forecasts(inputs.samples, config.forecast);
     let contention = device_contention(forecasts.clone(), &config.forecast);
-    let states = task_states(tasks, started, edges);
+    let states = task_states(inputs.tasks, inputs.started, inputs.edges);
+    let durations = task_durations(inputs.completions, config.durations);
     let partition = partition_map(
         contention.clone(),
         states.clone(),
@@ -74,5 +89,6 @@ pub fn augur<'scope>(
         contention,
         states,
         partition,
+        durations,
     }
 }

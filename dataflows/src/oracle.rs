@@ -9,7 +9,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::contention_forecast::{contention_of, ForecastConfig, SeriesForecast, SeriesState};
+use crate::duration::DurationConfig;
 use crate::placement::{cost, same_capability, state_is_sane, PlacementConfig, Score};
+use crate::task_durations::DurationLearner;
 use crate::types::{
     fraction_from_ppm, DeviceId, DeviceSpec, InputBatch, Ppm, Resource, TaskKey, TaskSpec,
     TaskState,
@@ -36,6 +38,7 @@ pub struct Oracle {
     states: BTreeMap<TaskKey, TaskState>,
     map: BTreeMap<TaskKey, OraclePlaced>,
     next_seq: u64,
+    durations: DurationLearner,
 }
 
 impl Oracle {
@@ -44,6 +47,7 @@ impl Oracle {
         devices: &[DeviceSpec],
         forecast: ForecastConfig,
         placement: PlacementConfig,
+        durations: DurationConfig,
     ) -> Oracle {
         Oracle {
             devices: devices.to_vec(),
@@ -57,6 +61,7 @@ impl Oracle {
             states: BTreeMap::new(),
             map: BTreeMap::new(),
             next_seq: 0,
+            durations: DurationLearner::new(durations),
         }
     }
 
@@ -73,8 +78,14 @@ impl Oracle {
             .collect()
     }
 
+    /// The duration estimates published so far, `(kind, class)` to milliseconds.
+    pub fn durations(&self) -> BTreeMap<(u32, u32), u64> {
+        self.durations.published().clone()
+    }
+
     /// Applies one epoch at `time`.
     pub fn step(&mut self, time: crate::types::Time, epoch: InputBatch) {
+        self.durations.learn(epoch.completions.clone());
         accumulate(&mut self.tasks, epoch.tasks);
         accumulate(&mut self.started, epoch.started);
         accumulate(&mut self.edges, epoch.edges);

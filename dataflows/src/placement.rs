@@ -477,6 +477,28 @@ impl Placer {
     }
 }
 
+/// The capability class of each device: devices with equal cores, memory and speed share one,
+/// numbered in order of first appearance (the same grouping the placer uses).
+pub fn capability_classes(devices: &[DeviceSpec]) -> Vec<u32> {
+    let mut representatives: Vec<&DeviceSpec> = Vec::new();
+    devices
+        .iter()
+        .map(|spec| {
+            let class = match representatives
+                .iter()
+                .position(|r| same_capability(r, spec))
+            {
+                Some(class) => class,
+                None => {
+                    representatives.push(spec);
+                    representatives.len() - 1
+                }
+            };
+            class as u32
+        })
+        .collect()
+}
+
 /// Devices are interchangeable for the rule when cores, memory and speed are all equal.
 pub(crate) fn same_capability(a: &DeviceSpec, b: &DeviceSpec) -> bool {
     a.cores_milli == b.cores_milli

@@ -136,12 +136,34 @@ pub struct TaskState {
     pub ready: bool,
 }
 
-/// Everything that enters the graph at one event time: metric samples and changes to the three
-/// input collections (live tasks, started tasks, live edges `(child, parent)`).
+/// A task that completed, as the duration model learns from it.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Completion {
+    /// The task's kind (dense id of its category).
+    pub category: u32,
+    /// The capability class of the device it ran on.
+    pub class: u32,
+    /// That device's relative speed.
+    pub speed: f64,
+    /// The workflow's estimate of its duration at speed 1, in seconds (0 when none).
+    pub estimate_s: f64,
+    /// Total size of its inputs, bytes.
+    pub input_bytes: u64,
+    /// Cores it used.
+    pub cores: f64,
+    /// How long it actually ran, in seconds.
+    pub seconds: f64,
+}
+
+/// Everything that enters the graph at one event time: metric samples, task completions (for
+/// the duration model) and changes to the three input collections (live tasks, started tasks,
+/// live edges `(child, parent)`).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct InputBatch {
     /// Metric samples.
     pub samples: Vec<Sample>,
+    /// Completions with a known duration.
+    pub completions: Vec<Completion>,
     /// Changes to the live-task collection.
     pub tasks: Vec<((TaskKey, TaskSpec), isize)>,
     /// Changes to the started-task collection.
@@ -154,6 +176,7 @@ impl InputBatch {
     /// Whether the batch carries nothing.
     pub fn is_empty(&self) -> bool {
         self.samples.is_empty()
+            && self.completions.is_empty()
             && self.tasks.is_empty()
             && self.started.is_empty()
             && self.edges.is_empty()

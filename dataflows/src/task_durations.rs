@@ -1,0 +1,138 @@
+//! The feedback loop: completions correct the duration model, inside the dataflow.
+//!
+//! The model learns per (task kind, device class) and falls back on what any task has shown, so
+//! its state is shared across kinds: one instance holds it, on worker 0 (completions are few
+//! next to metric samples). Each epoch's completions are learned in a canonical order, and the
+//! estimate of every (kind, class) they touched is published: the predicted duration of a task of
+//! that kind, with no estimate of its own, on a device of that class at speed 1 and no
+//! contention, in milliseconds.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use differential_dataflow::{AsCollection, VecCollection};
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::Operator;
+use timely::dataflow::StreamVec;
+
+use crate::duration::{DeviceFeatures, DurationConfig, DurationModel, TaskFeatures};
+use crate::stash::TimeStash;
+use crate::types::{Completion, Time};
+
+/// A change of a published estimate: `((kind, class), ms)` and +1 or -1.
+pub type DurationChange = (((u32, u32), u64), isize);
+
+/// The model and the estimates it last published; the same code serves the operator and the
+/// oracle.
+#[derive(Clone, Debug, Default)]
+pub struct DurationLearner {
+    model: DurationModel,
+    published: BTreeMap<(u32, u32), u64>,
+}
+
+impl DurationLearner {
+    /// A learner that has seen no completion.
+    pub fn new(config: DurationConfig) -> DurationLearner {
+        DurationLearner {
+            model: DurationModel::new(config),
+            published: BTreeMap::new(),
+        }
+    }
+
+    /// The model.
+    pub fn model(&self) -> &DurationModel {
+        &self.model
+    }
+
+    /// Learns one epoch's completions; returns the changes of the published estimates,
+    /// `((kind, class), ms)` with +1 for the new value and -1 for the one it replaces.
+    pub fn learn(&mut self, mut completions: Vec<Completion>) -> Vec<DurationChange> {
+        completions.sort_by(|a, b| {
+            (a.category, a.class, a.input_bytes)
+                .cmp(&(b.category, b.class, b.input_bytes))
+                .then(a.seconds.total_cmp(&b.seconds))
+                .then(a.speed.total_cmp(&b.speed))
+                .then(a.estimate_s.total_cmp(&b.estimate_s))
+                .then(a.cores.total_cmp(&b.cores))
+        });
+        let mut touched = BTreeSet::new();
+        for completion in completions {
+            let task = TaskFeatures {
+                category: completion.category,
+                estimate_s: (completion.estimate_s > 0.0).then_some(completion.estimate_s),
+                input_bytes: completion.input_bytes,
+                output_bytes: 0,
+                cores: completion.cores,
+            };
+            let device = DeviceFeatures {
+                class: completion.class,
+                speed: completion.speed,
+                contention: 0.0,
+            };
+            if self.model.observe(&task, &device, completion.seconds) {
+                touched.insert((completion.category, completion.class));
+            }
+        }
+        let mut changes = Vec::new();
+        for key in touched {
+            let estimate = self.estimate_ms(key);
+            let before = self.published.insert(key, estimate);
+            if before != Some(estimate) {
+                if let Some(before) = before {
+                    changes.push(((key, before), -1));
+                }
+                changes.push(((key, estimate), 1));
+            }
+        }
+        changes
+    }
+
+    /// The published estimates.
+    pub fn published(&self) -> &BTreeMap<(u32, u32), u64> {
+        &self.published
+    }
+
+    fn estimate_ms(&self, (category, class): (u32, u32)) -> u64 {
+        let task = TaskFeatures {
+            category,
+            cores: 1.0,
+            ..TaskFeatures::default()
+        };
+        let device = DeviceFeatures {
+            class,
+            ..DeviceFeatures::default()
+        };
+        let seconds = self.model.predict(&task, &device).seconds;
+        (seconds * 1000.0).round().clamp(0.0, u64::MAX as f64) as u64
+    }
+}
+
+/// `((kind, class), predicted ms)` for every (task kind, device class) some completion taught.
+pub fn task_durations<'scope>(
+    completions: StreamVec<'scope, Time, Completion>,
+    config: DurationConfig,
+) -> VecCollection<'scope, Time, ((u32, u32), u64)> {
+    let mut learner = DurationLearner::new(config);
+    let mut stash = TimeStash::new();
+    completions
+        .unary_frontier(
+            Exchange::new(|_: &Completion| 0u64),
+            "TaskDurations",
+            move |_, _| {
+                move |(input, frontier), output| {
+                    input.for_each(|capability, data| {
+                        if let Some(time) = capability.least().copied() {
+                            stash.park(time, || capability.delayed(&time, 0), data.drain(..));
+                        }
+                    });
+                    for (capability, batch) in stash.drain_complete(&[frontier]) {
+                        let time = *capability.time();
+                        let mut session = output.session(&capability);
+                        for (record, diff) in learner.learn(batch) {
+                            session.give((record, time, diff));
+                        }
+                    }
+                }
+            },
+        )
+        .as_collection()
+}
