@@ -3,8 +3,8 @@
 //!
 //! In WfInstances `runtimeInSeconds` is the measured runtime, so a task's own runtime must never
 //! be its prior. Each workflow is replayed on its own, from an empty model. The prior every task
-//! gets is one workflow-level figure, the mean runtime of the workflow's tasks: what a user who
-//! knows only the total work would say. Tasks complete in a topological order (file order among
+//! gets is one workflow-level figure, the median runtime of the workflow's tasks: what a user who
+//! knows only how long a typical task of the workflow takes would say. Tasks complete in a topological order (file order among
 //! the ready tasks); each task is predicted from the model's state before its own completion,
 //! and then its runtime is learned. All on one device of speed 1 without contention: the files
 //! record no per-task start times, so contention cannot be reconstructed.
@@ -100,7 +100,7 @@ pub struct DurationRow {
     pub scored: u64,
     /// The model's MAPE (percent) over them; `null` when none.
     pub mape: Option<f64>,
-    /// MAPE of the prior alone (the workflow's mean runtime) over the same tasks.
+    /// MAPE of the prior alone (the workflow's median runtime) over the same tasks.
     pub prior_mape: Option<f64>,
     /// MAPE of Dask's 500 ms constant over the same tasks.
     pub dask_mape: Option<f64>,
@@ -222,6 +222,18 @@ pub fn evaluate(workflows: &[Workflow], after: usize, config: DurationConfig) ->
     }
 }
 
+/// The median of some values (`None` when there are none).
+fn median(values: &[f64]) -> Option<f64> {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(sorted[n / 2]),
+        _ => Some((sorted[n / 2 - 1] + sorted[n / 2]) / 2.0),
+    }
+}
+
 /// One workflow's tallies per category name.
 fn replay(workflow: &Workflow, after: usize, config: DurationConfig) -> BTreeMap<String, Tally> {
     let runtimes: Vec<f64> = workflow
@@ -230,12 +242,10 @@ fn replay(workflow: &Workflow, after: usize, config: DurationConfig) -> BTreeMap
         .map(|t| t.runtime_s)
         .filter(|r| r.is_finite() && *r > 0.0)
         .collect();
-    // The user's figure: total work over task count, the same for every task.
-    let prior = if runtimes.is_empty() {
-        None
-    } else {
-        Some(runtimes.iter().sum::<f64>() / runtimes.len() as f64)
-    };
+    // The user's figure for a typical task: the median runtime of the workflow's tasks, the
+    // same for every task (a mean is dragged up by the few long tasks, and MAPE punishes
+    // over-prediction of the many short ones without limit).
+    let prior = median(&runtimes);
     let mut ids: BTreeMap<&str, u32> = BTreeMap::new();
     let mut tallies: BTreeMap<String, Tally> = BTreeMap::new();
     let mut model = DurationModel::new(config);
