@@ -82,7 +82,9 @@ pub fn run(args: &AnomaliesArgs, out: &mut dyn Write) -> Result<AnomalyReport, A
         Some(path) => Some(Labels::load(path)?),
         None => None,
     };
+    crate::series::check_distinct(&args.series).map_err(AnomaliesError::Format)?;
     let params = AnomalyParams::default();
+    let mut written: std::collections::HashSet<std::path::PathBuf> = Default::default();
     let mut report = AnomalyReport {
         series: Vec::new(),
         overall: None,
@@ -101,7 +103,18 @@ pub fn run(args: &AnomaliesArgs, out: &mut dyn Write) -> Result<AnomalyReport, A
         let several = all.len() > 1 || format == SeriesFormat::Alibaba;
         for series in &all {
             let scores = score_series(series, params);
-            let output = folder.join(output_name(path, series, several));
+            // Two series can share a name (same file name in two folders of one name, or long
+            // series whose names differ only in characters a file name cannot hold): never let
+            // one overwrite the other.
+            let mut output = folder.join(output_name(path, series, several));
+            let mut copy = 1;
+            while written.contains(&output) {
+                copy += 1;
+                let name = output_name(path, series, several);
+                let stem = name.strip_suffix(".csv").unwrap_or(&name);
+                output = folder.join(format!("{stem}_{copy}.csv"));
+            }
+            written.insert(output.clone());
             write_results(&output, series, &scores, windows.unwrap_or(&[]))?;
             let score = windows.map(|w| {
                 let rows: Vec<(Time, f64)> = series

@@ -164,6 +164,10 @@ impl Tally {
 
 /// Replays the workflows and writes the report: a table, or JSON lines with `--json`.
 pub fn run(args: &DurationsArgs, out: &mut dyn Write) -> Result<DurationReport, DurationsError> {
+    crate::series::check_distinct(&args.workflows).map_err(|reason| DurationsError::Workflow {
+        path: "--workflow".to_string(),
+        reason,
+    })?;
     let mut workflows = Vec::with_capacity(args.workflows.len());
     for path in &args.workflows {
         workflows.push(load(path)?);

@@ -85,6 +85,7 @@ pub fn eval_config(args: &ForecastArgs) -> Result<EvalConfig, ForecastEvalError>
     if args.season.is_some_and(|m| m < 2) {
         return Err(flag("--season", "a season is at least 2 steps".into()));
     }
+    crate::series::check_distinct(&args.series).map_err(|reason| flag("--series", reason))?;
     let kinds: Vec<ModelKind> = if args.model == "all" {
         ModelKind::ALL.to_vec()
     } else {
@@ -175,10 +176,10 @@ pub fn evaluate(
 ) -> Result<Vec<Score>, Skipped> {
     let n = values.len();
     // The peer's rule: fewer points than this leaves no training part worth the name.
-    if n <= test_size + 2 {
+    if n <= test_size.saturating_add(2) {
         return Err(Skipped(format!(
             "only {n} points, need more than test-size + 2 = {}",
-            test_size + 2
+            test_size.saturating_add(2)
         )));
     }
     let longest = horizons.iter().copied().max().unwrap_or(1);
@@ -418,6 +419,14 @@ fn optional(value: Option<f64>) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_enormous_test_size_skips_rather_than_overflows() {
+        let values: Vec<f64> = (0..50).map(f64::from).collect();
+        let config = ModelConfig::new(ModelKind::Ewma);
+        assert!(evaluate("s", &values, &config, &[1], usize::MAX).is_err());
+        assert!(evaluate("s", &values, &config, &[1], usize::MAX - 1).is_err());
+    }
+
     use super::*;
     use clap::Parser;
 

@@ -99,17 +99,42 @@ pub fn load_series(
     column: Option<&str>,
 ) -> Result<Vec<Series>, SeriesError> {
     let display = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| SeriesError::Io {
+    let bytes = std::fs::read(path).map_err(|source| SeriesError::Io {
         path: display.clone(),
         source,
     })?;
+    // A line with bytes that are not UTF-8 becomes unreadable and is dropped like any other bad
+    // row, rather than costing the whole file.
+    let text = String::from_utf8_lossy(&bytes);
     let base = path
         .file_name()
         .map_or(display.clone(), |n| n.to_string_lossy().into_owned());
-    parse_series(&text, &base, format, column).map_err(|reason| SeriesError::Layout {
-        path: display,
-        reason,
-    })
+    let series =
+        parse_series(&text, &base, format, column).map_err(|reason| SeriesError::Layout {
+            path: display.clone(),
+            reason,
+        })?;
+    let has_rows = text.lines().any(|line| !line.trim().is_empty());
+    if series.is_empty() && has_rows {
+        return Err(SeriesError::Layout {
+            path: display,
+            reason: format!("no row could be read as {format:?} (is --format right?)"),
+        });
+    }
+    Ok(series)
+}
+
+/// Refuses a file given twice: its series would be counted twice.
+pub fn check_distinct(paths: &[std::path::PathBuf]) -> Result<(), String> {
+    for (index, path) in paths.iter().enumerate() {
+        if paths[..index]
+            .iter()
+            .any(|other| crate::cli::same_file(other, path))
+        {
+            return Err(format!("{} is given twice", path.display()));
+        }
+    }
+    Ok(())
 }
 
 /// [`load_series`] on text already read; `base` names the series.
@@ -289,6 +314,21 @@ mod tests {
         let s = parse_series(text, "1.csv", SeriesFormat::Bitbrains, None).expect("parses");
         assert_eq!(s[0].values, vec![1.5, 2.5]);
         assert!(parse_series(text, "1.csv", SeriesFormat::Bitbrains, Some("GPU")).is_err());
+    }
+
+    #[test]
+    fn a_bad_byte_costs_its_line_and_a_wrong_format_is_an_error() {
+        let dir = std::env::temp_dir().join(format!("augur-series-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("bytes.csv");
+        let mut bytes = b"timestamp,value\n2014-02-14 14:30:00,1\n".to_vec();
+        bytes.extend_from_slice(b"2014-02-14 14:35:00,\xff\xfe\n2014-02-14 14:40:00,3\n");
+        std::fs::write(&path, bytes).expect("write");
+        let series = load_series(&path, SeriesFormat::Nab, None).expect("readable");
+        assert_eq!(series[0].values, vec![1.0, 3.0]);
+        assert!(load_series(&path, SeriesFormat::Alibaba, None).is_err());
+        assert!(check_distinct(&[path.clone(), dir.join("other.csv")]).is_ok());
+        assert!(check_distinct(&[path.clone(), path]).is_err());
     }
 
     #[test]

@@ -89,6 +89,10 @@ impl SeriesForecast {
 pub struct SeriesState {
     model: TimedModel,
     anomaly: AnomalyScorer,
+    /// The last alarm: its time and score. The scorer reports an anomaly once, at its onset
+    /// (as NAB rewards), but a device whose load jumped stays suspect for a horizon after it.
+    alarm: Option<(Time, f64)>,
+    latest_time: Time,
 }
 
 impl SeriesState {
@@ -97,13 +101,29 @@ impl SeriesState {
         SeriesState {
             model: TimedModel::new(&config.model),
             anomaly: AnomalyScorer::new(AnomalyParams::default()),
+            alarm: None,
+            latest_time: Time::MIN,
         }
     }
 
     /// Takes one sample.
     pub fn update(&mut self, time: Time, value: f64) {
         self.model.update(time, value);
-        self.anomaly.update(time, value);
+        let score = self.anomaly.update(time, value);
+        if score >= THRESHOLD {
+            self.alarm = Some((time, score));
+        }
+        self.latest_time = self.latest_time.max(time);
+    }
+
+    /// The anomaly score placement sees: the latest, or the last alarm's while it is younger
+    /// than `hold` milliseconds.
+    fn anomaly_score(&self, hold: Time) -> f64 {
+        let latest = self.anomaly.latest();
+        match self.alarm {
+            Some((at, score)) if self.latest_time.saturating_sub(at) < hold => latest.max(score),
+            _ => latest,
+        }
     }
 
     /// Whether any sample has been taken.
@@ -129,7 +149,7 @@ impl SeriesState {
             ),
             sigma: quantise(ppm_from_fraction(fraction(sigma)), config.quantum_ppm),
             anomaly: quantise(
-                ppm_from_fraction(fraction(self.anomaly.latest()).min(1.0)),
+                ppm_from_fraction(fraction(self.anomaly_score(config.horizon_ms)).min(1.0)),
                 1_000,
             ),
         }
@@ -285,5 +305,14 @@ mod tests {
         assert!(series.forecast(&config).anomaly < 500_000);
         series.update(600 * minute, 0.95);
         assert!(series.forecast(&config).anomaly >= 500_000);
+        // The jump persists: the scorer stays quiet after its alarm, but placement keeps the
+        // device suspect for the horizon (10 minutes), then lets it go.
+        series.update(601 * minute, 0.95);
+        series.update(602 * minute, 0.95);
+        assert!(series.forecast(&config).anomaly >= 500_000);
+        for step in 603..640 {
+            series.update(step * minute, 0.95);
+        }
+        assert!(series.forecast(&config).anomaly < 500_000);
     }
 }
