@@ -58,7 +58,7 @@ impl Default for ForecastConfig {
             horizon_ms: 600_000,
             quantum_ppm: 1_000,
             risk: 1.0,
-            anomaly: AnomalyPolicy::Penalise(0.5),
+            anomaly: AnomalyPolicy::Penalise(0.25),
         }
     }
 }
