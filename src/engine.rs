@@ -7,6 +7,7 @@
 //! processes.
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -28,6 +29,24 @@ pub type ForecastUpdate = (((DeviceId, Resource), SeriesForecast), isize);
 
 /// One change of a duration estimate, `((task kind, device class), ms)`.
 pub type DurationUpdate = (((u32, u32), u64), isize);
+
+/// Applies one epoch's consolidated changes of a keyed collection (one value per key) to its
+/// current contents: a retraction removes the value it names, an insertion sets the new one.
+pub fn apply_changes<K: Ord + Copy, V: PartialEq + Copy>(
+    current: &mut BTreeMap<K, V>,
+    changes: &[((K, V), isize)],
+) {
+    for &((key, value), diff) in changes {
+        if diff < 0 && current.get(&key) == Some(&value) {
+            current.remove(&key);
+        }
+    }
+    for &((key, value), diff) in changes {
+        if diff > 0 {
+            current.insert(key, value);
+        }
+    }
+}
 
 /// Where epochs come from (called on worker 0 only).
 pub trait BatchSource {

@@ -82,50 +82,55 @@ fn main() -> ExitCode {
         Command::Forecast(args) => {
             let mut out = std::io::stdout().lock();
             match augur::forecast_eval::run(&args, &mut out) {
-                Ok(()) => ExitCode::SUCCESS,
                 Err(error @ augur::forecast_eval::ForecastEvalError::Flag { .. }) => {
                     usage(&error.to_string())
                 }
-                Err(augur::forecast_eval::ForecastEvalError::Output(error))
-                    if error.kind() == std::io::ErrorKind::BrokenPipe =>
-                {
-                    ExitCode::SUCCESS
-                }
-                Err(error) => {
-                    eprintln!("augur: {error}");
-                    ExitCode::FAILURE
-                }
+                result => report(result, |error| match error {
+                    augur::forecast_eval::ForecastEvalError::Output(io) => Some(io),
+                    _ => None,
+                }),
             }
         }
         Command::Durations(args) => {
             let mut out = std::io::stdout().lock();
-            match augur::durations_eval::run(&args, &mut out) {
-                Ok(_) => ExitCode::SUCCESS,
-                Err(augur::durations_eval::DurationsError::Output(error))
-                    if error.kind() == std::io::ErrorKind::BrokenPipe =>
-                {
-                    ExitCode::SUCCESS
-                }
-                Err(error) => {
-                    eprintln!("augur: {error}");
-                    ExitCode::FAILURE
-                }
-            }
+            report(
+                augur::durations_eval::run(&args, &mut out),
+                |error| match error {
+                    augur::durations_eval::DurationsError::Output(io) => Some(io),
+                    _ => None,
+                },
+            )
         }
         Command::Anomalies(args) => {
             let mut out = std::io::stdout().lock();
-            match augur::anomalies::run(&args, &mut out) {
-                Ok(_) => ExitCode::SUCCESS,
-                Err(augur::anomalies::AnomaliesError::Summary(error))
-                    if error.kind() == std::io::ErrorKind::BrokenPipe =>
-                {
-                    ExitCode::SUCCESS
-                }
-                Err(error) => {
-                    eprintln!("augur: {error}");
-                    ExitCode::FAILURE
-                }
-            }
+            report(
+                augur::anomalies::run(&args, &mut out),
+                |error| match error {
+                    augur::anomalies::AnomaliesError::Summary(io) => Some(io),
+                    _ => None,
+                },
+            )
+        }
+    }
+}
+
+/// The exit code of a command that prints a report: success, also when the reader of the report
+/// went away (a closed pipe is not an error); otherwise the error, on stderr.
+fn report<T, E: std::fmt::Display>(
+    result: Result<T, E>,
+    output_error: impl Fn(&E) -> Option<&std::io::Error>,
+) -> ExitCode {
+    match result {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(error)
+            if output_error(&error)
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("augur: {error}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -9,7 +9,7 @@ use augur_dataflows::types::{DeviceId, TaskKey, Time};
 use serde::Serialize;
 
 use crate::catalog::Catalog;
-use crate::engine::{DurationUpdate, ForecastUpdate, MapSink, MapUpdate};
+use crate::engine::{apply_changes, DurationUpdate, ForecastUpdate, MapSink, MapUpdate};
 use crate::input::time::json_seconds;
 use crate::input::InputStats;
 use augur_dataflows::contention_forecast::SeriesForecast;
@@ -158,30 +158,12 @@ impl MapSink for MapWriter {
     type Error = std::io::Error;
 
     fn durations(&mut self, _time: Time, changes: &[DurationUpdate]) -> Result<(), std::io::Error> {
-        for &((key, ms), diff) in changes {
-            if diff < 0 && self.durations.get(&key) == Some(&ms) {
-                self.durations.remove(&key);
-            }
-        }
-        for &((key, ms), diff) in changes {
-            if diff > 0 {
-                self.durations.insert(key, ms);
-            }
-        }
+        apply_changes(&mut self.durations, changes);
         Ok(())
     }
 
     fn forecasts(&mut self, _time: Time, changes: &[ForecastUpdate]) -> Result<(), std::io::Error> {
-        for &((series, forecast), diff) in changes {
-            if diff < 0 && self.forecasts.get(&series) == Some(&forecast) {
-                self.forecasts.remove(&series);
-            }
-        }
-        for &((series, forecast), diff) in changes {
-            if diff > 0 {
-                self.forecasts.insert(series, forecast);
-            }
-        }
+        apply_changes(&mut self.forecasts, changes);
         Ok(())
     }
 

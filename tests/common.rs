@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use augur::engine::{BatchSource, DurationUpdate, ForecastUpdate, MapSink, MapUpdate};
+use augur::engine::{
+    apply_changes, BatchSource, DurationUpdate, ForecastUpdate, MapSink, MapUpdate,
+};
 use augur_dataflows::contention_forecast::SeriesForecast;
 use augur_dataflows::types::{DeviceId, InputBatch, Resource, TaskKey, Time};
 
@@ -70,30 +72,12 @@ pub struct RecordingSink {
 impl MapSink for RecordingSink {
     type Error = String;
     fn durations(&mut self, _time: Time, changes: &[DurationUpdate]) -> Result<(), String> {
-        for &((key, ms), diff) in changes {
-            if diff < 0 && self.durations.get(&key) == Some(&ms) {
-                self.durations.remove(&key);
-            }
-        }
-        for &((key, ms), diff) in changes {
-            if diff > 0 {
-                self.durations.insert(key, ms);
-            }
-        }
+        apply_changes(&mut self.durations, changes);
         Ok(())
     }
 
     fn forecasts(&mut self, _time: Time, changes: &[ForecastUpdate]) -> Result<(), String> {
-        for &((series, forecast), diff) in changes {
-            if diff < 0 && self.forecasts.get(&series) == Some(&forecast) {
-                self.forecasts.remove(&series);
-            }
-        }
-        for &((series, forecast), diff) in changes {
-            if diff > 0 {
-                self.forecasts.insert(series, forecast);
-            }
-        }
+        apply_changes(&mut self.forecasts, changes);
         Ok(())
     }
 
