@@ -77,12 +77,12 @@ pub struct AnomalyReport {
 /// Runs `augur anomalies`: scores the series, writes the results files, and prints a summary to
 /// `out`.
 pub fn run(args: &AnomaliesArgs, out: &mut dyn Write) -> Result<AnomalyReport, AnomaliesError> {
-    let format: SeriesFormat = args.format.parse().map_err(AnomaliesError::Format)?;
+    let format: SeriesFormat = args.input.format.parse().map_err(AnomaliesError::Format)?;
     let labels = match &args.labels {
         Some(path) => Some(Labels::load(path)?),
         None => None,
     };
-    crate::series::check_distinct(&args.series).map_err(AnomaliesError::Format)?;
+    crate::series::check_distinct(&args.input.series).map_err(AnomaliesError::Format)?;
     let params = AnomalyParams::default();
     let mut written: std::collections::HashSet<std::path::PathBuf> = Default::default();
     let mut report = AnomalyReport {
@@ -90,7 +90,7 @@ pub fn run(args: &AnomaliesArgs, out: &mut dyn Write) -> Result<AnomalyReport, A
         overall: None,
         threshold: THRESHOLD,
     };
-    for path in &args.series {
+    for path in &args.input.series {
         let windows = labels.as_ref().and_then(|l| l.for_file(path));
         let key = nab_key(path);
         let category = category(path);
@@ -99,7 +99,7 @@ pub fn run(args: &AnomaliesArgs, out: &mut dyn Write) -> Result<AnomalyReport, A
             path: folder.clone(),
             source,
         })?;
-        let all = load_series(path, format, args.column.as_deref())?;
+        let all = load_series(path, format, args.input.column.as_deref())?;
         let several = all.len() > 1 || format == SeriesFormat::Alibaba;
         for series in &all {
             let scores = score_series(series, params);

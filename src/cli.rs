@@ -136,10 +136,9 @@ pub struct BenchArgs {
     pub workers: Option<usize>,
 }
 
-/// Flags of `augur forecast`: a rolling-origin evaluation of the forecasters on series files,
-/// with the protocol of `../shared/peers/forecast_eval.py`.
+/// Which series files to read, and how (shared by `augur forecast` and `augur anomalies`).
 #[derive(Debug, Clone, Args)]
-pub struct ForecastArgs {
+pub struct SeriesArgs {
     /// Series files.
     #[arg(long = "series", num_args = 1.., required = true, value_name = "FILE")]
     pub series: Vec<PathBuf>,
@@ -149,6 +148,15 @@ pub struct ForecastArgs {
     /// Value column (Bitbrains default 'CPU usage [%]', Alibaba default 'cpu_util_percent').
     #[arg(long, value_name = "NAME")]
     pub column: Option<String>,
+}
+
+/// Flags of `augur forecast`: a rolling-origin evaluation of the forecasters on series files,
+/// with the protocol of `../shared/peers/forecast_eval.py`.
+#[derive(Debug, Clone, Args)]
+pub struct ForecastArgs {
+    /// The series to read.
+    #[command(flatten)]
+    pub input: SeriesArgs,
     /// Steps ahead to score.
     #[arg(long, default_value = "1,6,12", value_delimiter = ',')]
     pub horizons: Vec<u32>,
@@ -169,15 +177,9 @@ pub struct ForecastArgs {
 /// Flags of `augur anomalies`: anomaly scores per series in the NAB results layout.
 #[derive(Debug, Clone, Args)]
 pub struct AnomaliesArgs {
-    /// Series files.
-    #[arg(long = "series", num_args = 1.., required = true, value_name = "FILE")]
-    pub series: Vec<PathBuf>,
-    /// Format of the series files.
-    #[arg(long, default_value = "nab", value_parser = ["nab", "bitbrains", "alibaba", "long"])]
-    pub format: String,
-    /// Value column (as for `augur forecast`).
-    #[arg(long, value_name = "NAME")]
-    pub column: Option<String>,
+    /// The series to read.
+    #[command(flatten)]
+    pub input: SeriesArgs,
     /// NAB label windows (combined_windows.json) for the `label` column and the score report.
     #[arg(long, value_name = "FILE")]
     pub labels: Option<PathBuf>,

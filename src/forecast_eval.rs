@@ -63,6 +63,7 @@ pub struct EvalConfig {
 pub fn eval_config(args: &ForecastArgs) -> Result<EvalConfig, ForecastEvalError> {
     let flag = |flag, reason: String| ForecastEvalError::Flag { flag, reason };
     let format = args
+        .input
         .format
         .parse::<SeriesFormat>()
         .map_err(|reason| flag("--format", reason))?;
@@ -85,7 +86,7 @@ pub fn eval_config(args: &ForecastArgs) -> Result<EvalConfig, ForecastEvalError>
     if args.season.is_some_and(|m| m < 2) {
         return Err(flag("--season", "a season is at least 2 steps".into()));
     }
-    crate::series::check_distinct(&args.series).map_err(|reason| flag("--series", reason))?;
+    crate::series::check_distinct(&args.input.series).map_err(|reason| flag("--series", reason))?;
     let kinds: Vec<ModelKind> = if args.model == "all" {
         ModelKind::ALL.to_vec()
     } else {
@@ -102,9 +103,9 @@ pub fn eval_config(args: &ForecastArgs) -> Result<EvalConfig, ForecastEvalError>
         })
         .collect();
     Ok(EvalConfig {
-        files: args.series.clone(),
+        files: args.input.series.clone(),
         format,
-        column: args.column.clone(),
+        column: args.input.column.clone(),
         horizons,
         test_size: args.test_size,
         models,
