@@ -164,7 +164,7 @@ pub struct ForecastArgs {
     #[arg(long, default_value_t = 1008)]
     pub test_size: usize,
     /// Model to evaluate.
-    #[arg(long, default_value = "auto", value_parser = ["auto", "ewma", "holt", "hw", "ar", "all"])]
+    #[arg(long, default_value = "auto", value_parser = ["auto", "ewma", "holt", "hw", "ar", "median", "all"])]
     pub model: String,
     /// Season length in steps for Holt-Winters [default: detected per series].
     #[arg(long, value_name = "STEPS")]

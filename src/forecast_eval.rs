@@ -501,7 +501,7 @@ mod tests {
         assert!(eval_config(&args(&["--season", "1"])).is_err());
         let config = eval_config(&args(&["--horizons", "6,1,6", "--model", "all"])).expect("ok");
         assert_eq!(config.horizons, vec![1, 6]);
-        assert_eq!(config.models.len(), 5);
+        assert_eq!(config.models.len(), 6);
     }
 
     #[test]
@@ -534,12 +534,12 @@ mod tests {
             .lines()
             .map(|l| serde_json::from_str(l).expect("json"))
             .collect();
-        // 5 models x 3 horizons, then one skipped series.
-        assert_eq!(lines.len(), 16);
+        // 6 models x 3 horizons, then one skipped series.
+        assert_eq!(lines.len(), 19);
         assert!(text.lines().next().expect("a line").starts_with(
             "{\"series\":\"long.csv\",\"model\":\"ewma\",\"horizon\":1,\"n\":39,\"mae\":"
         ));
-        assert_eq!(lines[15]["series"], "short.csv");
+        assert_eq!(lines[18]["series"], "short.csv");
         let mut table = Vec::new();
         let argv = ["--test-size", "50", "--series", files[0].as_str()];
         run(&args_with(&argv), &mut table).expect("runs");

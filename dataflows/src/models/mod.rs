@@ -27,6 +27,7 @@ mod auto;
 mod ewma;
 mod holt;
 mod holt_winters;
+mod median;
 mod season;
 mod timed;
 
@@ -40,6 +41,7 @@ use auto::Auto;
 use ewma::Ewma;
 use holt::Holt;
 use holt_winters::HoltWinters;
+use median::Median;
 
 /// Which model a [`SeriesModel`] runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -53,27 +55,31 @@ pub enum ModelKind {
     HoltWinters,
     /// Autoregression of order [`ModelConfig::ar_order`] with an intercept, by least squares.
     Ar,
-    /// A blend of the four above, weighted per horizon by their recent out-of-sample errors.
+    /// The median of the last five samples: a level that ignores lone spikes.
+    Median,
+    /// A blend of the five above, weighted per horizon by their recent out-of-sample errors.
     Auto,
 }
 
 impl ModelKind {
     /// Every kind, in the order `augur forecast --model all` reports them.
-    pub const ALL: [ModelKind; 5] = [
+    pub const ALL: [ModelKind; 6] = [
         ModelKind::Ewma,
         ModelKind::Holt,
         ModelKind::HoltWinters,
         ModelKind::Ar,
+        ModelKind::Median,
         ModelKind::Auto,
     ];
 
-    /// The short name: `ewma`, `holt`, `hw`, `ar` or `auto`.
+    /// The short name: `ewma`, `holt`, `hw`, `ar`, `median` or `auto`.
     pub fn name(self) -> &'static str {
         match self {
             ModelKind::Ewma => "ewma",
             ModelKind::Holt => "holt",
             ModelKind::HoltWinters => "hw",
             ModelKind::Ar => "ar",
+            ModelKind::Median => "median",
             ModelKind::Auto => "auto",
         }
     }
@@ -93,9 +99,10 @@ impl std::str::FromStr for ModelKind {
             "holt" => Ok(ModelKind::Holt),
             "hw" | "holt-winters" => Ok(ModelKind::HoltWinters),
             "ar" => Ok(ModelKind::Ar),
+            "median" => Ok(ModelKind::Median),
             "auto" => Ok(ModelKind::Auto),
             other => Err(format!(
-                "unknown model '{other}' (ewma, holt, hw, ar or auto)"
+                "unknown model '{other}' (ewma, holt, hw, ar, median or auto)"
             )),
         }
     }
@@ -287,6 +294,7 @@ enum Core {
     Holt(Holt),
     HoltWinters(HoltWinters),
     Ar(Ar),
+    Median(Median),
     Auto(Box<Auto>),
 }
 
@@ -297,6 +305,7 @@ macro_rules! dispatch {
             Core::Holt($model) => $body,
             Core::HoltWinters($model) => $body,
             Core::Ar($model) => $body,
+            Core::Median($model) => $body,
             Core::Auto($model) => $body,
         }
     };
@@ -324,6 +333,7 @@ impl SeriesModel {
                 Core::HoltWinters(HoltWinters::new(config.season, config.damped))
             }
             ModelKind::Ar => Core::Ar(Ar::new(config.ar_order)),
+            ModelKind::Median => Core::Median(Median::new()),
             ModelKind::Auto => Core::Auto(Box::new(Auto::new(config))),
         };
         SeriesModel {
