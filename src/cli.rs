@@ -257,7 +257,7 @@ pub struct AnomalyFile {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ForecastFile {
-    /// The model of each series: auto, ewma, holt, hw or ar.
+    /// The model of each series: auto, ewma, holt, hw, ar or median.
     pub model: Option<String>,
     /// Holt-Winters' season in samples (default: detected).
     pub season: Option<usize>,

@@ -15,7 +15,7 @@ use augur_dataflows::contention_forecast::SeriesForecast;
 use augur_dataflows::types::{DeviceId, InputBatch, Resource, TaskKey, Time};
 use augur_dataflows::{augur, EngineConfig, EngineInputs};
 use differential_dataflow::input::Input;
-use differential_dataflow::AsCollection;
+use differential_dataflow::{AsCollection, VecCollection};
 use timely::dataflow::operators::{Exchange, Input as _};
 use timely::dataflow::{InputHandleVec, ProbeHandle};
 use timely::{CommunicationConfig, WorkerConfig};
@@ -46,6 +46,25 @@ pub fn apply_changes<K: Ord + Copy, V: PartialEq + Copy>(
             current.insert(key, value);
         }
     }
+}
+
+/// Collects a collection's updates (without their times) for the driver to drain after each
+/// epoch, and makes the probe wait for them.
+fn capture<'scope, D: Clone + 'static>(
+    collection: VecCollection<'scope, Time, D>,
+    probe: &ProbeHandle<Time>,
+) -> Rc<RefCell<Vec<(D, isize)>>> {
+    let captured = Rc::new(RefCell::new(Vec::new()));
+    let sink = Rc::clone(&captured);
+    collection
+        .inspect_batch(move |_time, updates| {
+            let mut sink = sink.borrow_mut();
+            for (record, _time, diff) in updates {
+                sink.push((record.clone(), *diff));
+            }
+        })
+        .probe_with(probe);
+    captured
 }
 
 /// Where epochs come from (called on worker 0 only).
@@ -162,65 +181,36 @@ where
     let run = move || -> EngineResult<Src, Snk> {
         let guards = timely::execute(timely_config, move |worker| {
             let index = worker.index();
-            let changes: Rc<RefCell<Vec<MapUpdate>>> = Rc::new(RefCell::new(Vec::new()));
-            let forecast_changes: Rc<RefCell<Vec<ForecastUpdate>>> =
-                Rc::new(RefCell::new(Vec::new()));
-            let duration_changes: Rc<RefCell<Vec<DurationUpdate>>> =
-                Rc::new(RefCell::new(Vec::new()));
-            let captured = Rc::clone(&changes);
-            let captured_forecasts = Rc::clone(&forecast_changes);
-            let captured_durations = Rc::clone(&duration_changes);
             let mut samples = InputHandleVec::new();
             let mut completions = InputHandleVec::new();
             let probe = ProbeHandle::new();
-            let (mut tasks, mut started, mut edges) = worker.dataflow::<Time, _, _>(|scope| {
-                let (tasks_in, tasks) = scope.new_collection();
-                let (started_in, started) = scope.new_collection();
-                let (edges_in, edges) = scope.new_collection();
-                let inputs = EngineInputs {
-                    samples: scope.input_from(&mut samples),
-                    completions: scope.input_from(&mut completions),
-                    tasks,
-                    started,
-                    edges,
-                };
-                let outputs = augur(inputs, &config);
-                // The duration model lives on worker 0, like the map.
-                outputs
-                    .durations
-                    .inspect_batch(move |_time, updates| {
-                        let mut captured = captured_durations.borrow_mut();
-                        for (record, _time, diff) in updates {
-                            captured.push((*record, *diff));
-                        }
-                    })
-                    .probe_with(&probe);
-                // Each epoch completes before the next is fed, so everything captured between two
-                // probe waits belongs to the epoch just fed.
-                outputs
-                    .partition
-                    .inspect_batch(move |_time, updates| {
-                        let mut captured = captured.borrow_mut();
-                        for (record, _time, diff) in updates {
-                            captured.push((*record, *diff));
-                        }
-                    })
-                    .probe_with(&probe);
-                // Forecasts live on the worker that owns the device; worker 0 reports them.
-                outputs
-                    .forecasts
-                    .inner
-                    .exchange(|_| 0)
-                    .as_collection()
-                    .inspect_batch(move |_time, updates| {
-                        let mut captured = captured_forecasts.borrow_mut();
-                        for (record, _time, diff) in updates {
-                            captured.push((*record, *diff));
-                        }
-                    })
-                    .probe_with(&probe);
-                (tasks_in, started_in, edges_in)
-            });
+            let (mut tasks, mut started, mut edges, changes, forecast_changes, duration_changes) =
+                worker.dataflow::<Time, _, _>(|scope| {
+                    let (tasks_in, tasks) = scope.new_collection();
+                    let (started_in, started) = scope.new_collection();
+                    let (edges_in, edges) = scope.new_collection();
+                    let inputs = EngineInputs {
+                        samples: scope.input_from(&mut samples),
+                        completions: scope.input_from(&mut completions),
+                        tasks,
+                        started,
+                        edges,
+                    };
+                    let outputs = augur(inputs, &config);
+                    // Each epoch completes before the next is fed, so everything captured between two
+                    // probe waits belongs to the epoch just fed. The map and the duration model live
+                    // on worker 0; forecasts live on the worker that owns the device and are sent to
+                    // worker 0 to be reported.
+                    let forecasts = outputs.forecasts.inner.exchange(|_| 0).as_collection();
+                    (
+                        tasks_in,
+                        started_in,
+                        edges_in,
+                        capture(outputs.partition, &probe),
+                        capture(forecasts, &probe),
+                        capture(outputs.durations, &probe),
+                    )
+                });
 
             if index != 0 {
                 return None;
