@@ -23,6 +23,8 @@ pub struct CatalogWorkflow {
     pub specs: Vec<TaskSpec>,
     /// The kind of each task (an index into [`Catalog::kinds`]), for the duration model.
     pub kinds: Vec<u32>,
+    /// Each task's parents with the bytes it reads from each, by index.
+    pub parents: Vec<Vec<(u32, u64)>>,
 }
 
 /// Devices and admitted workflows, with their dense ids.
@@ -85,6 +87,9 @@ impl Catalog {
                 cores_milli: milli(device.cores),
                 memory_bytes: device.memory_bytes.unwrap_or(u64::MAX),
                 speed: device.speed,
+                network_bytes_per_s: device.network_bytes_per_s.unwrap_or(0.0),
+                cost_per_hour: device.cost_per_hour,
+                power_watts: device.power_watts,
             })
             .collect()
     }
@@ -103,7 +108,7 @@ impl Catalog {
             )]);
         }
         let devices = self.device_specs();
-        let specs: Vec<TaskSpec> = workflow.tasks.iter().map(task_spec).collect();
+        let mut specs: Vec<TaskSpec> = workflow.tasks.iter().map(task_spec).collect();
         let infeasible: Vec<Rejection> = workflow
             .tasks
             .iter()
@@ -129,7 +134,16 @@ impl Catalog {
             .tasks
             .iter()
             .map(|task| self.kind_id(task.category.as_deref().unwrap_or(&task.name)))
-            .collect();
+            .collect::<Vec<u32>>();
+        for (spec, kind) in specs.iter_mut().zip(&kinds) {
+            spec.kind = *kind;
+        }
+        let mut parents = vec![Vec::new(); workflow.tasks.len()];
+        for edge in &workflow.edges {
+            if let Some(list) = parents.get_mut(edge.child) {
+                list.push((edge.parent as u32, edge.bytes));
+            }
+        }
         let id = self.workflows.len() as u32;
         let task_index = workflow
             .tasks
@@ -143,6 +157,7 @@ impl Catalog {
             task_index,
             specs,
             kinds,
+            parents,
         });
         Ok(id)
     }
@@ -214,16 +229,21 @@ impl Catalog {
         })
     }
 
-    /// Parents of a task, as keys.
-    pub fn parents(&self, key: TaskKey) -> impl Iterator<Item = TaskKey> + '_ {
+    /// Parents of a task, as keys, with the bytes the task reads from each.
+    pub fn parents(&self, key: TaskKey) -> impl Iterator<Item = (TaskKey, u64)> + '_ {
         self.workflows
             .get(key.workflow as usize)
-            .and_then(|entry| entry.workflow.tasks.get(key.task as usize))
+            .and_then(|entry| entry.parents.get(key.task as usize))
             .into_iter()
-            .flat_map(move |task| {
-                task.parents.iter().map(move |parent| TaskKey {
-                    workflow: key.workflow,
-                    task: *parent as u32,
+            .flat_map(move |parents| {
+                parents.iter().map(move |&(parent, bytes)| {
+                    (
+                        TaskKey {
+                            workflow: key.workflow,
+                            task: parent,
+                        },
+                        bytes,
+                    )
                 })
             })
     }
@@ -237,6 +257,7 @@ fn task_spec(task: &crate::input::wfformat::WfTask) -> TaskSpec {
         duration_ms: (task.runtime_s * 1000.0)
             .round()
             .clamp(0.0, u64::MAX as f64) as u64,
+        kind: 0,
     }
 }
 

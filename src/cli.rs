@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use augur_dataflows::contention_forecast::{AnomalyPolicy, ForecastConfig};
-use augur_dataflows::placement::PlacementConfig;
+use augur_dataflows::placement::{PlacementConfig, Policy, Weights};
 use augur_dataflows::types::Resource;
 use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
@@ -67,9 +67,11 @@ pub struct RunArgs {
     /// Out-of-order tolerance per input file, seconds [default: 60, or the config file's].
     #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
     pub lateness: Option<f64>,
-    /// Placement policy.
-    #[arg(long, default_value = "predictive", value_parser = ["predictive"])]
-    pub policy: String,
+    /// Placement policy [default: predictive, or the config file's]: predictive (finish time on
+    /// forecasts and learned durations), heft (finish time on static estimates), reactive (least
+    /// loaded now), static (round robin), seed (least predicted contention plus load).
+    #[arg(long, value_parser = ["predictive", "heft", "reactive", "static", "seed"])]
+    pub policy: Option<String>,
     /// Output folder.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
@@ -102,6 +104,9 @@ pub struct DemoArgs {
     /// Worker threads.
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
+    /// Placement policy (as for `run`).
+    #[arg(long, value_parser = ["predictive", "heft", "reactive", "static", "seed"])]
+    pub policy: Option<String>,
 }
 
 /// Flags of `augur bench`.
@@ -134,6 +139,9 @@ pub struct BenchArgs {
     /// Worker threads.
     #[arg(long)]
     pub workers: Option<usize>,
+    /// Placement policy measured.
+    #[arg(long, default_value = "predictive", value_parser = ["predictive", "heft", "reactive", "static", "seed"])]
+    pub policy: String,
 }
 
 /// Which series files to read, and how (shared by `augur forecast` and `augur anomalies`).
@@ -275,8 +283,30 @@ pub struct ForecastFile {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PlacementFile {
+    /// The placement policy (as `--policy`).
+    pub policy: Option<String>,
     /// Relative improvement a move must bring, [0, 10].
     pub hysteresis: Option<f64>,
+    /// Predicted utilisation above which a device takes no more tasks while another has room,
+    /// (0, 10].
+    pub capacity_target: Option<f64>,
+    /// What each objective is worth (finish-time policies).
+    #[serde(default)]
+    pub weights: WeightsFile,
+}
+
+/// `[placement.weights]` of the config file: each weight in [0, 1e9].
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WeightsFile {
+    /// Per second of predicted finish time.
+    pub latency: Option<f64>,
+    /// Per unit of the platform's currency.
+    pub cost: Option<f64>,
+    /// Per kilojoule.
+    pub energy: Option<f64>,
+    /// Per gigabyte moved between devices.
+    pub locality: Option<f64>,
 }
 
 /// Reads and validates a config file.
@@ -428,15 +458,60 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         )? * 1e6)
             .round() as i64,
     };
+    let defaults = PlacementConfig::default();
+    let policy_name = args
+        .policy
+        .clone()
+        .or_else(|| file.placement.policy.clone())
+        .unwrap_or_else(|| defaults.policy.name().to_string());
+    let policy = Policy::from_name(&policy_name).ok_or_else(|| ConfigError::Flag {
+        flag: "--policy",
+        reason: format!(
+            "unknown policy '{policy_name}' (one of predictive, heft, reactive, static, seed)"
+        ),
+    })?;
+    let weight = |name: &'static str, value: Option<f64>, default: f64| {
+        in_range(name, value.unwrap_or(default), 0.0, 1e9)
+    };
+    let weights = &file.placement.weights;
     let placement = PlacementConfig {
+        policy,
         hysteresis: in_range(
             "placement.hysteresis",
-            file.placement
-                .hysteresis
-                .unwrap_or(PlacementConfig::default().hysteresis),
+            file.placement.hysteresis.unwrap_or(defaults.hysteresis),
             0.0,
             10.0,
         )?,
+        capacity_target: in_range(
+            "placement.capacity_target",
+            file.placement
+                .capacity_target
+                .unwrap_or(defaults.capacity_target),
+            1e-6,
+            10.0,
+        )?,
+        weights: Weights {
+            latency: weight(
+                "placement.weights.latency",
+                weights.latency,
+                defaults.weights.latency,
+            )?,
+            cost: weight(
+                "placement.weights.cost",
+                weights.cost,
+                defaults.weights.cost,
+            )?,
+            energy: weight(
+                "placement.weights.energy",
+                weights.energy,
+                defaults.weights.energy,
+            )?,
+            locality: weight(
+                "placement.weights.locality",
+                weights.locality,
+                defaults.weights.locality,
+            )?,
+        },
     };
     if args.workers == 0 || args.workers > 1024 {
         return Err(ConfigError::Flag {

@@ -51,7 +51,7 @@ pub fn demo_args(args: &DemoArgs) -> RunArgs {
         events: vec![dir.join("events.jsonl")],
         config: None,
         lateness: None,
-        policy: "predictive".to_string(),
+        policy: args.policy.clone(),
         out: args.out.clone(),
         workers: args.workers,
         processes: 1,
@@ -103,6 +103,11 @@ pub fn print_demo(
         "{} tasks placed, {} moves as the forecasts changed, {} tasks still live at the end",
         summary.tasks_placed, summary.tasks_moved, summary.tasks_in_final_map
     )?;
+    writeln!(
+        out,
+        "policy {}; {} warm-up actions in prewarm.jsonl",
+        summary.policy, summary.prewarm_actions
+    )?;
     writeln!(out)?;
 
     let mut per_device: BTreeMap<&str, usize> = BTreeMap::new();
@@ -148,8 +153,9 @@ pub fn print_demo(
     }
     writeln!(
         out,
-        "outputs: {}/{{partition.jsonl, final_map.json, forecasts.json, summary.json, rejected.jsonl}}",
-        config.out.display()
+        "outputs: {}/{{{}}}",
+        config.out.display(),
+        crate::run::OUTPUTS.join(", ")
     )?;
     Ok(())
 }

@@ -30,6 +30,9 @@ pub type ForecastUpdate = (((DeviceId, Resource), SeriesForecast), isize);
 /// One change of a duration estimate, `((task kind, device class), ms)`.
 pub type DurationUpdate = (((u32, u32), u64), isize);
 
+/// One change of the warm-up advice, `(capability class, devices to add)`.
+pub type PrewarmUpdate = ((u32, u32), isize);
+
 /// Applies one epoch's consolidated changes of a keyed collection (one value per key) to its
 /// current contents: a retraction removes the value it names, an insertion sets the new one.
 pub fn apply_changes<K: Ord + Copy, V: PartialEq + Copy>(
@@ -97,6 +100,12 @@ pub trait MapSink {
     /// The net changes of the duration estimates at `time`, sorted; called before
     /// [`Self::epoch`] for the same time, only when some estimate changed.
     fn durations(&mut self, _time: Time, _changes: &[DurationUpdate]) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    /// The net changes of the warm-up advice at `time`, sorted; called before [`Self::epoch`]
+    /// for the same time, only when the advice changed.
+    fn prewarm(&mut self, _time: Time, _changes: &[PrewarmUpdate]) -> Result<(), Self::Error> {
         Ok(())
     }
 }
@@ -184,33 +193,41 @@ where
             let mut samples = InputHandleVec::new();
             let mut completions = InputHandleVec::new();
             let probe = ProbeHandle::new();
-            let (mut tasks, mut started, mut edges, changes, forecast_changes, duration_changes) =
-                worker.dataflow::<Time, _, _>(|scope| {
-                    let (tasks_in, tasks) = scope.new_collection();
-                    let (started_in, started) = scope.new_collection();
-                    let (edges_in, edges) = scope.new_collection();
-                    let inputs = EngineInputs {
-                        samples: scope.input_from(&mut samples),
-                        completions: scope.input_from(&mut completions),
-                        tasks,
-                        started,
-                        edges,
-                    };
-                    let outputs = augur(inputs, &config);
-                    // Each epoch completes before the next is fed, so everything captured between two
-                    // probe waits belongs to the epoch just fed. The map and the duration model live
-                    // on worker 0; forecasts live on the worker that owns the device and are sent to
-                    // worker 0 to be reported.
-                    let forecasts = outputs.forecasts.inner.exchange(|_| 0).as_collection();
-                    (
-                        tasks_in,
-                        started_in,
-                        edges_in,
-                        capture(outputs.partition, &probe),
-                        capture(forecasts, &probe),
-                        capture(outputs.durations, &probe),
-                    )
-                });
+            let (
+                mut tasks,
+                mut started,
+                mut edges,
+                changes,
+                forecast_changes,
+                duration_changes,
+                prewarm_changes,
+            ) = worker.dataflow::<Time, _, _>(|scope| {
+                let (tasks_in, tasks) = scope.new_collection();
+                let (started_in, started) = scope.new_collection();
+                let (edges_in, edges) = scope.new_collection();
+                let inputs = EngineInputs {
+                    samples: scope.input_from(&mut samples),
+                    completions: scope.input_from(&mut completions),
+                    tasks,
+                    started,
+                    edges,
+                };
+                let outputs = augur(inputs, &config);
+                // Each epoch completes before the next is fed, so everything captured between two
+                // probe waits belongs to the epoch just fed. The map and the duration model live
+                // on worker 0; forecasts live on the worker that owns the device and are sent to
+                // worker 0 to be reported.
+                let forecasts = outputs.forecasts.inner.exchange(|_| 0).as_collection();
+                (
+                    tasks_in,
+                    started_in,
+                    edges_in,
+                    capture(outputs.partition, &probe),
+                    capture(forecasts, &probe),
+                    capture(outputs.durations, &probe),
+                    capture(outputs.prewarm, &probe),
+                )
+            });
 
             if index != 0 {
                 return None;
@@ -277,6 +294,14 @@ where
                 differential_dataflow::consolidation::consolidate(&mut durations);
                 if !durations.is_empty() {
                     if let Err(error) = sink.durations(time, &durations) {
+                        break Err(EngineError::Sink(error));
+                    }
+                }
+                let mut prewarm: Vec<PrewarmUpdate> =
+                    prewarm_changes.borrow_mut().drain(..).collect();
+                differential_dataflow::consolidation::consolidate(&mut prewarm);
+                if !prewarm.is_empty() {
+                    if let Err(error) = sink.prewarm(time, &prewarm) {
                         break Err(EngineError::Sink(error));
                     }
                 }

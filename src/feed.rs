@@ -505,8 +505,8 @@ impl Feed {
                 }
                 self.live.insert(key, Lifecycle::Waiting);
                 batch.tasks.push(((key, spec), 1));
-                for parent in self.catalog.parents(key) {
-                    batch.edges.push(((key, parent), 1));
+                for (parent, bytes) in self.catalog.parents(key) {
+                    batch.edges.push((((key, parent), bytes), 1));
                 }
             }
             Change::Start(device, time) => {
@@ -546,8 +546,8 @@ impl Feed {
                     *flag = true;
                 }
                 batch.tasks.push(((key, spec), -1));
-                for parent in self.catalog.parents(key) {
-                    batch.edges.push(((key, parent), -1));
+                for (parent, bytes) in self.catalog.parents(key) {
+                    batch.edges.push((((key, parent), bytes), -1));
                 }
             }
         }

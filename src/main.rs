@@ -168,6 +168,9 @@ fn bench(args: &BenchArgs) -> ExitCode {
     if let Some(workers) = args.workers {
         options.workers = workers;
     }
+    if let Some(policy) = augur_dataflows::placement::Policy::from_name(&args.policy) {
+        options.policy = policy;
+    }
     let mut progress = |line: &str| eprintln!("augur bench: {line}");
     match run_bench(&options, &mut progress) {
         Ok(report) => {

@@ -9,7 +9,9 @@ use augur_dataflows::types::{DeviceId, TaskKey, Time};
 use serde::Serialize;
 
 use crate::catalog::Catalog;
-use crate::engine::{apply_changes, DurationUpdate, ForecastUpdate, MapSink, MapUpdate};
+use crate::engine::{
+    apply_changes, DurationUpdate, ForecastUpdate, MapSink, MapUpdate, PrewarmUpdate,
+};
 use crate::input::time::json_seconds;
 use crate::input::InputStats;
 use augur_dataflows::contention_forecast::SeriesForecast;
@@ -31,6 +33,26 @@ pub struct MapWriter {
     /// Latency of every epoch, feeding to completion, in microseconds.
     pub latency_us: hdrhistogram::Histogram<u64>,
     progress: Option<Progress>,
+    prewarm: Option<PrewarmWriter>,
+    /// Warm-up actions written.
+    pub prewarm_actions: u64,
+}
+
+/// Where warm-up advice goes, and what its reasons say.
+struct PrewarmWriter {
+    out: Box<dyn Write + Send>,
+    horizon_s: f64,
+    target: f64,
+}
+
+/// One line of `prewarm.jsonl`.
+#[derive(Serialize)]
+struct PrewarmLine<'a> {
+    time: serde_json::Value,
+    group: &'a str,
+    action: &'static str,
+    amount: u32,
+    reason: String,
 }
 
 struct Progress {
@@ -55,7 +77,20 @@ impl MapWriter {
                 every: Duration::from_secs(2),
                 last: Instant::now(),
             }),
+            prewarm: None,
+            prewarm_actions: 0,
         }
+    }
+
+    /// Also writes warm-up advice to `out` (`prewarm.jsonl`), one line each time a group's
+    /// advised amount rises above zero or changes; `horizon_s` and `target` go into the reasons.
+    pub fn with_prewarm(mut self, out: Box<dyn Write + Send>, horizon_s: f64, target: f64) -> Self {
+        self.prewarm = Some(PrewarmWriter {
+            out,
+            horizon_s,
+            target,
+        });
+        self
     }
 
     /// The map now: workflow name → task id → device name, keys sorted.
@@ -156,6 +191,37 @@ struct ChangeLine<'a> {
 
 impl MapSink for MapWriter {
     type Error = std::io::Error;
+
+    fn prewarm(&mut self, time: Time, changes: &[PrewarmUpdate]) -> Result<(), std::io::Error> {
+        let Some(writer) = &mut self.prewarm else {
+            return Ok(());
+        };
+        for &((class, amount), diff) in changes {
+            if diff <= 0 {
+                continue;
+            }
+            let group = self.catalog.class_name(class);
+            let devices = group.split(',').count();
+            let line = PrewarmLine {
+                time: json_seconds(time),
+                group: &group,
+                action: "prewarm",
+                amount,
+                reason: format!(
+                    "predicted demand within {} s exceeds {:.0}% of the {} device(s) of this \
+                     group: {} more needed",
+                    writer.horizon_s,
+                    writer.target * 100.0,
+                    devices,
+                    amount
+                ),
+            };
+            serde_json::to_writer(&mut writer.out, &line)?;
+            writer.out.write_all(b"\n")?;
+            self.prewarm_actions += 1;
+        }
+        Ok(())
+    }
 
     fn durations(&mut self, _time: Time, changes: &[DurationUpdate]) -> Result<(), std::io::Error> {
         apply_changes(&mut self.durations, changes);
@@ -293,4 +359,8 @@ pub struct Summary {
     pub processes: u64,
     /// Epoch latency, feeding to completion.
     pub epoch_latency: LatencySummary,
+    /// The placement policy.
+    pub policy: String,
+    /// Warm-up actions written to `prewarm.jsonl`.
+    pub prewarm_actions: u64,
 }

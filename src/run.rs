@@ -27,8 +27,9 @@ use crate::input::{InputStats, Rejection};
 use crate::output::{ForecastView, InputSummary, LatencySummary, MapWriter, Summary};
 
 /// The files a run writes into its output folder.
-pub const OUTPUTS: [&str; 6] = [
+pub const OUTPUTS: [&str; 7] = [
     "partition.jsonl",
+    "prewarm.jsonl",
     "final_map.json",
     "forecasts.json",
     "durations.json",
@@ -178,6 +179,11 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
             Arc::clone(&catalog),
             create(&config.out.join("partition.jsonl"))?,
             config.progress,
+        )
+        .with_prewarm(
+            create(&config.out.join("prewarm.jsonl"))?,
+            config.forecast.horizon_ms as f64 / 1000.0,
+            config.placement.capacity_target,
         );
         Some((feed, writer))
     } else {
@@ -231,6 +237,8 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
         workers: threads as u64,
         processes: processes as u64,
         epoch_latency: LatencySummary::of(&writer.latency_us),
+        policy: config.placement.policy.name().to_string(),
+        prewarm_actions: writer.prewarm_actions,
     };
     let forecasts = writer.forecasts();
     let durations = writer.durations();

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use augur::engine::{
-    apply_changes, BatchSource, DurationUpdate, ForecastUpdate, MapSink, MapUpdate,
+    apply_changes, BatchSource, DurationUpdate, ForecastUpdate, MapSink, MapUpdate, PrewarmUpdate,
 };
 use augur_dataflows::contention_forecast::SeriesForecast;
 use augur_dataflows::types::{DeviceId, InputBatch, Resource, TaskKey, Time};
@@ -67,10 +67,17 @@ pub struct RecordingSink {
     pub forecasts_after_epoch: Arc<Mutex<Vec<ForecastsAt>>>,
     pub durations: BTreeMap<(u32, u32), u64>,
     pub durations_after_epoch: Arc<Mutex<Vec<DurationsAt>>>,
+    pub prewarm: BTreeMap<u32, u32>,
+    pub prewarm_after_epoch: Arc<Mutex<Vec<Vec<(u32, u32)>>>>,
 }
 
 impl MapSink for RecordingSink {
     type Error = String;
+    fn prewarm(&mut self, _time: Time, changes: &[PrewarmUpdate]) -> Result<(), String> {
+        apply_changes(&mut self.prewarm, changes);
+        Ok(())
+    }
+
     fn durations(&mut self, _time: Time, changes: &[DurationUpdate]) -> Result<(), String> {
         apply_changes(&mut self.durations, changes);
         Ok(())
@@ -104,6 +111,8 @@ impl MapSink for RecordingSink {
             .lock()
             .map_err(|e| e.to_string())?;
         log.push((time, self.durations.clone()));
+        let mut log = self.prewarm_after_epoch.lock().map_err(|e| e.to_string())?;
+        log.push(self.prewarm.iter().map(|(c, a)| (*c, *a)).collect());
         Ok(())
     }
 }

@@ -1,11 +1,13 @@
 //! The incremental dataflow against the sequential oracle, on seeded streams of metric updates,
-//! task arrivals, starts and completions, at several worker counts: the partition map, every
-//! series' forecast and every duration estimate are compared after every epoch.
+//! task arrivals, starts and completions, at several worker counts and under every placement
+//! policy: the partition map, every series' forecast, every duration estimate and the warm-up
+//! advice are compared after every epoch.
 
 use std::collections::BTreeMap;
 
 use augur::engine::{run_engine, Workers};
 use augur_dataflows::oracle::Oracle;
+use augur_dataflows::placement::{PlacementConfig, Policy, Weights};
 use augur_dataflows::types::{
     Completion, DeviceSpec, InputBatch, Resource, Sample, TaskKey, TaskSpec, Time,
 };
@@ -14,24 +16,27 @@ use augur_dataflows::EngineConfig;
 use crate::common::{RecordingSink, Rng, VecSource};
 
 fn devices() -> Vec<DeviceSpec> {
-    let spec = |cores: u32, memory_gib: u64, speed: f64| DeviceSpec {
+    let spec = |cores: u32, memory_gib: u64, speed: f64, network: f64| DeviceSpec {
         cores_milli: cores * 1000,
         memory_bytes: memory_gib << 30,
         speed,
+        network_bytes_per_s: network,
+        cost_per_hour: f64::from(cores) * 0.05,
+        power_watts: f64::from(cores) * 20.0,
     };
     vec![
-        spec(4, 16, 1.0),
-        spec(4, 16, 1.0),
-        spec(8, 64, 1.5),
-        spec(8, 64, 1.5),
-        spec(2, 4, 1.0),
+        spec(4, 16, 1.0, 1e8),
+        spec(4, 16, 1.0, 1e8),
+        spec(8, 64, 1.5, 1e9),
+        spec(8, 64, 1.5, 1e9),
+        spec(2, 4, 1.0, 0.0),
     ]
 }
 
 struct Live {
     spec: TaskSpec,
     started: Option<u32>,
-    parents: Vec<TaskKey>,
+    parents: Vec<(TaskKey, u64)>,
 }
 
 /// A seeded stream of epochs exercising every kind of change, inserts and retractions alike.
@@ -55,17 +60,21 @@ fn seeded_stream(seed: u64, epochs: usize) -> Vec<(Time, InputBatch)> {
                     cores_milli: 500 * (1 + rng.below(8) as u32),
                     memory_bytes: rng.below(8) << 30,
                     duration_ms: 1_000 * (1 + rng.below(600)),
+                    kind: task % 3,
                 };
-                let parents: Vec<TaskKey> = (0..task)
-                    .filter(|_| rng.below(5) < 2)
-                    .map(|parent| TaskKey {
-                        workflow,
-                        task: parent,
-                    })
-                    .collect();
+                let mut parents: Vec<(TaskKey, u64)> = Vec::new();
+                for parent in 0..task {
+                    if rng.below(5) < 2 {
+                        let parent = TaskKey {
+                            workflow,
+                            task: parent,
+                        };
+                        parents.push((parent, rng.below(4 << 30)));
+                    }
+                }
                 batch.tasks.push(((key, spec), 1));
-                for parent in &parents {
-                    batch.edges.push(((key, *parent), 1));
+                for (parent, bytes) in &parents {
+                    batch.edges.push((((key, *parent), *bytes), 1));
                 }
                 live.insert(
                     key,
@@ -127,8 +136,8 @@ fn seeded_stream(seed: u64, epochs: usize) -> Vec<(Time, InputBatch)> {
                         seconds,
                     });
                 }
-                for parent in done.parents {
-                    batch.edges.push(((task, parent), -1));
+                for (parent, bytes) in done.parents {
+                    batch.edges.push((((task, parent), bytes), -1));
                 }
             }
         }
@@ -144,10 +153,29 @@ fn seeded_stream(seed: u64, epochs: usize) -> Vec<(Time, InputBatch)> {
     stream
 }
 
-fn check(seed: u64, epochs: usize, workers: usize) {
+/// Checks one stream; returns how many map changes moved a task, and in how many epochs some
+/// warm-up advice stood.
+fn check(seed: u64, epochs: usize, workers: usize, policy: Policy) -> (usize, usize) {
     let stream = seeded_stream(seed, epochs);
+    // Odd seeds weigh cost, energy and locality too, and run a tighter capacity target.
+    let weights = if seed % 2 == 1 {
+        Weights {
+            latency: 1.0,
+            cost: 50.0,
+            energy: 0.01,
+            locality: 2.0,
+        }
+    } else {
+        Weights::default()
+    };
     let config = EngineConfig {
         devices: devices(),
+        placement: PlacementConfig {
+            policy,
+            weights,
+            capacity_target: if seed % 2 == 1 { 0.8 } else { 1.0 },
+            ..PlacementConfig::default()
+        },
         ..EngineConfig::default()
     };
 
@@ -160,17 +188,20 @@ fn check(seed: u64, epochs: usize, workers: usize) {
     let mut expected = Vec::new();
     let mut expected_forecasts = Vec::new();
     let mut expected_durations = Vec::new();
+    let mut expected_prewarm = Vec::new();
     for (time, batch) in &stream {
         oracle.step(*time, batch.clone());
         expected.push((*time, oracle.map()));
         expected_forecasts.push(oracle.forecasts());
         expected_durations.push(oracle.durations());
+        expected_prewarm.push(oracle.prewarm());
     }
 
     let sink = RecordingSink::default();
     let log = sink.after_epoch.clone();
     let forecast_log = sink.forecasts_after_epoch.clone();
     let duration_log = sink.durations_after_epoch.clone();
+    let prewarm_log = sink.prewarm_after_epoch.clone();
     let feed = std::sync::Mutex::new(Some(stream));
     let outcome = run_engine(Workers::Threads(workers), config, move || {
         let stream = feed
@@ -187,7 +218,7 @@ fn check(seed: u64, epochs: usize, workers: usize) {
         assert_eq!(time, got_time);
         assert_eq!(
             want, got,
-            "seed {seed}, {workers} workers: maps differ after epoch at {time}"
+            "seed {seed}, {workers} workers, {policy:?}: maps differ after epoch at {time}"
         );
     }
     let forecasts = forecast_log.lock().map(|l| l.clone()).unwrap_or_default();
@@ -207,30 +238,67 @@ fn check(seed: u64, epochs: usize, workers: usize) {
         );
     }
     assert!(expected_durations.last().is_some_and(|d| d.len() >= 3));
+    let prewarm = prewarm_log.lock().map(|l| l.clone()).unwrap_or_default();
+    assert_eq!(
+        prewarm, expected_prewarm,
+        "seed {seed}: warm-up advice differs"
+    );
     // The stream must have exercised the map, or the comparison proves little.
     assert!(
         expected.iter().any(|(_, map)| map.len() >= 5),
         "seed {seed} placed too little"
     );
+    let moves = expected
+        .windows(2)
+        .map(|pair| {
+            let (before, after) = (&pair[0].1, &pair[1].1);
+            after
+                .iter()
+                .filter(|(task, device)| before.get(*task).is_some_and(|d| d != *device))
+                .count()
+        })
+        .sum();
+    let advised = expected_prewarm.iter().filter(|a| !a.is_empty()).count();
+    (moves, advised)
 }
 
 #[test]
 fn seeded_streams_match_oracle_1_worker() {
-    for seed in 0..6 {
-        check(seed, 120, 1);
+    for policy in Policy::ALL {
+        for seed in 0..4 {
+            let _ = check(seed, 120, 1, policy);
+        }
     }
 }
 
 #[test]
 fn seeded_streams_match_oracle_2_workers() {
-    for seed in 10..14 {
-        check(seed, 120, 2);
+    for policy in Policy::ALL {
+        for seed in 10..13 {
+            let _ = check(seed, 120, 2, policy);
+        }
     }
 }
 
 #[test]
 fn seeded_streams_match_oracle_3_workers() {
-    for seed in 20..24 {
-        check(seed, 120, 3);
+    for policy in Policy::ALL {
+        for seed in 20..23 {
+            let _ = check(seed, 120, 3, policy);
+        }
     }
+}
+
+/// The finish-time rule is the one with the most bookkeeping: longer streams, more seeds.
+#[test]
+fn predictive_matches_oracle_on_longer_streams() {
+    let (mut moves, mut advised) = (0, 0);
+    for seed in 30..36 {
+        let (m, a) = check(seed, 300, 2, Policy::Predictive);
+        moves += m;
+        advised += a;
+    }
+    // The streams must exercise rebalancing and warm-up, or agreement proves little.
+    assert!(moves >= 10, "only {moves} moves");
+    assert!(advised >= 10, "warm-up advised in only {advised} epochs");
 }

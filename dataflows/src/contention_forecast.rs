@@ -253,6 +253,24 @@ pub fn device_contention<'scope>(
         })
 }
 
+/// The latest observed utilisation of every reporting device: the busiest resource's last
+/// sample, no forecast and no anomaly handling (what the `reactive` policy sees).
+pub fn device_observed<'scope>(
+    forecasts: VecCollection<'scope, Time, ((DeviceId, Resource), SeriesForecast)>,
+) -> VecCollection<'scope, Time, (DeviceId, Ppm)> {
+    forecasts
+        .map(|((device, _resource), forecast)| (device, forecast.latest))
+        .reduce(|_device, latest, output| {
+            let busiest = latest
+                .iter()
+                .filter(|(_, count)| *count > 0)
+                .map(|(value, _)| **value)
+                .max()
+                .unwrap_or(0);
+            output.push((busiest, 1));
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

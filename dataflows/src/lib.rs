@@ -7,10 +7,12 @@
 pub mod anomaly;
 pub mod contention_forecast;
 pub mod duration;
+pub mod finish_time;
 pub mod models;
 pub mod oracle;
 pub mod partition_map;
 pub mod placement;
+pub mod round_robin;
 mod stash;
 pub mod task_durations;
 pub mod task_states;
@@ -20,15 +22,16 @@ use differential_dataflow::VecCollection;
 use timely::dataflow::StreamVec;
 
 use crate::contention_forecast::{
-    device_contention, series_forecasts, ForecastConfig, SeriesForecast,
+    device_contention, device_observed, series_forecasts, ForecastConfig, SeriesForecast,
 };
 use crate::duration::DurationConfig;
 use crate::partition_map::partition_map;
-use crate::placement::PlacementConfig;
+use crate::placement::{PlacementConfig, Policy};
 use crate::task_durations::task_durations;
 use crate::task_states::task_states;
 use crate::types::{
-    Completion, DeviceId, DeviceSpec, Ppm, Resource, Sample, TaskKey, TaskSpec, TaskState, Time,
+    Completion, DeviceId, DeviceSpec, Edge, Ppm, Resource, Sample, TaskKey, TaskSpec, TaskState,
+    Time,
 };
 
 /// Everything augur's graph is configured with.
@@ -54,15 +57,16 @@ pub struct EngineInputs<'scope> {
     pub tasks: VecCollection<'scope, Time, (TaskKey, TaskSpec)>,
     /// Started tasks, on the device they started on.
     pub started: VecCollection<'scope, Time, (TaskKey, DeviceId)>,
-    /// Live edges, `(child, parent)`.
-    pub edges: VecCollection<'scope, Time, (TaskKey, TaskKey)>,
+    /// Live edges, `((child, parent), bytes)`.
+    pub edges: VecCollection<'scope, Time, Edge>,
 }
 
 /// The collections augur maintains.
 pub struct EngineOutputs<'scope> {
     /// Latest value and forecast of every reporting series.
     pub forecasts: VecCollection<'scope, Time, ((DeviceId, Resource), SeriesForecast)>,
-    /// Predicted contention of every reporting device.
+    /// Contention of every reporting device as the policy sees it: predicted (`predictive`,
+    /// `seed`), observed (`reactive`) or none (`heft`, `static`).
     pub contention: VecCollection<'scope, Time, (DeviceId, Ppm)>,
     /// State of every live task.
     pub states: VecCollection<'scope, Time, (TaskKey, TaskState)>,
@@ -70,17 +74,25 @@ pub struct EngineOutputs<'scope> {
     pub partition: VecCollection<'scope, Time, (TaskKey, DeviceId)>,
     /// Predicted duration (ms) of a task of each kind on each device class, from completions.
     pub durations: VecCollection<'scope, Time, ((u32, u32), u64)>,
+    /// Warm-up advice: `(class, devices to add)` where predicted demand exceeds capacity.
+    pub prewarm: VecCollection<'scope, Time, (u32, u32)>,
 }
 
 /// Builds the whole augur graph from its inputs.
 pub fn augur<'scope>(inputs: EngineInputs<'scope>, config: &EngineConfig) -> EngineOutputs<'scope> {
     let forecasts = series_forecasts(inputs.samples, config.forecast);
-    let contention = device_contention(forecasts.clone(), &config.forecast);
-    let states = task_states(inputs.tasks, inputs.started, inputs.edges);
+    let contention = match config.placement.policy {
+        Policy::Predictive | Policy::Seed => device_contention(forecasts.clone(), &config.forecast),
+        Policy::Reactive => device_observed(forecasts.clone()),
+        Policy::Heft | Policy::Static => forecasts.clone().filter(|_| false).map(|_| (0, 0)),
+    };
+    let states = task_states(inputs.tasks, inputs.started, inputs.edges.clone());
     let durations = task_durations(inputs.completions, config.durations);
-    let partition = partition_map(
+    let map = partition_map(
         contention.clone(),
         states.clone(),
+        inputs.edges,
+        durations.clone(),
         &config.devices,
         config.placement,
     );
@@ -88,7 +100,8 @@ pub fn augur<'scope>(inputs: EngineInputs<'scope>, config: &EngineConfig) -> Eng
         forecasts,
         contention,
         states,
-        partition,
+        partition: map.partition,
         durations,
+        prewarm: map.prewarm,
     }
 }

@@ -35,30 +35,140 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use crate::types::{fraction_from_ppm, DeviceId, DeviceSpec, Ppm, TaskKey, TaskSpec, TaskState};
+use crate::types::{
+    fraction_from_ppm, DeviceId, DeviceSpec, Edge, Ppm, TaskKey, TaskSpec, TaskState, Time,
+};
+
+/// Which placement rule builds the map: augur's own and the baselines it is compared against.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Policy {
+    /// Predicted finish time of the whole DAG ([`crate::finish_time`]): learned durations slowed
+    /// by forecast contention, data transfers from the parents' devices, upward-rank order.
+    #[default]
+    Predictive,
+    /// The same list scheduling on static estimates: the workflows' own durations, no
+    /// forecasts, no learning (HEFT).
+    Heft,
+    /// Least loaded right now: the load-index rule of [`Placer`] on the latest observed
+    /// utilisation instead of a forecast.
+    Reactive,
+    /// Round robin over the devices that can host each task.
+    Static,
+    /// The original rule: per task, the device of lowest predicted contention plus the load the
+    /// map puts there ([`Placer`] on forecasts).
+    Seed,
+}
+
+impl Policy {
+    /// Every policy, in the order reports list them.
+    pub const ALL: [Policy; 5] = [
+        Policy::Predictive,
+        Policy::Heft,
+        Policy::Reactive,
+        Policy::Static,
+        Policy::Seed,
+    ];
+
+    /// The name used on the command line and in every output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Policy::Predictive => "predictive",
+            Policy::Heft => "heft",
+            Policy::Reactive => "reactive",
+            Policy::Static => "static",
+            Policy::Seed => "seed",
+        }
+    }
+
+    /// Parses a policy name.
+    pub fn from_name(name: &str) -> Option<Policy> {
+        Policy::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    /// Whether the policy places by forecast contention (and so sees the forecasts).
+    pub fn uses_forecasts(self) -> bool {
+        matches!(self, Policy::Predictive | Policy::Seed)
+    }
+}
+
+/// What one unit of each objective is worth, summed into one score per candidate device.
+/// Latency is in seconds of predicted finish time, cost in the platform's currency, energy in
+/// kilojoules and locality in gigabytes moved between devices.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Weights {
+    /// Per second of predicted finish time (from now).
+    pub latency: f64,
+    /// Per unit of currency the task's share of the device costs while it runs.
+    pub cost: f64,
+    /// Per kilojoule the task's share of the device draws while it runs.
+    pub energy: f64,
+    /// Per gigabyte of parents' output moved from another device.
+    pub locality: f64,
+}
+
+impl Default for Weights {
+    fn default() -> Self {
+        Weights {
+            latency: 1.0,
+            cost: 0.0,
+            energy: 0.0,
+            locality: 0.0,
+        }
+    }
+}
 
 /// Knobs of the placement rule.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PlacementConfig {
+    /// The rule.
+    pub policy: Policy,
     /// Relative improvement a move must bring before a placed task is moved (0.05 = 5%).
     pub hysteresis: f64,
+    /// Predicted utilisation (contention plus the share of its cores or memory that ready and
+    /// running mapped tasks take) above which a device takes no more tasks while another has
+    /// room (1.0 = full).
+    pub capacity_target: f64,
+    /// How the objectives trade off (finish-time policies only).
+    pub weights: Weights,
 }
 
 impl Default for PlacementConfig {
     fn default() -> Self {
-        PlacementConfig { hysteresis: 0.05 }
+        PlacementConfig {
+            policy: Policy::default(),
+            hysteresis: 0.05,
+            capacity_target: 1.0,
+            weights: Weights::default(),
+        }
     }
 }
 
 /// All the changes of one epoch, as the partition map receives them.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct EpochChanges {
+    /// The epoch's event time.
+    pub time: Time,
     /// Devices whose predicted contention changed, with the new value.
     pub contention: Vec<(DeviceId, Ppm)>,
     /// Tasks that left (completed or withdrawn).
     pub removed: Vec<TaskKey>,
     /// Tasks that arrived or whose state changed, with the new state.
     pub upserted: Vec<(TaskKey, TaskState)>,
+    /// Edges that arrived (`+1`) or left (`-1`).
+    pub edges: Vec<(Edge, isize)>,
+    /// Duration estimates per `(kind, class)` that changed: the new value, or `None` if gone.
+    pub durations: Vec<((u32, u32), Option<u64>)>,
+}
+
+impl EpochChanges {
+    /// Whether the epoch changes nothing at all.
+    pub fn is_empty(&self) -> bool {
+        self.contention.is_empty()
+            && self.removed.is_empty()
+            && self.upserted.is_empty()
+            && self.edges.is_empty()
+            && self.durations.is_empty()
+    }
 }
 
 /// One change of the partition map: `from` is `None` for a first placement, `to` is `None`
@@ -155,7 +265,7 @@ pub mod cost {
 /// nothing here, since keys are dense ids the driver assigns, and costs a visible share of a
 /// 100k-task placement. The map is never iterated, so the hash cannot influence any result.
 #[derive(Clone, Copy, Default)]
-struct KeyHasher(u64);
+pub(crate) struct KeyHasher(u64);
 
 impl std::hash::Hasher for KeyHasher {
     fn finish(&self) -> u64 {
@@ -177,7 +287,7 @@ impl std::hash::Hasher for KeyHasher {
     }
 }
 
-type TaskMap<V> = HashMap<TaskKey, V, std::hash::BuildHasherDefault<KeyHasher>>;
+pub(crate) type TaskMap<V> = HashMap<TaskKey, V, std::hash::BuildHasherDefault<KeyHasher>>;
 
 /// Devices of equal capability, ordered by key.
 #[derive(Debug)]
@@ -197,10 +307,10 @@ struct Placed {
 /// A device's movable tasks by placement sequence. Sequence numbers only grow, so almost every
 /// insertion is an append: a sorted vector beats a tree map on the 100k-task bursts.
 #[derive(Debug, Default)]
-struct Movable(Vec<(u64, TaskKey)>);
+pub(crate) struct Movable(Vec<(u64, TaskKey)>);
 
 impl Movable {
-    fn insert(&mut self, seq: u64, task: TaskKey) {
+    pub(crate) fn insert(&mut self, seq: u64, task: TaskKey) {
         match self.0.last() {
             Some(&(last, _)) if last > seq => {
                 let at = self.0.partition_point(|&(s, _)| s < seq);
@@ -210,22 +320,22 @@ impl Movable {
         }
     }
 
-    fn remove(&mut self, seq: u64) {
+    pub(crate) fn remove(&mut self, seq: u64) {
         if let Ok(at) = self.0.binary_search_by_key(&seq, |&(s, _)| s) {
             self.0.remove(at);
         }
     }
 
     /// The most recently placed movable task.
-    fn latest(&self) -> Option<TaskKey> {
+    pub(crate) fn latest(&self) -> Option<TaskKey> {
         self.0.last().map(|&(_, task)| task)
     }
 
-    fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.0.len()
     }
 
-    fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 }
@@ -540,11 +650,15 @@ pub fn capability_classes(devices: &[DeviceSpec]) -> Vec<u32> {
         .collect()
 }
 
-/// Devices are interchangeable for the rule when cores, memory and speed are all equal.
+/// Devices are interchangeable for the rules when cores, memory, speed, bandwidth, price and
+/// power are all equal.
 pub(crate) fn same_capability(a: &DeviceSpec, b: &DeviceSpec) -> bool {
     a.cores_milli == b.cores_milli
         && a.memory_bytes == b.memory_bytes
         && a.speed.to_bits() == b.speed.to_bits()
+        && a.network_bytes_per_s.to_bits() == b.network_bytes_per_s.to_bits()
+        && a.cost_per_hour.to_bits() == b.cost_per_hour.to_bits()
+        && a.power_watts.to_bits() == b.power_watts.to_bits()
 }
 
 /// A pin to a device that does not exist is ignored rather than trusted (the driver never sends
@@ -564,6 +678,7 @@ mod tests {
             cores_milli: cores * 1000,
             memory_bytes: u64::MAX,
             speed,
+            ..DeviceSpec::default()
         }
     }
 
@@ -577,6 +692,7 @@ mod tests {
                 cores_milli: cores * 1000,
                 memory_bytes: 0,
                 duration_ms: 1000,
+                kind: 0,
             },
             pinned: None,
             ready: true,
@@ -630,6 +746,7 @@ mod tests {
             cores_milli: 64_000,
             memory_bytes: memory_gib << 30,
             speed: 1.0,
+            ..DeviceSpec::default()
         };
         // Equal cores: by cores alone the tasks would split 5/5.
         let devices = [spec(64), spec(256)];

@@ -14,7 +14,7 @@
 use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
 
-use crate::types::{DeviceId, TaskKey, TaskSpec, TaskState, Time};
+use crate::types::{DeviceId, Edge, TaskKey, TaskSpec, TaskState, Time};
 
 /// One thing known of a task.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -29,11 +29,11 @@ enum Fact {
 pub fn task_states<'scope>(
     tasks: VecCollection<'scope, Time, (TaskKey, TaskSpec)>,
     started: VecCollection<'scope, Time, (TaskKey, DeviceId)>,
-    edges: VecCollection<'scope, Time, (TaskKey, TaskKey)>,
+    edges: VecCollection<'scope, Time, Edge>,
 ) -> VecCollection<'scope, Time, (TaskKey, TaskState)> {
     let live = tasks.clone().map(|(task, _)| task);
     let blocked = edges
-        .map(|(child, parent)| (parent, child))
+        .map(|((child, parent), _bytes)| (parent, child))
         .semijoin(live)
         .map(|(_parent, child)| (child, Fact::Blocked));
 

@@ -97,7 +97,9 @@ pub struct Sample {
 }
 
 /// What the partitioning needs to know of a task, in integer units so that it is `Ord`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct TaskSpec {
     /// Cores the task occupies, in thousandths of a core.
     pub cores_milli: u32,
@@ -105,6 +107,8 @@ pub struct TaskSpec {
     pub memory_bytes: u64,
     /// Estimated duration on a device of relative speed 1, in milliseconds.
     pub duration_ms: u64,
+    /// The task's kind (dense id of its category), under which the duration model learns.
+    pub kind: u32,
 }
 
 /// The capability of a device, as the partitioning sees it.
@@ -116,6 +120,26 @@ pub struct DeviceSpec {
     pub memory_bytes: u64,
     /// Relative speed: a task's estimated duration is divided by it.
     pub speed: f64,
+    /// Network bandwidth in bytes per second (0 when the platform does not say: transfers to
+    /// and from it are then taken as free).
+    pub network_bytes_per_s: f64,
+    /// Price of the whole device per hour, in the platform's currency.
+    pub cost_per_hour: f64,
+    /// Power drawn by the whole device when busy, in watts.
+    pub power_watts: f64,
+}
+
+impl Default for DeviceSpec {
+    fn default() -> Self {
+        DeviceSpec {
+            cores_milli: 1000,
+            memory_bytes: u64::MAX,
+            speed: 1.0,
+            network_bytes_per_s: 0.0,
+            cost_per_hour: 0.0,
+            power_watts: 0.0,
+        }
+    }
 }
 
 impl DeviceSpec {
@@ -135,6 +159,10 @@ pub struct TaskState {
     /// Whether all of its parents have completed.
     pub ready: bool,
 }
+
+/// A live dependency `((child, parent), bytes)`: the child waits for the parent and reads
+/// `bytes` of its output.
+pub type Edge = ((TaskKey, TaskKey), u64);
 
 /// A task that completed, as the duration model learns from it.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -168,8 +196,8 @@ pub struct InputBatch {
     pub tasks: Vec<((TaskKey, TaskSpec), isize)>,
     /// Changes to the started-task collection.
     pub started: Vec<((TaskKey, DeviceId), isize)>,
-    /// Changes to the live-edge collection, `(child, parent)`.
-    pub edges: Vec<((TaskKey, TaskKey), isize)>,
+    /// Changes to the live-edge collection.
+    pub edges: Vec<(Edge, isize)>,
 }
 
 impl InputBatch {

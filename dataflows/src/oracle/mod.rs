@@ -6,14 +6,18 @@
 //! [`crate::contention_forecast::contention_of`])
 //! with the incremental code, so a disagreement points at the incremental bookkeeping.
 
+mod finish_time;
+
 use std::collections::{BTreeMap, BTreeSet};
+
+use self::finish_time::FinishTimeOracle;
 
 use crate::contention_forecast::{contention_of, ForecastConfig, SeriesForecast, SeriesState};
 use crate::duration::DurationConfig;
-use crate::placement::{cost, same_capability, state_is_sane, PlacementConfig, Score};
+use crate::placement::{cost, same_capability, state_is_sane, PlacementConfig, Policy, Score};
 use crate::task_durations::DurationLearner;
 use crate::types::{
-    fraction_from_ppm, DeviceId, DeviceSpec, InputBatch, Ppm, Resource, TaskKey, TaskSpec,
+    fraction_from_ppm, DeviceId, DeviceSpec, Edge, InputBatch, Ppm, Resource, TaskKey, TaskSpec,
     TaskState,
 };
 
@@ -32,13 +36,17 @@ pub struct Oracle {
     placement: PlacementConfig,
     tasks: BTreeMap<(TaskKey, TaskSpec), isize>,
     started: BTreeMap<(TaskKey, DeviceId), isize>,
-    edges: BTreeMap<(TaskKey, TaskKey), isize>,
+    edges: BTreeMap<Edge, isize>,
     series: BTreeMap<(DeviceId, Resource), SeriesState>,
     contention: Vec<Ppm>,
     states: BTreeMap<TaskKey, TaskState>,
     map: BTreeMap<TaskKey, OraclePlaced>,
     next_seq: u64,
     durations: DurationLearner,
+    /// The finish-time rule's own state (`predictive`, `heft`).
+    finish_time: Option<FinishTimeOracle>,
+    /// The next device in turn (`static`).
+    turn: usize,
 }
 
 impl Oracle {
@@ -62,12 +70,28 @@ impl Oracle {
             map: BTreeMap::new(),
             next_seq: 0,
             durations: DurationLearner::new(durations),
+            finish_time: match placement.policy {
+                Policy::Predictive => Some(FinishTimeOracle::new(devices, placement, true)),
+                Policy::Heft => Some(FinishTimeOracle::new(devices, placement, false)),
+                _ => None,
+            },
+            turn: 0,
         }
     }
 
     /// The current map, task to device.
     pub fn map(&self) -> BTreeMap<TaskKey, DeviceId> {
-        self.map.iter().map(|(k, p)| (*k, p.device)).collect()
+        match &self.finish_time {
+            Some(oracle) => oracle.map(),
+            None => self.map.iter().map(|(k, p)| (*k, p.device)).collect(),
+        }
+    }
+
+    /// The current warm-up advice, `(class, devices to add)`.
+    pub fn prewarm(&self) -> Vec<(u32, u32)> {
+        self.finish_time
+            .as_ref()
+            .map_or_else(Vec::new, |oracle| oracle.prewarm())
     }
 
     /// The current forecast of every series seen.
@@ -85,7 +109,21 @@ impl Oracle {
 
     /// Applies one epoch at `time`.
     pub fn step(&mut self, time: crate::types::Time, epoch: InputBatch) {
+        let published = self.durations.published().clone();
         self.durations.learn(epoch.completions.clone());
+        let mut duration_changes: Vec<((u32, u32), Option<u64>)> = Vec::new();
+        for (key, value) in self.durations.published() {
+            if published.get(key) != Some(value) {
+                duration_changes.push((*key, Some(*value)));
+            }
+        }
+        for key in published.keys() {
+            if !self.durations.published().contains_key(key) {
+                duration_changes.push((*key, None));
+            }
+        }
+        duration_changes.sort_unstable();
+        let edge_changes = epoch.edges.clone();
         accumulate(&mut self.tasks, epoch.tasks);
         accumulate(&mut self.started, epoch.started);
         accumulate(&mut self.edges, epoch.edges);
@@ -110,7 +148,14 @@ impl Oracle {
                 .filter_map(|r| self.series.get(&(device as DeviceId, *r)))
                 .map(|series| series.forecast(&self.forecast))
                 .collect();
-            let value = contention_of(&forecasts, self.forecast.risk, self.forecast.anomaly);
+            let value = match self.placement.policy {
+                Policy::Predictive | Policy::Seed => {
+                    contention_of(&forecasts, self.forecast.risk, self.forecast.anomaly)
+                }
+                // Observed: the busiest resource's latest sample.
+                Policy::Reactive => forecasts.iter().map(|f| f.latest).max().unwrap_or(0),
+                Policy::Heft | Policy::Static => 0,
+            };
             if value != self.contention[device] {
                 self.contention[device] = value;
                 contention_changes.push((device as DeviceId, value));
@@ -132,10 +177,65 @@ impl Oracle {
         }
         self.states = states;
 
-        if contention_changes.is_empty() && removed.is_empty() && upserted.is_empty() {
-            return;
+        let nothing = contention_changes.is_empty() && removed.is_empty() && upserted.is_empty();
+        match (&mut self.finish_time, self.placement.policy) {
+            (Some(oracle), _) => {
+                let mut edges = edge_changes;
+                accumulate_in_place(&mut edges);
+                if nothing && edges.is_empty() && duration_changes.is_empty() {
+                    return;
+                }
+                oracle.apply(
+                    time,
+                    &contention_changes,
+                    &duration_changes,
+                    &edges,
+                    &removed,
+                    &upserted,
+                );
+            }
+            (None, Policy::Static) => self.round_robin(removed, upserted),
+            (None, _) if !nothing => self.place(contention_changes, removed, upserted),
+            (None, _) => {}
         }
-        self.place(contention_changes, removed, upserted);
+    }
+
+    /// The `static` policy: the next device in turn that can host the task.
+    fn round_robin(&mut self, removed: Vec<TaskKey>, upserted: Vec<(TaskKey, TaskState)>) {
+        for task in removed {
+            self.map.remove(&task);
+        }
+        let mut upserted = upserted;
+        upserted.sort_unstable();
+        for (task, state) in upserted {
+            if !state_is_sane(&state, self.devices.len()) {
+                continue;
+            }
+            let device = match (state.pinned, self.map.get(&task)) {
+                (Some(device), _) => Some(device),
+                (None, Some(placed)) => Some(placed.device),
+                (None, None) => {
+                    let count = self.devices.len();
+                    let found = (0..count)
+                        .map(|step| (self.turn + step) % count)
+                        .find(|d| self.devices[*d].can_host(&state.spec));
+                    if let Some(d) = found {
+                        self.turn = (d + 1) % count;
+                    }
+                    found.map(|d| d as DeviceId)
+                }
+            };
+            if let Some(device) = device {
+                self.map.insert(
+                    task,
+                    OraclePlaced {
+                        state,
+                        device,
+                        seq: 0,
+                    },
+                );
+            }
+        }
     }
 
     fn task_states(&self) -> BTreeMap<TaskKey, TaskState> {
@@ -150,7 +250,7 @@ impl Oracle {
             let blocked = self
                 .edges
                 .keys()
-                .any(|(child, parent)| child == task && live.contains(parent));
+                .any(|((child, parent), _)| child == task && live.contains(parent));
             states.insert(
                 *task,
                 TaskState {
@@ -313,6 +413,13 @@ impl Oracle {
             );
         }
     }
+}
+
+/// Sums the diffs of equal records and drops those that cancel, in record order.
+fn accumulate_in_place<K: Ord + Copy>(updates: &mut Vec<(K, isize)>) {
+    let mut sums: BTreeMap<K, isize> = BTreeMap::new();
+    accumulate(&mut sums, std::mem::take(updates));
+    updates.extend(sums);
 }
 
 fn accumulate<K: Ord>(collection: &mut BTreeMap<K, isize>, updates: Vec<(K, isize)>) {

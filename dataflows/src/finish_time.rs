@@ -1,0 +1,1076 @@
+//! The finish-time rule (policies `predictive` and `heft`) and its incremental engine.
+//!
+//! # The rule
+//! A device `d` runs its tasks as a fluid queue. A task `t` placed there takes `D(t, d)`
+//! milliseconds undisturbed: the duration model's estimate for `t`'s kind on `d`'s class when
+//! the policy learns and one is published, else the workflow's estimate divided by `d`'s speed.
+//! Predicted contention `c_d` slows it to `run(t, d) = D(t, d) (1 + c_d)`, and it takes
+//! `share(t, d)`, the larger of its shares of `d`'s cores and memory. The *backlog* of `d` is the
+//! time its mapped work needs at full use, `(1 + c_d) max(Σ D·cores / cores_d, Σ D·memory / memory_d)`.
+//!
+//! Its data is ready at `ready(t, d)`: the latest, over its parents, of the parent's predicted
+//! finish (or completion) plus the transfer of the edge's bytes at the smaller bandwidth of the
+//! two devices (nothing when they are the same device or a bandwidth is unknown), and never
+//! before now. Its predicted finish is the later of `ready + run` and `now + backlog + run·share`
+//! (it cannot run faster than alone, nor before the queue ahead of it drains). Its *score* on
+//! `d` weighs the finish (seconds from now) with the cost, energy and bytes moved
+//! ([`PlacementConfig::weights`]).
+//!
+//! A device *has room* while its utilisation (contention plus the share of its cores or memory
+//! that ready and running mapped tasks take) is below the capacity target.
+//!
+//! One epoch (all changes at one event time) is applied as:
+//! 1. completed tasks leave the map (where they ran is remembered while children still need
+//!    their output); edges and duration estimates are updated; a task that started is pinned to
+//!    its device, its finish predicted from now;
+//! 2. the new contention values are taken;
+//! 3. new unpinned tasks are placed in order of decreasing upward rank (HEFT's `rank_u` over the
+//!    new tasks: mean duration plus the longest chain of mean transfers and durations below),
+//!    then shallower first, then by key. Each goes to the best *candidate* by `(score, id)`:
+//!    every capability class that can host it offers its device of least `(full, backlog, id)`
+//!    and its device of least `(full, contention, id)`, and every device holding a parent's
+//!    output is a candidate; candidates with room beat those without;
+//! 4. rebalance where the epoch changed something. Each device whose contention rose (by id)
+//!    sheds: its most recently placed movable task moves to the best candidate elsewhere if that
+//!    beats its score where it is by more than the hysteresis, again and again; the first task
+//!    that stays ends the step. Then each device that became cheaper (its contention fell or a
+//!    task left it; by id) pulls: the most recently placed movable task of the other device of
+//!    greatest `(full, backlog, id)` moves to it if it is that task's best candidate and beats
+//!    staying by more than the hysteresis, again and again, until one does not. Nothing else
+//!    moves, so a change touches only the tasks it concerns.
+//!
+//! Durations learned later apply to tasks placed later, and to a placed task when it is next
+//! moved or changes state: the map's sums stay exact integers, so the oracle can recompute them.
+//!
+//! # The engine
+//! Each class keeps its devices ordered by both keys, so a placement costs
+//! O((classes + parents) × log devices) and never forms the tasks × devices product.
+//! [`crate::oracle`] is the same rule written with plain scans.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, HashMap};
+
+use crate::placement::{same_capability, state_is_sane, EpochChanges, MapChange, PlacementConfig};
+use crate::placement::{Movable, Score, TaskMap};
+use crate::types::{fraction_from_ppm, DeviceId, DeviceSpec, TaskKey, TaskSpec, TaskState, Time};
+
+/// The arithmetic of the rule, shared by the engine and the oracle so both compute the very same
+/// floating-point values.
+pub mod cost {
+    use crate::placement::Weights;
+    use crate::types::{DeviceSpec, TaskSpec};
+
+    /// The work the map queues on a device: Σ duration × cores and Σ duration × memory.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct Work {
+        /// Milliseconds × thousandths of a core.
+        pub cores: u128,
+        /// Milliseconds × bytes.
+        pub memory: u128,
+    }
+
+    impl Work {
+        /// The work of one task of this duration.
+        pub fn of(task: &TaskSpec, duration_ms: u64) -> Work {
+            Work {
+                cores: u128::from(duration_ms) * u128::from(task.cores_milli),
+                memory: u128::from(duration_ms) * u128::from(task.memory_bytes),
+            }
+        }
+
+        /// This work with another added.
+        pub fn plus(self, other: Work) -> Work {
+            Work {
+                cores: self.cores.saturating_add(other.cores),
+                memory: self.memory.saturating_add(other.memory),
+            }
+        }
+
+        /// This work with another taken away.
+        pub fn minus(self, other: Work) -> Work {
+            Work {
+                cores: self.cores.saturating_sub(other.cores),
+                memory: self.memory.saturating_sub(other.memory),
+            }
+        }
+    }
+
+    /// The larger of a task's shares of a device's cores and memory.
+    pub fn share(device: &DeviceSpec, task: &TaskSpec) -> f64 {
+        let cores = f64::from(task.cores_milli) / f64::from(device.cores_milli.max(1));
+        let memory = task.memory_bytes as f64 / device.memory_bytes.max(1) as f64;
+        cores.max(memory)
+    }
+
+    /// Milliseconds to drain the queued work at full use of the device, slowed by contention.
+    pub fn backlog_ms(device: &DeviceSpec, contention: f64, work: Work) -> f64 {
+        let cores = work.cores as f64 / f64::from(device.cores_milli.max(1));
+        let memory = work.memory as f64 / device.memory_bytes.max(1) as f64;
+        (1.0 + contention) * cores.max(memory)
+    }
+
+    /// Contention plus the share of cores or memory the active mapped tasks take.
+    pub fn utilisation(device: &DeviceSpec, contention: f64, cores_milli: u64, memory: u64) -> f64 {
+        let cores = cores_milli as f64 / f64::from(device.cores_milli.max(1));
+        let memory = memory as f64 / device.memory_bytes.max(1) as f64;
+        contention + cores.max(memory)
+    }
+
+    /// Milliseconds to move `bytes` between two devices (zero when either bandwidth is unknown).
+    pub fn transfer_ms(bytes: u64, from: &DeviceSpec, to: &DeviceSpec) -> f64 {
+        let bandwidth = match (from.network_bytes_per_s > 0.0, to.network_bytes_per_s > 0.0) {
+            (true, true) => from.network_bytes_per_s.min(to.network_bytes_per_s),
+            _ => return 0.0,
+        };
+        bytes as f64 / bandwidth * 1000.0
+    }
+
+    /// Milliseconds to move `bytes` at a mean bandwidth (zero when none is known), for ranks.
+    pub fn mean_transfer_ms(bytes: u64, mean_bandwidth: f64) -> f64 {
+        if mean_bandwidth > 0.0 {
+            bytes as f64 / mean_bandwidth * 1000.0
+        } else {
+            0.0
+        }
+    }
+
+    /// Run time under contention.
+    pub fn run_ms(duration_ms: u64, contention: f64) -> f64 {
+        duration_ms as f64 * (1.0 + contention)
+    }
+
+    /// Predicted finish (absolute milliseconds): not before the data is ready plus the run, nor
+    /// before the queue ahead drains plus the task's own share of the device.
+    pub fn finish_ms(now: f64, ready: f64, backlog: f64, run: f64, share: f64) -> f64 {
+        (ready + run).max(now + backlog + run * share)
+    }
+
+    /// The weighted score of finishing at `finish` on `device`.
+    pub fn score(
+        weights: &Weights,
+        device: &DeviceSpec,
+        now: f64,
+        finish: f64,
+        run: f64,
+        share: f64,
+        remote_bytes: u64,
+    ) -> f64 {
+        let busy_s = run / 1000.0 * share;
+        weights.latency * (finish - now) / 1000.0
+            + weights.cost * device.cost_per_hour * busy_s / 3600.0
+            + weights.energy * device.power_watts * busy_s / 1000.0
+            + weights.locality * remote_bytes as f64 / 1e9
+    }
+
+    /// Whether moving beats staying by more than the hysteresis.
+    pub fn worth_moving(stay: f64, elsewhere: f64, hysteresis: f64) -> bool {
+        stay > elsewhere * (1.0 + hysteresis)
+    }
+
+    /// Devices a class of `cores_milli` cores each would need to add to bring `demand` (in
+    /// thousandths of a core) under `target` × `capacity`; zero if it is already under.
+    pub fn prewarm_amount(demand: f64, capacity: f64, target: f64, cores_milli: u32) -> u32 {
+        let excess = demand - target * capacity;
+        if excess <= 0.0 || target <= 0.0 {
+            return 0;
+        }
+        (excess / (target * f64::from(cores_milli.max(1))))
+            .ceil()
+            .min(f64::from(u32::MAX)) as u32
+    }
+}
+
+/// Where a task's output is (or will be) and when: a placed task's predicted finish, or a
+/// completed task's device and completion time.
+#[derive(Clone, Copy, Debug)]
+struct Output {
+    device: DeviceId,
+    at: f64,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Placed {
+    state: TaskState,
+    device: DeviceId,
+    seq: u64,
+    duration_ms: u64,
+    finish_ms: f64,
+}
+
+#[derive(Debug)]
+struct Device {
+    spec: DeviceSpec,
+    class: usize,
+    contention: f64,
+    /// The contention this device is filed under in its class's `by_contention` (the field
+    /// above changes first, then [`FinishTimePlacer::rekey`] refiles it).
+    indexed_contention: f64,
+    work: cost::Work,
+    active_cores: u64,
+    active_memory: u64,
+    backlog: f64,
+    full: bool,
+    movable: Movable,
+}
+
+impl Device {
+    fn order(&self, id: DeviceId) -> (bool, Score, DeviceId) {
+        (self.full, Score(self.backlog), id)
+    }
+
+    fn by_contention(&self, id: DeviceId) -> (bool, Score, DeviceId) {
+        (self.full, Score(self.contention), id)
+    }
+}
+
+#[derive(Debug)]
+struct Class {
+    spec: DeviceSpec,
+    devices: Vec<DeviceId>,
+    by_backlog: BTreeSet<(bool, Score, DeviceId)>,
+    by_contention: BTreeSet<(bool, Score, DeviceId)>,
+}
+
+/// One candidate's evaluation.
+#[derive(Clone, Copy, Debug)]
+struct Evaluation {
+    device: DeviceId,
+    score: f64,
+    finish: f64,
+    room: bool,
+}
+
+impl Evaluation {
+    fn beats(&self, other: &Evaluation) -> bool {
+        (!self.room, Score(self.score), self.device)
+            < (!other.room, Score(other.score), other.device)
+    }
+}
+
+/// The incremental finish-time map (see the module docs for the rule it maintains).
+#[derive(Debug)]
+pub struct FinishTimePlacer {
+    config: PlacementConfig,
+    learn: bool,
+    devices: Vec<Device>,
+    classes: Vec<Class>,
+    with_movable: BTreeSet<(bool, Score, DeviceId)>,
+    bulk: bool,
+    tasks: TaskMap<Placed>,
+    parents: TaskMap<Vec<(TaskKey, u64)>>,
+    live_children: TaskMap<u32>,
+    done: TaskMap<Output>,
+    learned: HashMap<(u32, u32), u64>,
+    mean_bandwidth: f64,
+    next_seq: u64,
+    now: Time,
+}
+
+impl FinishTimePlacer {
+    /// An empty map over these devices; `learn` takes the duration model's estimates
+    /// (`predictive`) instead of the workflows' own only (`heft`).
+    pub fn new(devices: &[DeviceSpec], config: PlacementConfig, learn: bool) -> Self {
+        let mut classes: Vec<Class> = Vec::new();
+        let mut states = Vec::with_capacity(devices.len());
+        for (index, spec) in devices.iter().enumerate() {
+            let id = index as DeviceId;
+            let class = match classes.iter().position(|c| same_capability(&c.spec, spec)) {
+                Some(class) => class,
+                None => {
+                    classes.push(Class {
+                        spec: *spec,
+                        devices: Vec::new(),
+                        by_backlog: BTreeSet::new(),
+                        by_contention: BTreeSet::new(),
+                    });
+                    classes.len() - 1
+                }
+            };
+            let device = Device {
+                spec: *spec,
+                class,
+                contention: 0.0,
+                indexed_contention: 0.0,
+                work: cost::Work::default(),
+                active_cores: 0,
+                active_memory: 0,
+                backlog: 0.0,
+                full: config.capacity_target <= 0.0,
+                movable: Movable::default(),
+            };
+            classes[class].devices.push(id);
+            classes[class].by_backlog.insert(device.order(id));
+            classes[class]
+                .by_contention
+                .insert(device.by_contention(id));
+            states.push(device);
+        }
+        FinishTimePlacer {
+            config,
+            learn,
+            mean_bandwidth: mean_bandwidth(devices),
+            devices: states,
+            classes,
+            with_movable: BTreeSet::new(),
+            bulk: false,
+            tasks: TaskMap::default(),
+            parents: TaskMap::default(),
+            live_children: TaskMap::default(),
+            done: TaskMap::default(),
+            learned: HashMap::new(),
+            next_seq: 0,
+            now: 0,
+        }
+    }
+
+    /// Number of tasks in the map.
+    pub fn len(&self) -> usize {
+        self.tasks.len()
+    }
+
+    /// Whether the map is empty.
+    pub fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
+    }
+
+    /// Where the map has a task.
+    pub fn device_of(&self, task: &TaskKey) -> Option<DeviceId> {
+        self.tasks.get(task).map(|placed| placed.device)
+    }
+
+    /// The task's predicted finish (absolute milliseconds), if mapped.
+    pub fn finish_of(&self, task: &TaskKey) -> Option<f64> {
+        self.tasks.get(task).map(|placed| placed.finish_ms)
+    }
+
+    /// A device's predicted utilisation: contention plus what the active mapped tasks take.
+    pub fn utilisation_of(&self, device: DeviceId) -> f64 {
+        self.devices.get(device as usize).map_or(0.0, |d| {
+            cost::utilisation(&d.spec, d.contention, d.active_cores, d.active_memory)
+        })
+    }
+
+    /// Per capability class with predicted demand over the capacity target, the devices it
+    /// would need to add: `(class, amount)`, by class.
+    pub fn prewarm(&self) -> Vec<(u32, u32)> {
+        self.classes
+            .iter()
+            .enumerate()
+            .filter_map(|(index, class)| {
+                let capacity: f64 = class
+                    .devices
+                    .iter()
+                    .map(|d| f64::from(self.devices[*d as usize].spec.cores_milli))
+                    .sum();
+                let demand: f64 = class
+                    .devices
+                    .iter()
+                    .map(|d| {
+                        let device = &self.devices[*d as usize];
+                        cost::utilisation(
+                            &device.spec,
+                            device.contention,
+                            device.active_cores,
+                            device.active_memory,
+                        ) * f64::from(device.spec.cores_milli)
+                    })
+                    .sum();
+                let amount = cost::prewarm_amount(
+                    demand,
+                    capacity,
+                    self.config.capacity_target,
+                    class.spec.cores_milli,
+                );
+                (amount > 0).then_some((index as u32, amount))
+            })
+            .collect()
+    }
+
+    /// Applies one epoch of changes and returns how the map changed, sorted by task.
+    pub fn apply(&mut self, mut changes: EpochChanges) -> Vec<MapChange> {
+        self.now = changes.time;
+        let mut before: Vec<(TaskKey, Option<DeviceId>)> = Vec::new();
+
+        if self.learn {
+            for (key, value) in changes.durations.drain(..) {
+                match value {
+                    Some(ms) => self.learned.insert(key, ms),
+                    None => self.learned.remove(&key),
+                };
+            }
+        }
+
+        // Devices that became cheaper this epoch: they pull work in step 4.
+        let mut freed = Vec::new();
+        changes.removed.sort_unstable();
+        changes.removed.dedup();
+        for task in &changes.removed {
+            if let Some(placed) = self.tasks.get(task).copied() {
+                before.push((*task, Some(placed.device)));
+                freed.push(placed.device);
+                self.detach(*task, &placed);
+                if self.live_children.get(task).is_some_and(|n| *n > 0) {
+                    let at = self.now as f64;
+                    self.done.insert(
+                        *task,
+                        Output {
+                            device: placed.device,
+                            at,
+                        },
+                    );
+                }
+            }
+            self.parents.remove(task);
+        }
+
+        // Additions first, so that a parent's count of live children never touches zero
+        // in passing and drops the record of its output.
+        changes
+            .edges
+            .sort_unstable_by_key(|&(edge, diff)| (Reverse(diff.signum()), edge));
+        for (((child, parent), bytes), diff) in changes.edges {
+            if diff > 0 {
+                self.parents.entry(child).or_default().push((parent, bytes));
+                *self.live_children.entry(parent).or_insert(0) += 1;
+            } else {
+                if let Some(list) = self.parents.get_mut(&child) {
+                    if let Some(at) = list.iter().position(|e| *e == (parent, bytes)) {
+                        list.swap_remove(at);
+                    }
+                    if list.is_empty() {
+                        self.parents.remove(&child);
+                    }
+                }
+                if let Some(count) = self.live_children.get_mut(&parent) {
+                    *count = count.saturating_sub(1);
+                    if *count == 0 {
+                        self.live_children.remove(&parent);
+                        self.done.remove(&parent);
+                    }
+                }
+            }
+        }
+
+        changes.upserted.sort_unstable();
+        self.tasks.reserve(changes.upserted.len());
+        let mut to_place = Vec::new();
+        for (task, state) in changes.upserted {
+            if !state_is_sane(&state, self.devices.len()) {
+                continue;
+            }
+            match self.tasks.get(&task).copied() {
+                Some(placed) => {
+                    before.push((task, Some(placed.device)));
+                    self.detach(task, &placed);
+                    let device = state.pinned.unwrap_or(placed.device);
+                    let finish = match (state.pinned, placed.state.pinned) {
+                        (Some(_), Some(_)) if device == placed.device => placed.finish_ms,
+                        (Some(_), _) => self.started_finish(&state.spec, device),
+                        (None, _) => self.evaluate(task, &state.spec, device).finish,
+                    };
+                    self.attach(task, state, device, placed.seq, finish);
+                }
+                None => {
+                    before.push((task, None));
+                    match state.pinned {
+                        Some(device) => {
+                            let seq = self.take_seq();
+                            let finish = self.started_finish(&state.spec, device);
+                            self.attach(task, state, device, seq, finish);
+                        }
+                        None => to_place.push((task, state)),
+                    }
+                }
+            }
+        }
+
+        changes.contention.sort_unstable();
+        let mut rising = Vec::new();
+        for (device, ppm) in changes.contention {
+            if let Some(state) = self.devices.get_mut(device as usize) {
+                let value = fraction_from_ppm(ppm);
+                if value > state.contention {
+                    rising.push(device);
+                } else if value < state.contention {
+                    freed.push(device);
+                }
+                state.contention = value;
+                self.rekey(device);
+            }
+        }
+
+        let order = self.placement_order(&to_place);
+        self.bulk = to_place.len() > self.devices.len();
+        for index in order {
+            let (task, state) = to_place[index];
+            if let Some(best) = self.best_candidate(task, &state.spec, None) {
+                let seq = self.take_seq();
+                self.attach(task, state, best.device, seq, best.finish);
+            }
+        }
+        if self.bulk {
+            self.bulk = false;
+            self.with_movable = self
+                .devices
+                .iter()
+                .enumerate()
+                .filter(|(_, d)| !d.movable.is_empty())
+                .map(|(id, d)| d.order(id as DeviceId))
+                .collect();
+        }
+
+        let mut moved = Vec::new();
+        for device in rising {
+            let budget = self.devices[device as usize].movable.len();
+            for _ in 0..budget {
+                match self.try_move_latest(device) {
+                    Some(task) => moved.push((task, device)),
+                    None => break,
+                }
+            }
+        }
+        freed.sort_unstable();
+        freed.dedup();
+        for device in freed {
+            let budget = self.tasks.len();
+            for _ in 0..budget {
+                match self.try_pull(device) {
+                    Some((task, from)) => moved.push((task, from)),
+                    None => break,
+                }
+            }
+        }
+        before.extend(moved.into_iter().map(|(task, from)| (task, Some(from))));
+
+        before.sort_by_key(|(task, _)| *task);
+        before.dedup_by_key(|(task, _)| *task);
+        before
+            .into_iter()
+            .filter_map(|(task, from)| {
+                let to = self.device_of(&task);
+                (from != to).then_some(MapChange { task, from, to })
+            })
+            .collect()
+    }
+
+    /// The order in which new tasks are placed: decreasing upward rank, then shallower, then
+    /// by key (indices into `to_place`).
+    fn placement_order(&self, to_place: &[(TaskKey, TaskState)]) -> Vec<usize> {
+        let mean = |spec: &TaskSpec| self.mean_duration(spec);
+        let ranks = upward_ranks(to_place, &self.parents, mean, self.mean_bandwidth);
+        let mut order: Vec<usize> = (0..to_place.len()).collect();
+        order.sort_unstable_by_key(|&i| (Reverse(Score(ranks[i].0)), ranks[i].1, to_place[i].0));
+        order
+    }
+
+    /// A task's duration averaged over the capability classes, for ranks.
+    fn mean_duration(&self, spec: &TaskSpec) -> f64 {
+        let total: f64 = (0..self.classes.len())
+            .map(|class| self.duration_ms(spec, class) as f64)
+            .sum();
+        total / self.classes.len().max(1) as f64
+    }
+
+    /// `D(t, d)` for a device of this class.
+    fn duration_ms(&self, spec: &TaskSpec, class: usize) -> u64 {
+        let learned = (self.learn && !self.learned.is_empty()).then_some(&self.learned);
+        duration_on(spec, &self.classes[class].spec, class, learned)
+    }
+
+    fn started_finish(&self, spec: &TaskSpec, device: DeviceId) -> f64 {
+        let state = &self.devices[device as usize];
+        let duration = self.duration_ms(spec, state.class);
+        self.now as f64 + cost::run_ms(duration, state.contention)
+    }
+
+    /// The predicted finish and score of `task` on `device`, as if added to what is there.
+    fn evaluate(&self, task: TaskKey, spec: &TaskSpec, device: DeviceId) -> Evaluation {
+        let inputs = self.inputs_of(task);
+        let state = &self.devices[device as usize];
+        self.evaluate_with(&inputs, spec, device, state.work)
+    }
+
+    /// Where a task's inputs are and when they are ready there: `(device, at, bytes)` per
+    /// parent whose output is placed or remembered.
+    fn inputs_of(&self, task: TaskKey) -> Vec<(DeviceId, f64, u64)> {
+        match self.parents.get(&task) {
+            None => Vec::new(),
+            Some(parents) => parents
+                .iter()
+                .filter_map(|&(parent, bytes)| {
+                    self.output_of(&parent)
+                        .map(|output| (output.device, output.at, bytes))
+                })
+                .collect(),
+        }
+    }
+
+    fn evaluate_with(
+        &self,
+        inputs: &[(DeviceId, f64, u64)],
+        spec: &TaskSpec,
+        device: DeviceId,
+        work: cost::Work,
+    ) -> Evaluation {
+        let state = &self.devices[device as usize];
+        let now = self.now as f64;
+        let mut ready = now;
+        let mut remote = 0u64;
+        for &(from, at, bytes) in inputs {
+            let mut at = at;
+            if from != device {
+                remote = remote.saturating_add(bytes);
+                at += cost::transfer_ms(bytes, &self.devices[from as usize].spec, &state.spec);
+            }
+            ready = ready.max(at);
+        }
+        let duration = self.duration_ms(spec, state.class);
+        let run = cost::run_ms(duration, state.contention);
+        let share = cost::share(&state.spec, spec);
+        let backlog = cost::backlog_ms(&state.spec, state.contention, work);
+        let finish = cost::finish_ms(now, ready, backlog, run, share);
+        let score = cost::score(
+            &self.config.weights,
+            &state.spec,
+            now,
+            finish,
+            run,
+            share,
+            remote,
+        );
+        Evaluation {
+            device,
+            score,
+            finish,
+            room: !state.full,
+        }
+    }
+
+    fn output_of(&self, task: &TaskKey) -> Option<Output> {
+        match self.tasks.get(task) {
+            Some(placed) => Some(Output {
+                device: placed.device,
+                at: placed.finish_ms,
+            }),
+            None => self.done.get(task).copied(),
+        }
+    }
+
+    /// The best device for a task, excluding `except` (see the module docs).
+    fn best_candidate(
+        &self,
+        task: TaskKey,
+        spec: &TaskSpec,
+        except: Option<DeviceId>,
+    ) -> Option<Evaluation> {
+        let inputs = self.inputs_of(task);
+        let mut best: Option<Evaluation> = None;
+        let mut consider = |device: DeviceId| {
+            let state = &self.devices[device as usize];
+            let evaluation = self.evaluate_with(&inputs, spec, device, state.work);
+            if best.is_none_or(|current| evaluation.beats(&current)) {
+                best = Some(evaluation);
+            }
+        };
+        for class in &self.classes {
+            if !class.spec.can_host(spec) {
+                continue;
+            }
+            for set in [&class.by_backlog, &class.by_contention] {
+                let least = set.iter().take(2).find(|(_, _, d)| Some(*d) != except);
+                if let Some(&(_, _, device)) = least {
+                    consider(device);
+                }
+            }
+        }
+        for &(device, _, _) in &inputs {
+            if Some(device) != except && self.devices[device as usize].spec.can_host(spec) {
+                consider(device);
+            }
+        }
+        best
+    }
+
+    /// Moves the device's most recently placed movable task if the best candidate elsewhere
+    /// beats staying by more than the hysteresis; returns it if it moved.
+    fn try_move_latest(&mut self, device: DeviceId) -> Option<TaskKey> {
+        let state = &self.devices[device as usize];
+        let task = state.movable.latest()?;
+        let placed = *self.tasks.get(&task)?;
+        let own = cost::Work::of(&placed.state.spec, placed.duration_ms);
+        let inputs = self.inputs_of(task);
+        let stay = self.evaluate_with(&inputs, &placed.state.spec, device, state.work.minus(own));
+        let target = self.best_candidate(task, &placed.state.spec, Some(device))?;
+        if !cost::worth_moving(stay.score, target.score, self.config.hysteresis) {
+            return None;
+        }
+        self.detach(task, &placed);
+        let seq = self.take_seq();
+        self.attach(task, placed.state, target.device, seq, target.finish);
+        Some(task)
+    }
+
+    /// Pulls the most recently placed movable task of the most backlogged other device into
+    /// `device`, if `device` is that task's best candidate and beats where it is by more than the
+    /// hysteresis; returns the task and where it was.
+    fn try_pull(&mut self, device: DeviceId) -> Option<(TaskKey, DeviceId)> {
+        let &(_, _, worst) = self
+            .with_movable
+            .iter()
+            .rev()
+            .take(2)
+            .find(|(_, _, d)| *d != device)?;
+        let state = &self.devices[worst as usize];
+        let task = state.movable.latest()?;
+        let placed = *self.tasks.get(&task)?;
+        let own = cost::Work::of(&placed.state.spec, placed.duration_ms);
+        let inputs = self.inputs_of(task);
+        let stay = self.evaluate_with(&inputs, &placed.state.spec, worst, state.work.minus(own));
+        let target = self.best_candidate(task, &placed.state.spec, Some(worst))?;
+        if target.device != device
+            || !cost::worth_moving(stay.score, target.score, self.config.hysteresis)
+        {
+            return None;
+        }
+        self.detach(task, &placed);
+        let seq = self.take_seq();
+        self.attach(task, placed.state, target.device, seq, target.finish);
+        Some((task, worst))
+    }
+
+    fn take_seq(&mut self) -> u64 {
+        self.next_seq += 1;
+        self.next_seq
+    }
+
+    fn attach(&mut self, task: TaskKey, state: TaskState, device: DeviceId, seq: u64, finish: f64) {
+        let class = self.devices[device as usize].class;
+        let duration_ms = self.duration_ms(&state.spec, class);
+        self.tasks.insert(
+            task,
+            Placed {
+                state,
+                device,
+                seq,
+                duration_ms,
+                finish_ms: finish,
+            },
+        );
+        let entry = &mut self.devices[device as usize];
+        entry.work = entry.work.plus(cost::Work::of(&state.spec, duration_ms));
+        if is_active(&state) {
+            entry.active_cores += u64::from(state.spec.cores_milli);
+            entry.active_memory = entry.active_memory.saturating_add(state.spec.memory_bytes);
+        }
+        if state.pinned.is_none() {
+            entry.movable.insert(seq, task);
+        }
+        self.rekey(device);
+    }
+
+    fn detach(&mut self, task: TaskKey, placed: &Placed) {
+        let entry = &mut self.devices[placed.device as usize];
+        entry.work = entry
+            .work
+            .minus(cost::Work::of(&placed.state.spec, placed.duration_ms));
+        if is_active(&placed.state) {
+            entry.active_cores = entry
+                .active_cores
+                .saturating_sub(u64::from(placed.state.spec.cores_milli));
+            entry.active_memory = entry
+                .active_memory
+                .saturating_sub(placed.state.spec.memory_bytes);
+        }
+        entry.movable.remove(placed.seq);
+        self.tasks.remove(&task);
+        self.rekey(placed.device);
+    }
+
+    fn rekey(&mut self, device: DeviceId) {
+        let target = self.config.capacity_target;
+        let state = &mut self.devices[device as usize];
+        let old = state.order(device);
+        let old_contention = (state.full, Score(state.indexed_contention), device);
+        state.backlog = cost::backlog_ms(&state.spec, state.contention, state.work);
+        state.full = cost::utilisation(
+            &state.spec,
+            state.contention,
+            state.active_cores,
+            state.active_memory,
+        ) >= target;
+        state.indexed_contention = state.contention;
+        let new = state.order(device);
+        let new_contention = state.by_contention(device);
+        let class = &mut self.classes[state.class];
+        if old != new {
+            class.by_backlog.remove(&old);
+            class.by_backlog.insert(new);
+        }
+        if old_contention != new_contention {
+            class.by_contention.remove(&old_contention);
+            class.by_contention.insert(new_contention);
+        }
+        if !self.bulk {
+            self.with_movable.remove(&old);
+            if !state.movable.is_empty() {
+                self.with_movable.insert(new);
+            }
+        }
+    }
+}
+
+/// Ready and running tasks occupy their device; blocked ones only queue work on it.
+pub(crate) fn is_active(state: &TaskState) -> bool {
+    state.ready || state.pinned.is_some()
+}
+
+/// `D(t, d)` on a device of this spec and class: the learned estimate when given and known, else
+/// the task's own estimate at the device's speed.
+pub(crate) fn duration_on(
+    spec: &TaskSpec,
+    device: &DeviceSpec,
+    class: usize,
+    learned: Option<&HashMap<(u32, u32), u64>>,
+) -> u64 {
+    if let Some(ms) = learned.and_then(|l| l.get(&(spec.kind, class as u32))) {
+        return *ms;
+    }
+    let ms = spec.duration_ms as f64 / device.speed;
+    if ms.is_finite() {
+        ms.round().clamp(0.0, u64::MAX as f64) as u64
+    } else {
+        0
+    }
+}
+
+/// The mean of the known bandwidths (zero when none is known).
+pub(crate) fn mean_bandwidth(devices: &[DeviceSpec]) -> f64 {
+    let known: Vec<f64> = devices
+        .iter()
+        .map(|d| d.network_bytes_per_s)
+        .filter(|b| *b > 0.0)
+        .collect();
+    if known.is_empty() {
+        0.0
+    } else {
+        known.iter().sum::<f64>() / known.len() as f64
+    }
+}
+
+/// HEFT's upward rank of each new task, over the edges among the new tasks, and its depth (the
+/// longest chain of new ancestors above it). Edges to tasks outside the set are ignored; a
+/// cycle (which the driver never sends) leaves its tasks at their own mean duration.
+pub(crate) fn upward_ranks<F: Fn(&TaskSpec) -> f64>(
+    tasks: &[(TaskKey, TaskState)],
+    parents: &TaskMap<Vec<(TaskKey, u64)>>,
+    mean_duration: F,
+    mean_bandwidth: f64,
+) -> Vec<(f64, u32)> {
+    let index: TaskMap<usize> = tasks
+        .iter()
+        .enumerate()
+        .map(|(i, (task, _))| (*task, i))
+        .collect();
+    // Edges within the set, as (parent index, child index, bytes).
+    let mut children: Vec<Vec<(usize, u64)>> = vec![Vec::new(); tasks.len()];
+    let mut parent_count = vec![0u32; tasks.len()];
+    for (child, (task, _)) in tasks.iter().enumerate() {
+        for &(parent, bytes) in parents.get(task).map_or(&[][..], |v| v.as_slice()) {
+            if let Some(&p) = index.get(&parent) {
+                children[p].push((child, bytes));
+                parent_count[child] += 1;
+            }
+        }
+    }
+    let mut ranks: Vec<f64> = tasks.iter().map(|(_, s)| mean_duration(&s.spec)).collect();
+    let mut depth = vec![0u32; tasks.len()];
+    // Kahn's order from the roots down gives depths; its reverse gives ranks.
+    let mut order = Vec::with_capacity(tasks.len());
+    let mut waiting = parent_count.clone();
+    let mut stack: Vec<usize> = (0..tasks.len()).filter(|&i| waiting[i] == 0).collect();
+    while let Some(node) = stack.pop() {
+        order.push(node);
+        for &(child, _) in &children[node] {
+            depth[child] = depth[child].max(depth[node] + 1);
+            waiting[child] -= 1;
+            if waiting[child] == 0 {
+                stack.push(child);
+            }
+        }
+    }
+    for &node in order.iter().rev() {
+        let below = children[node]
+            .iter()
+            .filter(|(child, _)| waiting[*child] == 0)
+            .map(|&(child, bytes)| cost::mean_transfer_ms(bytes, mean_bandwidth) + ranks[child])
+            .fold(0.0, f64::max);
+        ranks[node] += below;
+    }
+    ranks.into_iter().zip(depth).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::placement::Weights;
+
+    fn device(cores: u32, speed: f64) -> DeviceSpec {
+        DeviceSpec {
+            cores_milli: cores * 1000,
+            speed,
+            ..DeviceSpec::default()
+        }
+    }
+
+    fn task(task: u32) -> TaskKey {
+        TaskKey { workflow: 0, task }
+    }
+
+    fn state(cores: u32, duration_s: u64, ready: bool) -> TaskState {
+        TaskState {
+            spec: TaskSpec {
+                cores_milli: cores * 1000,
+                duration_ms: duration_s * 1000,
+                ..TaskSpec::default()
+            },
+            pinned: None,
+            ready,
+        }
+    }
+
+    fn placer(devices: &[DeviceSpec]) -> FinishTimePlacer {
+        FinishTimePlacer::new(devices, PlacementConfig::default(), true)
+    }
+
+    #[test]
+    fn a_long_task_goes_to_the_fast_device_while_it_has_room() {
+        let mut p = placer(&[device(4, 1.0), device(4, 2.0)]);
+        p.apply(EpochChanges {
+            upserted: vec![(task(0), state(1, 100, true))],
+            ..EpochChanges::default()
+        });
+        assert_eq!(p.device_of(&task(0)), Some(1));
+        assert_eq!(p.finish_of(&task(0)), Some(50_000.0));
+    }
+
+    #[test]
+    fn no_device_exceeds_the_target_while_another_has_room() {
+        let devices = [device(8, 1.0), device(8, 1.0), device(16, 2.0)];
+        let mut p = placer(&devices);
+        let upserted = (0..32).map(|i| (task(i), state(1, 10, true))).collect();
+        p.apply(EpochChanges {
+            upserted,
+            ..EpochChanges::default()
+        });
+        for d in 0..3 {
+            assert!(
+                p.utilisation_of(d) <= 1.0,
+                "device {d}: {}",
+                p.utilisation_of(d)
+            );
+        }
+        // 32 one-core tasks on 32 cores: all full, none over.
+        assert!((0..3).all(|d| p.utilisation_of(d) == 1.0));
+    }
+
+    #[test]
+    fn a_child_follows_its_parent_when_the_transfer_is_dear() {
+        let mut slow_link = device(4, 1.0);
+        slow_link.network_bytes_per_s = 1e6;
+        let devices = [slow_link, slow_link];
+        let mut p = placer(&devices);
+        let mut parent = state(1, 10, true);
+        parent.spec.cores_milli = 1000;
+        p.apply(EpochChanges {
+            upserted: vec![(task(0), parent)],
+            ..EpochChanges::default()
+        });
+        let home = p.device_of(&task(0)).unwrap();
+        // Load the parent's device a little (too little to move the parent), so that without
+        // the data the other device would win.
+        p.apply(EpochChanges {
+            time: 1,
+            contention: vec![(home, 40_000)],
+            ..EpochChanges::default()
+        });
+        assert_eq!(p.device_of(&task(0)), Some(home));
+        p.apply(EpochChanges {
+            time: 2,
+            edges: vec![(((task(1), task(0)), 100_000_000), 1)],
+            upserted: vec![(task(1), state(1, 10, false))],
+            ..EpochChanges::default()
+        });
+        assert_eq!(
+            p.device_of(&task(1)),
+            Some(home),
+            "100 MB at 1 MB/s is 100 s"
+        );
+    }
+
+    #[test]
+    fn ranks_put_the_critical_chain_first() {
+        let tasks: Vec<(TaskKey, TaskState)> = vec![
+            (task(0), state(1, 1, true)),
+            (task(1), state(1, 100, false)),
+            (task(2), state(1, 1, true)),
+        ];
+        let mut parents = TaskMap::default();
+        parents.insert(task(1), vec![(task(0), 0)]);
+        let ranks = upward_ranks(&tasks, &parents, |s| s.duration_ms as f64, 0.0);
+        assert_eq!(ranks[0], (101_000.0, 0));
+        assert_eq!(ranks[1], (100_000.0, 1));
+        assert_eq!(ranks[2], (1_000.0, 0));
+    }
+
+    #[test]
+    fn contention_rise_moves_tasks_off_and_heft_ignores_learning() {
+        let devices = [device(8, 1.0), device(8, 1.0)];
+        let mut p = placer(&devices);
+        let upserted = (0..4).map(|i| (task(i), state(1, 60, true))).collect();
+        p.apply(EpochChanges {
+            upserted,
+            ..EpochChanges::default()
+        });
+        let on_zero = (0..4).filter(|i| p.device_of(&task(*i)) == Some(0)).count();
+        assert!(on_zero > 0);
+        let moved = p.apply(EpochChanges {
+            time: 10,
+            contention: vec![(0, 900_000)],
+            ..EpochChanges::default()
+        });
+        assert!(!moved.is_empty());
+        assert!((0..4).all(|i| p.device_of(&task(i)) == Some(1)));
+
+        let mut heft = FinishTimePlacer::new(&devices, PlacementConfig::default(), false);
+        heft.apply(EpochChanges {
+            durations: vec![((0, 0), Some(1))],
+            upserted: vec![(task(0), state(1, 60, true))],
+            ..EpochChanges::default()
+        });
+        assert_eq!(heft.finish_of(&task(0)), Some(60_000.0));
+    }
+
+    #[test]
+    fn cost_weight_prefers_the_cheap_device() {
+        let mut dear = device(4, 1.0);
+        dear.cost_per_hour = 10.0;
+        let mut cheap = device(4, 1.0);
+        cheap.cost_per_hour = 1.0;
+        let config = PlacementConfig {
+            weights: Weights {
+                latency: 0.0,
+                cost: 1.0,
+                ..Weights::default()
+            },
+            ..PlacementConfig::default()
+        };
+        let mut p = FinishTimePlacer::new(&[dear, cheap], config, true);
+        p.apply(EpochChanges {
+            upserted: vec![(task(0), state(1, 60, true))],
+            ..EpochChanges::default()
+        });
+        assert_eq!(p.device_of(&task(0)), Some(1));
+        assert_eq!(cost::prewarm_amount(10_000.0, 8_000.0, 1.0, 4_000), 1);
+        assert_eq!(cost::prewarm_amount(7_000.0, 8_000.0, 1.0, 4_000), 0);
+    }
+}

@@ -1,0 +1,477 @@
+//! The finish-time rule ([`crate::finish_time`]) written with plain scans over the whole map:
+//! every sum is recomputed from the placed tasks, every candidate found by scanning devices.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::finish_time::{cost, duration_on, is_active, mean_bandwidth};
+use crate::placement::{same_capability, state_is_sane, PlacementConfig, Score};
+use crate::types::{
+    fraction_from_ppm, DeviceId, DeviceSpec, Edge, Ppm, TaskKey, TaskSpec, TaskState,
+};
+
+#[derive(Clone, Copy, Debug)]
+struct Placed {
+    state: TaskState,
+    device: DeviceId,
+    seq: u64,
+    duration_ms: u64,
+    finish: f64,
+}
+
+/// The sequential finish-time map.
+#[derive(Debug)]
+pub(crate) struct FinishTimeOracle {
+    devices: Vec<DeviceSpec>,
+    /// Capability class of each device, numbered by first appearance.
+    class_of: Vec<usize>,
+    classes: usize,
+    config: PlacementConfig,
+    learn: bool,
+    contention: Vec<f64>,
+    edges: BTreeMap<Edge, isize>,
+    map: BTreeMap<TaskKey, Placed>,
+    done: BTreeMap<TaskKey, (DeviceId, f64)>,
+    learned: HashMap<(u32, u32), u64>,
+    next_seq: u64,
+    now: f64,
+}
+
+#[derive(Clone, Copy)]
+struct Evaluation {
+    device: DeviceId,
+    score: f64,
+    finish: f64,
+    room: bool,
+}
+
+impl FinishTimeOracle {
+    pub(crate) fn new(devices: &[DeviceSpec], config: PlacementConfig, learn: bool) -> Self {
+        let mut representatives: Vec<DeviceSpec> = Vec::new();
+        let class_of = devices
+            .iter()
+            .map(|spec| {
+                match representatives
+                    .iter()
+                    .position(|r| same_capability(r, spec))
+                {
+                    Some(class) => class,
+                    None => {
+                        representatives.push(*spec);
+                        representatives.len() - 1
+                    }
+                }
+            })
+            .collect();
+        FinishTimeOracle {
+            devices: devices.to_vec(),
+            class_of,
+            classes: representatives.len(),
+            config,
+            learn,
+            contention: vec![0.0; devices.len()],
+            edges: BTreeMap::new(),
+            map: BTreeMap::new(),
+            done: BTreeMap::new(),
+            learned: HashMap::new(),
+            next_seq: 0,
+            now: 0.0,
+        }
+    }
+
+    pub(crate) fn map(&self) -> BTreeMap<TaskKey, DeviceId> {
+        self.map.iter().map(|(k, p)| (*k, p.device)).collect()
+    }
+
+    pub(crate) fn prewarm(&self) -> Vec<(u32, u32)> {
+        (0..self.classes)
+            .filter_map(|class| {
+                let members: Vec<usize> = (0..self.devices.len())
+                    .filter(|d| self.class_of[*d] == class)
+                    .collect();
+                let capacity: f64 = members
+                    .iter()
+                    .map(|d| f64::from(self.devices[*d].cores_milli))
+                    .sum();
+                let demand: f64 = members
+                    .iter()
+                    .map(|d| {
+                        self.utilisation(*d as DeviceId) * f64::from(self.devices[*d].cores_milli)
+                    })
+                    .sum();
+                let amount = cost::prewarm_amount(
+                    demand,
+                    capacity,
+                    self.config.capacity_target,
+                    self.devices[members[0]].cores_milli,
+                );
+                (amount > 0).then_some((class as u32, amount))
+            })
+            .collect()
+    }
+
+    /// One epoch, in the rule's order.
+    pub(crate) fn apply(
+        &mut self,
+        time: i64,
+        contention: &[(DeviceId, Ppm)],
+        durations: &[((u32, u32), Option<u64>)],
+        edges: &[(Edge, isize)],
+        removed: &[TaskKey],
+        upserted: &[(TaskKey, TaskState)],
+    ) {
+        self.now = time as f64;
+        if self.learn {
+            for (key, value) in durations {
+                match value {
+                    Some(ms) => self.learned.insert(*key, *ms),
+                    None => self.learned.remove(key),
+                };
+            }
+        }
+        let mut freed = Vec::new();
+        for task in removed {
+            if let Some(placed) = self.map.remove(task) {
+                freed.push(placed.device);
+                if self.edges.keys().any(|((_, parent), _)| parent == task) {
+                    self.done.insert(*task, (placed.device, self.now));
+                }
+            }
+        }
+        for (edge, diff) in edges {
+            *self.edges.entry(*edge).or_insert(0) += diff;
+        }
+        self.edges.retain(|_, count| *count != 0);
+        let edges = &self.edges;
+        self.done
+            .retain(|task, _| edges.keys().any(|((_, parent), _)| parent == task));
+
+        let mut to_place = Vec::new();
+        for (task, state) in upserted {
+            if !state_is_sane(state, self.devices.len()) {
+                continue;
+            }
+            match self.map.remove(task) {
+                Some(placed) => {
+                    let device = state.pinned.unwrap_or(placed.device);
+                    let finish = match (state.pinned, placed.state.pinned) {
+                        (Some(_), Some(_)) if device == placed.device => placed.finish,
+                        (Some(_), _) => self.started_finish(&state.spec, device),
+                        (None, _) => self.evaluate(*task, &state.spec, device, None).finish,
+                    };
+                    self.insert(*task, *state, device, placed.seq, finish);
+                }
+                None => match state.pinned {
+                    Some(device) => {
+                        let seq = self.take_seq();
+                        let finish = self.started_finish(&state.spec, device);
+                        self.insert(*task, *state, device, seq, finish);
+                    }
+                    None => to_place.push((*task, *state)),
+                },
+            }
+        }
+
+        let mut rising = Vec::new();
+        for &(device, ppm) in contention {
+            let value = fraction_from_ppm(ppm);
+            if value > self.contention[device as usize] {
+                rising.push(device);
+            } else if value < self.contention[device as usize] {
+                freed.push(device);
+            }
+            self.contention[device as usize] = value;
+        }
+        rising.sort_unstable();
+
+        let ranks: Vec<(f64, u32)> = (0..to_place.len())
+            .map(|i| (self.rank(i, &to_place), self.depth(i, &to_place)))
+            .collect();
+        let mut order: Vec<usize> = (0..to_place.len()).collect();
+        order.sort_by_key(|&i| {
+            (
+                std::cmp::Reverse(Score(ranks[i].0)),
+                ranks[i].1,
+                to_place[i].0,
+            )
+        });
+        for i in order {
+            let (task, state) = to_place[i];
+            if let Some(best) = self.best_candidate(task, &state.spec, None) {
+                let seq = self.take_seq();
+                self.insert(task, state, best.device, seq, best.finish);
+            }
+        }
+
+        for device in rising {
+            let budget = self.movable_on(device).len();
+            for _ in 0..budget {
+                if !self.try_move_latest(device) {
+                    break;
+                }
+            }
+        }
+        freed.sort_unstable();
+        freed.dedup();
+        for device in freed {
+            while self.try_pull(device) {}
+        }
+    }
+
+    fn try_pull(&mut self, device: DeviceId) -> bool {
+        let worst = (0..self.devices.len() as DeviceId)
+            .filter(|d| *d != device && !self.movable_on(*d).is_empty())
+            .max_by_key(|d| self.order(*d));
+        let Some(worst) = worst else { return false };
+        let Some(&(_, task)) = self.movable_on(worst).last() else {
+            return false;
+        };
+        let placed = self.map[&task];
+        let stay = self.evaluate(task, &placed.state.spec, worst, Some(task));
+        let Some(target) = self.best_candidate(task, &placed.state.spec, Some(worst)) else {
+            return false;
+        };
+        if target.device != device
+            || !cost::worth_moving(stay.score, target.score, self.config.hysteresis)
+        {
+            return false;
+        }
+        self.map.remove(&task);
+        let seq = self.take_seq();
+        self.insert(task, placed.state, target.device, seq, target.finish);
+        true
+    }
+
+    fn take_seq(&mut self) -> u64 {
+        self.next_seq += 1;
+        self.next_seq
+    }
+
+    fn insert(&mut self, task: TaskKey, state: TaskState, device: DeviceId, seq: u64, finish: f64) {
+        let duration_ms = self.duration(&state.spec, device);
+        self.map.insert(
+            task,
+            Placed {
+                state,
+                device,
+                seq,
+                duration_ms,
+                finish,
+            },
+        );
+    }
+
+    fn learned(&self) -> Option<&HashMap<(u32, u32), u64>> {
+        self.learn.then_some(&self.learned)
+    }
+
+    fn duration(&self, spec: &TaskSpec, device: DeviceId) -> u64 {
+        let class = self.class_of[device as usize];
+        duration_on(spec, &self.devices[device as usize], class, self.learned())
+    }
+
+    fn started_finish(&self, spec: &TaskSpec, device: DeviceId) -> f64 {
+        self.now
+            + cost::run_ms(
+                self.duration(spec, device),
+                self.contention[device as usize],
+            )
+    }
+
+    fn work(&self, device: DeviceId, without: Option<TaskKey>) -> cost::Work {
+        self.map
+            .iter()
+            .filter(|(k, p)| p.device == device && Some(**k) != without)
+            .fold(cost::Work::default(), |w, (_, p)| {
+                w.plus(cost::Work::of(&p.state.spec, p.duration_ms))
+            })
+    }
+
+    fn utilisation(&self, device: DeviceId) -> f64 {
+        let (cores, memory) = self
+            .map
+            .values()
+            .filter(|p| p.device == device && is_active(&p.state))
+            .fold((0u64, 0u64), |(c, m), p| {
+                (
+                    c + u64::from(p.state.spec.cores_milli),
+                    m.saturating_add(p.state.spec.memory_bytes),
+                )
+            });
+        cost::utilisation(
+            &self.devices[device as usize],
+            self.contention[device as usize],
+            cores,
+            memory,
+        )
+    }
+
+    fn full(&self, device: DeviceId) -> bool {
+        self.utilisation(device) >= self.config.capacity_target
+    }
+
+    fn backlog(&self, device: DeviceId) -> f64 {
+        cost::backlog_ms(
+            &self.devices[device as usize],
+            self.contention[device as usize],
+            self.work(device, None),
+        )
+    }
+
+    fn order(&self, device: DeviceId) -> (bool, Score, DeviceId) {
+        (self.full(device), Score(self.backlog(device)), device)
+    }
+
+    fn parents(&self, task: TaskKey) -> Vec<(TaskKey, u64)> {
+        self.edges
+            .keys()
+            .filter(|((child, _), _)| *child == task)
+            .map(|((_, parent), bytes)| (*parent, *bytes))
+            .collect()
+    }
+
+    fn output_of(&self, task: &TaskKey) -> Option<(DeviceId, f64)> {
+        match self.map.get(task) {
+            Some(p) => Some((p.device, p.finish)),
+            None => self.done.get(task).copied(),
+        }
+    }
+
+    fn evaluate(
+        &self,
+        task: TaskKey,
+        spec: &TaskSpec,
+        device: DeviceId,
+        without: Option<TaskKey>,
+    ) -> Evaluation {
+        let device_spec = &self.devices[device as usize];
+        let mut ready = self.now;
+        let mut remote = 0u64;
+        for (parent, bytes) in self.parents(task) {
+            let Some((at_device, mut at)) = self.output_of(&parent) else {
+                continue;
+            };
+            if at_device != device {
+                remote = remote.saturating_add(bytes);
+                at += cost::transfer_ms(bytes, &self.devices[at_device as usize], device_spec);
+            }
+            ready = ready.max(at);
+        }
+        let contention = self.contention[device as usize];
+        let run = cost::run_ms(self.duration(spec, device), contention);
+        let share = cost::share(device_spec, spec);
+        let backlog = cost::backlog_ms(device_spec, contention, self.work(device, without));
+        let finish = cost::finish_ms(self.now, ready, backlog, run, share);
+        let score = cost::score(
+            &self.config.weights,
+            device_spec,
+            self.now,
+            finish,
+            run,
+            share,
+            remote,
+        );
+        Evaluation {
+            device,
+            score,
+            finish,
+            room: !self.full(device),
+        }
+    }
+
+    fn best_candidate(
+        &self,
+        task: TaskKey,
+        spec: &TaskSpec,
+        except: Option<DeviceId>,
+    ) -> Option<Evaluation> {
+        let mut candidates: Vec<DeviceId> = Vec::new();
+        for class in 0..self.classes {
+            let members: Vec<DeviceId> = (0..self.devices.len() as DeviceId)
+                .filter(|d| self.class_of[*d as usize] == class && Some(*d) != except)
+                .collect();
+            if members.is_empty() || !self.devices[members[0] as usize].can_host(spec) {
+                continue;
+            }
+            candidates.extend(members.iter().min_by_key(|d| self.order(**d)));
+            candidates.extend(
+                members
+                    .iter()
+                    .min_by_key(|d| (self.full(**d), Score(self.contention[**d as usize]), **d)),
+            );
+        }
+        for (parent, _) in self.parents(task) {
+            if let Some((device, _)) = self.output_of(&parent) {
+                if Some(device) != except && self.devices[device as usize].can_host(spec) {
+                    candidates.push(device);
+                }
+            }
+        }
+        candidates
+            .into_iter()
+            .map(|d| self.evaluate(task, spec, d, None))
+            .min_by_key(|e| (!e.room, Score(e.score), e.device))
+    }
+
+    fn movable_on(&self, device: DeviceId) -> Vec<(u64, TaskKey)> {
+        let mut tasks: Vec<(u64, TaskKey)> = self
+            .map
+            .iter()
+            .filter(|(_, p)| p.device == device && p.state.pinned.is_none())
+            .map(|(k, p)| (p.seq, *k))
+            .collect();
+        tasks.sort_unstable();
+        tasks
+    }
+
+    fn try_move_latest(&mut self, device: DeviceId) -> bool {
+        let Some(&(_, task)) = self.movable_on(device).last() else {
+            return false;
+        };
+        let placed = self.map[&task];
+        let stay = self.evaluate(task, &placed.state.spec, device, Some(task));
+        let Some(target) = self.best_candidate(task, &placed.state.spec, Some(device)) else {
+            return false;
+        };
+        if !cost::worth_moving(stay.score, target.score, self.config.hysteresis) {
+            return false;
+        }
+        self.map.remove(&task);
+        let seq = self.take_seq();
+        self.insert(task, placed.state, target.device, seq, target.finish);
+        true
+    }
+
+    fn mean_duration(&self, spec: &TaskSpec) -> f64 {
+        let mut total = 0.0;
+        for class in 0..self.classes {
+            let device = self.class_of.iter().position(|c| *c == class).unwrap_or(0);
+            total += duration_on(spec, &self.devices[device], class, self.learned()) as f64;
+        }
+        total / self.classes.max(1) as f64
+    }
+
+    /// Upward rank among the new tasks, by plain recursion.
+    fn rank(&self, i: usize, tasks: &[(TaskKey, TaskState)]) -> f64 {
+        let (task, state) = tasks[i];
+        let bandwidth = mean_bandwidth(&self.devices);
+        let below = (0..tasks.len())
+            .flat_map(|c| {
+                self.parents(tasks[c].0)
+                    .into_iter()
+                    .filter(|(parent, _)| *parent == task)
+                    .map(move |(_, bytes)| (c, bytes))
+            })
+            .map(|(c, bytes)| cost::mean_transfer_ms(bytes, bandwidth) + self.rank(c, tasks))
+            .fold(0.0, f64::max);
+        self.mean_duration(&state.spec) + below
+    }
+
+    fn depth(&self, i: usize, tasks: &[(TaskKey, TaskState)]) -> u32 {
+        self.parents(tasks[i].0)
+            .into_iter()
+            .filter_map(|(parent, _)| tasks.iter().position(|(k, _)| *k == parent))
+            .map(|p| self.depth(p, tasks) + 1)
+            .max()
+            .unwrap_or(0)
+    }
+}
