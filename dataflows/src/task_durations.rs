@@ -4,7 +4,7 @@
 //! its state is shared across kinds: one instance holds it, on worker 0 (completions are few
 //! next to metric samples). Each epoch's completions are learned in a canonical order, and the
 //! estimate of every (kind, class) they touched is published: the predicted duration of a task of
-//! that kind, with no estimate of its own, on a device of that class at speed 1 and no
+//! that kind, with no estimate of its own and sizes unknown, on a device of that class at speed 1 and no
 //! contention, in milliseconds.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -92,16 +92,11 @@ impl DurationLearner {
     }
 
     fn estimate_ms(&self, (category, class): (u32, u32)) -> u64 {
-        let task = TaskFeatures {
-            category,
-            cores: 1.0,
-            ..TaskFeatures::default()
-        };
         let device = DeviceFeatures {
             class,
             ..DeviceFeatures::default()
         };
-        let seconds = self.model.predict(&task, &device).seconds;
+        let seconds = self.model.predict_kind(category, &device).seconds;
         (seconds * 1000.0).round().clamp(0.0, u64::MAX as f64) as u64
     }
 }
