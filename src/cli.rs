@@ -139,6 +139,9 @@ pub struct BenchArgs {
     /// Worker threads.
     #[arg(long)]
     pub workers: Option<usize>,
+    /// Independent tasks only (no DAG edges), the shape of the foundation's targets.
+    #[arg(long)]
+    pub independent: bool,
     /// Placement policy measured.
     #[arg(long, default_value = "predictive", value_parser = ["predictive", "heft", "reactive", "static", "seed"])]
     pub policy: String,

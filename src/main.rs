@@ -171,6 +171,7 @@ fn bench(args: &BenchArgs) -> ExitCode {
     if let Some(policy) = augur_dataflows::placement::Policy::from_name(&args.policy) {
         options.policy = policy;
     }
+    options.dag = !args.independent;
     let mut progress = |line: &str| eprintln!("augur bench: {line}");
     match run_bench(&options, &mut progress) {
         Ok(report) => {
