@@ -683,7 +683,11 @@ impl FinishTimePlacer {
                 }
             }
         }
-        for &(device, _, _) in &inputs {
+        // A task may read from thousands of parents on a handful of devices: each device once.
+        let mut homes: Vec<DeviceId> = inputs.iter().map(|&(device, _, _)| device).collect();
+        homes.sort_unstable();
+        homes.dedup();
+        for device in homes {
             if Some(device) != except && self.devices[device as usize].spec.can_host(spec) {
                 consider(device);
             }
