@@ -111,7 +111,7 @@ fn decay(value: f64, age_ms: Time, half_life_days: f64) -> f64 {
         return 0.0;
     }
     let days = age_ms.max(0) as f64 / DAY_MS as f64;
-    value * 0.5_f64.powf(days / half_life_days)
+    value * (-days / half_life_days).exp2()
 }
 
 #[cfg(test)]
