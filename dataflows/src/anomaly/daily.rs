@@ -68,8 +68,12 @@ impl DailyProfile {
             .fold(0.0, f64::max)
     }
 
-    /// Records a residual `magnitude` at `time`.
+    /// Records a residual `magnitude` at `time`; nothing (and no memory) when `half_life_days`
+    /// is not positive, which turns the profile off.
     pub fn record(&mut self, time: Time, magnitude: f64, half_life_days: f64) {
+        if half_life_days <= 0.0 {
+            return;
+        }
         if self.bins.is_empty() {
             self.bins = vec![Bin::default(); BINS];
         }
@@ -145,5 +149,13 @@ mod tests {
         assert!(profile.expected(11 * DAY_MS - 60_000, 0, 1.0) < 2.0 / 1000.0);
         // Times before the epoch fall in the right bin too.
         assert_eq!(bin_of(-60_000), BINS - 1);
+    }
+
+    #[test]
+    fn turned_off_it_holds_nothing() {
+        let mut profile = DailyProfile::new();
+        profile.record(0, 5.0, 0.0);
+        assert!(profile.bins.is_empty());
+        assert_eq!(profile.expected(DAY_MS, 2, 0.0), 0.0);
     }
 }
