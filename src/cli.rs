@@ -38,6 +38,8 @@ pub enum Command {
     Anomalies(AnomaliesArgs),
     /// How well the task-duration model predicts real runtimes as completions arrive.
     Durations(DurationsArgs),
+    /// Makespan against cost against energy of one workflow's plan, across objective weights.
+    Pareto(crate::pareto::ParetoArgs),
 }
 
 /// Flags of `augur run`, as given.

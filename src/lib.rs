@@ -12,6 +12,7 @@ pub mod forecast_eval;
 pub mod input;
 pub mod nab_score;
 pub mod output;
+pub mod pareto;
 pub mod run;
 pub mod series;
 pub mod testing;

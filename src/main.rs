@@ -91,6 +91,16 @@ fn main() -> ExitCode {
                 }),
             }
         }
+        Command::Pareto(args) => {
+            let mut out = std::io::stdout().lock();
+            match augur::pareto::run(&args, &mut out) {
+                Err(error @ augur::pareto::ParetoError::Weight(_)) => usage(&error.to_string()),
+                result => report(result.map(|_| ()), |error| match error {
+                    augur::pareto::ParetoError::Output(io) => Some(io),
+                    _ => None,
+                }),
+            }
+        }
         Command::Durations(args) => {
             let mut out = std::io::stdout().lock();
             report(

@@ -1,0 +1,369 @@
+//! `augur pareto`: what the objective weights trade, for one workflow on one platform.
+//!
+//! For each weighting of latency, cost, energy and locality, the finish-time rule places the
+//! whole workflow at once (every task arriving at time 0, no background load, the workflow's
+//! own estimates: the `heft` inputs under the `predictive` rule's weights), and the plan it
+//! predicts is costed: makespan (the latest predicted finish), cost (each task's share of its
+//! device's price over its run), energy (its share of the device's power over its run) and the
+//! bytes moved between devices. Plans that no other plan beats on all three of makespan, cost
+//! and energy are marked Pareto-optimal. This is the planner's own prediction; `augur simulate`
+//! measures plans under load.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use augur_dataflows::finish_time::{cost, FinishTimePlacer};
+use augur_dataflows::placement::{EpochChanges, PlacementConfig, Policy, Weights};
+use augur_dataflows::types::{DeviceSpec, TaskKey, TaskState};
+use serde::Serialize;
+
+use crate::catalog::Catalog;
+use crate::input::platform::{platform_from_machines, read_platform};
+use crate::input::wfformat::read_workflow;
+
+/// Flags of `augur pareto`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ParetoArgs {
+    /// WfFormat workflow file.
+    #[arg(long, value_name = "FILE")]
+    pub workflow: PathBuf,
+    /// Platform TOML [default: the workflow's machines].
+    #[arg(long, value_name = "FILE")]
+    pub platform: Option<PathBuf>,
+    /// Relative weights of cost to sweep, comma-separated: 1 weighs the plan's cost as much as
+    /// its tasks' summed finish times in the latency-only plan.
+    #[arg(long, value_delimiter = ',', default_value = "0,0.5,1,2,8,32")]
+    pub cost: Vec<f64>,
+    /// Relative weights of energy to sweep, comma-separated (as for cost).
+    #[arg(long, value_delimiter = ',', default_value = "0,1,8")]
+    pub energy: Vec<f64>,
+    /// Locality weight (per gigabyte moved, absolute), for every plan.
+    #[arg(long, default_value_t = 0.0)]
+    pub locality: f64,
+    /// JSON lines instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Why `augur pareto` stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ParetoError {
+    /// An input could not be used.
+    #[error("{0}")]
+    Input(String),
+    /// A weight is negative or not a number.
+    #[error("weights must be finite and non-negative, not {0}")]
+    Weight(f64),
+    /// The report could not be written.
+    #[error("writing the report: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+/// One weighting and the plan it gives.
+#[derive(Clone, Debug, Serialize)]
+pub struct Plan {
+    /// The weights.
+    pub weights: WeightsView,
+    /// Latest predicted finish, seconds.
+    pub makespan_s: f64,
+    /// Cost of the plan in the platform's currency.
+    pub cost: f64,
+    /// Energy of the plan, joules.
+    pub energy_j: f64,
+    /// Bytes moved between devices.
+    pub bytes_moved: u64,
+    /// Devices used.
+    pub devices_used: usize,
+    /// Whether no other plan is at least as good on makespan, cost and energy and better on one.
+    pub pareto: bool,
+}
+
+/// The weights, as printed: the relative weights swept and the absolute ones they came to.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct WeightsView {
+    /// Relative weight of cost.
+    pub relative_cost: f64,
+    /// Relative weight of energy.
+    pub relative_energy: f64,
+    /// Per second.
+    pub latency: f64,
+    /// Per unit of currency.
+    pub cost: f64,
+    /// Per kilojoule.
+    pub energy: f64,
+    /// Per gigabyte.
+    pub locality: f64,
+}
+
+/// Runs the sweep and writes the report.
+pub fn run(args: &ParetoArgs, out: &mut dyn Write) -> Result<Vec<Plan>, ParetoError> {
+    for weight in args.cost.iter().chain(&args.energy).chain([&args.locality]) {
+        if !weight.is_finite() || *weight < 0.0 {
+            return Err(ParetoError::Weight(*weight));
+        }
+    }
+    let read = read_workflow(&args.workflow);
+    let Some(workflow) = read.workflow else {
+        let reason = read
+            .rejections
+            .first()
+            .map_or("unreadable".to_string(), |r| r.reason.clone());
+        return Err(ParetoError::Input(format!(
+            "{}: {reason}",
+            args.workflow.display()
+        )));
+    };
+    let platform = match &args.platform {
+        Some(path) => read_platform(path).map_err(|r| ParetoError::Input(r.reason))?,
+        None => platform_from_machines(&workflow.machines),
+    };
+    if platform.devices.is_empty() {
+        return Err(ParetoError::Input(
+            "no devices: give --platform or a workflow with machines".to_string(),
+        ));
+    }
+    let mut catalog = Catalog::new(platform);
+    let id = catalog.admit(workflow).map_err(|rejections| {
+        ParetoError::Input(
+            rejections
+                .first()
+                .map_or("refused".to_string(), |r| r.reason.clone()),
+        )
+    })?;
+    let devices = catalog.device_specs();
+    let entry = &catalog.workflows[id as usize];
+    let tasks: Vec<(TaskKey, TaskState)> = entry
+        .specs
+        .iter()
+        .enumerate()
+        .map(|(index, spec)| {
+            let key = TaskKey {
+                workflow: id,
+                task: index as u32,
+            };
+            let ready = entry.parents[index].is_empty();
+            (
+                key,
+                TaskState {
+                    spec: *spec,
+                    pinned: None,
+                    ready,
+                },
+            )
+        })
+        .collect();
+    let edges: Vec<_> = (0..tasks.len())
+        .flat_map(|index| {
+            let key = tasks[index].0;
+            catalog
+                .parents(key)
+                .map(move |(parent, bytes)| (((key, parent), bytes), 1isize))
+        })
+        .collect();
+
+    // The latency-only plan sets the exchange rates: a relative weight of 1 makes the plan's
+    // total cost (or energy) weigh as much as its tasks' summed finish times.
+    let (_, reference) = plan(&devices, &tasks, &edges, Weights::default());
+    let rate = |total: f64| {
+        if total > 0.0 {
+            reference.latency_s / total
+        } else {
+            0.0
+        }
+    };
+    let (cost_rate, energy_rate) = (rate(reference.cost), rate(reference.energy_j / 1000.0));
+    let mut plans = Vec::new();
+    for &relative_cost in &args.cost {
+        for &relative_energy in &args.energy {
+            let weights = Weights {
+                latency: 1.0,
+                cost: relative_cost * cost_rate,
+                energy: relative_energy * energy_rate,
+                locality: args.locality,
+            };
+            let (mut costed, _) = plan(&devices, &tasks, &edges, weights);
+            costed.weights.relative_cost = relative_cost;
+            costed.weights.relative_energy = relative_energy;
+            plans.push(costed);
+        }
+    }
+    mark_pareto(&mut plans);
+
+    if args.json {
+        for plan in &plans {
+            serde_json::to_writer(&mut *out, plan).map_err(std::io::Error::other)?;
+            writeln!(out)?;
+        }
+    } else {
+        writeln!(
+            out,
+            "{} ({} tasks) on {} devices, predicted plans by weighting (* = Pareto-optimal)",
+            args.workflow.display(),
+            tasks.len(),
+            devices.len()
+        )?;
+        writeln!(
+            out,
+            "  cost w  energy w   makespan s        cost    energy kJ   GB moved  devices  (relative weights)"
+        )?;
+        for plan in &plans {
+            writeln!(
+                out,
+                "{} {:>6} {:>9} {:>12.1} {:>11.3} {:>12.1} {:>10.2} {:>8}",
+                if plan.pareto { "*" } else { " " },
+                plan.weights.relative_cost,
+                plan.weights.relative_energy,
+                plan.makespan_s,
+                plan.cost,
+                plan.energy_j / 1000.0,
+                plan.bytes_moved as f64 / 1e9,
+                plan.devices_used
+            )?;
+        }
+    }
+    Ok(plans)
+}
+
+/// What a plan's totals are, for the exchange rates.
+struct Totals {
+    latency_s: f64,
+    cost: f64,
+    energy_j: f64,
+}
+
+/// Places the workflow under one weighting and costs the predicted plan.
+fn plan(
+    devices: &[DeviceSpec],
+    tasks: &[(TaskKey, TaskState)],
+    edges: &[(augur_dataflows::types::Edge, isize)],
+    weights: Weights,
+) -> (Plan, Totals) {
+    let config = PlacementConfig {
+        policy: Policy::Heft,
+        weights,
+        ..PlacementConfig::default()
+    };
+    let mut placer = FinishTimePlacer::new(devices, config, false);
+    placer.apply(EpochChanges {
+        time: 0,
+        upserted: tasks.to_vec(),
+        edges: edges.to_vec(),
+        ..EpochChanges::default()
+    });
+    let mut makespan_ms: f64 = 0.0;
+    let mut latency_s = 0.0;
+    let (mut total_cost, mut energy) = (0.0, 0.0);
+    let mut used = vec![false; devices.len()];
+    for (task, state) in tasks {
+        let (Some(device), Some(finish)) = (placer.device_of(task), placer.finish_of(task)) else {
+            continue;
+        };
+        let spec = &devices[device as usize];
+        used[device as usize] = true;
+        makespan_ms = makespan_ms.max(finish);
+        latency_s += finish / 1000.0;
+        let run_s = state.spec.duration_ms as f64 / spec.speed / 1000.0;
+        let busy_s = run_s * cost::share(spec, &state.spec);
+        total_cost += spec.cost_per_hour * busy_s / 3600.0;
+        energy += spec.power_watts * busy_s;
+    }
+    let bytes_moved = edges
+        .iter()
+        .filter(|(((child, parent), _), _)| placer.device_of(child) != placer.device_of(parent))
+        .map(|(((_, _), bytes), _)| *bytes)
+        .sum();
+    let totals = Totals {
+        latency_s,
+        cost: total_cost,
+        energy_j: energy,
+    };
+    let plan = Plan {
+        weights: WeightsView {
+            relative_cost: 0.0,
+            relative_energy: 0.0,
+            latency: weights.latency,
+            cost: weights.cost,
+            energy: weights.energy,
+            locality: weights.locality,
+        },
+        makespan_s: makespan_ms / 1000.0,
+        cost: total_cost,
+        energy_j: energy,
+        bytes_moved,
+        devices_used: used.iter().filter(|u| **u).count(),
+        pareto: false,
+    };
+    (plan, totals)
+}
+
+/// Marks the plans no other plan dominates on (makespan, cost, energy).
+fn mark_pareto(plans: &mut [Plan]) {
+    let points: Vec<[f64; 3]> = plans
+        .iter()
+        .map(|p| [p.makespan_s, p.cost, p.energy_j])
+        .collect();
+    for (i, plan) in plans.iter_mut().enumerate() {
+        plan.pareto = !points.iter().enumerate().any(|(j, other)| {
+            j != i
+                && other.iter().zip(&points[i]).all(|(o, p)| o <= p)
+                && other.iter().zip(&points[i]).any(|(o, p)| o < p)
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan_at(makespan_s: f64, cost: f64, energy_j: f64) -> Plan {
+        Plan {
+            weights: WeightsView {
+                relative_cost: 0.0,
+                relative_energy: 0.0,
+                latency: 1.0,
+                cost: 0.0,
+                energy: 0.0,
+                locality: 0.0,
+            },
+            makespan_s,
+            cost,
+            energy_j,
+            bytes_moved: 0,
+            devices_used: 1,
+            pareto: false,
+        }
+    }
+
+    #[test]
+    fn dominated_plans_are_not_pareto_optimal_and_ties_are() {
+        let mut plans = vec![
+            plan_at(10.0, 5.0, 100.0),
+            plan_at(12.0, 6.0, 100.0),
+            plan_at(20.0, 1.0, 50.0),
+            plan_at(10.0, 5.0, 100.0),
+        ];
+        mark_pareto(&mut plans);
+        let marks: Vec<bool> = plans.iter().map(|p| p.pareto).collect();
+        assert_eq!(marks, vec![true, false, true, true]);
+    }
+
+    #[test]
+    fn a_cost_weight_trades_makespan_for_cost_on_the_demo() {
+        let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/demo");
+        let args = ParetoArgs {
+            workflow: data.join("montage-chameleon-2mass-01d-001.json"),
+            platform: Some(data.join("platform.toml")),
+            cost: vec![0.0, 64.0],
+            energy: vec![0.0],
+            locality: 0.0,
+            json: true,
+        };
+        let mut out = Vec::new();
+        let plans = run(&args, &mut out).expect("the demo workflow plans");
+        assert_eq!(plans.len(), 2);
+        assert_eq!(String::from_utf8_lossy(&out).lines().count(), 2);
+        let (fast, cheap) = (&plans[0], &plans[1]);
+        assert!(cheap.cost < fast.cost, "{fast:?} {cheap:?}");
+        assert!(cheap.makespan_s >= fast.makespan_s, "{fast:?} {cheap:?}");
+    }
+}
