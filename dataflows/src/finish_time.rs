@@ -32,7 +32,8 @@
 //!    output is a candidate; candidates with room beat those without;
 //! 4. rebalance where the epoch changed something. Each device whose contention rose (by id)
 //!    sheds: its most recently placed movable task moves to the best candidate elsewhere if that
-//!    beats its score where it is by more than the hysteresis, again and again; the first task
+//!    beats its score where it is by more than the hysteresis (and, if that device has no room,
+//!    only while the device it leaves stays full without it), again and again; the first task
 //!    that stays ends the step. Then each device that became cheaper (its contention fell or a
 //!    task left it; by id) pulls: the most recently placed movable task of the other device of
 //!    greatest `(full, backlog, id)` moves to it if it is that task's best candidate and beats
@@ -705,7 +706,9 @@ impl FinishTimePlacer {
         let inputs = self.inputs_of(task);
         let stay = self.evaluate_with(&inputs, &placed.state.spec, device, state.work.minus(own));
         let target = self.best_candidate(task, &placed.state.spec, Some(device))?;
-        if !cost::worth_moving(stay.score, target.score, self.config.hysteresis) {
+        if !cost::worth_moving(stay.score, target.score, self.config.hysteresis)
+            || !self.may_move(&placed, &target)
+        {
             return None;
         }
         self.detach(task, &placed);
@@ -733,6 +736,7 @@ impl FinishTimePlacer {
         let target = self.best_candidate(task, &placed.state.spec, Some(worst))?;
         if target.device != device
             || !cost::worth_moving(stay.score, target.score, self.config.hysteresis)
+            || !self.may_move(&placed, &target)
         {
             return None;
         }
@@ -740,6 +744,27 @@ impl FinishTimePlacer {
         let seq = self.take_seq();
         self.attach(task, placed.state, target.device, seq, target.finish);
         Some((task, worst))
+    }
+
+    /// A move onto a device without room must not leave room behind: it is allowed only while
+    /// the device the task leaves stays at or above the capacity target without it (otherwise
+    /// rebalancing would herd work onto full devices while another has room).
+    fn may_move(&self, placed: &Placed, target: &Evaluation) -> bool {
+        if target.room {
+            return true;
+        }
+        let from = &self.devices[placed.device as usize];
+        let (cores, memory) = if is_active(&placed.state) {
+            (
+                from.active_cores
+                    .saturating_sub(u64::from(placed.state.spec.cores_milli)),
+                from.active_memory
+                    .saturating_sub(placed.state.spec.memory_bytes),
+            )
+        } else {
+            (from.active_cores, from.active_memory)
+        };
+        cost::utilisation(&from.spec, from.contention, cores, memory) >= self.config.capacity_target
     }
 
     fn take_seq(&mut self) -> u64 {
@@ -975,6 +1000,63 @@ mod tests {
         }
         // 32 one-core tasks on 32 cores: all full, none over.
         assert!((0..3).all(|d| p.utilisation_of(d) == 1.0));
+    }
+
+    /// The partitioning issue's herding target: after a burst of 1,000 arrivals, no device is
+    /// predicted over the capacity target while any device still has room (a device may pass
+    /// the target by the one task that took its last room).
+    #[test]
+    fn a_burst_of_1000_arrivals_does_not_herd() {
+        let mut seed = 7u64;
+        let mut next = move |n: u64| {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) % n
+        };
+        let devices: Vec<DeviceSpec> = (0..50)
+            .map(|i| DeviceSpec {
+                cores_milli: [8_000, 16_000, 32_000, 64_000][i % 4],
+                memory_bytes: [32u64, 64, 128, 256][i % 4] << 30,
+                speed: [1.0, 1.5, 2.0, 0.75][i % 4],
+                ..DeviceSpec::default()
+            })
+            .collect();
+        for target in [0.7, 1.0] {
+            let config = PlacementConfig {
+                capacity_target: target,
+                ..PlacementConfig::default()
+            };
+            let mut p = FinishTimePlacer::new(&devices, config, true);
+            let contention = (0..50).map(|d| (d, next(600_000) as i64)).collect();
+            let upserted = (0..1000)
+                .map(|i| {
+                    let mut s = state(1, 1 + next(600), true);
+                    s.spec.cores_milli = 250 + next(1_750) as u32;
+                    s.spec.memory_bytes = next(2 << 30);
+                    (task(i), s)
+                })
+                .collect();
+            p.apply(EpochChanges {
+                contention,
+                upserted,
+                ..EpochChanges::default()
+            });
+            assert_eq!(p.len(), 1000);
+            let utilisation: Vec<f64> = (0..50).map(|d| p.utilisation_of(d)).collect();
+            let room = utilisation.iter().any(|u| *u < target);
+            // The largest share one task can take of the smallest device: 2 of 8 cores.
+            let over: Vec<(usize, f64)> = utilisation
+                .iter()
+                .copied()
+                .enumerate()
+                .filter(|(_, u)| *u > target + 0.25)
+                .collect();
+            assert!(
+                !room || over.is_empty(),
+                "target {target}: {over:?} over while others have room"
+            );
+        }
     }
 
     #[test]

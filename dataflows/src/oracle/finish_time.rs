@@ -232,6 +232,7 @@ impl FinishTimeOracle {
         };
         if target.device != device
             || !cost::worth_moving(stay.score, target.score, self.config.hysteresis)
+            || !self.may_move(task, worst, &target)
         {
             return false;
         }
@@ -432,13 +433,38 @@ impl FinishTimeOracle {
         let Some(target) = self.best_candidate(task, &placed.state.spec, Some(device)) else {
             return false;
         };
-        if !cost::worth_moving(stay.score, target.score, self.config.hysteresis) {
+        if !cost::worth_moving(stay.score, target.score, self.config.hysteresis)
+            || !self.may_move(task, device, &target)
+        {
             return false;
         }
         self.map.remove(&task);
         let seq = self.take_seq();
         self.insert(task, placed.state, target.device, seq, target.finish);
         true
+    }
+
+    /// Onto a device without room only while the one left stays full without the task.
+    fn may_move(&self, task: TaskKey, from: DeviceId, target: &Evaluation) -> bool {
+        if target.room {
+            return true;
+        }
+        let (cores, memory) = self
+            .map
+            .iter()
+            .filter(|(k, p)| p.device == from && **k != task && is_active(&p.state))
+            .fold((0u64, 0u64), |(c, m), (_, p)| {
+                (
+                    c + u64::from(p.state.spec.cores_milli),
+                    m.saturating_add(p.state.spec.memory_bytes),
+                )
+            });
+        cost::utilisation(
+            &self.devices[from as usize],
+            self.contention[from as usize],
+            cores,
+            memory,
+        ) >= self.config.capacity_target
     }
 
     fn mean_duration(&self, spec: &TaskSpec) -> f64 {
