@@ -295,6 +295,9 @@ pub struct PlacementFile {
     /// Predicted utilisation above which a device takes no more tasks while another has room,
     /// (0, 10].
     pub capacity_target: Option<f64>,
+    /// How much better an alternative of a task must score before the map re-sculpts it,
+    /// [0, 10].
+    pub resculpt_margin: Option<f64>,
     /// What each objective is worth (finish-time policies).
     #[serde(default)]
     pub weights: WeightsFile,
@@ -493,6 +496,14 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig, ConfigError> {
                 .capacity_target
                 .unwrap_or(defaults.capacity_target),
             1e-6,
+            10.0,
+        )?,
+        resculpt_margin: in_range(
+            "placement.resculpt_margin",
+            file.placement
+                .resculpt_margin
+                .unwrap_or(defaults.resculpt_margin),
+            0.0,
             10.0,
         )?,
         weights: Weights {

@@ -33,6 +33,9 @@ pub type DurationUpdate = (((u32, u32), u64), isize);
 /// One change of the warm-up advice, `(capability class, devices to add)`.
 pub type PrewarmUpdate = ((u32, u32), isize);
 
+/// One change of the re-sculpted tasks, `(task, variant)`.
+pub type VariantUpdate = ((TaskKey, u32), isize);
+
 /// Applies one epoch's consolidated changes of a keyed collection (one value per key) to its
 /// current contents: a retraction removes the value it names, an insertion sets the new one.
 pub fn apply_changes<K: Ord + Copy, V: PartialEq + Copy>(
@@ -106,6 +109,12 @@ pub trait MapSink {
     /// The net changes of the warm-up advice at `time`, sorted; called before [`Self::epoch`]
     /// for the same time, only when the advice changed.
     fn prewarm(&mut self, _time: Time, _changes: &[PrewarmUpdate]) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    /// The net changes of which tasks run as one of their alternatives at `time`, sorted;
+    /// called before [`Self::epoch`] for the same time, only when something changed.
+    fn variants(&mut self, _time: Time, _changes: &[VariantUpdate]) -> Result<(), Self::Error> {
         Ok(())
     }
 }
@@ -197,20 +206,24 @@ where
                 mut tasks,
                 mut started,
                 mut edges,
+                mut alternatives,
                 changes,
                 forecast_changes,
                 duration_changes,
                 prewarm_changes,
+                variant_changes,
             ) = worker.dataflow::<Time, _, _>(|scope| {
                 let (tasks_in, tasks) = scope.new_collection();
                 let (started_in, started) = scope.new_collection();
                 let (edges_in, edges) = scope.new_collection();
+                let (alternatives_in, alternatives) = scope.new_collection();
                 let inputs = EngineInputs {
                     samples: scope.input_from(&mut samples),
                     completions: scope.input_from(&mut completions),
                     tasks,
                     started,
                     edges,
+                    alternatives,
                 };
                 let outputs = augur(inputs, &config);
                 // Each epoch completes before the next is fed, so everything captured between two
@@ -222,10 +235,12 @@ where
                     tasks_in,
                     started_in,
                     edges_in,
+                    alternatives_in,
                     capture(outputs.partition, &probe),
                     capture(forecasts, &probe),
                     capture(outputs.durations, &probe),
                     capture(outputs.prewarm, &probe),
+                    capture(outputs.variants, &probe),
                 )
             });
 
@@ -250,6 +265,7 @@ where
                 tasks.advance_to(time);
                 started.advance_to(time);
                 edges.advance_to(time);
+                alternatives.advance_to(time);
                 for sample in batch.samples {
                     samples.send(sample);
                 }
@@ -265,17 +281,22 @@ where
                 for (record, diff) in batch.edges {
                     edges.update(record, diff);
                 }
+                for (record, diff) in batch.alternatives {
+                    alternatives.update(record, diff);
+                }
                 let next = time.saturating_add(1);
                 samples.advance_to(next);
                 completions.advance_to(next);
                 tasks.advance_to(next);
                 started.advance_to(next);
                 edges.advance_to(next);
+                alternatives.advance_to(next);
                 samples.flush();
                 completions.flush();
                 tasks.flush();
                 started.flush();
                 edges.flush();
+                alternatives.flush();
                 while probe.less_than(&next) {
                     worker.step();
                 }
@@ -302,6 +323,14 @@ where
                 differential_dataflow::consolidation::consolidate(&mut prewarm);
                 if !prewarm.is_empty() {
                     if let Err(error) = sink.prewarm(time, &prewarm) {
+                        break Err(EngineError::Sink(error));
+                    }
+                }
+                let mut variants: Vec<VariantUpdate> =
+                    variant_changes.borrow_mut().drain(..).collect();
+                differential_dataflow::consolidation::consolidate(&mut variants);
+                if !variants.is_empty() {
+                    if let Err(error) = sink.variants(time, &variants) {
                         break Err(EngineError::Sink(error));
                     }
                 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use augur::engine::{
     apply_changes, BatchSource, DurationUpdate, ForecastUpdate, MapSink, MapUpdate, PrewarmUpdate,
+    VariantUpdate,
 };
 use augur_dataflows::contention_forecast::SeriesForecast;
 use augur_dataflows::types::{DeviceId, InputBatch, Resource, TaskKey, Time};
@@ -69,12 +70,19 @@ pub struct RecordingSink {
     pub durations_after_epoch: Arc<Mutex<Vec<DurationsAt>>>,
     pub prewarm: BTreeMap<u32, u32>,
     pub prewarm_after_epoch: Arc<Mutex<Vec<Vec<(u32, u32)>>>>,
+    pub variants: BTreeMap<TaskKey, u32>,
+    pub variants_after_epoch: Arc<Mutex<Vec<BTreeMap<TaskKey, u32>>>>,
 }
 
 impl MapSink for RecordingSink {
     type Error = String;
     fn prewarm(&mut self, _time: Time, changes: &[PrewarmUpdate]) -> Result<(), String> {
         apply_changes(&mut self.prewarm, changes);
+        Ok(())
+    }
+
+    fn variants(&mut self, _time: Time, changes: &[VariantUpdate]) -> Result<(), String> {
+        apply_changes(&mut self.variants, changes);
         Ok(())
     }
 
@@ -113,6 +121,11 @@ impl MapSink for RecordingSink {
         log.push((time, self.durations.clone()));
         let mut log = self.prewarm_after_epoch.lock().map_err(|e| e.to_string())?;
         log.push(self.prewarm.iter().map(|(c, a)| (*c, *a)).collect());
+        let mut log = self
+            .variants_after_epoch
+            .lock()
+            .map_err(|e| e.to_string())?;
+        log.push(self.variants.clone());
         Ok(())
     }
 }

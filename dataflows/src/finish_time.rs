@@ -192,6 +192,9 @@ struct Output {
 #[derive(Clone, Copy, Debug)]
 struct Placed {
     state: TaskState,
+    /// The requirements of the variant the map runs it as.
+    spec: TaskSpec,
+    variant: u32,
     device: DeviceId,
     seq: u64,
     duration_ms: u64,
@@ -232,9 +235,25 @@ struct Class {
     by_contention: BTreeSet<(bool, Score, DeviceId)>,
 }
 
+/// A variant of a task: 0 and its declared requirements, or an alternative.
+#[derive(Clone, Copy, Debug)]
+struct Choice {
+    variant: u32,
+    spec: TaskSpec,
+}
+
+impl Choice {
+    fn declared(state: &TaskState) -> Choice {
+        Choice {
+            variant: 0,
+            spec: state.spec,
+        }
+    }
+}
+
 /// One candidate's evaluation.
 #[derive(Clone, Copy, Debug)]
-struct Evaluation {
+pub(crate) struct Evaluation {
     device: DeviceId,
     score: f64,
     finish: f64,
@@ -261,6 +280,7 @@ pub struct FinishTimePlacer {
     parents: TaskMap<Vec<(TaskKey, u64)>>,
     live_children: TaskMap<u32>,
     done: TaskMap<Output>,
+    alternatives: TaskMap<Vec<(u32, TaskSpec)>>,
     learned: HashMap<(u32, u32), u64>,
     mean_bandwidth: f64,
     next_seq: u64,
@@ -318,6 +338,7 @@ impl FinishTimePlacer {
             parents: TaskMap::default(),
             live_children: TaskMap::default(),
             done: TaskMap::default(),
+            alternatives: TaskMap::default(),
             learned: HashMap::new(),
             next_seq: 0,
             now: 0,
@@ -390,7 +411,7 @@ impl FinishTimePlacer {
     /// Applies one epoch of changes and returns how the map changed, sorted by task.
     pub fn apply(&mut self, mut changes: EpochChanges) -> Vec<MapChange> {
         self.now = changes.time;
-        let mut before: Vec<(TaskKey, Option<DeviceId>)> = Vec::new();
+        let mut before: Vec<(TaskKey, Option<DeviceId>, u32)> = Vec::new();
 
         if self.learn {
             for (key, value) in changes.durations.drain(..) {
@@ -407,7 +428,7 @@ impl FinishTimePlacer {
         changes.removed.dedup();
         for task in &changes.removed {
             if let Some(placed) = self.tasks.get(task).copied() {
-                before.push((*task, Some(placed.device)));
+                before.push((*task, Some(placed.device), placed.variant));
                 freed.push(placed.device);
                 self.detach(*task, &placed);
                 if self.live_children.get(task).is_some_and(|n| *n > 0) {
@@ -422,6 +443,20 @@ impl FinishTimePlacer {
                 }
             }
             self.parents.remove(task);
+        }
+
+        changes.alternatives.sort_unstable();
+        for ((task, (variant, spec)), diff) in changes.alternatives {
+            if diff > 0 {
+                let list = self.alternatives.entry(task).or_default();
+                list.push((variant, spec));
+                list.sort_unstable();
+            } else if let Some(list) = self.alternatives.get_mut(&task) {
+                list.retain(|entry| *entry != (variant, spec));
+                if list.is_empty() {
+                    self.alternatives.remove(&task);
+                }
+            }
         }
 
         // Additions first, so that a parent's count of live children never touches zero
@@ -461,23 +496,31 @@ impl FinishTimePlacer {
             }
             match self.tasks.get(&task).copied() {
                 Some(placed) => {
-                    before.push((task, Some(placed.device)));
+                    before.push((task, Some(placed.device), placed.variant));
                     self.detach(task, &placed);
                     let device = state.pinned.unwrap_or(placed.device);
+                    // It keeps the variant the map chose; the declared one if that is gone.
+                    let choice = match self.variant_spec(task, &state, placed.variant) {
+                        Some(spec) => Choice {
+                            variant: placed.variant,
+                            spec,
+                        },
+                        None => Choice::declared(&state),
+                    };
                     let finish = match (state.pinned, placed.state.pinned) {
                         (Some(_), Some(_)) if device == placed.device => placed.finish_ms,
-                        (Some(_), _) => self.started_finish(&state.spec, device),
-                        (None, _) => self.evaluate(task, &state.spec, device).finish,
+                        (Some(_), _) => self.started_finish(&choice.spec, device),
+                        (None, _) => self.evaluate(task, &choice.spec, device).finish,
                     };
-                    self.attach(task, state, device, placed.seq, finish);
+                    self.attach(task, state, choice, device, placed.seq, finish);
                 }
                 None => {
-                    before.push((task, None));
+                    before.push((task, None, 0));
                     match state.pinned {
                         Some(device) => {
                             let seq = self.take_seq();
                             let finish = self.started_finish(&state.spec, device);
-                            self.attach(task, state, device, seq, finish);
+                            self.attach(task, state, Choice::declared(&state), device, seq, finish);
                         }
                         None => to_place.push((task, state)),
                     }
@@ -504,9 +547,9 @@ impl FinishTimePlacer {
         self.bulk = to_place.len() > self.devices.len();
         for index in order {
             let (task, state) = to_place[index];
-            if let Some(best) = self.best_candidate(task, &state.spec, None) {
+            if let Some((best, choice)) = self.best_choice(task, &state, None) {
                 let seq = self.take_seq();
-                self.attach(task, state, best.device, seq, best.finish);
+                self.attach(task, state, choice, best.device, seq, best.finish);
             }
         }
         if self.bulk {
@@ -525,7 +568,7 @@ impl FinishTimePlacer {
             let budget = self.devices[device as usize].movable.len();
             for _ in 0..budget {
                 match self.try_move_latest(device) {
-                    Some(task) => moved.push((task, device)),
+                    Some((task, variant)) => moved.push((task, device, variant)),
                     None => break,
                 }
             }
@@ -536,20 +579,31 @@ impl FinishTimePlacer {
             let budget = self.tasks.len();
             for _ in 0..budget {
                 match self.try_pull(device) {
-                    Some((task, from)) => moved.push((task, from)),
+                    Some((task, from, variant)) => moved.push((task, from, variant)),
                     None => break,
                 }
             }
         }
-        before.extend(moved.into_iter().map(|(task, from)| (task, Some(from))));
+        before.extend(
+            moved
+                .into_iter()
+                .map(|(task, from, variant)| (task, Some(from), variant)),
+        );
 
-        before.sort_by_key(|(task, _)| *task);
-        before.dedup_by_key(|(task, _)| *task);
+        before.sort_by_key(|(task, _, _)| *task);
+        before.dedup_by_key(|(task, _, _)| *task);
         before
             .into_iter()
-            .filter_map(|(task, from)| {
+            .filter_map(|(task, from, from_variant)| {
                 let to = self.device_of(&task);
-                (from != to).then_some(MapChange { task, from, to })
+                let to_variant = self.tasks.get(&task).map_or(0, |placed| placed.variant);
+                (from != to || (to.is_some() && from_variant != to_variant)).then_some(MapChange {
+                    task,
+                    from,
+                    to,
+                    from_variant,
+                    to_variant,
+                })
             })
             .collect()
     }
@@ -657,6 +711,52 @@ impl FinishTimePlacer {
         }
     }
 
+    /// The best device and variant for a task, excluding `except`: the best candidate for its
+    /// declared requirements, unless the best of its alternatives beats it: by having room
+    /// where it has none, or by more than the re-sculpting margin.
+    fn best_choice(
+        &self,
+        task: TaskKey,
+        state: &TaskState,
+        except: Option<DeviceId>,
+    ) -> Option<(Evaluation, Choice)> {
+        let declared = self
+            .best_candidate(task, &state.spec, except)
+            .map(|e| (e, Choice::declared(state)));
+        let Some(alternatives) = self.alternatives.get(&task) else {
+            return declared;
+        };
+        let mut best_alternative: Option<(Evaluation, Choice)> = None;
+        for &(variant, spec) in alternatives {
+            if let Some(evaluation) = self.best_candidate(task, &spec, except) {
+                let better = best_alternative.is_none_or(|(current, _)| {
+                    (!evaluation.room, Score(evaluation.score), variant)
+                        < (!current.room, Score(current.score), 0)
+                });
+                if better {
+                    best_alternative = Some((evaluation, Choice { variant, spec }));
+                }
+            }
+        }
+        match (declared, best_alternative) {
+            (Some(d), Some(a)) if resculpt(&d.0, &a.0, self.config.resculpt_margin) => Some(a),
+            (None, Some(a)) => Some(a),
+            (d, _) => d,
+        }
+    }
+
+    /// The requirements of a variant of a task, if it still has it.
+    fn variant_spec(&self, task: TaskKey, state: &TaskState, variant: u32) -> Option<TaskSpec> {
+        if variant == 0 {
+            return Some(state.spec);
+        }
+        self.alternatives
+            .get(&task)?
+            .iter()
+            .find(|(v, _)| *v == variant)
+            .map(|(_, spec)| *spec)
+    }
+
     /// The best device for a task, excluding `except` (see the module docs).
     fn best_candidate(
         &self,
@@ -698,14 +798,14 @@ impl FinishTimePlacer {
 
     /// Moves the device's most recently placed movable task if the best candidate elsewhere
     /// beats staying by more than the hysteresis; returns it if it moved.
-    fn try_move_latest(&mut self, device: DeviceId) -> Option<TaskKey> {
+    fn try_move_latest(&mut self, device: DeviceId) -> Option<(TaskKey, u32)> {
         let state = &self.devices[device as usize];
         let task = state.movable.latest()?;
         let placed = *self.tasks.get(&task)?;
-        let own = cost::Work::of(&placed.state.spec, placed.duration_ms);
+        let own = cost::Work::of(&placed.spec, placed.duration_ms);
         let inputs = self.inputs_of(task);
-        let stay = self.evaluate_with(&inputs, &placed.state.spec, device, state.work.minus(own));
-        let target = self.best_candidate(task, &placed.state.spec, Some(device))?;
+        let stay = self.evaluate_with(&inputs, &placed.spec, device, state.work.minus(own));
+        let (target, choice) = self.best_choice(task, &placed.state, Some(device))?;
         if !cost::worth_moving(stay.score, target.score, self.config.hysteresis)
             || !self.may_move(&placed, &target)
         {
@@ -713,14 +813,21 @@ impl FinishTimePlacer {
         }
         self.detach(task, &placed);
         let seq = self.take_seq();
-        self.attach(task, placed.state, target.device, seq, target.finish);
-        Some(task)
+        self.attach(
+            task,
+            placed.state,
+            choice,
+            target.device,
+            seq,
+            target.finish,
+        );
+        Some((task, placed.variant))
     }
 
     /// Pulls the most recently placed movable task of the most backlogged other device into
     /// `device`, if `device` is that task's best candidate and beats where it is by more than the
     /// hysteresis; returns the task and where it was.
-    fn try_pull(&mut self, device: DeviceId) -> Option<(TaskKey, DeviceId)> {
+    fn try_pull(&mut self, device: DeviceId) -> Option<(TaskKey, DeviceId, u32)> {
         let &(_, _, worst) = self
             .with_movable
             .iter()
@@ -730,10 +837,10 @@ impl FinishTimePlacer {
         let state = &self.devices[worst as usize];
         let task = state.movable.latest()?;
         let placed = *self.tasks.get(&task)?;
-        let own = cost::Work::of(&placed.state.spec, placed.duration_ms);
+        let own = cost::Work::of(&placed.spec, placed.duration_ms);
         let inputs = self.inputs_of(task);
-        let stay = self.evaluate_with(&inputs, &placed.state.spec, worst, state.work.minus(own));
-        let target = self.best_candidate(task, &placed.state.spec, Some(worst))?;
+        let stay = self.evaluate_with(&inputs, &placed.spec, worst, state.work.minus(own));
+        let (target, choice) = self.best_choice(task, &placed.state, Some(worst))?;
         if target.device != device
             || !cost::worth_moving(stay.score, target.score, self.config.hysteresis)
             || !self.may_move(&placed, &target)
@@ -742,8 +849,15 @@ impl FinishTimePlacer {
         }
         self.detach(task, &placed);
         let seq = self.take_seq();
-        self.attach(task, placed.state, target.device, seq, target.finish);
-        Some((task, worst))
+        self.attach(
+            task,
+            placed.state,
+            choice,
+            target.device,
+            seq,
+            target.finish,
+        );
+        Some((task, worst, placed.variant))
     }
 
     /// A move onto a device without room must not leave room behind: it is allowed only while
@@ -757,9 +871,8 @@ impl FinishTimePlacer {
         let (cores, memory) = if is_active(&placed.state) {
             (
                 from.active_cores
-                    .saturating_sub(u64::from(placed.state.spec.cores_milli)),
-                from.active_memory
-                    .saturating_sub(placed.state.spec.memory_bytes),
+                    .saturating_sub(u64::from(placed.spec.cores_milli)),
+                from.active_memory.saturating_sub(placed.spec.memory_bytes),
             )
         } else {
             (from.active_cores, from.active_memory)
@@ -772,13 +885,24 @@ impl FinishTimePlacer {
         self.next_seq
     }
 
-    fn attach(&mut self, task: TaskKey, state: TaskState, device: DeviceId, seq: u64, finish: f64) {
+    fn attach(
+        &mut self,
+        task: TaskKey,
+        state: TaskState,
+        choice: Choice,
+        device: DeviceId,
+        seq: u64,
+        finish: f64,
+    ) {
         let class = self.devices[device as usize].class;
-        let duration_ms = self.duration_ms(&state.spec, class);
+        let spec = choice.spec;
+        let duration_ms = self.duration_ms(&spec, class);
         self.tasks.insert(
             task,
             Placed {
                 state,
+                spec,
+                variant: choice.variant,
                 device,
                 seq,
                 duration_ms,
@@ -786,10 +910,10 @@ impl FinishTimePlacer {
             },
         );
         let entry = &mut self.devices[device as usize];
-        entry.work = entry.work.plus(cost::Work::of(&state.spec, duration_ms));
+        entry.work = entry.work.plus(cost::Work::of(&spec, duration_ms));
         if is_active(&state) {
-            entry.active_cores += u64::from(state.spec.cores_milli);
-            entry.active_memory = entry.active_memory.saturating_add(state.spec.memory_bytes);
+            entry.active_cores += u64::from(spec.cores_milli);
+            entry.active_memory = entry.active_memory.saturating_add(spec.memory_bytes);
         }
         if state.pinned.is_none() {
             entry.movable.insert(seq, task);
@@ -801,14 +925,12 @@ impl FinishTimePlacer {
         let entry = &mut self.devices[placed.device as usize];
         entry.work = entry
             .work
-            .minus(cost::Work::of(&placed.state.spec, placed.duration_ms));
+            .minus(cost::Work::of(&placed.spec, placed.duration_ms));
         if is_active(&placed.state) {
             entry.active_cores = entry
                 .active_cores
-                .saturating_sub(u64::from(placed.state.spec.cores_milli));
-            entry.active_memory = entry
-                .active_memory
-                .saturating_sub(placed.state.spec.memory_bytes);
+                .saturating_sub(u64::from(placed.spec.cores_milli));
+            entry.active_memory = entry.active_memory.saturating_sub(placed.spec.memory_bytes);
         }
         entry.movable.remove(placed.seq);
         self.tasks.remove(&task);
@@ -845,6 +967,16 @@ impl FinishTimePlacer {
                 self.with_movable.insert(new);
             }
         }
+    }
+}
+
+/// Whether an alternative's best evaluation replaces the declared variant's: it has room where
+/// the declared one has none, or it scores better by more than the margin.
+pub(crate) fn resculpt(declared: &Evaluation, alternative: &Evaluation, margin: f64) -> bool {
+    match (declared.room, alternative.room) {
+        (false, true) => true,
+        (true, false) => false,
+        _ => alternative.score * (1.0 + margin) < declared.score,
     }
 }
 

@@ -30,8 +30,8 @@ use crate::placement::{PlacementConfig, Policy};
 use crate::task_durations::task_durations;
 use crate::task_states::task_states;
 use crate::types::{
-    Completion, DeviceId, DeviceSpec, Edge, Ppm, Resource, Sample, TaskKey, TaskSpec, TaskState,
-    Time,
+    Alternative, Completion, DeviceId, DeviceSpec, Edge, Ppm, Resource, Sample, TaskKey, TaskSpec,
+    TaskState, Time,
 };
 
 /// Everything augur's graph is configured with.
@@ -59,6 +59,8 @@ pub struct EngineInputs<'scope> {
     pub started: VecCollection<'scope, Time, (TaskKey, DeviceId)>,
     /// Live edges, `((child, parent), bytes)`.
     pub edges: VecCollection<'scope, Time, Edge>,
+    /// Live alternatives of tasks, `(task, (variant, requirements))`.
+    pub alternatives: VecCollection<'scope, Time, Alternative>,
 }
 
 /// The collections augur maintains.
@@ -76,6 +78,8 @@ pub struct EngineOutputs<'scope> {
     pub durations: VecCollection<'scope, Time, ((u32, u32), u64)>,
     /// Warm-up advice: `(class, devices to add)` where predicted demand exceeds capacity.
     pub prewarm: VecCollection<'scope, Time, (u32, u32)>,
+    /// Re-sculpted tasks: `(task, variant)` for each mapped task run as an alternative.
+    pub variants: VecCollection<'scope, Time, (TaskKey, u32)>,
 }
 
 /// Builds the whole augur graph from its inputs.
@@ -93,6 +97,7 @@ pub fn augur<'scope>(inputs: EngineInputs<'scope>, config: &EngineConfig) -> Eng
         states.clone(),
         inputs.edges,
         durations.clone(),
+        inputs.alternatives,
         &config.devices,
         config.placement,
     );
@@ -103,5 +108,6 @@ pub fn augur<'scope>(inputs: EngineInputs<'scope>, config: &EngineConfig) -> Eng
         partition: map.partition,
         durations,
         prewarm: map.prewarm,
+        variants: map.variants,
     }
 }

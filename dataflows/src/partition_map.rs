@@ -16,7 +16,7 @@ use crate::finish_time::FinishTimePlacer;
 use crate::placement::{EpochChanges, MapChange, PlacementConfig, Placer, Policy};
 use crate::round_robin::RoundRobin;
 use crate::stash::TimeStash;
-use crate::types::{DeviceId, DeviceSpec, Edge, Ppm, TaskKey, TaskState, Time};
+use crate::types::{Alternative, DeviceId, DeviceSpec, Edge, Ppm, TaskKey, TaskState, Time};
 
 /// One input record of the map, from any of its four inputs.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
@@ -25,13 +25,16 @@ enum Update {
     State(TaskKey, TaskState),
     Edge(Edge),
     Duration((u32, u32), u64),
+    Alternative(Alternative),
 }
 
-/// One output record: a map entry, or a warm-up advice `(class, devices to add)`.
+/// One output record: a map entry, a warm-up advice `(class, devices to add)`, or a task the
+/// map runs as one of its alternatives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Output {
     Map(TaskKey, DeviceId),
     Prewarm(u32, u32),
+    Variant(TaskKey, u32),
 }
 
 /// The rule in force, behind one interface.
@@ -79,6 +82,8 @@ pub struct PartitionOutputs<'scope> {
     /// `(class, devices)`: capability classes whose predicted demand exceeds the capacity
     /// target, with how many more devices of the class would bring it under.
     pub prewarm: VecCollection<'scope, Time, (u32, u32)>,
+    /// `(task, variant)` for every mapped task the map runs as one of its alternatives.
+    pub variants: VecCollection<'scope, Time, (TaskKey, u32)>,
 }
 
 /// The partition map under `config.policy`, from predicted (or observed) contention, task
@@ -88,6 +93,7 @@ pub fn partition_map<'scope>(
     states: VecCollection<'scope, Time, (TaskKey, TaskState)>,
     edges: VecCollection<'scope, Time, Edge>,
     durations: VecCollection<'scope, Time, ((u32, u32), u64)>,
+    alternatives: VecCollection<'scope, Time, Alternative>,
     devices: &[DeviceSpec],
     config: PlacementConfig,
 ) -> PartitionOutputs<'scope> {
@@ -98,7 +104,8 @@ pub fn partition_map<'scope>(
         .map(|(device, ppm)| Update::Contention(device, ppm))
         .concat(states.map(|(task, state)| Update::State(task, state)))
         .concat(edges.map(Update::Edge))
-        .concat(durations.map(|(key, ms)| Update::Duration(key, ms)));
+        .concat(durations.map(|(key, ms)| Update::Duration(key, ms)))
+        .concat(alternatives.map(Update::Alternative));
     let outputs = updates
         .inner
         .unary_frontier(
@@ -122,6 +129,14 @@ pub fn partition_map<'scope>(
                             if let Some(to) = change.to {
                                 session.give((Output::Map(change.task, to), time, 1isize));
                             }
+                            if change.from.is_some() && change.from_variant != 0 {
+                                let old = Output::Variant(change.task, change.from_variant);
+                                session.give((old, time, -1isize));
+                            }
+                            if change.to.is_some() && change.to_variant != 0 {
+                                let new = Output::Variant(change.task, change.to_variant);
+                                session.give((new, time, 1isize));
+                            }
                         }
                         let advice = engine.prewarm();
                         if advice != advised {
@@ -140,13 +155,21 @@ pub fn partition_map<'scope>(
         .as_collection();
     let partition = outputs.clone().flat_map(|record| match record {
         Output::Map(task, device) => Some((task, device)),
-        Output::Prewarm(..) => None,
+        _ => None,
     });
-    let prewarm = outputs.flat_map(|record| match record {
+    let prewarm = outputs.clone().flat_map(|record| match record {
         Output::Prewarm(class, amount) => Some((class, amount)),
-        Output::Map(..) => None,
+        _ => None,
     });
-    PartitionOutputs { partition, prewarm }
+    let variants = outputs.flat_map(|record| match record {
+        Output::Variant(task, variant) => Some((task, variant)),
+        _ => None,
+    });
+    PartitionOutputs {
+        partition,
+        prewarm,
+        variants,
+    }
 }
 
 /// Folds one epoch's updates into the net changes: per key, the record left with a positive count
@@ -166,6 +189,7 @@ fn epoch_changes(time: Time, mut updates: Vec<(Update, isize)>) -> EpochChanges 
             Update::State(task, state) => states.push(((task, state), diff)),
             Update::Edge(edge) => changes.edges.push((edge, diff)),
             Update::Duration(key, ms) => durations.push(((key, ms), diff)),
+            Update::Alternative(alternative) => changes.alternatives.push((alternative, diff)),
         }
     }
     for (device, ppm) in net_by_key(&contention) {

@@ -36,7 +36,8 @@ use std::collections::{BTreeSet, HashMap};
 use serde::{Deserialize, Serialize};
 
 use crate::types::{
-    fraction_from_ppm, DeviceId, DeviceSpec, Edge, Ppm, TaskKey, TaskSpec, TaskState, Time,
+    fraction_from_ppm, Alternative, DeviceId, DeviceSpec, Edge, Ppm, TaskKey, TaskSpec, TaskState,
+    Time,
 };
 
 /// Which placement rule builds the map: augur's own and the baselines it is compared against.
@@ -130,6 +131,10 @@ pub struct PlacementConfig {
     pub capacity_target: f64,
     /// How the objectives trade off (finish-time policies only).
     pub weights: Weights,
+    /// How much better (relatively) an alternative of a task must score than the task as
+    /// declared before the map re-sculpts it (0.25 = 25%): alternatives are for severe
+    /// predicted congestion, not for every small edge.
+    pub resculpt_margin: f64,
 }
 
 impl Default for PlacementConfig {
@@ -139,6 +144,7 @@ impl Default for PlacementConfig {
             hysteresis: 0.05,
             capacity_target: 1.0,
             weights: Weights::default(),
+            resculpt_margin: 0.25,
         }
     }
 }
@@ -158,6 +164,8 @@ pub struct EpochChanges {
     pub edges: Vec<(Edge, isize)>,
     /// Duration estimates per `(kind, class)` that changed: the new value, or `None` if gone.
     pub durations: Vec<((u32, u32), Option<u64>)>,
+    /// Alternatives of tasks that arrived (`+1`) or left (`-1`).
+    pub alternatives: Vec<(Alternative, isize)>,
 }
 
 impl EpochChanges {
@@ -168,6 +176,7 @@ impl EpochChanges {
             && self.upserted.is_empty()
             && self.edges.is_empty()
             && self.durations.is_empty()
+            && self.alternatives.is_empty()
     }
 }
 
@@ -181,6 +190,10 @@ pub struct MapChange {
     pub from: Option<DeviceId>,
     /// Where the map has it after the epoch.
     pub to: Option<DeviceId>,
+    /// The variant the map ran it as before the epoch (0: its own requirements).
+    pub from_variant: u32,
+    /// The variant after the epoch.
+    pub to_variant: u32,
 }
 
 /// A total order on `f64`, for keys in ordered sets.
@@ -515,7 +528,13 @@ impl Placer {
             .into_iter()
             .filter_map(|(task, from)| {
                 let to = self.device_of(&task);
-                (from != to).then_some(MapChange { task, from, to })
+                (from != to).then_some(MapChange {
+                    task,
+                    from,
+                    to,
+                    from_variant: 0,
+                    to_variant: 0,
+                })
             })
             .collect()
     }

@@ -39,6 +39,8 @@ impl RoundRobin {
                     task,
                     from: Some(from),
                     to: None,
+                    from_variant: 0,
+                    to_variant: 0,
                 });
             }
         }
@@ -57,7 +59,13 @@ impl RoundRobin {
                 self.tasks.insert(task, device);
             }
             if from != to {
-                result.push(MapChange { task, from, to });
+                result.push(MapChange {
+                    task,
+                    from,
+                    to,
+                    from_variant: 0,
+                    to_variant: 0,
+                });
             }
         }
         result.sort_unstable();

@@ -164,6 +164,10 @@ pub struct TaskState {
 /// `bytes` of its output.
 pub type Edge = ((TaskKey, TaskKey), u64);
 
+/// An equivalent alternative of a task `(task, (variant, requirements))`, variant ≥ 1 (the task's
+/// own requirements are variant 0): a GPU and a CPU build of the same step, say.
+pub type Alternative = (TaskKey, (u32, TaskSpec));
+
 /// A task that completed, as the duration model learns from it.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Completion {
@@ -198,6 +202,8 @@ pub struct InputBatch {
     pub started: Vec<((TaskKey, DeviceId), isize)>,
     /// Changes to the live-edge collection.
     pub edges: Vec<(Edge, isize)>,
+    /// Changes to the live alternatives of tasks.
+    pub alternatives: Vec<(Alternative, isize)>,
 }
 
 impl InputBatch {
@@ -208,5 +214,6 @@ impl InputBatch {
             && self.tasks.is_empty()
             && self.started.is_empty()
             && self.edges.is_empty()
+            && self.alternatives.is_empty()
     }
 }

@@ -6,12 +6,14 @@ use std::collections::{BTreeMap, HashMap};
 use crate::finish_time::{cost, duration_on, is_active, mean_bandwidth};
 use crate::placement::{same_capability, state_is_sane, PlacementConfig, Score};
 use crate::types::{
-    fraction_from_ppm, DeviceId, DeviceSpec, Edge, Ppm, TaskKey, TaskSpec, TaskState,
+    fraction_from_ppm, Alternative, DeviceId, DeviceSpec, Edge, Ppm, TaskKey, TaskSpec, TaskState,
 };
 
 #[derive(Clone, Copy, Debug)]
 struct Placed {
     state: TaskState,
+    spec: TaskSpec,
+    variant: u32,
     device: DeviceId,
     seq: u64,
     duration_ms: u64,
@@ -29,6 +31,7 @@ pub(crate) struct FinishTimeOracle {
     learn: bool,
     contention: Vec<f64>,
     edges: BTreeMap<Edge, isize>,
+    alternatives: BTreeMap<Alternative, isize>,
     map: BTreeMap<TaskKey, Placed>,
     done: BTreeMap<TaskKey, (DeviceId, f64)>,
     learned: HashMap<(u32, u32), u64>,
@@ -70,6 +73,7 @@ impl FinishTimeOracle {
             learn,
             contention: vec![0.0; devices.len()],
             edges: BTreeMap::new(),
+            alternatives: BTreeMap::new(),
             map: BTreeMap::new(),
             done: BTreeMap::new(),
             learned: HashMap::new(),
@@ -80,6 +84,14 @@ impl FinishTimeOracle {
 
     pub(crate) fn map(&self) -> BTreeMap<TaskKey, DeviceId> {
         self.map.iter().map(|(k, p)| (*k, p.device)).collect()
+    }
+
+    pub(crate) fn variants(&self) -> BTreeMap<TaskKey, u32> {
+        self.map
+            .iter()
+            .filter(|(_, p)| p.variant != 0)
+            .map(|(k, p)| (*k, p.variant))
+            .collect()
     }
 
     pub(crate) fn prewarm(&self) -> Vec<(u32, u32)> {
@@ -116,6 +128,7 @@ impl FinishTimeOracle {
         contention: &[(DeviceId, Ppm)],
         durations: &[((u32, u32), Option<u64>)],
         edges: &[(Edge, isize)],
+        alternatives: &[(Alternative, isize)],
         removed: &[TaskKey],
         upserted: &[(TaskKey, TaskState)],
     ) {
@@ -141,6 +154,10 @@ impl FinishTimeOracle {
             *self.edges.entry(*edge).or_insert(0) += diff;
         }
         self.edges.retain(|_, count| *count != 0);
+        for (alternative, diff) in alternatives {
+            *self.alternatives.entry(*alternative).or_insert(0) += diff;
+        }
+        self.alternatives.retain(|_, count| *count > 0);
         let edges = &self.edges;
         self.done
             .retain(|task, _| edges.keys().any(|((_, parent), _)| parent == task));
@@ -153,18 +170,22 @@ impl FinishTimeOracle {
             match self.map.remove(task) {
                 Some(placed) => {
                     let device = state.pinned.unwrap_or(placed.device);
+                    let (variant, spec) = match self.variant_spec(*task, state, placed.variant) {
+                        Some(spec) => (placed.variant, spec),
+                        None => (0, state.spec),
+                    };
                     let finish = match (state.pinned, placed.state.pinned) {
                         (Some(_), Some(_)) if device == placed.device => placed.finish,
-                        (Some(_), _) => self.started_finish(&state.spec, device),
-                        (None, _) => self.evaluate(*task, &state.spec, device, None).finish,
+                        (Some(_), _) => self.started_finish(&spec, device),
+                        (None, _) => self.evaluate(*task, &spec, device, None).finish,
                     };
-                    self.insert(*task, *state, device, placed.seq, finish);
+                    self.insert(*task, *state, (variant, spec), device, placed.seq, finish);
                 }
                 None => match state.pinned {
                     Some(device) => {
                         let seq = self.take_seq();
                         let finish = self.started_finish(&state.spec, device);
-                        self.insert(*task, *state, device, seq, finish);
+                        self.insert(*task, *state, (0, state.spec), device, seq, finish);
                     }
                     None => to_place.push((*task, *state)),
                 },
@@ -196,9 +217,9 @@ impl FinishTimeOracle {
         });
         for i in order {
             let (task, state) = to_place[i];
-            if let Some(best) = self.best_candidate(task, &state.spec, None) {
+            if let Some((best, choice)) = self.best_choice(task, &state, None) {
                 let seq = self.take_seq();
-                self.insert(task, state, best.device, seq, best.finish);
+                self.insert(task, state, choice, best.device, seq, best.finish);
             }
         }
 
@@ -226,8 +247,8 @@ impl FinishTimeOracle {
             return false;
         };
         let placed = self.map[&task];
-        let stay = self.evaluate(task, &placed.state.spec, worst, Some(task));
-        let Some(target) = self.best_candidate(task, &placed.state.spec, Some(worst)) else {
+        let stay = self.evaluate(task, &placed.spec, worst, Some(task));
+        let Some((target, choice)) = self.best_choice(task, &placed.state, Some(worst)) else {
             return false;
         };
         if target.device != device
@@ -238,7 +259,14 @@ impl FinishTimeOracle {
         }
         self.map.remove(&task);
         let seq = self.take_seq();
-        self.insert(task, placed.state, target.device, seq, target.finish);
+        self.insert(
+            task,
+            placed.state,
+            choice,
+            target.device,
+            seq,
+            target.finish,
+        );
         true
     }
 
@@ -247,12 +275,22 @@ impl FinishTimeOracle {
         self.next_seq
     }
 
-    fn insert(&mut self, task: TaskKey, state: TaskState, device: DeviceId, seq: u64, finish: f64) {
-        let duration_ms = self.duration(&state.spec, device);
+    fn insert(
+        &mut self,
+        task: TaskKey,
+        state: TaskState,
+        (variant, spec): (u32, TaskSpec),
+        device: DeviceId,
+        seq: u64,
+        finish: f64,
+    ) {
+        let duration_ms = self.duration(&spec, device);
         self.map.insert(
             task,
             Placed {
                 state,
+                spec,
+                variant,
                 device,
                 seq,
                 duration_ms,
@@ -283,7 +321,7 @@ impl FinishTimeOracle {
             .iter()
             .filter(|(k, p)| p.device == device && Some(**k) != without)
             .fold(cost::Work::default(), |w, (_, p)| {
-                w.plus(cost::Work::of(&p.state.spec, p.duration_ms))
+                w.plus(cost::Work::of(&p.spec, p.duration_ms))
             })
     }
 
@@ -294,8 +332,8 @@ impl FinishTimeOracle {
             .filter(|p| p.device == device && is_active(&p.state))
             .fold((0u64, 0u64), |(c, m), p| {
                 (
-                    c + u64::from(p.state.spec.cores_milli),
-                    m.saturating_add(p.state.spec.memory_bytes),
+                    c + u64::from(p.spec.cores_milli),
+                    m.saturating_add(p.spec.memory_bytes),
                 )
             });
         cost::utilisation(
@@ -413,6 +451,50 @@ impl FinishTimeOracle {
             .min_by_key(|e| (!e.room, Score(e.score), e.device))
     }
 
+    /// The declared variant's best candidate, unless an alternative's beats it by having room
+    /// where it has none or by more than the margin (alternatives compared among themselves by
+    /// room, score and variant).
+    fn best_choice(
+        &self,
+        task: TaskKey,
+        state: &TaskState,
+        except: Option<DeviceId>,
+    ) -> Option<(Evaluation, (u32, TaskSpec))> {
+        let declared = self.best_candidate(task, &state.spec, except);
+        let alternative = self
+            .alternatives
+            .keys()
+            .filter(|(t, _)| *t == task)
+            .filter_map(|(_, (variant, spec))| {
+                self.best_candidate(task, spec, except)
+                    .map(|e| (e, (*variant, *spec)))
+            })
+            .min_by_key(|(e, (variant, _))| (!e.room, Score(e.score), *variant));
+        match (declared, alternative) {
+            (Some(d), Some(a)) => {
+                let replace = match (d.room, a.0.room) {
+                    (false, true) => true,
+                    (true, false) => false,
+                    _ => a.0.score * (1.0 + self.config.resculpt_margin) < d.score,
+                };
+                Some(if replace { a } else { (d, (0, state.spec)) })
+            }
+            (None, Some(a)) => Some(a),
+            (Some(d), None) => Some((d, (0, state.spec))),
+            (None, None) => None,
+        }
+    }
+
+    fn variant_spec(&self, task: TaskKey, state: &TaskState, variant: u32) -> Option<TaskSpec> {
+        if variant == 0 {
+            return Some(state.spec);
+        }
+        self.alternatives
+            .keys()
+            .find(|(t, (v, _))| *t == task && *v == variant)
+            .map(|(_, (_, spec))| *spec)
+    }
+
     fn movable_on(&self, device: DeviceId) -> Vec<(u64, TaskKey)> {
         let mut tasks: Vec<(u64, TaskKey)> = self
             .map
@@ -429,8 +511,8 @@ impl FinishTimeOracle {
             return false;
         };
         let placed = self.map[&task];
-        let stay = self.evaluate(task, &placed.state.spec, device, Some(task));
-        let Some(target) = self.best_candidate(task, &placed.state.spec, Some(device)) else {
+        let stay = self.evaluate(task, &placed.spec, device, Some(task));
+        let Some((target, choice)) = self.best_choice(task, &placed.state, Some(device)) else {
             return false;
         };
         if !cost::worth_moving(stay.score, target.score, self.config.hysteresis)
@@ -440,7 +522,14 @@ impl FinishTimeOracle {
         }
         self.map.remove(&task);
         let seq = self.take_seq();
-        self.insert(task, placed.state, target.device, seq, target.finish);
+        self.insert(
+            task,
+            placed.state,
+            choice,
+            target.device,
+            seq,
+            target.finish,
+        );
         true
     }
 
@@ -455,8 +544,8 @@ impl FinishTimeOracle {
             .filter(|(k, p)| p.device == from && **k != task && is_active(&p.state))
             .fold((0u64, 0u64), |(c, m), (_, p)| {
                 (
-                    c + u64::from(p.state.spec.cores_milli),
-                    m.saturating_add(p.state.spec.memory_bytes),
+                    c + u64::from(p.spec.cores_milli),
+                    m.saturating_add(p.spec.memory_bytes),
                 )
             });
         cost::utilisation(

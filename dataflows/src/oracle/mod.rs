@@ -87,6 +87,13 @@ impl Oracle {
         }
     }
 
+    /// Tasks the map runs as one of their alternatives, with the variant.
+    pub fn variants(&self) -> BTreeMap<TaskKey, u32> {
+        self.finish_time
+            .as_ref()
+            .map_or_else(BTreeMap::new, |oracle| oracle.variants())
+    }
+
     /// The current warm-up advice, `(class, devices to add)`.
     pub fn prewarm(&self) -> Vec<(u32, u32)> {
         self.finish_time
@@ -124,6 +131,7 @@ impl Oracle {
         }
         duration_changes.sort_unstable();
         let edge_changes = epoch.edges.clone();
+        let alternative_changes = epoch.alternatives.clone();
         accumulate(&mut self.tasks, epoch.tasks);
         accumulate(&mut self.started, epoch.started);
         accumulate(&mut self.edges, epoch.edges);
@@ -182,7 +190,13 @@ impl Oracle {
             (Some(oracle), _) => {
                 let mut edges = edge_changes;
                 accumulate_in_place(&mut edges);
-                if nothing && edges.is_empty() && duration_changes.is_empty() {
+                let mut alternatives = alternative_changes;
+                accumulate_in_place(&mut alternatives);
+                if nothing
+                    && edges.is_empty()
+                    && duration_changes.is_empty()
+                    && alternatives.is_empty()
+                {
                     return;
                 }
                 oracle.apply(
@@ -190,6 +204,7 @@ impl Oracle {
                     &contention_changes,
                     &duration_changes,
                     &edges,
+                    &alternatives,
                     &removed,
                     &upserted,
                 );
