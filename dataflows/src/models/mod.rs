@@ -366,20 +366,14 @@ impl SeriesModel {
         dispatch!(&mut self.core, model => model.observe(value, &self.history));
         self.history.push(value);
         self.seen += 1;
-        if self.refit_due() {
+        if let Core::Auto(auto) = &mut self.core {
+            auto.refit_members(self.seen, self.refit_every, &mut self.history);
+            auto.settle(&self.history);
+        } else if refit_due(self.seen, self.refit_every, 0) {
             self.history.rebound();
             let values = self.history.contiguous();
             dispatch!(&mut self.core, model => model.refit(values));
         }
-        if let Core::Auto(auto) = &mut self.core {
-            auto.settle(&self.history);
-        }
-    }
-
-    fn refit_due(&self) -> bool {
-        let n = self.seen;
-        let every = self.refit_every as u64;
-        n >= 16 && ((n < every && n.is_power_of_two()) || n.is_multiple_of(every))
     }
 
     /// `steps` steps passed without a sample (a gap in the trace): the trend is dropped, the
@@ -462,6 +456,18 @@ impl SeriesModel {
             _ => Vec::new(),
         }
     }
+}
+
+/// Whether a model that has taken `seen` samples refits now: at 16, 32, 64, … while the series
+/// is younger than `every`, then whenever `seen` is `offset` past a multiple of `every`.
+pub(crate) fn refit_due(seen: u64, every: usize, offset: usize) -> bool {
+    let every = every.max(1) as u64;
+    seen >= 16
+        && if seen < every {
+            seen.is_power_of_two()
+        } else {
+            seen % every == offset as u64 % every
+        }
 }
 
 /// Steps of a replay before its 1-step errors count towards the score (the mean squared error,
