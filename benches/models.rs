@@ -1,6 +1,7 @@
 //! Per-sample cost of augur's forecasting models (`augur_dataflows::models`).
 //!
-//! Feeds each model (ewma, holt, hw, ar, auto) a long synthetic 5-minute utilisation series (a
+//! Feeds each model (ewma, holt, hw, ar, median, auto, and auto told that it samples once a
+//! minute, `auto-1min`) a long synthetic 5-minute utilisation series (a
 //! daily season, AR(1) noise and a level shift every few days) and measures:
 //! - the update cost in ns per sample, refits included (they come every 288 samples and are
 //!   part of what a series costs), as p50/p90/p99/max over batches of 1000 updates
@@ -68,10 +69,10 @@ fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid histogram bounds")
 }
 
-fn between_refits(kind: ModelKind, values: &[f64]) -> f64 {
+fn between_refits(config: &ModelConfig, values: &[f64]) -> f64 {
     let mut model = SeriesModel::new(&ModelConfig {
         refit_every: usize::MAX,
-        ..ModelConfig::new(kind)
+        ..*config
     });
     let started = Instant::now();
     for &value in values {
@@ -80,8 +81,8 @@ fn between_refits(kind: ModelKind, values: &[f64]) -> f64 {
     started.elapsed().as_nanos() as f64 / values.len().max(1) as f64
 }
 
-fn measure(kind: ModelKind, values: &[f64]) -> ModelReport {
-    let mut model = SeriesModel::new(&ModelConfig::new(kind));
+fn measure(model_name: &'static str, config: &ModelConfig, values: &[f64]) -> ModelReport {
+    let mut model = SeriesModel::new(config);
     let mut updates = histogram();
     let mut queries = histogram();
     let (mut update_total, mut query_total, mut query_count) = (0.0, 0.0, 0usize);
@@ -105,7 +106,7 @@ fn measure(kind: ModelKind, values: &[f64]) -> ModelReport {
     }
     let update_ns_mean = update_total / values.len().max(1) as f64;
     ModelReport {
-        model: kind.name(),
+        model: model_name,
         updates: values.len(),
         update_ns_mean,
         update_ns_p50: updates.value_at_quantile(0.5),
@@ -114,7 +115,7 @@ fn measure(kind: ModelKind, values: &[f64]) -> ModelReport {
         update_ns_max: updates.max(),
         query_ns_mean: query_total / query_count.max(1) as f64,
         query_ns_p99: queries.value_at_quantile(0.99),
-        update_ns_mean_between_refits: between_refits(kind, values),
+        update_ns_mean_between_refits: between_refits(config, values),
         target_met: update_ns_mean <= 1000.0,
     }
 }
@@ -133,12 +134,21 @@ fn main() -> ExitCode {
         }
     }
     let values = series(updates);
-    let reports: Vec<ModelReport> = ModelKind::ALL
+    // Every model at 5-minute steps, then `auto` told it samples once a minute: it then seeks
+    // seasons up to a day (1,440 steps) in a window of 4,320.
+    let minute = ModelConfig {
+        interval_ms: Some(60_000.0),
+        ..ModelConfig::new(ModelKind::Auto)
+    };
+    let configs = ModelKind::ALL
         .iter()
-        .map(|&kind| {
-            let report = measure(kind, &values);
+        .map(|&kind| (kind.name(), ModelConfig::new(kind)))
+        .chain([("auto-1min", minute)]);
+    let reports: Vec<ModelReport> = configs
+        .map(|(name, config)| {
+            let report = measure(name, &config, &values);
             eprintln!(
-                "{:<5} {:>8.1} ns/update (p50 {}, p99 {}; {:.1} between refits)",
+                "{:<9} {:>8.1} ns/update (p50 {}, p99 {}; {:.1} between refits)",
                 report.model,
                 report.update_ns_mean,
                 report.update_ns_p50,

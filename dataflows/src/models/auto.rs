@@ -154,6 +154,10 @@ impl Auto {
         self.hw.period()
     }
 
+    pub(crate) fn set_season_candidates(&mut self, candidates: [usize; 6]) {
+        self.hw.set_candidates(candidates);
+    }
+
     /// Member weights at bucket `bucket`, summing to 1; equal until every member has an error.
     fn bucket_weights(&self, bucket: usize) -> [f64; MEMBERS] {
         let mut errors = [0.0; MEMBERS];

@@ -33,7 +33,7 @@ mod timed;
 
 use serde::{Deserialize, Serialize};
 
-pub use season::{detect_period, DEFAULT_SEASON_CANDIDATES};
+pub use season::{detect_period, season_candidates, DEFAULT_SEASON_CANDIDATES, MAX_SEASON_WINDOW};
 pub use timed::TimedModel;
 
 use ar::Ar;
@@ -113,8 +113,8 @@ impl std::str::FromStr for ModelKind {
 pub struct ModelConfig {
     /// The model.
     pub kind: ModelKind,
-    /// Holt-Winters' period in steps; `None` detects it at each refit among
-    /// [`DEFAULT_SEASON_CANDIDATES`] (see [`detect_period`]).
+    /// Holt-Winters' period in steps; `None` detects it at each refit among the candidates of
+    /// [`ModelConfig::interval_ms`] (see [`detect_period`]).
     pub season: Option<usize>,
     /// AR order p.
     pub ar_order: usize,
@@ -124,6 +124,13 @@ pub struct ModelConfig {
     pub refit_every: usize,
     /// Whether Holt's (and Holt-Winters') trend is damped.
     pub damped: bool,
+    /// The sampling interval in milliseconds, if known when the model is built (a
+    /// [`TimedModel`] tells its model once it has estimated it). Seasons are sought at a day,
+    /// 12, 8, 4, 2 and 1 hours in steps of it ([`season_candidates`]), and a seasonal model's
+    /// window grows to hold three cycles of the longest (up to [`MAX_SEASON_WINDOW`]). `None`:
+    /// 5-minute steps, [`DEFAULT_SEASON_CANDIDATES`].
+    #[serde(default)]
+    pub interval_ms: Option<f64>,
 }
 
 impl ModelConfig {
@@ -137,6 +144,7 @@ impl ModelConfig {
             window: 1008,
             refit_every: 288,
             damped: true,
+            interval_ms: None,
         }
     }
 }
@@ -195,6 +203,18 @@ impl History {
 
     fn iter(&self) -> impl Iterator<Item = f64> + '_ {
         (0..self.len).map(|index| self.ring[self.slot(index)])
+    }
+
+    /// Makes room for `cap` values (never fewer than now), keeping those held.
+    fn grow(&mut self, cap: usize) {
+        if cap <= self.ring.len() {
+            return;
+        }
+        let len = self.len;
+        let mut ring = vec![f64::NAN; cap];
+        ring[..len].copy_from_slice(self.contiguous());
+        self.ring = ring;
+        self.start = 0;
     }
 
     /// Narrows the range to the window's, so that an old spike stops widening it forever.
@@ -317,6 +337,8 @@ macro_rules! dispatch {
 pub struct SeriesModel {
     kind: ModelKind,
     refit_every: usize,
+    /// The configured window, before any growth for long seasons.
+    window: usize,
     seen: u64,
     history: History,
     residual: EwMean,
@@ -336,15 +358,39 @@ impl SeriesModel {
             ModelKind::Median => Core::Median(Median::new()),
             ModelKind::Auto => Core::Auto(Box::new(Auto::new(config))),
         };
-        SeriesModel {
+        // AR needs its lags even with a tiny window.
+        let window = config.window.max(config.ar_order + 1);
+        let mut model = SeriesModel {
             kind: config.kind,
             refit_every: config.refit_every.max(1),
+            window,
             seen: 0,
-            // AR needs its lags even with a tiny window.
-            history: History::new(config.window.max(config.ar_order + 1)),
+            history: History::new(window),
             residual: EwMean::default(),
             core,
+        };
+        if let Some(interval_ms) = config.interval_ms {
+            model.set_interval_ms(interval_ms);
         }
+        model
+    }
+
+    /// Tells the model its sampling interval in milliseconds, as [`ModelConfig::interval_ms`]
+    /// would have: the seasons sought from the next refit on, and the window of a seasonal
+    /// model, which only ever grows (allocated here, once per longer window). Ignored unless
+    /// positive and finite.
+    pub fn set_interval_ms(&mut self, interval_ms: f64) {
+        if !(interval_ms > 0.0 && interval_ms.is_finite()) {
+            return;
+        }
+        let candidates = season_candidates(interval_ms);
+        match &mut self.core {
+            Core::HoltWinters(hw) => hw.set_candidates(candidates),
+            Core::Auto(auto) => auto.set_season_candidates(candidates),
+            _ => return,
+        }
+        self.history
+            .grow(season::season_window(&candidates, self.window));
     }
 
     /// The model this runs.
@@ -604,6 +650,38 @@ mod tests {
         }
         let low = -99.0 - 0.5 * 99.0;
         assert!((negative.forecast(10_000) - low).abs() < 1e-9);
+    }
+
+    #[test]
+    fn one_minute_interval_grows_only_seasonal_windows_and_keeps_their_values() {
+        let minute = |kind| ModelConfig {
+            interval_ms: Some(60_000.0),
+            ..ModelConfig::new(kind)
+        };
+        for kind in [ModelKind::HoltWinters, ModelKind::Auto] {
+            assert_eq!(SeriesModel::new(&minute(kind)).history.ring.len(), 4320);
+        }
+        for kind in [
+            ModelKind::Ewma,
+            ModelKind::Holt,
+            ModelKind::Ar,
+            ModelKind::Median,
+        ] {
+            assert_eq!(SeriesModel::new(&minute(kind)).history.ring.len(), 1008);
+        }
+        // Told later, with the ring full and wrapped: the values stay, oldest first.
+        let mut model = SeriesModel::new(&ModelConfig::new(ModelKind::Auto));
+        for t in 0..1500 {
+            model.update(t as f64);
+        }
+        model.set_interval_ms(60_000.0);
+        model.set_interval_ms(f64::NAN);
+        assert_eq!(model.history.ring.len(), 4320);
+        let kept: Vec<f64> = model.history.iter().collect();
+        assert_eq!(kept, (492..1500).map(|t| t as f64).collect::<Vec<_>>());
+        model.update(1500.0);
+        assert_eq!(model.history.len, 1009);
+        assert_eq!(model.latest(), 1500.0);
     }
 
     #[test]
