@@ -14,6 +14,7 @@
 //! ```text
 //! cargo bench --bench models                 # 2 000 000 updates per model (a few seconds)
 //! cargo bench --bench models -- --smoke      # 20 000 updates per model
+//! cargo bench --bench models -- --model auto # one model (ewma, holt, hw, ar, median, auto, auto-1min)
 //! ```
 //!
 //! The report goes to stdout as pretty JSON.
@@ -122,13 +123,16 @@ fn measure(model_name: &'static str, config: &ModelConfig, values: &[f64]) -> Mo
 
 fn main() -> ExitCode {
     let mut updates = 2_000_000;
-    for argument in std::env::args().skip(1) {
+    let mut only: Option<String> = None;
+    let mut arguments = std::env::args().skip(1);
+    while let Some(argument) = arguments.next() {
         match argument.as_str() {
             "--smoke" => updates = 20_000,
+            "--model" => only = arguments.next(),
             // cargo passes `--bench` to every bench target.
             "--bench" => {}
             other => {
-                eprintln!("models: unknown argument {other:?} (expected --smoke)");
+                eprintln!("models: unknown argument {other:?} (expected --smoke, --model NAME)");
                 return ExitCode::from(2);
             }
         }
@@ -143,7 +147,8 @@ fn main() -> ExitCode {
     let configs = ModelKind::ALL
         .iter()
         .map(|&kind| (kind.name(), ModelConfig::new(kind)))
-        .chain([("auto-1min", minute)]);
+        .chain([("auto-1min", minute)])
+        .filter(|(name, _)| only.as_deref().is_none_or(|only| only == *name));
     let reports: Vec<ModelReport> = configs
         .map(|(name, config)| {
             let report = measure(name, &config, &values);

@@ -214,16 +214,19 @@ impl Auto {
     fn ceilings(&self) -> [f64; BUCKETS.len()] {
         let mut ceilings = [f64::INFINITY; BUCKETS.len()];
         for (bucket, ceiling) in ceilings.iter_mut().enumerate() {
+            // The members are scored on the same samples, so their means share one weight: the
+            // smallest mean is the smallest sum over it, one division instead of five.
+            let weight = self.absolute[bucket].weight;
             let mut smallest = f64::INFINITY;
             for m in 0..MEMBERS {
-                match self.absolute[m * BUCKETS.len() + bucket].get() {
-                    Some(e) => smallest = smallest.min(e),
-                    None => {
-                        smallest = f64::INFINITY;
-                        break;
-                    }
+                let mean = &self.absolute[m * BUCKETS.len() + bucket];
+                if mean.weight != weight {
+                    smallest = f64::INFINITY;
+                    break;
                 }
+                smallest = smallest.min(mean.sum);
             }
+            let smallest = smallest / weight;
             if smallest > 0.0 && smallest.is_finite() {
                 *ceiling = CEILING * smallest;
             }
