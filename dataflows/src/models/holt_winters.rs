@@ -33,7 +33,8 @@ pub(crate) struct HoltWinters {
 }
 
 /// The period is looked for again at every this many refits (and at each of the first eight,
-/// while the window fills): it is the costliest part of a refit and rarely changes.
+/// while the window fills), times the window's length in FIT_SPANs: it is the costliest part
+/// of a refit and rarely changes.
 const DETECT_EVERY: u64 = 4;
 
 /// The state a replay ends in.
@@ -82,9 +83,13 @@ impl HoltWinters {
         match self.fixed {
             Some(period) if period >= 2 && values.len() >= 2 * period => period,
             Some(_) => 1,
+            // A window grown for long seasons costs its length again at each detection:
+            // seek as often per value as in a FIT_SPAN window.
             None if self.redetect
                 || self.refits < 8
-                || self.refits.is_multiple_of(DETECT_EVERY) =>
+                || self.refits.is_multiple_of(
+                    DETECT_EVERY * values.len().div_ceil(FIT_SPAN).max(1) as u64,
+                ) =>
             {
                 detect_period(values, &self.candidates).unwrap_or(1)
             }
