@@ -414,7 +414,11 @@ mod tests {
         let ceilings = auto.ceilings();
         for (bucket, ceiling) in ceilings.iter().enumerate() {
             let best = (0..MEMBERS)
-                .map(|m| auto.absolute[m * BUCKETS.len() + bucket].get().unwrap())
+                .map(|m| {
+                    auto.absolute[m * BUCKETS.len() + bucket]
+                        .get()
+                        .expect("every member has an error")
+                })
                 .fold(f64::INFINITY, f64::min);
             assert!((ceiling - CEILING * best).abs() < 1e-12, "{ceilings:?}");
         }
