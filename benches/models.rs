@@ -138,7 +138,7 @@ fn main() -> ExitCode {
         }
     }
     let values = series(updates);
-    // Every model at 5-minute steps, then `auto` told it samples once a minute: it then seeks
+    // Every model at 5-minute steps, then `auto` built knowing it samples once a minute: it seeks
     // seasons up to a day (1,440 steps) in a window of 4,320.
     let minute = ModelConfig {
         interval_ms: Some(60_000.0),

@@ -67,6 +67,11 @@ impl HoltWinters {
         }
     }
 
+    #[cfg(test)]
+    pub(crate) fn candidates(&self) -> [usize; 6] {
+        self.candidates
+    }
+
     /// The periods to seek from now on (see [`super::season_candidates`]).
     pub(crate) fn set_candidates(&mut self, candidates: [usize; 6]) {
         if candidates != self.candidates {

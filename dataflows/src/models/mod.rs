@@ -124,11 +124,11 @@ pub struct ModelConfig {
     pub refit_every: usize,
     /// Whether Holt's (and Holt-Winters') trend is damped.
     pub damped: bool,
-    /// The sampling interval in milliseconds, if known when the model is built (a
-    /// [`TimedModel`] tells its model once it has estimated it). Seasons are sought at a day,
-    /// 12, 8, 4, 2 and 1 hours in steps of it ([`season_candidates`]), and a seasonal model's
-    /// window grows to hold three cycles of the longest (up to [`MAX_SEASON_WINDOW`]). `None`:
-    /// 5-minute steps, [`DEFAULT_SEASON_CANDIDATES`].
+    /// The sampling interval in milliseconds, if known when the model is built. Seasons are
+    /// sought at a day, 12, 8, 4, 2 and 1 hours in steps of it ([`season_candidates`]), and a
+    /// seasonal model's window is sized to hold three cycles of the longest (up to
+    /// [`MAX_SEASON_WINDOW`]). `None`: 5-minute steps ([`DEFAULT_SEASON_CANDIDATES`]) until
+    /// [`SeriesModel::set_interval_ms`] says otherwise, within `window`.
     #[serde(default)]
     pub interval_ms: Option<f64>,
 }
@@ -203,18 +203,6 @@ impl History {
 
     fn iter(&self) -> impl Iterator<Item = f64> + '_ {
         (0..self.len).map(|index| self.ring[self.slot(index)])
-    }
-
-    /// Makes room for `cap` values (never fewer than now), keeping those held.
-    fn grow(&mut self, cap: usize) {
-        if cap <= self.ring.len() {
-            return;
-        }
-        let len = self.len;
-        let mut ring = vec![f64::NAN; cap];
-        ring[..len].copy_from_slice(self.contiguous());
-        self.ring = ring;
-        self.start = 0;
     }
 
     /// Narrows the range to the window's, so that an old spike stops widening it forever.
@@ -337,8 +325,6 @@ macro_rules! dispatch {
 pub struct SeriesModel {
     kind: ModelKind,
     refit_every: usize,
-    /// The configured window, before any growth for long seasons.
-    window: usize,
     seen: u64,
     history: History,
     residual: EwMean,
@@ -359,38 +345,42 @@ impl SeriesModel {
             ModelKind::Auto => Core::Auto(Box::new(Auto::new(config))),
         };
         // AR needs its lags even with a tiny window.
-        let window = config.window.max(config.ar_order + 1);
+        let mut window = config.window.max(config.ar_order + 1);
+        let seasonal = matches!(config.kind, ModelKind::HoltWinters | ModelKind::Auto);
+        let interval_ms = config.interval_ms.filter(|ms| *ms > 0.0 && ms.is_finite());
+        if let (true, Some(ms)) = (seasonal, interval_ms) {
+            window = season::season_window(&season_candidates(ms), window);
+        }
         let mut model = SeriesModel {
             kind: config.kind,
             refit_every: config.refit_every.max(1),
-            window,
             seen: 0,
             history: History::new(window),
             residual: EwMean::default(),
             core,
         };
-        if let Some(interval_ms) = config.interval_ms {
-            model.set_interval_ms(interval_ms);
+        if let Some(ms) = interval_ms {
+            model.set_interval_ms(ms);
         }
         model
     }
 
-    /// Tells the model its sampling interval in milliseconds, as [`ModelConfig::interval_ms`]
-    /// would have: the seasons sought from the next refit on, and the window of a seasonal
-    /// model, which only ever grows (allocated here, once per longer window). Ignored unless
-    /// positive and finite.
+    /// Tells the model its sampling interval in milliseconds (a [`TimedModel`] does, once it
+    /// has estimated it): the seasons sought from the next refit on are those of
+    /// [`season_candidates`] whose three cycles fit in the window. The window itself is sized
+    /// once, when the model is built, from [`ModelConfig::interval_ms`]: memory is committed at
+    /// creation and never creeps up as intervals are learnt. Ignored unless positive and finite.
     pub fn set_interval_ms(&mut self, interval_ms: f64) {
         if !(interval_ms > 0.0 && interval_ms.is_finite()) {
             return;
         }
-        let candidates = season_candidates(interval_ms);
+        let room = self.history.ring.len();
+        let candidates = season_candidates(interval_ms).map(|c| if 3 * c <= room { c } else { 0 });
         match &mut self.core {
             Core::HoltWinters(hw) => hw.set_candidates(candidates),
             Core::Auto(auto) => auto.set_season_candidates(candidates),
-            _ => return,
+            _ => {}
         }
-        self.history
-            .grow(season::season_window(&candidates, self.window));
     }
 
     /// The model this runs.
@@ -653,7 +643,7 @@ mod tests {
     }
 
     #[test]
-    fn one_minute_interval_grows_only_seasonal_windows_and_keeps_their_values() {
+    fn one_minute_interval_sizes_only_seasonal_windows_and_only_at_creation() {
         let minute = |kind| ModelConfig {
             interval_ms: Some(60_000.0),
             ..ModelConfig::new(kind)
@@ -669,19 +659,15 @@ mod tests {
         ] {
             assert_eq!(SeriesModel::new(&minute(kind)).history.ring.len(), 1008);
         }
-        // Told later, with the ring full and wrapped: the values stay, oldest first.
-        let mut model = SeriesModel::new(&ModelConfig::new(ModelKind::Auto));
-        for t in 0..1500 {
-            model.update(t as f64);
-        }
+        // Told later: the window stays, and a day (1,440 steps) is not sought in it.
+        let mut model = SeriesModel::new(&ModelConfig::new(ModelKind::HoltWinters));
         model.set_interval_ms(60_000.0);
         model.set_interval_ms(f64::NAN);
-        assert_eq!(model.history.ring.len(), 4320);
-        let kept: Vec<f64> = model.history.iter().collect();
-        assert_eq!(kept, (492..1500).map(|t| t as f64).collect::<Vec<_>>());
-        model.update(1500.0);
-        assert_eq!(model.history.len, 1009);
-        assert_eq!(model.latest(), 1500.0);
+        assert_eq!(model.history.ring.len(), 1008);
+        let Core::HoltWinters(hw) = &model.core else {
+            unreachable!()
+        };
+        assert_eq!(hw.candidates(), [0, 0, 0, 240, 120, 60]);
     }
 
     #[test]

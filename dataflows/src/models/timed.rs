@@ -256,24 +256,35 @@ mod tests {
         assert!((trending.forecast(60_000) - trending.forecast(1000)).abs() < 1e-9);
     }
 
-    #[test]
-    fn daily_season_of_one_minute_samples_is_found_from_the_estimated_interval() {
-        let mut model = TimedModel::new(&ModelConfig::new(ModelKind::HoltWinters));
+    /// One-minute samples (jittered) of a season of `period` steps, for `days` days.
+    fn minute_samples(model: &mut TimedModel, period: usize, days: usize) {
         let mut noise = Noise::new(33);
-        let day = 1440;
-        for step in 0..4 * day {
+        for step in 0..days * 1440 {
             let time = step as Time * 60_000 + (5_000.0 * noise.next()) as Time;
-            model.update(time, seasonal(step, day) + noise.next());
+            model.update(time, seasonal(step, period) + noise.next());
         }
-        // The estimated interval is a fraction of a percent off 60 s, and so is the period.
-        let season = model.model().season().expect("a season") as f64;
-        assert!((season / day as f64 - 1.0).abs() < 0.01, "{season}");
-        let expected = seasonal(4 * day + 179, day);
+    }
+
+    #[test]
+    fn daily_season_of_one_minute_samples_is_found_when_the_interval_is_given() {
+        let config = ModelConfig::new(ModelKind::HoltWinters);
+        let mut model = TimedModel::with_interval(&config, 60_000);
+        minute_samples(&mut model, 1440, 4);
+        assert_eq!(model.model().season(), Some(1440));
+        let expected = seasonal(4 * 1440 + 179, 1440);
+        let forecast = model.forecast(180 * 60_000);
         assert!(
-            (model.forecast(180 * 60_000) - expected).abs() < 2.0,
-            "{} vs {expected}",
-            model.forecast(180 * 60_000)
+            (forecast - expected).abs() < 2.0,
+            "{forecast} vs {expected}"
         );
+    }
+
+    #[test]
+    fn hourly_season_of_one_minute_samples_is_found_from_the_estimated_interval() {
+        // The fixed 5-minute candidates would take 60 steps for 5 hours and never try it.
+        let mut model = TimedModel::new(&ModelConfig::new(ModelKind::HoltWinters));
+        minute_samples(&mut model, 60, 2);
+        assert_eq!(model.model().season(), Some(60));
         // Told once the estimate settled, not at every jittered gap.
         assert!((model.told_interval_ms - 60_000.0).abs() < 0.02 * 60_000.0);
     }
