@@ -1,6 +1,7 @@
 //! Per-sample cost of augur's forecasting models (`augur_dataflows::models`).
 //!
-//! Feeds each model (ewma, holt, hw, ar, auto) a long synthetic 5-minute utilisation series (a
+//! Feeds each model (ewma, holt, hw, ar, median, auto, and auto told that it samples once a
+//! minute, `auto-1min`) a long synthetic 5-minute utilisation series (a
 //! daily season, AR(1) noise and a level shift every few days) and measures:
 //! - the update cost in ns per sample, refits included (they come every 288 samples and are
 //!   part of what a series costs), as p50/p90/p99/max over batches of 1000 updates
@@ -13,6 +14,7 @@
 //! ```text
 //! cargo bench --bench models                 # 2 000 000 updates per model (a few seconds)
 //! cargo bench --bench models -- --smoke      # 20 000 updates per model
+//! cargo bench --bench models -- --model auto # one model (ewma, holt, hw, ar, median, auto, auto-1min)
 //! ```
 //!
 //! The report goes to stdout as pretty JSON.
@@ -68,10 +70,10 @@ fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid histogram bounds")
 }
 
-fn between_refits(kind: ModelKind, values: &[f64]) -> f64 {
+fn between_refits(config: &ModelConfig, values: &[f64]) -> f64 {
     let mut model = SeriesModel::new(&ModelConfig {
         refit_every: usize::MAX,
-        ..ModelConfig::new(kind)
+        ..*config
     });
     let started = Instant::now();
     for &value in values {
@@ -80,8 +82,8 @@ fn between_refits(kind: ModelKind, values: &[f64]) -> f64 {
     started.elapsed().as_nanos() as f64 / values.len().max(1) as f64
 }
 
-fn measure(kind: ModelKind, values: &[f64]) -> ModelReport {
-    let mut model = SeriesModel::new(&ModelConfig::new(kind));
+fn measure(model_name: &'static str, config: &ModelConfig, values: &[f64]) -> ModelReport {
+    let mut model = SeriesModel::new(config);
     let mut updates = histogram();
     let mut queries = histogram();
     let (mut update_total, mut query_total, mut query_count) = (0.0, 0.0, 0usize);
@@ -105,7 +107,7 @@ fn measure(kind: ModelKind, values: &[f64]) -> ModelReport {
     }
     let update_ns_mean = update_total / values.len().max(1) as f64;
     ModelReport {
-        model: kind.name(),
+        model: model_name,
         updates: values.len(),
         update_ns_mean,
         update_ns_p50: updates.value_at_quantile(0.5),
@@ -114,31 +116,44 @@ fn measure(kind: ModelKind, values: &[f64]) -> ModelReport {
         update_ns_max: updates.max(),
         query_ns_mean: query_total / query_count.max(1) as f64,
         query_ns_p99: queries.value_at_quantile(0.99),
-        update_ns_mean_between_refits: between_refits(kind, values),
+        update_ns_mean_between_refits: between_refits(config, values),
         target_met: update_ns_mean <= 1000.0,
     }
 }
 
 fn main() -> ExitCode {
     let mut updates = 2_000_000;
-    for argument in std::env::args().skip(1) {
+    let mut only: Option<String> = None;
+    let mut arguments = std::env::args().skip(1);
+    while let Some(argument) = arguments.next() {
         match argument.as_str() {
             "--smoke" => updates = 20_000,
+            "--model" => only = arguments.next(),
             // cargo passes `--bench` to every bench target.
             "--bench" => {}
             other => {
-                eprintln!("models: unknown argument {other:?} (expected --smoke)");
+                eprintln!("models: unknown argument {other:?} (expected --smoke, --model NAME)");
                 return ExitCode::from(2);
             }
         }
     }
     let values = series(updates);
-    let reports: Vec<ModelReport> = ModelKind::ALL
+    // Every model at 5-minute steps, then `auto` built knowing it samples once a minute: it seeks
+    // seasons up to a day (1,440 steps) in a window of 4,320.
+    let minute = ModelConfig {
+        interval_ms: Some(60_000.0),
+        ..ModelConfig::new(ModelKind::Auto)
+    };
+    let configs = ModelKind::ALL
         .iter()
-        .map(|&kind| {
-            let report = measure(kind, &values);
+        .map(|&kind| (kind.name(), ModelConfig::new(kind)))
+        .chain([("auto-1min", minute)])
+        .filter(|(name, _)| only.as_deref().is_none_or(|only| only == *name));
+    let reports: Vec<ModelReport> = configs
+        .map(|(name, config)| {
+            let report = measure(name, &config, &values);
             eprintln!(
-                "{:<5} {:>8.1} ns/update (p50 {}, p99 {}; {:.1} between refits)",
+                "{:<9} {:>8.1} ns/update (p50 {}, p99 {}; {:.1} between refits)",
                 report.model,
                 report.update_ns_mean,
                 report.update_ns_p50,

@@ -5,7 +5,7 @@
 use ndarray::{Array1, Array2};
 use serde::{Deserialize, Serialize};
 
-use super::{History, Member};
+use super::{recent, History, Member, FIT_SPAN};
 
 /// Orders up to this run their forecast path in a ring on the stack.
 const MAX_STACK_ORDER: usize = 32;
@@ -124,6 +124,8 @@ impl Member for Ar {
     fn observe(&mut self, _value: f64, _history: &History) {}
 
     fn refit(&mut self, values: &[f64]) {
+        // A window grown for long seasons would only make the fit costlier.
+        let values = recent(values, FIT_SPAN);
         let n = values.len();
         let p = self
             .order

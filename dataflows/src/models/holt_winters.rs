@@ -26,10 +26,15 @@ pub(crate) struct HoltWinters {
     phase: usize,
     started: bool,
     refits: u64,
+    /// The periods sought when none is fixed, in steps (0: none).
+    candidates: [usize; 6],
+    /// Whether the candidates changed since the period was last sought.
+    redetect: bool,
 }
 
 /// The period is looked for again at every this many refits (and at each of the first eight,
-/// while the window fills): it is the costliest part of a refit and rarely changes.
+/// while the window fills), times the window's length in FIT_SPANs: it is the costliest part
+/// of a refit and rarely changes.
 const DETECT_EVERY: u64 = 4;
 
 /// The state a replay ends in.
@@ -57,6 +62,21 @@ impl HoltWinters {
             phase: 0,
             started: false,
             refits: 0,
+            candidates: DEFAULT_SEASON_CANDIDATES,
+            redetect: false,
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn candidates(&self) -> [usize; 6] {
+        self.candidates
+    }
+
+    /// The periods to seek from now on (see [`super::season_candidates`]).
+    pub(crate) fn set_candidates(&mut self, candidates: [usize; 6]) {
+        if candidates != self.candidates {
+            self.candidates = candidates;
+            self.redetect = true;
         }
     }
 
@@ -68,8 +88,15 @@ impl HoltWinters {
         match self.fixed {
             Some(period) if period >= 2 && values.len() >= 2 * period => period,
             Some(_) => 1,
-            None if self.refits < 8 || self.refits.is_multiple_of(DETECT_EVERY) => {
-                detect_period(values, &DEFAULT_SEASON_CANDIDATES).unwrap_or(1)
+            // A window grown for long seasons costs its length again at each detection:
+            // seek as often per value as in a FIT_SPAN window.
+            None if self.redetect
+                || self.refits < 8
+                || self.refits.is_multiple_of(
+                    DETECT_EVERY * values.len().div_ceil(FIT_SPAN).max(1) as u64,
+                ) =>
+            {
+                detect_period(values, &self.candidates).unwrap_or(1)
             }
             None => self.season.len(),
         }
@@ -144,9 +171,18 @@ impl Member for HoltWinters {
             return;
         }
         let period = self.choose_period(values);
+        self.redetect = false;
         self.refits += 1;
         // Three cycles at least, so that the initial profile averages out the noise.
-        let values = recent(values, FIT_SPAN.max(3 * period));
+        let span = FIT_SPAN.max(3 * period);
+        // A long season replays several FIT_SPANs at each fit: fit it at only one refit in so
+        // many, so that a sample's share of the fitting stays what it is for short seasons (the
+        // state follows every sample in between). Not when the period changes.
+        let stride = span.div_ceil(FIT_SPAN) as u64;
+        if self.started && period == self.season.len() && !self.refits.is_multiple_of(stride) {
+            return;
+        }
+        let values = recent(values, span);
         let (level0, season0) = HoltWinters::initial(values, period);
         let phi = if self.damped { 0.9 } else { 1.0 };
         let gammas: &[f64] = if period > 1 { &GAMMAS } else { &[0.0] };

@@ -33,7 +33,7 @@ mod timed;
 
 use serde::{Deserialize, Serialize};
 
-pub use season::{detect_period, DEFAULT_SEASON_CANDIDATES};
+pub use season::{detect_period, season_candidates, DEFAULT_SEASON_CANDIDATES, MAX_SEASON_WINDOW};
 pub use timed::TimedModel;
 
 use ar::Ar;
@@ -113,8 +113,8 @@ impl std::str::FromStr for ModelKind {
 pub struct ModelConfig {
     /// The model.
     pub kind: ModelKind,
-    /// Holt-Winters' period in steps; `None` detects it at each refit among
-    /// [`DEFAULT_SEASON_CANDIDATES`] (see [`detect_period`]).
+    /// Holt-Winters' period in steps; `None` detects it at each refit among the candidates of
+    /// [`ModelConfig::interval_ms`] (see [`detect_period`]).
     pub season: Option<usize>,
     /// AR order p.
     pub ar_order: usize,
@@ -124,6 +124,13 @@ pub struct ModelConfig {
     pub refit_every: usize,
     /// Whether Holt's (and Holt-Winters') trend is damped.
     pub damped: bool,
+    /// The sampling interval in milliseconds, if known when the model is built. Seasons are
+    /// sought at a day, 12, 8, 4, 2 and 1 hours in steps of it ([`season_candidates`]), and a
+    /// seasonal model's window is sized to hold three cycles of the longest (up to
+    /// [`MAX_SEASON_WINDOW`]). `None`: 5-minute steps ([`DEFAULT_SEASON_CANDIDATES`]) until
+    /// [`SeriesModel::set_interval_ms`] says otherwise, within `window`.
+    #[serde(default)]
+    pub interval_ms: Option<f64>,
 }
 
 impl ModelConfig {
@@ -137,6 +144,7 @@ impl ModelConfig {
             window: 1008,
             refit_every: 288,
             damped: true,
+            interval_ms: None,
         }
     }
 }
@@ -336,14 +344,42 @@ impl SeriesModel {
             ModelKind::Median => Core::Median(Median::new()),
             ModelKind::Auto => Core::Auto(Box::new(Auto::new(config))),
         };
-        SeriesModel {
+        // AR needs its lags even with a tiny window.
+        let mut window = config.window.max(config.ar_order + 1);
+        let seasonal = matches!(config.kind, ModelKind::HoltWinters | ModelKind::Auto);
+        let interval_ms = config.interval_ms.filter(|ms| *ms > 0.0 && ms.is_finite());
+        if let (true, Some(ms)) = (seasonal, interval_ms) {
+            window = season::season_window(&season_candidates(ms), window);
+        }
+        let mut model = SeriesModel {
             kind: config.kind,
             refit_every: config.refit_every.max(1),
             seen: 0,
-            // AR needs its lags even with a tiny window.
-            history: History::new(config.window.max(config.ar_order + 1)),
+            history: History::new(window),
             residual: EwMean::default(),
             core,
+        };
+        if let Some(ms) = interval_ms {
+            model.set_interval_ms(ms);
+        }
+        model
+    }
+
+    /// Tells the model its sampling interval in milliseconds (a [`TimedModel`] does, once it
+    /// has estimated it): the seasons sought from the next refit on are those of
+    /// [`season_candidates`] whose three cycles fit in the window. The window itself is sized
+    /// once, when the model is built, from [`ModelConfig::interval_ms`]: memory is committed at
+    /// creation and never creeps up as intervals are learnt. Ignored unless positive and finite.
+    pub fn set_interval_ms(&mut self, interval_ms: f64) {
+        if !(interval_ms > 0.0 && interval_ms.is_finite()) {
+            return;
+        }
+        let room = self.history.ring.len();
+        let candidates = season_candidates(interval_ms).map(|c| if 3 * c <= room { c } else { 0 });
+        match &mut self.core {
+            Core::HoltWinters(hw) => hw.set_candidates(candidates),
+            Core::Auto(auto) => auto.set_season_candidates(candidates),
+            _ => {}
         }
     }
 
@@ -366,20 +402,14 @@ impl SeriesModel {
         dispatch!(&mut self.core, model => model.observe(value, &self.history));
         self.history.push(value);
         self.seen += 1;
-        if self.refit_due() {
+        if let Core::Auto(auto) = &mut self.core {
+            auto.refit_members(self.seen, self.refit_every, &mut self.history);
+            auto.settle(&self.history);
+        } else if refit_due(self.seen, self.refit_every, 0) {
             self.history.rebound();
             let values = self.history.contiguous();
             dispatch!(&mut self.core, model => model.refit(values));
         }
-        if let Core::Auto(auto) = &mut self.core {
-            auto.settle(&self.history);
-        }
-    }
-
-    fn refit_due(&self) -> bool {
-        let n = self.seen;
-        let every = self.refit_every as u64;
-        n >= 16 && ((n < every && n.is_power_of_two()) || n.is_multiple_of(every))
     }
 
     /// `steps` steps passed without a sample (a gap in the trace): the trend is dropped, the
@@ -462,6 +492,18 @@ impl SeriesModel {
             _ => Vec::new(),
         }
     }
+}
+
+/// Whether a model that has taken `seen` samples refits now: at 16, 32, 64, … while the series
+/// is younger than `every`, then whenever `seen` is `offset` past a multiple of `every`.
+pub(crate) fn refit_due(seen: u64, every: usize, offset: usize) -> bool {
+    let every = every.max(1) as u64;
+    seen >= 16
+        && if seen < every {
+            seen.is_power_of_two()
+        } else {
+            seen % every == offset as u64 % every
+        }
 }
 
 /// Steps of a replay before its 1-step errors count towards the score (the mean squared error,
@@ -598,6 +640,34 @@ mod tests {
         }
         let low = -99.0 - 0.5 * 99.0;
         assert!((negative.forecast(10_000) - low).abs() < 1e-9);
+    }
+
+    #[test]
+    fn one_minute_interval_sizes_only_seasonal_windows_and_only_at_creation() {
+        let minute = |kind| ModelConfig {
+            interval_ms: Some(60_000.0),
+            ..ModelConfig::new(kind)
+        };
+        for kind in [ModelKind::HoltWinters, ModelKind::Auto] {
+            assert_eq!(SeriesModel::new(&minute(kind)).history.ring.len(), 4320);
+        }
+        for kind in [
+            ModelKind::Ewma,
+            ModelKind::Holt,
+            ModelKind::Ar,
+            ModelKind::Median,
+        ] {
+            assert_eq!(SeriesModel::new(&minute(kind)).history.ring.len(), 1008);
+        }
+        // Told later: the window stays, and a day (1,440 steps) is not sought in it.
+        let mut model = SeriesModel::new(&ModelConfig::new(ModelKind::HoltWinters));
+        model.set_interval_ms(60_000.0);
+        model.set_interval_ms(f64::NAN);
+        assert_eq!(model.history.ring.len(), 1008);
+        let Core::HoltWinters(hw) = &model.core else {
+            unreachable!()
+        };
+        assert_eq!(hw.candidates(), [0, 0, 0, 240, 120, 60]);
     }
 
     #[test]

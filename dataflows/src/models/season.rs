@@ -1,8 +1,36 @@
 //! Detection of a seasonal period in a window of a series.
 
 /// Periods tried when none is configured, in steps of 5-minute data: a day, 12, 8, 4, 2 and 1
-/// hours.
+/// hours ([`season_candidates`] of 300,000 ms).
 pub const DEFAULT_SEASON_CANDIDATES: [usize; 6] = [288, 144, 96, 48, 24, 12];
+
+/// The periods sought, in hours, longest first.
+const SEASON_HOURS: [f64; 6] = [24.0, 12.0, 8.0, 4.0, 2.0, 1.0];
+
+/// The most values a series keeps so that a season can be found (three cycles are needed): three
+/// days of one-minute samples with 6% to spare for the error of an estimated interval, 36 KiB a
+/// series. Longer seasons are not sought.
+pub const MAX_SEASON_WINDOW: usize = 4608;
+
+/// The periods sought in a series sampled every `interval_ms`: a day, 12, 8, 4, 2 and 1 hours,
+/// in steps of it (rounded), as [`detect_period`] takes them. A period shorter than 2 steps, or
+/// whose three cycles would not fit in [`MAX_SEASON_WINDOW`], is 0, which is never chosen.
+pub fn season_candidates(interval_ms: f64) -> [usize; 6] {
+    SEASON_HOURS.map(|hours| {
+        let steps = (hours * 3_600_000.0 / interval_ms).round();
+        if steps >= 2.0 && 3.0 * steps <= MAX_SEASON_WINDOW as f64 {
+            steps as usize
+        } else {
+            0
+        }
+    })
+}
+
+/// The history a seasonal model needs to try `candidates`: three cycles of the longest, and at
+/// least `window`.
+pub(crate) fn season_window(candidates: &[usize], window: usize) -> usize {
+    window.max(3 * candidates.iter().copied().max().unwrap_or(0))
+}
 
 /// Adjusted seasonal strength a period needs to be used. Below it, the profile explains little
 /// more than noise would, and a seasonal model only adds variance.
@@ -115,6 +143,38 @@ mod tests {
         );
         let short: Vec<f64> = (0..200).map(|t| seasonal(t, 24)).collect();
         assert_eq!(detect_period(&short, &DEFAULT_SEASON_CANDIDATES), Some(24));
+    }
+
+    #[test]
+    fn candidates_are_hours_in_steps_of_the_interval_within_the_window_cap() {
+        assert_eq!(season_candidates(300_000.0), DEFAULT_SEASON_CANDIDATES);
+        // One-minute samples: a day is 1,440 steps, and three of them just fit.
+        assert_eq!(season_candidates(60_000.0), [1440, 720, 480, 240, 120, 60]);
+        assert_eq!(season_window(&season_candidates(60_000.0), 1008), 4320);
+        // Ten-second samples: a day and 12 hours would need more than the cap.
+        assert_eq!(season_candidates(10_000.0), [0, 0, 0, 1440, 720, 360]);
+        // Hourly samples: only the day is 2 steps or more.
+        assert_eq!(season_candidates(3_600_000.0), [24, 12, 8, 4, 2, 0]);
+        // Five-minute data keeps its window: three days of 288 fit in 1,008.
+        assert_eq!(season_window(&DEFAULT_SEASON_CANDIDATES, 1008), 1008);
+        assert_eq!(season_window(&[0; 6], 1008), 1008);
+    }
+
+    #[test]
+    fn a_daily_season_of_one_minute_samples_is_found_among_its_candidates() {
+        let mut noise = Noise::new(10);
+        let values: Vec<f64> = (0..4320)
+            .map(|t| seasonal(t, 1440) + 3.0 * noise.next())
+            .collect();
+        assert_eq!(
+            detect_period(&values, &season_candidates(60_000.0)),
+            Some(1440)
+        );
+        // The fixed 5-minute candidates cannot see it.
+        assert_ne!(
+            detect_period(&values, &DEFAULT_SEASON_CANDIDATES),
+            Some(1440)
+        );
     }
 
     #[test]

@@ -31,7 +31,15 @@ pub struct TimedModel {
     gaps: EwMean,
     fixed_interval: bool,
     max_fill: u64,
+    /// The interval the model was last told (0: never), so that it is told again only when the
+    /// estimate moves by more than [`RETELL`].
+    #[serde(default)]
+    told_interval_ms: f64,
 }
+
+/// Relative change of the interval estimate that is passed on to the model (its seasons in
+/// steps): jitter in the estimate is far below it.
+const RETELL: f64 = 0.01;
 
 impl TimedModel {
     /// A model that estimates the sampling interval from the samples.
@@ -44,15 +52,21 @@ impl TimedModel {
             gaps: EwMean::default(),
             fixed_interval: false,
             max_fill: DEFAULT_MAX_FILL,
+            told_interval_ms: 0.0,
         }
     }
 
     /// A model whose step is `interval_ms` (when the trace's period is known; at least 1 ms).
     pub fn with_interval(config: &ModelConfig, interval_ms: Time) -> TimedModel {
+        let interval_ms = interval_ms.max(1) as f64;
         TimedModel {
-            interval_ms: interval_ms.max(1) as f64,
+            interval_ms,
             fixed_interval: true,
-            ..TimedModel::new(config)
+            told_interval_ms: interval_ms,
+            ..TimedModel::new(&ModelConfig {
+                interval_ms: Some(interval_ms),
+                ..*config
+            })
         }
     }
 
@@ -106,6 +120,10 @@ impl TimedModel {
         }
         self.gaps.add(gap, INTERVAL_DECAY);
         self.interval_ms = self.gaps.get().unwrap_or(gap);
+        if (self.interval_ms - self.told_interval_ms).abs() > RETELL * self.interval_ms {
+            self.model.set_interval_ms(self.interval_ms);
+            self.told_interval_ms = self.interval_ms;
+        }
     }
 
     /// Whole steps in `ms` milliseconds, at least 1.
@@ -236,6 +254,39 @@ mod tests {
         }
         trending.update(200_000 + 3_600_000, 500.0);
         assert!((trending.forecast(60_000) - trending.forecast(1000)).abs() < 1e-9);
+    }
+
+    /// One-minute samples (jittered) of a season of `period` steps, for `days` days.
+    fn minute_samples(model: &mut TimedModel, period: usize, days: usize) {
+        let mut noise = Noise::new(33);
+        for step in 0..days * 1440 {
+            let time = step as Time * 60_000 + (5_000.0 * noise.next()) as Time;
+            model.update(time, seasonal(step, period) + noise.next());
+        }
+    }
+
+    #[test]
+    fn daily_season_of_one_minute_samples_is_found_when_the_interval_is_given() {
+        let config = ModelConfig::new(ModelKind::HoltWinters);
+        let mut model = TimedModel::with_interval(&config, 60_000);
+        minute_samples(&mut model, 1440, 4);
+        assert_eq!(model.model().season(), Some(1440));
+        let expected = seasonal(4 * 1440 + 179, 1440);
+        let forecast = model.forecast(180 * 60_000);
+        assert!(
+            (forecast - expected).abs() < 2.0,
+            "{forecast} vs {expected}"
+        );
+    }
+
+    #[test]
+    fn hourly_season_of_one_minute_samples_is_found_from_the_estimated_interval() {
+        // The fixed 5-minute candidates would take 60 steps for 5 hours and never try it.
+        let mut model = TimedModel::new(&ModelConfig::new(ModelKind::HoltWinters));
+        minute_samples(&mut model, 60, 2);
+        assert_eq!(model.model().season(), Some(60));
+        // Told once the estimate settled, not at every jittered gap.
+        assert!((model.told_interval_ms - 60_000.0).abs() < 0.02 * 60_000.0);
     }
 
     #[test]
