@@ -59,9 +59,9 @@ pub(super) struct Sink {
 }
 
 impl Sink {
-    /// Sized for a document of `bytes` bytes: synthetic and recorded instances hold a distinct
-    /// string per 800 to 1,000 bytes (ids, file names), so this rarely grows and never
-    /// reserves much more than it uses.
+    /// Sized for a document of `bytes` bytes. The 100k-task synthetic Montage holds a distinct
+    /// string (task id, file name) per ~830 bytes; sizing for one per KiB spares most of the
+    /// interner's growth without reserving much it will not use.
     pub(super) fn for_document(bytes: u64) -> Self {
         let strings = usize::try_from(bytes / 1024).unwrap_or(usize::MAX);
         Sink {
