@@ -663,6 +663,22 @@ fn build(raw: RawWorkflow, sink: &Sink, path: &str) -> (Workflow, Vec<Problem>) 
     drop(raw_tasks);
     let edges = weigh_edges(&pairs, &files, &sizes);
     drop(pairs);
+    // Exact capacities: these lists live as long as the workflow, and growing them by
+    // doubling left up to half of 18 million entries unused at a million tasks.
+    let mut degrees = vec![(0usize, 0usize); tasks.len()];
+    for edge in &edges {
+        if let Some((_, children)) = degrees.get_mut(edge.parent) {
+            *children += 1;
+        }
+        if let Some((parents, _)) = degrees.get_mut(edge.child) {
+            *parents += 1;
+        }
+    }
+    for (task, &(parents, children)) in tasks.iter_mut().zip(&degrees) {
+        task.parents.reserve_exact(parents);
+        task.children.reserve_exact(children);
+    }
+    drop(degrees);
     for edge in &edges {
         if let Some(parent) = tasks.get_mut(edge.parent) {
             parent.children.push(edge.child);
