@@ -7,13 +7,28 @@
 //! 1.4 lists tasks under `workflow.tasks`, each with its own `files` (sizes inline) and parents
 //! named by task name. 1.5 split this into `workflow.specification` (the DAG and a file table)
 //! and `workflow.execution` (what was measured); 1.6 only adds optional metrics.
+//!
+//! Synthetic instances reach millions of tasks and gigabytes of JSON, so the file is streamed
+//! through typed visitors ([`de`]) rather than held as a `serde_json::Value` tree, and every
+//! task and file name is interned ([`intern`]): references between tasks and files are 4-byte
+//! symbols, looked up in maps keyed by them, and a name becomes a `String` only once, in the
+//! finished [`Workflow`].
 
-use std::collections::{HashMap, HashSet, VecDeque};
+mod de;
+mod intern;
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 
 use serde_json::{Map, Value};
 
 use super::rejection::{InputStats, RejectKind, Rejection};
+use de::{
+    Field, FileEntry, Quantity, Root, Shape, Sink, Span, TaskObject, V14File, WorkflowObject,
+};
+use intern::{Interner, Sym, SymMap};
 
 /// A validated workflow DAG.
 #[derive(Debug, Clone, PartialEq)]
@@ -101,41 +116,62 @@ pub struct WorkflowRead {
 /// The UTF-8 byte-order mark some editors put first.
 const UTF8_BOM: &[u8] = b"\xef\xbb\xbf";
 
-/// Reads and validates a WfFormat file (see [`parse_workflow`]).
+/// Reads and validates a WfFormat file (see [`parse_workflow`]), streaming it: memory holds
+/// the workflow being built, not the file.
 pub fn read_workflow(path: &Path) -> WorkflowRead {
     let name = path.display().to_string();
-    match std::fs::read(path) {
-        Ok(bytes) => {
-            // Editors on some systems start UTF-8 files with a byte-order mark; JSON has none.
-            let bytes = bytes.strip_prefix(UTF8_BOM).unwrap_or(&bytes);
-            parse_value(serde_json::from_slice(bytes), &name)
-        }
-        Err(error) => refused_file(&name, RejectKind::Io, error.to_string()),
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(error) => return refused_file(&name, RejectKind::Io, error.to_string()),
+    };
+    let bytes = file.metadata().map_or(0, |metadata| metadata.len());
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    match reader.fill_buf() {
+        // Editors on some systems start UTF-8 files with a byte-order mark; JSON has none.
+        Ok(start) if start.starts_with(UTF8_BOM) => reader.consume(UTF8_BOM.len()),
+        Ok(_) => {}
+        Err(error) => return refused_file(&name, RejectKind::Io, error.to_string()),
     }
+    let mut sink = Sink::for_document(bytes);
+    let mut deserializer = serde_json::Deserializer::from_reader(reader);
+    let document = de::document(&mut deserializer, &mut sink)
+        .and_then(|document| deserializer.end().map(|()| document));
+    parse_document(document, sink, &name)
 }
 
 /// Validates WfFormat text; `path` names it (its stem becomes the workflow name).
 pub fn parse_workflow(text: &str, path: &str) -> WorkflowRead {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    parse_value(serde_json::from_str(text), path)
+    let mut sink = Sink::for_document(text.len() as u64);
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let document = de::document(&mut deserializer, &mut sink)
+        .and_then(|document| deserializer.end().map(|()| document));
+    parse_document(document, sink, path)
 }
 
 /// A problem with the workflow, before it is attached to the file name.
 type Problem = (RejectKind, String);
 
-fn parse_value(document: Result<Value, serde_json::Error>, path: &str) -> WorkflowRead {
+fn parse_document(
+    document: Result<Shape<Root>, serde_json::Error>,
+    mut sink: Sink,
+    path: &str,
+) -> WorkflowRead {
     let document = match document {
         Ok(document) => document,
+        Err(error) if error.is_io() => {
+            return refused_file(path, RejectKind::Io, error.to_string())
+        }
         Err(error) => {
             return refused_file(path, RejectKind::Parse, format!("invalid JSON: {error}"))
         }
     };
-    let raw = match extract(&document) {
+    let raw = match extract(document, &mut sink) {
         Ok(raw) => raw,
         Err((kind, reason)) => return refused_file(path, kind, reason),
     };
     let record_count = raw.entries as u64;
-    let (workflow, problems) = build(raw, path);
+    let (workflow, problems) = build(raw, &sink, path);
     if problems.is_empty() {
         WorkflowRead {
             workflow: Some(workflow),
@@ -172,13 +208,14 @@ fn refused(rejections: Vec<Rejection>, records: u64) -> WorkflowRead {
 }
 
 /// The workflow as the file states it, before cross-references are checked.
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct RawWorkflow {
     /// Task entries in the file, including those too malformed to become a `RawTask`.
     entries: usize,
     tasks: Vec<RawTask>,
-    /// File id to size; sizes are checked later so that every bad one is reported.
-    file_sizes: HashMap<String, Value>,
+    /// File to size (`None`: missing or not a number); sizes are checked later so that every
+    /// bad one is reported.
+    file_sizes: SymMap<Option<f64>>,
     machines: Vec<Machine>,
     /// Problems found while extracting (bad types, unknown execution entries).
     problems: Vec<Problem>,
@@ -186,44 +223,53 @@ struct RawWorkflow {
     references_by_name: bool,
 }
 
-#[derive(Debug, Default)]
+/// A task whose fields had the right types; its lists are runs of [`Sink::lists`].
 struct RawTask {
-    id: String,
-    name: String,
-    category: Option<String>,
+    id: Sym,
+    name: Sym,
+    category: Option<Sym>,
+    /// `command.program` when it is one word (Pegasus names the transformation there).
+    program: Option<Sym>,
+    measured: Measured,
+    parents: Span,
+    children: Span,
+    inputs: Span,
+    outputs: Span,
+}
+
+#[derive(Default)]
+struct Measured {
     runtime: Option<f64>,
     cores: Option<f64>,
     memory: Option<f64>,
     avg_cpu: Option<f64>,
     read: Option<f64>,
     written: Option<f64>,
-    parents: Vec<String>,
-    children: Vec<String>,
-    inputs: Vec<String>,
-    outputs: Vec<String>,
-    /// `command.program` when it is one word (Pegasus names the transformation there).
-    program: Option<String>,
+}
+
+type Tasks = Vec<Option<TaskObject>>;
+
+fn schema(reason: impl Into<String>) -> Problem {
+    (RejectKind::Schema, reason.into())
 }
 
 /// Finds the tasks, files and machines in either layout. An `Err` is a problem so basic that
 /// there are no tasks to speak of.
-fn extract(document: &Value) -> Result<RawWorkflow, Problem> {
-    let schema = |reason: String| (RejectKind::Schema, reason);
-    let root = document
-        .as_object()
-        .ok_or_else(|| schema("the document is not a JSON object".to_string()))?;
-    let version = match root.get("schemaVersion") {
-        Some(Value::String(version)) => version.as_str(),
-        Some(other) => return Err(schema(format!("schemaVersion {other} is not a string"))),
-        None => return Err(schema("no schemaVersion".to_string())),
+fn extract(document: Shape<Root>, sink: &mut Sink) -> Result<RawWorkflow, Problem> {
+    let Shape::Expected(root) = document else {
+        return Err(schema("the document is not a JSON object"));
     };
-    let workflow = root
-        .get("workflow")
-        .and_then(Value::as_object)
-        .ok_or_else(|| schema("no workflow object".to_string()))?;
-    match version {
-        "1.4" => extract_v14(workflow),
-        "1.5" | "1.6" => extract_v15(workflow),
+    let version = match root.schema_version {
+        Some(Value::String(version)) => version,
+        Some(other) => return Err(schema(format!("schemaVersion {other} is not a string"))),
+        None => return Err(schema("no schemaVersion")),
+    };
+    let Some(Shape::Expected(workflow)) = root.workflow else {
+        return Err(schema("no workflow object"));
+    };
+    match version.as_str() {
+        "1.4" => extract_v14(workflow, sink),
+        "1.5" | "1.6" => extract_v15(workflow, sink),
         other => Err(schema(format!(
             "unsupported schemaVersion {other:?} (supported: 1.4, 1.5, 1.6; \
              wfcommons-migrate-instance.py upgrades older instances)"
@@ -231,200 +277,210 @@ fn extract(document: &Value) -> Result<RawWorkflow, Problem> {
     }
 }
 
-fn extract_v15(workflow: &Map<String, Value>) -> Result<RawWorkflow, Problem> {
-    let specification = workflow
-        .get("specification")
-        .and_then(Value::as_object)
-        .ok_or_else(|| {
-            (
-                RejectKind::Schema,
-                "no workflow.specification object".to_string(),
-            )
-        })?;
-    let spec_tasks = task_array(specification, "workflow.specification.tasks")?;
+fn extract_v15(workflow: WorkflowObject, sink: &mut Sink) -> Result<RawWorkflow, Problem> {
+    let Some(Shape::Expected(specification)) = workflow.specification else {
+        return Err(schema("no workflow.specification object"));
+    };
+    let spec_tasks = task_array(specification.tasks, "workflow.specification.tasks")?;
     let mut raw = RawWorkflow {
         entries: spec_tasks.len(),
+        tasks: Vec::with_capacity(spec_tasks.len()),
         ..RawWorkflow::default()
     };
     for (position, entry) in spec_tasks.iter().enumerate() {
-        match spec_task(entry, position) {
+        match spec_task(entry.as_ref(), position, &sink.interner) {
             Ok(task) => raw.tasks.push(task),
-            Err(reason) => raw.problems.push((RejectKind::Schema, reason)),
+            Err(reason) => raw.problems.push(schema(reason)),
         }
     }
-    if let Some(files) = specification.get("files") {
-        read_file_table(files, &mut raw);
+    drop(spec_tasks);
+    if let Some(files) = specification.files {
+        read_file_table(files, &sink.interner, &mut raw);
     }
-    if let Some(execution) = workflow.get("execution").and_then(Value::as_object) {
-        merge_execution(execution, &mut raw);
-        if let Some(machines) = execution.get("machines") {
+    if let Some(Shape::Expected(execution)) = workflow.execution {
+        if let Some(entries) = execution.tasks {
+            merge_execution(entries, &sink.interner, &mut raw);
+        }
+        if let Some(machines) = &execution.machines {
             read_machines(machines, "coreCount", "speedInMHz", &mut raw);
         }
     }
     Ok(raw)
 }
 
-fn extract_v14(workflow: &Map<String, Value>) -> Result<RawWorkflow, Problem> {
-    let tasks = task_array(workflow, "workflow.tasks")?;
+fn extract_v14(workflow: WorkflowObject, sink: &mut Sink) -> Result<RawWorkflow, Problem> {
+    let tasks = task_array(workflow.tasks, "workflow.tasks")?;
     let mut raw = RawWorkflow {
         entries: tasks.len(),
+        tasks: Vec::with_capacity(tasks.len()),
         references_by_name: true,
         ..RawWorkflow::default()
     };
     for (position, entry) in tasks.iter().enumerate() {
-        match v14_task(entry, position, &mut raw.file_sizes) {
+        match v14_task(entry.as_ref(), position, &mut raw.file_sizes, sink) {
             Ok(task) => raw.tasks.push(task),
-            Err(reason) => raw.problems.push((RejectKind::Schema, reason)),
+            Err(reason) => raw.problems.push(schema(reason)),
         }
     }
-    if let Some(machines) = workflow.get("machines") {
+    if let Some(machines) = &workflow.machines {
         read_machines(machines, "count", "speed", &mut raw);
     }
     Ok(raw)
 }
 
-fn task_array<'a>(object: &'a Map<String, Value>, what: &str) -> Result<&'a Vec<Value>, Problem> {
-    match object.get("tasks") {
-        Some(Value::Array(tasks)) if !tasks.is_empty() => Ok(tasks),
-        Some(Value::Array(_)) => Err((RejectKind::Schema, format!("{what} is empty"))),
-        Some(_) => Err((RejectKind::Schema, format!("{what} is not an array"))),
-        None => Err((RejectKind::Schema, format!("no {what}"))),
+fn task_array(tasks: Option<Shape<Tasks>>, what: &str) -> Result<Tasks, Problem> {
+    match tasks {
+        Some(Shape::Expected(tasks)) if !tasks.is_empty() => {
+            // Edges and spans number tasks with 32 bits.
+            if u32::try_from(tasks.len()).is_err() {
+                return Err(schema(format!("{what} holds more than 2^32 - 1 tasks")));
+            }
+            Ok(tasks)
+        }
+        Some(Shape::Expected(_)) => Err(schema(format!("{what} is empty"))),
+        Some(Shape::Other) => Err(schema(format!("{what} is not an array"))),
+        None => Err(schema(format!("no {what}"))),
     }
 }
 
-fn spec_task(entry: &Value, position: usize) -> Result<RawTask, String> {
-    let object = entry
-        .as_object()
-        .ok_or_else(|| format!("task #{position} is not an object"))?;
-    let id = string_field(object, "id")
+fn spec_task(
+    entry: Option<&TaskObject>,
+    position: usize,
+    interner: &Interner,
+) -> Result<RawTask, String> {
+    let object = entry.ok_or_else(|| format!("task #{position} is not an object"))?;
+    let id = object
+        .string(Field::Id, object.id)
         .map_err(|error| format!("task #{position}: {error}"))?
         .ok_or_else(|| format!("task #{position} has no id"))?;
-    if id.trim().is_empty() {
+    let id_text = interner.get(id);
+    if id_text.trim().is_empty() {
         return Err(format!("task #{position} has an empty id"));
     }
-    let context = |error: String| format!("task {id}: {error}");
-    let name = string_field(object, "name").map_err(context)?;
+    let context = |error: String| format!("task {id_text}: {error}");
+    let name = object.string(Field::Name, object.name).map_err(context)?;
     Ok(RawTask {
-        category: string_field(object, "category").map_err(context)?,
-        name: name.unwrap_or_else(|| id.clone()),
-        parents: string_list(object, "parents").map_err(context)?,
-        children: string_list(object, "children").map_err(context)?,
-        inputs: string_list(object, "inputFiles").map_err(context)?,
-        outputs: string_list(object, "outputFiles").map_err(context)?,
+        category: object
+            .string(Field::Category, object.category)
+            .map_err(context)?,
+        name: name.unwrap_or(id),
+        parents: object
+            .list(Field::Parents, object.parents)
+            .map_err(context)?,
+        children: object
+            .list(Field::Children, object.children)
+            .map_err(context)?,
+        inputs: object
+            .list(Field::InputFiles, object.inputs)
+            .map_err(context)?,
+        outputs: object
+            .list(Field::OutputFiles, object.outputs)
+            .map_err(context)?,
         id,
-        ..RawTask::default()
+        program: None,
+        measured: Measured::default(),
     })
 }
 
-fn read_file_table(files: &Value, raw: &mut RawWorkflow) {
-    let Some(files) = files.as_array() else {
-        raw.problems.push((
-            RejectKind::Schema,
-            "workflow.specification.files is not an array".to_string(),
-        ));
+fn read_file_table(
+    files: Shape<Vec<Option<FileEntry>>>,
+    interner: &Interner,
+    raw: &mut RawWorkflow,
+) {
+    let Shape::Expected(files) = files else {
+        raw.problems
+            .push(schema("workflow.specification.files is not an array"));
         return;
     };
+    raw.file_sizes.reserve(files.len());
     for (position, file) in files.iter().enumerate() {
-        let id = file.as_object().map(|object| string_field(object, "id"));
-        match id {
-            Some(Ok(Some(id))) => {
-                let size = file.get("sizeInBytes").cloned().unwrap_or(Value::Null);
-                if raw.file_sizes.insert(id.clone(), size).is_some() {
+        match file.as_ref().and_then(|file| Some((file.id?, file.size))) {
+            Some((id, size)) => {
+                if raw.file_sizes.insert(id, size).is_some() {
                     raw.problems.push((
                         RejectKind::DuplicateId,
-                        format!("file {id} is listed twice"),
+                        format!("file {} is listed twice", interner.get(id)),
                     ));
                 }
             }
-            _ => raw.problems.push((
-                RejectKind::Schema,
-                format!("file #{position} has no string id"),
-            )),
+            None => raw
+                .problems
+                .push(schema(format!("file #{position} has no string id"))),
         }
     }
 }
 
 /// Attaches each execution record to its specification task (by id).
-fn merge_execution(execution: &Map<String, Value>, raw: &mut RawWorkflow) {
-    let Some(entries) = execution.get("tasks") else {
+fn merge_execution(entries: Shape<Tasks>, interner: &Interner, raw: &mut RawWorkflow) {
+    let Shape::Expected(entries) = entries else {
+        raw.problems
+            .push(schema("workflow.execution.tasks is not an array"));
         return;
     };
-    let Some(entries) = entries.as_array() else {
-        raw.problems.push((
-            RejectKind::Schema,
-            "workflow.execution.tasks is not an array".to_string(),
-        ));
-        return;
-    };
-    // Specification positions per id, in file order: the k-th execution entry of an id goes to
-    // the k-th specification task with it, so a duplicated id is reported once, not again here.
-    let mut unmerged: HashMap<String, VecDeque<usize>> = HashMap::new();
-    for (position, task) in raw.tasks.iter().enumerate() {
-        unmerged
-            .entry(task.id.clone())
-            .or_default()
-            .push_back(position);
+    // The k-th execution entry of an id goes to the k-th specification task with it, so a
+    // duplicated id is reported once, not again here. `waiting` holds the next specification
+    // task of each id, `later` the one after each task (`NONE` at the end).
+    const NONE: usize = usize::MAX;
+    let mut waiting: SymMap<usize> = SymMap::default();
+    waiting.reserve(raw.tasks.len());
+    let mut later = vec![NONE; raw.tasks.len()];
+    for (position, task) in raw.tasks.iter().enumerate().rev() {
+        if let (Some(next), Some(slot)) =
+            (waiting.insert(task.id, position), later.get_mut(position))
+        {
+            *slot = next;
+        }
     }
     for (position, entry) in entries.iter().enumerate() {
-        let Some(object) = entry.as_object() else {
-            raw.problems.push((
-                RejectKind::Schema,
-                format!("execution task #{position} is not an object"),
-            ));
+        let Some(object) = entry else {
+            raw.problems.push(schema(format!(
+                "execution task #{position} is not an object"
+            )));
             continue;
         };
-        let id = match string_field(object, "id") {
-            Ok(Some(id)) => id,
-            _ => {
-                raw.problems.push((
-                    RejectKind::Schema,
-                    format!("execution task #{position} has no string id"),
-                ));
-                continue;
-            }
+        let Ok(Some(id)) = object.string(Field::Id, object.id) else {
+            raw.problems.push(schema(format!(
+                "execution task #{position} has no string id"
+            )));
+            continue;
         };
-        let Some(waiting) = unmerged.get_mut(&id) else {
+        let id_text = interner.get(id);
+        let Some(next) = waiting.get_mut(&id) else {
             raw.problems.push((
                 RejectKind::UnknownTask,
-                format!("execution task {id} is not in workflow.specification.tasks"),
+                format!("execution task {id_text} is not in workflow.specification.tasks"),
             ));
             continue;
         };
-        let Some(task_position) = waiting.pop_front() else {
+        let task_position = *next;
+        if task_position == NONE {
             raw.problems.push((
                 RejectKind::DuplicateId,
-                format!("execution task {id} is listed twice"),
+                format!("execution task {id_text} is listed twice"),
             ));
             continue;
-        };
+        }
+        *next = later.get(task_position).copied().unwrap_or(NONE);
         if let Some(task) = raw.tasks.get_mut(task_position) {
-            if let Err(error) = measurements(object, "coreCount", task) {
+            if let Err(error) = measurements(object, Quantity::CoreCount, task) {
                 raw.problems
-                    .push((RejectKind::Schema, format!("task {id}: {error}")));
+                    .push(schema(format!("task {id_text}: {error}")));
             }
         }
     }
 }
 
-/// Copies the measured quantities of one task (same names in 1.4 and 1.5, but for cores).
-fn measurements(
-    object: &Map<String, Value>,
-    cores_key: &str,
-    task: &mut RawTask,
-) -> Result<(), String> {
-    task.runtime = number_field(object, "runtimeInSeconds")?;
-    task.cores = number_field(object, cores_key)?;
-    task.memory = number_field(object, "memoryInBytes")?;
-    task.avg_cpu = number_field(object, "avgCPU")?;
-    task.read = number_field(object, "readBytes")?;
-    task.written = number_field(object, "writtenBytes")?;
-    task.program = object
-        .get("command")
-        .and_then(|command| command.get("program"))
-        .and_then(Value::as_str)
-        .map(str::trim)
-        .filter(|program| is_single_word(program))
-        .map(str::to_string);
+/// Copies the measured quantities of one task (same names in 1.4 and 1.5, but for cores),
+/// stopping at the first of the wrong type.
+fn measurements(object: &TaskObject, cores: Quantity, task: &mut RawTask) -> Result<(), String> {
+    let measured = &mut task.measured;
+    measured.runtime = object.number(Quantity::Runtime)?;
+    measured.cores = object.number(cores)?;
+    measured.memory = object.number(Quantity::Memory)?;
+    measured.avg_cpu = object.number(Quantity::AvgCpu)?;
+    measured.read = object.number(Quantity::ReadBytes)?;
+    measured.written = object.number(Quantity::WrittenBytes)?;
+    task.program = object.program;
     Ok(())
 }
 
@@ -434,68 +490,88 @@ fn is_single_word(text: &str) -> bool {
 }
 
 fn v14_task(
-    entry: &Value,
+    entry: Option<&TaskObject>,
     position: usize,
-    file_sizes: &mut HashMap<String, Value>,
+    file_sizes: &mut SymMap<Option<f64>>,
+    sink: &mut Sink,
 ) -> Result<RawTask, String> {
-    let object = entry
-        .as_object()
-        .ok_or_else(|| format!("task #{position} is not an object"))?;
+    let object = entry.ok_or_else(|| format!("task #{position} is not an object"))?;
     let at = |error: String| format!("task #{position}: {error}");
-    let name = string_field(object, "name").map_err(at)?;
-    let id = string_field(object, "id").map_err(at)?;
+    let name = object.string(Field::Name, object.name).map_err(at)?;
+    let id = object.string(Field::Id, object.id).map_err(at)?;
     // 1.4 makes only the name required; the id then defaults to it.
     let (id, name) = match (id, name) {
         (Some(id), Some(name)) => (id, name),
-        (Some(id), None) => (id.clone(), id),
-        (None, Some(name)) => (name.clone(), name),
+        (Some(id), None) => (id, id),
+        (None, Some(name)) => (name, name),
         (None, None) => return Err(format!("task #{position} has neither id nor name")),
     };
-    let context = |error: String| format!("task {id}: {error}");
+    let id_text = sink.interner.get(id).to_string();
+    let context = |error: String| format!("task {id_text}: {error}");
     let mut task = RawTask {
-        category: string_field(object, "category").map_err(context)?,
-        parents: string_list(object, "parents").map_err(context)?,
-        children: string_list(object, "children").map_err(context)?,
-        ..RawTask::default()
+        id,
+        name,
+        category: object
+            .string(Field::Category, object.category)
+            .map_err(context)?,
+        parents: object
+            .list(Field::Parents, object.parents)
+            .map_err(context)?,
+        children: object
+            .list(Field::Children, object.children)
+            .map_err(context)?,
+        program: None,
+        measured: Measured::default(),
+        inputs: Span::default(),
+        outputs: Span::default(),
     };
-    measurements(object, "cores", &mut task).map_err(context)?;
-    if let Some(files) = object.get("files") {
-        let files = files
-            .as_array()
-            .ok_or_else(|| context("files is not an array".to_string()))?;
-        for file in files {
-            v14_file(file, &mut task, file_sizes).map_err(context)?;
+    measurements(object, Quantity::Cores, &mut task).map_err(context)?;
+    if let Some(files) = object.files {
+        let files = files.map_err(|()| context("files is not an array".to_string()))?;
+        let (mut inputs, mut outputs) = (Vec::new(), Vec::new());
+        for index in files.range() {
+            let file = sink.v14_files.get(index).and_then(Option::as_ref);
+            let (interner, sizes) = (&mut sink.interner, &mut *file_sizes);
+            v14_file(file, interner, sizes, &mut inputs, &mut outputs).map_err(context)?;
         }
+        task.inputs = sink.push_list(&inputs).map_err(context)?;
+        task.outputs = sink.push_list(&outputs).map_err(context)?;
     }
-    task.id = id;
-    task.name = name;
     Ok(task)
 }
 
 /// Records one inline 1.4 file entry; a file is keyed by `path` + `name`, as the WfCommons
 /// migration to 1.5 keys it.
 fn v14_file(
-    file: &Value,
-    task: &mut RawTask,
-    file_sizes: &mut HashMap<String, Value>,
+    file: Option<&V14File>,
+    interner: &mut Interner,
+    file_sizes: &mut SymMap<Option<f64>>,
+    inputs: &mut Vec<Sym>,
+    outputs: &mut Vec<Sym>,
 ) -> Result<(), String> {
-    let object = file
-        .as_object()
-        .ok_or_else(|| "a file entry is not an object".to_string())?;
-    let name =
-        string_field(object, "name")?.ok_or_else(|| "a file entry has no name".to_string())?;
-    let key = match string_field(object, "path")? {
-        Some(path) => format!("{path}{name}"),
+    let file = file.ok_or_else(|| "a file entry is not an object".to_string())?;
+    let name = file
+        .name
+        .clone()?
+        .ok_or_else(|| "a file entry has no name".to_string())?;
+    let key = match file.path.clone()? {
+        Some(path) => {
+            let key = format!("{}{}", interner.get(path), interner.get(name));
+            interner
+                .intern(&key)
+                .ok_or_else(|| "more than 4294967294 distinct strings".to_string())?
+        }
         None => name,
     };
-    let size = object.get("sizeInBytes").cloned().unwrap_or(Value::Null);
-    file_sizes.entry(key.clone()).or_insert(size);
-    match string_field(object, "link")?.as_deref() {
-        Some("input") => task.inputs.push(key),
-        Some("output") => task.outputs.push(key),
+    file_sizes.entry(key).or_insert(file.size);
+    let link = file.link.clone()?;
+    match link.map(|link| interner.get(link)) {
+        Some("input") => inputs.push(key),
+        Some("output") => outputs.push(key),
         other => {
             return Err(format!(
-                "file {key} has link {other:?}, expected \"input\" or \"output\""
+                "file {} has link {other:?}, expected \"input\" or \"output\"",
+                interner.get(key)
             ))
         }
     }
@@ -517,7 +593,6 @@ fn read_machines(machines: &Value, cores_key: &str, speed_key: &str, raw: &mut R
         }
     }
 }
-
 fn machine(entry: &Value, cores_key: &str, speed_key: &str) -> Result<Machine, Problem> {
     let schema = |reason: String| (RejectKind::Schema, reason);
     let object = entry
@@ -565,7 +640,7 @@ fn machine(entry: &Value, cores_key: &str, speed_key: &str) -> Result<Machine, P
 }
 
 /// Resolves references, checks quantities and builds the DAG; returns the problems found.
-fn build(raw: RawWorkflow, path: &str) -> (Workflow, Vec<Problem>) {
+fn build(raw: RawWorkflow, sink: &Sink, path: &str) -> (Workflow, Vec<Problem>) {
     let RawWorkflow {
         entries: _,
         tasks: raw_tasks,
@@ -574,14 +649,36 @@ fn build(raw: RawWorkflow, path: &str) -> (Workflow, Vec<Problem>) {
         mut problems,
         references_by_name,
     } = raw;
-    let sizes = checked_file_sizes(&file_sizes, &mut problems);
-    let resolver = Resolver::new(&raw_tasks, references_by_name, &mut problems);
-    let pairs = resolve_edges(&raw_tasks, &resolver, &mut problems);
+    let interner = &sink.interner;
+    let sizes = checked_file_sizes(&file_sizes, interner, &mut problems);
+    drop(file_sizes);
+    let resolver = Resolver::new(&raw_tasks, references_by_name, interner, &mut problems);
+    let pairs = resolve_edges(&raw_tasks, &resolver, sink, &mut problems);
+    drop(resolver);
+    let mut files = DistinctFiles::default();
     let mut tasks: Vec<WfTask> = raw_tasks
         .iter()
-        .map(|task| checked_task(task, &sizes, &mut problems))
+        .map(|task| checked_task(task, &sizes, sink, &mut files, &mut problems))
         .collect();
-    let edges = weigh_edges(&pairs, &raw_tasks, &sizes);
+    drop(raw_tasks);
+    let edges = weigh_edges(&pairs, &files, &sizes);
+    drop(pairs);
+    // Exact capacities: these lists live as long as the workflow, and growing them by
+    // doubling left up to half of 18 million entries unused at a million tasks.
+    let mut degrees = vec![(0usize, 0usize); tasks.len()];
+    for edge in &edges {
+        if let Some((_, children)) = degrees.get_mut(edge.parent) {
+            *children += 1;
+        }
+        if let Some((parents, _)) = degrees.get_mut(edge.child) {
+            *parents += 1;
+        }
+    }
+    for (task, &(parents, children)) in tasks.iter_mut().zip(&degrees) {
+        task.parents.reserve_exact(parents);
+        task.children.reserve_exact(children);
+    }
+    drop(degrees);
     for edge in &edges {
         if let Some(parent) = tasks.get_mut(edge.parent) {
             parent.children.push(edge.child);
@@ -614,65 +711,72 @@ fn file_stem(path: &str) -> String {
     )
 }
 
-/// Checks every file size once, so each bad size is reported once however many tasks use it.
-/// A file whose size was bad maps to `None`.
+/// Checks every file size once, so each bad size is reported once however many tasks use it;
+/// a bad size maps to `None`. Problems come in file-name order, as they always have.
 fn checked_file_sizes(
-    file_sizes: &HashMap<String, Value>,
+    file_sizes: &SymMap<Option<f64>>,
+    interner: &Interner,
     problems: &mut Vec<Problem>,
-) -> HashMap<String, Option<u64>> {
-    let mut ids: Vec<&String> = file_sizes.keys().collect();
-    ids.sort(); // deterministic order of problems
-    let mut sizes = HashMap::with_capacity(ids.len());
-    for id in ids {
-        let what = format!("file {id}");
-        let size = match file_sizes.get(id) {
-            Some(Value::Number(number)) => number
-                .as_f64()
-                .ok_or_else(|| {
-                    (
-                        RejectKind::Schema,
-                        format!("{what}: sizeInBytes is not a number"),
-                    )
-                })
-                .and_then(|size| checked_amount(&what, "sizeInBytes", size)),
-            _ => Err((
+) -> SymMap<Option<u64>> {
+    let mut sizes = SymMap::default();
+    sizes.reserve(file_sizes.len());
+    let mut bad = Vec::new();
+    for (&id, &size) in file_sizes {
+        let what = || format!("file {}", interner.get(id));
+        let size = match size {
+            Some(size) => checked_amount(&what(), "sizeInBytes", size),
+            None => Err((
                 RejectKind::Schema,
-                format!("{what}: sizeInBytes is missing or not a number"),
+                format!("{}: sizeInBytes is missing or not a number", what()),
             )),
         };
-        let size = size.map_err(|problem| problems.push(problem)).ok();
-        sizes.insert(id.clone(), size.map(to_bytes));
+        match size {
+            Ok(size) => {
+                sizes.insert(id, Some(to_bytes(size)));
+            }
+            Err(problem) => {
+                sizes.insert(id, None);
+                bad.push((interner.get(id), problem));
+            }
+        }
     }
+    bad.sort_by(|left, right| left.0.cmp(right.0));
+    problems.extend(bad.into_iter().map(|(_, problem)| problem));
     sizes
 }
 
 /// Maps task references to indices: by id, and in 1.4 also by name when the name is unique.
-struct Resolver<'a> {
-    by_id: HashMap<&'a str, usize>,
-    by_name: HashMap<&'a str, Option<usize>>,
+struct Resolver {
+    by_id: SymMap<u32>,
+    /// `None` for a name that several tasks share.
+    by_name: SymMap<Option<u32>>,
 }
 
-impl<'a> Resolver<'a> {
-    /// Also reports duplicate ids.
-    fn new(tasks: &'a [RawTask], by_name: bool, problems: &mut Vec<Problem>) -> Resolver<'a> {
-        let mut by_id = HashMap::with_capacity(tasks.len());
-        for (index, task) in tasks.iter().enumerate() {
-            if by_id.insert(task.id.as_str(), index).is_some() {
-                problems.push((
-                    RejectKind::DuplicateId,
-                    format!("task id {} is used twice", task.id),
-                ));
+impl Resolver {
+    /// Also reports duplicate ids; the first task with an id keeps it, matching what the rest
+    /// of the file is checked against.
+    fn new(
+        tasks: &[RawTask],
+        by_name: bool,
+        interner: &Interner,
+        problems: &mut Vec<Problem>,
+    ) -> Resolver {
+        let mut by_id = SymMap::default();
+        by_id.reserve(tasks.len());
+        for (index, task) in (0u32..).zip(tasks) {
+            if by_id.try_insert_first(task.id, index) {
+                continue;
             }
+            problems.push((
+                RejectKind::DuplicateId,
+                format!("task id {} is used twice", interner.get(task.id)),
+            ));
         }
-        // Keep the first of duplicates, matching what the rest of the file is checked against.
-        for (index, task) in tasks.iter().enumerate().rev() {
-            by_id.insert(task.id.as_str(), index);
-        }
-        let mut names: HashMap<&str, Option<usize>> = HashMap::new();
+        let mut names: SymMap<Option<u32>> = SymMap::default();
         if by_name {
-            for (index, task) in tasks.iter().enumerate() {
+            for (index, task) in (0u32..).zip(tasks) {
                 names
-                    .entry(task.name.as_str())
+                    .entry(task.name)
                     .and_modify(|slot| *slot = None)
                     .or_insert(Some(index));
             }
@@ -683,40 +787,68 @@ impl<'a> Resolver<'a> {
         }
     }
 
-    fn resolve(&self, reference: &str) -> Option<usize> {
+    fn resolve(&self, reference: Sym) -> Option<u32> {
         self.by_id
-            .get(reference)
+            .get(&reference)
             .copied()
-            .or_else(|| self.by_name.get(reference).copied().flatten())
+            .or_else(|| self.by_name.get(&reference).copied().flatten())
+    }
+}
+
+/// Inserts unless the key is present; says whether it inserted.
+trait InsertFirst<V> {
+    fn try_insert_first(&mut self, key: Sym, value: V) -> bool;
+}
+
+impl<V> InsertFirst<V> for SymMap<V> {
+    fn try_insert_first(&mut self, key: Sym, value: V) -> bool {
+        match self.entry(key) {
+            std::collections::hash_map::Entry::Occupied(_) => false,
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(value);
+                true
+            }
+        }
     }
 }
 
 /// The union of both directions of the declared dependencies, deduplicated and sorted.
 fn resolve_edges(
     tasks: &[RawTask],
-    resolver: &Resolver<'_>,
+    resolver: &Resolver,
+    sink: &Sink,
     problems: &mut Vec<Problem>,
-) -> Vec<(usize, usize)> {
-    let mut pairs = Vec::new();
-    for (index, task) in tasks.iter().enumerate() {
-        for parent in &task.parents {
+) -> Vec<(u32, u32)> {
+    let interner = &sink.interner;
+    let stated: usize = tasks
+        .iter()
+        .map(|task| (task.parents.len + task.children.len) as usize)
+        .sum();
+    let mut pairs = Vec::with_capacity(stated);
+    for (index, task) in (0u32..).zip(tasks) {
+        for &parent in sink.list(task.parents) {
             match resolver.resolve(parent) {
                 Some(parent) => pairs.push((parent, index)),
                 None => problems.push((
                     RejectKind::DanglingParent,
                     format!(
-                        "task {} names parent {parent}, which is not a task",
-                        task.id
+                        "task {} names parent {}, which is not a task",
+                        interner.get(task.id),
+                        interner.get(parent)
                     ),
                 )),
             }
         }
-        for child in &task.children {
+        for &child in sink.list(task.children) {
             match resolver.resolve(child) {
                 Some(child) => pairs.push((index, child)),
                 None => problems.push((
                     RejectKind::DanglingParent,
-                    format!("task {} names child {child}, which is not a task", task.id),
+                    format!(
+                        "task {} names child {}, which is not a task",
+                        interner.get(task.id),
+                        interner.get(child)
+                    ),
                 )),
             }
         }
@@ -726,43 +858,102 @@ fn resolve_edges(
     pairs
 }
 
+/// Each task's distinct input and output files, sorted, back to back: an edge's data is the
+/// intersection of its parent's outputs and its child's inputs.
+#[derive(Default)]
+struct DistinctFiles {
+    files: Vec<Sym>,
+    /// Per task, its inputs then its outputs.
+    spans: Vec<(Span, Span)>,
+}
+
+impl DistinctFiles {
+    fn get(&self, span: Span) -> &[Sym] {
+        self.files.get(span.range()).unwrap_or_default()
+    }
+
+    fn inputs(&self, task: u32) -> &[Sym] {
+        self.spans
+            .get(task as usize)
+            .map_or(&[][..], |&(inputs, _)| self.get(inputs))
+    }
+
+    fn outputs(&self, task: u32) -> &[Sym] {
+        self.spans
+            .get(task as usize)
+            .map_or(&[][..], |&(_, outputs)| self.get(outputs))
+    }
+
+    /// Appends `files` sorted and deduplicated, returning where they went.
+    fn push(&mut self, files: &[Sym]) -> Span {
+        let start = self.files.len();
+        self.files.extend_from_slice(files);
+        let added = self.files.get_mut(start..).unwrap_or_default();
+        added.sort_unstable();
+        let mut kept = 0;
+        for index in 0..added.len() {
+            let file = added.get(index).copied();
+            if kept == 0 || added.get(kept - 1).copied() != file {
+                if let (Some(file), Some(slot)) = (file, added.get_mut(kept)) {
+                    *slot = file;
+                }
+                kept += 1;
+            }
+        }
+        self.files.truncate(start + kept);
+        Span {
+            start: u32::try_from(start).unwrap_or(u32::MAX),
+            len: u32::try_from(kept).unwrap_or(0),
+        }
+    }
+}
+
 fn checked_task(
     task: &RawTask,
-    sizes: &HashMap<String, Option<u64>>,
+    sizes: &SymMap<Option<u64>>,
+    sink: &Sink,
+    files: &mut DistinctFiles,
     problems: &mut Vec<Problem>,
 ) -> WfTask {
-    let what = format!("task {}", task.id);
+    let interner = &sink.interner;
+    let id = interner.get(task.id);
+    let what = format!("task {id}");
     let mut check = |field: &str, value: Option<f64>| -> Option<f64> {
         let value = value?;
         checked_amount(&what, field, value)
             .map_err(|problem| problems.push(problem))
             .ok()
     };
-    let runtime_s = check("runtimeInSeconds", task.runtime).unwrap_or(0.0);
-    let cores = check("cores", task.cores).unwrap_or(1.0);
-    let memory_bytes = check("memoryInBytes", task.memory).map(to_bytes);
-    let avg_cpu_pct = check("avgCPU", task.avg_cpu);
-    let read_bytes = check("readBytes", task.read).map(to_bytes);
-    let written_bytes = check("writtenBytes", task.written).map(to_bytes);
+    let measured = &task.measured;
+    let runtime_s = check("runtimeInSeconds", measured.runtime).unwrap_or(0.0);
+    let cores = check("cores", measured.cores).unwrap_or(1.0);
+    let memory_bytes = check("memoryInBytes", measured.memory).map(to_bytes);
+    let avg_cpu_pct = check("avgCPU", measured.avg_cpu);
+    let read_bytes = check("readBytes", measured.read).map(to_bytes);
+    let written_bytes = check("writtenBytes", measured.written).map(to_bytes);
     if cores == 0.0 {
         problems.push((
             RejectKind::Schema,
             format!("{what}: cores must be greater than zero"),
         ));
     }
-    let input_bytes = total_size(&task.id, "input", &task.inputs, sizes, problems);
-    let output_bytes = total_size(&task.id, "output", &task.outputs, sizes, problems);
+    let inputs = files.push(sink.list(task.inputs));
+    let outputs = files.push(sink.list(task.outputs));
+    files.spans.push((inputs, outputs));
+    let input_bytes = total_size(task, "input", sink, files.get(inputs), sizes, problems);
+    let output_bytes = total_size(task, "output", sink, files.get(outputs), sizes, problems);
+    let name = interner.get(task.name);
     WfTask {
-        id: task.id.clone(),
-        name: task.name.clone(),
+        id: id.to_string(),
+        name: name.to_string(),
         // The kind of task: its declared category, else the program it runs (Pegasus names
         // tasks per input, e.g. `fast2bfq_fast2bfq_HEP2_..._ID0000002`, but the program is
         // `fast2bfq`), else the name without a Pegasus-style `_ID` suffix.
         category: task
             .category
-            .clone()
-            .or_else(|| task.program.clone())
-            .or_else(|| derived_category(&task.name)),
+            .or(task.program)
+            .map(|category| interner.get(category).to_string())
+            .or_else(|| derived_category(name)),
         runtime_s,
         cores,
         memory_bytes,
@@ -777,28 +968,78 @@ fn checked_task(
 }
 
 /// Sums the sizes of a task's distinct files; a file missing from the table is a problem,
-/// since the transfer it implies could not be costed.
+/// since the transfer it implies could not be costed. Problems name the files in the order
+/// the task lists them.
 fn total_size(
-    task: &str,
+    task: &RawTask,
     role: &str,
-    files: &[String],
-    sizes: &HashMap<String, Option<u64>>,
+    sink: &Sink,
+    distinct: &[Sym],
+    sizes: &SymMap<Option<u64>>,
     problems: &mut Vec<Problem>,
 ) -> u64 {
-    let mut seen = HashSet::new();
     let mut total: u64 = 0;
-    for file in files.iter().filter(|file| seen.insert(file.as_str())) {
+    let mut missing = false;
+    for file in distinct {
         match sizes.get(file) {
             Some(Some(size)) => total = total.saturating_add(*size),
             // Its bad size has been reported already.
             Some(None) => {}
-            None => problems.push((
-                RejectKind::Schema,
-                format!("task {task}: {role} file {file} is not in the file list"),
-            )),
+            None => missing = true,
+        }
+    }
+    if missing {
+        let listed = match role {
+            "input" => task.inputs,
+            _ => task.outputs,
+        };
+        let mut seen = HashSet::new();
+        for &file in sink.list(listed) {
+            if seen.insert(file) && !sizes.contains_key(&file) {
+                problems.push((
+                    RejectKind::Schema,
+                    format!(
+                        "task {}: {role} file {} is not in the file list",
+                        sink.interner.get(task.id),
+                        sink.interner.get(file)
+                    ),
+                ));
+            }
         }
     }
     total
+}
+
+/// The data along each edge: the files both in its parent's outputs and its child's inputs,
+/// found by binary search of the longer sorted list for each file of the shorter (a Montage
+/// mConcatFit reads thousands of files, each written by one parent).
+fn weigh_edges(
+    pairs: &[(u32, u32)],
+    files: &DistinctFiles,
+    sizes: &SymMap<Option<u64>>,
+) -> Vec<WfEdge> {
+    pairs
+        .iter()
+        .map(|&(parent, child)| {
+            let written = files.outputs(parent);
+            let read = files.inputs(child);
+            let (small, large) = if written.len() <= read.len() {
+                (written, read)
+            } else {
+                (read, written)
+            };
+            let bytes = small
+                .iter()
+                .filter(|file| large.binary_search(file).is_ok())
+                .filter_map(|file| sizes.get(file).copied().flatten())
+                .fold(0u64, u64::saturating_add);
+            WfEdge {
+                parent: parent as usize,
+                child: child as usize,
+                bytes,
+            }
+        })
+        .collect()
 }
 
 /// Pegasus and Makeflow name tasks `<transformation>_ID<digits>`; the transformation is the kind.
@@ -814,45 +1055,6 @@ fn derived_category(name: &str) -> Option<String> {
         _ => name,
     };
     (!stem.is_empty()).then(|| stem.to_string())
-}
-
-fn weigh_edges(
-    pairs: &[(usize, usize)],
-    tasks: &[RawTask],
-    sizes: &HashMap<String, Option<u64>>,
-) -> Vec<WfEdge> {
-    let outputs: Vec<HashSet<&str>> = tasks
-        .iter()
-        .map(|task| task.outputs.iter().map(String::as_str).collect())
-        .collect();
-    let inputs: Vec<HashSet<&str>> = tasks
-        .iter()
-        .map(|task| task.inputs.iter().map(String::as_str).collect())
-        .collect();
-    let empty = HashSet::new();
-    pairs
-        .iter()
-        .map(|&(parent, child)| {
-            let written = outputs.get(parent).unwrap_or(&empty);
-            let read = inputs.get(child).unwrap_or(&empty);
-            // Probe the larger set from the smaller: fan-in tasks read thousands of files.
-            let (small, large) = if written.len() <= read.len() {
-                (written, read)
-            } else {
-                (read, written)
-            };
-            let bytes = small
-                .iter()
-                .filter(|file| large.contains(*file))
-                .filter_map(|file| sizes.get(*file).copied().flatten())
-                .fold(0u64, u64::saturating_add);
-            WfEdge {
-                parent,
-                child,
-                bytes,
-            }
-        })
-        .collect()
 }
 
 /// Finds a cycle by depth-first search over children, iteratively so that deep DAGs cannot
@@ -963,25 +1165,11 @@ fn number_field(object: &Map<String, Value>, key: &str) -> Result<Option<f64>, S
     }
 }
 
-fn string_list(object: &Map<String, Value>, key: &str) -> Result<Vec<String>, String> {
-    match object.get(key) {
-        None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|item| {
-                item.as_str()
-                    .map(str::to_string)
-                    .ok_or_else(|| format!("{key} holds {item}, which is not a string"))
-            })
-            .collect(),
-        Some(other) => Err(format!("{key} {other} is not an array")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::collections::HashMap;
     use std::path::PathBuf;
 
     /// `(id, parents, children, inputs, outputs, runtime)`.
@@ -1400,5 +1588,325 @@ mod tests {
             }
         }
         println!("{} WfInstances parsed", files.len());
+    }
+
+    /// The 1.4 form of a 1.5 document: measurements and files inline, machines under
+    /// `workflow`, as `wfcommons` wrote them before the split.
+    fn as_v14(document: &Value) -> Value {
+        let workflow = &document["workflow"];
+        let sizes: HashMap<&str, &Value> = workflow["specification"]["files"]
+            .as_array()
+            .map(|files| {
+                files
+                    .iter()
+                    .filter_map(|file| Some((file["id"].as_str()?, &file["sizeInBytes"])))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let executed: HashMap<&str, &Value> = workflow["execution"]["tasks"]
+            .as_array()
+            .map(|tasks| {
+                tasks
+                    .iter()
+                    .filter_map(|task| Some((task["id"].as_str()?, task)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let empty = Vec::new();
+        let tasks: Vec<Value> = workflow["specification"]["tasks"]
+            .as_array()
+            .unwrap_or(&empty)
+            .iter()
+            .map(|task| {
+                let mut files = Vec::new();
+                for (key, link) in [("inputFiles", "input"), ("outputFiles", "output")] {
+                    for file in task[key].as_array().unwrap_or(&empty) {
+                        let name = file.as_str().unwrap_or_default();
+                        let size = sizes.get(name).copied().cloned().unwrap_or(Value::Null);
+                        files.push(json!({"link": link, "name": name, "sizeInBytes": size}));
+                    }
+                }
+                let mut v14 = json!({"name": task["name"], "id": task["id"],
+                    "category": task["category"], "parents": task["parents"],
+                    "children": task["children"], "files": files});
+                if let (Some(object), Some(measured)) = (
+                    v14.as_object_mut(),
+                    task["id"].as_str().and_then(|id| executed.get(id)),
+                ) {
+                    for key in [
+                        "runtimeInSeconds",
+                        "memoryInBytes",
+                        "avgCPU",
+                        "readBytes",
+                        "writtenBytes",
+                        "command",
+                    ] {
+                        if let Some(value) = measured.get(key) {
+                            object.insert(key.to_string(), value.clone());
+                        }
+                    }
+                    if let Some(cores) = measured.get("coreCount") {
+                        object.insert("cores".to_string(), cores.clone());
+                    }
+                }
+                v14
+            })
+            .collect();
+        let machines: Vec<Value> = workflow["execution"]["machines"]
+            .as_array()
+            .unwrap_or(&empty)
+            .iter()
+            .map(|machine| {
+                json!({"nodeName": machine["nodeName"], "memoryInBytes": machine["memoryInBytes"],
+                       "cpu": {"count": machine["cpu"]["coreCount"],
+                               "speed": machine["cpu"]["speedInMHz"]}})
+            })
+            .collect();
+        json!({"schemaVersion": "1.4", "workflow": {"tasks": tasks, "machines": machines}})
+    }
+
+    /// The same workflow in its 1.4 and 1.6 forms, or after a byte-order mark, reads the same.
+    #[test]
+    fn every_shared_wfinstance_reads_the_same_in_every_form() {
+        let Some(directory) = crate::testing::shared_data().map(|d| d.join("wfinstances")) else {
+            return;
+        };
+        let mut files = Vec::new();
+        json_files_under(&directory, &mut files);
+        assert!(!files.is_empty());
+        for file in &files {
+            let read = read_workflow(file);
+            assert!(read.workflow.is_some(), "{}", file.display());
+            let text = std::fs::read_to_string(file).expect("readable");
+            let name = file.display().to_string();
+            let document: Value = serde_json::from_str(&text).expect("JSON");
+            let mut v16 = document.clone();
+            v16["schemaVersion"] = json!("1.6");
+            let v14 = as_v14(&document);
+            for (form, variant) in [
+                ("1.6", v16.to_string()),
+                ("1.4", v14.to_string()),
+                ("BOM", format!("\u{feff}{text}")),
+            ] {
+                assert_eq!(parse_workflow(&variant, &name), read, "{name} as {form}");
+            }
+        }
+    }
+
+    /// Every JSON pointer into `value`.
+    fn pointers(value: &Value, at: String, found: &mut Vec<String>) {
+        match value {
+            Value::Object(object) => {
+                for (key, child) in object {
+                    pointers(child, format!("{at}/{key}"), found);
+                }
+            }
+            Value::Array(items) => {
+                for (index, child) in items.iter().enumerate() {
+                    pointers(child, format!("{at}/{index}"), found);
+                }
+            }
+            _ => {}
+        }
+        found.push(at);
+    }
+
+    /// What a mutated node becomes.
+    const NODES: &[&str] = &[
+        "null",
+        "true",
+        "0",
+        "-1",
+        "2.5",
+        "1e300",
+        "\"x\"",
+        "\"a\"",
+        "\"b\"",
+        "\"in\"",
+        "\"z\"",
+        "\"\"",
+        "\" \"",
+        "[]",
+        "{}",
+        "[\"a\"]",
+        "[\"ghost\"]",
+        "[\"c\"]",
+        "[1]",
+        "{\"a\": 1}",
+        "\"1.4\"",
+        "\"1.5\"",
+        "\"input\"",
+        "\"output\"",
+        "{\"program\": \"p\"}",
+        "{\"name\": \"f\", \"link\": \"input\"}",
+    ];
+
+    #[test]
+    fn mutated_documents_are_accepted_whole_or_refused_whole() {
+        const TOKENS: &[&str] = &[
+            "\"",
+            "[",
+            "]",
+            "{",
+            "}",
+            ",",
+            ":",
+            "null",
+            "true",
+            "0",
+            "-1",
+            "1e400",
+            "2.5",
+            "\"x\"",
+            "[]",
+            "{}",
+            "[1]",
+            "{\"a\":1}",
+            "\"\\u00e9\"",
+            "\"\\ud800\"",
+            " ",
+            "\"id\"",
+            "\"name\"",
+            "\"parents\"",
+            "\"files\"",
+            "\"sizeInBytes\"",
+            "\"link\"",
+            "\"input\"",
+            "\"tasks\"",
+            "\"1.4\"",
+            "\"1.5\"",
+            "\"command\"",
+            "\"program\"",
+        ];
+        let v15_sample = v15(
+            &[
+                ("a", &[], &["b"], &["in"], &["x", "y"], 1.5),
+                ("b", &["a"], &[], &["x"], &["z"], 2.0),
+                ("c", &["a", "b"], &[], &["x", "y", "z"], &[], 0.0),
+            ],
+            &[("in", 1), ("x", 10), ("y", 100), ("z", 1000)],
+        );
+        let document: Value = serde_json::from_str(&v15_sample).expect("JSON");
+        let mut with_commands = document.clone();
+        with_commands["workflow"]["execution"]["tasks"][0]["command"] =
+            json!({"program": " tool ", "arguments": ["-v"]});
+        let samples = [
+            v15_sample,
+            as_v14(&document).to_string(),
+            with_commands.to_string(),
+        ];
+        let mut outcomes: HashMap<Option<RejectKind>, usize> = HashMap::new();
+        for (index, sample) in samples.iter().enumerate() {
+            assert!(accepted(sample).tasks.len() == 3);
+            for seed in 0..3000u64 {
+                let mut state = (seed * 3 + index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+                let mut next = move || {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    state
+                };
+                let text = if seed % 2 == 0 {
+                    let mut text: Vec<char> = sample.chars().collect();
+                    for _ in 0..(1 + next() % 3) {
+                        let at = (next() % (text.len() as u64 + 1)) as usize;
+                        let token = TOKENS[(next() % TOKENS.len() as u64) as usize];
+                        let end = (at + (next() % 3) as usize).min(text.len());
+                        text.splice(at..end, token.chars());
+                    }
+                    text.into_iter().collect()
+                } else {
+                    // Valid JSON with a node replaced or removed, to reach the checks past the
+                    // syntax.
+                    let mut document: Value = serde_json::from_str(sample).expect("JSON");
+                    for _ in 0..(1 + next() % 2) {
+                        let mut paths = Vec::new();
+                        pointers(&document, String::new(), &mut paths);
+                        let path = &paths[(next() % paths.len() as u64) as usize];
+                        let replacement: Value =
+                            serde_json::from_str(NODES[(next() % NODES.len() as u64) as usize])
+                                .expect("JSON");
+                        let (parent, key) = path.rsplit_once('/').unwrap_or(("", ""));
+                        if next() % 4 == 0 {
+                            if let Some(Value::Object(object)) = document.pointer_mut(parent) {
+                                object.remove(key);
+                                continue;
+                            }
+                        }
+                        if let Some(node) = document.pointer_mut(path) {
+                            *node = replacement;
+                        }
+                    }
+                    document.to_string()
+                };
+                let read = parse_workflow(&text, "m.json");
+                assert_eq!(
+                    read.workflow.is_some(),
+                    read.rejections.is_empty(),
+                    "{text}"
+                );
+                assert_eq!(read.stats.read, read.stats.accepted + read.stats.rejected);
+                *outcomes
+                    .entry(read.rejections.first().map(|rejection| rejection.kind))
+                    .or_insert(0) += 1;
+            }
+        }
+        // The mutations reach past the JSON syntax into every kind of check.
+        println!("{outcomes:?}");
+        for kind in [
+            None,
+            Some(RejectKind::Parse),
+            Some(RejectKind::Schema),
+            Some(RejectKind::DanglingParent),
+            Some(RejectKind::Negative),
+            Some(RejectKind::DuplicateId),
+            Some(RejectKind::Cycle),
+        ] {
+            assert!(
+                outcomes.get(&kind).is_some_and(|&count| count >= 5),
+                "{kind:?}: {outcomes:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn files_that_are_not_clean_json() {
+        let directory = std::env::temp_dir().join(format!("augur-wfformat-{}", std::process::id()));
+        std::fs::create_dir_all(&directory).expect("temp dir");
+        let good = v15(&[("a", &[], &[], &["f"], &[], 1.0)], &[("f", 3)]);
+        let mut cases: Vec<(&str, Vec<u8>)> = vec![
+            ("bom", [UTF8_BOM, good.as_bytes()].concat()),
+            ("truncated", good.as_bytes()[..good.len() / 2].to_vec()),
+            ("trailing", format!("{good} x").into_bytes()),
+            ("empty", Vec::new()),
+            (
+                "bad-utf8-ignored-field",
+                good.replacen("\"test\"", "\"t\u{e9}st\"", 1).into_bytes(),
+            ),
+        ];
+        if let Some((_, bytes)) = cases.last_mut() {
+            // Latin-1 é inside the ignored `name` field: still not JSON.
+            let at = bytes.iter().position(|&byte| byte == 0xc3).expect("é");
+            bytes.splice(at..at + 2, [0xe9]);
+        }
+        for (name, bytes) in &cases {
+            let path = directory.join(format!("{name}.json"));
+            std::fs::write(&path, bytes).expect("write");
+            let read = read_workflow(&path);
+            if *name == "bom" {
+                assert_eq!(read, parse_workflow(&good, &path.display().to_string()));
+            } else {
+                let kinds: Vec<RejectKind> = read.rejections.iter().map(|r| r.kind).collect();
+                assert_eq!(kinds, vec![RejectKind::Parse], "{name}");
+                assert!(
+                    read.rejections[0].reason.starts_with("invalid JSON: "),
+                    "{name}"
+                );
+            }
+        }
+        let read = read_workflow(&directory);
+        let kinds: Vec<RejectKind> = read.rejections.iter().map(|r| r.kind).collect();
+        assert_eq!(kinds, vec![RejectKind::Io]);
+        let _ = std::fs::remove_dir_all(&directory);
     }
 }
