@@ -25,6 +25,8 @@ pub struct CatalogWorkflow {
     pub kinds: Vec<u32>,
     /// Each task's parents with the bytes it reads from each, by index.
     pub parents: Vec<Vec<(u32, u64)>>,
+    /// Each task's equivalent alternatives (variant 1, 2, ...), with their names, by index.
+    pub alternatives: Vec<Vec<(String, TaskSpec)>>,
 }
 
 /// Devices and admitted workflows, with their dense ids.
@@ -144,6 +146,28 @@ impl Catalog {
                 list.push((edge.parent as u32, edge.bytes));
             }
         }
+        let alternatives: Vec<Vec<(String, TaskSpec)>> = workflow
+            .tasks
+            .iter()
+            .zip(&specs)
+            .map(|(task, spec)| {
+                task.alternatives
+                    .iter()
+                    .map(|alternative| {
+                        let alternative_spec = TaskSpec {
+                            cores_milli: milli(alternative.cores),
+                            memory_bytes: alternative.memory_bytes.unwrap_or(0),
+                            duration_ms: (alternative.runtime_s * 1000.0)
+                                .round()
+                                .clamp(0.0, u64::MAX as f64)
+                                as u64,
+                            kind: spec.kind,
+                        };
+                        (alternative.name.clone(), alternative_spec)
+                    })
+                    .collect()
+            })
+            .collect();
         let id = self.workflows.len() as u32;
         let task_index = workflow
             .tasks
@@ -158,6 +182,7 @@ impl Catalog {
             specs,
             kinds,
             parents,
+            alternatives,
         });
         Ok(id)
     }
@@ -227,6 +252,34 @@ impl Catalog {
             cores: f64::from(spec.cores_milli) / 1000.0,
             seconds,
         })
+    }
+
+    /// The name of a variant of a task: `declared` for 0, else the alternative's name.
+    pub fn variant_name(&self, key: TaskKey, variant: u32) -> String {
+        if variant == 0 {
+            return "declared".to_string();
+        }
+        self.workflows
+            .get(key.workflow as usize)
+            .and_then(|entry| entry.alternatives.get(key.task as usize))
+            .and_then(|list| list.get(variant as usize - 1))
+            .map_or_else(
+                || format!("alternative {variant}"),
+                |(name, _)| name.clone(),
+            )
+    }
+
+    /// A task's alternatives as the graph carries them, `(variant, requirements)`.
+    pub fn alternatives(&self, key: TaskKey) -> Vec<(u32, TaskSpec)> {
+        self.workflows
+            .get(key.workflow as usize)
+            .and_then(|entry| entry.alternatives.get(key.task as usize))
+            .map_or_else(Vec::new, |list| {
+                list.iter()
+                    .enumerate()
+                    .map(|(index, (_, spec))| (index as u32 + 1, *spec))
+                    .collect()
+            })
     }
 
     /// Parents of a task, as keys, with the bytes the task reads from each.

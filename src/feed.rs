@@ -508,6 +508,9 @@ impl Feed {
                 for (parent, bytes) in self.catalog.parents(key) {
                     batch.edges.push((((key, parent), bytes), 1));
                 }
+                for alternative in self.catalog.alternatives(key) {
+                    batch.alternatives.push(((key, alternative), 1));
+                }
             }
             Change::Start(device, time) => {
                 self.live.insert(key, Lifecycle::Running(device, time));
@@ -548,6 +551,9 @@ impl Feed {
                 batch.tasks.push(((key, spec), -1));
                 for (parent, bytes) in self.catalog.parents(key) {
                     batch.edges.push((((key, parent), bytes), -1));
+                }
+                for alternative in self.catalog.alternatives(key) {
+                    batch.alternatives.push(((key, alternative), -1));
                 }
             }
         }

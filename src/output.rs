@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::catalog::Catalog;
 use crate::engine::{
-    apply_changes, DurationUpdate, ForecastUpdate, MapSink, MapUpdate, PrewarmUpdate,
+    apply_changes, DurationUpdate, ForecastUpdate, MapSink, MapUpdate, PrewarmUpdate, VariantUpdate,
 };
 use crate::input::time::json_seconds;
 use crate::input::InputStats;
@@ -36,6 +36,19 @@ pub struct MapWriter {
     prewarm: Option<PrewarmWriter>,
     /// Warm-up actions written.
     pub prewarm_actions: u64,
+    resculpt: Option<Box<dyn Write + Send>>,
+    /// Re-sculpting decisions written.
+    pub resculpted: u64,
+}
+
+/// One line of `resculpt.jsonl`.
+#[derive(Serialize)]
+struct ResculptLine<'a> {
+    time: serde_json::Value,
+    workflow: &'a str,
+    task: &'a str,
+    variant: String,
+    reason: &'static str,
 }
 
 /// Where warm-up advice goes, and what its reasons say.
@@ -79,7 +92,16 @@ impl MapWriter {
             }),
             prewarm: None,
             prewarm_actions: 0,
+            resculpt: None,
+            resculpted: 0,
         }
+    }
+
+    /// Also writes re-sculpting decisions to `out` (`resculpt.jsonl`): one line each time a
+    /// task is switched to one of its alternatives, or back to its declared variant.
+    pub fn with_resculpt(mut self, out: Box<dyn Write + Send>) -> Self {
+        self.resculpt = Some(out);
+        self
     }
 
     /// Also writes warm-up advice to `out` (`prewarm.jsonl`), one line each time a group's
@@ -219,6 +241,47 @@ impl MapSink for MapWriter {
             serde_json::to_writer(&mut writer.out, &line)?;
             writer.out.write_all(b"\n")?;
             self.prewarm_actions += 1;
+        }
+        Ok(())
+    }
+
+    fn variants(&mut self, time: Time, changes: &[VariantUpdate]) -> Result<(), std::io::Error> {
+        let Some(out) = &mut self.resculpt else {
+            return Ok(());
+        };
+        let inserted: std::collections::BTreeSet<TaskKey> = changes
+            .iter()
+            .filter(|(_, diff)| *diff > 0)
+            .map(|((task, _), _)| *task)
+            .collect();
+        for &((task, variant), diff) in changes {
+            // A task that left one alternative for another is reported once, by its new one.
+            if diff < 0 && inserted.contains(&task) {
+                continue;
+            }
+            let (workflow, id) = self.catalog.task_names(task);
+            let (variant, reason) = if diff > 0 {
+                (
+                    self.catalog.variant_name(task, variant),
+                    "under the current forecasts this alternative is predicted to finish well \
+                     sooner (or has room where the declared task has none)",
+                )
+            } else {
+                (
+                    "declared".to_string(),
+                    "the alternative no longer beats the declared task by the re-sculpting margin",
+                )
+            };
+            let line = ResculptLine {
+                time: json_seconds(time),
+                workflow,
+                task: id,
+                variant,
+                reason,
+            };
+            serde_json::to_writer(&mut *out, &line)?;
+            out.write_all(b"\n")?;
+            self.resculpted += 1;
         }
         Ok(())
     }
@@ -363,4 +426,6 @@ pub struct Summary {
     pub policy: String,
     /// Warm-up actions written to `prewarm.jsonl`.
     pub prewarm_actions: u64,
+    /// Re-sculpting decisions written to `resculpt.jsonl`.
+    pub resculpted: u64,
 }

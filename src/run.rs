@@ -27,9 +27,10 @@ use crate::input::{InputStats, Rejection};
 use crate::output::{ForecastView, InputSummary, LatencySummary, MapWriter, Summary};
 
 /// The files a run writes into its output folder.
-pub const OUTPUTS: [&str; 7] = [
+pub const OUTPUTS: [&str; 8] = [
     "partition.jsonl",
     "prewarm.jsonl",
+    "resculpt.jsonl",
     "final_map.json",
     "forecasts.json",
     "durations.json",
@@ -184,7 +185,8 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
             create(&config.out.join("prewarm.jsonl"))?,
             config.forecast.horizon_ms as f64 / 1000.0,
             config.placement.capacity_target,
-        );
+        )
+        .with_resculpt(create(&config.out.join("resculpt.jsonl"))?);
         Some((feed, writer))
     } else {
         None
@@ -239,6 +241,7 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
         epoch_latency: LatencySummary::of(&writer.latency_us),
         policy: config.placement.policy.name().to_string(),
         prewarm_actions: writer.prewarm_actions,
+        resculpted: writer.resculpted,
     };
     let forecasts = writer.forecasts();
     let durations = writer.durations();

@@ -4,4 +4,5 @@ mod common;
 mod determinism;
 mod oracle_vs_dataflow;
 mod rejections;
+mod resculpt;
 mod shared_data;

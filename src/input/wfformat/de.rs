@@ -151,6 +151,8 @@ pub(super) struct TaskObject {
     pub outputs: Span,
     /// 1.4's inline files, a run of [`Sink::v14_files`]; `Err` when not an array.
     pub files: Option<Result<Span, ()>>,
+    /// augur's `alternatives` extension, as written.
+    pub alternatives: Option<serde_json::Value>,
     numbers: [f64; NUMBERS],
     present: u8,
     /// Fields whose value had the wrong type, with the problem in words; the field itself is
@@ -199,6 +201,7 @@ impl TaskObject {
             inputs: Span::default(),
             outputs: Span::default(),
             files: None,
+            alternatives: None,
             numbers: [0.0; NUMBERS],
             present: 0,
             wrong: Vec::new(),
@@ -937,6 +940,7 @@ keys!(TaskKey {
     AvgCpu = "avgCPU",
     ReadBytes = "readBytes",
     WrittenBytes = "writtenBytes",
+    Alternatives = "alternatives",
 });
 
 /// A task object of any layout.
@@ -971,6 +975,12 @@ impl ObjectRead for TaskRead {
                         Shape::Expected(program) => program,
                         Shape::Other => None,
                     };
+                    continue;
+                }
+                TaskKey::Alternatives => {
+                    // augur's extension: equivalent variants of the task, few and small, so
+                    // read whole and checked with the rest of the task.
+                    task.alternatives = Some(map.next_value::<serde_json::Value>()?);
                     continue;
                 }
                 TaskKey::Other => {

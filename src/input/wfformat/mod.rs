@@ -76,6 +76,24 @@ pub struct WfTask {
     pub parents: Vec<usize>,
     /// Indices of its children in `Workflow::tasks`, ascending.
     pub children: Vec<usize>,
+    /// Equivalent variants it may run as instead (augur's `alternatives` extension).
+    pub alternatives: Vec<WfAlternative>,
+}
+
+/// An equivalent variant of a task, from augur's WfFormat extension: a task object may carry
+/// `"alternatives": [{"name": "gpu", "cores": 1, "runtimeInSeconds": 12.5, "memoryInBytes": …}]`
+/// (cores default to 1, runtime to 0, memory unknown), each doing the same work as the task
+/// with other requirements and duration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WfAlternative {
+    /// Its name (default `alternative N`).
+    pub name: String,
+    /// Cores it needs.
+    pub cores: f64,
+    /// Memory it needs, if known.
+    pub memory_bytes: Option<u64>,
+    /// Its estimated runtime at speed 1, seconds.
+    pub runtime_s: f64,
 }
 
 /// A dependency, with the data that flows along it.
@@ -235,6 +253,7 @@ struct RawTask {
     children: Span,
     inputs: Span,
     outputs: Span,
+    alternatives: Option<serde_json::Value>,
 }
 
 #[derive(Default)]
@@ -379,6 +398,7 @@ fn spec_task(
         id,
         program: None,
         measured: Measured::default(),
+        alternatives: object.alternatives.clone(),
     })
 }
 
@@ -524,6 +544,7 @@ fn v14_task(
         measured: Measured::default(),
         inputs: Span::default(),
         outputs: Span::default(),
+        alternatives: object.alternatives.clone(),
     };
     measurements(object, Quantity::Cores, &mut task).map_err(context)?;
     if let Some(files) = object.files {
@@ -943,6 +964,7 @@ fn checked_task(
     let input_bytes = total_size(task, "input", sink, files.get(inputs), sizes, problems);
     let output_bytes = total_size(task, "output", sink, files.get(outputs), sizes, problems);
     let name = interner.get(task.name);
+    let alternatives = checked_alternatives(&what, task.alternatives.as_ref(), problems);
     WfTask {
         id: id.to_string(),
         name: name.to_string(),
@@ -964,7 +986,84 @@ fn checked_task(
         output_bytes,
         parents: Vec::new(),
         children: Vec::new(),
+        alternatives,
     }
+}
+
+/// The `alternatives` extension of a task, checked like its own numbers; a malformed one is a
+/// problem of the workflow, as any other bad field.
+fn checked_alternatives(
+    what: &str,
+    value: Option<&serde_json::Value>,
+    problems: &mut Vec<Problem>,
+) -> Vec<WfAlternative> {
+    let Some(value) = value else {
+        return Vec::new();
+    };
+    let Some(items) = value.as_array() else {
+        problems.push((
+            RejectKind::Schema,
+            format!("{what}: alternatives must be an array of objects"),
+        ));
+        return Vec::new();
+    };
+    let mut alternatives = Vec::with_capacity(items.len());
+    for (index, item) in items.iter().enumerate() {
+        let Some(object) = item.as_object() else {
+            problems.push((
+                RejectKind::Schema,
+                format!("{what}: alternatives[{index}] is not an object"),
+            ));
+            continue;
+        };
+        let label = format!("{what} alternatives[{index}]");
+        let mut number = |field: &str| -> Result<Option<f64>, ()> {
+            match object.get(field) {
+                None | Some(serde_json::Value::Null) => Ok(None),
+                Some(serde_json::Value::Number(n)) => match n.as_f64() {
+                    Some(v) => checked_amount(&label, field, v)
+                        .map(Some)
+                        .map_err(|problem| problems.push(problem)),
+                    None => Err(()),
+                },
+                Some(other) => {
+                    problems.push((
+                        RejectKind::Schema,
+                        format!("{label}: {field} must be a number, not {other}"),
+                    ));
+                    Err(())
+                }
+            }
+        };
+        let (Ok(cores), Ok(runtime), Ok(memory)) = (
+            number("cores"),
+            number("runtimeInSeconds"),
+            number("memoryInBytes"),
+        ) else {
+            continue;
+        };
+        let cores = cores.unwrap_or(1.0);
+        if cores == 0.0 {
+            problems.push((
+                RejectKind::Schema,
+                format!("{label}: cores must be greater than zero"),
+            ));
+            continue;
+        }
+        let name = match object.get("name") {
+            Some(serde_json::Value::String(name)) if !name.trim().is_empty() => {
+                name.trim().to_string()
+            }
+            _ => format!("alternative {}", index + 1),
+        };
+        alternatives.push(WfAlternative {
+            name,
+            cores,
+            memory_bytes: memory.map(to_bytes),
+            runtime_s: runtime.unwrap_or(0.0),
+        });
+    }
+    alternatives
 }
 
 /// Sums the sizes of a task's distinct files; a file missing from the table is a problem,

@@ -1,0 +1,121 @@
+//! Re-sculpting end to end: a workflow declares an alternative for a task; under severe predicted
+//! congestion of the only device its declared form fits, `augur run` runs the alternative
+//! instead and says so in `resculpt.jsonl`; a malformed alternative is a clear rejection.
+
+use std::path::PathBuf;
+
+use augur::cli::{run_config, Cli, Command};
+use augur::run::run;
+use clap::Parser;
+use serde_json::Value;
+
+fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("augur-resculpt-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// One task "render" needing 8 cores for 100 s, with a 2-core alternative taking 120 s.
+fn workflow(alternatives: Value) -> String {
+    serde_json::json!({
+        "name": "render", "schemaVersion": "1.5",
+        "workflow": {
+            "specification": {"tasks": [
+                {"name": "render", "id": "render", "parents": [], "children": [],
+                 "inputFiles": [], "outputFiles": [], "alternatives": alternatives}
+            ], "files": []},
+            "execution": {"makespanInSeconds": 1.0, "executedAt": "20240101T000000+0000",
+                          "tasks": [{"id": "render", "runtimeInSeconds": 100.0, "coreCount": 8}],
+                          "machines": []}
+        }
+    })
+    .to_string()
+}
+
+fn run_in(dir: &PathBuf, workflow_text: &str, big_cpu: f64) -> augur::run::RunOutcome {
+    std::fs::write(dir.join("w.json"), workflow_text).expect("workflow");
+    std::fs::write(
+        dir.join("platform.toml"),
+        "[[device]]\nid = \"big\"\ncores = 8\n\n[[device]]\nid = \"small\"\ncores = 2\n",
+    )
+    .expect("platform");
+    std::fs::write(
+        dir.join("m.csv"),
+        format!("time,device,resource,value\n0,big,cpu,{big_cpu}\n0,small,cpu,0.0\n"),
+    )
+    .expect("metrics");
+    let path = |name: &str| dir.join(name).display().to_string();
+    let argv = [
+        "augur".to_string(),
+        "run".into(),
+        "--quiet".into(),
+        "--workflow".into(),
+        path("w.json"),
+        "--platform".into(),
+        path("platform.toml"),
+        "--metrics".into(),
+        path("m.csv"),
+        "--out".into(),
+        path("out"),
+    ];
+    let Ok(Cli {
+        command: Command::Run(args),
+    }) = Cli::try_parse_from(argv)
+    else {
+        panic!("bad flags");
+    };
+    run(&run_config(&args).expect("valid flags"))
+        .expect("run succeeds")
+        .expect("process 0")
+}
+
+fn lines(dir: &PathBuf, name: &str) -> Vec<Value> {
+    std::fs::read_to_string(dir.join("out").join(name))
+        .expect("output file")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect()
+}
+
+#[test]
+fn congestion_runs_the_alternative_and_says_so() {
+    let dir = temp("congested");
+    let alternative =
+        serde_json::json!([{"name": "two-core", "cores": 2, "runtimeInSeconds": 120}]);
+    let outcome = run_in(&dir, &workflow(alternative), 0.95);
+    assert_eq!(outcome.final_map["w"]["render"], "small");
+    let decisions = lines(&dir, "resculpt.jsonl");
+    assert_eq!(decisions.len(), 1, "{decisions:?}");
+    assert_eq!(decisions[0]["task"], "render");
+    assert_eq!(decisions[0]["variant"], "two-core");
+    assert!(decisions[0]["reason"]
+        .as_str()
+        .is_some_and(|r| !r.is_empty()));
+    assert_eq!(outcome.summary.resculpted, 1);
+}
+
+#[test]
+fn without_congestion_the_declared_task_runs() {
+    let dir = temp("idle");
+    let alternative =
+        serde_json::json!([{"name": "two-core", "cores": 2, "runtimeInSeconds": 120}]);
+    let outcome = run_in(&dir, &workflow(alternative), 0.0);
+    assert_eq!(outcome.final_map["w"]["render"], "big");
+    assert!(lines(&dir, "resculpt.jsonl").is_empty());
+}
+
+#[test]
+fn a_malformed_alternative_is_rejected_with_its_reason() {
+    let dir = temp("malformed");
+    let alternative = serde_json::json!([{"name": "bad", "cores": -1}]);
+    let outcome = run_in(&dir, &workflow(alternative), 0.0);
+    assert!(outcome.final_map.is_empty());
+    let rejected = lines(&dir, "rejected.jsonl");
+    assert!(
+        rejected.iter().any(|r| r["reason"]
+            .as_str()
+            .is_some_and(|s| s.contains("alternatives[0]"))),
+        "{rejected:?}"
+    );
+}
