@@ -481,6 +481,7 @@ mod tests {
             output_bytes: 0,
             parents,
             children: Vec::new(),
+            alternatives: Vec::new(),
         }
     }
 
