@@ -143,6 +143,24 @@ fn same_map_with_1_worker_2_workers_and_2_processes() {
         lines_one, lines_cluster,
         "partition.jsonl differs between 1 worker and 2 processes"
     );
+    for file in [
+        "prewarm.jsonl",
+        "resculpt.jsonl",
+        "durations.json",
+        "forecasts.json",
+    ] {
+        let read = |dir: &Path| std::fs::read(dir.join(file)).expect(file);
+        assert_eq!(
+            read(&one),
+            read(&two),
+            "{file} differs between 1 and 2 workers"
+        );
+        assert_eq!(
+            read(&one),
+            read(&cluster),
+            "{file} differs between 1 worker and 2 processes"
+        );
+    }
 }
 
 #[test]
