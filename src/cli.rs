@@ -282,6 +282,10 @@ pub struct ForecastFile {
     pub risk: Option<f64>,
     /// Forecasts are rounded to multiples of this fraction of capacity.
     pub quantum: Option<f64>,
+    /// Dynamic granularity: the coarser quantum used far from congestion, (0, 1].
+    pub coarse_quantum: Option<f64>,
+    /// Utilisation from which a series is published at the fine quantum again, [0, 10].
+    pub refine_above: Option<f64>,
 }
 
 /// `[placement]` of the config file.
@@ -465,6 +469,18 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig, ConfigError> {
             1.0,
         )? * 1e6)
             .round() as i64,
+        coarse_quantum_ppm: match file.forecast.coarse_quantum {
+            Some(coarse) => {
+                Some((in_range("forecast.coarse_quantum", coarse, 1e-6, 1.0)? * 1e6).round() as i64)
+            }
+            None => None,
+        },
+        refine_above: in_range(
+            "forecast.refine_above",
+            file.forecast.refine_above.unwrap_or(defaults.refine_above),
+            0.0,
+            10.0,
+        )?,
     };
     let defaults = PlacementConfig::default();
     let policy_name = args

@@ -28,6 +28,13 @@ pub struct ForecastConfig {
     pub horizon_ms: Time,
     /// Forecasts are rounded to a multiple of this many ppm (1000 = 0.1% of capacity).
     pub quantum_ppm: Ppm,
+    /// Dynamic granularity: when set, a series is published at this coarser quantum while it
+    /// is far from congestion, and at `quantum_ppm` once its forecast (plus `risk` sigmas)
+    /// reaches `refine_above` or its last one-step miss exceeds the coarse quantum: fine where
+    /// placement decisions are close, coarse (fewer changes reaching the map) elsewhere.
+    pub coarse_quantum_ppm: Option<Ppm>,
+    /// Utilisation (fraction) from which a series is refined to the fine quantum.
+    pub refine_above: f64,
     /// Risk weight k: a device's contention is the mean forecast plus k prediction-error sigmas,
     /// so a volatile device looks as busy as it may turn out to be.
     pub risk: f64,
@@ -57,6 +64,8 @@ impl Default for ForecastConfig {
             model: ModelConfig::default(),
             horizon_ms: 600_000,
             quantum_ppm: 1_000,
+            coarse_quantum_ppm: None,
+            refine_above: 0.7,
             risk: 1.0,
             anomaly: AnomalyPolicy::Penalise(0.25),
         }
@@ -141,13 +150,16 @@ impl SeriesState {
                 0.0
             }
         };
+        let predicted = fraction(self.model.mean_over(config.horizon_ms));
+        let quantum = granularity(
+            config,
+            predicted + config.risk * fraction(sigma),
+            fraction(self.model.sigma(0)),
+        );
         SeriesForecast {
-            latest: quantise(ppm_from_fraction(self.model.latest()), config.quantum_ppm),
-            predicted: quantise(
-                ppm_from_fraction(fraction(self.model.mean_over(config.horizon_ms))),
-                config.quantum_ppm,
-            ),
-            sigma: quantise(ppm_from_fraction(fraction(sigma)), config.quantum_ppm),
+            latest: quantise(ppm_from_fraction(self.model.latest()), quantum),
+            predicted: quantise(ppm_from_fraction(predicted), quantum),
+            sigma: quantise(ppm_from_fraction(fraction(sigma)), quantum),
             anomaly: quantise(
                 ppm_from_fraction(fraction(self.anomaly_score(config.horizon_ms)).min(1.0)),
                 1_000,
@@ -168,6 +180,20 @@ pub fn contention_of(forecasts: &[SeriesForecast], risk: f64, policy: AnomalyPol
         (false, _) | (true, AnomalyPolicy::Ignore) => base,
         (true, AnomalyPolicy::Penalise(penalty)) => base.saturating_add(ppm_from_fraction(penalty)),
         (true, AnomalyPolicy::Exclude) => base.saturating_add(EXCLUDED_PPM),
+    }
+}
+
+/// The quantum a series is published at: the fine one unless dynamic granularity is on and the
+/// series is both far from congestion (`at_risk` below `refine_above`) and predictable (its
+/// one-step error sigma under the coarse quantum).
+pub fn granularity(config: &ForecastConfig, at_risk: f64, one_step_sigma: f64) -> Ppm {
+    match config.coarse_quantum_ppm {
+        Some(coarse)
+            if at_risk < config.refine_above && ppm_from_fraction(one_step_sigma) < coarse =>
+        {
+            coarse
+        }
+        _ => config.quantum_ppm,
     }
 }
 
