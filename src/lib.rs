@@ -14,4 +14,5 @@ pub mod nab_score;
 pub mod output;
 pub mod run;
 pub mod series;
+pub mod simulate;
 pub mod testing;
