@@ -155,6 +155,24 @@ impl Cluster {
         self.arrived
     }
 
+    /// Why nothing can start (for the stall error).
+    pub fn blocked(&self) -> String {
+        let Some(plan) = &self.plan else { return String::new() };
+        let mut out = String::new();
+        for p in 0..plan.processors.len() {
+            if let Some(&task) = plan.order[p].get(self.plan_next[p]) {
+                let t = task as usize;
+                out.push_str(&format!(
+                    "p{p} next {t} ready {:?} started {:?} parents {:?}; ",
+                    self.ready_at[t],
+                    self.start[t],
+                    self.dag.parents[t].iter().map(|&(q, _)| (q, self.end[q as usize].is_some())).collect::<Vec<_>>()
+                ));
+            }
+        }
+        out
+    }
+
     /// Whether anything is running.
     pub fn busy(&self) -> bool {
         self.running.iter().any(|r| !r.is_empty())
@@ -226,7 +244,14 @@ impl Cluster {
             return started;
         }
         if self.plan.is_some() {
-            self.dispatch_plan(&mut started);
+            self.dispatch_plan(&mut started, false);
+            // A plan whose per-processor orders wait on each other (SAGA's insertion can
+            // overlap a task with the next one, as it does on chipseq) would stall forever:
+            // with nothing running and no data in flight, a processor may run the first of its
+            // later tasks that can start.
+            if started.is_empty() && !self.busy() && !self.data_in_flight() {
+                self.dispatch_plan(&mut started, true);
+            }
         } else {
             self.dispatch_map(&mut started);
         }
@@ -259,24 +284,39 @@ impl Cluster {
         }
     }
 
-    fn dispatch_plan(&mut self, started: &mut Vec<(u32, usize)>) {
-        let Some(plan) = self.plan.take() else { return };
+    fn data_in_flight(&self) -> bool {
+        (0..self.dag.len()).any(|t| {
+            self.waiting(t)
+                && self
+                    .target(t)
+                    .is_some_and(|d| self.data_ready(t, d) > self.now + EPS)
+        })
+    }
+
+    fn dispatch_plan(&mut self, started: &mut Vec<(u32, usize)>, relaxed: bool) {
+        let Some(mut plan) = self.plan.take() else {
+            return;
+        };
         for p in 0..plan.processors.len() {
             if self.processor_busy[p].is_some() {
                 continue;
             }
-            let Some(&task) = plan.order[p].get(self.plan_next[p]) else {
-                continue;
-            };
-            let t = task as usize;
             let device = plan.processors[p];
-            if !self.waiting(t) || self.data_ready(t, device) > self.now + EPS {
-                continue;
-            }
+            let from = self.plan_next[p];
+            let last = if relaxed { plan.order[p].len() } else { from + 1 };
+            let pick = (from..last.min(plan.order[p].len())).find(|&i| {
+                let t = plan.order[p][i] as usize;
+                self.waiting(t) && self.data_ready(t, device) <= self.now + EPS
+            });
+            let Some(index) = pick else { continue };
+            let task = plan.order[p][index];
+            let t = task as usize;
             let need = self.cores_needed(t, device);
             if self.used_cores[device] + need > self.device_cores(device) + EPS {
                 continue;
             }
+            // The task runs next: it moves to the head of what is left of the order.
+            plan.order[p][from..=index].rotate_right(1);
             self.begin(t, device, need);
             self.processor_busy[p] = Some(task);
             self.plan_next[p] += 1;

@@ -107,6 +107,9 @@ impl BatchSource for SimSource {
             });
         }
         let Some(next) = cluster.next_event() else {
+            if std::env::var_os("AUGUR_SIM_DEBUG").is_some() {
+                eprintln!("{}", cluster.blocked());
+            }
             return Err(SimError::Stalled {
                 time_s: cluster.now - cluster.arrival,
                 done: cluster.done(),

@@ -143,8 +143,18 @@ pub fn plan(dag: &Dag, platform: &SimPlatform) -> Plan {
         let index = slot.partition_point(|&(s, e, _)| (s, e) < (start, finish));
         slot.insert(index, (start, finish, task));
     }
+    // Run order: by planned (start, end), then topological position. SAGA's list puts a
+    // zero-length task before an equal zero-length parent; executing that order would wait
+    // forever, and this one keeps every parent ahead of its children.
     for (p, slot) in mapping.iter().enumerate() {
-        result.order[p] = slot.iter().map(|&(_, _, t)| t).collect();
+        let mut tasks: Vec<u32> = slot.iter().map(|&(_, _, t)| t).collect();
+        tasks.sort_by(|&a, &b| {
+            let (a, b) = (a as usize, b as usize);
+            (result.start[a], result.end[a], position[a])
+                .partial_cmp(&(result.start[b], result.end[b], position[b]))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+        result.order[p] = tasks;
     }
     result
 }

@@ -43,6 +43,9 @@ use platform::SimPlatform;
 /// (seconds; only with `--background`).
 pub const WARM_UP_S: f64 = 6.0 * 3600.0;
 
+/// The capacity target on exclusive (one-task-per-node) platforms: never reached.
+pub const EXCLUSIVE_CAPACITY_TARGET: f64 = 1e6;
+
 /// Why a simulation could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
@@ -242,6 +245,14 @@ pub fn simulate_one(
         forecast: config.forecast,
         placement: PlacementConfig {
             policy,
+            // On exclusive devices one ready task fills a device, so the capacity target would
+            // send the next tasks to whatever device is still empty (the slowest ones): there,
+            // every device has room and the finish-time rule alone decides.
+            capacity_target: if prepared.platform.exclusive {
+                EXCLUSIVE_CAPACITY_TARGET
+            } else {
+                PlacementConfig::default().capacity_target
+            },
             ..PlacementConfig::default()
         },
         durations: Default::default(),
