@@ -260,14 +260,25 @@ pub fn simulate_config(
     let flag = |flag: &'static str, reason: String| SimError::Flag { flag, reason };
     crate::series::check_distinct(&args.workflows).map_err(|r| flag("--workflow", r))?;
     crate::series::check_distinct(&args.background).map_err(|r| flag("--background", r))?;
-    for path in args.workflows.iter().chain(&args.background).chain(&args.platform) {
+    for path in args
+        .workflows
+        .iter()
+        .chain(&args.background)
+        .chain(&args.platform)
+    {
         if !path.is_file() {
-            return Err(flag("input", format!("{} is not a readable file", path.display())));
+            return Err(flag(
+                "input",
+                format!("{} is not a readable file", path.display()),
+            ));
         }
     }
     if let Some(ccr) = args.ccr {
         if !(ccr.is_finite() && ccr > 0.0) {
-            return Err(flag("--ccr", format!("must be a positive number, not {ccr}")));
+            return Err(flag(
+                "--ccr",
+                format!("must be a positive number, not {ccr}"),
+            ));
         }
     }
     let background_format = args

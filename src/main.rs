@@ -222,12 +222,12 @@ fn simulate(args: &augur::cli::SimulateArgs) -> ExitCode {
         })
     });
     let result = result.and_then(|outcomes| match &args.report {
-        Some(path) => std::fs::write(path, report::html(&outcomes)).map_err(|source| {
-            SimError::Output {
+        Some(path) => {
+            std::fs::write(path, report::html(&outcomes)).map_err(|source| SimError::Output {
                 path: path.clone(),
                 source,
-            }
-        }),
+            })
+        }
         None => Ok(()),
     });
     match result {

@@ -5,3 +5,4 @@ mod determinism;
 mod oracle_vs_dataflow;
 mod rejections;
 mod shared_data;
+mod simulate;

@@ -29,7 +29,13 @@ impl Trace {
         let times: Vec<f64> = points.iter().map(|(t, _)| t - first).collect();
         let values: Vec<f64> = points
             .iter()
-            .map(|(_, v)| if v.is_finite() { v.clamp(0.0, 10.0) } else { 0.0 })
+            .map(|(_, v)| {
+                if v.is_finite() {
+                    v.clamp(0.0, 10.0)
+                } else {
+                    0.0
+                }
+            })
             .collect();
         let last = times.last().copied().unwrap_or(0.0);
         // The step after the last point is the trace's typical step, so a wrapped trace keeps
@@ -49,7 +55,10 @@ impl Trace {
 
     fn locate(&self, t: f64) -> (usize, f64) {
         let phase = t.rem_euclid(self.period);
-        let index = self.times.partition_point(|&x| x <= phase).saturating_sub(1);
+        let index = self
+            .times
+            .partition_point(|&x| x <= phase)
+            .saturating_sub(1);
         (index, phase)
     }
 
@@ -189,8 +198,9 @@ impl Background {
 
     /// A device's mean background over `[from, to)`.
     pub fn mean(&self, device: usize, from: f64, to: f64) -> f64 {
-        self.of(device)
-            .map_or(0.0, |(trace, offset)| trace.mean(from + offset, to + offset))
+        self.of(device).map_or(0.0, |(trace, offset)| {
+            trace.mean(from + offset, to + offset)
+        })
     }
 }
 

@@ -155,24 +155,6 @@ impl Cluster {
         self.arrived
     }
 
-    /// Why nothing can start (for the stall error).
-    pub fn blocked(&self) -> String {
-        let Some(plan) = &self.plan else { return String::new() };
-        let mut out = String::new();
-        for p in 0..plan.processors.len() {
-            if let Some(&task) = plan.order[p].get(self.plan_next[p]) {
-                let t = task as usize;
-                out.push_str(&format!(
-                    "p{p} next {t} ready {:?} started {:?} parents {:?}; ",
-                    self.ready_at[t],
-                    self.start[t],
-                    self.dag.parents[t].iter().map(|&(q, _)| (q, self.end[q as usize].is_some())).collect::<Vec<_>>()
-                ));
-            }
-        }
-        out
-    }
-
     /// Whether anything is running.
     pub fn busy(&self) -> bool {
         self.running.iter().any(|r| !r.is_empty())
@@ -303,7 +285,11 @@ impl Cluster {
             }
             let device = plan.processors[p];
             let from = self.plan_next[p];
-            let last = if relaxed { plan.order[p].len() } else { from + 1 };
+            let last = if relaxed {
+                plan.order[p].len()
+            } else {
+                from + 1
+            };
             let pick = (from..last.min(plan.order[p].len())).find(|&i| {
                 let t = plan.order[p][i] as usize;
                 self.waiting(t) && self.data_ready(t, device) <= self.now + EPS
@@ -470,8 +456,12 @@ impl Cluster {
     pub fn records(&self) -> Vec<Option<TaskRecord>> {
         (0..self.dag.len())
             .map(|t| {
-                let (ready, start, end, device) =
-                    (self.ready_at[t]?, self.start[t]?, self.end[t]?, self.device_of[t]?);
+                let (ready, start, end, device) = (
+                    self.ready_at[t]?,
+                    self.start[t]?,
+                    self.end[t]?,
+                    self.device_of[t]?,
+                );
                 Some(TaskRecord {
                     ready,
                     start,

@@ -23,7 +23,9 @@ pub const STALL_EPOCHS: u64 = 10_000;
 
 /// Milliseconds of event time for seconds of simulation time.
 pub fn event_time(seconds: f64) -> Time {
-    (seconds * 1000.0).round().clamp(i64::MIN as f64, i64::MAX as f64) as Time
+    (seconds * 1000.0)
+        .round()
+        .clamp(i64::MIN as f64, i64::MAX as f64) as Time
 }
 
 fn lock(cluster: &Mutex<Cluster>) -> Result<MutexGuard<'_, Cluster>, SimError> {
@@ -81,13 +83,20 @@ impl BatchSource for SimSource {
         if let Some(progress) = &mut self.progress {
             if progress.last.elapsed().as_secs_f64() >= 2.0 {
                 progress.last = Instant::now();
-                eprintln!(
-                    "augur simulate: {}: {}/{} tasks done, t = {:.0} s",
-                    progress.label,
-                    cluster.done(),
-                    cluster.dag.len(),
-                    cluster.now - cluster.arrival
-                );
+                if cluster.arrived() {
+                    eprintln!(
+                        "augur simulate: {}: {}/{} tasks done, t = {:.0} s",
+                        progress.label,
+                        cluster.done(),
+                        cluster.dag.len(),
+                        cluster.now - cluster.arrival
+                    );
+                } else {
+                    eprintln!(
+                        "augur simulate: {}: warming the forecasts up, {:.0}/{:.0} s of background",
+                        progress.label, cluster.now, cluster.arrival
+                    );
+                }
             }
         }
         let mut batch = InputBatch::default();
@@ -107,9 +116,6 @@ impl BatchSource for SimSource {
             });
         }
         let Some(next) = cluster.next_event() else {
-            if std::env::var_os("AUGUR_SIM_DEBUG").is_some() {
-                eprintln!("{}", cluster.blocked());
-            }
             return Err(SimError::Stalled {
                 time_s: cluster.now - cluster.arrival,
                 done: cluster.done(),

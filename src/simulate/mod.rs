@@ -41,7 +41,7 @@ use platform::SimPlatform;
 
 /// How long the background runs before the workflow arrives, so the forecasters have history
 /// (seconds; only with `--background`).
-pub const WARM_UP_S: f64 = 6.0 * 3600.0;
+pub const WARM_UP_S: f64 = 3600.0;
 
 /// The capacity target on exclusive (one-task-per-node) platforms: never reached.
 pub const EXCLUSIVE_CAPACITY_TARGET: f64 = 1e6;

@@ -135,14 +135,6 @@ impl Outcome {
             .then(|| forecast_mae(cluster, arrival, arrival + makespan_s, horizon_s))
             .flatten();
         let utilisation = utilisation(cluster, &devices, arrival, makespan_s);
-        if std::env::var_os("AUGUR_SIM_DEBUG").is_some() {
-            for (d, name) in devices.iter().enumerate() {
-                let mine: Vec<&TaskRecord> = records.iter().filter(|r| r.device == d).collect();
-                let busy: f64 = mine.iter().map(|r| r.end - r.start).sum();
-                let wait: f64 = mine.iter().map(|r| r.start - r.ready).sum();
-                eprintln!("{} {name}: tasks {} busy {busy:.2} wait {wait:.2}", policy.name(), mine.len());
-            }
-        }
         Ok(Outcome {
             summary: Summary {
                 workflow: workflow.to_string(),
