@@ -40,6 +40,8 @@ pub enum Command {
     Durations(DurationsArgs),
     /// Makespan against cost against energy of one workflow's plan, across objective weights.
     Pareto(crate::pareto::ParetoArgs),
+    /// Closed-loop simulation of a cluster running workflows by each policy's placement.
+    Simulate(SimulateArgs),
 }
 
 /// Flags of `augur run`, as given.
@@ -214,6 +216,88 @@ pub struct DurationsArgs {
     /// One JSON line per workflow and task type instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Flags of `augur simulate`: a discrete-event simulation of a heterogeneous cluster that runs
+/// each workflow by the placement the dataflow keeps current, under each policy.
+#[derive(Debug, Clone, Args)]
+pub struct SimulateArgs {
+    /// WfFormat workflow files, each simulated on its own.
+    #[arg(long = "workflow", num_args = 1.., required = true, value_name = "FILE")]
+    pub workflows: Vec<PathBuf>,
+    /// Platform TOML, or a SAGA network JSON (../shared/peers/networks/*.json); without it the
+    /// devices are the workflow's `machines`.
+    #[arg(long, value_name = "FILE")]
+    pub platform: Option<PathBuf>,
+    /// Background utilisation traces: trace i loads device i (cycling), shifted to start with
+    /// the simulation.
+    #[arg(long = "background", num_args = 1.., value_name = "FILE")]
+    pub background: Vec<PathBuf>,
+    /// Format of the background traces.
+    #[arg(long, default_value = "nab", value_parser = ["nab", "bitbrains", "alibaba", "long"])]
+    pub background_format: String,
+    /// Which policies to run.
+    #[arg(long, default_value = "all", value_parser = ["all", "predictive", "heft", "reactive", "static", "seed"])]
+    pub policy: String,
+    /// Seed: 0 starts each trace at its beginning; any other value at a seeded point of it.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Rescale every link so that mean transfer over mean compute time is this ratio (as SAGA's
+    /// scale_to_ccr and saga_makespan.py --ccr).
+    #[arg(long, value_name = "X")]
+    pub ccr: Option<f64>,
+    /// One JSON line per workflow x policy instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Write a self-contained HTML report (Gantt charts, utilisation, comparison table).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+}
+
+/// Validates `augur simulate`'s flags.
+pub fn simulate_config(
+    args: &SimulateArgs,
+) -> Result<crate::simulate::SimConfig, crate::simulate::SimError> {
+    use crate::simulate::SimError;
+    let flag = |flag: &'static str, reason: String| SimError::Flag { flag, reason };
+    crate::series::check_distinct(&args.workflows).map_err(|r| flag("--workflow", r))?;
+    crate::series::check_distinct(&args.background).map_err(|r| flag("--background", r))?;
+    for path in args
+        .workflows
+        .iter()
+        .chain(&args.background)
+        .chain(&args.platform)
+    {
+        if !path.is_file() {
+            return Err(flag(
+                "input",
+                format!("{} is not a readable file", path.display()),
+            ));
+        }
+    }
+    if let Some(ccr) = args.ccr {
+        if !(ccr.is_finite() && ccr > 0.0) {
+            return Err(flag(
+                "--ccr",
+                format!("must be a positive number, not {ccr}"),
+            ));
+        }
+    }
+    let background_format = args
+        .background_format
+        .parse()
+        .map_err(|r| flag("--background-format", r))?;
+    Ok(crate::simulate::SimConfig {
+        workflows: args.workflows.clone(),
+        platform: args.platform.clone(),
+        background: args.background.clone(),
+        background_format,
+        policies: crate::simulate::policies(&args.policy)?,
+        seed: args.seed,
+        ccr: args.ccr,
+        forecast: ForecastConfig::default(),
+        progress: true,
+    })
 }
 
 /// A flag combination that cannot run.

@@ -15,4 +15,5 @@ pub mod output;
 pub mod pareto;
 pub mod run;
 pub mod series;
+pub mod simulate;
 pub mod testing;

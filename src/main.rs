@@ -111,6 +111,7 @@ fn main() -> ExitCode {
                 },
             )
         }
+        Command::Simulate(args) => simulate(&args),
         Command::Anomalies(args) => {
             let mut out = std::io::stdout().lock();
             report(
@@ -200,6 +201,53 @@ fn bench(args: &BenchArgs) -> ExitCode {
         }
         Err(error) => {
             eprintln!("augur bench: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn simulate(args: &augur::cli::SimulateArgs) -> ExitCode {
+    use augur::simulate::{report, SimError};
+    let config = match augur::cli::simulate_config(args) {
+        Ok(config) => config,
+        Err(error) => return usage(&error.to_string()),
+    };
+    let mut out = std::io::stdout().lock();
+    let written = |e: std::io::Error| SimError::Output {
+        path: "stdout".into(),
+        source: e,
+    };
+    let header = if args.json {
+        Ok(())
+    } else {
+        report::table_header(&mut out).map_err(written)
+    };
+    let result = header.and_then(|()| {
+        augur::simulate::simulate(&config, |outcome| {
+            if args.json {
+                writeln!(out, "{}", report::json_line(&outcome.summary)).map_err(written)
+            } else {
+                report::table_row(&mut out, &outcome.summary).map_err(written)
+            }
+        })
+    });
+    let result = result.and_then(|outcomes| match &args.report {
+        Some(path) => {
+            std::fs::write(path, report::html(&outcomes)).map_err(|source| SimError::Output {
+                path: path.clone(),
+                source,
+            })
+        }
+        None => Ok(()),
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(SimError::Output { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe => {
+            ExitCode::SUCCESS
+        }
+        Err(error @ SimError::Flag { .. }) => usage(&error.to_string()),
+        Err(error) => {
+            eprintln!("augur simulate: {error}");
             ExitCode::FAILURE
         }
     }

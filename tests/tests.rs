@@ -6,3 +6,4 @@ mod oracle_vs_dataflow;
 mod rejections;
 mod resculpt;
 mod shared_data;
+mod simulate;

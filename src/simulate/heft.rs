@@ -1,0 +1,179 @@
+//! The static HEFT schedule the simulator's `heft` policy follows, computed once per workflow
+//! exactly as SAGA's `HeftScheduler` computes it, so the two makespans can be compared:
+//!
+//! - `rank_u(t) = mean over processors of work(t)/speed + max over children c of
+//!   (rank_u(c) + mean over SAGA's link set of bytes(t, c)/bandwidth)`, the link set being every
+//!   unordered pair of processors *and* each processor with itself (infinite bandwidth, so zero,
+//!   unless `--ccr` rescaled it), as SAGA averages;
+//! - tasks in decreasing `rank_u`, ties to the earlier in topological order;
+//! - each goes to the processor where it finishes first (the first such in processor order),
+//!   its start the earliest insertion-based slot after its data arrives (SAGA's
+//!   `get_earliest_start_time` with its exact gap rules), one task at a time per processor.
+//!
+//! A processor is one slot of a device: an exclusive device (SAGA's model) has one; a device of a
+//! TOML platform has one per whole core.
+
+use super::dag::Dag;
+use super::platform::SimPlatform;
+
+/// A static schedule.
+#[derive(Clone, Debug, Default)]
+pub struct Plan {
+    /// The device of each processor.
+    pub processors: Vec<usize>,
+    /// The processor of each task.
+    pub processor: Vec<usize>,
+    /// Planned start of each task (seconds from arrival).
+    pub start: Vec<f64>,
+    /// Planned end of each task.
+    pub end: Vec<f64>,
+    /// Each processor's tasks in planned order.
+    pub order: Vec<Vec<u32>>,
+}
+
+impl Plan {
+    /// The planned makespan.
+    pub fn makespan(&self) -> f64 {
+        self.end.iter().copied().fold(0.0, f64::max)
+    }
+}
+
+/// Processors of a platform: one per exclusive device, else one per whole core (at least one).
+pub fn processors(platform: &SimPlatform) -> Vec<usize> {
+    platform
+        .platform
+        .devices
+        .iter()
+        .enumerate()
+        .flat_map(|(index, device)| {
+            let slots = if platform.exclusive {
+                1
+            } else {
+                (device.cores.floor() as usize).max(1)
+            };
+            std::iter::repeat_n(index, slots)
+        })
+        .collect()
+}
+
+/// Upward ranks, SAGA's way (see the module documentation).
+pub fn upward_ranks(dag: &Dag, platform: &SimPlatform, processors: &[usize]) -> Vec<f64> {
+    let speeds: Vec<f64> = processors
+        .iter()
+        .map(|&d| platform.platform.devices[d].speed)
+        .collect();
+    let inv_speed = speeds.iter().map(|s| 1.0 / s).sum::<f64>() / speeds.len().max(1) as f64;
+    let mut inv_bandwidth = 0.0;
+    let mut links = 0usize;
+    for (i, &a) in processors.iter().enumerate() {
+        for &b in &processors[i..] {
+            let bandwidth = platform.bandwidth[a][b];
+            inv_bandwidth += if bandwidth.is_infinite() {
+                0.0
+            } else {
+                1.0 / bandwidth
+            };
+            links += 1;
+        }
+    }
+    let inv_bandwidth = inv_bandwidth / links.max(1) as f64;
+    let mut rank = vec![0.0; dag.len()];
+    for &task in dag.topo.iter().rev() {
+        let t = task as usize;
+        let below = dag.children[t]
+            .iter()
+            .map(|&(c, bytes)| rank[c as usize] + bytes as f64 * inv_bandwidth)
+            .fold(0.0, f64::max);
+        rank[t] = dag.work_s[t] * inv_speed + below;
+    }
+    rank
+}
+
+/// The HEFT schedule of a DAG on a platform.
+pub fn plan(dag: &Dag, platform: &SimPlatform) -> Plan {
+    let processors = processors(platform);
+    let rank = upward_ranks(dag, platform, &processors);
+    let mut position = vec![0usize; dag.len()];
+    for (i, &t) in dag.topo.iter().enumerate() {
+        position[t as usize] = i;
+    }
+    let mut order: Vec<u32> = dag.topo.clone();
+    order.sort_by(|&a, &b| {
+        rank[b as usize]
+            .total_cmp(&rank[a as usize])
+            .then(position[a as usize].cmp(&position[b as usize]))
+    });
+    let n = dag.len();
+    let mut result = Plan {
+        processors: processors.clone(),
+        processor: vec![0; n],
+        start: vec![0.0; n],
+        end: vec![0.0; n],
+        order: vec![Vec::new(); processors.len()],
+    };
+    // Each processor's scheduled tasks, sorted by (start, end): SAGA's `mapping[node]`.
+    let mut mapping: Vec<Vec<(f64, f64, u32)>> = vec![Vec::new(); processors.len()];
+    for &task in &order {
+        let t = task as usize;
+        let mut best: Option<(f64, usize)> = None;
+        for (p, &device) in processors.iter().enumerate() {
+            let exec = dag.work_s[t] / platform.platform.devices[device].speed;
+            let mut ready: f64 = 0.0;
+            for &(parent, bytes) in &dag.parents[t] {
+                let q = parent as usize;
+                let from = processors[result.processor[q]];
+                // SAGA: bytes / speed of the link between the two nodes; a node's link with
+                // itself is infinite (free) unless `--ccr` rescaled it.
+                let comm = platform.transfer_s(bytes, from, device);
+                ready = ready.max(result.end[q] + comm);
+            }
+            let start = earliest_start(&mapping[p], ready, exec);
+            let finish = start + exec;
+            if best.is_none_or(|(f, _)| finish < f) {
+                best = Some((finish, p));
+            }
+        }
+        let Some((finish, p)) = best else { break };
+        let exec = dag.work_s[t] / platform.platform.devices[processors[p]].speed;
+        let start = finish - exec;
+        result.processor[t] = p;
+        result.start[t] = start;
+        result.end[t] = finish;
+        let slot = &mut mapping[p];
+        let index = slot.partition_point(|&(s, e, _)| (s, e) < (start, finish));
+        slot.insert(index, (start, finish, task));
+    }
+    // Run order: by planned (start, end), then topological position. SAGA's list puts a
+    // zero-length task before an equal zero-length parent; executing that order would wait
+    // forever, and this one keeps every parent ahead of its children.
+    for (p, slot) in mapping.iter().enumerate() {
+        let mut tasks: Vec<u32> = slot.iter().map(|&(_, _, t)| t).collect();
+        tasks.sort_by(|&a, &b| {
+            let (a, b) = (a as usize, b as usize);
+            (result.start[a], result.end[a], position[a])
+                .partial_cmp(&(result.start[b], result.end[b], position[b]))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+        result.order[p] = tasks;
+    }
+    result
+}
+
+/// SAGA's `Schedule.get_earliest_start_time(append_only=False)`, rule for rule.
+fn earliest_start(slot: &[(f64, f64, u32)], ready: f64, exec: f64) -> f64 {
+    match slot.first() {
+        None => return ready,
+        Some(&(first_start, _, _)) if ready + exec <= first_start => return ready,
+        _ => {}
+    }
+    for pair in slot.windows(2) {
+        let (left, right) = (pair[0], pair[1]);
+        if ready >= left.1 && ready + exec <= right.0 {
+            return ready;
+        } else if ready < left.1 && left.1 + exec <= right.0 {
+            return left.1;
+        }
+    }
+    let last_end = slot.last().map_or(0.0, |&(_, e, _)| e);
+    ready.max(last_end)
+}

@@ -1,0 +1,319 @@
+//! `augur simulate`: a closed-loop, discrete-event simulation of a heterogeneous cluster that
+//! runs workflows by the placement augur's dataflow keeps current, one policy at a time.
+//!
+//! - [`platform`]: devices and links (platform TOML, SAGA network JSON, or the workflow's
+//!   machines), and `--ccr`.
+//! - [`background`]: real utilisation traces mapped onto devices.
+//! - [`dag`]: a workflow as the simulator runs it.
+//! - [`heft`]: the static HEFT plan (SAGA's algorithm, rule for rule) the `heft` policy follows.
+//! - [`cluster`]: the discrete-event model (contention, transfers, capacity, dispatch).
+//! - [`feedback`]: the `BatchSource`/`MapSink` pair that closes the loop through
+//!   [`crate::engine::run_engine`].
+//! - [`outcome`]: the per-run figures; [`report`]: the table and the HTML page.
+
+pub mod background;
+pub mod cluster;
+pub mod dag;
+pub mod feedback;
+pub mod heft;
+pub mod outcome;
+pub mod platform;
+pub mod report;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use augur_dataflows::contention_forecast::ForecastConfig;
+use augur_dataflows::placement::{PlacementConfig, Policy};
+use augur_dataflows::EngineConfig;
+
+use crate::catalog::Catalog;
+use crate::engine::{run_engine, EngineError, Workers};
+use crate::input::wfformat::read_workflow;
+use crate::series::SeriesFormat;
+
+use background::Background;
+use cluster::Cluster;
+use dag::Dag;
+use feedback::{Progress, SimSink, SimSource};
+use outcome::Outcome;
+use platform::SimPlatform;
+
+/// How long the background runs before the workflow arrives, so the forecasters have history
+/// (seconds; only with `--background`).
+pub const WARM_UP_S: f64 = 3600.0;
+
+/// The capacity target on exclusive (one-task-per-node) platforms: never reached.
+pub const EXCLUSIVE_CAPACITY_TARGET: f64 = 1e6;
+
+/// Why a simulation could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// A flag's value is unusable.
+    #[error("{flag}: {reason}")]
+    Flag {
+        /// The flag.
+        flag: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// A workflow could not be read or admitted.
+    #[error("{path}: {reason}")]
+    Workflow {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// The platform is unusable.
+    #[error("platform {path}: {reason}")]
+    Platform {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// No devices to run on.
+    #[error("{workflow}: no devices: give --platform, or a workflow whose 'machines' section names some")]
+    NoDevices {
+        /// The workflow.
+        workflow: String,
+    },
+    /// `--ccr` cannot be applied to a workflow.
+    #[error("--ccr on {workflow}: {reason}")]
+    Ccr {
+        /// The workflow.
+        workflow: String,
+        /// Why.
+        reason: String,
+    },
+    /// The background traces are unusable.
+    #[error("--background: {0}")]
+    Background(String),
+    /// The map stopped sending ready tasks anywhere they can run.
+    #[error("the simulation stalled at t = {time_s:.1} s with {done}/{tasks} tasks done")]
+    Stalled {
+        /// Seconds since the workflow arrived.
+        time_s: f64,
+        /// Tasks completed.
+        done: usize,
+        /// Tasks in all.
+        tasks: usize,
+    },
+    /// The engine failed.
+    #[error("engine: {0}")]
+    Engine(String),
+    /// A bug: state the simulator itself keeps became unusable.
+    #[error("internal error: {0}")]
+    Internal(String),
+    /// The report could not be written.
+    #[error("{path}: {source}")]
+    Output {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// A validated `augur simulate`.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// WfFormat files, each simulated on its own.
+    pub workflows: Vec<PathBuf>,
+    /// `--platform`: TOML or SAGA network JSON; `None` for the workflow's machines.
+    pub platform: Option<PathBuf>,
+    /// Background traces.
+    pub background: Vec<PathBuf>,
+    /// Their format.
+    pub background_format: SeriesFormat,
+    /// The policies to compare, in output order.
+    pub policies: Vec<Policy>,
+    /// Seed: 0 starts every trace at its beginning; another value at a seeded point.
+    pub seed: u64,
+    /// `--ccr`: rescale every link to this communication-to-computation ratio.
+    pub ccr: Option<f64>,
+    /// Forecast knobs of the dataflow.
+    pub forecast: ForecastConfig,
+    /// Progress lines on stderr.
+    pub progress: bool,
+}
+
+/// Parses `--policy`.
+pub fn policies(name: &str) -> Result<Vec<Policy>, SimError> {
+    if name == "all" {
+        return Ok(Policy::ALL.to_vec());
+    }
+    Policy::from_name(name)
+        .map(|p| vec![p])
+        .ok_or_else(|| SimError::Flag {
+            flag: "--policy",
+            reason: format!(
+                "unknown policy '{name}' (all, predictive, heft, reactive, static or seed)"
+            ),
+        })
+}
+
+/// Everything one workflow needs before a policy runs it.
+pub struct Prepared {
+    /// The workflow's name (file stem).
+    pub name: String,
+    /// Its catalog (the workflow is id 0).
+    pub catalog: Arc<Catalog>,
+    /// Its DAG.
+    pub dag: Dag,
+    /// The platform, with `--ccr` applied.
+    pub platform: SimPlatform,
+}
+
+/// Reads and admits one workflow on the platform (its own machines without one).
+pub fn prepare(
+    path: &Path,
+    platform: Option<&SimPlatform>,
+    ccr: Option<f64>,
+) -> Result<Prepared, SimError> {
+    let read = read_workflow(path);
+    let Some(mut workflow) = read.workflow else {
+        let reason = read
+            .rejections
+            .first()
+            .map_or("unreadable".to_string(), |r| r.reason.clone());
+        return Err(SimError::Workflow {
+            path: path.display().to_string(),
+            reason,
+        });
+    };
+    let mut platform = match platform {
+        Some(platform) => platform.clone(),
+        None => SimPlatform::from_machines(&workflow)?,
+    };
+    if let Some(ccr) = ccr {
+        platform.scale_to_ccr(&workflow, ccr)?;
+    }
+    if platform.exclusive {
+        // SAGA's model: a node runs one task at a time, whatever the task's cores.
+        for task in &mut workflow.tasks {
+            task.cores = 1.0;
+            task.memory_bytes = None;
+        }
+    }
+    let dag = Dag::of(&workflow);
+    let name = workflow.name.clone();
+    let mut catalog = Catalog::new(platform.platform.clone());
+    catalog
+        .admit(workflow)
+        .map_err(|rejections| SimError::Workflow {
+            path: path.display().to_string(),
+            reason: rejections
+                .first()
+                .map_or("refused".to_string(), |r| r.reason.clone()),
+        })?;
+    Ok(Prepared {
+        name,
+        catalog: Arc::new(catalog),
+        dag,
+        platform,
+    })
+}
+
+/// Runs one workflow under one policy through the dataflow and returns what happened.
+pub fn simulate_one(
+    prepared: &Prepared,
+    background: &Background,
+    policy: Policy,
+    config: &SimConfig,
+) -> Result<Outcome, SimError> {
+    let arrival = if background.is_empty() {
+        0.0
+    } else {
+        WARM_UP_S
+    };
+    let processors = heft::processors(&prepared.platform);
+    let rank = heft::upward_ranks(&prepared.dag, &prepared.platform, &processors);
+    let plan = (policy == Policy::Heft).then(|| heft::plan(&prepared.dag, &prepared.platform));
+    let cluster = Cluster::new(
+        prepared.dag.clone(),
+        prepared.platform.clone(),
+        background.clone(),
+        arrival,
+        rank,
+        plan.clone(),
+    );
+    let cluster = Arc::new(Mutex::new(cluster));
+    let engine_config = EngineConfig {
+        devices: prepared.catalog.device_specs(),
+        forecast: config.forecast,
+        placement: PlacementConfig {
+            policy,
+            // On exclusive devices one ready task fills a device, so the capacity target would
+            // send the next tasks to whatever device is still empty (the slowest ones): there,
+            // every device has room and the finish-time rule alone decides.
+            capacity_target: if prepared.platform.exclusive {
+                EXCLUSIVE_CAPACITY_TARGET
+            } else {
+                PlacementConfig::default().capacity_target
+            },
+            ..PlacementConfig::default()
+        },
+        durations: Default::default(),
+    };
+    let shared = Arc::clone(&cluster);
+    let catalog = Arc::clone(&prepared.catalog);
+    let label = format!("{} {}", prepared.name, policy.name());
+    let progress = config.progress;
+    let outcome = run_engine(Workers::Threads(1), engine_config, move || {
+        let progress = progress.then(|| Progress::new(label.clone()));
+        (
+            SimSource::new(Arc::clone(&shared), Arc::clone(&catalog), progress),
+            SimSink::new(Arc::clone(&shared)),
+        )
+    })
+    .map_err(|error| match error {
+        EngineError::Source(e) | EngineError::Sink(e) => e,
+        other => SimError::Engine(other.to_string()),
+    })?;
+    if outcome.is_none() {
+        return Err(SimError::Internal("worker 0 returned nothing".to_string()));
+    }
+    let cluster = cluster
+        .lock()
+        .map_err(|_| SimError::Internal("the simulation state was poisoned".to_string()))?;
+    Outcome::of(
+        &prepared.name,
+        policy,
+        &cluster,
+        config.forecast.horizon_ms as f64 / 1000.0,
+        plan.as_ref(),
+    )
+}
+
+/// Runs every workflow under every policy, calling `each` with each outcome as it is ready.
+pub fn simulate(
+    config: &SimConfig,
+    mut each: impl FnMut(&Outcome) -> Result<(), SimError>,
+) -> Result<Vec<Outcome>, SimError> {
+    let platform = match &config.platform {
+        Some(path) => Some(SimPlatform::read(path)?),
+        None => None,
+    };
+    let mut outcomes = Vec::new();
+    for path in &config.workflows {
+        let prepared = prepare(path, platform.as_ref(), config.ccr)?;
+        let background = if config.background.is_empty() {
+            Background::none(prepared.platform.len())
+        } else {
+            Background::load(
+                &config.background,
+                config.background_format,
+                prepared.platform.len(),
+                config.seed,
+            )?
+        };
+        for &policy in &config.policies {
+            let outcome = simulate_one(&prepared, &background, policy, config)?;
+            each(&outcome)?;
+            outcomes.push(outcome);
+        }
+    }
+    Ok(outcomes)
+}
