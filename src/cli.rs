@@ -252,6 +252,10 @@ pub struct SimulateArgs {
     /// Write a self-contained HTML report (Gantt charts, utilisation, comparison table).
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// TOML of engine knobs, as for `run` (`[forecast]`, `[placement]`, `[anomaly]`; the
+    /// policy comes from `--policy`; on one-task-per-node platforms the capacity target is off).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 /// Validates `augur simulate`'s flags.
@@ -287,6 +291,12 @@ pub fn simulate_config(
         .background_format
         .parse()
         .map_err(|r| flag("--background-format", r))?;
+    let file = match &args.config {
+        Some(path) => read_config_file(path).map_err(|e| flag("--config", e.to_string()))?,
+        None => ConfigFile::default(),
+    };
+    let (forecast, placement) =
+        engine_knobs(&file, None).map_err(|e| flag("--config", e.to_string()))?;
     Ok(crate::simulate::SimConfig {
         workflows: args.workflows.clone(),
         platform: args.platform.clone(),
@@ -295,7 +305,8 @@ pub fn simulate_config(
         policies: crate::simulate::policies(&args.policy)?,
         seed: args.seed,
         ccr: args.ccr,
-        forecast: ForecastConfig::default(),
+        forecast,
+        placement,
         progress: true,
     })
 }
@@ -482,6 +493,71 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         0.0,
         1e9,
     )?;
+    let (forecast, placement) = engine_knobs(&file, args.policy.clone())?;
+    if args.workers == 0 || args.workers > 1024 {
+        return Err(ConfigError::Flag {
+            flag: "--workers",
+            reason: "must be between 1 and 1024".into(),
+        });
+    }
+    if args.processes == 0 || args.processes > 1024 {
+        return Err(ConfigError::Flag {
+            flag: "--processes",
+            reason: "must be between 1 and 1024".into(),
+        });
+    }
+    if args.process >= args.processes {
+        return Err(ConfigError::Flag {
+            flag: "--process",
+            reason: format!("must be below --processes ({})", args.processes),
+        });
+    }
+    let workers = if args.processes > 1 {
+        if args.process >= args.processes {
+            return Err(ConfigError::Flag {
+                flag: "--process",
+                reason: format!("must be below --processes ({})", args.processes),
+            });
+        }
+        Workers::Cluster {
+            threads: args.workers,
+            process: args.process,
+            addresses: hosts(args.hostfile.as_deref(), args.processes)?,
+        }
+    } else {
+        Workers::Threads(args.workers)
+    };
+    let max_line_bytes = file.max_line_bytes.unwrap_or(DEFAULT_MAX_LINE_BYTES);
+    if max_line_bytes < 64 {
+        return Err(ConfigError::Flag {
+            flag: "max_line_bytes",
+            reason: "must be at least 64".into(),
+        });
+    }
+    Ok(RunConfig {
+        workflows: args.workflows.clone(),
+        platform: args.platform.clone(),
+        metrics: args.metrics.clone(),
+        format,
+        maps,
+        events: args.events.clone(),
+        lateness_ms: seconds_to_ms(lateness_s),
+        max_line_bytes,
+        out: args.out.clone(),
+        workers,
+        strict: args.strict,
+        forecast,
+        placement,
+        progress: !args.quiet,
+    })
+}
+
+/// The forecast and placement knobs of a config file (`--policy`, when given, overrides its
+/// policy): shared by `run` and `simulate`.
+pub fn engine_knobs(
+    file: &ConfigFile,
+    policy_flag: Option<String>,
+) -> Result<(ForecastConfig, PlacementConfig), ConfigError> {
     let defaults = ForecastConfig::default();
     let mut model = defaults.model;
     if let Some(name) = &file.forecast.model {
@@ -567,9 +643,7 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         )?,
     };
     let defaults = PlacementConfig::default();
-    let policy_name = args
-        .policy
-        .clone()
+    let policy_name = policy_flag
         .or_else(|| file.placement.policy.clone())
         .unwrap_or_else(|| defaults.policy.name().to_string());
     let policy = Policy::from_name(&policy_name).ok_or_else(|| ConfigError::Flag {
@@ -629,62 +703,7 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig, ConfigError> {
             )?,
         },
     };
-    if args.workers == 0 || args.workers > 1024 {
-        return Err(ConfigError::Flag {
-            flag: "--workers",
-            reason: "must be between 1 and 1024".into(),
-        });
-    }
-    if args.processes == 0 || args.processes > 1024 {
-        return Err(ConfigError::Flag {
-            flag: "--processes",
-            reason: "must be between 1 and 1024".into(),
-        });
-    }
-    if args.process >= args.processes {
-        return Err(ConfigError::Flag {
-            flag: "--process",
-            reason: format!("must be below --processes ({})", args.processes),
-        });
-    }
-    let workers = if args.processes > 1 {
-        if args.process >= args.processes {
-            return Err(ConfigError::Flag {
-                flag: "--process",
-                reason: format!("must be below --processes ({})", args.processes),
-            });
-        }
-        Workers::Cluster {
-            threads: args.workers,
-            process: args.process,
-            addresses: hosts(args.hostfile.as_deref(), args.processes)?,
-        }
-    } else {
-        Workers::Threads(args.workers)
-    };
-    let max_line_bytes = file.max_line_bytes.unwrap_or(DEFAULT_MAX_LINE_BYTES);
-    if max_line_bytes < 64 {
-        return Err(ConfigError::Flag {
-            flag: "max_line_bytes",
-            reason: "must be at least 64".into(),
-        });
-    }
-    Ok(RunConfig {
-        workflows: args.workflows.clone(),
-        platform: args.platform.clone(),
-        metrics: args.metrics.clone(),
-        format,
-        maps,
-        events: args.events.clone(),
-        lateness_ms: seconds_to_ms(lateness_s),
-        max_line_bytes,
-        out: args.out.clone(),
-        workers,
-        strict: args.strict,
-        forecast,
-        placement,
-        progress: !args.quiet,
-    })
+    Ok((forecast, placement))
 }
 
 /// Every input file exists, is a file, and is given once: a typo must not look like a run

@@ -135,6 +135,8 @@ pub struct SimConfig {
     pub ccr: Option<f64>,
     /// Forecast knobs of the dataflow.
     pub forecast: ForecastConfig,
+    /// Placement knobs (the policy is set per run).
+    pub placement: PlacementConfig,
     /// Progress lines on stderr.
     pub progress: bool,
 }
@@ -251,9 +253,9 @@ pub fn simulate_one(
             capacity_target: if prepared.platform.exclusive {
                 EXCLUSIVE_CAPACITY_TARGET
             } else {
-                PlacementConfig::default().capacity_target
+                config.placement.capacity_target
             },
-            ..PlacementConfig::default()
+            ..config.placement
         },
         durations: Default::default(),
     };
