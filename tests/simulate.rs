@@ -7,7 +7,7 @@ use augur::series::SeriesFormat;
 use augur::simulate::outcome::Outcome;
 use augur::simulate::{simulate, SimConfig};
 use augur_dataflows::contention_forecast::ForecastConfig;
-use augur_dataflows::placement::Policy;
+use augur_dataflows::placement::{PlacementConfig, Policy};
 
 fn temp(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("augur-sim-{}-{name}", std::process::id()));
@@ -104,6 +104,7 @@ fn config(
         seed,
         ccr: None,
         forecast: ForecastConfig::default(),
+        placement: PlacementConfig::default(),
         progress: false,
     }
 }
