@@ -29,7 +29,10 @@
 //!    then shallower first, then by key. Each goes to the best *candidate* by `(score, id)`:
 //!    every capability class that can host it offers its device of least `(full, backlog, id)`
 //!    and its device of least `(full, contention, id)`, and every device holding a parent's
-//!    output is a candidate; candidates with room beat those without;
+//!    output is a candidate; candidates with room beat those without. A task that declares
+//!    alternatives (re-sculpting) runs as the best of them instead when that one has room where
+//!    the declared task has none, or scores better by more than `resculpt_margin`; it keeps
+//!    its variant until it is next moved;
 //! 4. rebalance where the epoch changed something. Each device whose contention rose (by id)
 //!    sheds: its most recently placed movable task moves to the best candidate elsewhere if that
 //!    beats its score where it is by more than the hysteresis (and, if that device has no room,
