@@ -2,8 +2,9 @@
 //!
 //! # The rule
 //! A device `d` runs its tasks as a fluid queue. A task `t` placed there takes `D(t, d)`
-//! milliseconds undisturbed: the duration model's estimate for `t`'s kind on `d`'s class when
-//! the policy learns and one is published, else the workflow's estimate divided by `d`'s speed.
+//! milliseconds undisturbed: its work at speed 1 (the duration model's estimate for `t`'s kind on
+//! `d`'s class when the policy learns and one is published, else the workflow's estimate)
+//! divided by `d`'s speed.
 //! Predicted contention `c_d` slows it to `run(t, d) = D(t, d) (1 + c_d)`, and it takes
 //! `share(t, d)`, the larger of its shares of `d`'s cores and memory. The *backlog* of `d` is the
 //! time its mapped work needs at full use, `(1 + c_d) max(Σ D·cores / cores_d, Σ D·memory / memory_d)`.
@@ -988,18 +989,21 @@ pub(crate) fn is_active(state: &TaskState) -> bool {
     state.ready || state.pinned.is_some()
 }
 
-/// `D(t, d)` on a device of this spec and class: the learned estimate when given and known, else
-/// the task's own estimate at the device's speed.
+/// `D(t, d)` on a device of this spec and class: its work at speed 1 (the learned estimate when
+/// given and known, else the task's own estimate) at the device's speed.
 pub(crate) fn duration_on(
     spec: &TaskSpec,
     device: &DeviceSpec,
     class: usize,
     learned: Option<&HashMap<(u32, u32), u64>>,
 ) -> u64 {
-    if let Some(ms) = learned.and_then(|l| l.get(&(spec.kind, class as u32))) {
-        return *ms;
-    }
-    let ms = spec.duration_ms as f64 / device.speed;
+    // The duration model publishes work at speed 1 without contention (as the workflow's
+    // estimate is): either is divided by the device's speed.
+    let work_ms = learned
+        .and_then(|l| l.get(&(spec.kind, class as u32)))
+        .copied()
+        .unwrap_or(spec.duration_ms);
+    let ms = work_ms as f64 / device.speed;
     if ms.is_finite() {
         ms.round().clamp(0.0, u64::MAX as f64) as u64
     } else {
