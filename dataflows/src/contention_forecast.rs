@@ -155,11 +155,16 @@ impl SeriesState {
             }
         };
         let predicted = fraction(self.model.mean_over(config.horizon_ms));
-        let quantum = granularity(
-            config,
-            predicted + config.risk * fraction(sigma),
-            fraction(self.model.sigma(0)),
-        );
+        // The one-step sigma is only needed (and only computed) with dynamic granularity on:
+        // this runs for every sample of every series.
+        let quantum = match config.coarse_quantum_ppm {
+            None => config.quantum_ppm,
+            Some(_) => granularity(
+                config,
+                predicted + config.risk * fraction(sigma),
+                fraction(self.model.sigma(0)),
+            ),
+        };
         SeriesForecast {
             latest: quantise(ppm_from_fraction(self.model.latest()), quantum),
             predicted: quantise(ppm_from_fraction(predicted), quantum),

@@ -801,36 +801,14 @@ impl FinishTimePlacer {
     }
 
     /// Moves the device's most recently placed movable task if the best candidate elsewhere
-    /// beats staying by more than the hysteresis; returns it if it moved.
+    /// beats staying by more than the hysteresis; returns it and its variant before.
     fn try_move_latest(&mut self, device: DeviceId) -> Option<(TaskKey, u32)> {
-        let state = &self.devices[device as usize];
-        let task = state.movable.latest()?;
-        let placed = *self.tasks.get(&task)?;
-        let own = cost::Work::of(&placed.spec, placed.duration_ms);
-        let inputs = self.inputs_of(task);
-        let stay = self.evaluate_with(&inputs, &placed.spec, device, state.work.minus(own));
-        let (target, choice) = self.best_choice(task, &placed.state, Some(device))?;
-        if !cost::worth_moving(stay.score, target.score, self.config.hysteresis)
-            || !self.may_move(&placed, &target)
-        {
-            return None;
-        }
-        self.detach(task, &placed);
-        let seq = self.take_seq();
-        self.attach(
-            task,
-            placed.state,
-            choice,
-            target.device,
-            seq,
-            target.finish,
-        );
-        Some((task, placed.variant))
+        self.move_latest(device, None)
     }
 
     /// Pulls the most recently placed movable task of the most backlogged other device into
     /// `device`, if `device` is that task's best candidate and beats where it is by more than the
-    /// hysteresis; returns the task and where it was.
+    /// hysteresis; returns the task, where it was and its variant before.
     fn try_pull(&mut self, device: DeviceId) -> Option<(TaskKey, DeviceId, u32)> {
         let &(_, _, worst) = self
             .with_movable
@@ -838,14 +816,22 @@ impl FinishTimePlacer {
             .rev()
             .take(2)
             .find(|(_, _, d)| *d != device)?;
-        let state = &self.devices[worst as usize];
+        self.move_latest(worst, Some(device))
+            .map(|(task, variant)| (task, worst, variant))
+    }
+
+    /// The one move of the rebalancing: `from`'s most recently placed movable task goes to its
+    /// best candidate elsewhere (which must be `only_to`, when given) if that beats staying by
+    /// more than the hysteresis and [`Self::may_move`] allows it.
+    fn move_latest(&mut self, from: DeviceId, only_to: Option<DeviceId>) -> Option<(TaskKey, u32)> {
+        let state = &self.devices[from as usize];
         let task = state.movable.latest()?;
         let placed = *self.tasks.get(&task)?;
         let own = cost::Work::of(&placed.spec, placed.duration_ms);
         let inputs = self.inputs_of(task);
-        let stay = self.evaluate_with(&inputs, &placed.spec, worst, state.work.minus(own));
-        let (target, choice) = self.best_choice(task, &placed.state, Some(worst))?;
-        if target.device != device
+        let stay = self.evaluate_with(&inputs, &placed.spec, from, state.work.minus(own));
+        let (target, choice) = self.best_choice(task, &placed.state, Some(from))?;
+        if only_to.is_some_and(|to| to != target.device)
             || !cost::worth_moving(stay.score, target.score, self.config.hysteresis)
             || !self.may_move(&placed, &target)
         {
@@ -861,7 +847,7 @@ impl FinishTimePlacer {
             seq,
             target.finish,
         );
-        Some((task, worst, placed.variant))
+        Some((task, placed.variant))
     }
 
     /// A move onto a device without room must not leave room behind: it is allowed only while

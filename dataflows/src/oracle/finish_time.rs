@@ -242,32 +242,7 @@ impl FinishTimeOracle {
         let worst = (0..self.devices.len() as DeviceId)
             .filter(|d| *d != device && !self.movable_on(*d).is_empty())
             .max_by_key(|d| self.order(*d));
-        let Some(worst) = worst else { return false };
-        let Some(&(_, task)) = self.movable_on(worst).last() else {
-            return false;
-        };
-        let placed = self.map[&task];
-        let stay = self.evaluate(task, &placed.spec, worst, Some(task));
-        let Some((target, choice)) = self.best_choice(task, &placed.state, Some(worst)) else {
-            return false;
-        };
-        if target.device != device
-            || !cost::worth_moving(stay.score, target.score, self.config.hysteresis)
-            || !self.may_move(task, worst, &target)
-        {
-            return false;
-        }
-        self.map.remove(&task);
-        let seq = self.take_seq();
-        self.insert(
-            task,
-            placed.state,
-            choice,
-            target.device,
-            seq,
-            target.finish,
-        );
-        true
+        worst.is_some_and(|worst| self.move_latest(worst, Some(device)))
     }
 
     fn take_seq(&mut self) -> u64 {
@@ -507,16 +482,23 @@ impl FinishTimeOracle {
     }
 
     fn try_move_latest(&mut self, device: DeviceId) -> bool {
-        let Some(&(_, task)) = self.movable_on(device).last() else {
+        self.move_latest(device, None)
+    }
+
+    /// `from`'s latest movable task to its best candidate elsewhere (`only_to`, when given) if
+    /// worth it and allowed.
+    fn move_latest(&mut self, from: DeviceId, only_to: Option<DeviceId>) -> bool {
+        let Some(&(_, task)) = self.movable_on(from).last() else {
             return false;
         };
         let placed = self.map[&task];
-        let stay = self.evaluate(task, &placed.spec, device, Some(task));
-        let Some((target, choice)) = self.best_choice(task, &placed.state, Some(device)) else {
+        let stay = self.evaluate(task, &placed.spec, from, Some(task));
+        let Some((target, choice)) = self.best_choice(task, &placed.state, Some(from)) else {
             return false;
         };
-        if !cost::worth_moving(stay.score, target.score, self.config.hysteresis)
-            || !self.may_move(task, device, &target)
+        if only_to.is_some_and(|to| to != target.device)
+            || !cost::worth_moving(stay.score, target.score, self.config.hysteresis)
+            || !self.may_move(task, from, &target)
         {
             return false;
         }
