@@ -47,7 +47,8 @@ fn main() -> ExitCode {
         BenchOptions::full()
     };
     let report = match run_bench(&options, &mut |line| eprintln!("{line}")) {
-        Ok(report) => report,
+        Ok(Some(report)) => report,
+        Ok(None) => return ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("repartition: {error}");
             return ExitCode::FAILURE;

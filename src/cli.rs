@@ -97,6 +97,9 @@ pub struct RunArgs {
     /// No progress lines on stderr.
     #[arg(long)]
     pub quiet: bool,
+    /// Read the resident set size every N epochs into summary.json's `memory` (soak runs).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub memory_every: u64,
 }
 
 /// Flags of `augur demo`.
@@ -115,6 +118,7 @@ pub struct DemoArgs {
 
 /// Flags of `augur bench`.
 #[derive(Debug, Clone, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct BenchArgs {
     /// A small size that finishes in seconds (for CI).
     #[arg(long)]
@@ -149,6 +153,32 @@ pub struct BenchArgs {
     /// Placement policy measured.
     #[arg(long, default_value = "predictive", value_parser = ["predictive", "heft", "reactive", "static", "seed"])]
     pub policy: String,
+    /// The large size: 12,500 devices, 1,000,000 tasks, 2,000 single changes, 100 batches.
+    #[arg(long, conflicts_with = "smoke")]
+    pub large: bool,
+    /// Number of processes (timely cluster mode); only process 0 prints the report.
+    #[arg(long, default_value_t = 1)]
+    pub processes: usize,
+    /// This process's index, 0-based.
+    #[arg(long, default_value_t = 0)]
+    pub process: usize,
+    /// File of `host:port` lines, one per process (default: localhost:2101, 2102, ...).
+    #[arg(long, value_name = "FILE")]
+    pub hostfile: Option<PathBuf>,
+    /// Another benchmark than incremental repartitioning.
+    #[command(subcommand)]
+    pub kind: Option<BenchKind>,
+}
+
+/// The benchmarks other than incremental repartitioning.
+#[derive(Debug, Clone, Subcommand)]
+pub enum BenchKind {
+    /// Metric ingest through `run`: samples/s per worker, and against a bare parse of the same
+    /// log in the same run; prints JSON.
+    Ingest(crate::bench_ingest::IngestArgs),
+    /// Soak: millions of metric samples and task events through `run`; RSS along the way and
+    /// the accounting of every record; prints JSON.
+    Soak(crate::bench_ingest::SoakArgs),
 }
 
 /// Which series files to read, and how (shared by `augur forecast` and `augur anomalies`).
@@ -549,6 +579,7 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         forecast,
         placement,
         progress: !args.quiet,
+        memory_every: args.memory_every,
     })
 }
 
@@ -784,7 +815,7 @@ fn parse_map(map: &str) -> Result<(PathBuf, String, Resource), ConfigError> {
 }
 
 /// Process addresses: the hostfile's first `processes` lines, or localhost:2101, 2102, ...
-fn hosts(hostfile: Option<&Path>, processes: usize) -> Result<Vec<String>, ConfigError> {
+pub fn hosts(hostfile: Option<&Path>, processes: usize) -> Result<Vec<String>, ConfigError> {
     let Some(path) = hostfile else {
         return Ok((0..processes)
             .map(|index| format!("localhost:{}", 2101 + index))

@@ -59,6 +59,7 @@ pub fn demo_args(args: &DemoArgs) -> RunArgs {
         hostfile: None,
         strict: false,
         quiet: true,
+        memory_every: 0,
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub mod anomalies;
 pub mod bench;
+pub mod bench_ingest;
 pub mod catalog;
 pub mod cli;
 pub mod demo;
@@ -10,6 +11,7 @@ pub mod engine;
 pub mod feed;
 pub mod forecast_eval;
 pub mod input;
+pub mod memory;
 pub mod nab_score;
 pub mod output;
 pub mod pareto;

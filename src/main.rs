@@ -4,8 +4,8 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use augur::bench::{run_bench, BenchOptions};
-use augur::cli::{run_config, BenchArgs, Cli, Command};
+use augur::bench::{run_bench, BenchOptions, ClusterLayout};
+use augur::cli::{hosts, run_config, BenchArgs, BenchKind, Cli, Command};
 use augur::demo::{demo_args, print_demo};
 use augur::run::{run, RunError};
 use clap::Parser;
@@ -147,8 +147,21 @@ fn report<T, E: std::fmt::Display>(
 }
 
 fn bench(args: &BenchArgs) -> ExitCode {
+    match &args.kind {
+        Some(BenchKind::Ingest(ingest)) => {
+            let mut progress = |line: &str| eprintln!("augur bench ingest: {line}");
+            return print_json(augur::bench_ingest::run_ingest(ingest, &mut progress));
+        }
+        Some(BenchKind::Soak(soak)) => {
+            let mut progress = |line: &str| eprintln!("augur bench soak: {line}");
+            return print_json(augur::bench_ingest::run_soak(soak, &mut progress));
+        }
+        None => {}
+    }
     let mut options = if args.smoke {
         BenchOptions::smoke()
+    } else if args.large {
+        BenchOptions::large()
     } else {
         BenchOptions::full()
     };
@@ -183,24 +196,46 @@ fn bench(args: &BenchArgs) -> ExitCode {
         options.policy = policy;
     }
     options.dag = !args.independent;
+    if args.processes > 1 {
+        let addresses = match hosts(args.hostfile.as_deref(), args.processes) {
+            Ok(addresses) => addresses,
+            Err(error) => return usage(&error.to_string()),
+        };
+        options.cluster = Some(ClusterLayout {
+            process: args.process,
+            addresses,
+        });
+    }
     let mut progress = |line: &str| eprintln!("augur bench: {line}");
     match run_bench(&options, &mut progress) {
-        Ok(report) => {
-            let mut out = std::io::stdout().lock();
-            let written = serde_json::to_writer_pretty(&mut out, &report)
-                .map_err(std::io::Error::other)
-                .and_then(|()| writeln!(out));
-            match written {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-                Err(error) => {
-                    eprintln!("augur: {error}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+        Ok(Some(report)) => print_json::<_, std::io::Error>(Ok(report)),
+        Ok(None) => ExitCode::SUCCESS,
+        Err(error @ augur::bench::BenchError::Options(_)) => usage(&error.to_string()),
         Err(error) => {
-            eprintln!("augur bench: {error}");
+            eprintln!("augur: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prints a report as pretty JSON on stdout (a closed pipe is not an error), or the error.
+fn print_json<T: serde::Serialize, E: std::fmt::Display>(result: Result<T, E>) -> ExitCode {
+    let report = match result {
+        Ok(report) => report,
+        Err(error) => {
+            eprintln!("augur: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    let written = serde_json::to_writer_pretty(&mut out, &report)
+        .map_err(std::io::Error::other)
+        .and_then(|()| writeln!(out));
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("augur: {error}");
             ExitCode::FAILURE
         }
     }

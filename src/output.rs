@@ -14,6 +14,7 @@ use crate::engine::{
 };
 use crate::input::time::json_seconds;
 use crate::input::InputStats;
+use crate::memory::{resident_mib, MemoryReading};
 use augur_dataflows::contention_forecast::SeriesForecast;
 use augur_dataflows::types::{fraction_from_ppm, Resource};
 
@@ -39,6 +40,10 @@ pub struct MapWriter {
     resculpt: Option<Box<dyn Write + Send>>,
     /// Re-sculpting decisions written.
     pub resculpted: u64,
+    /// Read the resident set size every this many epochs (0: never).
+    memory_every: u64,
+    /// The readings, in epoch order.
+    pub memory: Vec<MemoryReading>,
 }
 
 /// One line of `resculpt.jsonl`.
@@ -94,7 +99,15 @@ impl MapWriter {
             prewarm_actions: 0,
             resculpt: None,
             resculpted: 0,
+            memory_every: 0,
+            memory: Vec::new(),
         }
+    }
+
+    /// Also reads the resident set size every `every` epochs (for soak runs; 0 never does).
+    pub fn with_memory_readings(mut self, every: u64) -> MapWriter {
+        self.memory_every = every;
+        self
     }
 
     /// Also writes re-sculpting decisions to `out` (`resculpt.jsonl`): one line each time a
@@ -334,6 +347,13 @@ impl MapSink for MapWriter {
                 self.current.insert(task, device);
             }
         }
+        if self.memory_every > 0 && self.epochs % self.memory_every == 0 {
+            self.memory.push(MemoryReading {
+                epochs: self.epochs,
+                time: json_seconds(time),
+                rss_mib: resident_mib(),
+            });
+        }
         if let Some(progress) = &mut self.progress {
             if progress.last.elapsed() >= progress.every {
                 progress.last = Instant::now();
@@ -428,4 +448,9 @@ pub struct Summary {
     pub prewarm_actions: u64,
     /// Re-sculpting decisions written to `resculpt.jsonl`.
     pub resculpted: u64,
+    /// Largest resident set size of this process over the run, MiB (where Linux reports it).
+    pub peak_rss_mib: Option<f64>,
+    /// Resident set size along the run, when readings were asked for.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub memory: Vec<MemoryReading>,
 }

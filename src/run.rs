@@ -69,6 +69,8 @@ pub struct RunConfig {
     pub placement: PlacementConfig,
     /// Progress lines on stderr.
     pub progress: bool,
+    /// Read the resident set size every this many epochs into `summary.json` (0: never).
+    pub memory_every: u64,
 }
 
 /// Why a run failed.
@@ -186,7 +188,8 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
             config.forecast.horizon_ms as f64 / 1000.0,
             config.placement.capacity_target,
         )
-        .with_resculpt(create(&config.out.join("resculpt.jsonl"))?);
+        .with_resculpt(create(&config.out.join("resculpt.jsonl"))?)
+        .with_memory_readings(config.memory_every);
         Some((feed, writer))
     } else {
         None
@@ -242,6 +245,8 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
         policy: config.placement.policy.name().to_string(),
         prewarm_actions: writer.prewarm_actions,
         resculpted: writer.resculpted,
+        peak_rss_mib: crate::memory::peak_resident_mib(),
+        memory: std::mem::take(&mut writer.memory),
     };
     let forecasts = writer.forecasts();
     let durations = writer.durations();
