@@ -42,6 +42,9 @@ pub struct Catalog {
     kind_index: HashMap<String, u32>,
     /// The capability class of each device.
     pub classes: Vec<u32>,
+    /// Device names to ids: every metric sample and event names its device, so this lookup is
+    /// on the ingest path and must not scan the platform.
+    device_index: HashMap<String, DeviceId>,
 }
 
 impl Catalog {
@@ -54,7 +57,14 @@ impl Catalog {
             kinds: Vec::new(),
             kind_index: HashMap::new(),
             classes: Vec::new(),
+            device_index: HashMap::new(),
         };
+        // The first of two devices with one name wins, as `Platform::index_of` finds it.
+        for (index, device) in catalog.platform.devices.iter().enumerate().rev() {
+            catalog
+                .device_index
+                .insert(device.id.clone(), index as DeviceId);
+        }
         catalog.classes = capability_classes(&catalog.device_specs());
         catalog
     }
@@ -201,7 +211,7 @@ impl Catalog {
 
     /// The id of a device by name.
     pub fn device_id(&self, name: &str) -> Option<DeviceId> {
-        self.platform.index_of(name).map(|index| index as DeviceId)
+        self.device_index.get(name).copied()
     }
 
     /// Names of a task: (workflow name, task id).
