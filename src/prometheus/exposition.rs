@@ -157,13 +157,13 @@ fn parse_sample(line: &str) -> Result<ExpositionSample, String> {
             clip(line)
         ));
     }
-    cursor.skip_blanks();
-    let labels = if cursor.eat('{') {
-        parse_labels(&mut cursor)?
+    let blanks_after_name = cursor.skip_blanks();
+    let (labels, blanks) = if cursor.eat('{') {
+        (parse_labels(&mut cursor)?, cursor.skip_blanks())
     } else {
-        Vec::new()
+        (Vec::new(), blanks_after_name)
     };
-    if cursor.skip_blanks() == 0 {
+    if blanks == 0 {
         return Err(format!("{name}: expected a blank before the value"));
     }
     let value_text = cursor.take_while(|c| !is_blank(c));
