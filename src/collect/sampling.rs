@@ -2,7 +2,8 @@
 //! file, or reads a Prometheus history into it once.
 //!
 //! Samples are due at start + k × interval (k = 0, 1, ...), not interval after the previous one
-//! ended, so slow scrapes do not make the clock drift. Ctrl-C and SIGTERM end the run between
+//! ended, so slow scrapes do not make the clock drift; a round that overran skips the ticks it
+//! missed. Ctrl-C and SIGTERM end the run between
 //! samples, with every written line whole and flushed; a second Ctrl-C exits at once.
 
 use std::collections::BTreeMap;
@@ -94,11 +95,15 @@ fn live(
     let mut summary = CollectSummary::default();
     // What was last said missing, per device, so that it is said once, not every round.
     let mut said_missing: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    // The index of the sample now due: rounds that overran the interval skip the ticks they
+    // missed rather than firing them in a burst.
+    let mut tick: u32 = 0;
     loop {
-        let now = now_ms();
         let mut parts = Vec::new();
         for collector in collectors.iter_mut() {
-            match collector.sample(now) {
+            // Each collector's own time: scrapes run one after another, and a rate is only
+            // right over the time that really passed between two of the same target's.
+            match collector.sample(now_ms()) {
                 Ok(Sampled { records, missing }) => {
                     writer.write(&records)?;
                     let values: Vec<String> = records
@@ -130,8 +135,11 @@ fn live(
             started.elapsed().as_secs_f64(),
             parts.join(", ")
         ));
-        let rounds = u32::try_from(summary.rounds).unwrap_or(u32::MAX);
-        let Some(due) = config.interval.checked_mul(rounds) else {
+        let elapsed = started.elapsed().as_nanos() / config.interval.as_nanos().max(1);
+        tick = tick
+            .saturating_add(1)
+            .max(u32::try_from(elapsed.saturating_add(1)).unwrap_or(u32::MAX));
+        let Some(due) = config.interval.checked_mul(tick) else {
             break;
         };
         if config.duration.is_some_and(|limit| due > limit) {
