@@ -42,6 +42,8 @@ pub enum Command {
     Pareto(crate::pareto::ParetoArgs),
     /// Closed-loop simulation of a cluster running workflows by each policy's placement.
     Simulate(SimulateArgs),
+    /// Sample this host, scrape node_exporters or read Prometheus history into a metric file.
+    Collect(crate::collect::CollectArgs),
 }
 
 /// Flags of `augur run`, as given.

@@ -112,6 +112,7 @@ fn main() -> ExitCode {
             )
         }
         Command::Simulate(args) => simulate(&args),
+        Command::Collect(args) => collect(&args),
         Command::Anomalies(args) => {
             let mut out = std::io::stdout().lock();
             report(
@@ -283,6 +284,31 @@ fn simulate(args: &augur::cli::SimulateArgs) -> ExitCode {
         Err(error @ SimError::Flag { .. }) => usage(&error.to_string()),
         Err(error) => {
             eprintln!("augur simulate: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn collect(args: &augur::collect::CollectArgs) -> ExitCode {
+    use augur::collect::{CollectConfig, CollectError};
+    let config = match CollectConfig::from_args(args, augur::collect::now_ms()) {
+        Ok(config) => config,
+        Err(error @ CollectError::Flag(_)) => return usage(&error.to_string()),
+        Err(error) => {
+            eprintln!("augur collect: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match augur::collect::collect(&config, &mut |line| eprintln!("{line}")) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(CollectError::Output { source, .. })
+            if source.kind() == std::io::ErrorKind::BrokenPipe =>
+        {
+            ExitCode::SUCCESS
+        }
+        Err(error @ CollectError::Flag(_)) => usage(&error.to_string()),
+        Err(error) => {
+            eprintln!("augur collect: {error}");
             ExitCode::FAILURE
         }
     }

@@ -1,8 +1,10 @@
 //! augur's integration tests: one binary, a module per concern.
 
+mod collect;
 mod common;
 mod determinism;
 mod oracle_vs_dataflow;
+mod prometheus;
 mod rejections;
 mod resculpt;
 mod shared_data;
