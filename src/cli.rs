@@ -42,6 +42,9 @@ pub enum Command {
     Pareto(crate::pareto::ParetoArgs),
     /// Closed-loop simulation of a cluster running workflows by each policy's placement.
     Simulate(SimulateArgs),
+    /// Run the engine continuously behind an HTTP API (workflows, metrics and events in; the
+    /// map, predictions, scale-out advice and a Kubernetes scheduler extender out).
+    Serve(crate::serve::ServeArgs),
 }
 
 /// Flags of `augur run`, as given.
