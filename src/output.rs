@@ -39,6 +39,15 @@ pub struct MapWriter {
     resculpt: Option<Box<dyn Write + Send>>,
     /// Re-sculpting decisions written.
     pub resculpted: u64,
+    scaleout: Option<ScaleoutWriter>,
+}
+
+/// Where scale-out advice goes (`scaleout.jsonl`), and the state it is computed from.
+struct ScaleoutWriter {
+    out: Box<dyn Write + Send>,
+    advice: crate::scaleout::Scaleout,
+    horizon_s: f64,
+    target: f64,
 }
 
 /// One line of `resculpt.jsonl`.
@@ -94,7 +103,31 @@ impl MapWriter {
             prewarm_actions: 0,
             resculpt: None,
             resculpted: 0,
+            scaleout: None,
         }
+    }
+
+    /// Also writes scale-out advice to `out` (`scaleout.jsonl`): one line each time a device
+    /// pool's recommended instance count changes (see [`crate::scaleout`] for the rule).
+    pub fn with_scaleout(
+        mut self,
+        out: Box<dyn Write + Send>,
+        horizon_ms: Time,
+        target: f64,
+    ) -> Self {
+        let advice = crate::scaleout::Scaleout::new(
+            self.catalog.device_specs(),
+            self.catalog.classes.clone(),
+            target,
+            horizon_ms,
+        );
+        self.scaleout = Some(ScaleoutWriter {
+            out,
+            advice,
+            horizon_s: horizon_ms as f64 / 1000.0,
+            target,
+        });
+        self
     }
 
     /// Also writes re-sculpting decisions to `out` (`resculpt.jsonl`): one line each time a
@@ -179,6 +212,9 @@ impl MapWriter {
 
     /// Flushes the change log.
     pub fn flush(&mut self) -> std::io::Result<()> {
+        if let Some(scaleout) = &mut self.scaleout {
+            scaleout.out.flush()?;
+        }
         self.out.flush()
     }
 }
@@ -215,6 +251,9 @@ impl MapSink for MapWriter {
     type Error = std::io::Error;
 
     fn prewarm(&mut self, time: Time, changes: &[PrewarmUpdate]) -> Result<(), std::io::Error> {
+        if let Some(scaleout) = &mut self.scaleout {
+            scaleout.advice.on_prewarm(changes);
+        }
         let Some(writer) = &mut self.prewarm else {
             return Ok(());
         };
@@ -292,6 +331,9 @@ impl MapSink for MapWriter {
     }
 
     fn forecasts(&mut self, _time: Time, changes: &[ForecastUpdate]) -> Result<(), std::io::Error> {
+        if let Some(scaleout) = &mut self.scaleout {
+            scaleout.advice.on_forecasts(changes);
+        }
         apply_changes(&mut self.forecasts, changes);
         Ok(())
     }
@@ -332,6 +374,22 @@ impl MapSink for MapWriter {
                     self.placed += 1;
                 }
                 self.current.insert(task, device);
+            }
+        }
+        if let Some(scaleout) = &mut self.scaleout {
+            let catalog = &self.catalog;
+            scaleout.advice.on_map(changes, |task| catalog.spec(task));
+            for pool in scaleout.advice.changes() {
+                let line = crate::scaleout::ScaleoutLine {
+                    time: json_seconds(time),
+                    pool: catalog.class_name(pool.class),
+                    instances: pool.instances,
+                    current: pool.current,
+                    reason: pool.reason(scaleout.horizon_s, scaleout.target),
+                    warm_up: pool.instances.saturating_sub(pool.current),
+                };
+                serde_json::to_writer(&mut scaleout.out, &line)?;
+                scaleout.out.write_all(b"\n")?;
             }
         }
         if let Some(progress) = &mut self.progress {
