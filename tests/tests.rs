@@ -5,5 +5,6 @@ mod determinism;
 mod oracle_vs_dataflow;
 mod rejections;
 mod resculpt;
+mod serve;
 mod shared_data;
 mod simulate;

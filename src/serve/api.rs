@@ -16,7 +16,9 @@ use crate::output::ForecastView;
 
 use super::exposition;
 use super::extender::{self, DeviceState};
-use super::parse::{parse_events, parse_metrics, parse_time_param, parse_workflow_body};
+use super::parse::{
+    parse_events, parse_metrics, parse_time_param, parse_workflow_body, valid_name,
+};
 use super::source::{distinct_lines, Accepted, Refusal, ServiceHandle};
 use super::state::{anomalous_devices, named_map, Shared, Topic};
 
@@ -258,6 +260,12 @@ fn post_workflow(api: &Api, request: &Request) -> Response {
             "name the workflow: POST /v1/workflows?name=NAME[&arrival=TIME]",
         );
     };
+    if !valid_name(name) {
+        return Response::error(
+            400,
+            "a workflow name is 1 to 200 of A-Z a-z 0-9 . _ - (not starting with a dot)",
+        );
+    }
     let arrival = match request.head.query_value("arrival") {
         Some(text) => match parse_time_param(text) {
             Ok(time) => Some(time),
