@@ -638,3 +638,57 @@ fn extender_filter_and_prioritize_on_recorded_requests() {
     assert_eq!(status, 200);
     assert_eq!(result["nodenames"], serde_json::json!(["edge-a"]));
 }
+
+#[test]
+fn epochs_close_as_the_watermark_passes() {
+    let server = Server::start(&["--lateness", "60"]);
+    let post = |times: &[i64]| {
+        let mut body = String::from("time,device,resource,value\n");
+        for time in times {
+            body.push_str(&format!("{time},edge-a,cpu,0.5\n"));
+        }
+        server.call("POST", "/v1/metrics", body.as_bytes())
+    };
+    // Held: nothing is 60 s behind the newest time yet.
+    let (status, body) = post(&[1000, 1030]);
+    assert_eq!(
+        (status, &body["released_epochs"]),
+        (200, &Value::from(0)),
+        "{body}"
+    );
+    assert_eq!(body["buffered"], 2);
+    // The newest moves to 1100: the watermark 1040 releases 1000 and 1030, one epoch each.
+    let (_, body) = post(&[1100]);
+    assert_eq!(body["released_epochs"], 2, "{body}");
+    assert_eq!(body["buffered"], 1);
+    // Out of order within the lateness: held and applied in time order.
+    assert_eq!(post(&[1090]).0, 200);
+    // At or before the last applied time, or beyond the lateness: refused whole.
+    let (status, body) = post(&[1095, 1030]);
+    assert_eq!(status, 422, "{body}");
+    assert!(body["rejections"][0]["reason"]
+        .as_str()
+        .is_some_and(|r| r.contains("already applied")));
+    assert_eq!(post(&[1035]).0, 422);
+    // A workflow arriving at 1095 waits for its time.
+    let workflow = std::fs::read(repo(&format!("data/demo/{WORKFLOW}.json"))).expect("workflow");
+    let (status, body) = server.call(
+        "POST",
+        &format!("/v1/workflows?name={WORKFLOW}&arrival=1095"),
+        &workflow,
+    );
+    assert_eq!(status, 200, "{body}");
+    let (_, status) = server.call("GET", "/v1/status", b"");
+    assert_eq!(status["tasks_pending_arrival"], 103);
+    let (_, flushed) = server.call("POST", "/v1/flush", b"");
+    // 1000, 1030, 1090, the arrival at 1095, 1100.
+    assert_eq!(flushed["epochs"], 5, "{flushed}");
+    assert_eq!(flushed["time"], 1100);
+    assert_eq!(flushed["tasks_pending_arrival"], 0);
+    assert_eq!(flushed["tasks_mapped"], 103);
+    let (_, map) = server.call("GET", &format!("/v1/map/{WORKFLOW}"), b"");
+    assert_eq!(map.as_object().map(|m| m.len()), Some(103));
+    // An arrival behind the time already applied is refused, and the name stays free.
+    let (status, _) = server.call("POST", "/v1/workflows?name=late&arrival=1050", &workflow);
+    assert_eq!(status, 422);
+}

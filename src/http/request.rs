@@ -247,7 +247,9 @@ pub fn read_request<S: Read + Write>(
             .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
             .map_err(|_| RequestError::Incomplete)?;
     }
-    body.reserve(length - body.len());
+    // Grow with what arrives rather than trusting the declared length up front: a client that
+    // declares the limit and sends nothing must not make every connection hold the limit.
+    body.reserve((length - body.len()).min(1 << 20));
     while body.len() < length {
         let want = (length - body.len()).min(chunk.len());
         let read = stream

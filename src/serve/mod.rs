@@ -37,6 +37,7 @@ use crate::input::metrics::MetricOptions;
 use crate::input::platform::read_platform;
 use crate::input::{Rejection, DEFAULT_MAX_LINE_BYTES};
 
+pub use extender::parse_extender_args;
 pub use parse::{parse_events, parse_metrics, parse_workflow_body};
 pub use source::{Accepted, Command, Refusal, ServiceHandle};
 
