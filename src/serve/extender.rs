@@ -322,6 +322,43 @@ mod tests {
         assert_eq!(quantity(&serde_json::json!(3)), Some(3.0));
     }
 
+    #[test]
+    fn parse_survives_arbitrary_bytes() {
+        let sample = br#"{"pod":{"spec":{"containers":[{"resources":{"requests":{"cpu":"500m","memory":"1Gi"}}}]}},"nodenames":["a","b"]}"#;
+        let mut state: u64 = 0x1234_5678_9abc_def1;
+        for _ in 0..5000 {
+            let mut bytes = sample.to_vec();
+            for _ in 0..3 {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let at = (state % bytes.len() as u64) as usize;
+                bytes[at] = (state >> 24) as u8;
+            }
+            if let Ok((args, names, pod)) = parse_extender_args(&bytes) {
+                let none = |_: &str| None;
+                let result = filter(&args, &names, pod, none, AnomalyPolicy::Ignore, 1.0);
+                assert_eq!(
+                    result.failed_nodes.len(),
+                    names
+                        .iter()
+                        .collect::<std::collections::BTreeSet<_>>()
+                        .len()
+                );
+                assert_eq!(prioritize(&names, pod, none).len(), names.len());
+            }
+        }
+        for bad in ["1e400", "NaN", "inf", "-0.5"] {
+            assert_eq!(quantity(&Value::String(bad.into())), None, "{bad}");
+        }
+        // Absurd but finite requests saturate instead of overflowing.
+        let pod = serde_json::json!({"spec": {"containers": [
+            {"resources": {"requests": {"cpu": "99999999999999999999Ei", "memory": "9e300"}}},
+            {"resources": {"requests": {"cpu": "99999999999999999999Ei"}}}]}});
+        let demand = pod_demand(&pod).expect("finite quantities");
+        assert_eq!(demand.cores_milli, u64::MAX);
+    }
+
     fn state(cores: u32, contention: f64, anomaly: f64) -> DeviceState {
         DeviceState {
             spec: DeviceSpec {
