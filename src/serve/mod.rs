@@ -247,6 +247,17 @@ pub fn serve_config(
 /// `augur serve: listening on http://ADDR` as the first line of stdout once it accepts
 /// connections. Buffered records are applied before it returns.
 pub fn serve(config: &ServeConfig) -> Result<(), ServeError> {
+    serve_with(config, |_| {})
+}
+
+/// [`serve`], handing `producers` a [`ServiceHandle`] once the engine runs: an in-process
+/// producer (a collector scraping hosts) keeps it and pushes records through the same channel,
+/// validation and reordering as the HTTP handlers. The service stops when asked as usual; a
+/// handle used after that gets 503 refusals.
+pub fn serve_with(
+    config: &ServeConfig,
+    producers: impl FnOnce(ServiceHandle),
+) -> Result<(), ServeError> {
     let platform = read_platform(&config.platform).map_err(ServeError::Platform)?;
     if platform.devices.is_empty() {
         return Err(ServeError::NoDevices);
@@ -321,6 +332,7 @@ pub fn serve(config: &ServeConfig) -> Result<(), ServeError> {
             ..MetricOptions::default()
         },
     });
+    producers(handle.clone());
     {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "augur serve: listening on http://{address}");
