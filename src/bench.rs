@@ -25,8 +25,8 @@ use augur_dataflows::EngineConfig;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::memory::resident_mib;
 use crate::engine::{run_engine, BatchSource, EngineError, MapSink, MapUpdate, Workers};
+use crate::memory::resident_mib;
 
 /// Event time between consecutive epochs: machines in the real traces report about once a minute.
 const EPOCH_STEP_MS: Time = 60_000;
@@ -446,7 +446,8 @@ pub fn run_bench(
         _ => None,
     };
     let measured = |phase: &PhaseReport, value: f64| (phase.epochs > 0).then_some(value);
-    let ratio = |full_ms: f64, us: f64| (single_change.epochs > 0 && us > 0.0).then(|| full_ms * 1e3 / us);
+    let ratio =
+        |full_ms: f64, us: f64| (single_change.epochs > 0 && us > 0.0).then(|| full_ms * 1e3 / us);
     let recompute = RecomputeReport {
         full_recompute_ms: initial_map.latency_ms,
         single_change_p50_us: single_change.latency_us.p50,
@@ -1073,7 +1074,6 @@ fn digest_epoch(mut digest: u64, epoch: u64, changes: &[MapUpdate]) -> u64 {
     digest
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1157,7 +1157,10 @@ mod tests {
         });
         assert_eq!(one.map_digest, two.map_digest);
         let other_seed = report(&BenchOptions { seed: 8, ..tiny() });
-        assert_ne!(one.map_digest, other_seed.map_digest, "the digest sees the map");
+        assert_ne!(
+            one.map_digest, other_seed.map_digest,
+            "the digest sees the map"
+        );
         assert_eq!(
             one.single_change.moved_per_epoch.total,
             two.single_change.moved_per_epoch.total
@@ -1175,7 +1178,10 @@ mod tests {
         assert_eq!(recompute.full_recompute_ms, report.initial_map.latency_ms);
         let expected = recompute.full_recompute_ms * 1e3 / recompute.single_change_p99_us;
         assert_eq!(recompute.ratio_p99, Some(expected));
-        assert_eq!(report.targets.recompute_over_incremental.measured, Some(expected));
+        assert_eq!(
+            report.targets.recompute_over_incremental.measured,
+            Some(expected)
+        );
     }
 
     #[test]

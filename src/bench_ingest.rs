@@ -190,7 +190,10 @@ pub fn run_ingest(
     let workflow = folder.path.join("idle.json");
     write_workflow(&workflow, "idle", 1)?;
     let config = folder.path.join("config.toml");
-    write_file(&config, &format!("[forecast]\nmodel = \"{}\"\n", args.model))?;
+    write_file(
+        &config,
+        &format!("[forecast]\nmodel = \"{}\"\n", args.model),
+    )?;
     let series_per_time = devices as u64 * 2;
     let mut scenarios = Vec::new();
     for (name, steady) in [("changing", false), ("steady", true)] {

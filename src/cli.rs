@@ -44,6 +44,9 @@ pub enum Command {
     Simulate(SimulateArgs),
     /// Sample this host, scrape node_exporters or read Prometheus history into a metric file.
     Collect(crate::collect::CollectArgs),
+    /// Run the engine continuously behind an HTTP API (workflows, metrics and events in; the
+    /// map, predictions, scale-out advice and a Kubernetes scheduler extender out).
+    Serve(crate::serve::ServeArgs),
 }
 
 /// Flags of `augur run`, as given.

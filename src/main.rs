@@ -113,6 +113,7 @@ fn main() -> ExitCode {
         }
         Command::Simulate(args) => simulate(&args),
         Command::Collect(args) => collect(&args),
+        Command::Serve(args) => serve(&args),
         Command::Anomalies(args) => {
             let mut out = std::io::stdout().lock();
             report(
@@ -309,6 +310,22 @@ fn collect(args: &augur::collect::CollectArgs) -> ExitCode {
         Err(error @ CollectError::Flag(_)) => usage(&error.to_string()),
         Err(error) => {
             eprintln!("augur collect: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(args: &augur::serve::ServeArgs) -> ExitCode {
+    use augur::serve::{serve, serve_config, ServeError};
+    let config = match serve_config(args, std::env::var("AUGUR_TOKEN").ok()) {
+        Ok(config) => config,
+        Err(error) => return usage(&error.to_string()),
+    };
+    match serve(&config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error @ ServeError::Config(_)) => usage(&error.to_string()),
+        Err(error) => {
+            eprintln!("augur serve: {error}");
             ExitCode::FAILURE
         }
     }

@@ -44,6 +44,15 @@ pub struct MapWriter {
     memory_every: u64,
     /// The readings, in epoch order.
     pub memory: Vec<MemoryReading>,
+    scaleout: Option<ScaleoutWriter>,
+}
+
+/// Where scale-out advice goes (`scaleout.jsonl`), and the state it is computed from.
+struct ScaleoutWriter {
+    out: Box<dyn Write + Send>,
+    advice: crate::scaleout::Scaleout,
+    horizon_s: f64,
+    target: f64,
 }
 
 /// One line of `resculpt.jsonl`.
@@ -101,7 +110,31 @@ impl MapWriter {
             resculpted: 0,
             memory_every: 0,
             memory: Vec::new(),
+            scaleout: None,
         }
+    }
+
+    /// Also writes scale-out advice to `out` (`scaleout.jsonl`): one line each time a device
+    /// pool's recommended instance count changes (see [`crate::scaleout`] for the rule).
+    pub fn with_scaleout(
+        mut self,
+        out: Box<dyn Write + Send>,
+        horizon_ms: Time,
+        target: f64,
+    ) -> Self {
+        let advice = crate::scaleout::Scaleout::new(
+            self.catalog.device_specs(),
+            self.catalog.classes.clone(),
+            target,
+            horizon_ms,
+        );
+        self.scaleout = Some(ScaleoutWriter {
+            out,
+            advice,
+            horizon_s: horizon_ms as f64 / 1000.0,
+            target,
+        });
+        self
     }
 
     /// Also reads the resident set size every `every` epochs (for soak runs; 0 never does).
@@ -192,6 +225,9 @@ impl MapWriter {
 
     /// Flushes the change log.
     pub fn flush(&mut self) -> std::io::Result<()> {
+        if let Some(scaleout) = &mut self.scaleout {
+            scaleout.out.flush()?;
+        }
         self.out.flush()
     }
 }
@@ -228,6 +264,9 @@ impl MapSink for MapWriter {
     type Error = std::io::Error;
 
     fn prewarm(&mut self, time: Time, changes: &[PrewarmUpdate]) -> Result<(), std::io::Error> {
+        if let Some(scaleout) = &mut self.scaleout {
+            scaleout.advice.on_prewarm(changes);
+        }
         let Some(writer) = &mut self.prewarm else {
             return Ok(());
         };
@@ -305,6 +344,9 @@ impl MapSink for MapWriter {
     }
 
     fn forecasts(&mut self, _time: Time, changes: &[ForecastUpdate]) -> Result<(), std::io::Error> {
+        if let Some(scaleout) = &mut self.scaleout {
+            scaleout.advice.on_forecasts(changes);
+        }
         apply_changes(&mut self.forecasts, changes);
         Ok(())
     }
@@ -353,6 +395,22 @@ impl MapSink for MapWriter {
                 time: json_seconds(time),
                 rss_mib: resident_mib(),
             });
+        }
+        if let Some(scaleout) = &mut self.scaleout {
+            let catalog = &self.catalog;
+            scaleout.advice.on_map(changes, |task| catalog.spec(task));
+            for pool in scaleout.advice.changes() {
+                let line = crate::scaleout::ScaleoutLine {
+                    time: json_seconds(time),
+                    pool: catalog.class_name(pool.class),
+                    instances: pool.instances,
+                    current: pool.current,
+                    reason: pool.reason(scaleout.horizon_s, scaleout.target),
+                    warm_up: pool.instances.saturating_sub(pool.current),
+                };
+                serde_json::to_writer(&mut scaleout.out, &line)?;
+                scaleout.out.write_all(b"\n")?;
+            }
         }
         if let Some(progress) = &mut self.progress {
             if progress.last.elapsed() >= progress.every {

@@ -27,9 +27,10 @@ use crate::input::{InputStats, Rejection};
 use crate::output::{ForecastView, InputSummary, LatencySummary, MapWriter, Summary};
 
 /// The files a run writes into its output folder.
-pub const OUTPUTS: [&str; 8] = [
+pub const OUTPUTS: [&str; 9] = [
     "partition.jsonl",
     "prewarm.jsonl",
+    "scaleout.jsonl",
     "resculpt.jsonl",
     "final_map.json",
     "forecasts.json",
@@ -189,6 +190,11 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
             config.placement.capacity_target,
         )
         .with_resculpt(create(&config.out.join("resculpt.jsonl"))?)
+        .with_scaleout(
+            create(&config.out.join("scaleout.jsonl"))?,
+            config.forecast.horizon_ms,
+            config.placement.capacity_target,
+        )
         .with_memory_readings(config.memory_every);
         Some((feed, writer))
     } else {

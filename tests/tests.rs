@@ -7,5 +7,6 @@ mod oracle_vs_dataflow;
 mod prometheus;
 mod rejections;
 mod resculpt;
+mod serve;
 mod shared_data;
 mod simulate;

@@ -1,0 +1,124 @@
+//! A small HTTP/1.1 server on `std::net` and threads: one request per connection, bounded
+//! heads and bodies, read and write timeouts, a cap on concurrent connections, and a stop flag
+//! polled by the accept loop so the owner can shut it down cleanly.
+//!
+//! It knows nothing of augur: a handler turns a [`Request`] into a [`Response`].
+
+mod request;
+mod response;
+
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use request::{body_length, parse_head, read_request, Head, Limits, Request, RequestError};
+pub use response::{reason, Body, Response, StreamBody};
+
+/// Turns a request into a response (called on the connection's thread).
+pub type Handler = Arc<dyn Fn(Request) -> Response + Send + Sync>;
+
+/// How the server treats connections.
+#[derive(Clone, Copy, Debug)]
+pub struct ServerOptions {
+    /// Size limits of a request.
+    pub limits: Limits,
+    /// How long a read or a write may stall before the connection is dropped.
+    pub io_timeout: Duration,
+    /// Connections served at once; more are answered 503 at once.
+    pub max_connections: usize,
+}
+
+impl Default for ServerOptions {
+    fn default() -> ServerOptions {
+        ServerOptions {
+            limits: Limits::default(),
+            io_timeout: Duration::from_secs(30),
+            max_connections: 64,
+        }
+    }
+}
+
+/// Accepts connections on `listener` until `stop` is set, serving each on its own thread.
+/// Returns once the accept loop has stopped; connections still being served finish on their
+/// own threads (streams end when their source closes).
+pub fn serve(
+    listener: TcpListener,
+    options: ServerOptions,
+    handler: Handler,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<()> {
+    // Non-blocking accept, polled: the loop sees `stop` within one poll interval without
+    // needing a wake-up connection (which a non-loopback bind may not accept from itself).
+    listener.set_nonblocking(true)?;
+    let active = Arc::new(AtomicUsize::new(0));
+    while !stop.load(Ordering::SeqCst) {
+        match listener.accept() {
+            Ok((stream, _peer)) => {
+                let _ = stream.set_nonblocking(false);
+                let _ = stream.set_read_timeout(Some(options.io_timeout));
+                let _ = stream.set_write_timeout(Some(options.io_timeout));
+                let _ = stream.set_nodelay(true);
+                if active.fetch_add(1, Ordering::SeqCst) >= options.max_connections {
+                    active.fetch_sub(1, Ordering::SeqCst);
+                    let mut stream = stream;
+                    let _ = Response::error(503, "too many connections; retry shortly")
+                        .write_to(&mut stream);
+                    continue;
+                }
+                let handler = Arc::clone(&handler);
+                let counter = Arc::clone(&active);
+                let spawned =
+                    std::thread::Builder::new()
+                        .name("augur-http".into())
+                        .spawn(move || {
+                            connection(stream, &options, &handler);
+                            counter.fetch_sub(1, Ordering::SeqCst);
+                        });
+                if spawned.is_err() {
+                    // The closure (and its counter decrement) never ran.
+                    active.fetch_sub(1, Ordering::SeqCst);
+                }
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            // A connection that died between the kernel's accept and ours, or a transient
+            // shortage of descriptors: keep serving the others.
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+    Ok(())
+}
+
+fn connection(mut stream: TcpStream, options: &ServerOptions, handler: &Handler) {
+    match read_request(&mut stream, &options.limits) {
+        Ok(request) => {
+            let _ = handler(request).write_to(&mut stream);
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+        Err(RequestError::Incomplete) => {}
+        Err(error) => {
+            let _ = Response::error(error.status(), &error.to_string()).write_to(&mut stream);
+            drain(stream);
+        }
+    }
+}
+
+/// After refusing a request whose body was not read: closing a socket with unread input makes
+/// the kernel reset the connection, and the client may lose the answer before reading it. So
+/// stop writing, then read and drop what the client is still sending, for a short while.
+fn drain(mut stream: TcpStream) {
+    use std::io::Read;
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    let mut sink = [0u8; 16 * 1024];
+    while std::time::Instant::now() < deadline {
+        match stream.read(&mut sink) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+}

@@ -1,0 +1,366 @@
+//! Reading one HTTP/1.1 request off a connection, within limits.
+//!
+//! The head is parsed by [`parse_head`], a pure function over bytes (fuzzed with arbitrary
+//! input); the body is read only after the head said how long it is and that length is within
+//! the limit, so a client can neither make the server buffer without bound nor hold a thread
+//! forever (the socket's read timeout ends a stalled request).
+
+use std::io::{Read, Write};
+
+/// How much a request may take.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// The request line and headers together, bytes.
+    pub max_head_bytes: usize,
+    /// The body, bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_head_bytes: 16 * 1024,
+            max_body_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// A request's line and headers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Head {
+    /// `GET`, `POST`, ... as sent (methods are case-sensitive).
+    pub method: String,
+    /// The path, percent-decoded, without the query.
+    pub path: String,
+    /// The query's `key=value` pairs, percent-decoded, in order.
+    pub query: Vec<(String, String)>,
+    /// Headers with lower-cased names, in order.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Head {
+    /// The first header of that (lower-case) name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// The first query value of that name.
+    pub fn query_value(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// A whole request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Request {
+    /// Its line and headers.
+    pub head: Head,
+    /// Its body (empty when none was sent).
+    pub body: Vec<u8>,
+}
+
+/// Why a request could not be read; each maps to the status the client gets.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RequestError {
+    /// Not HTTP/1.x as the parser understands it.
+    #[error("malformed request: {0}")]
+    Malformed(String),
+    /// The request line and headers exceed the limit.
+    #[error("request head exceeds {0} bytes")]
+    HeadTooLarge(usize),
+    /// The declared body exceeds the limit.
+    #[error("request body of {declared} bytes exceeds the limit of {limit} bytes")]
+    BodyTooLarge {
+        /// What Content-Length said.
+        declared: u64,
+        /// The limit.
+        limit: usize,
+    },
+    /// A body without a Content-Length (chunked uploads are not accepted).
+    #[error("a request body needs a Content-Length header (chunked bodies are not accepted)")]
+    LengthRequired,
+    /// The connection closed or stalled before the request was whole.
+    #[error("connection closed or timed out mid-request")]
+    Incomplete,
+}
+
+impl RequestError {
+    /// The HTTP status this error answers with.
+    pub fn status(&self) -> u16 {
+        match self {
+            RequestError::Malformed(_) | RequestError::Incomplete => 400,
+            RequestError::HeadTooLarge(_) => 431,
+            RequestError::BodyTooLarge { .. } => 413,
+            RequestError::LengthRequired => 411,
+        }
+    }
+}
+
+/// Parses a request head (everything before the blank line, without it). Pure and total: any
+/// bytes give a head or an error, never a panic.
+pub fn parse_head(bytes: &[u8]) -> Result<Head, RequestError> {
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| RequestError::Malformed("the head is not UTF-8".into()))?;
+    let mut lines = text.split("\r\n");
+    let line = lines.next().unwrap_or_default();
+    let mut parts = line.split(' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(RequestError::Malformed(format!(
+            "request line '{}' is not 'METHOD TARGET HTTP/1.x'",
+            truncate(line)
+        )));
+    };
+    if !version.starts_with("HTTP/1.") {
+        return Err(RequestError::Malformed(format!(
+            "unsupported version '{}'",
+            truncate(version)
+        )));
+    }
+    if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err(RequestError::Malformed(format!(
+            "bad method '{}'",
+            truncate(method)
+        )));
+    }
+    if !target.starts_with('/') {
+        return Err(RequestError::Malformed(
+            "the target must be an absolute path".into(),
+        ));
+    }
+    let (raw_path, raw_query) = target.split_once('?').unwrap_or((target, ""));
+    let path = percent_decode(raw_path)
+        .ok_or_else(|| RequestError::Malformed("bad percent-encoding in the path".into()))?;
+    let mut query = Vec::new();
+    for pair in raw_query.split('&').filter(|pair| !pair.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let decode = |s: &str| {
+            percent_decode(&s.replace('+', " "))
+                .ok_or_else(|| RequestError::Malformed("bad percent-encoding in the query".into()))
+        };
+        query.push((decode(key)?, decode(value)?));
+    }
+    let mut headers = Vec::new();
+    for line in lines {
+        if line.is_empty() {
+            continue;
+        }
+        let Some((name, value)) = line.split_once(':') else {
+            return Err(RequestError::Malformed(format!(
+                "header line '{}' has no ':'",
+                truncate(line)
+            )));
+        };
+        if name.is_empty() || name.bytes().any(|b| b.is_ascii_whitespace()) {
+            return Err(RequestError::Malformed(format!(
+                "bad header name '{}'",
+                truncate(name)
+            )));
+        }
+        headers.push((name.to_ascii_lowercase(), value.trim().to_string()));
+    }
+    Ok(Head {
+        method: method.to_string(),
+        path,
+        query,
+        headers,
+    })
+}
+
+/// The body length a head announces: `Ok(0)` when it announces none.
+pub fn body_length(head: &Head, limits: &Limits) -> Result<usize, RequestError> {
+    if head.header("transfer-encoding").is_some() {
+        return Err(RequestError::LengthRequired);
+    }
+    let lengths: Vec<&str> = head
+        .headers
+        .iter()
+        .filter(|(key, _)| key == "content-length")
+        .map(|(_, value)| value.as_str())
+        .collect();
+    let Some(first) = lengths.first() else {
+        return Ok(0);
+    };
+    if lengths.iter().any(|other| other != first) {
+        return Err(RequestError::Malformed(
+            "conflicting Content-Length headers".into(),
+        ));
+    }
+    let declared: u64 = first.parse().map_err(|_| {
+        RequestError::Malformed(format!("bad Content-Length '{}'", truncate(first)))
+    })?;
+    if declared > limits.max_body_bytes as u64 {
+        return Err(RequestError::BodyTooLarge {
+            declared,
+            limit: limits.max_body_bytes,
+        });
+    }
+    Ok(declared as usize)
+}
+
+/// Reads one request. A client that sent `Expect: 100-continue` is told to go on only once the
+/// declared length is known to be acceptable.
+pub fn read_request<S: Read + Write>(
+    stream: &mut S,
+    limits: &Limits,
+) -> Result<Request, RequestError> {
+    let mut buffer = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(end) = find_blank_line(&buffer) {
+            break end;
+        }
+        if buffer.len() > limits.max_head_bytes {
+            return Err(RequestError::HeadTooLarge(limits.max_head_bytes));
+        }
+        let read = stream
+            .read(&mut chunk)
+            .map_err(|_| RequestError::Incomplete)?;
+        if read == 0 {
+            return Err(RequestError::Incomplete);
+        }
+        buffer.extend_from_slice(&chunk[..read]);
+    };
+    if head_end > limits.max_head_bytes {
+        return Err(RequestError::HeadTooLarge(limits.max_head_bytes));
+    }
+    let head = parse_head(&buffer[..head_end])?;
+    let length = body_length(&head, limits)?;
+    let mut body: Vec<u8> = buffer[head_end + 4..].to_vec();
+    if body.len() > length {
+        // Pipelined requests are not supported: one request per connection.
+        body.truncate(length);
+    }
+    if body.len() < length
+        && head
+            .header("expect")
+            .is_some_and(|value| value.eq_ignore_ascii_case("100-continue"))
+    {
+        stream
+            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+            .map_err(|_| RequestError::Incomplete)?;
+    }
+    // Grow with what arrives rather than trusting the declared length up front: a client that
+    // declares the limit and sends nothing must not make every connection hold the limit.
+    body.reserve((length - body.len()).min(1 << 20));
+    while body.len() < length {
+        let want = (length - body.len()).min(chunk.len());
+        let read = stream
+            .read(&mut chunk[..want])
+            .map_err(|_| RequestError::Incomplete)?;
+        if read == 0 {
+            return Err(RequestError::Incomplete);
+        }
+        body.extend_from_slice(&chunk[..read]);
+    }
+    Ok(Request { head, body })
+}
+
+fn find_blank_line(bytes: &[u8]) -> Option<usize> {
+    bytes.windows(4).position(|window| window == b"\r\n\r\n")
+}
+
+/// Decodes `%XX` escapes; `None` for a bad escape or a result that is not UTF-8.
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while let Some(&byte) = bytes.get(index) {
+        if byte == b'%' {
+            let hex = bytes.get(index + 1..index + 3)?;
+            let hex = std::str::from_utf8(hex).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            index += 3;
+        } else {
+            out.push(byte);
+            index += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// At most 80 characters of client text, for error messages.
+fn truncate(text: &str) -> String {
+    text.chars().take(80).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_line_query_and_headers() {
+        let head = parse_head(
+            b"POST /v1/workflows?name=a%20b&arrival=12 HTTP/1.1\r\nHost: x\r\nContent-Length: 3",
+        )
+        .expect("valid head");
+        assert_eq!(head.method, "POST");
+        assert_eq!(head.path, "/v1/workflows");
+        assert_eq!(head.query_value("name"), Some("a b"));
+        assert_eq!(head.query_value("arrival"), Some("12"));
+        assert_eq!(head.header("content-length"), Some("3"));
+        assert_eq!(body_length(&head, &Limits::default()), Ok(3));
+    }
+
+    #[test]
+    fn refuses_bad_heads() {
+        for bad in [
+            &b""[..],
+            b"GET",
+            b"GET / HTTP/2",
+            b"get / HTTP/1.1",
+            b"GET nopath HTTP/1.1",
+            b"GET /%zz HTTP/1.1",
+            b"GET / HTTP/1.1\r\nno colon",
+            b"GET / HTTP/1.1\r\n\xff: x",
+        ] {
+            assert!(parse_head(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn body_limits_and_chunked() {
+        let limits = Limits {
+            max_head_bytes: 100,
+            max_body_bytes: 10,
+        };
+        let head = parse_head(b"POST / HTTP/1.1\r\nContent-Length: 11").expect("valid");
+        assert_eq!(
+            body_length(&head, &limits),
+            Err(RequestError::BodyTooLarge {
+                declared: 11,
+                limit: 10
+            })
+        );
+        let head = parse_head(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked").expect("valid");
+        assert_eq!(
+            body_length(&head, &limits),
+            Err(RequestError::LengthRequired)
+        );
+    }
+
+    #[test]
+    fn parse_head_survives_arbitrary_bytes() {
+        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+        for _ in 0..5000 {
+            let mut bytes = b"POST /v1/x?a=%41&b HTTP/1.1\r\nA: b\r\nContent-Length: 5".to_vec();
+            for _ in 0..4 {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let at = (state % bytes.len() as u64) as usize;
+                bytes[at] = (state >> 32) as u8;
+            }
+            if let Ok(head) = parse_head(&bytes) {
+                let _ = body_length(&head, &Limits::default());
+            }
+        }
+    }
+}

@@ -1,0 +1,411 @@
+//! The Kubernetes scheduler extender protocol (`k8s.io/kube-scheduler/extender/v1`): kube-scheduler
+//! POSTs `ExtenderArgs` to `/filter` and `/prioritize`; augur answers an `ExtenderFilterResult`
+//! and a `HostPriorityList` from predicted contention, with nodes as devices (by name).
+//!
+//! - Filter drops a node that is not an augur device, that is anomalous while the anomaly mode
+//!   is `exclude`, that is smaller than the pod, or whose predicted utilisation over the forecast
+//!   horizon, with the pod added, would exceed its capacity; each with its reason.
+//! - Prioritize scores every node 0 to 10 (`MaxExtenderPriority`): `10 × (1 − u)` rounded, where
+//!   `u` is that predicted utilisation with the pod (clamped to [0, 1]); an unknown node scores 0.
+//!
+//! The pod's demand is the sum of its containers' `resources.requests` (cpu, memory).
+//! Go's decoder matches keys case-insensitively, so requests may spell keys either way
+//! (`Pod`/`pod`, `NodeNames`/`nodenames`); answers use the v1 JSON tags.
+
+use std::collections::BTreeMap;
+
+use augur_dataflows::contention_forecast::AnomalyPolicy;
+use augur_dataflows::finish_time::cost;
+use augur_dataflows::types::DeviceSpec;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The most a prioritize score can be (kube-scheduler's `MaxExtenderPriority`).
+pub const MAX_EXTENDER_PRIORITY: i64 = 10;
+
+/// `ExtenderArgs`.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct ExtenderArgs {
+    /// The pod being scheduled.
+    #[serde(default, alias = "Pod")]
+    pub pod: Option<Value>,
+    /// Candidate nodes (when the extender is not node-cache capable).
+    #[serde(default, alias = "Nodes")]
+    pub nodes: Option<NodeList>,
+    /// Candidate node names (when it is).
+    #[serde(default, alias = "NodeNames", alias = "nodeNames")]
+    pub nodenames: Option<Vec<String>>,
+}
+
+/// A `NodeList`: the nodes are passed back as given.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct NodeList {
+    /// The nodes.
+    #[serde(default, alias = "Items")]
+    pub items: Vec<Value>,
+}
+
+/// `ExtenderFilterResult`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct FilterResult {
+    /// The nodes that pass, when the request gave nodes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<Value>,
+    /// The names that pass, when the request gave names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nodenames: Option<Vec<String>>,
+    /// Node → why it was dropped.
+    #[serde(rename = "failedNodes")]
+    pub failed_nodes: BTreeMap<String, String>,
+    /// Empty: augur never fails a filter it could parse.
+    pub error: String,
+}
+
+/// One `HostPriority`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostPriority {
+    /// The node.
+    pub host: String,
+    /// 0 to [`MAX_EXTENDER_PRIORITY`].
+    pub score: i64,
+}
+
+/// What the extender knows of a device (from the service's view).
+#[derive(Clone, Copy, Debug)]
+pub struct DeviceState {
+    /// Its capability.
+    pub spec: DeviceSpec,
+    /// Predicted contention over the horizon (mean plus risk sigmas), fraction of capacity.
+    pub contention: f64,
+    /// Its highest anomaly score.
+    pub anomaly: f64,
+    /// Cores (thousandths) of the tasks mapped there.
+    pub mapped_cores_milli: u64,
+    /// Memory of the tasks mapped there.
+    pub mapped_memory: u64,
+}
+
+/// What a pod asks for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PodDemand {
+    /// Cores, thousandths.
+    pub cores_milli: u64,
+    /// Memory, bytes.
+    pub memory_bytes: u64,
+}
+
+/// Parses `ExtenderArgs` and the pod's demand: pure over bytes.
+pub fn parse_extender_args(body: &[u8]) -> Result<(ExtenderArgs, Vec<String>, PodDemand), String> {
+    let args: ExtenderArgs =
+        serde_json::from_slice(body).map_err(|error| format!("not ExtenderArgs JSON: {error}"))?;
+    let names = candidate_names(&args)?;
+    let demand = match &args.pod {
+        Some(pod) => pod_demand(pod)?,
+        None => PodDemand::default(),
+    };
+    Ok((args, names, demand))
+}
+
+/// The candidates' names, in the order given.
+fn candidate_names(args: &ExtenderArgs) -> Result<Vec<String>, String> {
+    if let Some(names) = &args.nodenames {
+        return Ok(names.clone());
+    }
+    let Some(nodes) = &args.nodes else {
+        return Err("ExtenderArgs has neither nodes nor nodenames".into());
+    };
+    nodes
+        .items
+        .iter()
+        .map(|node| {
+            node_name(node)
+                .map(str::to_string)
+                .ok_or_else(|| "a node has no metadata.name".to_string())
+        })
+        .collect()
+}
+
+fn node_name(node: &Value) -> Option<&str> {
+    node.get("metadata")?.get("name")?.as_str()
+}
+
+/// The sum of the pod's containers' requests.
+pub fn pod_demand(pod: &Value) -> Result<PodDemand, String> {
+    let mut demand = PodDemand::default();
+    let containers = pod
+        .get("spec")
+        .and_then(|spec| spec.get("containers"))
+        .and_then(Value::as_array);
+    for container in containers.into_iter().flatten() {
+        let Some(requests) = container
+            .get("resources")
+            .and_then(|r| r.get("requests"))
+            .and_then(Value::as_object)
+        else {
+            continue;
+        };
+        if let Some(cpu) = requests.get("cpu") {
+            let cores = quantity(cpu).ok_or_else(|| format!("bad cpu request {cpu}"))?;
+            demand.cores_milli = demand
+                .cores_milli
+                .saturating_add((cores * 1000.0).ceil() as u64);
+        }
+        if let Some(memory) = requests.get("memory") {
+            let bytes = quantity(memory).ok_or_else(|| format!("bad memory request {memory}"))?;
+            demand.memory_bytes = demand.memory_bytes.saturating_add(bytes.ceil() as u64);
+        }
+    }
+    Ok(demand)
+}
+
+/// A Kubernetes resource quantity (`500m`, `2`, `1.5Gi`, `128M`, `1e3`) as a plain number.
+pub fn quantity(value: &Value) -> Option<f64> {
+    let text = match value {
+        Value::String(text) => text.trim().to_string(),
+        Value::Number(number) => number.to_string(),
+        _ => return None,
+    };
+    const SUFFIXES: [(&str, f64); 13] = [
+        ("Ki", 1024.0),
+        ("Mi", 1048576.0),
+        ("Gi", 1073741824.0),
+        ("Ti", 1099511627776.0),
+        ("Pi", 1125899906842624.0),
+        ("Ei", 1152921504606846976.0),
+        ("n", 1e-9),
+        ("u", 1e-6),
+        ("m", 1e-3),
+        ("k", 1e3),
+        ("M", 1e6),
+        ("G", 1e9),
+        ("T", 1e12),
+    ];
+    let (number, scale) = SUFFIXES
+        .iter()
+        .find_map(|(suffix, scale)| text.strip_suffix(suffix).map(|n| (n, *scale)))
+        .unwrap_or((text.as_str(), 1.0));
+    let parsed: f64 = number.parse().ok()?;
+    let value = parsed * scale;
+    (value.is_finite() && value >= 0.0).then_some(value)
+}
+
+/// Predicted utilisation of a device over the horizon with the pod added.
+fn utilisation_with(device: &DeviceState, pod: PodDemand) -> f64 {
+    cost::utilisation(
+        &device.spec,
+        device.contention,
+        device.mapped_cores_milli.saturating_add(pod.cores_milli),
+        device.mapped_memory.saturating_add(pod.memory_bytes),
+    )
+}
+
+/// Why a node cannot take the pod, if it cannot.
+fn refuse(
+    device: Option<&DeviceState>,
+    pod: PodDemand,
+    anomaly: AnomalyPolicy,
+    horizon_s: f64,
+) -> Option<String> {
+    let Some(device) = device else {
+        return Some("not a device augur knows (no such name in its platform)".into());
+    };
+    if matches!(anomaly, AnomalyPolicy::Exclude)
+        && device.anomaly >= augur_dataflows::anomaly::THRESHOLD
+    {
+        return Some(format!(
+            "anomalous (score {:.2}) and the anomaly mode is exclude",
+            device.anomaly
+        ));
+    }
+    if pod.cores_milli > u64::from(device.spec.cores_milli)
+        || pod.memory_bytes > device.spec.memory_bytes
+    {
+        return Some(format!(
+            "the pod asks for {} cores and {} bytes; the device has {} cores and {} bytes",
+            pod.cores_milli as f64 / 1000.0,
+            pod.memory_bytes,
+            f64::from(device.spec.cores_milli) / 1000.0,
+            device.spec.memory_bytes
+        ));
+    }
+    let utilisation = utilisation_with(device, pod);
+    if utilisation > 1.0 {
+        return Some(format!(
+            "predicted utilisation over the next {horizon_s} s would be {utilisation:.2} of \
+             capacity with the pod"
+        ));
+    }
+    None
+}
+
+/// The filter answer for candidates `names` (in `args`' form: nodes or names).
+pub fn filter(
+    args: &ExtenderArgs,
+    names: &[String],
+    pod: PodDemand,
+    device: impl Fn(&str) -> Option<DeviceState>,
+    anomaly: AnomalyPolicy,
+    horizon_s: f64,
+) -> FilterResult {
+    let mut failed_nodes = BTreeMap::new();
+    let mut passing = Vec::new();
+    for (index, name) in names.iter().enumerate() {
+        match refuse(device(name).as_ref(), pod, anomaly, horizon_s) {
+            Some(reason) => {
+                failed_nodes.insert(name.clone(), reason);
+            }
+            None => passing.push(index),
+        }
+    }
+    let mut result = FilterResult {
+        failed_nodes,
+        ..FilterResult::default()
+    };
+    match &args.nodes {
+        Some(nodes) if args.nodenames.is_none() => {
+            let items: Vec<Value> = passing
+                .iter()
+                .filter_map(|index| nodes.items.get(*index).cloned())
+                .collect();
+            result.nodes = Some(serde_json::json!({ "items": items }));
+        }
+        _ => {
+            result.nodenames = Some(
+                passing
+                    .iter()
+                    .filter_map(|index| names.get(*index).cloned())
+                    .collect(),
+            );
+        }
+    }
+    result
+}
+
+/// The prioritize answer: every candidate with its score, in the order given.
+pub fn prioritize(
+    names: &[String],
+    pod: PodDemand,
+    device: impl Fn(&str) -> Option<DeviceState>,
+) -> Vec<HostPriority> {
+    names
+        .iter()
+        .map(|name| {
+            let score = match device(name) {
+                Some(state) => {
+                    let free = (1.0 - utilisation_with(&state, pod)).clamp(0.0, 1.0);
+                    (free * MAX_EXTENDER_PRIORITY as f64).round() as i64
+                }
+                None => 0,
+            };
+            HostPriority {
+                host: name.clone(),
+                score,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantities() {
+        let q = |s: &str| quantity(&Value::String(s.into()));
+        assert_eq!(q("500m"), Some(0.5));
+        assert_eq!(q("2"), Some(2.0));
+        assert_eq!(q("1Gi"), Some(1073741824.0));
+        assert_eq!(q("128M"), Some(128e6));
+        assert_eq!(q("1e3"), Some(1000.0));
+        assert_eq!(q("-1"), None);
+        assert_eq!(q("lots"), None);
+        assert_eq!(quantity(&serde_json::json!(3)), Some(3.0));
+    }
+
+    #[test]
+    fn parse_survives_arbitrary_bytes() {
+        let sample = br#"{"pod":{"spec":{"containers":[{"resources":{"requests":{"cpu":"500m","memory":"1Gi"}}}]}},"nodenames":["a","b"]}"#;
+        let mut state: u64 = 0x1234_5678_9abc_def1;
+        for _ in 0..5000 {
+            let mut bytes = sample.to_vec();
+            for _ in 0..3 {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let at = (state % bytes.len() as u64) as usize;
+                bytes[at] = (state >> 24) as u8;
+            }
+            if let Ok((args, names, pod)) = parse_extender_args(&bytes) {
+                let none = |_: &str| None;
+                let result = filter(&args, &names, pod, none, AnomalyPolicy::Ignore, 1.0);
+                assert_eq!(
+                    result.failed_nodes.len(),
+                    names
+                        .iter()
+                        .collect::<std::collections::BTreeSet<_>>()
+                        .len()
+                );
+                assert_eq!(prioritize(&names, pod, none).len(), names.len());
+            }
+        }
+        for bad in ["1e400", "NaN", "inf", "-0.5"] {
+            assert_eq!(quantity(&Value::String(bad.into())), None, "{bad}");
+        }
+        // Absurd but finite requests saturate instead of overflowing.
+        let pod = serde_json::json!({"spec": {"containers": [
+            {"resources": {"requests": {"cpu": "99999999999999999999Ei", "memory": "9e300"}}},
+            {"resources": {"requests": {"cpu": "99999999999999999999Ei"}}}]}});
+        let demand = pod_demand(&pod).expect("finite quantities");
+        assert_eq!(demand.cores_milli, u64::MAX);
+    }
+
+    fn state(cores: u32, contention: f64, anomaly: f64) -> DeviceState {
+        DeviceState {
+            spec: DeviceSpec {
+                cores_milli: cores * 1000,
+                memory_bytes: 16 << 30,
+                speed: 1.0,
+                network_bytes_per_s: 0.0,
+                cost_per_hour: 0.0,
+                power_watts: 0.0,
+            },
+            contention,
+            anomaly,
+            mapped_cores_milli: 0,
+            mapped_memory: 0,
+        }
+    }
+
+    #[test]
+    fn filter_and_prioritize_by_predicted_contention() {
+        let devices = |name: &str| match name {
+            "idle" => Some(state(8, 0.0, 0.0)),
+            "busy" => Some(state(8, 0.9, 0.0)),
+            "odd" => Some(state(8, 0.1, 0.9)),
+            _ => None,
+        };
+        let names: Vec<String> = ["idle", "busy", "odd", "ghost"].map(String::from).to_vec();
+        let pod = PodDemand {
+            cores_milli: 2000,
+            memory_bytes: 1 << 30,
+        };
+        let args = ExtenderArgs {
+            nodenames: Some(names.clone()),
+            ..ExtenderArgs::default()
+        };
+        let result = filter(&args, &names, pod, devices, AnomalyPolicy::Exclude, 300.0);
+        assert_eq!(result.nodenames, Some(vec!["idle".to_string()]));
+        assert_eq!(result.failed_nodes.len(), 3);
+        let penalised = filter(&args, &names, pod, devices, AnomalyPolicy::Ignore, 300.0);
+        assert_eq!(
+            penalised.nodenames,
+            Some(vec!["idle".to_string(), "odd".to_string()])
+        );
+        let scores = prioritize(&names, pod, devices);
+        let score = |host: &str| scores.iter().find(|s| s.host == host).map(|s| s.score);
+        assert_eq!(score("idle"), Some(8)); // 1 - 2/8 = 0.75 → 7.5 → 8
+        assert_eq!(score("busy"), Some(0));
+        assert_eq!(score("ghost"), Some(0));
+        assert!(score("odd") < score("idle"));
+    }
+}

@@ -1,0 +1,359 @@
+//! `augur serve`: the engine run continuously behind an HTTP API.
+//!
+//! Producers POST workflows, metric samples and task events; they are validated and interned as
+//! `augur run` does (the same readers, catalog, lateness and lifecycle rules) and fed to the
+//! same engine through a live [`source::LiveSource`]; a [`sink::LiveSink`] keeps the current map,
+//! forecasts and scale-out advice for the GET endpoints and the event streams. See
+//! [`source`] for how epochs close in a live service, and README.md for the endpoints.
+//!
+//! Threads: the engine (timely's worker 0 runs the source and the sink), the accept loop (the
+//! caller's thread) and one per connection. A collector in the same process can push samples
+//! through a [`source::ServiceHandle`], the handle the HTTP handlers use.
+
+pub mod api;
+pub mod exposition;
+pub mod extender;
+pub mod parse;
+pub mod sink;
+pub mod source;
+pub mod state;
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use augur_dataflows::EngineConfig;
+use clap::Args;
+
+use crate::catalog::Catalog;
+use crate::cli::{engine_knobs, read_config_file, ConfigError, ConfigFile};
+use crate::engine::{run_engine, Workers};
+use crate::http::{Limits, ServerOptions};
+use crate::input::metrics::MetricOptions;
+use crate::input::platform::read_platform;
+use crate::input::{Rejection, DEFAULT_MAX_LINE_BYTES};
+
+pub use extender::parse_extender_args;
+pub use parse::{parse_events, parse_metrics, parse_workflow_body};
+pub use source::{Accepted, Command, Refusal, ServiceHandle};
+
+/// Flags of `augur serve`, as given.
+#[derive(Debug, Clone, Args)]
+#[command(after_help = ENDPOINTS)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free one. The bound address is printed as the
+    /// first line of stdout.
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "HOST:PORT")]
+    pub listen: String,
+    /// Platform TOML (the devices; fixed for the service's life).
+    #[arg(long, value_name = "FILE")]
+    pub platform: PathBuf,
+    /// TOML file of engine knobs (forecast, placement, lateness), as for `run`.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Out-of-order tolerance, seconds: records wait this long behind the newest time seen
+    /// before their epoch is applied [default: 60, or the config file's].
+    #[arg(long, value_name = "SECS")]
+    pub lateness: Option<f64>,
+    /// Placement policy [default: predictive, or the config file's].
+    #[arg(long, value_parser = ["predictive", "heft", "reactive", "static", "seed"])]
+    pub policy: Option<String>,
+    /// Worker threads.
+    #[arg(long, default_value_t = 1)]
+    pub workers: usize,
+    /// Bearer token required on every request (or set AUGUR_TOKEN); required when listening
+    /// on a non-loopback address.
+    #[arg(long, value_name = "TOKEN")]
+    pub token: Option<String>,
+    /// Largest request body accepted, bytes.
+    #[arg(long, default_value_t = 64 * 1024 * 1024, value_name = "BYTES")]
+    pub max_body_bytes: usize,
+    /// How long a flush or a POST waits for the engine, seconds.
+    #[arg(long, default_value_t = 600.0, value_name = "SECS")]
+    pub engine_timeout: f64,
+}
+
+const ENDPOINTS: &str = "\
+Endpoints (JSON unless noted; errors are {\"error\": ...} with a 4xx status):
+  POST /v1/workflows?name=NAME[&arrival=TIME]  WfFormat JSON; 409 if NAME is taken
+  POST /v1/metrics           long-format samples (CSV with header, or JSONL)
+  POST /v1/events            task events (JSONL: arrival, start, complete)
+  POST /v1/flush             apply everything buffered; answers with the status
+  POST /v1/shutdown          drain and stop (exit 0); so does SIGTERM or SIGINT
+  GET  /v1/map               workflow -> task -> device (as final_map.json)
+  GET  /v1/map/WORKFLOW      task -> device;   GET /v1/map/WORKFLOW/TASK
+  GET  /v1/predictions       device -> resource -> latest, predicted, sigma, anomaly
+  GET  /v1/predictions/DEVICE
+  GET  /v1/anomalies         series scoring at or above the threshold
+  GET  /v1/status            event time reached, epochs, buffered records, counts
+  GET  /v1/rejections        the latest refused records
+  GET  /v1/changes           Server-Sent Events: one 'map' event per epoch that changed it
+  GET  /v1/scaleout          per device pool: recommended instances over the horizon
+  GET  /v1/scaleout/stream   Server-Sent Events: one 'scaleout' event per change
+  GET  /metrics              Prometheus text format
+  POST /filter, /prioritize  Kubernetes scheduler extender (ExtenderArgs)
+A POST is applied whole or not at all. Records wait in a reorder buffer until the newest time
+seen is --lateness past them (or a flush); time never goes back once an epoch is applied.";
+
+/// Everything `augur serve` needs, validated.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// The platform file.
+    pub platform: PathBuf,
+    /// Engine knobs.
+    pub engine: EngineKnobs,
+    /// Out-of-order tolerance, milliseconds.
+    pub lateness_ms: i64,
+    /// Worker threads.
+    pub workers: usize,
+    /// The bearer token, if any.
+    pub token: Option<String>,
+    /// Request limits.
+    pub limits: Limits,
+    /// Longest accepted line in a body.
+    pub max_line_bytes: usize,
+    /// How long producers wait for the engine.
+    pub engine_timeout: Duration,
+}
+
+/// The forecast and placement knobs.
+#[derive(Clone, Copy, Debug)]
+pub struct EngineKnobs {
+    /// Forecasts.
+    pub forecast: augur_dataflows::contention_forecast::ForecastConfig,
+    /// Placement.
+    pub placement: augur_dataflows::placement::PlacementConfig,
+}
+
+/// Why the service could not start or stopped badly.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// A flag or the config file is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The platform file is unusable.
+    #[error("platform: {0}")]
+    Platform(Rejection),
+    /// The platform has no devices.
+    #[error("the platform has no devices")]
+    NoDevices,
+    /// The address could not be bound.
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// The address.
+        address: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Listening or signal set-up failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The engine failed.
+    #[error("engine: {0}")]
+    Engine(String),
+}
+
+fn flag(flag: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Flag {
+        flag,
+        reason: reason.into(),
+    }
+}
+
+/// Validates `serve` flags (and the config file they name); `env_token` is `AUGUR_TOKEN`.
+pub fn serve_config(
+    args: &ServeArgs,
+    env_token: Option<String>,
+) -> Result<ServeConfig, ConfigError> {
+    let file = match &args.config {
+        Some(path) => read_config_file(path)?,
+        None => ConfigFile::default(),
+    };
+    let listen: SocketAddr = args.listen.parse().map_err(|_| {
+        flag(
+            "--listen",
+            format!(
+                "'{}' is not HOST:PORT (an IP address and a port)",
+                args.listen
+            ),
+        )
+    })?;
+    let token = args
+        .token
+        .clone()
+        .or(env_token)
+        .filter(|token| !token.is_empty());
+    if let Some(token) = &token {
+        if token.len() < 16 || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(flag(
+                "--token",
+                "must be at least 16 characters, without spaces",
+            ));
+        }
+    }
+    if !listen.ip().is_loopback() && token.is_none() {
+        return Err(flag(
+            "--listen",
+            format!(
+                "{listen} is reachable from other machines: give --token (or AUGUR_TOKEN) so \
+                 requests must authenticate"
+            ),
+        ));
+    }
+    let lateness_s = args.lateness.or(file.lateness_s).unwrap_or(60.0);
+    if !(lateness_s.is_finite() && (0.0..=1e9).contains(&lateness_s)) {
+        return Err(flag(
+            "--lateness",
+            format!("{lateness_s} is not within [0, 1e9]"),
+        ));
+    }
+    let (forecast, placement) = engine_knobs(&file, args.policy.clone())?;
+    if args.workers == 0 || args.workers > 1024 {
+        return Err(flag("--workers", "must be between 1 and 1024"));
+    }
+    if args.max_body_bytes < 1024 {
+        return Err(flag("--max-body-bytes", "must be at least 1024"));
+    }
+    if !(args.engine_timeout.is_finite() && args.engine_timeout >= 1.0) {
+        return Err(flag("--engine-timeout", "must be at least 1 second"));
+    }
+    let max_line_bytes = file.max_line_bytes.unwrap_or(DEFAULT_MAX_LINE_BYTES);
+    Ok(ServeConfig {
+        listen,
+        platform: args.platform.clone(),
+        engine: EngineKnobs {
+            forecast,
+            placement,
+        },
+        lateness_ms: (lateness_s * 1000.0).round() as i64,
+        workers: args.workers,
+        token,
+        limits: Limits {
+            max_head_bytes: 16 * 1024,
+            max_body_bytes: args.max_body_bytes,
+        },
+        max_line_bytes: max_line_bytes.max(64),
+        engine_timeout: Duration::from_secs_f64(args.engine_timeout),
+    })
+}
+
+/// Runs the service until `POST /v1/shutdown`, SIGTERM or SIGINT; prints
+/// `augur serve: listening on http://ADDR` as the first line of stdout once it accepts
+/// connections. Buffered records are applied before it returns.
+pub fn serve(config: &ServeConfig) -> Result<(), ServeError> {
+    serve_with(config, |_| {})
+}
+
+/// [`serve`], handing `producers` a [`ServiceHandle`] once the engine runs: an in-process
+/// producer (a collector scraping hosts) keeps it and pushes records through the same channel,
+/// validation and reordering as the HTTP handlers. The service stops when asked as usual; a
+/// handle used after that gets 503 refusals.
+pub fn serve_with(
+    config: &ServeConfig,
+    producers: impl FnOnce(ServiceHandle),
+) -> Result<(), ServeError> {
+    let platform = read_platform(&config.platform).map_err(ServeError::Platform)?;
+    if platform.devices.is_empty() {
+        return Err(ServeError::NoDevices);
+    }
+    let bandwidth: HashMap<String, (Option<f64>, Option<f64>)> = platform
+        .devices
+        .iter()
+        .map(|d| (d.id.clone(), (d.disk_bytes_per_s, d.network_bytes_per_s)))
+        .collect();
+    let catalog = Catalog::new(platform);
+    let engine_config = EngineConfig {
+        devices: catalog.device_specs(),
+        forecast: config.engine.forecast,
+        placement: config.engine.placement,
+        durations: Default::default(),
+    };
+    let settings = state::Settings {
+        horizon_s: config.engine.forecast.horizon_ms as f64 / 1000.0,
+        capacity_target: config.engine.placement.capacity_target,
+        risk: config.engine.forecast.risk,
+        anomaly: config.engine.forecast.anomaly,
+        lateness_ms: config.lateness_ms,
+        policy: config.engine.placement.policy.name().to_string(),
+        max_line_bytes: config.max_line_bytes,
+    };
+    let shared = Arc::new(state::Shared::new(catalog, settings));
+
+    let listener = TcpListener::bind(config.listen).map_err(|source| ServeError::Bind {
+        address: config.listen,
+        source,
+    })?;
+    let address = listener.local_addr()?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGTERM, Arc::clone(&stop))?;
+    signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&stop))?;
+
+    let (commands, receiver) = std::sync::mpsc::channel();
+    let handle = ServiceHandle::new(commands, config.engine_timeout);
+    let io = Mutex::new(Some((
+        source::LiveSource::new(Arc::clone(&shared), receiver),
+        sink::LiveSink::new(Arc::clone(&shared)),
+    )));
+    let idle_shared = Arc::clone(&shared);
+    let workers = Workers::Threads(config.workers);
+    let engine = std::thread::Builder::new()
+        .name("augur-engine".into())
+        .spawn(move || {
+            run_engine(workers, engine_config, move || {
+                let taken = io.lock().ok().and_then(|mut io| io.take());
+                taken.unwrap_or_else(|| {
+                    // Only worker 0 calls this, once; a closed channel ends at once anyway.
+                    let (_, receiver) = std::sync::mpsc::channel();
+                    (
+                        source::LiveSource::new(Arc::clone(&idle_shared), receiver),
+                        sink::LiveSink::new(Arc::clone(&idle_shared)),
+                    )
+                })
+            })
+            .map(|_| ())
+            .map_err(|error| error.to_string())
+        })?;
+
+    let handler = api::handler(api::Api {
+        shared: Arc::clone(&shared),
+        handle: handle.clone(),
+        stop: Arc::clone(&stop),
+        token: config.token.clone(),
+        metric_options: MetricOptions {
+            max_line_bytes: config.max_line_bytes,
+            bandwidth,
+            ..MetricOptions::default()
+        },
+    });
+    producers(handle.clone());
+    {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "augur serve: listening on http://{address}");
+        let _ = out.flush();
+    }
+    let served = crate::http::serve(
+        listener,
+        ServerOptions {
+            limits: config.limits,
+            ..ServerOptions::default()
+        },
+        handler,
+        Arc::clone(&stop),
+    );
+    // Drain: what is buffered is applied, then the engine ends and the streams close.
+    handle.shutdown();
+    drop(handle);
+    let engine = engine
+        .join()
+        .map_err(|_| ServeError::Engine("the engine thread failed".into()))?;
+    shared.close_streams();
+    served?;
+    engine.map_err(ServeError::Engine)
+}

@@ -1,0 +1,167 @@
+//! The service's request bodies into records: pure functions over bytes, with the same readers
+//! `augur run` uses for files (so a record means the same over HTTP as in a log), and all or
+//! nothing: one bad record refuses the whole body.
+
+use augur_dataflows::types::Time;
+
+use crate::input::events::{EventReader, TaskEvent};
+use crate::input::metrics::{MetricFormat, MetricOptions, MetricReader, MetricRecord};
+use crate::input::time::parse_time_field;
+use crate::input::wfformat::{parse_workflow, Workflow};
+use crate::input::{RejectKind, Rejection};
+
+/// What a body is called in rejections.
+pub const METRICS_BODY: &str = "POST /v1/metrics";
+/// What an event body is called in rejections.
+pub const EVENTS_BODY: &str = "POST /v1/events";
+
+/// Longest workflow name accepted (names appear in URLs).
+pub const MAX_NAME_CHARS: usize = 200;
+
+fn utf8<'a>(body: &'a [u8], what: &str) -> Result<&'a str, Vec<Rejection>> {
+    std::str::from_utf8(body).map_err(|error| {
+        vec![Rejection::whole_file(
+            what,
+            RejectKind::Parse,
+            format!("the body is not UTF-8: {error}"),
+        )]
+    })
+}
+
+/// Metric samples in the `long` format (`time,device,resource,value` CSV with a header, or
+/// JSONL objects with those keys). Every sample or every problem.
+pub fn parse_metrics(
+    body: &[u8],
+    options: &MetricOptions,
+) -> Result<Vec<MetricRecord>, Vec<Rejection>> {
+    let text = utf8(body, METRICS_BODY)?;
+    let mut reader = MetricReader::from_text(text, METRICS_BODY, MetricFormat::Long, options);
+    let mut records = Vec::new();
+    let mut rejections = Vec::new();
+    for outcome in reader.by_ref() {
+        // A dropped field is a partly bad record: over HTTP the client can fix and resend it,
+        // so it refuses the body rather than being half-applied.
+        rejections.extend(outcome.rejections);
+        records.extend(outcome.records);
+    }
+    if rejections.is_empty() {
+        Ok(records)
+    } else {
+        Err(rejections)
+    }
+}
+
+/// Task events in the JSONL event format, with their line numbers. Every event or every problem.
+pub fn parse_events(
+    body: &[u8],
+    max_line_bytes: usize,
+) -> Result<Vec<(u64, TaskEvent)>, Vec<Rejection>> {
+    let text = utf8(body, EVENTS_BODY)?;
+    let mut events = Vec::new();
+    let mut rejections = Vec::new();
+    for outcome in EventReader::from_text(text, EVENTS_BODY, max_line_bytes) {
+        rejections.extend(outcome.dropped);
+        match outcome.event {
+            Ok(event) => events.push((outcome.line, event)),
+            Err(rejection) => rejections.push(rejection),
+        }
+    }
+    if rejections.is_empty() {
+        Ok(events)
+    } else {
+        Err(rejections)
+    }
+}
+
+/// Whether a workflow name is usable in URLs and files: 1 to 200 of `A-Z a-z 0-9 . _ -`, not
+/// starting with a dot.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.chars().count() <= MAX_NAME_CHARS
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// A WfFormat workflow named `name` (the name a file stem gives it under `augur run`).
+pub fn parse_workflow_body(body: &[u8], name: &str) -> Result<Workflow, Vec<Rejection>> {
+    let file = format!("{name}.json");
+    if !valid_name(name) {
+        return Err(vec![Rejection::whole_file(
+            file,
+            RejectKind::Schema,
+            format!(
+                "a workflow name is 1 to {MAX_NAME_CHARS} of A-Z a-z 0-9 . _ - (not starting with \
+                 a dot)"
+            ),
+        )]);
+    }
+    let text = utf8(body, &file)?;
+    let read = parse_workflow(text, &file);
+    match read.workflow {
+        Some(workflow) if read.rejections.is_empty() => Ok(workflow),
+        _ => Err(read.rejections),
+    }
+}
+
+/// An event time given in a query (`arrival=`): seconds or a UTC datetime, as in the logs.
+pub fn parse_time_param(text: &str) -> Result<Time, String> {
+    parse_time_field(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_all_or_nothing() {
+        let options = MetricOptions::default();
+        let good = b"time,device,resource,value\n1,a,cpu,0.5\n2,b,memory,0.25\n";
+        assert_eq!(parse_metrics(good, &options).map(|r| r.len()), Ok(2));
+        let bad = b"time,device,resource,value\n1,a,cpu,0.5\nx,b,memory,0.25\n";
+        let rejections = parse_metrics(bad, &options).expect_err("bad time");
+        assert_eq!(rejections.len(), 1);
+        assert_eq!(rejections[0].line, Some(3));
+        assert!(parse_metrics(b"\xff\xfe", &options).is_err());
+        let jsonl = br#"{"time":1,"device":"a","resource":"cpu","value":0.5}"#;
+        assert_eq!(parse_metrics(jsonl, &options).map(|r| r.len()), Ok(1));
+    }
+
+    #[test]
+    fn events_all_or_nothing() {
+        let good = br#"{"time":1,"kind":"arrival","workflow":"w"}"#;
+        assert_eq!(parse_events(good, 1 << 16).map(|e| e.len()), Ok(1));
+        let bad = b"{\"time\":1,\"kind\":\"arrival\",\"workflow\":\"w\"}\n{\"time\":1,\"kind\":\"explode\"}\n";
+        assert!(parse_events(bad, 1 << 16).is_err());
+    }
+
+    #[test]
+    fn names() {
+        assert!(valid_name("montage-01.v2_x"));
+        for bad in ["", ".hidden", "a/b", "a b", "é"] {
+            assert!(!valid_name(bad), "{bad}");
+        }
+        assert!(parse_workflow_body(b"{}", "../x").is_err());
+        assert!(parse_workflow_body(b"not json", "w").is_err());
+    }
+
+    #[test]
+    fn parsers_survive_arbitrary_bytes() {
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let sample = b"time,device,resource,value\n1,a,cpu,0.5\n{\"time\":1,\"kind\":\"start\"}\n";
+        for _ in 0..3000 {
+            let mut bytes = sample.to_vec();
+            for _ in 0..3 {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let at = (state % bytes.len() as u64) as usize;
+                bytes[at] = (state >> 40) as u8;
+            }
+            let _ = parse_metrics(&bytes, &MetricOptions::default());
+            let _ = parse_events(&bytes, 64);
+            let _ = parse_workflow_body(&bytes, "w");
+        }
+    }
+}

@@ -1,0 +1,804 @@
+//! The service's [`BatchSource`]: records come from HTTP handler threads (or any other
+//! producer, through a [`ServiceHandle`]) over a channel, and leave as epochs in event time.
+//!
+//! How epochs close in a live service:
+//!
+//! - Every accepted sample and event waits in one reorder buffer (the same [`Reorder`] as
+//!   `augur run`, with the same lateness). When a request moves the newest time seen forward,
+//!   every record at or before `newest - lateness` (the watermark) is released, grouped into one
+//!   epoch per distinct time, in time order; within an epoch, arrivals first, then samples, then
+//!   events, each in the order received (as `run` orders one file of each).
+//! - `POST /v1/flush` releases everything buffered (as the end of a file does for `run`) and
+//!   answers once every released epoch has completed, so what the client sent is visible.
+//! - Once an epoch is released, time cannot go back: a record at or before the last released
+//!   time, or more than the lateness behind the newest seen, is refused.
+//! - A workflow arrives at the time its `arrival` parameter or an arrival event gives (the
+//!   earliest, as `run` takes it), else with the next epoch released.
+//!
+//! A request is validated whole against names, times and the catalog before anything of it is
+//! applied; what only the task lifecycle can refuse (a start before arrival, a second
+//! completion) is refused when its epoch is built, exactly as `run` does, and counted.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::convert::Infallible;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError};
+use std::sync::Arc;
+use std::time::Duration;
+
+use augur_dataflows::types::{DeviceId, InputBatch, Sample, TaskKey, Time};
+
+use crate::catalog::Catalog;
+use crate::engine::BatchSource;
+use crate::feed::MAX_UTILISATION;
+use crate::input::events::{EventKind, TaskEvent};
+use crate::input::metrics::MetricRecord;
+use crate::input::reorder::Reorder;
+use crate::input::time::format_seconds;
+use crate::input::wfformat::Workflow;
+use crate::input::{RejectKind, Rejection};
+
+use super::parse::{EVENTS_BODY, METRICS_BODY};
+use super::state::Shared;
+
+/// Why a request was refused: the status to answer with and every problem found.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Refusal {
+    /// 409 for a name already taken, 422 for records that cannot be applied, 503 when the
+    /// service is stopping.
+    pub status: u16,
+    /// What was wrong, record by record.
+    pub rejections: Vec<Rejection>,
+}
+
+impl Refusal {
+    fn unprocessable(rejections: Vec<Rejection>) -> Refusal {
+        Refusal {
+            status: 422,
+            rejections,
+        }
+    }
+
+    fn stopping() -> Refusal {
+        Refusal {
+            status: 503,
+            rejections: vec![Rejection::whole_file(
+                "service",
+                RejectKind::Io,
+                "the service is stopping",
+            )],
+        }
+    }
+}
+
+/// What an accepted request did.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Accepted {
+    /// Records accepted (tasks, for a workflow).
+    pub accepted: usize,
+    /// Records waiting in the reorder buffer afterwards.
+    pub buffered: usize,
+    /// Epochs released by this request.
+    pub released_epochs: usize,
+}
+
+type Reply = SyncSender<Result<Accepted, Refusal>>;
+
+/// What producers send the source.
+pub enum Command {
+    /// Admit a workflow; its tasks arrive at `arrival`, or with the next epoch.
+    Workflow {
+        /// The parsed workflow.
+        workflow: Workflow,
+        /// Its arrival time.
+        arrival: Option<Time>,
+        /// Where the answer goes.
+        reply: Reply,
+    },
+    /// Buffer metric samples.
+    Samples {
+        /// The parsed samples.
+        records: Vec<MetricRecord>,
+        /// Where the answer goes.
+        reply: Reply,
+    },
+    /// Buffer task events (with their line numbers in the body).
+    Events {
+        /// The parsed events.
+        events: Vec<(u64, TaskEvent)>,
+        /// Where the answer goes.
+        reply: Reply,
+    },
+    /// Release everything buffered; answered once it has all been applied.
+    Flush {
+        /// Signalled when done.
+        reply: SyncSender<()>,
+    },
+    /// Release everything buffered, then end.
+    Shutdown,
+}
+
+/// A producer's handle on a running service: the HTTP handlers use it, and so can an
+/// in-process collector (`augur collect` pushing samples it scraped).
+#[derive(Clone)]
+pub struct ServiceHandle {
+    commands: Sender<Command>,
+    /// How long to wait for the engine to answer.
+    pub timeout: Duration,
+}
+
+impl ServiceHandle {
+    /// A handle sending on `commands`.
+    pub fn new(commands: Sender<Command>, timeout: Duration) -> ServiceHandle {
+        ServiceHandle { commands, timeout }
+    }
+
+    fn ask(&self, make: impl FnOnce(Reply) -> Command) -> Result<Accepted, Refusal> {
+        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+        self.commands
+            .send(make(reply))
+            .map_err(|_| Refusal::stopping())?;
+        match answer.recv_timeout(self.timeout) {
+            Ok(result) => result,
+            Err(_) => Err(Refusal::stopping()),
+        }
+    }
+
+    /// Admits a workflow.
+    pub fn push_workflow(
+        &self,
+        workflow: Workflow,
+        arrival: Option<Time>,
+    ) -> Result<Accepted, Refusal> {
+        self.ask(|reply| Command::Workflow {
+            workflow,
+            arrival,
+            reply,
+        })
+    }
+
+    /// Buffers metric samples (all or none).
+    pub fn push_samples(&self, records: Vec<MetricRecord>) -> Result<Accepted, Refusal> {
+        self.ask(|reply| Command::Samples { records, reply })
+    }
+
+    /// Buffers task events (all or none).
+    pub fn push_events(&self, events: Vec<(u64, TaskEvent)>) -> Result<Accepted, Refusal> {
+        self.ask(|reply| Command::Events { events, reply })
+    }
+
+    /// Releases everything buffered and waits until it has been applied; `false` when the
+    /// service stopped or the wait timed out.
+    pub fn flush(&self) -> bool {
+        let (reply, done) = std::sync::mpsc::sync_channel(1);
+        if self.commands.send(Command::Flush { reply }).is_err() {
+            return false;
+        }
+        done.recv_timeout(self.timeout).is_ok()
+    }
+
+    /// Asks the source to drain and end.
+    pub fn shutdown(&self) {
+        let _ = self.commands.send(Command::Shutdown);
+    }
+}
+
+enum Item {
+    Sample(Sample),
+    Event(u64, TaskEvent),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Lifecycle {
+    Waiting,
+    Running(DeviceId, Time),
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Change {
+    Arrive,
+    Start(DeviceId, Time),
+    Complete {
+        device: Option<DeviceId>,
+        duration_s: Option<f64>,
+        time: Time,
+    },
+}
+
+/// The live [`BatchSource`]; see the module documentation.
+pub struct LiveSource {
+    shared: Arc<Shared>,
+    commands: Receiver<Command>,
+    lateness_ms: i64,
+    buffer: Reorder<Item>,
+    seq: u64,
+    released: Option<Time>,
+    /// Admitted tasks not yet arrived, with their arrival time (`None`: the next epoch).
+    pending: BTreeMap<TaskKey, Option<Time>>,
+    ready: VecDeque<(Time, InputBatch)>,
+    flush_waiters: Vec<SyncSender<()>>,
+    live: HashMap<TaskKey, Lifecycle>,
+    completed: HashMap<u32, Vec<bool>>,
+    stopping: bool,
+}
+
+impl LiveSource {
+    /// A source reading `commands`, publishing its counts to `shared`.
+    pub fn new(shared: Arc<Shared>, commands: Receiver<Command>) -> LiveSource {
+        let lateness_ms = shared.settings.lateness_ms;
+        LiveSource {
+            shared,
+            commands,
+            lateness_ms,
+            buffer: Reorder::new(lateness_ms),
+            seq: 0,
+            released: None,
+            pending: BTreeMap::new(),
+            ready: VecDeque::new(),
+            flush_waiters: Vec::new(),
+            live: HashMap::new(),
+            completed: HashMap::new(),
+            stopping: false,
+        }
+    }
+
+    fn handle(&mut self, command: Command) {
+        match command {
+            Command::Workflow {
+                workflow,
+                arrival,
+                reply,
+            } => {
+                let result = self.admit(workflow, arrival);
+                let _ = reply.send(result);
+            }
+            Command::Samples { records, reply } => {
+                let result = self.samples(records);
+                let _ = reply.send(result);
+            }
+            Command::Events { events, reply } => {
+                let result = self.events(events);
+                let _ = reply.send(result);
+            }
+            Command::Flush { reply } => {
+                self.release(true);
+                self.flush_waiters.push(reply);
+            }
+            Command::Shutdown => {
+                self.release(true);
+                self.stopping = true;
+            }
+        }
+        self.publish_counts();
+    }
+
+    /// Why `time` can no longer be accepted, if it cannot; `newest` is the newest time seen
+    /// so far in the request being checked.
+    fn too_late(&self, time: Time, newest: Option<Time>) -> Option<String> {
+        if let Some(released) = self.released {
+            if time <= released {
+                return Some(format!(
+                    "time {} is not after {}, the last event time already applied",
+                    format_seconds(time),
+                    format_seconds(released)
+                ));
+            }
+        }
+        if let Some(newest) = newest {
+            if time < newest.saturating_sub(self.lateness_ms) {
+                return Some(format!(
+                    "time {} is more than the allowed lateness behind {} already seen",
+                    format_seconds(time),
+                    format_seconds(newest)
+                ));
+            }
+        }
+        None
+    }
+
+    fn admit(&mut self, workflow: Workflow, arrival: Option<Time>) -> Result<Accepted, Refusal> {
+        let file = workflow.path.clone();
+        if let Some(time) = arrival {
+            if let Some(reason) = self.too_late(time, None) {
+                let rejections = vec![Rejection::whole_file(
+                    file,
+                    RejectKind::OutOfOrder,
+                    format!("arrival {reason}"),
+                )];
+                self.shared.counters().reject("workflow", 1, &rejections);
+                return Err(Refusal::unprocessable(rejections));
+            }
+        }
+        let admitted = self.shared.catalog_mut().admit(workflow);
+        let id = match admitted {
+            Ok(id) => id,
+            Err(rejections) => {
+                let status = if rejections.iter().any(|r| r.kind == RejectKind::DuplicateId) {
+                    409
+                } else {
+                    422
+                };
+                self.shared.counters().reject("workflow", 1, &rejections);
+                return Err(Refusal { status, rejections });
+            }
+        };
+        let tasks = self
+            .shared
+            .catalog()
+            .workflows
+            .get(id as usize)
+            .map_or(0, |entry| entry.specs.len());
+        for task in 0..tasks as u32 {
+            self.pending.insert(TaskKey { workflow: id, task }, arrival);
+        }
+        self.shared.counters().accept("workflow", 1);
+        let released_epochs = self.release(false);
+        Ok(Accepted {
+            accepted: tasks,
+            buffered: self.buffer.len(),
+            released_epochs,
+        })
+    }
+
+    fn samples(&mut self, records: Vec<MetricRecord>) -> Result<Accepted, Refusal> {
+        let mut rejections = Vec::new();
+        let mut samples = Vec::with_capacity(records.len());
+        let mut newest = self.buffer.max_seen();
+        {
+            let catalog = self.shared.catalog();
+            for (index, record) in records.iter().enumerate() {
+                let line = index as u64 + 1;
+                let Some(device) = catalog.device_id(&record.device) else {
+                    rejections.push(Rejection::at_line(
+                        METRICS_BODY,
+                        line,
+                        RejectKind::UnknownDevice,
+                        format!("device '{}' is not in the platform", record.device),
+                    ));
+                    continue;
+                };
+                if let Some(reason) = self.too_late(record.time, newest) {
+                    rejections.push(Rejection::at_line(
+                        METRICS_BODY,
+                        line,
+                        RejectKind::OutOfOrder,
+                        reason,
+                    ));
+                    continue;
+                }
+                newest = Some(newest.map_or(record.time, |n| n.max(record.time)));
+                samples.push((
+                    record.time,
+                    Sample {
+                        device,
+                        resource: record.resource,
+                        value: record.value.min(MAX_UTILISATION),
+                    },
+                ));
+            }
+        }
+        if !rejections.is_empty() {
+            self.shared
+                .counters()
+                .reject("metric", distinct_lines(&rejections), &rejections);
+            return Err(Refusal::unprocessable(rejections));
+        }
+        let accepted = samples.len();
+        for (time, sample) in samples {
+            self.park(time, Item::Sample(sample));
+        }
+        self.shared.counters().accept("metric", accepted as u64);
+        let released_epochs = self.release(false);
+        Ok(Accepted {
+            accepted,
+            buffered: self.buffer.len(),
+            released_epochs,
+        })
+    }
+
+    fn events(&mut self, events: Vec<(u64, TaskEvent)>) -> Result<Accepted, Refusal> {
+        let mut rejections = Vec::new();
+        let mut newest = self.buffer.max_seen();
+        {
+            let catalog = self.shared.catalog();
+            for (line, event) in &events {
+                let refuse = |kind, reason| Rejection::at_line(EVENTS_BODY, *line, kind, reason);
+                if let Err((kind, reason)) = check_names(&catalog, event) {
+                    rejections.push(refuse(kind, reason));
+                    continue;
+                }
+                if let Some(reason) = self.too_late(event.time, newest) {
+                    rejections.push(refuse(RejectKind::OutOfOrder, reason));
+                    continue;
+                }
+                newest = Some(newest.map_or(event.time, |n| n.max(event.time)));
+            }
+        }
+        if !rejections.is_empty() {
+            self.shared
+                .counters()
+                .reject("event", distinct_lines(&rejections), &rejections);
+            return Err(Refusal::unprocessable(rejections));
+        }
+        let accepted = events.len();
+        for (line, event) in events {
+            if event.kind == EventKind::Arrival {
+                self.schedule_arrival(&event);
+            }
+            self.park(event.time, Item::Event(line, event));
+        }
+        self.shared.counters().accept("event", accepted as u64);
+        let released_epochs = self.release(false);
+        Ok(Accepted {
+            accepted,
+            buffered: self.buffer.len(),
+            released_epochs,
+        })
+    }
+
+    /// An arrival event brings pending tasks' arrival to its time (or earlier, if they already
+    /// have an earlier one), as `run`'s first pass over the event logs does.
+    fn schedule_arrival(&mut self, event: &TaskEvent) {
+        let catalog = self.shared.catalog();
+        let Some(workflow) = catalog.workflow_id(&event.workflow) else {
+            return;
+        };
+        let keys: Vec<TaskKey> = match &event.task {
+            Some(task) => catalog
+                .task_key(&event.workflow, task)
+                .into_iter()
+                .collect(),
+            None => self
+                .pending
+                .range(
+                    TaskKey { workflow, task: 0 }..=TaskKey {
+                        workflow,
+                        task: u32::MAX,
+                    },
+                )
+                .map(|(key, _)| *key)
+                .collect(),
+        };
+        drop(catalog);
+        for key in keys {
+            if let Some(at) = self.pending.get_mut(&key) {
+                *at = Some(at.map_or(event.time, |t| t.min(event.time)));
+            }
+        }
+    }
+
+    fn park(&mut self, time: Time, item: Item) {
+        self.seq += 1;
+        // Checked beforehand against the same bound, so this cannot refuse.
+        let _ = self.buffer.push(time, self.seq, item);
+    }
+
+    /// Moves what is ready (everything, with `all`) from the buffer into epochs; returns how
+    /// many epochs it made.
+    fn release(&mut self, all: bool) -> usize {
+        let watermark = if all {
+            None
+        } else {
+            match self.buffer.max_seen() {
+                Some(newest) => Some(newest.saturating_sub(self.lateness_ms)),
+                None => return 0,
+            }
+        };
+        let mut items: Vec<(Time, Item)> = Vec::new();
+        loop {
+            let next = if all {
+                self.buffer.pop_any()
+            } else {
+                self.buffer.pop_ready()
+            };
+            match next {
+                Some(item) => items.push(item),
+                None => break,
+            }
+        }
+        // Arrivals with a time due by now, by time; those without one join the first epoch.
+        let mut arrivals: BTreeMap<Time, Vec<TaskKey>> = BTreeMap::new();
+        let mut due = Vec::new();
+        for (key, at) in &self.pending {
+            if let Some(time) = at {
+                if watermark.is_none_or(|w| *time <= w) {
+                    arrivals.entry(*time).or_default().push(*key);
+                    due.push(*key);
+                }
+            }
+        }
+        let mut next_epoch: Vec<TaskKey> = Vec::new();
+        if all || !items.is_empty() || !arrivals.is_empty() {
+            for (key, at) in &self.pending {
+                if at.is_none() {
+                    next_epoch.push(*key);
+                    due.push(*key);
+                }
+            }
+        }
+        for key in due {
+            self.pending.remove(&key);
+        }
+        let mut times: Vec<Time> = items.iter().map(|(time, _)| *time).collect();
+        times.extend(arrivals.keys().copied());
+        times.sort_unstable();
+        times.dedup();
+        if times.is_empty() && !next_epoch.is_empty() {
+            times.push(match self.released {
+                Some(released) => released.saturating_add(1),
+                None => self.buffer.max_seen().unwrap_or(0),
+            });
+        }
+        let mut items = items.into_iter().peekable();
+        let mut made = 0;
+        for time in times {
+            let mut batch = InputBatch::default();
+            let mut arriving = arrivals.remove(&time).unwrap_or_default();
+            if made == 0 {
+                arriving.append(&mut next_epoch);
+                arriving.sort_unstable();
+            }
+            for key in arriving {
+                self.apply_change(key, Change::Arrive, &mut batch);
+            }
+            let mut events = Vec::new();
+            while items.peek().is_some_and(|(t, _)| *t == time) {
+                match items.next() {
+                    Some((_, Item::Sample(sample))) => batch.samples.push(sample),
+                    Some((_, Item::Event(line, event))) => events.push((line, event)),
+                    None => break,
+                }
+            }
+            for (line, event) in events {
+                self.apply_event(line, &event, &mut batch);
+            }
+            self.ready.push_back((time, batch));
+            self.released = Some(time);
+            made += 1;
+        }
+        made
+    }
+
+    fn publish_counts(&self) {
+        let mut view = self.shared.view_mut();
+        view.buffered = self.buffer.len();
+        view.queued_epochs = self.ready.len();
+        view.live_tasks = self.live.len();
+        view.pending_tasks = self.pending.len();
+    }
+
+    fn apply_event(&mut self, line: u64, event: &TaskEvent, batch: &mut InputBatch) {
+        let validated = {
+            let catalog = self.shared.catalog();
+            self.validate_event(&catalog, event)
+        };
+        match validated {
+            Ok(Some((key, change))) => self.apply_change(key, change, batch),
+            Ok(None) => {}
+            Err((kind, reason)) => {
+                let rejection = Rejection::at_line(EVENTS_BODY, line, kind, reason);
+                let mut counters = self.shared.counters();
+                // It was counted as accepted when its request was; it is refused after all.
+                if let Some(accepted) = counters.accepted.get_mut("event") {
+                    *accepted = accepted.saturating_sub(1);
+                }
+                counters.reject("event", 1, &[rejection]);
+            }
+        }
+    }
+
+    /// What an event does to a task under the lifecycle, or why it cannot (as `run`'s feed).
+    fn validate_event(
+        &self,
+        catalog: &Catalog,
+        event: &TaskEvent,
+    ) -> Result<Option<(TaskKey, Change)>, (RejectKind, String)> {
+        check_names(catalog, event)?;
+        let device = event.device.as_deref().and_then(|d| catalog.device_id(d));
+        let Some(task) = &event.task else {
+            return Ok(None);
+        };
+        let Some(key) = catalog.task_key(&event.workflow, task) else {
+            return Ok(None);
+        };
+        let state = self.live.get(&key).copied();
+        let done = self.is_completed(key);
+        match event.kind {
+            EventKind::Arrival => Ok(None),
+            EventKind::Start => match (state, device) {
+                (Some(Lifecycle::Waiting), Some(device)) => {
+                    Ok(Some((key, Change::Start(device, event.time))))
+                }
+                (_, None) => Err((
+                    RejectKind::Parse,
+                    "a start event needs a device".to_string(),
+                )),
+                (Some(Lifecycle::Running(on, _)), _) => Err((
+                    RejectKind::BadTransition,
+                    format!(
+                        "task '{task}' already started on '{}'",
+                        catalog.device_name(on)
+                    ),
+                )),
+                (None, _) if done => Err((
+                    RejectKind::BadTransition,
+                    format!("task '{task}' already completed"),
+                )),
+                (None, _) => Err((
+                    RejectKind::BadTransition,
+                    format!("task '{task}' has not arrived yet"),
+                )),
+            },
+            EventKind::Complete => match state {
+                Some(_) => Ok(Some((
+                    key,
+                    Change::Complete {
+                        device,
+                        duration_s: event.duration_s,
+                        time: event.time,
+                    },
+                ))),
+                None if done => Err((
+                    RejectKind::BadTransition,
+                    format!("task '{task}' already completed"),
+                )),
+                None => Err((
+                    RejectKind::BadTransition,
+                    format!("task '{task}' has not arrived yet"),
+                )),
+            },
+        }
+    }
+
+    fn is_completed(&self, key: TaskKey) -> bool {
+        self.completed
+            .get(&key.workflow)
+            .and_then(|done| done.get(key.task as usize))
+            .copied()
+            .unwrap_or(false)
+    }
+
+    fn apply_change(&mut self, key: TaskKey, change: Change, batch: &mut InputBatch) {
+        let shared = Arc::clone(&self.shared);
+        let catalog = shared.catalog();
+        let Some(spec) = catalog.spec(key) else {
+            return;
+        };
+        match change {
+            Change::Arrive => {
+                if self.live.contains_key(&key) || self.is_completed(key) {
+                    return;
+                }
+                self.live.insert(key, Lifecycle::Waiting);
+                batch.tasks.push(((key, spec), 1));
+                for (parent, bytes) in catalog.parents(key) {
+                    batch.edges.push((((key, parent), bytes), 1));
+                }
+                for alternative in catalog.alternatives(key) {
+                    batch.alternatives.push(((key, alternative), 1));
+                }
+            }
+            Change::Start(device, time) => {
+                self.live.insert(key, Lifecycle::Running(device, time));
+                batch.started.push(((key, device), 1));
+            }
+            Change::Complete {
+                device,
+                duration_s,
+                time,
+            } => {
+                let mut ran = None;
+                if let Some(Lifecycle::Running(on, start)) = self.live.remove(&key) {
+                    batch.started.push(((key, on), -1));
+                    let measured = (time > start).then(|| (time - start) as f64 / 1000.0);
+                    ran = Some((on, measured));
+                }
+                let device = device.or(ran.map(|(on, _)| on));
+                let seconds = duration_s.or(ran.and_then(|(_, measured)| measured));
+                if let (Some(device), Some(seconds)) = (device, seconds) {
+                    batch
+                        .completions
+                        .extend(catalog.completion(key, device, seconds));
+                }
+                let tasks = catalog
+                    .workflows
+                    .get(key.workflow as usize)
+                    .map_or(0, |w| w.specs.len());
+                let done = self
+                    .completed
+                    .entry(key.workflow)
+                    .or_insert_with(|| vec![false; tasks]);
+                if let Some(flag) = done.get_mut(key.task as usize) {
+                    *flag = true;
+                }
+                batch.tasks.push(((key, spec), -1));
+                for (parent, bytes) in catalog.parents(key) {
+                    batch.edges.push((((key, parent), bytes), -1));
+                }
+                for alternative in catalog.alternatives(key) {
+                    batch.alternatives.push(((key, alternative), -1));
+                }
+            }
+        }
+    }
+}
+
+/// Records a refusal names: the lines with a problem (the rest of the body was not applied
+/// either, but was not at fault).
+pub fn distinct_lines(rejections: &[Rejection]) -> u64 {
+    let lines: std::collections::BTreeSet<Option<u64>> =
+        rejections.iter().map(|rejection| rejection.line).collect();
+    lines.len() as u64
+}
+
+/// Whether the names an event uses are known: its workflow, device and task.
+fn check_names(catalog: &Catalog, event: &TaskEvent) -> Result<(), (RejectKind, String)> {
+    if catalog.workflow_id(&event.workflow).is_none() {
+        return Err((
+            RejectKind::UnknownWorkflow,
+            format!("no admitted workflow is named '{}'", event.workflow),
+        ));
+    }
+    if let Some(name) = &event.device {
+        if catalog.device_id(name).is_none() {
+            return Err((
+                RejectKind::UnknownDevice,
+                format!("device '{name}' is not in the platform"),
+            ));
+        }
+    }
+    if let Some(task) = &event.task {
+        if catalog.task_key(&event.workflow, task).is_none() {
+            return Err((
+                RejectKind::UnknownTask,
+                format!("workflow '{}' has no task '{task}'", event.workflow),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// How often an idle source wakes to see whether it was asked to stop.
+const IDLE_POLL: Duration = Duration::from_millis(200);
+
+impl BatchSource for LiveSource {
+    type Error = Infallible;
+
+    fn next_batch(&mut self) -> Result<Option<(Time, InputBatch)>, Infallible> {
+        loop {
+            // Take what producers sent meanwhile without waiting, so requests are answered
+            // between epochs rather than after a long flush.
+            loop {
+                match self.commands.try_recv() {
+                    Ok(command) => self.handle(command),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        if !self.stopping {
+                            self.release(true);
+                            self.stopping = true;
+                        }
+                        break;
+                    }
+                }
+            }
+            if let Some(epoch) = self.ready.pop_front() {
+                self.shared.view_mut().queued_epochs = self.ready.len();
+                return Ok(Some(epoch));
+            }
+            // Nothing is queued: every epoch released so far has completed.
+            for waiter in self.flush_waiters.drain(..) {
+                let _ = waiter.send(());
+            }
+            if self.stopping {
+                return Ok(None);
+            }
+            match self.commands.recv_timeout(IDLE_POLL) {
+                Ok(command) => self.handle(command),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.release(true);
+                    self.stopping = true;
+                }
+            }
+        }
+    }
+}

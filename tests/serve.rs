@@ -1,0 +1,694 @@
+//! `augur serve` end to end: the built binary on a free loopback port, fed over HTTP with a
+//! std-only client; its map, change stream, predictions and scale-out advice against what
+//! `augur run` writes for the same inputs; bad requests; the token; shutdown; the Kubernetes
+//! extender on recorded request bodies.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const WORKFLOW: &str = "montage-chameleon-2mass-01d-001";
+const SERIES: [(&str, &str); 4] = [
+    ("ec2_cpu_utilization_24ae8d.csv", "edge-a"),
+    ("ec2_cpu_utilization_53ea38.csv", "edge-b"),
+    ("ec2_cpu_utilization_5f5533.csv", "cloud-c"),
+    ("rds_cpu_utilization_cc0c53.csv", "cloud-d"),
+];
+const TOKEN: &str = "test-token-0123456789abcdef";
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("serve-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+/// A running `augur serve`, killed if a test fails before stopping it.
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    fn start(extra: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_augur"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--platform"])
+            .arg(repo("data/demo/platform.toml"))
+            .args(extra)
+            .env_remove("AUGUR_TOKEN")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn augur serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("first line");
+        let addr = line
+            .trim()
+            .strip_prefix("augur serve: listening on http://")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_string();
+        Server { child, addr }
+    }
+
+    fn call(&self, method: &str, path: &str, body: &[u8]) -> (u16, Value) {
+        let (status, bytes) = http(&self.addr, method, path, &[], body);
+        let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (status, value)
+    }
+
+    /// Waits for the process to exit; its exit status.
+    fn wait(mut self, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "augur serve did not exit in time"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One HTTP/1.1 request; the status and the body (the server closes after each response).
+fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Vec<u8>) {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(300)))
+        .expect("timeout");
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).expect("write head");
+    // The server may refuse before reading the body (413): keep going to read its answer.
+    let _ = stream.write_all(body);
+    read_response(&mut stream)
+}
+
+fn read_response(stream: &mut TcpStream) -> (u16, Vec<u8>) {
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response head");
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status");
+    (status, raw[split + 4..].to_vec())
+}
+
+/// Subscribes to an event stream; the `data:` lines arrive on the receiver until the server
+/// closes the stream. Returns once the subscription is in place.
+fn subscribe(addr: &str, path: &str) -> (mpsc::Receiver<String>, std::thread::JoinHandle<()>) {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").expect("request");
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let (data_tx, data_rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut lines = BufReader::new(stream);
+        let mut line = String::new();
+        while lines.read_line(&mut line).unwrap_or(0) > 0 {
+            let text = line.trim_end().to_string();
+            line.clear();
+            if text.starts_with("HTTP/1.1 ") {
+                assert!(text.contains(" 200 "), "{text}");
+            }
+            if text == ": subscribed" {
+                let _ = ready_tx.send(());
+            }
+            if let Some(data) = text.strip_prefix("data: ") {
+                let _ = data_tx.send(data.to_string());
+            }
+        }
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the stream starts");
+    (data_rx, reader)
+}
+
+/// The demo's four NAB CPU series as one `long` CSV in time order (fractions of capacity).
+fn demo_metrics_long() -> String {
+    let mut rows: Vec<(String, &str, f64)> = Vec::new();
+    for (file, device) in SERIES {
+        let text = std::fs::read_to_string(repo("data/demo/metrics").join(file)).expect("series");
+        for line in text.lines().skip(1) {
+            let (time, value) = line.split_once(',').expect("two columns");
+            rows.push((
+                time.to_string(),
+                device,
+                value.parse::<f64>().expect("value") / 100.0,
+            ));
+        }
+    }
+    // Stable: equal times keep the series order.
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut out = String::from("time,device,resource,value\n");
+    for (time, device, value) in rows {
+        out.push_str(&format!("{time},{device},cpu,{value}\n"));
+    }
+    out
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).expect("read")).expect("json")
+}
+
+fn jsonl(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .expect("read")
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("json line"))
+        .collect()
+}
+
+/// Parses the Prometheus text format: `name{labels}` → value.
+fn prometheus(text: &str) -> BTreeMap<String, f64> {
+    let mut samples = BTreeMap::new();
+    for line in text.lines() {
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        let (name, value) = line.rsplit_once(' ').expect("name value");
+        let value: f64 = value.parse().expect("a number");
+        samples.insert(name.to_string(), value);
+    }
+    samples
+}
+
+#[test]
+fn serve_over_http_matches_run_on_the_demo() {
+    let dir = scratch("e2e");
+    let metrics = dir.join("metrics.csv");
+    std::fs::write(&metrics, demo_metrics_long()).expect("write metrics");
+    let events_text = std::fs::read_to_string(repo("data/demo/events.jsonl")).expect("events");
+    // The demo's log ends with two records naming a device and a task that do not exist.
+    let good_events: String = events_text
+        .lines()
+        .filter(|line| !line.contains("gpu-z") && !line.contains("no-such-task"))
+        .map(|line| format!("{line}\n"))
+        .collect();
+
+    // What `augur run` writes for the same inputs (the whole event log: it rejects the two).
+    let out = dir.join("run");
+    let run = Command::new(env!("CARGO_BIN_EXE_augur"))
+        .args(["run", "--quiet", "--workflow"])
+        .arg(repo(&format!("data/demo/{WORKFLOW}.json")))
+        .arg("--platform")
+        .arg(repo("data/demo/platform.toml"))
+        .arg("--metrics")
+        .arg(&metrics)
+        .arg("--events")
+        .arg(repo("data/demo/events.jsonl"))
+        .arg("--out")
+        .arg(&out)
+        .status()
+        .expect("augur run");
+    assert!(run.success());
+
+    // A lateness longer than the log: nothing is applied before the flush, which then applies
+    // everything in event time, as `run` reads its files.
+    let server = Server::start(&["--lateness", "1e9"]);
+    let (changes, changes_reader) = subscribe(&server.addr, "/v1/changes");
+    let (advice, advice_reader) = subscribe(&server.addr, "/v1/scaleout/stream");
+
+    let workflow = std::fs::read(repo(&format!("data/demo/{WORKFLOW}.json"))).expect("workflow");
+    let (status, body) = server.call("POST", &format!("/v1/workflows?name={WORKFLOW}"), &workflow);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["accepted"], 103);
+    let (status, body) = server.call(
+        "POST",
+        "/v1/metrics",
+        &std::fs::read(&metrics).expect("metrics"),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["accepted"], 16128);
+
+    // The whole log is refused for its two bad records, and nothing of it is applied.
+    let (_, before) = server.call("GET", "/v1/status", b"");
+    let (status, body) = server.call("POST", "/v1/events", events_text.as_bytes());
+    assert_eq!(status, 422, "{body}");
+    let lines: Vec<u64> = body["rejections"]
+        .as_array()
+        .expect("rejections")
+        .iter()
+        .map(|r| r["line"].as_u64().expect("line"))
+        .collect();
+    assert_eq!(lines, vec![122, 123]);
+    let (_, after) = server.call("GET", "/v1/status", b"");
+    assert_eq!(before["buffered_records"], after["buffered_records"]);
+    assert_eq!(after["accepted"]["event"], Value::Null);
+
+    let (status, body) = server.call("POST", "/v1/events", good_events.as_bytes());
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["accepted"], 121);
+
+    let (status, flushed) = server.call("POST", "/v1/flush", b"");
+    assert_eq!(status, 200, "{flushed}");
+    let summary = read_json(&out.join("summary.json"));
+    assert_eq!(flushed["epochs"], summary["epochs"]);
+    assert_eq!(flushed["buffered_records"], 0);
+    assert_eq!(flushed["tasks_placed"], summary["tasks_placed"]);
+    assert_eq!(flushed["tasks_moved"], summary["tasks_moved"]);
+
+    // The map, whole, per workflow and per task.
+    let final_map = read_json(&out.join("final_map.json"));
+    let (status, map) = server.call("GET", "/v1/map", b"");
+    assert_eq!(status, 200);
+    assert_eq!(map, final_map);
+    let (_, one) = server.call("GET", &format!("/v1/map/{WORKFLOW}"), b"");
+    assert_eq!(one, final_map[WORKFLOW]);
+    let (task, device) = final_map[WORKFLOW]
+        .as_object()
+        .and_then(|tasks| tasks.iter().next())
+        .expect("a mapped task");
+    let (_, entry) = server.call("GET", &format!("/v1/map/{WORKFLOW}/{task}"), b"");
+    assert_eq!(&entry["device"], device);
+
+    // Predictions per device are `run`'s forecasts.json.
+    let (_, predictions) = server.call("GET", "/v1/predictions", b"");
+    assert_eq!(predictions, read_json(&out.join("forecasts.json")));
+    let (_, one) = server.call("GET", "/v1/predictions/cloud-c", b"");
+    assert_eq!(one, predictions["cloud-c"]);
+    let (status, anomalies) = server.call("GET", "/v1/anomalies", b"");
+    assert_eq!(status, 200);
+    assert!(anomalies["anomalies"].is_array());
+
+    // Scale-out advice: one entry per pool, never below the busy devices.
+    let (_, scaleout) = server.call("GET", "/v1/scaleout", b"");
+    let pools = scaleout["pools"].as_array().expect("pools");
+    assert_eq!(pools.len(), 3, "{scaleout}");
+    for pool in pools {
+        assert!(
+            pool["instances"].as_u64() >= pool["busy"].as_u64(),
+            "{pool}"
+        );
+        assert!(
+            pool["instances"].as_u64() >= pool["needed"].as_u64(),
+            "{pool}"
+        );
+    }
+
+    // /metrics parses and agrees with the status.
+    let (status, text) = http(&server.addr, "GET", "/metrics", &[], b"");
+    assert_eq!(status, 200);
+    let samples = prometheus(&String::from_utf8(text).expect("utf-8"));
+    let epochs = summary["epochs"].as_f64().expect("epochs");
+    assert_eq!(samples["augur_epochs_total"], epochs);
+    assert_eq!(samples["augur_update_latency_seconds_count"], epochs);
+    assert_eq!(
+        samples["augur_update_latency_seconds_bucket{le=\"+Inf\"}"],
+        epochs
+    );
+    assert_eq!(
+        samples["augur_records_accepted_total{kind=\"metric\"}"],
+        16128.0
+    );
+    assert_eq!(
+        samples["augur_records_accepted_total{kind=\"event\"}"],
+        121.0
+    );
+    assert_eq!(samples["augur_records_rejected_total{kind=\"event\"}"], 2.0);
+    let buckets: Vec<f64> = samples
+        .iter()
+        .filter(|(name, _)| name.starts_with("augur_update_latency_seconds_bucket"))
+        .map(|(_, value)| *value)
+        .collect();
+    assert_eq!(buckets.len(), 15);
+
+    // Stop cleanly: buffered work applied, streams closed, exit 0.
+    let (status, _) = server.call("POST", "/v1/shutdown", b"");
+    assert_eq!(status, 202);
+    assert!(server.wait(Duration::from_secs(60)).success());
+    changes_reader.join().expect("changes stream");
+    advice_reader.join().expect("advice stream");
+
+    // The change stream is partition.jsonl, epoch by epoch; the advice stream is scaleout.jsonl.
+    let streamed: Vec<Value> = changes
+        .try_iter()
+        .flat_map(|data| {
+            let event: Value = serde_json::from_str(&data).expect("event json");
+            event["changes"].as_array().cloned().unwrap_or_default()
+        })
+        .collect();
+    assert_eq!(streamed, jsonl(&out.join("partition.jsonl")));
+    let advised: Vec<Value> = advice
+        .try_iter()
+        .map(|data| serde_json::from_str(&data).expect("advice json"))
+        .collect();
+    assert!(!advised.is_empty());
+    assert_eq!(advised, jsonl(&out.join("scaleout.jsonl")));
+}
+
+#[test]
+fn bad_requests_are_refused_and_change_nothing() {
+    let server = Server::start(&["--max-body-bytes", "4096", "--lateness", "0"]);
+    // The state a refused request must leave alone (the refusal counters do move).
+    let status_now = || {
+        let mut status = server.call("GET", "/v1/status", b"").1;
+        if let Some(object) = status.as_object_mut() {
+            object.remove("rejected");
+        }
+        status
+    };
+    let start = status_now();
+
+    assert_eq!(server.call("GET", "/v1/nothing", b"").0, 404);
+    assert_eq!(server.call("GET", "/v1/metrics", b"").0, 405);
+    assert_eq!(server.call("POST", "/v1/map", b"").0, 405);
+    assert_eq!(
+        server.call("POST", "/v1/workflows", b"{}").0,
+        400,
+        "no name"
+    );
+    assert_eq!(
+        server
+            .call("POST", "/v1/workflows?name=w&arrival=soon", b"{}")
+            .0,
+        400
+    );
+    assert_eq!(
+        server.call("POST", "/v1/workflows?name=a%2Fb", b"{}").0,
+        400
+    );
+    assert_eq!(
+        server.call("POST", "/v1/workflows?name=w", b"{not json").0,
+        422
+    );
+    assert_eq!(
+        server.call("POST", "/v1/workflows?name=w", b"\xff\xfe").0,
+        422
+    );
+    let (status, body) = http(
+        &server.addr,
+        "POST",
+        "/v1/metrics",
+        &[("Content-Type", "image/png")],
+        b"time,device,resource,value\n1,edge-a,cpu,0.5\n",
+    );
+    assert_eq!(status, 415, "{}", String::from_utf8_lossy(&body));
+    // One bad line refuses the whole body.
+    let (status, body) = server.call(
+        "POST",
+        "/v1/metrics",
+        b"time,device,resource,value\n10,edge-a,cpu,0.5\n11,nowhere,cpu,0.5\n",
+    );
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["rejections"][0]["kind"], "unknown_device");
+    let (status, _) = server.call(
+        "POST",
+        "/v1/metrics",
+        b"time,device,resource,value\n10,edge-a,cpu,0.5\n11,edge-a,cpu,banana\n",
+    );
+    assert_eq!(status, 422);
+    let (status, _) = server.call("POST", "/v1/events", b"{\"time\":1,\"kind\":\"start\",\"workflow\":\"nope\",\"task\":\"t\",\"device\":\"edge-a\"}\n");
+    assert_eq!(status, 422);
+    // Too large: refused before the body is read.
+    let big = vec![b'x'; 8192];
+    let (status, body) = server.call("POST", "/v1/metrics", &big);
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(status_now(), start, "refused requests changed nothing");
+    // A request line that is not HTTP.
+    let mut raw = TcpStream::connect(&server.addr).expect("connect");
+    raw.write_all(b"HELLO\r\n\r\n").expect("write");
+    assert_eq!(read_response(&mut raw).0, 400);
+
+    // Once time has moved on, earlier records are refused.
+    let (status, _) = server.call(
+        "POST",
+        "/v1/metrics",
+        b"time,device,resource,value\n100,edge-a,cpu,0.5\n",
+    );
+    assert_eq!(status, 200);
+    assert_eq!(server.call("POST", "/v1/flush", b"").1["time"], 100);
+    let (status, body) = server.call(
+        "POST",
+        "/v1/metrics",
+        b"time,device,resource,value\n100,edge-a,cpu,0.5\n",
+    );
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["rejections"][0]["kind"], "out_of_order");
+
+    // A workflow name is taken once.
+    let workflow = std::fs::read(repo(&format!("data/demo/{WORKFLOW}.json"))).expect("workflow");
+    assert_eq!(
+        server.call("POST", "/v1/workflows?name=w", &workflow).0,
+        413,
+        "over 4096 bytes"
+    );
+    drop(server);
+
+    let server = Server::start(&[]);
+    assert_eq!(
+        server.call("POST", "/v1/workflows?name=w", &workflow).0,
+        200
+    );
+    let (status, body) = server.call("POST", "/v1/workflows?name=w", &workflow);
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(server.call("GET", "/v1/status", b"").1["workflows"], 1);
+    assert_eq!(server.call("GET", "/v1/map/nope", b"").0, 404);
+    assert_eq!(server.call("GET", "/v1/map/w/nope", b"").0, 404);
+    assert_eq!(server.call("GET", "/v1/predictions/nope", b"").0, 404);
+    assert_eq!(server.call("POST", "/v1/shutdown", b"").0, 202);
+    assert!(server.wait(Duration::from_secs(60)).success());
+}
+
+#[test]
+fn token_is_required_when_set_and_off_loopback() {
+    let server = Server::start(&["--token", TOKEN]);
+    assert_eq!(server.call("GET", "/v1/status", b"").0, 401);
+    let wrong = http(
+        &server.addr,
+        "GET",
+        "/v1/status",
+        &[("Authorization", "Bearer not-the-token-at-all")],
+        b"",
+    );
+    assert_eq!(wrong.0, 401);
+    let bearer = format!("Bearer {TOKEN}");
+    let right = http(
+        &server.addr,
+        "GET",
+        "/v1/status",
+        &[("Authorization", &bearer)],
+        b"",
+    );
+    assert_eq!(right.0, 200);
+    // SIGTERM drains and exits 0.
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    assert!(server.wait(Duration::from_secs(60)).success());
+
+    // Reachable from other machines without a token: refused at start, a usage error.
+    let refused = Command::new(env!("CARGO_BIN_EXE_augur"))
+        .args(["serve", "--listen", "0.0.0.0:0", "--platform"])
+        .arg(repo("data/demo/platform.toml"))
+        .env_remove("AUGUR_TOKEN")
+        .output()
+        .expect("augur serve");
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--token"));
+}
+
+/// A platform whose devices run steadily at known loads: edge-b nearly full.
+fn extender_server() -> Server {
+    let server = Server::start(&["--lateness", "0"]);
+    let mut body = String::from("time,device,resource,value\n");
+    for minute in 0..20 {
+        for (device, load) in [
+            ("edge-a", 0.1),
+            ("edge-b", 0.95),
+            ("cloud-c", 0.2),
+            ("cloud-d", 0.5),
+        ] {
+            body.push_str(&format!(
+                "{},{device},cpu,{load}\n",
+                1_000_000 + minute * 60
+            ));
+        }
+    }
+    assert_eq!(server.call("POST", "/v1/metrics", body.as_bytes()).0, 200);
+    assert_eq!(server.call("POST", "/v1/flush", b"").0, 200);
+    server
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(repo("data/k8s").join(name)).expect("fixture")
+}
+
+#[test]
+fn extender_filter_and_prioritize_on_recorded_requests() {
+    let server = extender_server();
+
+    let (status, result) = server.call("POST", "/filter", &fixture("filter-nodenames.json"));
+    assert_eq!(status, 200, "{result}");
+    assert_eq!(
+        result["nodenames"],
+        serde_json::json!(["edge-a", "cloud-c", "cloud-d"])
+    );
+    let failed = result["failedNodes"].as_object().expect("failedNodes");
+    assert_eq!(failed.len(), 2, "{result}");
+    assert!(failed["edge-b"]
+        .as_str()
+        .is_some_and(|r| r.contains("predicted utilisation")));
+    assert!(failed["gpu-z"]
+        .as_str()
+        .is_some_and(|r| r.contains("not a device")));
+    assert_eq!(result["error"], "");
+
+    // Nodes given whole come back whole.
+    let (status, result) = server.call("POST", "/filter", &fixture("filter-nodes.json"));
+    assert_eq!(status, 200, "{result}");
+    let items = result["nodes"]["items"].as_array().expect("items");
+    let names: Vec<&str> = items
+        .iter()
+        .filter_map(|node| node["metadata"]["name"].as_str())
+        .collect();
+    assert_eq!(names, ["edge-a", "cloud-c", "cloud-d"]);
+    assert_eq!(items[0]["status"]["capacity"]["cpu"], "8");
+    assert!(result.get("nodenames").is_none());
+
+    // A pod larger than most nodes fits only the big one.
+    let (_, result) = server.call("POST", "/filter", &fixture("filter-oversized.json"));
+    assert_eq!(result["nodenames"], serde_json::json!(["cloud-c"]));
+    assert!(result["failedNodes"]["cloud-d"]
+        .as_str()
+        .is_some_and(|r| r.contains("asks for 24 cores")));
+
+    let (status, scores) =
+        server.call("POST", "/prioritize", &fixture("prioritize-nodenames.json"));
+    assert_eq!(status, 200, "{scores}");
+    let scores: Vec<(String, i64)> = scores
+        .as_array()
+        .expect("HostPriorityList")
+        .iter()
+        .map(|h| {
+            (
+                h["host"].as_str().expect("host").to_string(),
+                h["score"].as_i64().expect("score"),
+            )
+        })
+        .collect();
+    let hosts: Vec<&str> = scores.iter().map(|(h, _)| h.as_str()).collect();
+    assert_eq!(hosts, ["edge-a", "edge-b", "cloud-c", "cloud-d", "gpu-z"]);
+    let score = |host: &str| scores.iter().find(|(h, _)| h == host).map(|(_, s)| *s);
+    assert!(scores.iter().all(|(_, s)| (0..=10).contains(s)));
+    assert_eq!(score("edge-b"), Some(0), "nearly full");
+    assert_eq!(score("gpu-z"), Some(0), "unknown");
+    assert!(score("cloud-c") >= score("edge-a"), "{scores:?}");
+    assert!(score("edge-a") > score("cloud-d"), "{scores:?}");
+    assert!(score("cloud-d") > score("edge-b"), "{scores:?}");
+
+    // Bad bodies are 4xx.
+    assert_eq!(server.call("POST", "/filter", b"{\"pod\":").0, 400);
+    assert_eq!(
+        server.call("POST", "/prioritize", b"{\"pod\":{}}").0,
+        400,
+        "no candidates"
+    );
+    let bad_quantity = br#"{"pod":{"spec":{"containers":[{"resources":{"requests":{"cpu":"lots"}}}]}},"nodenames":["edge-a"]}"#;
+    assert_eq!(server.call("POST", "/filter", bad_quantity).0, 400);
+    // Go's decoder is case-insensitive; so is augur on the three top-level keys.
+    let (status, result) = server.call(
+        "POST",
+        "/filter",
+        br#"{"Pod":null,"Nodes":null,"NodeNames":["edge-a","gpu-z"]}"#,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(result["nodenames"], serde_json::json!(["edge-a"]));
+}
+
+#[test]
+fn epochs_close_as_the_watermark_passes() {
+    let server = Server::start(&["--lateness", "60"]);
+    let post = |times: &[i64]| {
+        let mut body = String::from("time,device,resource,value\n");
+        for time in times {
+            body.push_str(&format!("{time},edge-a,cpu,0.5\n"));
+        }
+        server.call("POST", "/v1/metrics", body.as_bytes())
+    };
+    // Held: nothing is 60 s behind the newest time yet.
+    let (status, body) = post(&[1000, 1030]);
+    assert_eq!(
+        (status, &body["released_epochs"]),
+        (200, &Value::from(0)),
+        "{body}"
+    );
+    assert_eq!(body["buffered"], 2);
+    // The newest moves to 1100: the watermark 1040 releases 1000 and 1030, one epoch each.
+    let (_, body) = post(&[1100]);
+    assert_eq!(body["released_epochs"], 2, "{body}");
+    assert_eq!(body["buffered"], 1);
+    // Out of order within the lateness: held and applied in time order.
+    assert_eq!(post(&[1090]).0, 200);
+    // At or before the last applied time, or beyond the lateness: refused whole.
+    let (status, body) = post(&[1095, 1030]);
+    assert_eq!(status, 422, "{body}");
+    assert!(body["rejections"][0]["reason"]
+        .as_str()
+        .is_some_and(|r| r.contains("already applied")));
+    assert_eq!(post(&[1035]).0, 422);
+    // A workflow arriving at 1095 waits for its time.
+    let workflow = std::fs::read(repo(&format!("data/demo/{WORKFLOW}.json"))).expect("workflow");
+    let (status, body) = server.call(
+        "POST",
+        &format!("/v1/workflows?name={WORKFLOW}&arrival=1095"),
+        &workflow,
+    );
+    assert_eq!(status, 200, "{body}");
+    let (_, status) = server.call("GET", "/v1/status", b"");
+    assert_eq!(status["tasks_pending_arrival"], 103);
+    let (_, flushed) = server.call("POST", "/v1/flush", b"");
+    // 1000, 1030, 1090, the arrival at 1095, 1100.
+    assert_eq!(flushed["epochs"], 5, "{flushed}");
+    assert_eq!(flushed["time"], 1100);
+    assert_eq!(flushed["tasks_pending_arrival"], 0);
+    assert_eq!(flushed["tasks_mapped"], 103);
+    let (_, map) = server.call("GET", &format!("/v1/map/{WORKFLOW}"), b"");
+    assert_eq!(map.as_object().map(|m| m.len()), Some(103));
+    // An arrival behind the time already applied is refused, and the name stays free.
+    let (status, _) = server.call("POST", "/v1/workflows?name=late&arrival=1050", &workflow);
+    assert_eq!(status, 422);
+}
