@@ -389,7 +389,7 @@ impl MapSink for MapWriter {
                 self.current.insert(task, device);
             }
         }
-        if self.memory_every > 0 && self.epochs % self.memory_every == 0 {
+        if self.memory_every > 0 && self.epochs.is_multiple_of(self.memory_every) {
             self.memory.push(MemoryReading {
                 epochs: self.epochs,
                 time: json_seconds(time),

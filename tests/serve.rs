@@ -692,3 +692,50 @@ fn epochs_close_as_the_watermark_passes() {
     let (status, _) = server.call("POST", "/v1/workflows?name=late&arrival=1050", &workflow);
     assert_eq!(status, 422);
 }
+
+/// `--collect` samples this host as a platform device, through the service's own channel: its
+/// cpu and memory forecasts appear once the samples are applied, and `/metrics` counts them.
+#[test]
+fn collect_feeds_this_host_live_as_a_platform_device() {
+    let server = Server::start(&["--collect", "200ms", "--collect-device", "edge-a"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let resources = loop {
+        // Samples wait out the lateness window; a flush applies them.
+        assert_eq!(server.call("POST", "/v1/flush", b"").0, 200);
+        let (status, one) = server.call("GET", "/v1/predictions/edge-a", b"");
+        let found: Vec<String> = one
+            .as_object()
+            .map(|series| series.keys().cloned().collect())
+            .unwrap_or_default();
+        if status == 200 && found.iter().any(|r| r == "cpu") {
+            break found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no live cpu forecast for edge-a: {status} {one}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert!(resources.iter().any(|r| r == "memory"), "{resources:?}");
+    let (_, other) = server.call("GET", "/v1/predictions/edge-b", b"");
+    assert!(
+        other.as_object().is_none_or(|series| series.is_empty()),
+        "only the collected device reports: {other}"
+    );
+    let mut metrics = String::new();
+    TcpStream::connect(&server.addr)
+        .and_then(|mut stream| {
+            stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")?;
+            stream.read_to_string(&mut metrics)
+        })
+        .expect("GET /metrics");
+    let accepted = metrics
+        .lines()
+        .find(|line| line.starts_with("augur_records_accepted_total{kind=\"metric\"}"))
+        .and_then(|line| line.split_whitespace().last())
+        .and_then(|value| value.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(accepted >= 2.0, "{metrics}");
+    assert_eq!(server.call("POST", "/v1/shutdown", b"").0, 202);
+    assert!(server.wait(Duration::from_secs(60)).success());
+}

@@ -293,7 +293,7 @@ impl CollectConfig {
 }
 
 /// The device's bandwidths from the platform where it gives them, else `fallback`'s.
-fn capacity_of(platform: Option<&Platform>, device: &str, fallback: Capacity) -> Capacity {
+pub fn capacity_of(platform: Option<&Platform>, device: &str, fallback: Capacity) -> Capacity {
     let entry = platform.and_then(|platform| {
         platform
             .index_of(device)

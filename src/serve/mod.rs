@@ -13,6 +13,7 @@
 pub mod api;
 pub mod exposition;
 pub mod extender;
+pub mod live;
 pub mod parse;
 pub mod sink;
 pub mod source;
@@ -75,6 +76,19 @@ pub struct ServeArgs {
     /// How long a flush or a POST waits for the engine, seconds.
     #[arg(long, default_value_t = 600.0, value_name = "SECS")]
     pub engine_timeout: f64,
+    /// Also sample this host (sysinfo) every INTERVAL (`1s`, `500ms`, ...) as a live source,
+    /// reporting as --collect-device.
+    #[arg(long, value_name = "INTERVAL")]
+    pub collect: Option<String>,
+    /// The platform device this host's samples are about [default: the host name].
+    #[arg(long, value_name = "NAME", requires = "collect")]
+    pub collect_device: Option<String>,
+    /// Also scrape a node_exporter (text exposition) as a live source of DEVICE (repeatable).
+    #[arg(long = "node-exporter", value_name = "URL=DEVICE")]
+    pub node_exporters: Vec<String>,
+    /// How often --node-exporter targets are scraped.
+    #[arg(long, default_value = "5s", value_name = "INTERVAL")]
+    pub scrape_interval: String,
 }
 
 const ENDPOINTS: &str = "\
@@ -120,6 +134,8 @@ pub struct ServeConfig {
     pub max_line_bytes: usize,
     /// How long producers wait for the engine.
     pub engine_timeout: Duration,
+    /// Live sources sampled while serving.
+    pub live: live::LiveConfig,
 }
 
 /// The forecast and placement knobs.
@@ -157,6 +173,9 @@ pub enum ServeError {
     /// The engine failed.
     #[error("engine: {0}")]
     Engine(String),
+    /// A live source (--collect, --node-exporter) could not be set up.
+    #[error("live source: {0}")]
+    Live(String),
 }
 
 fn flag(flag: &'static str, reason: impl Into<String>) -> ConfigError {
@@ -224,6 +243,29 @@ pub fn serve_config(
         return Err(flag("--engine-timeout", "must be at least 1 second"));
     }
     let max_line_bytes = file.max_line_bytes.unwrap_or(DEFAULT_MAX_LINE_BYTES);
+    let interval = |name: &'static str, text: &str| {
+        crate::collect::parse_duration(text)
+            .ok()
+            .filter(|every| *every >= Duration::from_millis(10))
+            .ok_or_else(|| {
+                flag(
+                    name,
+                    format!("'{text}' is not an interval of at least 10ms"),
+                )
+            })
+    };
+    let live = live::LiveConfig {
+        host: match &args.collect {
+            Some(text) => Some((interval("--collect", text)?, args.collect_device.clone())),
+            None => None,
+        },
+        node_exporters: args
+            .node_exporters
+            .iter()
+            .map(|text| live::parse_target(text).map_err(|reason| flag("--node-exporter", reason)))
+            .collect::<Result<_, _>>()?,
+        scrape_interval: interval("--scrape-interval", &args.scrape_interval)?,
+    };
     Ok(ServeConfig {
         listen,
         platform: args.platform.clone(),
@@ -240,6 +282,7 @@ pub fn serve_config(
         },
         max_line_bytes: max_line_bytes.max(64),
         engine_timeout: Duration::from_secs_f64(args.engine_timeout),
+        live,
     })
 }
 
@@ -247,7 +290,17 @@ pub fn serve_config(
 /// `augur serve: listening on http://ADDR` as the first line of stdout once it accepts
 /// connections. Buffered records are applied before it returns.
 pub fn serve(config: &ServeConfig) -> Result<(), ServeError> {
-    serve_with(config, |_| {})
+    if config.live.is_empty() {
+        return serve_with(config, |_| {});
+    }
+    let platform = read_platform(&config.platform).map_err(ServeError::Platform)?;
+    let scheduled = live::prepare(&config.live, &platform).map_err(ServeError::Live)?;
+    let mut started = Ok(None);
+    let served = serve_with(config, |handle| started = live::start(handle, scheduled));
+    // The sampling thread ends on its own once the service refuses it; it is not joined, since
+    // it may be asleep until its next tick.
+    started.map_err(ServeError::Live)?;
+    served
 }
 
 /// [`serve`], handing `producers` a [`ServiceHandle`] once the engine runs: an in-process
