@@ -9,8 +9,13 @@
 //! number of workers or processes.
 
 use differential_dataflow::{AsCollection, VecCollection};
+use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::core::OkErr;
 use timely::dataflow::operators::Operator;
+use timely::dataflow::StreamVec;
+
+use crate::checkpoint::{Control, Emitted, Entry, Epoch, StatePart};
 
 use crate::finish_time::FinishTimePlacer;
 use crate::placement::{EpochChanges, MapChange, PlacementConfig, Placer, Policy};
@@ -30,7 +35,7 @@ enum Update {
 
 /// One output record: a map entry, a warm-up advice `(class, devices to add)`, or a task the
 /// map runs as one of its alternatives.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 enum Output {
     Map(TaskKey, DeviceId),
     Prewarm(u32, u32),
@@ -38,6 +43,7 @@ enum Output {
 }
 
 /// The rule in force, behind one interface.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 enum Engine {
     Load(Placer),
     FinishTime(FinishTimePlacer),
@@ -75,6 +81,14 @@ impl Engine {
     }
 }
 
+/// Everything the map's operator holds: the rule's engine and the warm-up advice it last
+/// published. Opaque outside this module; it travels in checkpoints.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct MapState {
+    engine: Engine,
+    advised: Vec<(u32, u32)>,
+}
+
 /// The map's collections.
 pub struct PartitionOutputs<'scope> {
     /// `(task, device)` for every live task the devices can host.
@@ -84,6 +98,8 @@ pub struct PartitionOutputs<'scope> {
     pub prewarm: VecCollection<'scope, Time, (u32, u32)>,
     /// `(task, variant)` for every mapped task the map runs as one of its alternatives.
     pub variants: VecCollection<'scope, Time, (TaskKey, u32)>,
+    /// The operator's state, at each time `control` asked for a checkpoint.
+    pub state: StreamVec<'scope, Time, StatePart>,
 }
 
 /// The partition map under `config.policy`, from predicted (or observed) contention, task
@@ -94,65 +110,73 @@ pub fn partition_map<'scope>(
     edges: VecCollection<'scope, Time, Edge>,
     durations: VecCollection<'scope, Time, ((u32, u32), u64)>,
     alternatives: VecCollection<'scope, Time, Alternative>,
+    control: StreamVec<'scope, Time, Control>,
     devices: &[DeviceSpec],
     config: PlacementConfig,
 ) -> PartitionOutputs<'scope> {
-    let mut engine = Engine::new(devices, config);
-    let mut advised: Vec<(u32, u32)> = Vec::new();
+    let mut map = MapState {
+        engine: Engine::new(devices, config),
+        advised: Vec::new(),
+    };
     let mut stash = TimeStash::new();
+    type Emit = Emitted<(Output, Time, isize)>;
     let updates = contention
         .map(|(device, ppm)| Update::Contention(device, ppm))
         .concat(states.map(|(task, state)| Update::State(task, state)))
         .concat(edges.map(Update::Edge))
         .concat(durations.map(|(key, ms)| Update::Duration(key, ms)))
         .concat(alternatives.map(Update::Alternative));
-    let outputs = updates
+    let (outputs, state) = updates
         .inner
-        .unary_frontier(
+        .binary_frontier::<_, CapacityContainerBuilder<Vec<Emit>>, _, _, _, _>(
+            control,
             Exchange::new(|_: &(Update, Time, isize)| 0u64),
+            Exchange::new(|_: &Control| 0u64),
             "PartitionMap",
             move |_, _| {
-                move |(input, frontier), output| {
+                move |(input, frontier), (control, control_frontier), output| {
                     input.for_each(|capability, data| {
                         for (record, time, diff) in data.drain(..) {
-                            stash.park(time, || capability.delayed(&time, 0), [(record, diff)]);
+                            let entry = Entry::Data((record, diff));
+                            stash.park(time, || capability.delayed(&time, 0), [entry]);
                         }
                     });
-                    for (capability, updates) in stash.drain_complete(&[frontier]) {
+                    control.for_each(|capability, data| {
+                        if let Some(time) = capability.least().copied() {
+                            let entries = data.drain(..).map(Entry::Control);
+                            stash.park(time, || capability.delayed(&time, 0), entries);
+                        }
+                    });
+                    for (capability, entries) in
+                        stash.drain_complete(&[frontier, control_frontier])
+                    {
                         let time = *capability.time();
-                        let changes = epoch_changes(time, updates);
+                        let epoch = Epoch::of(entries);
                         let mut session = output.session(&capability);
-                        for change in engine.apply(changes) {
-                            if let Some(from) = change.from {
-                                session.give((Output::Map(change.task, from), time, -1isize));
+                        if epoch.is_restore() {
+                            // The epoch's updates re-insert the collections as they stood at the
+                            // checkpoint, which the restored engine already reflects.
+                            for part in epoch.restore {
+                                if let StatePart::Map(restored) = part {
+                                    map = restored;
+                                }
                             }
-                            if let Some(to) = change.to {
-                                session.give((Output::Map(change.task, to), time, 1isize));
-                            }
-                            if change.from.is_some() && change.from_variant != 0 {
-                                let old = Output::Variant(change.task, change.from_variant);
-                                session.give((old, time, -1isize));
-                            }
-                            if change.to.is_some() && change.to_variant != 0 {
-                                let new = Output::Variant(change.task, change.to_variant);
-                                session.give((new, time, 1isize));
+                        } else {
+                            let changes = epoch_changes(time, epoch.data);
+                            for (record, diff) in map.apply(changes) {
+                                session.give(Ok((record, time, diff)));
                             }
                         }
-                        let advice = engine.prewarm();
-                        if advice != advised {
-                            for (class, amount) in advised.drain(..) {
-                                session.give((Output::Prewarm(class, amount), time, -1isize));
-                            }
-                            for &(class, amount) in &advice {
-                                session.give((Output::Prewarm(class, amount), time, 1isize));
-                            }
-                            advised = advice;
+                        if epoch.checkpoint {
+                            let part: Emit = Err(StatePart::Map(map.clone()));
+                            session.give(part);
                         }
                     }
                 }
             },
         )
-        .as_collection();
+        .ok_err::<Vec<(Output, Time, isize)>, _, Vec<StatePart>, _, _>(|emitted: Emit| emitted);
+    let outputs = outputs.as_collection();
     let partition = outputs.clone().flat_map(|record| match record {
         Output::Map(task, device) => Some((task, device)),
         _ => None,
@@ -169,6 +193,39 @@ pub fn partition_map<'scope>(
         partition,
         prewarm,
         variants,
+        state,
+    }
+}
+
+impl MapState {
+    /// Applies one epoch's changes; returns the map's, the advice's and the variants' changes.
+    fn apply(&mut self, changes: EpochChanges) -> Vec<(Output, isize)> {
+        let mut out = Vec::new();
+        for change in self.engine.apply(changes) {
+            if let Some(from) = change.from {
+                out.push((Output::Map(change.task, from), -1));
+            }
+            if let Some(to) = change.to {
+                out.push((Output::Map(change.task, to), 1));
+            }
+            if change.from.is_some() && change.from_variant != 0 {
+                out.push((Output::Variant(change.task, change.from_variant), -1));
+            }
+            if change.to.is_some() && change.to_variant != 0 {
+                out.push((Output::Variant(change.task, change.to_variant), 1));
+            }
+        }
+        let advice = self.engine.prewarm();
+        if advice != self.advised {
+            for (class, amount) in self.advised.drain(..) {
+                out.push((Output::Prewarm(class, amount), -1));
+            }
+            for &(class, amount) in &advice {
+                out.push((Output::Prewarm(class, amount), 1));
+            }
+            self.advised = advice;
+        }
+        out
     }
 }
 

@@ -5,7 +5,7 @@ use crate::placement::{state_is_sane, EpochChanges, MapChange, TaskMap};
 use crate::types::{DeviceId, DeviceSpec, TaskKey};
 
 /// The round-robin map.
-#[derive(Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct RoundRobin {
     devices: Vec<DeviceSpec>,
     next: usize,
