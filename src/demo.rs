@@ -59,6 +59,9 @@ pub fn demo_args(args: &DemoArgs) -> RunArgs {
         hostfile: None,
         strict: false,
         quiet: true,
+        checkpoint: None,
+        checkpoint_every: None,
+        resume: false,
     }
 }
 

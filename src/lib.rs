@@ -3,6 +3,7 @@
 pub mod anomalies;
 pub mod bench;
 pub mod catalog;
+pub mod checkpoint;
 pub mod cli;
 pub mod demo;
 pub mod durations_eval;

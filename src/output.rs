@@ -41,6 +41,21 @@ pub struct MapWriter {
     pub resculpted: u64,
 }
 
+/// What a checkpoint keeps of a [`MapWriter`]: the map, the latest forecasts and estimates,
+/// the counters and the latency histogram's recorded values.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct WriterState {
+    current: Vec<(TaskKey, DeviceId)>,
+    forecasts: Vec<((DeviceId, Resource), SeriesForecast)>,
+    durations: Vec<((u32, u32), u64)>,
+    placed: u64,
+    moved: u64,
+    epochs: u64,
+    prewarm_actions: u64,
+    resculpted: u64,
+    latency_us: Vec<(u64, u64)>,
+}
+
 /// One line of `resculpt.jsonl`.
 #[derive(Serialize)]
 struct ResculptLine<'a> {
@@ -167,6 +182,26 @@ impl MapWriter {
         view
     }
 
+    /// Takes back the state of a checkpoint's [`MapSink::snapshot`] (the writer's files having
+    /// been cut back to the lengths the checkpoint recorded).
+    pub fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let state: WriterState = crate::checkpoint::decode(bytes)?;
+        self.current = state.current.into_iter().collect();
+        self.forecasts = state.forecasts.into_iter().collect();
+        self.durations = state.durations.into_iter().collect();
+        self.placed = state.placed;
+        self.moved = state.moved;
+        self.epochs = state.epochs;
+        self.prewarm_actions = state.prewarm_actions;
+        self.resculpted = state.resculpted;
+        self.latency_us = new_histogram();
+        for (value, count) in state.latency_us {
+            // Out-of-range values cannot come from a histogram of these bounds; skip, not fail.
+            let _ = self.latency_us.record_n(value, count);
+        }
+        Ok(())
+    }
+
     /// Tasks in the map now.
     pub fn len(&self) -> usize {
         self.current.len()
@@ -213,6 +248,35 @@ struct ChangeLine<'a> {
 
 impl MapSink for MapWriter {
     type Error = std::io::Error;
+
+    fn snapshot(&mut self) -> Result<Option<Vec<u8>>, std::io::Error> {
+        // Everything written so far must be on disk before a checkpoint records the lengths.
+        self.out.flush()?;
+        if let Some(prewarm) = &mut self.prewarm {
+            prewarm.out.flush()?;
+        }
+        if let Some(resculpt) = &mut self.resculpt {
+            resculpt.flush()?;
+        }
+        let state = WriterState {
+            current: self.current.iter().map(|(k, v)| (*k, *v)).collect(),
+            forecasts: self.forecasts.iter().map(|(k, v)| (*k, *v)).collect(),
+            durations: self.durations.iter().map(|(k, v)| (*k, *v)).collect(),
+            placed: self.placed,
+            moved: self.moved,
+            epochs: self.epochs,
+            prewarm_actions: self.prewarm_actions,
+            resculpted: self.resculpted,
+            latency_us: self
+                .latency_us
+                .iter_recorded()
+                .map(|v| (v.value_iterated_to(), v.count_at_value()))
+                .collect(),
+        };
+        crate::checkpoint::encode(&state)
+            .map(Some)
+            .map_err(std::io::Error::other)
+    }
 
     fn prewarm(&mut self, time: Time, changes: &[PrewarmUpdate]) -> Result<(), std::io::Error> {
         let Some(writer) = &mut self.prewarm else {
