@@ -281,7 +281,10 @@ impl FeedState {
 
     /// Where each metric stream's reader stands, in the order the feed was given them.
     pub fn metric_positions(&self) -> Vec<MetricPosition> {
-        self.metrics.iter().map(|(position, _)| position.clone()).collect()
+        self.metrics
+            .iter()
+            .map(|(position, _)| position.clone())
+            .collect()
     }
 
     /// Where each event stream's reader stands, in the order the feed was given them.
@@ -666,8 +669,11 @@ impl BatchSource for Feed {
         self.log.flush()?;
         let mut live: Vec<(TaskKey, Lifecycle)> = self.live.iter().map(|(k, v)| (*k, *v)).collect();
         live.sort_unstable_by_key(|(key, _)| *key);
-        let mut completed: Vec<(u32, Vec<bool>)> =
-            self.completed.iter().map(|(k, v)| (*k, v.clone())).collect();
+        let mut completed: Vec<(u32, Vec<bool>)> = self
+            .completed
+            .iter()
+            .map(|(k, v)| (*k, v.clone()))
+            .collect();
         completed.sort_unstable_by_key(|(key, _)| *key);
         let state = FeedStateRef {
             metrics: self

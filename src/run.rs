@@ -15,8 +15,8 @@ use augur_dataflows::types::{Resource, TaskKey, Time};
 use augur_dataflows::EngineConfig;
 
 use crate::catalog::Catalog;
-use crate::cli::same_file;
 use crate::checkpoint::{self, CheckpointConfig, CheckpointDir, CheckpointError};
+use crate::cli::same_file;
 use crate::engine::{run_engine_checkpointed, Checkpointing, EngineError, Workers};
 use crate::feed::{Feed, FeedError, FeedState, RejectLog};
 use crate::input::events::{EventKind, EventReader};
@@ -132,7 +132,10 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
         Workers::Threads(_) => true,
         Workers::Cluster { process, .. } => *process == 0,
     };
-    let fingerprint = config.checkpoint.as_ref().map(|_| checkpoint::fingerprint(config));
+    let fingerprint = config
+        .checkpoint
+        .as_ref()
+        .map(|_| checkpoint::fingerprint(config));
     let mut resumed = match (&config.checkpoint, fingerprint) {
         (Some(checkpoint), Some(fingerprint)) if checkpoint.resume && writes_outputs => {
             Some(checkpoint::load(&checkpoint.dir, fingerprint)?)
@@ -208,9 +211,9 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
         };
         let mut log = RejectLog::new(open("rejected.jsonl")?, config.strict);
         let feed_state = match &resumed {
-            Some(checkpoint) => Some(
-                FeedState::decode(&checkpoint.engine.source).map_err(corrupt(config))?,
-            ),
+            Some(checkpoint) => {
+                Some(FeedState::decode(&checkpoint.engine.source).map_err(corrupt(config))?)
+            }
             None => {
                 // A resumed run logged these before its checkpoint.
                 for rejection in early_rejections {

@@ -16,8 +16,8 @@ use timely::dataflow::operators::core::OkErr;
 use timely::dataflow::operators::Operator;
 use timely::dataflow::StreamVec;
 
-use crate::checkpoint::{Control, Emitted, Entry, Epoch, StatePart};
 use crate::anomaly::{AnomalyParams, AnomalyScorer, THRESHOLD};
+use crate::checkpoint::{Control, Emitted, Entry, Epoch, StatePart};
 use crate::models::{ModelConfig, TimedModel};
 use crate::stash::TimeStash;
 use crate::types::{ppm_from_fraction, DeviceId, Ppm, Resource, Sample, Time};
@@ -252,8 +252,7 @@ pub fn series_forecasts<'scope>(
                             stash.park(time, || capability.delayed(&time, 0), entries);
                         }
                     });
-                    for (capability, entries) in
-                        stash.drain_complete(&[frontier, control_frontier])
+                    for (capability, entries) in stash.drain_complete(&[frontier, control_frontier])
                     {
                         let time = *capability.time();
                         let Epoch {

@@ -115,8 +115,11 @@ pub fn augur<'scope>(inputs: EngineInputs<'scope>, config: &EngineConfig) -> Eng
         Policy::Heft | Policy::Static => forecasts.clone().filter(|_| false).map(|_| (0, 0)),
     };
     let states = task_states(inputs.tasks, inputs.started, inputs.edges.clone());
-    let (durations, durations_state) =
-        task_durations(inputs.completions, central_control.clone(), config.durations);
+    let (durations, durations_state) = task_durations(
+        inputs.completions,
+        central_control.clone(),
+        config.durations,
+    );
     let map = partition_map(
         contention.clone(),
         states.clone(),

@@ -35,7 +35,9 @@ enum Update {
 
 /// One output record: a map entry, a warm-up advice `(class, devices to add)`, or a task the
 /// map runs as one of its alternatives.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 enum Output {
     Map(TaskKey, DeviceId),
     Prewarm(u32, u32),
@@ -147,8 +149,7 @@ pub fn partition_map<'scope>(
                             stash.park(time, || capability.delayed(&time, 0), entries);
                         }
                     });
-                    for (capability, entries) in
-                        stash.drain_complete(&[frontier, control_frontier])
+                    for (capability, entries) in stash.drain_complete(&[frontier, control_frontier])
                     {
                         let time = *capability.time();
                         let epoch = Epoch::of(entries);

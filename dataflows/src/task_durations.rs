@@ -137,8 +137,7 @@ pub fn task_durations<'scope>(
                             stash.park(time, || capability.delayed(&time, 0), entries);
                         }
                     });
-                    for (capability, entries) in
-                        stash.drain_complete(&[frontier, control_frontier])
+                    for (capability, entries) in stash.drain_complete(&[frontier, control_frontier])
                     {
                         let time = *capability.time();
                         let epoch = Epoch::of(entries);

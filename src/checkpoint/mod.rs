@@ -25,6 +25,7 @@ pub const LATEST: &str = "checkpoint.bin";
 /// The one before it, kept until the next is safely in place.
 pub const PREVIOUS: &str = "checkpoint.prev.bin";
 const TEMPORARY: &str = "checkpoint.tmp";
+const PREVIOUS_TEMPORARY: &str = "checkpoint.prev.tmp";
 const MAGIC: &[u8; 8] = b"AUGURCK1";
 /// Magic, payload length, checksum.
 const HEADER_BYTES: usize = 24;
@@ -67,7 +68,9 @@ pub enum CheckpointError {
         reason: String,
     },
     /// The checkpoint was taken over other inputs or settings.
-    #[error("{path}: {reason}; start afresh without --resume, or with another --checkpoint folder")]
+    #[error(
+        "{path}: {reason}; start afresh without --resume, or with another --checkpoint folder"
+    )]
     Mismatch {
         /// The file.
         path: PathBuf,
@@ -179,10 +182,18 @@ impl CheckpointDir {
         file.write_all(&payload).map_err(io(&temporary))?;
         file.sync_all().map_err(io(&temporary))?;
         drop(file);
+        // The latest checkpoint must exist at every instant (a kill can come between any two
+        // steps): the previous one is kept through a link, and each rename replaces a file
+        // whole.
         let latest = self.dir.join(LATEST);
         if latest.exists() {
             let previous = self.dir.join(PREVIOUS);
-            std::fs::rename(&latest, &previous).map_err(io(&previous))?;
+            let linked = self.dir.join(PREVIOUS_TEMPORARY);
+            let _ = std::fs::remove_file(&linked);
+            if std::fs::hard_link(&latest, &linked).is_err() {
+                std::fs::copy(&latest, &linked).map_err(io(&linked))?;
+            }
+            std::fs::rename(&linked, &previous).map_err(io(&previous))?;
         }
         std::fs::rename(&temporary, &latest).map_err(io(&latest))?;
         // The renames are durable only once the folder itself is synced.

@@ -19,7 +19,9 @@ use super::rejection::{InputStats, RejectKind, Rejection};
 use super::time::{parse_seconds, parse_time_field};
 
 /// What happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
     /// A workflow (or one task of it) was submitted.
@@ -145,8 +147,7 @@ impl EventReader {
         position: EventPosition,
     ) -> Result<EventReader, Rejection> {
         let lines = file_lines_at(path, max_line_bytes, position.lines)?;
-        let mut reader =
-            EventReader::with_lines(path.display().to_string(), max_line_bytes, lines);
+        let mut reader = EventReader::with_lines(path.display().to_string(), max_line_bytes, lines);
         reader.stats = position.stats;
         Ok(reader)
     }

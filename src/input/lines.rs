@@ -212,9 +212,8 @@ pub(crate) fn file_lines_at(
     position: LinePosition,
 ) -> Result<LineSource, Rejection> {
     use std::io::{Seek, SeekFrom};
-    let refuse = |reason: String| {
-        Rejection::whole_file(path.display().to_string(), RejectKind::Io, reason)
-    };
+    let refuse =
+        |reason: String| Rejection::whole_file(path.display().to_string(), RejectKind::Io, reason);
     let mut file = File::open(path).map_err(|error| refuse(error.to_string()))?;
     let length = file
         .metadata()

@@ -176,11 +176,7 @@ impl MetricReader {
         position: &MetricPosition,
     ) -> Result<MetricReader, Rejection> {
         let mut reader = MetricReader::open(path, format, options)?;
-        reader.lines = Some(file_lines_at(
-            path,
-            options.max_line_bytes,
-            position.lines,
-        )?);
+        reader.lines = Some(file_lines_at(path, options.max_line_bytes, position.lines)?);
         reader.parser.seen_first_line = position.seen_first_line;
         reader.parser.long_columns =
             position

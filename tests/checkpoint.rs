@@ -1,0 +1,305 @@
+//! Checkpoints: a run stopped right after its k-th checkpoint (or killed with SIGKILL at any
+//! moment) and resumed, with the same or another number of workers, writes exactly the outputs
+//! of an uninterrupted run; damaged, missing or foreign checkpoints are refused with a clear
+//! message, never a panic.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use crate::common::bundled_data;
+use crate::determinism::short_scenario;
+
+/// The fault-injection variable of `augur::checkpoint` (exit right after the k-th checkpoint).
+const EXIT_AFTER: &str = "AUGUR_TEST_EXIT_AFTER_CHECKPOINT";
+
+/// Outputs compared byte for byte.
+const COMPARED: [&str; 7] = [
+    "partition.jsonl",
+    "prewarm.jsonl",
+    "resculpt.jsonl",
+    "rejected.jsonl",
+    "final_map.json",
+    "forecasts.json",
+    "durations.json",
+];
+
+fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("augur-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// `augur run` over the whole bundled demo (what `augur demo` runs), without `--out`.
+fn demo_args() -> Vec<String> {
+    let demo = bundled_data().join("demo");
+    let path = |file: &str| demo.join(file).display().to_string();
+    let mut args: Vec<String> = vec![
+        "run".into(),
+        "--workflow".into(),
+        path("montage-chameleon-2mass-01d-001.json"),
+        "--platform".into(),
+        path("platform.toml"),
+        "--events".into(),
+        path("events.jsonl"),
+        "--format".into(),
+        "nab".into(),
+        "--quiet".into(),
+    ];
+    for (file, device) in [
+        ("ec2_cpu_utilization_24ae8d.csv", "edge-a"),
+        ("ec2_cpu_utilization_53ea38.csv", "edge-b"),
+        ("ec2_cpu_utilization_5f5533.csv", "cloud-c"),
+        ("rds_cpu_utilization_cc0c53.csv", "cloud-d"),
+    ] {
+        let series = path(&format!("metrics/{file}"));
+        args.extend([
+            "--metrics".into(),
+            series.clone(),
+            "--map".into(),
+            format!("{series}={device}:cpu"),
+        ]);
+    }
+    args
+}
+
+fn command(args: &[String], out: &Path, extra: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_augur"));
+    command.args(args).arg("--out").arg(out).args(extra);
+    command
+}
+
+fn run(args: &[String], out: &Path, extra: &[&str], exit_after: Option<u64>) -> Output {
+    let mut command = command(args, out, extra);
+    if let Some(k) = exit_after {
+        command.env(EXIT_AFTER, k.to_string());
+    }
+    command.output().expect("run augur")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The uninterrupted run of the demo (1 worker, no checkpoints), shared by the tests.
+fn baseline() -> &'static PathBuf {
+    static BASELINE: OnceLock<PathBuf> = OnceLock::new();
+    BASELINE.get_or_init(|| {
+        let out = temp("checkpoint-baseline").join("out");
+        let output = run(&demo_args(), &out, &[], None);
+        assert!(output.status.success(), "baseline: {}", stderr(&output));
+        out
+    })
+}
+
+/// `summary.json` without what depends on the clock or the worker layout.
+fn summary(out: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(out.join("summary.json")).expect("summary.json");
+    let mut value: serde_json::Value = serde_json::from_str(&text).expect("summary is JSON");
+    if let Some(object) = value.as_object_mut() {
+        for key in ["wall_s", "epoch_latency", "workers", "processes"] {
+            object.remove(key);
+        }
+    }
+    value
+}
+
+fn assert_same_outputs(expected: &Path, actual: &Path, context: &str) {
+    for file in COMPARED {
+        let read = |dir: &Path| std::fs::read(dir.join(file)).unwrap_or_default();
+        assert!(
+            read(expected) == read(actual),
+            "{context}: {file} differs from the uninterrupted run's"
+        );
+    }
+    assert_eq!(
+        summary(expected),
+        summary(actual),
+        "{context}: summary.json"
+    );
+}
+
+#[test]
+fn resume_after_checkpoint_k_is_byte_identical_for_1_and_2_workers() {
+    let baseline = baseline();
+    let lines = std::fs::read_to_string(baseline.join("partition.jsonl")).expect("baseline");
+    assert!(
+        lines.lines().count() > 100,
+        "the demo must exercise the map"
+    );
+    let dir = temp("checkpoint-k");
+    let args = demo_args();
+    // The demo has 8124 epochs: checkpoints at epochs 1000, 2000, ..., 8000.
+    for (k, writers, resumers) in [(1, 1, 1), (4, 1, 2), (6, 2, 1), (8, 2, 2)] {
+        let context =
+            format!("stopped after checkpoint {k} of {writers} worker(s), resumed with {resumers}");
+        let out = dir.join(format!("out-{k}"));
+        let checkpoints = dir.join(format!("checkpoints-{k}"));
+        let flags = |workers: &str| -> Vec<String> {
+            [
+                "--checkpoint",
+                &checkpoints.display().to_string(),
+                "--checkpoint-every",
+                "1000",
+                "--workers",
+                workers,
+            ]
+            .map(str::to_string)
+            .to_vec()
+        };
+        let writing = flags(&writers.to_string());
+        let writing: Vec<&str> = writing.iter().map(String::as_str).collect();
+        let stopped = run(&args, &out, &writing, Some(k));
+        assert_eq!(
+            stopped.status.code(),
+            Some(75),
+            "{context}: {}",
+            stderr(&stopped)
+        );
+        assert!(
+            !out.join("final_map.json").exists(),
+            "{context}: the stopped run must not have finished"
+        );
+        let mut resuming = flags(&resumers.to_string());
+        resuming.push("--resume".into());
+        let resuming: Vec<&str> = resuming.iter().map(String::as_str).collect();
+        let resumed = run(&args, &out, &resuming, None);
+        assert!(resumed.status.success(), "{context}: {}", stderr(&resumed));
+        assert_same_outputs(baseline, &out, &context);
+    }
+}
+
+#[test]
+fn kill_9_then_resume_gives_the_same_map() {
+    let baseline = baseline();
+    let dir = temp("checkpoint-kill");
+    let args = demo_args();
+    let out = dir.join("out");
+    let checkpoints = dir.join("checkpoints");
+    let flags = [
+        "--checkpoint",
+        &checkpoints.display().to_string(),
+        "--checkpoint-every",
+        "50",
+    ]
+    .map(str::to_string);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let mut child = command(&args, &out, &flags)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start augur");
+    let latest = checkpoints.join(augur::checkpoint::LATEST);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !latest.exists() && Instant::now() < deadline {
+        if child.try_wait().expect("poll").is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(latest.exists(), "no checkpoint appeared");
+    // Somewhere past the first checkpoint, wherever the run happens to be.
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = child.kill(); // SIGKILL on Unix; harmless if the run already ended.
+    let status = child.wait().expect("wait");
+    assert!(
+        status.code().is_none(),
+        "the run ended ({status}) before it could be killed"
+    );
+    let mut resuming = flags.clone();
+    resuming.push("--resume");
+    let resumed = run(&args, &out, &resuming, None);
+    assert!(resumed.status.success(), "resume: {}", stderr(&resumed));
+    assert_same_outputs(baseline, &out, "killed with SIGKILL and resumed");
+}
+
+#[test]
+fn damaged_missing_or_foreign_checkpoints_are_refused_clearly() {
+    let dir = temp("checkpoint-refused");
+    let args = short_scenario(&dir, 300);
+    let out = dir.join("out");
+    let checkpoints = dir.join("checkpoints");
+    let dir_flag = checkpoints.display().to_string();
+    let flags = ["--checkpoint", &dir_flag, "--checkpoint-every", "20"];
+    let first = run(&args, &out, &flags, None);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let resume = [
+        "--checkpoint",
+        &dir_flag,
+        "--checkpoint-every",
+        "20",
+        "--resume",
+    ];
+    let refused = |extra: &[&str], args: &[String], expected: &str, context: &str| {
+        let output = run(args, &out, extra, None);
+        let message = stderr(&output);
+        assert_eq!(output.status.code(), Some(1), "{context}: {message}");
+        assert!(message.contains(expected), "{context}: {message}");
+        assert!(!message.contains("panicked"), "{context}: {message}");
+    };
+
+    // An intact checkpoint resumes.
+    let resumed = run(&args, &out, &resume, None);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+
+    // Other settings, other inputs.
+    let mut other_policy = resume.to_vec();
+    other_policy.extend(["--policy", "static"]);
+    refused(
+        &other_policy,
+        &args,
+        "other inputs or settings",
+        "another policy",
+    );
+    let series = dir.join("metrics/ec2_cpu_utilization_24ae8d.csv");
+    let original = std::fs::read(&series).expect("series");
+    let mut changed = original.clone();
+    // Within the head the fingerprint reads.
+    let at = (changed.len() / 2).min(60_000);
+    changed[at] = if changed[at] == b'7' { b'8' } else { b'7' };
+    std::fs::write(&series, &changed).expect("change series");
+    refused(
+        &resume,
+        &args,
+        "other inputs or settings",
+        "a changed metric log",
+    );
+    std::fs::write(&series, &original).expect("restore series");
+
+    // Damaged files.
+    let latest = checkpoints.join(augur::checkpoint::LATEST);
+    let intact = std::fs::read(&latest).expect("checkpoint");
+    std::fs::write(&latest, &intact[..intact.len() / 2]).expect("truncate");
+    refused(
+        &resume,
+        &args,
+        "not a usable checkpoint",
+        "a truncated checkpoint",
+    );
+    let mut flipped = intact.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 0x5a;
+    std::fs::write(&latest, &flipped).expect("flip");
+    refused(&resume, &args, "not a usable checkpoint", "a flipped byte");
+    std::fs::write(&latest, b"not a checkpoint at all").expect("garbage");
+    refused(&resume, &args, "not a usable checkpoint", "garbage");
+    std::fs::write(&latest, b"").expect("empty");
+    refused(&resume, &args, "not a usable checkpoint", "an empty file");
+
+    // Nothing to resume from.
+    let empty = dir.join("empty").display().to_string();
+    refused(
+        &["--checkpoint", &empty, "--resume"],
+        &args,
+        "no checkpoint to resume from",
+        "an empty folder",
+    );
+    let zero = run(
+        &args,
+        &out,
+        &["--checkpoint", &empty, "--checkpoint-every", "0"],
+        None,
+    );
+    assert_eq!(zero.status.code(), Some(2), "{}", stderr(&zero));
+}
