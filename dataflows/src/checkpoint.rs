@@ -21,11 +21,11 @@ use crate::types::{DeviceId, Resource};
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum StatePart {
     /// One series' forecaster and anomaly scorer; lives on the worker that owns the device.
-    Series((DeviceId, Resource), SeriesState),
+    Series((DeviceId, Resource), Box<SeriesState>),
     /// The duration model and the estimates it published (worker 0).
-    Durations(DurationLearner),
+    Durations(Box<DurationLearner>),
     /// The partition map's engine and the warm-up advice it published (worker 0).
-    Map(MapState),
+    Map(Box<MapState>),
 }
 
 impl StatePart {

@@ -217,6 +217,9 @@ fn quantise(ppm: Ppm, quantum: Ppm) -> Ppm {
     (ppm.saturating_add(half)).div_euclid(quantum) * quantum
 }
 
+/// Every reporting series' latest forecast.
+pub type Forecasts<'scope> = VecCollection<'scope, Time, ((DeviceId, Resource), SeriesForecast)>;
+
 /// The latest value and forecast of every `(device, resource)` series that has reported, and,
 /// when `control` asks for it, every series' state (see [`crate::checkpoint`]). `control` must
 /// reach every worker: checkpoint requests broadcast, restored parts routed by
@@ -225,10 +228,7 @@ pub fn series_forecasts<'scope>(
     samples: StreamVec<'scope, Time, Sample>,
     control: StreamVec<'scope, Time, Control>,
     config: ForecastConfig,
-) -> (
-    VecCollection<'scope, Time, ((DeviceId, Resource), SeriesForecast)>,
-    StreamVec<'scope, Time, StatePart>,
-) {
+) -> (Forecasts<'scope>, StreamVec<'scope, Time, StatePart>) {
     let mut models: HashMap<(DeviceId, Resource), SeriesState> = HashMap::new();
     let mut stash = TimeStash::new();
     type Update = (((DeviceId, Resource), SeriesForecast), Time, isize);
@@ -277,7 +277,7 @@ pub fn series_forecasts<'scope>(
                                     Ok(((series, state.forecast(&config)), time, 1));
                                 session.give(forecast);
                             }
-                            models.insert(series, state);
+                            models.insert(series, *state);
                         }
                         // Samples of one series at one instant are taken in a canonical order, so
                         // the result does not depend on how they were routed.
@@ -309,7 +309,8 @@ pub fn series_forecasts<'scope>(
                         }
                         if checkpoint {
                             for (series, state) in &models {
-                                session.give(Err(StatePart::Series(*series, state.clone())));
+                                let state = Box::new(state.clone());
+                                session.give(Err(StatePart::Series(*series, state)));
                             }
                         }
                     }

@@ -29,7 +29,7 @@ use crate::contention_forecast::{
     device_contention, device_observed, series_forecasts, ForecastConfig, SeriesForecast,
 };
 use crate::duration::DurationConfig;
-use crate::partition_map::partition_map;
+use crate::partition_map::{partition_map, MapInputs};
 use crate::placement::{PlacementConfig, Policy};
 use crate::task_durations::task_durations;
 use crate::task_states::task_states;
@@ -121,12 +121,14 @@ pub fn augur<'scope>(inputs: EngineInputs<'scope>, config: &EngineConfig) -> Eng
         config.durations,
     );
     let map = partition_map(
-        contention.clone(),
-        states.clone(),
-        inputs.edges,
-        durations.clone(),
-        inputs.alternatives,
-        central_control,
+        MapInputs {
+            contention: contention.clone(),
+            states: states.clone(),
+            edges: inputs.edges,
+            durations: durations.clone(),
+            alternatives: inputs.alternatives,
+            control: central_control,
+        },
         &config.devices,
         config.placement,
     );

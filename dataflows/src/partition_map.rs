@@ -104,18 +104,36 @@ pub struct PartitionOutputs<'scope> {
     pub state: StreamVec<'scope, Time, StatePart>,
 }
 
-/// The partition map under `config.policy`, from predicted (or observed) contention, task
-/// states, live edges with their bytes, and the duration model's estimates per `(kind, class)`.
+/// What the map reads.
+pub struct MapInputs<'scope> {
+    /// Predicted (or observed) contention per device.
+    pub contention: VecCollection<'scope, Time, (DeviceId, Ppm)>,
+    /// Every live task's state.
+    pub states: VecCollection<'scope, Time, (TaskKey, TaskState)>,
+    /// Live edges with their bytes.
+    pub edges: VecCollection<'scope, Time, Edge>,
+    /// The duration model's estimates per `(kind, class)`.
+    pub durations: VecCollection<'scope, Time, ((u32, u32), u64)>,
+    /// Live alternatives of tasks.
+    pub alternatives: VecCollection<'scope, Time, Alternative>,
+    /// Checkpoint requests and restored state (see [`crate::checkpoint`]).
+    pub control: StreamVec<'scope, Time, Control>,
+}
+
+/// The partition map under `config.policy`, from its [`MapInputs`].
 pub fn partition_map<'scope>(
-    contention: VecCollection<'scope, Time, (DeviceId, Ppm)>,
-    states: VecCollection<'scope, Time, (TaskKey, TaskState)>,
-    edges: VecCollection<'scope, Time, Edge>,
-    durations: VecCollection<'scope, Time, ((u32, u32), u64)>,
-    alternatives: VecCollection<'scope, Time, Alternative>,
-    control: StreamVec<'scope, Time, Control>,
+    inputs: MapInputs<'scope>,
     devices: &[DeviceSpec],
     config: PlacementConfig,
 ) -> PartitionOutputs<'scope> {
+    let MapInputs {
+        contention,
+        states,
+        edges,
+        durations,
+        alternatives,
+        control,
+    } = inputs;
     let mut map = MapState {
         engine: Engine::new(devices, config),
         advised: Vec::new(),
@@ -159,7 +177,7 @@ pub fn partition_map<'scope>(
                             // checkpoint, which the restored engine already reflects.
                             for part in epoch.restore {
                                 if let StatePart::Map(restored) = part {
-                                    map = restored;
+                                    map = *restored;
                                 }
                             }
                         } else {
@@ -169,7 +187,7 @@ pub fn partition_map<'scope>(
                             }
                         }
                         if epoch.checkpoint {
-                            let part: Emit = Err(StatePart::Map(map.clone()));
+                            let part: Emit = Err(StatePart::Map(Box::new(map.clone())));
                             session.give(part);
                         }
                     }

@@ -104,16 +104,16 @@ impl DurationLearner {
     }
 }
 
+/// Published duration estimates, `((kind, class), ms)`.
+pub type Estimates<'scope> = VecCollection<'scope, Time, ((u32, u32), u64)>;
+
 /// `((kind, class), predicted ms)` for every (task kind, device class) some completion taught,
 /// and, when `control` asks for it, the learner's state (see [`crate::checkpoint`]).
 pub fn task_durations<'scope>(
     completions: StreamVec<'scope, Time, Completion>,
     control: StreamVec<'scope, Time, Control>,
     config: DurationConfig,
-) -> (
-    VecCollection<'scope, Time, ((u32, u32), u64)>,
-    StreamVec<'scope, Time, StatePart>,
-) {
+) -> (Estimates<'scope>, StreamVec<'scope, Time, StatePart>) {
     let mut learner = DurationLearner::new(config);
     let mut stash = TimeStash::new();
     type Update = (((u32, u32), u64), Time, isize);
@@ -144,7 +144,7 @@ pub fn task_durations<'scope>(
                         let mut session = output.session(&capability);
                         for part in epoch.restore {
                             if let StatePart::Durations(restored) = part {
-                                learner = restored;
+                                learner = *restored;
                                 // Published again, so the estimates downstream are whole.
                                 for (&key, &ms) in learner.published() {
                                     let update: Emitted<Update> = Ok(((key, ms), time, 1));
@@ -156,7 +156,7 @@ pub fn task_durations<'scope>(
                             session.give(Ok((record, time, diff)));
                         }
                         if epoch.checkpoint {
-                            session.give(Err(StatePart::Durations(learner.clone())));
+                            session.give(Err(StatePart::Durations(Box::new(learner.clone()))));
                         }
                     }
                 }
