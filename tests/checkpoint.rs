@@ -303,3 +303,209 @@ fn damaged_missing_or_foreign_checkpoints_are_refused_clearly() {
     );
     assert_eq!(zero.status.code(), Some(2), "{}", stderr(&zero));
 }
+
+mod engine_level {
+    //! The same at the engine's level, on the oracle test's seeded streams (inserts and
+    //! retractions of tasks, starts, edges, alternatives, samples, completions) and under every
+    //! policy: a run resumed from its j-th checkpoint, with another worker count, reports the
+    //! same map, forecasts, estimates, advice and variants after every later epoch.
+
+    use std::collections::BTreeMap;
+    use std::convert::Infallible;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use augur::checkpoint::{decode, encode};
+    use augur::engine::{
+        apply_changes, run_engine_checkpointed, BatchSource, CheckpointStore, Checkpointing,
+        DurationUpdate, EngineSnapshot, ForecastUpdate, MapSink, MapUpdate, PrewarmUpdate,
+        VariantUpdate, Workers,
+    };
+    use augur_dataflows::contention_forecast::SeriesForecast;
+    use augur_dataflows::placement::{PlacementConfig, Policy};
+    use augur_dataflows::types::{DeviceId, InputBatch, Resource, TaskKey, Time};
+    use augur_dataflows::EngineConfig;
+
+    use crate::oracle_vs_dataflow::{devices, seeded_stream};
+
+    /// A fixed stream that knows how far it got, and what its collections hold there.
+    struct StreamSource {
+        stream: Vec<(Time, InputBatch)>,
+        next: usize,
+    }
+
+    impl BatchSource for StreamSource {
+        type Error = Infallible;
+
+        fn next_batch(&mut self) -> Result<Option<(Time, InputBatch)>, Infallible> {
+            let batch = self.stream.get(self.next).cloned();
+            self.next += 1;
+            Ok(batch)
+        }
+
+        fn snapshot(&mut self) -> Result<Option<Vec<u8>>, Infallible> {
+            Ok(encode(&(self.next as u64)).ok())
+        }
+
+        fn live_collections(&self) -> InputBatch {
+            let mut live = InputBatch::default();
+            for (_, batch) in self.stream.iter().take(self.next) {
+                live.tasks.extend(batch.tasks.iter().copied());
+                live.started.extend(batch.started.iter().copied());
+                live.edges.extend(batch.edges.iter().copied());
+                live.alternatives.extend(batch.alternatives.iter().copied());
+            }
+            differential_dataflow::consolidation::consolidate(&mut live.tasks);
+            differential_dataflow::consolidation::consolidate(&mut live.started);
+            differential_dataflow::consolidation::consolidate(&mut live.edges);
+            differential_dataflow::consolidation::consolidate(&mut live.alternatives);
+            live
+        }
+    }
+
+    /// Everything the engine reports, as it stands after an epoch.
+    #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Reported {
+        map: BTreeMap<TaskKey, DeviceId>,
+        forecasts: BTreeMap<(DeviceId, Resource), SeriesForecast>,
+        durations: BTreeMap<(u32, u32), u64>,
+        prewarm: BTreeMap<u32, u32>,
+        variants: BTreeMap<TaskKey, u32>,
+    }
+
+    #[derive(Clone, Default)]
+    struct StateSink {
+        now: Reported,
+        log: Arc<Mutex<Vec<(Time, Reported)>>>,
+    }
+
+    impl MapSink for StateSink {
+        type Error = Infallible;
+        fn forecasts(&mut self, _: Time, changes: &[ForecastUpdate]) -> Result<(), Infallible> {
+            apply_changes(&mut self.now.forecasts, changes);
+            Ok(())
+        }
+        fn durations(&mut self, _: Time, changes: &[DurationUpdate]) -> Result<(), Infallible> {
+            apply_changes(&mut self.now.durations, changes);
+            Ok(())
+        }
+        fn prewarm(&mut self, _: Time, changes: &[PrewarmUpdate]) -> Result<(), Infallible> {
+            apply_changes(&mut self.now.prewarm, changes);
+            Ok(())
+        }
+        fn variants(&mut self, _: Time, changes: &[VariantUpdate]) -> Result<(), Infallible> {
+            apply_changes(&mut self.now.variants, changes);
+            Ok(())
+        }
+        fn epoch(
+            &mut self,
+            time: Time,
+            changes: &[MapUpdate],
+            _: Duration,
+        ) -> Result<(), Infallible> {
+            apply_changes(&mut self.now.map, changes);
+            if let Ok(mut log) = self.log.lock() {
+                log.push((time, self.now.clone()));
+            }
+            Ok(())
+        }
+        fn snapshot(&mut self) -> Result<Option<Vec<u8>>, Infallible> {
+            Ok(encode(&self.now).ok())
+        }
+    }
+
+    #[derive(Clone, Default)]
+    struct MemoryStore(Arc<Mutex<Vec<EngineSnapshot>>>);
+
+    impl CheckpointStore for MemoryStore {
+        fn save(&mut self, snapshot: &EngineSnapshot) -> Result<(), String> {
+            let mut kept = self.0.lock().map_err(|e| e.to_string())?;
+            kept.push(snapshot.clone());
+            Ok(())
+        }
+    }
+
+    fn run(
+        stream: &[(Time, InputBatch)],
+        policy: Policy,
+        workers: usize,
+        every: u64,
+        resume: Option<EngineSnapshot>,
+    ) -> (Vec<(Time, Reported)>, Vec<EngineSnapshot>) {
+        let config = EngineConfig {
+            devices: devices(),
+            placement: PlacementConfig {
+                policy,
+                ..PlacementConfig::default()
+            },
+            ..EngineConfig::default()
+        };
+        let (next, now) = match &resume {
+            Some(snapshot) => (
+                decode::<u64>(&snapshot.source).expect("source state") as usize,
+                decode::<Reported>(&snapshot.sink).expect("sink state"),
+            ),
+            None => (0, Reported::default()),
+        };
+        let sink = StateSink {
+            now,
+            log: Arc::default(),
+        };
+        let log = Arc::clone(&sink.log);
+        let store = MemoryStore::default();
+        let kept = Arc::clone(&store.0);
+        let checkpointing = Checkpointing {
+            every,
+            store: Box::new(store),
+            resume,
+        };
+        let stream = stream.to_vec();
+        let outcome = run_engine_checkpointed(
+            Workers::Threads(workers),
+            config,
+            Some(checkpointing),
+            move || {
+                let source = StreamSource {
+                    stream: stream.clone(),
+                    next,
+                };
+                (source, sink.clone())
+            },
+        );
+        assert!(outcome.is_ok(), "engine failed");
+        let log = log.lock().map(|l| l.clone()).unwrap_or_default();
+        let kept = kept.lock().map(|k| k.clone()).unwrap_or_default();
+        (log, kept)
+    }
+
+    #[test]
+    fn resumed_engine_matches_uninterrupted_for_every_policy() {
+        for policy in Policy::ALL {
+            for (seed, writers, resumers) in [(40, 1, 2), (41, 2, 1), (42, 2, 3)] {
+                let stream = seeded_stream(seed, 150);
+                let (whole, snapshots) = run(&stream, policy, writers, 25, None);
+                assert_eq!(whole.len(), stream.len());
+                assert_eq!(snapshots.len(), 150 / 25);
+                for j in [0, 2, 4] {
+                    let snapshot = snapshots[j].clone();
+                    let from = snapshot.epochs as usize;
+                    let (resumed, later) = run(&stream, policy, resumers, 25, Some(snapshot));
+                    let context = format!(
+                        "{policy:?}, seed {seed}, checkpoint {j}, {writers}->{resumers} workers"
+                    );
+                    assert_eq!(resumed.len(), whole.len() - from, "{context}");
+                    for ((time, want), (got_time, got)) in whole[from..].iter().zip(&resumed) {
+                        assert_eq!(time, got_time, "{context}");
+                        assert_eq!(want, got, "{context}: at {time}");
+                    }
+                    // And the resumed run's own checkpoints are the uninterrupted run's.
+                    for (mine, theirs) in later.iter().zip(&snapshots[j + 1..]) {
+                        assert_eq!(mine.time, theirs.time, "{context}");
+                        assert_eq!(mine.epochs, theirs.epochs, "{context}");
+                        assert_eq!(mine.sink, theirs.sink, "{context}");
+                    }
+                }
+            }
+        }
+    }
+}
