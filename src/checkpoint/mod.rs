@@ -214,8 +214,10 @@ impl CheckpointStore for CheckpointDir {
         if let Some(last) = self.written.last_mut() {
             last.1 = started.elapsed().as_secs_f64();
             if self.report {
+                let (inputs, outputs) = (snapshot.source.len(), snapshot.sink.len());
                 eprintln!(
-                    "checkpoint {} at {}: {} bytes written in {:.1} ms",
+                    "checkpoint {} at {}: {} bytes (inputs {inputs}, outputs {outputs}, \
+                     models and map the rest) written in {:.1} ms",
                     self.saved,
                     crate::input::time::format_seconds(snapshot.time),
                     last.0,
