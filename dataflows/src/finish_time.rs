@@ -364,6 +364,14 @@ impl FinishTimePlacer {
         self.tasks.get(task).map(|placed| placed.device)
     }
 
+    /// Every mapped task with its device and variant, in no particular order.
+    pub fn placements(&self) -> Vec<(TaskKey, DeviceId, u32)> {
+        self.tasks
+            .iter()
+            .map(|(task, placed)| (*task, placed.device, placed.variant))
+            .collect()
+    }
+
     /// The task's predicted finish (absolute milliseconds), if mapped.
     pub fn finish_of(&self, task: &TaskKey) -> Option<f64> {
         self.tasks.get(task).map(|placed| placed.finish_ms)

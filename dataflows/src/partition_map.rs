@@ -75,6 +75,14 @@ impl Engine {
         }
     }
 
+    fn placements(&self) -> Vec<(TaskKey, DeviceId, u32)> {
+        match self {
+            Engine::Load(placer) => placer.placements(),
+            Engine::FinishTime(placer) => placer.placements(),
+            Engine::RoundRobin(placer) => placer.placements(),
+        }
+    }
+
     fn prewarm(&self) -> Vec<(u32, u32)> {
         match self {
             Engine::FinishTime(placer) => placer.prewarm(),
@@ -174,10 +182,14 @@ pub fn partition_map<'scope>(
                         let mut session = output.session(&capability);
                         if epoch.is_restore() {
                             // The epoch's updates re-insert the collections as they stood at the
-                            // checkpoint, which the restored engine already reflects.
+                            // checkpoint, which the restored engine already reflects; what it
+                            // holds is published again, so the map's collections are whole.
                             for part in epoch.restore {
                                 if let StatePart::Map(restored) = part {
                                     map = *restored;
+                                    for record in map.contents() {
+                                        session.give(Ok((record, time, 1)));
+                                    }
                                 }
                             }
                         } else {
@@ -217,6 +229,23 @@ pub fn partition_map<'scope>(
 }
 
 impl MapState {
+    /// What the map's collections hold: every placement, re-sculpted variant and advice.
+    fn contents(&self) -> Vec<Output> {
+        let mut contents = Vec::new();
+        for (task, device, variant) in self.engine.placements() {
+            contents.push(Output::Map(task, device));
+            if variant != 0 {
+                contents.push(Output::Variant(task, variant));
+            }
+        }
+        contents.extend(
+            self.advised
+                .iter()
+                .map(|&(class, amount)| Output::Prewarm(class, amount)),
+        );
+        contents
+    }
+
     /// Applies one epoch's changes; returns the map's, the advice's and the variants' changes.
     fn apply(&mut self, changes: EpochChanges) -> Vec<(Output, isize)> {
         let mut out = Vec::new();

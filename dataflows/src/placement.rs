@@ -439,6 +439,15 @@ impl Placer {
         self.tasks.get(task).map(|placed| placed.device)
     }
 
+    /// Every mapped task with its device (and variant 0: this rule never re-sculpts), in no
+    /// particular order.
+    pub fn placements(&self) -> Vec<(TaskKey, DeviceId, u32)> {
+        self.tasks
+            .iter()
+            .map(|(task, placed)| (*task, placed.device, 0))
+            .collect()
+    }
+
     /// The cores (in thousandths) the map places on a device.
     pub fn load_of(&self, device: DeviceId) -> u64 {
         self.devices

@@ -22,6 +22,14 @@ impl RoundRobin {
         }
     }
 
+    /// Every mapped task with its device (and variant 0), in no particular order.
+    pub fn placements(&self) -> Vec<(TaskKey, DeviceId, u32)> {
+        self.tasks
+            .iter()
+            .map(|(task, device)| (*task, *device, 0))
+            .collect()
+    }
+
     /// Where the map has a task.
     pub fn device_of(&self, task: &TaskKey) -> Option<DeviceId> {
         self.tasks.get(task).copied()
