@@ -1,5 +1,5 @@
 //! Checkpoints: a run stopped right after its k-th checkpoint (or killed with SIGKILL at any
-//! moment) and resumed, with the same or another number of workers, writes exactly the outputs
+//! moment) and resumed, with the same or another number of workers or processes, writes exactly the outputs
 //! of an uninterrupted run; damaged, missing or foreign checkpoints are refused with a clear
 //! message, never a panic.
 
@@ -302,6 +302,58 @@ fn damaged_missing_or_foreign_checkpoints_are_refused_clearly() {
         None,
     );
     assert_eq!(zero.status.code(), Some(2), "{}", stderr(&zero));
+}
+
+#[test]
+fn checkpoint_of_one_process_resumes_on_two() {
+    let dir = temp("checkpoint-cluster");
+    let args = short_scenario(&dir, 400);
+    let whole = dir.join("whole");
+    let output = run(&args, &whole, &[], None);
+    assert!(output.status.success(), "{}", stderr(&output));
+
+    let out = dir.join("out");
+    let checkpoints = dir.join("checkpoints").display().to_string();
+    let flags = ["--checkpoint", &checkpoints, "--checkpoint-every", "100"];
+    let stopped = run(&args, &out, &flags, Some(2));
+    assert_eq!(stopped.status.code(), Some(75), "{}", stderr(&stopped));
+
+    let port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .map(|address| address.port())
+            .expect("a free port")
+    };
+    let hostfile = dir.join("hosts.txt");
+    std::fs::write(
+        &hostfile,
+        format!("127.0.0.1:{}\n127.0.0.1:{}\n", port(), port()),
+    )
+    .expect("hostfile");
+    let hosts = hostfile.display().to_string();
+    let mut processes: Vec<_> = ["0", "1"]
+        .iter()
+        .map(|index| {
+            let mut extra = flags.to_vec();
+            extra.extend([
+                "--resume",
+                "--processes",
+                "2",
+                "--hostfile",
+                &hosts,
+                "--process",
+                index,
+            ]);
+            command(&args, &out, &extra)
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start augur")
+        })
+        .collect();
+    for process in &mut processes {
+        assert!(process.wait().expect("wait").success());
+    }
+    assert_same_outputs(&whole, &out, "written by 1 process, resumed on 2");
 }
 
 mod engine_level {
