@@ -1,7 +1,7 @@
 //! Checkpoints: a run stopped right after its k-th checkpoint (or killed with SIGKILL at any
-//! moment) and resumed, with the same or another number of workers or processes, writes exactly the outputs
-//! of an uninterrupted run; damaged, missing or foreign checkpoints are refused with a clear
-//! message, never a panic.
+//! moment) and resumed, with the same or another number of workers or processes, writes exactly
+//! the outputs of an uninterrupted run; damaged, missing or foreign checkpoints are refused with
+//! a clear message, never a panic.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
