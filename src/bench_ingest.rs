@@ -445,6 +445,9 @@ fn base_args(out: &Path, workers: usize) -> RunArgs {
         strict: false,
         quiet: true,
         memory_every: 0,
+        checkpoint: None,
+        checkpoint_every: None,
+        resume: false,
     }
 }
 

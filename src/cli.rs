@@ -1,5 +1,6 @@
 //! Command-line flags as parsed (raw), and their validation into a [`RunConfig`].
 
+use crate::checkpoint::CheckpointConfig;
 use std::path::{Path, PathBuf};
 
 use augur_dataflows::contention_forecast::{AnomalyPolicy, ForecastConfig};
@@ -105,6 +106,17 @@ pub struct RunArgs {
     /// Read the resident set size every N epochs into summary.json's `memory` (soak runs).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub memory_every: u64,
+    /// Checkpoint folder: the run writes a checkpoint there (model state, partition map,
+    /// input positions, output lengths) every --checkpoint-every epochs.
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint: Option<PathBuf>,
+    /// Epochs (distinct event times) between checkpoints [default: 1000].
+    #[arg(long, value_name = "N", requires = "checkpoint")]
+    pub checkpoint_every: Option<u64>,
+    /// Resume from the latest checkpoint in --checkpoint DIR (same inputs and settings; any
+    /// number of workers): outputs are cut back to the checkpoint and continued.
+    #[arg(long, requires = "checkpoint")]
+    pub resume: bool,
 }
 
 /// Flags of `augur demo`.
@@ -562,6 +574,23 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig, ConfigError> {
     } else {
         Workers::Threads(args.workers)
     };
+    let checkpoint = match &args.checkpoint {
+        Some(dir) => {
+            let every = args.checkpoint_every.unwrap_or(1000);
+            if every == 0 {
+                return Err(ConfigError::Flag {
+                    flag: "--checkpoint-every",
+                    reason: "must be at least 1".into(),
+                });
+            }
+            Some(CheckpointConfig {
+                dir: dir.clone(),
+                every,
+                resume: args.resume,
+            })
+        }
+        None => None,
+    };
     let max_line_bytes = file.max_line_bytes.unwrap_or(DEFAULT_MAX_LINE_BYTES);
     if max_line_bytes < 64 {
         return Err(ConfigError::Flag {
@@ -585,6 +614,7 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         placement,
         progress: !args.quiet,
         memory_every: args.memory_every,
+        checkpoint,
     })
 }
 

@@ -60,6 +60,9 @@ pub fn demo_args(args: &DemoArgs) -> RunArgs {
         strict: false,
         quiet: true,
         memory_every: 0,
+        checkpoint: None,
+        checkpoint_every: None,
+        resume: false,
     }
 }
 

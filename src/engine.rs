@@ -11,13 +11,14 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use augur_dataflows::checkpoint::StatePart;
 use augur_dataflows::contention_forecast::SeriesForecast;
 use augur_dataflows::types::{DeviceId, InputBatch, Resource, TaskKey, Time};
 use augur_dataflows::{augur, EngineConfig, EngineInputs};
 use differential_dataflow::input::Input;
 use differential_dataflow::{AsCollection, VecCollection};
-use timely::dataflow::operators::{Exchange, Input as _};
-use timely::dataflow::{InputHandleVec, ProbeHandle};
+use timely::dataflow::operators::{Exchange, Input as _, Inspect, Probe};
+use timely::dataflow::{InputHandleVec, ProbeHandle, StreamVec};
 use timely::{CommunicationConfig, WorkerConfig};
 
 /// One change of the partition map: `diff` is +1 when the task is placed on the device and -1
@@ -73,12 +74,67 @@ fn capture<'scope, D: Clone + 'static>(
     captured
 }
 
+/// Collects a stream's records (without their times) for the driver to drain after each epoch,
+/// and makes the probe wait for them.
+fn capture_stream<'scope, D: Clone + 'static>(
+    stream: StreamVec<'scope, Time, D>,
+    probe: &ProbeHandle<Time>,
+) -> Rc<RefCell<Vec<D>>> {
+    let captured = Rc::new(RefCell::new(Vec::new()));
+    let sink = Rc::clone(&captured);
+    stream
+        .inspect(move |record| sink.borrow_mut().push(record.clone()))
+        .probe_with(probe);
+    captured
+}
+
+/// Gathers one checkpoint from the dataflow's parts, the source and the sink, and stores it.
+fn take_checkpoint<Src: BatchSource, Snk: MapSink>(
+    time: Time,
+    epochs: u64,
+    mut dataflow: Vec<StatePart>,
+    source: &mut Src,
+    sink: &mut Snk,
+    store: &mut dyn CheckpointStore,
+) -> Result<(), EngineError<Src::Error, Snk::Error>> {
+    dataflow.sort_by_key(StatePart::sort_key);
+    let source = source
+        .snapshot()
+        .map_err(EngineError::Source)?
+        .ok_or_else(|| EngineError::Checkpoint("this input cannot be checkpointed".into()))?;
+    let sink = sink
+        .snapshot()
+        .map_err(EngineError::Sink)?
+        .ok_or_else(|| EngineError::Checkpoint("this output cannot be checkpointed".into()))?;
+    let snapshot = EngineSnapshot {
+        time,
+        epochs,
+        dataflow,
+        source,
+        sink,
+    };
+    store.save(&snapshot).map_err(EngineError::Checkpoint)
+}
+
 /// Where epochs come from (called on worker 0 only).
 pub trait BatchSource {
     /// The error a source can end with.
     type Error: Send + 'static;
     /// The next epoch, in strictly increasing time order; `None` at the end of input.
     fn next_batch(&mut self) -> Result<Option<(Time, InputBatch)>, Self::Error>;
+
+    /// The source's own state after the last batch it gave (input positions, buffers), for a
+    /// checkpoint; `None`, the default, for a source that cannot be checkpointed.
+    fn snapshot(&mut self) -> Result<Option<Vec<u8>>, Self::Error> {
+        Ok(None)
+    }
+
+    /// For a source restored from a checkpoint: the contents of the plain input collections
+    /// (tasks, started tasks, edges, alternatives) as they stood then, as insertions. The
+    /// engine seeds the resumed dataflow with them.
+    fn live_collections(&self) -> InputBatch {
+        InputBatch::default()
+    }
 }
 
 /// Where the partition map's changes go (called on worker 0 only).
@@ -117,6 +173,47 @@ pub trait MapSink {
     fn variants(&mut self, _time: Time, _changes: &[VariantUpdate]) -> Result<(), Self::Error> {
         Ok(())
     }
+
+    /// The sink's own state after the last epoch it was given (counters, current map; its
+    /// outputs flushed), for a checkpoint; `None`, the default, for a sink that cannot be
+    /// checkpointed.
+    fn snapshot(&mut self) -> Result<Option<Vec<u8>>, Self::Error> {
+        Ok(None)
+    }
+}
+
+/// A checkpoint of a run, as the engine takes it at the end of the epoch at `time`: the
+/// stateful operators' state and the source's and the sink's own (opaque to the engine).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct EngineSnapshot {
+    /// The last epoch applied.
+    pub time: Time,
+    /// Epochs fed up to and including it.
+    pub epochs: u64,
+    /// The operators' state, in [`StatePart::sort_key`] order.
+    pub dataflow: Vec<StatePart>,
+    /// [`BatchSource::snapshot`].
+    pub source: Vec<u8>,
+    /// [`MapSink::snapshot`].
+    pub sink: Vec<u8>,
+}
+
+/// Where checkpoints go (worker 0 only).
+pub trait CheckpointStore: Send {
+    /// Keeps a checkpoint; called once its epoch's changes have reached the sink.
+    fn save(&mut self, snapshot: &EngineSnapshot) -> Result<(), String>;
+}
+
+/// Checkpointing of one run: how often, where to, and what to resume from.
+pub struct Checkpointing {
+    /// A checkpoint after every this many epochs (counted from the start of the input, so a
+    /// resumed run checkpoints at the same epochs as an uninterrupted one); 0 for none.
+    pub every: u64,
+    /// Where they go.
+    pub store: Box<dyn CheckpointStore>,
+    /// A checkpoint to resume from. The caller restores its source and sink from the
+    /// snapshot's own parts in `make_io`; the engine restores the dataflow.
+    pub resume: Option<EngineSnapshot>,
 }
 
 /// How the workers are laid out.
@@ -150,6 +247,9 @@ pub enum EngineError<S, K> {
     /// The sink failed.
     #[error(transparent)]
     Sink(K),
+    /// A checkpoint could not be taken or kept.
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
 }
 
 /// Counts from a finished run (worker 0's view).
@@ -177,6 +277,23 @@ where
     Snk: MapSink + Send + 'static,
     F: Fn() -> (Src, Snk) + Send + Sync + 'static,
 {
+    run_engine_checkpointed(workers, config, None, make_io)
+}
+
+/// [`run_engine`], taking checkpoints and resuming from one as `checkpointing` says.
+pub fn run_engine_checkpointed<Src, Snk, F>(
+    workers: Workers,
+    config: EngineConfig,
+    checkpointing: Option<Checkpointing>,
+    make_io: F,
+) -> EngineResult<Src, Snk>
+where
+    Src: BatchSource + Send + 'static,
+    Snk: MapSink + Send + 'static,
+    F: Fn() -> (Src, Snk) + Send + Sync + 'static,
+{
+    // Only worker 0 takes it; the others never look.
+    let checkpointing = std::sync::Mutex::new(checkpointing);
     let communication = match workers {
         Workers::Threads(n) if n <= 1 => CommunicationConfig::Thread,
         Workers::Threads(n) => CommunicationConfig::Process(n),
@@ -201,6 +318,8 @@ where
             let index = worker.index();
             let mut samples = InputHandleVec::new();
             let mut completions = InputHandleVec::new();
+            let mut requests = InputHandleVec::new();
+            let mut restore = InputHandleVec::new();
             let probe = ProbeHandle::new();
             let (
                 mut tasks,
@@ -212,6 +331,7 @@ where
                 duration_changes,
                 prewarm_changes,
                 variant_changes,
+                state_parts,
             ) = worker.dataflow::<Time, _, _>(|scope| {
                 let (tasks_in, tasks) = scope.new_collection();
                 let (started_in, started) = scope.new_collection();
@@ -224,6 +344,8 @@ where
                     started,
                     edges,
                     alternatives,
+                    checkpoints: scope.input_from(&mut requests),
+                    restore: scope.input_from(&mut restore),
                 };
                 let outputs = augur(inputs, &config);
                 // Each epoch completes before the next is fed, so everything captured between two
@@ -241,6 +363,7 @@ where
                     capture(outputs.durations, &probe),
                     capture(outputs.prewarm, &probe),
                     capture(outputs.variants, &probe),
+                    capture_stream(outputs.state.exchange(|_| 0), &probe),
                 )
             });
 
@@ -249,6 +372,62 @@ where
             }
             let (mut source, mut sink) = make_io();
             let mut stats = EngineStats::default();
+            let mut checkpointing = checkpointing.lock().ok().and_then(|mut c| c.take());
+            if let Some(snapshot) = checkpointing.as_mut().and_then(|c| c.resume.take()) {
+                // The resumed dataflow is seeded at the checkpoint's time: the operators take
+                // their state back and the plain collections are re-inserted; what that epoch
+                // emits only rebuilds collections the sink already holds, so it is dropped.
+                let time = snapshot.time;
+                samples.advance_to(time);
+                completions.advance_to(time);
+                tasks.advance_to(time);
+                started.advance_to(time);
+                edges.advance_to(time);
+                alternatives.advance_to(time);
+                requests.advance_to(time);
+                restore.advance_to(time);
+                for part in snapshot.dataflow {
+                    restore.send(part);
+                }
+                let live = source.live_collections();
+                for (record, diff) in live.tasks {
+                    tasks.update(record, diff);
+                }
+                for (record, diff) in live.started {
+                    started.update(record, diff);
+                }
+                for (record, diff) in live.edges {
+                    edges.update(record, diff);
+                }
+                for (record, diff) in live.alternatives {
+                    alternatives.update(record, diff);
+                }
+                let next = time.saturating_add(1);
+                samples.advance_to(next);
+                completions.advance_to(next);
+                tasks.advance_to(next);
+                started.advance_to(next);
+                edges.advance_to(next);
+                alternatives.advance_to(next);
+                requests.advance_to(next);
+                restore.advance_to(next);
+                requests.flush();
+                restore.flush();
+                tasks.flush();
+                started.flush();
+                edges.flush();
+                alternatives.flush();
+                while probe.less_than(&next) {
+                    worker.step();
+                }
+                changes.borrow_mut().clear();
+                forecast_changes.borrow_mut().clear();
+                duration_changes.borrow_mut().clear();
+                prewarm_changes.borrow_mut().clear();
+                variant_changes.borrow_mut().clear();
+                state_parts.borrow_mut().clear();
+                stats.epochs = snapshot.epochs;
+            }
             let outcome = loop {
                 let batch = match source.next_batch() {
                     Ok(Some(batch)) => batch,
@@ -260,6 +439,14 @@ where
                 // Sources promise increasing times; an earlier one is folded into the next open epoch
                 // rather than dropped, since the input cannot go back.
                 let time = time.max(*samples.time());
+                let checkpoint_now = checkpointing
+                    .as_ref()
+                    .is_some_and(|c| c.every > 0 && (stats.epochs + 1) % c.every == 0);
+                requests.advance_to(time);
+                restore.advance_to(time);
+                if checkpoint_now {
+                    requests.send(());
+                }
                 samples.advance_to(time);
                 completions.advance_to(time);
                 tasks.advance_to(time);
@@ -291,6 +478,9 @@ where
                 started.advance_to(next);
                 edges.advance_to(next);
                 alternatives.advance_to(next);
+                requests.advance_to(next);
+                restore.advance_to(next);
+                requests.flush();
                 samples.flush();
                 completions.flush();
                 tasks.flush();
@@ -338,6 +528,20 @@ where
                 differential_dataflow::consolidation::consolidate(&mut epoch);
                 if let Err(error) = sink.epoch(time, &epoch, latency) {
                     break Err(EngineError::Sink(error));
+                }
+                let parts: Vec<StatePart> = state_parts.borrow_mut().drain(..).collect();
+                if let (true, Some(checkpointing)) = (checkpoint_now, checkpointing.as_mut()) {
+                    let taken = take_checkpoint(
+                        time,
+                        stats.epochs,
+                        parts,
+                        &mut source,
+                        &mut sink,
+                        checkpointing.store.as_mut(),
+                    );
+                    if let Err(error) = taken {
+                        break Err(error);
+                    }
                 }
             };
             Some(outcome.map(|()| (stats, source, sink)))

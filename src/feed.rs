@@ -10,8 +10,8 @@ use augur_dataflows::types::{DeviceId, InputBatch, Sample, TaskKey, Time};
 
 use crate::catalog::Catalog;
 use crate::engine::BatchSource;
-use crate::input::events::{EventKind, EventReader, TaskEvent};
-use crate::input::metrics::{LineOutcome, MetricReader};
+use crate::input::events::{EventKind, EventPosition, EventReader, TaskEvent};
+use crate::input::metrics::{LineOutcome, MetricPosition, MetricReader};
 use crate::input::reorder::Reorder;
 use crate::input::{InputStats, RejectKind, Rejection};
 
@@ -28,6 +28,9 @@ pub enum FeedError {
     /// The rejection log could not be written.
     #[error("cannot write the rejection log: {0}")]
     RejectLog(std::io::Error),
+    /// The feed's state could not be encoded for a checkpoint.
+    #[error("cannot encode the input positions: {0}")]
+    Checkpoint(String),
 }
 
 /// Where rejections go: one JSON object per line.
@@ -68,12 +71,14 @@ impl RejectLog {
 }
 
 /// A record parked in a reorder buffer, with the line it came from.
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Parked<T> {
     line: u64,
     item: T,
 }
 
 /// One input file's records in event-time order.
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Ordered<T> {
     path: String,
     reorder: Reorder<Parked<T>>,
@@ -247,11 +252,56 @@ struct EventInput {
     ordered: Ordered<TaskEvent>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 enum Lifecycle {
     Waiting,
     /// Started on this device at this time.
     Running(DeviceId, Time),
+}
+
+/// What a checkpoint keeps of a feed: per input stream where its reader stands and what its
+/// reorder buffer holds, the arrivals still to come, the lifecycle of every task, and how
+/// many rejections were logged. Restored with readers reopened at those positions, the feed
+/// reads on exactly where it stopped and accounts for every record once.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct FeedState {
+    metrics: Vec<(MetricPosition, Ordered<Sample>)>,
+    events: Vec<(EventPosition, Ordered<TaskEvent>)>,
+    arrivals: BTreeMap<Time, Vec<TaskKey>>,
+    live: Vec<(TaskKey, Lifecycle)>,
+    completed: Vec<(u32, Vec<bool>)>,
+    rejections: u64,
+}
+
+impl FeedState {
+    /// Decodes a [`Feed`]'s snapshot.
+    pub fn decode(bytes: &[u8]) -> Result<FeedState, String> {
+        crate::checkpoint::decode(bytes)
+    }
+
+    /// Where each metric stream's reader stands, in the order the feed was given them.
+    pub fn metric_positions(&self) -> Vec<MetricPosition> {
+        self.metrics
+            .iter()
+            .map(|(position, _)| position.clone())
+            .collect()
+    }
+
+    /// Where each event stream's reader stands, in the order the feed was given them.
+    pub fn event_positions(&self) -> Vec<EventPosition> {
+        self.events.iter().map(|(position, _)| *position).collect()
+    }
+}
+
+/// [`FeedState`] by reference, to encode without copying the buffers (same layout).
+#[derive(serde::Serialize)]
+struct FeedStateRef<'a> {
+    metrics: Vec<(MetricPosition, &'a Ordered<Sample>)>,
+    events: Vec<(EventPosition, &'a Ordered<TaskEvent>)>,
+    arrivals: &'a BTreeMap<Time, Vec<TaskKey>>,
+    live: Vec<(TaskKey, Lifecycle)>,
+    completed: Vec<(u32, Vec<bool>)>,
+    rejections: u64,
 }
 
 /// Every input of a run, as a [`BatchSource`].
@@ -297,6 +347,44 @@ impl Feed {
             completed: HashMap::new(),
             log,
         }
+    }
+
+    /// A feed resumed from `state` over readers reopened at its positions (in its order), and
+    /// a log whose file was cut back to what the checkpoint had written.
+    pub fn resume(
+        catalog: Arc<Catalog>,
+        metrics: Vec<MetricReader>,
+        events: Vec<EventReader>,
+        state: FeedState,
+        mut log: RejectLog,
+    ) -> Result<Feed, String> {
+        if metrics.len() != state.metrics.len() || events.len() != state.events.len() {
+            return Err(format!(
+                "the checkpoint read {} metric and {} event streams, these inputs open {} and {}",
+                state.metrics.len(),
+                state.events.len(),
+                metrics.len(),
+                events.len()
+            ));
+        }
+        log.count = state.rejections;
+        Ok(Feed {
+            catalog,
+            metrics: metrics
+                .into_iter()
+                .zip(state.metrics)
+                .map(|(reader, (_, ordered))| MetricInput { reader, ordered })
+                .collect(),
+            events: events
+                .into_iter()
+                .zip(state.events)
+                .map(|(reader, (_, ordered))| EventInput { reader, ordered })
+                .collect(),
+            arrivals: state.arrivals,
+            live: state.live.into_iter().collect(),
+            completed: state.completed.into_iter().collect(),
+            log,
+        })
     }
 
     /// Per input path, how many records were read, accepted and rejected (summed over the
@@ -575,6 +663,58 @@ enum Change {
 
 impl BatchSource for Feed {
     type Error = FeedError;
+
+    fn snapshot(&mut self) -> Result<Option<Vec<u8>>, FeedError> {
+        // What the log holds must be on disk before a checkpoint says how long it is.
+        self.log.flush()?;
+        let mut live: Vec<(TaskKey, Lifecycle)> = self.live.iter().map(|(k, v)| (*k, *v)).collect();
+        live.sort_unstable_by_key(|(key, _)| *key);
+        let mut completed: Vec<(u32, Vec<bool>)> = self
+            .completed
+            .iter()
+            .map(|(k, v)| (*k, v.clone()))
+            .collect();
+        completed.sort_unstable_by_key(|(key, _)| *key);
+        let state = FeedStateRef {
+            metrics: self
+                .metrics
+                .iter()
+                .map(|m| (m.reader.position(), &m.ordered))
+                .collect(),
+            events: self
+                .events
+                .iter()
+                .map(|e| (e.reader.position(), &e.ordered))
+                .collect(),
+            arrivals: &self.arrivals,
+            live,
+            completed,
+            rejections: self.log.count,
+        };
+        crate::checkpoint::encode(&state)
+            .map(Some)
+            .map_err(FeedError::Checkpoint)
+    }
+
+    fn live_collections(&self) -> InputBatch {
+        let mut batch = InputBatch::default();
+        for (&key, lifecycle) in &self.live {
+            let Some(spec) = self.catalog.spec(key) else {
+                continue;
+            };
+            batch.tasks.push(((key, spec), 1));
+            for (parent, bytes) in self.catalog.parents(key) {
+                batch.edges.push((((key, parent), bytes), 1));
+            }
+            for alternative in self.catalog.alternatives(key) {
+                batch.alternatives.push(((key, alternative), 1));
+            }
+            if let Lifecycle::Running(device, _) = lifecycle {
+                batch.started.push(((key, *device), 1));
+            }
+        }
+        batch
+    }
 
     fn next_batch(&mut self) -> Result<Option<(Time, InputBatch)>, FeedError> {
         let mut next: Option<Time> = self.arrivals.keys().next().copied();

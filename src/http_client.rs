@@ -588,7 +588,11 @@ mod tests {
             // The client may close as soon as it has what it needs (before a chunked body's
             // trailer, say): a write after that fails, which is not the test's business.
             for piece in answer.chunks(7) {
-                if stream.write_all(piece).and_then(|()| stream.flush()).is_err() {
+                if stream
+                    .write_all(piece)
+                    .and_then(|()| stream.flush())
+                    .is_err()
+                {
                     break;
                 }
             }

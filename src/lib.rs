@@ -4,6 +4,7 @@ pub mod anomalies;
 pub mod bench;
 pub mod bench_ingest;
 pub mod catalog;
+pub mod checkpoint;
 pub mod cli;
 pub mod collect;
 pub mod demo;

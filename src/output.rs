@@ -55,6 +55,23 @@ struct ScaleoutWriter {
     target: f64,
 }
 
+/// What a checkpoint keeps of a [`MapWriter`]: the map, the latest forecasts and estimates,
+/// the counters and the latency histogram's recorded values.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct WriterState {
+    current: Vec<(TaskKey, DeviceId)>,
+    forecasts: Vec<((DeviceId, Resource), SeriesForecast)>,
+    durations: Vec<((u32, u32), u64)>,
+    placed: u64,
+    moved: u64,
+    epochs: u64,
+    prewarm_actions: u64,
+    resculpted: u64,
+    latency_us: Vec<(u64, u64)>,
+    /// The scale-out tracker, so a resumed run advises exactly as an uninterrupted one.
+    scaleout: Option<crate::scaleout::Scaleout>,
+}
+
 /// One line of `resculpt.jsonl`.
 #[derive(Serialize)]
 struct ResculptLine<'a> {
@@ -213,6 +230,29 @@ impl MapWriter {
         view
     }
 
+    /// Takes back the state of a checkpoint's [`MapSink::snapshot`] (the writer's files having
+    /// been cut back to the lengths the checkpoint recorded).
+    pub fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let state: WriterState = crate::checkpoint::decode(bytes)?;
+        self.current = state.current.into_iter().collect();
+        self.forecasts = state.forecasts.into_iter().collect();
+        self.durations = state.durations.into_iter().collect();
+        self.placed = state.placed;
+        self.moved = state.moved;
+        self.epochs = state.epochs;
+        self.prewarm_actions = state.prewarm_actions;
+        self.resculpted = state.resculpted;
+        if let (Some(writer), Some(advice)) = (&mut self.scaleout, state.scaleout) {
+            writer.advice = advice;
+        }
+        self.latency_us = new_histogram();
+        for (value, count) in state.latency_us {
+            // Out-of-range values cannot come from a histogram of these bounds; skip, not fail.
+            let _ = self.latency_us.record_n(value, count);
+        }
+        Ok(())
+    }
+
     /// Tasks in the map now.
     pub fn len(&self) -> usize {
         self.current.len()
@@ -262,6 +302,39 @@ struct ChangeLine<'a> {
 
 impl MapSink for MapWriter {
     type Error = std::io::Error;
+
+    fn snapshot(&mut self) -> Result<Option<Vec<u8>>, std::io::Error> {
+        // Everything written so far must be on disk before a checkpoint records the lengths.
+        self.out.flush()?;
+        if let Some(prewarm) = &mut self.prewarm {
+            prewarm.out.flush()?;
+        }
+        if let Some(resculpt) = &mut self.resculpt {
+            resculpt.flush()?;
+        }
+        if let Some(scaleout) = &mut self.scaleout {
+            scaleout.out.flush()?;
+        }
+        let state = WriterState {
+            current: self.current.iter().map(|(k, v)| (*k, *v)).collect(),
+            forecasts: self.forecasts.iter().map(|(k, v)| (*k, *v)).collect(),
+            durations: self.durations.iter().map(|(k, v)| (*k, *v)).collect(),
+            placed: self.placed,
+            moved: self.moved,
+            epochs: self.epochs,
+            prewarm_actions: self.prewarm_actions,
+            resculpted: self.resculpted,
+            latency_us: self
+                .latency_us
+                .iter_recorded()
+                .map(|v| (v.value_iterated_to(), v.count_at_value()))
+                .collect(),
+            scaleout: self.scaleout.as_ref().map(|writer| writer.advice.clone()),
+        };
+        crate::checkpoint::encode(&state)
+            .map(Some)
+            .map_err(std::io::Error::other)
+    }
 
     fn prewarm(&mut self, time: Time, changes: &[PrewarmUpdate]) -> Result<(), std::io::Error> {
         if let Some(scaleout) = &mut self.scaleout {

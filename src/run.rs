@@ -15,9 +15,10 @@ use augur_dataflows::types::{Resource, TaskKey, Time};
 use augur_dataflows::EngineConfig;
 
 use crate::catalog::Catalog;
+use crate::checkpoint::{self, CheckpointConfig, CheckpointDir, CheckpointError};
 use crate::cli::same_file;
-use crate::engine::{run_engine, EngineError, Workers};
-use crate::feed::{Feed, FeedError, RejectLog};
+use crate::engine::{run_engine_checkpointed, Checkpointing, EngineError, Workers};
+use crate::feed::{Feed, FeedError, FeedState, RejectLog};
 use crate::input::events::{EventKind, EventReader};
 use crate::input::lines::BoundedLines;
 use crate::input::metrics::{MetricFormat, MetricOptions, MetricReader};
@@ -36,6 +37,16 @@ pub const OUTPUTS: [&str; 9] = [
     "forecasts.json",
     "durations.json",
     "summary.json",
+    "rejected.jsonl",
+];
+
+/// The outputs written as the run goes (the rest are written at its end): a checkpoint
+/// records their lengths, and a resumed run cuts them back to those and appends.
+pub const STREAMED: [&str; 5] = [
+    "partition.jsonl",
+    "prewarm.jsonl",
+    "scaleout.jsonl",
+    "resculpt.jsonl",
     "rejected.jsonl",
 ];
 
@@ -72,6 +83,8 @@ pub struct RunConfig {
     pub progress: bool,
     /// Read the resident set size every this many epochs into `summary.json` (0: never).
     pub memory_every: u64,
+    /// Checkpoints: where, how often, and whether to resume from the latest.
+    pub checkpoint: Option<CheckpointConfig>,
 }
 
 /// Why a run failed.
@@ -99,6 +112,9 @@ pub enum RunError {
     /// The engine failed.
     #[error("engine: {0}")]
     Engine(String),
+    /// A checkpoint could not be written, read or used.
+    #[error("checkpoint: {0}")]
+    Checkpoint(#[from] CheckpointError),
 }
 
 /// What a finished run produced (process 0 only; other processes get `None`).
@@ -120,8 +136,22 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
         Workers::Threads(_) => true,
         Workers::Cluster { process, .. } => *process == 0,
     };
+    let fingerprint = config
+        .checkpoint
+        .as_ref()
+        .map(|_| checkpoint::fingerprint(config));
+    let mut resumed = match (&config.checkpoint, fingerprint) {
+        (Some(checkpoint), Some(fingerprint)) if checkpoint.resume && writes_outputs => {
+            Some(checkpoint::load(&checkpoint.dir, fingerprint)?)
+        }
+        _ => None,
+    };
     if writes_outputs {
-        clear_outputs(&config.out)?;
+        match &resumed {
+            None => clear_outputs(&config.out)?,
+            // The streamed outputs are kept (cut back below); the rest are rewritten at the end.
+            Some(_) => clear_outputs_but(&config.out, &STREAMED)?,
+        }
     }
     let mut inputs: BTreeMap<String, InputSummary> = BTreeMap::new();
     let mut early_rejections: Vec<Rejection> = Vec::new();
@@ -171,31 +201,57 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
             path: config.out.clone(),
             source,
         })?;
-        let mut log = RejectLog::new(create(&config.out.join("rejected.jsonl"))?, config.strict);
-        for rejection in early_rejections {
-            log.record(rejection).map_err(feed_error)?;
-        }
-        let (feed, opened) = open_feed(config, &catalog, log)?;
+        let mut reopened: BTreeMap<String, File> = match &resumed {
+            Some(checkpoint) => checkpoint::reopen_outputs(&config.out, checkpoint)?
+                .into_iter()
+                .collect(),
+            None => BTreeMap::new(),
+        };
+        let mut open = |name: &str| -> Result<Box<dyn Write + Send>, RunError> {
+            match reopened.remove(name) {
+                Some(file) => Ok(Box::new(BufWriter::new(file))),
+                None => create(&config.out.join(name)),
+            }
+        };
+        let mut log = RejectLog::new(open("rejected.jsonl")?, config.strict);
+        let feed_state = match &resumed {
+            Some(checkpoint) => {
+                Some(FeedState::decode(&checkpoint.engine.source).map_err(corrupt(config))?)
+            }
+            None => {
+                // A resumed run logged these before its checkpoint.
+                for rejection in early_rejections {
+                    log.record(rejection).map_err(feed_error)?;
+                }
+                None
+            }
+        };
+        let (feed, opened) = open_feed(config, &catalog, log, feed_state)?;
         for (path, stats) in opened {
             inputs.insert(path, stats.into());
         }
-        let writer = MapWriter::new(
+        let mut writer = MapWriter::new(
             Arc::clone(&catalog),
-            create(&config.out.join("partition.jsonl"))?,
+            open("partition.jsonl")?,
             config.progress,
         )
         .with_prewarm(
-            create(&config.out.join("prewarm.jsonl"))?,
+            open("prewarm.jsonl")?,
             config.forecast.horizon_ms as f64 / 1000.0,
             config.placement.capacity_target,
         )
-        .with_resculpt(create(&config.out.join("resculpt.jsonl"))?)
+        .with_resculpt(open("resculpt.jsonl")?)
         .with_scaleout(
-            create(&config.out.join("scaleout.jsonl"))?,
+            open("scaleout.jsonl")?,
             config.forecast.horizon_ms,
             config.placement.capacity_target,
         )
         .with_memory_readings(config.memory_every);
+        if let Some(checkpoint) = &resumed {
+            writer
+                .restore(&checkpoint.engine.sink)
+                .map_err(corrupt(config))?;
+        }
         Some((feed, writer))
     } else {
         None
@@ -207,12 +263,31 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
         placement: config.placement,
         durations: Default::default(),
     };
+    let checkpointing = match (&config.checkpoint, fingerprint) {
+        (Some(checkpoint), Some(fingerprint)) if writes_outputs => Some(Checkpointing {
+            every: checkpoint.every,
+            store: Box::new(CheckpointDir::new(
+                &checkpoint.dir,
+                &config.out,
+                &STREAMED,
+                fingerprint,
+                config.progress,
+            )),
+            resume: resumed.take().map(|checkpoint| checkpoint.engine),
+        }),
+        _ => None,
+    };
     let io = Mutex::new(io);
     let idle_catalog = Arc::clone(&catalog);
-    let outcome = run_engine(config.workers.clone(), engine_config, move || {
-        let taken = io.lock().ok().and_then(|mut io| io.take());
-        taken.unwrap_or_else(|| idle_io(&idle_catalog))
-    })
+    let outcome = run_engine_checkpointed(
+        config.workers.clone(),
+        engine_config,
+        checkpointing,
+        move || {
+            let taken = io.lock().ok().and_then(|mut io| io.take());
+            taken.unwrap_or_else(|| idle_io(&idle_catalog))
+        },
+    )
     .map_err(|error| match error {
         EngineError::Source(FeedError::Strict(rejection)) => RunError::Strict(rejection),
         other => RunError::Engine(other.to_string()),
@@ -268,12 +343,16 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
     }))
 }
 
-/// Opens every metric and event input, works out arrival times, and builds the feed.
+/// Opens every metric and event input, works out arrival times, and builds the feed; or, given
+/// a checkpoint's feed state, reopens the inputs where it left them.
 fn open_feed(
     config: &RunConfig,
     catalog: &Arc<Catalog>,
     mut log: RejectLog,
+    resume: Option<FeedState>,
 ) -> Result<(Feed, Vec<(String, InputStats)>), RunError> {
+    let metric_positions = resume.as_ref().map(FeedState::metric_positions);
+    let event_positions = resume.as_ref().map(FeedState::event_positions);
     let mut unopened = Vec::new();
     let bandwidth: HashMap<String, (Option<f64>, Option<f64>)> = catalog
         .platform
@@ -313,11 +392,23 @@ fn open_feed(
                 .collect()
         };
         for options in per_group {
-            match MetricReader::open(path, config.format, &options) {
+            let opened = match &metric_positions {
+                Some(positions) => match positions.get(metrics.len()) {
+                    Some(position) => {
+                        MetricReader::open_at(path, config.format, &options, position)
+                    }
+                    None => return Err(mismatch(config, "more metric streams than it read")),
+                },
+                None => MetricReader::open(path, config.format, &options),
+            };
+            match opened {
                 Ok(reader) => metrics.push(reader),
                 Err(rejection) => {
                     unopened.push(whole_file_stats(path));
-                    log.record(rejection).map_err(feed_error)?;
+                    // A resumed run logged this before its checkpoint.
+                    if metric_positions.is_none() {
+                        log.record(rejection).map_err(feed_error)?;
+                    }
                     break;
                 }
             }
@@ -328,6 +419,22 @@ fn open_feed(
     let mut workflow_arrival: HashMap<u32, Time> = HashMap::new();
     let mut task_arrival: HashMap<TaskKey, Time> = HashMap::new();
     let mut events = Vec::new();
+    if let Some(positions) = &event_positions {
+        for path in &config.events {
+            let Some(position) = positions.get(events.len()) else {
+                return Err(mismatch(config, "more event streams than it read"));
+            };
+            match EventReader::open_at(path, config.max_line_bytes, *position) {
+                Ok(reader) => events.push(reader),
+                Err(_) => unopened.push(whole_file_stats(path)),
+            }
+        }
+    }
+    if let Some(state) = resume {
+        let feed = Feed::resume(Arc::clone(catalog), metrics, events, state, log)
+            .map_err(|reason| mismatch(config, &reason))?;
+        return Ok((feed, unopened));
+    }
     for path in &config.events {
         match EventReader::open(path, config.max_line_bytes) {
             Ok(reader) => {
@@ -469,6 +576,43 @@ fn clear_outputs(out: &Path) -> Result<(), RunError> {
     Ok(())
 }
 
+/// Removes the outputs written at the end of a run, keeping `kept`.
+fn clear_outputs_but(out: &Path, kept: &[&str]) -> Result<(), RunError> {
+    for name in OUTPUTS.iter().filter(|name| !kept.contains(name)) {
+        let path = out.join(name);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(RunError::Output { path, source }),
+        }
+    }
+    Ok(())
+}
+
+/// The checkpoint file of a run, for errors.
+fn checkpoint_file(config: &RunConfig) -> PathBuf {
+    config
+        .checkpoint
+        .as_ref()
+        .map_or_else(PathBuf::new, |c| c.dir.join(checkpoint::LATEST))
+}
+
+fn corrupt(config: &RunConfig) -> impl Fn(String) -> RunError + '_ {
+    move |reason| {
+        RunError::Checkpoint(CheckpointError::Corrupt {
+            path: checkpoint_file(config),
+            reason,
+        })
+    }
+}
+
+fn mismatch(config: &RunConfig, reason: &str) -> RunError {
+    RunError::Checkpoint(CheckpointError::Mismatch {
+        path: checkpoint_file(config),
+        reason: format!("the inputs differ from the checkpoint's: {reason}"),
+    })
+}
+
 fn feed_error(error: FeedError) -> RunError {
     match error {
         FeedError::Strict(rejection) => RunError::Strict(rejection),
@@ -476,6 +620,7 @@ fn feed_error(error: FeedError) -> RunError {
             path: PathBuf::from("rejected.jsonl"),
             source,
         },
+        FeedError::Checkpoint(reason) => RunError::Checkpoint(CheckpointError::Encode(reason)),
     }
 }
 

@@ -26,12 +26,12 @@ use augur_dataflows::finish_time::cost;
 use augur_dataflows::types::{
     fraction_from_ppm, DeviceId, DeviceSpec, Resource, TaskKey, TaskSpec,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::engine::{apply_changes, ForecastUpdate, MapUpdate, PrewarmUpdate};
 
 /// The tasks the map puts on one device, summed.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeviceLoad {
     /// Tasks mapped there.
     pub tasks: u64,
@@ -89,7 +89,7 @@ impl PoolAdvice {
 }
 
 /// The state the rule needs, kept current from the engine's changes.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Scaleout {
     devices: Vec<DeviceSpec>,
     classes: Vec<u32>,

@@ -145,6 +145,7 @@ fn same_map_with_1_worker_2_workers_and_2_processes() {
     );
     for file in [
         "prewarm.jsonl",
+        "scaleout.jsonl",
         "resculpt.jsonl",
         "durations.json",
         "forecasts.json",

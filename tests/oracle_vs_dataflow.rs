@@ -15,7 +15,7 @@ use augur_dataflows::EngineConfig;
 
 use crate::common::{RecordingSink, Rng, VecSource};
 
-fn devices() -> Vec<DeviceSpec> {
+pub(crate) fn devices() -> Vec<DeviceSpec> {
     let spec = |cores: u32, memory_gib: u64, speed: f64, network: f64| DeviceSpec {
         cores_milli: cores * 1000,
         memory_bytes: memory_gib << 30,
@@ -41,7 +41,7 @@ struct Live {
 }
 
 /// A seeded stream of epochs exercising every kind of change, inserts and retractions alike.
-fn seeded_stream(seed: u64, epochs: usize) -> Vec<(Time, InputBatch)> {
+pub(crate) fn seeded_stream(seed: u64, epochs: usize) -> Vec<(Time, InputBatch)> {
     let mut rng = Rng::new(seed);
     let devices = devices();
     let mut live: BTreeMap<TaskKey, Live> = BTreeMap::new();

@@ -1,5 +1,6 @@
 //! augur's integration tests: one binary, a module per concern.
 
+mod checkpoint;
 mod collect;
 mod common;
 mod determinism;

@@ -10,11 +10,14 @@ use std::collections::HashMap;
 
 use differential_dataflow::{AsCollection, VecCollection};
 use serde::{Deserialize, Serialize};
-use timely::dataflow::channels::pact::Exchange;
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
+use timely::dataflow::operators::core::OkErr;
 use timely::dataflow::operators::Operator;
 use timely::dataflow::StreamVec;
 
 use crate::anomaly::{AnomalyParams, AnomalyScorer, THRESHOLD};
+use crate::checkpoint::{Control, Emitted, Entry, Epoch, StatePart};
 use crate::models::{ModelConfig, TimedModel};
 use crate::stash::TimeStash;
 use crate::types::{ppm_from_fraction, DeviceId, Ppm, Resource, Sample, Time};
@@ -214,26 +217,68 @@ fn quantise(ppm: Ppm, quantum: Ppm) -> Ppm {
     (ppm.saturating_add(half)).div_euclid(quantum) * quantum
 }
 
-/// The latest value and forecast of every `(device, resource)` series that has reported.
+/// Every reporting series' latest forecast.
+pub type Forecasts<'scope> = VecCollection<'scope, Time, ((DeviceId, Resource), SeriesForecast)>;
+
+/// The latest value and forecast of every `(device, resource)` series that has reported, and,
+/// when `control` asks for it, every series' state (see [`crate::checkpoint`]). `control` must
+/// reach every worker: checkpoint requests broadcast, restored parts routed by
+/// [`StatePart::route`].
 pub fn series_forecasts<'scope>(
     samples: StreamVec<'scope, Time, Sample>,
+    control: StreamVec<'scope, Time, Control>,
     config: ForecastConfig,
-) -> VecCollection<'scope, Time, ((DeviceId, Resource), SeriesForecast)> {
+) -> (Forecasts<'scope>, StreamVec<'scope, Time, StatePart>) {
     let mut models: HashMap<(DeviceId, Resource), SeriesState> = HashMap::new();
     let mut stash = TimeStash::new();
-    samples
-        .unary_frontier(
+    type Update = (((DeviceId, Resource), SeriesForecast), Time, isize);
+    let (forecasts, state) = samples
+        .binary_frontier::<_, CapacityContainerBuilder<Vec<Emitted<Update>>>, _, _, _, _>(
+            control,
             Exchange::new(|sample: &Sample| u64::from(sample.device)),
+            Pipeline,
             "SeriesForecasts",
             move |_, _| {
-                move |(input, frontier), output| {
+                move |(input, frontier), (control, control_frontier), output| {
                     input.for_each(|capability, data| {
                         if let Some(time) = capability.least().copied() {
-                            stash.park(time, || capability.delayed(&time, 0), data.drain(..));
+                            let entries = data.drain(..).map(Entry::Data);
+                            stash.park(time, || capability.delayed(&time, 0), entries);
                         }
                     });
-                    for (capability, mut batch) in stash.drain_complete(&[frontier]) {
+                    control.for_each(|capability, data| {
+                        if let Some(time) = capability.least().copied() {
+                            let entries = data.drain(..).map(Entry::Control);
+                            stash.park(time, || capability.delayed(&time, 0), entries);
+                        }
+                    });
+                    for (capability, entries) in stash.drain_complete(&[frontier, control_frontier])
+                    {
                         let time = *capability.time();
+                        let Epoch {
+                            data: mut batch,
+                            checkpoint,
+                            restore,
+                        } = Epoch::of(entries);
+                        let mut session = output.session(&capability);
+                        // Resuming: take the saved series and publish their forecasts, so that
+                        // the contention downstream is whole again.
+                        let mut restored: Vec<_> = restore
+                            .into_iter()
+                            .filter_map(|part| match part {
+                                StatePart::Series(series, state) => Some((series, state)),
+                                _ => None,
+                            })
+                            .collect();
+                        restored.sort_by_key(|(series, _)| *series);
+                        for (series, state) in restored {
+                            if !state.is_empty() {
+                                let forecast: Emitted<Update> =
+                                    Ok(((series, state.forecast(&config)), time, 1));
+                                session.give(forecast);
+                            }
+                            models.insert(series, *state);
+                        }
                         // Samples of one series at one instant are taken in a canonical order, so
                         // the result does not depend on how they were routed.
                         batch.sort_by(|a, b| {
@@ -241,7 +286,6 @@ pub fn series_forecasts<'scope>(
                                 .cmp(&(b.device, b.resource))
                                 .then(a.value.total_cmp(&b.value))
                         });
-                        let mut session = output.session(&capability);
                         let mut index = 0;
                         while index < batch.len() {
                             let series = (batch[index].device, batch[index].resource);
@@ -258,16 +302,23 @@ pub fn series_forecasts<'scope>(
                             let after = model.forecast(&config);
                             if before != Some(after) {
                                 if let Some(before) = before {
-                                    session.give(((series, before), time, -1isize));
+                                    session.give(Ok(((series, before), time, -1isize)));
                                 }
-                                session.give(((series, after), time, 1isize));
+                                session.give(Ok(((series, after), time, 1isize)));
+                            }
+                        }
+                        if checkpoint {
+                            for (series, state) in &models {
+                                let state = Box::new(state.clone());
+                                session.give(Err(StatePart::Series(*series, state)));
                             }
                         }
                     }
                 }
             },
         )
-        .as_collection()
+        .ok_err::<Vec<Update>, _, Vec<StatePart>, _, _>(|emitted: Emitted<Update>| emitted);
+    (forecasts.as_collection(), state)
 }
 
 /// Predicted contention of every device that has reported (see [`contention_of`]).

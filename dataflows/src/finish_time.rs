@@ -66,7 +66,7 @@ pub mod cost {
     use crate::types::{DeviceSpec, TaskSpec};
 
     /// The work the map queues on a device: Σ duration × cores and Σ duration × memory.
-    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
     pub struct Work {
         /// Milliseconds × thousandths of a core.
         pub cores: u128,
@@ -187,13 +187,13 @@ pub mod cost {
 
 /// Where a task's output is (or will be) and when: a placed task's predicted finish, or a
 /// completed task's device and completion time.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 struct Output {
     device: DeviceId,
     at: f64,
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 struct Placed {
     state: TaskState,
     /// The requirements of the variant the map runs it as.
@@ -205,7 +205,7 @@ struct Placed {
     finish_ms: f64,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct Device {
     spec: DeviceSpec,
     class: usize,
@@ -231,7 +231,7 @@ impl Device {
     }
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct Class {
     spec: DeviceSpec,
     devices: Vec<DeviceId>,
@@ -272,7 +272,7 @@ impl Evaluation {
 }
 
 /// The incremental finish-time map (see the module docs for the rule it maintains).
-#[derive(Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct FinishTimePlacer {
     config: PlacementConfig,
     learn: bool,
@@ -362,6 +362,14 @@ impl FinishTimePlacer {
     /// Where the map has a task.
     pub fn device_of(&self, task: &TaskKey) -> Option<DeviceId> {
         self.tasks.get(task).map(|placed| placed.device)
+    }
+
+    /// Every mapped task with its device and variant, in no particular order.
+    pub fn placements(&self) -> Vec<(TaskKey, DeviceId, u32)> {
+        self.tasks
+            .iter()
+            .map(|(task, placed)| (*task, placed.device, placed.variant))
+            .collect()
     }
 
     /// The task's predicted finish (absolute milliseconds), if mapped.

@@ -5,6 +5,7 @@
 #![deny(missing_docs)]
 
 pub mod anomaly;
+pub mod checkpoint;
 pub mod contention_forecast;
 pub mod duration;
 pub mod finish_time;
@@ -19,13 +20,16 @@ pub mod task_states;
 pub mod types;
 
 use differential_dataflow::VecCollection;
+use timely::dataflow::operators::core::{Concat, Exchange};
+use timely::dataflow::operators::vec::{Broadcast, Map};
 use timely::dataflow::StreamVec;
 
+use crate::checkpoint::{Control, StatePart};
 use crate::contention_forecast::{
     device_contention, device_observed, series_forecasts, ForecastConfig, SeriesForecast,
 };
 use crate::duration::DurationConfig;
-use crate::partition_map::partition_map;
+use crate::partition_map::{partition_map, MapInputs};
 use crate::placement::{PlacementConfig, Policy};
 use crate::task_durations::task_durations;
 use crate::task_states::task_states;
@@ -61,6 +65,11 @@ pub struct EngineInputs<'scope> {
     pub edges: VecCollection<'scope, Time, Edge>,
     /// Live alternatives of tasks, `(task, (variant, requirements))`.
     pub alternatives: VecCollection<'scope, Time, Alternative>,
+    /// Checkpoint requests: one at an epoch's time asks every stateful operator for its state
+    /// once that epoch is applied (see [`checkpoint`]).
+    pub checkpoints: StreamVec<'scope, Time, ()>,
+    /// Saved state to resume from, fed at the checkpoint's time before any later epoch.
+    pub restore: StreamVec<'scope, Time, StatePart>,
 }
 
 /// The collections augur maintains.
@@ -80,24 +89,46 @@ pub struct EngineOutputs<'scope> {
     pub prewarm: VecCollection<'scope, Time, (u32, u32)>,
     /// Re-sculpted tasks: `(task, variant)` for each mapped task run as an alternative.
     pub variants: VecCollection<'scope, Time, (TaskKey, u32)>,
+    /// The stateful operators' state at each checkpoint request, on the workers that hold it.
+    pub state: StreamVec<'scope, Time, StatePart>,
 }
 
 /// Builds the whole augur graph from its inputs.
 pub fn augur<'scope>(inputs: EngineInputs<'scope>, config: &EngineConfig) -> EngineOutputs<'scope> {
-    let forecasts = series_forecasts(inputs.samples, config.forecast);
+    // Every worker holds series, so every worker must see each request; restored series go
+    // where their samples go. The other operators route their control to worker 0 themselves.
+    let requests = inputs.checkpoints.map(|()| Control::Checkpoint);
+    let restore = inputs.restore.map(Control::Restore);
+    let series_control = requests
+        .clone()
+        .broadcast()
+        .concat(restore.clone().exchange(|control| match control {
+            Control::Restore(part) => part.route(),
+            Control::Checkpoint => 0,
+        }));
+    let central_control = requests.concat(restore);
+    let (forecasts, series_state) =
+        series_forecasts(inputs.samples, series_control, config.forecast);
     let contention = match config.placement.policy {
         Policy::Predictive | Policy::Seed => device_contention(forecasts.clone(), &config.forecast),
         Policy::Reactive => device_observed(forecasts.clone()),
         Policy::Heft | Policy::Static => forecasts.clone().filter(|_| false).map(|_| (0, 0)),
     };
     let states = task_states(inputs.tasks, inputs.started, inputs.edges.clone());
-    let durations = task_durations(inputs.completions, config.durations);
+    let (durations, durations_state) = task_durations(
+        inputs.completions,
+        central_control.clone(),
+        config.durations,
+    );
     let map = partition_map(
-        contention.clone(),
-        states.clone(),
-        inputs.edges,
-        durations.clone(),
-        inputs.alternatives,
+        MapInputs {
+            contention: contention.clone(),
+            states: states.clone(),
+            edges: inputs.edges,
+            durations: durations.clone(),
+            alternatives: inputs.alternatives,
+            control: central_control,
+        },
         &config.devices,
         config.placement,
     );
@@ -109,5 +140,6 @@ pub fn augur<'scope>(inputs: EngineInputs<'scope>, config: &EngineConfig) -> Eng
         durations,
         prewarm: map.prewarm,
         variants: map.variants,
+        state: series_state.concat(durations_state).concat(map.state),
     }
 }

@@ -9,8 +9,13 @@
 //! number of workers or processes.
 
 use differential_dataflow::{AsCollection, VecCollection};
+use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::core::OkErr;
 use timely::dataflow::operators::Operator;
+use timely::dataflow::StreamVec;
+
+use crate::checkpoint::{Control, Emitted, Entry, Epoch, StatePart};
 
 use crate::finish_time::FinishTimePlacer;
 use crate::placement::{EpochChanges, MapChange, PlacementConfig, Placer, Policy};
@@ -30,7 +35,9 @@ enum Update {
 
 /// One output record: a map entry, a warm-up advice `(class, devices to add)`, or a task the
 /// map runs as one of its alternatives.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 enum Output {
     Map(TaskKey, DeviceId),
     Prewarm(u32, u32),
@@ -38,6 +45,7 @@ enum Output {
 }
 
 /// The rule in force, behind one interface.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 enum Engine {
     Load(Placer),
     FinishTime(FinishTimePlacer),
@@ -67,12 +75,28 @@ impl Engine {
         }
     }
 
+    fn placements(&self) -> Vec<(TaskKey, DeviceId, u32)> {
+        match self {
+            Engine::Load(placer) => placer.placements(),
+            Engine::FinishTime(placer) => placer.placements(),
+            Engine::RoundRobin(placer) => placer.placements(),
+        }
+    }
+
     fn prewarm(&self) -> Vec<(u32, u32)> {
         match self {
             Engine::FinishTime(placer) => placer.prewarm(),
             _ => Vec::new(),
         }
     }
+}
+
+/// Everything the map's operator holds: the rule's engine and the warm-up advice it last
+/// published. Opaque outside this module; it travels in checkpoints.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct MapState {
+    engine: Engine,
+    advised: Vec<(u32, u32)>,
 }
 
 /// The map's collections.
@@ -84,75 +108,106 @@ pub struct PartitionOutputs<'scope> {
     pub prewarm: VecCollection<'scope, Time, (u32, u32)>,
     /// `(task, variant)` for every mapped task the map runs as one of its alternatives.
     pub variants: VecCollection<'scope, Time, (TaskKey, u32)>,
+    /// The operator's state, at each time `control` asked for a checkpoint.
+    pub state: StreamVec<'scope, Time, StatePart>,
 }
 
-/// The partition map under `config.policy`, from predicted (or observed) contention, task
-/// states, live edges with their bytes, and the duration model's estimates per `(kind, class)`.
+/// What the map reads.
+pub struct MapInputs<'scope> {
+    /// Predicted (or observed) contention per device.
+    pub contention: VecCollection<'scope, Time, (DeviceId, Ppm)>,
+    /// Every live task's state.
+    pub states: VecCollection<'scope, Time, (TaskKey, TaskState)>,
+    /// Live edges with their bytes.
+    pub edges: VecCollection<'scope, Time, Edge>,
+    /// The duration model's estimates per `(kind, class)`.
+    pub durations: VecCollection<'scope, Time, ((u32, u32), u64)>,
+    /// Live alternatives of tasks.
+    pub alternatives: VecCollection<'scope, Time, Alternative>,
+    /// Checkpoint requests and restored state (see [`crate::checkpoint`]).
+    pub control: StreamVec<'scope, Time, Control>,
+}
+
+/// The partition map under `config.policy`, from its [`MapInputs`].
 pub fn partition_map<'scope>(
-    contention: VecCollection<'scope, Time, (DeviceId, Ppm)>,
-    states: VecCollection<'scope, Time, (TaskKey, TaskState)>,
-    edges: VecCollection<'scope, Time, Edge>,
-    durations: VecCollection<'scope, Time, ((u32, u32), u64)>,
-    alternatives: VecCollection<'scope, Time, Alternative>,
+    inputs: MapInputs<'scope>,
     devices: &[DeviceSpec],
     config: PlacementConfig,
 ) -> PartitionOutputs<'scope> {
-    let mut engine = Engine::new(devices, config);
-    let mut advised: Vec<(u32, u32)> = Vec::new();
+    let MapInputs {
+        contention,
+        states,
+        edges,
+        durations,
+        alternatives,
+        control,
+    } = inputs;
+    let mut map = MapState {
+        engine: Engine::new(devices, config),
+        advised: Vec::new(),
+    };
     let mut stash = TimeStash::new();
+    type Emit = Emitted<(Output, Time, isize)>;
     let updates = contention
         .map(|(device, ppm)| Update::Contention(device, ppm))
         .concat(states.map(|(task, state)| Update::State(task, state)))
         .concat(edges.map(Update::Edge))
         .concat(durations.map(|(key, ms)| Update::Duration(key, ms)))
         .concat(alternatives.map(Update::Alternative));
-    let outputs = updates
+    let (outputs, state) = updates
         .inner
-        .unary_frontier(
+        .binary_frontier::<_, CapacityContainerBuilder<Vec<Emit>>, _, _, _, _>(
+            control,
             Exchange::new(|_: &(Update, Time, isize)| 0u64),
+            Exchange::new(|_: &Control| 0u64),
             "PartitionMap",
             move |_, _| {
-                move |(input, frontier), output| {
+                move |(input, frontier), (control, control_frontier), output| {
                     input.for_each(|capability, data| {
                         for (record, time, diff) in data.drain(..) {
-                            stash.park(time, || capability.delayed(&time, 0), [(record, diff)]);
+                            let entry = Entry::Data((record, diff));
+                            stash.park(time, || capability.delayed(&time, 0), [entry]);
                         }
                     });
-                    for (capability, updates) in stash.drain_complete(&[frontier]) {
+                    control.for_each(|capability, data| {
+                        if let Some(time) = capability.least().copied() {
+                            let entries = data.drain(..).map(Entry::Control);
+                            stash.park(time, || capability.delayed(&time, 0), entries);
+                        }
+                    });
+                    for (capability, entries) in stash.drain_complete(&[frontier, control_frontier])
+                    {
                         let time = *capability.time();
-                        let changes = epoch_changes(time, updates);
+                        let epoch = Epoch::of(entries);
                         let mut session = output.session(&capability);
-                        for change in engine.apply(changes) {
-                            if let Some(from) = change.from {
-                                session.give((Output::Map(change.task, from), time, -1isize));
+                        if epoch.is_restore() {
+                            // The epoch's updates re-insert the collections as they stood at the
+                            // checkpoint, which the restored engine already reflects; what it
+                            // holds is published again, so the map's collections are whole.
+                            for part in epoch.restore {
+                                if let StatePart::Map(restored) = part {
+                                    map = *restored;
+                                    for record in map.contents() {
+                                        session.give(Ok((record, time, 1)));
+                                    }
+                                }
                             }
-                            if let Some(to) = change.to {
-                                session.give((Output::Map(change.task, to), time, 1isize));
-                            }
-                            if change.from.is_some() && change.from_variant != 0 {
-                                let old = Output::Variant(change.task, change.from_variant);
-                                session.give((old, time, -1isize));
-                            }
-                            if change.to.is_some() && change.to_variant != 0 {
-                                let new = Output::Variant(change.task, change.to_variant);
-                                session.give((new, time, 1isize));
+                        } else {
+                            let changes = epoch_changes(time, epoch.data);
+                            for (record, diff) in map.apply(changes) {
+                                session.give(Ok((record, time, diff)));
                             }
                         }
-                        let advice = engine.prewarm();
-                        if advice != advised {
-                            for (class, amount) in advised.drain(..) {
-                                session.give((Output::Prewarm(class, amount), time, -1isize));
-                            }
-                            for &(class, amount) in &advice {
-                                session.give((Output::Prewarm(class, amount), time, 1isize));
-                            }
-                            advised = advice;
+                        if epoch.checkpoint {
+                            let part: Emit = Err(StatePart::Map(Box::new(map.clone())));
+                            session.give(part);
                         }
                     }
                 }
             },
         )
-        .as_collection();
+        .ok_err::<Vec<(Output, Time, isize)>, _, Vec<StatePart>, _, _>(|emitted: Emit| emitted);
+    let outputs = outputs.as_collection();
     let partition = outputs.clone().flat_map(|record| match record {
         Output::Map(task, device) => Some((task, device)),
         _ => None,
@@ -169,6 +224,56 @@ pub fn partition_map<'scope>(
         partition,
         prewarm,
         variants,
+        state,
+    }
+}
+
+impl MapState {
+    /// What the map's collections hold: every placement, re-sculpted variant and advice.
+    fn contents(&self) -> Vec<Output> {
+        let mut contents = Vec::new();
+        for (task, device, variant) in self.engine.placements() {
+            contents.push(Output::Map(task, device));
+            if variant != 0 {
+                contents.push(Output::Variant(task, variant));
+            }
+        }
+        contents.extend(
+            self.advised
+                .iter()
+                .map(|&(class, amount)| Output::Prewarm(class, amount)),
+        );
+        contents
+    }
+
+    /// Applies one epoch's changes; returns the map's, the advice's and the variants' changes.
+    fn apply(&mut self, changes: EpochChanges) -> Vec<(Output, isize)> {
+        let mut out = Vec::new();
+        for change in self.engine.apply(changes) {
+            if let Some(from) = change.from {
+                out.push((Output::Map(change.task, from), -1));
+            }
+            if let Some(to) = change.to {
+                out.push((Output::Map(change.task, to), 1));
+            }
+            if change.from.is_some() && change.from_variant != 0 {
+                out.push((Output::Variant(change.task, change.from_variant), -1));
+            }
+            if change.to.is_some() && change.to_variant != 0 {
+                out.push((Output::Variant(change.task, change.to_variant), 1));
+            }
+        }
+        let advice = self.engine.prewarm();
+        if advice != self.advised {
+            for (class, amount) in self.advised.drain(..) {
+                out.push((Output::Prewarm(class, amount), -1));
+            }
+            for &(class, amount) in &advice {
+                out.push((Output::Prewarm(class, amount), 1));
+            }
+            self.advised = advice;
+        }
+        out
     }
 }
 

@@ -197,7 +197,7 @@ pub struct MapChange {
 }
 
 /// A total order on `f64`, for keys in ordered sets.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Score(pub(crate) f64);
 
 impl Eq for Score {}
@@ -220,7 +220,7 @@ pub mod cost {
     use crate::types::{DeviceSpec, TaskSpec};
 
     /// What the map puts on a device: the cores and the memory of its tasks.
-    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
     pub struct Load {
         /// Cores, in thousandths.
         pub cores_milli: u64,
@@ -303,13 +303,13 @@ impl std::hash::Hasher for KeyHasher {
 pub(crate) type TaskMap<V> = HashMap<TaskKey, V, std::hash::BuildHasherDefault<KeyHasher>>;
 
 /// Devices of equal capability, ordered by key.
-#[derive(Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct Class {
     spec: DeviceSpec,
     by_key: BTreeSet<(Score, DeviceId)>,
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 struct Placed {
     state: TaskState,
     device: DeviceId,
@@ -319,7 +319,7 @@ struct Placed {
 
 /// A device's movable tasks by placement sequence. Sequence numbers only grow, so almost every
 /// insertion is an append: a sorted vector beats a tree map on the 100k-task bursts.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Movable(Vec<(u64, TaskKey)>);
 
 impl Movable {
@@ -353,7 +353,7 @@ impl Movable {
     }
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct DeviceState {
     spec: DeviceSpec,
     class: usize,
@@ -365,7 +365,7 @@ struct DeviceState {
 }
 
 /// The incremental partition map (see the module docs for the rule it maintains).
-#[derive(Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Placer {
     config: PlacementConfig,
     devices: Vec<DeviceState>,
@@ -437,6 +437,15 @@ impl Placer {
     /// Where the map has a task.
     pub fn device_of(&self, task: &TaskKey) -> Option<DeviceId> {
         self.tasks.get(task).map(|placed| placed.device)
+    }
+
+    /// Every mapped task with its device (and variant 0: this rule never re-sculpts), in no
+    /// particular order.
+    pub fn placements(&self) -> Vec<(TaskKey, DeviceId, u32)> {
+        self.tasks
+            .iter()
+            .map(|(task, placed)| (*task, placed.device, 0))
+            .collect()
     }
 
     /// The cores (in thousandths) the map places on a device.

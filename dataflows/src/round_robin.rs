@@ -5,7 +5,7 @@ use crate::placement::{state_is_sane, EpochChanges, MapChange, TaskMap};
 use crate::types::{DeviceId, DeviceSpec, TaskKey};
 
 /// The round-robin map.
-#[derive(Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct RoundRobin {
     devices: Vec<DeviceSpec>,
     next: usize,
@@ -20,6 +20,14 @@ impl RoundRobin {
             next: 0,
             tasks: TaskMap::default(),
         }
+    }
+
+    /// Every mapped task with its device (and variant 0), in no particular order.
+    pub fn placements(&self) -> Vec<(TaskKey, DeviceId, u32)> {
+        self.tasks
+            .iter()
+            .map(|(task, device)| (*task, *device, 0))
+            .collect()
     }
 
     /// Where the map has a task.

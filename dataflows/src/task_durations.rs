@@ -10,10 +10,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use differential_dataflow::{AsCollection, VecCollection};
+use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::core::OkErr;
 use timely::dataflow::operators::Operator;
 use timely::dataflow::StreamVec;
 
+use crate::checkpoint::{Control, Emitted, Entry, Epoch, StatePart};
 use crate::duration::{DeviceFeatures, DurationConfig, DurationModel, TaskFeatures};
 use crate::stash::TimeStash;
 use crate::types::{Completion, Time};
@@ -23,7 +26,7 @@ pub type DurationChange = (((u32, u32), u64), isize);
 
 /// The model and the estimates it last published; the same code serves the operator and the
 /// oracle.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct DurationLearner {
     model: DurationModel,
     published: BTreeMap<(u32, u32), u64>,
@@ -101,33 +104,64 @@ impl DurationLearner {
     }
 }
 
-/// `((kind, class), predicted ms)` for every (task kind, device class) some completion taught.
+/// Published duration estimates, `((kind, class), ms)`.
+pub type Estimates<'scope> = VecCollection<'scope, Time, ((u32, u32), u64)>;
+
+/// `((kind, class), predicted ms)` for every (task kind, device class) some completion taught,
+/// and, when `control` asks for it, the learner's state (see [`crate::checkpoint`]).
 pub fn task_durations<'scope>(
     completions: StreamVec<'scope, Time, Completion>,
+    control: StreamVec<'scope, Time, Control>,
     config: DurationConfig,
-) -> VecCollection<'scope, Time, ((u32, u32), u64)> {
+) -> (Estimates<'scope>, StreamVec<'scope, Time, StatePart>) {
     let mut learner = DurationLearner::new(config);
     let mut stash = TimeStash::new();
-    completions
-        .unary_frontier(
+    type Update = (((u32, u32), u64), Time, isize);
+    let (estimates, state) = completions
+        .binary_frontier::<_, CapacityContainerBuilder<Vec<Emitted<Update>>>, _, _, _, _>(
+            control,
             Exchange::new(|_: &Completion| 0u64),
+            Exchange::new(|_: &Control| 0u64),
             "TaskDurations",
             move |_, _| {
-                move |(input, frontier), output| {
+                move |(input, frontier), (control, control_frontier), output| {
                     input.for_each(|capability, data| {
                         if let Some(time) = capability.least().copied() {
-                            stash.park(time, || capability.delayed(&time, 0), data.drain(..));
+                            let entries = data.drain(..).map(Entry::Data);
+                            stash.park(time, || capability.delayed(&time, 0), entries);
                         }
                     });
-                    for (capability, batch) in stash.drain_complete(&[frontier]) {
+                    control.for_each(|capability, data| {
+                        if let Some(time) = capability.least().copied() {
+                            let entries = data.drain(..).map(Entry::Control);
+                            stash.park(time, || capability.delayed(&time, 0), entries);
+                        }
+                    });
+                    for (capability, entries) in stash.drain_complete(&[frontier, control_frontier])
+                    {
                         let time = *capability.time();
+                        let epoch = Epoch::of(entries);
                         let mut session = output.session(&capability);
-                        for (record, diff) in learner.learn(batch) {
-                            session.give((record, time, diff));
+                        for part in epoch.restore {
+                            if let StatePart::Durations(restored) = part {
+                                learner = *restored;
+                                // Published again, so the estimates downstream are whole.
+                                for (&key, &ms) in learner.published() {
+                                    let update: Emitted<Update> = Ok(((key, ms), time, 1));
+                                    session.give(update);
+                                }
+                            }
+                        }
+                        for (record, diff) in learner.learn(epoch.data) {
+                            session.give(Ok((record, time, diff)));
+                        }
+                        if epoch.checkpoint {
+                            session.give(Err(StatePart::Durations(Box::new(learner.clone()))));
                         }
                     }
                 }
             },
         )
-        .as_collection()
+        .ok_err::<Vec<Update>, _, Vec<StatePart>, _, _>(|emitted: Emitted<Update>| emitted);
+    (estimates.as_collection(), state)
 }

@@ -14,12 +14,14 @@ use augur_dataflows::types::{Resource, Time};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::lines::{file_lines, text_lines, LineSource};
+use super::lines::{file_lines, file_lines_at, text_lines, LinePosition, LineSource};
 use super::rejection::{InputStats, RejectKind, Rejection};
 use super::time::{parse_seconds, parse_time_field};
 
 /// What happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
     /// A workflow (or one task of it) was submitted.
@@ -52,7 +54,7 @@ impl EventKind {
 }
 
 /// One well-formed event.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct TaskEvent {
     /// When it happened.
     pub time: Time,
@@ -82,6 +84,15 @@ pub struct EventOutcome {
     /// `DroppedField` rejection each: a bad measurement must not cost the start or completion
     /// it came with.
     pub dropped: Vec<Rejection>,
+}
+
+/// Where an [`EventReader`] stands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct EventPosition {
+    /// In the file.
+    pub lines: LinePosition,
+    /// The reader's counts.
+    pub stats: InputStats,
 }
 
 /// Streams the events of one file, line by line.
@@ -119,6 +130,26 @@ impl EventReader {
             lines,
             stats: InputStats::default(),
         }
+    }
+
+    /// Where reading stands and the counts so far, for a checkpoint.
+    pub fn position(&self) -> EventPosition {
+        EventPosition {
+            lines: self.lines.position(),
+            stats: self.stats,
+        }
+    }
+
+    /// Opens an event file where a checkpoint's [`Self::position`] left it.
+    pub fn open_at(
+        path: &Path,
+        max_line_bytes: usize,
+        position: EventPosition,
+    ) -> Result<EventReader, Rejection> {
+        let lines = file_lines_at(path, max_line_bytes, position.lines)?;
+        let mut reader = EventReader::with_lines(path.display().to_string(), max_line_bytes, lines);
+        reader.stats = position.stats;
+        Ok(reader)
     }
 
     /// Counts so far (blank lines are not records).

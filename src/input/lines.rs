@@ -36,6 +36,20 @@ pub struct BoundedLines<R> {
     line_number: u64,
     buffer: Vec<u8>,
     finished: bool,
+    /// Bytes consumed from the reader, so a checkpoint can say where reading resumes.
+    offset: u64,
+}
+
+/// Where a [`BoundedLines`] stands: the byte offset just past the last line handed over, its
+/// number, and whether the input has ended. A checkpoint keeps it; reading resumes from it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LinePosition {
+    /// Bytes consumed.
+    pub offset: u64,
+    /// Lines handed over.
+    pub line: u64,
+    /// Whether the end (or a read error) was reached.
+    pub finished: bool,
 }
 
 impl<R: BufRead> BoundedLines<R> {
@@ -47,6 +61,28 @@ impl<R: BufRead> BoundedLines<R> {
             line_number: 0,
             buffer: Vec::new(),
             finished: false,
+            offset: 0,
+        }
+    }
+
+    /// Reads on from `position` of the same input; `reader` must already stand at its offset.
+    pub fn resume(reader: R, max_line_bytes: usize, position: LinePosition) -> BoundedLines<R> {
+        BoundedLines {
+            reader,
+            max_line_bytes,
+            line_number: position.line,
+            buffer: Vec::new(),
+            finished: position.finished,
+            offset: position.offset,
+        }
+    }
+
+    /// Where reading stands.
+    pub fn position(&self) -> LinePosition {
+        LinePosition {
+            offset: self.offset,
+            line: self.line_number,
+            finished: self.finished,
         }
     }
 
@@ -79,11 +115,13 @@ impl<R: BufRead> BoundedLines<R> {
             match newline {
                 Some(position) => {
                     self.reader.consume(position + 1);
+                    self.offset += position as u64 + 1;
                     return Ok((length, true));
                 }
                 None => {
                     let consumed = available.len();
                     self.reader.consume(consumed);
+                    self.offset += consumed as u64;
                 }
             }
         }
@@ -164,6 +202,33 @@ pub(crate) fn file_lines(path: &Path, max_line_bytes: usize) -> Result<LineSourc
     })?;
     let reader: Box<dyn BufRead + Send> = Box::new(BufReader::new(file));
     Ok(BoundedLines::new(reader, max_line_bytes))
+}
+
+/// Opens `path` for bounded line reading from `position` (a checkpoint's). A file now shorter
+/// than the offset is refused: it is not the file the checkpoint read.
+pub(crate) fn file_lines_at(
+    path: &Path,
+    max_line_bytes: usize,
+    position: LinePosition,
+) -> Result<LineSource, Rejection> {
+    use std::io::{Seek, SeekFrom};
+    let refuse =
+        |reason: String| Rejection::whole_file(path.display().to_string(), RejectKind::Io, reason);
+    let mut file = File::open(path).map_err(|error| refuse(error.to_string()))?;
+    let length = file
+        .metadata()
+        .map_err(|error| refuse(error.to_string()))?
+        .len();
+    if length < position.offset {
+        return Err(refuse(format!(
+            "the file has {length} bytes, fewer than the {} the checkpoint had read",
+            position.offset
+        )));
+    }
+    file.seek(SeekFrom::Start(position.offset))
+        .map_err(|error| refuse(error.to_string()))?;
+    let reader: Box<dyn BufRead + Send> = Box::new(BufReader::new(file));
+    Ok(BoundedLines::resume(reader, max_line_bytes, position))
 }
 
 /// Bounded line reading over a copy of `text`.

@@ -19,7 +19,9 @@ use std::str::FromStr;
 use augur_dataflows::types::{Resource, Time};
 use serde_json::{Map, Value};
 
-use super::lines::{file_lines, text_lines, LineSource, DEFAULT_MAX_LINE_BYTES};
+use super::lines::{
+    file_lines, file_lines_at, text_lines, LinePosition, LineSource, DEFAULT_MAX_LINE_BYTES,
+};
 use super::rejection::{InputStats, RejectKind, Rejection};
 use super::time::{parse_seconds, parse_time_field};
 
@@ -123,6 +125,18 @@ impl Default for MetricOptions {
     }
 }
 
+/// Where a [`MetricReader`] stands: in the file, in its header and NAB periods, and its counts.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MetricPosition {
+    /// In the file.
+    pub lines: LinePosition,
+    seen_first_line: bool,
+    long_columns: Option<(usize, usize, usize, usize)>,
+    previous_time: Option<Time>,
+    stats: InputStats,
+    unusable: Option<String>,
+}
+
 /// Streams the readings of one metric file, one [`LineOutcome`] per non-blank, non-header line.
 pub struct MetricReader {
     path: String,
@@ -151,6 +165,50 @@ impl MetricReader {
             .map_err(|reason| Rejection::whole_file(&name, RejectKind::Schema, reason))?;
         let source = Source::File(path.to_path_buf());
         MetricReader::build(name, layout, source, options)
+    }
+
+    /// Opens a metric file where a checkpoint's [`Self::position`] left it (with the same
+    /// format and options it was opened with).
+    pub fn open_at(
+        path: &Path,
+        format: MetricFormat,
+        options: &MetricOptions,
+        position: &MetricPosition,
+    ) -> Result<MetricReader, Rejection> {
+        let mut reader = MetricReader::open(path, format, options)?;
+        reader.lines = Some(file_lines_at(path, options.max_line_bytes, position.lines)?);
+        reader.parser.seen_first_line = position.seen_first_line;
+        reader.parser.long_columns =
+            position
+                .long_columns
+                .map(|(time, device, resource, value)| LongColumns {
+                    time,
+                    device,
+                    resource,
+                    value,
+                });
+        reader.parser.previous_time = position.previous_time;
+        reader.stats = position.stats;
+        reader.unusable = position.unusable.clone();
+        Ok(reader)
+    }
+
+    /// Where reading stands, for a checkpoint.
+    pub fn position(&self) -> MetricPosition {
+        MetricPosition {
+            lines: self
+                .lines
+                .as_ref()
+                .map_or(LinePosition::default(), |lines| lines.position()),
+            seen_first_line: self.parser.seen_first_line,
+            long_columns: self
+                .parser
+                .long_columns
+                .map(|c| (c.time, c.device, c.resource, c.value)),
+            previous_time: self.parser.previous_time,
+            stats: self.stats,
+            unusable: self.unusable.clone(),
+        }
     }
 
     /// Reads metrics from text (for tests and fuzzing); `path` names it in rejections and, for

@@ -155,7 +155,7 @@ impl fmt::Display for RejectKind {
 
 /// Record counts of one input. Invariant kept by every reader: `read == accepted + rejected`;
 /// `dropped_fields` counts fields dropped from records that were still accepted.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct InputStats {
     /// Records seen.
     pub read: u64,

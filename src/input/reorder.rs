@@ -11,8 +11,9 @@ use std::collections::{BinaryHeap, HashMap};
 
 use augur_dataflows::types::Time;
 
-/// A reordering buffer; see the module documentation.
-#[derive(Debug)]
+/// A reordering buffer; see the module documentation. Serialisable whole, so a checkpoint
+/// keeps what it holds.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct Reorder<T> {
     lateness_ms: i64,
     max_seen: Option<Time>,

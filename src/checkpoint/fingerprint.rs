@@ -1,0 +1,55 @@
+//! What a checkpoint must have been taken over to be resumed: the same inputs and settings.
+//!
+//! Workflows and the platform are hashed whole (they are read whole anyway). Metric and event
+//! logs are named and their first 64 KiB hashed: a log may have grown since (it is read on
+//! from the checkpoint's offset), but one replaced by another is refused. The worker layout is
+//! left out on purpose: a checkpoint resumes with any number of workers or processes.
+
+use std::io::Read;
+use std::path::Path;
+
+use super::{fnv1a, FNV_OFFSET};
+use crate::run::RunConfig;
+
+const LOG_HEAD_BYTES: u64 = 64 * 1024;
+
+/// The fingerprint of a run's inputs and settings.
+pub fn fingerprint(config: &RunConfig) -> u64 {
+    let mut hash = FNV_OFFSET;
+    let settings = format!(
+        "{:?}|{:?}|{:?}|{}|{}|{}|{:?}|{:?}",
+        config.workflows,
+        config.platform,
+        config.format,
+        config.lateness_ms,
+        config.max_line_bytes,
+        config.strict,
+        config.forecast,
+        config.placement,
+    );
+    hash = fnv1a(settings.as_bytes(), hash);
+    for (path, device, resource) in &config.maps {
+        hash = fnv1a(format!("{path:?}={device}:{resource:?}").as_bytes(), hash);
+    }
+    for path in config.workflows.iter().chain(&config.platform) {
+        hash = file_hash(path, u64::MAX, hash);
+    }
+    for path in config.metrics.iter().chain(&config.events) {
+        hash = fnv1a(format!("{path:?}").as_bytes(), hash);
+        hash = file_hash(path, LOG_HEAD_BYTES, hash);
+    }
+    hash
+}
+
+/// Folds up to `limit` bytes of a file into `hash` (an unreadable file adds a marker: the run
+/// itself reports why it cannot be read).
+fn file_hash(path: &Path, limit: u64, hash: u64) -> u64 {
+    let Ok(file) = std::fs::File::open(path) else {
+        return fnv1a(b"<unreadable>", hash);
+    };
+    let mut bytes = Vec::new();
+    if file.take(limit).read_to_end(&mut bytes).is_err() {
+        return fnv1a(b"<unreadable>", hash);
+    }
+    fnv1a(&bytes, hash)
+}

@@ -1,0 +1,360 @@
+//! Checkpoints of `augur run`: what a checkpoint file holds, how it is written (atomically:
+//! a temporary file, fsync, rename) and how it is read back and checked.
+//!
+//! A checkpoint is a snapshot, not a log: the dataflow's operators' state (per-series
+//! forecasters and anomaly scorers, the duration model, the partition map's engine), the
+//! feed's input positions and buffers, the map writer's state, and the length of every
+//! streamed output file. Resuming cuts those files back to their recorded lengths, restores
+//! everything and reads on from the recorded positions, so the outputs come out byte for byte
+//! as an uninterrupted run's.
+
+mod codec;
+mod fingerprint;
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+pub use codec::{decode, encode};
+pub use fingerprint::fingerprint;
+
+use crate::engine::{CheckpointStore, EngineSnapshot};
+
+/// The latest checkpoint in a checkpoint folder.
+pub const LATEST: &str = "checkpoint.bin";
+/// The one before it, kept until the next is safely in place.
+pub const PREVIOUS: &str = "checkpoint.prev.bin";
+const TEMPORARY: &str = "checkpoint.tmp";
+const PREVIOUS_TEMPORARY: &str = "checkpoint.prev.tmp";
+const MAGIC: &[u8; 8] = b"AUGURCK1";
+/// Magic, payload length, checksum.
+const HEADER_BYTES: usize = 24;
+
+/// Test-only fault injection: with this set to `k`, the process exits (status 75, no
+/// cleanup, buffered output lost, as after `kill -9`) right after writing its k-th checkpoint.
+pub const EXIT_AFTER_ENV: &str = "AUGUR_TEST_EXIT_AFTER_CHECKPOINT";
+
+/// Checkpointing of `augur run`, validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckpointConfig {
+    /// The checkpoint folder.
+    pub dir: PathBuf,
+    /// A checkpoint every this many epochs (event times), counted from the start of input.
+    pub every: u64,
+    /// Resume from the folder's latest checkpoint instead of starting afresh.
+    pub resume: bool,
+}
+
+/// Why a checkpoint could not be written, read or used.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// `--resume` and the folder holds no checkpoint.
+    #[error("{0}: no checkpoint to resume from")]
+    Missing(PathBuf),
+    /// The file is not an intact checkpoint.
+    #[error("{path}: not a usable checkpoint ({reason})")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The checkpoint was taken over other inputs or settings.
+    #[error(
+        "{path}: {reason}; start afresh without --resume, or with another --checkpoint folder"
+    )]
+    Mismatch {
+        /// The file.
+        path: PathBuf,
+        /// What differs.
+        reason: String,
+    },
+    /// State could not be encoded.
+    #[error("cannot encode the checkpoint: {0}")]
+    Encode(String),
+}
+
+/// What one checkpoint file holds.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct RunCheckpoint {
+    /// [`fingerprint`] of the run's inputs and settings.
+    pub fingerprint: u64,
+    /// The engine's snapshot (dataflow, feed and writer state).
+    pub engine: EngineSnapshot,
+    /// Streamed output files (name in the output folder) and their length at the checkpoint.
+    pub outputs: Vec<(String, u64)>,
+}
+
+/// FNV-1a, 64 bits: enough to tell a damaged file from an intact one.
+pub(crate) fn fnv1a(bytes: &[u8], mut hash: u64) -> u64 {
+    for byte in bytes {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
+
+pub(crate) const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// The checkpoint folder of one run: a [`CheckpointStore`] that also records how long the
+/// run's streamed outputs are.
+pub struct CheckpointDir {
+    dir: PathBuf,
+    out: PathBuf,
+    streamed: Vec<String>,
+    fingerprint: u64,
+    saved: u64,
+    exit_after: Option<u64>,
+    /// A line on stderr per checkpoint: its size and how long it took.
+    report: bool,
+    /// Bytes and seconds of every checkpoint written.
+    pub written: Vec<(u64, f64)>,
+}
+
+impl CheckpointDir {
+    /// A store writing into `dir` for a run whose streamed outputs are `streamed` (names in
+    /// `out`).
+    pub fn new(
+        dir: &Path,
+        out: &Path,
+        streamed: &[&str],
+        fingerprint: u64,
+        report: bool,
+    ) -> CheckpointDir {
+        CheckpointDir {
+            dir: dir.to_path_buf(),
+            out: out.to_path_buf(),
+            streamed: streamed.iter().map(|name| name.to_string()).collect(),
+            fingerprint,
+            saved: 0,
+            exit_after: std::env::var(EXIT_AFTER_ENV)
+                .ok()
+                .and_then(|value| value.parse().ok()),
+            report,
+            written: Vec::new(),
+        }
+    }
+
+    fn write(&mut self, snapshot: &EngineSnapshot) -> Result<(), CheckpointError> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| CheckpointError::Io { path, source }
+        };
+        let mut outputs = Vec::with_capacity(self.streamed.len());
+        for name in &self.streamed {
+            let path = self.out.join(name);
+            let length = match std::fs::metadata(&path) {
+                Ok(metadata) => metadata.len(),
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => 0,
+                Err(source) => return Err(CheckpointError::Io { path, source }),
+            };
+            outputs.push((name.clone(), length));
+        }
+        // Borrowed, so a large snapshot is not copied to be encoded.
+        #[derive(serde::Serialize)]
+        struct Borrowed<'a> {
+            fingerprint: u64,
+            engine: &'a EngineSnapshot,
+            outputs: &'a [(String, u64)],
+        }
+        let payload = encode(&Borrowed {
+            fingerprint: self.fingerprint,
+            engine: snapshot,
+            outputs: &outputs,
+        })
+        .map_err(CheckpointError::Encode)?;
+        std::fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
+        let temporary = self.dir.join(TEMPORARY);
+        let mut file = File::create(&temporary).map_err(io(&temporary))?;
+        file.write_all(MAGIC).map_err(io(&temporary))?;
+        file.write_all(&(payload.len() as u64).to_le_bytes())
+            .map_err(io(&temporary))?;
+        file.write_all(&fnv1a(&payload, FNV_OFFSET).to_le_bytes())
+            .map_err(io(&temporary))?;
+        file.write_all(&payload).map_err(io(&temporary))?;
+        file.sync_all().map_err(io(&temporary))?;
+        drop(file);
+        // The latest checkpoint must exist at every instant (a kill can come between any two
+        // steps): the previous one is kept through a link, and each rename replaces a file
+        // whole.
+        let latest = self.dir.join(LATEST);
+        if latest.exists() {
+            let previous = self.dir.join(PREVIOUS);
+            let linked = self.dir.join(PREVIOUS_TEMPORARY);
+            let _ = std::fs::remove_file(&linked);
+            if std::fs::hard_link(&latest, &linked).is_err() {
+                std::fs::copy(&latest, &linked).map_err(io(&linked))?;
+            }
+            std::fs::rename(&linked, &previous).map_err(io(&previous))?;
+        }
+        std::fs::rename(&temporary, &latest).map_err(io(&latest))?;
+        // The renames are durable only once the folder itself is synced.
+        if let Ok(dir) = File::open(&self.dir) {
+            let _ = dir.sync_all();
+        }
+        self.written
+            .push(((payload.len() + HEADER_BYTES) as u64, 0.0));
+        Ok(())
+    }
+}
+
+impl CheckpointStore for CheckpointDir {
+    fn save(&mut self, snapshot: &EngineSnapshot) -> Result<(), String> {
+        let started = std::time::Instant::now();
+        self.write(snapshot).map_err(|error| error.to_string())?;
+        self.saved += 1;
+        if let Some(last) = self.written.last_mut() {
+            last.1 = started.elapsed().as_secs_f64();
+            if self.report {
+                let (inputs, outputs) = (snapshot.source.len(), snapshot.sink.len());
+                eprintln!(
+                    "checkpoint {} at {}: {} bytes (inputs {inputs}, outputs {outputs}, \
+                     models and map the rest) written in {:.1} ms",
+                    self.saved,
+                    crate::input::time::format_seconds(snapshot.time),
+                    last.0,
+                    last.1 * 1000.0
+                );
+            }
+        }
+        if self.exit_after == Some(self.saved) {
+            // Fault injection for the tests: die as abruptly as `kill -9` would let us.
+            std::process::exit(75);
+        }
+        Ok(())
+    }
+}
+
+/// Reads the latest checkpoint in `dir` and checks it was taken over inputs and settings with
+/// this `fingerprint`.
+pub fn load(dir: &Path, fingerprint: u64) -> Result<RunCheckpoint, CheckpointError> {
+    let path = dir.join(LATEST);
+    let mut file = match File::open(&path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Err(CheckpointError::Missing(dir.to_path_buf()))
+        }
+        Err(source) => return Err(CheckpointError::Io { path, source }),
+    };
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)
+        .map_err(|source| CheckpointError::Io {
+            path: path.clone(),
+            source,
+        })?;
+    let checkpoint = parse(&bytes).map_err(|reason| CheckpointError::Corrupt {
+        path: path.clone(),
+        reason,
+    })?;
+    if checkpoint.fingerprint != fingerprint {
+        return Err(CheckpointError::Mismatch {
+            path,
+            reason: "the checkpoint was taken over other inputs or settings".to_string(),
+        });
+    }
+    Ok(checkpoint)
+}
+
+/// Checks the header and checksum of a checkpoint file's bytes, then decodes it.
+fn parse(bytes: &[u8]) -> Result<RunCheckpoint, String> {
+    let header = bytes
+        .get(..HEADER_BYTES)
+        .ok_or_else(|| format!("{} bytes, shorter than its header", bytes.len()))?;
+    if header.get(..8) != Some(MAGIC.as_slice()) {
+        return Err("it does not start as an augur checkpoint does".to_string());
+    }
+    let word = |at: usize| {
+        header
+            .get(at..at + 8)
+            .and_then(|slice| <[u8; 8]>::try_from(slice).ok())
+            .map_or(0, u64::from_le_bytes)
+    };
+    let (length, checksum) = (word(8), word(16));
+    let payload = bytes.get(HEADER_BYTES..).unwrap_or_default();
+    if payload.len() as u64 != length {
+        return Err(format!(
+            "truncated or extended: {} payload bytes, the header says {length}",
+            payload.len()
+        ));
+    }
+    if fnv1a(payload, FNV_OFFSET) != checksum {
+        return Err("its checksum does not match its contents".to_string());
+    }
+    decode(payload)
+}
+
+/// Cuts each streamed output back to the length the checkpoint recorded (what a killed run
+/// wrote after its checkpoint is written again), and opens it for appending.
+pub fn reopen_outputs(
+    out: &Path,
+    checkpoint: &RunCheckpoint,
+) -> Result<Vec<(String, File)>, CheckpointError> {
+    let mut files = Vec::new();
+    for (name, length) in &checkpoint.outputs {
+        let path = out.join(name);
+        let io = |source| CheckpointError::Io {
+            path: path.clone(),
+            source,
+        };
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(io)?;
+        let now = file.metadata().map_err(io)?.len();
+        if now < *length {
+            return Err(CheckpointError::Mismatch {
+                path: path.clone(),
+                reason: format!(
+                    "the output has {now} bytes, fewer than the {length} the checkpoint recorded"
+                ),
+            });
+        }
+        file.set_len(*length).map_err(io)?;
+        files.push((name.clone(), file));
+    }
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn damaged_bytes_are_refused_not_decoded() {
+        let snapshot = EngineSnapshot {
+            time: 5,
+            epochs: 2,
+            dataflow: Vec::new(),
+            source: vec![1, 2, 3],
+            sink: vec![4],
+        };
+        let payload = encode(&RunCheckpoint {
+            fingerprint: 9,
+            engine: snapshot,
+            outputs: vec![("partition.jsonl".into(), 10)],
+        })
+        .unwrap_or_default();
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend((payload.len() as u64).to_le_bytes());
+        bytes.extend(fnv1a(&payload, FNV_OFFSET).to_le_bytes());
+        bytes.extend(&payload);
+        assert!(parse(&bytes).is_ok());
+        assert!(parse(&bytes[..bytes.len() - 1]).is_err());
+        assert!(parse(&bytes[..10]).is_err());
+        let mut flipped = bytes.clone();
+        if let Some(last) = flipped.last_mut() {
+            *last ^= 0x40;
+        }
+        assert!(parse(&flipped).is_err());
+        assert!(parse(b"").is_err());
+    }
+}

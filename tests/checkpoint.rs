@@ -1,0 +1,564 @@
+//! Checkpoints: a run stopped right after its k-th checkpoint (or killed with SIGKILL at any
+//! moment) and resumed, with the same or another number of workers or processes, writes exactly
+//! the outputs of an uninterrupted run; damaged, missing or foreign checkpoints are refused with
+//! a clear message, never a panic.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use crate::common::bundled_data;
+use crate::determinism::short_scenario;
+
+/// The fault-injection variable of `augur::checkpoint` (exit right after the k-th checkpoint).
+const EXIT_AFTER: &str = "AUGUR_TEST_EXIT_AFTER_CHECKPOINT";
+
+/// Outputs compared byte for byte.
+const COMPARED: [&str; 8] = [
+    "partition.jsonl",
+    "prewarm.jsonl",
+    "scaleout.jsonl",
+    "resculpt.jsonl",
+    "rejected.jsonl",
+    "final_map.json",
+    "forecasts.json",
+    "durations.json",
+];
+
+fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("augur-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// `augur run` over the whole bundled demo (what `augur demo` runs), without `--out`.
+fn demo_args() -> Vec<String> {
+    let demo = bundled_data().join("demo");
+    let path = |file: &str| demo.join(file).display().to_string();
+    let mut args: Vec<String> = vec![
+        "run".into(),
+        "--workflow".into(),
+        path("montage-chameleon-2mass-01d-001.json"),
+        "--platform".into(),
+        path("platform.toml"),
+        "--events".into(),
+        path("events.jsonl"),
+        "--format".into(),
+        "nab".into(),
+        "--quiet".into(),
+    ];
+    for (file, device) in [
+        ("ec2_cpu_utilization_24ae8d.csv", "edge-a"),
+        ("ec2_cpu_utilization_53ea38.csv", "edge-b"),
+        ("ec2_cpu_utilization_5f5533.csv", "cloud-c"),
+        ("rds_cpu_utilization_cc0c53.csv", "cloud-d"),
+    ] {
+        let series = path(&format!("metrics/{file}"));
+        args.extend([
+            "--metrics".into(),
+            series.clone(),
+            "--map".into(),
+            format!("{series}={device}:cpu"),
+        ]);
+    }
+    args
+}
+
+fn command(args: &[String], out: &Path, extra: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_augur"));
+    command.args(args).arg("--out").arg(out).args(extra);
+    command
+}
+
+fn run(args: &[String], out: &Path, extra: &[&str], exit_after: Option<u64>) -> Output {
+    let mut command = command(args, out, extra);
+    if let Some(k) = exit_after {
+        command.env(EXIT_AFTER, k.to_string());
+    }
+    command.output().expect("run augur")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The uninterrupted run of the demo (1 worker, no checkpoints), shared by the tests.
+fn baseline() -> &'static PathBuf {
+    static BASELINE: OnceLock<PathBuf> = OnceLock::new();
+    BASELINE.get_or_init(|| {
+        let out = temp("checkpoint-baseline").join("out");
+        let output = run(&demo_args(), &out, &[], None);
+        assert!(output.status.success(), "baseline: {}", stderr(&output));
+        out
+    })
+}
+
+/// `summary.json` without what depends on the clock or the worker layout.
+fn summary(out: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(out.join("summary.json")).expect("summary.json");
+    let mut value: serde_json::Value = serde_json::from_str(&text).expect("summary is JSON");
+    if let Some(object) = value.as_object_mut() {
+        for key in ["wall_s", "epoch_latency", "workers", "processes"] {
+            object.remove(key);
+        }
+    }
+    value
+}
+
+fn assert_same_outputs(expected: &Path, actual: &Path, context: &str) {
+    for file in COMPARED {
+        let read = |dir: &Path| std::fs::read(dir.join(file)).unwrap_or_default();
+        assert!(
+            read(expected) == read(actual),
+            "{context}: {file} differs from the uninterrupted run's"
+        );
+    }
+    assert_eq!(
+        summary(expected),
+        summary(actual),
+        "{context}: summary.json"
+    );
+}
+
+#[test]
+fn resume_after_checkpoint_k_is_byte_identical_for_1_and_2_workers() {
+    let baseline = baseline();
+    let lines = std::fs::read_to_string(baseline.join("partition.jsonl")).expect("baseline");
+    assert!(
+        lines.lines().count() > 100,
+        "the demo must exercise the map"
+    );
+    let dir = temp("checkpoint-k");
+    let args = demo_args();
+    // The demo has 8124 epochs: checkpoints at epochs 1000, 2000, ..., 8000.
+    for (k, writers, resumers) in [(1, 1, 1), (4, 1, 2), (6, 2, 1), (8, 2, 2)] {
+        let context =
+            format!("stopped after checkpoint {k} of {writers} worker(s), resumed with {resumers}");
+        let out = dir.join(format!("out-{k}"));
+        let checkpoints = dir.join(format!("checkpoints-{k}"));
+        let flags = |workers: &str| -> Vec<String> {
+            [
+                "--checkpoint",
+                &checkpoints.display().to_string(),
+                "--checkpoint-every",
+                "1000",
+                "--workers",
+                workers,
+            ]
+            .map(str::to_string)
+            .to_vec()
+        };
+        let writing = flags(&writers.to_string());
+        let writing: Vec<&str> = writing.iter().map(String::as_str).collect();
+        let stopped = run(&args, &out, &writing, Some(k));
+        assert_eq!(
+            stopped.status.code(),
+            Some(75),
+            "{context}: {}",
+            stderr(&stopped)
+        );
+        assert!(
+            !out.join("final_map.json").exists(),
+            "{context}: the stopped run must not have finished"
+        );
+        let mut resuming = flags(&resumers.to_string());
+        resuming.push("--resume".into());
+        let resuming: Vec<&str> = resuming.iter().map(String::as_str).collect();
+        let resumed = run(&args, &out, &resuming, None);
+        assert!(resumed.status.success(), "{context}: {}", stderr(&resumed));
+        assert_same_outputs(baseline, &out, &context);
+    }
+}
+
+#[test]
+fn kill_9_then_resume_gives_the_same_map() {
+    let baseline = baseline();
+    let dir = temp("checkpoint-kill");
+    let args = demo_args();
+    let out = dir.join("out");
+    let checkpoints = dir.join("checkpoints");
+    let flags = [
+        "--checkpoint",
+        &checkpoints.display().to_string(),
+        "--checkpoint-every",
+        "50",
+    ]
+    .map(str::to_string);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let mut child = command(&args, &out, &flags)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start augur");
+    let latest = checkpoints.join(augur::checkpoint::LATEST);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !latest.exists() && Instant::now() < deadline {
+        if child.try_wait().expect("poll").is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(latest.exists(), "no checkpoint appeared");
+    // Somewhere past the first checkpoint, wherever the run happens to be.
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = child.kill(); // SIGKILL on Unix; harmless if the run already ended.
+    let status = child.wait().expect("wait");
+    assert!(
+        status.code().is_none(),
+        "the run ended ({status}) before it could be killed"
+    );
+    let mut resuming = flags.clone();
+    resuming.push("--resume");
+    let resumed = run(&args, &out, &resuming, None);
+    assert!(resumed.status.success(), "resume: {}", stderr(&resumed));
+    assert_same_outputs(baseline, &out, "killed with SIGKILL and resumed");
+}
+
+#[test]
+fn damaged_missing_or_foreign_checkpoints_are_refused_clearly() {
+    let dir = temp("checkpoint-refused");
+    let args = short_scenario(&dir, 300);
+    let out = dir.join("out");
+    let checkpoints = dir.join("checkpoints");
+    let dir_flag = checkpoints.display().to_string();
+    let flags = ["--checkpoint", &dir_flag, "--checkpoint-every", "20"];
+    let first = run(&args, &out, &flags, None);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let resume = [
+        "--checkpoint",
+        &dir_flag,
+        "--checkpoint-every",
+        "20",
+        "--resume",
+    ];
+    let refused = |extra: &[&str], args: &[String], expected: &str, context: &str| {
+        let output = run(args, &out, extra, None);
+        let message = stderr(&output);
+        assert_eq!(output.status.code(), Some(1), "{context}: {message}");
+        assert!(message.contains(expected), "{context}: {message}");
+        assert!(!message.contains("panicked"), "{context}: {message}");
+    };
+
+    // An intact checkpoint resumes.
+    let resumed = run(&args, &out, &resume, None);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+
+    // Other settings, other inputs.
+    let mut other_policy = resume.to_vec();
+    other_policy.extend(["--policy", "static"]);
+    refused(
+        &other_policy,
+        &args,
+        "other inputs or settings",
+        "another policy",
+    );
+    let series = dir.join("metrics/ec2_cpu_utilization_24ae8d.csv");
+    let original = std::fs::read(&series).expect("series");
+    let mut changed = original.clone();
+    // Within the head the fingerprint reads.
+    let at = (changed.len() / 2).min(60_000);
+    changed[at] = if changed[at] == b'7' { b'8' } else { b'7' };
+    std::fs::write(&series, &changed).expect("change series");
+    refused(
+        &resume,
+        &args,
+        "other inputs or settings",
+        "a changed metric log",
+    );
+    std::fs::write(&series, &original).expect("restore series");
+
+    // Damaged files.
+    let latest = checkpoints.join(augur::checkpoint::LATEST);
+    let intact = std::fs::read(&latest).expect("checkpoint");
+    std::fs::write(&latest, &intact[..intact.len() / 2]).expect("truncate");
+    refused(
+        &resume,
+        &args,
+        "not a usable checkpoint",
+        "a truncated checkpoint",
+    );
+    let mut flipped = intact.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 0x5a;
+    std::fs::write(&latest, &flipped).expect("flip");
+    refused(&resume, &args, "not a usable checkpoint", "a flipped byte");
+    std::fs::write(&latest, b"not a checkpoint at all").expect("garbage");
+    refused(&resume, &args, "not a usable checkpoint", "garbage");
+    std::fs::write(&latest, b"").expect("empty");
+    refused(&resume, &args, "not a usable checkpoint", "an empty file");
+
+    // Nothing to resume from.
+    let empty = dir.join("empty").display().to_string();
+    refused(
+        &["--checkpoint", &empty, "--resume"],
+        &args,
+        "no checkpoint to resume from",
+        "an empty folder",
+    );
+    let zero = run(
+        &args,
+        &out,
+        &["--checkpoint", &empty, "--checkpoint-every", "0"],
+        None,
+    );
+    assert_eq!(zero.status.code(), Some(2), "{}", stderr(&zero));
+}
+
+#[test]
+fn checkpoint_of_one_process_resumes_on_two() {
+    let dir = temp("checkpoint-cluster");
+    let args = short_scenario(&dir, 400);
+    let whole = dir.join("whole");
+    let output = run(&args, &whole, &[], None);
+    assert!(output.status.success(), "{}", stderr(&output));
+
+    let out = dir.join("out");
+    let checkpoints = dir.join("checkpoints").display().to_string();
+    let flags = ["--checkpoint", &checkpoints, "--checkpoint-every", "100"];
+    let stopped = run(&args, &out, &flags, Some(2));
+    assert_eq!(stopped.status.code(), Some(75), "{}", stderr(&stopped));
+
+    let port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .map(|address| address.port())
+            .expect("a free port")
+    };
+    let hostfile = dir.join("hosts.txt");
+    std::fs::write(
+        &hostfile,
+        format!("127.0.0.1:{}\n127.0.0.1:{}\n", port(), port()),
+    )
+    .expect("hostfile");
+    let hosts = hostfile.display().to_string();
+    let mut processes: Vec<_> = ["0", "1"]
+        .iter()
+        .map(|index| {
+            let mut extra = flags.to_vec();
+            extra.extend([
+                "--resume",
+                "--processes",
+                "2",
+                "--hostfile",
+                &hosts,
+                "--process",
+                index,
+            ]);
+            command(&args, &out, &extra)
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start augur")
+        })
+        .collect();
+    for process in &mut processes {
+        assert!(process.wait().expect("wait").success());
+    }
+    assert_same_outputs(&whole, &out, "written by 1 process, resumed on 2");
+}
+
+mod engine_level {
+    //! The same at the engine's level, on the oracle test's seeded streams (inserts and
+    //! retractions of tasks, starts, edges, alternatives, samples, completions) and under every
+    //! policy: a run resumed from its j-th checkpoint, with another worker count, reports the
+    //! same map, forecasts, estimates, advice and variants after every later epoch.
+
+    use std::collections::BTreeMap;
+    use std::convert::Infallible;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use augur::checkpoint::{decode, encode};
+    use augur::engine::{
+        apply_changes, run_engine_checkpointed, BatchSource, CheckpointStore, Checkpointing,
+        DurationUpdate, EngineSnapshot, ForecastUpdate, MapSink, MapUpdate, PrewarmUpdate,
+        VariantUpdate, Workers,
+    };
+    use augur_dataflows::contention_forecast::SeriesForecast;
+    use augur_dataflows::placement::{PlacementConfig, Policy};
+    use augur_dataflows::types::{DeviceId, InputBatch, Resource, TaskKey, Time};
+    use augur_dataflows::EngineConfig;
+
+    use crate::oracle_vs_dataflow::{devices, seeded_stream};
+
+    /// A fixed stream that knows how far it got, and what its collections hold there.
+    struct StreamSource {
+        stream: Vec<(Time, InputBatch)>,
+        next: usize,
+    }
+
+    impl BatchSource for StreamSource {
+        type Error = Infallible;
+
+        fn next_batch(&mut self) -> Result<Option<(Time, InputBatch)>, Infallible> {
+            let batch = self.stream.get(self.next).cloned();
+            self.next += 1;
+            Ok(batch)
+        }
+
+        fn snapshot(&mut self) -> Result<Option<Vec<u8>>, Infallible> {
+            Ok(encode(&(self.next as u64)).ok())
+        }
+
+        fn live_collections(&self) -> InputBatch {
+            let mut live = InputBatch::default();
+            for (_, batch) in self.stream.iter().take(self.next) {
+                live.tasks.extend(batch.tasks.iter().copied());
+                live.started.extend(batch.started.iter().copied());
+                live.edges.extend(batch.edges.iter().copied());
+                live.alternatives.extend(batch.alternatives.iter().copied());
+            }
+            differential_dataflow::consolidation::consolidate(&mut live.tasks);
+            differential_dataflow::consolidation::consolidate(&mut live.started);
+            differential_dataflow::consolidation::consolidate(&mut live.edges);
+            differential_dataflow::consolidation::consolidate(&mut live.alternatives);
+            live
+        }
+    }
+
+    /// Everything the engine reports, as it stands after an epoch.
+    #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Reported {
+        map: BTreeMap<TaskKey, DeviceId>,
+        forecasts: BTreeMap<(DeviceId, Resource), SeriesForecast>,
+        durations: BTreeMap<(u32, u32), u64>,
+        prewarm: BTreeMap<u32, u32>,
+        variants: BTreeMap<TaskKey, u32>,
+    }
+
+    #[derive(Clone, Default)]
+    struct StateSink {
+        now: Reported,
+        log: Arc<Mutex<Vec<(Time, Reported)>>>,
+    }
+
+    impl MapSink for StateSink {
+        type Error = Infallible;
+        fn forecasts(&mut self, _: Time, changes: &[ForecastUpdate]) -> Result<(), Infallible> {
+            apply_changes(&mut self.now.forecasts, changes);
+            Ok(())
+        }
+        fn durations(&mut self, _: Time, changes: &[DurationUpdate]) -> Result<(), Infallible> {
+            apply_changes(&mut self.now.durations, changes);
+            Ok(())
+        }
+        fn prewarm(&mut self, _: Time, changes: &[PrewarmUpdate]) -> Result<(), Infallible> {
+            apply_changes(&mut self.now.prewarm, changes);
+            Ok(())
+        }
+        fn variants(&mut self, _: Time, changes: &[VariantUpdate]) -> Result<(), Infallible> {
+            apply_changes(&mut self.now.variants, changes);
+            Ok(())
+        }
+        fn epoch(
+            &mut self,
+            time: Time,
+            changes: &[MapUpdate],
+            _: Duration,
+        ) -> Result<(), Infallible> {
+            apply_changes(&mut self.now.map, changes);
+            if let Ok(mut log) = self.log.lock() {
+                log.push((time, self.now.clone()));
+            }
+            Ok(())
+        }
+        fn snapshot(&mut self) -> Result<Option<Vec<u8>>, Infallible> {
+            Ok(encode(&self.now).ok())
+        }
+    }
+
+    #[derive(Clone, Default)]
+    struct MemoryStore(Arc<Mutex<Vec<EngineSnapshot>>>);
+
+    impl CheckpointStore for MemoryStore {
+        fn save(&mut self, snapshot: &EngineSnapshot) -> Result<(), String> {
+            let mut kept = self.0.lock().map_err(|e| e.to_string())?;
+            kept.push(snapshot.clone());
+            Ok(())
+        }
+    }
+
+    fn run(
+        stream: &[(Time, InputBatch)],
+        policy: Policy,
+        workers: usize,
+        every: u64,
+        resume: Option<EngineSnapshot>,
+    ) -> (Vec<(Time, Reported)>, Vec<EngineSnapshot>) {
+        let config = EngineConfig {
+            devices: devices(),
+            placement: PlacementConfig {
+                policy,
+                ..PlacementConfig::default()
+            },
+            ..EngineConfig::default()
+        };
+        let (next, now) = match &resume {
+            Some(snapshot) => (
+                decode::<u64>(&snapshot.source).expect("source state") as usize,
+                decode::<Reported>(&snapshot.sink).expect("sink state"),
+            ),
+            None => (0, Reported::default()),
+        };
+        let sink = StateSink {
+            now,
+            log: Arc::default(),
+        };
+        let log = Arc::clone(&sink.log);
+        let store = MemoryStore::default();
+        let kept = Arc::clone(&store.0);
+        let checkpointing = Checkpointing {
+            every,
+            store: Box::new(store),
+            resume,
+        };
+        let stream = stream.to_vec();
+        let outcome = run_engine_checkpointed(
+            Workers::Threads(workers),
+            config,
+            Some(checkpointing),
+            move || {
+                let source = StreamSource {
+                    stream: stream.clone(),
+                    next,
+                };
+                (source, sink.clone())
+            },
+        );
+        assert!(outcome.is_ok(), "engine failed");
+        let log = log.lock().map(|l| l.clone()).unwrap_or_default();
+        let kept = kept.lock().map(|k| k.clone()).unwrap_or_default();
+        (log, kept)
+    }
+
+    #[test]
+    fn resumed_engine_matches_uninterrupted_for_every_policy() {
+        for policy in Policy::ALL {
+            for (seed, writers, resumers) in [(40, 1, 2), (41, 2, 1), (42, 2, 3)] {
+                let stream = seeded_stream(seed, 150);
+                let (whole, snapshots) = run(&stream, policy, writers, 25, None);
+                assert_eq!(whole.len(), stream.len());
+                assert_eq!(snapshots.len(), 150 / 25);
+                for j in [0, 2, 4] {
+                    let snapshot = snapshots[j].clone();
+                    let from = snapshot.epochs as usize;
+                    let (resumed, later) = run(&stream, policy, resumers, 25, Some(snapshot));
+                    let context = format!(
+                        "{policy:?}, seed {seed}, checkpoint {j}, {writers}->{resumers} workers"
+                    );
+                    assert_eq!(resumed.len(), whole.len() - from, "{context}");
+                    for ((time, want), (got_time, got)) in whole[from..].iter().zip(&resumed) {
+                        assert_eq!(time, got_time, "{context}");
+                        assert_eq!(want, got, "{context}: at {time}");
+                    }
+                    // And the resumed run's own checkpoints are the uninterrupted run's.
+                    for (mine, theirs) in later.iter().zip(&snapshots[j + 1..]) {
+                        assert_eq!(mine.time, theirs.time, "{context}");
+                        assert_eq!(mine.epochs, theirs.epochs, "{context}");
+                        assert_eq!(mine.sink, theirs.sink, "{context}");
+                    }
+                }
+            }
+        }
+    }
+}
