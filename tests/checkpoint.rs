@@ -100,7 +100,13 @@ fn summary(out: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(out.join("summary.json")).expect("summary.json");
     let mut value: serde_json::Value = serde_json::from_str(&text).expect("summary is JSON");
     if let Some(object) = value.as_object_mut() {
-        for key in ["wall_s", "epoch_latency", "workers", "processes"] {
+        for key in [
+            "wall_s",
+            "epoch_latency",
+            "workers",
+            "processes",
+            "peak_rss_mib",
+        ] {
             object.remove(key);
         }
     }
