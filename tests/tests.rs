@@ -4,6 +4,7 @@ mod common;
 mod determinism;
 mod fuzz_corpus;
 mod oracle_vs_dataflow;
+mod property;
 mod rejections;
 mod resculpt;
 mod shared_data;
