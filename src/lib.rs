@@ -4,6 +4,7 @@ pub mod anomalies;
 pub mod bench;
 pub mod catalog;
 pub mod cli;
+pub mod cluster;
 pub mod demo;
 pub mod durations_eval;
 pub mod engine;

@@ -2,6 +2,7 @@
 
 mod common;
 mod determinism;
+mod faults;
 mod fuzz_corpus;
 mod oracle_vs_dataflow;
 mod property;
