@@ -919,7 +919,8 @@ mod tests {
             Workers::Cluster { connect_timeout, .. } if connect_timeout == Duration::from_millis(2500)
         ));
         for bad in ["0", "-1", "NaN", "inf"] {
-            let flags = [&cluster[..], &["--connect-timeout", bad]].concat();
+            let flag = format!("--connect-timeout={bad}");
+            let flags = [&cluster[..], &[flag.as_str()]].concat();
             assert!(run_config(&args(&flags)).is_err(), "{bad}");
         }
     }
