@@ -405,6 +405,7 @@ pub fn run_bench(
             threads: options.workers,
             process: cluster.process,
             addresses: cluster.addresses.clone(),
+            connect_timeout: Duration::from_secs(30),
         },
     };
     // The engine blocks until its workers finish, so it runs on a thread of its own while this

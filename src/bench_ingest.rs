@@ -442,6 +442,7 @@ fn base_args(out: &Path, workers: usize) -> RunArgs {
         processes: 1,
         process: 0,
         hostfile: None,
+        connect_timeout: 30.0,
         strict: false,
         quiet: true,
         memory_every: 0,

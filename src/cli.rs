@@ -2,6 +2,7 @@
 
 use crate::checkpoint::CheckpointConfig;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use augur_dataflows::contention_forecast::{AnomalyPolicy, ForecastConfig};
 use augur_dataflows::placement::{PlacementConfig, Policy, Weights};
@@ -97,6 +98,10 @@ pub struct RunArgs {
     /// File of `host:port` lines, one per process (default: localhost:2101, 2102, ...).
     #[arg(long, value_name = "FILE")]
     pub hostfile: Option<PathBuf>,
+    /// With --processes: seconds to wait for every other process to be connected before
+    /// giving up with an error naming the missing one.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    pub connect_timeout: f64,
     /// Make the first rejected record fatal.
     #[arg(long)]
     pub strict: bool,
@@ -570,6 +575,12 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig, ConfigError> {
             threads: args.workers,
             process: args.process,
             addresses: hosts(args.hostfile.as_deref(), args.processes)?,
+            connect_timeout: Duration::from_secs_f64(in_range(
+                "--connect-timeout",
+                args.connect_timeout,
+                0.1,
+                86_400.0,
+            )?),
         }
     } else {
         Workers::Threads(args.workers)
@@ -955,6 +966,29 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(run_config(&args(&["--processes", "2", "--process", "2"])).is_err());
+    }
+
+    #[test]
+    fn connect_timeout_is_positive_and_defaults_to_30_s() {
+        let cluster = ["--processes", "2", "--process", "1"];
+        let config = run_config(&args(&cluster)).expect("valid");
+        assert!(matches!(
+            config.workers,
+            Workers::Cluster { connect_timeout, .. } if connect_timeout == Duration::from_secs(30)
+        ));
+        let config = run_config(&args(
+            &[&cluster[..], &["--connect-timeout", "2.5"]].concat(),
+        ))
+        .expect("valid");
+        assert!(matches!(
+            config.workers,
+            Workers::Cluster { connect_timeout, .. } if connect_timeout == Duration::from_millis(2500)
+        ));
+        for bad in ["0", "-1", "NaN", "inf"] {
+            let flag = format!("--connect-timeout={bad}");
+            let flags = [&cluster[..], &[flag.as_str()]].concat();
+            assert!(run_config(&args(&flags)).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -57,6 +57,7 @@ pub fn demo_args(args: &DemoArgs) -> RunArgs {
         processes: 1,
         process: 0,
         hostfile: None,
+        connect_timeout: 30.0,
         strict: false,
         quiet: true,
         memory_every: 0,

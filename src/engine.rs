@@ -19,7 +19,8 @@ use differential_dataflow::input::Input;
 use differential_dataflow::{AsCollection, VecCollection};
 use timely::dataflow::operators::{Exchange, Input as _, Inspect, Probe};
 use timely::dataflow::{InputHandleVec, ProbeHandle, StreamVec};
-use timely::{CommunicationConfig, WorkerConfig};
+
+use crate::cluster::{self, LostPeer};
 
 /// One change of the partition map: `diff` is +1 when the task is placed on the device and -1
 /// when it leaves it.
@@ -229,6 +230,8 @@ pub enum Workers {
         process: usize,
         /// `host:port` of every process, in process order.
         addresses: Vec<String>,
+        /// How long to wait for every peer to be connected before giving up.
+        connect_timeout: Duration,
     },
 }
 
@@ -241,6 +244,9 @@ pub enum EngineError<S, K> {
     /// A worker thread died.
     #[error("a worker failed: {0}")]
     Worker(String),
+    /// A peer process went away (killed, crashed, unreachable) during the run.
+    #[error("lost peer {0}; this process stops too")]
+    PeerLost(String),
     /// The source failed.
     #[error(transparent)]
     Source(S),
@@ -294,27 +300,12 @@ where
 {
     // Only worker 0 takes it; the others never look.
     let checkpointing = std::sync::Mutex::new(checkpointing);
-    let communication = match workers {
-        Workers::Threads(n) if n <= 1 => CommunicationConfig::Thread,
-        Workers::Threads(n) => CommunicationConfig::Process(n),
-        Workers::Cluster {
-            threads,
-            process,
-            addresses,
-        } => CommunicationConfig::Cluster {
-            threads: threads.max(1),
-            process,
-            addresses,
-            report: false,
-            zerocopy: false,
-        },
-    };
-    let timely_config = timely::Config {
-        communication,
-        worker: WorkerConfig::default(),
-    };
+    // A cluster is connected by augur rather than by timely, so that a missing peer ends in an
+    // error after `connect_timeout` instead of an endless retry loop, and a lost one is named.
+    let lost = LostPeer::default();
+    let communication = cluster::communication(workers, &lost).map_err(EngineError::Start)?;
     let run = move || -> EngineResult<Src, Snk> {
-        let guards = timely::execute(timely_config, move |worker| {
+        let guards = cluster::execute(communication, move |worker| {
             let index = worker.index();
             let mut samples = InputHandleVec::new();
             let mut completions = InputHandleVec::new();
@@ -559,15 +550,59 @@ where
         Ok(result)
     };
     // timely's networking threads panic when a peer process goes away, and the panic reaches
-    // this thread when their guards are joined; it becomes an error here, never a crash.
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).unwrap_or_else(|panic| {
-        let message = panic
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "unknown failure".to_string());
-        Err(EngineError::Worker(format!(
-            "{message} (did a peer process exit or become unreachable?)"
-        )))
-    })
+    // this thread when their guards are joined; it becomes an error here, never a crash. The
+    // run gets its own thread so that a worker left parked forever by a lost peer cannot hang
+    // the process: once a peer is lost, the run has `LOST_PEER_GRACE` to end by itself.
+    let (done, outcome) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("augur:engine".to_string())
+        .spawn(move || {
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))
+                .unwrap_or_else(|panic| Err(EngineError::Worker(panic_message(&*panic))));
+            // The receiver is gone only when the caller already gave up on a lost peer.
+            let _ = done.send(result);
+        });
+    if let Err(error) = spawned {
+        return Err(EngineError::Start(error.to_string()));
+    }
+    let mut lost_since: Option<Instant> = None;
+    loop {
+        match outcome.recv_timeout(Duration::from_millis(100)) {
+            Ok(Ok(result)) => return Ok(result),
+            Ok(Err(error)) => {
+                return Err(match (error, lost.get()) {
+                    (EngineError::Source(e), _) => EngineError::Source(e),
+                    (EngineError::Sink(e), _) => EngineError::Sink(e),
+                    (_, Some(peer)) => EngineError::PeerLost(peer),
+                    (error, None) => error,
+                })
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(EngineError::Worker(
+                    "the engine thread vanished".to_string(),
+                ))
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                if let Some(peer) = lost.get() {
+                    let since = *lost_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= LOST_PEER_GRACE {
+                        return Err(EngineError::PeerLost(peer));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// How long a run may go on after a peer's connection ended before it is given up as lost.
+/// A peer also closes its connection at a clean end, after which the run ends in moments.
+const LOST_PEER_GRACE: Duration = Duration::from_secs(10);
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    let message = panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown failure".to_string());
+    format!("{message} (did a peer process exit or become unreachable?)")
 }

@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod checkpoint;
 pub mod cli;
 pub mod collect;
+pub mod cluster;
 pub mod demo;
 pub mod durations_eval;
 pub mod engine;

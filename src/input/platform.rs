@@ -176,11 +176,11 @@ fn validate_device(raw: RawDevice) -> Result<Device, Problem> {
     let speed = positive(&id, "speed", raw.speed.unwrap_or(1.0))?;
     // A zero bandwidth would make every throughput reading an infinite fraction.
     let disk_bytes_per_s = match raw.disk_mbps {
-        Some(mbps) => Some(positive(&id, "disk_mbps", mbps)? * BYTES_PER_MB),
+        Some(mbps) => Some(bytes_per_s(&id, "disk_mbps", mbps, BYTES_PER_MB)?),
         None => None,
     };
     let network_bytes_per_s = match raw.network_gbps {
-        Some(gbps) => Some(positive(&id, "network_gbps", gbps)? * BYTES_PER_GBIT),
+        Some(gbps) => Some(bytes_per_s(&id, "network_gbps", gbps, BYTES_PER_GBIT)?),
         None => None,
     };
     let cost_per_hour = non_negative(&id, "cost_per_hour", raw.cost_per_hour.unwrap_or(0.0))?;
@@ -223,6 +223,20 @@ fn positive(id: &str, field: &str, value: f64) -> Result<f64, Problem> {
         ));
     }
     Ok(value)
+}
+
+/// A positive bandwidth in bytes per second. A finite figure can still overflow once converted
+/// (`disk_mbps = 1e305`, caught by the platform fuzz target's check), and an infinite
+/// bandwidth would make every transfer free and every throughput reading zero.
+fn bytes_per_s(id: &str, field: &str, value: f64, unit: f64) -> Result<f64, Problem> {
+    let bytes = positive(id, field, value)? * unit;
+    if !bytes.is_finite() {
+        return Err((
+            RejectKind::NonFinite,
+            format!("device {id:?}: {field} = {value} is too large"),
+        ));
+    }
+    Ok(bytes)
 }
 
 /// Saturating, since `as` from f64 saturates and a finite non-negative input cannot be NaN.

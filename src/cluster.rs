@@ -1,0 +1,512 @@
+//! Connecting the processes of a cluster run, and noticing when one goes away.
+//!
+//! timely's own connect loop retries a missing peer forever and prints "awaiting connections"
+//! on stdout every second, and its network threads panic when a peer disappears, with nothing
+//! that says which. augur therefore connects the processes itself, with a deadline and a
+//! handshake, and hands timely the connected sockets wrapped in [`PeerStream`], which records
+//! the first peer whose connection fails so the error can name it.
+//!
+//! The protocol: every process listens on its own address; process `i` connects to every
+//! process `j < i` and sends `MAGIC, i, processes`; `j` answers `MAGIC, j, processes`. A
+//! connection that does not say this (another program, another run) is dropped and waited past.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use timely::communication::allocator::zero_copy::initialize::initialize_networking_from_sockets;
+use timely::communication::allocator::zero_copy::stream::Stream;
+use timely::communication::allocator::ProcessBuilder;
+use timely::communication::{AllocatorBuilder, Hooks, WorkerGuards};
+use timely::worker::Worker;
+use timely::{CommunicationConfig, WorkerConfig};
+
+use crate::engine::Workers;
+
+/// "augur-p1" in ASCII: the first word of every handshake.
+const MAGIC: u64 = 0x6175_6775_722d_7031;
+
+/// How long one connect attempt, or a handshake, may take before it is retried or dropped.
+const ATTEMPT: Duration = Duration::from_secs(2);
+
+/// How long to wait between attempts to reach a peer that is not listening yet.
+const RETRY: Duration = Duration::from_millis(100);
+
+/// Why the processes could not be connected.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// This process could not listen on its own address.
+    #[error("cannot listen on {address} (process {process}): {source}")]
+    Listen {
+        /// This process.
+        process: usize,
+        /// Its address.
+        address: String,
+        /// Why.
+        source: io::Error,
+    },
+    /// A peer did not connect, or could not be reached, before the deadline.
+    #[error("process {process} at {address} did not connect within {seconds} s{detail}")]
+    Timeout {
+        /// The missing peer.
+        process: usize,
+        /// Its address.
+        address: String,
+        /// The connect timeout.
+        seconds: f64,
+        /// The last error seen while trying, if any.
+        detail: String,
+    },
+    /// A peer answered, but not as the expected augur process.
+    #[error("{address} answered as something other than augur process {process} of {processes}")]
+    Mismatch {
+        /// The peer expected there.
+        process: usize,
+        /// Its address.
+        address: String,
+        /// The number of processes of this run.
+        processes: usize,
+    },
+}
+
+/// Set once any connection to a peer has failed or closed in this process.
+static A_PEER_WAS_LOST: AtomicBool = AtomicBool::new(false);
+
+/// Whether a connection to a peer process has failed or closed. From then on timely's threads
+/// panic one after the other, each a consequence of the loss rather than news: `main`'s panic
+/// hook stays quiet and the run's one error names the peer.
+pub fn a_peer_was_lost() -> bool {
+    A_PEER_WAS_LOST.load(Ordering::SeqCst)
+}
+
+/// The first peer whose connection failed, shared by every [`PeerStream`] of a run.
+#[derive(Clone, Debug, Default)]
+pub struct LostPeer(Arc<Mutex<Option<String>>>);
+
+impl LostPeer {
+    /// Why the first lost peer was lost (`process N at ADDRESS: what happened`), if one was.
+    pub fn get(&self) -> Option<String> {
+        self.0.lock().ok().and_then(|lost| lost.clone())
+    }
+
+    fn record(&self, what: impl FnOnce() -> String) {
+        A_PEER_WAS_LOST.store(true, Ordering::SeqCst);
+        if let Ok(mut lost) = self.0.lock() {
+            if lost.is_none() {
+                *lost = Some(what());
+            }
+        }
+    }
+}
+
+/// A connection to one peer that records, in its run's [`LostPeer`], a read or write that
+/// fails or finds the connection closed (timely's threads only panic with the OS error).
+pub struct PeerStream {
+    stream: TcpStream,
+    process: usize,
+    address: Arc<str>,
+    lost: LostPeer,
+}
+
+impl PeerStream {
+    fn note<T>(&self, result: io::Result<T>, closed: impl FnOnce(&T) -> bool) -> io::Result<T> {
+        match &result {
+            Ok(value) if closed(value) => self.lost.record(|| {
+                format!(
+                    "process {} at {} closed the connection",
+                    self.process, self.address
+                )
+            }),
+            Err(error) if error.kind() != io::ErrorKind::Interrupted => self
+                .lost
+                .record(|| format!("process {} at {}: {error}", self.process, self.address)),
+            _ => {}
+        }
+        result
+    }
+}
+
+impl Read for PeerStream {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        let result = self.stream.read(buffer);
+        // A clean end of stream is also how a killed peer looks; timely's receive loop treats
+        // it as the end of the run, so it is noted but only reported if the run then fails.
+        let asked = !buffer.is_empty();
+        self.note(result, |&read| asked && read == 0)
+    }
+}
+
+impl Write for PeerStream {
+    fn write(&mut self, buffer: &[u8]) -> io::Result<usize> {
+        let result = self.stream.write(buffer);
+        self.note(result, |_| false)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let result = self.stream.flush();
+        self.note(result, |_| false)
+    }
+}
+
+impl Stream for PeerStream {
+    fn try_clone(&self) -> io::Result<Self> {
+        Ok(PeerStream {
+            stream: self.stream.try_clone()?,
+            process: self.process,
+            address: Arc::clone(&self.address),
+            lost: self.lost.clone(),
+        })
+    }
+
+    fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.stream.set_nonblocking(nonblocking)
+    }
+
+    fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.stream.shutdown(how)
+    }
+}
+
+/// The workers' communication, set up and (for a cluster) connected, ready for [`execute`].
+pub struct Communication {
+    builders: Vec<AllocatorBuilder>,
+    /// What keeps the network threads alive (joined when dropped).
+    guard: Box<dyn std::any::Any + Send>,
+}
+
+/// Sets up the communication of `workers`; a cluster is connected within its connect timeout,
+/// its connections recording a lost peer in `lost`.
+pub fn communication(workers: Workers, lost: &LostPeer) -> Result<Communication, String> {
+    let (builders, guard) = match workers {
+        Workers::Threads(n) if n <= 1 => CommunicationConfig::Thread.try_build()?,
+        Workers::Threads(n) => CommunicationConfig::Process(n).try_build()?,
+        Workers::Cluster {
+            threads,
+            process,
+            addresses,
+            connect_timeout,
+        } => {
+            let threads = threads.max(1);
+            let sockets = connect(&addresses, process, connect_timeout, lost)
+                .map_err(|error| error.to_string())?;
+            let hooks = Hooks::default();
+            let local = ProcessBuilder::new_typed_vector(
+                threads,
+                hooks.refill.clone(),
+                hooks.spill.clone(),
+            );
+            let (builders, guard) =
+                initialize_networking_from_sockets(local, sockets, process, threads, hooks)
+                    .map_err(|error| error.to_string())?;
+            let builders = builders.into_iter().map(AllocatorBuilder::Tcp).collect();
+            (builders, Box::new(guard) as Box<dyn std::any::Any + Send>)
+        }
+    };
+    Ok(Communication { builders, guard })
+}
+
+/// Starts the workers over `communication`, as `timely::execute` does over its own.
+pub fn execute<T, F>(communication: Communication, func: F) -> Result<WorkerGuards<T>, String>
+where
+    T: Send + 'static,
+    F: Fn(&mut Worker) -> T + Send + Sync + 'static,
+{
+    timely::execute::execute_from(
+        communication.builders,
+        communication.guard,
+        WorkerConfig::default(),
+        func,
+    )
+}
+
+/// Connects this process (`me`) to every other one of `addresses` within `timeout`: one
+/// stream per peer in process order, `None` at `me`, as timely expects.
+pub fn connect(
+    addresses: &[String],
+    me: usize,
+    timeout: Duration,
+    lost: &LostPeer,
+) -> Result<Vec<Option<PeerStream>>, ConnectError> {
+    let deadline = Instant::now() + timeout;
+    let processes = addresses.len();
+    let my_address = addresses.get(me).cloned().unwrap_or_default();
+    // Listen first, so that higher processes can connect while this one reaches lower ones.
+    let listener =
+        TcpListener::bind(my_address.as_str()).map_err(|source| ConnectError::Listen {
+            process: me,
+            address: my_address.clone(),
+            source,
+        })?;
+    let mut sockets: Vec<Option<TcpStream>> = (0..processes).map(|_| None).collect();
+    for (peer, address) in addresses.iter().enumerate().take(me) {
+        sockets[peer] = Some(dial(address, peer, me, processes, deadline, timeout)?);
+    }
+    accept_higher(&listener, addresses, me, deadline, timeout, &mut sockets)?;
+    Ok(sockets
+        .into_iter()
+        .enumerate()
+        .map(|(process, stream)| {
+            stream.map(|stream| PeerStream {
+                stream,
+                process,
+                address: Arc::from(addresses[process].as_str()),
+                lost: lost.clone(),
+            })
+        })
+        .collect())
+}
+
+fn timeout_error(
+    process: usize,
+    address: &str,
+    timeout: Duration,
+    last: Option<String>,
+) -> ConnectError {
+    ConnectError::Timeout {
+        process,
+        address: address.to_string(),
+        seconds: timeout.as_secs_f64(),
+        detail: last.map_or(String::new(), |error| format!(" (last error: {error})")),
+    }
+}
+
+/// Connects to a lower process, retrying until the deadline, and checks its answer.
+fn dial(
+    address: &str,
+    peer: usize,
+    me: usize,
+    processes: usize,
+    deadline: Instant,
+    timeout: Duration,
+) -> Result<TcpStream, ConnectError> {
+    let mut last = None;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(timeout_error(peer, address, timeout, last));
+        }
+        // Once connected, the answer may take until the deadline: the peer answers after it
+        // has reached the processes below it.
+        match try_dial(address, me, processes, left.min(ATTEMPT), left) {
+            Ok(mut stream) => match read_hello(&mut stream) {
+                Ok((index, count)) if index == peer as u64 && count == processes as u64 => {
+                    return set_up(stream).map_err(|error| {
+                        timeout_error(peer, address, timeout, Some(error.to_string()))
+                    })
+                }
+                Ok(_) => {
+                    return Err(ConnectError::Mismatch {
+                        process: peer,
+                        address: address.to_string(),
+                        processes,
+                    })
+                }
+                Err(error) => last = Some(error.to_string()),
+            },
+            Err(error) => last = Some(error.to_string()),
+        }
+        std::thread::sleep(RETRY.min(deadline.saturating_duration_since(Instant::now())));
+    }
+}
+
+fn try_dial(
+    address: &str,
+    me: usize,
+    processes: usize,
+    limit: Duration,
+    answer_within: Duration,
+) -> io::Result<TcpStream> {
+    let resolved: Vec<SocketAddr> = address.to_socket_addrs()?.collect();
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "the address resolves to nothing");
+    for socket_address in resolved {
+        match TcpStream::connect_timeout(&socket_address, limit) {
+            Ok(mut stream) => {
+                stream.set_read_timeout(Some(answer_within))?;
+                stream.set_write_timeout(Some(limit))?;
+                write_hello(&mut stream, me, processes)?;
+                return Ok(stream);
+            }
+            Err(error) => last = error,
+        }
+    }
+    Err(last)
+}
+
+/// Accepts the higher processes until each has said hello, or the deadline passes.
+fn accept_higher(
+    listener: &TcpListener,
+    addresses: &[String],
+    me: usize,
+    deadline: Instant,
+    timeout: Duration,
+    sockets: &mut [Option<TcpStream>],
+) -> Result<(), ConnectError> {
+    let processes = addresses.len();
+    let listen_error = |source| ConnectError::Listen {
+        process: me,
+        address: addresses[me].clone(),
+        source,
+    };
+    listener.set_nonblocking(true).map_err(listen_error)?;
+    while let Some(missing) = (me + 1..processes).find(|&peer| sockets[peer].is_none()) {
+        if Instant::now() >= deadline {
+            return Err(timeout_error(missing, &addresses[missing], timeout, None));
+        }
+        match listener.accept() {
+            Ok((mut stream, _)) => {
+                // A stranger's connection is dropped; it must not stop the run from starting.
+                let hello = stream
+                    .set_nonblocking(false)
+                    .and_then(|()| stream.set_read_timeout(Some(ATTEMPT)))
+                    .and_then(|()| stream.set_write_timeout(Some(ATTEMPT)))
+                    .and_then(|()| read_hello(&mut stream));
+                let Ok((index, count)) = hello else { continue };
+                let Ok(index) = usize::try_from(index) else {
+                    continue;
+                };
+                if count != processes as u64 || index <= me || index >= processes {
+                    continue;
+                }
+                // A second hello from the same process replaces the first: the peer gave up on
+                // that connection and dialled again.
+                if write_hello(&mut stream, me, processes).is_err() {
+                    continue;
+                }
+                if let Ok(stream) = set_up(stream) {
+                    sockets[index] = Some(stream);
+                }
+            }
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                std::thread::sleep(RETRY.min(deadline.saturating_duration_since(Instant::now())));
+            }
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(source) => return Err(listen_error(source)),
+        }
+    }
+    Ok(())
+}
+
+/// Blocking, no timeouts and no delay, as timely's send and receive threads expect.
+fn set_up(stream: TcpStream) -> io::Result<TcpStream> {
+    stream.set_read_timeout(None)?;
+    stream.set_write_timeout(None)?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+fn write_hello(stream: &mut TcpStream, me: usize, processes: usize) -> io::Result<()> {
+    let mut hello = [0u8; 24];
+    hello[..8].copy_from_slice(&MAGIC.to_be_bytes());
+    hello[8..16].copy_from_slice(&(me as u64).to_be_bytes());
+    hello[16..].copy_from_slice(&(processes as u64).to_be_bytes());
+    stream.write_all(&hello)
+}
+
+/// Reads a hello: the sender's index and process count.
+fn read_hello(stream: &mut TcpStream) -> io::Result<(u64, u64)> {
+    let mut hello = [0u8; 24];
+    stream.read_exact(&mut hello)?;
+    let word = |at: usize| {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(&hello[at..at + 8]);
+        u64::from_be_bytes(bytes)
+    };
+    if word(0) != MAGIC {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not an augur handshake",
+        ));
+    }
+    Ok((word(8), word(16)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn free_address() -> String {
+        TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .map(|address| address.to_string())
+            .unwrap_or_else(|_| "127.0.0.1:0".to_string())
+    }
+
+    #[test]
+    fn three_processes_connect_to_each_other() {
+        let addresses: Vec<String> = (0..3).map(|_| free_address()).collect();
+        let handles: Vec<_> = (0..3)
+            .map(|me| {
+                let addresses = addresses.clone();
+                std::thread::spawn(move || {
+                    connect(
+                        &addresses,
+                        me,
+                        Duration::from_secs(20),
+                        &LostPeer::default(),
+                    )
+                    .map(|sockets| sockets.iter().map(Option::is_some).collect::<Vec<_>>())
+                    .map_err(|error| error.to_string())
+                })
+            })
+            .collect();
+        for (me, handle) in handles.into_iter().enumerate() {
+            let connected = handle.join().map_err(|_| "panicked".to_string());
+            let expected: Vec<bool> = (0..3).map(|peer| peer != me).collect();
+            assert_eq!(connected, Ok(Ok(expected)), "process {me}");
+        }
+    }
+
+    #[test]
+    fn a_missing_peer_times_out_naming_it() {
+        let addresses = vec![free_address(), free_address()];
+        let started = Instant::now();
+        let error = connect(
+            &addresses,
+            0,
+            Duration::from_millis(500),
+            &LostPeer::default(),
+        )
+        .err()
+        .map(|error| error.to_string())
+        .unwrap_or_default();
+        assert!(error.contains("process 1 at"), "{error}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let error = connect(
+            &addresses,
+            1,
+            Duration::from_millis(500),
+            &LostPeer::default(),
+        )
+        .err()
+        .map(|error| error.to_string())
+        .unwrap_or_default();
+        assert!(error.contains("process 0 at"), "{error}");
+    }
+
+    #[test]
+    fn a_stranger_on_the_port_is_waited_past() {
+        let addresses = vec![free_address(), free_address()];
+        let stranger_to = addresses[0].clone();
+        let peer_addresses = addresses.clone();
+        let stranger = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            let mut stream = TcpStream::connect(stranger_to.as_str())?;
+            stream.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
+            std::thread::sleep(Duration::from_millis(300));
+            // Then the real peer.
+            connect(
+                &peer_addresses,
+                1,
+                Duration::from_secs(20),
+                &LostPeer::default(),
+            )
+            .map(|_| ())
+            .map_err(|error| io::Error::other(error.to_string()))
+        });
+        let sockets = connect(&addresses, 0, Duration::from_secs(20), &LostPeer::default());
+        assert!(sockets.is_ok_and(|sockets| sockets[1].is_some()));
+        assert!(stranger.join().is_ok_and(|result| result.is_ok()));
+    }
+}

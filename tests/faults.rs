@@ -1,0 +1,485 @@
+//! Faults: a cluster process killed mid-run, a peer that never starts, timely's connection
+//! chatter under `--quiet`, and malformed records in the middle of every kind of stream.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use augur::cli::{run_config, Cli, Command as AugurCommand};
+use augur::run::run;
+use clap::Parser;
+use serde_json::Value;
+
+use crate::determinism::short_scenario;
+
+fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("augur-faults-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn hostfile(dir: &Path) -> String {
+    let path = dir.join("hosts.txt");
+    std::fs::write(
+        &path,
+        format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port()),
+    )
+    .expect("hostfile");
+    path.display().to_string()
+}
+
+/// Starts process `index` of a 2-process run, its output captured.
+fn start(args: &[String], out: &Path, hosts: &str, index: usize, extra: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_augur"))
+        .args(args)
+        .arg("--out")
+        .arg(out)
+        .args(["--processes", "2", "--process", &index.to_string()])
+        .args(["--hostfile", hosts])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start augur")
+}
+
+/// Waits for `child` at most `limit`; kills it (and fails) if it is still running then.
+/// Returns whether it succeeded, its stdout and its stderr.
+fn finish(mut child: Child, limit: Duration, what: &str) -> (bool, String, String) {
+    let started = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if started.elapsed() < limit => std::thread::sleep(Duration::from_millis(50)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{what} still running after {limit:?}: it hangs");
+            }
+        }
+    };
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        let _ = out.read_to_string(&mut stdout);
+    }
+    if let Some(mut err) = child.stderr.take() {
+        let _ = err.read_to_string(&mut stderr);
+    }
+    (status.success(), stdout, stderr)
+}
+
+/// Kills process `victim` of a running 2-process run once the run is under way; the other must
+/// then exit non-zero, soon, with one line naming the lost peer.
+fn kill_one_of_two(victim: usize) {
+    let dir = temp(&format!("kill-{victim}"));
+    // Long enough that the run is still going when the victim dies (the debug build replays
+    // about a thousand epochs a second).
+    let args = short_scenario(&dir, 4000);
+    let hosts = hostfile(&dir);
+    let out = dir.join("out");
+    let mut processes: Vec<Child> = (0..2)
+        .map(|index| start(&args, &out, &hosts, index, &[]))
+        .collect();
+    // Under way: process 0 has begun writing the map.
+    let started = Instant::now();
+    let partition = out.join("partition.jsonl");
+    while std::fs::metadata(&partition).map_or(0, |m| m.len()) == 0
+        && started.elapsed() < Duration::from_secs(60)
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let survivor = processes.remove(1 - victim);
+    let mut killed = processes.remove(0);
+    assert!(
+        killed.try_wait().is_ok_and(|status| status.is_none()),
+        "process {victim} ended before it could be killed; make the scenario longer"
+    );
+    killed.kill().expect("SIGKILL");
+    let _ = killed.wait();
+    let killed_at = Instant::now();
+    let (ok, stdout, stderr) = finish(survivor, Duration::from_secs(60), "the survivor");
+    assert!(!ok, "the survivor must fail when its peer is killed");
+    assert!(
+        killed_at.elapsed() < Duration::from_secs(30),
+        "the survivor took {:?} to notice",
+        killed_at.elapsed()
+    );
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one line on stderr, got:\n{stderr}");
+    assert!(
+        lines[0].starts_with("augur: ")
+            && lines[0].contains(&format!("lost peer process {victim} at 127.0.0.1:")),
+        "the error must name the lost peer: {stderr}"
+    );
+    assert!(stdout.is_empty(), "nothing on stdout: {stdout}");
+}
+
+#[test]
+fn killing_process_1_makes_process_0_exit_naming_it() {
+    kill_one_of_two(1);
+}
+
+#[test]
+fn killing_process_0_makes_process_1_exit_naming_it() {
+    kill_one_of_two(0);
+}
+
+#[test]
+fn a_peer_that_never_starts_is_given_up_after_the_connect_timeout() {
+    let dir = temp("absent");
+    let args = short_scenario(&dir, 10);
+    let hosts = hostfile(&dir);
+    for (index, absent) in [(0, 1), (1, 0)] {
+        let started = Instant::now();
+        let alone = start(
+            &args,
+            &dir.join(format!("out{index}")),
+            &hosts,
+            index,
+            &["--connect-timeout", "1.5"],
+        );
+        let (ok, stdout, stderr) = finish(alone, Duration::from_secs(30), "a lone process");
+        let took = started.elapsed();
+        assert!(!ok, "process {index} alone must fail");
+        assert!(
+            took >= Duration::from_millis(1500),
+            "gave up after {took:?}: {stderr}"
+        );
+        assert!(took < Duration::from_secs(15), "took {took:?} to give up");
+        assert!(
+            stderr.trim_end().lines().count() == 1
+                && stderr.contains(&format!("process {absent} at 127.0.0.1:"))
+                && stderr.contains("did not connect within 1.5 s"),
+            "{stderr}"
+        );
+        assert!(stdout.is_empty(), "nothing on stdout: {stdout}");
+    }
+}
+
+#[test]
+fn quiet_cluster_run_prints_nothing_while_waiting_for_its_peer() {
+    let dir = temp("quiet");
+    let args = short_scenario(&dir, 100);
+    let hosts = hostfile(&dir);
+    let out = dir.join("out");
+    // Process 1 dials a process 0 that is not there yet, and process 0 then waits for it:
+    // timely's own loop would print "error connecting" and "awaiting connections" lines.
+    // (`short_scenario` passes --quiet.)
+    let first = start(&args, &out, &hosts, 1, &[]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let second = start(&args, &out, &hosts, 0, &[]);
+    let (ok1, stdout1, stderr1) = finish(first, Duration::from_secs(120), "process 1");
+    let (ok0, stdout0, stderr0) = finish(second, Duration::from_secs(120), "process 0");
+    assert!(ok0 && ok1, "{stderr0}\n{stderr1}");
+    for text in [&stdout0, &stdout1, &stderr0, &stderr1] {
+        assert!(text.is_empty(), "printed under --quiet: {text}");
+    }
+    assert!(out.join("final_map.json").exists());
+}
+
+/// One format's file of good and bad lines, and what its good lines must have produced.
+struct Mixed {
+    /// The file's name (Bitbrains takes the device from it).
+    name: &'static str,
+    format: &'static str,
+    lines: Vec<Vec<u8>>,
+    /// Which of `lines` are records that must be refused (1-based line numbers).
+    bad: Vec<u64>,
+    /// Records (lines) the file holds, good and bad (a header is not one).
+    records: u64,
+    /// Latest CPU fraction of device n1 that the last good line leaves.
+    latest_cpu: f64,
+}
+
+fn bad_lines(good: impl Fn(u32, f64) -> String, bad: &[&[u8]]) -> (Vec<Vec<u8>>, Vec<u64>) {
+    // good, bad, good, bad, ..., good: every bad line has good ones after it.
+    let mut lines = Vec::new();
+    let mut bad_at = Vec::new();
+    for (i, bad_line) in bad.iter().enumerate() {
+        lines.push(good(i as u32, 0.1 + 0.01 * i as f64).into_bytes());
+        lines.push(bad_line.to_vec());
+        bad_at.push(lines.len() as u64);
+    }
+    lines.push(good(bad.len() as u32, 0.77).into_bytes());
+    (lines, bad_at)
+}
+
+fn mixed_files() -> Vec<Mixed> {
+    let long_csv = |t: u32, v: f64| format!("{},n1,cpu,{v}", 1000 + 60 * t);
+    let (body, bad) = bad_lines(
+        long_csv,
+        &[
+            b"soon,n1,cpu,0.5",
+            b"1100,n1,cpu,NaN",
+            b"1200,n1,cpu,-3",
+            b"1300,n1",
+            b"\xff\xfe,n1,cpu,0.5",
+            b"1400,n1,cpu,1e999",
+        ],
+    );
+    let mut lines = vec![b"time,device,resource,value".to_vec()];
+    lines.extend(body);
+    let long = Mixed {
+        name: "long.csv",
+        format: "long",
+        records: lines.len() as u64 - 1,
+        bad: bad.iter().map(|l| l + 1).collect(),
+        lines,
+        latest_cpu: 0.77,
+    };
+
+    let jsonl = |t: u32, v: f64| {
+        format!(
+            r#"{{"time":{},"device":"n1","resource":"cpu","value":{v}}}"#,
+            1000 + 60 * t
+        )
+    };
+    let (lines, bad) = bad_lines(
+        jsonl,
+        &[
+            b"{\"time\":1100,\"device\":\"n1\"",
+            b"[1,2,3]",
+            b"{\"time\":1200,\"device\":\"n1\",\"resource\":\"cpu\",\"value\":-1}",
+            b"{\"time\":\"x\",\"device\":\"n1\",\"resource\":\"cpu\",\"value\":0.5}",
+            b"\xc3\x28",
+        ],
+    );
+    let jsonl = Mixed {
+        name: "long.jsonl",
+        format: "long",
+        records: lines.len() as u64,
+        bad,
+        lines,
+        latest_cpu: 0.77,
+    };
+
+    let nab_row = |t: u32, v: f64| format!("2014-02-14 00:{:02}:00,{}", t * 5, v * 100.0);
+    let (body, bad) = bad_lines(
+        nab_row,
+        &[
+            b"2014-02-14 00:02:00,abc",
+            b"not a date,12",
+            b"2014-02-14 00:07:00",
+            b"2014-02-14 00:08:00,-5",
+        ],
+    );
+    let mut lines = vec![b"timestamp,value".to_vec()];
+    lines.extend(body);
+    let nab = Mixed {
+        name: "nab.csv",
+        format: "nab",
+        records: lines.len() as u64 - 1,
+        bad: bad.iter().map(|l| l + 1).collect(),
+        lines,
+        latest_cpu: 0.77,
+    };
+
+    let bitbrains_row = |t: u32, v: f64| {
+        format!(
+            "{};\t2;\t5851.9;\t100.0;\t{};\t8218624.0;\t1034592.8;\t160.8;\t21.7;\t0.26;\t0.5",
+            1_372_629_804 + 300 * t,
+            v * 100.0
+        )
+    };
+    let (body, bad) = bad_lines(
+        bitbrains_row,
+        &[
+            b"1372629900;\t2;\t5851.9",
+            b"garbage",
+            b"x;\t2;\t5851.9;\t100.0;\t50;\t8218624.0;\t1034592.8;\t160.8;\t21.7;\t0.26;\t0.5",
+        ],
+    );
+    let mut lines = vec![b"Timestamp [ms];\tCPU cores;\tCPU capacity provisioned [MHZ];\tCPU usage [MHZ];\tCPU usage [%];\tMemory capacity provisioned [KB];\tMemory usage [KB];\tDisk read throughput [KB/s];\tDisk write throughput [KB/s];\tNetwork received throughput [KB/s];\tNetwork transmitted throughput [KB/s]".to_vec()];
+    lines.extend(body);
+    let bitbrains = Mixed {
+        name: "n1.csv",
+        format: "bitbrains",
+        records: lines.len() as u64 - 1,
+        bad: bad.iter().map(|l| l + 1).collect(),
+        lines,
+        latest_cpu: 0.77,
+    };
+
+    let alibaba_row = |t: u32, v: f64| format!("n1,{},{},40,,,1.0,1.0,5", 1000 + 10 * t, v * 100.0);
+    let (lines, bad) = bad_lines(
+        alibaba_row,
+        &[b"n1,abc,41,92,,,43.04,33.08,5", b"n1", b"n1,1015,,,,,,,"],
+    );
+    let alibaba = Mixed {
+        name: "usage.csv",
+        format: "alibaba",
+        records: lines.len() as u64,
+        bad,
+        lines,
+        latest_cpu: 0.77,
+    };
+    vec![long, jsonl, nab, bitbrains, alibaba]
+}
+
+const PLATFORM: &str = "[[device]]\nid = \"n1\"\ncores = 4\nmemory_gib = 8\n\n[[device]]\nid = \"n2\"\ncores = 8\nmemory_gib = 16\n";
+
+const WORKFLOW: &str = r#"{"name":"w","schemaVersion":"1.5","workflow":{"specification":{"tasks":[
+    {"name":"a","id":"a","parents":[],"children":["b"],"inputFiles":[],"outputFiles":[]},
+    {"name":"b","id":"b","parents":["a"],"children":[],"inputFiles":[],"outputFiles":[]}],"files":[]},
+    "execution":{"makespanInSeconds":1,"executedAt":"20240101T000000+0000","tasks":[
+    {"id":"a","runtimeInSeconds":10,"coreCount":1},{"id":"b","runtimeInSeconds":5,"coreCount":1}],"machines":[]}}}"#;
+
+/// Runs `augur run` in-process over `dir`'s fixtures with these extra flags.
+fn run_in(dir: &Path, flags: &[String]) {
+    let platform = dir.join("platform.toml");
+    let workflow = dir.join("w.json");
+    std::fs::write(&platform, PLATFORM).expect("platform");
+    std::fs::write(&workflow, WORKFLOW).expect("workflow");
+    let mut argv: Vec<String> = ["augur", "run", "--quiet", "--platform"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    argv.push(platform.display().to_string());
+    argv.push("--workflow".into());
+    argv.push(workflow.display().to_string());
+    argv.push("--out".into());
+    argv.push(dir.join("out").display().to_string());
+    argv.extend_from_slice(flags);
+    let Ok(Cli {
+        command: AugurCommand::Run(args),
+    }) = Cli::try_parse_from(&argv)
+    else {
+        panic!("bad flags {argv:?}");
+    };
+    let config = run_config(&args).expect("valid flags");
+    assert!(run(&config).is_ok(), "the run must not stop on bad lines");
+}
+
+fn json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).expect("output");
+    serde_json::from_str(&text).expect("JSON")
+}
+
+/// Every rejection of `file`, as (line, kind).
+fn rejections_of(dir: &Path, file: &str) -> Vec<(Option<u64>, String)> {
+    std::fs::read_to_string(dir.join("out/rejected.jsonl"))
+        .expect("rejected.jsonl")
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).expect("JSON line"))
+        .filter(|r| r["file"] == file)
+        .map(|r| {
+            (
+                r["line"].as_u64(),
+                r["kind"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn malformed_metric_lines_mid_stream_do_not_stop_any_format() {
+    for mixed in mixed_files() {
+        let dir = temp(&format!("mixed-{}-{}", mixed.format, mixed.name));
+        let path = dir.join(mixed.name);
+        std::fs::write(&path, mixed.lines.join(&b"\n"[..])).expect("metrics");
+        let file = path.display().to_string();
+        let mut flags = vec![
+            "--metrics".to_string(),
+            file.clone(),
+            "--format".into(),
+            mixed.format.into(),
+        ];
+        if mixed.format == "nab" {
+            flags.extend(["--map".to_string(), format!("{file}=n1:cpu")]);
+        }
+        run_in(&dir, &flags);
+        let what = format!("{} ({})", mixed.name, mixed.format);
+
+        let summary = json(&dir.join("out/summary.json"));
+        let counts = &summary["inputs"][&file];
+        let count = |key: &str| counts[key].as_u64().unwrap_or(u64::MAX);
+        assert_eq!(
+            count("read"),
+            mixed.records,
+            "{what}: records read; {counts}"
+        );
+        assert_eq!(
+            count("rejected"),
+            mixed.bad.len() as u64,
+            "{what}: rejected; {counts}"
+        );
+        assert_eq!(
+            count("accepted"),
+            mixed.records - mixed.bad.len() as u64,
+            "{what}"
+        );
+
+        // Each bad line is refused with its line number, and nothing else is.
+        // (A line can be refused for several reasons, one rejection each.)
+        let mut refused: Vec<u64> = rejections_of(&dir, &file)
+            .into_iter()
+            .filter(|(_, kind)| kind != "dropped_field")
+            .map(|(line, _)| line.unwrap_or(0))
+            .collect();
+        refused.sort_unstable();
+        refused.dedup();
+        assert_eq!(refused, mixed.bad, "{what}: the lines refused");
+
+        // The last good line, after every bad one, reached the forecasts.
+        let forecasts = json(&dir.join("out/forecasts.json"));
+        let latest = forecasts["n1"]["cpu"]["latest"]
+            .as_f64()
+            .unwrap_or(f64::NAN);
+        assert!(
+            (latest - mixed.latest_cpu).abs() < 0.002,
+            "{what}: latest CPU {latest}, expected {} from the last line; {forecasts}",
+            mixed.latest_cpu
+        );
+    }
+}
+
+#[test]
+fn malformed_event_lines_mid_stream_do_not_stop_the_events() {
+    let dir = temp("mixed-events");
+    let lines = [
+        r#"{"time":100,"kind":"arrival","workflow":"w"}"#,
+        r#"{"time":110,"kind":"start","workflow":"w""#,
+        r#"{"time":120,"kind":"start","workflow":"w","task":"a","device":"n2"}"#,
+        "\u{1}garbage",
+        r#"{"time":130,"kind":"launch","workflow":"w","task":"a"}"#,
+        r#"{"time":"later","kind":"complete","workflow":"w","task":"a"}"#,
+        r#"{"time":140,"kind":"start","workflow":"w","task":"ghost","device":"n1"}"#,
+        r#"{"time":150,"kind":"complete","workflow":"w","task":"a","duration":30}"#,
+        r#"{"time":155,"kind":"start","workflow":"w","task":"b"}"#,
+        r#"{"time":160,"kind":"start","workflow":"w","task":"b","device":"n1"}"#,
+    ];
+    let bad: Vec<u64> = vec![2, 4, 5, 6, 7, 9];
+    let path = dir.join("events.jsonl");
+    std::fs::write(&path, lines.join("\n") + "\n").expect("events");
+    let file = path.display().to_string();
+    run_in(&dir, &["--events".to_string(), file.clone()]);
+
+    let summary = json(&dir.join("out/summary.json"));
+    let counts = &summary["inputs"][&file];
+    assert_eq!(counts["read"], lines.len() as u64, "{counts}");
+    assert_eq!(counts["rejected"], bad.len() as u64, "{counts}");
+    assert_eq!(
+        counts["accepted"],
+        (lines.len() - bad.len()) as u64,
+        "{counts}"
+    );
+    let mut refused: Vec<u64> = rejections_of(&dir, &file)
+        .into_iter()
+        .map(|(line, _)| line.unwrap_or(0))
+        .collect();
+    refused.sort_unstable();
+    assert_eq!(refused, bad);
+    // a completed after the bad lines; b started on n1 by the very last line.
+    let map = json(&dir.join("out/final_map.json"));
+    assert_eq!(map, serde_json::json!({"w": {"b": "n1"}}), "{map}");
+}
