@@ -85,6 +85,8 @@ impl Graph {
     fn new(worker: &mut Worker, config: EngineConfig) -> Graph {
         let mut samples = InputHandleVec::new();
         let mut completions = InputHandleVec::new();
+        let mut checkpoint_requests = InputHandleVec::new();
+        let mut restore = InputHandleVec::new();
         let probe = ProbeHandle::new();
         let (tasks, edges) = worker.dataflow::<Time, _, _>(|scope| {
             let (tasks_in, tasks) = scope.new_collection();
@@ -106,6 +108,8 @@ impl Graph {
                     started,
                     edges,
                     alternatives,
+                    checkpoints: scope.input_from(&mut checkpoint_requests),
+                    restore: scope.input_from(&mut restore),
                 },
                 &config,
             );
@@ -113,7 +117,10 @@ impl Graph {
             outputs.forecasts.probe_with(&probe);
             (tasks_in, edges_in)
         });
+        // Inputs the benchmarks never use are closed, so they never hold the frontier back.
         drop(completions);
+        drop(checkpoint_requests);
+        drop(restore);
         Graph {
             samples,
             tasks,

@@ -108,21 +108,25 @@ pub fn parse_extender_args(body: &[u8]) -> Result<(ExtenderArgs, Vec<String>, Po
 
 /// The candidates' names, in the order given.
 fn candidate_names(args: &ExtenderArgs) -> Result<Vec<String>, String> {
-    if let Some(names) = &args.nodenames {
-        return Ok(names.clone());
-    }
-    let Some(nodes) = &args.nodes else {
-        return Err("ExtenderArgs has neither nodes nor nodenames".into());
+    let names: Vec<String> = match (&args.nodenames, &args.nodes) {
+        (Some(names), _) => names.clone(),
+        (None, Some(nodes)) => nodes
+            .items
+            .iter()
+            .map(|node| {
+                node_name(node)
+                    .map(str::to_string)
+                    .ok_or_else(|| "a node has no metadata.name".to_string())
+            })
+            .collect::<Result<_, _>>()?,
+        (None, None) => return Err("ExtenderArgs has neither nodes nor nodenames".into()),
     };
-    nodes
-        .items
-        .iter()
-        .map(|node| {
-            node_name(node)
-                .map(str::to_string)
-                .ok_or_else(|| "a node has no metadata.name".to_string())
-        })
-        .collect()
+    // Kubernetes never names a node with the empty string; one here is a broken request (the
+    // http_bodies fuzzer sent `"nodenames": [""]`), not a node to score.
+    if names.iter().any(String::is_empty) {
+        return Err("a candidate node has an empty name".into());
+    }
+    Ok(names)
 }
 
 fn node_name(node: &Value) -> Option<&str> {
