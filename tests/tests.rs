@@ -9,5 +9,6 @@ mod prometheus;
 mod rejections;
 mod resculpt;
 mod serve;
+mod serve_checkpoint;
 mod shared_data;
 mod simulate;
