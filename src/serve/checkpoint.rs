@@ -90,8 +90,11 @@ pub struct WorkflowRecord {
     path: String,
     tasks: Vec<TaskRecord>,
     edges: Vec<(usize, usize, u64)>,
-    machines: Vec<(String, Option<u32>, Option<f64>, Option<u64>)>,
+    machines: Vec<MachineRecord>,
 }
+
+/// [`Machine`]: name, cores, speed in MHz, memory in bytes.
+type MachineRecord = (String, Option<u32>, Option<f64>, Option<u64>);
 
 #[derive(Serialize, Deserialize)]
 struct TaskRecord {
