@@ -15,6 +15,10 @@
 //! - A workflow arrives at the time its `arrival` parameter or an arrival event gives (the
 //!   earliest, as `run` takes it), else with the next epoch released.
 //!
+//! With `--checkpoint`, the source's state (admitted workflows, buffer, released epochs,
+//! lifecycle, counters) is part of every checkpoint; an epoch's lifecycle changes are applied
+//! when it is fed, not when it is released, so a checkpoint's lifecycle is what the dataflow saw.
+//!
 //! A request is validated whole against names, times and the catalog before anything of it is
 //! applied; what only the task lifecycle can refuse (a start before arrival, a second
 //! completion) is refused when its epoch is built, exactly as `run` does, and counted.
