@@ -12,5 +12,6 @@ mod property;
 mod rejections;
 mod resculpt;
 mod serve;
+mod serve_checkpoint;
 mod shared_data;
 mod simulate;

@@ -41,6 +41,16 @@ pub fn fingerprint(config: &RunConfig) -> u64 {
     hash
 }
 
+/// The fingerprint of settings given as text and of files read whole (for a caller whose
+/// inputs are not a `RunConfig`, such as `augur serve`: its platform and knobs).
+pub fn fingerprint_of(settings: &str, files: &[&Path]) -> u64 {
+    let mut hash = fnv1a(settings.as_bytes(), FNV_OFFSET);
+    for path in files {
+        hash = file_hash(path, u64::MAX, hash);
+    }
+    hash
+}
+
 /// Folds up to `limit` bytes of a file into `hash` (an unreadable file adds a marker: the run
 /// itself reports why it cannot be read).
 fn file_hash(path: &Path, limit: u64, hash: u64) -> u64 {

@@ -16,7 +16,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 pub use codec::{decode, encode};
-pub use fingerprint::fingerprint;
+pub use fingerprint::{fingerprint, fingerprint_of};
 
 use crate::engine::{CheckpointStore, EngineSnapshot};
 

@@ -335,6 +335,19 @@ struct Status {
     accepted: BTreeMap<&'static str, u64>,
     rejected: BTreeMap<&'static str, u64>,
     stream_subscribers: usize,
+    /// The latest checkpoint: what a restart resumes from (null when not checkpointing).
+    checkpoint: Option<CheckpointStatus>,
+}
+
+/// The latest checkpoint in `GET /v1/status`. After a crash, a producer replays what it sent
+/// after that checkpoint: in time order, every record later than `newest`.
+#[derive(Serialize)]
+struct CheckpointStatus {
+    /// The event time of the last epoch it applied, seconds.
+    time: serde_json::Value,
+    epochs: u64,
+    /// The newest record time it holds, applied or buffered, seconds.
+    newest: serde_json::Value,
 }
 
 fn status(api: &Api) -> Status {
@@ -366,6 +379,11 @@ fn status(api: &Api) -> Status {
         accepted,
         rejected,
         stream_subscribers: api.shared.subscriber_count(),
+        checkpoint: view.checkpoint.map(|mark| CheckpointStatus {
+            time: json_seconds(mark.time),
+            epochs: mark.epochs,
+            newest: mark.newest.map_or(serde_json::Value::Null, json_seconds),
+        }),
     }
 }
 

@@ -11,6 +11,7 @@
 //! through a [`source::ServiceHandle`], the handle the HTTP handlers use.
 
 pub mod api;
+pub mod checkpoint;
 pub mod exposition;
 pub mod extender;
 pub mod live;
@@ -31,8 +32,9 @@ use augur_dataflows::EngineConfig;
 use clap::Args;
 
 use crate::catalog::Catalog;
+use crate::checkpoint::{CheckpointConfig, CheckpointError};
 use crate::cli::{engine_knobs, read_config_file, ConfigError, ConfigFile};
-use crate::engine::{run_engine, Workers};
+use crate::engine::{run_engine_checkpointed, Checkpointing, Workers};
 use crate::http::{Limits, ServerOptions};
 use crate::input::metrics::MetricOptions;
 use crate::input::platform::read_platform;
@@ -89,6 +91,18 @@ pub struct ServeArgs {
     /// How often --node-exporter targets are scraped.
     #[arg(long, default_value = "5s", value_name = "INTERVAL")]
     pub scrape_interval: String,
+    /// Checkpoint folder: the service writes a checkpoint there (admitted workflows, buffered
+    /// records, task lifecycle, model state, partition map) every --checkpoint-every epochs.
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint: Option<PathBuf>,
+    /// Epochs (distinct event times) between checkpoints [default: 1000].
+    #[arg(long, value_name = "N", requires = "checkpoint")]
+    pub checkpoint_every: Option<u64>,
+    /// Resume from the latest checkpoint in --checkpoint DIR (same platform and settings; any
+    /// number of workers). Records sent after that checkpoint must be sent again: see
+    /// `checkpoint` in GET /v1/status.
+    #[arg(long, requires = "checkpoint")]
+    pub resume: bool,
 }
 
 const ENDPOINTS: &str = "\
@@ -136,6 +150,8 @@ pub struct ServeConfig {
     pub engine_timeout: Duration,
     /// Live sources sampled while serving.
     pub live: live::LiveConfig,
+    /// Checkpoints, if any.
+    pub checkpoint: Option<CheckpointConfig>,
 }
 
 /// The forecast and placement knobs.
@@ -176,6 +192,10 @@ pub enum ServeError {
     /// A live source (--collect, --node-exporter) could not be set up.
     #[error("live source: {0}")]
     Live(String),
+    /// The checkpoint to resume from is missing, damaged or was taken over another platform
+    /// or settings.
+    #[error("checkpoint: {0}")]
+    Checkpoint(#[from] CheckpointError),
 }
 
 fn flag(flag: &'static str, reason: impl Into<String>) -> ConfigError {
@@ -266,6 +286,20 @@ pub fn serve_config(
             .collect::<Result<_, _>>()?,
         scrape_interval: interval("--scrape-interval", &args.scrape_interval)?,
     };
+    let checkpoint = match &args.checkpoint {
+        Some(dir) => {
+            let every = args.checkpoint_every.unwrap_or(1000);
+            if every == 0 {
+                return Err(flag("--checkpoint-every", "must be at least 1"));
+            }
+            Some(CheckpointConfig {
+                dir: dir.clone(),
+                every,
+                resume: args.resume,
+            })
+        }
+        None => None,
+    };
     Ok(ServeConfig {
         listen,
         platform: args.platform.clone(),
@@ -283,6 +317,7 @@ pub fn serve_config(
         max_line_bytes: max_line_bytes.max(64),
         engine_timeout: Duration::from_secs_f64(args.engine_timeout),
         live,
+        checkpoint,
     })
 }
 
@@ -337,6 +372,14 @@ pub fn serve_with(
         max_line_bytes: config.max_line_bytes,
     };
     let shared = Arc::new(state::Shared::new(catalog, settings));
+    // A resumed service has its workflows, buffers and view back before it listens.
+    let fingerprint = checkpoint::serve_fingerprint(config);
+    let resume = match &config.checkpoint {
+        Some(checkpointing) if checkpointing.resume => {
+            Some(crate::checkpoint::load(&checkpointing.dir, fingerprint)?)
+        }
+        _ => None,
+    };
 
     let listener = TcpListener::bind(config.listen).map_err(|source| ServeError::Bind {
         address: config.listen,
@@ -350,16 +393,53 @@ pub fn serve_with(
 
     let (commands, receiver) = std::sync::mpsc::channel();
     let handle = ServiceHandle::new(commands, config.engine_timeout);
-    let io = Mutex::new(Some((
-        source::LiveSource::new(Arc::clone(&shared), receiver),
-        sink::LiveSink::new(Arc::clone(&shared)),
-    )));
+    let io = match &resume {
+        Some(saved) => {
+            let corrupt = |reason: String| {
+                let dir = config
+                    .checkpoint
+                    .as_ref()
+                    .map(|c| c.dir.clone())
+                    .unwrap_or_default();
+                CheckpointError::Corrupt {
+                    path: dir.join(crate::checkpoint::LATEST),
+                    reason,
+                }
+            };
+            let source =
+                source::LiveSource::restore(Arc::clone(&shared), receiver, &saved.engine.source)
+                    .map_err(corrupt)?;
+            let sink = sink::LiveSink::restore(Arc::clone(&shared), &saved.engine.sink)
+                .map_err(corrupt)?;
+            let newest = shared.view().snapshot_newest;
+            shared.view_mut().checkpoint = Some(checkpoint::CheckpointMark {
+                time: saved.engine.time,
+                epochs: saved.engine.epochs,
+                newest,
+            });
+            (source, sink)
+        }
+        None => (
+            source::LiveSource::new(Arc::clone(&shared), receiver),
+            sink::LiveSink::new(Arc::clone(&shared)),
+        ),
+    };
+    let io = Mutex::new(Some(io));
+    let checkpointing = config.checkpoint.as_ref().map(|c| Checkpointing {
+        every: c.every,
+        store: Box::new(checkpoint::ServeStore::new(
+            &c.dir,
+            fingerprint,
+            Arc::clone(&shared),
+        )),
+        resume: resume.map(|saved| saved.engine),
+    });
     let idle_shared = Arc::clone(&shared);
     let workers = Workers::Threads(config.workers);
     let engine = std::thread::Builder::new()
         .name("augur-engine".into())
         .spawn(move || {
-            run_engine(workers, engine_config, move || {
+            run_engine_checkpointed(workers, engine_config, checkpointing, move || {
                 let taken = io.lock().ok().and_then(|mut io| io.take());
                 taken.unwrap_or_else(|| {
                     // Only worker 0 calls this, once; a closed channel ends at once anyway.

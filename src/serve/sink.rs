@@ -1,16 +1,16 @@
 //! The service's [`MapSink`]: applies each epoch's changes to the shared view the GET handlers
 //! read, and sends the map's and the scale-out advice's changes to the event streams.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use augur_dataflows::types::Time;
+use augur_dataflows::contention_forecast::SeriesForecast;
+use augur_dataflows::types::{DeviceId, Resource, TaskKey, Time};
 use serde::Serialize;
 
 use crate::engine::{apply_changes, ForecastUpdate, MapSink, MapUpdate, PrewarmUpdate};
 use crate::input::time::json_seconds;
-use crate::scaleout::ScaleoutLine;
+use crate::scaleout::{Scaleout, ScaleoutLine};
 
 use super::state::{Shared, Topic};
 
@@ -19,10 +19,48 @@ pub struct LiveSink {
     shared: Arc<Shared>,
 }
 
+/// What a checkpoint keeps of the sink: the view as of the checkpoint's epoch.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SinkState {
+    map: Vec<(TaskKey, DeviceId)>,
+    forecasts: Vec<((DeviceId, Resource), SeriesForecast)>,
+    scaleout: Scaleout,
+    reached: Option<Time>,
+    /// Also the last event id of the streams, which go on from it.
+    epochs: u64,
+    placed: u64,
+    moved: u64,
+}
+
+/// Why the live sink failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LiveSinkError {
+    /// Its state could not be encoded for a checkpoint.
+    #[error("cannot encode the service's map for a checkpoint: {0}")]
+    Encode(String),
+}
+
 impl LiveSink {
     /// A sink publishing to `shared`.
     pub fn new(shared: Arc<Shared>) -> LiveSink {
         LiveSink { shared }
+    }
+
+    /// A sink restored from its part of a checkpoint ([`MapSink::snapshot`]), setting the
+    /// shared view back to it.
+    pub fn restore(shared: Arc<Shared>, bytes: &[u8]) -> Result<LiveSink, String> {
+        let state: SinkState = crate::checkpoint::decode(bytes)?;
+        {
+            let mut view = shared.view_mut();
+            view.map = state.map.into_iter().collect();
+            view.forecasts = state.forecasts.into_iter().collect();
+            view.scaleout = state.scaleout;
+            view.reached = state.reached;
+            view.epochs = state.epochs;
+            view.placed = state.placed;
+            view.moved = state.moved;
+        }
+        Ok(LiveSink { shared })
     }
 }
 
@@ -50,16 +88,41 @@ pub fn sse(event: &str, id: u64, data: &str) -> String {
 }
 
 impl MapSink for LiveSink {
-    type Error = Infallible;
+    type Error = LiveSinkError;
 
-    fn forecasts(&mut self, _time: Time, changes: &[ForecastUpdate]) -> Result<(), Infallible> {
+    fn snapshot(&mut self) -> Result<Option<Vec<u8>>, LiveSinkError> {
+        let view = self.shared.view();
+        #[derive(serde::Serialize)]
+        struct Borrowed<'a> {
+            map: Vec<(TaskKey, DeviceId)>,
+            forecasts: Vec<((DeviceId, Resource), SeriesForecast)>,
+            scaleout: &'a Scaleout,
+            reached: Option<Time>,
+            epochs: u64,
+            placed: u64,
+            moved: u64,
+        }
+        crate::checkpoint::encode(&Borrowed {
+            map: view.map.iter().map(|(k, v)| (*k, *v)).collect(),
+            forecasts: view.forecasts.iter().map(|(k, v)| (*k, *v)).collect(),
+            scaleout: &view.scaleout,
+            reached: view.reached,
+            epochs: view.epochs,
+            placed: view.placed,
+            moved: view.moved,
+        })
+        .map(Some)
+        .map_err(LiveSinkError::Encode)
+    }
+
+    fn forecasts(&mut self, _time: Time, changes: &[ForecastUpdate]) -> Result<(), LiveSinkError> {
         let mut view = self.shared.view_mut();
         apply_changes(&mut view.forecasts, changes);
         view.scaleout.on_forecasts(changes);
         Ok(())
     }
 
-    fn prewarm(&mut self, _time: Time, changes: &[PrewarmUpdate]) -> Result<(), Infallible> {
+    fn prewarm(&mut self, _time: Time, changes: &[PrewarmUpdate]) -> Result<(), LiveSinkError> {
         self.shared.view_mut().scaleout.on_prewarm(changes);
         Ok(())
     }
@@ -69,7 +132,7 @@ impl MapSink for LiveSink {
         time: Time,
         changes: &[MapUpdate],
         latency: Duration,
-    ) -> Result<(), Infallible> {
+    ) -> Result<(), LiveSinkError> {
         let shared = Arc::clone(&self.shared);
         let catalog = shared.catalog();
         let mut view = shared.view_mut();

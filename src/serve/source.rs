@@ -15,12 +15,15 @@
 //! - A workflow arrives at the time its `arrival` parameter or an arrival event gives (the
 //!   earliest, as `run` takes it), else with the next epoch released.
 //!
+//! With `--checkpoint`, the source's state (admitted workflows, buffer, released epochs,
+//! lifecycle, counters) is part of every checkpoint; an epoch's lifecycle changes are applied
+//! when it is fed, not when it is released, so a checkpoint's lifecycle is what the dataflow saw.
+//!
 //! A request is validated whole against names, times and the catalog before anything of it is
 //! applied; what only the task lifecycle can refuse (a start before arrival, a second
 //! completion) is refused when its epoch is built, exactly as `run` does, and counted.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::convert::Infallible;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError};
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,8 +40,9 @@ use crate::input::time::format_seconds;
 use crate::input::wfformat::Workflow;
 use crate::input::{RejectKind, Rejection};
 
+use super::checkpoint::WorkflowRecord;
 use super::parse::{EVENTS_BODY, METRICS_BODY};
-use super::state::Shared;
+use super::state::{Shared, KINDS};
 
 /// Why a request was refused: the status to answer with and every problem found.
 #[derive(Clone, Debug, PartialEq)]
@@ -182,12 +186,13 @@ impl ServiceHandle {
     }
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 enum Item {
     Sample(Sample),
     Event(u64, TaskEvent),
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 enum Lifecycle {
     Waiting,
     Running(DeviceId, Time),
@@ -204,6 +209,33 @@ enum Change {
     },
 }
 
+/// One epoch released from the buffer, not yet fed. The lifecycle is applied to it only when
+/// it is fed, so at a checkpoint the lifecycle is exactly what the dataflow has seen.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Released {
+    time: Time,
+    /// Tasks arriving, in key order.
+    arriving: Vec<TaskKey>,
+    samples: Vec<Sample>,
+    /// Events with their line in the request, in the order received.
+    events: Vec<(u64, TaskEvent)>,
+}
+
+/// What a checkpoint keeps of the source (see [`super::checkpoint`]).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SourceState {
+    workflows: Vec<WorkflowRecord>,
+    buffer: Reorder<Item>,
+    seq: u64,
+    released: Option<Time>,
+    pending: Vec<(TaskKey, Option<Time>)>,
+    ready: VecDeque<Released>,
+    live: Vec<(TaskKey, Lifecycle)>,
+    completed: Vec<(u32, Vec<bool>)>,
+    accepted: Vec<(String, u64)>,
+    rejected: Vec<(String, u64)>,
+}
+
 /// The live [`BatchSource`]; see the module documentation.
 pub struct LiveSource {
     shared: Arc<Shared>,
@@ -214,7 +246,7 @@ pub struct LiveSource {
     released: Option<Time>,
     /// Admitted tasks not yet arrived, with their arrival time (`None`: the next epoch).
     pending: BTreeMap<TaskKey, Option<Time>>,
-    ready: VecDeque<(Time, InputBatch)>,
+    ready: VecDeque<Released>,
     flush_waiters: Vec<SyncSender<()>>,
     live: HashMap<TaskKey, Lifecycle>,
     completed: HashMap<u32, Vec<bool>>,
@@ -238,6 +270,65 @@ impl LiveSource {
             live: HashMap::new(),
             completed: HashMap::new(),
             stopping: false,
+        }
+    }
+
+    /// A source restored from its part of a checkpoint ([`BatchSource::snapshot`]): the
+    /// workflows are admitted again, in their order, into `shared`'s catalog (which must hold
+    /// none yet), and the counters are set back.
+    pub fn restore(
+        shared: Arc<Shared>,
+        commands: Receiver<Command>,
+        bytes: &[u8],
+    ) -> Result<LiveSource, String> {
+        let state: SourceState = crate::checkpoint::decode(bytes)?;
+        let mut source = LiveSource::new(shared, commands);
+        {
+            let mut catalog = source.shared.catalog_mut();
+            for (index, record) in state.workflows.into_iter().enumerate() {
+                let id = catalog
+                    .admit(Workflow::from(record))
+                    .map_err(|rejections| {
+                        let reasons: Vec<String> =
+                            rejections.iter().map(|r| r.to_string()).collect();
+                        format!("a saved workflow is refused now: {}", reasons.join("; "))
+                    })?;
+                if id as usize != index {
+                    return Err(format!("workflow {index} came back as id {id}"));
+                }
+            }
+        }
+        source.buffer = state.buffer;
+        source.seq = state.seq;
+        source.released = state.released;
+        source.pending = state.pending.into_iter().collect();
+        source.ready = state.ready;
+        source.live = state.live.into_iter().collect();
+        source.completed = state.completed.into_iter().collect();
+        {
+            let mut counters = source.shared.counters();
+            let kind = |name: &str| KINDS.iter().copied().find(|kind| *kind == name);
+            for (name, count) in state.accepted {
+                if let Some(kind) = kind(&name) {
+                    counters.accepted.insert(kind, count);
+                }
+            }
+            for (name, count) in state.rejected {
+                if let Some(kind) = kind(&name) {
+                    counters.rejected.insert(kind, count);
+                }
+            }
+        }
+        source.shared.view_mut().snapshot_newest = source.newest();
+        source.publish_counts();
+        Ok(source)
+    }
+
+    /// The newest record time the source holds (applied, released or buffered).
+    fn newest(&self) -> Option<Time> {
+        match (self.buffer.max_seen(), self.released) {
+            (Some(seen), Some(released)) => Some(seen.max(released)),
+            (seen, released) => seen.or(released),
         }
     }
 
@@ -531,31 +622,43 @@ impl LiveSource {
         let mut items = items.into_iter().peekable();
         let mut made = 0;
         for time in times {
-            let mut batch = InputBatch::default();
             let mut arriving = arrivals.remove(&time).unwrap_or_default();
             if made == 0 {
                 arriving.append(&mut next_epoch);
                 arriving.sort_unstable();
             }
-            for key in arriving {
-                self.apply_change(key, Change::Arrive, &mut batch);
-            }
+            let mut samples = Vec::new();
             let mut events = Vec::new();
             while items.peek().is_some_and(|(t, _)| *t == time) {
                 match items.next() {
-                    Some((_, Item::Sample(sample))) => batch.samples.push(sample),
+                    Some((_, Item::Sample(sample))) => samples.push(sample),
                     Some((_, Item::Event(line, event))) => events.push((line, event)),
                     None => break,
                 }
             }
-            for (line, event) in events {
-                self.apply_event(line, &event, &mut batch);
-            }
-            self.ready.push_back((time, batch));
+            self.ready.push_back(Released {
+                time,
+                arriving,
+                samples,
+                events,
+            });
             self.released = Some(time);
             made += 1;
         }
         made
+    }
+
+    /// Applies a released epoch to the task lifecycle and turns it into the engine's batch.
+    fn build(&mut self, released: Released) -> (Time, InputBatch) {
+        let mut batch = InputBatch::default();
+        for key in released.arriving {
+            self.apply_change(key, Change::Arrive, &mut batch);
+        }
+        batch.samples = released.samples;
+        for (line, event) in released.events {
+            self.apply_event(line, &event, &mut batch);
+        }
+        (released.time, batch)
     }
 
     fn publish_counts(&self) {
@@ -760,10 +863,97 @@ fn check_names(catalog: &Catalog, event: &TaskEvent) -> Result<(), (RejectKind, 
 /// How often an idle source wakes to see whether it was asked to stop.
 const IDLE_POLL: Duration = Duration::from_millis(200);
 
-impl BatchSource for LiveSource {
-    type Error = Infallible;
+/// Why the live source failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LiveSourceError {
+    /// Its state could not be encoded for a checkpoint.
+    #[error("cannot encode the service's inputs for a checkpoint: {0}")]
+    Encode(String),
+}
 
-    fn next_batch(&mut self) -> Result<Option<(Time, InputBatch)>, Infallible> {
+impl BatchSource for LiveSource {
+    type Error = LiveSourceError;
+
+    fn snapshot(&mut self) -> Result<Option<Vec<u8>>, LiveSourceError> {
+        let workflows = self
+            .shared
+            .catalog()
+            .workflows
+            .iter()
+            .map(|entry| WorkflowRecord::from(&entry.workflow))
+            .collect();
+        let mut live: Vec<(TaskKey, Lifecycle)> = self.live.iter().map(|(k, v)| (*k, *v)).collect();
+        live.sort_unstable_by_key(|(key, _)| *key);
+        let mut completed: Vec<(u32, Vec<bool>)> = self
+            .completed
+            .iter()
+            .map(|(k, v)| (*k, v.clone()))
+            .collect();
+        completed.sort_unstable_by_key(|(key, _)| *key);
+        let (accepted, rejected) = {
+            let counters = self.shared.counters();
+            let owned = |map: &BTreeMap<&'static str, u64>| {
+                map.iter()
+                    .map(|(kind, count)| (kind.to_string(), *count))
+                    .collect::<Vec<_>>()
+            };
+            (owned(&counters.accepted), owned(&counters.rejected))
+        };
+        // Borrowed where it is large, so the buffer is not copied to be encoded.
+        #[derive(serde::Serialize)]
+        struct Borrowed<'a> {
+            workflows: Vec<WorkflowRecord>,
+            buffer: &'a Reorder<Item>,
+            seq: u64,
+            released: Option<Time>,
+            pending: Vec<(TaskKey, Option<Time>)>,
+            ready: &'a VecDeque<Released>,
+            live: Vec<(TaskKey, Lifecycle)>,
+            completed: Vec<(u32, Vec<bool>)>,
+            accepted: Vec<(String, u64)>,
+            rejected: Vec<(String, u64)>,
+        }
+        let bytes = crate::checkpoint::encode(&Borrowed {
+            workflows,
+            buffer: &self.buffer,
+            seq: self.seq,
+            released: self.released,
+            pending: self.pending.iter().map(|(k, v)| (*k, *v)).collect(),
+            ready: &self.ready,
+            live,
+            completed,
+            accepted,
+            rejected,
+        })
+        .map_err(LiveSourceError::Encode)?;
+        self.shared.view_mut().snapshot_newest = self.newest();
+        Ok(Some(bytes))
+    }
+
+    fn live_collections(&self) -> InputBatch {
+        let catalog = self.shared.catalog();
+        let mut batch = InputBatch::default();
+        let mut live: Vec<(&TaskKey, &Lifecycle)> = self.live.iter().collect();
+        live.sort_unstable_by_key(|(key, _)| **key);
+        for (&key, lifecycle) in live {
+            let Some(spec) = catalog.spec(key) else {
+                continue;
+            };
+            batch.tasks.push(((key, spec), 1));
+            for (parent, bytes) in catalog.parents(key) {
+                batch.edges.push((((key, parent), bytes), 1));
+            }
+            for alternative in catalog.alternatives(key) {
+                batch.alternatives.push(((key, alternative), 1));
+            }
+            if let Lifecycle::Running(device, _) = lifecycle {
+                batch.started.push(((key, *device), 1));
+            }
+        }
+        batch
+    }
+
+    fn next_batch(&mut self) -> Result<Option<(Time, InputBatch)>, LiveSourceError> {
         loop {
             // Take what producers sent meanwhile without waiting, so requests are answered
             // between epochs rather than after a long flush.
@@ -780,8 +970,9 @@ impl BatchSource for LiveSource {
                     }
                 }
             }
-            if let Some(epoch) = self.ready.pop_front() {
-                self.shared.view_mut().queued_epochs = self.ready.len();
+            if let Some(released) = self.ready.pop_front() {
+                let epoch = self.build(released);
+                self.publish_counts();
                 return Ok(Some(epoch));
             }
             // Nothing is queued: every epoch released so far has completed.

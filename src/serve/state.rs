@@ -16,6 +16,8 @@ use crate::catalog::Catalog;
 use crate::input::Rejection;
 use crate::scaleout::Scaleout;
 
+use super::checkpoint::CheckpointMark;
+
 /// Upper bounds of the update-latency histogram's buckets, seconds (`+Inf` is implied).
 pub const LATENCY_BUCKETS_S: [f64; 14] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
@@ -74,6 +76,11 @@ pub struct View {
     pub live_tasks: usize,
     /// Tasks admitted whose arrival is still to come (set by the source).
     pub pending_tasks: usize,
+    /// The latest checkpoint kept (or resumed from), if checkpointing.
+    pub checkpoint: Option<CheckpointMark>,
+    /// The newest record time the source held when last snapshotted (set by the source, for
+    /// the checkpoint being written).
+    pub snapshot_newest: Option<Time>,
 }
 
 /// Counters for `/metrics`.
@@ -172,6 +179,8 @@ impl Shared {
                 queued_epochs: 0,
                 live_tasks: 0,
                 pending_tasks: 0,
+                checkpoint: None,
+                snapshot_newest: None,
             }),
             counters: Mutex::new(Counters::default()),
             subscribers: Mutex::new(Vec::new()),

@@ -1,0 +1,372 @@
+//! Checkpoints of `augur serve`: a service fed part of the demo, killed with SIGKILL once a
+//! checkpoint holds that part, resumed from it on another port and sent what came after the
+//! checkpoint (by the `checkpoint` of its status) ends with the same map, predictions and
+//! counts as a service fed everything without interruption. A resume over another platform
+//! is refused with a message, not a panic.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use augur::input::time::parse_time_field;
+use serde_json::Value;
+
+const WORKFLOW: &str = "montage-chameleon-2mass-01d-001";
+const SERIES: [(&str, &str); 4] = [
+    ("ec2_cpu_utilization_24ae8d.csv", "edge-a"),
+    ("ec2_cpu_utilization_53ea38.csv", "edge-b"),
+    ("ec2_cpu_utilization_5f5533.csv", "cloud-c"),
+    ("rds_cpu_utilization_cc0c53.csv", "cloud-d"),
+];
+/// Samples up to this time (two days of the demo series, past its events).
+const METRICS_UNTIL_MS: i64 = 1_392_562_800_000;
+/// The first part sent before the kill: everything up to here, the middle of the event log
+/// (tasks are running, and the last minute of it is still in the reorder buffer).
+const SPLIT_MS: i64 = 1_392_422_405_000;
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("serve-ckpt-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+/// A running `augur serve`, killed if a test fails before stopping it.
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    fn start(args: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_augur"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .env_remove("AUGUR_TOKEN")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn augur serve");
+        let stdout = child.stdout.take().expect("stdout");
+        // A service that never starts listening fails the test rather than hanging it.
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = sender.send(line);
+        });
+        let Ok(line) = receiver.recv_timeout(Duration::from_secs(60)) else {
+            let _ = child.kill();
+            panic!("augur serve did not start listening");
+        };
+        let addr = line
+            .trim()
+            .strip_prefix("augur serve: listening on http://")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_string();
+        Server { child, addr }
+    }
+
+    fn call(&self, method: &str, path: &str, body: &[u8]) -> (u16, Value) {
+        let mut stream = TcpStream::connect(&self.addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(300)))
+            .expect("timeout");
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n\r\n",
+            self.addr,
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).expect("write head");
+        stream.write_all(body).expect("write body");
+        let mut raw = Vec::new();
+        let _ = stream.read_to_end(&mut raw);
+        let split = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("a response head");
+        let head = String::from_utf8_lossy(&raw[..split]).to_string();
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("a status");
+        let value = serde_json::from_slice(&raw[split + 4..]).unwrap_or(Value::Null);
+        (status, value)
+    }
+
+    fn ok(&self, method: &str, path: &str, body: &[u8]) -> Value {
+        let (status, value) = self.call(method, path, body);
+        assert_eq!(status, 200, "{method} {path}: {value}");
+        value
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // SIGKILL: no drain, no final checkpoint.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One record to send: its time (ms), whether it is a sample (else an event), its line.
+type Record = (i64, bool, String);
+
+/// The demo's samples (two days, numeric times) and its good events, in time order (samples
+/// before events at equal times, as an epoch applies them).
+fn demo_records() -> Vec<Record> {
+    let mut records = Vec::new();
+    for (file, device) in SERIES {
+        let text = std::fs::read_to_string(repo("data/demo/metrics").join(file)).expect("series");
+        for line in text.lines().skip(1) {
+            let (time, value) = line.split_once(',').expect("two columns");
+            let time = parse_time_field(time).expect("time");
+            if time > METRICS_UNTIL_MS {
+                continue;
+            }
+            let value = value.parse::<f64>().expect("value") / 100.0;
+            let seconds = time / 1000;
+            records.push((time, true, format!("{seconds},{device},cpu,{value}\n")));
+        }
+    }
+    let events = std::fs::read_to_string(repo("data/demo/events.jsonl")).expect("events");
+    for line in events.lines() {
+        // The log ends with two records naming a device and a task that do not exist.
+        if line.contains("gpu-z") || line.contains("no-such-task") {
+            continue;
+        }
+        let event: Value = serde_json::from_str(line).expect("event json");
+        let time = (event["time"].as_f64().expect("time") * 1000.0).round() as i64;
+        records.push((time, false, format!("{line}\n")));
+    }
+    records.sort_by_key(|(time, sample, _)| (*time, !*sample));
+    records
+}
+
+/// Sends records in time order, as a collector would: each run of samples or of events (at
+/// most 500 records) in one request, so nothing sent is behind what was sent before it.
+fn send(server: &Server, records: &[Record]) {
+    let mut start = 0;
+    while start < records.len() {
+        let kind = records[start].1;
+        let end = records[start..]
+            .iter()
+            .take(500)
+            .position(|(_, sample, _)| *sample != kind)
+            .map_or((start + 500).min(records.len()), |offset| start + offset);
+        let lines: String = records[start..end]
+            .iter()
+            .map(|(_, _, line)| line.as_str())
+            .collect();
+        if kind {
+            let body = format!("time,device,resource,value\n{lines}");
+            server.ok("POST", "/v1/metrics", body.as_bytes());
+        } else {
+            server.ok("POST", "/v1/events", lines.as_bytes());
+        }
+        start = end;
+    }
+}
+
+fn post_workflow(server: &Server) {
+    let workflow = std::fs::read(repo(&format!("data/demo/{WORKFLOW}.json"))).expect("workflow");
+    let body = server.ok("POST", &format!("/v1/workflows?name={WORKFLOW}"), &workflow);
+    assert_eq!(body["accepted"], 103);
+}
+
+fn millis(value: &Value) -> i64 {
+    (value.as_f64().expect("a time in seconds") * 1000.0).round() as i64
+}
+
+/// What two services must agree on once fed the same records.
+fn outcome(server: &Server) -> (Value, Value, Value, Vec<Value>) {
+    let status = server.ok("POST", "/v1/flush", b"");
+    assert_eq!(status["buffered_records"], 0);
+    let map = server.ok("GET", "/v1/map", b"");
+    let predictions = server.ok("GET", "/v1/predictions", b"");
+    let scaleout = server.ok("GET", "/v1/scaleout", b"");
+    let counts = [
+        "time",
+        "epochs",
+        "tasks_mapped",
+        "tasks_live",
+        "tasks_placed",
+        "tasks_moved",
+        "workflows",
+        "accepted",
+        "rejected",
+    ]
+    .iter()
+    .map(|field| status[*field].clone())
+    .collect();
+    (map, predictions, scaleout, counts)
+}
+
+#[test]
+fn serve_resumed_after_sigkill_ends_as_an_uninterrupted_serve() {
+    let dir = scratch("kill");
+    let checkpoints = dir.join("checkpoints");
+    let checkpoints_arg = checkpoints.to_str().expect("utf-8 path");
+    let platform = repo("data/demo/platform.toml");
+    let platform_arg = platform.to_str().expect("utf-8 path");
+    let records = demo_records();
+    let split = records.partition_point(|(time, _, _)| *time <= SPLIT_MS);
+    assert!(split > 0 && split < records.len());
+
+    // Uninterrupted.
+    let reference = Server::start(&["--platform", platform_arg]);
+    post_workflow(&reference);
+    send(&reference, &records);
+    let expected = outcome(&reference);
+    drop(reference);
+    let mapped = expected.0[WORKFLOW]
+        .as_object()
+        .map_or(0, |tasks| tasks.len());
+    assert!(mapped > 0, "the reference maps tasks: {}", expected.0);
+
+    // The first part, checkpointed after every epoch, then SIGKILL once a checkpoint holds it.
+    let first = Server::start(&[
+        "--platform",
+        platform_arg,
+        "--checkpoint",
+        checkpoints_arg,
+        "--checkpoint-every",
+        "1",
+    ]);
+    post_workflow(&first);
+    send(&first, &records[..split]);
+    let sent_newest = records[split - 1].0;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let held = loop {
+        let (_, status) = first.call("GET", "/v1/status", b"");
+        let checkpoint = &status["checkpoint"];
+        if status["queued_epochs"] == 0
+            && checkpoint["epochs"] == status["epochs"]
+            && checkpoint["newest"].is_number()
+            && millis(&checkpoint["newest"]) == sent_newest
+        {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no checkpoint holds the first part: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // Some of what was acknowledged is still waiting in the reorder buffer, and tasks are
+    // running: both must survive the kill.
+    assert!(
+        held["buffered_records"].as_u64() > Some(0),
+        "the checkpoint holds buffered records: {held}"
+    );
+    assert!(held["tasks_live"].as_u64() > Some(0), "{held}");
+    assert!(checkpoints.join("checkpoint.bin").is_file());
+    drop(first);
+
+    // Resumed on another port: the checkpoint says from where to send again.
+    let resumed = Server::start(&[
+        "--platform",
+        platform_arg,
+        "--checkpoint",
+        checkpoints_arg,
+        "--resume",
+    ]);
+    let status = resumed.ok("GET", "/v1/status", b"");
+    assert_eq!(status["buffered_records"], held["buffered_records"]);
+    assert_eq!(status["workflows"], 1);
+    assert_eq!(status["epochs"], held["epochs"]);
+    assert_eq!(status["accepted"], held["accepted"]);
+    let newest = millis(&status["checkpoint"]["newest"]);
+    assert_eq!(newest, sent_newest);
+    // The workflow is back under its name: posting it again is a conflict.
+    let workflow = std::fs::read(repo(&format!("data/demo/{WORKFLOW}.json"))).expect("workflow");
+    let (code, _) = resumed.call("POST", &format!("/v1/workflows?name={WORKFLOW}"), &workflow);
+    assert_eq!(code, 409);
+    let replay: Vec<Record> = records
+        .iter()
+        .filter(|(time, _, _)| *time > newest)
+        .cloned()
+        .collect();
+    assert_eq!(replay.len(), records.len() - split);
+    send(&resumed, &replay);
+    let mut got = outcome(&resumed);
+    // The refused repost is counted on the resumed service only.
+    if let Some(rejected) = got.3.get_mut(8) {
+        assert_eq!(rejected["workflow"], 1);
+        if let Some(object) = rejected.as_object_mut() {
+            object.remove("workflow");
+        }
+    }
+    assert_eq!(got.0, expected.0, "map");
+    assert_eq!(got.1, expected.1, "predictions");
+    assert_eq!(got.2, expected.2, "scale-out");
+    assert_eq!(got.3, expected.3, "counts");
+}
+
+#[test]
+fn serve_resume_over_another_platform_is_refused() {
+    let dir = scratch("platform");
+    let checkpoints = dir.join("checkpoints");
+    let checkpoints_arg = checkpoints.to_str().expect("utf-8 path");
+    let platform = repo("data/demo/platform.toml");
+    let platform_arg = platform.to_str().expect("utf-8 path");
+
+    // Nothing to resume from yet.
+    let missing = Command::new(env!("CARGO_BIN_EXE_augur"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--platform",
+            platform_arg,
+        ])
+        .args(["--checkpoint", checkpoints_arg, "--resume"])
+        .env_remove("AUGUR_TOKEN")
+        .output()
+        .expect("augur serve");
+    assert_eq!(missing.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(stderr.contains("no checkpoint"), "{stderr}");
+
+    let server = Server::start(&[
+        "--platform",
+        platform_arg,
+        "--checkpoint",
+        checkpoints_arg,
+        "--checkpoint-every",
+        "1",
+    ]);
+    post_workflow(&server);
+    let status = server.ok("POST", "/v1/flush", b"");
+    assert!(status["epochs"].as_u64() > Some(0), "{status}");
+    assert!(status["checkpoint"].is_object(), "{status}");
+    drop(server);
+
+    let other = dir.join("other.toml");
+    let text = std::fs::read_to_string(&platform).expect("platform");
+    // One more device.
+    let extra = "\n[[device]]\nid = \"edge-e\"\ncores = 4\nmemory_gib = 16\nspeed = 1.0\n";
+    std::fs::write(&other, format!("{text}{extra}")).expect("write");
+    let refused = Command::new(env!("CARGO_BIN_EXE_augur"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--platform"])
+        .arg(&other)
+        .args(["--checkpoint", checkpoints_arg, "--resume"])
+        .env_remove("AUGUR_TOKEN")
+        .output()
+        .expect("augur serve");
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("other inputs or settings") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+    assert!(refused.stdout.is_empty(), "it never listened");
+}
