@@ -448,7 +448,11 @@ pub fn http_bodies(data: &[u8]) {
         2 => match augur::serve::parse_workflow_body(body, "w") {
             Ok(workflow) => {
                 let ids: HashSet<&str> = workflow.tasks.iter().map(|t| t.id.as_str()).collect();
-                assert_eq!(ids.len(), workflow.tasks.len(), "duplicate task ids accepted");
+                assert_eq!(
+                    ids.len(),
+                    workflow.tasks.len(),
+                    "duplicate task ids accepted"
+                );
             }
             Err(rejections) => assert_refused(&rejections),
         },
