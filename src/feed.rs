@@ -2,18 +2,19 @@
 //! event-time order, validates every record against the catalog and the task lifecycle, and
 //! accounts for every record read (accepted, or rejected with file, line and reason).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::Arc;
 
-use augur_dataflows::types::{DeviceId, InputBatch, Sample, TaskKey, Time};
+use augur_dataflows::types::{InputBatch, Sample, TaskKey, Time};
 
 use crate::catalog::Catalog;
 use crate::engine::BatchSource;
-use crate::input::events::{EventKind, EventPosition, EventReader, TaskEvent};
+use crate::input::events::{EventPosition, EventReader, TaskEvent};
 use crate::input::metrics::{LineOutcome, MetricPosition, MetricReader};
 use crate::input::reorder::Reorder;
 use crate::input::{InputStats, RejectKind, Rejection};
+use crate::lifecycle::{Change, Lifecycle, TaskLifecycle};
 
 /// Utilisation above this many times capacity is taken as this much: over-commit is kept, but
 /// one absurd reading (1e308) must not blind the forecasts for thousands of samples.
@@ -252,13 +253,6 @@ struct EventInput {
     ordered: Ordered<TaskEvent>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-enum Lifecycle {
-    Waiting,
-    /// Started on this device at this time.
-    Running(DeviceId, Time),
-}
-
 /// What a checkpoint keeps of a feed: per input stream where its reader stands and what its
 /// reorder buffer holds, the arrivals still to come, the lifecycle of every task, and how
 /// many rejections were logged. Restored with readers reopened at those positions, the feed
@@ -310,9 +304,7 @@ pub struct Feed {
     metrics: Vec<MetricInput>,
     events: Vec<EventInput>,
     arrivals: BTreeMap<Time, Vec<TaskKey>>,
-    live: HashMap<TaskKey, Lifecycle>,
-    /// Per workflow, which tasks have completed (a bit each).
-    completed: HashMap<u32, Vec<bool>>,
+    lifecycle: TaskLifecycle,
     log: RejectLog,
 }
 
@@ -343,8 +335,7 @@ impl Feed {
                 })
                 .collect(),
             arrivals,
-            live: HashMap::new(),
-            completed: HashMap::new(),
+            lifecycle: TaskLifecycle::default(),
             log,
         }
     }
@@ -381,8 +372,7 @@ impl Feed {
                 .map(|(reader, (_, ordered))| EventInput { reader, ordered })
                 .collect(),
             arrivals: state.arrivals,
-            live: state.live.into_iter().collect(),
-            completed: state.completed.into_iter().collect(),
+            lifecycle: TaskLifecycle::from_parts((state.live, state.completed)),
             log,
         })
     }
@@ -415,7 +405,7 @@ impl Feed {
 
     /// Tasks arrived and not completed.
     pub fn live_tasks(&self) -> usize {
-        self.live.len()
+        self.lifecycle.live_count()
     }
 
     /// The earliest time any metric or event input holds (reading ahead as needed).
@@ -474,10 +464,10 @@ impl Feed {
         event: TaskEvent,
         batch: &mut InputBatch,
     ) -> Result<(), FeedError> {
-        match self.validate_event(&event) {
+        match self.lifecycle.validate(&self.catalog, &event) {
             Ok(change) => {
                 if let Some((key, change)) = change {
-                    self.apply_change(key, change, batch);
+                    self.lifecycle.apply(&self.catalog, key, change, batch);
                 }
                 Ok(())
             }
@@ -491,174 +481,6 @@ impl Feed {
             }
         }
     }
-
-    /// What an event does to a task, or why it cannot be accepted.
-    fn validate_event(
-        &self,
-        event: &TaskEvent,
-    ) -> Result<Option<(TaskKey, Change)>, (RejectKind, String)> {
-        if self.catalog.workflow_id(&event.workflow).is_none() {
-            return Err((
-                RejectKind::UnknownWorkflow,
-                format!("no admitted workflow is named '{}'", event.workflow),
-            ));
-        }
-        let device = match &event.device {
-            Some(name) => match self.catalog.device_id(name) {
-                Some(device) => Some(device),
-                None => {
-                    return Err((
-                        RejectKind::UnknownDevice,
-                        format!("device '{name}' is not in the platform"),
-                    ))
-                }
-            },
-            None => None,
-        };
-        let Some(task) = &event.task else {
-            // A whole-workflow arrival: its time was taken before the run started.
-            return Ok(None);
-        };
-        let Some(key) = self.catalog.task_key(&event.workflow, task) else {
-            return Err((
-                RejectKind::UnknownTask,
-                format!("workflow '{}' has no task '{task}'", event.workflow),
-            ));
-        };
-        let state = self.live.get(&key).copied();
-        let done = self.is_completed(key);
-        match event.kind {
-            EventKind::Arrival => Ok(None),
-            EventKind::Start => match (state, device) {
-                (Some(Lifecycle::Waiting), Some(device)) => {
-                    Ok(Some((key, Change::Start(device, event.time))))
-                }
-                (_, None) => Err((
-                    RejectKind::Parse,
-                    "a start event needs a device".to_string(),
-                )),
-                (Some(Lifecycle::Running(on, _)), _) => Err((
-                    RejectKind::BadTransition,
-                    format!(
-                        "task '{task}' already started on '{}'",
-                        self.catalog.device_name(on)
-                    ),
-                )),
-                (None, _) if done => Err((
-                    RejectKind::BadTransition,
-                    format!("task '{task}' already completed"),
-                )),
-                (None, _) => Err((
-                    RejectKind::BadTransition,
-                    format!("task '{task}' has not arrived yet"),
-                )),
-            },
-            EventKind::Complete => match state {
-                Some(_) => Ok(Some((
-                    key,
-                    Change::Complete {
-                        device,
-                        duration_s: event.duration_s,
-                        time: event.time,
-                    },
-                ))),
-                None if done => Err((
-                    RejectKind::BadTransition,
-                    format!("task '{task}' already completed"),
-                )),
-                None => Err((
-                    RejectKind::BadTransition,
-                    format!("task '{task}' has not arrived yet"),
-                )),
-            },
-        }
-    }
-
-    fn is_completed(&self, key: TaskKey) -> bool {
-        self.completed
-            .get(&key.workflow)
-            .and_then(|done| done.get(key.task as usize))
-            .copied()
-            .unwrap_or(false)
-    }
-
-    fn apply_change(&mut self, key: TaskKey, change: Change, batch: &mut InputBatch) {
-        let Some(spec) = self.catalog.spec(key) else {
-            return;
-        };
-        match change {
-            Change::Arrive => {
-                if self.live.contains_key(&key) || self.is_completed(key) {
-                    return;
-                }
-                self.live.insert(key, Lifecycle::Waiting);
-                batch.tasks.push(((key, spec), 1));
-                for (parent, bytes) in self.catalog.parents(key) {
-                    batch.edges.push((((key, parent), bytes), 1));
-                }
-                for alternative in self.catalog.alternatives(key) {
-                    batch.alternatives.push(((key, alternative), 1));
-                }
-            }
-            Change::Start(device, time) => {
-                self.live.insert(key, Lifecycle::Running(device, time));
-                batch.started.push(((key, device), 1));
-            }
-            Change::Complete {
-                device,
-                duration_s,
-                time,
-            } => {
-                let mut ran = None;
-                if let Some(Lifecycle::Running(on, start)) = self.live.remove(&key) {
-                    batch.started.push(((key, on), -1));
-                    let measured = (time > start).then(|| (time - start) as f64 / 1000.0);
-                    ran = Some((on, measured));
-                }
-                // What the duration model learns: the event's own duration, else the time since
-                // the start; on the device the event names, else the one it started on.
-                let device = device.or(ran.map(|(on, _)| on));
-                let seconds = duration_s.or(ran.and_then(|(_, measured)| measured));
-                if let (Some(device), Some(seconds)) = (device, seconds) {
-                    batch
-                        .completions
-                        .extend(self.catalog.completion(key, device, seconds));
-                }
-                let tasks = self
-                    .catalog
-                    .workflows
-                    .get(key.workflow as usize)
-                    .map_or(0, |w| w.specs.len());
-                let done = self
-                    .completed
-                    .entry(key.workflow)
-                    .or_insert_with(|| vec![false; tasks]);
-                if let Some(flag) = done.get_mut(key.task as usize) {
-                    *flag = true;
-                }
-                batch.tasks.push(((key, spec), -1));
-                for (parent, bytes) in self.catalog.parents(key) {
-                    batch.edges.push((((key, parent), bytes), -1));
-                }
-                for alternative in self.catalog.alternatives(key) {
-                    batch.alternatives.push(((key, alternative), -1));
-                }
-            }
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug)]
-enum Change {
-    Arrive,
-    /// Started on this device at this time.
-    Start(DeviceId, Time),
-    /// Completed at `time`, with the device and duration the event gives.
-    Complete {
-        device: Option<DeviceId>,
-        duration_s: Option<f64>,
-        time: Time,
-    },
 }
 
 impl BatchSource for Feed {
@@ -667,14 +489,7 @@ impl BatchSource for Feed {
     fn snapshot(&mut self) -> Result<Option<Vec<u8>>, FeedError> {
         // What the log holds must be on disk before a checkpoint says how long it is.
         self.log.flush()?;
-        let mut live: Vec<(TaskKey, Lifecycle)> = self.live.iter().map(|(k, v)| (*k, *v)).collect();
-        live.sort_unstable_by_key(|(key, _)| *key);
-        let mut completed: Vec<(u32, Vec<bool>)> = self
-            .completed
-            .iter()
-            .map(|(k, v)| (*k, v.clone()))
-            .collect();
-        completed.sort_unstable_by_key(|(key, _)| *key);
+        let (live, completed) = self.lifecycle.parts();
         let state = FeedStateRef {
             metrics: self
                 .metrics
@@ -697,23 +512,7 @@ impl BatchSource for Feed {
     }
 
     fn live_collections(&self) -> InputBatch {
-        let mut batch = InputBatch::default();
-        for (&key, lifecycle) in &self.live {
-            let Some(spec) = self.catalog.spec(key) else {
-                continue;
-            };
-            batch.tasks.push(((key, spec), 1));
-            for (parent, bytes) in self.catalog.parents(key) {
-                batch.edges.push((((key, parent), bytes), 1));
-            }
-            for alternative in self.catalog.alternatives(key) {
-                batch.alternatives.push(((key, alternative), 1));
-            }
-            if let Lifecycle::Running(device, _) = lifecycle {
-                batch.started.push(((key, *device), 1));
-            }
-        }
-        batch
+        self.lifecycle.live_collections(&self.catalog)
     }
 
     fn next_batch(&mut self) -> Result<Option<(Time, InputBatch)>, FeedError> {
@@ -735,7 +534,8 @@ impl BatchSource for Feed {
         let mut batch = InputBatch::default();
         if let Some(tasks) = self.arrivals.remove(&time) {
             for key in tasks {
-                self.apply_change(key, Change::Arrive, &mut batch);
+                self.lifecycle
+                    .apply(&self.catalog, key, Change::Arrive, &mut batch);
             }
         }
         for index in 0..self.metrics.len() {

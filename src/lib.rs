@@ -16,6 +16,7 @@ pub mod forecast_eval;
 pub mod http;
 pub mod http_client;
 pub mod input;
+pub mod lifecycle;
 pub mod memory;
 pub mod nab_score;
 pub mod output;

@@ -23,12 +23,12 @@
 //! applied; what only the task lifecycle can refuse (a start before arrival, a second
 //! completion) is refused when its epoch is built, exactly as `run` does, and counted.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError};
 use std::sync::Arc;
 use std::time::Duration;
 
-use augur_dataflows::types::{DeviceId, InputBatch, Sample, TaskKey, Time};
+use augur_dataflows::types::{InputBatch, Sample, TaskKey, Time};
 
 use crate::catalog::Catalog;
 use crate::engine::BatchSource;
@@ -39,6 +39,7 @@ use crate::input::reorder::Reorder;
 use crate::input::time::format_seconds;
 use crate::input::wfformat::Workflow;
 use crate::input::{RejectKind, Rejection};
+use crate::lifecycle::{Change, Lifecycle, TaskLifecycle};
 
 use super::checkpoint::WorkflowRecord;
 use super::parse::{EVENTS_BODY, METRICS_BODY};
@@ -192,23 +193,6 @@ enum Item {
     Event(u64, TaskEvent),
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-enum Lifecycle {
-    Waiting,
-    Running(DeviceId, Time),
-}
-
-#[derive(Clone, Copy, Debug)]
-enum Change {
-    Arrive,
-    Start(DeviceId, Time),
-    Complete {
-        device: Option<DeviceId>,
-        duration_s: Option<f64>,
-        time: Time,
-    },
-}
-
 /// One epoch released from the buffer, not yet fed. The lifecycle is applied to it only when
 /// it is fed, so at a checkpoint the lifecycle is exactly what the dataflow has seen.
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -248,8 +232,7 @@ pub struct LiveSource {
     pending: BTreeMap<TaskKey, Option<Time>>,
     ready: VecDeque<Released>,
     flush_waiters: Vec<SyncSender<()>>,
-    live: HashMap<TaskKey, Lifecycle>,
-    completed: HashMap<u32, Vec<bool>>,
+    lifecycle: TaskLifecycle,
     stopping: bool,
 }
 
@@ -267,8 +250,7 @@ impl LiveSource {
             pending: BTreeMap::new(),
             ready: VecDeque::new(),
             flush_waiters: Vec::new(),
-            live: HashMap::new(),
-            completed: HashMap::new(),
+            lifecycle: TaskLifecycle::default(),
             stopping: false,
         }
     }
@@ -303,8 +285,7 @@ impl LiveSource {
         source.released = state.released;
         source.pending = state.pending.into_iter().collect();
         source.ready = state.ready;
-        source.live = state.live.into_iter().collect();
-        source.completed = state.completed.into_iter().collect();
+        source.lifecycle = TaskLifecycle::from_parts((state.live, state.completed));
         {
             let mut counters = source.shared.counters();
             let kind = |name: &str| KINDS.iter().copied().find(|kind| *kind == name);
@@ -651,8 +632,12 @@ impl LiveSource {
     /// Applies a released epoch to the task lifecycle and turns it into the engine's batch.
     fn build(&mut self, released: Released) -> (Time, InputBatch) {
         let mut batch = InputBatch::default();
-        for key in released.arriving {
-            self.apply_change(key, Change::Arrive, &mut batch);
+        {
+            let catalog = self.shared.catalog();
+            for key in released.arriving {
+                self.lifecycle
+                    .apply(&catalog, key, Change::Arrive, &mut batch);
+            }
         }
         batch.samples = released.samples;
         for (line, event) in released.events {
@@ -665,17 +650,14 @@ impl LiveSource {
         let mut view = self.shared.view_mut();
         view.buffered = self.buffer.len();
         view.queued_epochs = self.ready.len();
-        view.live_tasks = self.live.len();
+        view.live_tasks = self.lifecycle.live_count();
         view.pending_tasks = self.pending.len();
     }
 
     fn apply_event(&mut self, line: u64, event: &TaskEvent, batch: &mut InputBatch) {
-        let validated = {
-            let catalog = self.shared.catalog();
-            self.validate_event(&catalog, event)
-        };
-        match validated {
-            Ok(Some((key, change))) => self.apply_change(key, change, batch),
+        let catalog = self.shared.catalog();
+        match self.lifecycle.validate(&catalog, event) {
+            Ok(Some((key, change))) => self.lifecycle.apply(&catalog, key, change, batch),
             Ok(None) => {}
             Err((kind, reason)) => {
                 let rejection = Rejection::at_line(EVENTS_BODY, line, kind, reason);
@@ -685,141 +667,6 @@ impl LiveSource {
                     *accepted = accepted.saturating_sub(1);
                 }
                 counters.reject("event", 1, &[rejection]);
-            }
-        }
-    }
-
-    /// What an event does to a task under the lifecycle, or why it cannot (as `run`'s feed).
-    fn validate_event(
-        &self,
-        catalog: &Catalog,
-        event: &TaskEvent,
-    ) -> Result<Option<(TaskKey, Change)>, (RejectKind, String)> {
-        check_names(catalog, event)?;
-        let device = event.device.as_deref().and_then(|d| catalog.device_id(d));
-        let Some(task) = &event.task else {
-            return Ok(None);
-        };
-        let Some(key) = catalog.task_key(&event.workflow, task) else {
-            return Ok(None);
-        };
-        let state = self.live.get(&key).copied();
-        let done = self.is_completed(key);
-        match event.kind {
-            EventKind::Arrival => Ok(None),
-            EventKind::Start => match (state, device) {
-                (Some(Lifecycle::Waiting), Some(device)) => {
-                    Ok(Some((key, Change::Start(device, event.time))))
-                }
-                (_, None) => Err((
-                    RejectKind::Parse,
-                    "a start event needs a device".to_string(),
-                )),
-                (Some(Lifecycle::Running(on, _)), _) => Err((
-                    RejectKind::BadTransition,
-                    format!(
-                        "task '{task}' already started on '{}'",
-                        catalog.device_name(on)
-                    ),
-                )),
-                (None, _) if done => Err((
-                    RejectKind::BadTransition,
-                    format!("task '{task}' already completed"),
-                )),
-                (None, _) => Err((
-                    RejectKind::BadTransition,
-                    format!("task '{task}' has not arrived yet"),
-                )),
-            },
-            EventKind::Complete => match state {
-                Some(_) => Ok(Some((
-                    key,
-                    Change::Complete {
-                        device,
-                        duration_s: event.duration_s,
-                        time: event.time,
-                    },
-                ))),
-                None if done => Err((
-                    RejectKind::BadTransition,
-                    format!("task '{task}' already completed"),
-                )),
-                None => Err((
-                    RejectKind::BadTransition,
-                    format!("task '{task}' has not arrived yet"),
-                )),
-            },
-        }
-    }
-
-    fn is_completed(&self, key: TaskKey) -> bool {
-        self.completed
-            .get(&key.workflow)
-            .and_then(|done| done.get(key.task as usize))
-            .copied()
-            .unwrap_or(false)
-    }
-
-    fn apply_change(&mut self, key: TaskKey, change: Change, batch: &mut InputBatch) {
-        let shared = Arc::clone(&self.shared);
-        let catalog = shared.catalog();
-        let Some(spec) = catalog.spec(key) else {
-            return;
-        };
-        match change {
-            Change::Arrive => {
-                if self.live.contains_key(&key) || self.is_completed(key) {
-                    return;
-                }
-                self.live.insert(key, Lifecycle::Waiting);
-                batch.tasks.push(((key, spec), 1));
-                for (parent, bytes) in catalog.parents(key) {
-                    batch.edges.push((((key, parent), bytes), 1));
-                }
-                for alternative in catalog.alternatives(key) {
-                    batch.alternatives.push(((key, alternative), 1));
-                }
-            }
-            Change::Start(device, time) => {
-                self.live.insert(key, Lifecycle::Running(device, time));
-                batch.started.push(((key, device), 1));
-            }
-            Change::Complete {
-                device,
-                duration_s,
-                time,
-            } => {
-                let mut ran = None;
-                if let Some(Lifecycle::Running(on, start)) = self.live.remove(&key) {
-                    batch.started.push(((key, on), -1));
-                    let measured = (time > start).then(|| (time - start) as f64 / 1000.0);
-                    ran = Some((on, measured));
-                }
-                let device = device.or(ran.map(|(on, _)| on));
-                let seconds = duration_s.or(ran.and_then(|(_, measured)| measured));
-                if let (Some(device), Some(seconds)) = (device, seconds) {
-                    batch
-                        .completions
-                        .extend(catalog.completion(key, device, seconds));
-                }
-                let tasks = catalog
-                    .workflows
-                    .get(key.workflow as usize)
-                    .map_or(0, |w| w.specs.len());
-                let done = self
-                    .completed
-                    .entry(key.workflow)
-                    .or_insert_with(|| vec![false; tasks]);
-                if let Some(flag) = done.get_mut(key.task as usize) {
-                    *flag = true;
-                }
-                batch.tasks.push(((key, spec), -1));
-                for (parent, bytes) in catalog.parents(key) {
-                    batch.edges.push((((key, parent), bytes), -1));
-                }
-                for alternative in catalog.alternatives(key) {
-                    batch.alternatives.push(((key, alternative), -1));
-                }
             }
         }
     }
@@ -882,14 +729,7 @@ impl BatchSource for LiveSource {
             .iter()
             .map(|entry| WorkflowRecord::from(&entry.workflow))
             .collect();
-        let mut live: Vec<(TaskKey, Lifecycle)> = self.live.iter().map(|(k, v)| (*k, *v)).collect();
-        live.sort_unstable_by_key(|(key, _)| *key);
-        let mut completed: Vec<(u32, Vec<bool>)> = self
-            .completed
-            .iter()
-            .map(|(k, v)| (*k, v.clone()))
-            .collect();
-        completed.sort_unstable_by_key(|(key, _)| *key);
+        let (live, completed) = self.lifecycle.parts();
         let (accepted, rejected) = {
             let counters = self.shared.counters();
             let owned = |map: &BTreeMap<&'static str, u64>| {
@@ -931,26 +771,7 @@ impl BatchSource for LiveSource {
     }
 
     fn live_collections(&self) -> InputBatch {
-        let catalog = self.shared.catalog();
-        let mut batch = InputBatch::default();
-        let mut live: Vec<(&TaskKey, &Lifecycle)> = self.live.iter().collect();
-        live.sort_unstable_by_key(|(key, _)| **key);
-        for (&key, lifecycle) in live {
-            let Some(spec) = catalog.spec(key) else {
-                continue;
-            };
-            batch.tasks.push(((key, spec), 1));
-            for (parent, bytes) in catalog.parents(key) {
-                batch.edges.push((((key, parent), bytes), 1));
-            }
-            for alternative in catalog.alternatives(key) {
-                batch.alternatives.push(((key, alternative), 1));
-            }
-            if let Lifecycle::Running(device, _) = lifecycle {
-                batch.started.push(((key, *device), 1));
-            }
-        }
-        batch
+        self.lifecycle.live_collections(&self.shared.catalog())
     }
 
     fn next_batch(&mut self) -> Result<Option<(Time, InputBatch)>, LiveSourceError> {
