@@ -13,9 +13,11 @@ use std::time::{Duration, Instant};
 
 use augur_dataflows::checkpoint::StatePart;
 use augur_dataflows::contention_forecast::SeriesForecast;
-use augur_dataflows::types::{DeviceId, InputBatch, Resource, TaskKey, Time};
+use augur_dataflows::types::{
+    Alternative, Completion, DeviceId, Edge, InputBatch, Resource, Sample, TaskKey, TaskSpec, Time,
+};
 use augur_dataflows::{augur, EngineConfig, EngineInputs};
-use differential_dataflow::input::Input;
+use differential_dataflow::input::{Input, InputSession};
 use differential_dataflow::{AsCollection, VecCollection};
 use timely::dataflow::operators::{Exchange, Input as _, Inspect, Probe};
 use timely::dataflow::{InputHandleVec, ProbeHandle, StreamVec};
@@ -115,6 +117,69 @@ fn take_checkpoint<Src: BatchSource, Snk: MapSink>(
         sink,
     };
     store.save(&snapshot).map_err(EngineError::Checkpoint)
+}
+
+/// The dataflow's inputs as the driver feeds them: every epoch advances all of them to its
+/// time, sends, then seals the time by advancing all to the next one and flushing.
+struct Feeders {
+    samples: InputHandleVec<Time, Sample>,
+    completions: InputHandleVec<Time, Completion>,
+    tasks: InputSession<Time, (TaskKey, TaskSpec), isize>,
+    started: InputSession<Time, (TaskKey, DeviceId), isize>,
+    edges: InputSession<Time, Edge, isize>,
+    alternatives: InputSession<Time, Alternative, isize>,
+    requests: InputHandleVec<Time, ()>,
+    restore: InputHandleVec<Time, StatePart>,
+}
+
+impl Feeders {
+    fn advance_to(&mut self, time: Time) {
+        self.samples.advance_to(time);
+        self.completions.advance_to(time);
+        self.tasks.advance_to(time);
+        self.started.advance_to(time);
+        self.edges.advance_to(time);
+        self.alternatives.advance_to(time);
+        self.requests.advance_to(time);
+        self.restore.advance_to(time);
+    }
+
+    /// Sends a batch at the current time.
+    fn send(&mut self, batch: InputBatch) {
+        for sample in batch.samples {
+            self.samples.send(sample);
+        }
+        for completion in batch.completions {
+            self.completions.send(completion);
+        }
+        for (record, diff) in batch.tasks {
+            self.tasks.update(record, diff);
+        }
+        for (record, diff) in batch.started {
+            self.started.update(record, diff);
+        }
+        for (record, diff) in batch.edges {
+            self.edges.update(record, diff);
+        }
+        for (record, diff) in batch.alternatives {
+            self.alternatives.update(record, diff);
+        }
+    }
+
+    /// Closes `time` on every input; returns the time the probe must pass.
+    fn seal(&mut self, time: Time) -> Time {
+        let next = time.saturating_add(1);
+        self.advance_to(next);
+        self.samples.flush();
+        self.completions.flush();
+        self.tasks.flush();
+        self.started.flush();
+        self.edges.flush();
+        self.alternatives.flush();
+        self.requests.flush();
+        self.restore.flush();
+        next
+    }
 }
 
 /// Where epochs come from (called on worker 0 only).
@@ -313,10 +378,10 @@ where
             let mut restore = InputHandleVec::new();
             let probe = ProbeHandle::new();
             let (
-                mut tasks,
-                mut started,
-                mut edges,
-                mut alternatives,
+                tasks,
+                started,
+                edges,
+                alternatives,
                 changes,
                 forecast_changes,
                 duration_changes,
@@ -358,6 +423,16 @@ where
                 )
             });
 
+            let mut inputs = Feeders {
+                samples,
+                completions,
+                tasks,
+                started,
+                edges,
+                alternatives,
+                requests,
+                restore,
+            };
             if index != 0 {
                 return None;
             }
@@ -369,45 +444,12 @@ where
                 // their state back and the plain collections are re-inserted; what that epoch
                 // emits only rebuilds collections the sink already holds, so it is dropped.
                 let time = snapshot.time;
-                samples.advance_to(time);
-                completions.advance_to(time);
-                tasks.advance_to(time);
-                started.advance_to(time);
-                edges.advance_to(time);
-                alternatives.advance_to(time);
-                requests.advance_to(time);
-                restore.advance_to(time);
+                inputs.advance_to(time);
                 for part in snapshot.dataflow {
-                    restore.send(part);
+                    inputs.restore.send(part);
                 }
-                let live = source.live_collections();
-                for (record, diff) in live.tasks {
-                    tasks.update(record, diff);
-                }
-                for (record, diff) in live.started {
-                    started.update(record, diff);
-                }
-                for (record, diff) in live.edges {
-                    edges.update(record, diff);
-                }
-                for (record, diff) in live.alternatives {
-                    alternatives.update(record, diff);
-                }
-                let next = time.saturating_add(1);
-                samples.advance_to(next);
-                completions.advance_to(next);
-                tasks.advance_to(next);
-                started.advance_to(next);
-                edges.advance_to(next);
-                alternatives.advance_to(next);
-                requests.advance_to(next);
-                restore.advance_to(next);
-                requests.flush();
-                restore.flush();
-                tasks.flush();
-                started.flush();
-                edges.flush();
-                alternatives.flush();
+                inputs.send(source.live_collections());
+                let next = inputs.seal(time);
                 while probe.less_than(&next) {
                     worker.step();
                 }
@@ -429,55 +471,16 @@ where
                 let started_at = Instant::now();
                 // Sources promise increasing times; an earlier one is folded into the next open epoch
                 // rather than dropped, since the input cannot go back.
-                let time = time.max(*samples.time());
+                let time = time.max(*inputs.samples.time());
                 let checkpoint_now = checkpointing
                     .as_ref()
                     .is_some_and(|c| c.every > 0 && (stats.epochs + 1) % c.every == 0);
-                requests.advance_to(time);
-                restore.advance_to(time);
+                inputs.advance_to(time);
                 if checkpoint_now {
-                    requests.send(());
+                    inputs.requests.send(());
                 }
-                samples.advance_to(time);
-                completions.advance_to(time);
-                tasks.advance_to(time);
-                started.advance_to(time);
-                edges.advance_to(time);
-                alternatives.advance_to(time);
-                for sample in batch.samples {
-                    samples.send(sample);
-                }
-                for completion in batch.completions {
-                    completions.send(completion);
-                }
-                for (record, diff) in batch.tasks {
-                    tasks.update(record, diff);
-                }
-                for (record, diff) in batch.started {
-                    started.update(record, diff);
-                }
-                for (record, diff) in batch.edges {
-                    edges.update(record, diff);
-                }
-                for (record, diff) in batch.alternatives {
-                    alternatives.update(record, diff);
-                }
-                let next = time.saturating_add(1);
-                samples.advance_to(next);
-                completions.advance_to(next);
-                tasks.advance_to(next);
-                started.advance_to(next);
-                edges.advance_to(next);
-                alternatives.advance_to(next);
-                requests.advance_to(next);
-                restore.advance_to(next);
-                requests.flush();
-                samples.flush();
-                completions.flush();
-                tasks.flush();
-                started.flush();
-                edges.flush();
-                alternatives.flush();
+                inputs.send(batch);
+                let next = inputs.seal(time);
                 while probe.less_than(&next) {
                     worker.step();
                 }
