@@ -6,133 +6,26 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use crate::serve_support::{http, read_response, repo, Server, SERIES, WORKFLOW};
 use serde_json::Value;
 
-const WORKFLOW: &str = "montage-chameleon-2mass-01d-001";
-const SERIES: [(&str, &str); 4] = [
-    ("ec2_cpu_utilization_24ae8d.csv", "edge-a"),
-    ("ec2_cpu_utilization_53ea38.csv", "edge-b"),
-    ("ec2_cpu_utilization_5f5533.csv", "cloud-c"),
-    ("rds_cpu_utilization_cc0c53.csv", "cloud-d"),
-];
 const TOKEN: &str = "test-token-0123456789abcdef";
 
-fn repo(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+fn scratch(name: &str) -> std::path::PathBuf {
+    crate::serve_support::scratch("serve", name)
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let dir =
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("serve-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
-}
-
-/// A running `augur serve`, killed if a test fails before stopping it.
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Server {
-    fn start(extra: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_augur"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--platform"])
-            .arg(repo("data/demo/platform.toml"))
-            .args(extra)
-            .env_remove("AUGUR_TOKEN")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn augur serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("first line");
-        let addr = line
-            .trim()
-            .strip_prefix("augur serve: listening on http://")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_string();
-        Server { child, addr }
-    }
-
-    fn call(&self, method: &str, path: &str, body: &[u8]) -> (u16, Value) {
-        let (status, bytes) = http(&self.addr, method, path, &[], body);
-        let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        (status, value)
-    }
-
-    /// Waits for the process to exit; its exit status.
-    fn wait(mut self, timeout: Duration) -> std::process::ExitStatus {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "augur serve did not exit in time"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// One HTTP/1.1 request; the status and the body (the server closes after each response).
-fn http(
-    addr: &str,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> (u16, Vec<u8>) {
-    let mut stream = TcpStream::connect(addr).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(300)))
-        .expect("timeout");
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).expect("write head");
-    // The server may refuse before reading the body (413): keep going to read its answer.
-    let _ = stream.write_all(body);
-    read_response(&mut stream)
-}
-
-fn read_response(stream: &mut TcpStream) -> (u16, Vec<u8>) {
-    let mut raw = Vec::new();
-    let _ = stream.read_to_end(&mut raw);
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a response head");
-    let head = String::from_utf8_lossy(&raw[..split]).to_string();
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("a status");
-    (status, raw[split + 4..].to_vec())
+/// `augur serve` over the demo's platform.
+fn demo_server(extra: &[&str]) -> Server {
+    let platform = repo("data/demo/platform.toml");
+    let mut args = vec!["--platform", platform.to_str().expect("a UTF-8 path")];
+    args.extend_from_slice(extra);
+    Server::start(&args)
 }
 
 /// Subscribes to an event stream; the `data:` lines arrive on the receiver until the server
@@ -246,7 +139,7 @@ fn serve_over_http_matches_run_on_the_demo() {
 
     // A lateness longer than the log: nothing is applied before the flush, which then applies
     // everything in event time, as `run` reads its files.
-    let server = Server::start(&["--lateness", "1e9"]);
+    let server = demo_server(&["--lateness", "1e9"]);
     let (changes, changes_reader) = subscribe(&server.addr, "/v1/changes");
     let (advice, advice_reader) = subscribe(&server.addr, "/v1/scaleout/stream");
 
@@ -380,7 +273,7 @@ fn serve_over_http_matches_run_on_the_demo() {
 
 #[test]
 fn bad_requests_are_refused_and_change_nothing() {
-    let server = Server::start(&["--max-body-bytes", "4096", "--lateness", "0"]);
+    let server = demo_server(&["--max-body-bytes", "4096", "--lateness", "0"]);
     // The state a refused request must leave alone (the refusal counters do move).
     let status_now = || {
         let mut status = server.call("GET", "/v1/status", b"").1;
@@ -476,7 +369,7 @@ fn bad_requests_are_refused_and_change_nothing() {
     );
     drop(server);
 
-    let server = Server::start(&[]);
+    let server = demo_server(&[]);
     assert_eq!(
         server.call("POST", "/v1/workflows?name=w", &workflow).0,
         200
@@ -493,7 +386,7 @@ fn bad_requests_are_refused_and_change_nothing() {
 
 #[test]
 fn token_is_required_when_set_and_off_loopback() {
-    let server = Server::start(&["--token", TOKEN]);
+    let server = demo_server(&["--token", TOKEN]);
     assert_eq!(server.call("GET", "/v1/status", b"").0, 401);
     let wrong = http(
         &server.addr,
@@ -514,7 +407,7 @@ fn token_is_required_when_set_and_off_loopback() {
     assert_eq!(right.0, 200);
     // SIGTERM drains and exits 0.
     let killed = Command::new("kill")
-        .args(["-TERM", &server.child.id().to_string()])
+        .args(["-TERM", &server.pid().to_string()])
         .status()
         .expect("kill");
     assert!(killed.success());
@@ -533,7 +426,7 @@ fn token_is_required_when_set_and_off_loopback() {
 
 /// A platform whose devices run steadily at known loads: edge-b nearly full.
 fn extender_server() -> Server {
-    let server = Server::start(&["--lateness", "0"]);
+    let server = demo_server(&["--lateness", "0"]);
     let mut body = String::from("time,device,resource,value\n");
     for minute in 0..20 {
         for (device, load) in [
@@ -641,7 +534,7 @@ fn extender_filter_and_prioritize_on_recorded_requests() {
 
 #[test]
 fn epochs_close_as_the_watermark_passes() {
-    let server = Server::start(&["--lateness", "60"]);
+    let server = demo_server(&["--lateness", "60"]);
     let post = |times: &[i64]| {
         let mut body = String::from("time,device,resource,value\n");
         for time in times {
@@ -697,7 +590,7 @@ fn epochs_close_as_the_watermark_passes() {
 /// cpu and memory forecasts appear once the samples are applied, and `/metrics` counts them.
 #[test]
 fn collect_feeds_this_host_live_as_a_platform_device() {
-    let server = Server::start(&["--collect", "200ms", "--collect-device", "edge-a"]);
+    let server = demo_server(&["--collect", "200ms", "--collect-device", "edge-a"]);
     let deadline = Instant::now() + Duration::from_secs(60);
     let resources = loop {
         // Samples wait out the lateness window; a flush applies them.

@@ -4,117 +4,21 @@
 //! counts as a service fed everything without interruption. A resume over another platform
 //! is refused with a message, not a panic.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
 use augur::input::time::parse_time_field;
 use serde_json::Value;
+use std::process::Command;
+use std::time::{Duration, Instant};
 
-const WORKFLOW: &str = "montage-chameleon-2mass-01d-001";
-const SERIES: [(&str, &str); 4] = [
-    ("ec2_cpu_utilization_24ae8d.csv", "edge-a"),
-    ("ec2_cpu_utilization_53ea38.csv", "edge-b"),
-    ("ec2_cpu_utilization_5f5533.csv", "cloud-c"),
-    ("rds_cpu_utilization_cc0c53.csv", "cloud-d"),
-];
+use crate::serve_support::{repo, Server, SERIES, WORKFLOW};
+
 /// Samples up to this time (two days of the demo series, past its events).
 const METRICS_UNTIL_MS: i64 = 1_392_562_800_000;
 /// The first part sent before the kill: everything up to here, the middle of the event log
 /// (tasks are running, and the last minute of it is still in the reorder buffer).
 const SPLIT_MS: i64 = 1_392_422_405_000;
 
-fn repo(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("serve-ckpt-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
-}
-
-/// A running `augur serve`, killed if a test fails before stopping it.
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Server {
-    fn start(args: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_augur"))
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(args)
-            .env_remove("AUGUR_TOKEN")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn augur serve");
-        let stdout = child.stdout.take().expect("stdout");
-        // A service that never starts listening fails the test rather than hanging it.
-        let (sender, receiver) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = sender.send(line);
-        });
-        let Ok(line) = receiver.recv_timeout(Duration::from_secs(60)) else {
-            let _ = child.kill();
-            panic!("augur serve did not start listening");
-        };
-        let addr = line
-            .trim()
-            .strip_prefix("augur serve: listening on http://")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_string();
-        Server { child, addr }
-    }
-
-    fn call(&self, method: &str, path: &str, body: &[u8]) -> (u16, Value) {
-        let mut stream = TcpStream::connect(&self.addr).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(300)))
-            .expect("timeout");
-        let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n\r\n",
-            self.addr,
-            body.len()
-        );
-        stream.write_all(head.as_bytes()).expect("write head");
-        stream.write_all(body).expect("write body");
-        let mut raw = Vec::new();
-        let _ = stream.read_to_end(&mut raw);
-        let split = raw
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .expect("a response head");
-        let head = String::from_utf8_lossy(&raw[..split]).to_string();
-        let status = head
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .expect("a status");
-        let value = serde_json::from_slice(&raw[split + 4..]).unwrap_or(Value::Null);
-        (status, value)
-    }
-
-    fn ok(&self, method: &str, path: &str, body: &[u8]) -> Value {
-        let (status, value) = self.call(method, path, body);
-        assert_eq!(status, 200, "{method} {path}: {value}");
-        value
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // SIGKILL: no drain, no final checkpoint.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn scratch(name: &str) -> std::path::PathBuf {
+    crate::serve_support::scratch("serve-ckpt", name)
 }
 
 /// One record to send: its time (ms), whether it is a sample (else an event), its line.

@@ -13,5 +13,6 @@ mod rejections;
 mod resculpt;
 mod serve;
 mod serve_checkpoint;
+mod serve_support;
 mod shared_data;
 mod simulate;
