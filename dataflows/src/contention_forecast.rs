@@ -344,8 +344,9 @@ pub fn device_contention<'scope>(
     let (risk, policy) = (config.risk, config.anomaly);
     type In = (((DeviceId, Resource), SeriesForecast), Time, isize);
     type Out = ((DeviceId, Ppm), Time, isize);
-    // Per device: each forecast value's count, and the contention last published.
-    let mut devices: HashMap<DeviceId, (HashMap<SeriesForecast, isize>, Option<Ppm>)> =
+    // Per device: each forecast value's count (a handful, one per resource: a list beats a
+    // hash), and the contention last published.
+    let mut devices: HashMap<DeviceId, (Vec<(SeriesForecast, isize)>, Option<Ppm>)> =
         HashMap::new();
     let mut stash = TimeStash::new();
     forecasts
@@ -372,10 +373,15 @@ pub fn device_contention<'scope>(
                             let (counts, published) = devices.entry(device).or_default();
                             while index < updates.len() && updates[index].0 == device {
                                 let (_, forecast, diff) = updates[index];
-                                let count = counts.entry(forecast).or_insert(0);
-                                *count += diff;
-                                if *count == 0 {
-                                    counts.remove(&forecast);
+                                match counts.iter().position(|(held, _)| *held == forecast) {
+                                    Some(at) => {
+                                        counts[at].1 += diff;
+                                        if counts[at].1 == 0 {
+                                            counts.swap_remove(at);
+                                        }
+                                    }
+                                    None if diff != 0 => counts.push((forecast, diff)),
+                                    None => {}
                                 }
                                 index += 1;
                             }
@@ -384,7 +390,7 @@ pub fn device_contention<'scope>(
                             let current = (!counts.is_empty()).then(|| {
                                 let present: Vec<SeriesForecast> = counts
                                     .iter()
-                                    .filter(|(_, count)| **count > 0)
+                                    .filter(|(_, count)| *count > 0)
                                     .map(|(forecast, _)| *forecast)
                                     .collect();
                                 contention_of(&present, risk, policy)
