@@ -603,7 +603,7 @@ where
                     let fed = stats.epochs + in_flight.epochs.len() as u64 + 1;
                     let checkpoint_now = checkpointing
                         .as_ref()
-                        .is_some_and(|c| c.every > 0 && fed % c.every == 0);
+                        .is_some_and(|c| c.every > 0 && fed.is_multiple_of(c.every));
                     inputs.advance_to(time);
                     if checkpoint_now {
                         inputs.requests.send(());

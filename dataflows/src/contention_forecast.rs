@@ -346,8 +346,8 @@ pub fn device_contention<'scope>(
     type Out = ((DeviceId, Ppm), Time, isize);
     // Per device: each forecast value's count (a handful, one per resource: a list beats a
     // hash), and the contention last published.
-    let mut devices: HashMap<DeviceId, (Vec<(SeriesForecast, isize)>, Option<Ppm>)> =
-        HashMap::new();
+    type Device = (Vec<(SeriesForecast, isize)>, Option<Ppm>);
+    let mut devices: HashMap<DeviceId, Device> = HashMap::new();
     let mut stash = TimeStash::new();
     forecasts
         .inner
