@@ -46,6 +46,43 @@ pub fn apply_changes<K: Ord + Copy, V: PartialEq + Copy>(
     current: &mut BTreeMap<K, V>,
     changes: &[((K, V), isize)],
 ) {
+    // Consolidated changes come sorted by key: then each key's changes are settled with one
+    // lookup (its last insertion wins, else a retraction of its current value removes it),
+    // where the two passes below look a changed key up three times.
+    if changes
+        .windows(2)
+        .all(|pair| (pair[0].0).0 <= (pair[1].0).0)
+    {
+        let mut index = 0;
+        while index < changes.len() {
+            let key = (changes[index].0).0;
+            let end = index
+                + changes[index..]
+                    .iter()
+                    .take_while(|((k, _), _)| *k == key)
+                    .count();
+            let group = &changes[index..end];
+            index = end;
+            match group.iter().rev().find(|(_, diff)| *diff > 0) {
+                Some(&((_, value), _)) => {
+                    current.insert(key, value);
+                }
+                None => {
+                    if let std::collections::btree_map::Entry::Occupied(entry) = current.entry(key)
+                    {
+                        let held = *entry.get();
+                        if group
+                            .iter()
+                            .any(|&((_, value), diff)| diff < 0 && value == held)
+                        {
+                            entry.remove();
+                        }
+                    }
+                }
+            }
+        }
+        return;
+    }
     for &((key, value), diff) in changes {
         if diff < 0 && current.get(&key) == Some(&value) {
             current.remove(&key);
@@ -58,23 +95,60 @@ pub fn apply_changes<K: Ord + Copy, V: PartialEq + Copy>(
     }
 }
 
-/// Collects a collection's updates (without their times) for the driver to drain after each
-/// epoch, and makes the probe wait for them.
+/// Collects a collection's updates, with their times, for the driver to drain once the probe
+/// has passed them, and makes the probe wait for them.
 fn capture<'scope, D: Clone + 'static>(
     collection: VecCollection<'scope, Time, D>,
     probe: &ProbeHandle<Time>,
-) -> Rc<RefCell<Vec<(D, isize)>>> {
+) -> Rc<RefCell<Vec<(D, Time, isize)>>> {
     let captured = Rc::new(RefCell::new(Vec::new()));
     let sink = Rc::clone(&captured);
     collection
         .inspect_batch(move |_time, updates| {
-            let mut sink = sink.borrow_mut();
-            for (record, _time, diff) in updates {
-                sink.push((record.clone(), *diff));
-            }
+            sink.borrow_mut().extend_from_slice(updates);
         })
         .probe_with(probe);
     captured
+}
+
+/// The epochs fed since the probe was last waited on, in time order: each epoch's time, when
+/// it was fed, and whether it asked for a checkpoint.
+struct InFlight {
+    epochs: Vec<(Time, Instant, bool)>,
+}
+
+impl InFlight {
+    /// Takes a capture's updates and hands them out per epoch, consolidated: an update belongs
+    /// to the first epoch at or after its time (every operator emits at its input's time, so
+    /// this is the epoch itself).
+    fn split<D: Ord + Clone>(
+        &self,
+        captured: &RefCell<Vec<(D, Time, isize)>>,
+    ) -> Vec<Vec<(D, isize)>> {
+        let mut per_epoch: Vec<Vec<(D, isize)>> = vec![Vec::new(); self.epochs.len()];
+        let last = self.epochs.len().saturating_sub(1);
+        let mut index = 0;
+        for (record, time, diff) in captured.borrow_mut().drain(..) {
+            // Updates mostly come epoch by epoch: try the previous one's epoch first.
+            if self
+                .epochs
+                .get(index)
+                .is_none_or(|(epoch, _, _)| *epoch != time)
+            {
+                index = self
+                    .epochs
+                    .partition_point(|(epoch, _, _)| *epoch < time)
+                    .min(last);
+            }
+            if let Some(updates) = per_epoch.get_mut(index) {
+                updates.push((record, diff));
+            }
+        }
+        for updates in &mut per_epoch {
+            differential_dataflow::consolidation::consolidate(updates);
+        }
+        per_epoch
+    }
 }
 
 /// Collects a stream's records (without their times) for the driver to drain after each epoch,
@@ -89,6 +163,34 @@ fn capture_stream<'scope, D: Clone + 'static>(
         .inspect(move |record| sink.borrow_mut().push(record.clone()))
         .probe_with(probe);
     captured
+}
+
+/// Hands one epoch's consolidated changes to the sink: the forecasts, durations, warm-up advice
+/// and variants when any changed, then the map (always).
+#[allow(clippy::too_many_arguments)]
+fn report<Snk: MapSink>(
+    sink: &mut Snk,
+    time: Time,
+    forecasts: &[ForecastUpdate],
+    durations: &[DurationUpdate],
+    prewarm: &[PrewarmUpdate],
+    variants: &[VariantUpdate],
+    epoch: &[MapUpdate],
+    latency: Duration,
+) -> Result<(), Snk::Error> {
+    if !forecasts.is_empty() {
+        sink.forecasts(time, forecasts)?;
+    }
+    if !durations.is_empty() {
+        sink.durations(time, durations)?;
+    }
+    if !prewarm.is_empty() {
+        sink.prewarm(time, prewarm)?;
+    }
+    if !variants.is_empty() {
+        sink.variants(time, variants)?;
+    }
+    sink.epoch(time, epoch, latency)
 }
 
 /// Gathers one checkpoint from the dataflow's parts, the source and the sink, and stores it.
@@ -200,6 +302,16 @@ pub trait BatchSource {
     /// engine seeds the resumed dataflow with them.
     fn live_collections(&self) -> InputBatch {
         InputBatch::default()
+    }
+
+    /// How many epochs the engine may feed before it waits for the first of them to complete
+    /// and reports them to the sink (at least 1, the default). More than one lets the dataflow
+    /// take several epochs per activation and pays the progress round trip once per group
+    /// instead of once per epoch; the outputs per epoch are the same. Only a source whose next
+    /// batch never waits for this run's own outputs (no feedback from the sink) and never
+    /// blocks on the outside world should ask for more.
+    fn pipeline_depth(&self) -> usize {
+        1
     }
 }
 
@@ -404,9 +516,9 @@ where
                     restore: scope.input_from(&mut restore),
                 };
                 let outputs = augur(inputs, &config);
-                // Each epoch completes before the next is fed, so everything captured between two
-                // probe waits belongs to the epoch just fed. The map and the duration model live
-                // on worker 0; forecasts live on the worker that owns the device and are sent to
+                // Captured updates keep their times: the driver may feed several epochs before
+                // it waits on the probe, and splits what it captured by epoch. The map and the
+                // duration model live on worker 0; forecasts live on the worker that owns the device and are sent to
                 // worker 0 to be reported.
                 let forecasts = outputs.forecasts.inner.exchange(|_| 0).as_collection();
                 (
@@ -461,70 +573,92 @@ where
                 state_parts.borrow_mut().clear();
                 stats.epochs = snapshot.epochs;
             }
+            let depth = source.pipeline_depth().max(1);
+            let mut in_flight = InFlight {
+                epochs: Vec::with_capacity(depth),
+            };
+            let mut exhausted = false;
             let outcome = loop {
-                let batch = match source.next_batch() {
-                    Ok(Some(batch)) => batch,
-                    Ok(None) => break Ok(()),
-                    Err(error) => break Err(EngineError::Source(error)),
-                };
-                let (time, batch) = batch;
-                let started_at = Instant::now();
-                // Sources promise increasing times; an earlier one is folded into the next open epoch
-                // rather than dropped, since the input cannot go back.
-                let time = time.max(*inputs.samples.time());
-                let checkpoint_now = checkpointing
-                    .as_ref()
-                    .is_some_and(|c| c.every > 0 && (stats.epochs + 1) % c.every == 0);
-                inputs.advance_to(time);
-                if checkpoint_now {
-                    inputs.requests.send(());
+                // Feed up to `depth` epochs; an epoch that takes a checkpoint ends the group,
+                // since the source's snapshot must be taken before it reads any further.
+                in_flight.epochs.clear();
+                let mut failed = None;
+                let mut next = *inputs.samples.time();
+                while !exhausted && in_flight.epochs.len() < depth {
+                    let (time, batch) = match source.next_batch() {
+                        Ok(Some(batch)) => batch,
+                        Ok(None) => {
+                            exhausted = true;
+                            break;
+                        }
+                        Err(error) => {
+                            failed = Some(EngineError::Source(error));
+                            break;
+                        }
+                    };
+                    let started_at = Instant::now();
+                    // Sources promise increasing times; an earlier one is folded into the next
+                    // open epoch rather than dropped, since the input cannot go back.
+                    let time = time.max(*inputs.samples.time());
+                    let fed = stats.epochs + in_flight.epochs.len() as u64 + 1;
+                    let checkpoint_now = checkpointing
+                        .as_ref()
+                        .is_some_and(|c| c.every > 0 && fed.is_multiple_of(c.every));
+                    inputs.advance_to(time);
+                    if checkpoint_now {
+                        inputs.requests.send(());
+                    }
+                    inputs.send(batch);
+                    next = inputs.seal(time);
+                    in_flight.epochs.push((time, started_at, checkpoint_now));
+                    if checkpoint_now {
+                        break;
+                    }
                 }
-                inputs.send(batch);
-                let next = inputs.seal(time);
+                if in_flight.epochs.is_empty() {
+                    break failed.map_or(Ok(()), Err);
+                }
                 while probe.less_than(&next) {
                     worker.step();
                 }
-                stats.epochs += 1;
-                let latency = started_at.elapsed();
-                let mut forecasts: Vec<ForecastUpdate> =
-                    forecast_changes.borrow_mut().drain(..).collect();
-                differential_dataflow::consolidation::consolidate(&mut forecasts);
-                if !forecasts.is_empty() {
-                    if let Err(error) = sink.forecasts(time, &forecasts) {
-                        break Err(EngineError::Sink(error));
+                let done = Instant::now();
+                let forecasts = in_flight.split(&forecast_changes);
+                let durations = in_flight.split(&duration_changes);
+                let prewarm = in_flight.split(&prewarm_changes);
+                let variants = in_flight.split(&variant_changes);
+                let maps = in_flight.split(&changes);
+                let reported = in_flight
+                    .epochs
+                    .iter()
+                    .zip(forecasts)
+                    .zip(durations)
+                    .zip(prewarm)
+                    .zip(variants)
+                    .zip(maps);
+                let mut sunk = Ok(());
+                for (
+                    (((((time, started_at, _), forecasts), durations), prewarm), variants),
+                    epoch,
+                ) in reported
+                {
+                    let time = *time;
+                    stats.epochs += 1;
+                    let latency = done.saturating_duration_since(*started_at);
+                    sunk = report(
+                        &mut sink, time, &forecasts, &durations, &prewarm, &variants, &epoch,
+                        latency,
+                    );
+                    if sunk.is_err() {
+                        break;
                     }
                 }
-                let mut durations: Vec<DurationUpdate> =
-                    duration_changes.borrow_mut().drain(..).collect();
-                differential_dataflow::consolidation::consolidate(&mut durations);
-                if !durations.is_empty() {
-                    if let Err(error) = sink.durations(time, &durations) {
-                        break Err(EngineError::Sink(error));
-                    }
-                }
-                let mut prewarm: Vec<PrewarmUpdate> =
-                    prewarm_changes.borrow_mut().drain(..).collect();
-                differential_dataflow::consolidation::consolidate(&mut prewarm);
-                if !prewarm.is_empty() {
-                    if let Err(error) = sink.prewarm(time, &prewarm) {
-                        break Err(EngineError::Sink(error));
-                    }
-                }
-                let mut variants: Vec<VariantUpdate> =
-                    variant_changes.borrow_mut().drain(..).collect();
-                differential_dataflow::consolidation::consolidate(&mut variants);
-                if !variants.is_empty() {
-                    if let Err(error) = sink.variants(time, &variants) {
-                        break Err(EngineError::Sink(error));
-                    }
-                }
-                let mut epoch: Vec<MapUpdate> = changes.borrow_mut().drain(..).collect();
-                differential_dataflow::consolidation::consolidate(&mut epoch);
-                if let Err(error) = sink.epoch(time, &epoch, latency) {
+                if let Err(error) = sunk {
                     break Err(EngineError::Sink(error));
                 }
                 let parts: Vec<StatePart> = state_parts.borrow_mut().drain(..).collect();
+                let checkpoint_now = in_flight.epochs.last().is_some_and(|(_, _, c)| *c);
                 if let (true, Some(checkpointing)) = (checkpoint_now, checkpointing.as_mut()) {
+                    let time = in_flight.epochs.last().map_or(0, |(time, _, _)| *time);
                     let taken = take_checkpoint(
                         time,
                         stats.epochs,
@@ -536,6 +670,9 @@ where
                     if let Err(error) = taken {
                         break Err(error);
                     }
+                }
+                if let Some(error) = failed {
+                    break Err(error);
                 }
             };
             Some(outcome.map(|()| (stats, source, sink)))
@@ -608,4 +745,49 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
         .unwrap_or_else(|| "unknown failure".to_string());
     format!("{message} (did a peer process exit or become unreachable?)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The rule as first written: every matching retraction, then every insertion.
+    fn two_passes(current: &mut BTreeMap<u32, u32>, changes: &[((u32, u32), isize)]) {
+        for &((key, value), diff) in changes {
+            if diff < 0 && current.get(&key) == Some(&value) {
+                current.remove(&key);
+            }
+        }
+        for &((key, value), diff) in changes {
+            if diff > 0 {
+                current.insert(key, value);
+            }
+        }
+    }
+
+    #[test]
+    fn sorted_changes_apply_as_the_two_pass_rule() {
+        let start: BTreeMap<u32, u32> = [(1, 10), (2, 20), (3, 30), (4, 40)].into();
+        let cases: [&[((u32, u32), isize)]; 4] = [
+            // Replaced, retracted, retracted with a stale value, inserted anew.
+            &[
+                ((1, 10), -1),
+                ((1, 11), 1),
+                ((2, 20), -1),
+                ((3, 31), -1),
+                ((5, 50), 1),
+            ],
+            // Two insertions for one key: the last wins.
+            &[((4, 40), -1), ((4, 41), 1), ((4, 42), 1)],
+            // Unsorted: the general path.
+            &[((3, 33), 1), ((1, 10), -1), ((3, 30), -1)],
+            &[],
+        ];
+        for changes in cases {
+            let (mut fast, mut reference) = (start.clone(), start.clone());
+            apply_changes(&mut fast, changes);
+            two_passes(&mut reference, changes);
+            assert_eq!(fast, reference, "{changes:?}");
+        }
+    }
 }

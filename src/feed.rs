@@ -202,6 +202,21 @@ fn admit_metric_line(
         .iter()
         .filter(|r| r.kind == RejectKind::DroppedField)
         .count() as u64;
+    // The usual line: one reading of a known device, parked without gathering a batch.
+    if let [record] = outcome.records.as_slice() {
+        if let Some(device) = catalog.device_id(&record.device) {
+            let sample = Sample {
+                device,
+                resource: record.resource,
+                value: record.value.min(MAX_UTILISATION),
+            };
+            if let Err(rejection) = ordered.park(record.time, outcome.line, sample) {
+                rejections.push(rejection);
+                return Admitted::rejected(rejections);
+            }
+            return Admitted::accepted(dropped, rejections);
+        }
+    }
     let mut samples = Vec::new();
     let mut time = None;
     for record in outcome.records {
@@ -483,8 +498,18 @@ impl Feed {
     }
 }
 
+/// Epochs the engine may feed from files before it waits for them (see
+/// [`BatchSource::pipeline_depth`]): files never block and nothing feeds back from the
+/// outputs, so only the latency of an epoch bounds it (a group of 64 epochs of 200 samples
+/// takes a few milliseconds).
+const PIPELINE_DEPTH: usize = 64;
+
 impl BatchSource for Feed {
     type Error = FeedError;
+
+    fn pipeline_depth(&self) -> usize {
+        PIPELINE_DEPTH
+    }
 
     fn snapshot(&mut self) -> Result<Option<Vec<u8>>, FeedError> {
         // What the log holds must be on disk before a checkpoint says how long it is.

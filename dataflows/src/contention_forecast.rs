@@ -229,7 +229,10 @@ pub fn series_forecasts<'scope>(
     control: StreamVec<'scope, Time, Control>,
     config: ForecastConfig,
 ) -> (Forecasts<'scope>, StreamVec<'scope, Time, StatePart>) {
-    let mut models: HashMap<(DeviceId, Resource), SeriesState> = HashMap::new();
+    // Each series' state and the forecast it last published (what it publishes now, since
+    // the state has not changed since), so a sample costs one forecast, not two.
+    let mut models: HashMap<(DeviceId, Resource), (SeriesState, Option<SeriesForecast>)> =
+        HashMap::new();
     let mut stash = TimeStash::new();
     type Update = (((DeviceId, Resource), SeriesForecast), Time, isize);
     let (forecasts, state) = samples
@@ -272,27 +275,31 @@ pub fn series_forecasts<'scope>(
                             .collect();
                         restored.sort_by_key(|(series, _)| *series);
                         for (series, state) in restored {
-                            if !state.is_empty() {
-                                let forecast: Emitted<Update> =
-                                    Ok(((series, state.forecast(&config)), time, 1));
+                            let published = (!state.is_empty()).then(|| state.forecast(&config));
+                            if let Some(forecast) = published {
+                                let forecast: Emitted<Update> = Ok(((series, forecast), time, 1));
                                 session.give(forecast);
                             }
-                            models.insert(series, *state);
+                            models.insert(series, (*state, published));
                         }
                         // Samples of one series at one instant are taken in a canonical order, so
                         // the result does not depend on how they were routed.
-                        batch.sort_by(|a, b| {
+                        let order = |a: &Sample, b: &Sample| {
                             (a.device, a.resource)
                                 .cmp(&(b.device, b.resource))
                                 .then(a.value.total_cmp(&b.value))
-                        });
+                        };
+                        // A log written per timestamp in device order arrives sorted already.
+                        if !batch.is_sorted_by(|a, b| order(a, b).is_le()) {
+                            batch.sort_by(order);
+                        }
                         let mut index = 0;
                         while index < batch.len() {
                             let series = (batch[index].device, batch[index].resource);
-                            let model = models
+                            let (model, published) = models
                                 .entry(series)
-                                .or_insert_with(|| SeriesState::new(&config));
-                            let before = (!model.is_empty()).then(|| model.forecast(&config));
+                                .or_insert_with(|| (SeriesState::new(&config), None));
+                            let before = *published;
                             while index < batch.len()
                                 && (batch[index].device, batch[index].resource) == series
                             {
@@ -300,6 +307,9 @@ pub fn series_forecasts<'scope>(
                                 index += 1;
                             }
                             let after = model.forecast(&config);
+                            // As before the cache: a series whose samples were all ignored
+                            // (non-finite) still counts as having published nothing.
+                            *published = (!model.is_empty()).then_some(after);
                             if before != Some(after) {
                                 if let Some(before) = before {
                                     session.give(Ok(((series, before), time, -1isize)));
@@ -308,7 +318,7 @@ pub fn series_forecasts<'scope>(
                             }
                         }
                         if checkpoint {
-                            for (series, state) in &models {
+                            for (series, (state, _)) in &models {
                                 let state = Box::new(state.clone());
                                 session.give(Err(StatePart::Series(*series, state)));
                             }
@@ -322,21 +332,87 @@ pub fn series_forecasts<'scope>(
 }
 
 /// Predicted contention of every device that has reported (see [`contention_of`]).
+///
+/// The rule of a `reduce` by device over the forecasts, computed by an operator that keeps each
+/// device's current forecasts in a map: a reduce replays a key's history at every time it
+/// changes, and every sample changes a forecast, while here an epoch costs one update per
+/// changed forecast and one [`contention_of`] per device touched.
 pub fn device_contention<'scope>(
     forecasts: VecCollection<'scope, Time, ((DeviceId, Resource), SeriesForecast)>,
     config: &ForecastConfig,
 ) -> VecCollection<'scope, Time, (DeviceId, Ppm)> {
     let (risk, policy) = (config.risk, config.anomaly);
+    type In = (((DeviceId, Resource), SeriesForecast), Time, isize);
+    type Out = ((DeviceId, Ppm), Time, isize);
+    // Per device: each forecast value's count (a handful, one per resource: a list beats a
+    // hash), and the contention last published.
+    type Device = (Vec<(SeriesForecast, isize)>, Option<Ppm>);
+    let mut devices: HashMap<DeviceId, Device> = HashMap::new();
+    let mut stash = TimeStash::new();
     forecasts
-        .map(|((device, _resource), forecast)| (device, forecast))
-        .reduce(move |_device, forecasts, output| {
-            let current: Vec<SeriesForecast> = forecasts
-                .iter()
-                .filter(|(_, count)| *count > 0)
-                .map(|(forecast, _)| **forecast)
-                .collect();
-            output.push((contention_of(&current, risk, policy), 1));
-        })
+        .inner
+        .unary_frontier::<CapacityContainerBuilder<Vec<Out>>, _, _, _>(
+            Exchange::new(|update: &In| u64::from(((update.0).0).0)),
+            "DeviceContention",
+            move |_, _| {
+                move |(input, frontier), output| {
+                    input.for_each(|capability, data| {
+                        for (((device, _resource), forecast), time, diff) in data.drain(..) {
+                            let entry = (device, forecast, diff);
+                            stash.park(time, || capability.delayed(&time, 0), [entry]);
+                        }
+                    });
+                    for (capability, mut updates) in stash.drain_complete(&[frontier]) {
+                        let time = *capability.time();
+                        // Devices in order, so the output does not depend on arrival order.
+                        updates.sort_by_key(|(device, _, _)| *device);
+                        let mut session = output.session(&capability);
+                        let mut index = 0;
+                        while index < updates.len() {
+                            let device = updates[index].0;
+                            let (counts, published) = devices.entry(device).or_default();
+                            while index < updates.len() && updates[index].0 == device {
+                                let (_, forecast, diff) = updates[index];
+                                match counts.iter().position(|(held, _)| *held == forecast) {
+                                    Some(at) => {
+                                        counts[at].1 += diff;
+                                        if counts[at].1 == 0 {
+                                            counts.swap_remove(at);
+                                        }
+                                    }
+                                    None if diff != 0 => counts.push((forecast, diff)),
+                                    None => {}
+                                }
+                                index += 1;
+                            }
+                            // As the reduce: no output for a device with no forecasts, and
+                            // only forecasts present (a positive count) are looked at.
+                            let current = (!counts.is_empty()).then(|| {
+                                let present: Vec<SeriesForecast> = counts
+                                    .iter()
+                                    .filter(|(_, count)| *count > 0)
+                                    .map(|(forecast, _)| *forecast)
+                                    .collect();
+                                contention_of(&present, risk, policy)
+                            });
+                            if current != *published {
+                                if let Some(old) = *published {
+                                    session.give(((device, old), time, -1));
+                                }
+                                if let Some(new) = current {
+                                    session.give(((device, new), time, 1));
+                                }
+                                *published = current;
+                            }
+                            if counts.is_empty() {
+                                devices.remove(&device);
+                            }
+                        }
+                    }
+                }
+            },
+        )
+        .as_collection()
 }
 
 /// The latest observed utilisation of every reporting device: the busiest resource's last

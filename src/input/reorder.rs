@@ -7,17 +7,26 @@
 //! moved past it.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 
 use augur_dataflows::types::Time;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A reordering buffer; see the module documentation. Serialisable whole, so a checkpoint
 /// keeps what it holds.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
+///
+/// Most records arrive in order, so those wait in a queue in arrival order (pushing and
+/// popping cost O(1)); only a record that arrives behind the queue's newest goes to the heap.
+/// The earliest of the two heads is released first, so the order out is the same as with a
+/// heap alone.
+#[derive(Debug)]
 pub struct Reorder<T> {
     lateness_ms: i64,
     max_seen: Option<Time>,
-    /// Keys only, so that `T` needs no `Ord`; the items wait in `items` under their `seq`.
+    /// Records that arrived in `(time, seq)` order, oldest first.
+    queue: VecDeque<(Time, u64, T)>,
+    /// The others. Keys only, so that `T` needs no `Ord`; the items wait in `items` under
+    /// their `seq`.
     heap: BinaryHeap<Reverse<(Time, u64)>>,
     items: HashMap<u64, T>,
 }
@@ -29,6 +38,7 @@ impl<T> Reorder<T> {
         Reorder {
             lateness_ms: lateness_ms.max(0),
             max_seen: None,
+            queue: VecDeque::new(),
             heap: BinaryHeap::new(),
             items: HashMap::new(),
         }
@@ -43,23 +53,49 @@ impl<T> Reorder<T> {
             }
         }
         self.max_seen = Some(self.max_seen.map_or(time, |max_seen| max_seen.max(time)));
-        self.heap.push(Reverse((time, seq)));
-        self.items.insert(seq, item);
+        let in_order = self
+            .queue
+            .back()
+            .is_none_or(|(last, last_seq, _)| (time, seq) > (*last, *last_seq));
+        if in_order {
+            self.queue.push_back((time, seq, item));
+        } else {
+            self.heap.push(Reverse((time, seq)));
+            self.items.insert(seq, item);
+        }
         Ok(())
+    }
+
+    /// The key of the earliest buffered item, and whether it is the queue's.
+    fn earliest(&self) -> Option<((Time, u64), bool)> {
+        let queued = self.queue.front().map(|(time, seq, _)| (*time, *seq));
+        let heaped = self.heap.peek().map(|Reverse(key)| *key);
+        match (queued, heaped) {
+            (Some(q), Some(h)) if h < q => Some((h, false)),
+            (Some(q), _) => Some((q, true)),
+            (None, Some(h)) => Some((h, false)),
+            (None, None) => None,
+        }
     }
 
     /// The earliest buffered item, if no item still allowed to arrive could precede it.
     pub fn pop_ready(&mut self) -> Option<(Time, T)> {
         let watermark = self.max_seen?.saturating_sub(self.lateness_ms);
-        match self.heap.peek() {
-            Some(Reverse((time, _))) if *time <= watermark => self.pop_any(),
+        match self.earliest() {
+            Some(((time, _), _)) if time <= watermark => self.pop_any(),
             _ => None,
         }
     }
 
     /// The earliest buffered item, ready or not (to drain at end of input).
     pub fn pop_any(&mut self) -> Option<(Time, T)> {
-        while let Some(Reverse((time, seq))) = self.heap.pop() {
+        while let Some((_, queued)) = self.earliest() {
+            if queued {
+                return self.queue.pop_front().map(|(time, _, item)| (time, item));
+            }
+            let Some(Reverse((time, seq))) = self.heap.pop() else {
+                break;
+            };
             // Always present unless a caller reused a `seq`; then the later item won and this
             // key is stale, so skip it rather than fail.
             if let Some(item) = self.items.remove(&seq) {
@@ -71,17 +107,71 @@ impl<T> Reorder<T> {
 
     /// Number of items buffered.
     pub fn len(&self) -> usize {
-        self.items.len()
+        self.queue.len() + self.items.len()
     }
 
     /// Whether nothing is buffered.
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.queue.is_empty() && self.items.is_empty()
     }
 
     /// The newest time pushed so far.
     pub fn max_seen(&self) -> Option<Time> {
         self.max_seen
+    }
+}
+
+/// Checkpoints keep the layout of a buffer that had only the heap: every queued item is
+/// written as a heap key and an item, so checkpoints of either build read in the other.
+impl<T: Serialize> Serialize for Reorder<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        struct Items<'a, T>(&'a HashMap<u64, T>, &'a VecDeque<(Time, u64, T)>);
+        impl<T: Serialize> Serialize for Items<'_, T> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let queued = self.1.iter().map(|(_, seq, item)| (seq, item));
+                serializer.collect_map(self.0.iter().chain(queued))
+            }
+        }
+        #[derive(Serialize)]
+        #[serde(rename = "Reorder")]
+        struct Wire<'a, T: Serialize> {
+            lateness_ms: i64,
+            max_seen: Option<Time>,
+            heap: Vec<Reverse<(Time, u64)>>,
+            items: Items<'a, T>,
+        }
+        let queued = self
+            .queue
+            .iter()
+            .map(|(time, seq, _)| Reverse((*time, *seq)));
+        Wire {
+            lateness_ms: self.lateness_ms,
+            max_seen: self.max_seen,
+            heap: self.heap.iter().copied().chain(queued).collect(),
+            items: Items(&self.items, &self.queue),
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Reorder<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(rename = "Reorder")]
+        struct Wire<T> {
+            lateness_ms: i64,
+            max_seen: Option<Time>,
+            heap: BinaryHeap<Reverse<(Time, u64)>>,
+            items: HashMap<u64, T>,
+        }
+        let wire = Wire::<T>::deserialize(deserializer)?;
+        Ok(Reorder {
+            lateness_ms: wire.lateness_ms,
+            max_seen: wire.max_seen,
+            queue: VecDeque::new(),
+            heap: wire.heap,
+            items: wire.items,
+        })
     }
 }
 
@@ -181,5 +271,38 @@ mod tests {
             refused.is_empty(),
             "jitter of at most 19 fits a lateness of 30"
         );
+    }
+
+    #[test]
+    fn a_restored_buffer_releases_what_the_original_would() {
+        let input = [
+            (10, "a"),
+            (8, "b"),
+            (10, "c"),
+            (9, "d"),
+            (12, "e"),
+            (11, "f"),
+        ];
+        let mut reorder = Reorder::new(5);
+        for (seq, &(time, label)) in input.iter().enumerate() {
+            reorder
+                .push(time, seq as u64, label.to_string())
+                .expect("within lateness");
+        }
+        let bytes = serde_json::to_vec(&reorder).expect("encodes");
+        let mut restored: Reorder<String> = serde_json::from_slice(&bytes).expect("decodes");
+        assert_eq!(restored.len(), reorder.len());
+        for (seq, time, label) in [(9, 13, "g"), (10, 10, "h")] {
+            reorder
+                .push(time, seq, label.to_string())
+                .expect("within lateness");
+            restored
+                .push(time, seq, label.to_string())
+                .expect("within lateness");
+        }
+        let drain = |buffer: &mut Reorder<String>| {
+            std::iter::from_fn(|| buffer.pop_any()).collect::<Vec<_>>()
+        };
+        assert_eq!(drain(&mut restored), drain(&mut reorder));
     }
 }

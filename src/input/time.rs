@@ -31,6 +31,22 @@ fn parse_plain_decimal(text: &str) -> Option<Result<Time, String>> {
     if (whole.is_empty() && fraction.is_empty()) || !all_digits(whole) || !all_digits(fraction) {
         return None;
     }
+    // Up to 15 whole digits (every Unix time in seconds) cannot overflow an i64 in
+    // milliseconds: the same arithmetic without the wide checked steps of the general path.
+    if whole.len() <= 15 {
+        let mut millis: i64 = 0;
+        for byte in whole.bytes() {
+            millis = millis * 10 + i64::from(byte - b'0');
+        }
+        let mut digits = fraction.bytes().map(|byte| i64::from(byte - b'0'));
+        for _ in 0..3 {
+            millis = millis * 10 + digits.next().unwrap_or(0);
+        }
+        if digits.next().is_some_and(|digit| digit >= 5) {
+            millis += 1;
+        }
+        return Some(Ok(if negative { -millis } else { millis }));
+    }
     let overflow = || format!("time {text:?} is out of range");
     let mut millis: i128 = 0;
     for byte in whole.bytes() {

@@ -52,6 +52,23 @@ impl DailyProfile {
         DailyProfile { bins: Vec::new() }
     }
 
+    /// An upper bound of [`Self::expected`] at `time` that costs no decay: the largest
+    /// undecayed magnitude within `reach` bins (decay only shrinks a value). When the bound
+    /// cannot matter, the caller skips the exact figure.
+    pub fn bound(&self, time: Time, reach: usize) -> f64 {
+        if self.bins.is_empty() {
+            return 0.0;
+        }
+        let centre = bin_of(time);
+        let reach = reach.min(BINS / 2);
+        (0..=2 * reach)
+            .map(|k| {
+                let bin = &self.bins[(centre + BINS + k - reach) % BINS];
+                bin.earlier_max.max(bin.visit_max)
+            })
+            .fold(0.0, f64::max)
+    }
+
     /// The largest magnitude seen on earlier days within `reach` bins of `time`'s time of day,
     /// decayed with a half-life of `half_life_days`; 0 when none.
     pub fn expected(&self, time: Time, reach: usize, half_life_days: f64) -> f64 {

@@ -159,6 +159,52 @@ pub struct AnomalyScorer {
     refractory: f64,
     daily: DailyProfile,
     latest: f64,
+    /// The per-step weights at the last gap seen (not state: recomputed when absent).
+    #[serde(skip)]
+    weights: WeightCache,
+}
+
+/// The smoothing weights of one gap, in steps: every sample of a regularly sampled series has
+/// the same gap, so its five powers are computed once instead of per sample.
+#[derive(Clone, Copy, Debug)]
+struct StepWeights {
+    baseline: f64,
+    scale: f64,
+    short: f64,
+    long: f64,
+    record_decay: f64,
+}
+
+/// [`StepWeights`] for the last `steps` seen.
+#[derive(Clone, Copy, Debug, Default)]
+struct WeightCache {
+    last: Option<(u64, StepWeights)>,
+}
+
+impl WeightCache {
+    fn at(&mut self, p: &AnomalyParams, steps: f64) -> StepWeights {
+        match self.last {
+            Some((bits, weights)) if bits == steps.to_bits() => weights,
+            _ => {
+                let weights = StepWeights {
+                    baseline: weight(p.baseline_alpha, steps),
+                    scale: weight(p.scale_alpha, steps),
+                    short: weight(p.short_alpha, steps),
+                    long: weight(p.long_alpha, steps),
+                    record_decay: 0.5_f64.powf(steps / p.record_half_life),
+                };
+                self.last = Some((steps.to_bits(), weights));
+                weights
+            }
+        }
+    }
+}
+
+/// A cache is no part of a scorer's value.
+impl PartialEq for WeightCache {
+    fn eq(&self, _other: &WeightCache) -> bool {
+        true
+    }
 }
 
 impl AnomalyScorer {
@@ -179,6 +225,7 @@ impl AnomalyScorer {
             refractory: 0.0,
             daily: DailyProfile::new(),
             latest: 0.0,
+            weights: WeightCache::default(),
         }
     }
 
@@ -243,9 +290,16 @@ impl AnomalyScorer {
         // stops standing out once it has recurred.
         let now = time_ms.max(last);
         let reach = p.daily_reach_bins as usize;
-        let usual = self.daily.expected(now, reach, p.daily_half_life_days);
+        let usual_floor = p.record_floor.max(1.0);
+        // Most samples are ordinary at their time of day: when even the undecayed profile is
+        // within the scale, `usual` cannot change `surprise_scale`, so its decays are skipped.
+        let surprise_scale = if self.daily.bound(now, reach) / usual_floor <= scale {
+            scale
+        } else {
+            let usual = self.daily.expected(now, reach, p.daily_half_life_days);
+            scale.max(usual / usual_floor)
+        };
         self.daily.record(now, magnitude, p.daily_half_life_days);
-        let surprise_scale = scale.max(usual / p.record_floor.max(1.0));
         let raw = (magnitude / surprise_scale).min(p.cap) / p.cap;
 
         let recent_max = self.recent_max.max(p.record_floor * scale).max(floor);
@@ -254,26 +308,27 @@ impl AnomalyScorer {
         } else {
             0.0
         };
-        self.recent_max = magnitude.max(self.recent_max * 0.5_f64.powf(steps / p.record_half_life));
+        let weights = self.weights.at(&p, steps);
+        self.recent_max = magnitude.max(self.recent_max * weights.record_decay);
 
         // A lone spike moves the baseline by at most `cap` scales, as it moves the scale: were
         // it to drag the baseline up, the ordinary samples after it would read as a burst of
         // surprise of their own (an echo that outlasts the refractory period's reason).
         let clipped = magnitude.min(p.cap * scale);
-        self.baseline += weight(p.baseline_alpha, steps) * clipped.copysign(residual);
+        self.baseline += weights.baseline * clipped.copysign(residual);
         self.scale = Some(match self.scale {
-            Some(old) => old + weight(p.scale_alpha, steps).max(equal_weight) * (clipped - old),
+            Some(old) => old + weights.scale.max(equal_weight) * (clipped - old),
             None => magnitude,
         });
 
-        let short_w = weight(p.short_alpha, steps);
+        let short_w = weights.short;
         self.short += short_w * (raw - self.short);
         // The standard deviation of an exponential average of independent draws.
         let spread =
             self.long_var.max(0.0).sqrt().max(p.spread_floor) * (short_w / (2.0 - short_w)).sqrt();
         let z = (self.short - self.long_mean) / spread;
         let likelihood = log_tail_score(z, p.decision_level);
-        let long_w = weight(p.long_alpha, steps).max(equal_weight);
+        let long_w = weights.long.max(equal_weight);
         let d = raw - self.long_mean;
         self.long_mean += long_w * d;
         self.long_var = (1.0 - long_w) * (self.long_var + long_w * d * d);
