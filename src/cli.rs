@@ -421,6 +421,10 @@ pub struct ForecastFile {
     pub model: Option<String>,
     /// Holt-Winters' season in samples (default: detected).
     pub season: Option<usize>,
+    /// The metrics' sampling interval in seconds, when known (default: estimated from the
+    /// samples). Known up front, each series keeps a window of three days at that step (up to
+    /// 4,608 values), so daily seasons are found at 1-minute sampling too.
+    pub interval_s: Option<f64>,
     /// AR order.
     pub ar_order: Option<usize>,
     /// Predicted contention is the mean forecast over this many seconds.
@@ -651,6 +655,10 @@ pub fn engine_knobs(
             });
         }
         model.season = Some(season);
+    }
+    if let Some(interval) = file.forecast.interval_s {
+        model.interval_ms =
+            Some(in_range("forecast.interval_s", interval, 0.001, 86_400.0)? * 1000.0);
     }
     if let Some(order) = file.forecast.ar_order {
         if !(1..=64).contains(&order) {
@@ -1061,13 +1069,14 @@ mod tests {
         let good = dir.join("good.toml");
         std::fs::write(
             &good,
-            "lateness_s = 5\n[forecast]\nmodel = \"holt\"\nseason = 48\nrisk = 0.5\nhorizon_s = 120\nquantum = 0.01\n[placement]\nhysteresis = 0.2\n",
+            "lateness_s = 5\n[forecast]\nmodel = \"holt\"\nseason = 48\ninterval_s = 60\nrisk = 0.5\nhorizon_s = 120\nquantum = 0.01\n[placement]\nhysteresis = 0.2\n",
         )
         .expect("write");
         let config = run_config(&args(&["--config", good.to_str().unwrap_or("")])).expect("valid");
         assert_eq!(config.lateness_ms, 5_000);
         assert_eq!(config.forecast.model.kind, ModelKind::Holt);
         assert_eq!(config.forecast.model.season, Some(48));
+        assert_eq!(config.forecast.model.interval_ms, Some(60_000.0));
         assert_eq!(config.forecast.risk, 0.5);
         assert_eq!(config.forecast.horizon_ms, 120_000);
         assert_eq!(config.forecast.quantum_ppm, 10_000);

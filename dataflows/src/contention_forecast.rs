@@ -114,8 +114,14 @@ pub struct SeriesState {
 impl SeriesState {
     /// A series that has seen nothing.
     pub fn new(config: &ForecastConfig) -> SeriesState {
+        // A configured interval fixes the step (and sizes the window for it); otherwise each
+        // series estimates its own.
+        let model = match config.model.interval_ms {
+            Some(interval_ms) => TimedModel::with_interval(&config.model, interval_ms as Time),
+            None => TimedModel::new(&config.model),
+        };
         SeriesState {
-            model: TimedModel::new(&config.model),
+            model,
             anomaly: AnomalyScorer::new(AnomalyParams::default()),
             alarm: None,
             latest_time: Time::MIN,
@@ -444,6 +450,43 @@ mod tests {
             sigma,
             anomaly,
         }
+    }
+
+    /// A working-hours load sampled each minute: 0.8 from 09:00 to 17:00, else 0.1.
+    fn office_hours(minute: i64) -> f64 {
+        if (9 * 60..17 * 60).contains(&(minute % 1440)) {
+            0.8
+        } else {
+            0.1
+        }
+    }
+
+    #[test]
+    fn a_configured_interval_lets_a_daily_season_be_seen_at_one_minute_steps() {
+        // Four days at one-minute steps, then the forecast at 08:00 of the fifth for the two
+        // hours ahead (half of them working hours). Estimating the step, a series keeps
+        // 1,008 values (17 hours), which cannot hold a day; told the step, it keeps three days
+        // and Holt-Winters finds the daily cycle.
+        let forecast_at_eight = |interval_ms: Option<f64>| {
+            let config = ForecastConfig {
+                model: ModelConfig {
+                    interval_ms,
+                    ..ModelConfig::new(crate::models::ModelKind::HoltWinters)
+                },
+                horizon_ms: 2 * 3_600_000,
+                ..ForecastConfig::default()
+            };
+            let mut series = SeriesState::new(&config);
+            for minute in 0..4 * 1440 + 8 * 60 {
+                series.update(minute * 60_000, office_hours(minute));
+            }
+            series.forecast(&config).predicted as f64 / 1e6
+        };
+        let told = forecast_at_eight(Some(60_000.0));
+        let estimated = forecast_at_eight(None);
+        // The truth over 08:00-10:00 is 0.1 for one hour and 0.8 for the next: 0.45.
+        assert!((told - 0.45).abs() < 0.1, "told the step: {told}");
+        assert!(estimated < 0.2, "estimating the step: {estimated}");
     }
 
     #[test]
