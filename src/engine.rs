@@ -387,6 +387,10 @@ pub struct Checkpointing {
     /// A checkpoint after every this many epochs (counted from the start of the input, so a
     /// resumed run checkpoints at the same epochs as an uninterrupted one); 0 for none.
     pub every: u64,
+    /// Also a checkpoint when the source ends, unless its last epoch took one: a service
+    /// stopped cleanly resumes from where it stopped rather than from its last periodic
+    /// checkpoint. It is taken by one more epoch that carries nothing but the request.
+    pub at_end: bool,
     /// Where they go.
     pub store: Box<dyn CheckpointStore>,
     /// A checkpoint to resume from. The caller restores its source and sink from the
@@ -578,6 +582,8 @@ where
                 epochs: Vec::with_capacity(depth),
             };
             let mut exhausted = false;
+            // Whether an epoch was fed since the last checkpoint (or the resumed one).
+            let mut unsaved = false;
             let outcome = loop {
                 // Feed up to `depth` epochs; an epoch that takes a checkpoint ends the group,
                 // since the source's snapshot must be taken before it reads any further.
@@ -615,9 +621,21 @@ where
                         break;
                     }
                 }
+                let final_checkpoint = exhausted
+                    && failed.is_none()
+                    && unsaved
+                    && checkpointing.as_ref().is_some_and(|c| c.at_end);
+                if in_flight.epochs.is_empty() && final_checkpoint {
+                    let time = *inputs.samples.time();
+                    inputs.advance_to(time);
+                    inputs.requests.send(());
+                    next = inputs.seal(time);
+                    in_flight.epochs.push((time, Instant::now(), true));
+                }
                 if in_flight.epochs.is_empty() {
                     break failed.map_or(Ok(()), Err);
                 }
+                unsaved = !in_flight.epochs.last().is_some_and(|(_, _, c)| *c);
                 while probe.less_than(&next) {
                     worker.step();
                 }

@@ -266,6 +266,8 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
     let checkpointing = match (&config.checkpoint, fingerprint) {
         (Some(checkpoint), Some(fingerprint)) if writes_outputs => Some(Checkpointing {
             every: checkpoint.every,
+            // A finished run has nothing to resume.
+            at_end: false,
             store: Box::new(CheckpointDir::new(
                 &checkpoint.dir,
                 &config.out,

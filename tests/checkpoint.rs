@@ -515,6 +515,7 @@ mod engine_level {
         let kept = Arc::clone(&store.0);
         let checkpointing = Checkpointing {
             every,
+            at_end: false,
             store: Box::new(store),
             resume,
         };

@@ -216,6 +216,73 @@ fn serve_resumed_after_sigkill_ends_as_an_uninterrupted_serve() {
 }
 
 #[test]
+fn a_clean_stop_checkpoints_what_it_drained() {
+    let dir = scratch("clean");
+    let checkpoints = dir.join("checkpoints");
+    let checkpoints_arg = checkpoints.to_str().expect("utf-8 path");
+    let platform = repo("data/demo/platform.toml");
+    let platform_arg = platform.to_str().expect("utf-8 path");
+    let records = demo_records();
+
+    let reference = Server::start(&["--platform", platform_arg]);
+    post_workflow(&reference);
+    send(&reference, &records);
+    let expected = outcome(&reference);
+    drop(reference);
+
+    // Periodic checkpoints too rare to happen: only the stop's own can hold the records.
+    let first = Server::start(&[
+        "--platform",
+        platform_arg,
+        "--checkpoint",
+        checkpoints_arg,
+        "--checkpoint-every",
+        "1000000",
+    ]);
+    post_workflow(&first);
+    send(&first, &records);
+    let (code, _) = first.call("POST", "/v1/shutdown", b"");
+    assert_eq!(code, 202);
+    assert!(first.wait(Duration::from_secs(120)).success());
+    assert!(checkpoints.join("checkpoint.bin").is_file());
+
+    // Resumed, sent nothing more: what it answers is what the uninterrupted service answered.
+    let resumed = Server::start(&[
+        "--platform",
+        platform_arg,
+        "--checkpoint",
+        checkpoints_arg,
+        "--resume",
+    ]);
+    let status = resumed.ok("GET", "/v1/status", b"");
+    assert_eq!(status["buffered_records"], 0, "{status}");
+    assert_eq!(
+        millis(&status["checkpoint"]["newest"]),
+        records[records.len() - 1].0
+    );
+    let (map, predictions, mut scaleout, mut counts) = outcome(&resumed);
+    assert_eq!(map, expected.0, "map");
+    assert_eq!(predictions, expected.1, "predictions");
+    // The stop's checkpoint is one more epoch, 1 ms after the last, that carries only its
+    // request: the epoch count and the latest time show it, nothing else does.
+    let (mut want_scaleout, mut want_counts) = (expected.2, expected.3);
+    let later = |got: &Value, want: &Value| {
+        assert_eq!(millis(got), millis(want) + 1, "{got} after {want}");
+    };
+    later(&scaleout["time"], &want_scaleout["time"]);
+    later(&counts[0], &want_counts[0]);
+    assert_eq!(counts[1].as_u64(), want_counts[1].as_u64().map(|e| e + 1));
+    for value in [&mut scaleout, &mut want_scaleout] {
+        if let Some(object) = value.as_object_mut() {
+            object.remove("time");
+        }
+    }
+    assert_eq!(scaleout, want_scaleout, "scale-out");
+    let (got_counts, want_counts) = (counts.split_off(2), want_counts.split_off(2));
+    assert_eq!(got_counts, want_counts, "counts");
+}
+
+#[test]
 fn serve_resume_over_another_platform_is_refused() {
     let dir = scratch("platform");
     let checkpoints = dir.join("checkpoints");

@@ -92,7 +92,8 @@ pub struct ServeArgs {
     #[arg(long, default_value = "5s", value_name = "INTERVAL")]
     pub scrape_interval: String,
     /// Checkpoint folder: the service writes a checkpoint there (admitted workflows, buffered
-    /// records, task lifecycle, model state, partition map) every --checkpoint-every epochs.
+    /// records, task lifecycle, model state, partition map) every --checkpoint-every epochs,
+    /// and once more when it stops cleanly (POST /v1/shutdown, SIGTERM, SIGINT), after the drain.
     #[arg(long, value_name = "DIR")]
     pub checkpoint: Option<PathBuf>,
     /// Epochs (distinct event times) between checkpoints [default: 1000].
@@ -427,6 +428,8 @@ pub fn serve_with(
     let io = Mutex::new(Some(io));
     let checkpointing = config.checkpoint.as_ref().map(|c| Checkpointing {
         every: c.every,
+        // A clean stop (POST /v1/shutdown, SIGTERM, SIGINT) drains and then checkpoints.
+        at_end: true,
         store: Box::new(checkpoint::ServeStore::new(
             &c.dir,
             fingerprint,
