@@ -213,19 +213,25 @@ impl MapWriter {
 
     /// What the duration model predicts, in seconds at speed 1 without contention, for a task of
     /// each kind on each device class that completions have taught it: kind → class (its
-    /// devices, comma-separated) → seconds.
+    /// devices, comma-separated) → seconds; and, under `ratio to estimate: ` and the class, the
+    /// kind's learned ratio of actual to estimated duration there.
     pub fn durations(&self) -> BTreeMap<String, BTreeMap<String, f64>> {
+        use augur_dataflows::task_durations::RATIO_CLASS;
         let mut view: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
-        for ((kind, class), ms) in &self.durations {
+        for ((kind, class), value) in &self.durations {
             let kind = self
                 .catalog
                 .kinds
                 .get(*kind as usize)
                 .cloned()
                 .unwrap_or_else(|| kind.to_string());
-            view.entry(kind)
-                .or_default()
-                .insert(self.catalog.class_name(*class), *ms as f64 / 1000.0);
+            let (name, value) = if class & RATIO_CLASS == 0 {
+                (self.catalog.class_name(*class), *value as f64 / 1000.0)
+            } else {
+                let class = self.catalog.class_name(class & !RATIO_CLASS);
+                (format!("ratio to estimate: {class}"), *value as f64 / 1e6)
+            };
+            view.entry(kind).or_default().insert(name, value);
         }
         view
     }

@@ -2,9 +2,9 @@
 //!
 //! # The rule
 //! A device `d` runs its tasks as a fluid queue. A task `t` placed there takes `D(t, d)`
-//! milliseconds undisturbed: its work at speed 1 (the duration model's estimate for `t`'s kind on
-//! `d`'s class when the policy learns and one is published, else the workflow's estimate)
-//! divided by `d`'s speed.
+//! milliseconds undisturbed: its work at speed 1 (when the policy learns and the duration model
+//! has published for `t`'s kind on `d`'s class, `t`'s estimate times the kind's learned ratio, or
+//! the kind's figure if `t` has no estimate; else the workflow's estimate) divided by `d`'s speed.
 //! Predicted contention `c_d` slows it to `run(t, d) = D(t, d) (1 + c_d)`, and it takes
 //! `share(t, d)`, the larger of its shares of `d`'s cores and memory. The *backlog* of `d` is the
 //! time its mapped work needs at full use, `(1 + c_d) max(Σ D·cores / cores_d, Σ D·memory / memory_d)`.
@@ -57,6 +57,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use crate::placement::{same_capability, state_is_sane, EpochChanges, MapChange, PlacementConfig};
 use crate::placement::{Movable, Score, TaskMap};
+use crate::task_durations::learned_work_ms;
 use crate::types::{fraction_from_ppm, DeviceId, DeviceSpec, TaskKey, TaskSpec, TaskState, Time};
 
 /// The arithmetic of the rule, shared by the engine and the oracle so both compute the very same
@@ -983,8 +984,10 @@ pub(crate) fn is_active(state: &TaskState) -> bool {
     state.ready || state.pinned.is_some()
 }
 
-/// `D(t, d)` on a device of this spec and class: its work at speed 1 (the learned estimate when
-/// given and known, else the task's own estimate) at the device's speed.
+/// `D(t, d)` on a device of this spec and class: its work at speed 1 (when learned estimates are
+/// given and one is known, the task's own estimate times its kind's learned ratio, or the kind's
+/// learned figure: [`crate::task_durations::learned_work_ms`]; else the task's own estimate) at
+/// the device's speed.
 pub(crate) fn duration_on(
     spec: &TaskSpec,
     device: &DeviceSpec,
@@ -994,8 +997,7 @@ pub(crate) fn duration_on(
     // The duration model publishes work at speed 1 without contention (as the workflow's
     // estimate is): either is divided by the device's speed.
     let work_ms = learned
-        .and_then(|l| l.get(&(spec.kind, class as u32)))
-        .copied()
+        .and_then(|l| learned_work_ms(l, spec.kind, class as u32, spec.duration_ms))
         .unwrap_or(spec.duration_ms);
     let ms = work_ms as f64 / device.speed;
     if ms.is_finite() {

@@ -5,9 +5,13 @@
 //! next to metric samples). Each epoch's completions are learned in a canonical order, and the
 //! estimate of every (kind, class) they touched is published: the predicted duration of a task of
 //! that kind, with no estimate of its own and sizes unknown, on a device of that class at speed 1 and no
-//! contention, in milliseconds.
+//! contention, in milliseconds. Beside it, once tasks of the kind with estimates have completed,
+//! the kind's correction ratio on that class (actual over estimated duration, in millionths),
+//! under the class with [`RATIO_CLASS`] set, so the one collection carries both and a consumer
+//! predicts each task with an estimate as `estimate × ratio` ([`learned_work_ms`]): a per-kind
+//! figure would erase the differences between the tasks of a kind that the estimates know.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use differential_dataflow::{AsCollection, VecCollection};
 use timely::container::CapacityContainerBuilder;
@@ -21,8 +25,36 @@ use crate::duration::{DeviceFeatures, DurationConfig, DurationModel, TaskFeature
 use crate::stash::TimeStash;
 use crate::types::{Completion, Time};
 
-/// A change of a published estimate: `((kind, class), ms)` and +1 or -1.
+/// A change of a published estimate: `((kind, class), ms)` and +1 or -1; or, for a class with
+/// [`RATIO_CLASS`] set, `((kind, class | RATIO_CLASS), ratio in millionths)`.
 pub type DurationChange = (((u32, u32), u64), isize);
+
+/// Set in the class of a published key whose value is the kind's correction ratio on that class
+/// in millionths, not milliseconds. Classes are dense ids of the platform's device classes, far
+/// below it.
+pub const RATIO_CLASS: u32 = 1 << 31;
+
+/// Millionths in 1, the unit of published ratios.
+const RATIO_UNIT: f64 = 1_000_000.0;
+
+/// The work at speed 1 the published estimates give a task of `kind` on a device of `class`
+/// (milliseconds): its own estimate `estimate_ms` (0 when it has none) times the kind's ratio
+/// when both are known, else the kind's figure; `None` when nothing is published for it.
+pub fn learned_work_ms(
+    learned: &HashMap<(u32, u32), u64>,
+    kind: u32,
+    class: u32,
+    estimate_ms: u64,
+) -> Option<u64> {
+    let ratio = learned.get(&(kind, class | RATIO_CLASS)).copied();
+    match ratio {
+        Some(ratio) if estimate_ms > 0 && class & RATIO_CLASS == 0 => {
+            let ms = estimate_ms as f64 * (ratio as f64 / RATIO_UNIT);
+            Some(ms.round().clamp(0.0, u64::MAX as f64) as u64)
+        }
+        _ => learned.get(&(kind, class)).copied(),
+    }
+}
 
 /// The model and the estimates it last published; the same code serves the operator and the
 /// oracle.
@@ -77,13 +109,19 @@ impl DurationLearner {
         }
         let mut changes = Vec::new();
         for key in touched {
-            let estimate = self.estimate_ms(key);
-            let before = self.published.insert(key, estimate);
-            if before != Some(estimate) {
-                if let Some(before) = before {
-                    changes.push(((key, before), -1));
+            let (category, class) = key;
+            let ratio = self
+                .model
+                .ratio(category, class)
+                .map(|ratio| ((category, class | RATIO_CLASS), to_millionths(ratio)));
+            for (key, value) in std::iter::once((key, self.estimate_ms(key))).chain(ratio) {
+                let before = self.published.insert(key, value);
+                if before != Some(value) {
+                    if let Some(before) = before {
+                        changes.push(((key, before), -1));
+                    }
+                    changes.push(((key, value), 1));
                 }
-                changes.push(((key, estimate), 1));
             }
         }
         changes
@@ -102,6 +140,11 @@ impl DurationLearner {
         let seconds = self.model.predict_kind(category, &device).seconds;
         (seconds * 1000.0).round().clamp(0.0, u64::MAX as f64) as u64
     }
+}
+
+/// A ratio in millionths, at least 1 (a published ratio of 0 would make every task free).
+fn to_millionths(ratio: f64) -> u64 {
+    (ratio * RATIO_UNIT).round().clamp(1.0, u64::MAX as f64) as u64
 }
 
 /// Published duration estimates, `((kind, class), ms)`.
@@ -164,4 +207,57 @@ pub fn task_durations<'scope>(
         )
         .ok_err::<Vec<Update>, _, Vec<StatePart>, _, _>(|emitted: Emitted<Update>| emitted);
     (estimates.as_collection(), state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn completion(category: u32, class: u32, estimate_s: f64, seconds: f64) -> Completion {
+        Completion {
+            category,
+            class,
+            speed: 1.0,
+            estimate_s,
+            input_bytes: 0,
+            cores: 1.0,
+            seconds,
+        }
+    }
+
+    #[test]
+    fn publishes_the_ratio_beside_the_figure_and_work_follows_each_task_estimate() {
+        let mut learner = DurationLearner::new(DurationConfig::default());
+        // Kind 0 runs 1.5 times its estimates; kind 1 has no estimates.
+        let changes = learner.learn(vec![
+            completion(0, 0, 2.0, 3.0),
+            completion(0, 0, 20.0, 30.0),
+            completion(1, 0, 0.0, 4.0),
+        ]);
+        let published: HashMap<(u32, u32), u64> = changes
+            .iter()
+            .map(|&((key, value), _)| (key, value))
+            .collect();
+        assert!(changes.iter().all(|&(_, diff)| diff == 1));
+        assert_eq!(published.get(&(0, RATIO_CLASS)), Some(&1_500_000));
+        assert_eq!(published.get(&(1, RATIO_CLASS)), None);
+        // Each task of kind 0 keeps its own size; one without an estimate gets the kind's figure.
+        assert_eq!(learned_work_ms(&published, 0, 0, 10_000), Some(15_000));
+        assert_eq!(learned_work_ms(&published, 0, 0, 1_000), Some(1_500));
+        assert_eq!(
+            learned_work_ms(&published, 0, 0, 0),
+            published.get(&(0, 0)).copied()
+        );
+        assert_eq!(learned_work_ms(&published, 1, 0, 10_000), Some(4_000));
+        assert_eq!(learned_work_ms(&published, 2, 0, 10_000), None);
+        // A changed ratio retracts the old value.
+        let changes = learner.learn(vec![
+            completion(0, 0, 1.0, 3.0),
+            completion(0, 0, 1.0, 3.0),
+            completion(0, 0, 1.0, 3.0),
+        ]);
+        assert!(changes.contains(&(((0, RATIO_CLASS), 1_500_000), -1)));
+        assert!(changes.contains(&(((0, RATIO_CLASS), 3_000_000), 1)));
+        assert_eq!(learner.published().get(&(0, RATIO_CLASS)), Some(&3_000_000));
+    }
 }
