@@ -90,12 +90,22 @@ impl Catalog {
             .join(",")
     }
 
-    /// The capability of every device, as the dataflow sees it.
+    /// The capability of every device, as the dataflow sees it. Zones are numbered by first
+    /// appearance in the platform (a platform that names none puts every device in zone 0,
+    /// "default"), so every process numbers them alike.
     pub fn device_specs(&self) -> Vec<DeviceSpec> {
+        let mut zones: Vec<&str> = Vec::new();
         self.platform
             .devices
             .iter()
             .map(|device| DeviceSpec {
+                zone: match zones.iter().position(|z| *z == device.zone) {
+                    Some(zone) => zone as u32,
+                    None => {
+                        zones.push(&device.zone);
+                        zones.len() as u32 - 1
+                    }
+                },
                 cores_milli: milli(device.cores),
                 memory_bytes: device.memory_bytes.unwrap_or(u64::MAX),
                 speed: device.speed,

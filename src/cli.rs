@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use augur_dataflows::contention_forecast::{AnomalyPolicy, ForecastConfig};
-use augur_dataflows::placement::{PlacementConfig, Policy, Weights};
+use augur_dataflows::placement::{Hierarchy, PlacementConfig, Policy, Weights};
 use augur_dataflows::types::Resource;
 use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
@@ -452,6 +452,10 @@ pub struct PlacementFile {
     /// What each objective is worth (finish-time policies).
     #[serde(default)]
     pub weights: WeightsFile,
+    /// Hierarchical placement of huge arrival batches: "auto" (default), "on" or "off".
+    pub hierarchy: Option<String>,
+    /// With "auto": the fewest new tasks in one batch that are placed hierarchically.
+    pub hierarchy_min_tasks: Option<usize>,
 }
 
 /// `[placement.weights]` of the config file: each weight in [0, 1e9].
@@ -778,6 +782,21 @@ pub fn engine_knobs(
                 weights.locality,
                 defaults.weights.locality,
             )?,
+        },
+        hierarchy: match file.placement.hierarchy.as_deref().unwrap_or("auto") {
+            "auto" => Hierarchy::Auto(
+                file.placement
+                    .hierarchy_min_tasks
+                    .unwrap_or(Hierarchy::AUTO_MIN_TASKS),
+            ),
+            "on" => Hierarchy::On,
+            "off" => Hierarchy::Off,
+            other => {
+                return Err(ConfigError::Flag {
+                    flag: "placement.hierarchy",
+                    reason: format!("unknown mode '{other}' (auto, on or off)"),
+                })
+            }
         },
     };
     Ok((forecast, placement))

@@ -55,135 +55,12 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap};
 
+use crate::hierarchy;
 use crate::placement::{same_capability, state_is_sane, EpochChanges, MapChange, PlacementConfig};
-use crate::placement::{Movable, Score, TaskMap};
+use crate::placement::{Hierarchy, Movable, Score, TaskMap};
 use crate::types::{fraction_from_ppm, DeviceId, DeviceSpec, TaskKey, TaskSpec, TaskState, Time};
 
-/// The arithmetic of the rule, shared by the engine and the oracle so both compute the very same
-/// floating-point values.
-pub mod cost {
-    use crate::placement::Weights;
-    use crate::types::{DeviceSpec, TaskSpec};
-
-    /// The work the map queues on a device: Σ duration × cores and Σ duration × memory.
-    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-    pub struct Work {
-        /// Milliseconds × thousandths of a core.
-        pub cores: u128,
-        /// Milliseconds × bytes.
-        pub memory: u128,
-    }
-
-    impl Work {
-        /// The work of one task of this duration.
-        pub fn of(task: &TaskSpec, duration_ms: u64) -> Work {
-            Work {
-                cores: u128::from(duration_ms) * u128::from(task.cores_milli),
-                memory: u128::from(duration_ms) * u128::from(task.memory_bytes),
-            }
-        }
-
-        /// This work with another added.
-        pub fn plus(self, other: Work) -> Work {
-            Work {
-                cores: self.cores.saturating_add(other.cores),
-                memory: self.memory.saturating_add(other.memory),
-            }
-        }
-
-        /// This work with another taken away.
-        pub fn minus(self, other: Work) -> Work {
-            Work {
-                cores: self.cores.saturating_sub(other.cores),
-                memory: self.memory.saturating_sub(other.memory),
-            }
-        }
-    }
-
-    /// The larger of a task's shares of a device's cores and memory.
-    pub fn share(device: &DeviceSpec, task: &TaskSpec) -> f64 {
-        let cores = f64::from(task.cores_milli) / f64::from(device.cores_milli.max(1));
-        let memory = task.memory_bytes as f64 / device.memory_bytes.max(1) as f64;
-        cores.max(memory)
-    }
-
-    /// Milliseconds to drain the queued work at full use of the device, slowed by contention.
-    pub fn backlog_ms(device: &DeviceSpec, contention: f64, work: Work) -> f64 {
-        let cores = work.cores as f64 / f64::from(device.cores_milli.max(1));
-        let memory = work.memory as f64 / device.memory_bytes.max(1) as f64;
-        (1.0 + contention) * cores.max(memory)
-    }
-
-    /// Contention plus the share of cores or memory the active mapped tasks take.
-    pub fn utilisation(device: &DeviceSpec, contention: f64, cores_milli: u64, memory: u64) -> f64 {
-        let cores = cores_milli as f64 / f64::from(device.cores_milli.max(1));
-        let memory = memory as f64 / device.memory_bytes.max(1) as f64;
-        contention + cores.max(memory)
-    }
-
-    /// Milliseconds to move `bytes` between two devices (zero when either bandwidth is unknown).
-    pub fn transfer_ms(bytes: u64, from: &DeviceSpec, to: &DeviceSpec) -> f64 {
-        let bandwidth = match (from.network_bytes_per_s > 0.0, to.network_bytes_per_s > 0.0) {
-            (true, true) => from.network_bytes_per_s.min(to.network_bytes_per_s),
-            _ => return 0.0,
-        };
-        bytes as f64 / bandwidth * 1000.0
-    }
-
-    /// Milliseconds to move `bytes` at a mean bandwidth (zero when none is known), for ranks.
-    pub fn mean_transfer_ms(bytes: u64, mean_bandwidth: f64) -> f64 {
-        if mean_bandwidth > 0.0 {
-            bytes as f64 / mean_bandwidth * 1000.0
-        } else {
-            0.0
-        }
-    }
-
-    /// Run time under contention.
-    pub fn run_ms(duration_ms: u64, contention: f64) -> f64 {
-        duration_ms as f64 * (1.0 + contention)
-    }
-
-    /// Predicted finish (absolute milliseconds): not before the data is ready plus the run, nor
-    /// before the queue ahead drains plus the task's own share of the device.
-    pub fn finish_ms(now: f64, ready: f64, backlog: f64, run: f64, share: f64) -> f64 {
-        (ready + run).max(now + backlog + run * share)
-    }
-
-    /// The weighted score of finishing at `finish` on `device`.
-    pub fn score(
-        weights: &Weights,
-        device: &DeviceSpec,
-        now: f64,
-        finish: f64,
-        run: f64,
-        share: f64,
-        remote_bytes: u64,
-    ) -> f64 {
-        let busy_s = run / 1000.0 * share;
-        weights.latency * (finish - now) / 1000.0
-            + weights.cost * device.cost_per_hour * busy_s / 3600.0
-            + weights.energy * device.power_watts * busy_s / 1000.0
-            + weights.locality * remote_bytes as f64 / 1e9
-    }
-
-    /// Whether moving beats staying by more than the hysteresis.
-    pub fn worth_moving(stay: f64, elsewhere: f64, hysteresis: f64) -> bool {
-        stay > elsewhere * (1.0 + hysteresis)
-    }
-
-    /// Devices a class of `cores_milli` cores each would need to add to bring `demand` (in
-    /// thousandths of a core) under `target` × `capacity`; zero if it is already under.
-    pub fn prewarm_amount(demand: f64, capacity: f64, target: f64, cores_milli: u32) -> u32 {
-        let excess = demand - target * capacity;
-        if excess <= 0.0 || target <= 0.0 {
-            return 0;
-        }
-        (excess / (target * f64::from(cores_milli.max(1))))
-            .ceil()
-            .min(f64::from(u32::MAX)) as u32
-    }
-}
+pub mod cost;
 
 /// Where a task's output is (or will be) and when: a placed task's predicted finish, or a
 /// completed task's device and completion time.
@@ -209,6 +86,9 @@ struct Placed {
 struct Device {
     spec: DeviceSpec,
     class: usize,
+    /// Its group ([`hierarchy::device_groups`]) and its (class, group) cell.
+    group: u32,
+    cell: usize,
     contention: f64,
     /// The contention this device is filed under in its class's `by_contention` (the field
     /// above changes first, then [`FinishTimePlacer::rekey`] refiles it).
@@ -235,6 +115,16 @@ impl Device {
 struct Class {
     spec: DeviceSpec,
     devices: Vec<DeviceId>,
+    by_backlog: BTreeSet<(bool, Score, DeviceId)>,
+    by_contention: BTreeSet<(bool, Score, DeviceId)>,
+}
+
+/// The devices of one class within one group, ordered as a class orders its devices: the
+/// candidates of a task the hierarchical mode restricts to that group. Kept only when the
+/// platform has two or more groups and the hierarchy is not off.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+struct Cell {
+    class: usize,
     by_backlog: BTreeSet<(bool, Score, DeviceId)>,
     by_contention: BTreeSet<(bool, Score, DeviceId)>,
 }
@@ -278,6 +168,11 @@ pub struct FinishTimePlacer {
     learn: bool,
     devices: Vec<Device>,
     classes: Vec<Class>,
+    cells: Vec<Cell>,
+    /// The cells of each group, by class.
+    group_cells: Vec<Vec<usize>>,
+    /// Whether huge batches may be placed hierarchically (the cells are kept).
+    hierarchical: bool,
     with_movable: BTreeSet<(bool, Score, DeviceId)>,
     bulk: bool,
     tasks: TaskMap<Placed>,
@@ -297,6 +192,11 @@ impl FinishTimePlacer {
     pub fn new(devices: &[DeviceSpec], config: PlacementConfig, learn: bool) -> Self {
         let mut classes: Vec<Class> = Vec::new();
         let mut states = Vec::with_capacity(devices.len());
+        let groups = hierarchy::device_groups(devices);
+        let group_count = groups.iter().map(|g| *g as usize + 1).max().unwrap_or(0);
+        let hierarchical = config.hierarchy != Hierarchy::Off && group_count > 1;
+        let mut cells: Vec<Cell> = Vec::new();
+        let mut cell_index: HashMap<(usize, u32), usize> = HashMap::new();
         for (index, spec) in devices.iter().enumerate() {
             let id = index as DeviceId;
             let class = match classes.iter().position(|c| same_capability(&c.spec, spec)) {
@@ -311,9 +211,20 @@ impl FinishTimePlacer {
                     classes.len() - 1
                 }
             };
+            let group = groups[index];
+            let cell = *cell_index.entry((class, group)).or_insert_with(|| {
+                cells.push(Cell {
+                    class,
+                    by_backlog: BTreeSet::new(),
+                    by_contention: BTreeSet::new(),
+                });
+                cells.len() - 1
+            });
             let device = Device {
                 spec: *spec,
                 class,
+                group,
+                cell,
                 contention: 0.0,
                 indexed_contention: 0.0,
                 work: cost::Work::default(),
@@ -328,7 +239,17 @@ impl FinishTimePlacer {
             classes[class]
                 .by_contention
                 .insert(device.by_contention(id));
+            if hierarchical {
+                cells[cell].by_backlog.insert(device.order(id));
+                cells[cell].by_contention.insert(device.by_contention(id));
+            }
             states.push(device);
+        }
+        let mut group_cells = vec![Vec::new(); group_count];
+        let mut keys: Vec<(&(usize, u32), &usize)> = cell_index.iter().collect();
+        keys.sort_unstable();
+        for (&(_, group), &cell) in keys {
+            group_cells[group as usize].push(cell);
         }
         FinishTimePlacer {
             config,
@@ -336,6 +257,9 @@ impl FinishTimePlacer {
             mean_bandwidth: mean_bandwidth(devices),
             devices: states,
             classes,
+            cells: if hierarchical { cells } else { Vec::new() },
+            group_cells,
+            hierarchical,
             with_movable: BTreeSet::new(),
             bulk: false,
             tasks: TaskMap::default(),
@@ -555,11 +479,17 @@ impl FinishTimePlacer {
             }
         }
 
-        let order = self.placement_order(&to_place);
+        let (order, ranks) = self.placement_order(&to_place);
+        let groups = if self.hierarchical && self.config.hierarchy.applies(to_place.len()) {
+            self.assign_groups(&to_place, &ranks)
+        } else {
+            Vec::new()
+        };
         self.bulk = to_place.len() > self.devices.len();
         for index in order {
             let (task, state) = to_place[index];
-            if let Some((best, choice)) = self.best_choice(task, &state, None) {
+            let group = groups.get(index).copied().flatten();
+            if let Some((best, choice)) = self.best_choice(task, &state, None, group) {
                 let seq = self.take_seq();
                 self.attach(task, state, choice, best.device, seq, best.finish);
             }
@@ -622,12 +552,160 @@ impl FinishTimePlacer {
 
     /// The order in which new tasks are placed: decreasing upward rank, then shallower, then
     /// by key (indices into `to_place`).
-    fn placement_order(&self, to_place: &[(TaskKey, TaskState)]) -> Vec<usize> {
+    fn placement_order(&self, to_place: &[(TaskKey, TaskState)]) -> (Vec<usize>, Vec<(f64, u32)>) {
         let mean = |spec: &TaskSpec| self.mean_duration(spec);
         let ranks = upward_ranks(to_place, &self.parents, mean, self.mean_bandwidth);
         let mut order: Vec<usize> = (0..to_place.len()).collect();
         order.sort_unstable_by_key(|&i| (Reverse(Score(ranks[i].0)), ranks[i].1, to_place[i].0));
-        order
+        (order, ranks)
+    }
+
+    /// The group each new task is restricted to ([`crate::hierarchy`]'s steps 1 and 2), by
+    /// index into `to_place`; `None` for tasks of a cluster no group can host whole.
+    fn assign_groups(
+        &self,
+        to_place: &[(TaskKey, TaskState)],
+        ranks: &[(f64, u32)],
+    ) -> Vec<Option<u32>> {
+        let n = to_place.len();
+        let group_count = self.group_cells.len();
+        let index: TaskMap<usize> = to_place
+            .iter()
+            .enumerate()
+            .map(|(i, (task, _))| (*task, i))
+            .collect();
+        let no_parents: &[(TaskKey, u64)] = &[];
+        let parents_of = |i: usize| {
+            self.parents
+                .get(&to_place[i].0)
+                .map_or(no_parents, |v| v.as_slice())
+        };
+
+        // 1. Coarsen: by (depth, key), join the heaviest new parent's cluster while it has room.
+        let cap = hierarchy::cluster_cap(n, group_count);
+        let mut visit: Vec<usize> = (0..n).collect();
+        visit.sort_unstable_by_key(|&i| (ranks[i].1, to_place[i].0));
+        let mut cluster = vec![0u32; n];
+        let mut sizes: Vec<usize> = Vec::new();
+        for &i in &visit {
+            let anchor = parents_of(i)
+                .iter()
+                .filter_map(|(parent, bytes)| {
+                    index.get(parent).map(|&p| (*bytes, Reverse(*parent), p))
+                })
+                .max()
+                .map(|(_, _, p)| p);
+            match anchor.map(|p| cluster[p] as usize) {
+                Some(c) if sizes[c] < cap => {
+                    cluster[i] = c as u32;
+                    sizes[c] += 1;
+                }
+                _ => {
+                    cluster[i] = sizes.len() as u32;
+                    sizes.push(1);
+                }
+            }
+        }
+        let clusters = sizes.len();
+        let mut members: Vec<Vec<usize>> = sizes.iter().map(|s| Vec::with_capacity(*s)).collect();
+        for i in 0..n {
+            members[cluster[i] as usize].push(i);
+        }
+        // Edges among the new tasks, child to parent, for the bytes crossing clusters.
+        let mut children: Vec<Vec<(usize, u64)>> = vec![Vec::new(); n];
+        for (child, _) in to_place.iter().enumerate() {
+            for (parent, bytes) in parents_of(child) {
+                if let Some(&p) = index.get(parent) {
+                    children[p].push((child, *bytes));
+                }
+            }
+        }
+
+        // 2. Map clusters to groups, most critical first.
+        let mut queued = vec![0.0f64; group_count];
+        let mut capacity = vec![0.0f64; group_count];
+        for device in &self.devices {
+            let (q, c) =
+                hierarchy::device_terms(&device.spec, device.contention, device.work.cores);
+            queued[device.group as usize] += q;
+            capacity[device.group as usize] += c;
+        }
+        let mut assigned = vec![0u128; group_count];
+        let mut cluster_group: Vec<Option<u32>> = vec![None; clusters];
+        let mut cluster_order: Vec<(Reverse<Score>, usize)> = (0..clusters)
+            .map(|c| {
+                let rank = members[c]
+                    .iter()
+                    .map(|&i| ranks[i].0)
+                    .fold(f64::NEG_INFINITY, f64::max);
+                (Reverse(Score(rank)), c)
+            })
+            .collect();
+        cluster_order.sort_unstable();
+        let mut cross = vec![0u128; group_count];
+        for (_, c) in cluster_order {
+            let mut work = 0u128;
+            for g in cross.iter_mut() {
+                *g = 0;
+            }
+            let mut known = 0u128;
+            let mut eligible = vec![true; group_count];
+            for &i in &members[c] {
+                let spec = &to_place[i].1.spec;
+                work = work.saturating_add(hierarchy::task_work(spec));
+                for (g, ok) in eligible.iter_mut().enumerate() {
+                    *ok = *ok
+                        && self.group_cells[g]
+                            .iter()
+                            .any(|&cell| self.classes[self.cells[cell].class].spec.can_host(spec));
+                }
+                let mut note = |group: Option<u32>, bytes: u64| {
+                    if let Some(group) = group {
+                        known += u128::from(bytes);
+                        cross[group as usize] += u128::from(bytes);
+                    }
+                };
+                for (parent, bytes) in parents_of(i) {
+                    let group = match index.get(parent) {
+                        Some(&p) if cluster[p] as usize == c => continue,
+                        Some(&p) => cluster_group[cluster[p] as usize],
+                        None => self
+                            .output_of(parent)
+                            .map(|output| self.devices[output.device as usize].group),
+                    };
+                    note(group, *bytes);
+                }
+                for &(child, bytes) in &children[i] {
+                    if cluster[child] as usize != c {
+                        note(cluster_group[cluster[child] as usize], bytes);
+                    }
+                }
+            }
+            let mut best: Option<(Score, u32)> = None;
+            for g in 0..group_count {
+                if !eligible[g] {
+                    continue;
+                }
+                // `cross[g]` holds the known bytes already in g: the rest cross groups.
+                let score = hierarchy::group_score(
+                    queued[g],
+                    assigned[g],
+                    work,
+                    capacity[g],
+                    known - cross[g],
+                    self.mean_bandwidth,
+                );
+                let candidate = (Score(score), g as u32);
+                if best.is_none_or(|current| candidate < current) {
+                    best = Some(candidate);
+                }
+            }
+            if let Some((_, g)) = best {
+                assigned[g as usize] = assigned[g as usize].saturating_add(work);
+                cluster_group[c] = Some(g);
+            }
+        }
+        cluster.iter().map(|&c| cluster_group[c as usize]).collect()
     }
 
     /// A task's duration averaged over the capability classes, for ranks.
@@ -731,16 +809,17 @@ impl FinishTimePlacer {
         task: TaskKey,
         state: &TaskState,
         except: Option<DeviceId>,
+        group: Option<u32>,
     ) -> Option<(Evaluation, Choice)> {
         let declared = self
-            .best_candidate(task, &state.spec, except)
+            .best_candidate(task, &state.spec, except, group)
             .map(|e| (e, Choice::declared(state)));
         let Some(alternatives) = self.alternatives.get(&task) else {
             return declared;
         };
         let mut best_alternative: Option<(Evaluation, Choice)> = None;
         for &(variant, spec) in alternatives {
-            if let Some(evaluation) = self.best_candidate(task, &spec, except) {
+            if let Some(evaluation) = self.best_candidate(task, &spec, except, group) {
                 let better = best_alternative.is_none_or(|(current, _)| {
                     (!evaluation.room, Score(evaluation.score), variant)
                         < (!current.room, Score(current.score), 0)
@@ -769,12 +848,14 @@ impl FinishTimePlacer {
             .map(|(_, spec)| *spec)
     }
 
-    /// The best device for a task, excluding `except` (see the module docs).
+    /// The best device for a task, excluding `except` (see the module docs); with a `group`,
+    /// among that group's devices only ([`crate::hierarchy`]).
     fn best_candidate(
         &self,
         task: TaskKey,
         spec: &TaskSpec,
         except: Option<DeviceId>,
+        group: Option<u32>,
     ) -> Option<Evaluation> {
         let inputs = self.inputs_of(task);
         let mut best: Option<Evaluation> = None;
@@ -785,14 +866,29 @@ impl FinishTimePlacer {
                 best = Some(evaluation);
             }
         };
-        for class in &self.classes {
-            if !class.spec.can_host(spec) {
-                continue;
+        let mut offer = |spec_of_class: &DeviceSpec,
+                         sets: [&BTreeSet<(bool, Score, DeviceId)>; 2]| {
+            if !spec_of_class.can_host(spec) {
+                return;
             }
-            for set in [&class.by_backlog, &class.by_contention] {
+            for set in sets {
                 let least = set.iter().take(2).find(|(_, _, d)| Some(*d) != except);
                 if let Some(&(_, _, device)) = least {
                     consider(device);
+                }
+            }
+        };
+        match group.filter(|_| self.hierarchical) {
+            None => {
+                for class in &self.classes {
+                    offer(&class.spec, [&class.by_backlog, &class.by_contention]);
+                }
+            }
+            Some(group) => {
+                for &cell in &self.group_cells[group as usize] {
+                    let cell = &self.cells[cell];
+                    let class = &self.classes[cell.class];
+                    offer(&class.spec, [&cell.by_backlog, &cell.by_contention]);
                 }
             }
         }
@@ -801,7 +897,9 @@ impl FinishTimePlacer {
         homes.sort_unstable();
         homes.dedup();
         for device in homes {
-            if Some(device) != except && self.devices[device as usize].spec.can_host(spec) {
+            let state = &self.devices[device as usize];
+            let in_group = group.is_none_or(|g| !self.hierarchical || state.group == g);
+            if Some(device) != except && in_group && state.spec.can_host(spec) {
                 consider(device);
             }
         }
@@ -838,7 +936,7 @@ impl FinishTimePlacer {
         let own = cost::Work::of(&placed.spec, placed.duration_ms);
         let inputs = self.inputs_of(task);
         let stay = self.evaluate_with(&inputs, &placed.spec, from, state.work.minus(own));
-        let (target, choice) = self.best_choice(task, &placed.state, Some(from))?;
+        let (target, choice) = self.best_choice(task, &placed.state, Some(from), None)?;
         if only_to.is_some_and(|to| to != target.device)
             || !cost::worth_moving(stay.score, target.score, self.config.hysteresis)
             || !self.may_move(&placed, &target)
@@ -958,6 +1056,17 @@ impl FinishTimePlacer {
         if old_contention != new_contention {
             class.by_contention.remove(&old_contention);
             class.by_contention.insert(new_contention);
+        }
+        if self.hierarchical {
+            let cell = &mut self.cells[state.cell];
+            if old != new {
+                cell.by_backlog.remove(&old);
+                cell.by_backlog.insert(new);
+            }
+            if old_contention != new_contention {
+                cell.by_contention.remove(&old_contention);
+                cell.by_contention.insert(new_contention);
+            }
         }
         if !self.bulk {
             self.with_movable.remove(&old);
