@@ -178,6 +178,10 @@ pub struct BenchArgs {
     /// The large size: 12,500 devices, 1,000,000 tasks, 2,000 single changes, 100 batches.
     #[arg(long, conflicts_with = "smoke")]
     pub large: bool,
+    /// Hierarchical placement of the initial batch, as `[placement] hierarchy` [default: auto,
+    /// from 50,000 tasks].
+    #[arg(long, value_parser = ["auto", "on", "off"])]
+    pub hierarchy: Option<String>,
     /// Number of processes (timely cluster mode); only process 0 prints the report.
     #[arg(long, default_value_t = 1)]
     pub processes: usize,
@@ -201,6 +205,9 @@ pub enum BenchKind {
     /// Soak: millions of metric samples and task events through `run`; RSS along the way and
     /// the accounting of every record; prints JSON.
     Soak(crate::bench_ingest::SoakArgs),
+    /// The finish-time map of WfFormat workflows on a platform in one batch, flat or
+    /// hierarchical: initial map time, predicted makespan, bytes moved, peak RSS; prints JSON.
+    Workflow(crate::bench_workflow::WorkflowArgs),
 }
 
 /// Which series files to read, and how (shared by `augur forecast` and `augur anomalies`).

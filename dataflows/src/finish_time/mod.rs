@@ -25,9 +25,14 @@
 //!    their output); edges and duration estimates are updated; a task that started is pinned to
 //!    its device, its finish predicted from now;
 //! 2. the new contention values are taken;
-//! 3. new unpinned tasks are placed in order of decreasing upward rank (HEFT's `rank_u` over the
-//!    new tasks: mean duration plus the longest chain of mean transfers and durations below),
-//!    then shallower first, then by key. Each goes to the best *candidate* by `(score, id)`:
+//! 3. ranks are brought up to date ([`ranks`]: HEFT's `rank_u`, mean duration plus the longest
+//!    chain of mean transfers and durations below, kept for every mapped task and recomputed
+//!    only where a duration estimate, an edge or a task changed); new unpinned tasks are placed
+//!    in order of decreasing rank (over the new tasks and their mapped children), then
+//!    shallower first, then by key. A batch the hierarchy applies to
+//!    ([`PlacementConfig::hierarchy`]) is first coarsened and its clusters mapped onto device
+//!    groups; each of its tasks then draws its candidates from its group only
+//!    ([`crate::hierarchy`]). Each goes to the best *candidate* by `(score, id)`:
 //!    every capability class that can host it offers its device of least `(full, backlog, id)`
 //!    and its device of least `(full, contention, id)`, and every device holding a parent's
 //!    output is a candidate; candidates with room beat those without. A task that declares
@@ -35,11 +40,13 @@
 //!    the declared task has none, or scores better by more than `resculpt_margin`; it keeps
 //!    its variant until it is next moved;
 //! 4. rebalance where the epoch changed something. Each device whose contention rose (by id)
-//!    sheds: its most recently placed movable task moves to the best candidate elsewhere if that
+//!    sheds: its least critical (lowest-rank, then most recently placed) movable task moves to
+//!    the best candidate elsewhere if that
 //!    beats its score where it is by more than the hysteresis (and, if that device has no room,
 //!    only while the device it leaves stays full without it), again and again; the first task
 //!    that stays ends the step. Then each device that became cheaper (its contention fell or a
-//!    task left it; by id) pulls: the most recently placed movable task of the other device of
+//!    task left it; by id) pulls: the most critical (highest-rank, then most recently placed)
+//!    movable task of the other device of
 //!    greatest `(full, backlog, id)` moves to it if it is that task's best candidate and beats
 //!    staying by more than the hysteresis, again and again, until one does not. Nothing else
 //!    moves, so a change touches only the tasks it concerns.
@@ -57,10 +64,14 @@ use std::collections::{BTreeSet, HashMap};
 
 use crate::hierarchy;
 use crate::placement::{same_capability, state_is_sane, EpochChanges, MapChange, PlacementConfig};
-use crate::placement::{Hierarchy, Movable, Score, TaskMap};
+use crate::placement::{Hierarchy, Score, TaskMap};
 use crate::types::{fraction_from_ppm, DeviceId, DeviceSpec, TaskKey, TaskSpec, TaskState, Time};
 
 pub mod cost;
+mod ranks;
+
+pub use ranks::rank_updates_total;
+use ranks::{placement_order, upward_ranks, RankedMovable};
 
 /// Where a task's output is (or will be) and when: a placed task's predicted finish, or a
 /// completed task's device and completion time.
@@ -80,6 +91,8 @@ struct Placed {
     seq: u64,
     duration_ms: u64,
     finish_ms: f64,
+    /// Its upward rank ([`ranks`]), kept current as durations, edges and tasks change.
+    rank: f64,
 }
 
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -98,7 +111,7 @@ struct Device {
     active_memory: u64,
     backlog: f64,
     full: bool,
-    movable: Movable,
+    movable: RankedMovable,
 }
 
 impl Device {
@@ -177,7 +190,13 @@ pub struct FinishTimePlacer {
     bulk: bool,
     tasks: TaskMap<Placed>,
     parents: TaskMap<Vec<(TaskKey, u64)>>,
-    live_children: TaskMap<u32>,
+    /// Each task's live out-edges (children and bytes): for ranks, and to remember a
+    /// completed task's output while a child still needs it.
+    children: TaskMap<Vec<(TaskKey, u64)>>,
+    /// Mapped tasks by declared kind: those whose rank a new duration estimate changes.
+    by_kind: HashMap<u32, TaskMap<()>>,
+    /// Ranks recomputed so far (see [`ranks`]).
+    rank_updates: u64,
     done: TaskMap<Output>,
     alternatives: TaskMap<Vec<(u32, TaskSpec)>>,
     learned: HashMap<(u32, u32), u64>,
@@ -232,7 +251,7 @@ impl FinishTimePlacer {
                 active_memory: 0,
                 backlog: 0.0,
                 full: config.capacity_target <= 0.0,
-                movable: Movable::default(),
+                movable: RankedMovable::default(),
             };
             classes[class].devices.push(id);
             classes[class].by_backlog.insert(device.order(id));
@@ -264,7 +283,9 @@ impl FinishTimePlacer {
             bulk: false,
             tasks: TaskMap::default(),
             parents: TaskMap::default(),
-            live_children: TaskMap::default(),
+            children: TaskMap::default(),
+            by_kind: HashMap::new(),
+            rank_updates: 0,
             done: TaskMap::default(),
             alternatives: TaskMap::default(),
             learned: HashMap::new(),
@@ -349,8 +370,12 @@ impl FinishTimePlacer {
         self.now = changes.time;
         let mut before: Vec<(TaskKey, Option<DeviceId>, u32)> = Vec::new();
 
+        // Tasks whose rank may have changed this epoch (see `ranks`).
+        let mut seeds: Vec<TaskKey> = Vec::new();
+        let mut kinds: Vec<u32> = Vec::new();
         if self.learn {
             for (key, value) in changes.durations.drain(..) {
+                kinds.push(key.0);
                 match value {
                     Some(ms) => self.learned.insert(key, ms),
                     None => self.learned.remove(&key),
@@ -367,7 +392,10 @@ impl FinishTimePlacer {
                 before.push((*task, Some(placed.device), placed.variant));
                 freed.push(placed.device);
                 self.detach(*task, &placed);
-                if self.live_children.get(task).is_some_and(|n| *n > 0) {
+                if let Some(parents) = self.parents.get(task) {
+                    seeds.extend(parents.iter().map(|(parent, _)| *parent));
+                }
+                if self.children.get(task).is_some_and(|c| !c.is_empty()) {
                     let at = self.now as f64;
                     self.done.insert(
                         *task,
@@ -401,9 +429,13 @@ impl FinishTimePlacer {
             .edges
             .sort_unstable_by_key(|&(edge, diff)| (Reverse(diff.signum()), edge));
         for (((child, parent), bytes), diff) in changes.edges {
+            seeds.push(parent);
             if diff > 0 {
                 self.parents.entry(child).or_default().push((parent, bytes));
-                *self.live_children.entry(parent).or_insert(0) += 1;
+                self.children
+                    .entry(parent)
+                    .or_default()
+                    .push((child, bytes));
             } else {
                 if let Some(list) = self.parents.get_mut(&child) {
                     if let Some(at) = list.iter().position(|e| *e == (parent, bytes)) {
@@ -413,10 +445,12 @@ impl FinishTimePlacer {
                         self.parents.remove(&child);
                     }
                 }
-                if let Some(count) = self.live_children.get_mut(&parent) {
-                    *count = count.saturating_sub(1);
-                    if *count == 0 {
-                        self.live_children.remove(&parent);
+                if let Some(list) = self.children.get_mut(&parent) {
+                    if let Some(at) = list.iter().position(|e| *e == (child, bytes)) {
+                        list.swap_remove(at);
+                    }
+                    if list.is_empty() {
+                        self.children.remove(&parent);
                         self.done.remove(&parent);
                     }
                 }
@@ -433,6 +467,9 @@ impl FinishTimePlacer {
             match self.tasks.get(&task).copied() {
                 Some(placed) => {
                     before.push((task, Some(placed.device), placed.variant));
+                    if placed.state.spec != state.spec {
+                        seeds.push(task);
+                    }
                     self.detach(task, &placed);
                     let device = state.pinned.unwrap_or(placed.device);
                     // It keeps the variant the map chose; the declared one if that is gone.
@@ -448,7 +485,8 @@ impl FinishTimePlacer {
                         (Some(_), _) => self.started_finish(&choice.spec, device),
                         (None, _) => self.evaluate(task, &choice.spec, device).finish,
                     };
-                    self.attach(task, state, choice, device, placed.seq, finish);
+                    let at = (device, placed.seq, placed.rank);
+                    self.attach(task, state, choice, at, finish);
                 }
                 None => {
                     before.push((task, None, 0));
@@ -456,7 +494,10 @@ impl FinishTimePlacer {
                         Some(device) => {
                             let seq = self.take_seq();
                             let finish = self.started_finish(&state.spec, device);
-                            self.attach(task, state, Choice::declared(&state), device, seq, finish);
+                            // Its rank is computed with the seeds, before new tasks are placed.
+                            seeds.push(task);
+                            let at = (device, seq, 0.0);
+                            self.attach(task, state, Choice::declared(&state), at, finish);
                         }
                         None => to_place.push((task, state)),
                     }
@@ -479,7 +520,17 @@ impl FinishTimePlacer {
             }
         }
 
-        let (order, ranks) = self.placement_order(&to_place);
+        // Ranks of the map as it stands, then of the new tasks over it.
+        kinds.sort_unstable();
+        kinds.dedup();
+        for kind in kinds {
+            if let Some(tasks) = self.by_kind.get(&kind) {
+                seeds.extend(tasks.keys().copied());
+            }
+        }
+        self.propagate_ranks(seeds);
+        let ranks = self.batch_ranks(&to_place);
+        let order = placement_order(&to_place, &ranks);
         let groups = if self.hierarchical && self.config.hierarchy.applies(to_place.len()) {
             self.assign_groups(&to_place, &ranks)
         } else {
@@ -491,9 +542,19 @@ impl FinishTimePlacer {
             let group = groups.get(index).copied().flatten();
             if let Some((best, choice)) = self.best_choice(task, &state, None, group) {
                 let seq = self.take_seq();
-                self.attach(task, state, choice, best.device, seq, best.finish);
+                let at = (best.device, seq, ranks[index].0);
+                self.attach(task, state, choice, at, best.finish);
             }
         }
+        // The new tasks' mapped parents gain children; a new task whose child could not be
+        // placed loses one: recompute them (the rest is settled when nothing changes).
+        let mut seeds: Vec<TaskKey> = Vec::new();
+        for (task, _) in &to_place {
+            if let Some(parents) = self.parents.get(task) {
+                seeds.extend(parents.iter().map(|(parent, _)| *parent));
+            }
+        }
+        self.propagate_ranks(seeds);
         if self.bulk {
             self.bulk = false;
             self.with_movable = self
@@ -550,14 +611,16 @@ impl FinishTimePlacer {
             .collect()
     }
 
-    /// The order in which new tasks are placed: decreasing upward rank, then shallower, then
-    /// by key (indices into `to_place`).
-    fn placement_order(&self, to_place: &[(TaskKey, TaskState)]) -> (Vec<usize>, Vec<(f64, u32)>) {
-        let mean = |spec: &TaskSpec| self.mean_duration(spec);
-        let ranks = upward_ranks(to_place, &self.parents, mean, self.mean_bandwidth);
-        let mut order: Vec<usize> = (0..to_place.len()).collect();
-        order.sort_unstable_by_key(|&i| (Reverse(Score(ranks[i].0)), ranks[i].1, to_place[i].0));
-        (order, ranks)
+    /// Upward rank and depth of each new task, over the new tasks and the mapped ones.
+    fn batch_ranks(&self, to_place: &[(TaskKey, TaskState)]) -> Vec<(f64, u32)> {
+        let none: &[(TaskKey, u64)] = &[];
+        upward_ranks(
+            to_place,
+            |task| self.children.get(task).map_or(none, |list| list.as_slice()),
+            |task| self.tasks.get(task).map(|placed| placed.rank),
+            |spec| self.mean_duration(spec),
+            self.mean_bandwidth,
+        )
     }
 
     /// The group each new task is restricted to ([`crate::hierarchy`]'s steps 1 and 2), by
@@ -906,13 +969,13 @@ impl FinishTimePlacer {
         best
     }
 
-    /// Moves the device's most recently placed movable task if the best candidate elsewhere
-    /// beats staying by more than the hysteresis; returns it and its variant before.
+    /// Moves the device's least critical movable task if the best candidate elsewhere beats
+    /// staying by more than the hysteresis; returns it and its variant before.
     fn try_move_latest(&mut self, device: DeviceId) -> Option<(TaskKey, u32)> {
         self.move_latest(device, None)
     }
 
-    /// Pulls the most recently placed movable task of the most backlogged other device into
+    /// Pulls the most critical movable task of the most backlogged other device into
     /// `device`, if `device` is that task's best candidate and beats where it is by more than the
     /// hysteresis; returns the task, where it was and its variant before.
     fn try_pull(&mut self, device: DeviceId) -> Option<(TaskKey, DeviceId, u32)> {
@@ -926,12 +989,17 @@ impl FinishTimePlacer {
             .map(|(task, variant)| (task, worst, variant))
     }
 
-    /// The one move of the rebalancing: `from`'s most recently placed movable task goes to its
+    /// The one move of the rebalancing: `from`'s least critical movable task (its most critical
+    /// when pulled) goes to its
     /// best candidate elsewhere (which must be `only_to`, when given) if that beats staying by
     /// more than the hysteresis and [`Self::may_move`] allows it.
     fn move_latest(&mut self, from: DeviceId, only_to: Option<DeviceId>) -> Option<(TaskKey, u32)> {
         let state = &self.devices[from as usize];
-        let task = state.movable.latest()?;
+        // Shedding gives up the least critical task; a pull takes the most critical one.
+        let task = match only_to {
+            None => state.movable.least_critical()?,
+            Some(_) => state.movable.most_critical()?,
+        };
         let placed = *self.tasks.get(&task)?;
         let own = cost::Work::of(&placed.spec, placed.duration_ms);
         let inputs = self.inputs_of(task);
@@ -945,14 +1013,8 @@ impl FinishTimePlacer {
         }
         self.detach(task, &placed);
         let seq = self.take_seq();
-        self.attach(
-            task,
-            placed.state,
-            choice,
-            target.device,
-            seq,
-            target.finish,
-        );
+        let at = (target.device, seq, placed.rank);
+        self.attach(task, placed.state, choice, at, target.finish);
         Some((task, placed.variant))
     }
 
@@ -981,13 +1043,13 @@ impl FinishTimePlacer {
         self.next_seq
     }
 
+    /// Maps a task `at` (device, placement sequence, rank).
     fn attach(
         &mut self,
         task: TaskKey,
         state: TaskState,
         choice: Choice,
-        device: DeviceId,
-        seq: u64,
+        (device, seq, rank): (DeviceId, u64, f64),
         finish: f64,
     ) {
         let class = self.devices[device as usize].class;
@@ -1003,8 +1065,13 @@ impl FinishTimePlacer {
                 seq,
                 duration_ms,
                 finish_ms: finish,
+                rank,
             },
         );
+        self.by_kind
+            .entry(state.spec.kind)
+            .or_default()
+            .insert(task, ());
         let entry = &mut self.devices[device as usize];
         entry.work = entry.work.plus(cost::Work::of(&spec, duration_ms));
         if is_active(&state) {
@@ -1012,7 +1079,7 @@ impl FinishTimePlacer {
             entry.active_memory = entry.active_memory.saturating_add(spec.memory_bytes);
         }
         if state.pinned.is_none() {
-            entry.movable.insert(seq, task);
+            entry.movable.insert(rank, seq, task);
         }
         self.rekey(device);
     }
@@ -1028,8 +1095,14 @@ impl FinishTimePlacer {
                 .saturating_sub(u64::from(placed.spec.cores_milli));
             entry.active_memory = entry.active_memory.saturating_sub(placed.spec.memory_bytes);
         }
-        entry.movable.remove(placed.seq);
+        entry.movable.remove(placed.rank, placed.seq, task);
         self.tasks.remove(&task);
+        if let Some(tasks) = self.by_kind.get_mut(&placed.state.spec.kind) {
+            tasks.remove(&task);
+            if tasks.is_empty() {
+                self.by_kind.remove(&placed.state.spec.kind);
+            }
+        }
         self.rekey(placed.device);
     }
 
@@ -1126,58 +1199,6 @@ pub(crate) fn mean_bandwidth(devices: &[DeviceSpec]) -> f64 {
     } else {
         known.iter().sum::<f64>() / known.len() as f64
     }
-}
-
-/// HEFT's upward rank of each new task, over the edges among the new tasks, and its depth (the
-/// longest chain of new ancestors above it). Edges to tasks outside the set are ignored; a
-/// cycle (which the driver never sends) leaves its tasks at their own mean duration.
-pub(crate) fn upward_ranks<F: Fn(&TaskSpec) -> f64>(
-    tasks: &[(TaskKey, TaskState)],
-    parents: &TaskMap<Vec<(TaskKey, u64)>>,
-    mean_duration: F,
-    mean_bandwidth: f64,
-) -> Vec<(f64, u32)> {
-    let index: TaskMap<usize> = tasks
-        .iter()
-        .enumerate()
-        .map(|(i, (task, _))| (*task, i))
-        .collect();
-    // Edges within the set, as (parent index, child index, bytes).
-    let mut children: Vec<Vec<(usize, u64)>> = vec![Vec::new(); tasks.len()];
-    let mut parent_count = vec![0u32; tasks.len()];
-    for (child, (task, _)) in tasks.iter().enumerate() {
-        for &(parent, bytes) in parents.get(task).map_or(&[][..], |v| v.as_slice()) {
-            if let Some(&p) = index.get(&parent) {
-                children[p].push((child, bytes));
-                parent_count[child] += 1;
-            }
-        }
-    }
-    let mut ranks: Vec<f64> = tasks.iter().map(|(_, s)| mean_duration(&s.spec)).collect();
-    let mut depth = vec![0u32; tasks.len()];
-    // Kahn's order from the roots down gives depths; its reverse gives ranks.
-    let mut order = Vec::with_capacity(tasks.len());
-    let mut waiting = parent_count.clone();
-    let mut stack: Vec<usize> = (0..tasks.len()).filter(|&i| waiting[i] == 0).collect();
-    while let Some(node) = stack.pop() {
-        order.push(node);
-        for &(child, _) in &children[node] {
-            depth[child] = depth[child].max(depth[node] + 1);
-            waiting[child] -= 1;
-            if waiting[child] == 0 {
-                stack.push(child);
-            }
-        }
-    }
-    for &node in order.iter().rev() {
-        let below = children[node]
-            .iter()
-            .filter(|(child, _)| waiting[*child] == 0)
-            .map(|&(child, bytes)| cost::mean_transfer_ms(bytes, mean_bandwidth) + ranks[child])
-            .fold(0.0, f64::max);
-        ranks[node] += below;
-    }
-    ranks.into_iter().zip(depth).collect()
 }
 
 #[cfg(test)]
@@ -1342,12 +1363,21 @@ mod tests {
             (task(1), state(1, 100, false)),
             (task(2), state(1, 1, true)),
         ];
-        let mut parents = TaskMap::default();
-        parents.insert(task(1), vec![(task(0), 0)]);
-        let ranks = upward_ranks(&tasks, &parents, |s| s.duration_ms as f64, 0.0);
+        let mut children = TaskMap::default();
+        children.insert(task(0), vec![(task(1), 0)]);
+        children.insert(task(2), vec![(task(7), 0)]);
+        let none: &[(TaskKey, u64)] = &[];
+        let ranks = upward_ranks(
+            &tasks,
+            |t| children.get(t).map_or(none, |l| l.as_slice()),
+            // A mapped child of rank 5 s under task 2.
+            |t| (*t == task(7)).then_some(5_000.0),
+            |s| s.duration_ms as f64,
+            0.0,
+        );
         assert_eq!(ranks[0], (101_000.0, 0));
         assert_eq!(ranks[1], (100_000.0, 1));
-        assert_eq!(ranks[2], (1_000.0, 0));
+        assert_eq!(ranks[2], (6_000.0, 0));
     }
 
     #[test]

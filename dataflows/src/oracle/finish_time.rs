@@ -38,6 +38,8 @@ pub(crate) struct FinishTimeOracle {
     map: BTreeMap<TaskKey, Placed>,
     done: BTreeMap<TaskKey, (DeviceId, f64)>,
     learned: HashMap<(u32, u32), u64>,
+    /// Upward rank of every mapped task, recomputed from scratch after each epoch's placement.
+    ranks: BTreeMap<TaskKey, f64>,
     next_seq: u64,
     now: f64,
 }
@@ -101,6 +103,7 @@ impl FinishTimeOracle {
             map: BTreeMap::new(),
             done: BTreeMap::new(),
             learned: HashMap::new(),
+            ranks: BTreeMap::new(),
             next_seq: 0,
             now: 0.0,
         }
@@ -108,6 +111,12 @@ impl FinishTimeOracle {
 
     pub(crate) fn map(&self) -> BTreeMap<TaskKey, DeviceId> {
         self.map.iter().map(|(k, p)| (*k, p.device)).collect()
+    }
+
+    /// The upward rank of every mapped task, recomputed from scratch.
+    #[cfg(test)]
+    pub(crate) fn ranks(&self) -> &BTreeMap<TaskKey, f64> {
+        &self.ranks
     }
 
     pub(crate) fn variants(&self) -> BTreeMap<TaskKey, u32> {
@@ -228,8 +237,15 @@ impl FinishTimeOracle {
         }
         rising.sort_unstable();
 
+        // Ranks of the map as it stands, then of the new tasks over it.
+        let map_ranks = self.rank_table(&self.mapped_specs(), &BTreeMap::new());
+        let batch: BTreeMap<TaskKey, TaskSpec> = to_place
+            .iter()
+            .map(|(task, state)| (*task, state.spec))
+            .collect();
+        let batch_ranks = self.rank_table(&batch, &map_ranks);
         let ranks: Vec<(f64, u32)> = (0..to_place.len())
-            .map(|i| (self.rank(i, &to_place), self.depth(i, &to_place)))
+            .map(|i| (batch_ranks[&to_place[i].0], self.depth(i, &to_place)))
             .collect();
         let mut order: Vec<usize> = (0..to_place.len()).collect();
         order.sort_by_key(|&i| {
@@ -255,6 +271,7 @@ impl FinishTimeOracle {
             }
         }
 
+        self.ranks = self.rank_table(&self.mapped_specs(), &BTreeMap::new());
         for device in rising {
             let budget = self.movable_on(device).len();
             for _ in 0..budget {
@@ -656,7 +673,17 @@ impl FinishTimeOracle {
     /// `from`'s latest movable task to its best candidate elsewhere (`only_to`, when given) if
     /// worth it and allowed.
     fn move_latest(&mut self, from: DeviceId, only_to: Option<DeviceId>) -> bool {
-        let Some(&(_, task)) = self.movable_on(from).last() else {
+        // Shedding gives up the least critical task, a pull takes the most critical one; the
+        // most recently placed among equal ranks.
+        let rank = |task: &TaskKey| Score(self.ranks.get(task).copied().unwrap_or(0.0));
+        let movable = self.movable_on(from);
+        let chosen = match only_to {
+            None => movable
+                .iter()
+                .min_by_key(|(seq, task)| (rank(task), std::cmp::Reverse(*seq))),
+            Some(_) => movable.iter().max_by_key(|(seq, task)| (rank(task), *seq)),
+        };
+        let Some(&(_, task)) = chosen else {
             return false;
         };
         let placed = self.map[&task];
@@ -715,20 +742,58 @@ impl FinishTimeOracle {
         total / self.classes.max(1) as f64
     }
 
-    /// Upward rank among the new tasks, by plain recursion.
-    fn rank(&self, i: usize, tasks: &[(TaskKey, TaskState)]) -> f64 {
-        let (task, state) = tasks[i];
+    fn mapped_specs(&self) -> BTreeMap<TaskKey, TaskSpec> {
+        self.map
+            .iter()
+            .map(|(task, placed)| (*task, placed.state.spec))
+            .collect()
+    }
+
+    /// Upward ranks of the tasks of `specs` over the edges among them, a child outside them
+    /// counting with its rank in `fixed` (if there): memoised plain recursion.
+    fn rank_table(
+        &self,
+        specs: &BTreeMap<TaskKey, TaskSpec>,
+        fixed: &BTreeMap<TaskKey, f64>,
+    ) -> BTreeMap<TaskKey, f64> {
+        let mut memo = BTreeMap::new();
+        for task in specs.keys() {
+            self.rank_memo(*task, specs, fixed, &mut memo);
+        }
+        memo
+    }
+
+    fn rank_memo(
+        &self,
+        task: TaskKey,
+        specs: &BTreeMap<TaskKey, TaskSpec>,
+        fixed: &BTreeMap<TaskKey, f64>,
+        memo: &mut BTreeMap<TaskKey, f64>,
+    ) -> f64 {
+        if let Some(rank) = memo.get(&task) {
+            return *rank;
+        }
         let bandwidth = mean_bandwidth(&self.devices);
-        let below = (0..tasks.len())
-            .flat_map(|c| {
-                self.parents(tasks[c].0)
-                    .into_iter()
-                    .filter(|(parent, _)| *parent == task)
-                    .map(move |(_, bytes)| (c, bytes))
-            })
-            .map(|(c, bytes)| cost::mean_transfer_ms(bytes, bandwidth) + self.rank(c, tasks))
-            .fold(0.0, f64::max);
-        self.mean_duration(&state.spec) + below
+        let children: Vec<(TaskKey, u64)> = self
+            .edges
+            .keys()
+            .filter(|((_, parent), _)| *parent == task)
+            .map(|((child, _), bytes)| (*child, *bytes))
+            .collect();
+        let mut below = 0.0f64;
+        for (child, bytes) in children {
+            let rank = if specs.contains_key(&child) {
+                Some(self.rank_memo(child, specs, fixed, memo))
+            } else {
+                fixed.get(&child).copied()
+            };
+            if let Some(rank) = rank {
+                below = below.max(cost::mean_transfer_ms(bytes, bandwidth) + rank);
+            }
+        }
+        let rank = self.mean_duration(&specs[&task]) + below;
+        memo.insert(task, rank);
+        rank
     }
 
     fn depth(&self, i: usize, tasks: &[(TaskKey, TaskState)]) -> u32 {
@@ -871,5 +936,105 @@ mod tests {
             assert_eq!(engine.len(), next as usize);
         }
         assert!(differs_from_flat > 0, "the hierarchy never changed a map");
+    }
+
+    /// Ranks kept incrementally through arrivals, learned durations, completions, new children
+    /// of mapped tasks and contention changes equal the oracle's from-scratch ranks, and so do
+    /// the maps; a new duration for one kind recomputes only that kind's chain.
+    #[test]
+    fn incremental_ranks_equal_recomputed_ones() {
+        let devices = devices(true);
+        let config = PlacementConfig::default();
+        let mut engine = FinishTimePlacer::new(&devices, config, true);
+        let mut oracle = FinishTimeOracle::new(&devices, config, true);
+        let key = |task: u32| TaskKey { workflow: 0, task };
+        let state = |duration_s: u64, kind: u32, ready: bool| TaskState {
+            spec: TaskSpec {
+                cores_milli: 1_000,
+                memory_bytes: 1 << 30,
+                duration_ms: duration_s * 1_000,
+                kind,
+            },
+            pinned: None,
+            ready,
+        };
+        // A chain of 100 tasks of kind 0 (0..100) and one of 5 of kind 1 (100..105), each
+        // task reading 100 MB from the one before.
+        let mut first = EpochChanges {
+            time: 1_000,
+            ..EpochChanges::default()
+        };
+        for i in 0..105u32 {
+            let kind = u32::from(i >= 100);
+            let root = i == 0 || i == 100;
+            first
+                .upserted
+                .push((key(i), state(10 + u64::from(i % 7), kind, root)));
+            if !root {
+                first.edges.push((((key(i), key(i - 1)), 100_000_000), 1));
+            }
+        }
+        let epochs = vec![
+            first,
+            // A learned duration for kind 1 on class 0.
+            EpochChanges {
+                time: 2_000,
+                durations: vec![((1, 0), Some(400_000))],
+                ..EpochChanges::default()
+            },
+            // The head of each chain completes.
+            EpochChanges {
+                time: 3_000,
+                removed: vec![key(0), key(100)],
+                contention: vec![(0, 700_000), (3, 200_000)],
+                ..EpochChanges::default()
+            },
+            // A long new child under the end of the short chain lifts every rank above it.
+            EpochChanges {
+                time: 4_000,
+                upserted: vec![(key(200), state(900, 1, false))],
+                edges: vec![(((key(200), key(104)), 1_000_000_000), 1)],
+                contention: vec![(0, 0), (5, 900_000)],
+                ..EpochChanges::default()
+            },
+        ];
+        for (epoch, changes) in epochs.into_iter().enumerate() {
+            let before = engine.rank_updates();
+            oracle.apply(
+                changes.time,
+                &changes.contention,
+                &changes.durations,
+                &changes.edges,
+                &changes.alternatives,
+                &changes.removed,
+                &changes.upserted,
+            );
+            engine.apply(changes);
+            let updates = engine.rank_updates() - before;
+            for (task, rank) in oracle.ranks() {
+                assert_eq!(
+                    engine.rank_of(task).map(f64::to_bits),
+                    Some(rank.to_bits()),
+                    "epoch {epoch}, {task:?}"
+                );
+            }
+            let mut got: Vec<(TaskKey, DeviceId)> = engine
+                .placements()
+                .into_iter()
+                .map(|(task, device, _)| (task, device))
+                .collect();
+            got.sort_unstable();
+            let want: Vec<(TaskKey, DeviceId)> = oracle.map().into_iter().collect();
+            assert_eq!(got, want, "epoch {epoch}");
+            if epoch == 1 {
+                // The short chain only (its 5 tasks, each at most 5 times): never the long one.
+                assert!((5..=15).contains(&updates), "{updates} rank updates");
+            }
+            if epoch == 3 {
+                // The new task's four mapped ancestors (its parent and up), not the long chain.
+                assert!((4..=10).contains(&updates), "{updates} rank updates");
+            }
+        }
+        assert!(engine.rank_of(&key(101)).is_some_and(|r| r > 900_000.0));
     }
 }
