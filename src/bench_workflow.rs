@@ -72,8 +72,26 @@ pub struct WorkflowReport {
     pub bytes_between_zones: u64,
     /// Tasks per zone, by zone id.
     pub tasks_per_zone: Vec<usize>,
+    /// After the map: one learned duration per task kind, one epoch each (`predictive` only).
+    pub duration_changes: Vec<DurationChange>,
     /// Peak resident set size of the process, MiB.
     pub peak_rss_mib: Option<f64>,
+}
+
+/// One epoch that publishes a new duration estimate for one kind (on the first class): the
+/// tasks whose rank it changes, and the ranks it recomputed to find them.
+#[derive(Clone, Debug, Serialize)]
+pub struct DurationChange {
+    /// The kind (WfFormat category).
+    pub kind: String,
+    /// Tasks of that kind.
+    pub tasks_of_kind: usize,
+    /// Ranks recomputed by the epoch.
+    pub rank_updates: u64,
+    /// Tasks the epoch moved (none: a new estimate alone re-ranks, it does not move).
+    pub moved: usize,
+    /// The epoch, milliseconds.
+    pub ms: f64,
 }
 
 /// Why the benchmark could not run.
@@ -178,6 +196,36 @@ pub fn run_workflow_bench(
     let initial_map_s = map_started.elapsed().as_secs_f64();
     progress(&format!("initial map in {initial_map_s:.2} s"));
 
+    // Each kind's first declared duration, doubled, as if the model had learned it.
+    let mut kind_tasks = vec![(0usize, 0u64); catalog.kinds.len()];
+    for spec in catalog.workflows.iter().flat_map(|w| w.specs.iter()) {
+        if let Some(entry) = kind_tasks.get_mut(spec.kind as usize) {
+            entry.0 += 1;
+            if entry.1 == 0 {
+                entry.1 = spec.duration_ms.saturating_mul(2).max(1_000);
+            }
+        }
+    }
+    let mut duration_changes = Vec::new();
+    for (kind, &(count, estimate)) in kind_tasks.iter().enumerate() {
+        let before = placer.rank_updates();
+        let started = Instant::now();
+        let moved = placer
+            .apply(EpochChanges {
+                time: 1 + kind as i64,
+                durations: vec![((kind as u32, 0), Some(estimate))],
+                ..EpochChanges::default()
+            })
+            .len();
+        duration_changes.push(DurationChange {
+            kind: catalog.kinds[kind].clone(),
+            tasks_of_kind: count,
+            rank_updates: placer.rank_updates() - before,
+            moved,
+            ms: started.elapsed().as_secs_f64() * 1e3,
+        });
+    }
+
     let zones = devices
         .iter()
         .map(|d| d.zone as usize + 1)
@@ -218,6 +266,7 @@ pub fn run_workflow_bench(
         bytes_between_devices: between_devices,
         bytes_between_zones: between_zones,
         tasks_per_zone,
+        duration_changes,
         peak_rss_mib: peak_resident_mib(),
     })
 }

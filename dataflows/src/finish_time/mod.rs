@@ -68,10 +68,11 @@ use crate::placement::{Hierarchy, Score, TaskMap};
 use crate::types::{fraction_from_ppm, DeviceId, DeviceSpec, TaskKey, TaskSpec, TaskState, Time};
 
 pub mod cost;
+mod groups;
 mod ranks;
 
 pub use ranks::rank_updates_total;
-use ranks::{placement_order, upward_ranks, RankedMovable};
+use ranks::{level_below, placement_order, upward_ranks, RankedMovable};
 
 /// Where a task's output is (or will be) and when: a placed task's predicted finish, or a
 /// completed task's device and completion time.
@@ -93,6 +94,8 @@ struct Placed {
     finish_ms: f64,
     /// Its upward rank ([`ranks`]), kept current as durations, edges and tasks change.
     rank: f64,
+    /// A topological number (deeper below its parents), for the order of rank propagation.
+    level: u32,
 }
 
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -485,7 +488,7 @@ impl FinishTimePlacer {
                         (Some(_), _) => self.started_finish(&choice.spec, device),
                         (None, _) => self.evaluate(task, &choice.spec, device).finish,
                     };
-                    let at = (device, placed.seq, placed.rank);
+                    let at = (device, placed.seq, placed.rank, placed.level);
                     self.attach(task, state, choice, at, finish);
                 }
                 None => {
@@ -496,7 +499,10 @@ impl FinishTimePlacer {
                             let finish = self.started_finish(&state.spec, device);
                             // Its rank is computed with the seeds, before new tasks are placed.
                             seeds.push(task);
-                            let at = (device, seq, 0.0);
+                            let level = level_below(self.parents.get(&task), |p| {
+                                self.tasks.get(p).map(|placed| placed.level)
+                            });
+                            let at = (device, seq, 0.0, level);
                             self.attach(task, state, Choice::declared(&state), at, finish);
                         }
                         None => to_place.push((task, state)),
@@ -542,7 +548,7 @@ impl FinishTimePlacer {
             let group = groups.get(index).copied().flatten();
             if let Some((best, choice)) = self.best_choice(task, &state, None, group) {
                 let seq = self.take_seq();
-                let at = (best.device, seq, ranks[index].0);
+                let at = (best.device, seq, ranks[index].0, ranks[index].2);
                 self.attach(task, state, choice, at, best.finish);
             }
         }
@@ -612,163 +618,20 @@ impl FinishTimePlacer {
     }
 
     /// Upward rank and depth of each new task, over the new tasks and the mapped ones.
-    fn batch_ranks(&self, to_place: &[(TaskKey, TaskState)]) -> Vec<(f64, u32)> {
+    fn batch_ranks(&self, to_place: &[(TaskKey, TaskState)]) -> Vec<(f64, u32, u32)> {
         let none: &[(TaskKey, u64)] = &[];
         upward_ranks(
             to_place,
             |task| self.children.get(task).map_or(none, |list| list.as_slice()),
             |task| self.tasks.get(task).map(|placed| placed.rank),
+            |task| {
+                level_below(self.parents.get(task), |p| {
+                    self.tasks.get(p).map(|placed| placed.level)
+                })
+            },
             |spec| self.mean_duration(spec),
             self.mean_bandwidth,
         )
-    }
-
-    /// The group each new task is restricted to ([`crate::hierarchy`]'s steps 1 and 2), by
-    /// index into `to_place`; `None` for tasks of a cluster no group can host whole.
-    fn assign_groups(
-        &self,
-        to_place: &[(TaskKey, TaskState)],
-        ranks: &[(f64, u32)],
-    ) -> Vec<Option<u32>> {
-        let n = to_place.len();
-        let group_count = self.group_cells.len();
-        let index: TaskMap<usize> = to_place
-            .iter()
-            .enumerate()
-            .map(|(i, (task, _))| (*task, i))
-            .collect();
-        let no_parents: &[(TaskKey, u64)] = &[];
-        let parents_of = |i: usize| {
-            self.parents
-                .get(&to_place[i].0)
-                .map_or(no_parents, |v| v.as_slice())
-        };
-
-        // 1. Coarsen: by (depth, key), join the heaviest new parent's cluster while it has room.
-        let cap = hierarchy::cluster_cap(n, group_count);
-        let mut visit: Vec<usize> = (0..n).collect();
-        visit.sort_unstable_by_key(|&i| (ranks[i].1, to_place[i].0));
-        let mut cluster = vec![0u32; n];
-        let mut sizes: Vec<usize> = Vec::new();
-        for &i in &visit {
-            let anchor = parents_of(i)
-                .iter()
-                .filter_map(|(parent, bytes)| {
-                    index.get(parent).map(|&p| (*bytes, Reverse(*parent), p))
-                })
-                .max()
-                .map(|(_, _, p)| p);
-            match anchor.map(|p| cluster[p] as usize) {
-                Some(c) if sizes[c] < cap => {
-                    cluster[i] = c as u32;
-                    sizes[c] += 1;
-                }
-                _ => {
-                    cluster[i] = sizes.len() as u32;
-                    sizes.push(1);
-                }
-            }
-        }
-        let clusters = sizes.len();
-        let mut members: Vec<Vec<usize>> = sizes.iter().map(|s| Vec::with_capacity(*s)).collect();
-        for i in 0..n {
-            members[cluster[i] as usize].push(i);
-        }
-        // Edges among the new tasks, child to parent, for the bytes crossing clusters.
-        let mut children: Vec<Vec<(usize, u64)>> = vec![Vec::new(); n];
-        for (child, _) in to_place.iter().enumerate() {
-            for (parent, bytes) in parents_of(child) {
-                if let Some(&p) = index.get(parent) {
-                    children[p].push((child, *bytes));
-                }
-            }
-        }
-
-        // 2. Map clusters to groups, most critical first.
-        let mut queued = vec![0.0f64; group_count];
-        let mut capacity = vec![0.0f64; group_count];
-        for device in &self.devices {
-            let (q, c) =
-                hierarchy::device_terms(&device.spec, device.contention, device.work.cores);
-            queued[device.group as usize] += q;
-            capacity[device.group as usize] += c;
-        }
-        let mut assigned = vec![0u128; group_count];
-        let mut cluster_group: Vec<Option<u32>> = vec![None; clusters];
-        let mut cluster_order: Vec<(Reverse<Score>, usize)> = (0..clusters)
-            .map(|c| {
-                let rank = members[c]
-                    .iter()
-                    .map(|&i| ranks[i].0)
-                    .fold(f64::NEG_INFINITY, f64::max);
-                (Reverse(Score(rank)), c)
-            })
-            .collect();
-        cluster_order.sort_unstable();
-        let mut cross = vec![0u128; group_count];
-        for (_, c) in cluster_order {
-            let mut work = 0u128;
-            for g in cross.iter_mut() {
-                *g = 0;
-            }
-            let mut known = 0u128;
-            let mut eligible = vec![true; group_count];
-            for &i in &members[c] {
-                let spec = &to_place[i].1.spec;
-                work = work.saturating_add(hierarchy::task_work(spec));
-                for (g, ok) in eligible.iter_mut().enumerate() {
-                    *ok = *ok
-                        && self.group_cells[g]
-                            .iter()
-                            .any(|&cell| self.classes[self.cells[cell].class].spec.can_host(spec));
-                }
-                let mut note = |group: Option<u32>, bytes: u64| {
-                    if let Some(group) = group {
-                        known += u128::from(bytes);
-                        cross[group as usize] += u128::from(bytes);
-                    }
-                };
-                for (parent, bytes) in parents_of(i) {
-                    let group = match index.get(parent) {
-                        Some(&p) if cluster[p] as usize == c => continue,
-                        Some(&p) => cluster_group[cluster[p] as usize],
-                        None => self
-                            .output_of(parent)
-                            .map(|output| self.devices[output.device as usize].group),
-                    };
-                    note(group, *bytes);
-                }
-                for &(child, bytes) in &children[i] {
-                    if cluster[child] as usize != c {
-                        note(cluster_group[cluster[child] as usize], bytes);
-                    }
-                }
-            }
-            let mut best: Option<(Score, u32)> = None;
-            for g in 0..group_count {
-                if !eligible[g] {
-                    continue;
-                }
-                // `cross[g]` holds the known bytes already in g: the rest cross groups.
-                let score = hierarchy::group_score(
-                    queued[g],
-                    assigned[g],
-                    work,
-                    capacity[g],
-                    known - cross[g],
-                    self.mean_bandwidth,
-                );
-                let candidate = (Score(score), g as u32);
-                if best.is_none_or(|current| candidate < current) {
-                    best = Some(candidate);
-                }
-            }
-            if let Some((_, g)) = best {
-                assigned[g as usize] = assigned[g as usize].saturating_add(work);
-                cluster_group[c] = Some(g);
-            }
-        }
-        cluster.iter().map(|&c| cluster_group[c as usize]).collect()
     }
 
     /// A task's duration averaged over the capability classes, for ranks.
@@ -1013,7 +876,7 @@ impl FinishTimePlacer {
         }
         self.detach(task, &placed);
         let seq = self.take_seq();
-        let at = (target.device, seq, placed.rank);
+        let at = (target.device, seq, placed.rank, placed.level);
         self.attach(task, placed.state, choice, at, target.finish);
         Some((task, placed.variant))
     }
@@ -1043,13 +906,13 @@ impl FinishTimePlacer {
         self.next_seq
     }
 
-    /// Maps a task `at` (device, placement sequence, rank).
+    /// Maps a task `at` (device, placement sequence, rank, level).
     fn attach(
         &mut self,
         task: TaskKey,
         state: TaskState,
         choice: Choice,
-        (device, seq, rank): (DeviceId, u64, f64),
+        (device, seq, rank, level): (DeviceId, u64, f64, u32),
         finish: f64,
     ) {
         let class = self.devices[device as usize].class;
@@ -1066,6 +929,7 @@ impl FinishTimePlacer {
                 duration_ms,
                 finish_ms: finish,
                 rank,
+                level,
             },
         );
         self.by_kind
@@ -1372,12 +1236,14 @@ mod tests {
             |t| children.get(t).map_or(none, |l| l.as_slice()),
             // A mapped child of rank 5 s under task 2.
             |t| (*t == task(7)).then_some(5_000.0),
+            // Task 2 has a mapped parent at level 3.
+            |t| if *t == task(2) { 4 } else { 0 },
             |s| s.duration_ms as f64,
             0.0,
         );
-        assert_eq!(ranks[0], (101_000.0, 0));
-        assert_eq!(ranks[1], (100_000.0, 1));
-        assert_eq!(ranks[2], (6_000.0, 0));
+        assert_eq!(ranks[0], (101_000.0, 0, 0));
+        assert_eq!(ranks[1], (100_000.0, 1, 1));
+        assert_eq!(ranks[2], (6_000.0, 0, 4));
     }
 
     #[test]

@@ -25,7 +25,7 @@
 //! placed goes first, as before ranks were kept.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeSet, BinaryHeap};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::{cost, FinishTimePlacer};
@@ -80,19 +80,22 @@ impl RankedMovable {
 }
 
 /// Upward rank of each new task (its new children's ranks computed here, its mapped children's
-/// taken from `mapped_rank`) and its depth (the longest chain of new ancestors above it). A
+/// taken from `mapped_rank`), its depth (the longest chain of new ancestors above it) and its
+/// level (the same, counting from `base_level`, one more than its mapped parents' deepest). A
 /// cycle (which the driver never sends) leaves its tasks at their own mean duration.
-pub(crate) fn upward_ranks<'a, F, C, R>(
+pub(crate) fn upward_ranks<'a, F, C, R, B>(
     tasks: &[(TaskKey, TaskState)],
     children_of: C,
     mapped_rank: R,
+    base_level: B,
     mean_duration: F,
     mean_bandwidth: f64,
-) -> Vec<(f64, u32)>
+) -> Vec<(f64, u32, u32)>
 where
     F: Fn(&TaskSpec) -> f64,
     C: Fn(&TaskKey) -> &'a [(TaskKey, u64)],
     R: Fn(&TaskKey) -> Option<f64>,
+    B: Fn(&TaskKey) -> u32,
 {
     let index: TaskMap<usize> = tasks
         .iter()
@@ -122,6 +125,7 @@ where
     }
     let mut ranks: Vec<f64> = tasks.iter().map(|(_, s)| mean_duration(&s.spec)).collect();
     let mut depth = vec![0u32; tasks.len()];
+    let mut level: Vec<u32> = tasks.iter().map(|(task, _)| base_level(task)).collect();
     // Kahn's order from the roots down gives depths; its reverse gives ranks.
     let mut order = Vec::with_capacity(tasks.len());
     let mut waiting = parent_count.clone();
@@ -130,6 +134,7 @@ where
         order.push(node);
         for &(child, _) in &children[node] {
             depth[child] = depth[child].max(depth[node] + 1);
+            level[child] = level[child].max(level[node].saturating_add(1));
             waiting[child] -= 1;
             if waiting[child] == 0 {
                 stack.push(child);
@@ -144,7 +149,28 @@ where
             .fold(outside[node], f64::max);
         ranks[node] += below;
     }
-    ranks.into_iter().zip(depth).collect()
+    ranks
+        .into_iter()
+        .zip(depth)
+        .zip(level)
+        .map(|((rank, depth), level)| (rank, depth, level))
+        .collect()
+}
+
+/// One more than the deepest level among a task's mapped parents (0 without any): with the
+/// batch's own edges, a topological numbering, so propagating deepest first settles each rank
+/// once (any order gives the same ranks; this one only saves recomputations).
+pub(crate) fn level_below(
+    parents: Option<&Vec<(TaskKey, u64)>>,
+    level_of: impl Fn(&TaskKey) -> Option<u32>,
+) -> u32 {
+    parents.map_or(0, |parents| {
+        parents
+            .iter()
+            .filter_map(|(parent, _)| level_of(parent).map(|l| l.saturating_add(1)))
+            .max()
+            .unwrap_or(0)
+    })
 }
 
 impl FinishTimePlacer {
@@ -166,15 +192,18 @@ impl FinishTimePlacer {
     /// Recomputes the seeds' ranks and, where one changed, its mapped parents', until nothing
     /// changes (see the module docs); returns how many ranks were recomputed.
     pub(super) fn propagate_ranks(&mut self, seeds: Vec<TaskKey>) -> u64 {
+        // Deepest first: a task is recomputed after the children that changed below it.
         let mut queued: TaskMap<()> = TaskMap::default();
-        let mut queue: VecDeque<TaskKey> = VecDeque::with_capacity(seeds.len());
+        let mut queue: BinaryHeap<(u32, TaskKey)> = BinaryHeap::with_capacity(seeds.len());
         for task in seeds {
-            if self.tasks.contains_key(&task) && queued.insert(task, ()).is_none() {
-                queue.push_back(task);
+            if let Some(placed) = self.tasks.get(&task) {
+                if queued.insert(task, ()).is_none() {
+                    queue.push((placed.level, task));
+                }
             }
         }
         let mut updates = 0u64;
-        while let Some(task) = queue.pop_front() {
+        while let Some((_, task)) = queue.pop() {
             queued.remove(&task);
             let Some(placed) = self.tasks.get(&task).copied() else {
                 continue;
@@ -187,8 +216,10 @@ impl FinishTimePlacer {
             self.set_rank(task, rank);
             if let Some(parents) = self.parents.get(&task) {
                 for (parent, _) in parents {
-                    if self.tasks.contains_key(parent) && queued.insert(*parent, ()).is_none() {
-                        queue.push_back(*parent);
+                    if let Some(placed) = self.tasks.get(parent) {
+                        if queued.insert(*parent, ()).is_none() {
+                            queue.push((placed.level, *parent));
+                        }
                     }
                 }
             }
@@ -225,7 +256,10 @@ impl FinishTimePlacer {
 
 /// The order in which new tasks are placed: decreasing upward rank, then shallower, then by
 /// key (indices into the batch).
-pub(crate) fn placement_order(tasks: &[(TaskKey, TaskState)], ranks: &[(f64, u32)]) -> Vec<usize> {
+pub(crate) fn placement_order(
+    tasks: &[(TaskKey, TaskState)],
+    ranks: &[(f64, u32, u32)],
+) -> Vec<usize> {
     let mut order: Vec<usize> = (0..tasks.len()).collect();
     order.sort_unstable_by_key(|&i| (Reverse(Score(ranks[i].0)), ranks[i].1, tasks[i].0));
     order
