@@ -1129,6 +1129,8 @@ mod tests {
             seed: 7,
             policy: Policy::Predictive,
             dag: true,
+            // Every batch coarsened (over the 3 classes), so the worker-count test covers it.
+            hierarchy: Hierarchy::On,
             cluster: None,
         }
     }

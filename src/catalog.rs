@@ -338,3 +338,40 @@ fn task_spec(task: &crate::input::wfformat::WfTask) -> TaskSpec {
 fn milli(cores: f64) -> u32 {
     (cores * 1000.0).round().clamp(1.0, u32::MAX as f64) as u32
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::platform::parse_platform;
+
+    fn device(id: &str, zone: Option<&str>) -> String {
+        let zone = zone.map_or(String::new(), |z| format!("zone = \"{z}\"\n"));
+        format!("[[device]]\nid = \"{id}\"\ncores = 4\n{zone}\n")
+    }
+
+    #[test]
+    fn zones_are_numbered_by_first_appearance_and_default_to_one() {
+        let text = [
+            device("a", Some("edge")),
+            device("b", Some("cloud")),
+            device("c", Some("edge")),
+            device("d", None),
+        ]
+        .concat();
+        let platform = parse_platform(&text, "p.toml").expect("valid platform");
+        let zones: Vec<u32> = Catalog::new(platform)
+            .device_specs()
+            .iter()
+            .map(|d| d.zone)
+            .collect();
+        assert_eq!(zones, vec![0, 1, 0, 2]);
+        let plain = parse_platform(&[device("a", None), device("b", None)].concat(), "p.toml")
+            .expect("valid platform");
+        let zones: Vec<u32> = Catalog::new(plain)
+            .device_specs()
+            .iter()
+            .map(|d| d.zone)
+            .collect();
+        assert_eq!(zones, vec![0, 0]);
+    }
+}

@@ -1113,4 +1113,27 @@ mod tests {
         std::fs::write(&unknown, "colour = 1\n").expect("write");
         assert!(run_config(&args(&["--config", unknown.to_str().unwrap_or("")])).is_err());
     }
+
+    #[test]
+    fn hierarchy_knob_is_auto_by_default_and_validated() {
+        let dir = std::env::temp_dir().join(format!("augur-cli-h-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let config = |text: &str| {
+            let path = dir.join("hierarchy.toml");
+            std::fs::write(&path, text).expect("write");
+            run_config(&args(&["--config", path.to_str().unwrap_or("")]))
+        };
+        let default = config("").expect("valid");
+        assert_eq!(
+            default.placement.hierarchy,
+            Hierarchy::Auto(Hierarchy::AUTO_MIN_TASKS)
+        );
+        let on = config("[placement]\nhierarchy = \"on\"\n").expect("valid");
+        assert_eq!(on.placement.hierarchy, Hierarchy::On);
+        let off = config("[placement]\nhierarchy = \"off\"\n").expect("valid");
+        assert_eq!(off.placement.hierarchy, Hierarchy::Off);
+        let low = config("[placement]\nhierarchy_min_tasks = 10\n").expect("valid");
+        assert_eq!(low.placement.hierarchy, Hierarchy::Auto(10));
+        assert!(config("[placement]\nhierarchy = \"sometimes\"\n").is_err());
+    }
 }
