@@ -41,15 +41,15 @@
 //!    its variant until it is next moved;
 //! 4. rebalance where the epoch changed something. Each device whose contention rose (by id)
 //!    sheds: its least critical (lowest-rank, then most recently placed) movable task moves to
-//!    the best candidate elsewhere if that
-//!    beats its score where it is by more than the hysteresis (and, if that device has no room,
-//!    only while the device it leaves stays full without it), again and again; the first task
-//!    that stays ends the step. Then each device that became cheaper (its contention fell or a
-//!    task left it; by id) pulls: the most critical (highest-rank, then most recently placed)
-//!    movable task of the other device of
+//!    the best candidate elsewhere if that beats its score where it is by more than the
+//!    hysteresis (and, if that device has no room, only while the device it leaves stays full
+//!    without it), again and again; the first task that stays ends the step. Then each device
+//!    that became cheaper (its contention fell or a task left it; by id) pulls: the most
+//!    critical (highest-rank, then most recently placed) movable task of the other device of
 //!    greatest `(full, backlog, id)` moves to it if it is that task's best candidate and beats
 //!    staying by more than the hysteresis, again and again, until one does not. Nothing else
-//!    moves, so a change touches only the tasks it concerns.
+//!    moves, so a change touches only the tasks it concerns. Critical tasks keep the device
+//!    they were given, and freed capacity goes to the longest remaining chains first.
 //!
 //! Durations learned later apply to tasks placed later, and to a placed task when it is next
 //! moved or changes state: the map's sums stay exact integers, so the oracle can recompute them.
