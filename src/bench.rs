@@ -19,7 +19,8 @@ use std::convert::Infallible;
 use std::sync::mpsc::{self, Sender};
 use std::time::{Duration, Instant};
 
-use augur_dataflows::placement::{PlacementConfig, Placer, Policy};
+use augur_dataflows::finish_time::rank_updates_total;
+use augur_dataflows::placement::{Hierarchy, PlacementConfig, Placer, Policy};
 use augur_dataflows::types::{DeviceSpec, InputBatch, Resource, Sample, TaskKey, TaskSpec, Time};
 use augur_dataflows::EngineConfig;
 use hdrhistogram::Histogram;
@@ -60,6 +61,9 @@ pub struct BenchOptions {
     pub policy: Policy,
     /// Whether about half the tasks read an earlier task's output (else all are independent).
     pub dag: bool,
+    /// Whether the initial batch is placed hierarchically (finish-time policies; the default
+    /// `Auto` applies from 50,000 tasks, so to the full and large sizes).
+    pub hierarchy: Hierarchy,
     /// timely's cluster mode: this process's place among several; `None` runs `workers`
     /// threads in this process alone.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -91,6 +95,7 @@ impl BenchOptions {
             seed: 0x00A0_6E5B,
             policy: Policy::Predictive,
             dag: true,
+            hierarchy: Hierarchy::Auto(Hierarchy::AUTO_MIN_TASKS),
             cluster: None,
         }
     }
@@ -122,6 +127,7 @@ impl BenchOptions {
             seed: 0x00A0_6E5B,
             policy: Policy::Predictive,
             dag: true,
+            hierarchy: Hierarchy::Auto(Hierarchy::AUTO_MIN_TASKS),
             cluster: None,
         }
     }
@@ -208,6 +214,8 @@ pub struct PhaseReport {
     pub latency_ms: Latency,
     /// Tasks moved per epoch.
     pub moved_per_epoch: Moves,
+    /// Upward ranks recomputed per epoch by the finish-time map (0 under other policies).
+    pub rank_updates_per_epoch: Moves,
 }
 
 /// The initial epoch.
@@ -387,6 +395,7 @@ pub fn run_bench(
         devices: devices.clone(),
         placement: PlacementConfig {
             policy: options.policy,
+            hierarchy: options.hierarchy,
             ..PlacementConfig::default()
         },
         ..EngineConfig::default()
@@ -800,6 +809,8 @@ struct PhaseRecorder {
     max_us: u64,
     moved_total: u64,
     moved_max: u64,
+    ranks_total: u64,
+    ranks_max: u64,
     started: Option<Instant>,
     finished: Option<Instant>,
 }
@@ -814,6 +825,8 @@ impl PhaseRecorder {
             max_us: 0,
             moved_total: 0,
             moved_max: 0,
+            ranks_total: 0,
+            ranks_max: 0,
             started: None,
             finished: None,
         }
@@ -824,9 +837,11 @@ impl PhaseRecorder {
         &mut self,
         epoch: u64,
         latency: Duration,
-        moved: u64,
+        (moved, ranks): (u64, u64),
         now: Instant,
     ) -> Option<String> {
+        self.ranks_total += ranks;
+        self.ranks_max = self.ranks_max.max(ranks);
         let started = *self.started.get_or_insert(now);
         let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
         self.histogram.saturating_record(micros.max(1));
@@ -903,6 +918,15 @@ impl PhaseRecorder {
                 max: self.moved_max,
                 total: self.moved_total,
             },
+            rank_updates_per_epoch: Moves {
+                mean: if epochs == 0 {
+                    0.0
+                } else {
+                    self.ranks_total as f64 / epochs as f64
+                },
+                max: self.ranks_max,
+                total: self.ranks_total,
+            },
         }
     }
 }
@@ -928,6 +952,8 @@ struct BenchSink {
     next_checkpoint: usize,
     progress: Sender<String>,
     started: Instant,
+    /// [`rank_updates_total`] after the previous epoch.
+    ranks_seen: u64,
 }
 
 impl BenchSink {
@@ -954,6 +980,7 @@ impl BenchSink {
                 map_size: 0,
                 digest: FNV_OFFSET,
             },
+            ranks_seen: rank_updates_total(),
             checkpoints: Vec::new(),
             next_checkpoint: 0,
             progress,
@@ -1014,6 +1041,10 @@ impl MapSink for BenchSink {
         let epoch = self.epochs;
         let now = Instant::now();
         let (moved, net) = moves_and_net(changes);
+        // The finish-time map counts the ranks it recomputes; the epoch's share is the change.
+        let ranks_now = rank_updates_total();
+        let ranks = ranks_now.saturating_sub(self.ranks_seen);
+        self.ranks_seen = ranks_now;
         self.recorded.map_size += net;
         self.recorded.digest = digest_epoch(self.recorded.digest, epoch, changes);
         let line = match self.plan.phase(epoch) {
@@ -1025,12 +1056,18 @@ impl MapSink for BenchSink {
                     latency.as_secs_f64() * 1e3
                 ))
             }
-            Phase::Single => self.recorded.single.record(epoch, latency, moved, now),
-            Phase::Batch => self.recorded.batch.record(epoch, latency, moved, now),
+            Phase::Single => self
+                .recorded
+                .single
+                .record(epoch, latency, (moved, ranks), now),
+            Phase::Batch => self
+                .recorded
+                .batch
+                .record(epoch, latency, (moved, ranks), now),
             Phase::Memory => self
                 .recorded
                 .memory
-                .record(epoch, latency, moved, now)
+                .record(epoch, latency, (moved, ranks), now)
                 .map(|line| match resident_mib() {
                     Some(mib) => format!("{line}, RSS {mib:.1} MiB"),
                     None => line,
@@ -1092,6 +1129,8 @@ mod tests {
             seed: 7,
             policy: Policy::Predictive,
             dag: true,
+            // Every batch coarsened (over the 3 classes), so the worker-count test covers it.
+            hierarchy: Hierarchy::On,
             cluster: None,
         }
     }

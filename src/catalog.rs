@@ -90,12 +90,22 @@ impl Catalog {
             .join(",")
     }
 
-    /// The capability of every device, as the dataflow sees it.
+    /// The capability of every device, as the dataflow sees it. Zones are numbered by first
+    /// appearance in the platform (a platform that names none puts every device in zone 0,
+    /// "default"), so every process numbers them alike.
     pub fn device_specs(&self) -> Vec<DeviceSpec> {
+        let mut zones: Vec<&str> = Vec::new();
         self.platform
             .devices
             .iter()
             .map(|device| DeviceSpec {
+                zone: match zones.iter().position(|z| *z == device.zone) {
+                    Some(zone) => zone as u32,
+                    None => {
+                        zones.push(&device.zone);
+                        zones.len() as u32 - 1
+                    }
+                },
                 cores_milli: milli(device.cores),
                 memory_bytes: device.memory_bytes.unwrap_or(u64::MAX),
                 speed: device.speed,
@@ -327,4 +337,41 @@ fn task_spec(task: &crate::input::wfformat::WfTask) -> TaskSpec {
 /// Cores in thousandths, at least one thousandth so a task always weighs something.
 fn milli(cores: f64) -> u32 {
     (cores * 1000.0).round().clamp(1.0, u32::MAX as f64) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::platform::parse_platform;
+
+    fn device(id: &str, zone: Option<&str>) -> String {
+        let zone = zone.map_or(String::new(), |z| format!("zone = \"{z}\"\n"));
+        format!("[[device]]\nid = \"{id}\"\ncores = 4\n{zone}\n")
+    }
+
+    #[test]
+    fn zones_are_numbered_by_first_appearance_and_default_to_one() {
+        let text = [
+            device("a", Some("edge")),
+            device("b", Some("cloud")),
+            device("c", Some("edge")),
+            device("d", None),
+        ]
+        .concat();
+        let platform = parse_platform(&text, "p.toml").expect("valid platform");
+        let zones: Vec<u32> = Catalog::new(platform)
+            .device_specs()
+            .iter()
+            .map(|d| d.zone)
+            .collect();
+        assert_eq!(zones, vec![0, 1, 0, 2]);
+        let plain = parse_platform(&[device("a", None), device("b", None)].concat(), "p.toml")
+            .expect("valid platform");
+        let zones: Vec<u32> = Catalog::new(plain)
+            .device_specs()
+            .iter()
+            .map(|d| d.zone)
+            .collect();
+        assert_eq!(zones, vec![0, 0]);
+    }
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use augur_dataflows::contention_forecast::{AnomalyPolicy, ForecastConfig};
-use augur_dataflows::placement::{PlacementConfig, Policy, Weights};
+use augur_dataflows::placement::{Hierarchy, PlacementConfig, Policy, Weights};
 use augur_dataflows::types::Resource;
 use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
@@ -178,6 +178,10 @@ pub struct BenchArgs {
     /// The large size: 12,500 devices, 1,000,000 tasks, 2,000 single changes, 100 batches.
     #[arg(long, conflicts_with = "smoke")]
     pub large: bool,
+    /// Hierarchical placement of the initial batch, as `[placement] hierarchy` [default: auto,
+    /// from 50,000 tasks].
+    #[arg(long, value_parser = ["auto", "on", "off"])]
+    pub hierarchy: Option<String>,
     /// Number of processes (timely cluster mode); only process 0 prints the report.
     #[arg(long, default_value_t = 1)]
     pub processes: usize,
@@ -201,6 +205,9 @@ pub enum BenchKind {
     /// Soak: millions of metric samples and task events through `run`; RSS along the way and
     /// the accounting of every record; prints JSON.
     Soak(crate::bench_ingest::SoakArgs),
+    /// The finish-time map of WfFormat workflows on a platform in one batch, flat or
+    /// hierarchical: initial map time, predicted makespan, bytes moved, peak RSS; prints JSON.
+    Workflow(crate::bench_workflow::WorkflowArgs),
 }
 
 /// Which series files to read, and how (shared by `augur forecast` and `augur anomalies`).
@@ -456,6 +463,10 @@ pub struct PlacementFile {
     /// What each objective is worth (finish-time policies).
     #[serde(default)]
     pub weights: WeightsFile,
+    /// Hierarchical placement of huge arrival batches: "auto" (default), "on" or "off".
+    pub hierarchy: Option<String>,
+    /// With "auto": the fewest new tasks in one batch that are placed hierarchically.
+    pub hierarchy_min_tasks: Option<usize>,
 }
 
 /// `[placement.weights]` of the config file: each weight in [0, 1e9].
@@ -787,6 +798,21 @@ pub fn engine_knobs(
                 defaults.weights.locality,
             )?,
         },
+        hierarchy: match file.placement.hierarchy.as_deref().unwrap_or("auto") {
+            "auto" => Hierarchy::Auto(
+                file.placement
+                    .hierarchy_min_tasks
+                    .unwrap_or(Hierarchy::AUTO_MIN_TASKS),
+            ),
+            "on" => Hierarchy::On,
+            "off" => Hierarchy::Off,
+            other => {
+                return Err(ConfigError::Flag {
+                    flag: "placement.hierarchy",
+                    reason: format!("unknown mode '{other}' (auto, on or off)"),
+                })
+            }
+        },
     };
     Ok((forecast, placement))
 }
@@ -1095,5 +1121,28 @@ mod tests {
         let unknown = dir.join("unknown.toml");
         std::fs::write(&unknown, "colour = 1\n").expect("write");
         assert!(run_config(&args(&["--config", unknown.to_str().unwrap_or("")])).is_err());
+    }
+
+    #[test]
+    fn hierarchy_knob_is_auto_by_default_and_validated() {
+        let dir = std::env::temp_dir().join(format!("augur-cli-h-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let config = |text: &str| {
+            let path = dir.join("hierarchy.toml");
+            std::fs::write(&path, text).expect("write");
+            run_config(&args(&["--config", path.to_str().unwrap_or("")]))
+        };
+        let default = config("").expect("valid");
+        assert_eq!(
+            default.placement.hierarchy,
+            Hierarchy::Auto(Hierarchy::AUTO_MIN_TASKS)
+        );
+        let on = config("[placement]\nhierarchy = \"on\"\n").expect("valid");
+        assert_eq!(on.placement.hierarchy, Hierarchy::On);
+        let off = config("[placement]\nhierarchy = \"off\"\n").expect("valid");
+        assert_eq!(off.placement.hierarchy, Hierarchy::Off);
+        let low = config("[placement]\nhierarchy_min_tasks = 10\n").expect("valid");
+        assert_eq!(low.placement.hierarchy, Hierarchy::Auto(10));
+        assert!(config("[placement]\nhierarchy = \"sometimes\"\n").is_err());
     }
 }

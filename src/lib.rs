@@ -3,6 +3,7 @@
 pub mod anomalies;
 pub mod bench;
 pub mod bench_ingest;
+pub mod bench_workflow;
 pub mod catalog;
 pub mod checkpoint;
 pub mod cli;

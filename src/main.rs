@@ -163,6 +163,13 @@ fn bench(args: &BenchArgs) -> ExitCode {
             let mut progress = |line: &str| eprintln!("augur bench soak: {line}");
             return print_json(augur::bench_ingest::run_soak(soak, &mut progress));
         }
+        Some(BenchKind::Workflow(workflow)) => {
+            let mut progress = |line: &str| eprintln!("augur bench workflow: {line}");
+            return print_json(augur::bench_workflow::run_workflow_bench(
+                workflow,
+                &mut progress,
+            ));
+        }
         None => {}
     }
     let mut options = if args.smoke {
@@ -203,6 +210,11 @@ fn bench(args: &BenchArgs) -> ExitCode {
         options.policy = policy;
     }
     options.dag = !args.independent;
+    options.hierarchy = match args.hierarchy.as_deref() {
+        Some("on") => augur_dataflows::placement::Hierarchy::On,
+        Some("off") => augur_dataflows::placement::Hierarchy::Off,
+        _ => options.hierarchy,
+    };
     if args.processes > 1 {
         let addresses = match hosts(args.hostfile.as_deref(), args.processes) {
             Ok(addresses) => addresses,

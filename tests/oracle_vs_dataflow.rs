@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use augur::engine::{run_engine, Workers};
 use augur_dataflows::oracle::Oracle;
-use augur_dataflows::placement::{PlacementConfig, Policy, Weights};
+use augur_dataflows::placement::{Hierarchy, PlacementConfig, Policy, Weights};
 use augur_dataflows::types::{
     Completion, DeviceSpec, InputBatch, Resource, Sample, TaskKey, TaskSpec, Time,
 };
@@ -23,6 +23,7 @@ pub(crate) fn devices() -> Vec<DeviceSpec> {
         network_bytes_per_s: network,
         cost_per_hour: f64::from(cores) * 0.05,
         power_watts: f64::from(cores) * 20.0,
+        zone: 0,
     };
     vec![
         spec(4, 16, 1.0, 1e8),
@@ -174,7 +175,26 @@ pub(crate) fn seeded_stream(seed: u64, epochs: usize) -> Vec<(Time, InputBatch)>
 /// Checks one stream; returns how many map changes moved a task, and in how many epochs some
 /// warm-up advice stood.
 fn check(seed: u64, epochs: usize, workers: usize, policy: Policy) -> (usize, usize) {
+    check_with(seed, epochs, workers, policy, Hierarchy::Off, false)
+}
+
+/// [`check`] under a hierarchy mode, on devices in two zones when `zoned` (else the groups are
+/// the capability classes).
+fn check_with(
+    seed: u64,
+    epochs: usize,
+    workers: usize,
+    policy: Policy,
+    hierarchy: Hierarchy,
+    zoned: bool,
+) -> (usize, usize) {
     let stream = seeded_stream(seed, epochs);
+    let mut devices = devices();
+    if zoned {
+        for (index, device) in devices.iter_mut().enumerate() {
+            device.zone = [0, 1, 1, 0, 1][index];
+        }
+    }
     // Odd seeds weigh cost, energy and locality too, and run a tighter capacity target.
     let weights = if seed % 2 == 1 {
         Weights {
@@ -187,11 +207,12 @@ fn check(seed: u64, epochs: usize, workers: usize, policy: Policy) -> (usize, us
         Weights::default()
     };
     let config = EngineConfig {
-        devices: devices(),
+        devices,
         placement: PlacementConfig {
             policy,
             weights,
             capacity_target: if seed % 2 == 1 { 0.8 } else { 1.0 },
+            hierarchy,
             ..PlacementConfig::default()
         },
         ..EngineConfig::default()
@@ -331,4 +352,20 @@ fn predictive_matches_oracle_on_longer_streams() {
         advised >= 10,
         "warm-up advised, or tasks re-sculpted, in only {advised} epochs"
     );
+}
+
+/// Hierarchical placement (every batch coarsened and mapped onto groups: zones, or capability
+/// classes when the platform names none) against the oracle's plain-scan coarsening, at 1, 2
+/// and 3 workers, under both finish-time policies.
+#[test]
+fn hierarchical_streams_match_oracle_at_1_2_and_3_workers() {
+    for (workers, seeds) in [(1, 40..43), (2, 50..53), (3, 60..63)] {
+        for seed in seeds {
+            for policy in [Policy::Predictive, Policy::Heft] {
+                let _ = check_with(seed, 150, workers, policy, Hierarchy::On, seed % 2 == 0);
+            }
+        }
+    }
+    // Auto with a low threshold: small batches flat, larger ones hierarchical, in one stream.
+    let _ = check_with(70, 200, 2, Policy::Predictive, Hierarchy::Auto(4), true);
 }

@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use augur::engine::{run_engine, Workers};
 use augur_dataflows::contention_forecast::AnomalyPolicy;
 use augur_dataflows::oracle::Oracle;
-use augur_dataflows::placement::{PlacementConfig, Policy, Weights};
+use augur_dataflows::placement::{Hierarchy, PlacementConfig, Policy, Weights};
 use augur_dataflows::types::{
     Completion, DeviceSpec, InputBatch, Resource, Sample, TaskKey, TaskSpec, Time,
 };
@@ -62,6 +62,8 @@ fn random_devices(rng: &mut Rng) -> Vec<DeviceSpec> {
             },
             cost_per_hour: rng.below(100) as f64 * 0.01,
             power_watts: rng.below(400) as f64,
+            // Two zones, so that hierarchical cases have groups to choose between.
+            zone: (devices.len() % 2) as u32,
         });
     }
     devices
@@ -87,6 +89,7 @@ fn random_config(rng: &mut Rng, devices: Vec<DeviceSpec>) -> EngineConfig {
             }
         },
         resculpt_margin: [0.0, 0.25, 1.0][rng.below(3) as usize],
+        hierarchy: [Hierarchy::Off, Hierarchy::On, Hierarchy::Auto(8)][rng.below(3) as usize],
     };
     config.forecast.anomaly = match rng.below(3) {
         0 => AnomalyPolicy::Ignore,

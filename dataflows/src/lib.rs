@@ -9,6 +9,7 @@ pub mod checkpoint;
 pub mod contention_forecast;
 pub mod duration;
 pub mod finish_time;
+pub mod hierarchy;
 pub mod models;
 pub mod oracle;
 pub mod partition_map;

@@ -127,6 +127,12 @@ pub struct DeviceSpec {
     pub cost_per_hour: f64,
     /// Power drawn by the whole device when busy, in watts.
     pub power_watts: f64,
+    /// The device's zone (failure or locality domain), a dense id numbered by first appearance
+    /// in the platform; 0 for every device when the platform names none. Not part of the
+    /// capability: devices of one class may sit in several zones. The hierarchical placement
+    /// ([`crate::hierarchy`]) maps coarse clusters of a huge batch onto zones.
+    #[serde(default)]
+    pub zone: u32,
 }
 
 impl Default for DeviceSpec {
@@ -138,6 +144,7 @@ impl Default for DeviceSpec {
             network_bytes_per_s: 0.0,
             cost_per_hour: 0.0,
             power_watts: 0.0,
+            zone: 0,
         }
     }
 }

@@ -372,6 +372,7 @@ mod tests {
                 network_bytes_per_s: 0.0,
                 cost_per_hour: 0.0,
                 power_watts: 0.0,
+                zone: 0,
             },
             contention,
             anomaly,

@@ -4,7 +4,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::finish_time::{cost, duration_on, is_active, mean_bandwidth};
-use crate::placement::{same_capability, state_is_sane, PlacementConfig, Score};
+use crate::hierarchy;
+use crate::placement::{same_capability, state_is_sane, Hierarchy, PlacementConfig, Score};
 use crate::types::{
     fraction_from_ppm, Alternative, DeviceId, DeviceSpec, Edge, Ppm, TaskKey, TaskSpec, TaskState,
 };
@@ -27,6 +28,8 @@ pub(crate) struct FinishTimeOracle {
     /// Capability class of each device, numbered by first appearance.
     class_of: Vec<usize>,
     classes: usize,
+    /// Group of each device: zones when there are two or more, else capability classes.
+    group_of: Vec<u32>,
     config: PlacementConfig,
     learn: bool,
     contention: Vec<f64>,
@@ -35,6 +38,8 @@ pub(crate) struct FinishTimeOracle {
     map: BTreeMap<TaskKey, Placed>,
     done: BTreeMap<TaskKey, (DeviceId, f64)>,
     learned: HashMap<(u32, u32), u64>,
+    /// Upward rank of every mapped task, recomputed from scratch after each epoch's placement.
+    ranks: BTreeMap<TaskKey, f64>,
     next_seq: u64,
     now: f64,
 }
@@ -64,11 +69,32 @@ impl FinishTimeOracle {
                     }
                 }
             })
+            .collect::<Vec<usize>>();
+        let zoned = devices
+            .first()
+            .is_some_and(|first| devices.iter().any(|d| d.zone != first.zone));
+        let mut labels: Vec<usize> = Vec::new();
+        let group_of = (0..devices.len())
+            .map(|d| {
+                let label = if zoned {
+                    devices[d].zone as usize
+                } else {
+                    class_of[d]
+                };
+                match labels.iter().position(|l| *l == label) {
+                    Some(g) => g as u32,
+                    None => {
+                        labels.push(label);
+                        labels.len() as u32 - 1
+                    }
+                }
+            })
             .collect();
         FinishTimeOracle {
             devices: devices.to_vec(),
             class_of,
             classes: representatives.len(),
+            group_of,
             config,
             learn,
             contention: vec![0.0; devices.len()],
@@ -77,6 +103,7 @@ impl FinishTimeOracle {
             map: BTreeMap::new(),
             done: BTreeMap::new(),
             learned: HashMap::new(),
+            ranks: BTreeMap::new(),
             next_seq: 0,
             now: 0.0,
         }
@@ -84,6 +111,12 @@ impl FinishTimeOracle {
 
     pub(crate) fn map(&self) -> BTreeMap<TaskKey, DeviceId> {
         self.map.iter().map(|(k, p)| (*k, p.device)).collect()
+    }
+
+    /// The upward rank of every mapped task, recomputed from scratch.
+    #[cfg(test)]
+    pub(crate) fn ranks(&self) -> &BTreeMap<TaskKey, f64> {
+        &self.ranks
     }
 
     pub(crate) fn variants(&self) -> BTreeMap<TaskKey, u32> {
@@ -204,8 +237,15 @@ impl FinishTimeOracle {
         }
         rising.sort_unstable();
 
+        // Ranks of the map as it stands, then of the new tasks over it.
+        let map_ranks = self.rank_table(&self.mapped_specs(), &BTreeMap::new());
+        let batch: BTreeMap<TaskKey, TaskSpec> = to_place
+            .iter()
+            .map(|(task, state)| (*task, state.spec))
+            .collect();
+        let batch_ranks = self.rank_table(&batch, &map_ranks);
         let ranks: Vec<(f64, u32)> = (0..to_place.len())
-            .map(|i| (self.rank(i, &to_place), self.depth(i, &to_place)))
+            .map(|i| (batch_ranks[&to_place[i].0], self.depth(i, &to_place)))
             .collect();
         let mut order: Vec<usize> = (0..to_place.len()).collect();
         order.sort_by_key(|&i| {
@@ -215,14 +255,23 @@ impl FinishTimeOracle {
                 to_place[i].0,
             )
         });
+        let groups = if self.config.hierarchy != Hierarchy::Off
+            && self.group_count() > 1
+            && self.config.hierarchy.applies(to_place.len())
+        {
+            self.assign_groups(&to_place, &ranks)
+        } else {
+            vec![None; to_place.len()]
+        };
         for i in order {
             let (task, state) = to_place[i];
-            if let Some((best, choice)) = self.best_choice(task, &state, None) {
+            if let Some((best, choice)) = self.best_choice(task, &state, None, groups[i]) {
                 let seq = self.take_seq();
                 self.insert(task, state, choice, best.device, seq, best.finish);
             }
         }
 
+        self.ranks = self.rank_table(&self.mapped_specs(), &BTreeMap::new());
         for device in rising {
             let budget = self.movable_on(device).len();
             for _ in 0..budget {
@@ -236,6 +285,135 @@ impl FinishTimeOracle {
         for device in freed {
             while self.try_pull(device) {}
         }
+    }
+
+    fn group_count(&self) -> usize {
+        self.group_of
+            .iter()
+            .map(|g| *g as usize + 1)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The hierarchy's coarsening and cluster-to-group mapping ([`crate::hierarchy`]), by plain
+    /// scans over the batch and the map.
+    fn assign_groups(
+        &self,
+        to_place: &[(TaskKey, TaskState)],
+        ranks: &[(f64, u32)],
+    ) -> Vec<Option<u32>> {
+        let n = to_place.len();
+        let groups = self.group_count();
+        let position = |task: &TaskKey| to_place.iter().position(|(k, _)| k == task);
+        let cap = hierarchy::cluster_cap(n, groups);
+        let mut visit: Vec<usize> = (0..n).collect();
+        visit.sort_by_key(|&i| (ranks[i].1, to_place[i].0));
+        let mut cluster: Vec<Option<usize>> = vec![None; n];
+        let mut clusters = 0;
+        for i in visit {
+            let mut anchor: Option<(u64, TaskKey, usize)> = None;
+            for (parent, bytes) in self.parents(to_place[i].0) {
+                if let Some(p) = position(&parent) {
+                    let better =
+                        anchor.is_none_or(|(b, k, _)| bytes > b || (bytes == b && parent < k));
+                    if better {
+                        anchor = Some((bytes, parent, p));
+                    }
+                }
+            }
+            let joined = anchor
+                .and_then(|(_, _, p)| cluster[p])
+                .filter(|c| cluster.iter().filter(|x| **x == Some(*c)).count() < cap);
+            cluster[i] = Some(joined.unwrap_or_else(|| {
+                clusters += 1;
+                clusters - 1
+            }));
+        }
+        let cluster: Vec<usize> = cluster.into_iter().map(|c| c.unwrap_or(0)).collect();
+        let mut queued = vec![0.0f64; groups];
+        let mut capacity = vec![0.0f64; groups];
+        for d in 0..self.devices.len() {
+            let (q, c) = hierarchy::device_terms(
+                &self.devices[d],
+                self.contention[d],
+                self.work(d as DeviceId, None).cores,
+            );
+            queued[self.group_of[d] as usize] += q;
+            capacity[self.group_of[d] as usize] += c;
+        }
+        let mut order: Vec<usize> = (0..clusters).collect();
+        let rank_of = |c: usize| {
+            (0..n)
+                .filter(|i| cluster[*i] == c)
+                .map(|i| ranks[i].0)
+                .fold(f64::NEG_INFINITY, f64::max)
+        };
+        order.sort_by_key(|&c| (std::cmp::Reverse(Score(rank_of(c))), c));
+        let mut assigned = vec![0u128; groups];
+        let mut group_of_cluster: Vec<Option<u32>> = vec![None; clusters];
+        for c in order {
+            let members: Vec<usize> = (0..n).filter(|i| cluster[*i] == c).collect();
+            let work = members.iter().fold(0u128, |w, &i| {
+                w.saturating_add(hierarchy::task_work(&to_place[i].1.spec))
+            });
+            // Bytes on edges to tasks outside the cluster whose group is known, by that group.
+            let mut crossing: Vec<(u32, u64)> = Vec::new();
+            for &i in &members {
+                let task = to_place[i].0;
+                for (parent, bytes) in self.parents(task) {
+                    let group = match position(&parent) {
+                        Some(p) if cluster[p] == c => continue,
+                        Some(p) => group_of_cluster[cluster[p]],
+                        None => self
+                            .output_of(&parent)
+                            .map(|(device, _)| self.group_of[device as usize]),
+                    };
+                    crossing.extend(group.map(|g| (g, bytes)));
+                }
+                for (j, (other, _)) in to_place.iter().enumerate() {
+                    if cluster[j] == c {
+                        continue;
+                    }
+                    for (parent, bytes) in self.parents(*other) {
+                        if parent == task {
+                            crossing.extend(group_of_cluster[cluster[j]].map(|g| (g, bytes)));
+                        }
+                    }
+                }
+            }
+            let mut best: Option<(Score, u32)> = None;
+            for g in 0..groups as u32 {
+                let hosts = members.iter().all(|&i| {
+                    (0..self.devices.len()).any(|d| {
+                        self.group_of[d] == g && self.devices[d].can_host(&to_place[i].1.spec)
+                    })
+                });
+                if !hosts {
+                    continue;
+                }
+                let elsewhere: u128 = crossing
+                    .iter()
+                    .filter(|(at, _)| *at != g)
+                    .map(|(_, bytes)| u128::from(*bytes))
+                    .sum();
+                let score = hierarchy::group_score(
+                    queued[g as usize],
+                    assigned[g as usize],
+                    work,
+                    capacity[g as usize],
+                    elsewhere,
+                    mean_bandwidth(&self.devices),
+                );
+                if best.is_none_or(|b| (Score(score), g) < b) {
+                    best = Some((Score(score), g));
+                }
+            }
+            if let Some((_, g)) = best {
+                assigned[g as usize] = assigned[g as usize].saturating_add(work);
+                group_of_cluster[c] = Some(g);
+            }
+        }
+        cluster.iter().map(|&c| group_of_cluster[c]).collect()
     }
 
     fn try_pull(&mut self, device: DeviceId) -> bool {
@@ -397,11 +575,14 @@ impl FinishTimeOracle {
         task: TaskKey,
         spec: &TaskSpec,
         except: Option<DeviceId>,
+        group: Option<u32>,
     ) -> Option<Evaluation> {
+        let in_group = |d: DeviceId| group.is_none_or(|g| self.group_of[d as usize] == g);
         let mut candidates: Vec<DeviceId> = Vec::new();
         for class in 0..self.classes {
             let members: Vec<DeviceId> = (0..self.devices.len() as DeviceId)
                 .filter(|d| self.class_of[*d as usize] == class && Some(*d) != except)
+                .filter(|d| in_group(*d))
                 .collect();
             if members.is_empty() || !self.devices[members[0] as usize].can_host(spec) {
                 continue;
@@ -415,7 +596,10 @@ impl FinishTimeOracle {
         }
         for (parent, _) in self.parents(task) {
             if let Some((device, _)) = self.output_of(&parent) {
-                if Some(device) != except && self.devices[device as usize].can_host(spec) {
+                if Some(device) != except
+                    && in_group(device)
+                    && self.devices[device as usize].can_host(spec)
+                {
                     candidates.push(device);
                 }
             }
@@ -434,14 +618,15 @@ impl FinishTimeOracle {
         task: TaskKey,
         state: &TaskState,
         except: Option<DeviceId>,
+        group: Option<u32>,
     ) -> Option<(Evaluation, (u32, TaskSpec))> {
-        let declared = self.best_candidate(task, &state.spec, except);
+        let declared = self.best_candidate(task, &state.spec, except, group);
         let alternative = self
             .alternatives
             .keys()
             .filter(|(t, _)| *t == task)
             .filter_map(|(_, (variant, spec))| {
-                self.best_candidate(task, spec, except)
+                self.best_candidate(task, spec, except, group)
                     .map(|e| (e, (*variant, *spec)))
             })
             .min_by_key(|(e, (variant, _))| (!e.room, Score(e.score), *variant));
@@ -488,12 +673,22 @@ impl FinishTimeOracle {
     /// `from`'s latest movable task to its best candidate elsewhere (`only_to`, when given) if
     /// worth it and allowed.
     fn move_latest(&mut self, from: DeviceId, only_to: Option<DeviceId>) -> bool {
-        let Some(&(_, task)) = self.movable_on(from).last() else {
+        // Shedding gives up the least critical task, a pull takes the most critical one; the
+        // most recently placed among equal ranks.
+        let rank = |task: &TaskKey| Score(self.ranks.get(task).copied().unwrap_or(0.0));
+        let movable = self.movable_on(from);
+        let chosen = match only_to {
+            None => movable
+                .iter()
+                .min_by_key(|(seq, task)| (rank(task), std::cmp::Reverse(*seq))),
+            Some(_) => movable.iter().max_by_key(|(seq, task)| (rank(task), *seq)),
+        };
+        let Some(&(_, task)) = chosen else {
             return false;
         };
         let placed = self.map[&task];
         let stay = self.evaluate(task, &placed.spec, from, Some(task));
-        let Some((target, choice)) = self.best_choice(task, &placed.state, Some(from)) else {
+        let Some((target, choice)) = self.best_choice(task, &placed.state, Some(from), None) else {
             return false;
         };
         if only_to.is_some_and(|to| to != target.device)
@@ -547,20 +742,58 @@ impl FinishTimeOracle {
         total / self.classes.max(1) as f64
     }
 
-    /// Upward rank among the new tasks, by plain recursion.
-    fn rank(&self, i: usize, tasks: &[(TaskKey, TaskState)]) -> f64 {
-        let (task, state) = tasks[i];
+    fn mapped_specs(&self) -> BTreeMap<TaskKey, TaskSpec> {
+        self.map
+            .iter()
+            .map(|(task, placed)| (*task, placed.state.spec))
+            .collect()
+    }
+
+    /// Upward ranks of the tasks of `specs` over the edges among them, a child outside them
+    /// counting with its rank in `fixed` (if there): memoised plain recursion.
+    fn rank_table(
+        &self,
+        specs: &BTreeMap<TaskKey, TaskSpec>,
+        fixed: &BTreeMap<TaskKey, f64>,
+    ) -> BTreeMap<TaskKey, f64> {
+        let mut memo = BTreeMap::new();
+        for task in specs.keys() {
+            self.rank_memo(*task, specs, fixed, &mut memo);
+        }
+        memo
+    }
+
+    fn rank_memo(
+        &self,
+        task: TaskKey,
+        specs: &BTreeMap<TaskKey, TaskSpec>,
+        fixed: &BTreeMap<TaskKey, f64>,
+        memo: &mut BTreeMap<TaskKey, f64>,
+    ) -> f64 {
+        if let Some(rank) = memo.get(&task) {
+            return *rank;
+        }
         let bandwidth = mean_bandwidth(&self.devices);
-        let below = (0..tasks.len())
-            .flat_map(|c| {
-                self.parents(tasks[c].0)
-                    .into_iter()
-                    .filter(|(parent, _)| *parent == task)
-                    .map(move |(_, bytes)| (c, bytes))
-            })
-            .map(|(c, bytes)| cost::mean_transfer_ms(bytes, bandwidth) + self.rank(c, tasks))
-            .fold(0.0, f64::max);
-        self.mean_duration(&state.spec) + below
+        let children: Vec<(TaskKey, u64)> = self
+            .edges
+            .keys()
+            .filter(|((_, parent), _)| *parent == task)
+            .map(|((child, _), bytes)| (*child, *bytes))
+            .collect();
+        let mut below = 0.0f64;
+        for (child, bytes) in children {
+            let rank = if specs.contains_key(&child) {
+                Some(self.rank_memo(child, specs, fixed, memo))
+            } else {
+                fixed.get(&child).copied()
+            };
+            if let Some(rank) = rank {
+                below = below.max(cost::mean_transfer_ms(bytes, bandwidth) + rank);
+            }
+        }
+        let rank = self.mean_duration(&specs[&task]) + below;
+        memo.insert(task, rank);
+        rank
     }
 
     fn depth(&self, i: usize, tasks: &[(TaskKey, TaskState)]) -> u32 {
@@ -570,5 +803,239 @@ impl FinishTimeOracle {
             .map(|p| self.depth(p, tasks) + 1)
             .max()
             .unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::finish_time::FinishTimePlacer;
+    use crate::placement::EpochChanges;
+
+    /// A small LCG, so the test needs no dependency.
+    struct Lcg(u64);
+
+    impl Lcg {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (self.0 >> 33) % n.max(1)
+        }
+    }
+
+    fn devices(zoned: bool) -> Vec<DeviceSpec> {
+        (0..12u32)
+            .map(|i| DeviceSpec {
+                cores_milli: [4_000, 8_000, 16_000][i as usize % 3],
+                memory_bytes: 64 << 30,
+                speed: [1.0, 1.5, 2.0][i as usize % 3],
+                network_bytes_per_s: 1e8,
+                zone: if zoned { i / 6 } else { 0 },
+                ..DeviceSpec::default()
+            })
+            .collect()
+    }
+
+    /// A batch large enough for clusters of several tasks (cap 3 or 4 here), then contention
+    /// changes and a second batch: the incremental engine and the plain scans agree on every
+    /// map, and coarsening did put tasks together along heavy edges.
+    #[test]
+    fn hierarchical_batches_match_the_engine() {
+        let mut differs_from_flat = 0;
+        for (seed, zoned) in [(1u64, true), (2, false), (3, true)] {
+            let mut rng = Lcg(seed);
+            let devices = devices(zoned);
+            let config = PlacementConfig {
+                hierarchy: Hierarchy::On,
+                capacity_target: [1.0, 0.8][seed as usize % 2],
+                ..PlacementConfig::default()
+            };
+            let mut engine = FinishTimePlacer::new(&devices, config, true);
+            let flat_config = PlacementConfig {
+                hierarchy: Hierarchy::Off,
+                ..config
+            };
+            let mut flat = FinishTimePlacer::new(&devices, flat_config, true);
+            let mut oracle = FinishTimeOracle::new(&devices, config, true);
+            let mut next = 0u32;
+            for epoch in 0..6i64 {
+                let mut changes = EpochChanges {
+                    time: 1_000 * (epoch + 1),
+                    ..EpochChanges::default()
+                };
+                if epoch % 3 == 0 {
+                    let size = 300 + rng.below(100) as u32;
+                    for i in next..next + size {
+                        let key = TaskKey {
+                            workflow: 0,
+                            task: i,
+                        };
+                        let spec = TaskSpec {
+                            cores_milli: 500 * (1 + rng.below(6) as u32),
+                            memory_bytes: rng.below(4) << 30,
+                            duration_ms: 1_000 * (1 + rng.below(300)),
+                            kind: i % 4,
+                        };
+                        let state = TaskState {
+                            spec,
+                            pinned: None,
+                            ready: i == next,
+                        };
+                        changes.upserted.push((key, state));
+                        for _ in 0..rng.below(3) {
+                            if i > 0 {
+                                let parent = TaskKey {
+                                    workflow: 0,
+                                    task: i - 1 - rng.below(u64::from(i.min(20))) as u32,
+                                };
+                                let edge = ((key, parent), rng.below(2 << 30));
+                                if !changes.edges.iter().any(|(e, _)| e.0 == edge.0) {
+                                    changes.edges.push((edge, 1));
+                                }
+                            }
+                        }
+                    }
+                    next += size;
+                } else {
+                    for _ in 0..3 {
+                        let device = rng.below(devices.len() as u64) as DeviceId;
+                        changes.contention.push((device, rng.below(900_000) as i64));
+                    }
+                    changes.contention.sort_unstable();
+                    changes.contention.dedup_by_key(|(d, _)| *d);
+                }
+                oracle.apply(
+                    changes.time,
+                    &changes.contention,
+                    &changes.durations,
+                    &changes.edges,
+                    &changes.alternatives,
+                    &changes.removed,
+                    &changes.upserted,
+                );
+                flat.apply(changes.clone());
+                engine.apply(changes);
+                let mut got: Vec<(TaskKey, DeviceId)> = engine
+                    .placements()
+                    .into_iter()
+                    .map(|(task, device, _)| (task, device))
+                    .collect();
+                got.sort_unstable();
+                let want: Vec<(TaskKey, DeviceId)> = oracle.map().into_iter().collect();
+                assert_eq!(got, want, "seed {seed}, epoch {epoch}");
+                let mut flat_map: Vec<(TaskKey, DeviceId)> = flat
+                    .placements()
+                    .into_iter()
+                    .map(|(task, device, _)| (task, device))
+                    .collect();
+                flat_map.sort_unstable();
+                differs_from_flat += usize::from(flat_map != got);
+            }
+            assert_eq!(engine.len(), next as usize);
+        }
+        assert!(differs_from_flat > 0, "the hierarchy never changed a map");
+    }
+
+    /// Ranks kept incrementally through arrivals, learned durations, completions, new children
+    /// of mapped tasks and contention changes equal the oracle's from-scratch ranks, and so do
+    /// the maps; a new duration for one kind recomputes only that kind's chain.
+    #[test]
+    fn incremental_ranks_equal_recomputed_ones() {
+        let devices = devices(true);
+        let config = PlacementConfig::default();
+        let mut engine = FinishTimePlacer::new(&devices, config, true);
+        let mut oracle = FinishTimeOracle::new(&devices, config, true);
+        let key = |task: u32| TaskKey { workflow: 0, task };
+        let state = |duration_s: u64, kind: u32, ready: bool| TaskState {
+            spec: TaskSpec {
+                cores_milli: 1_000,
+                memory_bytes: 1 << 30,
+                duration_ms: duration_s * 1_000,
+                kind,
+            },
+            pinned: None,
+            ready,
+        };
+        // A chain of 100 tasks of kind 0 (0..100) and one of 5 of kind 1 (100..105), each
+        // task reading 100 MB from the one before.
+        let mut first = EpochChanges {
+            time: 1_000,
+            ..EpochChanges::default()
+        };
+        for i in 0..105u32 {
+            let kind = u32::from(i >= 100);
+            let root = i == 0 || i == 100;
+            first
+                .upserted
+                .push((key(i), state(10 + u64::from(i % 7), kind, root)));
+            if !root {
+                first.edges.push((((key(i), key(i - 1)), 100_000_000), 1));
+            }
+        }
+        let epochs = vec![
+            first,
+            // A learned duration for kind 1 on class 0.
+            EpochChanges {
+                time: 2_000,
+                durations: vec![((1, 0), Some(400_000))],
+                ..EpochChanges::default()
+            },
+            // The head of each chain completes.
+            EpochChanges {
+                time: 3_000,
+                removed: vec![key(0), key(100)],
+                contention: vec![(0, 700_000), (3, 200_000)],
+                ..EpochChanges::default()
+            },
+            // A long new child under the end of the short chain lifts every rank above it.
+            EpochChanges {
+                time: 4_000,
+                upserted: vec![(key(200), state(900, 1, false))],
+                edges: vec![(((key(200), key(104)), 1_000_000_000), 1)],
+                contention: vec![(0, 0), (5, 900_000)],
+                ..EpochChanges::default()
+            },
+        ];
+        for (epoch, changes) in epochs.into_iter().enumerate() {
+            let before = engine.rank_updates();
+            oracle.apply(
+                changes.time,
+                &changes.contention,
+                &changes.durations,
+                &changes.edges,
+                &changes.alternatives,
+                &changes.removed,
+                &changes.upserted,
+            );
+            engine.apply(changes);
+            let updates = engine.rank_updates() - before;
+            for (task, rank) in oracle.ranks() {
+                assert_eq!(
+                    engine.rank_of(task).map(f64::to_bits),
+                    Some(rank.to_bits()),
+                    "epoch {epoch}, {task:?}"
+                );
+            }
+            let mut got: Vec<(TaskKey, DeviceId)> = engine
+                .placements()
+                .into_iter()
+                .map(|(task, device, _)| (task, device))
+                .collect();
+            got.sort_unstable();
+            let want: Vec<(TaskKey, DeviceId)> = oracle.map().into_iter().collect();
+            assert_eq!(got, want, "epoch {epoch}");
+            if epoch == 1 {
+                // The short chain's 5 tasks, each once (deepest first): never the long chain.
+                assert_eq!(updates, 5, "rank updates");
+            }
+            if epoch == 3 {
+                // The new task's parent when the edge came, then its four mapped ancestors
+                // (the parent and up) once the task was placed: not the long chain.
+                assert_eq!(updates, 5, "rank updates");
+            }
+        }
+        assert!(engine.rank_of(&key(101)).is_some_and(|r| r > 900_000.0));
     }
 }

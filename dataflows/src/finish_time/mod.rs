@@ -25,9 +25,14 @@
 //!    their output); edges and duration estimates are updated; a task that started is pinned to
 //!    its device, its finish predicted from now;
 //! 2. the new contention values are taken;
-//! 3. new unpinned tasks are placed in order of decreasing upward rank (HEFT's `rank_u` over the
-//!    new tasks: mean duration plus the longest chain of mean transfers and durations below),
-//!    then shallower first, then by key. Each goes to the best *candidate* by `(score, id)`:
+//! 3. ranks are brought up to date ([`ranks`]: HEFT's `rank_u`, mean duration plus the longest
+//!    chain of mean transfers and durations below, kept for every mapped task and recomputed
+//!    only where a duration estimate, an edge or a task changed); new unpinned tasks are placed
+//!    in order of decreasing rank (over the new tasks and their mapped children), then
+//!    shallower first, then by key. A batch the hierarchy applies to
+//!    ([`PlacementConfig::hierarchy`]) is first coarsened and its clusters mapped onto device
+//!    groups; each of its tasks then draws its candidates from its group only
+//!    ([`crate::hierarchy`]). Each goes to the best *candidate* by `(score, id)`:
 //!    every capability class that can host it offers its device of least `(full, backlog, id)`
 //!    and its device of least `(full, contention, id)`, and every device holding a parent's
 //!    output is a candidate; candidates with room beat those without. A task that declares
@@ -35,14 +40,16 @@
 //!    the declared task has none, or scores better by more than `resculpt_margin`; it keeps
 //!    its variant until it is next moved;
 //! 4. rebalance where the epoch changed something. Each device whose contention rose (by id)
-//!    sheds: its most recently placed movable task moves to the best candidate elsewhere if that
-//!    beats its score where it is by more than the hysteresis (and, if that device has no room,
-//!    only while the device it leaves stays full without it), again and again; the first task
-//!    that stays ends the step. Then each device that became cheaper (its contention fell or a
-//!    task left it; by id) pulls: the most recently placed movable task of the other device of
+//!    sheds: its least critical (lowest-rank, then most recently placed) movable task moves to
+//!    the best candidate elsewhere if that beats its score where it is by more than the
+//!    hysteresis (and, if that device has no room, only while the device it leaves stays full
+//!    without it), again and again; the first task that stays ends the step. Then each device
+//!    that became cheaper (its contention fell or a task left it; by id) pulls: the most
+//!    critical (highest-rank, then most recently placed) movable task of the other device of
 //!    greatest `(full, backlog, id)` moves to it if it is that task's best candidate and beats
 //!    staying by more than the hysteresis, again and again, until one does not. Nothing else
-//!    moves, so a change touches only the tasks it concerns.
+//!    moves, so a change touches only the tasks it concerns. Critical tasks keep the device
+//!    they were given, and freed capacity goes to the longest remaining chains first.
 //!
 //! Durations learned later apply to tasks placed later, and to a placed task when it is next
 //! moved or changes state: the map's sums stay exact integers, so the oracle can recompute them.
@@ -55,136 +62,18 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap};
 
+use crate::hierarchy;
 use crate::placement::{same_capability, state_is_sane, EpochChanges, MapChange, PlacementConfig};
-use crate::placement::{Movable, Score, TaskMap};
+use crate::placement::{Hierarchy, Score, TaskMap};
 use crate::task_durations::learned_work_ms;
 use crate::types::{fraction_from_ppm, DeviceId, DeviceSpec, TaskKey, TaskSpec, TaskState, Time};
 
-/// The arithmetic of the rule, shared by the engine and the oracle so both compute the very same
-/// floating-point values.
-pub mod cost {
-    use crate::placement::Weights;
-    use crate::types::{DeviceSpec, TaskSpec};
+pub mod cost;
+mod groups;
+mod ranks;
 
-    /// The work the map queues on a device: Σ duration × cores and Σ duration × memory.
-    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-    pub struct Work {
-        /// Milliseconds × thousandths of a core.
-        pub cores: u128,
-        /// Milliseconds × bytes.
-        pub memory: u128,
-    }
-
-    impl Work {
-        /// The work of one task of this duration.
-        pub fn of(task: &TaskSpec, duration_ms: u64) -> Work {
-            Work {
-                cores: u128::from(duration_ms) * u128::from(task.cores_milli),
-                memory: u128::from(duration_ms) * u128::from(task.memory_bytes),
-            }
-        }
-
-        /// This work with another added.
-        pub fn plus(self, other: Work) -> Work {
-            Work {
-                cores: self.cores.saturating_add(other.cores),
-                memory: self.memory.saturating_add(other.memory),
-            }
-        }
-
-        /// This work with another taken away.
-        pub fn minus(self, other: Work) -> Work {
-            Work {
-                cores: self.cores.saturating_sub(other.cores),
-                memory: self.memory.saturating_sub(other.memory),
-            }
-        }
-    }
-
-    /// The larger of a task's shares of a device's cores and memory.
-    pub fn share(device: &DeviceSpec, task: &TaskSpec) -> f64 {
-        let cores = f64::from(task.cores_milli) / f64::from(device.cores_milli.max(1));
-        let memory = task.memory_bytes as f64 / device.memory_bytes.max(1) as f64;
-        cores.max(memory)
-    }
-
-    /// Milliseconds to drain the queued work at full use of the device, slowed by contention.
-    pub fn backlog_ms(device: &DeviceSpec, contention: f64, work: Work) -> f64 {
-        let cores = work.cores as f64 / f64::from(device.cores_milli.max(1));
-        let memory = work.memory as f64 / device.memory_bytes.max(1) as f64;
-        (1.0 + contention) * cores.max(memory)
-    }
-
-    /// Contention plus the share of cores or memory the active mapped tasks take.
-    pub fn utilisation(device: &DeviceSpec, contention: f64, cores_milli: u64, memory: u64) -> f64 {
-        let cores = cores_milli as f64 / f64::from(device.cores_milli.max(1));
-        let memory = memory as f64 / device.memory_bytes.max(1) as f64;
-        contention + cores.max(memory)
-    }
-
-    /// Milliseconds to move `bytes` between two devices (zero when either bandwidth is unknown).
-    pub fn transfer_ms(bytes: u64, from: &DeviceSpec, to: &DeviceSpec) -> f64 {
-        let bandwidth = match (from.network_bytes_per_s > 0.0, to.network_bytes_per_s > 0.0) {
-            (true, true) => from.network_bytes_per_s.min(to.network_bytes_per_s),
-            _ => return 0.0,
-        };
-        bytes as f64 / bandwidth * 1000.0
-    }
-
-    /// Milliseconds to move `bytes` at a mean bandwidth (zero when none is known), for ranks.
-    pub fn mean_transfer_ms(bytes: u64, mean_bandwidth: f64) -> f64 {
-        if mean_bandwidth > 0.0 {
-            bytes as f64 / mean_bandwidth * 1000.0
-        } else {
-            0.0
-        }
-    }
-
-    /// Run time under contention.
-    pub fn run_ms(duration_ms: u64, contention: f64) -> f64 {
-        duration_ms as f64 * (1.0 + contention)
-    }
-
-    /// Predicted finish (absolute milliseconds): not before the data is ready plus the run, nor
-    /// before the queue ahead drains plus the task's own share of the device.
-    pub fn finish_ms(now: f64, ready: f64, backlog: f64, run: f64, share: f64) -> f64 {
-        (ready + run).max(now + backlog + run * share)
-    }
-
-    /// The weighted score of finishing at `finish` on `device`.
-    pub fn score(
-        weights: &Weights,
-        device: &DeviceSpec,
-        now: f64,
-        finish: f64,
-        run: f64,
-        share: f64,
-        remote_bytes: u64,
-    ) -> f64 {
-        let busy_s = run / 1000.0 * share;
-        weights.latency * (finish - now) / 1000.0
-            + weights.cost * device.cost_per_hour * busy_s / 3600.0
-            + weights.energy * device.power_watts * busy_s / 1000.0
-            + weights.locality * remote_bytes as f64 / 1e9
-    }
-
-    /// Whether moving beats staying by more than the hysteresis.
-    pub fn worth_moving(stay: f64, elsewhere: f64, hysteresis: f64) -> bool {
-        stay > elsewhere * (1.0 + hysteresis)
-    }
-
-    /// Devices a class of `cores_milli` cores each would need to add to bring `demand` (in
-    /// thousandths of a core) under `target` × `capacity`; zero if it is already under.
-    pub fn prewarm_amount(demand: f64, capacity: f64, target: f64, cores_milli: u32) -> u32 {
-        let excess = demand - target * capacity;
-        if excess <= 0.0 || target <= 0.0 {
-            return 0;
-        }
-        (excess / (target * f64::from(cores_milli.max(1))))
-            .ceil()
-            .min(f64::from(u32::MAX)) as u32
-    }
-}
+pub use ranks::rank_updates_total;
+use ranks::{level_below, placement_order, upward_ranks, RankedMovable};
 
 /// Where a task's output is (or will be) and when: a placed task's predicted finish, or a
 /// completed task's device and completion time.
@@ -204,12 +93,19 @@ struct Placed {
     seq: u64,
     duration_ms: u64,
     finish_ms: f64,
+    /// Its upward rank ([`ranks`]), kept current as durations, edges and tasks change.
+    rank: f64,
+    /// A topological number (deeper below its parents), for the order of rank propagation.
+    level: u32,
 }
 
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct Device {
     spec: DeviceSpec,
     class: usize,
+    /// Its group ([`hierarchy::device_groups`]) and its (class, group) cell.
+    group: u32,
+    cell: usize,
     contention: f64,
     /// The contention this device is filed under in its class's `by_contention` (the field
     /// above changes first, then [`FinishTimePlacer::rekey`] refiles it).
@@ -219,7 +115,7 @@ struct Device {
     active_memory: u64,
     backlog: f64,
     full: bool,
-    movable: Movable,
+    movable: RankedMovable,
 }
 
 impl Device {
@@ -236,6 +132,16 @@ impl Device {
 struct Class {
     spec: DeviceSpec,
     devices: Vec<DeviceId>,
+    by_backlog: BTreeSet<(bool, Score, DeviceId)>,
+    by_contention: BTreeSet<(bool, Score, DeviceId)>,
+}
+
+/// The devices of one class within one group, ordered as a class orders its devices: the
+/// candidates of a task the hierarchical mode restricts to that group. Kept only when the
+/// platform has two or more groups and the hierarchy is not off.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+struct Cell {
+    class: usize,
     by_backlog: BTreeSet<(bool, Score, DeviceId)>,
     by_contention: BTreeSet<(bool, Score, DeviceId)>,
 }
@@ -279,11 +185,22 @@ pub struct FinishTimePlacer {
     learn: bool,
     devices: Vec<Device>,
     classes: Vec<Class>,
+    cells: Vec<Cell>,
+    /// The cells of each group, by class.
+    group_cells: Vec<Vec<usize>>,
+    /// Whether huge batches may be placed hierarchically (the cells are kept).
+    hierarchical: bool,
     with_movable: BTreeSet<(bool, Score, DeviceId)>,
     bulk: bool,
     tasks: TaskMap<Placed>,
     parents: TaskMap<Vec<(TaskKey, u64)>>,
-    live_children: TaskMap<u32>,
+    /// Each task's live out-edges (children and bytes): for ranks, and to remember a
+    /// completed task's output while a child still needs it.
+    children: TaskMap<Vec<(TaskKey, u64)>>,
+    /// Mapped tasks by declared kind: those whose rank a new duration estimate changes.
+    by_kind: HashMap<u32, TaskMap<()>>,
+    /// Ranks recomputed so far (see [`ranks`]).
+    rank_updates: u64,
     done: TaskMap<Output>,
     alternatives: TaskMap<Vec<(u32, TaskSpec)>>,
     learned: HashMap<(u32, u32), u64>,
@@ -298,6 +215,11 @@ impl FinishTimePlacer {
     pub fn new(devices: &[DeviceSpec], config: PlacementConfig, learn: bool) -> Self {
         let mut classes: Vec<Class> = Vec::new();
         let mut states = Vec::with_capacity(devices.len());
+        let groups = hierarchy::device_groups(devices);
+        let group_count = groups.iter().map(|g| *g as usize + 1).max().unwrap_or(0);
+        let hierarchical = config.hierarchy != Hierarchy::Off && group_count > 1;
+        let mut cells: Vec<Cell> = Vec::new();
+        let mut cell_index: HashMap<(usize, u32), usize> = HashMap::new();
         for (index, spec) in devices.iter().enumerate() {
             let id = index as DeviceId;
             let class = match classes.iter().position(|c| same_capability(&c.spec, spec)) {
@@ -312,9 +234,20 @@ impl FinishTimePlacer {
                     classes.len() - 1
                 }
             };
+            let group = groups[index];
+            let cell = *cell_index.entry((class, group)).or_insert_with(|| {
+                cells.push(Cell {
+                    class,
+                    by_backlog: BTreeSet::new(),
+                    by_contention: BTreeSet::new(),
+                });
+                cells.len() - 1
+            });
             let device = Device {
                 spec: *spec,
                 class,
+                group,
+                cell,
                 contention: 0.0,
                 indexed_contention: 0.0,
                 work: cost::Work::default(),
@@ -322,14 +255,24 @@ impl FinishTimePlacer {
                 active_memory: 0,
                 backlog: 0.0,
                 full: config.capacity_target <= 0.0,
-                movable: Movable::default(),
+                movable: RankedMovable::default(),
             };
             classes[class].devices.push(id);
             classes[class].by_backlog.insert(device.order(id));
             classes[class]
                 .by_contention
                 .insert(device.by_contention(id));
+            if hierarchical {
+                cells[cell].by_backlog.insert(device.order(id));
+                cells[cell].by_contention.insert(device.by_contention(id));
+            }
             states.push(device);
+        }
+        let mut group_cells = vec![Vec::new(); group_count];
+        let mut keys: Vec<(&(usize, u32), &usize)> = cell_index.iter().collect();
+        keys.sort_unstable();
+        for (&(_, group), &cell) in keys {
+            group_cells[group as usize].push(cell);
         }
         FinishTimePlacer {
             config,
@@ -337,11 +280,16 @@ impl FinishTimePlacer {
             mean_bandwidth: mean_bandwidth(devices),
             devices: states,
             classes,
+            cells: if hierarchical { cells } else { Vec::new() },
+            group_cells,
+            hierarchical,
             with_movable: BTreeSet::new(),
             bulk: false,
             tasks: TaskMap::default(),
             parents: TaskMap::default(),
-            live_children: TaskMap::default(),
+            children: TaskMap::default(),
+            by_kind: HashMap::new(),
+            rank_updates: 0,
             done: TaskMap::default(),
             alternatives: TaskMap::default(),
             learned: HashMap::new(),
@@ -426,8 +374,12 @@ impl FinishTimePlacer {
         self.now = changes.time;
         let mut before: Vec<(TaskKey, Option<DeviceId>, u32)> = Vec::new();
 
+        // Tasks whose rank may have changed this epoch (see `ranks`).
+        let mut seeds: Vec<TaskKey> = Vec::new();
+        let mut kinds: Vec<u32> = Vec::new();
         if self.learn {
             for (key, value) in changes.durations.drain(..) {
+                kinds.push(key.0);
                 match value {
                     Some(ms) => self.learned.insert(key, ms),
                     None => self.learned.remove(&key),
@@ -444,7 +396,10 @@ impl FinishTimePlacer {
                 before.push((*task, Some(placed.device), placed.variant));
                 freed.push(placed.device);
                 self.detach(*task, &placed);
-                if self.live_children.get(task).is_some_and(|n| *n > 0) {
+                if let Some(parents) = self.parents.get(task) {
+                    seeds.extend(parents.iter().map(|(parent, _)| *parent));
+                }
+                if self.children.get(task).is_some_and(|c| !c.is_empty()) {
                     let at = self.now as f64;
                     self.done.insert(
                         *task,
@@ -478,9 +433,13 @@ impl FinishTimePlacer {
             .edges
             .sort_unstable_by_key(|&(edge, diff)| (Reverse(diff.signum()), edge));
         for (((child, parent), bytes), diff) in changes.edges {
+            seeds.push(parent);
             if diff > 0 {
                 self.parents.entry(child).or_default().push((parent, bytes));
-                *self.live_children.entry(parent).or_insert(0) += 1;
+                self.children
+                    .entry(parent)
+                    .or_default()
+                    .push((child, bytes));
             } else {
                 if let Some(list) = self.parents.get_mut(&child) {
                     if let Some(at) = list.iter().position(|e| *e == (parent, bytes)) {
@@ -490,10 +449,12 @@ impl FinishTimePlacer {
                         self.parents.remove(&child);
                     }
                 }
-                if let Some(count) = self.live_children.get_mut(&parent) {
-                    *count = count.saturating_sub(1);
-                    if *count == 0 {
-                        self.live_children.remove(&parent);
+                if let Some(list) = self.children.get_mut(&parent) {
+                    if let Some(at) = list.iter().position(|e| *e == (child, bytes)) {
+                        list.swap_remove(at);
+                    }
+                    if list.is_empty() {
+                        self.children.remove(&parent);
                         self.done.remove(&parent);
                     }
                 }
@@ -510,6 +471,9 @@ impl FinishTimePlacer {
             match self.tasks.get(&task).copied() {
                 Some(placed) => {
                     before.push((task, Some(placed.device), placed.variant));
+                    if placed.state.spec != state.spec {
+                        seeds.push(task);
+                    }
                     self.detach(task, &placed);
                     let device = state.pinned.unwrap_or(placed.device);
                     // It keeps the variant the map chose; the declared one if that is gone.
@@ -525,7 +489,8 @@ impl FinishTimePlacer {
                         (Some(_), _) => self.started_finish(&choice.spec, device),
                         (None, _) => self.evaluate(task, &choice.spec, device).finish,
                     };
-                    self.attach(task, state, choice, device, placed.seq, finish);
+                    let at = (device, placed.seq, placed.rank, placed.level);
+                    self.attach(task, state, choice, at, finish);
                 }
                 None => {
                     before.push((task, None, 0));
@@ -533,7 +498,13 @@ impl FinishTimePlacer {
                         Some(device) => {
                             let seq = self.take_seq();
                             let finish = self.started_finish(&state.spec, device);
-                            self.attach(task, state, Choice::declared(&state), device, seq, finish);
+                            // Its rank is computed with the seeds, before new tasks are placed.
+                            seeds.push(task);
+                            let level = level_below(self.parents.get(&task), |p| {
+                                self.tasks.get(p).map(|placed| placed.level)
+                            });
+                            let at = (device, seq, 0.0, level);
+                            self.attach(task, state, Choice::declared(&state), at, finish);
                         }
                         None => to_place.push((task, state)),
                     }
@@ -556,15 +527,41 @@ impl FinishTimePlacer {
             }
         }
 
-        let order = self.placement_order(&to_place);
+        // Ranks of the map as it stands, then of the new tasks over it.
+        kinds.sort_unstable();
+        kinds.dedup();
+        for kind in kinds {
+            if let Some(tasks) = self.by_kind.get(&kind) {
+                seeds.extend(tasks.keys().copied());
+            }
+        }
+        self.propagate_ranks(seeds);
+        let ranks = self.batch_ranks(&to_place);
+        let order = placement_order(&to_place, &ranks);
+        let groups = if self.hierarchical && self.config.hierarchy.applies(to_place.len()) {
+            self.assign_groups(&to_place, &ranks)
+        } else {
+            Vec::new()
+        };
         self.bulk = to_place.len() > self.devices.len();
         for index in order {
             let (task, state) = to_place[index];
-            if let Some((best, choice)) = self.best_choice(task, &state, None) {
+            let group = groups.get(index).copied().flatten();
+            if let Some((best, choice)) = self.best_choice(task, &state, None, group) {
                 let seq = self.take_seq();
-                self.attach(task, state, choice, best.device, seq, best.finish);
+                let at = (best.device, seq, ranks[index].0, ranks[index].2);
+                self.attach(task, state, choice, at, best.finish);
             }
         }
+        // The new tasks' mapped parents gain children; a new task whose child could not be
+        // placed loses one: recompute them (the rest is settled when nothing changes).
+        let mut seeds: Vec<TaskKey> = Vec::new();
+        for (task, _) in &to_place {
+            if let Some(parents) = self.parents.get(task) {
+                seeds.extend(parents.iter().map(|(parent, _)| *parent));
+            }
+        }
+        self.propagate_ranks(seeds);
         if self.bulk {
             self.bulk = false;
             self.with_movable = self
@@ -621,14 +618,21 @@ impl FinishTimePlacer {
             .collect()
     }
 
-    /// The order in which new tasks are placed: decreasing upward rank, then shallower, then
-    /// by key (indices into `to_place`).
-    fn placement_order(&self, to_place: &[(TaskKey, TaskState)]) -> Vec<usize> {
-        let mean = |spec: &TaskSpec| self.mean_duration(spec);
-        let ranks = upward_ranks(to_place, &self.parents, mean, self.mean_bandwidth);
-        let mut order: Vec<usize> = (0..to_place.len()).collect();
-        order.sort_unstable_by_key(|&i| (Reverse(Score(ranks[i].0)), ranks[i].1, to_place[i].0));
-        order
+    /// Upward rank and depth of each new task, over the new tasks and the mapped ones.
+    fn batch_ranks(&self, to_place: &[(TaskKey, TaskState)]) -> Vec<(f64, u32, u32)> {
+        let none: &[(TaskKey, u64)] = &[];
+        upward_ranks(
+            to_place,
+            |task| self.children.get(task).map_or(none, |list| list.as_slice()),
+            |task| self.tasks.get(task).map(|placed| placed.rank),
+            |task| {
+                level_below(self.parents.get(task), |p| {
+                    self.tasks.get(p).map(|placed| placed.level)
+                })
+            },
+            |spec| self.mean_duration(spec),
+            self.mean_bandwidth,
+        )
     }
 
     /// A task's duration averaged over the capability classes, for ranks.
@@ -732,16 +736,17 @@ impl FinishTimePlacer {
         task: TaskKey,
         state: &TaskState,
         except: Option<DeviceId>,
+        group: Option<u32>,
     ) -> Option<(Evaluation, Choice)> {
         let declared = self
-            .best_candidate(task, &state.spec, except)
+            .best_candidate(task, &state.spec, except, group)
             .map(|e| (e, Choice::declared(state)));
         let Some(alternatives) = self.alternatives.get(&task) else {
             return declared;
         };
         let mut best_alternative: Option<(Evaluation, Choice)> = None;
         for &(variant, spec) in alternatives {
-            if let Some(evaluation) = self.best_candidate(task, &spec, except) {
+            if let Some(evaluation) = self.best_candidate(task, &spec, except, group) {
                 let better = best_alternative.is_none_or(|(current, _)| {
                     (!evaluation.room, Score(evaluation.score), variant)
                         < (!current.room, Score(current.score), 0)
@@ -770,12 +775,14 @@ impl FinishTimePlacer {
             .map(|(_, spec)| *spec)
     }
 
-    /// The best device for a task, excluding `except` (see the module docs).
+    /// The best device for a task, excluding `except` (see the module docs); with a `group`,
+    /// among that group's devices only ([`crate::hierarchy`]).
     fn best_candidate(
         &self,
         task: TaskKey,
         spec: &TaskSpec,
         except: Option<DeviceId>,
+        group: Option<u32>,
     ) -> Option<Evaluation> {
         let inputs = self.inputs_of(task);
         let mut best: Option<Evaluation> = None;
@@ -786,14 +793,29 @@ impl FinishTimePlacer {
                 best = Some(evaluation);
             }
         };
-        for class in &self.classes {
-            if !class.spec.can_host(spec) {
-                continue;
+        let mut offer = |spec_of_class: &DeviceSpec,
+                         sets: [&BTreeSet<(bool, Score, DeviceId)>; 2]| {
+            if !spec_of_class.can_host(spec) {
+                return;
             }
-            for set in [&class.by_backlog, &class.by_contention] {
+            for set in sets {
                 let least = set.iter().take(2).find(|(_, _, d)| Some(*d) != except);
                 if let Some(&(_, _, device)) = least {
                     consider(device);
+                }
+            }
+        };
+        match group.filter(|_| self.hierarchical) {
+            None => {
+                for class in &self.classes {
+                    offer(&class.spec, [&class.by_backlog, &class.by_contention]);
+                }
+            }
+            Some(group) => {
+                for &cell in &self.group_cells[group as usize] {
+                    let cell = &self.cells[cell];
+                    let class = &self.classes[cell.class];
+                    offer(&class.spec, [&cell.by_backlog, &cell.by_contention]);
                 }
             }
         }
@@ -802,20 +824,22 @@ impl FinishTimePlacer {
         homes.sort_unstable();
         homes.dedup();
         for device in homes {
-            if Some(device) != except && self.devices[device as usize].spec.can_host(spec) {
+            let state = &self.devices[device as usize];
+            let in_group = group.is_none_or(|g| !self.hierarchical || state.group == g);
+            if Some(device) != except && in_group && state.spec.can_host(spec) {
                 consider(device);
             }
         }
         best
     }
 
-    /// Moves the device's most recently placed movable task if the best candidate elsewhere
-    /// beats staying by more than the hysteresis; returns it and its variant before.
+    /// Moves the device's least critical movable task if the best candidate elsewhere beats
+    /// staying by more than the hysteresis; returns it and its variant before.
     fn try_move_latest(&mut self, device: DeviceId) -> Option<(TaskKey, u32)> {
         self.move_latest(device, None)
     }
 
-    /// Pulls the most recently placed movable task of the most backlogged other device into
+    /// Pulls the most critical movable task of the most backlogged other device into
     /// `device`, if `device` is that task's best candidate and beats where it is by more than the
     /// hysteresis; returns the task, where it was and its variant before.
     fn try_pull(&mut self, device: DeviceId) -> Option<(TaskKey, DeviceId, u32)> {
@@ -829,17 +853,22 @@ impl FinishTimePlacer {
             .map(|(task, variant)| (task, worst, variant))
     }
 
-    /// The one move of the rebalancing: `from`'s most recently placed movable task goes to its
+    /// The one move of the rebalancing: `from`'s least critical movable task (its most critical
+    /// when pulled) goes to its
     /// best candidate elsewhere (which must be `only_to`, when given) if that beats staying by
     /// more than the hysteresis and [`Self::may_move`] allows it.
     fn move_latest(&mut self, from: DeviceId, only_to: Option<DeviceId>) -> Option<(TaskKey, u32)> {
         let state = &self.devices[from as usize];
-        let task = state.movable.latest()?;
+        // Shedding gives up the least critical task; a pull takes the most critical one.
+        let task = match only_to {
+            None => state.movable.least_critical()?,
+            Some(_) => state.movable.most_critical()?,
+        };
         let placed = *self.tasks.get(&task)?;
         let own = cost::Work::of(&placed.spec, placed.duration_ms);
         let inputs = self.inputs_of(task);
         let stay = self.evaluate_with(&inputs, &placed.spec, from, state.work.minus(own));
-        let (target, choice) = self.best_choice(task, &placed.state, Some(from))?;
+        let (target, choice) = self.best_choice(task, &placed.state, Some(from), None)?;
         if only_to.is_some_and(|to| to != target.device)
             || !cost::worth_moving(stay.score, target.score, self.config.hysteresis)
             || !self.may_move(&placed, &target)
@@ -848,14 +877,8 @@ impl FinishTimePlacer {
         }
         self.detach(task, &placed);
         let seq = self.take_seq();
-        self.attach(
-            task,
-            placed.state,
-            choice,
-            target.device,
-            seq,
-            target.finish,
-        );
+        let at = (target.device, seq, placed.rank, placed.level);
+        self.attach(task, placed.state, choice, at, target.finish);
         Some((task, placed.variant))
     }
 
@@ -884,13 +907,13 @@ impl FinishTimePlacer {
         self.next_seq
     }
 
+    /// Maps a task `at` (device, placement sequence, rank, level).
     fn attach(
         &mut self,
         task: TaskKey,
         state: TaskState,
         choice: Choice,
-        device: DeviceId,
-        seq: u64,
+        (device, seq, rank, level): (DeviceId, u64, f64, u32),
         finish: f64,
     ) {
         let class = self.devices[device as usize].class;
@@ -906,8 +929,14 @@ impl FinishTimePlacer {
                 seq,
                 duration_ms,
                 finish_ms: finish,
+                rank,
+                level,
             },
         );
+        self.by_kind
+            .entry(state.spec.kind)
+            .or_default()
+            .insert(task, ());
         let entry = &mut self.devices[device as usize];
         entry.work = entry.work.plus(cost::Work::of(&spec, duration_ms));
         if is_active(&state) {
@@ -915,7 +944,7 @@ impl FinishTimePlacer {
             entry.active_memory = entry.active_memory.saturating_add(spec.memory_bytes);
         }
         if state.pinned.is_none() {
-            entry.movable.insert(seq, task);
+            entry.movable.insert(rank, seq, task);
         }
         self.rekey(device);
     }
@@ -931,8 +960,14 @@ impl FinishTimePlacer {
                 .saturating_sub(u64::from(placed.spec.cores_milli));
             entry.active_memory = entry.active_memory.saturating_sub(placed.spec.memory_bytes);
         }
-        entry.movable.remove(placed.seq);
+        entry.movable.remove(placed.rank, placed.seq, task);
         self.tasks.remove(&task);
+        if let Some(tasks) = self.by_kind.get_mut(&placed.state.spec.kind) {
+            tasks.remove(&task);
+            if tasks.is_empty() {
+                self.by_kind.remove(&placed.state.spec.kind);
+            }
+        }
         self.rekey(placed.device);
     }
 
@@ -959,6 +994,17 @@ impl FinishTimePlacer {
         if old_contention != new_contention {
             class.by_contention.remove(&old_contention);
             class.by_contention.insert(new_contention);
+        }
+        if self.hierarchical {
+            let cell = &mut self.cells[state.cell];
+            if old != new {
+                cell.by_backlog.remove(&old);
+                cell.by_backlog.insert(new);
+            }
+            if old_contention != new_contention {
+                cell.by_contention.remove(&old_contention);
+                cell.by_contention.insert(new_contention);
+            }
         }
         if !self.bulk {
             self.with_movable.remove(&old);
@@ -1019,58 +1065,6 @@ pub(crate) fn mean_bandwidth(devices: &[DeviceSpec]) -> f64 {
     } else {
         known.iter().sum::<f64>() / known.len() as f64
     }
-}
-
-/// HEFT's upward rank of each new task, over the edges among the new tasks, and its depth (the
-/// longest chain of new ancestors above it). Edges to tasks outside the set are ignored; a
-/// cycle (which the driver never sends) leaves its tasks at their own mean duration.
-pub(crate) fn upward_ranks<F: Fn(&TaskSpec) -> f64>(
-    tasks: &[(TaskKey, TaskState)],
-    parents: &TaskMap<Vec<(TaskKey, u64)>>,
-    mean_duration: F,
-    mean_bandwidth: f64,
-) -> Vec<(f64, u32)> {
-    let index: TaskMap<usize> = tasks
-        .iter()
-        .enumerate()
-        .map(|(i, (task, _))| (*task, i))
-        .collect();
-    // Edges within the set, as (parent index, child index, bytes).
-    let mut children: Vec<Vec<(usize, u64)>> = vec![Vec::new(); tasks.len()];
-    let mut parent_count = vec![0u32; tasks.len()];
-    for (child, (task, _)) in tasks.iter().enumerate() {
-        for &(parent, bytes) in parents.get(task).map_or(&[][..], |v| v.as_slice()) {
-            if let Some(&p) = index.get(&parent) {
-                children[p].push((child, bytes));
-                parent_count[child] += 1;
-            }
-        }
-    }
-    let mut ranks: Vec<f64> = tasks.iter().map(|(_, s)| mean_duration(&s.spec)).collect();
-    let mut depth = vec![0u32; tasks.len()];
-    // Kahn's order from the roots down gives depths; its reverse gives ranks.
-    let mut order = Vec::with_capacity(tasks.len());
-    let mut waiting = parent_count.clone();
-    let mut stack: Vec<usize> = (0..tasks.len()).filter(|&i| waiting[i] == 0).collect();
-    while let Some(node) = stack.pop() {
-        order.push(node);
-        for &(child, _) in &children[node] {
-            depth[child] = depth[child].max(depth[node] + 1);
-            waiting[child] -= 1;
-            if waiting[child] == 0 {
-                stack.push(child);
-            }
-        }
-    }
-    for &node in order.iter().rev() {
-        let below = children[node]
-            .iter()
-            .filter(|(child, _)| waiting[*child] == 0)
-            .map(|&(child, bytes)| cost::mean_transfer_ms(bytes, mean_bandwidth) + ranks[child])
-            .fold(0.0, f64::max);
-        ranks[node] += below;
-    }
-    ranks.into_iter().zip(depth).collect()
 }
 
 #[cfg(test)]
@@ -1235,12 +1229,23 @@ mod tests {
             (task(1), state(1, 100, false)),
             (task(2), state(1, 1, true)),
         ];
-        let mut parents = TaskMap::default();
-        parents.insert(task(1), vec![(task(0), 0)]);
-        let ranks = upward_ranks(&tasks, &parents, |s| s.duration_ms as f64, 0.0);
-        assert_eq!(ranks[0], (101_000.0, 0));
-        assert_eq!(ranks[1], (100_000.0, 1));
-        assert_eq!(ranks[2], (1_000.0, 0));
+        let mut children = TaskMap::default();
+        children.insert(task(0), vec![(task(1), 0)]);
+        children.insert(task(2), vec![(task(7), 0)]);
+        let none: &[(TaskKey, u64)] = &[];
+        let ranks = upward_ranks(
+            &tasks,
+            |t| children.get(t).map_or(none, |l| l.as_slice()),
+            // A mapped child of rank 5 s under task 2.
+            |t| (*t == task(7)).then_some(5_000.0),
+            // Task 2 has a mapped parent at level 3.
+            |t| if *t == task(2) { 4 } else { 0 },
+            |s| s.duration_ms as f64,
+            0.0,
+        );
+        assert_eq!(ranks[0], (101_000.0, 0, 0));
+        assert_eq!(ranks[1], (100_000.0, 1, 1));
+        assert_eq!(ranks[2], (6_000.0, 0, 4));
     }
 
     #[test]
