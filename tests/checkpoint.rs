@@ -13,6 +13,7 @@ use crate::determinism::short_scenario;
 
 /// The fault-injection variable of `augur::checkpoint` (exit right after the k-th checkpoint).
 const EXIT_AFTER: &str = "AUGUR_TEST_EXIT_AFTER_CHECKPOINT";
+const PAUSE_AFTER: &str = "AUGUR_TEST_PAUSE_AFTER_CHECKPOINT";
 
 /// Outputs compared byte for byte.
 const COMPARED: [&str; 8] = [
@@ -193,7 +194,10 @@ fn kill_9_then_resume_gives_the_same_map() {
     ]
     .map(str::to_string);
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    // The run holds still after its third checkpoint (the demo runs in well under a second),
+    // so that SIGKILL lands on a live process past a checkpoint, at the same point every time.
     let mut child = command(&args, &out, &flags)
+        .env(PAUSE_AFTER, "3")
         .stderr(Stdio::null())
         .spawn()
         .expect("start augur");
@@ -206,13 +210,16 @@ fn kill_9_then_resume_gives_the_same_map() {
         std::thread::sleep(Duration::from_millis(5));
     }
     assert!(latest.exists(), "no checkpoint appeared");
-    // Somewhere past the first checkpoint, wherever the run happens to be.
-    std::thread::sleep(Duration::from_millis(300));
-    let _ = child.kill(); // SIGKILL on Unix; harmless if the run already ended.
+    std::thread::sleep(Duration::from_millis(100));
+    let _ = child.kill(); // SIGKILL on Unix.
     let status = child.wait().expect("wait");
     assert!(
         status.code().is_none(),
         "the run ended ({status}) before it could be killed"
+    );
+    assert!(
+        !out.join("final_map.json").exists(),
+        "the killed run must not have finished"
     );
     let mut resuming = flags.clone();
     resuming.push("--resume");

@@ -34,6 +34,11 @@ const HEADER_BYTES: usize = 24;
 /// cleanup, buffered output lost, as after `kill -9`) right after writing its k-th checkpoint.
 pub const EXIT_AFTER_ENV: &str = "AUGUR_TEST_EXIT_AFTER_CHECKPOINT";
 
+/// Test-only: with this set to `k`, the process stops making progress right after writing its
+/// k-th checkpoint and waits to be killed, so a test can `kill -9` a live run at a known point
+/// however fast the run is.
+pub const PAUSE_AFTER_ENV: &str = "AUGUR_TEST_PAUSE_AFTER_CHECKPOINT";
+
 /// Checkpointing of `augur run`, validated.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CheckpointConfig {
@@ -113,6 +118,7 @@ pub struct CheckpointDir {
     fingerprint: u64,
     saved: u64,
     exit_after: Option<u64>,
+    pause_after: Option<u64>,
     /// A line on stderr per checkpoint: its size and how long it took.
     report: bool,
     /// Bytes and seconds of every checkpoint written.
@@ -136,6 +142,9 @@ impl CheckpointDir {
             fingerprint,
             saved: 0,
             exit_after: std::env::var(EXIT_AFTER_ENV)
+                .ok()
+                .and_then(|value| value.parse().ok()),
+            pause_after: std::env::var(PAUSE_AFTER_ENV)
                 .ok()
                 .and_then(|value| value.parse().ok()),
             report,
@@ -228,6 +237,11 @@ impl CheckpointStore for CheckpointDir {
         if self.exit_after == Some(self.saved) {
             // Fault injection for the tests: die as abruptly as `kill -9` would let us.
             std::process::exit(75);
+        }
+        if self.pause_after == Some(self.saved) {
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+            }
         }
         Ok(())
     }

@@ -40,16 +40,17 @@
 //!    the declared task has none, or scores better by more than `resculpt_margin`; it keeps
 //!    its variant until it is next moved;
 //! 4. rebalance where the epoch changed something. Each device whose contention rose (by id)
-//!    sheds: its least critical (lowest-rank, then most recently placed) movable task moves to
-//!    the best candidate elsewhere if that beats its score where it is by more than the
-//!    hysteresis (and, if that device has no room, only while the device it leaves stays full
-//!    without it), again and again; the first task that stays ends the step. Then each device
-//!    that became cheaper (its contention fell or a task left it; by id) pulls: the most
-//!    critical (highest-rank, then most recently placed) movable task of the other device of
+//!    sheds: its most recently placed movable task moves to the best candidate elsewhere if that
+//!    beats its score where it is by more than the hysteresis (and, if that device has no room,
+//!    only while the device it leaves stays full without it), again and again; the first task
+//!    that stays ends the step. Then each device that became cheaper (its contention fell or a
+//!    task left it; by id) pulls: the most recently placed movable task of the other device of
 //!    greatest `(full, backlog, id)` moves to it if it is that task's best candidate and beats
 //!    staying by more than the hysteresis, again and again, until one does not. Nothing else
-//!    moves, so a change touches only the tasks it concerns. Critical tasks keep the device
-//!    they were given, and freed capacity goes to the longest remaining chains first.
+//!    moves, so a change touches only the tasks it concerns. (Rank-ordered rebalancing, the
+//!    least or most critical task first, was built and measured: in `augur simulate` every
+//!    such order made makespans worse, up to 1.76x heft on rnaseq without background (see
+//!    BENCHMARKS.md). So ranks order placements and clusters, and are kept current for them.)
 //!
 //! Durations learned later apply to tasks placed later, and to a placed task when it is next
 //! moved or changes state: the map's sums stay exact integers, so the oracle can recompute them.
@@ -64,7 +65,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use crate::hierarchy;
 use crate::placement::{same_capability, state_is_sane, EpochChanges, MapChange, PlacementConfig};
-use crate::placement::{Hierarchy, Score, TaskMap};
+use crate::placement::{Hierarchy, Movable, Score, TaskMap};
 use crate::task_durations::learned_work_ms;
 use crate::types::{fraction_from_ppm, DeviceId, DeviceSpec, TaskKey, TaskSpec, TaskState, Time};
 
@@ -73,7 +74,7 @@ mod groups;
 mod ranks;
 
 pub use ranks::rank_updates_total;
-use ranks::{level_below, placement_order, upward_ranks, RankedMovable};
+use ranks::{level_below, placement_order, upward_ranks};
 
 /// Where a task's output is (or will be) and when: a placed task's predicted finish, or a
 /// completed task's device and completion time.
@@ -115,7 +116,7 @@ struct Device {
     active_memory: u64,
     backlog: f64,
     full: bool,
-    movable: RankedMovable,
+    movable: Movable,
 }
 
 impl Device {
@@ -255,7 +256,7 @@ impl FinishTimePlacer {
                 active_memory: 0,
                 backlog: 0.0,
                 full: config.capacity_target <= 0.0,
-                movable: RankedMovable::default(),
+                movable: Movable::default(),
             };
             classes[class].devices.push(id);
             classes[class].by_backlog.insert(device.order(id));
@@ -833,13 +834,13 @@ impl FinishTimePlacer {
         best
     }
 
-    /// Moves the device's least critical movable task if the best candidate elsewhere beats
+    /// Moves the device's most recently placed movable task if the best candidate elsewhere beats
     /// staying by more than the hysteresis; returns it and its variant before.
     fn try_move_latest(&mut self, device: DeviceId) -> Option<(TaskKey, u32)> {
         self.move_latest(device, None)
     }
 
-    /// Pulls the most critical movable task of the most backlogged other device into
+    /// Pulls the most recently placed movable task of the most backlogged other device into
     /// `device`, if `device` is that task's best candidate and beats where it is by more than the
     /// hysteresis; returns the task, where it was and its variant before.
     fn try_pull(&mut self, device: DeviceId) -> Option<(TaskKey, DeviceId, u32)> {
@@ -853,17 +854,12 @@ impl FinishTimePlacer {
             .map(|(task, variant)| (task, worst, variant))
     }
 
-    /// The one move of the rebalancing: `from`'s least critical movable task (its most critical
-    /// when pulled) goes to its
+    /// The one move of the rebalancing: `from`'s most recently placed movable task goes to its
     /// best candidate elsewhere (which must be `only_to`, when given) if that beats staying by
     /// more than the hysteresis and [`Self::may_move`] allows it.
     fn move_latest(&mut self, from: DeviceId, only_to: Option<DeviceId>) -> Option<(TaskKey, u32)> {
         let state = &self.devices[from as usize];
-        // Shedding gives up the least critical task; a pull takes the most critical one.
-        let task = match only_to {
-            None => state.movable.least_critical()?,
-            Some(_) => state.movable.most_critical()?,
-        };
+        let task = state.movable.latest()?;
         let placed = *self.tasks.get(&task)?;
         let own = cost::Work::of(&placed.spec, placed.duration_ms);
         let inputs = self.inputs_of(task);
@@ -944,7 +940,7 @@ impl FinishTimePlacer {
             entry.active_memory = entry.active_memory.saturating_add(spec.memory_bytes);
         }
         if state.pinned.is_none() {
-            entry.movable.insert(rank, seq, task);
+            entry.movable.insert(seq, task);
         }
         self.rekey(device);
     }
@@ -960,7 +956,7 @@ impl FinishTimePlacer {
                 .saturating_sub(u64::from(placed.spec.cores_milli));
             entry.active_memory = entry.active_memory.saturating_sub(placed.spec.memory_bytes);
         }
-        entry.movable.remove(placed.rank, placed.seq, task);
+        entry.movable.remove(placed.seq);
         self.tasks.remove(&task);
         if let Some(tasks) = self.by_kind.get_mut(&placed.state.spec.kind) {
             tasks.remove(&task);

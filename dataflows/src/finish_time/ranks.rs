@@ -25,7 +25,7 @@
 //! placed goes first, as before ranks were kept.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, BinaryHeap};
+use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::{cost, FinishTimePlacer};
@@ -39,44 +39,6 @@ static RANK_UPDATES: AtomicU64 = AtomicU64::new(0);
 /// How many ranks every finish-time map in this process has recomputed so far.
 pub fn rank_updates_total() -> u64 {
     RANK_UPDATES.load(Ordering::Relaxed)
-}
-
-/// A device's movable tasks by `(rank, placement sequence)`.
-#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
-pub(crate) struct RankedMovable(BTreeSet<(Score, u64, TaskKey)>);
-
-impl RankedMovable {
-    pub(crate) fn insert(&mut self, rank: f64, seq: u64, task: TaskKey) {
-        self.0.insert((Score(rank), seq, task));
-    }
-
-    pub(crate) fn remove(&mut self, rank: f64, seq: u64, task: TaskKey) {
-        self.0.remove(&(Score(rank), seq, task));
-    }
-
-    /// The least critical task, the most recently placed among equal ranks: the first to shed.
-    pub(crate) fn least_critical(&self) -> Option<TaskKey> {
-        let &(rank, _, _) = self.0.first()?;
-        let greatest = TaskKey {
-            workflow: u32::MAX,
-            task: u32::MAX,
-        };
-        let last = (rank, u64::MAX, greatest);
-        self.0.range(..=last).next_back().map(|&(_, _, task)| task)
-    }
-
-    /// The most critical task, the most recently placed among equal ranks: the first to pull.
-    pub(crate) fn most_critical(&self) -> Option<TaskKey> {
-        self.0.last().map(|&(_, _, task)| task)
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }
 
 /// Upward rank of each new task (its new children's ranks computed here, its mapped children's
@@ -234,13 +196,7 @@ impl FinishTimePlacer {
         let Some(placed) = self.tasks.get_mut(&task) else {
             return;
         };
-        let old = placed.rank;
         placed.rank = rank;
-        if placed.state.pinned.is_none() {
-            let movable = &mut self.devices[placed.device as usize].movable;
-            movable.remove(old, placed.seq, task);
-            movable.insert(rank, placed.seq, task);
-        }
     }
 
     /// The mapped task's rank, if mapped.
@@ -263,27 +219,4 @@ pub(crate) fn placement_order(
     let mut order: Vec<usize> = (0..tasks.len()).collect();
     order.sort_unstable_by_key(|&i| (Reverse(Score(ranks[i].0)), ranks[i].1, tasks[i].0));
     order
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn task(task: u32) -> TaskKey {
-        TaskKey { workflow: 0, task }
-    }
-
-    #[test]
-    fn shedding_takes_the_least_critical_and_pulling_the_most_critical_latest_first() {
-        let mut movable = RankedMovable::default();
-        movable.insert(5.0, 1, task(1));
-        movable.insert(5.0, 4, task(4));
-        movable.insert(9.0, 2, task(2));
-        movable.insert(9.0, 3, task(3));
-        assert_eq!(movable.least_critical(), Some(task(4)));
-        assert_eq!(movable.most_critical(), Some(task(3)));
-        movable.remove(5.0, 4, task(4));
-        assert_eq!(movable.least_critical(), Some(task(1)));
-        assert_eq!(movable.len(), 3);
-    }
 }

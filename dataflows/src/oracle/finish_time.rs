@@ -673,16 +673,10 @@ impl FinishTimeOracle {
     /// `from`'s latest movable task to its best candidate elsewhere (`only_to`, when given) if
     /// worth it and allowed.
     fn move_latest(&mut self, from: DeviceId, only_to: Option<DeviceId>) -> bool {
-        // Shedding gives up the least critical task, a pull takes the most critical one; the
-        // most recently placed among equal ranks.
-        let rank = |task: &TaskKey| Score(self.ranks.get(task).copied().unwrap_or(0.0));
+        // The most recently placed, shedding or pulled (rank-ordered rebalancing was measured
+        // worse in the closed loop: see the engine's `move_latest`).
         let movable = self.movable_on(from);
-        let chosen = match only_to {
-            None => movable
-                .iter()
-                .min_by_key(|(seq, task)| (rank(task), std::cmp::Reverse(*seq))),
-            Some(_) => movable.iter().max_by_key(|(seq, task)| (rank(task), *seq)),
-        };
+        let chosen = movable.iter().max_by_key(|(seq, _)| *seq);
         let Some(&(_, task)) = chosen else {
             return false;
         };
