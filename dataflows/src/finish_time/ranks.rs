@@ -19,10 +19,10 @@
 //! every rank equals the fixed point, which [`crate::oracle`] recomputes from scratch.
 //!
 //! # Use
-//! New tasks are placed in decreasing rank order; in rebalancing a shedding device moves its
-//! *least* critical movable task first (critical ones keep the device they were given), and a
-//! device that became cheaper pulls the *most* critical one; among equal ranks the most recently
-//! placed goes first, as before ranks were kept.
+//! New tasks (and, for a huge batch, its clusters) are placed in decreasing rank order.
+//! Rebalancing does not use them: shedding the least critical task and pulling the most
+//! critical one were built and measured, and made closed-loop makespans worse than moving the
+//! most recently placed task (BENCHMARKS.md, "Rank-ordered rebalancing, measured and reverted").
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
