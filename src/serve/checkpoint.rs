@@ -71,14 +71,12 @@ impl CheckpointStore for ServeStore {
             epochs: snapshot.epochs,
             newest,
         };
-        // Published first, since the store may end the process once the file is in place
-        // (the tests' fault injection); taken back if the file could not be written.
-        let previous = self.shared.view_mut().checkpoint.replace(mark);
-        let saved = self.inner.save(snapshot);
-        if saved.is_err() {
-            self.shared.view_mut().checkpoint = previous;
-        }
-        saved
+        // Published only once the file is in place: a producer that reads `checkpoint.newest`
+        // replays from it after a crash, so it must never name a checkpoint that a kill
+        // between the two steps would lose.
+        self.inner.save(snapshot)?;
+        self.shared.view_mut().checkpoint = Some(mark);
+        Ok(())
     }
 }
 
