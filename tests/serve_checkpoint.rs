@@ -21,6 +21,18 @@ fn scratch(name: &str) -> std::path::PathBuf {
     crate::serve_support::scratch("serve-ckpt", name)
 }
 
+/// A test's checkpoint folder (inside its scratch folder), as a path and as an argument, and the
+/// demo platform's argument.
+fn folders(name: &str) -> (std::path::PathBuf, String, String) {
+    let checkpoints = scratch(name).join("checkpoints");
+    let checkpoints_arg = checkpoints.to_str().expect("utf-8 path").to_string();
+    let platform_arg = repo("data/demo/platform.toml")
+        .to_str()
+        .expect("utf-8 path")
+        .to_string();
+    (checkpoints, checkpoints_arg, platform_arg)
+}
+
 /// One record to send: its time (ms), whether it is a sample (else an event), its line.
 type Record = (i64, bool, String);
 
@@ -116,11 +128,8 @@ fn outcome(server: &Server) -> (Value, Value, Value, Vec<Value>) {
 
 #[test]
 fn serve_resumed_after_sigkill_ends_as_an_uninterrupted_serve() {
-    let dir = scratch("kill");
-    let checkpoints = dir.join("checkpoints");
-    let checkpoints_arg = checkpoints.to_str().expect("utf-8 path");
-    let platform = repo("data/demo/platform.toml");
-    let platform_arg = platform.to_str().expect("utf-8 path");
+    let (checkpoints, checkpoints_arg, platform_arg) = folders("kill");
+    let (checkpoints_arg, platform_arg) = (checkpoints_arg.as_str(), platform_arg.as_str());
     let records = demo_records();
     let split = records.partition_point(|(time, _, _)| *time <= SPLIT_MS);
     assert!(split > 0 && split < records.len());
@@ -217,11 +226,8 @@ fn serve_resumed_after_sigkill_ends_as_an_uninterrupted_serve() {
 
 #[test]
 fn a_clean_stop_checkpoints_what_it_drained() {
-    let dir = scratch("clean");
-    let checkpoints = dir.join("checkpoints");
-    let checkpoints_arg = checkpoints.to_str().expect("utf-8 path");
-    let platform = repo("data/demo/platform.toml");
-    let platform_arg = platform.to_str().expect("utf-8 path");
+    let (checkpoints, checkpoints_arg, platform_arg) = folders("clean");
+    let (checkpoints_arg, platform_arg) = (checkpoints_arg.as_str(), platform_arg.as_str());
     let records = demo_records();
 
     let reference = Server::start(&["--platform", platform_arg]);

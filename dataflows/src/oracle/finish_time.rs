@@ -804,6 +804,19 @@ impl FinishTimeOracle {
 mod tests {
     use super::*;
     use crate::finish_time::FinishTimePlacer;
+
+    /// The oracle's side of one epoch the engine takes whole.
+    fn apply_epoch(oracle: &mut FinishTimeOracle, changes: &EpochChanges) {
+        oracle.apply(
+            changes.time,
+            &changes.contention,
+            &changes.durations,
+            &changes.edges,
+            &changes.alternatives,
+            &changes.removed,
+            &changes.upserted,
+        );
+    }
     use crate::placement::EpochChanges;
 
     /// A small LCG, so the test needs no dependency.
@@ -900,15 +913,7 @@ mod tests {
                     changes.contention.sort_unstable();
                     changes.contention.dedup_by_key(|(d, _)| *d);
                 }
-                oracle.apply(
-                    changes.time,
-                    &changes.contention,
-                    &changes.durations,
-                    &changes.edges,
-                    &changes.alternatives,
-                    &changes.removed,
-                    &changes.upserted,
-                );
+                apply_epoch(&mut oracle, &changes);
                 flat.apply(changes.clone());
                 engine.apply(changes);
                 let mut got: Vec<(TaskKey, DeviceId)> = engine
@@ -994,15 +999,7 @@ mod tests {
         ];
         for (epoch, changes) in epochs.into_iter().enumerate() {
             let before = engine.rank_updates();
-            oracle.apply(
-                changes.time,
-                &changes.contention,
-                &changes.durations,
-                &changes.edges,
-                &changes.alternatives,
-                &changes.removed,
-                &changes.upserted,
-            );
+            apply_epoch(&mut oracle, &changes);
             engine.apply(changes);
             let updates = engine.rank_updates() - before;
             for (task, rank) in oracle.ranks() {
