@@ -56,6 +56,34 @@ pub(super) struct Sink {
     pub lists: Vec<Sym>,
     /// The inline file entries of every 1.4 task, back to back.
     pub v14_files: Vec<Option<V14File>>,
+    /// The strings of the list being read, interned together when it ends.
+    pending: PendingStrings,
+}
+
+/// Strings held back to be interned as one list (see [`Interner::intern_all`]).
+#[derive(Default)]
+struct PendingStrings {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl PendingStrings {
+    fn push(&mut self, text: &str) {
+        self.text.push_str(text);
+        self.ends.push(self.text.len());
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &str> + Clone {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(&self.ends)
+            .map(|(start, &end)| self.text.get(start..end).unwrap_or_default())
+    }
+
+    fn clear(&mut self) {
+        self.text.clear();
+        self.ends.clear();
+    }
 }
 
 impl Sink {
@@ -74,6 +102,19 @@ impl Sink {
         self.interner
             .intern(text)
             .ok_or_else(|| E::custom("more than 4294967294 distinct strings"))
+    }
+
+    /// Interns the held-back strings, in order, onto [`Sink::lists`].
+    fn flush_pending<E: de::Error>(&mut self) -> Result<(), E> {
+        let complete = self
+            .interner
+            .intern_all(self.pending.iter(), &mut self.lists);
+        self.pending.clear();
+        if complete {
+            Ok(())
+        } else {
+            Err(E::custom("more than 4294967294 distinct strings"))
+        }
     }
 
     pub(super) fn list(&self, span: Span) -> &[Sym] {
@@ -450,6 +491,55 @@ fn number_value(key: &str, scalar: Scalar, sink: &Sink) -> Result<Option<f64>, S
     }
 }
 
+/// One entry of a list: a string is held back in [`Sink::pending`] (`None`); any other value
+/// is returned, to be reported.
+struct ListItemSeed<'s> {
+    pending: &'s mut PendingStrings,
+}
+
+impl<'de> DeserializeSeed<'de> for ListItemSeed<'_> {
+    type Value = Option<Scalar>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ListItemSeed<'_> {
+    type Value = Option<Scalar>;
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("any JSON value")
+    }
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<Self::Value, E> {
+        self.pending.push(value);
+        Ok(None)
+    }
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<Self::Value, E> {
+        Ok(Some(Scalar::Number(Number::from(value))))
+    }
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<Self::Value, E> {
+        Ok(Some(Scalar::Number(Number::from(value))))
+    }
+    fn visit_f64<E: de::Error>(self, value: f64) -> Result<Self::Value, E> {
+        Ok(Some(
+            Number::from_f64(value).map_or(Scalar::Other(Value::Null), Scalar::Number),
+        ))
+    }
+    fn visit_bool<E: de::Error>(self, value: bool) -> Result<Self::Value, E> {
+        Ok(Some(Scalar::Other(Value::Bool(value))))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Some(Scalar::Other(Value::Null)))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        let value = Value::deserialize(SeqAccessDeserializer::new(seq))?;
+        Ok(Some(Scalar::Other(value)))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        let value = Value::deserialize(MapAccessDeserializer::new(map))?;
+        Ok(Some(Scalar::Other(value)))
+    }
+}
+
 /// A list of strings, appended to [`Sink::lists`]; the error names the field.
 struct ListSeed<'s> {
     key: &'static str,
@@ -471,18 +561,20 @@ impl<'de> Visitor<'de> for ListSeed<'_> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let start = self.sink.lists.len();
         let mut problem = None;
-        while let Some(item) = seq.next_element_seed(ScalarSeed {
-            sink: &mut *self.sink,
+        self.sink.pending.clear();
+        while let Some(item) = seq.next_element_seed(ListItemSeed {
+            pending: &mut self.sink.pending,
         })? {
             match item {
-                Scalar::Str(sym) => self.sink.lists.push(sym),
-                other if problem.is_none() => {
+                None => {}
+                Some(other) if problem.is_none() => {
                     let item = other.quoted(self.sink);
                     problem = Some(format!("{} holds {item}, which is not a string", self.key));
                 }
-                _ => {}
+                Some(_) => {}
             }
         }
+        self.sink.flush_pending::<A::Error>()?;
         match problem {
             Some(problem) => Ok(Err(problem)),
             None => Sink::span(start, self.sink.lists.len()).map(Ok),

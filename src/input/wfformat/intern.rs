@@ -9,20 +9,33 @@ use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 /// A distinct string of one workflow, numbered from 0 in order of first appearance.
 pub(super) type Sym = u32;
 
-/// The distinct strings of one document, concatenated into one buffer.
+/// The distinct strings of one document, each stored once in one buffer.
 ///
-/// The lookup table holds only symbols and hash tags and compares against the buffer, so a
-/// string costs its bytes plus about 24 bytes, with no allocation of its own.
+/// A document of a million tasks makes tens of millions of lookups into a table of millions of
+/// strings, so a lookup is laid out to touch memory twice: its slot in the table, then the
+/// string's record in the buffer, which holds the symbol and the length beside the bytes. A
+/// string costs its bytes plus about 28 bytes, with no allocation of its own.
 pub(super) struct Interner {
-    text: String,
-    /// Where each symbol's text ends in `text`; it starts where the previous one ends.
-    ends: Vec<usize>,
-    /// Open addressing with linear probing. A slot holds the top 32 bits of the string's hash
-    /// (placing it, and sparing most text comparisons) above `symbol + 1`; 0 when empty.
+    /// Per symbol, in order: its number (4 bytes, little-endian), its length in bytes (4 bytes,
+    /// little-endian), then its text.
+    records: Vec<u8>,
+    /// Where each symbol's record starts in `records`, for [`Interner::get`].
+    starts: Vec<u64>,
+    /// Open addressing with linear probing. A slot holds the top 28 bits of the string's hash
+    /// (placing it, and sparing most record reads) above `record start + 1` in the low 36
+    /// bits; 0 when empty.
     slots: Vec<u64>,
     /// Keyed per process: file contents choose the strings, so a fixed hash could be flooded.
     hasher: RandomState,
+    /// The tags of the list [`Interner::intern_all`] is working on, kept to spare allocations.
+    scratch: Vec<u64>,
 }
+
+/// Bits of a slot that hold the record's start (plus one): 64 GiB of names.
+const START_BITS: u32 = 36;
+const START_MASK: u64 = (1 << START_BITS) - 1;
+/// Bytes before a record's text: its symbol and its length.
+const HEADER: usize = 8;
 
 impl Default for Interner {
     fn default() -> Self {
@@ -36,62 +49,149 @@ impl Interner {
     pub(super) fn with_capacity(strings: usize) -> Self {
         let slots = (strings.saturating_mul(2)).next_power_of_two().max(1 << 10);
         Interner {
-            text: String::new(),
-            ends: Vec::with_capacity(strings),
+            records: Vec::new(),
+            starts: Vec::with_capacity(strings),
             slots: vec![0; slots],
             hasher: RandomState::new(),
+            scratch: Vec::new(),
         }
     }
 
-    /// The symbol for `text`, adding it when new; `None` once 2^32 - 1 strings are held.
+    /// The symbol for `text`, adding it when new; `None` once 2^32 - 1 strings, or 64 GiB of
+    /// them, are held.
     pub(super) fn intern(&mut self, text: &str) -> Option<Sym> {
-        let tag = self.hasher.hash_one(text) >> 32;
+        let tag = self.hasher.hash_one(text) >> START_BITS;
+        self.intern_tagged(text, tag)
+    }
+
+    /// The symbols of `texts`, in order, appended to `out`: the same symbols as interning each
+    /// in turn. `false` (with `out` partly filled) once the table is full.
+    ///
+    /// A large document's table is far bigger than the caches, so a lookup waits on memory
+    /// twice: its slot, then the string's record. One string's waits depend on each other, but
+    /// different strings' do not, so the slots, then the records they point at, are read for
+    /// the whole list first, letting the processor overlap those waits; the lookups proper
+    /// then find everything cached.
+    pub(super) fn intern_all<'t>(
+        &mut self,
+        texts: impl Iterator<Item = &'t str> + Clone,
+        out: &mut Vec<Sym>,
+    ) -> bool {
+        let slots = self.slots.len();
+        let mut tags = std::mem::take(&mut self.scratch);
+        tags.clear();
+        tags.extend(
+            texts
+                .clone()
+                .map(|text| self.hasher.hash_one(text) >> START_BITS),
+        );
+        let mut touched = 0u64;
+        for &tag in &tags {
+            touched ^= self.slots.get(home(tag, slots)).copied().unwrap_or(0);
+        }
+        for &tag in &tags {
+            let held = self.slots.get(home(tag, slots)).copied().unwrap_or(0);
+            if held != 0 && held >> START_BITS == tag {
+                let start = ((held & START_MASK) - 1) as usize;
+                touched ^= u64::from(self.records.get(start).copied().unwrap_or(0));
+            }
+        }
+        // Keeps the reads above: their values are not needed, only their cache lines.
+        std::hint::black_box(touched);
+        let mut complete = true;
+        for (text, &tag) in texts.zip(&tags) {
+            match self.intern_tagged(text, tag) {
+                Some(sym) => out.push(sym),
+                None => {
+                    complete = false;
+                    break;
+                }
+            }
+        }
+        self.scratch = tags;
+        complete
+    }
+
+    fn intern_tagged(&mut self, text: &str, tag: u64) -> Option<Sym> {
         let mask = self.slots.len() - 1;
         let mut slot = home(tag, self.slots.len());
         loop {
             match self.slots.get(slot).copied() {
                 Some(0) | None => break,
                 Some(held) => {
-                    let sym = (held as u32).wrapping_sub(1);
-                    if held >> 32 == tag && self.get(sym) == text {
-                        return Some(sym);
+                    if held >> START_BITS == tag {
+                        let start = ((held & START_MASK) - 1) as usize;
+                        if let Some(sym) = self.matches(start, text) {
+                            return Some(sym);
+                        }
                     }
                 }
             }
             slot = (slot + 1) & mask;
         }
-        let sym = Sym::try_from(self.ends.len())
+        let sym = Sym::try_from(self.starts.len())
             .ok()
             .filter(|&sym| sym < u32::MAX)?;
-        self.text.push_str(text);
-        self.ends.push(self.text.len());
+        let len = u32::try_from(text.len()).ok()?;
+        let start = self.records.len();
+        let held = u64::try_from(start + 1)
+            .ok()
+            .filter(|&held| held <= START_MASK)?;
+        self.records.extend_from_slice(&sym.to_le_bytes());
+        self.records.extend_from_slice(&len.to_le_bytes());
+        self.records.extend_from_slice(text.as_bytes());
+        self.starts.push(start as u64);
         if let Some(empty) = self.slots.get_mut(slot) {
-            *empty = tag << 32 | u64::from(sym + 1);
+            *empty = tag << START_BITS | held;
         }
         // Keep the table at most half full so probe sequences stay short.
-        if self.ends.len() * 2 > self.slots.len() {
+        if self.starts.len() * 2 > self.slots.len() {
             self.grow();
         }
         Some(sym)
     }
 
-    /// The text of `sym` (empty for a symbol this interner did not hand out).
-    pub(super) fn get(&self, sym: Sym) -> &str {
-        let index = sym as usize;
-        let start = match index.checked_sub(1) {
-            Some(previous) => self.ends.get(previous).copied().unwrap_or(0),
-            None => 0,
-        };
-        let end = self.ends.get(index).copied().unwrap_or(start);
-        self.text.get(start..end).unwrap_or_default()
+    /// The symbol of the record at `start` when its text is `text`.
+    fn matches(&self, start: usize, text: &str) -> Option<Sym> {
+        let header = self.records.get(start..start + HEADER)?;
+        let (sym, len) = header.split_at(4);
+        let len = u32::from_le_bytes(len.try_into().ok()?) as usize;
+        if len != text.len() {
+            return None;
+        }
+        let body = self.records.get(start + HEADER..start + HEADER + len)?;
+        (body == text.as_bytes()).then(|| Sym::from_le_bytes(sym.try_into().unwrap_or_default()))
     }
 
-    /// Doubles the table, placing each entry by its tag alone (no text is read).
+    /// How many distinct strings are held; symbols run from 0 to this, exclusive.
+    pub(super) fn len(&self) -> usize {
+        self.starts.len()
+    }
+
+    /// The text of `sym` (empty for a symbol this interner did not hand out).
+    pub(super) fn get(&self, sym: Sym) -> &str {
+        let Some(&start) = self.starts.get(sym as usize) else {
+            return "";
+        };
+        let start = start as usize;
+        let len = self
+            .records
+            .get(start + 4..start + HEADER)
+            .and_then(|len| len.try_into().ok())
+            .map_or(0, |len| u32::from_le_bytes(len) as usize);
+        // Every record's text came in as a `&str`, so it is valid UTF-8 and this cannot fail.
+        self.records
+            .get(start + HEADER..start + HEADER + len)
+            .and_then(|body| std::str::from_utf8(body).ok())
+            .unwrap_or_default()
+    }
+
+    /// Doubles the table, placing each entry by its tag alone (no record is read).
     fn grow(&mut self) {
         let mut slots = vec![0u64; self.slots.len() * 2];
         let mask = slots.len() - 1;
         for &held in self.slots.iter().filter(|&&held| held != 0) {
-            let mut slot = home(held >> 32, slots.len());
+            let mut slot = home(held >> START_BITS, slots.len());
             while slots.get(slot).is_some_and(|&taken| taken != 0) {
                 slot = (slot + 1) & mask;
             }
@@ -103,10 +203,10 @@ impl Interner {
     }
 }
 
-/// The first slot to probe for a 32-bit tag: its fraction of the table, so that the order of
+/// The first slot to probe for a 28-bit tag: its fraction of the table, so that the order of
 /// tags, and therefore of probe runs, is kept when the table doubles.
 fn home(tag: u64, slots: usize) -> usize {
-    ((tag * slots as u64) >> 32) as usize
+    ((tag * slots as u64) >> (64 - START_BITS)) as usize
 }
 
 /// Hashes symbols for maps keyed by them. Symbols are handed out in sequence by the interner,

@@ -766,9 +766,14 @@ fn checked_file_sizes(
     sizes
 }
 
+/// In [`Resolver::by_id`]: no task has this id.
+const NO_TASK: u32 = u32::MAX;
+
 /// Maps task references to indices: by id, and in 1.4 also by name when the name is unique.
 struct Resolver {
-    by_id: SymMap<u32>,
+    /// Indexed by symbol (`NO_TASK` where no task has that id): every parent and child reference
+    /// is resolved here, so a direct index spares a hash lookup per edge end.
+    by_id: Vec<u32>,
     /// `None` for a name that several tasks share.
     by_name: SymMap<Option<u32>>,
 }
@@ -782,10 +787,13 @@ impl Resolver {
         interner: &Interner,
         problems: &mut Vec<Problem>,
     ) -> Resolver {
-        let mut by_id = SymMap::default();
-        by_id.reserve(tasks.len());
+        let mut by_id = vec![NO_TASK; interner.len()];
         for (index, task) in (0u32..).zip(tasks) {
-            if by_id.try_insert_first(task.id, index) {
+            if let Some(slot) = by_id
+                .get_mut(task.id as usize)
+                .filter(|slot| **slot == NO_TASK)
+            {
+                *slot = index;
                 continue;
             }
             problems.push((
@@ -810,26 +818,10 @@ impl Resolver {
 
     fn resolve(&self, reference: Sym) -> Option<u32> {
         self.by_id
-            .get(&reference)
+            .get(reference as usize)
             .copied()
+            .filter(|&index| index != NO_TASK)
             .or_else(|| self.by_name.get(&reference).copied().flatten())
-    }
-}
-
-/// Inserts unless the key is present; says whether it inserted.
-trait InsertFirst<V> {
-    fn try_insert_first(&mut self, key: Sym, value: V) -> bool;
-}
-
-impl<V> InsertFirst<V> for SymMap<V> {
-    fn try_insert_first(&mut self, key: Sym, value: V) -> bool {
-        match self.entry(key) {
-            std::collections::hash_map::Entry::Occupied(_) => false,
-            std::collections::hash_map::Entry::Vacant(slot) => {
-                slot.insert(value);
-                true
-            }
-        }
     }
 }
 
