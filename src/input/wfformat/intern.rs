@@ -258,4 +258,26 @@ mod tests {
         assert_eq!(interner.get(5000), "");
         assert_eq!(interner.get(99_999), "");
     }
+
+    #[test]
+    fn interning_a_list_gives_the_symbols_of_interning_each_in_turn() {
+        let names: Vec<String> = (0..20_000)
+            .map(|index| format!("file_{}", (index * 7919) % 12_000))
+            .collect();
+        let mut one_by_one = Interner::default();
+        let expected: Vec<Sym> = names
+            .iter()
+            .map(|name| one_by_one.intern(name).expect("room"))
+            .collect();
+        let mut listed = Interner::default();
+        let mut got = Vec::new();
+        for chunk in names.chunks(333) {
+            assert!(listed.intern_all(chunk.iter().map(String::as_str), &mut got));
+        }
+        assert_eq!(got, expected);
+        assert_eq!(listed.len(), 12_000);
+        for (name, &sym) in names.iter().zip(&got) {
+            assert_eq!(listed.get(sym), name);
+        }
+    }
 }
