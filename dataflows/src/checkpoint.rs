@@ -77,20 +77,39 @@ pub(crate) struct Epoch<D> {
 }
 
 impl<D> Epoch<D> {
-    pub(crate) fn of(entries: Vec<Entry<D>>) -> Epoch<D> {
-        let mut epoch = Epoch {
-            data: Vec::with_capacity(entries.len()),
-            checkpoint: false,
-            restore: Vec::new(),
-        };
-        for entry in entries {
-            match entry {
-                Entry::Data(data) => epoch.data.push(data),
-                Entry::Control(Control::Checkpoint) => epoch.checkpoint = true,
-                Entry::Control(Control::Restore(part)) => epoch.restore.push(part),
-            }
+    pub(crate) fn of(mut entries: Vec<Entry<D>>) -> Epoch<D> {
+        let mut checkpoint = false;
+        let mut restore = Vec::new();
+        // Controls are a handful per epoch; data can be millions of records (a large workflow
+        // arriving at once). Taking the controls out first leaves a pass that only unwraps
+        // data, which collects into the same allocation instead of a second copy.
+        if entries
+            .iter()
+            .any(|entry| matches!(entry, Entry::Control(_)))
+        {
+            entries.retain_mut(|entry| {
+                let Entry::Control(control) = entry else {
+                    return true;
+                };
+                match std::mem::replace(control, Control::Checkpoint) {
+                    Control::Checkpoint => checkpoint = true,
+                    Control::Restore(part) => restore.push(part),
+                }
+                false
+            });
         }
-        epoch
+        let data = entries
+            .into_iter()
+            .filter_map(|entry| match entry {
+                Entry::Data(data) => Some(data),
+                Entry::Control(_) => None,
+            })
+            .collect();
+        Epoch {
+            data,
+            checkpoint,
+            restore,
+        }
     }
 
     /// Whether this is the epoch a run resumes at (its data, if any, is the re-inserted

@@ -164,9 +164,17 @@ pub fn partition_map<'scope>(
             move |_, _| {
                 move |(input, frontier), (control, control_frontier), output| {
                     input.for_each(|capability, data| {
-                        for (record, time, diff) in data.drain(..) {
-                            let entry = Entry::Data((record, diff));
-                            stash.park(time, || capability.delayed(&time, 0), [entry]);
+                        // Records of one time come in runs (a whole workflow at once); each
+                        // run is parked with one lookup of its time.
+                        let mut records = data.drain(..).peekable();
+                        while let Some((record, time, diff)) = records.next() {
+                            let rest = std::iter::from_fn(|| {
+                                records
+                                    .next_if(|(_, next, _)| *next == time)
+                                    .map(|(record, _, diff)| Entry::Data((record, diff)))
+                            });
+                            let run = std::iter::once(Entry::Data((record, diff))).chain(rest);
+                            stash.park(time, || capability.delayed(&time, 0), run);
                         }
                     });
                     control.for_each(|capability, data| {
