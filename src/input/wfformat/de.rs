@@ -513,31 +513,12 @@ impl<'de> Visitor<'de> for ListItemSeed<'_> {
         self.pending.push(value);
         Ok(None)
     }
-    fn visit_i64<E: de::Error>(self, value: i64) -> Result<Self::Value, E> {
-        Ok(Some(Scalar::Number(Number::from(value))))
-    }
-    fn visit_u64<E: de::Error>(self, value: u64) -> Result<Self::Value, E> {
-        Ok(Some(Scalar::Number(Number::from(value))))
-    }
-    fn visit_f64<E: de::Error>(self, value: f64) -> Result<Self::Value, E> {
-        Ok(Some(
-            Number::from_f64(value).map_or(Scalar::Other(Value::Null), Scalar::Number),
-        ))
-    }
-    fn visit_bool<E: de::Error>(self, value: bool) -> Result<Self::Value, E> {
-        Ok(Some(Scalar::Other(Value::Bool(value))))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(Some(Scalar::Other(Value::Null)))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-        let value = Value::deserialize(SeqAccessDeserializer::new(seq))?;
-        Ok(Some(Scalar::Other(value)))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        let value = Value::deserialize(MapAccessDeserializer::new(map))?;
-        Ok(Some(Scalar::Other(value)))
-    }
+    keep_other!(not_a_string => bool, null, number, seq, map);
+}
+
+/// A list entry that is not a string, kept to be quoted in the report.
+fn not_a_string(value: Value) -> Option<Scalar> {
+    Some(Scalar::Other(value))
 }
 
 /// A list of strings, appended to [`Sink::lists`]; the error names the field.
