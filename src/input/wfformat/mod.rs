@@ -1497,6 +1497,21 @@ mod tests {
         let bad_type = json!({"schemaVersion": "1.5", "workflow": {"specification": {"tasks": [
             {"id": "a", "name": "a", "parents": "b", "children": []}]}}});
         assert_eq!(kinds(&bad_type.to_string()), vec![RejectKind::Schema]);
+        // The strings of a list are interned together when it ends; an entry that is not a
+        // string is still reported, quoted as written.
+        let bad_entry = json!({"schemaVersion": "1.5", "workflow": {"specification": {"tasks": [
+            {"id": "b", "name": "b", "parents": [], "children": []},
+            {"id": "a", "name": "a", "parents": ["b", 5, {"x": true}], "children": []}]}}});
+        let bad_entry = rejections(&bad_entry.to_string());
+        assert_eq!(bad_entry.len(), 1, "{bad_entry:?}");
+        assert_eq!(bad_entry[0].kind, RejectKind::Schema);
+        assert!(
+            bad_entry[0]
+                .reason
+                .contains("parents holds 5, which is not a string"),
+            "{}",
+            bad_entry[0].reason
+        );
     }
 
     #[test]
