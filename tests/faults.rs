@@ -201,6 +201,9 @@ struct Mixed {
     latest_cpu: f64,
 }
 
+/// The CPU fraction of the last line [`bad_lines`] writes, a good one.
+const LAST_CPU: f64 = 0.77;
+
 fn bad_lines(good: impl Fn(u32, f64) -> String, bad: &[&[u8]]) -> (Vec<Vec<u8>>, Vec<u64>) {
     // good, bad, good, bad, ..., good: every bad line has good ones after it.
     let mut lines = Vec::new();
@@ -210,8 +213,30 @@ fn bad_lines(good: impl Fn(u32, f64) -> String, bad: &[&[u8]]) -> (Vec<Vec<u8>>,
         lines.push(bad_line.to_vec());
         bad_at.push(lines.len() as u64);
     }
-    lines.push(good(bad.len() as u32, 0.77).into_bytes());
+    lines.push(good(bad.len() as u32, LAST_CPU).into_bytes());
     (lines, bad_at)
+}
+
+/// A file of `body` (from [`bad_lines`]) after an optional header line, which shifts the bad
+/// lines' numbers by one and is not a record.
+fn mixed(
+    name: &'static str,
+    format: &'static str,
+    header: Option<&[u8]>,
+    body: Vec<Vec<u8>>,
+    bad: Vec<u64>,
+) -> Mixed {
+    let shift = u64::from(header.is_some());
+    let mut lines: Vec<Vec<u8>> = header.map(<[u8]>::to_vec).into_iter().collect();
+    lines.extend(body);
+    Mixed {
+        name,
+        format,
+        records: lines.len() as u64 - shift,
+        bad: bad.iter().map(|line| line + shift).collect(),
+        lines,
+        latest_cpu: LAST_CPU,
+    }
 }
 
 fn mixed_files() -> Vec<Mixed> {
@@ -227,16 +252,13 @@ fn mixed_files() -> Vec<Mixed> {
             b"1400,n1,cpu,1e999",
         ],
     );
-    let mut lines = vec![b"time,device,resource,value".to_vec()];
-    lines.extend(body);
-    let long = Mixed {
-        name: "long.csv",
-        format: "long",
-        records: lines.len() as u64 - 1,
-        bad: bad.iter().map(|l| l + 1).collect(),
-        lines,
-        latest_cpu: 0.77,
-    };
+    let long = mixed(
+        "long.csv",
+        "long",
+        Some(b"time,device,resource,value"),
+        body,
+        bad,
+    );
 
     let jsonl = |t: u32, v: f64| {
         format!(
@@ -244,7 +266,7 @@ fn mixed_files() -> Vec<Mixed> {
             1000 + 60 * t
         )
     };
-    let (lines, bad) = bad_lines(
+    let (body, bad) = bad_lines(
         jsonl,
         &[
             b"{\"time\":1100,\"device\":\"n1\"",
@@ -254,14 +276,7 @@ fn mixed_files() -> Vec<Mixed> {
             b"\xc3\x28",
         ],
     );
-    let jsonl = Mixed {
-        name: "long.jsonl",
-        format: "long",
-        records: lines.len() as u64,
-        bad,
-        lines,
-        latest_cpu: 0.77,
-    };
+    let jsonl = mixed("long.jsonl", "long", None, body, bad);
 
     let nab_row = |t: u32, v: f64| format!("2014-02-14 00:{:02}:00,{}", t * 5, v * 100.0);
     let (body, bad) = bad_lines(
@@ -273,16 +288,7 @@ fn mixed_files() -> Vec<Mixed> {
             b"2014-02-14 00:08:00,-5",
         ],
     );
-    let mut lines = vec![b"timestamp,value".to_vec()];
-    lines.extend(body);
-    let nab = Mixed {
-        name: "nab.csv",
-        format: "nab",
-        records: lines.len() as u64 - 1,
-        bad: bad.iter().map(|l| l + 1).collect(),
-        lines,
-        latest_cpu: 0.77,
-    };
+    let nab = mixed("nab.csv", "nab", Some(b"timestamp,value"), body, bad);
 
     let bitbrains_row = |t: u32, v: f64| {
         format!(
@@ -299,30 +305,15 @@ fn mixed_files() -> Vec<Mixed> {
             b"x;\t2;\t5851.9;\t100.0;\t50;\t8218624.0;\t1034592.8;\t160.8;\t21.7;\t0.26;\t0.5",
         ],
     );
-    let mut lines = vec![b"Timestamp [ms];\tCPU cores;\tCPU capacity provisioned [MHZ];\tCPU usage [MHZ];\tCPU usage [%];\tMemory capacity provisioned [KB];\tMemory usage [KB];\tDisk read throughput [KB/s];\tDisk write throughput [KB/s];\tNetwork received throughput [KB/s];\tNetwork transmitted throughput [KB/s]".to_vec()];
-    lines.extend(body);
-    let bitbrains = Mixed {
-        name: "n1.csv",
-        format: "bitbrains",
-        records: lines.len() as u64 - 1,
-        bad: bad.iter().map(|l| l + 1).collect(),
-        lines,
-        latest_cpu: 0.77,
-    };
+    let header: &[u8] = b"Timestamp [ms];\tCPU cores;\tCPU capacity provisioned [MHZ];\tCPU usage [MHZ];\tCPU usage [%];\tMemory capacity provisioned [KB];\tMemory usage [KB];\tDisk read throughput [KB/s];\tDisk write throughput [KB/s];\tNetwork received throughput [KB/s];\tNetwork transmitted throughput [KB/s]";
+    let bitbrains = mixed("n1.csv", "bitbrains", Some(header), body, bad);
 
     let alibaba_row = |t: u32, v: f64| format!("n1,{},{},40,,,1.0,1.0,5", 1000 + 10 * t, v * 100.0);
-    let (lines, bad) = bad_lines(
+    let (body, bad) = bad_lines(
         alibaba_row,
         &[b"n1,abc,41,92,,,43.04,33.08,5", b"n1", b"n1,1015,,,,,,,"],
     );
-    let alibaba = Mixed {
-        name: "usage.csv",
-        format: "alibaba",
-        records: lines.len() as u64,
-        bad,
-        lines,
-        latest_cpu: 0.77,
-    };
+    let alibaba = mixed("usage.csv", "alibaba", None, body, bad);
     vec![long, jsonl, nab, bitbrains, alibaba]
 }
 
