@@ -139,6 +139,9 @@ struct Device {
     /// above changes first, then [`FinishTimePlacer::rekey`] refiles it).
     indexed_contention: f64,
     work: cost::Work,
+    /// The work of its queued (not running) tasks: the queue cannot drain before now plus this
+    /// at full use, however stale its available time.
+    queued: cost::Work,
     active_cores: u64,
     active_memory: u64,
     backlog: f64,
@@ -298,6 +301,7 @@ impl FinishTimePlacer {
                 contention: 0.0,
                 indexed_contention: 0.0,
                 work: cost::Work::default(),
+                queued: cost::Work::default(),
                 active_cores: 0,
                 active_memory: 0,
                 backlog: 0.0,
@@ -735,6 +739,15 @@ impl FinishTimePlacer {
         }
     }
 
+    /// When a task queued on `device` behind `available` can start at the earliest: not before
+    /// now plus the device's queued work at full use (`without` some of it), so that a queue
+    /// whose predictions went stale (its tasks start late, nothing re-predicted it) still counts.
+    fn queue_start(&self, device: DeviceId, available: f64, without: cost::Work) -> f64 {
+        let state = &self.devices[device as usize];
+        let queued = cost::backlog_ms(&state.spec, state.contention, state.queued.minus(without));
+        available.max(self.now as f64 + queued)
+    }
+
     /// When a task's inputs are all on `device` (never before now), and the bytes that come
     /// from elsewhere.
     fn ready_on(&self, inputs: &[(DeviceId, f64, u64)], device: DeviceId) -> (f64, u64) {
@@ -752,14 +765,31 @@ impl FinishTimePlacer {
         (ready, remote)
     }
 
-    /// The predicted finish and score of a task on `device` queued behind `available` (the
-    /// device's available time, or the time before the task when it is the one evaluated).
+    /// [`Self::ready_on`] without listing the inputs.
+    fn ready_of(&self, task: TaskKey, device: DeviceId) -> f64 {
+        let spec = &self.devices[device as usize].spec;
+        let mut ready = self.now as f64;
+        for &(parent, bytes) in self.parents.get(&task).map_or(&[][..], |p| p.as_slice()) {
+            if let Some(output) = self.output_of(&parent) {
+                let mut at = output.at;
+                if output.device != device {
+                    at +=
+                        cost::transfer_ms(bytes, &self.devices[output.device as usize].spec, spec);
+                }
+                ready = ready.max(at);
+            }
+        }
+        ready
+    }
+
+    /// The predicted finish and score of a task on `device` that can start from `start`
+    /// ([`Self::queue_start`]).
     fn evaluate_with(
         &self,
         inputs: &[(DeviceId, f64, u64)],
         spec: &TaskSpec,
         device: DeviceId,
-        available: f64,
+        start: f64,
     ) -> Evaluation {
         let state = &self.devices[device as usize];
         let now = self.now as f64;
@@ -767,7 +797,7 @@ impl FinishTimePlacer {
         let duration = self.duration_ms(spec, state.class);
         let run = cost::run_ms(duration, state.contention);
         let share = cost::share(&state.spec, spec);
-        let finish = cost::finish_ms(ready, available.max(now), run, share);
+        let finish = cost::finish_ms(ready, start, run, share);
         let score = cost::score(
             &self.config.weights,
             &state.spec,
@@ -855,7 +885,8 @@ impl FinishTimePlacer {
         let mut best: Option<Evaluation> = None;
         let mut consider = |device: DeviceId| {
             let state = &self.devices[device as usize];
-            let evaluation = self.evaluate_with(&inputs, spec, device, state.available);
+            let start = self.queue_start(device, state.available, cost::Work::default());
+            let evaluation = self.evaluate_with(&inputs, spec, device, start);
             if best.is_none_or(|current| evaluation.beats(&current)) {
                 best = Some(evaluation);
             }
@@ -937,7 +968,9 @@ impl FinishTimePlacer {
         let placed = *self.tasks.get(&task)?;
         let inputs = self.inputs_of(task);
         // It is the last of its device's queue: staying, it is queued where it is.
-        let stay = self.evaluate_with(&inputs, &placed.spec, from, placed.queue_at);
+        let own = cost::Work::of(&placed.spec, placed.duration_ms);
+        let start = self.queue_start(from, placed.queue_at, own);
+        let stay = self.evaluate_with(&inputs, &placed.spec, from, start);
         let (target, choice) = self.best_choice(task, &placed.state, Some(from), None)?;
         if only_to.is_some_and(|to| to != target.device)
             || !cost::worth_moving(stay.score, target.score, self.config.hysteresis)
@@ -997,11 +1030,15 @@ impl FinishTimePlacer {
         let spec = choice.spec;
         let duration_ms = self.duration_ms(&spec, class);
         let now = self.now as f64;
+        let at = self.queue_start(
+            device,
+            self.devices[device as usize].available,
+            cost::Work::default(),
+        );
         let entry = &mut self.devices[device as usize];
         // A task queued at the end of a device whose queue is current advances the device's
         // available time by itself; anything else re-predicts the queue before placement.
         let queue_at = if state.pinned.is_none() && !entry.stale {
-            let at = entry.available.max(now);
             let run = cost::run_ms(duration_ms, entry.contention);
             entry.available = cost::advance(at, finish, run, cost::share(&entry.spec, &spec));
             at
@@ -1038,6 +1075,7 @@ impl FinishTimePlacer {
             entry.active_memory = entry.active_memory.saturating_add(spec.memory_bytes);
         }
         if state.pinned.is_none() {
+            entry.queued = entry.queued.plus(cost::Work::of(&spec, duration_ms));
             entry.movable.insert(seq, task);
         } else {
             entry.running.insert(seq, task);
@@ -1075,8 +1113,7 @@ impl FinishTimePlacer {
                 continue;
             };
             let (duration_ms, share) = (placed.duration_ms, cost::share(&spec, &placed.spec));
-            let inputs = self.inputs_of(task);
-            let (ready, _) = self.ready_on(&inputs, device);
+            let ready = self.ready_of(task, device);
             let run = cost::run_ms(duration_ms, contention);
             let finish = cost::finish_ms(ready, at, run, share);
             // Written at once: a child later in this queue reads its parent's new finish.
@@ -1102,6 +1139,11 @@ impl FinishTimePlacer {
                 .active_cores
                 .saturating_sub(u64::from(placed.spec.cores_milli));
             entry.active_memory = entry.active_memory.saturating_sub(placed.spec.memory_bytes);
+        }
+        if placed.state.pinned.is_none() {
+            entry.queued = entry
+                .queued
+                .minus(cost::Work::of(&placed.spec, placed.duration_ms));
         }
         entry.movable.remove(placed.seq);
         entry.running.remove(placed.seq);

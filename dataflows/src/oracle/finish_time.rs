@@ -457,8 +457,8 @@ impl FinishTimeOracle {
     ) {
         let duration_ms = self.duration(&spec, device);
         let d = device as usize;
+        let at = self.queue_start(device, self.available[d], None);
         let queue_at = if state.pinned.is_none() && !self.stale[d] {
-            let at = self.available[d].max(self.now);
             let run = cost::run_ms(duration_ms, self.contention[d]);
             let share = cost::share(&self.devices[d], &spec);
             self.available[d] = cost::advance(at, finish, run, share);
@@ -593,6 +593,20 @@ impl FinishTimeOracle {
         }
     }
 
+    /// The earliest start behind `available`: not before now plus the queued (not running)
+    /// tasks' work at full use, `without` one of them.
+    fn queue_start(&self, device: DeviceId, available: f64, without: Option<TaskKey>) -> f64 {
+        let queued = self
+            .map
+            .iter()
+            .filter(|(k, p)| p.device == device && p.state.pinned.is_none() && Some(**k) != without)
+            .fold(cost::Work::default(), |w, (_, p)| {
+                w.plus(cost::Work::of(&p.spec, p.duration_ms))
+            });
+        let d = device as usize;
+        available.max(self.now + cost::backlog_ms(&self.devices[d], self.contention[d], queued))
+    }
+
     /// When the task's inputs are all on `device` (never before now) and the bytes moved.
     fn ready_on(&self, task: TaskKey, device: DeviceId) -> (f64, u64) {
         let device_spec = &self.devices[device as usize];
@@ -611,20 +625,14 @@ impl FinishTimeOracle {
         (ready, remote)
     }
 
-    /// The finish and score of the task on `device`, queued behind `available`.
-    fn evaluate(
-        &self,
-        task: TaskKey,
-        spec: &TaskSpec,
-        device: DeviceId,
-        available: f64,
-    ) -> Evaluation {
+    /// The finish and score of the task on `device`, starting from `start`.
+    fn evaluate(&self, task: TaskKey, spec: &TaskSpec, device: DeviceId, start: f64) -> Evaluation {
         let device_spec = &self.devices[device as usize];
         let (ready, remote) = self.ready_on(task, device);
         let contention = self.contention[device as usize];
         let run = cost::run_ms(self.duration(spec, device), contention);
         let share = cost::share(device_spec, spec);
-        let finish = cost::finish_ms(ready, available.max(self.now), run, share);
+        let finish = cost::finish_ms(ready, start, run, share);
         let score = cost::score(
             &self.config.weights,
             device_spec,
@@ -687,7 +695,10 @@ impl FinishTimeOracle {
         }
         candidates
             .into_iter()
-            .map(|d| self.evaluate(task, spec, d, self.available[d as usize]))
+            .map(|d| {
+                let start = self.queue_start(d, self.available[d as usize], None);
+                self.evaluate(task, spec, d, start)
+            })
             .min_by_key(|e| (!e.room, Score(e.score), e.device))
     }
 
@@ -763,7 +774,8 @@ impl FinishTimeOracle {
         };
         let placed = self.map[&task];
         // The last of its device's queue: staying, it is queued where it is.
-        let stay = self.evaluate(task, &placed.spec, from, placed.queue_at);
+        let start = self.queue_start(from, placed.queue_at, Some(task));
+        let stay = self.evaluate(task, &placed.spec, from, start);
         let Some((target, choice)) = self.best_choice(task, &placed.state, Some(from), None) else {
             return false;
         };
