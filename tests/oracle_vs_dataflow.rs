@@ -188,13 +188,25 @@ fn check_with(
     hierarchy: Hierarchy,
     zoned: bool,
 ) -> (usize, usize) {
-    let stream = seeded_stream(seed, epochs);
     let mut devices = devices();
     if zoned {
         for (index, device) in devices.iter_mut().enumerate() {
             device.zone = [0, 1, 1, 0, 1][index];
         }
     }
+    check_on(seed, epochs, workers, policy, hierarchy, devices)
+}
+
+/// [`check_with`] on any platform (the stream pins tasks to the first five devices only).
+fn check_on(
+    seed: u64,
+    epochs: usize,
+    workers: usize,
+    policy: Policy,
+    hierarchy: Hierarchy,
+    devices: Vec<DeviceSpec>,
+) -> (usize, usize) {
+    let stream = seeded_stream(seed, epochs);
     // Odd seeds weigh cost, energy and locality too, and run a tighter capacity target.
     let weights = if seed % 2 == 1 {
         Weights {
@@ -368,4 +380,32 @@ fn hierarchical_streams_match_oracle_at_1_2_and_3_workers() {
     }
     // Auto with a low threshold: small batches flat, larger ones hierarchical, in one stream.
     let _ = check_with(70, 200, 2, Policy::Predictive, Hierarchy::Auto(4), true);
+}
+
+/// Classes larger than the finish-time rule scans whole offer their earliest-available and
+/// least-contended devices from the engine's indexes; the oracle finds the same two by scanning.
+/// The test platform's five devices are joined by 40 more of its first class and 34 more of its
+/// third, flat and with the classes as groups.
+#[test]
+fn large_classes_match_oracle_at_1_2_and_3_workers() {
+    let mut large = devices();
+    let base = large.clone();
+    large.extend(std::iter::repeat_n(base[0], 40));
+    large.extend(std::iter::repeat_n(base[2], 34));
+    let mut moves = 0;
+    for (workers, seed) in [(1, 80), (2, 81), (3, 82)] {
+        for policy in [Policy::Predictive, Policy::Heft] {
+            let (m, _) = check_on(seed, 150, workers, policy, Hierarchy::Off, large.clone());
+            moves += m;
+        }
+        let _ = check_on(
+            seed,
+            150,
+            workers,
+            Policy::Predictive,
+            Hierarchy::On,
+            large.clone(),
+        );
+    }
+    assert!(moves >= 1, "no task moved between devices");
 }

@@ -371,6 +371,11 @@ impl Movable {
         }
     }
 
+    /// The tasks in placement order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = TaskKey> + '_ {
+        self.0.iter().map(|&(_, task)| task)
+    }
+
     /// The most recently placed movable task.
     pub(crate) fn latest(&self) -> Option<TaskKey> {
         self.0.last().map(|&(_, task)| task)

@@ -83,10 +83,29 @@ pub fn run_ms(duration_ms: u64, contention: f64) -> f64 {
     duration_ms as f64 * (1.0 + contention)
 }
 
-/// Predicted finish (absolute milliseconds): not before the data is ready plus the run, nor
-/// before the queue ahead drains plus the task's own share of the device.
-pub fn finish_ms(now: f64, ready: f64, backlog: f64, run: f64, share: f64) -> f64 {
-    (ready + run).max(now + backlog + run * share)
+/// Predicted finish (absolute milliseconds) of a task queued on a device available from
+/// `available` (the predicted drain of the queue ahead of it, never before now): not before its
+/// data is ready plus the run, nor before the queue ahead drains plus the task's own share of
+/// the device. With a whole device (`share` 1) this is HEFT's append-only earliest finish,
+/// `max(ready, available) + run`.
+pub fn finish_ms(ready: f64, available: f64, run: f64, share: f64) -> f64 {
+    (ready + run).max(available + run * share)
+}
+
+/// The device's available time once a task with this finish is queued behind `available`: its
+/// share of the device for its run, and for the same share of any idle gap before its data is
+/// ready (a whole-device task makes the device available at its finish, as in HEFT; a small
+/// share leaves the rest of the device to the tasks queued after it).
+pub fn advance(available: f64, finish: f64, run: f64, share: f64) -> f64 {
+    available + share * run.max(finish - available)
+}
+
+/// Where a device's queue starts: its running tasks' remaining predicted time, each at its
+/// share, after now (a task past its predicted finish holds nothing).
+pub fn running_until(now: f64, running: impl IntoIterator<Item = (f64, f64)>) -> f64 {
+    running.into_iter().fold(now, |at, (finish, share)| {
+        at + share * (finish - now).max(0.0)
+    })
 }
 
 /// The weighted score of finishing at `finish` on `device`.

@@ -7,15 +7,27 @@
 //! the kind's figure if `t` has no estimate; else the workflow's estimate) divided by `d`'s speed.
 //! Predicted contention `c_d` slows it to `run(t, d) = D(t, d) (1 + c_d)`, and it takes
 //! `share(t, d)`, the larger of its shares of `d`'s cores and memory. The *backlog* of `d` is the
-//! time its mapped work needs at full use, `(1 + c_d) max(Σ D·cores / cores_d, Σ D·memory / memory_d)`.
+//! time its mapped work needs at full use, `(1 + c_d) max(Σ D·cores / cores_d, Σ D·memory / memory_d)`
+//! (it orders pulls only).
 //!
 //! Its data is ready at `ready(t, d)`: the latest, over its parents, of the parent's predicted
 //! finish (or completion) plus the transfer of the edge's bytes at the smaller bandwidth of the
 //! two devices (nothing when they are the same device or a bandwidth is unknown), and never
-//! before now. Its predicted finish is the later of `ready + run` and `now + backlog + run·share`
-//! (it cannot run faster than alone, nor before the queue ahead of it drains). Its *score* on
-//! `d` weighs the finish (seconds from now) with the cost, energy and bytes moved
-//! ([`PlacementConfig::weights`]).
+//! before now. Each device runs its mapped tasks as a queue: its running (pinned) tasks, then
+//! the others in placement order. Its *available time* `A_d` is the predicted drain of that
+//! queue: from now plus each running task's remaining predicted time times its share, each
+//! queued task in turn finishes at `max(ready + run, A + run·share)` (not faster than alone,
+//! nor before the queue ahead of it drains) and advances `A` by `share × max(run, finish − A)`
+//! (its share of the device for its run and for any idle gap before its data is ready). With
+//! whole-device tasks this is HEFT's append-only earliest finish, `max(ready, A_d) + run`.
+//! (Measured from now instead, as a backlog, tasks that became ready together later each saw
+//! the same fast device free and piled onto it: BENCHMARKS.md, "Closed-loop simulation".)
+//! A new task is predicted at the end of a queue, behind `max(A_d, now)`, and advances `A_d`;
+//! the whole queue is re-predicted from now, with its inputs as predicted then, whenever the
+//! device's contention changes or a task there starts, finishes, leaves or changes state
+//! (so actual starts replace stale predictions); only that device's tasks are re-predicted.
+//! Its *score* on `d` weighs the finish (seconds from now) with the cost, energy and bytes
+//! moved ([`PlacementConfig::weights`]).
 //!
 //! A device *has room* while its utilisation (contention plus the share of its cores or memory
 //! that ready and running mapped tasks take) is below the capacity target.
@@ -24,7 +36,8 @@
 //! 1. completed tasks leave the map (where they ran is remembered while children still need
 //!    their output); edges and duration estimates are updated; a task that started is pinned to
 //!    its device, its finish predicted from now;
-//! 2. the new contention values are taken;
+//! 2. the new contention values are taken; every device whose queue or contention changed in
+//!    steps 1 and 2 has its queue re-predicted, by id;
 //! 3. ranks are brought up to date ([`ranks`]: HEFT's `rank_u`, mean duration plus the longest
 //!    chain of mean transfers and durations below, kept for every mapped task and recomputed
 //!    only where a duration estimate, an edge or a task changed); new unpinned tasks are placed
@@ -33,15 +46,18 @@
 //!    ([`PlacementConfig::hierarchy`]) is first coarsened and its clusters mapped onto device
 //!    groups; each of its tasks then draws its candidates from its group only
 //!    ([`crate::hierarchy`]). Each goes to the best *candidate* by `(score, id)`:
-//!    every capability class that can host it offers its device of least `(full, backlog, id)`
-//!    and its device of least `(full, contention, id)`, and every device holding a parent's
-//!    output is a candidate; candidates with room beat those without. A task that declares
+//!    every capability class (or group's share of one) that can host it offers all its devices
+//!    when it has at most [`SCAN_CLASS_UP_TO`], else its device of least
+//!    `(full, available time, id)` and its device of least `(full, contention, id)`; every
+//!    device holding a parent's output is a candidate; candidates with room beat those without. A task that declares
 //!    alternatives (re-sculpting) runs as the best of them instead when that one has room where
 //!    the declared task has none, or scores better by more than `resculpt_margin`; it keeps
 //!    its variant until it is next moved;
 //! 4. rebalance where the epoch changed something. Each device whose contention rose (by id)
-//!    sheds: its most recently placed movable task moves to the best candidate elsewhere if that
-//!    beats its score where it is by more than the hysteresis (and, if that device has no room,
+//!    sheds: its most recently placed movable task (the last of its queue, so staying it is
+//!    predicted behind the available time before it, which the device returns to when it
+//!    leaves) moves to the best candidate elsewhere if that beats its score where it is by more
+//!    than the hysteresis (and, if that device has no room,
 //!    only while the device it leaves stays full without it), again and again; the first task
 //!    that stays ends the step. Then each device that became cheaper (its contention fell or a
 //!    task left it; by id) pulls: the most recently placed movable task of the other device of
@@ -57,7 +73,9 @@
 //!
 //! # The engine
 //! Each class keeps its devices ordered by both keys, so a placement costs
-//! O((classes + parents) × log devices) and never forms the tasks × devices product.
+//! O((classes + parents) × log devices) (plus the devices of classes small enough to scan) and
+//! never forms the tasks × devices product; appending a task to a queue is O(1), re-predicting
+//! one O(its tasks × their parents).
 //! [`crate::oracle`] is the same rule written with plain scans.
 
 use std::cmp::Reverse;
@@ -74,6 +92,12 @@ mod groups;
 mod ranks;
 
 pub use ranks::rank_updates_total;
+
+/// A capability class (or a group's share of one) of at most this many devices offers every
+/// device as a candidate; a larger one offers its earliest-available and its least-contended
+/// device (a device between the two, available a little later with less contention, can be
+/// missed there; scanning a thousand devices per placement is what that saves).
+pub(crate) const SCAN_CLASS_UP_TO: usize = 32;
 use ranks::{level_below, placement_order, upward_ranks};
 
 /// Where a task's output is (or will be) and when: a placed task's predicted finish, or a
@@ -94,6 +118,9 @@ struct Placed {
     seq: u64,
     duration_ms: u64,
     finish_ms: f64,
+    /// The device's available time it was last predicted behind (queued tasks only): what the
+    /// device's available time returns to when it, the last of the queue, moves away.
+    queue_at: f64,
     /// Its upward rank ([`ranks`]), kept current as durations, edges and tasks change.
     rank: f64,
     /// A topological number (deeper below its parents), for the order of rank propagation.
@@ -112,16 +139,36 @@ struct Device {
     /// above changes first, then [`FinishTimePlacer::rekey`] refiles it).
     indexed_contention: f64,
     work: cost::Work,
+    /// The work of its queued (not running) tasks: the queue cannot drain before now plus this
+    /// at full use, however stale its available time.
+    queued: cost::Work,
     active_cores: u64,
     active_memory: u64,
     backlog: f64,
     full: bool,
     movable: Movable,
+    /// Its running (pinned) tasks, by placement sequence: the head of its queue.
+    running: Movable,
+    /// Its *available time*: the predicted drain of its queue (running tasks, then the movable
+    /// ones in placement order); 0 while nothing is mapped on it.
+    available: f64,
+    /// The available time it is filed under in its class's `by_available`.
+    indexed_available: f64,
+    /// Whether its queue must be re-predicted before the epoch places anything.
+    stale: bool,
 }
 
 impl Device {
     fn order(&self, id: DeviceId) -> (bool, Score, DeviceId) {
         (self.full, Score(self.backlog), id)
+    }
+
+    fn by_available(&self, id: DeviceId) -> (bool, Score, DeviceId) {
+        (self.full, Score(self.available), id)
+    }
+
+    fn queue_is_empty(&self) -> bool {
+        self.movable.is_empty() && self.running.is_empty()
     }
 
     fn by_contention(&self, id: DeviceId) -> (bool, Score, DeviceId) {
@@ -133,7 +180,7 @@ impl Device {
 struct Class {
     spec: DeviceSpec,
     devices: Vec<DeviceId>,
-    by_backlog: BTreeSet<(bool, Score, DeviceId)>,
+    by_available: BTreeSet<(bool, Score, DeviceId)>,
     by_contention: BTreeSet<(bool, Score, DeviceId)>,
 }
 
@@ -143,7 +190,7 @@ struct Class {
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct Cell {
     class: usize,
-    by_backlog: BTreeSet<(bool, Score, DeviceId)>,
+    by_available: BTreeSet<(bool, Score, DeviceId)>,
     by_contention: BTreeSet<(bool, Score, DeviceId)>,
 }
 
@@ -208,6 +255,8 @@ pub struct FinishTimePlacer {
     mean_bandwidth: f64,
     next_seq: u64,
     now: Time,
+    /// Devices whose queue this epoch changed other than at its end (see [`Self::repredict`]).
+    stale: Vec<DeviceId>,
 }
 
 impl FinishTimePlacer {
@@ -229,7 +278,7 @@ impl FinishTimePlacer {
                     classes.push(Class {
                         spec: *spec,
                         devices: Vec::new(),
-                        by_backlog: BTreeSet::new(),
+                        by_available: BTreeSet::new(),
                         by_contention: BTreeSet::new(),
                     });
                     classes.len() - 1
@@ -239,7 +288,7 @@ impl FinishTimePlacer {
             let cell = *cell_index.entry((class, group)).or_insert_with(|| {
                 cells.push(Cell {
                     class,
-                    by_backlog: BTreeSet::new(),
+                    by_available: BTreeSet::new(),
                     by_contention: BTreeSet::new(),
                 });
                 cells.len() - 1
@@ -252,19 +301,24 @@ impl FinishTimePlacer {
                 contention: 0.0,
                 indexed_contention: 0.0,
                 work: cost::Work::default(),
+                queued: cost::Work::default(),
                 active_cores: 0,
                 active_memory: 0,
                 backlog: 0.0,
                 full: config.capacity_target <= 0.0,
                 movable: Movable::default(),
+                running: Movable::default(),
+                available: 0.0,
+                indexed_available: 0.0,
+                stale: false,
             };
             classes[class].devices.push(id);
-            classes[class].by_backlog.insert(device.order(id));
+            classes[class].by_available.insert(device.by_available(id));
             classes[class]
                 .by_contention
                 .insert(device.by_contention(id));
             if hierarchical {
-                cells[cell].by_backlog.insert(device.order(id));
+                cells[cell].by_available.insert(device.by_available(id));
                 cells[cell].by_contention.insert(device.by_contention(id));
             }
             states.push(device);
@@ -296,6 +350,7 @@ impl FinishTimePlacer {
             learned: HashMap::new(),
             next_seq: 0,
             now: 0,
+            stale: Vec::new(),
         }
     }
 
@@ -397,6 +452,7 @@ impl FinishTimePlacer {
                 before.push((*task, Some(placed.device), placed.variant));
                 freed.push(placed.device);
                 self.detach(*task, &placed);
+                self.mark_stale(placed.device);
                 if let Some(parents) = self.parents.get(task) {
                     seeds.extend(parents.iter().map(|(parent, _)| *parent));
                 }
@@ -476,6 +532,7 @@ impl FinishTimePlacer {
                         seeds.push(task);
                     }
                     self.detach(task, &placed);
+                    self.mark_stale(placed.device);
                     let device = state.pinned.unwrap_or(placed.device);
                     // It keeps the variant the map chose; the declared one if that is gone.
                     let choice = match self.variant_spec(task, &state, placed.variant) {
@@ -485,11 +542,13 @@ impl FinishTimePlacer {
                         },
                         None => Choice::declared(&state),
                     };
+                    // A queued task's finish is re-predicted with its device's queue below.
                     let finish = match (state.pinned, placed.state.pinned) {
                         (Some(_), Some(_)) if device == placed.device => placed.finish_ms,
                         (Some(_), _) => self.started_finish(&choice.spec, device),
-                        (None, _) => self.evaluate(task, &choice.spec, device).finish,
+                        (None, _) => placed.finish_ms,
                     };
+                    self.mark_stale(device);
                     let at = (device, placed.seq, placed.rank, placed.level);
                     self.attach(task, state, choice, at, finish);
                 }
@@ -499,6 +558,7 @@ impl FinishTimePlacer {
                         Some(device) => {
                             let seq = self.take_seq();
                             let finish = self.started_finish(&state.spec, device);
+                            self.mark_stale(device);
                             // Its rank is computed with the seeds, before new tasks are placed.
                             seeds.push(task);
                             let level = level_below(self.parents.get(&task), |p| {
@@ -525,7 +585,15 @@ impl FinishTimePlacer {
                 }
                 state.contention = value;
                 self.rekey(device);
+                self.mark_stale(device);
             }
+        }
+        // Every device whose queue or contention changed, or where a task started or finished,
+        // has its queue re-predicted from now (by id, so that the order is the oracle's).
+        let mut stale = std::mem::take(&mut self.stale);
+        stale.sort_unstable();
+        for device in stale {
+            self.repredict(device);
         }
 
         // Ranks of the map as it stands, then of the new tasks over it.
@@ -656,13 +724,6 @@ impl FinishTimePlacer {
         self.now as f64 + cost::run_ms(duration, state.contention)
     }
 
-    /// The predicted finish and score of `task` on `device`, as if added to what is there.
-    fn evaluate(&self, task: TaskKey, spec: &TaskSpec, device: DeviceId) -> Evaluation {
-        let inputs = self.inputs_of(task);
-        let state = &self.devices[device as usize];
-        self.evaluate_with(&inputs, spec, device, state.work)
-    }
-
     /// Where a task's inputs are and when they are ready there: `(device, at, bytes)` per
     /// parent whose output is placed or remembered.
     fn inputs_of(&self, task: TaskKey) -> Vec<(DeviceId, f64, u64)> {
@@ -678,30 +739,65 @@ impl FinishTimePlacer {
         }
     }
 
-    fn evaluate_with(
-        &self,
-        inputs: &[(DeviceId, f64, u64)],
-        spec: &TaskSpec,
-        device: DeviceId,
-        work: cost::Work,
-    ) -> Evaluation {
+    /// When a task queued on `device` behind `available` can start at the earliest: not before
+    /// now plus the device's queued work at full use (`without` some of it), so that a queue
+    /// whose predictions went stale (its tasks start late, nothing re-predicted it) still counts.
+    fn queue_start(&self, device: DeviceId, available: f64, without: cost::Work) -> f64 {
         let state = &self.devices[device as usize];
-        let now = self.now as f64;
-        let mut ready = now;
+        let queued = cost::backlog_ms(&state.spec, state.contention, state.queued.minus(without));
+        available.max(self.now as f64 + queued)
+    }
+
+    /// When a task's inputs are all on `device` (never before now), and the bytes that come
+    /// from elsewhere.
+    fn ready_on(&self, inputs: &[(DeviceId, f64, u64)], device: DeviceId) -> (f64, u64) {
+        let spec = &self.devices[device as usize].spec;
+        let mut ready = self.now as f64;
         let mut remote = 0u64;
         for &(from, at, bytes) in inputs {
             let mut at = at;
             if from != device {
                 remote = remote.saturating_add(bytes);
-                at += cost::transfer_ms(bytes, &self.devices[from as usize].spec, &state.spec);
+                at += cost::transfer_ms(bytes, &self.devices[from as usize].spec, spec);
             }
             ready = ready.max(at);
         }
+        (ready, remote)
+    }
+
+    /// [`Self::ready_on`] without listing the inputs.
+    fn ready_of(&self, task: TaskKey, device: DeviceId) -> f64 {
+        let spec = &self.devices[device as usize].spec;
+        let mut ready = self.now as f64;
+        for &(parent, bytes) in self.parents.get(&task).map_or(&[][..], |p| p.as_slice()) {
+            if let Some(output) = self.output_of(&parent) {
+                let mut at = output.at;
+                if output.device != device {
+                    at +=
+                        cost::transfer_ms(bytes, &self.devices[output.device as usize].spec, spec);
+                }
+                ready = ready.max(at);
+            }
+        }
+        ready
+    }
+
+    /// The predicted finish and score of a task on `device` that can start from `start`
+    /// ([`Self::queue_start`]).
+    fn evaluate_with(
+        &self,
+        inputs: &[(DeviceId, f64, u64)],
+        spec: &TaskSpec,
+        device: DeviceId,
+        start: f64,
+    ) -> Evaluation {
+        let state = &self.devices[device as usize];
+        let now = self.now as f64;
+        let (ready, remote) = self.ready_on(inputs, device);
         let duration = self.duration_ms(spec, state.class);
         let run = cost::run_ms(duration, state.contention);
         let share = cost::share(&state.spec, spec);
-        let backlog = cost::backlog_ms(&state.spec, state.contention, work);
-        let finish = cost::finish_ms(now, ready, backlog, run, share);
+        let finish = cost::finish_ms(ready, start, run, share);
         let score = cost::score(
             &self.config.weights,
             &state.spec,
@@ -789,7 +885,8 @@ impl FinishTimePlacer {
         let mut best: Option<Evaluation> = None;
         let mut consider = |device: DeviceId| {
             let state = &self.devices[device as usize];
-            let evaluation = self.evaluate_with(&inputs, spec, device, state.work);
+            let start = self.queue_start(device, state.available, cost::Work::default());
+            let evaluation = self.evaluate_with(&inputs, spec, device, start);
             if best.is_none_or(|current| evaluation.beats(&current)) {
                 best = Some(evaluation);
             }
@@ -797,6 +894,14 @@ impl FinishTimePlacer {
         let mut offer = |spec_of_class: &DeviceSpec,
                          sets: [&BTreeSet<(bool, Score, DeviceId)>; 2]| {
             if !spec_of_class.can_host(spec) {
+                return;
+            }
+            if sets[0].len() <= SCAN_CLASS_UP_TO {
+                for &(_, _, device) in sets[0] {
+                    if Some(device) != except {
+                        consider(device);
+                    }
+                }
                 return;
             }
             for set in sets {
@@ -809,14 +914,14 @@ impl FinishTimePlacer {
         match group.filter(|_| self.hierarchical) {
             None => {
                 for class in &self.classes {
-                    offer(&class.spec, [&class.by_backlog, &class.by_contention]);
+                    offer(&class.spec, [&class.by_available, &class.by_contention]);
                 }
             }
             Some(group) => {
                 for &cell in &self.group_cells[group as usize] {
                     let cell = &self.cells[cell];
                     let class = &self.classes[cell.class];
-                    offer(&class.spec, [&cell.by_backlog, &cell.by_contention]);
+                    offer(&class.spec, [&cell.by_available, &cell.by_contention]);
                 }
             }
         }
@@ -861,9 +966,11 @@ impl FinishTimePlacer {
         let state = &self.devices[from as usize];
         let task = state.movable.latest()?;
         let placed = *self.tasks.get(&task)?;
-        let own = cost::Work::of(&placed.spec, placed.duration_ms);
         let inputs = self.inputs_of(task);
-        let stay = self.evaluate_with(&inputs, &placed.spec, from, state.work.minus(own));
+        // It is the last of its device's queue: staying, it is queued where it is.
+        let own = cost::Work::of(&placed.spec, placed.duration_ms);
+        let start = self.queue_start(from, placed.queue_at, own);
+        let stay = self.evaluate_with(&inputs, &placed.spec, from, start);
         let (target, choice) = self.best_choice(task, &placed.state, Some(from), None)?;
         if only_to.is_some_and(|to| to != target.device)
             || !cost::worth_moving(stay.score, target.score, self.config.hysteresis)
@@ -871,6 +978,13 @@ impl FinishTimePlacer {
         {
             return None;
         }
+        // The device it leaves is available again when it would have started.
+        let left = &mut self.devices[from as usize];
+        left.available = if left.movable.len() + left.running.len() > 1 {
+            placed.queue_at
+        } else {
+            0.0
+        };
         self.detach(task, &placed);
         let seq = self.take_seq();
         let at = (target.device, seq, placed.rank, placed.level);
@@ -915,6 +1029,26 @@ impl FinishTimePlacer {
         let class = self.devices[device as usize].class;
         let spec = choice.spec;
         let duration_ms = self.duration_ms(&spec, class);
+        let now = self.now as f64;
+        let at = self.queue_start(
+            device,
+            self.devices[device as usize].available,
+            cost::Work::default(),
+        );
+        let entry = &mut self.devices[device as usize];
+        // A task queued at the end of a device whose queue is current advances the device's
+        // available time by itself; anything else re-predicts the queue before placement.
+        let queue_at = if state.pinned.is_none() && !entry.stale {
+            let run = cost::run_ms(duration_ms, entry.contention);
+            entry.available = cost::advance(at, finish, run, cost::share(&entry.spec, &spec));
+            at
+        } else {
+            if !entry.stale {
+                entry.stale = true;
+                self.stale.push(device);
+            }
+            now
+        };
         self.tasks.insert(
             task,
             Placed {
@@ -925,6 +1059,7 @@ impl FinishTimePlacer {
                 seq,
                 duration_ms,
                 finish_ms: finish,
+                queue_at,
                 rank,
                 level,
             },
@@ -940,8 +1075,57 @@ impl FinishTimePlacer {
             entry.active_memory = entry.active_memory.saturating_add(spec.memory_bytes);
         }
         if state.pinned.is_none() {
+            entry.queued = entry.queued.plus(cost::Work::of(&spec, duration_ms));
             entry.movable.insert(seq, task);
+        } else {
+            entry.running.insert(seq, task);
         }
+        self.rekey(device);
+    }
+
+    fn mark_stale(&mut self, device: DeviceId) {
+        let entry = &mut self.devices[device as usize];
+        if !entry.stale {
+            entry.stale = true;
+            self.stale.push(device);
+        }
+    }
+
+    /// Re-predicts a device's queue from now: its running tasks hold it for their remaining
+    /// predicted time (each at its share), then its queued tasks follow in placement order,
+    /// each finishing at [`cost::finish_ms`] behind the available time so far (with its inputs
+    /// as they are predicted now) and advancing it ([`cost::advance`]). Only this device's
+    /// tasks change: a child elsewhere reads the new finish when its own device is next
+    /// re-predicted or it is next placed.
+    fn repredict(&mut self, device: DeviceId) {
+        let now = self.now as f64;
+        let state = &self.devices[device as usize];
+        let (spec, contention) = (state.spec, state.contention);
+        let running = state.running.iter().filter_map(|task| {
+            self.tasks
+                .get(&task)
+                .map(|placed| (placed.finish_ms, cost::share(&spec, &placed.spec)))
+        });
+        let mut at = cost::running_until(now, running);
+        let queued: Vec<TaskKey> = state.movable.iter().collect();
+        for task in queued {
+            let Some(placed) = self.tasks.get(&task) else {
+                continue;
+            };
+            let (duration_ms, share) = (placed.duration_ms, cost::share(&spec, &placed.spec));
+            let ready = self.ready_of(task, device);
+            let run = cost::run_ms(duration_ms, contention);
+            let finish = cost::finish_ms(ready, at, run, share);
+            // Written at once: a child later in this queue reads its parent's new finish.
+            if let Some(placed) = self.tasks.get_mut(&task) {
+                placed.finish_ms = finish;
+                placed.queue_at = at;
+            }
+            at = cost::advance(at, finish, run, share);
+        }
+        let state = &mut self.devices[device as usize];
+        state.available = if state.queue_is_empty() { 0.0 } else { at };
+        state.stale = false;
         self.rekey(device);
     }
 
@@ -956,7 +1140,13 @@ impl FinishTimePlacer {
                 .saturating_sub(u64::from(placed.spec.cores_milli));
             entry.active_memory = entry.active_memory.saturating_sub(placed.spec.memory_bytes);
         }
+        if placed.state.pinned.is_none() {
+            entry.queued = entry
+                .queued
+                .minus(cost::Work::of(&placed.spec, placed.duration_ms));
+        }
         entry.movable.remove(placed.seq);
+        entry.running.remove(placed.seq);
         self.tasks.remove(&task);
         if let Some(tasks) = self.by_kind.get_mut(&placed.state.spec.kind) {
             tasks.remove(&task);
@@ -972,6 +1162,7 @@ impl FinishTimePlacer {
         let state = &mut self.devices[device as usize];
         let old = state.order(device);
         let old_contention = (state.full, Score(state.indexed_contention), device);
+        let old_available = (state.full, Score(state.indexed_available), device);
         state.backlog = cost::backlog_ms(&state.spec, state.contention, state.work);
         state.full = cost::utilisation(
             &state.spec,
@@ -980,12 +1171,14 @@ impl FinishTimePlacer {
             state.active_memory,
         ) >= target;
         state.indexed_contention = state.contention;
+        state.indexed_available = state.available;
         let new = state.order(device);
         let new_contention = state.by_contention(device);
+        let new_available = state.by_available(device);
         let class = &mut self.classes[state.class];
-        if old != new {
-            class.by_backlog.remove(&old);
-            class.by_backlog.insert(new);
+        if old_available != new_available {
+            class.by_available.remove(&old_available);
+            class.by_available.insert(new_available);
         }
         if old_contention != new_contention {
             class.by_contention.remove(&old_contention);
@@ -993,9 +1186,9 @@ impl FinishTimePlacer {
         }
         if self.hierarchical {
             let cell = &mut self.cells[state.cell];
-            if old != new {
-                cell.by_backlog.remove(&old);
-                cell.by_backlog.insert(new);
+            if old_available != new_available {
+                cell.by_available.remove(&old_available);
+                cell.by_available.insert(new_available);
             }
             if old_contention != new_contention {
                 cell.by_contention.remove(&old_contention);

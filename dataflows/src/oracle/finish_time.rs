@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::finish_time::{cost, duration_on, is_active, mean_bandwidth};
+use crate::finish_time::{cost, duration_on, is_active, mean_bandwidth, SCAN_CLASS_UP_TO};
 use crate::hierarchy;
 use crate::placement::{same_capability, state_is_sane, Hierarchy, PlacementConfig, Score};
 use crate::types::{
@@ -19,6 +19,8 @@ struct Placed {
     seq: u64,
     duration_ms: u64,
     finish: f64,
+    /// The available time of its device it was last predicted behind (queued tasks).
+    queue_at: f64,
 }
 
 /// The sequential finish-time map.
@@ -33,6 +35,10 @@ pub(crate) struct FinishTimeOracle {
     config: PlacementConfig,
     learn: bool,
     contention: Vec<f64>,
+    /// Each device's available time: the predicted drain of its queue, 0 while it has none.
+    available: Vec<f64>,
+    /// Devices whose queue must be re-predicted before this epoch's placements.
+    stale: Vec<bool>,
     edges: BTreeMap<Edge, isize>,
     alternatives: BTreeMap<Alternative, isize>,
     map: BTreeMap<TaskKey, Placed>,
@@ -98,6 +104,8 @@ impl FinishTimeOracle {
             config,
             learn,
             contention: vec![0.0; devices.len()],
+            available: vec![0.0; devices.len()],
+            stale: vec![false; devices.len()],
             edges: BTreeMap::new(),
             alternatives: BTreeMap::new(),
             map: BTreeMap::new(),
@@ -178,6 +186,7 @@ impl FinishTimeOracle {
         for task in removed {
             if let Some(placed) = self.map.remove(task) {
                 freed.push(placed.device);
+                self.stale[placed.device as usize] = true;
                 if self.edges.keys().any(|((_, parent), _)| parent == task) {
                     self.done.insert(*task, (placed.device, self.now));
                 }
@@ -202,6 +211,7 @@ impl FinishTimeOracle {
             }
             match self.map.remove(task) {
                 Some(placed) => {
+                    self.stale[placed.device as usize] = true;
                     let device = state.pinned.unwrap_or(placed.device);
                     let (variant, spec) = match self.variant_spec(*task, state, placed.variant) {
                         Some(spec) => (placed.variant, spec),
@@ -210,14 +220,16 @@ impl FinishTimeOracle {
                     let finish = match (state.pinned, placed.state.pinned) {
                         (Some(_), Some(_)) if device == placed.device => placed.finish,
                         (Some(_), _) => self.started_finish(&spec, device),
-                        (None, _) => self.evaluate(*task, &spec, device, None).finish,
+                        (None, _) => placed.finish,
                     };
+                    self.stale[device as usize] = true;
                     self.insert(*task, *state, (variant, spec), device, placed.seq, finish);
                 }
                 None => match state.pinned {
                     Some(device) => {
                         let seq = self.take_seq();
                         let finish = self.started_finish(&state.spec, device);
+                        self.stale[device as usize] = true;
                         self.insert(*task, *state, (0, state.spec), device, seq, finish);
                     }
                     None => to_place.push((*task, *state)),
@@ -234,8 +246,14 @@ impl FinishTimeOracle {
                 freed.push(device);
             }
             self.contention[device as usize] = value;
+            self.stale[device as usize] = true;
         }
         rising.sort_unstable();
+        for device in 0..self.devices.len() {
+            if self.stale[device] {
+                self.repredict(device as DeviceId);
+            }
+        }
 
         // Ranks of the map as it stands, then of the new tasks over it.
         let map_ranks = self.rank_table(&self.mapped_specs(), &BTreeMap::new());
@@ -438,6 +456,17 @@ impl FinishTimeOracle {
         finish: f64,
     ) {
         let duration_ms = self.duration(&spec, device);
+        let d = device as usize;
+        let at = self.queue_start(device, self.available[d], None);
+        let queue_at = if state.pinned.is_none() && !self.stale[d] {
+            let run = cost::run_ms(duration_ms, self.contention[d]);
+            let share = cost::share(&self.devices[d], &spec);
+            self.available[d] = cost::advance(at, finish, run, share);
+            at
+        } else {
+            self.stale[d] = true;
+            self.now
+        };
         self.map.insert(
             task,
             Placed {
@@ -448,8 +477,44 @@ impl FinishTimeOracle {
                 seq,
                 duration_ms,
                 finish,
+                queue_at,
             },
         );
+    }
+
+    /// The device's queue re-predicted from now: running tasks by sequence hold it for their
+    /// remaining time at their share, then the others in sequence order.
+    fn repredict(&mut self, device: DeviceId) {
+        let d = device as usize;
+        let mut queue: Vec<(bool, u64, TaskKey)> = self
+            .map
+            .iter()
+            .filter(|(_, p)| p.device == device)
+            .map(|(k, p)| (p.state.pinned.is_none(), p.seq, *k))
+            .collect();
+        queue.sort_unstable();
+        let running: Vec<(f64, f64)> = queue
+            .iter()
+            .filter(|(queued, _, _)| !queued)
+            .map(|(_, _, k)| {
+                let p = &self.map[k];
+                (p.finish, cost::share(&self.devices[d], &p.spec))
+            })
+            .collect();
+        let mut at = cost::running_until(self.now, running);
+        for &(_, _, task) in queue.iter().filter(|(queued, _, _)| *queued) {
+            let placed = self.map[&task];
+            let (ready, _) = self.ready_on(task, device);
+            let run = cost::run_ms(placed.duration_ms, self.contention[d]);
+            let share = cost::share(&self.devices[d], &placed.spec);
+            let finish = cost::finish_ms(ready, at, run, share);
+            let entry = self.map.get_mut(&task).expect("queued task is mapped");
+            entry.finish = finish;
+            entry.queue_at = at;
+            at = cost::advance(at, finish, run, share);
+        }
+        self.available[d] = if queue.is_empty() { 0.0 } else { at };
+        self.stale[d] = false;
     }
 
     fn learned(&self) -> Option<&HashMap<(u32, u32), u64>> {
@@ -528,13 +593,22 @@ impl FinishTimeOracle {
         }
     }
 
-    fn evaluate(
-        &self,
-        task: TaskKey,
-        spec: &TaskSpec,
-        device: DeviceId,
-        without: Option<TaskKey>,
-    ) -> Evaluation {
+    /// The earliest start behind `available`: not before now plus the queued (not running)
+    /// tasks' work at full use, `without` one of them.
+    fn queue_start(&self, device: DeviceId, available: f64, without: Option<TaskKey>) -> f64 {
+        let queued = self
+            .map
+            .iter()
+            .filter(|(k, p)| p.device == device && p.state.pinned.is_none() && Some(**k) != without)
+            .fold(cost::Work::default(), |w, (_, p)| {
+                w.plus(cost::Work::of(&p.spec, p.duration_ms))
+            });
+        let d = device as usize;
+        available.max(self.now + cost::backlog_ms(&self.devices[d], self.contention[d], queued))
+    }
+
+    /// When the task's inputs are all on `device` (never before now) and the bytes moved.
+    fn ready_on(&self, task: TaskKey, device: DeviceId) -> (f64, u64) {
         let device_spec = &self.devices[device as usize];
         let mut ready = self.now;
         let mut remote = 0u64;
@@ -548,11 +622,17 @@ impl FinishTimeOracle {
             }
             ready = ready.max(at);
         }
+        (ready, remote)
+    }
+
+    /// The finish and score of the task on `device`, starting from `start`.
+    fn evaluate(&self, task: TaskKey, spec: &TaskSpec, device: DeviceId, start: f64) -> Evaluation {
+        let device_spec = &self.devices[device as usize];
+        let (ready, remote) = self.ready_on(task, device);
         let contention = self.contention[device as usize];
         let run = cost::run_ms(self.duration(spec, device), contention);
         let share = cost::share(device_spec, spec);
-        let backlog = cost::backlog_ms(device_spec, contention, self.work(device, without));
-        let finish = cost::finish_ms(self.now, ready, backlog, run, share);
+        let finish = cost::finish_ms(ready, start, run, share);
         let score = cost::score(
             &self.config.weights,
             device_spec,
@@ -580,14 +660,23 @@ impl FinishTimeOracle {
         let in_group = |d: DeviceId| group.is_none_or(|g| self.group_of[d as usize] == g);
         let mut candidates: Vec<DeviceId> = Vec::new();
         for class in 0..self.classes {
-            let members: Vec<DeviceId> = (0..self.devices.len() as DeviceId)
-                .filter(|d| self.class_of[*d as usize] == class && Some(*d) != except)
-                .filter(|d| in_group(*d))
+            let all: Vec<DeviceId> = (0..self.devices.len() as DeviceId)
+                .filter(|d| self.class_of[*d as usize] == class && in_group(*d))
                 .collect();
+            let members: Vec<DeviceId> =
+                all.iter().copied().filter(|d| Some(*d) != except).collect();
             if members.is_empty() || !self.devices[members[0] as usize].can_host(spec) {
                 continue;
             }
-            candidates.extend(members.iter().min_by_key(|d| self.order(**d)));
+            if all.len() <= SCAN_CLASS_UP_TO {
+                candidates.extend(members);
+                continue;
+            }
+            candidates.extend(
+                members
+                    .iter()
+                    .min_by_key(|d| (self.full(**d), Score(self.available[**d as usize]), **d)),
+            );
             candidates.extend(
                 members
                     .iter()
@@ -606,7 +695,10 @@ impl FinishTimeOracle {
         }
         candidates
             .into_iter()
-            .map(|d| self.evaluate(task, spec, d, None))
+            .map(|d| {
+                let start = self.queue_start(d, self.available[d as usize], None);
+                self.evaluate(task, spec, d, start)
+            })
             .min_by_key(|e| (!e.room, Score(e.score), e.device))
     }
 
@@ -681,7 +773,9 @@ impl FinishTimeOracle {
             return false;
         };
         let placed = self.map[&task];
-        let stay = self.evaluate(task, &placed.spec, from, Some(task));
+        // The last of its device's queue: staying, it is queued where it is.
+        let start = self.queue_start(from, placed.queue_at, Some(task));
+        let stay = self.evaluate(task, &placed.spec, from, start);
         let Some((target, choice)) = self.best_choice(task, &placed.state, Some(from), None) else {
             return false;
         };
@@ -692,6 +786,8 @@ impl FinishTimeOracle {
             return false;
         }
         self.map.remove(&task);
+        let others = self.map.values().any(|p| p.device == from);
+        self.available[from as usize] = if others { placed.queue_at } else { 0.0 };
         let seq = self.take_seq();
         self.insert(
             task,
