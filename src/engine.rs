@@ -247,13 +247,10 @@ impl Feeders {
     }
 
     /// Sends a batch at the current time.
-    fn send(&mut self, batch: InputBatch) {
-        for sample in batch.samples {
-            self.samples.send(sample);
-        }
-        for completion in batch.completions {
-            self.completions.send(completion);
-        }
+    fn send(&mut self, mut batch: InputBatch) {
+        // The epoch's samples go as the one container they already are.
+        self.samples.send_batch(&mut batch.samples);
+        self.completions.send_batch(&mut batch.completions);
         for (record, diff) in batch.tasks {
             self.tasks.update(record, diff);
         }
