@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{EwMean, ModelConfig, SeriesModel};
+use super::{round_half_away, EwMean, ModelConfig, SeriesModel};
 use crate::types::Time;
 
 /// Missing steps filled by interpolation; beyond this a gap is a gap.
@@ -131,7 +131,7 @@ impl TimedModel {
         if self.interval_ms <= 0.0 || ms <= 0 {
             return 1;
         }
-        let steps = (ms as f64 / self.interval_ms).round();
+        let steps = round_half_away(ms as f64 / self.interval_ms);
         if steps >= u64::MAX as f64 {
             u64::MAX
         } else {
