@@ -156,7 +156,7 @@ impl SeriesState {
 
     /// The forecast as the dataflow publishes it.
     pub fn forecast(&self, config: &ForecastConfig) -> SeriesForecast {
-        let sigma = self.model.sigma(config.horizon_ms);
+        let (mean, sigma) = self.model.mean_and_sigma(config.horizon_ms);
         let fraction = |value: f64| {
             if value.is_finite() {
                 value.max(0.0)
@@ -164,7 +164,7 @@ impl SeriesState {
                 0.0
             }
         };
-        let predicted = fraction(self.model.mean_over(config.horizon_ms));
+        let predicted = fraction(mean);
         // The one-step sigma is only needed (and only computed) with dynamic granularity on:
         // this runs for every sample of every series.
         let quantum = match config.coarse_quantum_ppm {
@@ -417,9 +417,17 @@ pub fn device_contention<'scope>(
             move |_, _| {
                 move |(input, frontier), output| {
                     input.for_each(|capability, data| {
-                        for (((device, _resource), forecast), time, diff) in data.drain(..) {
-                            let entry = (device, forecast, diff);
-                            stash.park(time, || capability.delayed(&time, 0), [entry]);
+                        // A message's updates mostly share one time: park each run of equal
+                        // times at once, one stash lookup per run instead of per update.
+                        let mut updates = data.drain(..).peekable();
+                        while let Some((((device, _), forecast), time, diff)) = updates.next() {
+                            let mut run = vec![(device, forecast, diff)];
+                            while let Some((((device, _), forecast), _, diff)) =
+                                updates.next_if(|(_, next, _)| *next == time)
+                            {
+                                run.push((device, forecast, diff));
+                            }
+                            stash.park(time, || capability.delayed(&time, 0), run);
                         }
                     });
                     for (capability, mut updates) in stash.drain_complete(&[frontier]) {

@@ -157,6 +157,13 @@ impl TimedModel {
         self.model.mean_over(self.steps(horizon_ms))
     }
 
+    /// [`Self::mean_over`] and [`Self::sigma`] of one horizon, its steps worked out once (the
+    /// forecast operator asks for both at every sample).
+    pub fn mean_and_sigma(&self, horizon_ms: Time) -> (f64, f64) {
+        let steps = self.steps(horizon_ms);
+        (self.model.mean_over(steps), self.model.sigma(steps))
+    }
+
     /// Standard deviation of the forecast error `ahead_ms` milliseconds ahead.
     pub fn sigma(&self, ahead_ms: Time) -> f64 {
         self.model.sigma(self.steps(ahead_ms))
