@@ -530,7 +530,7 @@ pub(crate) fn refit_due(seen: u64, every: usize, offset: usize) -> bool {
 #[inline]
 pub(crate) fn round_half_away(x: f64) -> f64 {
     const INTEGRAL_FROM: f64 = 4_503_599_627_370_496.0; // 2^52
-    if !(x.abs() < INTEGRAL_FROM) {
+    if x.is_nan() || x.abs() >= INTEGRAL_FROM {
         return x;
     }
     let truncated = x as i64 as f64;
