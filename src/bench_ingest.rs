@@ -131,6 +131,13 @@ pub struct IngestScenario {
     pub run_samples_per_s_per_worker: f64,
     /// `run`'s rate over the parser's: how much of the parse speed the engine keeps.
     pub run_over_parse: f64,
+    /// CPU seconds of the bare parse (Linux only, 10 ms ticks).
+    pub parse_cpu_s: Option<f64>,
+    /// CPU seconds of the process during `run`, every thread (Linux only, 10 ms ticks).
+    pub run_cpu_s: Option<f64>,
+    /// `parse_cpu_s / run_cpu_s`: `run_over_parse` in CPU time, which a machine busy with
+    /// other work disturbs less than wall-clock time.
+    pub run_cpu_over_parse: Option<f64>,
     /// Epochs `run` processed.
     pub epochs: u64,
     /// Tasks moved over the run (0 once nothing changes).
@@ -202,9 +209,13 @@ pub fn run_ingest(
         write_metrics(&log, devices, samples, steady, args.log == "jsonl")?;
         let log_bytes = std::fs::metadata(&log).map_or(0, |m| m.len());
 
+        let cpu_before = process_cpu_s();
         let started = Instant::now();
         let parsed = bare_parse(&log);
         let parse_s = started.elapsed().as_secs_f64();
+        let parse_cpu_s = process_cpu_s()
+            .zip(cpu_before)
+            .map(|(after, before)| after - before);
         if parsed != samples {
             return Err(IngestError::Run(format!(
                 "the parser read {parsed} samples of {samples}"
@@ -217,9 +228,13 @@ pub fn run_ingest(
         run_args.platform = Some(platform.clone());
         run_args.metrics = vec![log.clone()];
         run_args.config = Some(config.clone());
+        let cpu_before = process_cpu_s();
         let started = Instant::now();
         let outcome = run_once(&run_args)?;
         let run_s = started.elapsed().as_secs_f64();
+        let run_cpu_s = process_cpu_s()
+            .zip(cpu_before)
+            .map(|(after, before)| after - before);
         let accepted = outcome
             .summary
             .inputs
@@ -239,6 +254,11 @@ pub fn run_ingest(
             run_s,
             run_samples_per_s_per_worker: samples as f64 / run_s.max(1e-9) / args.workers as f64,
             run_over_parse: parse_s / run_s.max(1e-9),
+            parse_cpu_s,
+            run_cpu_s,
+            run_cpu_over_parse: parse_cpu_s
+                .zip(run_cpu_s)
+                .map(|(parse, run)| parse / run.max(1e-9)),
             epochs: outcome.summary.epochs,
             tasks_moved: outcome.summary.tasks_moved,
             accepted,
@@ -460,6 +480,17 @@ fn run_once(args: &RunArgs) -> Result<RunOutcome, IngestError> {
 }
 
 /// Samples the parser alone reads from a `long` log.
+/// User and system CPU seconds of this process so far, all threads (`/proc/self/stat`, in
+/// Linux's fixed 100 ticks per second); `None` where there is no such file.
+fn process_cpu_s() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name may hold spaces; the fields after its closing parenthesis do not.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
 fn bare_parse(path: &Path) -> u64 {
     match MetricReader::open(path, MetricFormat::Long, &MetricOptions::default()) {
         Ok(reader) => reader.map(|outcome| outcome.records.len() as u64).sum(),

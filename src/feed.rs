@@ -2,11 +2,12 @@
 //! event-time order, validates every record against the catalog and the task lifecycle, and
 //! accounts for every record read (accepted, or rejected with file, line and reason).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io::Write;
 use std::sync::Arc;
 
-use augur_dataflows::types::{InputBatch, Sample, TaskKey, Time};
+use augur_dataflows::types::{DeviceId, InputBatch, Sample, TaskKey, Time};
 
 use crate::catalog::Catalog;
 use crate::engine::BatchSource;
@@ -193,7 +194,7 @@ impl Admitted {
 /// Parks the samples of one metric line whose devices the platform knows. The line is accepted
 /// if any sample survives; bad fields the reader dropped are counted, not fatal.
 fn admit_metric_line(
-    catalog: &Catalog,
+    devices: &mut DeviceNames,
     ordered: &mut Ordered<Sample>,
     outcome: LineOutcome,
 ) -> Admitted {
@@ -204,7 +205,7 @@ fn admit_metric_line(
         .count() as u64;
     // The usual line: one reading of a known device, parked without gathering a batch.
     if let [record] = outcome.records.as_slice() {
-        if let Some(device) = catalog.device_id(&record.device) {
+        if let Some(device) = devices.get(&record.device) {
             let sample = Sample {
                 device,
                 resource: record.resource,
@@ -220,7 +221,7 @@ fn admit_metric_line(
     let mut samples = Vec::new();
     let mut time = None;
     for record in outcome.records {
-        match catalog.device_id(&record.device) {
+        match devices.get(&record.device) {
             Some(device) => {
                 time = Some(record.time);
                 samples.push(Sample {
@@ -254,6 +255,100 @@ fn admit_metric_line(
         }
     }
     Admitted::accepted(dropped, rejections)
+}
+
+/// Device names to ids, for the metric path: every sample names its device, and the catalog's
+/// map hashes with SipHash, which cost more than the rest of admitting a sample. Keys are only
+/// the platform's names (a log's unknown names are looked up, never added), so a fast hash
+/// without DoS resistance cannot be made to degrade: a probe compares with at most the
+/// platform's names.
+///
+/// Logs list a timestamp's devices in the same order every time (a collector walks its hosts,
+/// a device writes its resources in a row), so before hashing, the name is compared with the
+/// device of the previous line and the one after it.
+struct DeviceNames {
+    index: HashMap<Box<str>, DeviceId, BuildHasherDefault<NameHasher>>,
+    /// Per id, its name when the id is the one the name resolves to (the first device of a
+    /// name), so a guess never returns a device the catalog would not.
+    names: Vec<Option<Box<str>>>,
+    /// The device of the previous lookup that found one.
+    last: usize,
+}
+
+impl DeviceNames {
+    /// Every device of the catalog; the first of two devices with one name wins, as in
+    /// [`Catalog::device_id`].
+    fn of(catalog: &Catalog) -> DeviceNames {
+        let mut index: HashMap<Box<str>, DeviceId, BuildHasherDefault<NameHasher>> =
+            HashMap::default();
+        let mut names = Vec::new();
+        for device in 0..catalog.classes.len() as DeviceId {
+            let name = catalog.device_name(device);
+            let first = !index.contains_key(name);
+            if first {
+                index.insert(name.into(), device);
+            }
+            names.push(first.then(|| name.into()));
+        }
+        DeviceNames {
+            index,
+            names,
+            last: 0,
+        }
+    }
+
+    fn get(&mut self, name: &str) -> Option<DeviceId> {
+        for guess in [self.last, self.last + 1] {
+            if let Some(Some(known)) = self.names.get(guess) {
+                if **known == *name {
+                    self.last = guess;
+                    return Some(guess as DeviceId);
+                }
+            }
+        }
+        let found = self.index.get(name).copied();
+        if let Some(device) = found {
+            self.last = device as usize;
+        }
+        found
+    }
+}
+
+/// FxHash's mixing step (rustc's hasher) over 8-byte words: a few cycles for a short name.
+#[derive(Default)]
+struct NameHasher {
+    hash: u64,
+}
+
+impl NameHasher {
+    fn mix(&mut self, word: u64) {
+        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for NameHasher {
+    fn finish(&self) -> u64 {
+        self.hash
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.mix(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.mix(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, byte: u8) {
+        self.mix(u64::from(byte));
+    }
 }
 
 /// The metric side: a reader and its ordered records.
@@ -316,6 +411,7 @@ struct FeedStateRef<'a> {
 /// Every input of a run, as a [`BatchSource`].
 pub struct Feed {
     catalog: Arc<Catalog>,
+    devices: DeviceNames,
     metrics: Vec<MetricInput>,
     events: Vec<EventInput>,
     arrivals: BTreeMap<Time, Vec<TaskKey>>,
@@ -334,6 +430,7 @@ impl Feed {
         log: RejectLog,
     ) -> Feed {
         Feed {
+            devices: DeviceNames::of(&catalog),
             catalog,
             metrics: metrics
                 .into_iter()
@@ -375,6 +472,7 @@ impl Feed {
         }
         log.count = state.rejections;
         Ok(Feed {
+            devices: DeviceNames::of(&catalog),
             catalog,
             metrics: metrics
                 .into_iter()
@@ -447,12 +545,12 @@ impl Feed {
     }
 
     fn peek_metric(&mut self, index: usize) -> Result<Option<Time>, FeedError> {
-        let catalog = &self.catalog;
+        let devices = &mut self.devices;
         let input = &mut self.metrics[index];
         input
             .ordered
             .peek(&mut input.reader, &mut self.log, |ordered, outcome| {
-                admit_metric_line(catalog, ordered, outcome)
+                admit_metric_line(devices, ordered, outcome)
             })
     }
 
@@ -565,7 +663,13 @@ impl BatchSource for Feed {
         }
         for index in 0..self.metrics.len() {
             while self.peek_metric(index)? == Some(time) {
-                if let Some((_, parked)) = self.metrics[index].ordered.head.take() {
+                let ordered = &mut self.metrics[index].ordered;
+                if let Some((_, parked)) = ordered.head.take() {
+                    batch.samples.push(parked.item);
+                }
+                // The rest of the epoch that is already buffered and ready, without a peek
+                // per record; `peek_metric` then reads on for any still in the file.
+                while let Some(parked) = ordered.reorder.pop_ready_at(time) {
                     batch.samples.push(parked.item);
                 }
             }
@@ -578,5 +682,29 @@ impl BatchSource for Feed {
             }
         }
         Ok(Some((time, batch)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::platform::parse_platform;
+
+    #[test]
+    fn device_names_guess_and_hash_to_what_the_catalog_says() {
+        let text: String = ["a", "bb", "c", "dd", "e"]
+            .iter()
+            .map(|id| format!("[[device]]\nid = \"{id}\"\ncores = 4\n\n"))
+            .collect();
+        let catalog = Catalog::new(parse_platform(&text, "p.toml").expect("valid platform"));
+        let mut names = DeviceNames::of(&catalog);
+        // In order twice (the guesses), backwards, repeats, unknowns, and a jump past the end.
+        let lookups = [
+            "a", "a", "bb", "c", "dd", "e", "a", "bb", "e", "dd", "c", "x", "c", "", "e", "e", "f",
+            "bb", "a", "A", "dd ",
+        ];
+        for name in lookups {
+            assert_eq!(names.get(name), catalog.device_id(name), "{name:?}");
+        }
     }
 }

@@ -87,6 +87,28 @@ impl<T> Reorder<T> {
         }
     }
 
+    /// The earliest buffered item if it is ready (as [`Self::pop_ready`]) and at `time`: an
+    /// epoch's records are taken out in one loop, and in-order records (the queue, with nothing
+    /// behind it in the heap) cost a comparison each.
+    pub fn pop_ready_at(&mut self, time: Time) -> Option<T> {
+        let watermark = self.max_seen?.saturating_sub(self.lateness_ms);
+        if time > watermark {
+            return None;
+        }
+        if self.heap.is_empty() {
+            return match self.queue.front() {
+                Some((first, _, _)) if *first == time => {
+                    self.queue.pop_front().map(|(_, _, item)| item)
+                }
+                _ => None,
+            };
+        }
+        match self.earliest() {
+            Some(((first, _), _)) if first == time => self.pop_any().map(|(_, item)| item),
+            _ => None,
+        }
+    }
+
     /// The earliest buffered item, ready or not (to drain at end of input).
     pub fn pop_any(&mut self) -> Option<(Time, T)> {
         while let Some((_, queued)) = self.earliest() {
@@ -226,6 +248,38 @@ mod tests {
                 (12, "f")
             ]
         );
+    }
+
+    #[test]
+    fn taking_an_epoch_at_a_time_releases_what_pop_ready_does() {
+        // Seeded times jittering around a rising clock, some late enough for the heap, some
+        // refused; after every push, one buffer is drained record by record with `pop_ready`,
+        // the other a head at a time and then `pop_ready_at` the head's time.
+        let mut state: u64 = 7;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            state >> 33
+        };
+        for lateness in [0, 3, 20] {
+            let (mut one, mut epochs) = (Reorder::new(lateness), Reorder::new(lateness));
+            let (mut by_one, mut by_epoch) = (Vec::new(), Vec::new());
+            for seq in 0..2_000u64 {
+                let time = (seq / 4) as i64 - (next() % 8) as i64;
+                assert_eq!(one.push(time, seq, seq), epochs.push(time, seq, seq));
+                while let Some(ready) = one.pop_ready() {
+                    by_one.push(ready);
+                }
+                while let Some((time, item)) = epochs.pop_ready() {
+                    by_epoch.push((time, item));
+                    while let Some(item) = epochs.pop_ready_at(time) {
+                        by_epoch.push((time, item));
+                    }
+                }
+                assert_eq!(by_one, by_epoch, "lateness {lateness}, after {seq}");
+            }
+        }
     }
 
     #[test]

@@ -173,6 +173,8 @@ struct StepWeights {
     short: f64,
     long: f64,
     record_decay: f64,
+    /// `sqrt(short / (2 − short))`: the spread of an exponential average of `short`.
+    short_spread: f64,
 }
 
 /// [`StepWeights`] for the last `steps` seen.
@@ -186,12 +188,14 @@ impl WeightCache {
         match self.last {
             Some((bits, weights)) if bits == steps.to_bits() => weights,
             _ => {
+                let short = weight(p.short_alpha, steps);
                 let weights = StepWeights {
                     baseline: weight(p.baseline_alpha, steps),
                     scale: weight(p.scale_alpha, steps),
-                    short: weight(p.short_alpha, steps),
+                    short,
                     long: weight(p.long_alpha, steps),
                     record_decay: 0.5_f64.powf(steps / p.record_half_life),
+                    short_spread: (short / (2.0 - short)).sqrt(),
                 };
                 self.last = Some((steps.to_bits(), weights));
                 weights
@@ -324,8 +328,7 @@ impl AnomalyScorer {
         let short_w = weights.short;
         self.short += short_w * (raw - self.short);
         // The standard deviation of an exponential average of independent draws.
-        let spread =
-            self.long_var.max(0.0).sqrt().max(p.spread_floor) * (short_w / (2.0 - short_w)).sqrt();
+        let spread = self.long_var.max(0.0).sqrt().max(p.spread_floor) * weights.short_spread;
         let z = (self.short - self.long_mean) / spread;
         let likelihood = log_tail_score(z, p.decision_level);
         let long_w = weights.long.max(equal_weight);

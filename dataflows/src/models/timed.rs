@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{EwMean, ModelConfig, SeriesModel};
+use super::{round_half_away, EwMean, ModelConfig, SeriesModel};
 use crate::types::Time;
 
 /// Missing steps filled by interpolation; beyond this a gap is a gap.
@@ -131,7 +131,7 @@ impl TimedModel {
         if self.interval_ms <= 0.0 || ms <= 0 {
             return 1;
         }
-        let steps = (ms as f64 / self.interval_ms).round();
+        let steps = round_half_away(ms as f64 / self.interval_ms);
         if steps >= u64::MAX as f64 {
             u64::MAX
         } else {
@@ -155,6 +155,13 @@ impl TimedModel {
     /// The mean forecast over the next `horizon_ms` milliseconds.
     pub fn mean_over(&self, horizon_ms: Time) -> f64 {
         self.model.mean_over(self.steps(horizon_ms))
+    }
+
+    /// [`Self::mean_over`] and [`Self::sigma`] of one horizon, its steps worked out once (the
+    /// forecast operator asks for both at every sample).
+    pub fn mean_and_sigma(&self, horizon_ms: Time) -> (f64, f64) {
+        let steps = self.steps(horizon_ms);
+        (self.model.mean_over(steps), self.model.sigma(steps))
     }
 
     /// Standard deviation of the forecast error `ahead_ms` milliseconds ahead.
