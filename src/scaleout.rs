@@ -100,6 +100,11 @@ pub struct Scaleout {
     forecasts: BTreeMap<(DeviceId, Resource), SeriesForecast>,
     prewarm: BTreeMap<u32, u32>,
     last: BTreeMap<u32, u32>,
+    /// Whether `last` is the advice of the state as it is (the advice depends on nothing
+    /// else): then `changes` has nothing to find. Not kept in checkpoints: a restored tracker
+    /// looks once.
+    #[serde(skip)]
+    settled: bool,
 }
 
 impl Scaleout {
@@ -127,21 +132,25 @@ impl Scaleout {
             prewarm: BTreeMap::new(),
             // The pools as they are: the first advice that differs from the platform is a change.
             last: pools,
+            settled: false,
         }
     }
 
     /// Applies the forecasts' changes.
     pub fn on_forecasts(&mut self, changes: &[ForecastUpdate]) {
+        self.settled &= changes.is_empty();
         apply_changes(&mut self.forecasts, changes);
     }
 
     /// Applies the warm-up advice's changes.
     pub fn on_prewarm(&mut self, changes: &[PrewarmUpdate]) {
+        self.settled &= changes.is_empty();
         apply_changes(&mut self.prewarm, changes);
     }
 
     /// Applies the map's changes; `spec` gives a task's requirements.
     pub fn on_map(&mut self, changes: &[MapUpdate], spec: impl Fn(TaskKey) -> Option<TaskSpec>) {
+        self.settled &= changes.is_empty();
         for &((task, _device), diff) in changes {
             if diff < 0 {
                 if let Some((device, spec)) = self.placed.remove(&task) {
@@ -256,6 +265,10 @@ impl Scaleout {
 
     /// The pools whose recommended instance count changed since the last call.
     pub fn changes(&mut self) -> Vec<PoolAdvice> {
+        if self.settled {
+            return Vec::new();
+        }
+        self.settled = true;
         let mut changed = Vec::new();
         for advice in self.advice() {
             if self.last.get(&advice.class) != Some(&advice.instances) {
