@@ -971,6 +971,14 @@ impl FinishTimePlacer {
         let own = cost::Work::of(&placed.spec, placed.duration_ms);
         let start = self.queue_start(from, placed.queue_at, own);
         let stay = self.evaluate_with(&inputs, &placed.spec, from, start);
+        // A pull moves the task only onto `only_to`, and only if some variant of it there beats
+        // staying by more than the hysteresis; when none does, the search over every candidate
+        // (every device of a small class, for each device pulling) cannot end in a move.
+        if let Some(to) = only_to {
+            if !self.could_beat_on(task, &placed.state, &inputs, to, stay.score) {
+                return None;
+            }
+        }
         let (target, choice) = self.best_choice(task, &placed.state, Some(from), None)?;
         if only_to.is_some_and(|to| to != target.device)
             || !cost::worth_moving(stay.score, target.score, self.config.hysteresis)
@@ -990,6 +998,29 @@ impl FinishTimePlacer {
         let at = (target.device, seq, placed.rank, placed.level);
         self.attach(task, placed.state, choice, at, target.finish);
         Some((task, placed.variant))
+    }
+
+    /// Whether the task, in its declared form or one of its alternatives, would beat a score of
+    /// `stay` by more than the hysteresis on `device`, evaluated as [`Self::best_candidate`]
+    /// evaluates a candidate.
+    fn could_beat_on(
+        &self,
+        task: TaskKey,
+        state: &TaskState,
+        inputs: &[(DeviceId, f64, u64)],
+        device: DeviceId,
+        stay: f64,
+    ) -> bool {
+        let target = &self.devices[device as usize];
+        let start = self.queue_start(device, target.available, cost::Work::default());
+        let alternatives = self.alternatives.get(&task).map_or(&[][..], Vec::as_slice);
+        std::iter::once(state.spec)
+            .chain(alternatives.iter().map(|&(_, spec)| spec))
+            .filter(|spec| target.spec.can_host(spec))
+            .any(|spec| {
+                let elsewhere = self.evaluate_with(inputs, &spec, device, start).score;
+                cost::worth_moving(stay, elsewhere, self.config.hysteresis)
+            })
     }
 
     /// A move onto a device without room must not leave room behind: it is allowed only while
