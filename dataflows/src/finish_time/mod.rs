@@ -1207,24 +1207,12 @@ impl FinishTimePlacer {
         let new_contention = state.by_contention(device);
         let new_available = state.by_available(device);
         let class = &mut self.classes[state.class];
-        if old_available != new_available {
-            class.by_available.remove(&old_available);
-            class.by_available.insert(new_available);
-        }
-        if old_contention != new_contention {
-            class.by_contention.remove(&old_contention);
-            class.by_contention.insert(new_contention);
-        }
+        rekey_entry(&mut class.by_available, old_available, new_available);
+        rekey_entry(&mut class.by_contention, old_contention, new_contention);
         if self.hierarchical {
             let cell = &mut self.cells[state.cell];
-            if old_available != new_available {
-                cell.by_available.remove(&old_available);
-                cell.by_available.insert(new_available);
-            }
-            if old_contention != new_contention {
-                cell.by_contention.remove(&old_contention);
-                cell.by_contention.insert(new_contention);
-            }
+            rekey_entry(&mut cell.by_available, old_available, new_available);
+            rekey_entry(&mut cell.by_contention, old_contention, new_contention);
         }
         if !self.bulk {
             self.with_movable.remove(&old);
@@ -1232,6 +1220,14 @@ impl FinishTimePlacer {
                 self.with_movable.insert(new);
             }
         }
+    }
+}
+
+/// Moves a device's entry in an ordered index from its old key to its new one.
+fn rekey_entry<K: Ord + Copy>(index: &mut BTreeSet<K>, old: K, new: K) {
+    if old != new {
+        index.remove(&old);
+        index.insert(new);
     }
 }
 

@@ -915,6 +915,17 @@ mod tests {
     }
     use crate::placement::EpochChanges;
 
+    /// The engine's map as (task, device), sorted, as the oracle's `map()` gives it.
+    fn sorted_map(engine: &FinishTimePlacer) -> Vec<(TaskKey, DeviceId)> {
+        let mut map: Vec<(TaskKey, DeviceId)> = engine
+            .placements()
+            .into_iter()
+            .map(|(task, device, _)| (task, device))
+            .collect();
+        map.sort_unstable();
+        map
+    }
+
     /// A small LCG, so the test needs no dependency.
     struct Lcg(u64);
 
@@ -1012,20 +1023,10 @@ mod tests {
                 apply_epoch(&mut oracle, &changes);
                 flat.apply(changes.clone());
                 engine.apply(changes);
-                let mut got: Vec<(TaskKey, DeviceId)> = engine
-                    .placements()
-                    .into_iter()
-                    .map(|(task, device, _)| (task, device))
-                    .collect();
-                got.sort_unstable();
+                let got = sorted_map(&engine);
                 let want: Vec<(TaskKey, DeviceId)> = oracle.map().into_iter().collect();
                 assert_eq!(got, want, "seed {seed}, epoch {epoch}");
-                let mut flat_map: Vec<(TaskKey, DeviceId)> = flat
-                    .placements()
-                    .into_iter()
-                    .map(|(task, device, _)| (task, device))
-                    .collect();
-                flat_map.sort_unstable();
+                let flat_map = sorted_map(&flat);
                 differs_from_flat += usize::from(flat_map != got);
             }
             assert_eq!(engine.len(), next as usize);
@@ -1105,12 +1106,7 @@ mod tests {
                     "epoch {epoch}, {task:?}"
                 );
             }
-            let mut got: Vec<(TaskKey, DeviceId)> = engine
-                .placements()
-                .into_iter()
-                .map(|(task, device, _)| (task, device))
-                .collect();
-            got.sort_unstable();
+            let got = sorted_map(&engine);
             let want: Vec<(TaskKey, DeviceId)> = oracle.map().into_iter().collect();
             assert_eq!(got, want, "epoch {epoch}");
             if epoch == 1 {
