@@ -313,6 +313,8 @@ impl LiveSource {
         }
     }
 
+    /// Counts are published before a request is answered, so a client that reads
+    /// `/v1/status` after its POST returns sees what that POST buffered.
     fn handle(&mut self, command: Command) {
         match command {
             Command::Workflow {
@@ -321,14 +323,17 @@ impl LiveSource {
                 reply,
             } => {
                 let result = self.admit(workflow, arrival);
+                self.publish_counts();
                 let _ = reply.send(result);
             }
             Command::Samples { records, reply } => {
                 let result = self.samples(records);
+                self.publish_counts();
                 let _ = reply.send(result);
             }
             Command::Events { events, reply } => {
                 let result = self.events(events);
+                self.publish_counts();
                 let _ = reply.send(result);
             }
             Command::Flush { reply } => {
