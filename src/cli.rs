@@ -460,6 +460,9 @@ pub struct PlacementFile {
     /// How much better an alternative of a task must score before the map re-sculpts it,
     /// [0, 10].
     pub resculpt_margin: Option<f64>,
+    /// Predicted contention at or above which a device's queued tasks may run out of placement
+    /// order, [0, 10].
+    pub reorder_contention: Option<f64>,
     /// What each objective is worth (finish-time policies).
     #[serde(default)]
     pub weights: WeightsFile,
@@ -773,6 +776,14 @@ pub fn engine_knobs(
             file.placement
                 .resculpt_margin
                 .unwrap_or(defaults.resculpt_margin),
+            0.0,
+            10.0,
+        )?,
+        reorder_contention: in_range(
+            "placement.reorder_contention",
+            file.placement
+                .reorder_contention
+                .unwrap_or(defaults.reorder_contention),
             0.0,
             10.0,
         )?,

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use augur_dataflows::checkpoint::StatePart;
 use augur_dataflows::contention_forecast::SeriesForecast;
 use augur_dataflows::types::{
-    Alternative, Completion, DeviceId, Edge, InputBatch, Resource, Sample, TaskKey, TaskSpec, Time,
+    Alternative, Completion, DeviceId, Edge, InputBatch, Resculpt, Resource, Sample, TaskKey,
+    TaskSpec, Time,
 };
 use augur_dataflows::{augur, EngineConfig, EngineInputs};
 use differential_dataflow::input::{Input, InputSession};
@@ -37,8 +38,9 @@ pub type DurationUpdate = (((u32, u32), u64), isize);
 /// One change of the warm-up advice, `(capability class, devices to add)`.
 pub type PrewarmUpdate = ((u32, u32), isize);
 
-/// One change of the re-sculpted tasks, `(task, variant)`.
-pub type VariantUpdate = ((TaskKey, u32), isize);
+/// One change of the re-sculpted tasks: a task run as one of its alternatives, or a queued task
+/// run ahead of its placement order.
+pub type VariantUpdate = (Resculpt, isize);
 
 /// Applies one epoch's consolidated changes of a keyed collection (one value per key) to its
 /// current contents: a retraction removes the value it names, an insertion sets the new one.
@@ -371,7 +373,8 @@ pub trait MapSink {
         Ok(())
     }
 
-    /// The net changes of which tasks run as one of their alternatives at `time`, sorted;
+    /// The net changes of which tasks run as one of their alternatives, or ahead of their
+    /// placement order, at `time`, sorted;
     /// called before [`Self::epoch`] for the same time, only when something changed.
     fn variants(&mut self, _time: Time, _changes: &[VariantUpdate]) -> Result<(), Self::Error> {
         Ok(())

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use augur_dataflows::types::{DeviceId, TaskKey, Time};
+use augur_dataflows::types::{DeviceId, Reorder, Resculpt, TaskKey, Time};
 use serde::Serialize;
 
 use crate::catalog::Catalog;
@@ -72,14 +72,33 @@ struct WriterState {
     scaleout: Option<crate::scaleout::Scaleout>,
 }
 
-/// One line of `resculpt.jsonl`.
+/// One line of `resculpt.jsonl` for a task switched to one of its alternatives (or back).
 #[derive(Serialize)]
 struct ResculptLine<'a> {
     time: serde_json::Value,
     workflow: &'a str,
     task: &'a str,
+    action: &'static str,
     variant: String,
     reason: &'static str,
+}
+
+/// One line of `resculpt.jsonl` for a queued task the map runs ahead of a task placed before it.
+#[derive(Serialize)]
+struct ReorderLine<'a> {
+    time: serde_json::Value,
+    workflow: &'a str,
+    task: &'a str,
+    action: &'static str,
+    device: &'a str,
+    ahead_of: &'a str,
+    contention: f64,
+    /// When the inputs of `ahead_of` are predicted ready, and the task's predicted finish ahead
+    /// of it and behind it (event time, seconds).
+    ahead_of_ready: serde_json::Value,
+    finish: serde_json::Value,
+    finish_behind: serde_json::Value,
+    reason: String,
 }
 
 /// Where warm-up advice goes, and what its reasons say.
@@ -382,35 +401,25 @@ impl MapSink for MapWriter {
         };
         let inserted: std::collections::BTreeSet<TaskKey> = changes
             .iter()
-            .filter(|(_, diff)| *diff > 0)
-            .map(|((task, _), _)| *task)
+            .filter_map(|(resculpt, diff)| match resculpt {
+                Resculpt::Variant(task, _) if *diff > 0 => Some(*task),
+                _ => None,
+            })
             .collect();
-        for &((task, variant), diff) in changes {
-            // A task that left one alternative for another is reported once, by its new one.
-            if diff < 0 && inserted.contains(&task) {
-                continue;
-            }
-            let (workflow, id) = self.catalog.task_names(task);
-            let (variant, reason) = if diff > 0 {
-                (
-                    self.catalog.variant_name(task, variant),
-                    "under the current forecasts this alternative is predicted to finish well \
-                     sooner (or has room where the declared task has none)",
-                )
-            } else {
-                (
-                    "declared".to_string(),
-                    "the alternative no longer beats the declared task by the re-sculpting margin",
-                )
+        for &(resculpt, diff) in changes {
+            let line = match resculpt {
+                // A task that left one alternative for another is reported once, by its new
+                // one.
+                Resculpt::Variant(task, _) if diff < 0 && inserted.contains(&task) => continue,
+                Resculpt::Variant(task, variant) => {
+                    variant_line(&self.catalog, time, task, variant, diff > 0)?
+                }
+                // The order a queue stops keeping is not news: the task started, finished,
+                // moved, or the head it went ahead of is ready; each decision is reported once.
+                Resculpt::Reorder(_) if diff < 0 => continue,
+                Resculpt::Reorder(reorder) => reorder_line(&self.catalog, time, &reorder)?,
             };
-            let line = ResculptLine {
-                time: json_seconds(time),
-                workflow,
-                task: id,
-                variant,
-                reason,
-            };
-            serde_json::to_writer(&mut *out, &line)?;
+            out.write_all(&line)?;
             out.write_all(b"\n")?;
             self.resculpted += 1;
         }
@@ -590,4 +599,73 @@ pub struct Summary {
     /// Resident set size along the run, when readings were asked for.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub memory: Vec<MemoryReading>,
+}
+
+/// The `resculpt.jsonl` line of a task switched to an alternative (`entered`) or back.
+fn variant_line(
+    catalog: &Catalog,
+    time: Time,
+    task: TaskKey,
+    variant: u32,
+    entered: bool,
+) -> Result<Vec<u8>, std::io::Error> {
+    let (workflow, id) = catalog.task_names(task);
+    let (variant, reason) = if entered {
+        (
+            catalog.variant_name(task, variant),
+            "under the current forecasts this alternative is predicted to finish well sooner (or \
+             has room where the declared task has none)",
+        )
+    } else {
+        (
+            "declared".to_string(),
+            "the alternative no longer beats the declared task by the re-sculpting margin",
+        )
+    };
+    let line = ResculptLine {
+        time: json_seconds(time),
+        workflow,
+        task: id,
+        action: "alternative",
+        variant,
+        reason,
+    };
+    Ok(serde_json::to_vec(&line)?)
+}
+
+/// The `resculpt.jsonl` line of a queued task run ahead of its placement order.
+fn reorder_line(
+    catalog: &Catalog,
+    time: Time,
+    reorder: &Reorder,
+) -> Result<Vec<u8>, std::io::Error> {
+    let (workflow, id) = catalog.task_names(reorder.task);
+    let (_, head) = catalog.task_names(reorder.ahead_of);
+    let device = catalog.device_name(reorder.device);
+    let contention = fraction_from_ppm(reorder.contention);
+    let from_now = |at: i64| at.saturating_sub(time) as f64 / 1000.0;
+    let reason = format!(
+        "{device} is predicted at {:.0}% contention (severe congestion) and the inputs of {head}, \
+         next in its queue, are not ready for {:.1} s: this task runs in that wait and is \
+         predicted to finish in {:.1} s instead of {:.1} s behind it, with {head} finishing no \
+         later",
+        contention * 100.0,
+        from_now(reorder.head_ready_ms),
+        from_now(reorder.finish_ms),
+        from_now(reorder.behind_ms),
+    );
+    let line = ReorderLine {
+        time: json_seconds(time),
+        workflow,
+        task: id,
+        action: "reorder",
+        device,
+        ahead_of: head,
+        contention,
+        ahead_of_ready: json_seconds(reorder.head_ready_ms),
+        finish: json_seconds(reorder.finish_ms),
+        finish_behind: json_seconds(reorder.behind_ms),
+        reason,
+    };
+    Ok(serde_json::to_vec(&line)?)
 }

@@ -374,7 +374,7 @@ mod engine_level {
     //! The same at the engine's level, on the oracle test's seeded streams (inserts and
     //! retractions of tasks, starts, edges, alternatives, samples, completions) and under every
     //! policy: a run resumed from its j-th checkpoint, with another worker count, reports the
-    //! same map, forecasts, estimates, advice and variants after every later epoch.
+    //! same map, forecasts, estimates, advice and re-sculpted tasks after every later epoch.
 
     use std::collections::BTreeMap;
     use std::convert::Infallible;
@@ -389,7 +389,7 @@ mod engine_level {
     };
     use augur_dataflows::contention_forecast::SeriesForecast;
     use augur_dataflows::placement::{PlacementConfig, Policy};
-    use augur_dataflows::types::{DeviceId, InputBatch, Resource, TaskKey, Time};
+    use augur_dataflows::types::{DeviceId, InputBatch, Resculpt, Resource, TaskKey, Time};
     use augur_dataflows::EngineConfig;
 
     use crate::oracle_vs_dataflow::{devices, seeded_stream};
@@ -436,7 +436,8 @@ mod engine_level {
         forecasts: BTreeMap<(DeviceId, Resource), SeriesForecast>,
         durations: BTreeMap<(u32, u32), u64>,
         prewarm: BTreeMap<u32, u32>,
-        variants: BTreeMap<TaskKey, u32>,
+        /// Tasks run as an alternative or ahead of their placement order, with the figures.
+        resculpted: std::collections::BTreeSet<Resculpt>,
     }
 
     #[derive(Clone, Default)]
@@ -460,7 +461,13 @@ mod engine_level {
             Ok(())
         }
         fn variants(&mut self, _: Time, changes: &[VariantUpdate]) -> Result<(), Infallible> {
-            apply_changes(&mut self.now.variants, changes);
+            for &(resculpt, diff) in changes {
+                if diff > 0 {
+                    self.now.resculpted.insert(resculpt);
+                } else {
+                    self.now.resculpted.remove(&resculpt);
+                }
+            }
             Ok(())
         }
         fn epoch(

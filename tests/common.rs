@@ -11,7 +11,7 @@ use augur::engine::{
     VariantUpdate,
 };
 use augur_dataflows::contention_forecast::SeriesForecast;
-use augur_dataflows::types::{DeviceId, InputBatch, Resource, TaskKey, Time};
+use augur_dataflows::types::{DeviceId, InputBatch, Resculpt, Resource, TaskKey, Time};
 
 /// A deterministic pseudo-random generator (splitmix64), so tests need no extra crates.
 pub struct Rng(u64);
@@ -59,6 +59,9 @@ pub type DurationsAt = (Time, BTreeMap<(u32, u32), u64>);
 /// Every series' forecast after the epoch at a time.
 pub type ForecastsAt = (Time, BTreeMap<(DeviceId, Resource), SeriesForecast>);
 
+/// Tasks run ahead of their placement order: `(device, the task ahead of which)`.
+pub type Reorders = BTreeMap<TaskKey, (DeviceId, TaskKey)>;
+
 /// Records the map after every epoch.
 #[derive(Clone, Default)]
 pub struct RecordingSink {
@@ -72,6 +75,8 @@ pub struct RecordingSink {
     pub prewarm_after_epoch: Arc<Mutex<Vec<Vec<(u32, u32)>>>>,
     pub variants: BTreeMap<TaskKey, u32>,
     pub variants_after_epoch: Arc<Mutex<Vec<BTreeMap<TaskKey, u32>>>>,
+    pub reorders: Reorders,
+    pub reorders_after_epoch: Arc<Mutex<Vec<Reorders>>>,
 }
 
 impl MapSink for RecordingSink {
@@ -82,7 +87,16 @@ impl MapSink for RecordingSink {
     }
 
     fn variants(&mut self, _time: Time, changes: &[VariantUpdate]) -> Result<(), String> {
-        apply_changes(&mut self.variants, changes);
+        let mut variants = Vec::new();
+        let mut reorders = Vec::new();
+        for &(resculpt, diff) in changes {
+            match resculpt {
+                Resculpt::Variant(task, variant) => variants.push(((task, variant), diff)),
+                Resculpt::Reorder(r) => reorders.push(((r.task, (r.device, r.ahead_of)), diff)),
+            }
+        }
+        apply_changes(&mut self.variants, &variants);
+        apply_changes(&mut self.reorders, &reorders);
         Ok(())
     }
 
@@ -126,6 +140,11 @@ impl MapSink for RecordingSink {
             .lock()
             .map_err(|e| e.to_string())?;
         log.push(self.variants.clone());
+        let mut log = self
+            .reorders_after_epoch
+            .lock()
+            .map_err(|e| e.to_string())?;
+        log.push(self.reorders.clone());
         Ok(())
     }
 }

@@ -89,6 +89,7 @@ fn random_config(rng: &mut Rng, devices: Vec<DeviceSpec>) -> EngineConfig {
             }
         },
         resculpt_margin: [0.0, 0.25, 1.0][rng.below(3) as usize],
+        reorder_contention: [0.0, 0.3, 0.5, 10.0][rng.below(4) as usize],
         hierarchy: [Hierarchy::Off, Hierarchy::On, Hierarchy::Auto(8)][rng.below(3) as usize],
     };
     config.forecast.anomaly = match rng.below(3) {
@@ -404,6 +405,8 @@ struct Outputs {
     durations: BTreeMap<(u32, u32), u64>,
     prewarm: Vec<(u32, u32)>,
     variants: BTreeMap<TaskKey, u32>,
+    /// Tasks run ahead of their placement order: `(device, the task ahead of which)`.
+    reorders: BTreeMap<TaskKey, (u32, TaskKey)>,
 }
 
 fn oracle_outputs(case: &Case) -> Vec<(Time, Outputs)> {
@@ -424,6 +427,7 @@ fn oracle_outputs(case: &Case) -> Vec<(Time, Outputs)> {
                 durations: oracle.durations(),
                 prewarm: oracle.prewarm(),
                 variants: oracle.variants(),
+                reorders: oracle.reorders(),
             };
             (*time, outputs)
         })
@@ -437,6 +441,7 @@ fn dataflow_outputs(case: &Case, workers: usize) -> Result<Vec<(Time, Outputs)>,
     let durations = sink.durations_after_epoch.clone();
     let prewarm = sink.prewarm_after_epoch.clone();
     let variants = sink.variants_after_epoch.clone();
+    let reorders = sink.reorders_after_epoch.clone();
     let feed = std::sync::Mutex::new(Some(case.stream.clone()));
     run_engine(Workers::Threads(workers), case.config.clone(), move || {
         let stream = feed
@@ -452,13 +457,15 @@ fn dataflow_outputs(case: &Case, workers: usize) -> Result<Vec<(Time, Outputs)>,
     let durations: Vec<_> = take(&durations);
     let prewarm: Vec<_> = take(&prewarm);
     let variants: Vec<_> = take(&variants);
+    let reorders: Vec<_> = take(&reorders);
     let epochs = maps.len();
     if [
         forecasts.len(),
         durations.len(),
         prewarm.len(),
         variants.len(),
-    ] != [epochs; 4]
+        reorders.len(),
+    ] != [epochs; 5]
     {
         return Err("the sink saw a different number of epochs per output".to_string());
     }
@@ -468,13 +475,15 @@ fn dataflow_outputs(case: &Case, workers: usize) -> Result<Vec<(Time, Outputs)>,
         .zip(durations)
         .zip(prewarm)
         .zip(variants)
-        .map(|(((((time, map), (_, f)), (_, d)), p), v)| {
+        .zip(reorders)
+        .map(|((((((time, map), (_, f)), (_, d)), p), v), r)| {
             let outputs = Outputs {
                 map,
                 forecasts: format!("{f:?}"),
                 durations: d,
                 prewarm: p,
                 variants: v,
+                reorders: r,
             };
             (time, outputs)
         })
@@ -519,6 +528,11 @@ fn first_difference(want: &[(Time, Outputs)], got: &[(Time, Outputs)]) -> Option
             format!(
                 "variants: oracle {:?}\n dataflow {:?}",
                 want.variants, got.variants
+            )
+        } else if want.reorders != got.reorders {
+            format!(
+                "reorders: oracle {:?}\n dataflow {:?}",
+                want.reorders, got.reorders
             )
         } else {
             continue;

@@ -35,8 +35,8 @@ use crate::placement::{PlacementConfig, Policy};
 use crate::task_durations::task_durations;
 use crate::task_states::task_states;
 use crate::types::{
-    Alternative, Completion, DeviceId, DeviceSpec, Edge, Ppm, Resource, Sample, TaskKey, TaskSpec,
-    TaskState, Time,
+    Alternative, Completion, DeviceId, DeviceSpec, Edge, Ppm, Resculpt, Resource, Sample, TaskKey,
+    TaskSpec, TaskState, Time,
 };
 
 /// Everything augur's graph is configured with.
@@ -88,8 +88,9 @@ pub struct EngineOutputs<'scope> {
     pub durations: VecCollection<'scope, Time, ((u32, u32), u64)>,
     /// Warm-up advice: `(class, devices to add)` where predicted demand exceeds capacity.
     pub prewarm: VecCollection<'scope, Time, (u32, u32)>,
-    /// Re-sculpted tasks: `(task, variant)` for each mapped task run as an alternative.
-    pub variants: VecCollection<'scope, Time, (TaskKey, u32)>,
+    /// Re-sculpted tasks: each mapped task run as an alternative, and each queued task run
+    /// ahead of its placement order.
+    pub variants: VecCollection<'scope, Time, Resculpt>,
     /// The stateful operators' state at each checkpoint request, on the workers that hold it.
     pub state: StreamVec<'scope, Time, StatePart>,
 }

@@ -21,7 +21,8 @@ use crate::finish_time::FinishTimePlacer;
 use crate::placement::{EpochChanges, MapChange, PlacementConfig, Placer, Policy};
 use crate::round_robin::RoundRobin;
 use crate::stash::TimeStash;
-use crate::types::{Alternative, DeviceId, DeviceSpec, Edge, Ppm, TaskKey, TaskState, Time};
+use crate::types::{Alternative, DeviceId, DeviceSpec, Edge, Ppm, Reorder, Resculpt, TaskKey};
+use crate::types::{TaskState, Time};
 
 /// One input record of the map, from any of its four inputs.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
@@ -34,14 +35,14 @@ enum Update {
 }
 
 /// One output record: a map entry, a warm-up advice `(class, devices to add)`, or a task the
-/// map runs as one of its alternatives.
+/// map re-sculpted (runs as one of its alternatives, or ahead of its placement order).
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
 )]
 enum Output {
     Map(TaskKey, DeviceId),
     Prewarm(u32, u32),
-    Variant(TaskKey, u32),
+    Resculpt(Resculpt),
 }
 
 /// The rule in force, behind one interface.
@@ -89,6 +90,21 @@ impl Engine {
             _ => Vec::new(),
         }
     }
+
+    /// Tasks run ahead of their placement order (the finish-time rule's queues only).
+    fn reorders(&self) -> Vec<Reorder> {
+        match self {
+            Engine::FinishTime(placer) => placer.reorders(),
+            _ => Vec::new(),
+        }
+    }
+
+    fn take_reorder_changes(&mut self) -> Vec<(Reorder, isize)> {
+        match self {
+            Engine::FinishTime(placer) => placer.take_reorder_changes(),
+            _ => Vec::new(),
+        }
+    }
 }
 
 /// Everything the map's operator holds: the rule's engine and the warm-up advice it last
@@ -106,8 +122,9 @@ pub struct PartitionOutputs<'scope> {
     /// `(class, devices)`: capability classes whose predicted demand exceeds the capacity
     /// target, with how many more devices of the class would bring it under.
     pub prewarm: VecCollection<'scope, Time, (u32, u32)>,
-    /// `(task, variant)` for every mapped task the map runs as one of its alternatives.
-    pub variants: VecCollection<'scope, Time, (TaskKey, u32)>,
+    /// Every mapped task the map runs as one of its alternatives, and every queued task it runs
+    /// ahead of its placement order.
+    pub variants: VecCollection<'scope, Time, Resculpt>,
     /// The operator's state, at each time `control` asked for a checkpoint.
     pub state: StreamVec<'scope, Time, StatePart>,
 }
@@ -225,7 +242,7 @@ pub fn partition_map<'scope>(
         _ => None,
     });
     let variants = outputs.flat_map(|record| match record {
-        Output::Variant(task, variant) => Some((task, variant)),
+        Output::Resculpt(resculpt) => Some(resculpt),
         _ => None,
     });
     PartitionOutputs {
@@ -243,9 +260,15 @@ impl MapState {
         for (task, device, variant) in self.engine.placements() {
             contents.push(Output::Map(task, device));
             if variant != 0 {
-                contents.push(Output::Variant(task, variant));
+                contents.push(Output::Resculpt(Resculpt::Variant(task, variant)));
             }
         }
+        contents.extend(
+            self.engine
+                .reorders()
+                .into_iter()
+                .map(|reorder| Output::Resculpt(Resculpt::Reorder(reorder))),
+        );
         contents.extend(
             self.advised
                 .iter()
@@ -254,7 +277,8 @@ impl MapState {
         contents
     }
 
-    /// Applies one epoch's changes; returns the map's, the advice's and the variants' changes.
+    /// Applies one epoch's changes; returns the map's, the advice's and the re-sculpted tasks'
+    /// changes.
     fn apply(&mut self, changes: EpochChanges) -> Vec<(Output, isize)> {
         let mut out = Vec::new();
         for change in self.engine.apply(changes) {
@@ -265,11 +289,16 @@ impl MapState {
                 out.push((Output::Map(change.task, to), 1));
             }
             if change.from.is_some() && change.from_variant != 0 {
-                out.push((Output::Variant(change.task, change.from_variant), -1));
+                let variant = Resculpt::Variant(change.task, change.from_variant);
+                out.push((Output::Resculpt(variant), -1));
             }
             if change.to.is_some() && change.to_variant != 0 {
-                out.push((Output::Variant(change.task, change.to_variant), 1));
+                let variant = Resculpt::Variant(change.task, change.to_variant);
+                out.push((Output::Resculpt(variant), 1));
             }
+        }
+        for (reorder, diff) in self.engine.take_reorder_changes() {
+            out.push((Output::Resculpt(Resculpt::Reorder(reorder)), diff));
         }
         let advice = self.engine.prewarm();
         if advice != self.advised {

@@ -135,6 +135,11 @@ pub struct PlacementConfig {
     /// declared before the map re-sculpts it (0.25 = 25%): alternatives are for severe
     /// predicted congestion, not for every small edge.
     pub resculpt_margin: f64,
+    /// Predicted contention at or above which a device's queue is *severely congested*: its
+    /// queued tasks may then run out of placement order, a task whose inputs are ready going
+    /// ahead of a head still waiting for its own when that finishes it sooner and the head no
+    /// later (finish-time policies; above 1 only over-committed devices qualify).
+    pub reorder_contention: f64,
     /// Whether a huge batch of arrivals is first coarsened into clusters mapped onto device
     /// groups ([`crate::hierarchy`]; finish-time policies only).
     pub hierarchy: Hierarchy,
@@ -176,6 +181,7 @@ impl Default for PlacementConfig {
             capacity_target: 1.0,
             weights: Weights::default(),
             resculpt_margin: 0.25,
+            reorder_contention: 0.5,
             hierarchy: Hierarchy::Auto(Hierarchy::AUTO_MIN_TASKS),
         }
     }

@@ -175,6 +175,37 @@ pub type Edge = ((TaskKey, TaskKey), u64);
 /// own requirements are variant 0): a GPU and a CPU build of the same step, say.
 pub type Alternative = (TaskKey, (u32, TaskSpec));
 
+/// A queued task the map predicts to run ahead of a task placed before it on the same device
+/// (re-sculpting by order, under severe predicted congestion: see [`crate::finish_time`]), with
+/// the figures of the decision, as they stood when it was made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Reorder {
+    /// The task moved ahead.
+    pub task: TaskKey,
+    /// The device whose queue it is.
+    pub device: DeviceId,
+    /// The task it now runs ahead of: the head of the queue, waiting for its inputs.
+    pub ahead_of: TaskKey,
+    /// The device's predicted contention.
+    pub contention: Ppm,
+    /// When the inputs of `ahead_of` are predicted ready (event time, ms).
+    pub head_ready_ms: i64,
+    /// The task's predicted finish ahead (event time, ms).
+    pub finish_ms: i64,
+    /// Its predicted finish had it stayed behind `ahead_of` (event time, ms).
+    pub behind_ms: i64,
+}
+
+/// What the map re-sculpted: a task it runs as one of its alternatives, or a task it runs
+/// ahead of its placement order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Resculpt {
+    /// `(task, variant)`: a mapped task run as an alternative (variant ≥ 1).
+    Variant(TaskKey, u32),
+    /// A queued task moved ahead of a task placed before it.
+    Reorder(Reorder),
+}
+
 /// A task that completed, as the duration model learns from it.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Completion {

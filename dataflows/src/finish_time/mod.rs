@@ -85,7 +85,8 @@ use crate::hierarchy;
 use crate::placement::{same_capability, state_is_sane, EpochChanges, MapChange, PlacementConfig};
 use crate::placement::{Hierarchy, Movable, Score, TaskMap};
 use crate::task_durations::learned_work_ms;
-use crate::types::{fraction_from_ppm, DeviceId, DeviceSpec, TaskKey, TaskSpec, TaskState, Time};
+use crate::types::{fraction_from_ppm, ppm_from_fraction, DeviceId, DeviceSpec, Reorder};
+use crate::types::{TaskKey, TaskSpec, TaskState, Time};
 
 pub mod cost;
 mod groups;
@@ -98,6 +99,10 @@ pub use ranks::rank_updates_total;
 /// device (a device between the two, available a little later with less contention, can be
 /// missed there; scanning a thousand devices per placement is what that saves).
 pub(crate) const SCAN_CLASS_UP_TO: usize = 32;
+
+/// How many queued tasks behind a waiting head a severely congested device's queue looks at
+/// for one to run ahead of it (bounds the re-prediction at O(queue × window) there).
+pub(crate) const REORDER_WINDOW: usize = 8;
 use ranks::{level_below, placement_order, upward_ranks};
 
 /// Where a task's output is (or will be) and when: a placed task's predicted finish, or a
@@ -125,6 +130,10 @@ struct Placed {
     rank: f64,
     /// A topological number (deeper below its parents), for the order of rank propagation.
     level: u32,
+    /// Whether, and why, its device's queue runs it ahead of a task placed before it (see
+    /// [`FinishTimePlacer::repredict`]): the decision as it was first made, kept while the
+    /// queue keeps it ahead of the same task.
+    reorder: Option<Reorder>,
 }
 
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -257,6 +266,8 @@ pub struct FinishTimePlacer {
     now: Time,
     /// Devices whose queue this epoch changed other than at its end (see [`Self::repredict`]).
     stale: Vec<DeviceId>,
+    /// This epoch's changes of the reordered tasks (drained by [`Self::take_reorder_changes`]).
+    reorder_changes: Vec<(Reorder, isize)>,
 }
 
 impl FinishTimePlacer {
@@ -351,6 +362,7 @@ impl FinishTimePlacer {
             next_seq: 0,
             now: 0,
             stale: Vec::new(),
+            reorder_changes: Vec::new(),
         }
     }
 
@@ -375,6 +387,24 @@ impl FinishTimePlacer {
             .iter()
             .map(|(task, placed)| (*task, placed.device, placed.variant))
             .collect()
+    }
+
+    /// The queued tasks its devices' queues run ahead of their placement order, by task.
+    pub fn reorders(&self) -> Vec<Reorder> {
+        let mut reorders: Vec<Reorder> = self
+            .tasks
+            .values()
+            .filter_map(|placed| placed.reorder)
+            .collect();
+        reorders.sort_unstable();
+        reorders
+    }
+
+    /// How the reordered tasks changed since the last call (consolidated).
+    pub fn take_reorder_changes(&mut self) -> Vec<(Reorder, isize)> {
+        let mut changes = std::mem::take(&mut self.reorder_changes);
+        differential_dataflow::consolidation::consolidate(&mut changes);
+        changes
     }
 
     /// The task's predicted finish (absolute milliseconds), if mapped.
@@ -550,7 +580,12 @@ impl FinishTimePlacer {
                     };
                     self.mark_stale(device);
                     let at = (device, placed.seq, placed.rank, placed.level);
-                    self.attach(task, state, choice, at, finish);
+                    // Still queued where it was, it stays ahead of the task it went ahead of
+                    // until its queue is re-predicted below.
+                    let reorder = placed
+                        .reorder
+                        .filter(|_| state.pinned.is_none() && device == placed.device);
+                    self.attach(task, state, choice, at, finish, reorder);
                 }
                 None => {
                     before.push((task, None, 0));
@@ -565,7 +600,7 @@ impl FinishTimePlacer {
                                 self.tasks.get(p).map(|placed| placed.level)
                             });
                             let at = (device, seq, 0.0, level);
-                            self.attach(task, state, Choice::declared(&state), at, finish);
+                            self.attach(task, state, Choice::declared(&state), at, finish, None);
                         }
                         None => to_place.push((task, state)),
                     }
@@ -619,7 +654,7 @@ impl FinishTimePlacer {
             if let Some((best, choice)) = self.best_choice(task, &state, None, group) {
                 let seq = self.take_seq();
                 let at = (best.device, seq, ranks[index].0, ranks[index].2);
-                self.attach(task, state, choice, at, best.finish);
+                self.attach(task, state, choice, at, best.finish, None);
             }
         }
         // The new tasks' mapped parents gain children; a new task whose child could not be
@@ -986,7 +1021,8 @@ impl FinishTimePlacer {
         {
             return None;
         }
-        // The device it leaves is available again when it would have started.
+        // The device it leaves is available again when it would have started, unless its queue
+        // ran it out of placement order: then the tasks predicted after it are re-predicted.
         let left = &mut self.devices[from as usize];
         left.available = if left.movable.len() + left.running.len() > 1 {
             placed.queue_at
@@ -994,9 +1030,12 @@ impl FinishTimePlacer {
             0.0
         };
         self.detach(task, &placed);
+        if placed.reorder.is_some() {
+            self.repredict(from);
+        }
         let seq = self.take_seq();
         let at = (target.device, seq, placed.rank, placed.level);
-        self.attach(task, placed.state, choice, at, target.finish);
+        self.attach(task, placed.state, choice, at, target.finish, None);
         Some((task, placed.variant))
     }
 
@@ -1056,6 +1095,7 @@ impl FinishTimePlacer {
         choice: Choice,
         (device, seq, rank, level): (DeviceId, u64, f64, u32),
         finish: f64,
+        reorder: Option<Reorder>,
     ) {
         let class = self.devices[device as usize].class;
         let spec = choice.spec;
@@ -1093,8 +1133,12 @@ impl FinishTimePlacer {
                 queue_at,
                 rank,
                 level,
+                reorder,
             },
         );
+        if let Some(reorder) = reorder {
+            self.reorder_changes.push((reorder, 1));
+        }
         self.by_kind
             .entry(state.spec.kind)
             .or_default()
@@ -1128,31 +1172,71 @@ impl FinishTimePlacer {
     /// as they are predicted now) and advancing it ([`cost::advance`]). Only this device's
     /// tasks change: a child elsewhere reads the new finish when its own device is next
     /// re-predicted or it is next placed.
+    ///
+    /// Re-sculpting by order: on a device whose predicted contention is at or above
+    /// [`PlacementConfig::reorder_contention`], a head whose inputs are not ready when the
+    /// device frees would leave it idle (and, congested, every task behind it late). One of the
+    /// next [`REORDER_WINDOW`] queued tasks, the first in placement order that is not a child
+    /// of a task still ahead of it, runs in that wait instead when it then finishes sooner
+    /// than it would right behind the head and the head finishes no later (the conservative
+    /// backfilling of batch schedulers); again until none qualifies, then the head runs.
     fn repredict(&mut self, device: DeviceId) {
         let now = self.now as f64;
         let state = &self.devices[device as usize];
         let (spec, contention) = (state.spec, state.contention);
+        let severe = contention >= self.config.reorder_contention;
         let running = state.running.iter().filter_map(|task| {
             self.tasks
                 .get(&task)
                 .map(|placed| (placed.finish_ms, cost::share(&spec, &placed.spec)))
         });
         let mut at = cost::running_until(now, running);
-        let queued: Vec<TaskKey> = state.movable.iter().collect();
-        for task in queued {
-            let Some(placed) = self.tasks.get(&task) else {
-                continue;
-            };
-            let (duration_ms, share) = (placed.duration_ms, cost::share(&spec, &placed.spec));
-            let ready = self.ready_of(task, device);
-            let run = cost::run_ms(duration_ms, contention);
-            let finish = cost::finish_ms(ready, at, run, share);
-            // Written at once: a child later in this queue reads its parent's new finish.
-            if let Some(placed) = self.tasks.get_mut(&task) {
-                placed.finish_ms = finish;
-                placed.queue_at = at;
+        let mut queued: Vec<TaskKey> = state.movable.iter().collect();
+        queued.retain(|task| self.tasks.contains_key(task));
+        // The queue still to predict, in placement order.
+        let mut next = 0;
+        while next < queued.len() {
+            let head = queued[next];
+            let (head_run, head_share) = self.run_and_share(head, contention, &spec);
+            let head_ready = self.ready_of(head, device);
+            let head_finish = cost::finish_ms(head_ready, at, head_run, head_share);
+            let mut chosen = (next, head_finish, None, head_run, head_share);
+            if severe && head_ready > at {
+                let after_head = cost::advance(at, head_finish, head_run, head_share);
+                let window = &queued[next + 1..queued.len().min(next + 1 + REORDER_WINDOW)];
+                for (offset, &task) in window.iter().enumerate() {
+                    let ahead = &queued[next..next + 1 + offset];
+                    if self.has_parent_among(task, ahead) {
+                        continue;
+                    }
+                    let (run, share) = self.run_and_share(task, contention, &spec);
+                    let ready = self.ready_of(task, device);
+                    let finish = cost::finish_ms(ready, at, run, share);
+                    let behind = cost::finish_ms(ready, after_head, run, share);
+                    let freed = cost::advance(at, finish, run, share);
+                    let head_then = cost::finish_ms(head_ready, freed, head_run, head_share);
+                    if finish < behind && head_then <= head_finish {
+                        let reorder = Reorder {
+                            task,
+                            device,
+                            ahead_of: head,
+                            contention: ppm_from_fraction(contention),
+                            head_ready_ms: head_ready.round() as i64,
+                            finish_ms: finish.round() as i64,
+                            behind_ms: behind.round() as i64,
+                        };
+                        chosen = (next + 1 + offset, finish, Some(reorder), run, share);
+                        break;
+                    }
+                }
             }
+            let (index, finish, reorder, run, share) = chosen;
+            let task = queued[index];
+            self.predicted(task, finish, at, reorder);
             at = cost::advance(at, finish, run, share);
+            // The task predicted goes first among those left, the rest keep their order.
+            queued[next..=index].rotate_right(1);
+            next += 1;
         }
         let state = &mut self.devices[device as usize];
         state.available = if state.queue_is_empty() { 0.0 } else { at };
@@ -1160,7 +1244,52 @@ impl FinishTimePlacer {
         self.rekey(device);
     }
 
+    /// A mapped task's run under `contention` and its share of a device of this `spec`.
+    fn run_and_share(&self, task: TaskKey, contention: f64, spec: &DeviceSpec) -> (f64, f64) {
+        self.tasks.get(&task).map_or((0.0, 0.0), |placed| {
+            (
+                cost::run_ms(placed.duration_ms, contention),
+                cost::share(spec, &placed.spec),
+            )
+        })
+    }
+
+    /// Whether one of the task's parents is among `tasks`.
+    fn has_parent_among(&self, task: TaskKey, tasks: &[TaskKey]) -> bool {
+        self.parents
+            .get(&task)
+            .is_some_and(|parents| parents.iter().any(|(parent, _)| tasks.contains(parent)))
+    }
+
+    /// Records a queued task's new prediction (written at once: a child later in its queue
+    /// reads its parent's new finish) and whether it runs ahead of its placement order: a
+    /// decision already standing (ahead of the same task) keeps its first figures.
+    fn predicted(&mut self, task: TaskKey, finish: f64, at: f64, reorder: Option<Reorder>) {
+        let Some(placed) = self.tasks.get_mut(&task) else {
+            return;
+        };
+        placed.finish_ms = finish;
+        placed.queue_at = at;
+        let same = match (placed.reorder, reorder) {
+            (Some(old), Some(new)) => old.ahead_of == new.ahead_of,
+            (None, None) => true,
+            _ => false,
+        };
+        if !same {
+            if let Some(old) = placed.reorder {
+                self.reorder_changes.push((old, -1));
+            }
+            if let Some(new) = reorder {
+                self.reorder_changes.push((new, 1));
+            }
+            placed.reorder = reorder;
+        }
+    }
+
     fn detach(&mut self, task: TaskKey, placed: &Placed) {
+        if let Some(reorder) = placed.reorder {
+            self.reorder_changes.push((reorder, -1));
+        }
         let entry = &mut self.devices[placed.device as usize];
         entry.work = entry
             .work
@@ -1436,6 +1565,101 @@ mod tests {
             Some(home),
             "100 MB at 1 MB/s is 100 s"
         );
+    }
+
+    /// A four-core device `d0` and a one-core `d1`; the parent `P` (task 0) runs on `d1` for
+    /// 100 s; its child `H` (task 1, 10 s) and an independent `T` (task 2, 5 s) need all four
+    /// cores, so both queue on `d0`, `H` first (its rank is higher), waiting for `P`.
+    fn waiting_head() -> FinishTimePlacer {
+        let devices = [device(4, 1.0), device(1, 1.0)];
+        let mut p = placer(&devices);
+        let mut parent = state(1, 100, true);
+        parent.pinned = Some(1);
+        p.apply(EpochChanges {
+            upserted: vec![(task(0), parent)],
+            ..EpochChanges::default()
+        });
+        p.apply(EpochChanges {
+            time: 1,
+            edges: vec![(((task(1), task(0)), 0), 1)],
+            upserted: vec![(task(1), state(4, 10, false)), (task(2), state(4, 5, true))],
+            ..EpochChanges::default()
+        });
+        assert_eq!(p.device_of(&task(1)), Some(0));
+        assert_eq!(p.device_of(&task(2)), Some(0));
+        assert_eq!(p.finish_of(&task(1)), Some(110_000.0));
+        assert_eq!(
+            p.finish_of(&task(2)),
+            Some(115_000.0),
+            "behind H, in placement order"
+        );
+        assert!(p.take_reorder_changes().is_empty());
+        p
+    }
+
+    #[test]
+    fn severe_congestion_runs_a_ready_task_in_a_waiting_heads_gap() {
+        let mut p = waiting_head();
+        // d0 severely congested (60%): T (8 s slowed) fits in H's 100 s wait for P.
+        p.apply(EpochChanges {
+            time: 2,
+            contention: vec![(0, 600_000)],
+            ..EpochChanges::default()
+        });
+        let expected = Reorder {
+            task: task(2),
+            device: 0,
+            ahead_of: task(1),
+            contention: 600_000,
+            head_ready_ms: 100_000,
+            finish_ms: 8_002,
+            behind_ms: 124_000,
+        };
+        assert_eq!(p.reorders(), vec![expected]);
+        assert_eq!(p.take_reorder_changes(), vec![(expected, 1)]);
+        assert_eq!(p.finish_of(&task(2)), Some(8_002.0));
+        assert_eq!(
+            p.finish_of(&task(1)),
+            Some(116_000.0),
+            "H no later than behind P"
+        );
+        // The same decision re-predicted keeps its first figures and is not news.
+        p.apply(EpochChanges {
+            time: 3,
+            contention: vec![(0, 700_000)],
+            ..EpochChanges::default()
+        });
+        assert_eq!(p.reorders(), vec![expected]);
+        assert!(p.take_reorder_changes().is_empty());
+        // Mild congestion: the queue keeps placement order again.
+        p.apply(EpochChanges {
+            time: 4,
+            contention: vec![(0, 100_000)],
+            ..EpochChanges::default()
+        });
+        assert!(p.reorders().is_empty());
+        assert_eq!(p.take_reorder_changes(), vec![(expected, -1)]);
+        assert_eq!(p.finish_of(&task(2)), Some(116_500.0));
+    }
+
+    #[test]
+    fn a_task_never_goes_ahead_of_a_head_it_would_delay() {
+        let mut p = waiting_head();
+        // At 99% contention T runs 9.95 s: still inside the wait, so it goes ahead; a T longer
+        // than the wait would delay H and stays behind.
+        let mut long = state(4, 90, true);
+        long.spec.kind = 1;
+        p.apply(EpochChanges {
+            time: 2,
+            upserted: vec![(task(2), long)],
+            contention: vec![(0, 990_000)],
+            ..EpochChanges::default()
+        });
+        assert!(
+            p.reorders().is_empty(),
+            "179 s of T would delay H past P's 100 s"
+        );
+        assert!(p.finish_of(&task(2)) > p.finish_of(&task(1)));
     }
 
     #[test]

@@ -3,7 +3,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::finish_time::{cost, duration_on, is_active, mean_bandwidth, SCAN_CLASS_UP_TO};
+use crate::finish_time::{cost, duration_on, is_active, mean_bandwidth};
+use crate::finish_time::{REORDER_WINDOW, SCAN_CLASS_UP_TO};
 use crate::hierarchy;
 use crate::placement::{same_capability, state_is_sane, Hierarchy, PlacementConfig, Score};
 use crate::types::{
@@ -21,6 +22,8 @@ struct Placed {
     finish: f64,
     /// The available time of its device it was last predicted behind (queued tasks).
     queue_at: f64,
+    /// The task its queue runs it ahead of, if any.
+    ahead_of: Option<TaskKey>,
 }
 
 /// The sequential finish-time map.
@@ -224,6 +227,11 @@ impl FinishTimeOracle {
                     };
                     self.stale[device as usize] = true;
                     self.insert(*task, *state, (variant, spec), device, placed.seq, finish);
+                    if state.pinned.is_none() && device == placed.device {
+                        if let Some(entry) = self.map.get_mut(task) {
+                            entry.ahead_of = placed.ahead_of;
+                        }
+                    }
                 }
                 None => match state.pinned {
                     Some(device) => {
@@ -478,12 +486,16 @@ impl FinishTimeOracle {
                 duration_ms,
                 finish,
                 queue_at,
+                ahead_of: None,
             },
         );
     }
 
     /// The device's queue re-predicted from now: running tasks by sequence hold it for their
-    /// remaining time at their share, then the others in sequence order.
+    /// remaining time at their share, then the others in sequence order; when the device's
+    /// contention is severe, a head whose inputs are not ready yet lets the first of the next
+    /// few tasks (the first that is not a child of a task still ahead of it) go first if that finishes it
+    /// sooner than right behind the head, and the head no later.
     fn repredict(&mut self, device: DeviceId) {
         let d = device as usize;
         let mut queue: Vec<(bool, u64, TaskKey)> = self
@@ -502,19 +514,72 @@ impl FinishTimeOracle {
             })
             .collect();
         let mut at = cost::running_until(self.now, running);
-        for &(_, _, task) in queue.iter().filter(|(queued, _, _)| *queued) {
-            let placed = self.map[&task];
-            let (ready, _) = self.ready_on(task, device);
-            let run = cost::run_ms(placed.duration_ms, self.contention[d]);
-            let share = cost::share(&self.devices[d], &placed.spec);
-            let finish = cost::finish_ms(ready, at, run, share);
+        let severe = self.contention[d] >= self.config.reorder_contention;
+        let mut left: Vec<TaskKey> = queue
+            .iter()
+            .filter(|(queued, _, _)| *queued)
+            .map(|(_, _, k)| *k)
+            .collect();
+        while !left.is_empty() {
+            let head = left[0];
+            let (head_ready, head_run, head_share) = self.queued_figures(head, device);
+            let head_finish = cost::finish_ms(head_ready, at, head_run, head_share);
+            let mut chosen = 0;
+            let mut finish = head_finish;
+            if severe && head_ready > at {
+                let after_head = cost::advance(at, head_finish, head_run, head_share);
+                for j in 1..left.len().min(1 + REORDER_WINDOW) {
+                    let task = left[j];
+                    if self
+                        .parents(task)
+                        .iter()
+                        .any(|(parent, _)| left[..j].contains(parent))
+                    {
+                        continue;
+                    }
+                    let (ready, run, share) = self.queued_figures(task, device);
+                    let ahead = cost::finish_ms(ready, at, run, share);
+                    let behind = cost::finish_ms(ready, after_head, run, share);
+                    let freed = cost::advance(at, ahead, run, share);
+                    if ahead < behind
+                        && cost::finish_ms(head_ready, freed, head_run, head_share) <= head_finish
+                    {
+                        chosen = j;
+                        finish = ahead;
+                        break;
+                    }
+                }
+            }
+            let task = left.remove(chosen);
+            let (_, run, share) = self.queued_figures(task, device);
             let entry = self.map.get_mut(&task).expect("queued task is mapped");
             entry.finish = finish;
             entry.queue_at = at;
+            entry.ahead_of = (chosen > 0).then_some(head);
             at = cost::advance(at, finish, run, share);
         }
         self.available[d] = if queue.is_empty() { 0.0 } else { at };
         self.stale[d] = false;
+    }
+
+    /// A queued task's ready time, run and share on its device, as predicted now.
+    fn queued_figures(&self, task: TaskKey, device: DeviceId) -> (f64, f64, f64) {
+        let placed = &self.map[&task];
+        let (ready, _) = self.ready_on(task, device);
+        let run = cost::run_ms(placed.duration_ms, self.contention[device as usize]);
+        (
+            ready,
+            run,
+            cost::share(&self.devices[device as usize], &placed.spec),
+        )
+    }
+
+    /// Every task its queue runs ahead of its placement order: `(device, the task it is ahead of)`.
+    pub(crate) fn reorders(&self) -> BTreeMap<TaskKey, (DeviceId, TaskKey)> {
+        self.map
+            .iter()
+            .filter_map(|(k, p)| p.ahead_of.map(|head| (*k, (p.device, head))))
+            .collect()
     }
 
     fn learned(&self) -> Option<&HashMap<(u32, u32), u64>> {
@@ -788,6 +853,9 @@ impl FinishTimeOracle {
         self.map.remove(&task);
         let others = self.map.values().any(|p| p.device == from);
         self.available[from as usize] = if others { placed.queue_at } else { 0.0 };
+        if placed.ahead_of.is_some() {
+            self.repredict(from);
+        }
         let seq = self.take_seq();
         self.insert(
             task,
@@ -958,6 +1026,7 @@ mod tests {
     #[test]
     fn hierarchical_batches_match_the_engine() {
         let mut differs_from_flat = 0;
+        let mut reordered = 0;
         for (seed, zoned) in [(1u64, true), (2, false), (3, true)] {
             let mut rng = Lcg(seed);
             let devices = devices(zoned);
@@ -1026,12 +1095,23 @@ mod tests {
                 let got = sorted_map(&engine);
                 let want: Vec<(TaskKey, DeviceId)> = oracle.map().into_iter().collect();
                 assert_eq!(got, want, "seed {seed}, epoch {epoch}");
+                let reorders: BTreeMap<TaskKey, (DeviceId, TaskKey)> = engine
+                    .reorders()
+                    .into_iter()
+                    .map(|r| (r.task, (r.device, r.ahead_of)))
+                    .collect();
+                assert_eq!(reorders, oracle.reorders(), "seed {seed}, epoch {epoch}");
+                reordered += reorders.len();
                 let flat_map = sorted_map(&flat);
                 differs_from_flat += usize::from(flat_map != got);
             }
             assert_eq!(engine.len(), next as usize);
         }
         assert!(differs_from_flat > 0, "the hierarchy never changed a map");
+        assert!(
+            reordered > 0,
+            "no queue ever ran a task ahead of its placement order"
+        );
     }
 
     /// Ranks kept incrementally through arrivals, learned durations, completions, new children

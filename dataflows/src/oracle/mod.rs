@@ -94,6 +94,13 @@ impl Oracle {
             .map_or_else(BTreeMap::new, |oracle| oracle.variants())
     }
 
+    /// Tasks the map runs ahead of their placement order: `(device, the task ahead of which)`.
+    pub fn reorders(&self) -> BTreeMap<TaskKey, (DeviceId, TaskKey)> {
+        self.finish_time
+            .as_ref()
+            .map_or_else(BTreeMap::new, |oracle| oracle.reorders())
+    }
+
     /// The current warm-up advice, `(class, devices to add)`.
     pub fn prewarm(&self) -> Vec<(u32, u32)> {
         self.finish_time
