@@ -1,6 +1,8 @@
 //! Re-sculpting end to end: a workflow declares an alternative for a task; under severe predicted
 //! congestion of the only device its declared form fits, `augur run` runs the alternative
-//! instead and says so in `resculpt.jsonl`; a malformed alternative is a clear rejection.
+//! instead and says so in `resculpt.jsonl`; a malformed alternative is a clear rejection. And by
+//! order: on a severely congested device a ready task runs in the wait of a head whose input is
+//! not ready, and `resculpt.jsonl` says which, where and why.
 
 use std::path::PathBuf;
 

@@ -26,6 +26,12 @@
 //! the whole queue is re-predicted from now, with its inputs as predicted then, whenever the
 //! device's contention changes or a task there starts, finishes, leaves or changes state
 //! (so actual starts replace stale predictions); only that device's tasks are re-predicted.
+//! Under *severe* predicted congestion (`c_d` at least
+//! [`PlacementConfig::reorder_contention`]) the re-prediction may reorder the queue: a head
+//! whose inputs are not ready when the device frees lets one of the next [`REORDER_WINDOW`]
+//! tasks (the first that is not a child of a task still ahead of it) run in its wait, when that
+//! task then finishes sooner than right behind the head and the head no later; each such
+//! decision is published ([`crate::types::Reorder`]) until the queue stops keeping it.
 //! Its *score* on `d` weighs the finish (seconds from now) with the cost, energy and bytes
 //! moved ([`PlacementConfig::weights`]).
 //!
@@ -130,10 +136,9 @@ struct Placed {
     rank: f64,
     /// A topological number (deeper below its parents), for the order of rank propagation.
     level: u32,
-    /// Whether, and why, its device's queue runs it ahead of a task placed before it (see
-    /// [`FinishTimePlacer::repredict`]): the decision as it was first made, kept while the
-    /// queue keeps it ahead of the same task.
-    reorder: Option<Reorder>,
+    /// Whether its device's queue runs it ahead of a task placed before it (the decision is in
+    /// [`FinishTimePlacer::reordered`]; a flag here keeps every placed task small).
+    reordered: bool,
 }
 
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -266,6 +271,10 @@ pub struct FinishTimePlacer {
     now: Time,
     /// Devices whose queue this epoch changed other than at its end (see [`Self::repredict`]).
     stale: Vec<DeviceId>,
+    /// Why each task its queue runs ahead of its placement order is there (see
+    /// [`Self::repredict`]): the decision as it was first made, kept while the queue keeps it
+    /// ahead of the same task.
+    reordered: TaskMap<Reorder>,
     /// This epoch's changes of the reordered tasks (drained by [`Self::take_reorder_changes`]).
     reorder_changes: Vec<(Reorder, isize)>,
 }
@@ -362,6 +371,7 @@ impl FinishTimePlacer {
             next_seq: 0,
             now: 0,
             stale: Vec::new(),
+            reordered: TaskMap::default(),
             reorder_changes: Vec::new(),
         }
     }
@@ -391,11 +401,7 @@ impl FinishTimePlacer {
 
     /// The queued tasks its devices' queues run ahead of their placement order, by task.
     pub fn reorders(&self) -> Vec<Reorder> {
-        let mut reorders: Vec<Reorder> = self
-            .tasks
-            .values()
-            .filter_map(|placed| placed.reorder)
-            .collect();
+        let mut reorders: Vec<Reorder> = self.reordered.values().copied().collect();
         reorders.sort_unstable();
         reorders
     }
@@ -561,6 +567,11 @@ impl FinishTimePlacer {
                     if placed.state.spec != state.spec {
                         seeds.push(task);
                     }
+                    let kept = if placed.reordered {
+                        self.reordered.get(&task).copied()
+                    } else {
+                        None
+                    };
                     self.detach(task, &placed);
                     self.mark_stale(placed.device);
                     let device = state.pinned.unwrap_or(placed.device);
@@ -582,9 +593,8 @@ impl FinishTimePlacer {
                     let at = (device, placed.seq, placed.rank, placed.level);
                     // Still queued where it was, it stays ahead of the task it went ahead of
                     // until its queue is re-predicted below.
-                    let reorder = placed
-                        .reorder
-                        .filter(|_| state.pinned.is_none() && device == placed.device);
+                    let reorder =
+                        kept.filter(|_| state.pinned.is_none() && device == placed.device);
                     self.attach(task, state, choice, at, finish, reorder);
                 }
                 None => {
@@ -801,6 +811,7 @@ impl FinishTimePlacer {
     }
 
     /// [`Self::ready_on`] without listing the inputs.
+    #[inline]
     fn ready_of(&self, task: TaskKey, device: DeviceId) -> f64 {
         let spec = &self.devices[device as usize].spec;
         let mut ready = self.now as f64;
@@ -850,6 +861,7 @@ impl FinishTimePlacer {
         }
     }
 
+    #[inline]
     fn output_of(&self, task: &TaskKey) -> Option<Output> {
         match self.tasks.get(task) {
             Some(placed) => Some(Output {
@@ -1030,7 +1042,7 @@ impl FinishTimePlacer {
             0.0
         };
         self.detach(task, &placed);
-        if placed.reorder.is_some() {
+        if placed.reordered {
             self.repredict(from);
         }
         let seq = self.take_seq();
@@ -1133,10 +1145,11 @@ impl FinishTimePlacer {
                 queue_at,
                 rank,
                 level,
-                reorder,
+                reordered: reorder.is_some(),
             },
         );
         if let Some(reorder) = reorder {
+            self.reordered.insert(task, reorder);
             self.reorder_changes.push((reorder, 1));
         }
         self.by_kind
@@ -1191,26 +1204,68 @@ impl FinishTimePlacer {
                 .map(|placed| (placed.finish_ms, cost::share(&spec, &placed.spec)))
         });
         let mut at = cost::running_until(now, running);
-        let mut queued: Vec<TaskKey> = state.movable.iter().collect();
-        queued.retain(|task| self.tasks.contains_key(task));
-        // The queue still to predict, in placement order.
+        if !severe {
+            // Placement order (the common case, kept as lean as before re-sculpting by order).
+            let queued: Vec<TaskKey> = state.movable.iter().collect();
+            for task in queued {
+                let Some(placed) = self.tasks.get(&task) else {
+                    continue;
+                };
+                let (duration_ms, share) = (placed.duration_ms, cost::share(&spec, &placed.spec));
+                let ready = self.ready_of(task, device);
+                let run = cost::run_ms(duration_ms, contention);
+                let finish = cost::finish_ms(ready, at, run, share);
+                self.predicted(task, finish, at, None);
+                at = cost::advance(at, finish, run, share);
+            }
+            let state = &mut self.devices[device as usize];
+            state.available = if state.queue_is_empty() { 0.0 } else { at };
+            state.stale = false;
+            self.rekey(device);
+            return;
+        }
+        // The queue still to predict, in placement order, with each task's run and share, and
+        // its ready time once a look-ahead computed it (NaN before). A task looked at has no
+        // parent still to predict ahead of it, and one behind it changes only by going first
+        // out of order, which forgets what was computed: so a known ready time stays true.
+        let mut queued: Vec<(TaskKey, f64, f64, f64)> = state
+            .movable
+            .iter()
+            .filter_map(|task| {
+                let placed = self.tasks.get(&task)?;
+                let run = cost::run_ms(placed.duration_ms, contention);
+                Some((task, run, cost::share(&spec, &placed.spec), f64::NAN))
+            })
+            .collect();
         let mut next = 0;
         while next < queued.len() {
-            let head = queued[next];
-            let (head_run, head_share) = self.run_and_share(head, contention, &spec);
-            let head_ready = self.ready_of(head, device);
+            let (head, head_run, head_share, known) = queued[next];
+            let head_ready = if known.is_nan() {
+                self.ready_of(head, device)
+            } else {
+                known
+            };
             let head_finish = cost::finish_ms(head_ready, at, head_run, head_share);
-            let mut chosen = (next, head_finish, None, head_run, head_share);
+            let mut chosen = (next, head_finish, None);
             if severe && head_ready > at {
                 let after_head = cost::advance(at, head_finish, head_run, head_share);
-                let window = &queued[next + 1..queued.len().min(next + 1 + REORDER_WINDOW)];
-                for (offset, &task) in window.iter().enumerate() {
-                    let ahead = &queued[next..next + 1 + offset];
-                    if self.has_parent_among(task, ahead) {
+                // Going first, a task holds the device at least `share × run`; the head, then
+                // `head_share × head_run` more, must still be done by `head_ready + head_run`
+                // (a cheap bound, 1 ms loose so that rounding never rules out a task the
+                // exact test below would take).
+                let room = head_ready + head_run - at - head_run * head_share + 1.0;
+                let end = queued.len().min(next + 1 + REORDER_WINDOW);
+                for index in next + 1..end {
+                    let (task, run, share, known) = queued[index];
+                    if share * run > room || self.has_parent_among(task, &queued[next..index]) {
                         continue;
                     }
-                    let (run, share) = self.run_and_share(task, contention, &spec);
-                    let ready = self.ready_of(task, device);
+                    let ready = if known.is_nan() {
+                        self.ready_of(task, device)
+                    } else {
+                        known
+                    };
+                    queued[index].3 = ready;
                     let finish = cost::finish_ms(ready, at, run, share);
                     let behind = cost::finish_ms(ready, after_head, run, share);
                     let freed = cost::advance(at, finish, run, share);
@@ -1225,13 +1280,19 @@ impl FinishTimePlacer {
                             finish_ms: finish.round() as i64,
                             behind_ms: behind.round() as i64,
                         };
-                        chosen = (next + 1 + offset, finish, Some(reorder), run, share);
+                        chosen = (index, finish, Some(reorder));
                         break;
                     }
                 }
             }
-            let (index, finish, reorder, run, share) = chosen;
-            let task = queued[index];
+            let (index, finish, reorder) = chosen;
+            let (task, run, share, _) = queued[index];
+            if index > next {
+                let end = queued.len().min(next + 1 + REORDER_WINDOW);
+                queued[next..end]
+                    .iter_mut()
+                    .for_each(|entry| entry.3 = f64::NAN);
+            }
             self.predicted(task, finish, at, reorder);
             at = cost::advance(at, finish, run, share);
             // The task predicted goes first among those left, the rest keep their order.
@@ -1244,21 +1305,13 @@ impl FinishTimePlacer {
         self.rekey(device);
     }
 
-    /// A mapped task's run under `contention` and its share of a device of this `spec`.
-    fn run_and_share(&self, task: TaskKey, contention: f64, spec: &DeviceSpec) -> (f64, f64) {
-        self.tasks.get(&task).map_or((0.0, 0.0), |placed| {
-            (
-                cost::run_ms(placed.duration_ms, contention),
-                cost::share(spec, &placed.spec),
-            )
+    /// Whether one of the task's parents is among the queued `tasks`.
+    fn has_parent_among(&self, task: TaskKey, tasks: &[(TaskKey, f64, f64, f64)]) -> bool {
+        self.parents.get(&task).is_some_and(|parents| {
+            parents
+                .iter()
+                .any(|(parent, _)| tasks.iter().any(|(queued, _, _, _)| queued == parent))
         })
-    }
-
-    /// Whether one of the task's parents is among `tasks`.
-    fn has_parent_among(&self, task: TaskKey, tasks: &[TaskKey]) -> bool {
-        self.parents
-            .get(&task)
-            .is_some_and(|parents| parents.iter().any(|(parent, _)| tasks.contains(parent)))
     }
 
     /// Records a queued task's new prediction (written at once: a child later in its queue
@@ -1270,25 +1323,29 @@ impl FinishTimePlacer {
         };
         placed.finish_ms = finish;
         placed.queue_at = at;
-        let same = match (placed.reorder, reorder) {
-            (Some(old), Some(new)) => old.ahead_of == new.ahead_of,
-            (None, None) => true,
-            _ => false,
-        };
-        if !same {
-            if let Some(old) = placed.reorder {
-                self.reorder_changes.push((old, -1));
-            }
-            if let Some(new) = reorder {
-                self.reorder_changes.push((new, 1));
-            }
-            placed.reorder = reorder;
+        if !placed.reordered && reorder.is_none() {
+            return;
+        }
+        placed.reordered = reorder.is_some();
+        let old = self.reordered.get(&task).copied();
+        if old.map(|r| r.ahead_of) == reorder.map(|r| r.ahead_of) {
+            return;
+        }
+        if let Some(old) = old {
+            self.reorder_changes.push((old, -1));
+            self.reordered.remove(&task);
+        }
+        if let Some(new) = reorder {
+            self.reorder_changes.push((new, 1));
+            self.reordered.insert(task, new);
         }
     }
 
     fn detach(&mut self, task: TaskKey, placed: &Placed) {
-        if let Some(reorder) = placed.reorder {
-            self.reorder_changes.push((reorder, -1));
+        if placed.reordered {
+            if let Some(reorder) = self.reordered.remove(&task) {
+                self.reorder_changes.push((reorder, -1));
+            }
         }
         let entry = &mut self.devices[placed.device as usize];
         entry.work = entry
