@@ -493,7 +493,7 @@ impl FinishTimeOracle {
 
     /// The device's queue re-predicted from now: running tasks by sequence hold it for their
     /// remaining time at their share, then the others in sequence order; when the device's
-    /// contention is severe, a head whose inputs are not ready yet lets the first of the next
+    /// contention is severe, in the first few places of the queue, a head whose inputs are not ready yet lets the first of the next
     /// few tasks (the first that is not a child of a task still ahead of it) go first if that finishes it
     /// sooner than right behind the head, and the head no later.
     fn repredict(&mut self, device: DeviceId) {
@@ -526,7 +526,8 @@ impl FinishTimeOracle {
             let head_finish = cost::finish_ms(head_ready, at, head_run, head_share);
             let mut chosen = 0;
             let mut finish = head_finish;
-            if severe && head_ready > at {
+            let place = queue.iter().filter(|(queued, _, _)| *queued).count() - left.len();
+            if severe && place < REORDER_WINDOW && head_ready > at {
                 let after_head = cost::advance(at, head_finish, head_run, head_share);
                 for j in 1..left.len().min(1 + REORDER_WINDOW) {
                     let task = left[j];
