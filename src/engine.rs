@@ -532,6 +532,7 @@ where
     let run = move || -> EngineResult<Src, Snk> {
         let guards = cluster::execute(communication, move |worker| {
             let index = worker.index();
+            let peers = worker.peers();
             let mut samples = InputHandleVec::new();
             let mut completions = InputHandleVec::new();
             let mut requests = InputHandleVec::new();
@@ -568,7 +569,12 @@ where
                 // it waits on the probe, and splits what it captured by epoch. The map and the
                 // duration model live on worker 0; forecasts live on the worker that owns the device and are sent to
                 // worker 0 to be reported.
-                let forecasts = outputs.forecasts.inner.exchange(|_| 0).as_collection();
+                // With one worker they are there already: no exchange operator to copy them.
+                let forecasts = if peers > 1 {
+                    outputs.forecasts.inner.exchange(|_| 0).as_collection()
+                } else {
+                    outputs.forecasts
+                };
                 (
                     tasks_in,
                     started_in,

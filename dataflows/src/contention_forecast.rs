@@ -6,19 +6,20 @@
 //! emit anything. Forecasts are quantised (`quantum_ppm`) before they leave, so noise below the
 //! quantum does not ripple into the partition map.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 
 use differential_dataflow::{AsCollection, VecCollection};
 use serde::{Deserialize, Serialize};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
-use timely::dataflow::operators::core::OkErr;
-use timely::dataflow::operators::Operator;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::operators::generic::OutputBuilder;
+use timely::dataflow::operators::{Capability, Operator};
 use timely::dataflow::StreamVec;
 
 use crate::anomaly::{AnomalyParams, AnomalyScorer, THRESHOLD};
-use crate::checkpoint::{Control, Emitted, Entry, Epoch, StatePart};
+use crate::checkpoint::{Control, Entry, Epoch, StatePart};
 use crate::models::{round_half_away, ModelConfig, TimedModel};
 use crate::stash::TimeStash;
 use crate::types::{DeviceId, Ppm, Resource, Sample, Time};
@@ -318,107 +319,125 @@ pub fn series_forecasts<'scope>(
     let mut models: HashMap<(DeviceId, Resource), (SeriesState, Option<SeriesForecast>), IdHash> =
         HashMap::default();
     let mut stash = TimeStash::new();
+    // A capability on the state output for each time a control message came at: only those
+    // times can ask for the state.
+    let mut state_capabilities: BTreeMap<Time, Capability<Time>> = BTreeMap::new();
     type Update = (((DeviceId, Resource), SeriesForecast), Time, isize);
-    let (forecasts, state) = samples
-        .binary_frontier::<_, CapacityContainerBuilder<Vec<Emitted<Update>>>, _, _, _, _>(
-            control,
-            Exchange::new(|sample: &Sample| u64::from(sample.device)),
-            Pipeline,
-            "SeriesForecasts",
-            move |_, _| {
-                move |(input, frontier), (control, control_frontier), output| {
-                    input.for_each(|capability, data| {
-                        if let Some(time) = capability.least().copied() {
-                            let entries = data.drain(..).map(Entry::Data);
-                            stash.park(time, || capability.delayed(&time, 0), entries);
-                        }
-                    });
-                    control.for_each(|capability, data| {
-                        if let Some(time) = capability.least().copied() {
-                            let entries = data.drain(..).map(Entry::Control);
-                            stash.park(time, || capability.delayed(&time, 0), entries);
-                        }
-                    });
-                    for (capability, entries) in stash.drain_complete(&[frontier, control_frontier])
+    // Two outputs, forecasts and state, where one output split by `ok_err` copied every
+    // forecast change once more (4% of the changing ingest log).
+    let mut builder = OperatorBuilder::new("SeriesForecasts".to_owned(), samples.scope());
+    let mut input = builder.new_input(
+        samples,
+        Exchange::new(|sample: &Sample| u64::from(sample.device)),
+    );
+    let mut control = builder.new_input(control, Pipeline);
+    let (forecasts_output, forecasts) = builder.new_output::<Vec<Update>>();
+    let (state_output, state) = builder.new_output::<Vec<StatePart>>();
+    let mut forecasts_output =
+        OutputBuilder::<_, CapacityContainerBuilder<Vec<Update>>>::from(forecasts_output);
+    let mut state_output =
+        OutputBuilder::<_, CapacityContainerBuilder<Vec<StatePart>>>::from(state_output);
+    builder.build(move |capabilities| {
+        // Every capability is taken from an input's; the initial ones go at once.
+        drop(capabilities);
+        move |frontiers| {
+            let (frontier, control_frontier) = (&frontiers[0], &frontiers[1]);
+            input.for_each(|capability, data| {
+                if let Some(time) = capability.least().copied() {
+                    let entries = data.drain(..).map(Entry::Data);
+                    stash.park(time, || capability.delayed(&time, 0), entries);
+                }
+            });
+            control.for_each(|capability, data| {
+                if let Some(time) = capability.least().copied() {
+                    state_capabilities
+                        .entry(time)
+                        .or_insert_with(|| capability.delayed(&time, 1));
+                    let entries = data.drain(..).map(Entry::Control);
+                    stash.park(time, || capability.delayed(&time, 0), entries);
+                }
+            });
+            let mut forecasts_handle = forecasts_output.activate();
+            let mut state_handle = state_output.activate();
+            for (capability, entries) in stash.drain_complete(&[frontier, control_frontier]) {
+                let time = *capability.time();
+                let state_capability = state_capabilities.remove(&time);
+                let Epoch {
+                    data: mut batch,
+                    checkpoint,
+                    restore,
+                } = Epoch::of(entries);
+                let mut session = forecasts_handle.session_with_builder(&capability);
+                // Resuming: take the saved series and publish their forecasts, so that
+                // the contention downstream is whole again.
+                let mut restored: Vec<_> = restore
+                    .into_iter()
+                    .filter_map(|part| match part {
+                        StatePart::Series(series, state) => Some((series, state)),
+                        _ => None,
+                    })
+                    .collect();
+                restored.sort_by_key(|(series, _)| *series);
+                for (series, state) in restored {
+                    let published = (!state.is_empty()).then(|| state.forecast(&config));
+                    if let Some(forecast) = published {
+                        session.give(((series, forecast), time, 1));
+                    }
+                    models.insert(series, (*state, published));
+                }
+                // Samples of one series at one instant are taken in a canonical order, so
+                // the result does not depend on how they were routed.
+                let order = |a: &Sample, b: &Sample| {
+                    (a.device, a.resource)
+                        .cmp(&(b.device, b.resource))
+                        .then(a.value.total_cmp(&b.value))
+                };
+                // A log written per timestamp in device order arrives sorted already.
+                if !batch.is_sorted_by(|a, b| order(a, b).is_le()) {
+                    batch.sort_by(order);
+                }
+                let mut index = 0;
+                while index < batch.len() {
+                    let series = (batch[index].device, batch[index].resource);
+                    let (model, published) = models
+                        .entry(series)
+                        .or_insert_with(|| (SeriesState::new(&config), None));
+                    let before = *published;
+                    while index < batch.len()
+                        && (batch[index].device, batch[index].resource) == series
                     {
-                        let time = *capability.time();
-                        let Epoch {
-                            data: mut batch,
-                            checkpoint,
-                            restore,
-                        } = Epoch::of(entries);
-                        let mut session = output.session(&capability);
-                        // Resuming: take the saved series and publish their forecasts, so that
-                        // the contention downstream is whole again.
-                        let mut restored: Vec<_> = restore
-                            .into_iter()
-                            .filter_map(|part| match part {
-                                StatePart::Series(series, state) => Some((series, state)),
-                                _ => None,
-                            })
-                            .collect();
-                        restored.sort_by_key(|(series, _)| *series);
-                        for (series, state) in restored {
-                            let published = (!state.is_empty()).then(|| state.forecast(&config));
-                            if let Some(forecast) = published {
-                                let forecast: Emitted<Update> = Ok(((series, forecast), time, 1));
-                                session.give(forecast);
-                            }
-                            models.insert(series, (*state, published));
+                        model.update(time, batch[index].value);
+                        index += 1;
+                    }
+                    let after = model.forecast(&config);
+                    // As before the cache: a series whose samples were all ignored
+                    // (non-finite) still counts as having published nothing.
+                    *published = (!model.is_empty()).then_some(after);
+                    if before != Some(after) {
+                        // The smaller value first: with the series in order, an epoch's
+                        // updates leave sorted, and the consolidations downstream (the
+                        // contention operator's, the driver's) find them so.
+                        let retract = before.map(|before| (before, -1isize));
+                        let mut change = [retract, Some((after, 1isize))];
+                        if retract.is_some_and(|(before, _)| after < before) {
+                            change.swap(0, 1);
                         }
-                        // Samples of one series at one instant are taken in a canonical order, so
-                        // the result does not depend on how they were routed.
-                        let order = |a: &Sample, b: &Sample| {
-                            (a.device, a.resource)
-                                .cmp(&(b.device, b.resource))
-                                .then(a.value.total_cmp(&b.value))
-                        };
-                        // A log written per timestamp in device order arrives sorted already.
-                        if !batch.is_sorted_by(|a, b| order(a, b).is_le()) {
-                            batch.sort_by(order);
-                        }
-                        let mut index = 0;
-                        while index < batch.len() {
-                            let series = (batch[index].device, batch[index].resource);
-                            let (model, published) = models
-                                .entry(series)
-                                .or_insert_with(|| (SeriesState::new(&config), None));
-                            let before = *published;
-                            while index < batch.len()
-                                && (batch[index].device, batch[index].resource) == series
-                            {
-                                model.update(time, batch[index].value);
-                                index += 1;
-                            }
-                            let after = model.forecast(&config);
-                            // As before the cache: a series whose samples were all ignored
-                            // (non-finite) still counts as having published nothing.
-                            *published = (!model.is_empty()).then_some(after);
-                            if before != Some(after) {
-                                // The smaller value first: with the series in order, an epoch's
-                                // updates leave sorted, and the consolidations downstream (the
-                                // contention operator's, the driver's) find them so.
-                                let retract = before.map(|before| (before, -1isize));
-                                let mut change = [retract, Some((after, 1isize))];
-                                if retract.is_some_and(|(before, _)| after < before) {
-                                    change.swap(0, 1);
-                                }
-                                for (forecast, diff) in change.into_iter().flatten() {
-                                    session.give(Ok(((series, forecast), time, diff)));
-                                }
-                            }
-                        }
-                        if checkpoint {
-                            for (series, (state, _)) in &models {
-                                let state = Box::new(state.clone());
-                                session.give(Err(StatePart::Series(*series, state)));
-                            }
+                        for (forecast, diff) in change.into_iter().flatten() {
+                            session.give(((series, forecast), time, diff));
                         }
                     }
                 }
-            },
-        )
-        .ok_err::<Vec<Update>, _, Vec<StatePart>, _, _>(|emitted: Emitted<Update>| emitted);
+                drop(session);
+                if let (true, Some(state_capability)) = (checkpoint, &state_capability) {
+                    let mut session = state_handle.session_with_builder(state_capability);
+                    for (series, (state, _)) in &models {
+                        let state = Box::new(state.clone());
+                        session.give(StatePart::Series(*series, state));
+                    }
+                }
+            }
+        }
+    });
     (forecasts.as_collection(), state)
 }
 
@@ -440,9 +459,6 @@ pub fn device_contention<'scope>(
     type Device = (Vec<(SeriesForecast, isize)>, Option<Ppm>);
     let mut devices: HashMap<DeviceId, Device, IdHash> = HashMap::default();
     let mut stash = TimeStash::new();
-    // A message's updates, taken out of timely's container so its runs of equal times can be
-    // parked as slices (no list per run).
-    let mut message: Vec<(DeviceId, SeriesForecast, Time, isize)> = Vec::new();
     forecasts
         .inner
         .unary_frontier::<CapacityContainerBuilder<Vec<Out>>, _, _, _>(
@@ -453,24 +469,21 @@ pub fn device_contention<'scope>(
                     input.for_each(|capability, data| {
                         // A message's updates mostly share one time: park each run of equal
                         // times at once, one stash lookup per run instead of per update.
-                        message.clear();
-                        message.extend(data.drain(..).map(
-                            |(((device, _), forecast), time, diff)| (device, forecast, time, diff),
-                        ));
                         let mut start = 0;
-                        while start < message.len() {
-                            let time = message[start].2;
+                        while start < data.len() {
+                            let time = data[start].1;
                             let end = start
-                                + message[start..]
+                                + data[start..]
                                     .iter()
-                                    .take_while(|update| update.2 == time)
+                                    .take_while(|update| update.1 == time)
                                     .count();
-                            let run = message[start..end]
-                                .iter()
-                                .map(|&(device, forecast, _, diff)| (device, forecast, diff));
+                            let run = data[start..end].iter().map(
+                                |&(((device, _), forecast), _, diff)| (device, forecast, diff),
+                            );
                             stash.park(time, || capability.delayed(&time, 0), run);
                             start = end;
                         }
+                        data.clear();
                     });
                     for (capability, mut updates) in stash.drain_complete(&[frontier]) {
                         let time = *capability.time();
