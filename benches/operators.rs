@@ -94,10 +94,9 @@ impl Graph {
             let (edges_in, edges) = scope.new_collection();
             let (alternatives_in, alternatives) = scope.new_collection();
             // Inputs that stay empty are closed here, so they never hold the frontier back.
-            let (started_in, alternatives_in): (
-                InputSession<Time, (TaskKey, u32), isize>,
-                InputSession<Time, (TaskKey, (u32, TaskSpec)), isize>,
-            ) = (started_in, alternatives_in);
+            let started_in: InputSession<Time, (TaskKey, u32), isize> = started_in;
+            let alternatives_in: InputSession<Time, (TaskKey, (u32, TaskSpec)), isize> =
+                alternatives_in;
             started_in.close();
             alternatives_in.close();
             let outputs = augur(
@@ -234,7 +233,7 @@ fn partition_map() {
                     let sample = Sample {
                         device: (step * 7) % 200,
                         resource: Resource::Cpu,
-                        value: if step % 2 == 0 { 0.05 } else { 0.85 },
+                        value: if step.is_multiple_of(2) { 0.05 } else { 0.85 },
                     };
                     graph.epoch(worker, [sample]);
                 })
@@ -270,7 +269,11 @@ fn finish_time_placer() {
         bench.iter(|| {
             step += 1;
             let device = (step * 7) % 200;
-            let ppm = if step % 2 == 0 { 50_000 } else { 850_000 };
+            let ppm = if step.is_multiple_of(2) {
+                50_000
+            } else {
+                850_000
+            };
             black_box(placer.apply(EpochChanges {
                 time: Time::from(step) * STEP_MS,
                 contention: vec![(device, ppm)],

@@ -97,7 +97,7 @@ pub struct Scaleout {
     horizon_ms: i64,
     loads: Vec<DeviceLoad>,
     placed: BTreeMap<TaskKey, (DeviceId, TaskSpec)>,
-    forecasts: BTreeMap<(DeviceId, Resource), SeriesForecast>,
+    forecasts: SeriesTable,
     prewarm: BTreeMap<u32, u32>,
     last: BTreeMap<u32, u32>,
     /// Whether `last` is the advice of the state as it is (the advice depends on nothing
@@ -105,6 +105,10 @@ pub struct Scaleout {
     /// looks once.
     #[serde(skip)]
     settled: bool,
+    /// The devices of each pool, by class (from `classes`, which never changes): worked out
+    /// once, not at every epoch's advice.
+    #[serde(skip)]
+    pools: std::sync::OnceLock<Vec<(u32, Vec<DeviceId>)>>,
 }
 
 impl Scaleout {
@@ -128,18 +132,19 @@ impl Scaleout {
             horizon_ms,
             loads,
             placed: BTreeMap::new(),
-            forecasts: BTreeMap::new(),
+            forecasts: SeriesTable::default(),
             prewarm: BTreeMap::new(),
             // The pools as they are: the first advice that differs from the platform is a change.
             last: pools,
             settled: false,
+            pools: std::sync::OnceLock::new(),
         }
     }
 
     /// Applies the forecasts' changes.
     pub fn on_forecasts(&mut self, changes: &[ForecastUpdate]) {
         self.settled &= changes.is_empty();
-        apply_changes(&mut self.forecasts, changes);
+        self.forecasts.apply(changes);
     }
 
     /// Applies the warm-up advice's changes.
@@ -193,30 +198,32 @@ impl Scaleout {
     /// as a fraction of capacity (0 when no series has reported).
     pub fn contention(&self, device: DeviceId, risk: f64) -> f64 {
         self.forecasts
-            .range((device, Resource::Cpu)..)
-            .take_while(|((d, _), _)| *d == device)
-            .map(|(_, forecast)| fraction_from_ppm(forecast.at_risk(risk)))
+            .of(device)
+            .map(|forecast| fraction_from_ppm(forecast.at_risk(risk)))
             .fold(0.0, f64::max)
     }
 
     /// A device's highest anomaly score, 0 to 1.
     pub fn anomaly(&self, device: DeviceId) -> f64 {
         self.forecasts
-            .range((device, Resource::Cpu)..)
-            .take_while(|((d, _), _)| *d == device)
-            .map(|(_, forecast)| fraction_from_ppm(forecast.anomaly))
+            .of(device)
+            .map(|forecast| fraction_from_ppm(forecast.anomaly))
             .fold(0.0, f64::max)
     }
 
     /// The advice for every pool, by class.
     pub fn advice(&self) -> Vec<PoolAdvice> {
-        let mut pools: BTreeMap<u32, Vec<DeviceId>> = BTreeMap::new();
-        for (device, class) in self.classes.iter().enumerate() {
-            pools.entry(*class).or_default().push(device as DeviceId);
-        }
+        let pools = self.pools.get_or_init(|| {
+            let mut pools: BTreeMap<u32, Vec<DeviceId>> = BTreeMap::new();
+            for (device, class) in self.classes.iter().enumerate() {
+                pools.entry(*class).or_default().push(device as DeviceId);
+            }
+            pools.into_iter().collect()
+        });
         pools
-            .into_iter()
+            .iter()
             .filter_map(|(class, devices)| {
+                let (class, devices) = (*class, devices.clone());
                 let spec = self.devices.get(*devices.first()? as usize)?;
                 let mut demand_milli = 0.0;
                 let mut busy = 0u32;
@@ -286,6 +293,94 @@ fn share_of(horizon_ms: i64, spec: TaskSpec) -> f64 {
         1.0
     } else {
         (spec.duration_ms as f64 / horizon_ms as f64).min(1.0)
+    }
+}
+
+/// The latest forecast of every series, one row of resources per device: the advice reads
+/// every device's row at every epoch whose forecasts changed (each epoch of a changing log),
+/// where a B-tree range per device and a B-tree update per change cost more than the rule.
+/// Kept in checkpoints as the map it stands for, so their bytes are unchanged.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(
+    from = "BTreeMap<(DeviceId, Resource), SeriesForecast>",
+    into = "BTreeMap<(DeviceId, Resource), SeriesForecast>"
+)]
+struct SeriesTable {
+    rows: Vec<[Option<SeriesForecast>; Resource::ALL.len()]>,
+}
+
+impl SeriesTable {
+    fn slot(resource: Resource) -> usize {
+        match resource {
+            Resource::Cpu => 0,
+            Resource::Memory => 1,
+            Resource::Disk => 2,
+            Resource::Network => 3,
+        }
+    }
+
+    fn get(&self, (device, resource): (DeviceId, Resource)) -> Option<SeriesForecast> {
+        self.rows
+            .get(device as usize)
+            .and_then(|row| row[Self::slot(resource)])
+    }
+
+    fn set(&mut self, (device, resource): (DeviceId, Resource), value: Option<SeriesForecast>) {
+        let device = device as usize;
+        if device >= self.rows.len() {
+            if value.is_none() {
+                return;
+            }
+            self.rows.resize(device + 1, [None; Resource::ALL.len()]);
+        }
+        self.rows[device][Self::slot(resource)] = value;
+    }
+
+    /// A device's forecasts, in resource order.
+    fn of(&self, device: DeviceId) -> impl Iterator<Item = SeriesForecast> + '_ {
+        self.rows
+            .get(device as usize)
+            .into_iter()
+            .flat_map(|row| row.iter().flatten().copied())
+    }
+
+    /// [`apply_changes`]' rule: every retraction of a key's current value, then every
+    /// insertion (the last one of a key wins).
+    fn apply(&mut self, changes: &[ForecastUpdate]) {
+        for &((key, value), diff) in changes {
+            if diff < 0 && self.get(key) == Some(value) {
+                self.set(key, None);
+            }
+        }
+        for &((key, value), diff) in changes {
+            if diff > 0 {
+                self.set(key, Some(value));
+            }
+        }
+    }
+}
+
+impl From<BTreeMap<(DeviceId, Resource), SeriesForecast>> for SeriesTable {
+    fn from(map: BTreeMap<(DeviceId, Resource), SeriesForecast>) -> Self {
+        let mut table = SeriesTable::default();
+        for (key, value) in map {
+            table.set(key, Some(value));
+        }
+        table
+    }
+}
+
+impl From<SeriesTable> for BTreeMap<(DeviceId, Resource), SeriesForecast> {
+    fn from(table: SeriesTable) -> Self {
+        let mut map = BTreeMap::new();
+        for (device, row) in table.rows.iter().enumerate() {
+            for resource in Resource::ALL {
+                if let Some(value) = row[SeriesTable::slot(resource)] {
+                    map.insert((device as DeviceId, resource), value);
+                }
+            }
+        }
+        map
     }
 }
 
@@ -407,5 +502,60 @@ mod tests {
         );
         scaleout.on_prewarm(&[((0, 2), 1)]);
         assert_eq!(scaleout.advice()[0].instances, 5);
+    }
+
+    #[test]
+    fn the_series_table_holds_what_the_map_would_and_checkpoints_as_it() {
+        let forecast = |value: i64| SeriesForecast {
+            latest: value,
+            predicted: value,
+            sigma: 0,
+            anomaly: 0,
+        };
+        let mut state: u64 = 7;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            state >> 33
+        };
+        let mut map: BTreeMap<(DeviceId, Resource), SeriesForecast> = BTreeMap::new();
+        let mut table = SeriesTable::default();
+        for _ in 0..300 {
+            let changes: Vec<ForecastUpdate> = (0..next() % 12)
+                .map(|_| {
+                    let key = (
+                        (next() % 5) as DeviceId,
+                        Resource::ALL[(next() % 4) as usize],
+                    );
+                    // Retractions of the current value, of a stale one, and insertions.
+                    let diff = if next() % 2 == 0 { 1 } else { -1 };
+                    let value = match map.get(&key) {
+                        Some(held) if diff < 0 && next() % 3 > 0 => *held,
+                        _ => forecast((next() % 4) as i64),
+                    };
+                    ((key, value), diff)
+                })
+                .collect();
+            apply_changes(&mut map, &changes);
+            table.apply(&changes);
+            assert_eq!(BTreeMap::from(table.clone()), map);
+            for device in 0..6 {
+                let held: Vec<SeriesForecast> = map
+                    .range((device, Resource::Cpu)..)
+                    .take_while(|((d, _), _)| *d == device)
+                    .map(|(_, f)| *f)
+                    .collect();
+                assert_eq!(table.of(device).collect::<Vec<_>>(), held);
+            }
+        }
+        assert_eq!(
+            crate::checkpoint::encode(&table).expect("encodes"),
+            crate::checkpoint::encode(&map).expect("encodes")
+        );
+        let back: SeriesTable =
+            crate::checkpoint::decode(&crate::checkpoint::encode(&map).expect("encodes"))
+                .expect("decodes");
+        assert_eq!(back, table);
     }
 }

@@ -6,19 +6,20 @@
 //! emit anything. Forecasts are quantised (`quantum_ppm`) before they leave, so noise below the
 //! quantum does not ripple into the partition map.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 
 use differential_dataflow::{AsCollection, VecCollection};
 use serde::{Deserialize, Serialize};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
-use timely::dataflow::operators::core::OkErr;
-use timely::dataflow::operators::Operator;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::operators::generic::OutputBuilder;
+use timely::dataflow::operators::{Capability, Operator};
 use timely::dataflow::StreamVec;
 
 use crate::anomaly::{AnomalyParams, AnomalyScorer, THRESHOLD};
-use crate::checkpoint::{Control, Emitted, Entry, Epoch, StatePart};
+use crate::checkpoint::{Control, Entry, Epoch, StatePart};
 use crate::models::{round_half_away, ModelConfig, TimedModel};
 use crate::stash::TimeStash;
 use crate::types::{DeviceId, Ppm, Resource, Sample, Time};
@@ -191,8 +192,22 @@ impl SeriesState {
 /// its resources (the bottleneck is what slows a task down), raised per the anomaly policy when
 /// any series is anomalous.
 pub fn contention_of(forecasts: &[SeriesForecast], risk: f64, policy: AnomalyPolicy) -> Ppm {
-    let base = forecasts.iter().map(|f| f.at_risk(risk)).max().unwrap_or(0);
-    let anomalous = forecasts.iter().any(|f| f.anomaly >= to_ppm(THRESHOLD));
+    contention_over(forecasts.iter(), risk, policy)
+}
+
+/// [`contention_of`] over any list of forecasts, so the operator needs no list of its own.
+fn contention_over<'a>(
+    forecasts: impl Iterator<Item = &'a SeriesForecast> + Clone,
+    risk: f64,
+    policy: AnomalyPolicy,
+) -> Ppm {
+    let base = forecasts
+        .clone()
+        .map(|f| f.at_risk(risk))
+        .max()
+        .unwrap_or(0);
+    let mut forecasts = forecasts;
+    let anomalous = forecasts.any(|f| f.anomaly >= to_ppm(THRESHOLD));
     match (anomalous, policy) {
         (false, _) | (true, AnomalyPolicy::Ignore) => base,
         (true, AnomalyPolicy::Penalise(penalty)) => base.saturating_add(to_ppm(penalty)),
@@ -222,9 +237,19 @@ fn to_ppm(fraction: f64) -> Ppm {
 }
 
 fn quantise(ppm: Ppm, quantum: Ppm) -> Ppm {
+    // The default quantum as a constant: the division becomes a multiply (the same result), where
+    // a division by a run-time quantum costs tens of cycles three times per sample.
+    if quantum == 1_000 {
+        return quantise_by(ppm, 1_000);
+    }
     if quantum <= 1 {
         return ppm;
     }
+    quantise_by(ppm, quantum)
+}
+
+#[inline(always)]
+fn quantise_by(ppm: Ppm, quantum: Ppm) -> Ppm {
     let half = quantum / 2;
     (ppm.saturating_add(half)).div_euclid(quantum) * quantum
 }
@@ -294,100 +319,132 @@ pub fn series_forecasts<'scope>(
     let mut models: HashMap<(DeviceId, Resource), (SeriesState, Option<SeriesForecast>), IdHash> =
         HashMap::default();
     let mut stash = TimeStash::new();
+    // A capability on the state output for each time a control message came at: only those
+    // times can ask for the state.
+    let mut state_capabilities: BTreeMap<Time, Capability<Time>> = BTreeMap::new();
     type Update = (((DeviceId, Resource), SeriesForecast), Time, isize);
-    let (forecasts, state) = samples
-        .binary_frontier::<_, CapacityContainerBuilder<Vec<Emitted<Update>>>, _, _, _, _>(
-            control,
-            Exchange::new(|sample: &Sample| u64::from(sample.device)),
-            Pipeline,
-            "SeriesForecasts",
-            move |_, _| {
-                move |(input, frontier), (control, control_frontier), output| {
-                    input.for_each(|capability, data| {
-                        if let Some(time) = capability.least().copied() {
-                            let entries = data.drain(..).map(Entry::Data);
-                            stash.park(time, || capability.delayed(&time, 0), entries);
-                        }
-                    });
-                    control.for_each(|capability, data| {
-                        if let Some(time) = capability.least().copied() {
-                            let entries = data.drain(..).map(Entry::Control);
-                            stash.park(time, || capability.delayed(&time, 0), entries);
-                        }
-                    });
-                    for (capability, entries) in stash.drain_complete(&[frontier, control_frontier])
+    // Two outputs, forecasts and state, where one output split by `ok_err` copied every
+    // forecast change once more (4% of the changing ingest log).
+    let mut builder = OperatorBuilder::new("SeriesForecasts".to_owned(), samples.scope());
+    let mut input = builder.new_input(
+        samples,
+        Exchange::new(|sample: &Sample| u64::from(sample.device)),
+    );
+    let mut control = builder.new_input(control, Pipeline);
+    let (forecasts_output, forecasts) = builder.new_output::<Vec<Update>>();
+    let (state_output, state) = builder.new_output::<Vec<StatePart>>();
+    let mut forecasts_output =
+        OutputBuilder::<_, CapacityContainerBuilder<Vec<Update>>>::from(forecasts_output);
+    let mut state_output =
+        OutputBuilder::<_, CapacityContainerBuilder<Vec<StatePart>>>::from(state_output);
+    builder.build(move |capabilities| {
+        // Every capability is taken from an input's; the initial ones go at once.
+        drop(capabilities);
+        move |frontiers| {
+            let (frontier, control_frontier) = (&frontiers[0], &frontiers[1]);
+            input.for_each(|capability, data| {
+                if let Some(time) = capability.least().copied() {
+                    let entries = data.drain(..).map(Entry::Data);
+                    stash.park(time, || capability.delayed(&time, 0), entries);
+                }
+            });
+            control.for_each(|capability, data| {
+                if let Some(time) = capability.least().copied() {
+                    state_capabilities
+                        .entry(time)
+                        .or_insert_with(|| capability.delayed(&time, 1));
+                    let entries = data.drain(..).map(Entry::Control);
+                    stash.park(time, || capability.delayed(&time, 0), entries);
+                }
+            });
+            let mut forecasts_handle = forecasts_output.activate();
+            let mut state_handle = state_output.activate();
+            for (capability, entries) in stash.drain_complete(&[frontier, control_frontier]) {
+                let time = *capability.time();
+                let state_capability = state_capabilities.remove(&time);
+                let Epoch {
+                    data: mut batch,
+                    checkpoint,
+                    restore,
+                } = Epoch::of(entries);
+                let mut session = forecasts_handle.session_with_builder(&capability);
+                // Resuming: take the saved series and publish their forecasts, so that
+                // the contention downstream is whole again.
+                let mut restored: Vec<_> = restore
+                    .into_iter()
+                    .filter_map(|part| match part {
+                        StatePart::Series(series, state) => Some((series, state)),
+                        _ => None,
+                    })
+                    .collect();
+                restored.sort_by_key(|(series, _)| *series);
+                for (series, state) in restored {
+                    let published = (!state.is_empty()).then(|| state.forecast(&config));
+                    if let Some(forecast) = published {
+                        session.give(((series, forecast), time, 1));
+                    }
+                    models.insert(series, (*state, published));
+                }
+                // Samples of one series at one instant are taken in a canonical order, so
+                // the result does not depend on how they were routed.
+                let order = |a: &Sample, b: &Sample| {
+                    (a.device, a.resource)
+                        .cmp(&(b.device, b.resource))
+                        .then(a.value.total_cmp(&b.value))
+                };
+                // A log written per timestamp in device order arrives sorted already.
+                if !batch.is_sorted_by(|a, b| order(a, b).is_le()) {
+                    batch.sort_by(order);
+                }
+                let mut changes: Vec<Update> = Vec::with_capacity(2 * batch.len());
+                let mut index = 0;
+                while index < batch.len() {
+                    let series = (batch[index].device, batch[index].resource);
+                    let (model, published) = models
+                        .entry(series)
+                        .or_insert_with(|| (SeriesState::new(&config), None));
+                    let before = *published;
+                    while index < batch.len()
+                        && (batch[index].device, batch[index].resource) == series
                     {
-                        let time = *capability.time();
-                        let Epoch {
-                            data: mut batch,
-                            checkpoint,
-                            restore,
-                        } = Epoch::of(entries);
-                        let mut session = output.session(&capability);
-                        // Resuming: take the saved series and publish their forecasts, so that
-                        // the contention downstream is whole again.
-                        let mut restored: Vec<_> = restore
-                            .into_iter()
-                            .filter_map(|part| match part {
-                                StatePart::Series(series, state) => Some((series, state)),
-                                _ => None,
-                            })
-                            .collect();
-                        restored.sort_by_key(|(series, _)| *series);
-                        for (series, state) in restored {
-                            let published = (!state.is_empty()).then(|| state.forecast(&config));
-                            if let Some(forecast) = published {
-                                let forecast: Emitted<Update> = Ok(((series, forecast), time, 1));
-                                session.give(forecast);
-                            }
-                            models.insert(series, (*state, published));
+                        model.update(time, batch[index].value);
+                        index += 1;
+                    }
+                    let after = model.forecast(&config);
+                    // As before the cache: a series whose samples were all ignored
+                    // (non-finite) still counts as having published nothing.
+                    *published = (!model.is_empty()).then_some(after);
+                    if before != Some(after) {
+                        // The smaller value first: with the series in order, an epoch's
+                        // updates leave sorted, and the consolidations downstream (the
+                        // contention operator's, the driver's) find them so.
+                        let retract = before.map(|before| (before, -1isize));
+                        let mut change = [retract, Some((after, 1isize))];
+                        if retract.is_some_and(|(before, _)| after < before) {
+                            change.swap(0, 1);
                         }
-                        // Samples of one series at one instant are taken in a canonical order, so
-                        // the result does not depend on how they were routed.
-                        let order = |a: &Sample, b: &Sample| {
-                            (a.device, a.resource)
-                                .cmp(&(b.device, b.resource))
-                                .then(a.value.total_cmp(&b.value))
-                        };
-                        // A log written per timestamp in device order arrives sorted already.
-                        if !batch.is_sorted_by(|a, b| order(a, b).is_le()) {
-                            batch.sort_by(order);
-                        }
-                        let mut index = 0;
-                        while index < batch.len() {
-                            let series = (batch[index].device, batch[index].resource);
-                            let (model, published) = models
-                                .entry(series)
-                                .or_insert_with(|| (SeriesState::new(&config), None));
-                            let before = *published;
-                            while index < batch.len()
-                                && (batch[index].device, batch[index].resource) == series
-                            {
-                                model.update(time, batch[index].value);
-                                index += 1;
-                            }
-                            let after = model.forecast(&config);
-                            // As before the cache: a series whose samples were all ignored
-                            // (non-finite) still counts as having published nothing.
-                            *published = (!model.is_empty()).then_some(after);
-                            if before != Some(after) {
-                                if let Some(before) = before {
-                                    session.give(Ok(((series, before), time, -1isize)));
-                                }
-                                session.give(Ok(((series, after), time, 1isize)));
-                            }
-                        }
-                        if checkpoint {
-                            for (series, (state, _)) in &models {
-                                let state = Box::new(state.clone());
-                                session.give(Err(StatePart::Series(*series, state)));
-                            }
+                        for (forecast, diff) in change.into_iter().flatten() {
+                            changes.push(((series, forecast), time, diff));
                         }
                     }
                 }
-            },
-        )
-        .ok_err::<Vec<Update>, _, Vec<StatePart>, _, _>(|emitted: Emitted<Update>| emitted);
+                // The epoch's changes as one container: pushed one by one into the session,
+                // each paid the builder's checks (2% of the changing log).
+                if !changes.is_empty() {
+                    session.give_container(&mut changes);
+                    changes.clear();
+                }
+                drop(session);
+                if let (true, Some(state_capability)) = (checkpoint, &state_capability) {
+                    let mut session = state_handle.session_with_builder(state_capability);
+                    for (series, (state, _)) in &models {
+                        let state = Box::new(state.clone());
+                        session.give(StatePart::Series(*series, state));
+                    }
+                }
+            }
+        }
+    });
     (forecasts.as_collection(), state)
 }
 
@@ -419,21 +476,25 @@ pub fn device_contention<'scope>(
                     input.for_each(|capability, data| {
                         // A message's updates mostly share one time: park each run of equal
                         // times at once, one stash lookup per run instead of per update.
-                        let mut updates = data.drain(..).peekable();
-                        while let Some((((device, _), forecast), time, diff)) = updates.next() {
-                            let mut run = vec![(device, forecast, diff)];
-                            while let Some((((device, _), forecast), _, diff)) =
-                                updates.next_if(|(_, next, _)| *next == time)
-                            {
-                                run.push((device, forecast, diff));
-                            }
-                            stash.park(time, || capability.delayed(&time, 0), run);
+                        // One pass: each run's list is looked up once and pushed to.
+                        let mut parked: Option<(Time, &mut Vec<_>)> = None;
+                        for &(((device, _), forecast), time, diff) in data.iter() {
+                            let list = match parked {
+                                Some((at, list)) if at == time => list,
+                                _ => stash.slot(time, || capability.delayed(&time, 0)),
+                            };
+                            list.push((device, forecast, diff));
+                            parked = Some((time, list));
                         }
+                        data.clear();
                     });
                     for (capability, mut updates) in stash.drain_complete(&[frontier]) {
                         let time = *capability.time();
-                        // Devices in order, so the output does not depend on arrival order.
-                        updates.sort_by_key(|(device, _, _)| *device);
+                        // Devices in order, so the output does not depend on arrival order (the
+                        // series operator on one worker sends them in order already).
+                        if !updates.is_sorted_by_key(|(device, _, _)| *device) {
+                            updates.sort_by_key(|(device, _, _)| *device);
+                        }
                         let mut session = output.session(&capability);
                         let mut index = 0;
                         while index < updates.len() {
@@ -456,19 +517,26 @@ pub fn device_contention<'scope>(
                             // As the reduce: no output for a device with no forecasts, and
                             // only forecasts present (a positive count) are looked at.
                             let current = (!counts.is_empty()).then(|| {
-                                let present: Vec<SeriesForecast> = counts
+                                let present = counts
                                     .iter()
                                     .filter(|(_, count)| *count > 0)
-                                    .map(|(forecast, _)| *forecast)
-                                    .collect();
-                                contention_of(&present, risk, policy)
+                                    .map(|(forecast, _)| forecast);
+                                contention_over(present, risk, policy)
                             });
                             if current != *published {
-                                if let Some(old) = *published {
-                                    session.give(((device, old), time, -1));
+                                // The smaller value first: an epoch's updates then leave sorted
+                                // (devices in order), and the map's consolidation finds them so.
+                                let mut change = [
+                                    published.map(|old| ((device, old), time, -1)),
+                                    current.map(|new| ((device, new), time, 1)),
+                                ];
+                                if let [Some(old), Some(new)] = &change {
+                                    if new.0 .1 < old.0 .1 {
+                                        change.swap(0, 1);
+                                    }
                                 }
-                                if let Some(new) = current {
-                                    session.give(((device, new), time, 1));
+                                for update in change.into_iter().flatten() {
+                                    session.give(update);
                                 }
                                 *published = current;
                             }
@@ -549,6 +617,34 @@ mod tests {
         // The truth over 08:00-10:00 is 0.1 for one hour and 0.8 for the next: 0.45.
         assert!((told - 0.45).abs() < 0.1, "told the step: {told}");
         assert!(estimated < 0.2, "estimating the step: {estimated}");
+    }
+
+    #[test]
+    fn quantising_by_the_default_quantum_is_the_general_rule() {
+        let general = |ppm: Ppm, quantum: Ppm| {
+            (ppm.saturating_add(quantum / 2)).div_euclid(quantum) * quantum
+        };
+        let mut cases = vec![
+            0, 1, 499, 500, 501, 999, 1_000, 1_500, -1, -499, -500, -501, -1_500,
+        ];
+        cases.extend([
+            i64::MAX,
+            i64::MAX - 499,
+            i64::MAX - 500,
+            i64::MIN,
+            i64::MIN + 1,
+        ]);
+        let mut state: u64 = 3;
+        for _ in 0..100_000 {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            cases.push((state as i64) >> (state % 50));
+        }
+        for ppm in cases {
+            assert_eq!(quantise(ppm, 1_000), general(ppm, 1_000), "{ppm}");
+            assert_eq!(quantise(ppm, 7), general(ppm, 7), "{ppm}");
+        }
     }
 
     #[test]

@@ -32,11 +32,21 @@ impl<D> TimeStash<D> {
         capability: impl FnOnce() -> Capability<Time>,
         data: impl IntoIterator<Item = D>,
     ) {
-        self.parked
+        self.slot(time, capability).extend(data);
+    }
+
+    /// The list parked at `time`, to push to (one lookup for a run of updates at one time);
+    /// `capability` is asked for as in [`Self::park`].
+    pub(crate) fn slot(
+        &mut self,
+        time: Time,
+        capability: impl FnOnce() -> Capability<Time>,
+    ) -> &mut Vec<D> {
+        &mut self
+            .parked
             .entry(time)
             .or_insert_with(|| (capability(), Vec::new()))
             .1
-            .extend(data);
     }
 
     /// Removes and returns, oldest first, every parked time that no frontier can still reach.
