@@ -251,7 +251,10 @@ fn quantise(ppm: Ppm, quantum: Ppm) -> Ppm {
 #[inline(always)]
 fn quantise_by(ppm: Ppm, quantum: Ppm) -> Ppm {
     let half = quantum / 2;
-    (ppm.saturating_add(half)).div_euclid(quantum) * quantum
+    // Saturating: the lowest multiple of the quantum below i64::MIN does not exist.
+    (ppm.saturating_add(half))
+        .div_euclid(quantum)
+        .saturating_mul(quantum)
 }
 
 /// The hash of the operators' maps, keyed by dense integer ids: FxHash's mixing step, where
@@ -622,7 +625,9 @@ mod tests {
     #[test]
     fn quantising_by_the_default_quantum_is_the_general_rule() {
         let general = |ppm: Ppm, quantum: Ppm| {
-            (ppm.saturating_add(quantum / 2)).div_euclid(quantum) * quantum
+            (ppm.saturating_add(quantum / 2))
+                .div_euclid(quantum)
+                .saturating_mul(quantum)
         };
         let mut cases = vec![
             0, 1, 499, 500, 501, 999, 1_000, 1_500, -1, -499, -500, -501, -1_500,
