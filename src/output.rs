@@ -399,26 +399,7 @@ impl MapSink for MapWriter {
         let Some(out) = &mut self.resculpt else {
             return Ok(());
         };
-        let inserted: std::collections::BTreeSet<TaskKey> = changes
-            .iter()
-            .filter_map(|(resculpt, diff)| match resculpt {
-                Resculpt::Variant(task, _) if *diff > 0 => Some(*task),
-                _ => None,
-            })
-            .collect();
-        for &(resculpt, diff) in changes {
-            let line = match resculpt {
-                // A task that left one alternative for another is reported once, by its new
-                // one.
-                Resculpt::Variant(task, _) if diff < 0 && inserted.contains(&task) => continue,
-                Resculpt::Variant(task, variant) => {
-                    variant_line(&self.catalog, time, task, variant, diff > 0)?
-                }
-                // The order a queue stops keeping is not news: the task started, finished,
-                // moved, or the head it went ahead of is ready; each decision is reported once.
-                Resculpt::Reorder(_) if diff < 0 => continue,
-                Resculpt::Reorder(reorder) => reorder_line(&self.catalog, time, &reorder)?,
-            };
+        for line in resculpt_lines(&self.catalog, time, changes)? {
             out.write_all(&line)?;
             out.write_all(b"\n")?;
             self.resculpted += 1;
@@ -599,6 +580,38 @@ pub struct Summary {
     /// Resident set size along the run, when readings were asked for.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub memory: Vec<MemoryReading>,
+}
+
+/// The `resculpt.jsonl` lines (JSON, without newlines) of one epoch's re-sculpting changes: a
+/// task switched to an alternative or back (one that left one alternative for another is
+/// reported once, by its new one), and each new decision to run a queued task ahead of its
+/// placement order (the order a queue stops keeping is not news: the task started, finished or
+/// moved, or the head it went ahead of is ready).
+pub(crate) fn resculpt_lines(
+    catalog: &Catalog,
+    time: Time,
+    changes: &[VariantUpdate],
+) -> Result<Vec<Vec<u8>>, std::io::Error> {
+    let inserted: std::collections::BTreeSet<TaskKey> = changes
+        .iter()
+        .filter_map(|(resculpt, diff)| match resculpt {
+            Resculpt::Variant(task, _) if *diff > 0 => Some(*task),
+            _ => None,
+        })
+        .collect();
+    let mut lines = Vec::new();
+    for &(resculpt, diff) in changes {
+        let line = match resculpt {
+            Resculpt::Variant(task, _) if diff < 0 && inserted.contains(&task) => continue,
+            Resculpt::Variant(task, variant) => {
+                variant_line(catalog, time, task, variant, diff > 0)?
+            }
+            Resculpt::Reorder(_) if diff < 0 => continue,
+            Resculpt::Reorder(reorder) => reorder_line(catalog, time, &reorder)?,
+        };
+        lines.push(line);
+    }
+    Ok(lines)
 }
 
 /// The `resculpt.jsonl` line of a task switched to an alternative (`entered`) or back.

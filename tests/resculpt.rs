@@ -122,12 +122,13 @@ fn a_malformed_alternative_is_rejected_with_its_reason() {
     );
 }
 
-/// Re-sculpting by order. `prep` (2 cores, 16 GiB, 100 s) fits only on `small`; its child
+/// Re-sculpting by order: writes `w.json`, `platform.toml` and `m.csv` into `dir`. `prep` (2
+/// cores, 16 GiB, 100 s) fits only on `small`; its child
 /// `render` (8 cores, 10 s) and an independent `thumbs` (8 cores, 5 s) fit only on `big`, where
 /// they queue in placement order, `render` first (its rank is higher) although its input is
 /// 100 s away. `big` is 90% busy; when its forecast next changes, its queue is re-predicted
 /// and `thumbs` runs in `render`'s wait.
-fn reorder_run(dir: &PathBuf, big_cpu: f64) -> augur::run::RunOutcome {
+pub fn reorder_inputs(dir: &std::path::Path, big_cpu: f64) {
     let task = |id: &str, parents: &[&str], children: &[&str]| {
         serde_json::json!({"name": id, "id": id, "parents": parents, "children": children,
                            "inputFiles": [], "outputFiles": []})
@@ -167,6 +168,10 @@ fn reorder_run(dir: &PathBuf, big_cpu: f64) -> augur::run::RunOutcome {
         ),
     )
     .expect("metrics");
+}
+
+fn reorder_run(dir: &PathBuf, big_cpu: f64) -> augur::run::RunOutcome {
+    reorder_inputs(dir, big_cpu);
     let path = |name: &str| dir.join(name).display().to_string();
     let argv = [
         "augur",

@@ -632,3 +632,52 @@ fn collect_feeds_this_host_live_as_a_platform_device() {
     assert_eq!(server.call("POST", "/v1/shutdown", b"").0, 202);
     assert!(server.wait(Duration::from_secs(60)).success());
 }
+
+/// Re-sculpting decisions reach `GET /v1/changes` as `resculpt` events: the same lines as `augur
+/// run`'s `resculpt.jsonl` for the same inputs (a ready task run ahead of one waiting for its
+/// input on a severely congested device).
+#[test]
+fn resculpt_events_match_run() {
+    let dir = scratch("resculpt");
+    crate::resculpt::reorder_inputs(&dir, 0.9);
+    let out = dir.join("run");
+    let run = Command::new(env!("CARGO_BIN_EXE_augur"))
+        .args(["run", "--quiet", "--workflow"])
+        .arg(dir.join("w.json"))
+        .arg("--platform")
+        .arg(dir.join("platform.toml"))
+        .arg("--metrics")
+        .arg(dir.join("m.csv"))
+        .arg("--out")
+        .arg(&out)
+        .status()
+        .expect("augur run");
+    assert!(run.success());
+    let expected = jsonl(&out.join("resculpt.jsonl"));
+    assert_eq!(expected.len(), 1, "{expected:?}");
+
+    let platform = dir.join("platform.toml");
+    let server = Server::start(&[
+        "--platform",
+        platform.to_str().expect("a UTF-8 path"),
+        "--lateness",
+        "1e9",
+    ]);
+    let (changes, reader) = subscribe(&server.addr, "/v1/changes");
+    let workflow = std::fs::read(dir.join("w.json")).expect("workflow");
+    let (status, body) = server.call("POST", "/v1/workflows?name=w", &workflow);
+    assert_eq!(status, 200, "{body}");
+    let metrics = std::fs::read(dir.join("m.csv")).expect("metrics");
+    let (status, body) = server.call("POST", "/v1/metrics", &metrics);
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = server.call("POST", "/v1/shutdown", b"");
+    assert_eq!(status, 202);
+    assert!(server.wait(Duration::from_secs(60)).success());
+    reader.join().expect("changes stream");
+    let decisions: Vec<Value> = changes
+        .try_iter()
+        .map(|data| serde_json::from_str::<Value>(&data).expect("event json"))
+        .filter(|event| event.get("action").is_some())
+        .collect();
+    assert_eq!(decisions, expected);
+}

@@ -1,5 +1,6 @@
 //! The service's [`MapSink`]: applies each epoch's changes to the shared view the GET handlers
-//! read, and sends the map's and the scale-out advice's changes to the event streams.
+//! read, and sends the map's, the re-sculpting's and the scale-out advice's changes to the event
+//! streams.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,8 +9,10 @@ use augur_dataflows::contention_forecast::SeriesForecast;
 use augur_dataflows::types::{DeviceId, Resource, TaskKey, Time};
 use serde::Serialize;
 
+use crate::engine::VariantUpdate;
 use crate::engine::{apply_changes, ForecastUpdate, MapSink, MapUpdate, PrewarmUpdate};
 use crate::input::time::json_seconds;
+use crate::output::resculpt_lines;
 use crate::scaleout::{Scaleout, ScaleoutLine};
 
 use super::state::{Shared, Topic};
@@ -124,6 +127,20 @@ impl MapSink for LiveSink {
 
     fn prewarm(&mut self, _time: Time, changes: &[PrewarmUpdate]) -> Result<(), LiveSinkError> {
         self.shared.view_mut().scaleout.on_prewarm(changes);
+        Ok(())
+    }
+
+    /// Each re-sculpting decision goes to `GET /v1/changes` as a `resculpt` event (a line of
+    /// `run`'s `resculpt.jsonl`), with the id of the epoch's `map` event, which follows.
+    fn variants(&mut self, time: Time, changes: &[VariantUpdate]) -> Result<(), LiveSinkError> {
+        let shared = Arc::clone(&self.shared);
+        let catalog = shared.catalog();
+        let epoch = shared.view().epochs + 1;
+        for line in resculpt_lines(&catalog, time, changes).unwrap_or_default() {
+            if let Ok(data) = std::str::from_utf8(&line) {
+                shared.publish(Topic::Map, &sse("resculpt", epoch, data));
+            }
+        }
         Ok(())
     }
 
