@@ -173,7 +173,7 @@ fn plan_with(dag: &Dag, platform: &SimPlatform, exec: impl Fn(usize, usize, f64)
                 ready = ready.max(result.end[q] + comm);
             }
             let run = |start: f64| exec(t, device, start);
-            let start = earliest_start(&mapping[p], ready, &run);
+            let start = earliest_start(&mapping[p], ready, run);
             let finish = start + run(start);
             if best.is_none_or(|(f, _, _)| finish < f) {
                 best = Some((finish, start, p));
@@ -236,7 +236,7 @@ mod tests {
     #[test]
     fn finish_under_steps_through_the_background() {
         // Idle for 10 s, fully busy (half speed) for 10 s, idle again; the trace wraps at 30 s.
-        let trace = Trace::new("t".into(), &[(0.0, 0.0), (10.0, 1.0), (20.0, 0.0)]).unwrap();
+        let trace = Trace::new("t".into(), &[(0.0, 0.0), (10.0, 1.0), (20.0, 0.0)]).expect("valid");
         let bg = Background::from_traces(vec![trace], 1, 0);
         assert_eq!(finish_under(&bg, 0, 0.0, 15.0), 20.0);
         assert_eq!(finish_under(&bg, 0, 5.0, 10.0), 20.0);
@@ -254,7 +254,7 @@ mod tests {
         let platform = parse_network(
             r#"{"nodes": [{"name": "n0", "speed": 1.0}, {"name": "n1", "speed": 1.0}]}"#,
         )
-        .unwrap();
+        .expect("valid");
         let dag = Dag {
             work_s: vec![4.0],
             cores: vec![1.0],
@@ -262,15 +262,15 @@ mod tests {
             children: vec![Vec::new()],
             topo: vec![0],
         };
-        let busy = Trace::new("busy".into(), &[(0.0, 1.0)]).unwrap();
-        let idle = Trace::new("idle".into(), &[(0.0, 0.0)]).unwrap();
+        let busy = Trace::new("busy".into(), &[(0.0, 1.0)]).expect("valid");
+        let idle = Trace::new("idle".into(), &[(0.0, 0.0)]).expect("valid");
         let bg = Background::from_traces(vec![busy, idle], 2, 0);
         let blind = plan(&dag, &platform);
         assert_eq!((blind.processor[0], blind.end[0]), (0, 4.0));
         let told = plan_clairvoyant(&dag, &platform, &bg, 100.0);
         assert_eq!((told.processor[0], told.end[0]), (1, 4.0));
         let loaded = Background::from_traces(
-            vec![Trace::new("busy".into(), &[(0.0, 1.0)]).unwrap()],
+            vec![Trace::new("busy".into(), &[(0.0, 1.0)]).expect("valid")],
             2,
             0,
         );
