@@ -13,6 +13,7 @@
 //! A processor is one slot of a device: an exclusive device (SAGA's model) has one; a device of a
 //! TOML platform has one per whole core.
 
+use super::background::Background;
 use super::dag::Dag;
 use super::platform::SimPlatform;
 
@@ -91,6 +92,51 @@ pub fn upward_ranks(dag: &Dag, platform: &SimPlatform, processors: &[usize]) -> 
 
 /// The HEFT schedule of a DAG on a platform.
 pub fn plan(dag: &Dag, platform: &SimPlatform) -> Plan {
+    plan_with(dag, platform, |t, device, _| {
+        dag.work_s[t] / platform.platform.devices[device].speed
+    })
+}
+
+/// A diagnostic upper bound, not SAGA's rule: HEFT told the future, each task's run time on a
+/// device the exact time it takes from its slot's start under that device's actual background
+/// (`arrival` places plan time 0 on the background's clock). On exclusive devices that is
+/// exactly what the simulator will do, so the plan is what the run achieves: how much a perfect
+/// contention forecast could give a static plan.
+pub fn plan_clairvoyant(
+    dag: &Dag,
+    platform: &SimPlatform,
+    background: &Background,
+    arrival: f64,
+) -> Plan {
+    plan_with(dag, platform, |t, device, start| {
+        let alone = dag.work_s[t] / platform.platform.devices[device].speed;
+        finish_under(background, device, arrival + start, alone) - arrival - start
+    })
+}
+
+/// When work of `alone` seconds (on an idle device) started at `from` ends under the device's
+/// background, progressing at `1 / (1 + bg(t))` as the simulator's exclusive devices do.
+pub fn finish_under(background: &Background, device: usize, from: f64, alone: f64) -> f64 {
+    let mut t = from;
+    let mut left = alone;
+    // Background traces hold their value between points; step from change to change.
+    for _ in 0..1_000_000 {
+        let rate = 1.0 / (1.0 + background.value(device, t + 1e-6));
+        let next = background
+            .next_change(device, t + 1e-6)
+            .unwrap_or(f64::INFINITY)
+            .max(t);
+        if left <= (next - t) * rate {
+            return t + left / rate;
+        }
+        left -= (next - t) * rate;
+        t = next;
+    }
+    t + left
+}
+
+/// HEFT with run times from `exec(task, device, start)`.
+fn plan_with(dag: &Dag, platform: &SimPlatform, exec: impl Fn(usize, usize, f64) -> f64) -> Plan {
     let processors = processors(platform);
     let rank = upward_ranks(dag, platform, &processors);
     let mut position = vec![0usize; dag.len()];
@@ -115,9 +161,8 @@ pub fn plan(dag: &Dag, platform: &SimPlatform) -> Plan {
     let mut mapping: Vec<Vec<(f64, f64, u32)>> = vec![Vec::new(); processors.len()];
     for &task in &order {
         let t = task as usize;
-        let mut best: Option<(f64, usize)> = None;
+        let mut best: Option<(f64, f64, usize)> = None;
         for (p, &device) in processors.iter().enumerate() {
-            let exec = dag.work_s[t] / platform.platform.devices[device].speed;
             let mut ready: f64 = 0.0;
             for &(parent, bytes) in &dag.parents[t] {
                 let q = parent as usize;
@@ -127,15 +172,18 @@ pub fn plan(dag: &Dag, platform: &SimPlatform) -> Plan {
                 let comm = platform.transfer_s(bytes, from, device);
                 ready = ready.max(result.end[q] + comm);
             }
-            let start = earliest_start(&mapping[p], ready, exec);
-            let finish = start + exec;
-            if best.is_none_or(|(f, _)| finish < f) {
-                best = Some((finish, p));
+            let run = |start: f64| exec(t, device, start);
+            let start = earliest_start(&mapping[p], ready, run);
+            let finish = start + run(start);
+            if best.is_none_or(|(f, _, _)| finish < f) {
+                best = Some((finish, start, p));
             }
         }
-        let Some((finish, p)) = best else { break };
-        let exec = dag.work_s[t] / platform.platform.devices[processors[p]].speed;
-        let start = finish - exec;
+        let Some((finish, start, p)) = best else {
+            break;
+        };
+        // As SAGA: the start is the finish less the run time (bit-identical to its plans).
+        let start = finish - exec(t, processors[p], start);
         result.processor[t] = p;
         result.start[t] = start;
         result.end[t] = finish;
@@ -160,20 +208,73 @@ pub fn plan(dag: &Dag, platform: &SimPlatform) -> Plan {
 }
 
 /// SAGA's `Schedule.get_earliest_start_time(append_only=False)`, rule for rule.
-fn earliest_start(slot: &[(f64, f64, u32)], ready: f64, exec: f64) -> f64 {
+/// `exec(start)` is the run time from `start` (a constant for SAGA's rule).
+fn earliest_start(slot: &[(f64, f64, u32)], ready: f64, exec: impl Fn(f64) -> f64) -> f64 {
     match slot.first() {
         None => return ready,
-        Some(&(first_start, _, _)) if ready + exec <= first_start => return ready,
+        Some(&(first_start, _, _)) if ready + exec(ready) <= first_start => return ready,
         _ => {}
     }
     for pair in slot.windows(2) {
         let (left, right) = (pair[0], pair[1]);
-        if ready >= left.1 && ready + exec <= right.0 {
+        if ready >= left.1 && ready + exec(ready) <= right.0 {
             return ready;
-        } else if ready < left.1 && left.1 + exec <= right.0 {
+        } else if ready < left.1 && left.1 + exec(left.1) <= right.0 {
             return left.1;
         }
     }
     let last_end = slot.last().map_or(0.0, |&(_, e, _)| e);
     ready.max(last_end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::simulate::background::Trace;
+    use crate::simulate::platform::parse_network;
+
+    #[test]
+    fn finish_under_steps_through_the_background() {
+        // Idle for 10 s, fully busy (half speed) for 10 s, idle again; the trace wraps at 30 s.
+        let trace = Trace::new("t".into(), &[(0.0, 0.0), (10.0, 1.0), (20.0, 0.0)]).expect("valid");
+        let bg = Background::from_traces(vec![trace], 1, 0);
+        assert_eq!(finish_under(&bg, 0, 0.0, 15.0), 20.0);
+        assert_eq!(finish_under(&bg, 0, 5.0, 10.0), 20.0);
+        assert_eq!(finish_under(&bg, 0, 12.0, 4.0), 20.0);
+        assert_eq!(finish_under(&bg, 0, 20.0, 5.0), 25.0);
+        // No background: the time alone.
+        assert_eq!(finish_under(&Background::none(1), 0, 3.0, 7.0), 10.0);
+    }
+
+    #[test]
+    fn the_clairvoyant_plan_avoids_the_loaded_node() {
+        // Two equal nodes; the first is fully busy. SAGA's rule takes the first on a tie and
+        // plans 4 s; told the background, the plan takes the idle node, and on the busy one
+        // the task would have taken 8 s.
+        let platform = parse_network(
+            r#"{"nodes": [{"name": "n0", "speed": 1.0}, {"name": "n1", "speed": 1.0}]}"#,
+        )
+        .expect("valid");
+        let dag = Dag {
+            work_s: vec![4.0],
+            cores: vec![1.0],
+            parents: vec![Vec::new()],
+            children: vec![Vec::new()],
+            topo: vec![0],
+        };
+        let busy = Trace::new("busy".into(), &[(0.0, 1.0)]).expect("valid");
+        let idle = Trace::new("idle".into(), &[(0.0, 0.0)]).expect("valid");
+        let bg = Background::from_traces(vec![busy, idle], 2, 0);
+        let blind = plan(&dag, &platform);
+        assert_eq!((blind.processor[0], blind.end[0]), (0, 4.0));
+        let told = plan_clairvoyant(&dag, &platform, &bg, 100.0);
+        assert_eq!((told.processor[0], told.end[0]), (1, 4.0));
+        let loaded = Background::from_traces(
+            vec![Trace::new("busy".into(), &[(0.0, 1.0)]).expect("valid")],
+            2,
+            0,
+        );
+        let both_busy = plan_clairvoyant(&dag, &platform, &loaded, 100.0);
+        assert_eq!((both_busy.processor[0], both_busy.end[0]), (0, 8.0));
+    }
 }

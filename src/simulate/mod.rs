@@ -232,7 +232,15 @@ pub fn simulate_one(
     };
     let processors = heft::processors(&prepared.platform);
     let rank = heft::upward_ranks(&prepared.dag, &prepared.platform, &processors);
-    let plan = (policy == Policy::Heft).then(|| heft::plan(&prepared.dag, &prepared.platform));
+    let plan = (policy == Policy::Heft).then(|| {
+        // Diagnostic (opt-in): HEFT told the actual future background, an upper bound on what
+        // a perfect contention forecast gives a static plan.
+        if std::env::var_os(CLAIRVOYANT_ENV).is_some() {
+            heft::plan_clairvoyant(&prepared.dag, &prepared.platform, background, arrival)
+        } else {
+            heft::plan(&prepared.dag, &prepared.platform)
+        }
+    });
     let cluster = Cluster::new(
         prepared.dag.clone(),
         prepared.platform.clone(),
@@ -280,14 +288,23 @@ pub fn simulate_one(
     let cluster = cluster
         .lock()
         .map_err(|_| SimError::Internal("the simulation state was poisoned".to_string()))?;
-    Outcome::of(
+    let outcome = Outcome::of(
         &prepared.name,
         policy,
         &cluster,
         config.forecast.horizon_ms as f64 / 1000.0,
         plan.as_ref(),
-    )
+    )?;
+    if let Some(dir) = std::env::var_os(TASKS_ENV) {
+        outcome::write_task_trace(Path::new(&dir), &outcome, &cluster)?;
+    }
+    Ok(outcome)
 }
+
+/// Set (to anything) to make `heft` plan with the actual future background (a diagnostic bound).
+pub const CLAIRVOYANT_ENV: &str = "AUGUR_SIM_CLAIRVOYANT";
+/// Set to a folder to write each run's per-task trace there (`WORKFLOW-POLICY.json`).
+pub const TASKS_ENV: &str = "AUGUR_SIM_TASKS";
 
 /// Runs every workflow under every policy, calling `each` with each outcome as it is ready.
 pub fn simulate(

@@ -2,6 +2,8 @@
 //! draws (the schedule, predicted against actual utilisation).
 
 use augur_dataflows::placement::Policy;
+use std::path::Path;
+
 use serde::Serialize;
 
 use super::cluster::{Cluster, TaskRecord};
@@ -229,4 +231,59 @@ fn utilisation(
             }
         })
         .collect()
+}
+
+/// Writes one run's per-task trace to `DIR/WORKFLOW-POLICY.json` (opt-in diagnostics, see
+/// `TASKS_ENV`): every task's times and device, each device's speed and trace, its background
+/// each second of the run, and the forecasts published during it, so a run can be taken apart
+/// offline (where tasks waited, what the forecasts said against what came).
+pub fn write_task_trace(dir: &Path, outcome: &Outcome, cluster: &Cluster) -> Result<(), SimError> {
+    let arrival = cluster.arrival;
+    let makespan = outcome.summary.makespan_s;
+    let tasks: Vec<serde_json::Value> = outcome
+        .records
+        .iter()
+        .enumerate()
+        .map(|(t, r)| {
+            serde_json::json!({
+                "task": t, "ready": r.ready, "start": r.start, "end": r.end, "device": r.device,
+                "uncontended": r.uncontended, "work": cluster.dag.work_s[t],
+                "parents": cluster.dag.parents[t].iter().map(|&(p, b)| (p, b)).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let seconds = makespan.ceil() as usize + 1;
+    let devices: Vec<serde_json::Value> = cluster
+        .platform
+        .platform
+        .devices
+        .iter()
+        .enumerate()
+        .map(|(d, device)| {
+            let background: Vec<f64> = (0..seconds)
+                .map(|s| cluster.background.value(d, arrival + s as f64 + 1e-6))
+                .collect();
+            serde_json::json!({
+                "id": device.id, "speed": device.speed,
+                "trace": cluster.background.trace_name(d), "background": background,
+            })
+        })
+        .collect();
+    let forecasts: Vec<(f64, usize, f64)> = cluster
+        .forecasts
+        .iter()
+        .filter(|(t, _, _)| *t >= arrival - 600.0 && *t <= arrival + makespan)
+        .map(|&(t, d, p)| (t - arrival, d, p))
+        .collect();
+    let value = serde_json::json!({
+        "summary": outcome.summary, "planned_makespan": outcome.planned_makespan,
+        "tasks": tasks, "devices": devices, "forecasts": forecasts,
+    });
+    let path = dir.join(format!(
+        "{}-{}.json",
+        outcome.summary.workflow, outcome.summary.policy
+    ));
+    let text = serde_json::to_string(&value)
+        .map_err(|e| SimError::Internal(format!("task trace: {e}")))?;
+    std::fs::write(&path, text).map_err(|source| SimError::Output { path, source })
 }
