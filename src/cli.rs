@@ -315,6 +315,14 @@ pub struct SimulateArgs {
     /// policy comes from `--policy`; on one-task-per-node platforms the capacity target is off).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Diagnostic: write each run's tasks (times, devices), each device's background every
+    /// second and the published forecasts to DIR/WORKFLOW-POLICY.json.
+    #[arg(long, value_name = "DIR")]
+    pub trace_tasks: Option<PathBuf>,
+    /// Diagnostic: `heft` plans with the actual future background of every device (what a
+    /// perfect contention forecast could give a static plan: a bound, not a policy).
+    #[arg(long)]
+    pub heft_knows_background: bool,
 }
 
 /// Validates `augur simulate`'s flags.
@@ -367,6 +375,8 @@ pub fn simulate_config(
         forecast,
         placement,
         progress: true,
+        trace_tasks: args.trace_tasks.clone(),
+        heft_knows_background: args.heft_knows_background,
     })
 }
 

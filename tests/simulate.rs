@@ -106,6 +106,8 @@ fn config(
         forecast: ForecastConfig::default(),
         placement: PlacementConfig::default(),
         progress: false,
+        trace_tasks: None,
+        heft_knows_background: false,
     }
 }
 

@@ -139,6 +139,10 @@ pub struct SimConfig {
     pub placement: PlacementConfig,
     /// Progress lines on stderr.
     pub progress: bool,
+    /// `--trace-tasks`: where to write each run's per-task trace (a diagnostic).
+    pub trace_tasks: Option<PathBuf>,
+    /// `--heft-knows-background`: `heft` plans with the actual future background (a bound).
+    pub heft_knows_background: bool,
 }
 
 /// Parses `--policy`.
@@ -235,7 +239,7 @@ pub fn simulate_one(
     let plan = (policy == Policy::Heft).then(|| {
         // Diagnostic (opt-in): HEFT told the actual future background, an upper bound on what
         // a perfect contention forecast gives a static plan.
-        if std::env::var_os(CLAIRVOYANT_ENV).is_some() {
+        if config.heft_knows_background {
             heft::plan_clairvoyant(&prepared.dag, &prepared.platform, background, arrival)
         } else {
             heft::plan(&prepared.dag, &prepared.platform)
@@ -295,16 +299,11 @@ pub fn simulate_one(
         config.forecast.horizon_ms as f64 / 1000.0,
         plan.as_ref(),
     )?;
-    if let Some(dir) = std::env::var_os(TASKS_ENV) {
-        outcome::write_task_trace(Path::new(&dir), &outcome, &cluster)?;
+    if let Some(dir) = &config.trace_tasks {
+        outcome::write_task_trace(dir, &outcome, &cluster)?;
     }
     Ok(outcome)
 }
-
-/// Set (to anything) to make `heft` plan with the actual future background (a diagnostic bound).
-pub const CLAIRVOYANT_ENV: &str = "AUGUR_SIM_CLAIRVOYANT";
-/// Set to a folder to write each run's per-task trace there (`WORKFLOW-POLICY.json`).
-pub const TASKS_ENV: &str = "AUGUR_SIM_TASKS";
 
 /// Runs every workflow under every policy, calling `each` with each outcome as it is ready.
 pub fn simulate(

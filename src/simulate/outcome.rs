@@ -234,7 +234,7 @@ fn utilisation(
 }
 
 /// Writes one run's per-task trace to `DIR/WORKFLOW-POLICY.json` (opt-in diagnostics, see
-/// `TASKS_ENV`): every task's times and device, each device's speed and trace, its background
+/// `--trace-tasks`): every task's times and device, each device's speed and trace, its background
 /// each second of the run, and the forecasts published during it, so a run can be taken apart
 /// offline (where tasks waited, what the forecasts said against what came).
 pub fn write_task_trace(dir: &Path, outcome: &Outcome, cluster: &Cluster) -> Result<(), SimError> {
@@ -285,5 +285,9 @@ pub fn write_task_trace(dir: &Path, outcome: &Outcome, cluster: &Cluster) -> Res
     ));
     let text = serde_json::to_string(&value)
         .map_err(|e| SimError::Internal(format!("task trace: {e}")))?;
+    std::fs::create_dir_all(dir).map_err(|source| SimError::Output {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     std::fs::write(&path, text).map_err(|source| SimError::Output { path, source })
 }
