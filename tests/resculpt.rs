@@ -170,7 +170,7 @@ pub fn reorder_inputs(dir: &std::path::Path, big_cpu: f64) {
     .expect("metrics");
 }
 
-fn reorder_run(dir: &PathBuf, big_cpu: f64) -> augur::run::RunOutcome {
+fn reorder_run(dir: &std::path::Path, big_cpu: f64) -> augur::run::RunOutcome {
     reorder_inputs(dir, big_cpu);
     let path = |name: &str| dir.join(name).display().to_string();
     let argv = [
