@@ -324,7 +324,15 @@ impl Cluster {
     /// The time of the next event, if anything can still happen.
     pub fn next_event(&self) -> Option<f64> {
         if !self.arrived {
-            return Some(self.arrival.max(self.now));
+            // The warm-up: each background sample at its own time, then the arrival (jumping
+            // to the arrival fed the whole warm-up history in the epochs after it, so the
+            // workflow was placed on the traces' first samples, an hour stale).
+            let sample = self
+                .next_sample
+                .iter()
+                .flatten()
+                .fold(f64::INFINITY, |a, &b| a.min(b));
+            return Some(self.arrival.min(sample).max(self.now));
         }
         let mut next = f64::INFINITY;
         for (device, tasks) in self.running.iter().enumerate() {
@@ -388,7 +396,8 @@ impl Cluster {
                 self.next_sample[device] = self.background.next_change(device, at + 1e-6);
             }
         }
-        if batch.completions.is_empty() && batch.tasks.is_empty() && !self.busy() {
+        // Warm-up epochs carry only samples: they are not a stall.
+        if self.arrived && batch.completions.is_empty() && batch.tasks.is_empty() && !self.busy() {
             self.idle_epochs += 1;
         } else {
             self.idle_epochs = 0;
