@@ -520,13 +520,14 @@ impl FinishTimeOracle {
             .filter(|(queued, _, _)| *queued)
             .map(|(_, _, k)| *k)
             .collect();
+        let waiting = left.len();
         while !left.is_empty() {
             let head = left[0];
             let (head_ready, head_run, head_share) = self.queued_figures(head, device);
             let head_finish = cost::finish_ms(head_ready, at, head_run, head_share);
             let mut chosen = 0;
             let mut finish = head_finish;
-            let place = queue.iter().filter(|(queued, _, _)| *queued).count() - left.len();
+            let place = waiting - left.len();
             if severe && place < REORDER_WINDOW && head_ready > at {
                 let after_head = cost::advance(at, head_finish, head_run, head_share);
                 for j in 1..left.len().min(1 + REORDER_WINDOW) {
