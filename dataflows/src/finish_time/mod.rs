@@ -213,6 +213,16 @@ struct Cell {
 }
 
 /// A variant of a task: 0 and its declared requirements, or an alternative.
+/// A device's most recently placed movable task, and its score staying there (see
+/// [`FinishTimePlacer::try_pull`]).
+struct Stay {
+    from: DeviceId,
+    task: TaskKey,
+    placed: Placed,
+    inputs: Vec<(DeviceId, f64, u64)>,
+    score: f64,
+}
+
 #[derive(Clone, Copy, Debug)]
 struct Choice {
     variant: u32,
@@ -703,10 +713,11 @@ impl FinishTimePlacer {
         }
         freed.sort_unstable();
         freed.dedup();
+        let mut stay = None;
         for device in freed {
             let budget = self.tasks.len();
             for _ in 0..budget {
-                match self.try_pull(device) {
+                match self.try_pull(device, &mut stay) {
                     Some((task, from, variant)) => moved.push((task, from, variant)),
                     None => break,
                 }
@@ -999,40 +1010,82 @@ impl FinishTimePlacer {
     /// Pulls the most recently placed movable task of the most backlogged other device into
     /// `device`, if `device` is that task's best candidate and beats where it is by more than the
     /// hysteresis; returns the task, where it was and its variant before.
-    fn try_pull(&mut self, device: DeviceId) -> Option<(TaskKey, DeviceId, u32)> {
+    ///
+    /// `stay` carries what staying costs that task from one pulling device to the next: every
+    /// device that became cheaper in an epoch asks about the same task, and until one of them
+    /// takes it nothing it depends on changes.
+    fn try_pull(
+        &mut self,
+        device: DeviceId,
+        stay: &mut Option<Stay>,
+    ) -> Option<(TaskKey, DeviceId, u32)> {
         let &(_, _, worst) = self
             .with_movable
             .iter()
             .rev()
             .take(2)
             .find(|(_, _, d)| *d != device)?;
-        self.move_latest(worst, Some(device))
-            .map(|(task, variant)| (task, worst, variant))
+        if stay.as_ref().is_none_or(|known| known.from != worst) {
+            *stay = self.stay_of(worst);
+        }
+        let known = stay.as_ref()?;
+        // `move_latest`'s first test for a pull, on the cached figures.
+        if !self.could_beat_on(
+            known.task,
+            &known.placed.state,
+            &known.inputs,
+            device,
+            known.score,
+        ) {
+            return None;
+        }
+        let moved = self.move_latest(worst, Some(device));
+        if moved.is_some() {
+            *stay = None;
+        }
+        moved.map(|(task, variant)| (task, worst, variant))
+    }
+
+    /// The most recently placed movable task of `from` and what staying there costs it.
+    fn stay_of(&self, from: DeviceId) -> Option<Stay> {
+        let task = self.devices[from as usize].movable.latest()?;
+        let placed = *self.tasks.get(&task)?;
+        let inputs = self.inputs_of(task);
+        // It is the last of its device's queue: staying, it is queued where it is.
+        let own = cost::Work::of(&placed.spec, placed.duration_ms);
+        let start = self.queue_start(from, placed.queue_at, own);
+        let score = self.evaluate_with(&inputs, &placed.spec, from, start).score;
+        Some(Stay {
+            from,
+            task,
+            placed,
+            inputs,
+            score,
+        })
     }
 
     /// The one move of the rebalancing: `from`'s most recently placed movable task goes to its
     /// best candidate elsewhere (which must be `only_to`, when given) if that beats staying by
     /// more than the hysteresis and [`Self::may_move`] allows it.
     fn move_latest(&mut self, from: DeviceId, only_to: Option<DeviceId>) -> Option<(TaskKey, u32)> {
-        let state = &self.devices[from as usize];
-        let task = state.movable.latest()?;
-        let placed = *self.tasks.get(&task)?;
-        let inputs = self.inputs_of(task);
-        // It is the last of its device's queue: staying, it is queued where it is.
-        let own = cost::Work::of(&placed.spec, placed.duration_ms);
-        let start = self.queue_start(from, placed.queue_at, own);
-        let stay = self.evaluate_with(&inputs, &placed.spec, from, start);
+        let Stay {
+            task,
+            placed,
+            inputs,
+            score: stay,
+            ..
+        } = self.stay_of(from)?;
         // A pull moves the task only onto `only_to`, and only if some variant of it there beats
         // staying by more than the hysteresis; when none does, the search over every candidate
         // (every device of a small class, for each device pulling) cannot end in a move.
         if let Some(to) = only_to {
-            if !self.could_beat_on(task, &placed.state, &inputs, to, stay.score) {
+            if !self.could_beat_on(task, &placed.state, &inputs, to, stay) {
                 return None;
             }
         }
         let (target, choice) = self.best_choice(task, &placed.state, Some(from), None)?;
         if only_to.is_some_and(|to| to != target.device)
-            || !cost::worth_moving(stay.score, target.score, self.config.hysteresis)
+            || !cost::worth_moving(stay, target.score, self.config.hysteresis)
             || !self.may_move(&placed, &target)
         {
             return None;
