@@ -26,6 +26,8 @@ use crate::input::platform::{platform_from_machines, read_platform};
 use crate::input::wfformat::read_workflow;
 use crate::input::{InputStats, Rejection};
 use crate::output::{ForecastView, InputSummary, LatencySummary, MapWriter, Summary};
+use crate::read_ahead::ReadAhead;
+use crate::write_behind::WriteBehind;
 
 /// The files a run writes into its output folder.
 pub const OUTPUTS: [&str; 9] = [
@@ -279,7 +281,17 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
         }),
         _ => None,
     };
-    let io = Mutex::new(io);
+    // Inputs are read ahead and outputs written behind on threads of their own when the
+    // machine has a core beyond the workers (on a full machine they would only take turns
+    // with them, and pay for the hand-over), and unless checkpoints need the feed's and the
+    // writer's state at each epoch the engine has seen.
+    let read_ahead = checkpointing.is_none() && spare_core(&config.workers);
+    let io = Mutex::new(io.map(|(feed, writer)| {
+        (
+            ReadAhead::new(feed, read_ahead),
+            WriteBehind::new(writer, read_ahead),
+        )
+    }));
     let idle_catalog = Arc::clone(&catalog);
     let outcome = run_engine_checkpointed(
         config.workers.clone(),
@@ -287,7 +299,10 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
         checkpointing,
         move || {
             let taken = io.lock().ok().and_then(|mut io| io.take());
-            taken.unwrap_or_else(|| idle_io(&idle_catalog))
+            taken.unwrap_or_else(|| {
+                let (feed, writer) = idle_io(&idle_catalog);
+                (ReadAhead::new(feed, false), WriteBehind::new(writer, false))
+            })
         },
     )
     .map_err(|error| match error {
@@ -295,9 +310,13 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
         other => RunError::Engine(other.to_string()),
     })?;
 
-    let Some((stats, mut feed, mut writer)) = outcome else {
+    let Some((stats, feed, writer)) = outcome else {
         return Ok(None);
     };
+    let mut feed = feed.into_inner();
+    let mut writer = writer.into_inner().map_err(|error| {
+        RunError::Engine(EngineError::<FeedError, std::io::Error>::Sink(error).to_string())
+    })?;
     feed.log_mut().flush().map_err(feed_error)?;
     writer.flush().map_err(|source| RunError::Output {
         path: config.out.join("partition.jsonl"),
@@ -343,6 +362,15 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
         forecasts,
         catalog,
     }))
+}
+
+/// Whether the machine has more cores than this process runs worker threads.
+fn spare_core(workers: &Workers) -> bool {
+    let threads = match workers {
+        Workers::Threads(n) => *n,
+        Workers::Cluster { threads, .. } => *threads,
+    };
+    std::thread::available_parallelism().is_ok_and(|cores| cores.get() > threads)
 }
 
 /// Opens every metric and event input, works out arrival times, and builds the feed; or, given

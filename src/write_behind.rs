@@ -1,0 +1,362 @@
+//! Writing the outputs on a thread of their own, behind the dataflow.
+//!
+//! The sink of a file-fed `run` keeps the current map, forecasts and scale-out advice and writes
+//! the JSONL outputs: work that depends on the engine's results but that the engine never
+//! waits for. With [`WriteBehind`] worker 0 hands each epoch's changes to an `augur:sink`
+//! thread and goes on with the next group of epochs; the sink sees the same calls in the same
+//! order, so its outputs do not change.
+//!
+//! A sink's error reaches the engine one call later than inline (the call that finds the
+//! thread gone returns it), and a sink written behind cannot be checkpointed (its state runs
+//! behind the engine's), so checkpointed runs write inline.
+
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use augur_dataflows::types::Time;
+
+use crate::engine::{
+    DurationUpdate, ForecastUpdate, MapSink, MapUpdate, PrewarmUpdate, VariantUpdate,
+};
+
+/// Epochs the engine may have handed over before it waits for the sink thread.
+pub const WRITE_BEHIND_EPOCHS: usize = 256;
+
+/// One epoch's calls, gathered until its [`MapSink::epoch`] call sends them together.
+#[derive(Default)]
+struct Report {
+    time: Time,
+    forecasts: Vec<ForecastUpdate>,
+    durations: Vec<DurationUpdate>,
+    prewarm: Vec<PrewarmUpdate>,
+    variants: Vec<VariantUpdate>,
+    map: Vec<MapUpdate>,
+    latency: Duration,
+}
+
+impl Report {
+    /// Makes the calls the engine made, in its order (see `engine::report`).
+    fn replay<Snk: MapSink>(&self, sink: &mut Snk) -> Result<(), Snk::Error> {
+        if !self.forecasts.is_empty() {
+            sink.forecasts(self.time, &self.forecasts)?;
+        }
+        if !self.durations.is_empty() {
+            sink.durations(self.time, &self.durations)?;
+        }
+        if !self.prewarm.is_empty() {
+            sink.prewarm(self.time, &self.prewarm)?;
+        }
+        if !self.variants.is_empty() {
+            sink.variants(self.time, &self.variants)?;
+        }
+        sink.epoch(self.time, &self.map, self.latency)
+    }
+}
+
+fn has_pending(report: &Report) -> bool {
+    !(report.forecasts.is_empty()
+        && report.durations.is_empty()
+        && report.prewarm.is_empty()
+        && report.variants.is_empty())
+}
+
+/// A [`MapSink`] that, once given its first epoch, runs its inner sink on a thread of its own
+/// (or inline, when built with `threaded: false`).
+pub struct WriteBehind<Snk: MapSink> {
+    state: State<Snk>,
+    threaded: bool,
+    pending: Report,
+}
+
+type Ended<Snk> = (Snk, Option<<Snk as MapSink>::Error>);
+
+enum State<Snk: MapSink> {
+    Inline(Snk),
+    Writing {
+        reports: SyncSender<Report>,
+        writer: JoinHandle<Ended<Snk>>,
+    },
+    /// Only inside `start` and `finish`.
+    Gone,
+}
+
+impl<Snk> WriteBehind<Snk>
+where
+    Snk: MapSink + Send + 'static,
+{
+    /// Wraps `sink`; it runs on a thread of its own from the first epoch if `threaded`.
+    pub fn new(sink: Snk, threaded: bool) -> WriteBehind<Snk> {
+        WriteBehind {
+            state: State::Inline(sink),
+            threaded,
+            pending: Report::default(),
+        }
+    }
+
+    /// The inner sink once it has taken every epoch handed over, or the error it stopped at.
+    pub fn into_inner(mut self) -> Result<Snk, Snk::Error> {
+        let (sink, error) = self.finish();
+        match error {
+            Some(error) => Err(error),
+            None => Ok(sink),
+        }
+    }
+
+    /// Waits for the thread to take what it was sent and takes the sink back.
+    fn finish(&mut self) -> Ended<Snk> {
+        match std::mem::replace(&mut self.state, State::Gone) {
+            State::Inline(sink) => (sink, None),
+            State::Writing { reports, writer } => {
+                // Closing the channel ends the thread's loop once it has drained it.
+                drop(reports);
+                match writer.join() {
+                    Ok(ended) => ended,
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+            State::Gone => unreachable!("the sink is gone only while `finish` runs"),
+        }
+    }
+
+    /// Moves the sink to its thread; if no thread can be started it stays inline.
+    fn start(&mut self) {
+        let State::Inline(sink) = std::mem::replace(&mut self.state, State::Gone) else {
+            return;
+        };
+        let (hand_over, taken) = sync_channel::<Snk>(1);
+        let (reports, received) = sync_channel::<Report>(WRITE_BEHIND_EPOCHS);
+        let spawned = std::thread::Builder::new()
+            .name("augur:sink".to_string())
+            .spawn(move || write(taken, received));
+        match spawned {
+            Ok(writer) => match hand_over.send(sink) {
+                Ok(()) => self.state = State::Writing { reports, writer },
+                Err(std::sync::mpsc::SendError(sink)) => {
+                    self.threaded = false;
+                    self.state = State::Inline(sink);
+                }
+            },
+            Err(_) => {
+                self.threaded = false;
+                self.state = State::Inline(sink);
+            }
+        }
+    }
+}
+
+/// The sink thread: replays every report it is sent until the channel closes or a call fails.
+fn write<Snk: MapSink>(taken: Receiver<Snk>, received: Receiver<Report>) -> Ended<Snk> {
+    let mut sink = taken
+        .recv()
+        .expect("the sink is handed over right after the spawn");
+    for report in received {
+        if let Err(error) = report.replay(&mut sink) {
+            return (sink, Some(error));
+        }
+    }
+    (sink, None)
+}
+
+impl<Snk> MapSink for WriteBehind<Snk>
+where
+    Snk: MapSink + Send + 'static,
+{
+    type Error = Snk::Error;
+
+    fn epoch(
+        &mut self,
+        time: Time,
+        changes: &[MapUpdate],
+        latency: Duration,
+    ) -> Result<(), Snk::Error> {
+        if let (State::Inline(sink), false) = (&mut self.state, self.threaded) {
+            if !has_pending(&self.pending) {
+                return sink.epoch(time, changes, latency);
+            }
+        }
+        if self.threaded && matches!(self.state, State::Inline(_)) {
+            self.start();
+        }
+        let mut report = std::mem::take(&mut self.pending);
+        report.time = time;
+        report.map = changes.to_vec();
+        report.latency = latency;
+        match &mut self.state {
+            State::Inline(sink) => report.replay(sink),
+            State::Writing { reports, .. } => {
+                if reports.send(report).is_ok() {
+                    return Ok(());
+                }
+                // The thread stopped at an error: that error is this call's.
+                let (sink, error) = self.finish();
+                self.threaded = false;
+                self.state = State::Inline(sink);
+                error.map_or(Ok(()), Err)
+            }
+            State::Gone => Ok(()),
+        }
+    }
+
+    fn forecasts(&mut self, time: Time, changes: &[ForecastUpdate]) -> Result<(), Snk::Error> {
+        if let (State::Inline(sink), false) = (&mut self.state, self.threaded) {
+            return sink.forecasts(time, changes);
+        }
+        self.pending.time = time;
+        self.pending.forecasts.extend_from_slice(changes);
+        Ok(())
+    }
+
+    fn durations(&mut self, time: Time, changes: &[DurationUpdate]) -> Result<(), Snk::Error> {
+        if let (State::Inline(sink), false) = (&mut self.state, self.threaded) {
+            return sink.durations(time, changes);
+        }
+        self.pending.time = time;
+        self.pending.durations.extend_from_slice(changes);
+        Ok(())
+    }
+
+    fn prewarm(&mut self, time: Time, changes: &[PrewarmUpdate]) -> Result<(), Snk::Error> {
+        if let (State::Inline(sink), false) = (&mut self.state, self.threaded) {
+            return sink.prewarm(time, changes);
+        }
+        self.pending.time = time;
+        self.pending.prewarm.extend_from_slice(changes);
+        Ok(())
+    }
+
+    fn variants(&mut self, time: Time, changes: &[VariantUpdate]) -> Result<(), Snk::Error> {
+        if let (State::Inline(sink), false) = (&mut self.state, self.threaded) {
+            return sink.variants(time, changes);
+        }
+        self.pending.time = time;
+        self.pending.variants.extend_from_slice(changes);
+        Ok(())
+    }
+
+    /// Inline, the sink's own snapshot; written behind, none (the sink runs behind the engine).
+    fn snapshot(&mut self) -> Result<Option<Vec<u8>>, Snk::Error> {
+        match &mut self.state {
+            State::Inline(sink) => sink.snapshot(),
+            _ => Ok(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use augur_dataflows::contention_forecast::SeriesForecast;
+    use augur_dataflows::types::{Resource, TaskKey};
+
+    /// Writes down every call it gets; fails the epoch call at `fail_at`, if set.
+    #[derive(Default)]
+    struct Recording {
+        calls: Vec<String>,
+        fail_at: Option<Time>,
+    }
+
+    impl MapSink for Recording {
+        type Error = String;
+
+        fn epoch(
+            &mut self,
+            time: Time,
+            changes: &[MapUpdate],
+            latency: Duration,
+        ) -> Result<(), String> {
+            if self.fail_at == Some(time) {
+                return Err(format!("failed at {time}"));
+            }
+            self.calls
+                .push(format!("epoch {time} {changes:?} {}", latency.as_micros()));
+            Ok(())
+        }
+
+        fn forecasts(&mut self, time: Time, changes: &[ForecastUpdate]) -> Result<(), String> {
+            self.calls.push(format!("forecasts {time} {changes:?}"));
+            Ok(())
+        }
+
+        fn durations(&mut self, time: Time, changes: &[DurationUpdate]) -> Result<(), String> {
+            self.calls.push(format!("durations {time} {changes:?}"));
+            Ok(())
+        }
+
+        fn prewarm(&mut self, time: Time, changes: &[PrewarmUpdate]) -> Result<(), String> {
+            self.calls.push(format!("prewarm {time} {changes:?}"));
+            Ok(())
+        }
+
+        fn snapshot(&mut self) -> Result<Option<Vec<u8>>, String> {
+            Ok(Some(self.calls.len().to_le_bytes().to_vec()))
+        }
+    }
+
+    /// Feeds `epochs` epochs as the engine reports them (some with forecasts, durations or
+    /// warm-up advice first); returns the first error and the sink.
+    fn feed(mut sink: WriteBehind<Recording>, epochs: Time) -> Result<Recording, String> {
+        let forecast = SeriesForecast {
+            latest: 1,
+            predicted: 2,
+            sigma: 3,
+            anomaly: 4,
+        };
+        for time in 1..=epochs {
+            if time % 3 == 0 {
+                sink.forecasts(time, &[(((1, Resource::Cpu), forecast), 1)])?;
+            }
+            if time % 5 == 0 {
+                sink.durations(time, &[(((2, 0), 1_000 + time as u64), 1)])?;
+                sink.prewarm(time, &[((0, 1), 1)])?;
+            }
+            let task = TaskKey {
+                workflow: 0,
+                task: time as u32,
+            };
+            sink.epoch(time, &[((task, 1), 1)], Duration::from_micros(time as u64))?;
+        }
+        sink.into_inner()
+    }
+
+    #[test]
+    fn written_behind_the_sink_gets_the_calls_it_gets_inline() {
+        let epochs = 3 * WRITE_BEHIND_EPOCHS as Time + 7;
+        let inline = feed(WriteBehind::new(Recording::default(), false), epochs).expect("no error");
+        let behind = feed(WriteBehind::new(Recording::default(), true), epochs).expect("no error");
+        assert_eq!(
+            inline.calls.len(),
+            epochs as usize + 2 * (epochs / 5) as usize + (epochs / 3) as usize
+        );
+        assert_eq!(behind.calls, inline.calls);
+    }
+
+    #[test]
+    fn a_sink_error_reaches_the_caller_inline_and_behind() {
+        for fail_at in [1, 2, WRITE_BEHIND_EPOCHS as Time + 3, 1_000] {
+            let failing = Recording {
+                fail_at: Some(fail_at),
+                ..Recording::default()
+            };
+            let inline = feed(WriteBehind::new(failing, false), 1_000);
+            assert_eq!(inline.err(), Some(format!("failed at {fail_at}")));
+            let failing = Recording {
+                fail_at: Some(fail_at),
+                ..Recording::default()
+            };
+            let behind = feed(WriteBehind::new(failing, true), 1_000);
+            assert_eq!(behind.err(), Some(format!("failed at {fail_at}")));
+        }
+    }
+
+    #[test]
+    fn only_an_inline_sink_can_be_checkpointed() {
+        let mut inline = WriteBehind::new(Recording::default(), false);
+        inline.epoch(1, &[], Duration::ZERO).expect("no error");
+        assert_eq!(inline.snapshot(), Ok(Some(1usize.to_le_bytes().to_vec())));
+        let mut behind = WriteBehind::new(Recording::default(), true);
+        behind.epoch(1, &[], Duration::ZERO).expect("no error");
+        assert_eq!(behind.snapshot(), Ok(None));
+        assert_eq!(behind.into_inner().map(|s| s.calls.len()), Ok(1));
+    }
+}
