@@ -10,6 +10,9 @@ use augur::demo::{demo_args, print_demo};
 use augur::run::{run, RunError};
 use clap::Parser;
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     // A panic is a bug or a lost peer process, never an input problem; say it in one line (the
     // engine turns it into an error and a non-zero exit) instead of a wall of thread dumps.
