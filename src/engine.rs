@@ -24,6 +24,7 @@ use timely::dataflow::operators::{Exchange, Input as _, Inspect, Probe};
 use timely::dataflow::{InputHandleVec, ProbeHandle, StreamVec};
 
 use crate::cluster::{self, LostPeer};
+pub use crate::epoch_group::{EpochGroup, EpochReport};
 
 /// One change of the partition map: `diff` is +1 when the task is placed on the device and -1
 /// when it leaves it.
@@ -119,85 +120,11 @@ struct InFlight {
     epochs: Vec<(Time, Instant, bool)>,
 }
 
-impl InFlight {
-    /// Takes a capture's updates and hands them out per epoch, consolidated: an update belongs
-    /// to the first epoch at or after its time (every operator emits at its input's time, so
-    /// this is the epoch itself).
-    fn split<D: Ord + Clone>(
-        &self,
-        captured: &RefCell<Vec<(D, Time, isize)>>,
-    ) -> Vec<Vec<(D, isize)>> {
-        let last = self.epochs.len().saturating_sub(1);
-        // Updates mostly come epoch by epoch: try the previous one's epoch first.
-        let epoch_of = |index: usize, time: Time| {
-            if self
-                .epochs
-                .get(index)
-                .is_none_or(|(epoch, _, _)| *epoch != time)
-            {
-                self.epochs
-                    .partition_point(|(epoch, _, _)| *epoch < time)
-                    .min(last)
-            } else {
-                index
-            }
-        };
-        let mut captured = captured.borrow_mut();
-        // Each epoch's list is sized first, so the changes are moved once, without regrowing.
-        let mut sizes = vec![0usize; self.epochs.len()];
-        let mut index = 0;
-        for (_, time, _) in captured.iter() {
-            index = epoch_of(index, *time);
-            if let Some(size) = sizes.get_mut(index) {
-                *size += 1;
-            }
-        }
-        let mut per_epoch: Vec<Vec<(D, isize)>> =
-            sizes.into_iter().map(Vec::with_capacity).collect();
-        let mut index = 0;
-        for (record, time, diff) in captured.drain(..) {
-            index = epoch_of(index, time);
-            if let Some(updates) = per_epoch.get_mut(index) {
-                updates.push((record, diff));
-            }
-        }
-        for updates in &mut per_epoch {
-            consolidate(updates);
-        }
-        per_epoch
-    }
-}
-
-/// Differential's `consolidate` (sorted by record, equal records' diffs summed, zeros dropped),
-/// with an unstable sort: records that compare equal are merged, so stability cannot show in
-/// the result, and the unstable sort costs less on an epoch's hundreds of forecast changes.
-fn consolidate<D: Ord>(updates: &mut Vec<(D, isize)>) {
-    if updates.len() < 2 {
-        updates.retain(|(_, diff)| *diff != 0);
-        return;
-    }
-    // The series and contention operators send an epoch's changes in order: then the merge
-    // below is all there is to do.
-    if !updates.is_sorted_by(|a, b| a.0 <= b.0) {
-        updates.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    }
-    let mut kept = 0;
-    for index in 0..updates.len() {
-        if kept > 0 && updates[kept - 1].0 == updates[index].0 {
-            let diff = updates[index].1;
-            updates[kept - 1].1 += diff;
-        } else {
-            if kept > 0 && updates[kept - 1].1 == 0 {
-                kept -= 1;
-            }
-            updates.swap(kept, index);
-            kept += 1;
-        }
-    }
-    if kept > 0 && updates[kept - 1].1 == 0 {
-        kept -= 1;
-    }
-    updates.truncate(kept);
+/// Takes what a capture holds, leaving it room for as many updates.
+fn take_captured<D>(captured: &RefCell<Vec<D>>) -> Vec<D> {
+    let mut captured = captured.borrow_mut();
+    let room = captured.len();
+    std::mem::replace(&mut *captured, Vec::with_capacity(room))
 }
 
 /// Collects a stream's records (without their times) for the driver to drain after each epoch,
@@ -212,34 +139,6 @@ fn capture_stream<'scope, D: Clone + 'static>(
         .inspect(move |record| sink.borrow_mut().push(record.clone()))
         .probe_with(probe);
     captured
-}
-
-/// Hands one epoch's consolidated changes to the sink: the forecasts, durations, warm-up advice
-/// and variants when any changed, then the map (always).
-#[allow(clippy::too_many_arguments)]
-fn report<Snk: MapSink>(
-    sink: &mut Snk,
-    time: Time,
-    forecasts: &[ForecastUpdate],
-    durations: &[DurationUpdate],
-    prewarm: &[PrewarmUpdate],
-    variants: &[VariantUpdate],
-    epoch: &[MapUpdate],
-    latency: Duration,
-) -> Result<(), Snk::Error> {
-    if !forecasts.is_empty() {
-        sink.forecasts(time, forecasts)?;
-    }
-    if !durations.is_empty() {
-        sink.durations(time, durations)?;
-    }
-    if !prewarm.is_empty() {
-        sink.prewarm(time, prewarm)?;
-    }
-    if !variants.is_empty() {
-        sink.variants(time, variants)?;
-    }
-    sink.epoch(time, epoch, latency)
 }
 
 /// Gathers one checkpoint from the dataflow's parts, the source and the sink, and stores it.
@@ -396,6 +295,20 @@ pub trait MapSink {
     /// placement order, at `time`, sorted;
     /// called before [`Self::epoch`] for the same time, only when something changed.
     fn variants(&mut self, _time: Time, _changes: &[VariantUpdate]) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    /// The changes of a group of epochs, as the engine captured them: by default handed out per
+    /// epoch, consolidated, to the calls above in their order (see [`EpochReport::replay`]).
+    /// A sink that hands its work to another thread takes the group whole, so the engine's
+    /// worker does not pay for the split.
+    fn group(&mut self, group: EpochGroup) -> Result<(), Self::Error>
+    where
+        Self: Sized,
+    {
+        for report in group.split() {
+            report.replay(self)?;
+        }
         Ok(())
     }
 
@@ -693,37 +606,22 @@ where
                     worker.step();
                 }
                 let done = Instant::now();
-                let forecasts = in_flight.split(&forecast_changes);
-                let durations = in_flight.split(&duration_changes);
-                let prewarm = in_flight.split(&prewarm_changes);
-                let variants = in_flight.split(&variant_changes);
-                let maps = in_flight.split(&changes);
-                let reported = in_flight
-                    .epochs
-                    .iter()
-                    .zip(forecasts)
-                    .zip(durations)
-                    .zip(prewarm)
-                    .zip(variants)
-                    .zip(maps);
-                let mut sunk = Ok(());
-                for (
-                    (((((time, started_at, _), forecasts), durations), prewarm), variants),
-                    epoch,
-                ) in reported
-                {
-                    let time = *time;
-                    stats.epochs += 1;
-                    let latency = done.saturating_duration_since(*started_at);
-                    sunk = report(
-                        &mut sink, time, &forecasts, &durations, &prewarm, &variants, &epoch,
-                        latency,
-                    );
-                    if sunk.is_err() {
-                        break;
-                    }
-                }
-                if let Err(error) = sunk {
+                let group = EpochGroup {
+                    epochs: in_flight
+                        .epochs
+                        .iter()
+                        .map(|(time, started_at, _)| {
+                            (*time, done.saturating_duration_since(*started_at))
+                        })
+                        .collect(),
+                    forecasts: take_captured(&forecast_changes),
+                    durations: take_captured(&duration_changes),
+                    prewarm: take_captured(&prewarm_changes),
+                    variants: take_captured(&variant_changes),
+                    map: take_captured(&changes),
+                };
+                stats.epochs += group.epochs.len() as u64;
+                if let Err(error) = sink.group(group) {
                     break Err(EngineError::Sink(error));
                 }
                 let parts: Vec<StatePart> = state_parts.borrow_mut().drain(..).collect();
@@ -832,36 +730,6 @@ mod tests {
         for &((key, value), diff) in changes {
             if diff > 0 {
                 current.insert(key, value);
-            }
-        }
-    }
-
-    #[test]
-    fn consolidation_is_differentials() {
-        let mut state: u64 = 11;
-        for len in [0usize, 1, 2, 3, 10, 100, 1000] {
-            for round in 0..20 {
-                let mut updates: Vec<((u8, u8), isize)> = (0..len)
-                    .map(|_| {
-                        state = state
-                            .wrapping_mul(6_364_136_223_846_793_005)
-                            .wrapping_add(1442695040888963407);
-                        let bits = state >> 33;
-                        (
-                            ((bits % 7) as u8, ((bits >> 3) % 3) as u8),
-                            (bits >> 8) as isize % 3 - 1,
-                        )
-                    })
-                    .collect();
-                // Half the cases sorted already (the operators' usual order), with repeats and
-                // zeros, which skip the sort.
-                if round % 2 == 1 {
-                    updates.sort();
-                }
-                let (mut ours, mut theirs) = (updates.clone(), updates);
-                consolidate(&mut ours);
-                differential_dataflow::consolidation::consolidate(&mut theirs);
-                assert_eq!(ours, theirs);
             }
         }
     }

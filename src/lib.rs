@@ -12,6 +12,7 @@ pub mod collect;
 pub mod demo;
 pub mod durations_eval;
 pub mod engine;
+pub mod epoch_group;
 pub mod feed;
 pub mod forecast_eval;
 pub mod http;

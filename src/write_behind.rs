@@ -17,44 +17,22 @@ use std::time::Duration;
 use augur_dataflows::types::Time;
 
 use crate::engine::{
-    DurationUpdate, ForecastUpdate, MapSink, MapUpdate, PrewarmUpdate, VariantUpdate,
+    DurationUpdate, EpochGroup, EpochReport, ForecastUpdate, MapSink, MapUpdate, PrewarmUpdate,
+    VariantUpdate,
 };
 
-/// Epochs the engine may have handed over before it waits for the sink thread.
-pub const WRITE_BEHIND_EPOCHS: usize = 256;
+/// Messages (groups of up to the source's pipeline depth of epochs, or single epochs) the
+/// engine may have handed over before it waits for the sink thread.
+pub const WRITE_BEHIND_GROUPS: usize = 16;
 
-/// One epoch's calls, gathered until its [`MapSink::epoch`] call sends them together.
-#[derive(Default)]
-struct Report {
-    time: Time,
-    forecasts: Vec<ForecastUpdate>,
-    durations: Vec<DurationUpdate>,
-    prewarm: Vec<PrewarmUpdate>,
-    variants: Vec<VariantUpdate>,
-    map: Vec<MapUpdate>,
-    latency: Duration,
+/// What the sink thread is sent: a group of epochs as the engine captured them, or one epoch
+/// gathered from direct calls.
+enum Message {
+    Group(EpochGroup),
+    Epoch(EpochReport),
 }
 
-impl Report {
-    /// Makes the calls the engine made, in its order (see `engine::report`).
-    fn replay<Snk: MapSink>(&self, sink: &mut Snk) -> Result<(), Snk::Error> {
-        if !self.forecasts.is_empty() {
-            sink.forecasts(self.time, &self.forecasts)?;
-        }
-        if !self.durations.is_empty() {
-            sink.durations(self.time, &self.durations)?;
-        }
-        if !self.prewarm.is_empty() {
-            sink.prewarm(self.time, &self.prewarm)?;
-        }
-        if !self.variants.is_empty() {
-            sink.variants(self.time, &self.variants)?;
-        }
-        sink.epoch(self.time, &self.map, self.latency)
-    }
-}
-
-fn has_pending(report: &Report) -> bool {
+fn has_pending(report: &EpochReport) -> bool {
     !(report.forecasts.is_empty()
         && report.durations.is_empty()
         && report.prewarm.is_empty()
@@ -66,7 +44,7 @@ fn has_pending(report: &Report) -> bool {
 pub struct WriteBehind<Snk: MapSink> {
     state: State<Snk>,
     threaded: bool,
-    pending: Report,
+    pending: EpochReport,
 }
 
 type Ended<Snk> = (Snk, Option<<Snk as MapSink>::Error>);
@@ -74,7 +52,7 @@ type Ended<Snk> = (Snk, Option<<Snk as MapSink>::Error>);
 enum State<Snk: MapSink> {
     Inline(Snk),
     Writing {
-        reports: SyncSender<Report>,
+        messages: SyncSender<Message>,
         writer: JoinHandle<Ended<Snk>>,
     },
     /// Only inside `start` and `finish`.
@@ -90,7 +68,7 @@ where
         WriteBehind {
             state: State::Inline(sink),
             threaded,
-            pending: Report::default(),
+            pending: EpochReport::default(),
         }
     }
 
@@ -107,9 +85,9 @@ where
     fn finish(&mut self) -> Ended<Snk> {
         match std::mem::replace(&mut self.state, State::Gone) {
             State::Inline(sink) => (sink, None),
-            State::Writing { reports, writer } => {
+            State::Writing { messages, writer } => {
                 // Closing the channel ends the thread's loop once it has drained it.
-                drop(reports);
+                drop(messages);
                 match writer.join() {
                     Ok(ended) => ended,
                     Err(panic) => std::panic::resume_unwind(panic),
@@ -119,19 +97,44 @@ where
         }
     }
 
+    /// Hands `message` to the sink thread (started on the first message); inline, if no
+    /// thread could be started.
+    fn send(&mut self, message: Message) -> Result<(), Snk::Error> {
+        if self.threaded && matches!(self.state, State::Inline(_)) {
+            self.start();
+        }
+        match &mut self.state {
+            State::Inline(sink) => match message {
+                Message::Group(group) => sink.group(group),
+                Message::Epoch(report) => report.replay(sink),
+            },
+            State::Writing { messages, .. } => {
+                if messages.send(message).is_ok() {
+                    return Ok(());
+                }
+                // The thread stopped at an error: that error is this call's.
+                let (sink, error) = self.finish();
+                self.threaded = false;
+                self.state = State::Inline(sink);
+                error.map_or(Ok(()), Err)
+            }
+            State::Gone => Ok(()),
+        }
+    }
+
     /// Moves the sink to its thread; if no thread can be started it stays inline.
     fn start(&mut self) {
         let State::Inline(sink) = std::mem::replace(&mut self.state, State::Gone) else {
             return;
         };
         let (hand_over, taken) = sync_channel::<Snk>(1);
-        let (reports, received) = sync_channel::<Report>(WRITE_BEHIND_EPOCHS);
+        let (messages, received) = sync_channel::<Message>(WRITE_BEHIND_GROUPS);
         let spawned = std::thread::Builder::new()
             .name("augur:sink".to_string())
             .spawn(move || write(taken, received));
         match spawned {
             Ok(writer) => match hand_over.send(sink) {
-                Ok(()) => self.state = State::Writing { reports, writer },
+                Ok(()) => self.state = State::Writing { messages, writer },
                 Err(std::sync::mpsc::SendError(sink)) => {
                     self.threaded = false;
                     self.state = State::Inline(sink);
@@ -145,13 +148,17 @@ where
     }
 }
 
-/// The sink thread: replays every report it is sent until the channel closes or a call fails.
-fn write<Snk: MapSink>(taken: Receiver<Snk>, received: Receiver<Report>) -> Ended<Snk> {
+/// The sink thread: hands on everything it is sent until the channel closes or a call fails.
+fn write<Snk: MapSink>(taken: Receiver<Snk>, received: Receiver<Message>) -> Ended<Snk> {
     let mut sink = taken
         .recv()
         .expect("the sink is handed over right after the spawn");
-    for report in received {
-        if let Err(error) = report.replay(&mut sink) {
+    for message in received {
+        let written = match message {
+            Message::Group(group) => sink.group(group),
+            Message::Epoch(report) => report.replay(&mut sink),
+        };
+        if let Err(error) = written {
             return (sink, Some(error));
         }
     }
@@ -175,27 +182,18 @@ where
                 return sink.epoch(time, changes, latency);
             }
         }
-        if self.threaded && matches!(self.state, State::Inline(_)) {
-            self.start();
-        }
         let mut report = std::mem::take(&mut self.pending);
         report.time = time;
         report.map = changes.to_vec();
         report.latency = latency;
-        match &mut self.state {
-            State::Inline(sink) => report.replay(sink),
-            State::Writing { reports, .. } => {
-                if reports.send(report).is_ok() {
-                    return Ok(());
-                }
-                // The thread stopped at an error: that error is this call's.
-                let (sink, error) = self.finish();
-                self.threaded = false;
-                self.state = State::Inline(sink);
-                error.map_or(Ok(()), Err)
-            }
-            State::Gone => Ok(()),
+        self.send(Message::Epoch(report))
+    }
+
+    fn group(&mut self, group: EpochGroup) -> Result<(), Snk::Error> {
+        if let (State::Inline(sink), false) = (&mut self.state, self.threaded) {
+            return sink.group(group);
         }
+        self.send(Message::Group(group))
     }
 
     fn forecasts(&mut self, time: Time, changes: &[ForecastUpdate]) -> Result<(), Snk::Error> {
@@ -321,7 +319,7 @@ mod tests {
 
     #[test]
     fn written_behind_the_sink_gets_the_calls_it_gets_inline() {
-        let epochs = 3 * WRITE_BEHIND_EPOCHS as Time + 7;
+        let epochs = 3 * WRITE_BEHIND_GROUPS as Time + 7;
         let inline = feed(WriteBehind::new(Recording::default(), false), epochs).expect("no error");
         let behind = feed(WriteBehind::new(Recording::default(), true), epochs).expect("no error");
         assert_eq!(
@@ -331,9 +329,60 @@ mod tests {
         assert_eq!(behind.calls, inline.calls);
     }
 
+    /// Groups of epochs as the engine captures them: `groups` groups of `size` epochs, each
+    /// epoch with a placement and a retracted one, some with a forecast.
+    fn feed_groups(
+        mut sink: WriteBehind<Recording>,
+        groups: Time,
+        size: Time,
+    ) -> Result<Recording, String> {
+        let forecast = SeriesForecast {
+            latest: 1,
+            predicted: 2,
+            sigma: 3,
+            anomaly: 4,
+        };
+        for group in 0..groups {
+            let mut captured = EpochGroup::default();
+            for time in group * size + 1..=(group + 1) * size {
+                captured
+                    .epochs
+                    .push((time, Duration::from_micros(time as u64)));
+                let task = |task: u32| TaskKey { workflow: 0, task };
+                captured.map.push(((task(time as u32), 1), time, 1));
+                captured.map.push(((task(time as u32 - 1), 1), time, -1));
+                if time % 3 == 0 {
+                    captured
+                        .forecasts
+                        .push((((1, Resource::Cpu), forecast), time, 1));
+                }
+            }
+            sink.group(captured)?;
+        }
+        sink.into_inner()
+    }
+
+    #[test]
+    fn groups_written_behind_reach_the_sink_as_inline() {
+        let inline =
+            feed_groups(WriteBehind::new(Recording::default(), false), 40, 7).expect("no error");
+        let behind =
+            feed_groups(WriteBehind::new(Recording::default(), true), 40, 7).expect("no error");
+        assert_eq!(inline.calls.len(), 280 + 280 / 3);
+        assert_eq!(behind.calls, inline.calls);
+        for fail_at in [1, 9, 280] {
+            let failing = Recording {
+                fail_at: Some(fail_at),
+                ..Recording::default()
+            };
+            let behind = feed_groups(WriteBehind::new(failing, true), 40, 7);
+            assert_eq!(behind.err(), Some(format!("failed at {fail_at}")));
+        }
+    }
+
     #[test]
     fn a_sink_error_reaches_the_caller_inline_and_behind() {
-        for fail_at in [1, 2, WRITE_BEHIND_EPOCHS as Time + 3, 1_000] {
+        for fail_at in [1, 2, WRITE_BEHIND_GROUPS as Time + 3, 1_000] {
             let failing = Recording {
                 fail_at: Some(fail_at),
                 ..Recording::default()
