@@ -308,24 +308,56 @@ impl Hasher for IdHasher {
 /// Every reporting series' latest forecast.
 pub type Forecasts<'scope> = VecCollection<'scope, Time, ((DeviceId, Resource), SeriesForecast)>;
 
+/// Every reporting device's predicted contention (see [`contention_of`]).
+pub type Contention<'scope> = VecCollection<'scope, Time, (DeviceId, Ppm)>;
+
+/// What [`series_forecasts`] publishes.
+pub struct SeriesOutputs<'scope> {
+    /// The latest value and forecast of every series that has reported.
+    pub forecasts: Forecasts<'scope>,
+    /// With `with_contention`, each reporting device's contention, as [`device_contention`]
+    /// computes it from the forecasts; else empty.
+    pub contention: Contention<'scope>,
+    /// Every series' state, when the control asks for it.
+    pub state: StreamVec<'scope, Time, StatePart>,
+}
+
+/// Which of a device's resources have a series (bit `Resource as u8`), and the contention
+/// last published for it.
+#[derive(Clone, Copy, Debug, Default)]
+struct DeviceSeries {
+    resources: u8,
+    published: Option<Ppm>,
+}
+
 /// The latest value and forecast of every `(device, resource)` series that has reported, and,
 /// when `control` asks for it, every series' state (see [`crate::checkpoint`]). `control` must
 /// reach every worker: checkpoint requests broadcast, restored parts routed by
 /// [`StatePart::route`].
+///
+/// With `with_contention`, it also publishes each device's contention. A device's series all
+/// live on the worker its samples go to, so the contention is computed where the forecasts
+/// change, which a separate operator ([`device_contention`]) did at the cost of parking and
+/// regrouping every forecast change again (6% of the changing ingest log).
 pub fn series_forecasts<'scope>(
     samples: StreamVec<'scope, Time, Sample>,
     control: StreamVec<'scope, Time, Control>,
     config: ForecastConfig,
-) -> (Forecasts<'scope>, StreamVec<'scope, Time, StatePart>) {
+    with_contention: bool,
+) -> SeriesOutputs<'scope> {
     // Each series' state and the forecast it last published (what it publishes now, since
     // the state has not changed since), so a sample costs one forecast, not two.
     let mut models: HashMap<(DeviceId, Resource), (SeriesState, Option<SeriesForecast>), IdHash> =
         HashMap::default();
+    let mut devices: HashMap<DeviceId, DeviceSeries, IdHash> = HashMap::default();
     let mut stash = TimeStash::new();
     // A capability on the state output for each time a control message came at: only those
     // times can ask for the state.
     let mut state_capabilities: BTreeMap<Time, Capability<Time>> = BTreeMap::new();
+    // With the contention on, one on the contention output for each time that brought data.
+    let mut contention_capabilities: BTreeMap<Time, Capability<Time>> = BTreeMap::new();
     type Update = (((DeviceId, Resource), SeriesForecast), Time, isize);
+    type ContentionUpdate = ((DeviceId, Ppm), Time, isize);
     // Two outputs, forecasts and state, where one output split by `ok_err` copied every
     // forecast change once more (4% of the changing ingest log).
     let mut builder = OperatorBuilder::new("SeriesForecasts".to_owned(), samples.scope());
@@ -336,8 +368,13 @@ pub fn series_forecasts<'scope>(
     let mut control = builder.new_input(control, Pipeline);
     let (forecasts_output, forecasts) = builder.new_output::<Vec<Update>>();
     let (state_output, state) = builder.new_output::<Vec<StatePart>>();
+    let (contention_output, contention) = builder.new_output::<Vec<ContentionUpdate>>();
     let mut forecasts_output =
         OutputBuilder::<_, CapacityContainerBuilder<Vec<Update>>>::from(forecasts_output);
+    let mut contention_output =
+        OutputBuilder::<_, CapacityContainerBuilder<Vec<ContentionUpdate>>>::from(
+            contention_output,
+        );
     let mut state_output =
         OutputBuilder::<_, CapacityContainerBuilder<Vec<StatePart>>>::from(state_output);
     builder.build(move |capabilities| {
@@ -347,6 +384,11 @@ pub fn series_forecasts<'scope>(
             let (frontier, control_frontier) = (&frontiers[0], &frontiers[1]);
             input.for_each(|capability, data| {
                 if let Some(time) = capability.least().copied() {
+                    if with_contention {
+                        contention_capabilities
+                            .entry(time)
+                            .or_insert_with(|| capability.delayed(&time, 2));
+                    }
                     let entries = data.drain(..).map(Entry::Data);
                     stash.park(time, || capability.delayed(&time, 0), entries);
                 }
@@ -356,15 +398,23 @@ pub fn series_forecasts<'scope>(
                     state_capabilities
                         .entry(time)
                         .or_insert_with(|| capability.delayed(&time, 1));
+                    // A restored series publishes its device's contention.
+                    if with_contention {
+                        contention_capabilities
+                            .entry(time)
+                            .or_insert_with(|| capability.delayed(&time, 2));
+                    }
                     let entries = data.drain(..).map(Entry::Control);
                     stash.park(time, || capability.delayed(&time, 0), entries);
                 }
             });
             let mut forecasts_handle = forecasts_output.activate();
             let mut state_handle = state_output.activate();
+            let mut contention_handle = contention_output.activate();
             for (capability, entries) in stash.drain_complete(&[frontier, control_frontier]) {
                 let time = *capability.time();
                 let state_capability = state_capabilities.remove(&time);
+                let contention_capability = contention_capabilities.remove(&time);
                 let Epoch {
                     data: mut batch,
                     checkpoint,
@@ -381,12 +431,16 @@ pub fn series_forecasts<'scope>(
                     })
                     .collect();
                 restored.sort_by_key(|(series, _)| *series);
+                // Devices whose contention may have changed, in order once sorted.
+                let mut touched: Vec<DeviceId> = Vec::new();
                 for (series, state) in restored {
                     let published = (!state.is_empty()).then(|| state.forecast(&config));
                     if let Some(forecast) = published {
                         session.give(((series, forecast), time, 1));
                     }
                     models.insert(series, (*state, published));
+                    devices.entry(series.0).or_default().resources |= 1 << series.1 as u8;
+                    touched.push(series.0);
                 }
                 // Samples of one series at one instant are taken in a canonical order, so
                 // the result does not depend on how they were routed.
@@ -403,9 +457,10 @@ pub fn series_forecasts<'scope>(
                 let mut index = 0;
                 while index < batch.len() {
                     let series = (batch[index].device, batch[index].resource);
-                    let (model, published) = models
-                        .entry(series)
-                        .or_insert_with(|| (SeriesState::new(&config), None));
+                    let (model, published) = models.entry(series).or_insert_with(|| {
+                        devices.entry(series.0).or_default().resources |= 1 << series.1 as u8;
+                        (SeriesState::new(&config), None)
+                    });
                     let before = *published;
                     while index < batch.len()
                         && (batch[index].device, batch[index].resource) == series
@@ -429,6 +484,9 @@ pub fn series_forecasts<'scope>(
                         for (forecast, diff) in change.into_iter().flatten() {
                             changes.push(((series, forecast), time, diff));
                         }
+                        if touched.last() != Some(&series.0) {
+                            touched.push(series.0);
+                        }
                     }
                 }
                 // The epoch's changes as one container: pushed one by one into the session,
@@ -438,6 +496,52 @@ pub fn series_forecasts<'scope>(
                     changes.clear();
                 }
                 drop(session);
+                if let (false, Some(contention_capability)) =
+                    (touched.is_empty(), &contention_capability)
+                {
+                    touched.sort_unstable();
+                    touched.dedup();
+                    let mut updates: Vec<ContentionUpdate> = Vec::with_capacity(2 * touched.len());
+                    for device in touched {
+                        let Some(entry) = devices.get_mut(&device) else {
+                            continue;
+                        };
+                        let present = Resource::ALL.iter().filter_map(|&resource| {
+                            if entry.resources & (1 << resource as u8) == 0 {
+                                return None;
+                            }
+                            models
+                                .get(&(device, resource))
+                                .and_then(|(_, published)| published.as_ref())
+                        });
+                        // As the separate operator: no contention for a device with no forecasts.
+                        let current = if present.clone().next().is_some() {
+                            Some(contention_over(present, config.risk, config.anomaly))
+                        } else {
+                            None
+                        };
+                        if current != entry.published {
+                            // The smaller value first, devices in order: the epoch's updates
+                            // leave sorted, as the map's consolidation finds them.
+                            let retract = entry.published.map(|old| ((device, old), time, -1));
+                            let insert = current.map(|new| ((device, new), time, 1));
+                            match (retract, insert) {
+                                (Some(old), Some(new)) if new.0 .1 < old.0 .1 => {
+                                    updates.extend([new, old]);
+                                }
+                                (retract, insert) => {
+                                    updates.extend(retract.into_iter().chain(insert))
+                                }
+                            }
+                            entry.published = current;
+                        }
+                    }
+                    if !updates.is_empty() {
+                        contention_handle
+                            .session_with_builder(contention_capability)
+                            .give_container(&mut updates);
+                    }
+                }
                 if let (true, Some(state_capability)) = (checkpoint, &state_capability) {
                     let mut session = state_handle.session_with_builder(state_capability);
                     for (series, (state, _)) in &models {
@@ -448,10 +552,16 @@ pub fn series_forecasts<'scope>(
             }
         }
     });
-    (forecasts.as_collection(), state)
+    SeriesOutputs {
+        forecasts: forecasts.as_collection(),
+        contention: contention.as_collection(),
+        state,
+    }
 }
 
-/// Predicted contention of every device that has reported (see [`contention_of`]).
+/// Predicted contention of every device that has reported (see [`contention_of`]), from any
+/// forecasts: the separate operator that [`series_forecasts`] with `with_contention` stands in
+/// for, and the reference its fused output is tested against.
 ///
 /// The rule of a `reduce` by device over the forecasts, computed by an operator that keeps each
 /// device's current forecasts in a map: a reduce replays a key's history at every time it
@@ -700,5 +810,129 @@ mod tests {
             series.update(step * minute, 0.95);
         }
         assert!(series.forecast(&config).anomaly < 500_000);
+    }
+}
+
+#[cfg(test)]
+mod fused_contention_tests {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    use differential_dataflow::Collection;
+    use timely::dataflow::operators::{Input, Inspect, Probe};
+    use timely::dataflow::{InputHandleVec, ProbeHandle};
+
+    use super::*;
+
+    /// A seeded stream of epochs of samples: a few devices, each reporting some of its
+    /// resources, some epochs twice for a series, some devices silent for a while.
+    fn seeded_samples(seed: u64, epochs: usize) -> Vec<(Time, Vec<Sample>)> {
+        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let mut next = move |bound: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % bound
+        };
+        let mut stream = Vec::new();
+        let mut time: Time = 0;
+        for _ in 0..epochs {
+            time += 1 + next(90_000) as Time;
+            let mut samples = Vec::new();
+            for _ in 0..next(12) {
+                let spike = next(40) == 0;
+                samples.push(Sample {
+                    device: next(7) as DeviceId,
+                    resource: Resource::ALL[next(4) as usize],
+                    value: if spike {
+                        1.5
+                    } else {
+                        next(1_000) as f64 / 1_000.0
+                    },
+                });
+            }
+            stream.push((time, samples));
+        }
+        stream
+    }
+
+    /// Runs the series operator with its contention on and, beside it, the separate operator
+    /// over its forecasts; returns the updates by which the two differ, and how many
+    /// contention updates the series operator made.
+    fn differences(seed: u64, workers: usize, config: ForecastConfig) -> (usize, usize) {
+        let stream = seeded_samples(seed, 300);
+        let outcome = timely::execute(timely::Config::process(workers), move |worker| {
+            let mut samples = InputHandleVec::new();
+            let mut control = InputHandleVec::new();
+            let probe = ProbeHandle::new();
+            let differences = Rc::new(RefCell::new(0usize));
+            let published = Rc::new(RefCell::new(0usize));
+            worker.dataflow::<Time, _, _>(|scope| {
+                let outputs = series_forecasts(
+                    scope.input_from(&mut samples),
+                    scope.input_from(&mut control),
+                    config,
+                    true,
+                );
+                let separate = device_contention(outputs.forecasts.clone(), &config);
+                let counted = Rc::clone(&published);
+                let fused: Collection<_, _> = outputs
+                    .contention
+                    .inner
+                    .inspect(move |_| *counted.borrow_mut() += 1)
+                    .as_collection();
+                let seen = Rc::clone(&differences);
+                fused
+                    .negate()
+                    .concat(separate)
+                    .consolidate()
+                    .inner
+                    .inspect(move |_| *seen.borrow_mut() += 1)
+                    .probe_with(&probe);
+            });
+            if worker.index() == 0 {
+                for (time, batch) in &stream {
+                    samples.advance_to(*time);
+                    control.advance_to(*time);
+                    for sample in batch {
+                        samples.send(*sample);
+                    }
+                }
+            }
+            drop((samples, control));
+            while worker.step() {}
+            let counts = (*differences.borrow(), *published.borrow());
+            counts
+        })
+        .expect("the dataflow runs");
+        outcome
+            .join()
+            .into_iter()
+            .map(|result| result.expect("a worker ends"))
+            .fold((0, 0), |(d, p), (dw, pw)| (d + dw, p + pw))
+    }
+
+    #[test]
+    fn fused_contention_is_the_separate_operators_at_1_2_and_3_workers() {
+        let policies = [
+            AnomalyPolicy::Ignore,
+            AnomalyPolicy::Penalise(0.2),
+            AnomalyPolicy::Exclude,
+        ];
+        for seed in 1..=4 {
+            for workers in [1, 2, 3] {
+                let config = ForecastConfig {
+                    risk: [0.0, 1.0, 2.0, 0.5][seed as usize - 1],
+                    anomaly: policies[seed as usize % 3],
+                    ..ForecastConfig::default()
+                };
+                let (differences, published) = differences(seed, workers, config);
+                assert_eq!(differences, 0, "seed {seed}, {workers} workers");
+                assert!(
+                    published > 300,
+                    "seed {seed}: only {published} contention updates"
+                );
+            }
+        }
     }
 }

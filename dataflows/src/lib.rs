@@ -27,7 +27,7 @@ use timely::dataflow::StreamVec;
 
 use crate::checkpoint::{Control, StatePart};
 use crate::contention_forecast::{
-    device_contention, device_observed, series_forecasts, ForecastConfig, SeriesForecast,
+    device_observed, series_forecasts, ForecastConfig, SeriesForecast,
 };
 use crate::duration::DurationConfig;
 use crate::partition_map::{partition_map, MapInputs};
@@ -109,12 +109,19 @@ pub fn augur<'scope>(inputs: EngineInputs<'scope>, config: &EngineConfig) -> Eng
             Control::Checkpoint => 0,
         }));
     let central_control = requests.concat(restore);
-    let (forecasts, series_state) =
-        series_forecasts(inputs.samples, series_control, config.forecast);
+    let forecast_contention = matches!(config.placement.policy, Policy::Predictive | Policy::Seed);
+    let series = series_forecasts(
+        inputs.samples,
+        series_control,
+        config.forecast,
+        forecast_contention,
+    );
+    let (forecasts, series_state) = (series.forecasts, series.state);
+    // Predictive and seed read the forecasts' contention; reactive the latest samples; heft
+    // and static none (the series operator then publishes no contention).
     let contention = match config.placement.policy {
-        Policy::Predictive | Policy::Seed => device_contention(forecasts.clone(), &config.forecast),
         Policy::Reactive => device_observed(forecasts.clone()),
-        Policy::Heft | Policy::Static => forecasts.clone().filter(|_| false).map(|_| (0, 0)),
+        Policy::Predictive | Policy::Seed | Policy::Heft | Policy::Static => series.contention,
     };
     let states = task_states(inputs.tasks, inputs.started, inputs.edges.clone());
     let (durations, durations_state) = task_durations(
