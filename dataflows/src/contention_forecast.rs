@@ -207,7 +207,8 @@ fn contention_over<'a>(
         .max()
         .unwrap_or(0);
     let mut forecasts = forecasts;
-    let anomalous = forecasts.any(|f| f.anomaly >= to_ppm(THRESHOLD));
+    let threshold = to_ppm(THRESHOLD);
+    let anomalous = forecasts.any(|f| f.anomaly >= threshold);
     match (anomalous, policy) {
         (false, _) | (true, AnomalyPolicy::Ignore) => base,
         (true, AnomalyPolicy::Penalise(penalty)) => base.saturating_add(to_ppm(penalty)),
@@ -506,14 +507,16 @@ pub fn series_forecasts<'scope>(
                         let Some(entry) = devices.get_mut(&device) else {
                             continue;
                         };
-                        let present = Resource::ALL.iter().filter_map(|&resource| {
-                            if entry.resources & (1 << resource as u8) == 0 {
-                                return None;
+                        // The device's published forecasts, each series looked up once.
+                        let mut present = [None; Resource::ALL.len()];
+                        for (slot, resource) in present.iter_mut().zip(Resource::ALL) {
+                            if entry.resources & (1 << resource as u8) != 0 {
+                                *slot = models
+                                    .get(&(device, resource))
+                                    .and_then(|(_, published)| *published);
                             }
-                            models
-                                .get(&(device, resource))
-                                .and_then(|(_, published)| published.as_ref())
-                        });
+                        }
+                        let present = present.iter().flatten();
                         // As the separate operator: no contention for a device with no forecasts.
                         let current = if present.clone().next().is_some() {
                             Some(contention_over(present, config.risk, config.anomaly))
