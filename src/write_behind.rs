@@ -2,9 +2,9 @@
 //!
 //! The sink of a file-fed `run` keeps the current map, forecasts and scale-out advice and writes
 //! the JSONL outputs: work that depends on the engine's results but that the engine never
-//! waits for. With [`WriteBehind`] worker 0 hands each epoch's changes to an `augur:sink`
-//! thread and goes on with the next group of epochs; the sink sees the same calls in the same
-//! order, so its outputs do not change.
+//! waits for. With [`WriteBehind`] worker 0 hands each group of epochs' changes, as captured,
+//! to an `augur:sink` thread (which also splits them per epoch) and goes on with the next
+//! group; the sink sees the same calls in the same order, so its outputs do not change.
 //!
 //! A sink's error reaches the engine one call later than inline (the call that finds the
 //! thread gone returns it), and a sink written behind cannot be checkpointed (its state runs
@@ -32,6 +32,7 @@ enum Message {
     Epoch(EpochReport),
 }
 
+/// Whether direct calls left changes waiting for their epoch's [`MapSink::epoch`] call.
 fn has_pending(report: &EpochReport) -> bool {
     !(report.forecasts.is_empty()
         && report.durations.is_empty()
