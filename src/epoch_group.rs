@@ -13,21 +13,27 @@ use crate::engine::{
     DurationUpdate, ForecastUpdate, MapSink, MapUpdate, PrewarmUpdate, VariantUpdate,
 };
 
+/// A captured collection's updates, each with its time.
+pub type Captured<D> = Vec<(D, Time, isize)>;
+
+/// A series' forecast, keyed by its series.
+pub type SeriesKeyed = ((DeviceId, Resource), SeriesForecast);
+
 /// A group of epochs and every change the dataflow made in them, as captured.
 #[derive(Debug, Default)]
 pub struct EpochGroup {
     /// Each epoch's time and how long it took from feeding to completion, in time order.
     pub epochs: Vec<(Time, Duration)>,
     /// Series forecasts, each change with its time.
-    pub forecasts: Vec<(((DeviceId, Resource), SeriesForecast), Time, isize)>,
+    pub forecasts: Captured<SeriesKeyed>,
     /// Duration estimates.
-    pub durations: Vec<(((u32, u32), u64), Time, isize)>,
+    pub durations: Captured<((u32, u32), u64)>,
     /// Warm-up advice.
-    pub prewarm: Vec<((u32, u32), Time, isize)>,
+    pub prewarm: Captured<(u32, u32)>,
     /// Re-sculpted tasks.
-    pub variants: Vec<(Resculpt, Time, isize)>,
+    pub variants: Captured<Resculpt>,
     /// The partition map.
-    pub map: Vec<((TaskKey, DeviceId), Time, isize)>,
+    pub map: Captured<(TaskKey, DeviceId)>,
 }
 
 /// One epoch's net changes, consolidated, as a sink is told them.
