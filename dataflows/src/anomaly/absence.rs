@@ -166,7 +166,7 @@ mod tests {
         for k in 0..50 {
             bursts.push(bursts[k] + gaps[k % gaps.len()]);
         }
-        let end = *bursts.last().unwrap();
+        let end = bursts[bursts.len() - 1];
         assert_eq!(alarms(&bursts, end, &AnomalyParams::default()), vec![]);
         // And it alarms when the pattern stops, at 1.25 · 96 = 120 steps.
         assert_eq!(

@@ -114,7 +114,9 @@ pub struct AnomalyParams {
     /// The daily profile is read this many quarter-hour bins either side of a sample's time of
     /// day, because a scheduled job drifts by minutes from day to day.
     pub daily_reach_bins: u32,
-    /// A residual of at least this many scales is a burst, for the rhythm of [`absence`].
+    /// A residual of at least this many scales is a burst, for the rhythm of [`absence`]. As
+    /// many as `cap`: `record_floor` scales are still the ordinary noise maximum, and a noise
+    /// peak taken for a burst would give a quiet series a rhythm to lose.
     /// (Absent from a checkpoint taken before the absence detector: 0, with the detector off.)
     #[serde(default)]
     pub burst_scales: f64,
@@ -155,7 +157,7 @@ impl Default for AnomalyParams {
             max_gap_steps: 48.0,
             daily_half_life_days: 3.0,
             daily_reach_bins: 2,
-            burst_scales: 4.0,
+            burst_scales: 10.0,
             burst_episode_steps: 12.0,
             absence_ratio: 1.25,
             absence_half_life: 0.0,
