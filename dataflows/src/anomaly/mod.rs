@@ -1,7 +1,7 @@
 //! Streaming anomaly scores for utilisation series, in event time, in O(1) per sample.
 //!
-//! Two detectors read the residual of a fast exponentially weighted baseline, and the score is
-//! the larger of theirs:
+//! Three detectors read the residual of a fast exponentially weighted baseline, and the score
+//! is the largest of theirs:
 //!
 //! - **Likelihood of a burst.** Each residual, divided by a running mean absolute residual and
 //!   capped, is a bounded *raw surprise* in [0, 1]. A short average of it is compared with its
@@ -11,6 +11,9 @@
 //! - **Record magnitude.** A residual well beyond the largest of the recent past (a maximum
 //!   that decays with a half-life of days) is new, even when a series' noise is heavy-tailed.
 //!   A spike that recurs at the same height (a nightly job) stops alarming after its first day.
+//! - **Absence of bursts** ([`absence`]). A series that bursts in a rhythm (a batch job every few
+//!   hours) can fail by falling silent, which leaves no residual: a silence between bursts a
+//!   quarter longer than the longest on record alarms, once.
 //!
 //! Residuals are measured against what the time of day usually does ([`daily`]): a residual as
 //! large as the largest one seen at about this time on recent days counts as ordinary noise, so
@@ -19,9 +22,10 @@
 //!
 //! The likelihood becomes a score through its Gaussian upper-tail probability on a log scale,
 //! `−log10 p / (2 L)`, so the decision threshold [`THRESHOLD`] (0.5) sits at `p = 10^−L`; the
-//! record detector reaches 0.5 when a residual is `record_ratio` times the recent maximum. Both
-//! knobs are one fixed calibration for every series, chosen on NAB's AWS CloudWatch and
-//! known-cause CPU series, not per series.
+//! record detector reaches 0.5 when a residual is `record_ratio` times the recent maximum, the
+//! absence detector when a silence is `absence_ratio` times the longest on record. These knobs
+//! are one fixed calibration for every series, chosen on NAB's AWS CloudWatch and known-cause
+//! CPU series, not per series.
 //!
 //! Alarms are what the scores are for, so the scorer also shapes them: nothing alarms during a
 //! warm-up while the statistics settle, and after an alarm the score is held just below the
@@ -54,8 +58,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::types::Time;
 
+pub mod absence;
 pub mod daily;
 
+use absence::Absence;
 use daily::DailyProfile;
 
 /// The score at or above which a sample is an alarm.
@@ -108,6 +114,25 @@ pub struct AnomalyParams {
     /// The daily profile is read this many quarter-hour bins either side of a sample's time of
     /// day, because a scheduled job drifts by minutes from day to day.
     pub daily_reach_bins: u32,
+    /// A residual of at least this many scales is a burst, for the rhythm of [`absence`]. As
+    /// many as `cap`: `record_floor` scales are still the ordinary noise maximum, and a noise
+    /// peak taken for a burst would give a quiet series a rhythm to lose.
+    /// (Absent from a checkpoint taken before the absence detector: 0, with the detector off.)
+    #[serde(default)]
+    pub burst_scales: f64,
+    /// Bursts closer than this many steps are one episode, not a silence between two.
+    #[serde(default)]
+    pub burst_episode_steps: f64,
+    /// A silence between bursts scores 0.5 at this multiple of the longest on record; 1 or
+    /// less turns the absence detector off.
+    #[serde(default)]
+    pub absence_ratio: f64,
+    /// Half-life, in steps, of the longest silence on record; not positive: it never fades.
+    #[serde(default)]
+    pub absence_half_life: f64,
+    /// Silences measured before a silence may alarm.
+    #[serde(default)]
+    pub absence_min_silences: u32,
 }
 
 impl Default for AnomalyParams {
@@ -132,6 +157,11 @@ impl Default for AnomalyParams {
             max_gap_steps: 48.0,
             daily_half_life_days: 3.0,
             daily_reach_bins: 2,
+            burst_scales: 10.0,
+            burst_episode_steps: 12.0,
+            absence_ratio: 1.25,
+            absence_half_life: 0.0,
+            absence_min_silences: 4,
         }
     }
 }
@@ -158,6 +188,8 @@ pub struct AnomalyScorer {
     /// Steps left in the refractory period.
     refractory: f64,
     daily: DailyProfile,
+    #[serde(default)]
+    absence: Absence,
     latest: f64,
     /// The per-step weights at the last gap seen (not state: recomputed when absent).
     #[serde(skip)]
@@ -173,6 +205,8 @@ struct StepWeights {
     short: f64,
     long: f64,
     record_decay: f64,
+    /// The decay of the longest silence on record over the gap.
+    absence_decay: f64,
     /// `sqrt(short / (2 − short))`: the spread of an exponential average of `short`.
     short_spread: f64,
 }
@@ -195,6 +229,11 @@ impl WeightCache {
                     short,
                     long: weight(p.long_alpha, steps),
                     record_decay: 0.5_f64.powf(steps / p.record_half_life),
+                    absence_decay: if p.absence_half_life > 0.0 {
+                        0.5_f64.powf(steps / p.absence_half_life)
+                    } else {
+                        1.0
+                    },
                     short_spread: (short / (2.0 - short)).sqrt(),
                 };
                 self.last = Some((steps.to_bits(), weights));
@@ -228,6 +267,7 @@ impl AnomalyScorer {
             recent_max: 0.0,
             refractory: 0.0,
             daily: DailyProfile::new(),
+            absence: Absence::new(),
             latest: 0.0,
             weights: WeightCache::default(),
         }
@@ -280,6 +320,7 @@ impl AnomalyScorer {
         self.refractory = (self.refractory - steps).max(0.0);
         if steps > p.max_gap_steps {
             self.baseline = value;
+            self.absence.restart();
             return 0.0;
         }
 
@@ -313,6 +354,13 @@ impl AnomalyScorer {
             0.0
         };
         let weights = self.weights.at(&p, steps);
+        let absence = self.absence.update(
+            now,
+            magnitude >= p.burst_scales * scale,
+            self.step_ms,
+            weights.absence_decay,
+            &p,
+        );
         self.recent_max = magnitude.max(self.recent_max * weights.record_decay);
 
         // A lone spike moves the baseline by at most `cap` scales, as it moves the scale: were
@@ -336,7 +384,7 @@ impl AnomalyScorer {
         self.long_mean += long_w * d;
         self.long_var = (1.0 - long_w) * (self.long_var + long_w * d * d);
 
-        let score = clamp01(likelihood.max(record));
+        let score = clamp01(likelihood.max(record).max(absence));
         if self.samples <= u64::from(p.warmup_samples) {
             0.0
         } else if self.refractory > 0.0 {
@@ -344,6 +392,9 @@ impl AnomalyScorer {
         } else {
             if score >= THRESHOLD {
                 self.refractory = p.refractory_steps;
+            }
+            if absence >= THRESHOLD {
+                self.absence.report();
             }
             score
         }
@@ -573,6 +624,44 @@ mod tests {
         assert!(
             (6 * 288 + 100..6 * 288 + 110).contains(&late[0]),
             "{late:?}"
+        );
+    }
+
+    /// Noise around 20 with a burst to 60 every 36 steps (3 hours) for `bursts` bursts, and
+    /// `n` samples in all.
+    fn rhythm(bursts: usize, n: usize) -> Vec<f64> {
+        let mut values = noisy(n, 20.0, 2.0);
+        for k in 0..bursts {
+            values[k * 36] = 60.0;
+        }
+        values
+    }
+
+    fn alarms_with(values: &[f64], params: AnomalyParams) -> Vec<usize> {
+        let mut scorer = AnomalyScorer::new(params);
+        (0..values.len())
+            .filter(|&i| scorer.update(i as Time * STEP, values[i]) >= THRESHOLD)
+            .collect()
+    }
+
+    #[test]
+    fn bursts_that_stop_alarm_once_where_the_silence_beats_the_record() {
+        // 60 bursts (7.5 days), then quiet: the absence detector adds exactly one alarm, when
+        // the silence reaches 1.25 times the 36 steps on record, and changes no other.
+        let values = rhythm(60, 60 * 36 + 1000);
+        let off = AnomalyParams {
+            absence_ratio: 1.0,
+            ..AnomalyParams::default()
+        };
+        let mut expected = alarms_with(&values, off);
+        expected.push(59 * 36 + 45);
+        expected.sort_unstable();
+        assert_eq!(alarms_with(&values, AnomalyParams::default()), expected);
+        // While the bursts go on, the absence detector never alarms.
+        let going_on = rhythm(80, 80 * 36);
+        assert_eq!(
+            alarms_with(&going_on, AnomalyParams::default()),
+            alarms_with(&going_on, off)
         );
     }
 
