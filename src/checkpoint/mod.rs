@@ -26,7 +26,10 @@ pub const LATEST: &str = "checkpoint.bin";
 pub const PREVIOUS: &str = "checkpoint.prev.bin";
 const TEMPORARY: &str = "checkpoint.tmp";
 const PREVIOUS_TEMPORARY: &str = "checkpoint.prev.tmp";
-const MAGIC: &[u8; 8] = b"AUGURCK1";
+/// `AUGURCK` and the layout version: bumped whenever the encoded state changes shape (2: the
+/// anomaly scorer's absence detector), since bincode is not self-describing and an older
+/// layout would fail to decode with a message about enum tags.
+const MAGIC: &[u8; 8] = b"AUGURCK2";
 /// Magic, payload length, checksum.
 const HEADER_BYTES: usize = 24;
 
@@ -283,6 +286,16 @@ fn parse(bytes: &[u8]) -> Result<RunCheckpoint, String> {
         .get(..HEADER_BYTES)
         .ok_or_else(|| format!("{} bytes, shorter than its header", bytes.len()))?;
     if header.get(..8) != Some(MAGIC.as_slice()) {
+        if let (Some(stem), Some(&layout)) = (header.get(..7), header.get(7)) {
+            if stem == &MAGIC[..7] {
+                return Err(format!(
+                    "it was written by another augur build (checkpoint layout {}, this build \
+                     reads {}); run again without --resume",
+                    char::from(layout).escape_default(),
+                    char::from(MAGIC[7]),
+                ));
+            }
+        }
         return Err("it does not start as an augur checkpoint does".to_string());
     }
     let word = |at: usize| {
@@ -370,5 +383,13 @@ mod tests {
         }
         assert!(parse(&flipped).is_err());
         assert!(parse(b"").is_err());
+        // A checkpoint of an earlier layout is named as such, not decoded into garbage.
+        let mut older = bytes.clone();
+        older[7] = b'1';
+        let refused = parse(&older).err().unwrap_or_default();
+        assert!(
+            refused.contains("checkpoint layout 1, this build reads 2"),
+            "{refused}"
+        );
     }
 }
