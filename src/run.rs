@@ -285,7 +285,7 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
     // machine has a core beyond the workers (on a full machine they would only take turns
     // with them, and pay for the hand-over), and unless checkpoints need the feed's and the
     // writer's state at each epoch the engine has seen.
-    let read_ahead = checkpointing.is_none() && spare_core(&config.workers);
+    let read_ahead = checkpointing.is_none() && has_spare_core(&config.workers);
     let io = Mutex::new(io.map(|(feed, writer)| {
         (
             ReadAhead::new(feed, read_ahead),
@@ -364,8 +364,9 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
     }))
 }
 
-/// Whether the machine has more cores than this process runs worker threads.
-fn spare_core(workers: &Workers) -> bool {
+/// Whether the machine has more cores than this process runs worker threads: `run` then reads
+/// its inputs and writes its outputs on threads of their own (unless it takes checkpoints).
+pub fn has_spare_core(workers: &Workers) -> bool {
     let threads = match workers {
         Workers::Threads(n) => *n,
         Workers::Cluster { threads, .. } => *threads,
