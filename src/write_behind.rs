@@ -22,8 +22,9 @@ use crate::engine::{
 };
 
 /// Messages (groups of up to the source's pipeline depth of epochs, or single epochs) the
-/// engine may have handed over before it waits for the sink thread.
-pub const WRITE_BEHIND_GROUPS: usize = 16;
+/// engine may have handed over before it waits for the sink thread: a few, since a group holds
+/// every change of its epochs (16 ran no faster on the benchmark's logs).
+pub const WRITE_BEHIND_GROUPS: usize = 4;
 
 /// What the sink thread is sent: a group of epochs as the engine captured them, or one epoch
 /// gathered from direct calls.
