@@ -15,6 +15,7 @@ pub mod engine;
 pub mod epoch_group;
 pub mod feed;
 pub mod forecast_eval;
+pub mod handoff;
 pub mod http;
 pub mod http_client;
 pub mod input;

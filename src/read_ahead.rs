@@ -17,6 +17,7 @@ use std::thread::JoinHandle;
 use augur_dataflows::types::{InputBatch, Time};
 
 use crate::engine::BatchSource;
+use crate::handoff::spawn_owning;
 
 /// Epochs the feed thread may have ready before it waits for the engine: as many as `run`
 /// feeds before it waits on the probe, so reading ahead at most doubles the parsed batches a
@@ -85,44 +86,28 @@ where
         let State::Inline(source) = std::mem::replace(&mut self.state, State::Gone) else {
             return;
         };
-        // The source is handed over only once the thread exists, so a failed spawn keeps it.
-        let (hand_over, taken) = sync_channel::<Src>(1);
         let (send, batches) = sync_channel::<Batch<Src::Error>>(READ_AHEAD_EPOCHS);
-        let spawned = std::thread::Builder::new()
-            .name("augur:feed".to_string())
-            .spawn(move || {
-                let mut source = taken
-                    .recv()
-                    .expect("the source is handed over right after the spawn");
-                loop {
-                    let batch = source.next_batch();
-                    let last = !matches!(batch, Ok(Some(_)));
-                    if send.send(batch).is_err() || last {
-                        break;
-                    }
+        let spawned = spawn_owning("augur:feed", source, move |mut source: Src| {
+            loop {
+                let batch = source.next_batch();
+                let last = !matches!(batch, Ok(Some(_)));
+                if send.send(batch).is_err() || last {
+                    break;
                 }
-                source
-            });
-        match spawned {
-            Ok(reader) => match hand_over.send(source) {
-                Ok(()) => {
-                    self.state = State::Reading {
-                        batches,
-                        reader: Some(reader),
-                        ended: false,
-                    };
-                }
-                // The thread ended before it took the source: keep reading inline.
-                Err(std::sync::mpsc::SendError(source)) => {
-                    self.threaded = false;
-                    self.state = State::Inline(source);
-                }
-            },
-            Err(_) => {
-                self.threaded = false;
-                self.state = State::Inline(source);
             }
-        }
+            source
+        });
+        self.state = match spawned {
+            Ok(reader) => State::Reading {
+                batches,
+                reader: Some(reader),
+                ended: false,
+            },
+            Err(source) => {
+                self.threaded = false;
+                State::Inline(source)
+            }
+        };
     }
 }
 

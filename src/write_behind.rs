@@ -20,6 +20,7 @@ use crate::engine::{
     DurationUpdate, EpochGroup, EpochReport, ForecastUpdate, MapSink, MapUpdate, PrewarmUpdate,
     VariantUpdate,
 };
+use crate::handoff::spawn_owning;
 
 /// Messages (groups of up to the source's pipeline depth of epochs, or single epochs) the
 /// engine may have handed over before it waits for the sink thread: a few, since a group holds
@@ -31,14 +32,6 @@ pub const WRITE_BEHIND_GROUPS: usize = 4;
 enum Message {
     Group(EpochGroup),
     Epoch(EpochReport),
-}
-
-/// Whether direct calls left changes waiting for their epoch's [`MapSink::epoch`] call.
-fn has_pending(report: &EpochReport) -> bool {
-    !(report.forecasts.is_empty()
-        && report.durations.is_empty()
-        && report.prewarm.is_empty()
-        && report.variants.is_empty())
 }
 
 /// A [`MapSink`] that, once given its first epoch, runs its inner sink on a thread of its own
@@ -129,32 +122,19 @@ where
         let State::Inline(sink) = std::mem::replace(&mut self.state, State::Gone) else {
             return;
         };
-        let (hand_over, taken) = sync_channel::<Snk>(1);
         let (messages, received) = sync_channel::<Message>(WRITE_BEHIND_GROUPS);
-        let spawned = std::thread::Builder::new()
-            .name("augur:sink".to_string())
-            .spawn(move || write(taken, received));
-        match spawned {
-            Ok(writer) => match hand_over.send(sink) {
-                Ok(()) => self.state = State::Writing { messages, writer },
-                Err(std::sync::mpsc::SendError(sink)) => {
-                    self.threaded = false;
-                    self.state = State::Inline(sink);
-                }
-            },
-            Err(_) => {
+        self.state = match spawn_owning("augur:sink", sink, move |sink| write(sink, received)) {
+            Ok(writer) => State::Writing { messages, writer },
+            Err(sink) => {
                 self.threaded = false;
-                self.state = State::Inline(sink);
+                State::Inline(sink)
             }
-        }
+        };
     }
 }
 
 /// The sink thread: hands on everything it is sent until the channel closes or a call fails.
-fn write<Snk: MapSink>(taken: Receiver<Snk>, received: Receiver<Message>) -> Ended<Snk> {
-    let mut sink = taken
-        .recv()
-        .expect("the sink is handed over right after the spawn");
+fn write<Snk: MapSink>(mut sink: Snk, received: Receiver<Message>) -> Ended<Snk> {
     for message in received {
         let written = match message {
             Message::Group(group) => sink.group(group),
@@ -179,11 +159,6 @@ where
         changes: &[MapUpdate],
         latency: Duration,
     ) -> Result<(), Snk::Error> {
-        if let (State::Inline(sink), false) = (&mut self.state, self.threaded) {
-            if !has_pending(&self.pending) {
-                return sink.epoch(time, changes, latency);
-            }
-        }
         let mut report = std::mem::take(&mut self.pending);
         report.time = time;
         report.map = changes.to_vec();
@@ -192,44 +167,27 @@ where
     }
 
     fn group(&mut self, group: EpochGroup) -> Result<(), Snk::Error> {
-        if let (State::Inline(sink), false) = (&mut self.state, self.threaded) {
-            return sink.group(group);
-        }
         self.send(Message::Group(group))
     }
 
-    fn forecasts(&mut self, time: Time, changes: &[ForecastUpdate]) -> Result<(), Snk::Error> {
-        if let (State::Inline(sink), false) = (&mut self.state, self.threaded) {
-            return sink.forecasts(time, changes);
-        }
-        self.pending.time = time;
+    // Single calls (the engine makes none: it hands over groups) gather until their epoch's
+    // `epoch` call, then go as one report.
+    fn forecasts(&mut self, _time: Time, changes: &[ForecastUpdate]) -> Result<(), Snk::Error> {
         self.pending.forecasts.extend_from_slice(changes);
         Ok(())
     }
 
-    fn durations(&mut self, time: Time, changes: &[DurationUpdate]) -> Result<(), Snk::Error> {
-        if let (State::Inline(sink), false) = (&mut self.state, self.threaded) {
-            return sink.durations(time, changes);
-        }
-        self.pending.time = time;
+    fn durations(&mut self, _time: Time, changes: &[DurationUpdate]) -> Result<(), Snk::Error> {
         self.pending.durations.extend_from_slice(changes);
         Ok(())
     }
 
-    fn prewarm(&mut self, time: Time, changes: &[PrewarmUpdate]) -> Result<(), Snk::Error> {
-        if let (State::Inline(sink), false) = (&mut self.state, self.threaded) {
-            return sink.prewarm(time, changes);
-        }
-        self.pending.time = time;
+    fn prewarm(&mut self, _time: Time, changes: &[PrewarmUpdate]) -> Result<(), Snk::Error> {
         self.pending.prewarm.extend_from_slice(changes);
         Ok(())
     }
 
-    fn variants(&mut self, time: Time, changes: &[VariantUpdate]) -> Result<(), Snk::Error> {
-        if let (State::Inline(sink), false) = (&mut self.state, self.threaded) {
-            return sink.variants(time, changes);
-        }
-        self.pending.time = time;
+    fn variants(&mut self, _time: Time, changes: &[VariantUpdate]) -> Result<(), Snk::Error> {
         self.pending.variants.extend_from_slice(changes);
         Ok(())
     }
