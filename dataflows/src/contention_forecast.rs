@@ -441,7 +441,9 @@ pub fn series_forecasts<'scope>(
                     }
                     models.insert(series, (*state, published));
                     devices.entry(series.0).or_default().resources |= 1 << series.1 as u8;
-                    touched.push(series.0);
+                    if with_contention {
+                        touched.push(series.0);
+                    }
                 }
                 // Samples of one series at one instant are taken in a canonical order, so
                 // the result does not depend on how they were routed.
@@ -485,7 +487,7 @@ pub fn series_forecasts<'scope>(
                         for (forecast, diff) in change.into_iter().flatten() {
                             changes.push(((series, forecast), time, diff));
                         }
-                        if touched.last() != Some(&series.0) {
+                        if with_contention && touched.last() != Some(&series.0) {
                             touched.push(series.0);
                         }
                     }
