@@ -471,9 +471,11 @@ fn scaleout(api: &Api) -> Response {
 }
 
 fn stream(api: &Api, topic: Topic) -> Response {
-    let events = api.shared.subscribe(topic);
+    let (events, open) = api.shared.subscribe(topic);
     let stop = Arc::clone(&api.stop);
     Response::event_stream(Box::new(move |out| {
+        // Held until this writer returns: a stopping service waits for it.
+        let _open = open;
         // A first comment, so the client knows the subscription is in place.
         if out
             .write_all(b": subscribed\n\n")

@@ -5,9 +5,10 @@
 //! across a channel wait, so no handler can deadlock the engine.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use augur_dataflows::contention_forecast::{AnomalyPolicy, SeriesForecast};
 use augur_dataflows::types::{DeviceId, Resource, TaskKey, Time};
@@ -146,12 +147,27 @@ struct Subscriber {
     events: SyncSender<Arc<str>>,
 }
 
+/// An event stream still being written to its client (held by the thread writing it). A
+/// stopping service waits for these, so that the events its drain published reach the clients
+/// before the process exits.
+pub struct OpenStream(Arc<AtomicUsize>);
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// How long a stopping service waits for its streams to write out what they were sent.
+const STREAM_DRAIN: Duration = Duration::from_secs(10);
+
 /// Everything shared between the engine thread and the HTTP threads.
 pub struct Shared {
     catalog: RwLock<Catalog>,
     view: RwLock<View>,
     counters: Mutex<Counters>,
     subscribers: Mutex<Vec<Subscriber>>,
+    open_streams: Arc<AtomicUsize>,
     /// Fixed settings.
     pub settings: Settings,
 }
@@ -184,6 +200,7 @@ impl Shared {
             }),
             counters: Mutex::new(Counters::default()),
             subscribers: Mutex::new(Vec::new()),
+            open_streams: Arc::new(AtomicUsize::new(0)),
             settings,
         }
     }
@@ -217,14 +234,17 @@ impl Shared {
     }
 
     /// A new subscriber of `topic`: events come on the receiver until the service stops or the
-    /// subscriber falls [`SUBSCRIBER_BACKLOG`] events behind.
-    pub fn subscribe(&self, topic: Topic) -> Receiver<Arc<str>> {
+    /// subscriber falls [`SUBSCRIBER_BACKLOG`] events behind. The writer of the stream holds
+    /// the [`OpenStream`] until it has written what it was sent.
+    pub fn subscribe(&self, topic: Topic) -> (Receiver<Arc<str>>, OpenStream) {
         let (events, receiver) = std::sync::mpsc::sync_channel(SUBSCRIBER_BACKLOG);
+        self.open_streams.fetch_add(1, Ordering::SeqCst);
+        let open = OpenStream(Arc::clone(&self.open_streams));
         self.subscribers
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(Subscriber { topic, events });
-        receiver
+        (receiver, open)
     }
 
     /// Sends one Server-Sent Event to the subscribers of `topic`, dropping those that left or
@@ -241,12 +261,17 @@ impl Shared {
         });
     }
 
-    /// Ends every stream (at shutdown).
+    /// Ends every stream (at shutdown), and waits (at most [`STREAM_DRAIN`]) for their writers
+    /// to write out the events already sent: the process exits next, and would cut them off.
     pub fn close_streams(&self) {
         self.subscribers
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clear();
+        let deadline = Instant::now() + STREAM_DRAIN;
+        while self.open_streams.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// Subscribers now, per topic (for `/v1/status`).
