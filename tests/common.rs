@@ -62,6 +62,9 @@ pub type ForecastsAt = (Time, BTreeMap<(DeviceId, Resource), SeriesForecast>);
 /// Tasks run ahead of their placement order: `(device, the task ahead of which)`.
 pub type Reorders = BTreeMap<TaskKey, (DeviceId, TaskKey)>;
 
+/// Each epoch's `(prewarm class, count)` pairs.
+pub type PrewarmsAt = Vec<(u32, u32)>;
+
 /// Records the map after every epoch.
 #[derive(Clone, Default)]
 pub struct RecordingSink {
@@ -72,7 +75,7 @@ pub struct RecordingSink {
     pub durations: BTreeMap<(u32, u32), u64>,
     pub durations_after_epoch: Arc<Mutex<Vec<DurationsAt>>>,
     pub prewarm: BTreeMap<u32, u32>,
-    pub prewarm_after_epoch: Arc<Mutex<Vec<Vec<(u32, u32)>>>>,
+    pub prewarm_after_epoch: Arc<Mutex<Vec<PrewarmsAt>>>,
     pub variants: BTreeMap<TaskKey, u32>,
     pub variants_after_epoch: Arc<Mutex<Vec<BTreeMap<TaskKey, u32>>>>,
     pub reorders: Reorders,

@@ -4,7 +4,7 @@
 //! order: on a severely congested device a ready task runs in the wait of a head whose input is
 //! not ready, and `resculpt.jsonl` says which, where and why.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use augur::cli::{run_config, Cli, Command};
 use augur::run::run;
@@ -35,7 +35,7 @@ fn workflow(alternatives: Value) -> String {
     .to_string()
 }
 
-fn run_in(dir: &PathBuf, workflow_text: &str, big_cpu: f64) -> augur::run::RunOutcome {
+fn run_in(dir: &Path, workflow_text: &str, big_cpu: f64) -> augur::run::RunOutcome {
     std::fs::write(dir.join("w.json"), workflow_text).expect("workflow");
     std::fs::write(
         dir.join("platform.toml"),
@@ -72,7 +72,7 @@ fn run_in(dir: &PathBuf, workflow_text: &str, big_cpu: f64) -> augur::run::RunOu
         .expect("process 0")
 }
 
-fn lines(dir: &PathBuf, name: &str) -> Vec<Value> {
+fn lines(dir: &Path, name: &str) -> Vec<Value> {
     std::fs::read_to_string(dir.join("out").join(name))
         .expect("output file")
         .lines()

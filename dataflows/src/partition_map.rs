@@ -49,15 +49,20 @@ enum Output {
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 enum Engine {
     Load(Placer),
-    FinishTime(FinishTimePlacer),
+    /// Boxed: the finish-time placer's tables dwarf the other rules'.
+    FinishTime(Box<FinishTimePlacer>),
     RoundRobin(RoundRobin),
 }
 
 impl Engine {
     fn new(devices: &[DeviceSpec], config: PlacementConfig) -> Engine {
         match config.policy {
-            Policy::Predictive => Engine::FinishTime(FinishTimePlacer::new(devices, config, true)),
-            Policy::Heft => Engine::FinishTime(FinishTimePlacer::new(devices, config, false)),
+            Policy::Predictive => {
+                Engine::FinishTime(Box::new(FinishTimePlacer::new(devices, config, true)))
+            }
+            Policy::Heft => {
+                Engine::FinishTime(Box::new(FinishTimePlacer::new(devices, config, false)))
+            }
             Policy::Reactive | Policy::Seed => Engine::Load(Placer::new(devices, config)),
             Policy::Static => Engine::RoundRobin(RoundRobin::new(devices)),
         }

@@ -218,7 +218,8 @@ mod tests {
 
     #[test]
     fn holds_values_and_wraps() {
-        let trace = Trace::new("t".into(), &[(100.0, 0.1), (110.0, 0.5), (120.0, 0.2)]).unwrap();
+        let trace = Trace::new("t".into(), &[(100.0, 0.1), (110.0, 0.5), (120.0, 0.2)])
+            .expect("valid trace");
         assert_eq!(trace.value(0.0), 0.1);
         assert_eq!(trace.value(15.0), 0.5);
         assert_eq!(trace.value(25.0), 0.2);
@@ -230,8 +231,8 @@ mod tests {
 
     #[test]
     fn traces_cycle_over_devices() {
-        let a = Trace::new("a".into(), &[(0.0, 0.1)]).unwrap();
-        let b = Trace::new("b".into(), &[(0.0, 0.2)]).unwrap();
+        let a = Trace::new("a".into(), &[(0.0, 0.1)]).expect("valid trace");
+        let b = Trace::new("b".into(), &[(0.0, 0.2)]).expect("valid trace");
         let bg = Background::from_traces(vec![a, b], 3, 0);
         assert_eq!(bg.value(0, 5.0), 0.1);
         assert_eq!(bg.value(1, 5.0), 0.2);

@@ -1667,7 +1667,7 @@ mod tests {
             upserted: vec![(task(0), parent)],
             ..EpochChanges::default()
         });
-        let home = p.device_of(&task(0)).unwrap();
+        let home = p.device_of(&task(0)).expect("the parent is placed");
         // Load the parent's device a little (too little to move the parent), so that without
         // the data the other device would win.
         p.apply(EpochChanges {

@@ -165,7 +165,9 @@ impl FinishTimeOracle {
             .collect()
     }
 
-    /// One epoch, in the rule's order.
+    /// One epoch, in the rule's order. It takes the epoch as plain slices rather than the
+    /// engine's `EpochChanges`, so that the oracle shares no batching type with what it checks.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn apply(
         &mut self,
         time: i64,
