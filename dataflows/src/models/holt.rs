@@ -82,24 +82,43 @@ impl Holt {
         }
     }
 
-    fn replay(params: Trend, values: &[f64]) -> (f64, f64, f64) {
+    /// Replays each of `trials` over `values` from the first value: the (level, trend) each
+    /// ends in and its mean squared one-step error after the burn-in. The trials run side by
+    /// side, a step of each per value: one trial's step waits on its previous step, so
+    /// interleaved they overlap where one at a time they would queue. Each trial's arithmetic
+    /// is exactly its own replay's.
+    fn replay_all(trials: &[Trend], values: &[f64]) -> Vec<(f64, f64, f64)> {
         let Some((&first, rest)) = values.split_first() else {
-            return (0.0, 0.0, 0.0);
+            return vec![(0.0, 0.0, 0.0); trials.len()];
         };
-        let skip = burn_in(values.len());
-        let (mut level, mut trend) = (first, 0.0);
-        let (mut sse, mut count) = (0.0, 0usize);
-        for (i, &y) in rest.iter().enumerate() {
-            if i + 1 >= skip {
-                let error = y - level - params.phi * trend;
-                sse += error * error;
-                count += 1;
+        // The errors of the first `skip - 1` steps are not scored.
+        let (unscored, scored) = rest.split_at((burn_in(values.len()) - 1).min(rest.len()));
+        let mut out = Vec::with_capacity(trials.len());
+        for lanes in trials.chunks(LANES) {
+            let mut level = [first; LANES];
+            let mut trend = [0.0; LANES];
+            let mut sse = [0.0; LANES];
+            for &y in unscored {
+                for (k, params) in lanes.iter().enumerate() {
+                    (level[k], trend[k]) = params.step(level[k], trend[k], y);
+                }
             }
-            (level, trend) = params.step(level, trend, y);
+            for &y in scored {
+                for (k, params) in lanes.iter().enumerate() {
+                    let error = y - level[k] - params.phi * trend[k];
+                    sse[k] += error * error;
+                    (level[k], trend[k]) = params.step(level[k], trend[k], y);
+                }
+            }
+            let count = scored.len().max(1) as f64;
+            out.extend((0..lanes.len()).map(|k| (level[k], trend[k], sse[k] / count)));
         }
-        (level, trend, sse / count.max(1) as f64)
+        out
     }
 }
+
+/// Trials replayed side by side: a coordinate's grid and the start fit in one pass.
+const LANES: usize = 8;
 
 impl Member for Holt {
     fn observe(&mut self, value: f64, _history: &History) {
@@ -117,17 +136,21 @@ impl Member for Holt {
         let start = [0.5, 0.05, if self.damped { 0.9 } else { 1.0 }];
         // The search's best replay, kept so that the winner need not be replayed again.
         let mut best: Option<(f64, f64, f64)> = None;
-        let ([alpha, beta, phi], score) = coordinate_search([&ALPHAS, &BETAS, phis], start, |p| {
-            let params = Trend {
+        let mut params = Vec::new();
+        let ([alpha, beta, phi], score) = coordinate_search([&ALPHAS, &BETAS, phis], start, |ps| {
+            params.clear();
+            params.extend(ps.iter().map(|p| Trend {
                 alpha: p[0],
                 beta: p[1],
                 phi: p[2],
-            };
-            let (level, trend, score) = Holt::replay(params, values);
-            if best.is_none_or(|(_, _, b)| improves(score, b)) {
-                best = Some((level, trend, score));
+            }));
+            let replays = Holt::replay_all(&params, values);
+            for &(level, trend, score) in &replays {
+                if best.is_none_or(|(_, _, b)| improves(score, b)) {
+                    best = Some((level, trend, score));
+                }
             }
-            score
+            replays.iter().map(|&(_, _, score)| score).collect()
         });
         if let (true, Some((level, trend, _))) = (score.is_finite(), best) {
             self.params = Trend { alpha, beta, phi };

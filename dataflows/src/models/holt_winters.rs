@@ -37,6 +37,9 @@ pub(crate) struct HoltWinters {
 /// of a refit and rarely changes.
 const DETECT_EVERY: u64 = 4;
 
+/// Trials replayed side by side: a coordinate's grid and the start fit in one pass.
+const LANES: usize = 8;
+
 /// The state a replay ends in.
 struct Replay {
     level: f64,
@@ -123,29 +126,71 @@ impl HoltWinters {
         (first_mean, profile)
     }
 
-    fn replay(params: Trend, gamma: f64, values: &[f64], level0: f64, season0: &[f64]) -> Replay {
-        let mut season = season0.to_vec();
-        let period = season.len();
+    /// Replays each of `trials` (the trend's parameters and the season's weight) over `values`
+    /// from `level0` and `season0`. The trials run side by side, a step of each per value, as
+    /// in Holt's refit: their dependency chains overlap instead of queueing. Each trial's
+    /// arithmetic is exactly its own replay's.
+    fn replay_all(
+        trials: &[(Trend, f64)],
+        values: &[f64],
+        level0: f64,
+        season0: &[f64],
+    ) -> Vec<Replay> {
+        let period = season0.len();
         let skip = burn_in(values.len()).max(if period > 1 { period } else { 0 });
-        let (mut level, mut trend) = (level0, 0.0);
-        let (mut sse, mut count) = (0.0, 0usize);
-        for (i, &y) in values.iter().enumerate() {
-            let phase = i % period;
-            let s = season[phase];
-            if i >= skip {
-                let error = y - level - params.phi * trend - s;
-                sse += error * error;
-                count += 1;
+        let (unscored, scored) = values.split_at(skip.min(values.len()));
+        let mut out = Vec::with_capacity(trials.len());
+        for lanes in trials.chunks(LANES) {
+            let n = lanes.len();
+            let mut level = [level0; LANES];
+            let mut trend = [0.0; LANES];
+            let mut sse = [0.0; LANES];
+            // Phase-major: a step's lanes read and write one run of `n` values.
+            let mut season: Vec<f64> = season0
+                .iter()
+                .flat_map(|&s| std::iter::repeat_n(s, n))
+                .collect();
+            let mut phase = 0;
+            let mut step = |y: f64, sse: Option<&mut [f64; LANES]>| {
+                let slots = &mut season[phase * n..phase * n + n];
+                match sse {
+                    Some(sse) => {
+                        for (k, (params, gamma)) in lanes.iter().enumerate() {
+                            let s = slots[k];
+                            let error = y - level[k] - params.phi * trend[k] - s;
+                            sse[k] += error * error;
+                            (level[k], trend[k]) = params.step(level[k], trend[k], y - s);
+                            slots[k] = s + gamma * (y - level[k] - s);
+                        }
+                    }
+                    None => {
+                        for (k, (params, gamma)) in lanes.iter().enumerate() {
+                            let s = slots[k];
+                            (level[k], trend[k]) = params.step(level[k], trend[k], y - s);
+                            slots[k] = s + gamma * (y - level[k] - s);
+                        }
+                    }
+                }
+                phase += 1;
+                if phase == period {
+                    phase = 0;
+                }
+            };
+            for &y in unscored {
+                step(y, None);
             }
-            (level, trend) = params.step(level, trend, y - s);
-            season[phase] = s + gamma * (y - level - s);
+            for &y in scored {
+                step(y, Some(&mut sse));
+            }
+            let count = scored.len().max(1) as f64;
+            out.extend((0..n).map(|k| Replay {
+                level: level[k],
+                trend: trend[k],
+                season: season.iter().skip(k).step_by(n).copied().collect(),
+                score: sse[k] / count,
+            }));
         }
-        Replay {
-            level,
-            trend,
-            season,
-            score: sse / count.max(1) as f64,
-        }
+        out
     }
 
     fn seasonal(&self, ahead: usize) -> f64 {
@@ -189,19 +234,29 @@ impl Member for HoltWinters {
         let start = [0.2, 0.0, gammas[gammas.len() / 2]];
         // The search's best replay, kept so that the winner need not be replayed again.
         let mut best: Option<Replay> = None;
+        let mut params = Vec::new();
         let ([alpha, beta, gamma], score) =
-            coordinate_search([&ALPHAS, &BETAS, gammas], start, |p| {
-                let params = Trend {
-                    alpha: p[0],
-                    beta: p[1],
-                    phi,
-                };
-                let replay = HoltWinters::replay(params, p[2], values, level0, &season0);
-                let score = replay.score;
-                if best.as_ref().is_none_or(|b| improves(score, b.score)) {
-                    best = Some(replay);
+            coordinate_search([&ALPHAS, &BETAS, gammas], start, |ps| {
+                params.clear();
+                params.extend(ps.iter().map(|p| {
+                    let trend = Trend {
+                        alpha: p[0],
+                        beta: p[1],
+                        phi,
+                    };
+                    (trend, p[2])
+                }));
+                let replays = HoltWinters::replay_all(&params, values, level0, &season0);
+                let scores = replays.iter().map(|r| r.score).collect();
+                for replay in replays {
+                    if best
+                        .as_ref()
+                        .is_none_or(|b| improves(replay.score, b.score))
+                    {
+                        best = Some(replay);
+                    }
                 }
-                score
+                scores
             });
         if let (true, Some(replay)) = (score.is_finite(), best) {
             self.params = Trend { alpha, beta, phi };

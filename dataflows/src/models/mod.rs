@@ -565,27 +565,47 @@ pub(crate) fn improves(score: f64, best: f64) -> bool {
     score < best || (best.is_nan() && !score.is_nan())
 }
 
-/// Minimises `score` one coordinate at a time over its grid, starting from `start`: a handful
+/// Minimises a score one coordinate at a time over its grid, starting from `start`: a handful
 /// of replays instead of the whole product of the grids, which kept the per-sample cost of
 /// refits under a microsecond. Returns the best point and its score.
+///
+/// The trials along one coordinate differ in that coordinate only, so none depends on another's
+/// outcome: `score_all` gets them together (the start with the first coordinate's), in order,
+/// and returns their scores in the same order. A caller replays them side by side in one pass
+/// over the values, where their serial dependency chains overlap instead of queueing (a refit's
+/// replays are latency-bound). The outcome is the one-at-a-time search's, point for point: a
+/// grid value equal to the coordinate's best at its start is not tried again, and a later
+/// trial must beat the best so far strictly ([`improves`]).
 pub(crate) fn coordinate_search<const N: usize>(
     grids: [&[f64]; N],
     start: [f64; N],
-    mut score: impl FnMut(&[f64; N]) -> f64,
+    mut score_all: impl FnMut(&[[f64; N]]) -> Vec<f64>,
 ) -> ([f64; N], f64) {
     let mut best = start;
-    let mut best_score = score(&best);
+    let mut best_score = f64::NAN;
+    let mut trials = Vec::new();
     for (i, grid) in grids.iter().enumerate() {
+        trials.clear();
+        if i == 0 {
+            trials.push(start);
+        }
+        let at_start = best;
         for &value in grid.iter() {
-            if value == best[i] {
+            if value == at_start[i] {
                 continue;
             }
-            let mut trial = best;
+            let mut trial = at_start;
             trial[i] = value;
-            let trial_score = score(&trial);
-            if improves(trial_score, best_score) {
-                best = trial;
-                best_score = trial_score;
+            trials.push(trial);
+        }
+        if trials.is_empty() {
+            continue;
+        }
+        let scores = score_all(&trials);
+        for (k, (trial, &score)) in trials.iter().zip(&scores).enumerate() {
+            if (i == 0 && k == 0) || improves(score, best_score) {
+                best = *trial;
+                best_score = score;
             }
         }
     }
@@ -620,6 +640,68 @@ pub(crate) mod testing {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The search as it was first written, one trial at a time: the reference for the batched
+    /// one.
+    fn one_at_a_time<const N: usize>(
+        grids: [&[f64]; N],
+        start: [f64; N],
+        score: impl Fn(&[f64; N]) -> f64,
+    ) -> ([f64; N], f64) {
+        let mut best = start;
+        let mut best_score = score(&best);
+        for (i, grid) in grids.iter().enumerate() {
+            for &value in grid.iter() {
+                if value == best[i] {
+                    continue;
+                }
+                let mut trial = best;
+                trial[i] = value;
+                let trial_score = score(&trial);
+                if improves(trial_score, best_score) {
+                    best = trial;
+                    best_score = trial_score;
+                }
+            }
+        }
+        (best, best_score)
+    }
+
+    #[test]
+    fn batched_coordinate_search_is_the_one_at_a_time_search() {
+        let grids: [&[f64]; 3] = [&[0.1, 0.3, 0.5, 0.8, 1.0], &[0.0, 0.02], &[0.05, 0.2, 0.4]];
+        for seed in 0..500u64 {
+            // Scores from a few levels only (ties), some NaN, some infinite.
+            let score = |p: &[f64; 3]| {
+                let mut h = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                for x in p {
+                    h = (h ^ x.to_bits()).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+                    h ^= h >> 31;
+                }
+                match h % 7 {
+                    0 => f64::NAN,
+                    1 => f64::INFINITY,
+                    level => level as f64,
+                }
+            };
+            for start in [[0.5, 0.0, 0.2], [0.2, 0.01, 0.9]] {
+                let mut calls = 0;
+                let batched = coordinate_search(grids, start, |trials| {
+                    calls += 1;
+                    trials.iter().map(score).collect()
+                });
+                let reference = one_at_a_time(grids, start, score);
+                assert_eq!(batched.0, reference.0, "seed {seed}, start {start:?}");
+                assert_eq!(
+                    batched.1.to_bits(),
+                    reference.1.to_bits(),
+                    "seed {seed}, start {start:?}"
+                );
+                // One batch per coordinate.
+                assert_eq!(calls, 3);
+            }
+        }
+    }
 
     #[test]
     fn rebound_is_the_fold_over_the_window_in_order() {
