@@ -72,6 +72,10 @@ pub struct AnomalyReport {
     pub overall: Option<FileScore>,
     /// The decision threshold used (augur's fixed calibration, not optimised per corpus).
     pub threshold: f64,
+    /// With `--labels`, the NAB keys (`<folder>/<file>`) of input files the labels have no
+    /// entry for: their label column is all 0 and they are not scored, which is right for an
+    /// unlabelled file but a silent mistake for a labelled one copied out of NAB's layout.
+    pub unlabelled: Vec<String>,
 }
 
 /// Runs `augur anomalies`: scores the series, writes the results files, and prints a summary to
@@ -89,10 +93,14 @@ pub fn run(args: &AnomaliesArgs, out: &mut dyn Write) -> Result<AnomalyReport, A
         series: Vec::new(),
         overall: None,
         threshold: THRESHOLD,
+        unlabelled: Vec::new(),
     };
     for path in &args.input.series {
         let windows = labels.as_ref().and_then(|l| l.for_file(path));
         let key = nab_key(path);
+        if labels.is_some() && windows.is_none() {
+            report.unlabelled.push(key.clone());
+        }
         let category = category(path);
         let folder = args.out.join(DETECTOR).join(&category);
         std::fs::create_dir_all(&folder).map_err(|source| AnomaliesError::Write {
@@ -278,6 +286,15 @@ fn write_summary(report: &AnomalyReport, dir: &Path, out: &mut dyn Write) -> std
             fixed(overall.recall().map(|r| 100.0 * r), 1, "%")
         )?;
     }
+    if !report.unlabelled.is_empty() {
+        writeln!(
+            out,
+            "note: --labels has no windows for {} of the files, looked up by NAB's key \
+             <folder>/<file> (their label column is 0 and they are not scored): {}",
+            report.unlabelled.len(),
+            report.unlabelled.join(", ")
+        )?;
+    }
     writeln!(out, "results: {}", dir.join(DETECTOR).display())
 }
 
@@ -359,5 +376,52 @@ mod tests {
     #[test]
     fn empty_series_scores_nothing() {
         assert!(score_series(&series("e.csv", 0), AnomalyParams::default()).is_empty());
+    }
+
+    #[test]
+    fn files_the_labels_do_not_name_are_listed() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            args: AnomaliesArgs,
+        }
+        let dir = std::env::temp_dir().join(format!("augur-unlabelled-{}", std::process::id()));
+        let data = dir.join("realKnownCause");
+        std::fs::create_dir_all(&data).expect("temp dir");
+        let rows: String = (0..300)
+            .map(|i| format!("2014-02-14 {:02}:{:02}:00,{}\n", i / 60, i % 60, i % 7))
+            .collect();
+        for name in ["named.csv", "copied.csv"] {
+            std::fs::write(data.join(name), format!("timestamp,value\n{rows}")).expect("write");
+        }
+        let labels = dir.join("windows.json");
+        std::fs::write(
+            &labels,
+            r#"{"realKnownCause/named.csv": [["2014-02-14 01:00:00.000000", "2014-02-14 02:00:00.000000"]]}"#,
+        )
+        .expect("write");
+        let path = |p: &Path| p.to_string_lossy().into_owned();
+        let argv = [
+            "anomalies".to_string(),
+            "--series".into(),
+            path(&data.join("named.csv")),
+            path(&data.join("copied.csv")),
+            "--labels".into(),
+            path(&labels),
+            "--out".into(),
+            path(&dir.join("out")),
+        ];
+        let mut out = Vec::new();
+        let report = run(&Wrapper::parse_from(argv).args, &mut out).expect("runs");
+        assert_eq!(report.unlabelled, vec!["realKnownCause/copied.csv"]);
+        assert!(report.series[0].score.is_some() && report.series[1].score.is_none());
+        let text = String::from_utf8(out).expect("utf8");
+        assert!(
+            text.contains("note: --labels has no windows for 1 of the files"),
+            "{text}"
+        );
+        assert!(text.contains("realKnownCause/copied.csv"), "{text}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

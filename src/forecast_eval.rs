@@ -223,9 +223,14 @@ pub fn evaluate(
 }
 
 /// Runs `augur forecast`: scores every series of every file with every model, and writes JSON
-/// lines or a table and a per-model summary to `out`. A series too short to score is named in a
-/// line of its own (`{"series":…, "skipped":…}` with `--json`) and skipped.
-pub fn run(args: &ForecastArgs, out: &mut dyn Write) -> Result<(), ForecastEvalError> {
+/// lines or a table and a per-model summary to `out`. A series too short to score is skipped
+/// and named, with the reason, in the table, or with `--json` on `notes` (stderr), so that
+/// every JSON line keeps the one shape outside tools parse.
+pub fn run(
+    args: &ForecastArgs,
+    out: &mut dyn Write,
+    notes: &mut dyn Write,
+) -> Result<(), ForecastEvalError> {
     let config = eval_config(args)?;
     let mut scores = Vec::new();
     let mut skipped = 0usize;
@@ -250,9 +255,7 @@ pub fn run(args: &ForecastArgs, out: &mut dyn Write) -> Result<(), ForecastEvalE
                     Err(Skipped(reason)) => {
                         skipped += 1;
                         if config.json {
-                            let line =
-                                serde_json::json!({"series": series.name, "skipped": reason});
-                            writeln!(out, "{line}")?;
+                            writeln!(notes, "augur forecast: skipped {}: {reason}", series.name)?;
                         } else {
                             writeln!(out, "skipped {}: {reason}", series.name)?;
                         }
@@ -306,8 +309,10 @@ pub struct Summary {
     pub model: String,
     /// Steps ahead.
     pub horizon: usize,
-    /// Series with a MASE.
+    /// Series scored.
     pub series: usize,
+    /// Of them, series with a MASE (a constant training part has no naive error to scale by).
+    pub with_mase: usize,
     /// Mean MASE.
     pub mean_mase: Option<f64>,
     /// Median MASE (the mean is dominated by series with level shifts).
@@ -342,7 +347,8 @@ pub fn summarise(scores: &[Score]) -> Vec<Summary> {
             Summary {
                 model: model.to_string(),
                 horizon,
-                series: mases.len(),
+                series: rows.len(),
+                with_mase: mases.len(),
                 mean_mase: mean(&mases),
                 median_mase: median(&mases),
                 mean_smape: mean(&smapes),
@@ -395,16 +401,17 @@ fn write_table(out: &mut dyn Write, scores: &[Score]) -> std::io::Result<()> {
     writeln!(out)?;
     writeln!(
         out,
-        "{:<5} {:>4} {:>7} {:>10} {:>11} {:>11} {:>9}",
-        "model", "h", "series", "mean MASE", "median MASE", "mean sMAPE", "seconds"
+        "{:<5} {:>4} {:>7} {:>9} {:>10} {:>11} {:>11} {:>9}",
+        "model", "h", "series", "with MASE", "mean MASE", "median MASE", "mean sMAPE", "seconds"
     )?;
     for s in summarise(scores) {
         writeln!(
             out,
-            "{:<5} {:>4} {:>7} {:>10} {:>11} {:>11} {:>9.3}",
+            "{:<5} {:>4} {:>7} {:>9} {:>10} {:>11} {:>11} {:>9.3}",
             s.model,
             s.horizon,
             s.series,
+            s.with_mase,
             optional(s.mean_mase),
             optional(s.median_mase),
             s.mean_smape.map_or("-".to_string(), |x| format!("{x:.2}")),
@@ -527,22 +534,35 @@ mod tests {
         ];
         let mut argv = vec!["--test-size", "50", "--model", "all", "--json", "--series"];
         argv.extend(files.iter().map(String::as_str));
-        let mut out = Vec::new();
-        run(&args_with(&argv), &mut out).expect("runs");
+        let (mut out, mut notes) = (Vec::new(), Vec::new());
+        run(&args_with(&argv), &mut out, &mut notes).expect("runs");
         let text = String::from_utf8(out).expect("utf8");
         let lines: Vec<serde_json::Value> = text
             .lines()
             .map(|l| serde_json::from_str(l).expect("json"))
             .collect();
-        // 6 models x 3 horizons, then one skipped series.
-        assert_eq!(lines.len(), 19);
+        // 6 models x 3 horizons, every line of the pinned shape; the skipped series is named on
+        // the notes, not in the JSON.
+        assert_eq!(lines.len(), 18);
         assert!(text.lines().next().expect("a line").starts_with(
             "{\"series\":\"long.csv\",\"model\":\"ewma\",\"horizon\":1,\"n\":39,\"mae\":"
         ));
-        assert_eq!(lines[18]["series"], "short.csv");
+        let keys = [
+            "series", "model", "horizon", "n", "mae", "smape", "mase", "seconds",
+        ];
+        for line in &lines {
+            let object = line.as_object().expect("an object");
+            assert_eq!(object.len(), keys.len(), "{line}");
+            assert!(keys.iter().all(|k| object.contains_key(*k)), "{line}");
+        }
+        let notes = String::from_utf8(notes).expect("utf8");
+        assert!(
+            notes.starts_with("augur forecast: skipped short.csv: "),
+            "{notes}"
+        );
         let mut table = Vec::new();
         let argv = ["--test-size", "50", "--series", files[0].as_str()];
-        run(&args_with(&argv), &mut table).expect("runs");
+        run(&args_with(&argv), &mut table, &mut Vec::new()).expect("runs");
         let table = String::from_utf8(table).expect("utf8");
         assert!(table.contains("median MASE") && table.contains("auto"));
         std::fs::remove_dir_all(&dir).ok();

@@ -89,7 +89,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench(&args),
         Command::Forecast(args) => {
             let mut out = std::io::stdout().lock();
-            match augur::forecast_eval::run(&args, &mut out) {
+            match augur::forecast_eval::run(&args, &mut out, &mut std::io::stderr()) {
                 Err(error @ augur::forecast_eval::ForecastEvalError::Flag { .. }) => {
                     usage(&error.to_string())
                 }

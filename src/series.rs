@@ -211,34 +211,29 @@ pub fn parse_series(
                 .collect())
         }
         SeriesFormat::Long => {
-            let mut lines = text.lines();
-            let header = split(lines.next().unwrap_or(""), ',');
-            let (Some(t), Some(d), Some(r), Some(v)) = (
-                position(&header, "time"),
-                position(&header, "device"),
-                position(&header, "resource"),
-                position(&header, "value"),
-            ) else {
-                return Err("a long CSV needs the columns time,device,resource,value".into());
+            let rows = if text.trim_start().starts_with('{') {
+                long_jsonl_rows(text)
+            } else {
+                long_csv_rows(text)?
             };
             let mut groups: BTreeMap<(String, String), Vec<Point>> = BTreeMap::new();
-            for line in lines {
-                let fields = split(line, ',');
-                let (Some(stamp), Some(device), Some(resource), Some(value)) =
-                    (fields.get(t), fields.get(d), fields.get(r), fields.get(v))
-                else {
-                    continue;
-                };
-                if column.is_some_and(|wanted| wanted != *resource) {
+            for LongRow {
+                stamp,
+                device,
+                resource,
+                value,
+            } in rows
+            {
+                if column.is_some_and(|wanted| wanted != resource) {
                     continue;
                 }
-                let (Ok(time), Some(value)) = (parse_time_field(stamp), number(value)) else {
+                let Ok(time) = parse_time_field(&stamp) else {
                     continue;
                 };
                 groups
-                    .entry((device.to_string(), resource.to_string()))
+                    .entry((device, resource))
                     .or_default()
-                    .push((time, stamp.to_string(), value));
+                    .push((time, stamp, value));
             }
             Ok(groups
                 .into_iter()
@@ -248,6 +243,61 @@ pub fn parse_series(
                 .collect())
         }
     }
+}
+
+/// One row of a long file, its value already a finite number.
+struct LongRow {
+    stamp: String,
+    device: String,
+    resource: String,
+    value: f64,
+}
+
+/// The rows of a long CSV (`time,device,resource,value` in any column order).
+fn long_csv_rows(text: &str) -> Result<Vec<LongRow>, String> {
+    let mut lines = text.lines();
+    let header = split(lines.next().unwrap_or(""), ',');
+    let (Some(t), Some(d), Some(r), Some(v)) = (
+        position(&header, "time"),
+        position(&header, "device"),
+        position(&header, "resource"),
+        position(&header, "value"),
+    ) else {
+        return Err("a long CSV needs the columns time,device,resource,value".into());
+    };
+    Ok(lines
+        .filter_map(|line| {
+            let fields = split(line, ',');
+            Some(LongRow {
+                stamp: fields.get(t)?.to_string(),
+                device: fields.get(d)?.to_string(),
+                resource: fields.get(r)?.to_string(),
+                value: number(fields.get(v)?)?,
+            })
+        })
+        .collect())
+}
+
+/// The rows of long JSONL (objects with `time`, a number or a string, `device`, `resource`
+/// and a numeric `value`), as `run --metrics` and `augur collect` read and write them.
+fn long_jsonl_rows(text: &str) -> Vec<LongRow> {
+    text.lines()
+        .filter_map(|line| {
+            let record: serde_json::Value = serde_json::from_str(line).ok()?;
+            let text = |key: &str| record.get(key)?.as_str().map(str::to_string);
+            let stamp = match record.get("time")? {
+                serde_json::Value::Number(number) => number.to_string(),
+                serde_json::Value::String(stamp) => stamp.clone(),
+                _ => return None,
+            };
+            Some(LongRow {
+                stamp,
+                device: text("device")?,
+                resource: text("resource")?,
+                value: record.get("value")?.as_f64().filter(|v| v.is_finite())?,
+            })
+        })
+        .collect()
 }
 
 fn series(name: String, mut rows: Vec<Point>) -> Series {
@@ -338,5 +388,23 @@ mod tests {
         assert_eq!(s.len(), 2);
         assert_eq!(s[0].name, "m.csv:a:cpu");
         assert_eq!(s[0].values, vec![0.5, 0.6]);
+    }
+
+    #[test]
+    fn long_jsonl_reads_as_the_long_csv_does() {
+        let csv = "time,device,resource,value\n1,a,cpu,0.5\n1,a,memory,0.2\n2,a,cpu,0.6\n";
+        let jsonl = concat!(
+            "{\"time\":1,\"device\":\"a\",\"resource\":\"cpu\",\"value\":0.5}\n",
+            "{\"time\":\"1\",\"device\":\"a\",\"resource\":\"memory\",\"value\":0.2}\n",
+            "not json\n",
+            "{\"time\":3,\"device\":\"a\",\"resource\":\"cpu\",\"value\":null}\n",
+            "{\"time\":2,\"device\":\"a\",\"resource\":\"cpu\",\"value\":0.6}\n",
+        );
+        let from_csv = parse_series(csv, "m", SeriesFormat::Long, None).expect("csv");
+        let from_jsonl = parse_series(jsonl, "m", SeriesFormat::Long, None).expect("jsonl");
+        assert_eq!(from_csv, from_jsonl);
+        let cpu = parse_series(jsonl, "m", SeriesFormat::Long, Some("cpu")).expect("jsonl");
+        assert_eq!(cpu.len(), 1);
+        assert_eq!(cpu[0].values, vec![0.5, 0.6]);
     }
 }
