@@ -260,8 +260,10 @@ pub fn run_ingest(
             run_over_parse: parse_s / run_s.max(1e-9),
             parse_cpu_s,
             run_cpu_s,
+            // A parse too short for the CPU clock to see has no ratio, not a ratio of 0.
             run_cpu_over_parse: parse_cpu_s
                 .zip(run_cpu_s)
+                .filter(|&(parse, _)| parse > 0.0)
                 .map(|(parse, run)| parse / run.max(1e-9)),
             epochs: outcome.summary.epochs,
             tasks_moved: outcome.summary.tasks_moved,

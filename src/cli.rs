@@ -154,16 +154,18 @@ pub struct BenchArgs {
     /// Capability classes the devices fall into [default: 8, smoke 4; at most the devices].
     #[arg(long)]
     pub classes: Option<usize>,
-    /// Epochs with one metric change each.
+    /// Epochs with one metric change each [default: 10000, smoke 300, large 2000].
     #[arg(long)]
     pub single_epochs: Option<usize>,
-    /// Epochs with many metric changes each.
+    /// Epochs with many metric changes each [default: 200, smoke 20, large 100].
     #[arg(long)]
     pub batch_epochs: Option<usize>,
-    /// Metric changes per batch epoch [default: 1000].
+    /// Metric changes per batch epoch, on distinct devices [default: 1000, smoke 50; with
+    /// --devices alone, at most the devices].
     #[arg(long)]
     pub batch_size: Option<usize>,
-    /// Total epochs at which to read RSS, comma-separated [default: 10000,1000000].
+    /// Total epochs at which to read RSS, comma-separated; the run lasts until the largest
+    /// [default: 10000,1000000, smoke 300,3000, large 2000,20000].
     #[arg(long, value_delimiter = ',')]
     pub rss_at: Option<Vec<u64>>,
     /// Worker threads.
@@ -552,6 +554,17 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig, ConfigError> {
                 reason: format!("{} is mapped twice", file.display()),
             });
         }
+    }
+    // A map for a file that is not read is a typo for one that is (a path written differently
+    // from --metrics' canonicalises to the same file and is fine).
+    if let Some((file, _, _)) = maps
+        .iter()
+        .find(|(file, _, _)| !args.metrics.iter().any(|path| same_file(file, path)))
+    {
+        return Err(ConfigError::Flag {
+            flag: "--map",
+            reason: format!("{} is not one of the --metrics files", file.display()),
+        });
     }
     if format == MetricFormat::Nab {
         for path in &args.metrics {
@@ -1093,6 +1106,20 @@ mod tests {
             "a.csv=n2:cpu",
         ]))
         .is_err());
+        let nab = [
+            "--format",
+            "nab",
+            "--metrics",
+            "a.csv",
+            "--map",
+            "a.csv=n1:cpu",
+        ];
+        assert!(run_config(&args(&nab)).is_ok());
+        let stray = [&nab[..], &["--map", "b.csv=n2:cpu"]].concat();
+        let error = run_config(&args(&stray)).expect_err("b.csv is not read");
+        assert!(error
+            .to_string()
+            .contains("b.csv is not one of the --metrics files"));
     }
 
     #[test]
