@@ -18,7 +18,7 @@ use augur_dataflows::types::Time;
 
 use crate::cli::AnomaliesArgs;
 use crate::nab_score::{nab_key, score_file, FileScore, Labels, LabelsError};
-use crate::series::{load_series, Series, SeriesError, SeriesFormat};
+use crate::series::{load_series_counted, Series, SeriesError, SeriesFormat};
 
 /// The detector's name in NAB's layout (folder and file prefix).
 pub const DETECTOR: &str = "augur";
@@ -76,6 +76,9 @@ pub struct AnomalyReport {
     /// entry for: their label column is all 0 and they are not scored, which is right for an
     /// unlabelled file but a silent mistake for a labelled one copied out of NAB's layout.
     pub unlabelled: Vec<String>,
+    /// Per file that had rows no series kept, a note saying how many (see
+    /// [`crate::series::RowCount`]).
+    pub dropped: Vec<String>,
 }
 
 /// Runs `augur anomalies`: scores the series, writes the results files, and prints a summary to
@@ -94,6 +97,7 @@ pub fn run(args: &AnomaliesArgs, out: &mut dyn Write) -> Result<AnomalyReport, A
         overall: None,
         threshold: THRESHOLD,
         unlabelled: Vec::new(),
+        dropped: Vec::new(),
     };
     for path in &args.input.series {
         let windows = labels.as_ref().and_then(|l| l.for_file(path));
@@ -107,7 +111,10 @@ pub fn run(args: &AnomaliesArgs, out: &mut dyn Write) -> Result<AnomalyReport, A
             path: folder.clone(),
             source,
         })?;
-        let all = load_series(path, format, args.input.column.as_deref())?;
+        let (all, count) = load_series_counted(path, format, args.input.column.as_deref())?;
+        report
+            .dropped
+            .extend(count.and_then(|c| c.note(&path.display().to_string())));
         let several = all.len() > 1 || format == SeriesFormat::Alibaba;
         for series in &all {
             let scores = score_series(series, params);
@@ -285,6 +292,9 @@ fn write_summary(report: &AnomalyReport, dir: &Path, out: &mut dyn Write) -> std
              that never fires scores 0 and a perfect one 100; overall window recall {}",
             fixed(overall.recall().map(|r| 100.0 * r), 1, "%")
         )?;
+    }
+    for note in &report.dropped {
+        writeln!(out, "note: {note}")?;
     }
     if !report.unlabelled.is_empty() {
         writeln!(

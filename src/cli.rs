@@ -504,7 +504,8 @@ pub fn read_config_file(path: &Path) -> Result<ConfigFile, ConfigError> {
         path: path.to_path_buf(),
         reason,
     };
-    let text = std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?;
+    let text =
+        crate::input::regular::read_regular_string(path).map_err(|e| error(e.to_string()))?;
     toml::from_str(&text).map_err(|e| error(e.to_string()))
 }
 
@@ -887,7 +888,31 @@ fn check_inputs(args: &RunArgs) -> Result<(), ConfigError> {
                 reason: format!("{} is already given to {other}", path.display()),
             });
         }
+        // The run clears and rewrites its outputs before it reads a line: an input that is one
+        // of them would be destroyed unread.
+        if let Some(output) = crate::run::OUTPUTS
+            .iter()
+            .find(|name| same_file(path, &args.out.join(name)))
+        {
+            return Err(ConfigError::Flag {
+                flag,
+                reason: format!(
+                    "{} is the run's own {output} in --out {}, which the run rewrites: move it, \
+                     or choose another --out",
+                    path.display(),
+                    args.out.display()
+                ),
+            });
+        }
         seen.push((flag, path));
+    }
+    if let Some(dir) = &args.checkpoint {
+        if dir.exists() && !dir.is_dir() {
+            return Err(ConfigError::Flag {
+                flag: "--checkpoint",
+                reason: format!("{} exists and is not a folder", dir.display()),
+            });
+        }
     }
     Ok(())
 }
@@ -935,7 +960,7 @@ pub fn hosts(hostfile: Option<&Path>, processes: usize) -> Result<Vec<String>, C
             .map(|index| format!("localhost:{}", 2101 + index))
             .collect());
     };
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+    let text = crate::input::regular::read_regular_string(path).map_err(|e| ConfigError::File {
         path: path.to_path_buf(),
         reason: e.to_string(),
     })?;
@@ -1090,6 +1115,43 @@ mod tests {
         assert!(run_config(&args(&["--metrics", "a.csv", "a.csv"])).is_err());
         assert!(run_config(&args(&["--metrics", "a.csv", "--events", "a.csv"])).is_err());
         assert!(run_config(&args(&["--metrics", "a.csv", "b.csv"])).is_ok());
+    }
+
+    #[test]
+    fn an_input_that_is_one_of_the_outputs_is_refused() {
+        let events = fixture("rejected.jsonl");
+        let out = Path::new(&events)
+            .parent()
+            .expect("a folder")
+            .display()
+            .to_string();
+        let parse = |out: &str, checkpoint: Option<&str>| {
+            let mut argv = vec!["augur", "run", "--workflow", "W", "--events", &events];
+            argv.extend(["--out", out]);
+            if let Some(dir) = checkpoint {
+                argv.extend(["--checkpoint", dir]);
+            }
+            let mut argv: Vec<String> = argv.into_iter().map(str::to_string).collect();
+            argv[3] = fixture("w.json");
+            match Cli::try_parse_from(argv) {
+                Ok(Cli {
+                    command: Command::Run(args),
+                }) => run_config(&args),
+                other => panic!("unexpected parse: {other:?}"),
+            }
+        };
+        let error = parse(&out, None).expect_err("the run would clear its own input");
+        assert!(
+            error
+                .to_string()
+                .contains("is the run's own rejected.jsonl"),
+            "{error}"
+        );
+        assert!(parse("elsewhere", None).is_ok());
+        // A checkpoint folder that is a file is refused before the run, not at its first
+        // checkpoint.
+        let error = parse("elsewhere", Some(&events)).expect_err("a file, not a folder");
+        assert!(error.to_string().contains("is not a folder"), "{error}");
     }
 
     #[test]

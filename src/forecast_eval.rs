@@ -18,7 +18,7 @@ use augur_dataflows::models::{ModelConfig, ModelKind, SeriesModel};
 use serde::Serialize;
 
 use crate::cli::ForecastArgs;
-use crate::series::{load_series, SeriesError, SeriesFormat};
+use crate::series::{load_series_counted, SeriesError, SeriesFormat};
 
 /// Why `augur forecast` stopped.
 #[derive(Debug, thiserror::Error)]
@@ -234,8 +234,17 @@ pub fn run(
     let config = eval_config(args)?;
     let mut scores = Vec::new();
     let mut skipped = 0usize;
+    let mut dropped = Vec::new();
     for file in &config.files {
-        for series in load_series(file, config.format, config.column.as_deref())? {
+        let (all, count) = load_series_counted(file, config.format, config.column.as_deref())?;
+        if let Some(note) = count.and_then(|c| c.note(&file.display().to_string())) {
+            if config.json {
+                writeln!(notes, "augur forecast: {note}")?;
+            } else {
+                dropped.push(note);
+            }
+        }
+        for series in all {
             for model in &config.models {
                 match evaluate(
                     &series.name,
@@ -270,6 +279,9 @@ pub fn run(
         write_table(out, &scores)?;
         if skipped > 0 {
             writeln!(out, "({skipped} series skipped)")?;
+        }
+        for note in dropped {
+            writeln!(out, "note: {note}")?;
         }
     }
     Ok(())
@@ -387,12 +399,17 @@ fn write_table(out: &mut dyn Write, scores: &[Score]) -> std::io::Result<()> {
     for s in scores {
         writeln!(
             out,
-            "{:<name_width$}  {:<5} {:>4} {:>6} {:>12.5} {:>8.2} {:>7} {:>9.4}",
+            "{:<name_width$}  {:<5} {:>4} {:>6} {:>12} {:>8.2} {:>7} {:>9.4}",
             s.series,
             s.model,
             s.horizon,
             s.n,
-            s.mae,
+            // Raw units can be anything (bytes, 1e300 from a broken file): keep the column.
+            if s.mae.abs() < 1e7 {
+                format!("{:.5}", s.mae)
+            } else {
+                format!("{:.4e}", s.mae)
+            },
             s.smape,
             optional(s.mase),
             s.seconds

@@ -262,10 +262,11 @@ impl Labels {
     /// Reads a `combined_windows.json`.
     pub fn load(path: &Path) -> Result<Labels, LabelsError> {
         let display = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| LabelsError::Io {
-            path: display.clone(),
-            source,
-        })?;
+        let text =
+            crate::input::regular::read_regular_string(path).map_err(|source| LabelsError::Io {
+                path: display.clone(),
+                source,
+            })?;
         Labels::parse(&text).map_err(|reason| LabelsError::Layout {
             path: display,
             reason,

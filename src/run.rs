@@ -103,11 +103,15 @@ pub enum RunError {
     /// The platform file is unusable.
     #[error("platform: {0}")]
     Platform(Rejection),
-    /// No devices to place on.
+    /// No devices to place on; `refused` says what was refused in the workflows (their
+    /// machines among it), if anything.
     #[error(
-        "no devices: give --platform, or workflows whose WfFormat 'machines' section names some"
+        "no devices: give --platform, or workflows whose WfFormat 'machines' section names some{refused}"
     )]
-    NoDevices,
+    NoDevices {
+        /// `""`, or the first refusals of the workflows' records, in parentheses.
+        refused: String,
+    },
     /// `--strict` and an input record was rejected.
     #[error("rejected input (--strict): {0}")]
     Strict(Rejection),
@@ -148,12 +152,10 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
         }
         _ => None,
     };
-    if writes_outputs {
-        match &resumed {
-            None => clear_outputs(&config.out)?,
-            // The streamed outputs are kept (cut back below); the rest are rewritten at the end.
-            Some(_) => clear_outputs_but(&config.out, &STREAMED)?,
-        }
+    // A fresh run clears its outputs now; a resumed one once its inputs have reopened where
+    // the checkpoint left them (below), so that a refused resume leaves the results alone.
+    if writes_outputs && resumed.is_none() {
+        clear_outputs(&config.out)?;
     }
     let mut inputs: BTreeMap<String, InputSummary> = BTreeMap::new();
     let mut early_rejections: Vec<Rejection> = Vec::new();
@@ -177,7 +179,19 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
         platform_from_machines(&machines)
     });
     if platform.devices.is_empty() {
-        return Err(RunError::NoDevices);
+        // A workflow's machines may have been refused (a negative core count, say): say so,
+        // or the message would send the user looking for a section that is there.
+        let first: Vec<String> = early_rejections
+            .iter()
+            .take(3)
+            .map(|r| format!("{}: {}", r.file, r.reason))
+            .collect();
+        let refused = match early_rejections.len() {
+            0 => String::new(),
+            n if n <= 3 => format!(" (refused: {})", first.join("; ")),
+            n => format!(" (refused: {}; {} more)", first.join("; "), n - 3),
+        };
+        return Err(RunError::NoDevices { refused });
     }
     let mut catalog = Catalog::new(platform);
     for workflow in parsed {
@@ -229,6 +243,11 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
             }
         };
         let (feed, opened) = open_feed(config, &catalog, log, feed_state)?;
+        if resumed.is_some() {
+            // The streamed outputs are kept (cut back to the checkpoint); the rest are
+            // rewritten at the end.
+            clear_outputs_but(&config.out, &STREAMED)?;
+        }
         for (path, stats) in opened {
             inputs.insert(path, stats.into());
         }
@@ -385,6 +404,7 @@ fn open_feed(
     let metric_positions = resume.as_ref().map(FeedState::metric_positions);
     let event_positions = resume.as_ref().map(FeedState::event_positions);
     let mut unopened = Vec::new();
+    let mut reopen_failures: Vec<String> = Vec::new();
     let bandwidth: HashMap<String, (Option<f64>, Option<f64>)> = catalog
         .platform
         .devices
@@ -436,9 +456,12 @@ fn open_feed(
                 Ok(reader) => metrics.push(reader),
                 Err(rejection) => {
                     unopened.push(whole_file_stats(path));
-                    // A resumed run logged this before its checkpoint.
+                    // A resumed run logged this before its checkpoint (if the file failed
+                    // then too); the reason is kept in case the resume is refused.
                     if metric_positions.is_none() {
                         log.record(rejection).map_err(feed_error)?;
+                    } else {
+                        reopen_failures.push(format!("{}: {}", rejection.file, rejection.reason));
                     }
                     break;
                 }
@@ -457,13 +480,23 @@ fn open_feed(
             };
             match EventReader::open_at(path, config.max_line_bytes, *position) {
                 Ok(reader) => events.push(reader),
-                Err(_) => unopened.push(whole_file_stats(path)),
+                Err(rejection) => {
+                    unopened.push(whole_file_stats(path));
+                    reopen_failures.push(format!("{}: {}", rejection.file, rejection.reason));
+                }
             }
         }
     }
     if let Some(state) = resume {
-        let feed = Feed::resume(Arc::clone(catalog), metrics, events, state, log)
-            .map_err(|reason| mismatch(config, &reason))?;
+        let feed =
+            Feed::resume(Arc::clone(catalog), metrics, events, state, log).map_err(|reason| {
+                // Say why a stream the checkpoint read did not reopen, not just the counts.
+                let why = reopen_failures.join("; ");
+                match why.is_empty() {
+                    true => mismatch(config, &reason),
+                    false => mismatch(config, &format!("{reason} ({why})")),
+                }
+            })?;
         return Ok((feed, unopened));
     }
     for path in &config.events {

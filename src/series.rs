@@ -98,8 +98,42 @@ pub fn load_series(
     format: SeriesFormat,
     column: Option<&str>,
 ) -> Result<Vec<Series>, SeriesError> {
+    load_series_counted(path, format, column).map(|(series, _)| series)
+}
+
+/// A file's data rows, and how many of them no series kept: rows whose time or value did not
+/// parse, NaN and infinite values, Alibaba's values outside 0..=100 (the peer tools drop the
+/// same rows, so the figures compare). `None` for a long file read for one resource, whose
+/// other resources' rows are left out on purpose.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RowCount {
+    /// Data rows (non-blank lines, the header aside).
+    pub rows: usize,
+    /// Of them, rows no series kept.
+    pub dropped: usize,
+}
+
+impl RowCount {
+    /// `FILE: D of N rows dropped (...)`, or `None` when none was.
+    pub fn note(&self, file: &str) -> Option<String> {
+        (self.dropped > 0).then(|| {
+            format!(
+                "{file}: {} of {} rows dropped (a time or value that does not parse, NaN or \
+                 infinite values; for Alibaba, values outside 0..=100), as the peer tools drop them",
+                self.dropped, self.rows
+            )
+        })
+    }
+}
+
+/// [`load_series`], with the count of the rows it kept and dropped.
+pub fn load_series_counted(
+    path: &Path,
+    format: SeriesFormat,
+    column: Option<&str>,
+) -> Result<(Vec<Series>, Option<RowCount>), SeriesError> {
     let display = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| SeriesError::Io {
+    let bytes = crate::input::regular::read_regular(path).map_err(|source| SeriesError::Io {
         path: display.clone(),
         source,
     })?;
@@ -121,7 +155,25 @@ pub fn load_series(
             reason: format!("no row could be read as {format:?} (is --format right?)"),
         });
     }
-    Ok(series)
+    let jsonl = text.trim_start().starts_with('{');
+    let header = match format {
+        SeriesFormat::Nab | SeriesFormat::Bitbrains => true,
+        SeriesFormat::Long => !jsonl,
+        SeriesFormat::Alibaba => false,
+    };
+    let count = (format != SeriesFormat::Long || column.is_none()).then(|| {
+        let rows = text
+            .lines()
+            .skip(usize::from(header))
+            .filter(|line| !line.trim().is_empty())
+            .count();
+        let kept: usize = series.iter().map(|s| s.values.len()).sum();
+        RowCount {
+            rows,
+            dropped: rows.saturating_sub(kept),
+        }
+    });
+    Ok((series, count))
 }
 
 /// Refuses a file given twice: its series would be counted twice.

@@ -338,7 +338,19 @@ fn bad_requests_are_refused_and_change_nothing() {
     let big = vec![b'x'; 8192];
     let (status, body) = server.call("POST", "/v1/metrics", &big);
     assert_eq!(status, 413, "{body}");
+    // A body without a Content-Length is refused, not taken as an empty body.
+    let mut raw = TcpStream::connect(&server.addr).expect("connect");
+    raw.write_all(
+        b"POST /v1/metrics HTTP/1.1\r\nHost: x\r\n\r\ntime,device,resource,value\n10,edge-a,cpu,0.5\n",
+    )
+    .expect("write");
+    assert_eq!(read_response(&mut raw).0, 411);
     assert_eq!(status_now(), start, "refused requests changed nothing");
+    // An endpoint without a body needs no Content-Length (`curl -X POST` sends none).
+    let mut raw = TcpStream::connect(&server.addr).expect("connect");
+    raw.write_all(b"POST /v1/flush HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("write");
+    assert_eq!(read_response(&mut raw).0, 200);
     // A request line that is not HTTP.
     let mut raw = TcpStream::connect(&server.addr).expect("connect");
     raw.write_all(b"HELLO\r\n\r\n").expect("write");

@@ -4,7 +4,6 @@
 //! (a corrupted log, a binary file passed by mistake) would exhaust memory. `BoundedLines` never
 //! holds more than `max_line_bytes` of one line: it skips the rest of a longer line and reports it.
 
-use std::fs::File;
 use std::io::{BufRead, BufReader, Cursor, ErrorKind};
 use std::path::Path;
 
@@ -193,7 +192,7 @@ pub(crate) type LineSource = BoundedLines<Box<dyn BufRead + Send>>;
 
 /// Opens `path` for bounded line reading.
 pub(crate) fn file_lines(path: &Path, max_line_bytes: usize) -> Result<LineSource, Rejection> {
-    let file = File::open(path).map_err(|error| {
+    let file = super::regular::open_regular(path).map_err(|error| {
         Rejection::whole_file(
             path.display().to_string(),
             RejectKind::Io,
@@ -214,7 +213,7 @@ pub(crate) fn file_lines_at(
     use std::io::{Seek, SeekFrom};
     let refuse =
         |reason: String| Rejection::whole_file(path.display().to_string(), RejectKind::Io, reason);
-    let mut file = File::open(path).map_err(|error| refuse(error.to_string()))?;
+    let mut file = super::regular::open_regular(path).map_err(|error| refuse(error.to_string()))?;
     let length = file
         .metadata()
         .map_err(|error| refuse(error.to_string()))?

@@ -10,6 +10,7 @@ pub mod events;
 pub mod lines;
 pub mod metrics;
 pub mod platform;
+pub mod regular;
 pub mod rejection;
 pub mod reorder;
 pub mod time;

@@ -79,7 +79,7 @@ struct RawDevice {
 /// Reads a platform TOML file.
 pub fn read_platform(path: &Path) -> Result<Platform, Rejection> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path)
+    let text = super::regular::read_regular_string(path)
         .map_err(|error| Rejection::whole_file(&name, RejectKind::Io, error.to_string()))?;
     parse_platform(&text, &name)
 }
@@ -116,12 +116,18 @@ pub fn platform_from_machines(machines: &[Machine]) -> Platform {
         .filter(|machine| seen.insert(machine.name.as_str()))
         .map(|machine| Device {
             id: machine.name.clone(),
-            cores: f64::from(machine.cores.filter(|&cores| cores > 0).unwrap_or(1)),
+            cores: f64::from(
+                machine
+                    .cores
+                    .filter(|&cores| cores > 0 && f64::from(cores) <= MAX_CORES)
+                    .unwrap_or(1),
+            ),
             memory_bytes: machine.memory_bytes,
             speed: machine
                 .speed_mhz
-                .filter(|mhz| mhz.is_finite() && *mhz > 0.0)
-                .map_or(1.0, |mhz| mhz / 1000.0),
+                .map(|mhz| mhz / 1000.0)
+                .filter(|speed| (MIN_SPEED..=MAX_SPEED).contains(speed))
+                .unwrap_or(1.0),
             disk_bytes_per_s: None,
             network_bytes_per_s: None,
             cost_per_hour: 0.0,
@@ -166,7 +172,13 @@ fn validate_device(raw: RawDevice) -> Result<Device, Problem> {
             format!("device {id:?}: cores is required"),
         )
     })?;
-    let cores = positive(&id, "cores", cores)?;
+    let cores = within(
+        &id,
+        "cores",
+        positive(&id, "cores", cores)?,
+        1e-3,
+        MAX_CORES,
+    )?;
     let memory_bytes = match raw.memory_gib {
         Some(gib) => Some(to_bytes(
             non_negative(&id, "memory_gib", gib)? * BYTES_PER_GIB,
@@ -174,6 +186,9 @@ fn validate_device(raw: RawDevice) -> Result<Device, Problem> {
         None => None,
     };
     let speed = positive(&id, "speed", raw.speed.unwrap_or(1.0))?;
+    // Durations are divided by the speed: a speed of 1e-308 would make every task on the device
+    // take forever and overflow the arithmetic downstream.
+    let speed = within(&id, "speed", speed, MIN_SPEED, MAX_SPEED)?;
     // A zero bandwidth would make every throughput reading an infinite fraction.
     let disk_bytes_per_s = match raw.disk_mbps {
         Some(mbps) => Some(bytes_per_s(&id, "disk_mbps", mbps, BYTES_PER_MB)?),
@@ -212,6 +227,24 @@ fn non_negative(id: &str, field: &str, value: f64) -> Result<f64, Problem> {
         ));
     }
     Ok(value)
+}
+
+/// The range of a device's relative speed (1.0 is a 1 GHz core): a millionth to a million.
+pub const MIN_SPEED: f64 = 1e-6;
+/// See [`MIN_SPEED`].
+pub const MAX_SPEED: f64 = 1e6;
+/// The most cores a device may have: the engine counts thousandths of a core in 32 bits.
+pub const MAX_CORES: f64 = 1e6;
+
+fn within(id: &str, field: &str, value: f64, low: f64, high: f64) -> Result<f64, Problem> {
+    if (low..=high).contains(&value) {
+        Ok(value)
+    } else {
+        Err((
+            RejectKind::Schema,
+            format!("device {id:?}: {field} = {value:e} is outside {low:e}..={high:e}"),
+        ))
+    }
 }
 
 fn positive(id: &str, field: &str, value: f64) -> Result<f64, Problem> {
@@ -317,6 +350,27 @@ mod tests {
             rejected("[[device]]\nid='a'\ncores=-2\n").kind,
             RejectKind::Negative
         );
+    }
+
+    #[test]
+    fn speeds_and_cores_out_of_range_are_refused() {
+        for text in [
+            "[[device]]\nid='a'\ncores=1\nspeed=1e-308\n",
+            "[[device]]\nid='a'\ncores=1\nspeed=1e-7\n",
+            "[[device]]\nid='a'\ncores=1\nspeed=2e6\n",
+            "[[device]]\nid='a'\ncores=1e308\n",
+            "[[device]]\nid='a'\ncores=1e-9\n",
+        ] {
+            let rejection = rejected(text);
+            assert_eq!(rejection.kind, RejectKind::Schema, "{text}");
+            assert!(
+                rejection.reason.contains("is outside"),
+                "{text}: {}",
+                rejection.reason
+            );
+        }
+        assert!(parse("[[device]]\nid='a'\ncores=0.5\nspeed=1e-6\n").is_ok());
+        assert!(parse("[[device]]\nid='a'\ncores=1e6\nspeed=1e6\n").is_ok());
     }
 
     #[test]

@@ -8,16 +8,35 @@ use augur_dataflows::types::Time;
 
 /// Parses seconds, integer or decimal (`1372636853`, `-12.5`, `3.001`, `1e3`), into milliseconds
 /// rounded to the nearest millisecond (halves away from zero).
+///
+/// Times after the end of the year 9999 (and as far before 1970) are refused: no trace reaches
+/// them, and one such time, most often milliseconds written as seconds, would move a stream's
+/// clock so far ahead that every later record is refused as late.
 pub fn parse_seconds(text: &str) -> Result<Time, String> {
     let trimmed = text.trim();
     if trimmed.is_empty() {
         return Err("empty time".to_string());
     }
-    match parse_plain_decimal(trimmed) {
+    let millis = match parse_plain_decimal(trimmed) {
         Some(parsed) => parsed,
         None => parse_float_seconds(trimmed),
+    }?;
+    if millis.abs() > LATEST_MS {
+        return Err(format!(
+            "time {trimmed:?} s is {} the year 9999 (milliseconds written as seconds?)",
+            if millis > 0 {
+                "after"
+            } else {
+                "as far before 1970 as"
+            }
+        ));
     }
+    Ok(millis)
 }
+
+/// 9999-12-31T23:59:59.999Z in milliseconds: the latest time [`parse_seconds`] takes (and, as
+/// far before 1970, the earliest).
+pub const LATEST_MS: Time = 253_402_300_799_999;
 
 /// Parses `[+-]digits[.digits]`; `None` when the text has another shape (exponent, words).
 fn parse_plain_decimal(text: &str) -> Option<Result<Time, String>> {
@@ -255,7 +274,16 @@ mod tests {
         assert!(parse_seconds("9223372036854775808").is_err());
         assert!(parse_seconds("99999999999999999999999999999999999999999999").is_err());
         assert!(parse_seconds("9223372036854775.808").is_err());
-        assert_eq!(parse_seconds("9223372036854775.807"), Ok(i64::MAX));
+        assert!(parse_seconds("9223372036854775.807").is_err());
+        // The end of the year 9999 and no further (milliseconds written as seconds, here
+        // 2025-11-29 in ms, are refused rather than taken as the year 57,881).
+        assert_eq!(parse_seconds("253402300799.999"), Ok(LATEST_MS));
+        assert_eq!(parse_seconds("-253402300799.999"), Ok(-LATEST_MS));
+        assert!(parse_seconds("253402300800")
+            .is_err_and(|message| message.contains("after the year 9999")));
+        assert!(parse_seconds("1764400000000").is_err());
+        assert!(parse_seconds("1.7644e12").is_err());
+        assert!(parse_datetime_utc("9999-12-31 23:59:59").is_ok());
         assert!(parse_seconds("nan").is_err_and(|message| message.contains("finite")));
     }
 
@@ -335,7 +363,9 @@ mod tests {
 
     #[test]
     fn format_and_parse_round_trip() {
-        for t in [0, 1, -1, 999, 1_000, -1_001, 12_345_678, i64::MAX, i64::MIN] {
+        for t in [
+            0, 1, -1, 999, 1_000, -1_001, 12_345_678, LATEST_MS, -LATEST_MS,
+        ] {
             assert_eq!(parse_seconds(&format_seconds(t)), Ok(t), "{t}");
         }
     }

@@ -114,6 +114,22 @@ fn route(api: &Api, request: &Request) -> Response {
         )
         .with_header("Allow", allowed);
     }
+    // An endpoint that reads a body answers 411 to a request without a Content-Length: HTTP
+    // reads such a request as bodiless, so whatever the client sent after the head would be
+    // dropped and the request acknowledged as empty.
+    let reads_body = matches!(
+        segments.as_slice(),
+        ["v1", "workflows"] | ["v1", "metrics"] | ["v1", "events"] | ["filter"] | ["prioritize"]
+    );
+    if reads_body && request.head.header("content-length").is_none() {
+        return Response::error(
+            411,
+            &format!(
+                "{} reads a body: send it with a Content-Length header",
+                request.head.path
+            ),
+        );
+    }
     match segments.as_slice() {
         ["v1", "workflows"] => post_workflow(api, request),
         ["v1", "metrics"] => post_metrics(api, request),

@@ -67,9 +67,11 @@ impl SimPlatform {
             .extension()
             .is_some_and(|ext| ext.eq_ignore_ascii_case("json"));
         if is_json {
-            let text = std::fs::read_to_string(path).map_err(|e| SimError::Platform {
-                path: path.display().to_string(),
-                reason: e.to_string(),
+            let text = crate::input::regular::read_regular_string(path).map_err(|e| {
+                SimError::Platform {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                }
             })?;
             parse_network(&text).map_err(|reason| SimError::Platform {
                 path: path.display().to_string(),

@@ -18,7 +18,6 @@ mod de;
 mod intern;
 
 use std::collections::HashSet;
-use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 
@@ -82,8 +81,10 @@ pub struct WfTask {
 
 /// An equivalent variant of a task, from augur's WfFormat extension: a task object may carry
 /// `"alternatives": [{"name": "gpu", "cores": 1, "runtimeInSeconds": 12.5, "memoryInBytes": …}]`
-/// (cores default to 1, runtime to 0, memory unknown), each doing the same work as the task
-/// with other requirements and duration.
+/// (cores default to 1, memory unknown; the runtime is required, since a variant without one
+/// would look free and win every comparison), each doing the same work as the task with other
+/// requirements and duration. Names are the variants' identities in `resculpt.jsonl`, so they
+/// are distinct within a task.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WfAlternative {
     /// Its name (default `alternative N`).
@@ -138,7 +139,7 @@ const UTF8_BOM: &[u8] = b"\xef\xbb\xbf";
 /// the workflow being built, not the file.
 pub fn read_workflow(path: &Path) -> WorkflowRead {
     let name = path.display().to_string();
-    let file = match File::open(path) {
+    let file = match crate::input::regular::open_regular(path) {
         Ok(file) => file,
         Err(error) => return refused_file(&name, RejectKind::Io, error.to_string()),
     };
@@ -1034,6 +1035,13 @@ fn checked_alternatives(
         ) else {
             continue;
         };
+        let Some(runtime_s) = runtime else {
+            problems.push((
+                RejectKind::Schema,
+                format!("{label}: runtimeInSeconds is required (the variant's estimated duration)"),
+            ));
+            continue;
+        };
         let cores = cores.unwrap_or(1.0);
         if cores == 0.0 {
             problems.push((
@@ -1048,11 +1056,18 @@ fn checked_alternatives(
             }
             _ => format!("alternative {}", index + 1),
         };
+        if alternatives.iter().any(|a: &WfAlternative| a.name == name) {
+            problems.push((
+                RejectKind::Schema,
+                format!("{label}: the name {name:?} is already another alternative's"),
+            ));
+            continue;
+        }
         alternatives.push(WfAlternative {
             name,
             cores,
             memory_bytes: memory.map(to_bytes),
-            runtime_s: runtime.unwrap_or(0.0),
+            runtime_s,
         });
     }
     alternatives
@@ -1373,6 +1388,41 @@ mod tests {
                 dropped_fields: 0
             }
         );
+    }
+
+    #[test]
+    fn alternatives_need_a_runtime_and_distinct_names() {
+        let with = |alternatives: serde_json::Value| {
+            json!({
+                "schemaVersion": "1.5",
+                "workflow": {"specification": {"tasks": [
+                    {"name": "a", "id": "a", "parents": [], "children": [],
+                     "alternatives": alternatives}
+                ]}}
+            })
+            .to_string()
+        };
+        let workflow = accepted(&with(json!([
+            {"name": "gpu", "cores": 1, "runtimeInSeconds": 2.5},
+            {"cores": 2, "runtimeInSeconds": 4}
+        ])));
+        let names: Vec<&str> = workflow.tasks[0]
+            .alternatives
+            .iter()
+            .map(|a| a.name.as_str())
+            .collect();
+        assert_eq!(names, ["gpu", "alternative 2"]);
+        assert_eq!(workflow.tasks[0].alternatives[0].runtime_s, 2.5);
+        let missing = rejections(&with(json!([{"name": "gpu", "cores": 1}])));
+        assert!(
+            missing[0].reason.contains("runtimeInSeconds is required"),
+            "{missing:?}"
+        );
+        let twice = rejections(&with(json!([
+            {"name": "gpu", "runtimeInSeconds": 1},
+            {"name": "gpu", "runtimeInSeconds": 2}
+        ])));
+        assert!(twice[0].reason.contains("already another"), "{twice:?}");
     }
 
     #[test]
