@@ -161,6 +161,18 @@ impl TaskLifecycle {
                 )),
             },
             EventKind::Complete => match state {
+                // A task runs where it started: a completion naming another device would teach
+                // the duration model a device the task never ran on.
+                Some(Lifecycle::Running(on, _)) if device.is_some_and(|d| d != on) => Err((
+                    RejectKind::BadTransition,
+                    format!(
+                        "task '{task}' started on '{}', not on '{}'",
+                        catalog.device_name(on),
+                        event.device.as_deref().unwrap_or_default()
+                    ),
+                )),
+                // A completion without a start is taken (sources often report completions
+                // only), as having run on the device it names.
                 Some(_) => Ok(Some((
                     key,
                     Change::Complete {

@@ -293,6 +293,26 @@ fn events_bad_transitions_unknown_task_workflow_device() {
 }
 
 #[test]
+fn a_completion_on_another_device_than_the_start_is_refused() {
+    let s = Scenario::new("events-device");
+    let wf = s.write("good.json", &workflow(GOOD));
+    let events = s.write(
+        "e.jsonl",
+        concat!(
+            "{\"time\":0,\"kind\":\"arrival\",\"workflow\":\"good\"}\n",
+            "{\"time\":1,\"kind\":\"start\",\"workflow\":\"good\",\"task\":\"a\",\"device\":\"n1\"}\n",
+            "{\"time\":3,\"kind\":\"complete\",\"workflow\":\"good\",\"task\":\"a\",\"device\":\"n2\",\"duration\":2}\n",
+            "{\"time\":4,\"kind\":\"complete\",\"workflow\":\"good\",\"task\":\"a\",\"device\":\"n1\",\"duration\":3}\n",
+        ),
+    );
+    s.run(&["--workflow", &wf, "--events", &events])
+        .expect("runs")
+        .expect("p0");
+    s.has_rejection("bad_transition", Some(3), "started on 'n1', not on 'n2'");
+    assert_eq!(s.counts(&events), (4, 3, 1));
+}
+
+#[test]
 fn alibaba_bad_readings_drop_fields_not_rows() {
     let s = Scenario::new("alibaba");
     let wf = s.write("good.json", &workflow(GOOD));
