@@ -117,7 +117,7 @@ pub fn run_workflow_bench(
 ) -> Result<WorkflowReport, WorkflowBenchError> {
     let started = Instant::now();
     let platform = read_platform(&args.platform)
-        .map_err(|rejection| WorkflowBenchError::Platform(format!("{rejection:?}")))?;
+        .map_err(|rejection| WorkflowBenchError::Platform(rejection.to_string()))?;
     let mut catalog = Catalog::new(platform);
     for path in &args.workflows {
         let refused = |reason: String| WorkflowBenchError::Workflow {
@@ -129,12 +129,13 @@ pub fn run_workflow_bench(
             refused(
                 read.rejections
                     .first()
-                    .map_or_else(|| "unreadable".into(), |r| format!("{r:?}")),
+                    .map_or_else(|| "unreadable".into(), |r| r.to_string()),
             )
         })?;
-        catalog
-            .admit(workflow)
-            .map_err(|rejections| refused(format!("{:?}", rejections.first())))?;
+        catalog.admit(workflow).map_err(|rejections| {
+            let first = rejections.first().map(|r| r.to_string());
+            refused(first.unwrap_or_else(|| "refused".into()))
+        })?;
     }
     let devices = catalog.device_specs();
     let mut changes = EpochChanges::default();

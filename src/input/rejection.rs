@@ -34,7 +34,7 @@ impl Rejection {
             file: file.into(),
             line: Some(line),
             kind,
-            reason: reason.into(),
+            reason: bounded(reason.into()),
         }
     }
 
@@ -48,9 +48,29 @@ impl Rejection {
             file: file.into(),
             line: None,
             kind,
-            reason: reason.into(),
+            reason: bounded(reason.into()),
         }
     }
+}
+
+/// The longest reason kept whole, in bytes. Reasons quote the offending value, and a value can
+/// be a megabyte (a task name, a line of garbage): `rejected.jsonl` would then grow as fast as
+/// the input it refuses.
+pub const MAX_REASON_BYTES: usize = 1024;
+
+/// `reason`, cut at [`MAX_REASON_BYTES`] (on a character boundary) with a note of the length.
+fn bounded(mut reason: String) -> String {
+    if reason.len() <= MAX_REASON_BYTES {
+        return reason;
+    }
+    let total = reason.len();
+    let mut cut = MAX_REASON_BYTES;
+    while !reason.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    reason.truncate(cut);
+    reason.push_str(&format!("… ({total} bytes in all)"));
+    reason
 }
 
 impl fmt::Display for Rejection {
@@ -192,6 +212,20 @@ impl InputStats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_reasons_are_cut_on_a_character_boundary() {
+        let name = "é".repeat(400_000);
+        let rejection = Rejection::at_line("w.json", 1, RejectKind::Schema, format!("task {name}"));
+        assert!(rejection.reason.len() < MAX_REASON_BYTES + 40);
+        assert!(
+            rejection.reason.ends_with("(800005 bytes in all)"),
+            "{}",
+            &rejection.reason[1000..]
+        );
+        let short = Rejection::whole_file("w.json", RejectKind::Schema, "short");
+        assert_eq!(short.reason, "short");
+    }
 
     #[test]
     fn serialises_with_snake_case_kind_and_null_line() {
