@@ -917,6 +917,26 @@ fn check_inputs(args: &RunArgs) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// Checks, before a command starts, that each of `paths` given to `flag` is a regular file
+/// (which `run` and `simulate` check in their own validation): a missing input is bad usage,
+/// exit code 2, for every command alike.
+pub fn check_input_files<'a>(
+    flag: &str,
+    paths: impl IntoIterator<Item = &'a PathBuf>,
+) -> Result<(), String> {
+    for path in paths {
+        if !path.is_file() {
+            let what = if path.exists() {
+                "is not a regular file"
+            } else {
+                "does not exist"
+            };
+            return Err(format!("{flag}: {} {what}", path.display()));
+        }
+    }
+    Ok(())
+}
+
 /// Whether two paths name the same file (by text, or once resolved).
 pub fn same_file(a: &Path, b: &Path) -> bool {
     a == b

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use augur::bench::{run_bench, BenchOptions, ClusterLayout};
-use augur::cli::{hosts, run_config, BenchArgs, BenchKind, Cli, Command};
+use augur::cli::{check_input_files, hosts, run_config, BenchArgs, BenchKind, Cli, Command};
 use augur::demo::{demo_args, print_demo};
 use augur::run::{run, RunError};
 use clap::Parser;
@@ -88,6 +88,9 @@ fn main() -> ExitCode {
         }
         Command::Bench(args) => bench(&args),
         Command::Forecast(args) => {
+            if let Err(message) = check_input_files("--series", &args.input.series) {
+                return usage(&message);
+            }
             let mut out = std::io::stdout().lock();
             match augur::forecast_eval::run(&args, &mut out, &mut std::io::stderr()) {
                 Err(error @ augur::forecast_eval::ForecastEvalError::Flag { .. }) => {
@@ -100,6 +103,11 @@ fn main() -> ExitCode {
             }
         }
         Command::Pareto(args) => {
+            if let Err(message) = check_input_files("--workflow", [&args.workflow])
+                .and_then(|()| check_input_files("--platform", &args.platform))
+            {
+                return usage(&message);
+            }
             let mut out = std::io::stdout().lock();
             match augur::pareto::run(&args, &mut out) {
                 Err(error @ augur::pareto::ParetoError::Weight(_)) => usage(&error.to_string()),
@@ -110,6 +118,9 @@ fn main() -> ExitCode {
             }
         }
         Command::Durations(args) => {
+            if let Err(message) = check_input_files("--workflow", &args.workflows) {
+                return usage(&message);
+            }
             let mut out = std::io::stdout().lock();
             report(
                 augur::durations_eval::run(&args, &mut out),
@@ -121,8 +132,20 @@ fn main() -> ExitCode {
         }
         Command::Simulate(args) => simulate(&args),
         Command::Collect(args) => collect(&args),
-        Command::Serve(args) => serve(&args),
+        Command::Serve(args) => {
+            if let Err(message) = check_input_files("--platform", [&args.platform])
+                .and_then(|()| check_input_files("--config", &args.config))
+            {
+                return usage(&message);
+            }
+            serve(&args)
+        }
         Command::Anomalies(args) => {
+            if let Err(message) = check_input_files("--series", &args.input.series)
+                .and_then(|()| check_input_files("--labels", &args.labels))
+            {
+                return usage(&message);
+            }
             let mut out = std::io::stdout().lock();
             report(
                 augur::anomalies::run(&args, &mut out),
