@@ -345,6 +345,13 @@ fn bad_requests_are_refused_and_change_nothing() {
     )
     .expect("write");
     assert_eq!(read_response(&mut raw).0, 411);
+    // A time far ahead of the clock (milliseconds sent as seconds: the year 57,881, past the
+    // readers' year-9999 bound; and the year 2500, within it) would freeze the service's time.
+    for time in ["1764400000000", "16725225600"] {
+        let body = format!("time,device,resource,value\n{time},edge-a,cpu,0.5\n");
+        let (status, body) = server.call("POST", "/v1/metrics", body.as_bytes());
+        assert_eq!(status, 422, "{body}");
+    }
     assert_eq!(status_now(), start, "refused requests changed nothing");
     // An endpoint without a body needs no Content-Length (`curl -X POST` sends none).
     let mut raw = TcpStream::connect(&server.addr).expect("connect");

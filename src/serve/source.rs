@@ -45,6 +45,9 @@ use super::checkpoint::WorkflowRecord;
 use super::parse::{EVENTS_BODY, METRICS_BODY};
 use super::state::{Shared, KINDS};
 
+/// How far ahead of this host's clock a record's time may be (see `Source::too_late`).
+pub const MAX_AHEAD_OF_CLOCK_MS: Time = 24 * 3600 * 1000;
+
 /// Why a request was refused: the status to answer with and every problem found.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Refusal {
@@ -349,8 +352,22 @@ impl LiveSource {
     }
 
     /// Why `time` can no longer be accepted, if it cannot; `newest` is the newest time seen
-    /// so far in the request being checked.
+    /// so far in the request being checked. Also refused: a time more than a day ahead of this
+    /// host's clock. The service's time never goes back, so one such record (a clock set
+    /// wrong, milliseconds sent as seconds) would have every later record refused as late,
+    /// and a checkpoint would keep it so across restarts.
     fn too_late(&self, time: Time, newest: Option<Time>) -> Option<String> {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        if time > now_ms.saturating_add(MAX_AHEAD_OF_CLOCK_MS) {
+            return Some(format!(
+                "time {} is more than a day ahead of this host's clock ({}); the service's time \
+                 never goes back, so taking it would refuse every later record",
+                format_seconds(time),
+                format_seconds(now_ms)
+            ));
+        }
         if let Some(released) = self.released {
             if time <= released {
                 return Some(format!(
