@@ -21,17 +21,23 @@ pub fn parse_seconds(text: &str) -> Result<Time, String> {
         Some(parsed) => parsed,
         None => parse_float_seconds(trimmed),
     }?;
-    if millis.abs() > LATEST_MS {
-        return Err(format!(
-            "time {trimmed:?} s is {} the year 9999 (milliseconds written as seconds?)",
-            if millis > 0 {
-                "after"
-            } else {
-                "as far before 1970 as"
-            }
-        ));
+    // `unsigned_abs`: `abs` of i64::MIN would overflow.
+    if millis.unsigned_abs() > LATEST_MS.unsigned_abs() {
+        return Err(beyond_the_calendar(trimmed, millis));
     }
     Ok(millis)
+}
+
+/// Out of line: every sample's time goes through [`parse_seconds`], whose hot path stays small.
+#[cold]
+#[inline(never)]
+fn beyond_the_calendar(text: &str, millis: Time) -> String {
+    let side = if millis > 0 {
+        "after"
+    } else {
+        "as far before 1970 as"
+    };
+    format!("time {text:?} s is {side} the year 9999 (milliseconds written as seconds?)")
 }
 
 /// 9999-12-31T23:59:59.999Z in milliseconds: the latest time [`parse_seconds`] takes (and, as
