@@ -17,27 +17,27 @@ pub fn parse_seconds(text: &str) -> Result<Time, String> {
     if trimmed.is_empty() {
         return Err("empty time".to_string());
     }
-    let millis = match parse_plain_decimal(trimmed) {
+    match parse_plain_decimal(trimmed) {
         Some(parsed) => parsed,
         None => parse_float_seconds(trimmed),
-    }?;
-    // `unsigned_abs`: `abs` of i64::MIN would overflow.
-    if millis.unsigned_abs() > LATEST_MS.unsigned_abs() {
-        return Err(beyond_the_calendar(trimmed, millis));
     }
-    Ok(millis)
 }
 
-/// Out of line: every sample's time goes through [`parse_seconds`], whose hot path stays small.
-#[cold]
+/// `millis`, if within the calendar [`parse_seconds`] takes; off the path of ordinary times.
 #[inline(never)]
-fn beyond_the_calendar(text: &str, millis: Time) -> String {
+fn within_calendar(text: &str, millis: Time) -> Result<Time, String> {
+    // `unsigned_abs`: `abs` of i64::MIN would overflow.
+    if millis.unsigned_abs() <= LATEST_MS.unsigned_abs() {
+        return Ok(millis);
+    }
     let side = if millis > 0 {
         "after"
     } else {
         "as far before 1970 as"
     };
-    format!("time {text:?} s is {side} the year 9999 (milliseconds written as seconds?)")
+    Err(format!(
+        "time {text:?} s is {side} the year 9999 (milliseconds written as seconds?)"
+    ))
 }
 
 /// 9999-12-31T23:59:59.999Z in milliseconds: the latest time [`parse_seconds`] takes (and, as
@@ -56,9 +56,11 @@ fn parse_plain_decimal(text: &str) -> Option<Result<Time, String>> {
     if (whole.is_empty() && fraction.is_empty()) || !all_digits(whole) || !all_digits(fraction) {
         return None;
     }
-    // Up to 15 whole digits (every Unix time in seconds) cannot overflow an i64 in
-    // milliseconds: the same arithmetic without the wide checked steps of the general path.
-    if whole.len() <= 15 {
+    // Up to 11 whole digits (every Unix time in seconds until the year 5138) can neither
+    // overflow an i64 in milliseconds nor leave the calendar: the same arithmetic without the
+    // wide checked steps of the general path, and without its calendar check, which cost the
+    // parse of a whole metric log 8% when it sat on this path.
+    if whole.len() <= 11 {
         let mut millis: i64 = 0;
         for byte in whole.bytes() {
             millis = millis * 10 + i64::from(byte - b'0');
@@ -91,7 +93,11 @@ fn parse_plain_decimal(text: &str) -> Option<Result<Time, String>> {
         millis += 1;
     }
     let signed = if negative { -millis } else { millis };
-    Some(Time::try_from(signed).map_err(|_| overflow()))
+    Some(
+        Time::try_from(signed)
+            .map_err(|_| overflow())
+            .and_then(|millis| within_calendar(text, millis)),
+    )
 }
 
 /// The fallback for exponent notation (`1.5e3`, as some JSON writers print); also where
@@ -109,7 +115,7 @@ fn parse_float_seconds(text: &str) -> Result<Time, String> {
     if !(-TWO_TO_63..TWO_TO_63).contains(&millis) {
         return Err(format!("time {text:?} is out of range"));
     }
-    Ok(millis as Time)
+    within_calendar(text, millis as Time)
 }
 
 /// Parses a UTC date and time, `YYYY-MM-DD HH:MM:SS` with optional fractional seconds, a `T`

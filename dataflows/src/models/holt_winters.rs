@@ -274,7 +274,20 @@ impl Member for HoltWinters {
     }
 
     fn mean_over(&self, h: usize, _history: &History) -> f64 {
-        let seasonal = (0..h).map(|k| self.seasonal(k)).sum::<f64>() / h as f64;
+        // The same terms as `seasonal(k)` for k in 0..h, in order, with the phase stepped and
+        // wrapped instead of a division per term (a 60-step horizon is asked at every sample).
+        let period = self.season.len();
+        let mut phase = self.phase % period;
+        // `Sum` for floats starts from -0.0; so does this, to the bit.
+        let mut sum = -0.0;
+        for _ in 0..h {
+            sum += self.season[phase];
+            phase += 1;
+            if phase == period {
+                phase = 0;
+            }
+        }
+        let seasonal = sum / h as f64;
         self.level + self.params.mean_carried(h) * self.trend + seasonal
     }
 
@@ -303,7 +316,25 @@ impl Member for HoltWinters {
 #[cfg(test)]
 mod tests {
     use super::super::testing::{seasonal, Noise};
-    use super::super::{ModelConfig, ModelKind, SeriesModel};
+    use super::super::{Core, Member, ModelConfig, ModelKind, SeriesModel};
+
+    #[test]
+    fn mean_over_sums_the_season_as_the_per_step_lookup_does() {
+        let mut m = model(Some(24));
+        let mut noise = Noise::new(3);
+        for t in 0..500 {
+            m.update(seasonal(t, 24) + noise.next());
+            let Core::HoltWinters(hw) = &m.core else {
+                unreachable!("a Holt-Winters model")
+            };
+            for h in [1, 7, 24, 60, 100] {
+                let seasonal = (0..h).map(|k| hw.seasonal(k)).sum::<f64>() / h as f64;
+                let expected = hw.level + hw.params.mean_carried(h) * hw.trend + seasonal;
+                let got = hw.mean_over(h, &m.history);
+                assert_eq!(got.to_bits(), expected.to_bits(), "t {t} h {h}");
+            }
+        }
+    }
 
     fn model(season: Option<usize>) -> SeriesModel {
         SeriesModel::new(&ModelConfig {
