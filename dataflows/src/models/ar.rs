@@ -1,6 +1,9 @@
 //! AR(p) with an intercept, fitted by least squares on the window at each refit and advanced per
-//! sample in between (its lags are the window's newest values, so an update costs nothing and a
-//! forecast O(p h)).
+//! sample in between (its lags are the window's newest values, so an update costs nothing). A
+//! forecast is a linear function of the newest p lags, worked out once per fit and horizon
+//! (O(p² h)) and then O(p) a query.
+
+use std::cell::RefCell;
 
 use ndarray::{Array1, Array2};
 use serde::{Deserialize, Serialize};
@@ -16,6 +19,26 @@ const STACK_PATH: usize = 64;
 /// Rows needed per coefficient before a fit is trusted.
 const ROWS_PER_COEFFICIENT: usize = 3;
 
+/// Horizons up to this long are answered from a [`LinearForm`]; longer ones walk the path.
+const MAX_FORM_STEPS: usize = 4096;
+
+/// Forms kept per fit (a series asks for a handful of horizons: `auto`'s error buckets and the
+/// placement horizon).
+const MAX_FORMS: usize = 16;
+
+/// A forecast `h` steps ahead, or the mean of the next `h`, as a linear function of the newest
+/// lags: `centre + constant + Σ weights[i] (lag_i − centre)`, lag 0 the newest. The path's
+/// recursion is linear in the lags, so this is the path's own value, rounded differently, and
+/// costs p multiplications where walking the path costs p h: the series operator asks every
+/// series for its mean over the horizon (60 steps at 10-second samples) at every sample.
+#[derive(Clone, Debug)]
+struct LinearForm {
+    h: usize,
+    mean: bool,
+    constant: f64,
+    weights: Vec<f64>,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct Ar {
     order: usize,
@@ -24,6 +47,9 @@ pub(crate) struct Ar {
     intercept: f64,
     /// phi_1..phi_p; empty before the first fit, when the forecast is the newest value.
     coefficients: Vec<f64>,
+    /// Linear forms of this fit's forecasts, by horizon; rebuilt after a refit or a restore.
+    #[serde(skip)]
+    forms: RefCell<Vec<LinearForm>>,
 }
 
 impl Ar {
@@ -33,6 +59,78 @@ impl Ar {
             centre: 0.0,
             intercept: 0.0,
             coefficients: Vec::new(),
+            forms: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// The forecast `h` steps ahead (`mean`: the mean of steps 1..=h), from the linear form
+    /// of this fit, built the first time it is asked for; `None` when the path must be walked
+    /// (no fit yet, an order past the stack ring, a horizon past [`MAX_FORM_STEPS`]).
+    fn by_form(&self, h: usize, mean: bool, history: &History) -> Option<f64> {
+        let p = self.coefficients.len();
+        if p == 0 || p > MAX_STACK_ORDER || h > MAX_FORM_STEPS {
+            return None;
+        }
+        let h = h.max(1);
+        let mut forms = self.forms.borrow_mut();
+        let index = match forms.iter().position(|f| f.h == h && f.mean == mean) {
+            Some(index) => index,
+            None => {
+                if forms.len() >= MAX_FORMS {
+                    forms.clear();
+                }
+                forms.push(self.linear_form(h, mean));
+                forms.len() - 1
+            }
+        };
+        let form = &forms[index];
+        let mut value = form.constant;
+        for (i, weight) in form.weights.iter().enumerate() {
+            value += weight * (history.lag(i) - self.centre);
+        }
+        Some(value + self.centre)
+    }
+
+    /// Runs [`Ar::path`]'s recursion on symbols: each value is a constant plus weights on the
+    /// p newest lags (centred), in the path's own order of terms.
+    fn linear_form(&self, h: usize, mean: bool) -> LinearForm {
+        let p = self.coefficients.len();
+        let width = p + 1;
+        // Ring slot k holds [constant, weight on lag 0, …, weight on lag p−1]; slot (head + i)
+        // % p is the value i + 1 steps before the next, as in `path`.
+        let mut lags = vec![0.0; p * width];
+        for i in 0..p {
+            lags[i * width + 1 + i] = 1.0;
+        }
+        let mut head = 0;
+        let mut next = vec![0.0; width];
+        let mut sum = vec![0.0; width];
+        for _ in 0..h {
+            next.fill(0.0);
+            next[0] = self.intercept;
+            for i in (0..p).rev() {
+                let slot = (head + i) % p;
+                let phi = self.coefficients[i];
+                for (n, l) in next.iter_mut().zip(&lags[slot * width..(slot + 1) * width]) {
+                    *n += phi * l;
+                }
+            }
+            head = if head == 0 { p - 1 } else { head - 1 };
+            lags[head * width..(head + 1) * width].copy_from_slice(&next);
+            for (s, n) in sum.iter_mut().zip(&next) {
+                *s += n;
+            }
+        }
+        let values = if mean {
+            sum.iter().map(|s| s / h as f64).collect::<Vec<f64>>()
+        } else {
+            next
+        };
+        LinearForm {
+            h,
+            mean,
+            constant: values[0],
+            weights: values[1..].to_vec(),
         }
     }
 
@@ -160,24 +258,25 @@ impl Member for Ar {
         self.centre = centre;
         self.intercept = beta[0];
         self.coefficients = beta.iter().skip(1).copied().collect();
+        self.forms.get_mut().clear();
     }
 
     fn forecast(&self, h: usize, history: &History) -> f64 {
-        self.with_path(h, history, |path| path[path.len() - 1])
+        self.by_form(h, false, history)
+            .unwrap_or_else(|| self.with_path(h, history, |path| path[path.len() - 1]))
     }
 
     fn forecasts_at(&self, horizons: &[usize], history: &History, out: &mut [f64]) {
-        let longest = horizons.iter().copied().max().unwrap_or(1).max(1);
-        self.with_path(longest, history, |path| {
-            for (slot, &h) in out.iter_mut().zip(horizons) {
-                *slot = path[h.clamp(1, longest) - 1];
-            }
-        });
+        for (slot, &h) in out.iter_mut().zip(horizons) {
+            *slot = self.forecast(h, history);
+        }
     }
 
     fn mean_over(&self, h: usize, history: &History) -> f64 {
-        self.with_path(h, history, |path| {
-            path.iter().sum::<f64>() / path.len() as f64
+        self.by_form(h, true, history).unwrap_or_else(|| {
+            self.with_path(h, history, |path| {
+                path.iter().sum::<f64>() / path.len() as f64
+            })
         })
     }
 
@@ -309,6 +408,38 @@ mod tests {
         // The same sums in the same order (oldest lag first), so the same bits.
         for (a, b) in fast.iter().zip(&slow) {
             assert_eq!(a.to_bits(), b.to_bits(), "{a} {b}");
+        }
+    }
+
+    #[test]
+    fn linear_forms_give_the_path_s_values() {
+        for (seed, order) in [(1, 1), (2, 3), (7, 8), (9, 12)] {
+            let mut noise = Noise::new(seed);
+            let mut m = model(order);
+            let mut level = 0.0;
+            for t in 0..900 {
+                level = 0.8 * level + noise.next();
+                m.update(20.0 + seasonal(t, 48) * 0.1 + level);
+                if t % 97 != 0 {
+                    continue;
+                }
+                let Core::Ar(ar) = &m.core else {
+                    unreachable!("an AR model")
+                };
+                for h in [1, 2, 6, 12, 24, 60, 200] {
+                    let mut path = vec![0.0; h];
+                    ar.path(&m.history, &mut path);
+                    let mean = path.iter().sum::<f64>() / h as f64;
+                    let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * (1.0 + b.abs());
+                    let point = ar.forecast(h, &m.history);
+                    assert!(close(point, path[h - 1]), "order {order} t {t} h {h}");
+                    let over = ar.mean_over(h, &m.history);
+                    assert!(
+                        close(over, mean),
+                        "order {order} t {t} h {h}: {over} {mean}"
+                    );
+                }
+            }
         }
     }
 
