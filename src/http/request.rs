@@ -107,7 +107,11 @@ impl RequestError {
 pub fn parse_head(bytes: &[u8]) -> Result<Head, RequestError> {
     let text = std::str::from_utf8(bytes)
         .map_err(|_| RequestError::Malformed("the head is not UTF-8".into()))?;
-    let mut lines = text.split("\r\n");
+    // Lines end in CRLF; a bare LF is taken too (RFC 9112, 2.2), as a hand-typed request or a
+    // minimal client sends them.
+    let mut lines = text
+        .split('\n')
+        .map(|line| line.strip_suffix('\r').unwrap_or(line));
     let line = lines.next().unwrap_or_default();
     let mut parts = line.split(' ');
     let (Some(method), Some(target), Some(version), None) =
@@ -220,9 +224,9 @@ pub fn read_request<S: Read + Write>(
 ) -> Result<Request, RequestError> {
     let mut buffer = Vec::with_capacity(1024);
     let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        if let Some(end) = find_blank_line(&buffer) {
-            break end;
+    let (head_end, body_start) = loop {
+        if let Some(found) = find_blank_line(&buffer) {
+            break found;
         }
         if buffer.len() > limits.max_head_bytes {
             return Err(RequestError::HeadTooLarge(limits.max_head_bytes));
@@ -240,7 +244,7 @@ pub fn read_request<S: Read + Write>(
     }
     let head = parse_head(&buffer[..head_end])?;
     let length = body_length(&head, limits)?;
-    let mut body: Vec<u8> = buffer[head_end + 4..].to_vec();
+    let mut body: Vec<u8> = buffer[body_start..].to_vec();
     if body.len() > length {
         // Pipelined requests are not supported: one request per connection.
         body.truncate(length);
@@ -270,8 +274,20 @@ pub fn read_request<S: Read + Write>(
     Ok(Request { head, body })
 }
 
-fn find_blank_line(bytes: &[u8]) -> Option<usize> {
-    bytes.windows(4).position(|window| window == b"\r\n\r\n")
+/// Where the head ends and the body starts: at the first empty line, its line ends CRLF or bare
+/// LF (a request that mixes them, `\r\n\n`, too).
+fn find_blank_line(bytes: &[u8]) -> Option<(usize, usize)> {
+    let newline = bytes.iter().enumerate().filter(|&(_, &b)| b == b'\n');
+    for (index, _) in newline {
+        let rest = &bytes[index + 1..];
+        if rest.starts_with(b"\n") {
+            return Some((index, index + 2));
+        }
+        if rest.starts_with(b"\r\n") {
+            return Some((index, index + 3));
+        }
+    }
+    None
 }
 
 /// Decodes `%XX` escapes; `None` for a bad escape or a result that is not UTF-8.
@@ -369,6 +385,59 @@ mod tests {
             body_length(&head, &limits),
             Err(RequestError::LengthRequired)
         );
+    }
+
+    /// A connection whose client sent `input`.
+    struct Connection {
+        input: std::io::Cursor<Vec<u8>>,
+        output: Vec<u8>,
+    }
+
+    impl Read for Connection {
+        fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+            self.input.read(buffer)
+        }
+    }
+
+    impl Write for Connection {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.output.write(bytes)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn heads_end_at_the_first_empty_line_crlf_or_bare_lf() {
+        for sent in [
+            &b"POST /v1/x HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello"[..],
+            b"POST /v1/x HTTP/1.1\nContent-Length: 5\n\nhello",
+            b"POST /v1/x HTTP/1.1\r\nContent-Length: 5\r\n\nhello",
+            b"POST /v1/x HTTP/1.1\nContent-Length: 5\n\r\nhello",
+        ] {
+            let mut connection = Connection {
+                input: std::io::Cursor::new(sent.to_vec()),
+                output: Vec::new(),
+            };
+            let request = read_request(&mut connection, &Limits::default()).expect("a request");
+            assert_eq!(request.head.path, "/v1/x");
+            assert_eq!(request.head.header("content-length"), Some("5"));
+            assert_eq!(
+                request.body,
+                b"hello",
+                "{:?}",
+                String::from_utf8_lossy(sent)
+            );
+        }
+        // A body may hold empty lines of its own.
+        let sent = b"POST / HTTP/1.1\r\nContent-Length: 4\r\n\r\n\n\n\r\n".to_vec();
+        let mut connection = Connection {
+            input: std::io::Cursor::new(sent),
+            output: Vec::new(),
+        };
+        let request = read_request(&mut connection, &Limits::default()).expect("a request");
+        assert_eq!(request.body, b"\n\n\r\n");
     }
 
     #[test]
