@@ -871,16 +871,8 @@ fn check_inputs(args: &RunArgs) -> Result<(), ConfigError> {
                 .filter_map(|(flag, path)| path.as_deref().map(|p| (*flag, p))),
         );
     for (flag, path) in all {
-        if !path.is_file() {
-            let what = if path.exists() {
-                "is not a file"
-            } else {
-                "does not exist"
-            };
-            return Err(ConfigError::Flag {
-                flag,
-                reason: format!("{} {what}", path.display()),
-            });
+        if let Some(reason) = not_an_input_file(path) {
+            return Err(ConfigError::Flag { flag, reason });
         }
         if let Some((other, _)) = seen.iter().find(|(_, p)| same_file(p, path)) {
             return Err(ConfigError::Flag {
@@ -924,17 +916,24 @@ pub fn check_input_files<'a>(
     flag: &str,
     paths: impl IntoIterator<Item = &'a PathBuf>,
 ) -> Result<(), String> {
-    for path in paths {
-        if !path.is_file() {
-            let what = if path.exists() {
-                "is not a regular file"
-            } else {
-                "does not exist"
-            };
-            return Err(format!("{flag}: {} {what}", path.display()));
-        }
+    match paths.into_iter().find_map(|path| not_an_input_file(path)) {
+        Some(reason) => Err(format!("{flag}: {reason}")),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// Why `path` cannot be an input file (`PATH does not exist`, `PATH is not a regular file`), if
+/// it cannot.
+fn not_an_input_file(path: &Path) -> Option<String> {
+    if path.is_file() {
+        return None;
+    }
+    let what = if path.exists() {
+        "is not a regular file"
+    } else {
+        "does not exist"
+    };
+    Some(format!("{} {what}", path.display()))
 }
 
 /// Whether two paths name the same file (by text, or once resolved).

@@ -155,10 +155,9 @@ pub fn load_series_counted(
             reason: format!("no row could be read as {format:?} (is --format right?)"),
         });
     }
-    let jsonl = text.trim_start().starts_with('{');
     let header = match format {
         SeriesFormat::Nab | SeriesFormat::Bitbrains => true,
-        SeriesFormat::Long => !jsonl,
+        SeriesFormat::Long => !is_jsonl(&text),
         SeriesFormat::Alibaba => false,
     };
     let count = (format != SeriesFormat::Long || column.is_none()).then(|| {
@@ -263,7 +262,7 @@ pub fn parse_series(
                 .collect())
         }
         SeriesFormat::Long => {
-            let rows = if text.trim_start().starts_with('{') {
+            let rows = if is_jsonl(text) {
                 long_jsonl_rows(text)
             } else {
                 long_csv_rows(text)?
@@ -295,6 +294,11 @@ pub fn parse_series(
                 .collect())
         }
     }
+}
+
+/// Whether a long file is JSONL rather than CSV (whose first line is its header).
+fn is_jsonl(text: &str) -> bool {
+    text.trim_start().starts_with('{')
 }
 
 /// One row of a long file, its value already a finite number.

@@ -63,12 +63,17 @@ impl Ar {
         }
     }
 
+    /// Whether a forecast `h` steps ahead comes from a [`LinearForm`]: not before the first
+    /// fit (the forecast is then the newest value), nor past [`MAX_FORM_STEPS`].
+    fn has_form(&self, h: usize) -> bool {
+        !self.coefficients.is_empty() && h <= MAX_FORM_STEPS
+    }
+
     /// The forecast `h` steps ahead (`mean`: the mean of steps 1..=h), from the linear form
     /// of this fit, built the first time it is asked for; `None` when the path must be walked
-    /// (no fit yet, an order past the stack ring, a horizon past [`MAX_FORM_STEPS`]).
+    /// (see [`Ar::has_form`]).
     fn by_form(&self, h: usize, mean: bool, history: &History) -> Option<f64> {
-        let p = self.coefficients.len();
-        if p == 0 || p > MAX_STACK_ORDER || h > MAX_FORM_STEPS {
+        if !self.has_form(h) {
             return None;
         }
         let h = h.max(1);
@@ -160,9 +165,8 @@ impl Ar {
         let mut head = 0;
         for slot in out.iter_mut() {
             // Summed oldest lag first: only the last term waits on the step before (the newest
-            // lag is that step's forecast), so consecutive steps overlap. Newest first, each
-            // step's whole chain of p additions waited on the step before, and a 60-step path
-            // (a 10-minute horizon at 10-second samples) was a third of `run`'s time.
+            // lag is that step's forecast), so consecutive steps overlap. `linear_form` sums in
+            // the same order.
             let mut next = self.intercept;
             let (near, far) = self.coefficients.split_at(p - head);
             for (phi, y) in far.iter().zip(&lags[..head]).rev() {
@@ -267,9 +271,19 @@ impl Member for Ar {
     }
 
     fn forecasts_at(&self, horizons: &[usize], history: &History, out: &mut [f64]) {
-        for (slot, &h) in out.iter_mut().zip(horizons) {
-            *slot = self.forecast(h, history);
+        let longest = horizons.iter().copied().max().unwrap_or(1).max(1);
+        if self.has_form(longest) {
+            for (slot, &h) in out.iter_mut().zip(horizons) {
+                *slot = self.forecast(h, history);
+            }
+            return;
         }
+        // One walk of the path serves every horizon.
+        self.with_path(longest, history, |path| {
+            for (slot, &h) in out.iter_mut().zip(horizons) {
+                *slot = path[h.clamp(1, longest) - 1];
+            }
+        });
     }
 
     fn mean_over(&self, h: usize, history: &History) -> f64 {

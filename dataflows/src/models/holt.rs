@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{burn_in, coordinate_search, improves, recent, History, Member, FIT_SPAN};
+use super::{
+    burn_in, coordinate_search, improves, recent, History, Member, FIT_SPAN, REPLAY_LANES,
+};
 
 const ALPHAS: [f64; 5] = [0.1, 0.3, 0.5, 0.8, 1.0];
 const BETAS: [f64; 3] = [0.01, 0.05, 0.2];
@@ -94,10 +96,10 @@ impl Holt {
         // The errors of the first `skip - 1` steps are not scored.
         let (unscored, scored) = rest.split_at((burn_in(values.len()) - 1).min(rest.len()));
         let mut out = Vec::with_capacity(trials.len());
-        for lanes in trials.chunks(LANES) {
-            let mut level = [first; LANES];
-            let mut trend = [0.0; LANES];
-            let mut sse = [0.0; LANES];
+        for lanes in trials.chunks(REPLAY_LANES) {
+            let mut level = [first; REPLAY_LANES];
+            let mut trend = [0.0; REPLAY_LANES];
+            let mut sse = [0.0; REPLAY_LANES];
             for &y in unscored {
                 for (k, params) in lanes.iter().enumerate() {
                     (level[k], trend[k]) = params.step(level[k], trend[k], y);
@@ -116,9 +118,6 @@ impl Holt {
         out
     }
 }
-
-/// Trials replayed side by side: a coordinate's grid and the start fit in one pass.
-const LANES: usize = 8;
 
 impl Member for Holt {
     fn observe(&mut self, value: f64, _history: &History) {

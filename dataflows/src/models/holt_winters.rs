@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 
 use super::holt::Trend;
 use super::season::{detect_period, DEFAULT_SEASON_CANDIDATES};
-use super::{burn_in, coordinate_search, improves, recent, History, Member, FIT_SPAN};
+use super::{
+    burn_in, coordinate_search, improves, recent, History, Member, FIT_SPAN, REPLAY_LANES,
+};
 
 const ALPHAS: [f64; 4] = [0.05, 0.2, 0.5, 0.8];
 /// A trend inside a daily cycle is mostly the season's own slope; keep the trend weight small.
@@ -36,9 +38,6 @@ pub(crate) struct HoltWinters {
 /// while the window fills), times the window's length in FIT_SPANs: it is the costliest part
 /// of a refit and rarely changes.
 const DETECT_EVERY: u64 = 4;
-
-/// Trials replayed side by side: a coordinate's grid and the start fit in one pass.
-const LANES: usize = 8;
 
 /// The state a replay ends in.
 struct Replay {
@@ -140,36 +139,27 @@ impl HoltWinters {
         let skip = burn_in(values.len()).max(if period > 1 { period } else { 0 });
         let (unscored, scored) = values.split_at(skip.min(values.len()));
         let mut out = Vec::with_capacity(trials.len());
-        for lanes in trials.chunks(LANES) {
+        for lanes in trials.chunks(REPLAY_LANES) {
             let n = lanes.len();
-            let mut level = [level0; LANES];
-            let mut trend = [0.0; LANES];
-            let mut sse = [0.0; LANES];
+            let mut level = [level0; REPLAY_LANES];
+            let mut trend = [0.0; REPLAY_LANES];
+            let mut sse = [0.0; REPLAY_LANES];
             // Phase-major: a step's lanes read and write one run of `n` values.
             let mut season: Vec<f64> = season0
                 .iter()
                 .flat_map(|&s| std::iter::repeat_n(s, n))
                 .collect();
             let mut phase = 0;
-            let mut step = |y: f64, sse: Option<&mut [f64; LANES]>| {
+            let mut step = |y: f64, scored: bool| {
                 let slots = &mut season[phase * n..phase * n + n];
-                match sse {
-                    Some(sse) => {
-                        for (k, (params, gamma)) in lanes.iter().enumerate() {
-                            let s = slots[k];
-                            let error = y - level[k] - params.phi * trend[k] - s;
-                            sse[k] += error * error;
-                            (level[k], trend[k]) = params.step(level[k], trend[k], y - s);
-                            slots[k] = s + gamma * (y - level[k] - s);
-                        }
+                for (k, (params, gamma)) in lanes.iter().enumerate() {
+                    let s = slots[k];
+                    if scored {
+                        let error = y - level[k] - params.phi * trend[k] - s;
+                        sse[k] += error * error;
                     }
-                    None => {
-                        for (k, (params, gamma)) in lanes.iter().enumerate() {
-                            let s = slots[k];
-                            (level[k], trend[k]) = params.step(level[k], trend[k], y - s);
-                            slots[k] = s + gamma * (y - level[k] - s);
-                        }
-                    }
+                    (level[k], trend[k]) = params.step(level[k], trend[k], y - s);
+                    slots[k] = s + gamma * (y - level[k] - s);
                 }
                 phase += 1;
                 if phase == period {
@@ -177,10 +167,10 @@ impl HoltWinters {
                 }
             };
             for &y in unscored {
-                step(y, None);
+                step(y, false);
             }
             for &y in scored {
-                step(y, Some(&mut sse));
+                step(y, true);
             }
             let count = scored.len().max(1) as f64;
             out.extend((0..n).map(|k| Replay {

@@ -565,6 +565,10 @@ pub(crate) fn improves(score: f64, best: f64) -> bool {
     score < best || (best.is_nan() && !score.is_nan())
 }
 
+/// Trials a refit replays side by side (see [`coordinate_search`]): a coordinate's grid and the
+/// start fit in one pass.
+pub(crate) const REPLAY_LANES: usize = 8;
+
 /// Minimises a score one coordinate at a time over its grid, starting from `start`: a handful
 /// of replays instead of the whole product of the grids, which kept the per-sample cost of
 /// refits under a microsecond. Returns the best point and its score.
