@@ -114,7 +114,7 @@ pub fn run(args: &AnomaliesArgs, out: &mut dyn Write) -> Result<AnomalyReport, A
         let (all, count) = load_series_counted(path, format, args.input.column.as_deref())?;
         report
             .dropped
-            .extend(count.and_then(|c| c.note(&path.display().to_string())));
+            .extend(count.note(&path.display().to_string()));
         let several = all.len() > 1 || format == SeriesFormat::Alibaba;
         for series in &all {
             let scores = score_series(series, params);

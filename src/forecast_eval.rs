@@ -237,7 +237,7 @@ pub fn run(
     let mut dropped = Vec::new();
     for file in &config.files {
         let (all, count) = load_series_counted(file, config.format, config.column.as_deref())?;
-        if let Some(note) = count.and_then(|c| c.note(&file.display().to_string())) {
+        if let Some(note) = count.note(&file.display().to_string()) {
             if config.json {
                 writeln!(notes, "augur forecast: {note}")?;
             } else {

@@ -303,7 +303,8 @@ fn simulate(args: &augur::cli::SimulateArgs) -> ExitCode {
         report::table_header(&mut out).map_err(written)
     };
     let result = header.and_then(|()| {
-        augur::simulate::simulate(&config, |outcome| {
+        let note = |line: &str| eprintln!("augur simulate: note: {line}");
+        augur::simulate::simulate_noting(&config, note, |outcome| {
             if args.json {
                 writeln!(out, "{}", report::json_line(&outcome.summary)).map_err(written)
             } else {

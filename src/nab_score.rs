@@ -328,10 +328,12 @@ pub fn parse_results(text: &str) -> Result<Vec<(Time, f64)>, String> {
         .map(str::trim)
         .collect();
     let column = |name: &str| {
-        header
-            .iter()
-            .position(|h| *h == name)
-            .ok_or_else(|| format!("no column '{name}' in the header"))
+        let mut found = (0..header.len()).filter(|&index| header[index] == name);
+        match (found.next(), found.next()) {
+            (Some(index), None) => Ok(index),
+            (Some(_), Some(_)) => Err(format!("the header names column '{name}' twice")),
+            (None, _) => Err(format!("no column '{name}' in the header")),
+        }
     };
     let (time_col, score_col) = (column("timestamp")?, column("anomaly_score")?);
     let mut rows: Vec<(Time, f64)> = lines

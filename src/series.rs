@@ -103,11 +103,12 @@ pub fn load_series(
 
 /// A file's data rows, and how many of them no series kept: rows whose time or value did not
 /// parse, NaN and infinite values, Alibaba's values outside 0..=100 (the peer tools drop the
-/// same rows, so the figures compare). `None` for a long file read for one resource, whose
-/// other resources' rows are left out on purpose.
+/// same rows, so the figures compare). A long file read for one resource counts only that
+/// resource's rows (and rows whose resource cannot be read): the others are left out on purpose.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RowCount {
-    /// Data rows (non-blank lines, the header aside).
+    /// Data rows (non-blank lines, the header aside; for a long file read for one resource,
+    /// its rows).
     pub rows: usize,
     /// Of them, rows no series kept.
     pub dropped: usize,
@@ -131,7 +132,7 @@ pub fn load_series_counted(
     path: &Path,
     format: SeriesFormat,
     column: Option<&str>,
-) -> Result<(Vec<Series>, Option<RowCount>), SeriesError> {
+) -> Result<(Vec<Series>, RowCount), SeriesError> {
     let display = path.display().to_string();
     let bytes = crate::input::regular::read_regular(path).map_err(|source| SeriesError::Io {
         path: display.clone(),
@@ -143,8 +144,8 @@ pub fn load_series_counted(
     let base = path
         .file_name()
         .map_or(display.clone(), |n| n.to_string_lossy().into_owned());
-    let series =
-        parse_series(&text, &base, format, column).map_err(|reason| SeriesError::Layout {
+    let (series, long_rows) =
+        parse_series_rows(&text, &base, format, column).map_err(|reason| SeriesError::Layout {
             path: display.clone(),
             reason,
         })?;
@@ -160,18 +161,17 @@ pub fn load_series_counted(
         SeriesFormat::Long => !is_jsonl(&text),
         SeriesFormat::Alibaba => false,
     };
-    let count = (format != SeriesFormat::Long || column.is_none()).then(|| {
-        let rows = text
-            .lines()
+    let rows = long_rows.unwrap_or_else(|| {
+        text.lines()
             .skip(usize::from(header))
             .filter(|line| !line.trim().is_empty())
-            .count();
-        let kept: usize = series.iter().map(|s| s.values.len()).sum();
-        RowCount {
-            rows,
-            dropped: rows.saturating_sub(kept),
-        }
+            .count()
     });
+    let kept: usize = series.iter().map(|s| s.values.len()).sum();
+    let count = RowCount {
+        rows,
+        dropped: rows.saturating_sub(kept),
+    };
     Ok((series, count))
 }
 
@@ -195,15 +195,26 @@ pub fn parse_series(
     format: SeriesFormat,
     column: Option<&str>,
 ) -> Result<Vec<Series>, String> {
+    parse_series_rows(text, base, format, column).map(|(series, _)| series)
+}
+
+/// [`parse_series`], and for a long file the rows it read for the wanted resource (the rows of
+/// other resources are left out on purpose; a row whose resource cannot be read counts).
+fn parse_series_rows(
+    text: &str,
+    base: &str,
+    format: SeriesFormat,
+    column: Option<&str>,
+) -> Result<(Vec<Series>, Option<usize>), String> {
     match format {
         SeriesFormat::Nab => {
             let mut lines = text.lines();
             let header = split(lines.next().unwrap_or(""), ',');
-            let time_col = position(&header, "timestamp").unwrap_or(0);
+            let time_col = position(&header, "timestamp")?.unwrap_or(0);
             let value_col = match column {
-                Some(name) => position(&header, name)
+                Some(name) => position(&header, name)?
                     .ok_or_else(|| format!("no column '{name}' in the header"))?,
-                None => position(&header, "value").unwrap_or(header.len().saturating_sub(1)),
+                None => position(&header, "value")?.unwrap_or(header.len().saturating_sub(1)),
             };
             let rows = lines.filter_map(|line| {
                 let fields = split(line, ',');
@@ -212,13 +223,13 @@ pub fn parse_series(
                 let value = number(fields.get(value_col)?)?;
                 Some((time, stamp, value))
             });
-            Ok(vec![series(base.to_string(), rows.collect())])
+            Ok((vec![series(base.to_string(), rows.collect())], None))
         }
         SeriesFormat::Bitbrains => {
             let mut lines = text.lines();
             let header = split(lines.next().unwrap_or(""), ';');
             let name = column.unwrap_or("CPU usage [%]");
-            let value_col = position(&header, name)
+            let value_col = position(&header, name)?
                 .ok_or_else(|| format!("no column '{name}' in the header"))?;
             let rows = lines.filter_map(|line| {
                 let fields = split(line, ';');
@@ -227,7 +238,7 @@ pub fn parse_series(
                 let value = number(fields.get(value_col)?)?;
                 Some((time, stamp, value))
             });
-            Ok(vec![series(base.to_string(), rows.collect())])
+            Ok((vec![series(base.to_string(), rows.collect())], None))
         }
         SeriesFormat::Alibaba => {
             let name = column.unwrap_or("cpu_util_percent");
@@ -256,10 +267,13 @@ pub fn parse_series(
                     value,
                 ));
             }
-            Ok(machines
-                .into_iter()
-                .map(|(machine, rows)| series(format!("{base}:{machine}"), rows))
-                .collect())
+            Ok((
+                machines
+                    .into_iter()
+                    .map(|(machine, rows)| series(format!("{base}:{machine}"), rows))
+                    .collect(),
+                None,
+            ))
         }
         SeriesFormat::Long => {
             let rows = if is_jsonl(text) {
@@ -268,16 +282,19 @@ pub fn parse_series(
                 long_csv_rows(text)?
             };
             let mut groups: BTreeMap<(String, String), Vec<Point>> = BTreeMap::new();
-            for LongRow {
-                stamp,
-                device,
-                resource,
-                value,
-            } in rows
-            {
-                if column.is_some_and(|wanted| wanted != resource) {
-                    continue;
+            let mut considered = 0;
+            for row in rows {
+                if let (Some(wanted), Some(resource)) = (column, &row.resource) {
+                    if wanted != resource {
+                        continue;
+                    }
                 }
+                considered += 1;
+                let (Some(stamp), Some(device), Some(resource), Some(value)) =
+                    (row.stamp, row.device, row.resource, row.value)
+                else {
+                    continue;
+                };
                 let Ok(time) = parse_time_field(&stamp) else {
                     continue;
                 };
@@ -286,12 +303,13 @@ pub fn parse_series(
                     .or_default()
                     .push((time, stamp, value));
             }
-            Ok(groups
+            let series = groups
                 .into_iter()
                 .map(|((device, resource), rows)| {
                     series(format!("{base}:{device}:{resource}"), rows)
                 })
-                .collect())
+                .collect();
+            Ok((series, Some(considered)))
         }
     }
 }
@@ -301,12 +319,14 @@ fn is_jsonl(text: &str) -> bool {
     text.trim_start().starts_with('{')
 }
 
-/// One row of a long file, its value already a finite number.
+/// One non-blank row of a long file, each field `None` where it cannot be read (the value
+/// also where it is not a finite number).
+#[derive(Default)]
 struct LongRow {
-    stamp: String,
-    device: String,
-    resource: String,
-    value: f64,
+    stamp: Option<String>,
+    device: Option<String>,
+    resource: Option<String>,
+    value: Option<f64>,
 }
 
 /// The rows of a long CSV (`time,device,resource,value` in any column order).
@@ -314,22 +334,24 @@ fn long_csv_rows(text: &str) -> Result<Vec<LongRow>, String> {
     let mut lines = text.lines();
     let header = split(lines.next().unwrap_or(""), ',');
     let (Some(t), Some(d), Some(r), Some(v)) = (
-        position(&header, "time"),
-        position(&header, "device"),
-        position(&header, "resource"),
-        position(&header, "value"),
+        position(&header, "time")?,
+        position(&header, "device")?,
+        position(&header, "resource")?,
+        position(&header, "value")?,
     ) else {
         return Err("a long CSV needs the columns time,device,resource,value".into());
     };
     Ok(lines
-        .filter_map(|line| {
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| {
             let fields = split(line, ',');
-            Some(LongRow {
-                stamp: fields.get(t)?.to_string(),
-                device: fields.get(d)?.to_string(),
-                resource: fields.get(r)?.to_string(),
-                value: number(fields.get(v)?)?,
-            })
+            let field = |index: usize| fields.get(index).map(|f| f.to_string());
+            LongRow {
+                stamp: field(t),
+                device: field(d),
+                resource: field(r),
+                value: fields.get(v).and_then(|f| number(f)),
+            }
         })
         .collect())
 }
@@ -338,20 +360,26 @@ fn long_csv_rows(text: &str) -> Result<Vec<LongRow>, String> {
 /// and a numeric `value`), as `run --metrics` and `augur collect` read and write them.
 fn long_jsonl_rows(text: &str) -> Vec<LongRow> {
     text.lines()
-        .filter_map(|line| {
-            let record: serde_json::Value = serde_json::from_str(line).ok()?;
-            let text = |key: &str| record.get(key)?.as_str().map(str::to_string);
-            let stamp = match record.get("time")? {
-                serde_json::Value::Number(number) => number.to_string(),
-                serde_json::Value::String(stamp) => stamp.clone(),
-                _ => return None,
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| {
+            let Ok(record) = serde_json::from_str::<serde_json::Value>(line) else {
+                return LongRow::default();
             };
-            Some(LongRow {
+            let text = |key: &str| record.get(key)?.as_str().map(str::to_string);
+            let stamp = match record.get("time") {
+                Some(serde_json::Value::Number(number)) => Some(number.to_string()),
+                Some(serde_json::Value::String(stamp)) => Some(stamp.clone()),
+                _ => None,
+            };
+            LongRow {
                 stamp,
-                device: text("device")?,
-                resource: text("resource")?,
-                value: record.get("value")?.as_f64().filter(|v| v.is_finite())?,
-            })
+                device: text("device"),
+                resource: text("resource"),
+                value: record
+                    .get("value")
+                    .and_then(|v| v.as_f64())
+                    .filter(|v| v.is_finite()),
+            }
         })
         .collect()
 }
@@ -376,8 +404,22 @@ fn split(line: &str, separator: char) -> Vec<&str> {
     line.split(separator).map(str::trim).collect()
 }
 
-fn position(header: &[&str], name: &str) -> Option<usize> {
-    header.iter().position(|h| h.eq_ignore_ascii_case(name))
+/// Where the header names `name` (case aside), if it does. A name given twice is refused:
+/// either choice would silently read the wrong column half the time.
+fn position(header: &[&str], name: &str) -> Result<Option<usize>, String> {
+    let mut found = header
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| h.eq_ignore_ascii_case(name))
+        .map(|(index, _)| index);
+    match (found.next(), found.next()) {
+        (Some(first), Some(second)) => Err(format!(
+            "the header names column '{name}' twice (columns {} and {})",
+            first + 1,
+            second + 1
+        )),
+        (first, _) => Ok(first),
+    }
 }
 
 fn number(text: &str) -> Option<f64> {
@@ -435,6 +477,49 @@ mod tests {
         assert!(load_series(&path, SeriesFormat::Alibaba, None).is_err());
         assert!(check_distinct(&[path.clone(), dir.join("other.csv")]).is_ok());
         assert!(check_distinct(&[path.clone(), path]).is_err());
+    }
+
+    #[test]
+    fn a_header_naming_a_column_twice_is_refused() {
+        let long = "time,device,resource,value,time\n1,a,cpu,0.5,2\n";
+        let error = parse_series(long, "m.csv", SeriesFormat::Long, None).expect_err("refused");
+        assert!(error.contains("'time' twice (columns 1 and 5)"), "{error}");
+        let bitbrains = "Timestamp [ms];CPU usage [%];cpu usage [%]\n10;1.5;2\n";
+        let error =
+            parse_series(bitbrains, "1.csv", SeriesFormat::Bitbrains, None).expect_err("refused");
+        assert!(error.contains("twice (columns 2 and 3)"), "{error}");
+        let nab = "timestamp,value,value\n2014-02-14 14:30:00,1,2\n";
+        assert!(parse_series(nab, "a.csv", SeriesFormat::Nab, None).is_err());
+    }
+
+    #[test]
+    fn a_long_file_read_for_one_resource_counts_that_resources_rows() {
+        let dir = std::env::temp_dir().join(format!("augur-series-long-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("m.csv");
+        let text =
+            "time,device,resource,value\n1,a,cpu,0.5\n1,a,memory,x\n2,a,cpu,x\n3\n4,a,cpu,0.7\n";
+        std::fs::write(&path, text).expect("write");
+        let (series, count) =
+            load_series_counted(&path, SeriesFormat::Long, Some("cpu")).expect("readable");
+        assert_eq!(series[0].values, vec![0.5, 0.7]);
+        // The memory row is left out on purpose; the bad cpu row and the short row are dropped.
+        assert_eq!(
+            count,
+            RowCount {
+                rows: 4,
+                dropped: 2
+            }
+        );
+        let (_, all) = load_series_counted(&path, SeriesFormat::Long, None).expect("readable");
+        assert_eq!(
+            all,
+            RowCount {
+                rows: 5,
+                dropped: 3
+            }
+        );
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]

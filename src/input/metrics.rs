@@ -769,9 +769,19 @@ impl LongColumns {
     fn from_header(text: &str) -> Result<LongColumns, String> {
         let names: Vec<String> = split_csv(text).map(str::to_ascii_lowercase).collect();
         let find = |wanted: &str| {
-            names.iter().position(|name| name == wanted).ok_or_else(|| {
-                format!("header lacks column {wanted:?} (expected time,device,resource,value in any order)")
-            })
+            let mut found = (0..names.len()).filter(|&index| names[index] == wanted);
+            match (found.next(), found.next()) {
+                (Some(first), None) => Ok(first),
+                // Either copy would be a guess, and a wrong guess reads every row wrongly.
+                (Some(first), Some(second)) => Err(format!(
+                    "header names column {wanted:?} twice (columns {} and {})",
+                    first + 1,
+                    second + 1
+                )),
+                (None, _) => Err(format!(
+                    "header lacks column {wanted:?} (expected time,device,resource,value in any order)"
+                )),
+            }
         };
         Ok(LongColumns {
             time: find("time")?,
@@ -1247,6 +1257,26 @@ mod tests {
             .contains("no usable header"));
         assert_eq!(outcomes[2].rejections[0].line, Some(4));
         assert_eq!((stats.read, stats.rejected), (3, 3));
+    }
+
+    #[test]
+    fn long_csv_header_naming_a_column_twice_is_refused() {
+        let (outcomes, stats) = read(
+            "time,device,value,resource,Value\n1,a,0.5,cpu,0.9\n",
+            "m.csv",
+            MetricFormat::Long,
+            &MetricOptions::default(),
+        );
+        assert_eq!(kinds(&outcomes[0]), vec![RejectKind::Schema]);
+        assert!(
+            outcomes[0].rejections[0]
+                .reason
+                .contains("\"value\" twice (columns 3 and 5)"),
+            "{:?}",
+            outcomes[0].rejections
+        );
+        assert!(outcomes.iter().all(|outcome| outcome.records.is_empty()));
+        assert_eq!((stats.read, stats.rejected), (2, 2));
     }
 
     #[test]

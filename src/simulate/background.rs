@@ -8,9 +8,13 @@
 
 use std::path::PathBuf;
 
-use crate::series::{load_series, SeriesFormat};
+use crate::series::{load_series_counted, SeriesFormat};
 
 use super::SimError;
+
+/// The most load a background trace may put on a device, as a fraction of its capacity: ten
+/// times over (a trace in percent read as fractions would claim a hundred times).
+pub const MAX_LOAD: f64 = 10.0;
 
 /// One trace: times in seconds from its first point, values as fractions of capacity.
 #[derive(Clone, Debug, PartialEq)]
@@ -24,6 +28,8 @@ pub struct Trace {
 
 impl Trace {
     /// A trace from `(seconds, fraction)` points in time order; `None` without points.
+    /// Values outside `0..=MAX_LOAD` are clamped into it (see [`Trace::clamped`] for how
+    /// many there were).
     pub fn new(name: String, points: &[(f64, f64)]) -> Option<Trace> {
         let first = points.first()?.0;
         let times: Vec<f64> = points.iter().map(|(t, _)| t - first).collect();
@@ -31,7 +37,7 @@ impl Trace {
             .iter()
             .map(|(_, v)| {
                 if v.is_finite() {
-                    v.clamp(0.0, 10.0)
+                    v.clamp(0.0, MAX_LOAD)
                 } else {
                     0.0
                 }
@@ -51,6 +57,14 @@ impl Trace {
             values,
             period: last + step,
         })
+    }
+
+    /// How many of `points` [`Trace::new`] clamps: negative, non-finite or over `MAX_LOAD`.
+    pub fn clamped(points: &[(f64, f64)]) -> usize {
+        points
+            .iter()
+            .filter(|(_, v)| !(0.0..=MAX_LOAD).contains(v))
+            .count()
     }
 
     fn locate(&self, t: f64) -> (usize, f64) {
@@ -111,24 +125,27 @@ impl Background {
         }
     }
 
-    /// Reads every series of every file and maps them onto `devices` devices.
-    pub fn load(
+    /// Reads every series of every file, as traces in the order given, with a note per file
+    /// that lost rows or had values clamped (the caller says them: nothing is dropped silently).
+    pub fn read_traces(
         files: &[PathBuf],
         format: SeriesFormat,
-        devices: usize,
-        seed: u64,
-    ) -> Result<Background, SimError> {
+    ) -> Result<(Vec<Trace>, Vec<String>), SimError> {
         let mut traces = Vec::new();
+        let mut notes = Vec::new();
         for path in files {
             let column = (format == SeriesFormat::Long).then_some("cpu");
-            let series = load_series(path, format, column)
+            let (series, count) = load_series_counted(path, format, column)
                 .map_err(|e| SimError::Background(e.to_string()))?;
+            let file = path.display().to_string();
+            notes.extend(count.note(&file));
             // Trace formats give percentages; the long format gives fractions.
             let scale = if format == SeriesFormat::Long {
                 1.0
             } else {
                 0.01
             };
+            let mut clamped = 0;
             for s in series {
                 let points: Vec<(f64, f64)> = s
                     .times
@@ -136,7 +153,15 @@ impl Background {
                     .zip(&s.values)
                     .map(|(t, v)| (*t as f64 / 1000.0, v * scale))
                     .collect();
+                clamped += Trace::clamped(&points);
                 traces.extend(Trace::new(s.name, &points));
+            }
+            if clamped > 0 {
+                notes.push(format!(
+                    "{file}: {clamped} background values outside 0..={}% of a device were \
+                     clamped into that range",
+                    MAX_LOAD * 100.0
+                ));
             }
         }
         if traces.is_empty() && !files.is_empty() {
@@ -144,7 +169,7 @@ impl Background {
                 "the background files hold no usable series".to_string(),
             ));
         }
-        Ok(Background::from_traces(traces, devices, seed))
+        Ok((traces, notes))
     }
 
     /// Maps traces onto devices in order, cycling.
@@ -227,6 +252,16 @@ mod tests {
         assert_eq!(trace.next_change(0.0), 10.0);
         assert_eq!(trace.next_change(25.0), 30.0);
         assert!((trace.mean(0.0, 20.0) - 0.3).abs() < 1e-9);
+    }
+
+    #[test]
+    fn values_out_of_range_are_clamped_and_counted() {
+        let points = [(0.0, -0.5), (1.0, 0.5), (2.0, 12.0), (3.0, f64::NAN)];
+        assert_eq!(Trace::clamped(&points), 3);
+        let trace = Trace::new("t".into(), &points).expect("valid trace");
+        assert_eq!(trace.value(0.5), 0.0);
+        assert_eq!(trace.value(2.5), MAX_LOAD);
+        assert_eq!(trace.value(3.5), 0.0);
     }
 
     #[test]

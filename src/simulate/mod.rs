@@ -308,24 +308,38 @@ pub fn simulate_one(
 /// Runs every workflow under every policy, calling `each` with each outcome as it is ready.
 pub fn simulate(
     config: &SimConfig,
+    each: impl FnMut(&Outcome) -> Result<(), SimError>,
+) -> Result<Vec<Outcome>, SimError> {
+    simulate_noting(config, |_| {}, each)
+}
+
+/// [`simulate`], telling `note` what the inputs lost on the way in (background rows that did
+/// not parse, values clamped) before the first outcome.
+pub fn simulate_noting(
+    config: &SimConfig,
+    mut note: impl FnMut(&str),
     mut each: impl FnMut(&Outcome) -> Result<(), SimError>,
 ) -> Result<Vec<Outcome>, SimError> {
     let platform = match &config.platform {
         Some(path) => Some(SimPlatform::read(path)?),
         None => None,
     };
+    // Read once: every workflow maps the same traces onto its own devices.
+    let traces = if config.background.is_empty() {
+        Vec::new()
+    } else {
+        let (traces, notes) =
+            Background::read_traces(&config.background, config.background_format)?;
+        notes.iter().for_each(|line| note(line));
+        traces
+    };
     let mut outcomes = Vec::new();
     for path in &config.workflows {
         let prepared = prepare(path, platform.as_ref(), config.ccr)?;
-        let background = if config.background.is_empty() {
+        let background = if traces.is_empty() {
             Background::none(prepared.platform.len())
         } else {
-            Background::load(
-                &config.background,
-                config.background_format,
-                prepared.platform.len(),
-                config.seed,
-            )?
+            Background::from_traces(traces.clone(), prepared.platform.len(), config.seed)
         };
         for &policy in &config.policies {
             let outcome = simulate_one(&prepared, &background, policy, config)?;
