@@ -181,6 +181,50 @@ fn exposition_parser_survives_mutated_pages() {
     }
 }
 
+/// A server that answers every request with `body` (HTTP/1.1, then closes), for `requests`
+/// requests; its base URL.
+fn answering(body: String, requests: usize) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    let address = listener.local_addr().expect("address");
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(requests) {
+            let Ok(mut stream) = stream else { continue };
+            let mut head = [0u8; 4096];
+            let _ = std::io::Read::read(&mut stream, &mut head);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    format!("http://{address}")
+}
+
+#[test]
+fn history_points_outside_the_asked_range_are_skipped() {
+    // One answer for every resource's query: a point before the range, two in it, one after.
+    let body = r#"{"status":"success","data":{"resultType":"matrix","result":[
+        {"metric":{"instance":"n:9100"},"values":[[99,"0.1"],[100,"0.2"],[110,"0.3"],[121,"0.4"]]}]}}"#;
+    let url = answering(body.to_string(), Resource::ALL.len());
+    let query = HistoryQuery {
+        start: 100_000,
+        end: 120_000,
+        step_ms: 10_000,
+        rate_window: "1m".into(),
+        capacity: Capacity::DEFAULT,
+        devices: BTreeMap::new(),
+        timeout: Duration::from_secs(10),
+    };
+    let history = read_history(&url, &query).expect("answers");
+    assert!(history
+        .records
+        .iter()
+        .all(|r| (100_000..=120_000).contains(&r.time)));
+    assert_eq!(history.records.len(), 2 * Resource::ALL.len());
+    assert_eq!(history.skipped_points, 2 * Resource::ALL.len() as u64);
+}
+
 // ---- the real thing ----
 
 /// Kills the servers the test started, however it ends.
