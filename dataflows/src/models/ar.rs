@@ -76,6 +76,31 @@ impl Ar {
         if !self.has_form(h) {
             return None;
         }
+        let mut value = 0.0;
+        self.with_centred_lags(history, |centred| {
+            value = self.form_value(h, mean, centred);
+        });
+        Some(value)
+    }
+
+    /// `f` given the newest p lags less the centre, newest first, read from the window once
+    /// for any number of forms (on the stack for the usual orders).
+    fn with_centred_lags(&self, history: &History, f: impl FnOnce(&[f64])) {
+        let p = self.coefficients.len();
+        if p <= MAX_STACK_ORDER {
+            let mut centred = [0.0; MAX_STACK_ORDER];
+            for (i, lag) in centred.iter_mut().take(p).enumerate() {
+                *lag = history.lag(i) - self.centre;
+            }
+            f(&centred[..p]);
+        } else {
+            let centred: Vec<f64> = (0..p).map(|i| history.lag(i) - self.centre).collect();
+            f(&centred);
+        }
+    }
+
+    /// The form of (`h`, `mean`) applied to `centred` lags (see [`Ar::with_centred_lags`]).
+    fn form_value(&self, h: usize, mean: bool, centred: &[f64]) -> f64 {
         let h = h.max(1);
         let mut forms = self.forms.borrow_mut();
         let index = match forms.iter().position(|f| f.h == h && f.mean == mean) {
@@ -90,10 +115,10 @@ impl Ar {
         };
         let form = &forms[index];
         let mut value = form.constant;
-        for (i, weight) in form.weights.iter().enumerate() {
-            value += weight * (history.lag(i) - self.centre);
+        for (weight, lag) in form.weights.iter().zip(centred) {
+            value += weight * lag;
         }
-        Some(value + self.centre)
+        value + self.centre
     }
 
     /// Runs [`Ar::path`]'s recursion on symbols: each value is a constant plus weights on the
@@ -273,9 +298,12 @@ impl Member for Ar {
     fn forecasts_at(&self, horizons: &[usize], history: &History, out: &mut [f64]) {
         let longest = horizons.iter().copied().max().unwrap_or(1).max(1);
         if self.has_form(longest) {
-            for (slot, &h) in out.iter_mut().zip(horizons) {
-                *slot = self.forecast(h, history);
-            }
+            // The lags are read once for every horizon.
+            self.with_centred_lags(history, |centred| {
+                for (slot, &h) in out.iter_mut().zip(horizons) {
+                    *slot = self.form_value(h, false, centred);
+                }
+            });
             return;
         }
         // One walk of the path serves every horizon.

@@ -188,12 +188,28 @@ impl Auto {
             .collect()
     }
 
+    /// Each member's forecasts at every bucket, members in [`KINDS`] order. The members are
+    /// called by their types, not through `dyn Member`: this runs at every sample, and static
+    /// calls let the small ones inline.
+    fn members_forecasts(&self, history: &History) -> [[f64; BUCKETS.len()]; MEMBERS] {
+        fn at<M: Member>(member: &M, history: &History) -> [f64; BUCKETS.len()] {
+            let mut forecasts = [0.0; BUCKETS.len()];
+            member.forecasts_at(&BUCKETS, history, &mut forecasts);
+            forecasts
+        }
+        [
+            at(&self.ewma, history),
+            at(&self.holt, history),
+            at(&self.hw, history),
+            at(&self.ar, history),
+            at(&self.median, history),
+        ]
+    }
+
     /// Records each member's forecasts from the newest sample, to be scored when they come due.
     pub(crate) fn settle(&mut self, history: &History) {
-        let mut forecasts = [0.0; BUCKETS.len()];
-        for m in 0..MEMBERS {
-            self.member(m)
-                .forecasts_at(&BUCKETS, history, &mut forecasts);
+        let all = self.members_forecasts(history);
+        for (m, forecasts) in all.iter().enumerate() {
             for (bucket, &f) in forecasts.iter().enumerate() {
                 let slot = OFFSETS[bucket] + self.cursors[bucket];
                 self.pending[m * SLOTS + slot] = history.clamp(f);
@@ -262,8 +278,14 @@ impl Member for Auto {
                     self.squared[k].add(error * error, ERROR_DECAY);
                 }
             }
-            self.member_mut(m).observe(value, history);
         }
+        // Scoring reads only the pending forecasts, which no member's observe touches, so the
+        // members may observe after all are scored; by their types, as in `members_forecasts`.
+        self.ewma.observe(value, history);
+        self.holt.observe(value, history);
+        self.hw.observe(value, history);
+        self.ar.observe(value, history);
+        self.median.observe(value, history);
     }
 
     fn refit(&mut self, values: &[f64]) {
@@ -282,8 +304,15 @@ impl Member for Auto {
     fn mean_over(&self, h: usize, history: &History) -> f64 {
         // The mean over 1..=h is dominated by the middle of the run.
         let weights = self.bucket_weights(bucket_of(h.div_ceil(2)));
+        let means = [
+            self.ewma.mean_over(h, history),
+            self.holt.mean_over(h, history),
+            self.hw.mean_over(h, history),
+            self.ar.mean_over(h, history),
+            self.median.mean_over(h, history),
+        ];
         (0..MEMBERS)
-            .map(|m| weights[m] * history.clamp(self.member(m).mean_over(h, history)))
+            .map(|m| weights[m] * history.clamp(means[m]))
             .sum()
     }
 
