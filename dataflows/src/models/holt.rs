@@ -2,9 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{
-    burn_in, coordinate_search, improves, recent, History, Member, FIT_SPAN, REPLAY_LANES,
-};
+use super::{burn_in, coordinate_search, recent, History, Member, FIT_SPAN, REPLAY_LANES};
 
 const ALPHAS: [f64; 5] = [0.1, 0.3, 0.5, 0.8, 1.0];
 const BETAS: [f64; 3] = [0.01, 0.05, 0.2];
@@ -133,8 +131,8 @@ impl Member for Holt {
         let values = recent(values, FIT_SPAN);
         let phis: &[f64] = if self.damped { &PHIS } else { &[1.0] };
         let start = [0.5, 0.05, if self.damped { 0.9 } else { 1.0 }];
-        // The search's best replay, kept so that the winner need not be replayed again.
-        let mut best: Option<(f64, f64, f64)> = None;
+        // Every replay's end state, so that the winner's need not be replayed again.
+        let mut ends: Vec<(Trend, f64, f64)> = Vec::new();
         let mut params = Vec::new();
         let ([alpha, beta, phi], score) = coordinate_search([&ALPHAS, &BETAS, phis], start, |ps| {
             params.clear();
@@ -144,14 +142,17 @@ impl Member for Holt {
                 phi: p[2],
             }));
             let replays = Holt::replay_all(&params, values);
-            for &(level, trend, score) in &replays {
-                if best.is_none_or(|(_, _, b)| improves(score, b)) {
-                    best = Some((level, trend, score));
-                }
-            }
+            ends.extend(
+                params
+                    .iter()
+                    .zip(&replays)
+                    .map(|(&trial, &(level, trend, _))| (trial, level, trend)),
+            );
             replays.iter().map(|&(_, _, score)| score).collect()
         });
-        if let (true, Some((level, trend, _))) = (score.is_finite(), best) {
+        let winner = Trend { alpha, beta, phi };
+        let end = ends.iter().find(|(trial, _, _)| *trial == winner);
+        if let (true, Some(&(_, level, trend))) = (score.is_finite(), end) {
             self.params = Trend { alpha, beta, phi };
             (self.level, self.trend) = (level, trend);
             self.started = true;

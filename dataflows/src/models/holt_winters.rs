@@ -5,9 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::holt::Trend;
 use super::season::{detect_period, DEFAULT_SEASON_CANDIDATES};
-use super::{
-    burn_in, coordinate_search, improves, recent, History, Member, FIT_SPAN, REPLAY_LANES,
-};
+use super::{burn_in, coordinate_search, recent, History, Member, FIT_SPAN, REPLAY_LANES};
 
 const ALPHAS: [f64; 4] = [0.05, 0.2, 0.5, 0.8];
 /// A trend inside a daily cycle is mostly the season's own slope; keep the trend weight small.
@@ -222,8 +220,8 @@ impl Member for HoltWinters {
         let phi = if self.damped { 0.9 } else { 1.0 };
         let gammas: &[f64] = if period > 1 { &GAMMAS } else { &[0.0] };
         let start = [0.2, 0.0, gammas[gammas.len() / 2]];
-        // The search's best replay, kept so that the winner need not be replayed again.
-        let mut best: Option<Replay> = None;
+        // Every replay with its trial, so that the winner's need not be replayed again.
+        let mut replayed: Vec<((Trend, f64), Replay)> = Vec::new();
         let mut params = Vec::new();
         let ([alpha, beta, gamma], score) =
             coordinate_search([&ALPHAS, &BETAS, gammas], start, |ps| {
@@ -238,17 +236,15 @@ impl Member for HoltWinters {
                 }));
                 let replays = HoltWinters::replay_all(&params, values, level0, &season0);
                 let scores = replays.iter().map(|r| r.score).collect();
-                for replay in replays {
-                    if best
-                        .as_ref()
-                        .is_none_or(|b| improves(replay.score, b.score))
-                    {
-                        best = Some(replay);
-                    }
-                }
+                replayed.extend(params.iter().copied().zip(replays));
                 scores
             });
-        if let (true, Some(replay)) = (score.is_finite(), best) {
+        let winner = (Trend { alpha, beta, phi }, gamma);
+        let replay = replayed
+            .into_iter()
+            .find(|(trial, _)| *trial == winner)
+            .map(|(_, replay)| replay);
+        if let (true, Some(replay)) = (score.is_finite(), replay) {
             self.params = Trend { alpha, beta, phi };
             self.gamma = gamma;
             self.level = replay.level;
