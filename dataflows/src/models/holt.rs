@@ -95,25 +95,50 @@ impl Holt {
         let (unscored, scored) = rest.split_at((burn_in(values.len()) - 1).min(rest.len()));
         let mut out = Vec::with_capacity(trials.len());
         for lanes in trials.chunks(REPLAY_LANES) {
-            let mut level = [first; REPLAY_LANES];
-            let mut trend = [0.0; REPLAY_LANES];
-            let mut sse = [0.0; REPLAY_LANES];
-            for &y in unscored {
-                for (k, params) in lanes.iter().enumerate() {
-                    (level[k], trend[k]) = params.step(level[k], trend[k], y);
-                }
-            }
-            for &y in scored {
-                for (k, params) in lanes.iter().enumerate() {
-                    let error = y - level[k] - params.phi * trend[k];
-                    sse[k] += error * error;
-                    (level[k], trend[k]) = params.step(level[k], trend[k], y);
-                }
-            }
-            let count = scored.len().max(1) as f64;
-            out.extend((0..lanes.len()).map(|k| (level[k], trend[k], sse[k] / count)));
+            // Lanes in a fixed count, the spare ones repeating the last trial, let the compiler
+            // pair them in vector registers; the count is the next power of two, so a pass of
+            // two trials does not pay for eight.
+            let replay = match lanes.len() {
+                0..=2 => Holt::replay_lanes::<2>,
+                3..=4 => Holt::replay_lanes::<4>,
+                _ => Holt::replay_lanes::<REPLAY_LANES>,
+            };
+            replay(lanes, first, unscored, scored, &mut out);
         }
         out
+    }
+
+    /// [`Holt::replay_all`]'s pass over up to `N` trials side by side, from `first`, appending
+    /// (level, trend, mean squared error) per trial to `out`. Each trial's arithmetic is
+    /// exactly its own replay's.
+    fn replay_lanes<const N: usize>(
+        lanes: &[Trend],
+        first: f64,
+        unscored: &[f64],
+        scored: &[f64],
+        out: &mut Vec<(f64, f64, f64)>,
+    ) {
+        let Some(&last) = lanes.last() else {
+            return;
+        };
+        let params: [Trend; N] = std::array::from_fn(|k| lanes.get(k).copied().unwrap_or(last));
+        let mut level = [first; N];
+        let mut trend = [0.0; N];
+        let mut sse = [0.0; N];
+        for &y in unscored {
+            for k in 0..N {
+                (level[k], trend[k]) = params[k].step(level[k], trend[k], y);
+            }
+        }
+        for &y in scored {
+            for k in 0..N {
+                let error = y - level[k] - params[k].phi * trend[k];
+                sse[k] += error * error;
+                (level[k], trend[k]) = params[k].step(level[k], trend[k], y);
+            }
+        }
+        let count = scored.len().max(1) as f64;
+        out.extend((0..lanes.len()).map(|k| (level[k], trend[k], sse[k] / count)));
     }
 }
 

@@ -138,47 +138,71 @@ impl HoltWinters {
         let (unscored, scored) = values.split_at(skip.min(values.len()));
         let mut out = Vec::with_capacity(trials.len());
         for lanes in trials.chunks(REPLAY_LANES) {
-            let n = lanes.len();
-            let mut level = [level0; REPLAY_LANES];
-            let mut trend = [0.0; REPLAY_LANES];
-            let mut sse = [0.0; REPLAY_LANES];
-            // Phase-major: a step's lanes read and write one run of `n` values.
-            let mut season: Vec<f64> = season0
-                .iter()
-                .flat_map(|&s| std::iter::repeat_n(s, n))
-                .collect();
-            let mut phase = 0;
-            let mut step = |y: f64, scored: bool| {
-                let slots = &mut season[phase * n..phase * n + n];
-                for (k, (params, gamma)) in lanes.iter().enumerate() {
-                    let s = slots[k];
-                    if scored {
-                        let error = y - level[k] - params.phi * trend[k] - s;
-                        sse[k] += error * error;
-                    }
-                    (level[k], trend[k]) = params.step(level[k], trend[k], y - s);
-                    slots[k] = s + gamma * (y - level[k] - s);
-                }
-                phase += 1;
-                if phase == period {
-                    phase = 0;
-                }
+            // Lanes in a fixed count, the spare ones repeating the last trial, let the compiler
+            // pair them in vector registers; the count is the next power of two, so a pass of
+            // two trials does not pay for eight.
+            let replay = match lanes.len() {
+                0..=2 => Self::replay_lanes::<2>,
+                3..=4 => Self::replay_lanes::<4>,
+                _ => Self::replay_lanes::<REPLAY_LANES>,
             };
-            for &y in unscored {
-                step(y, false);
-            }
-            for &y in scored {
-                step(y, true);
-            }
-            let count = scored.len().max(1) as f64;
-            out.extend((0..n).map(|k| Replay {
-                level: level[k],
-                trend: trend[k],
-                season: season.iter().skip(k).step_by(n).copied().collect(),
-                score: sse[k] / count,
-            }));
+            replay(lanes, unscored, scored, level0, season0, &mut out);
         }
         out
+    }
+
+    /// [`HoltWinters::replay_all`]'s pass over up to `N` trials side by side, appending a
+    /// [`Replay`] per trial to `out`. Each trial's arithmetic is exactly its own replay's.
+    fn replay_lanes<const N: usize>(
+        lanes: &[(Trend, f64)],
+        unscored: &[f64],
+        scored: &[f64],
+        level0: f64,
+        season0: &[f64],
+        out: &mut Vec<Replay>,
+    ) {
+        let Some(&last) = lanes.last() else {
+            return;
+        };
+        let period = season0.len();
+        let trial = |k: usize| lanes.get(k).copied().unwrap_or(last);
+        let params: [Trend; N] = std::array::from_fn(|k| trial(k).0);
+        let gammas: [f64; N] = std::array::from_fn(|k| trial(k).1);
+        let mut level = [level0; N];
+        let mut trend = [0.0; N];
+        let mut sse = [0.0; N];
+        // Phase-major: a step's lanes read and write one run of `N` values.
+        let mut season: Vec<[f64; N]> = season0.iter().map(|&s| [s; N]).collect();
+        let mut phase = 0;
+        let mut step = |y: f64, scored: bool| {
+            let slots = &mut season[phase];
+            for k in 0..N {
+                let s = slots[k];
+                if scored {
+                    let error = y - level[k] - params[k].phi * trend[k] - s;
+                    sse[k] += error * error;
+                }
+                (level[k], trend[k]) = params[k].step(level[k], trend[k], y - s);
+                slots[k] = s + gammas[k] * (y - level[k] - s);
+            }
+            phase += 1;
+            if phase == period {
+                phase = 0;
+            }
+        };
+        for &y in unscored {
+            step(y, false);
+        }
+        for &y in scored {
+            step(y, true);
+        }
+        let count = scored.len().max(1) as f64;
+        out.extend((0..lanes.len()).map(|k| Replay {
+            level: level[k],
+            trend: trend[k],
+            season: season.iter().map(|slots| slots[k]).collect(),
+            score: sse[k] / count,
+        }));
     }
 
     fn seasonal(&self, ahead: usize) -> f64 {

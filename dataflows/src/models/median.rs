@@ -39,7 +39,17 @@ fn median_of_five(values: [f64; WINDOW]) -> f64 {
         k[b] = high;
     };
     // Knuth's 9-comparator network for five.
-    for (a, b) in [(0, 3), (1, 4), (0, 2), (1, 3), (0, 1), (2, 4), (1, 2), (3, 4), (2, 3)] {
+    for (a, b) in [
+        (0, 3),
+        (1, 4),
+        (0, 2),
+        (1, 3),
+        (0, 1),
+        (2, 4),
+        (1, 2),
+        (3, 4),
+        (2, 3),
+    ] {
         exchange(a, b);
     }
     f64::from_bits(total_key(k[2]) as u64)
@@ -83,7 +93,17 @@ mod tests {
 
     #[test]
     fn the_network_median_is_the_sorted_middle_to_the_bit() {
-        let specials = [0.0, -0.0, 1.0, -1.0, 1e-310, -1e-310, f64::MAX, f64::MIN, 0.5];
+        let specials = [
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            1e-310,
+            -1e-310,
+            f64::MAX,
+            f64::MIN,
+            0.5,
+        ];
         let mut noise = Noise::new(5);
         for round in 0..20_000 {
             let window: [f64; WINDOW] = std::array::from_fn(|_| {
