@@ -174,27 +174,32 @@ impl HoltWinters {
         // Phase-major: a step's lanes read and write one run of `N` values.
         let mut season: Vec<[f64; N]> = season0.iter().map(|&s| [s; N]).collect();
         let mut phase = 0;
-        let mut step = |y: f64, scored: bool| {
-            let slots = &mut season[phase];
-            for k in 0..N {
-                let s = slots[k];
-                if scored {
-                    let error = y - level[k] - params[k].phi * trend[k] - s;
-                    sse[k] += error * error;
+        // One step of every lane; a macro rather than a closure, which the compiler left as a
+        // call per value.
+        macro_rules! step {
+            ($y:expr, $scored:expr) => {{
+                let y = $y;
+                let slots = &mut season[phase];
+                for k in 0..N {
+                    let s = slots[k];
+                    if $scored {
+                        let error = y - level[k] - params[k].phi * trend[k] - s;
+                        sse[k] += error * error;
+                    }
+                    (level[k], trend[k]) = params[k].step(level[k], trend[k], y - s);
+                    slots[k] = s + gammas[k] * (y - level[k] - s);
                 }
-                (level[k], trend[k]) = params[k].step(level[k], trend[k], y - s);
-                slots[k] = s + gammas[k] * (y - level[k] - s);
-            }
-            phase += 1;
-            if phase == period {
-                phase = 0;
-            }
-        };
+                phase += 1;
+                if phase == period {
+                    phase = 0;
+                }
+            }};
+        }
         for &y in unscored {
-            step(y, false);
+            step!(y, false);
         }
         for &y in scored {
-            step(y, true);
+            step!(y, true);
         }
         let count = scored.len().max(1) as f64;
         out.extend((0..lanes.len()).map(|k| Replay {
@@ -206,7 +211,15 @@ impl HoltWinters {
     }
 
     fn seasonal(&self, ahead: usize) -> f64 {
-        self.season[(self.phase + ahead) % self.season.len()]
+        // Auto asks for five horizons at every sample, each within a season mostly: a
+        // division only past its end.
+        let index = self.phase + ahead;
+        let period = self.season.len();
+        self.season[if index < period {
+            index
+        } else {
+            index % period
+        }]
     }
 }
 
@@ -220,7 +233,10 @@ impl Member for HoltWinters {
             self.level = value - s;
             self.started = true;
         }
-        self.phase = (self.phase + 1) % self.season.len();
+        self.phase += 1;
+        if self.phase >= self.season.len() {
+            self.phase = 0;
+        }
     }
 
     fn refit(&mut self, values: &[f64]) {
