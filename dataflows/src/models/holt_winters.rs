@@ -306,11 +306,18 @@ impl Member for HoltWinters {
         let mut phase = self.phase % period;
         // `Sum` for floats starts from -0.0; so does this, to the bit.
         let mut sum = -0.0;
-        for _ in 0..h {
-            sum += self.season[phase];
-            phase += 1;
-            if phase == period {
-                phase = 0;
+        match self.season.as_slice() {
+            // No season in use: its one entry is a zero, and h zeros of one sign add up to
+            // the first sum (h > 0 always, see `SeriesModel::mean_over`), without the walk.
+            [only] if *only == 0.0 && h > 0 => sum += *only,
+            _ => {
+                for _ in 0..h {
+                    sum += self.season[phase];
+                    phase += 1;
+                    if phase == period {
+                        phase = 0;
+                    }
+                }
             }
         }
         let seasonal = sum / h as f64;
@@ -346,18 +353,29 @@ mod tests {
 
     #[test]
     fn mean_over_sums_the_season_as_the_per_step_lookup_does() {
-        let mut m = model(Some(24));
-        let mut noise = Noise::new(3);
-        for t in 0..500 {
-            m.update(seasonal(t, 24) + noise.next());
-            let Core::HoltWinters(hw) = &m.core else {
-                unreachable!("a Holt-Winters model")
-            };
-            for h in [1, 7, 24, 60, 100] {
-                let seasonal = (0..h).map(|k| hw.seasonal(k)).sum::<f64>() / h as f64;
-                let expected = hw.level + hw.params.mean_carried(h) * hw.trend + seasonal;
-                let got = hw.mean_over(h, &m.history);
-                assert_eq!(got.to_bits(), expected.to_bits(), "t {t} h {h}");
+        // A season, and none (one zero entry, which the sum skips walking).
+        for season in [Some(24), Some(1)] {
+            let mut m = model(season);
+            let mut noise = Noise::new(3);
+            for t in 0..500 {
+                m.update(seasonal(t, 24) + noise.next());
+                let Core::HoltWinters(hw) = &mut m.core else {
+                    unreachable!("a Holt-Winters model")
+                };
+                if season == Some(1) && t % 2 == 1 {
+                    // Both zeros: the sum keeps the sign h zeros of one sign give.
+                    hw.season[0] = -0.0;
+                }
+                let hw = &*hw;
+                for h in [1, 7, 24, 60, 100] {
+                    let seasonal = (0..h).map(|k| hw.seasonal(k)).sum::<f64>() / h as f64;
+                    let expected = hw.level + hw.params.mean_carried(h) * hw.trend + seasonal;
+                    let got = hw.mean_over(h, &m.history);
+                    assert_eq!(got.to_bits(), expected.to_bits(), "t {t} h {h}");
+                }
+                if season == Some(1) {
+                    assert_eq!(hw.season.len(), 1, "no season in use");
+                }
             }
         }
     }
