@@ -270,15 +270,22 @@ impl Member for Ar {
         }
         let centre = values.iter().sum::<f64>() / n as f64;
         let rows = n - p;
-        let mut design = Array2::<f64>::ones((rows, p + 1));
-        let mut target = Array1::<f64>::zeros(rows);
-        for r in 0..rows {
-            let t = r + p;
-            target[r] = values[t] - centre;
-            for k in 1..=p {
-                design[[r, k]] = values[t - k] - centre;
-            }
+        // Row by row into flat buffers (indexing the arrays element by element was most of a
+        // refit's own time): row r is [1, y(t-1), …, y(t-p)] for t = r + p, centred.
+        let mut flat = Vec::with_capacity(rows * (p + 1));
+        let mut targets = Vec::with_capacity(rows);
+        for (r, window) in values.windows(p + 1).enumerate().take(rows) {
+            debug_assert_eq!(window.len(), p + 1, "row {r}");
+            targets.push(window[p] - centre);
+            flat.push(1.0);
+            flat.extend(window[..p].iter().rev().map(|v| v - centre));
         }
+        let (Ok(design), target) = (
+            Array2::from_shape_vec((rows, p + 1), flat),
+            Array1::from_vec(targets),
+        ) else {
+            return;
+        };
         let gram = design.t().dot(&design);
         let moment = design.t().dot(&target);
         let Some(beta) = solve_ridge(gram, moment) else {
