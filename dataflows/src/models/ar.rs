@@ -270,24 +270,27 @@ impl Member for Ar {
         }
         let centre = values.iter().sum::<f64>() / n as f64;
         let rows = n - p;
-        // Row by row into flat buffers (indexing the arrays element by element was most of a
+        // Row by row into a flat buffer (indexing the array element by element was most of a
         // refit's own time): row r is [1, y(t-1), …, y(t-p)] for t = r + p, centred.
         let mut flat = Vec::with_capacity(rows * (p + 1));
-        let mut targets = Vec::with_capacity(rows);
-        for (r, window) in values.windows(p + 1).enumerate().take(rows) {
-            debug_assert_eq!(window.len(), p + 1, "row {r}");
-            targets.push(window[p] - centre);
+        // X^T y as ndarray's matrix-vector product computes it for the transposed (strided)
+        // design: per column, the products summed in row order from zero (then times one,
+        // which changes no bit). Here the columns' sums advance side by side as the rows are
+        // built, to the same bits, with no second pass over the design.
+        let mut moment = Array1::<f64>::zeros(p + 1);
+        for window in values.windows(p + 1).take(rows) {
+            let target = window[p] - centre;
+            let start = flat.len();
             flat.push(1.0);
             flat.extend(window[..p].iter().rev().map(|v| v - centre));
+            for (sum, x) in moment.iter_mut().zip(&flat[start..]) {
+                *sum = *sum + x * target;
+            }
         }
-        let (Ok(design), target) = (
-            Array2::from_shape_vec((rows, p + 1), flat),
-            Array1::from_vec(targets),
-        ) else {
+        let Ok(design) = Array2::from_shape_vec((rows, p + 1), flat) else {
             return;
         };
         let gram = design.t().dot(&design);
-        let moment = design.t().dot(&target);
         let Some(beta) = solve_ridge(gram, moment) else {
             return;
         };
