@@ -96,11 +96,12 @@ impl Holt {
         let mut out = Vec::with_capacity(trials.len());
         for lanes in trials.chunks(REPLAY_LANES) {
             // Lanes in a fixed count, the spare ones repeating the last trial, let the compiler
-            // pair them in vector registers; the count is the next power of two, so a pass of
-            // two trials does not pay for eight.
+            // pair them in vector registers; the count is the next even one, so a pass of two
+            // trials does not pay for eight.
             let replay = match lanes.len() {
                 0..=2 => Holt::replay_lanes::<2>,
                 3..=4 => Holt::replay_lanes::<4>,
+                5..=6 => Holt::replay_lanes::<6>,
                 _ => Holt::replay_lanes::<REPLAY_LANES>,
             };
             replay(lanes, first, unscored, scored, &mut out);
