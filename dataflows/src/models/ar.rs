@@ -284,7 +284,7 @@ impl Member for Ar {
             flat.push(1.0);
             flat.extend(window[..p].iter().rev().map(|v| v - centre));
             for (sum, x) in moment.iter_mut().zip(&flat[start..]) {
-                *sum = *sum + x * target;
+                *sum += x * target;
             }
         }
         let Ok(design) = Array2::from_shape_vec((rows, p + 1), flat) else {
