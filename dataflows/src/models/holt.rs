@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{burn_in, coordinate_search, recent, History, Member, FIT_SPAN, REPLAY_LANES};
+use super::{
+    burn_in, coordinate_search, recent, replay_pass, History, Member, FIT_SPAN, REPLAY_LANES,
+};
 
 const ALPHAS: [f64; 5] = [0.1, 0.3, 0.5, 0.8, 1.0];
 const BETAS: [f64; 3] = [0.01, 0.05, 0.2];
@@ -95,15 +97,7 @@ impl Holt {
         let (unscored, scored) = rest.split_at((burn_in(values.len()) - 1).min(rest.len()));
         let mut out = Vec::with_capacity(trials.len());
         for lanes in trials.chunks(REPLAY_LANES) {
-            // Lanes in a fixed count, the spare ones repeating the last trial, let the compiler
-            // pair them in vector registers; the count is the next even one, so a pass of two
-            // trials does not pay for eight.
-            let replay = match lanes.len() {
-                0..=2 => Holt::replay_lanes::<2>,
-                3..=4 => Holt::replay_lanes::<4>,
-                5..=6 => Holt::replay_lanes::<6>,
-                _ => Holt::replay_lanes::<REPLAY_LANES>,
-            };
+            let replay = replay_pass!(lanes.len(), Holt::replay_lanes);
             replay(lanes, first, unscored, scored, &mut out);
         }
         out

@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 
 use super::holt::Trend;
 use super::season::{detect_period, DEFAULT_SEASON_CANDIDATES};
-use super::{burn_in, coordinate_search, recent, History, Member, FIT_SPAN, REPLAY_LANES};
+use super::{
+    burn_in, coordinate_search, recent, replay_pass, History, Member, FIT_SPAN, REPLAY_LANES,
+};
 
 const ALPHAS: [f64; 4] = [0.05, 0.2, 0.5, 0.8];
 /// A trend inside a daily cycle is mostly the season's own slope; keep the trend weight small.
@@ -138,15 +140,7 @@ impl HoltWinters {
         let (unscored, scored) = values.split_at(skip.min(values.len()));
         let mut out = Vec::with_capacity(trials.len());
         for lanes in trials.chunks(REPLAY_LANES) {
-            // Lanes in a fixed count, the spare ones repeating the last trial, let the compiler
-            // pair them in vector registers; the count is the next even one, so a pass of two
-            // trials does not pay for eight.
-            let replay = match lanes.len() {
-                0..=2 => Self::replay_lanes::<2>,
-                3..=4 => Self::replay_lanes::<4>,
-                5..=6 => Self::replay_lanes::<6>,
-                _ => Self::replay_lanes::<REPLAY_LANES>,
-            };
+            let replay = replay_pass!(lanes.len(), Self::replay_lanes);
             replay(lanes, unscored, scored, level0, season0, &mut out);
         }
         out

@@ -569,6 +569,22 @@ pub(crate) fn improves(score: f64, best: f64) -> bool {
 /// start fit in one pass.
 pub(crate) const REPLAY_LANES: usize = 8;
 
+/// The monomorph of a generic `replay_lanes::<N>` pass for `n` trials. Lanes in a fixed count,
+/// the spare ones repeating the last trial, let the compiler pair them in vector registers; the
+/// count is the next even one up to [`REPLAY_LANES`], so a pass of two trials does not pay for
+/// eight.
+macro_rules! replay_pass {
+    ($n:expr, $($replay:tt)+) => {
+        match $n {
+            0..=2 => $($replay)+::<2>,
+            3..=4 => $($replay)+::<4>,
+            5..=6 => $($replay)+::<6>,
+            _ => $($replay)+::<{ $crate::models::REPLAY_LANES }>,
+        }
+    };
+}
+pub(crate) use replay_pass;
+
 /// Minimises a score one coordinate at a time over its grid, starting from `start`: a handful
 /// of replays instead of the whole product of the grids, which kept the per-sample cost of
 /// refits under a microsecond. Returns the best point and its score.
