@@ -8,6 +8,7 @@ use std::cell::RefCell;
 use ndarray::{Array1, Array2};
 use serde::{Deserialize, Serialize};
 
+use super::fit_memo::FitMemo;
 use super::{recent, History, Member, FIT_SPAN};
 
 /// Orders up to this run their forecast path in a ring on the stack.
@@ -50,6 +51,10 @@ pub(crate) struct Ar {
     /// Linear forms of this fit's forecasts, by horizon; rebuilt after a refit or a restore.
     #[serde(skip)]
     forms: RefCell<Vec<LinearForm>>,
+    /// The last fit, when its window was constant ([`FitMemo`]): (centre, intercept,
+    /// coefficients).
+    #[serde(skip)]
+    memo: FitMemo<(f64, f64, Vec<f64>)>,
 }
 
 impl Ar {
@@ -60,7 +65,41 @@ impl Ar {
             intercept: 0.0,
             coefficients: Vec::new(),
             forms: RefCell::new(Vec::new()),
+            memo: FitMemo::default(),
         }
+    }
+
+    /// Least squares on `values` at order up to `order` (fewer when the window is short):
+    /// (centre, intercept, coefficients), or `None` when there is no fit.
+    fn fit(values: &[f64], order: usize) -> Option<(f64, f64, Vec<f64>)> {
+        let n = values.len();
+        let p = order.min(n.saturating_sub(1) / (ROWS_PER_COEFFICIENT + 1));
+        if p == 0 {
+            return None;
+        }
+        let centre = values.iter().sum::<f64>() / n as f64;
+        let rows = n - p;
+        // Row by row into a flat buffer (indexing the array element by element was most of a
+        // refit's own time): row r is [1, y(t-1), …, y(t-p)] for t = r + p, centred.
+        let mut flat = Vec::with_capacity(rows * (p + 1));
+        // X^T y as ndarray's matrix-vector product computes it for the transposed (strided)
+        // design: per column, the products summed in row order from zero (then times one,
+        // which changes no bit). Here the columns' sums advance side by side as the rows are
+        // built, to the same bits, with no second pass over the design.
+        let mut moment = Array1::<f64>::zeros(p + 1);
+        for window in values.windows(p + 1).take(rows) {
+            let target = window[p] - centre;
+            let start = flat.len();
+            flat.push(1.0);
+            flat.extend(window[..p].iter().rev().map(|v| v - centre));
+            for (sum, x) in moment.iter_mut().zip(&flat[start..]) {
+                *sum += x * target;
+            }
+        }
+        let design = Array2::from_shape_vec((rows, p + 1), flat).ok()?;
+        let gram = design.t().dot(&design);
+        let beta = solve_ridge(gram, moment)?;
+        Some((centre, beta[0], beta.iter().skip(1).copied().collect()))
     }
 
     /// Whether a forecast `h` steps ahead comes from a [`LinearForm`]: not before the first
@@ -261,43 +300,27 @@ impl Member for Ar {
     fn refit(&mut self, values: &[f64]) {
         // A window grown for long seasons would only make the fit costlier.
         let values = recent(values, FIT_SPAN);
-        let n = values.len();
-        let p = self
-            .order
-            .min(n.saturating_sub(1) / (ROWS_PER_COEFFICIENT + 1));
-        if p == 0 {
-            return;
-        }
-        let centre = values.iter().sum::<f64>() / n as f64;
-        let rows = n - p;
-        // Row by row into a flat buffer (indexing the array element by element was most of a
-        // refit's own time): row r is [1, y(t-1), …, y(t-p)] for t = r + p, centred.
-        let mut flat = Vec::with_capacity(rows * (p + 1));
-        // X^T y as ndarray's matrix-vector product computes it for the transposed (strided)
-        // design: per column, the products summed in row order from zero (then times one,
-        // which changes no bit). Here the columns' sums advance side by side as the rows are
-        // built, to the same bits, with no second pass over the design.
-        let mut moment = Array1::<f64>::zeros(p + 1);
-        for window in values.windows(p + 1).take(rows) {
-            let target = window[p] - centre;
-            let start = flat.len();
-            flat.push(1.0);
-            flat.extend(window[..p].iter().rev().map(|v| v - centre));
-            for (sum, x) in moment.iter_mut().zip(&flat[start..]) {
-                *sum += x * target;
-            }
-        }
-        let Ok(design) = Array2::from_shape_vec((rows, p + 1), flat) else {
+        let order = self.order;
+        let Some((centre, intercept, coefficients)) = self
+            .memo
+            .fit_or_recall(values, 0, || Ar::fit(values, order))
+        else {
             return;
         };
-        let gram = design.t().dot(&design);
-        let Some(beta) = solve_ridge(gram, moment) else {
-            return;
-        };
+        // The forms are worked out from the intercept and coefficients alone: a fit that
+        // restores the same ones (see `FitMemo`) keeps them.
+        let same = intercept.to_bits() == self.intercept.to_bits()
+            && coefficients.len() == self.coefficients.len()
+            && coefficients
+                .iter()
+                .zip(&self.coefficients)
+                .all(|(a, b)| a.to_bits() == b.to_bits());
         self.centre = centre;
-        self.intercept = beta[0];
-        self.coefficients = beta.iter().skip(1).copied().collect();
-        self.forms.get_mut().clear();
+        self.intercept = intercept;
+        self.coefficients = coefficients;
+        if !same {
+            self.forms.get_mut().clear();
+        }
     }
 
     fn forecast(&self, h: usize, history: &History) -> f64 {

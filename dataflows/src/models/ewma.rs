@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::fit_memo::FitMemo;
 use super::{burn_in, recent, History, Member, FIT_SPAN};
 
 /// The smoothing weights tried at each refit; 1.0 is the naive forecast, which wins on series
@@ -13,6 +14,9 @@ pub(crate) struct Ewma {
     alpha: f64,
     level: f64,
     started: bool,
+    /// The last fit, when its window was constant ([`FitMemo`]).
+    #[serde(skip)]
+    memo: FitMemo<(f64, f64)>,
 }
 
 impl Ewma {
@@ -21,6 +25,7 @@ impl Ewma {
             alpha: 0.5,
             level: 0.0,
             started: false,
+            memo: FitMemo::default(),
         }
     }
 
@@ -80,6 +85,21 @@ impl Ewma {
     }
 }
 
+impl Ewma {
+    /// The weight that replays `values` best and the level it ends in; `None` when none
+    /// scores.
+    fn fit(values: &[f64]) -> Option<(f64, f64)> {
+        let mut best: Option<(f64, f64, f64)> = None;
+        for (alpha, (level, score)) in ALPHAS.into_iter().zip(Ewma::replay_all(values)) {
+            // Strictly better only: ties (a constant series) keep the smoother weight.
+            if score < best.map_or(f64::INFINITY, |(best, _, _)| best) {
+                best = Some((score, alpha, level));
+            }
+        }
+        best.map(|(_, alpha, level)| (alpha, level))
+    }
+}
+
 impl Member for Ewma {
     fn observe(&mut self, value: f64, _history: &History) {
         if self.started {
@@ -92,16 +112,9 @@ impl Member for Ewma {
 
     fn refit(&mut self, values: &[f64]) {
         let values = recent(values, FIT_SPAN);
-        let mut best = (f64::INFINITY, self.alpha, self.level);
-        for (alpha, (level, score)) in ALPHAS.into_iter().zip(Ewma::replay_all(values)) {
-            // Strictly better only: ties (a constant series) keep the smoother weight.
-            if score < best.0 {
-                best = (score, alpha, level);
-            }
-        }
-        if best.0.is_finite() {
-            self.alpha = best.1;
-            self.level = best.2;
+        if let Some((alpha, level)) = self.memo.fit_or_recall(values, 0, || Ewma::fit(values)) {
+            self.alpha = alpha;
+            self.level = level;
             self.started = true;
         }
     }

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::fit_memo::FitMemo;
 use super::{
     burn_in, coordinate_search, recent, replay_pass, History, Member, FIT_SPAN, REPLAY_LANES,
 };
@@ -67,6 +68,9 @@ pub(crate) struct Holt {
     level: f64,
     trend: f64,
     started: bool,
+    /// The last fit, when its window was constant ([`FitMemo`]).
+    #[serde(skip)]
+    memo: FitMemo<(Trend, f64, f64)>,
 }
 
 impl Holt {
@@ -81,7 +85,37 @@ impl Holt {
             level: 0.0,
             trend: 0.0,
             started: false,
+            memo: FitMemo::default(),
         }
+    }
+
+    /// The parameters that replay `values` best, with the (level, trend) they end in; `None`
+    /// when no trial scores.
+    fn fit(values: &[f64], damped: bool) -> Option<(Trend, f64, f64)> {
+        let phis: &[f64] = if damped { &PHIS } else { &[1.0] };
+        let start = [0.5, 0.05, if damped { 0.9 } else { 1.0 }];
+        // Every replay's end state, so that the winner's need not be replayed again.
+        let mut ends: Vec<(Trend, f64, f64)> = Vec::new();
+        let mut params = Vec::new();
+        let ([alpha, beta, phi], score) = coordinate_search([&ALPHAS, &BETAS, phis], start, |ps| {
+            params.clear();
+            params.extend(ps.iter().map(|p| Trend {
+                alpha: p[0],
+                beta: p[1],
+                phi: p[2],
+            }));
+            let replays = Holt::replay_all(&params, values);
+            ends.extend(
+                params
+                    .iter()
+                    .zip(&replays)
+                    .map(|(&trial, &(level, trend, _))| (trial, level, trend)),
+            );
+            replays.iter().map(|&(_, _, score)| score).collect()
+        });
+        let winner = Trend { alpha, beta, phi };
+        let end = ends.iter().find(|(trial, _, _)| *trial == winner);
+        end.copied().filter(|_| score.is_finite())
     }
 
     /// Replays each of `trials` over `values` from the first value: the (level, trend) each
@@ -149,31 +183,12 @@ impl Member for Holt {
 
     fn refit(&mut self, values: &[f64]) {
         let values = recent(values, FIT_SPAN);
-        let phis: &[f64] = if self.damped { &PHIS } else { &[1.0] };
-        let start = [0.5, 0.05, if self.damped { 0.9 } else { 1.0 }];
-        // Every replay's end state, so that the winner's need not be replayed again.
-        let mut ends: Vec<(Trend, f64, f64)> = Vec::new();
-        let mut params = Vec::new();
-        let ([alpha, beta, phi], score) = coordinate_search([&ALPHAS, &BETAS, phis], start, |ps| {
-            params.clear();
-            params.extend(ps.iter().map(|p| Trend {
-                alpha: p[0],
-                beta: p[1],
-                phi: p[2],
-            }));
-            let replays = Holt::replay_all(&params, values);
-            ends.extend(
-                params
-                    .iter()
-                    .zip(&replays)
-                    .map(|(&trial, &(level, trend, _))| (trial, level, trend)),
-            );
-            replays.iter().map(|&(_, _, score)| score).collect()
-        });
-        let winner = Trend { alpha, beta, phi };
-        let end = ends.iter().find(|(trial, _, _)| *trial == winner);
-        if let (true, Some(&(_, level, trend))) = (score.is_finite(), end) {
-            self.params = Trend { alpha, beta, phi };
+        let damped = self.damped;
+        if let Some((params, level, trend)) = self
+            .memo
+            .fit_or_recall(values, 0, || Holt::fit(values, damped))
+        {
+            self.params = params;
             (self.level, self.trend) = (level, trend);
             self.started = true;
         }

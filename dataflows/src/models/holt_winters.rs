@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::fit_memo::FitMemo;
 use super::holt::Trend;
 use super::season::{detect_period, DEFAULT_SEASON_CANDIDATES};
 use super::{
@@ -32,6 +33,9 @@ pub(crate) struct HoltWinters {
     candidates: [usize; 6],
     /// Whether the candidates changed since the period was last sought.
     redetect: bool,
+    /// The last fit, when its window was constant ([`FitMemo`]; keyed by the period too).
+    #[serde(skip)]
+    memo: FitMemo<(Trend, f64, Replay)>,
 }
 
 /// The period is looked for again at every this many refits (and at each of the first eight,
@@ -40,6 +44,7 @@ pub(crate) struct HoltWinters {
 const DETECT_EVERY: u64 = 4;
 
 /// The state a replay ends in.
+#[derive(Clone, Debug)]
 struct Replay {
     level: f64,
     trend: f64,
@@ -66,6 +71,7 @@ impl HoltWinters {
             refits: 0,
             candidates: DEFAULT_SEASON_CANDIDATES,
             redetect: false,
+            memo: FitMemo::default(),
         }
     }
 
@@ -102,6 +108,40 @@ impl HoltWinters {
             }
             None => self.season.len(),
         }
+    }
+
+    /// The parameters that replay `values` best with a season of `period`, with the state
+    /// they end in; `None` when no trial scores.
+    fn fit(values: &[f64], period: usize, damped: bool) -> Option<(Trend, f64, Replay)> {
+        let (level0, season0) = HoltWinters::initial(values, period);
+        let phi = if damped { 0.9 } else { 1.0 };
+        let gammas: &[f64] = if period > 1 { &GAMMAS } else { &[0.0] };
+        let start = [0.2, 0.0, gammas[gammas.len() / 2]];
+        // Every replay with its trial, so that the winner's need not be replayed again.
+        let mut replayed: Vec<((Trend, f64), Replay)> = Vec::new();
+        let mut params = Vec::new();
+        let ([alpha, beta, gamma], score) =
+            coordinate_search([&ALPHAS, &BETAS, gammas], start, |ps| {
+                params.clear();
+                params.extend(ps.iter().map(|p| {
+                    let trend = Trend {
+                        alpha: p[0],
+                        beta: p[1],
+                        phi,
+                    };
+                    (trend, p[2])
+                }));
+                let replays = HoltWinters::replay_all(&params, values, level0, &season0);
+                let scores = replays.iter().map(|r| r.score).collect();
+                replayed.extend(params.iter().copied().zip(replays));
+                scores
+            });
+        let winner = (Trend { alpha, beta, phi }, gamma);
+        let replay = replayed
+            .into_iter()
+            .find(|(trial, _)| *trial == winner)
+            .map(|(_, replay)| replay)?;
+        score.is_finite().then_some((winner.0, winner.1, replay))
     }
 
     /// The first cycle's mean and the mean profile of up to four first cycles, so that the
@@ -251,36 +291,12 @@ impl Member for HoltWinters {
             return;
         }
         let values = recent(values, span);
-        let (level0, season0) = HoltWinters::initial(values, period);
-        let phi = if self.damped { 0.9 } else { 1.0 };
-        let gammas: &[f64] = if period > 1 { &GAMMAS } else { &[0.0] };
-        let start = [0.2, 0.0, gammas[gammas.len() / 2]];
-        // Every replay with its trial, so that the winner's need not be replayed again.
-        let mut replayed: Vec<((Trend, f64), Replay)> = Vec::new();
-        let mut params = Vec::new();
-        let ([alpha, beta, gamma], score) =
-            coordinate_search([&ALPHAS, &BETAS, gammas], start, |ps| {
-                params.clear();
-                params.extend(ps.iter().map(|p| {
-                    let trend = Trend {
-                        alpha: p[0],
-                        beta: p[1],
-                        phi,
-                    };
-                    (trend, p[2])
-                }));
-                let replays = HoltWinters::replay_all(&params, values, level0, &season0);
-                let scores = replays.iter().map(|r| r.score).collect();
-                replayed.extend(params.iter().copied().zip(replays));
-                scores
-            });
-        let winner = (Trend { alpha, beta, phi }, gamma);
-        let replay = replayed
-            .into_iter()
-            .find(|(trial, _)| *trial == winner)
-            .map(|(_, replay)| replay);
-        if let (true, Some(replay)) = (score.is_finite(), replay) {
-            self.params = Trend { alpha, beta, phi };
+        let damped = self.damped;
+        let fitted = self
+            .memo
+            .fit_or_recall(values, period, || HoltWinters::fit(values, period, damped));
+        if let Some((params, gamma, replay)) = fitted {
+            self.params = params;
             self.gamma = gamma;
             self.level = replay.level;
             self.trend = replay.trend;

@@ -25,6 +25,7 @@
 mod ar;
 mod auto;
 mod ewma;
+mod fit_memo;
 mod holt;
 mod holt_winters;
 mod median;
