@@ -96,6 +96,20 @@ fn due_members(seen: u64, every: usize) -> Option<([bool; MEMBERS], bool)> {
     due.contains(&true).then_some((due, young || point == 0))
 }
 
+/// `exponent.exp()`, without the call where the result is exact anyway: 1 for the best member
+/// (an exponent of zero), and 0 below -746, where e^x is under half the least subnormal and
+/// rounds to zero. On a steady series every member is one or the other, and these were two of
+/// the ten exponentials a sample's query pays for.
+fn weight_of(exponent: f64) -> f64 {
+    if exponent == 0.0 {
+        1.0
+    } else if exponent < -746.0 {
+        0.0
+    } else {
+        exponent.exp()
+    }
+}
+
 fn bucket_of(h: usize) -> usize {
     BUCKETS.iter().rposition(|&b| b <= h).unwrap_or(0)
 }
@@ -172,7 +186,7 @@ impl Auto {
         // A member with no error at all (a constant series) takes everything, without dividing
         // by zero.
         let floor = smallest.max(1e-12 * largest).max(f64::MIN_POSITIVE);
-        let mut weights = errors.map(|e| (-SHARPNESS * (e.max(floor) / floor - 1.0)).exp());
+        let mut weights = errors.map(|e| weight_of(-SHARPNESS * (e.max(floor) / floor - 1.0)));
         let total: f64 = weights.iter().sum();
         for w in &mut weights {
             *w /= total;
@@ -336,7 +350,7 @@ impl Member for Auto {
 mod tests {
     use super::super::testing::{seasonal, Noise};
     use super::super::{Core, ModelConfig, ModelKind, SeriesModel};
-    use super::{due_members, BUCKETS, CEILING, MEMBERS};
+    use super::{due_members, weight_of, BUCKETS, CEILING, MEMBERS};
 
     /// Mean absolute h-step error of each kind over the last `scored` steps of `series`.
     fn errors(series: &[f64], h: usize, scored: usize) -> Vec<(ModelKind, f64)> {
@@ -467,6 +481,24 @@ mod tests {
         assert!(model.forecast(1) < 0.05, "{}", model.forecast(1));
         model.update(0.0);
         assert!(model.forecast(1) < 0.05, "{}", model.forecast(1));
+    }
+
+    #[test]
+    fn weights_skip_only_exponentials_that_are_exact() {
+        for x in [
+            0.0,
+            -0.0,
+            -746.0,
+            -745.0,
+            -745.2,
+            -1e300,
+            f64::NEG_INFINITY,
+            -1e-300,
+            -20.0,
+        ] {
+            assert_eq!(weight_of(x).to_bits(), x.exp().to_bits(), "exp({x})");
+        }
+        assert!(weight_of(f64::NAN).is_nan());
     }
 
     #[test]
