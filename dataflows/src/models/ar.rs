@@ -48,6 +48,10 @@ pub(crate) struct Ar {
     intercept: f64,
     /// phi_1..phi_p; empty before the first fit, when the forecast is the newest value.
     coefficients: Vec<f64>,
+    /// Whether the last fit's window was one value: then every coefficient and the intercept
+    /// are zero and every forecast is that value, the centre.
+    #[serde(default)]
+    flat: bool,
     /// Linear forms of this fit's forecasts, by horizon; rebuilt after a refit or a restore.
     #[serde(skip)]
     forms: RefCell<Vec<LinearForm>>,
@@ -64,6 +68,7 @@ impl Ar {
             centre: 0.0,
             intercept: 0.0,
             coefficients: Vec::new(),
+            flat: false,
             forms: RefCell::new(Vec::new()),
             memo: FitMemo::default(),
         }
@@ -76,6 +81,13 @@ impl Ar {
         let p = order.min(n.saturating_sub(1) / (ROWS_PER_COEFFICIENT + 1));
         if p == 0 {
             return None;
+        }
+        // A window of one value has nothing to fit: least squares would only fit the rounding
+        // of its mean. Its AR(p) is that value, with every coefficient zero.
+        if let Some(&first) = values.first() {
+            if values.iter().all(|v| v.to_bits() == first.to_bits()) {
+                return Some((first, 0.0, vec![0.0; p]));
+            }
         }
         let centre = values.iter().sum::<f64>() / n as f64;
         let rows = n - p;
@@ -109,9 +121,12 @@ impl Ar {
     }
 
     /// The forecast `h` steps ahead (`mean`: the mean of steps 1..=h), from the linear form
-    /// of this fit, built the first time it is asked for; `None` when the path must be walked
-    /// (see [`Ar::has_form`]).
+    /// of this fit, built the first time it is asked for (a flat fit's is its centre at every
+    /// horizon); `None` when the path must be walked (see [`Ar::has_form`]).
     fn by_form(&self, h: usize, mean: bool, history: &History) -> Option<f64> {
+        if self.flat {
+            return Some(self.centre);
+        }
         if !self.has_form(h) {
             return None;
         }
@@ -315,6 +330,7 @@ impl Member for Ar {
                 .iter()
                 .zip(&self.coefficients)
                 .all(|(a, b)| a.to_bits() == b.to_bits());
+        self.flat = intercept == 0.0 && coefficients.iter().all(|&phi| phi == 0.0);
         self.centre = centre;
         self.intercept = intercept;
         self.coefficients = coefficients;
@@ -330,6 +346,10 @@ impl Member for Ar {
 
     fn forecasts_at(&self, horizons: &[usize], history: &History, out: &mut [f64]) {
         let longest = horizons.iter().copied().max().unwrap_or(1).max(1);
+        if self.flat {
+            out.fill(self.centre);
+            return;
+        }
         if self.has_form(longest) {
             // The lags are read once for every horizon.
             self.with_centred_lags(history, |centred| {
@@ -524,7 +544,28 @@ mod tests {
         for _ in 0..300 {
             m.update(0.42);
         }
-        assert!((m.forecast(12) - 0.42).abs() < 1e-9);
+        // Exactly: a window of one value fits no coefficients, where least squares would fit
+        // the rounding of its mean.
+        for h in [1, 6, 12, 60, 5000] {
+            assert_eq!(m.forecast(h), 0.42, "h = {h}");
+            assert_eq!(m.mean_over(h), 0.42, "mean over {h}");
+        }
+        let Core::Ar(ar) = &m.core else {
+            unreachable!()
+        };
+        assert!(ar.flat);
+        assert_eq!(ar.variance_factor(12), 1.0);
+        // One other value in the window, and the fit is least squares again.
+        m.update(0.5);
+        for _ in 0..300 {
+            m.update(0.42);
+        }
+        let Core::Ar(ar) = &m.core else {
+            unreachable!()
+        };
+        assert!(!ar.flat);
+        assert!(ar.coefficients().0.iter().any(|&phi| phi != 0.0));
+        assert!((m.forecast(12) - 0.42).abs() < 1e-3);
     }
 
     #[test]
