@@ -27,9 +27,9 @@ pub const PREVIOUS: &str = "checkpoint.prev.bin";
 const TEMPORARY: &str = "checkpoint.tmp";
 const PREVIOUS_TEMPORARY: &str = "checkpoint.prev.tmp";
 /// `AUGURCK` and the layout version: bumped whenever the encoded state changes shape (2: the
-/// anomaly scorer's absence detector), since bincode is not self-describing and an older
-/// layout would fail to decode with a message about enum tags.
-const MAGIC: &[u8; 8] = b"AUGURCK2";
+/// anomaly scorer's absence detector; 3: AR's flat fit), since bincode is not self-describing
+/// and an older layout would fail to decode with a message about enum tags.
+const MAGIC: &[u8; 8] = b"AUGURCK3";
 /// Magic, payload length, checksum.
 const HEADER_BYTES: usize = 24;
 

@@ -48,9 +48,9 @@ pub(crate) struct Ar {
     intercept: f64,
     /// phi_1..phi_p; empty before the first fit, when the forecast is the newest value.
     coefficients: Vec<f64>,
-    /// Whether the last fit's window was one value: then every coefficient and the intercept
-    /// are zero and every forecast is that value, the centre.
-    #[serde(default)]
+    /// Whether the fit is flat: every coefficient and the intercept zero, as a window of one
+    /// value fits (a least-squares fit can also land on exact zeros, rarely). Every forecast is
+    /// then the centre, which is what the forms would sum to, less the sign of a zero centre.
     flat: bool,
     /// Linear forms of this fit's forecasts, by horizon; rebuilt after a refit or a restore.
     #[serde(skip)]
@@ -347,7 +347,9 @@ impl Member for Ar {
     fn forecasts_at(&self, horizons: &[usize], history: &History, out: &mut [f64]) {
         let longest = horizons.iter().copied().max().unwrap_or(1).max(1);
         if self.flat {
-            out.fill(self.centre);
+            out.iter_mut()
+                .take(horizons.len())
+                .for_each(|slot| *slot = self.centre);
             return;
         }
         if self.has_form(longest) {

@@ -485,12 +485,15 @@ mod tests {
 
     #[test]
     fn weights_skip_only_exponentials_that_are_exact() {
+        // Both edges, and past the lower one (where the call is skipped) as far as -inf.
         for x in [
             0.0,
             -0.0,
-            -746.0,
             -745.0,
             -745.2,
+            -746.0,
+            -746.000001,
+            -800.0,
             -1e300,
             f64::NEG_INFINITY,
             -1e-300,
