@@ -8,7 +8,7 @@ use std::cell::RefCell;
 use ndarray::{Array1, Array2};
 use serde::{Deserialize, Serialize};
 
-use super::fit_memo::FitMemo;
+use super::fit_memo::constant_value;
 use super::{recent, History, Member, FIT_SPAN};
 
 /// Orders up to this run their forecast path in a ring on the stack.
@@ -55,10 +55,6 @@ pub(crate) struct Ar {
     /// Linear forms of this fit's forecasts, by horizon; rebuilt after a refit or a restore.
     #[serde(skip)]
     forms: RefCell<Vec<LinearForm>>,
-    /// The last fit, when its window was constant ([`FitMemo`]): (centre, intercept,
-    /// coefficients).
-    #[serde(skip)]
-    memo: FitMemo<(f64, f64, Vec<f64>)>,
 }
 
 impl Ar {
@@ -70,7 +66,6 @@ impl Ar {
             coefficients: Vec::new(),
             flat: false,
             forms: RefCell::new(Vec::new()),
-            memo: FitMemo::default(),
         }
     }
 
@@ -83,11 +78,10 @@ impl Ar {
             return None;
         }
         // A window of one value has nothing to fit: least squares would only fit the rounding
-        // of its mean. Its AR(p) is that value, with every coefficient zero.
-        if let Some(&first) = values.first() {
-            if values.iter().all(|v| v.to_bits() == first.to_bits()) {
-                return Some((first, 0.0, vec![0.0; p]));
-            }
+        // of its mean. Its AR(p) is that value, with every coefficient zero (and so costs no
+        // more to refit than this check: no memo is needed, as the other members keep).
+        if let Some(value) = constant_value(values) {
+            return Some((value, 0.0, vec![0.0; p]));
         }
         let centre = values.iter().sum::<f64>() / n as f64;
         let rows = n - p;
@@ -315,28 +309,14 @@ impl Member for Ar {
     fn refit(&mut self, values: &[f64]) {
         // A window grown for long seasons would only make the fit costlier.
         let values = recent(values, FIT_SPAN);
-        let order = self.order;
-        let Some((centre, intercept, coefficients)) = self
-            .memo
-            .fit_or_recall(values, 0, || Ar::fit(values, order))
-        else {
+        let Some((centre, intercept, coefficients)) = Ar::fit(values, self.order) else {
             return;
         };
-        // The forms are worked out from the intercept and coefficients alone: a fit that
-        // restores the same ones (see `FitMemo`) keeps them.
-        let same = intercept.to_bits() == self.intercept.to_bits()
-            && coefficients.len() == self.coefficients.len()
-            && coefficients
-                .iter()
-                .zip(&self.coefficients)
-                .all(|(a, b)| a.to_bits() == b.to_bits());
         self.flat = intercept == 0.0 && coefficients.iter().all(|&phi| phi == 0.0);
         self.centre = centre;
         self.intercept = intercept;
         self.coefficients = coefficients;
-        if !same {
-            self.forms.get_mut().clear();
-        }
+        self.forms.get_mut().clear();
     }
 
     fn forecast(&self, h: usize, history: &History) -> f64 {

@@ -29,6 +29,19 @@ impl Ewma {
         }
     }
 
+    /// The weight that replays `values` best and the level it ends in; `None` when none
+    /// scores.
+    fn fit(values: &[f64]) -> Option<(f64, f64)> {
+        let mut best: Option<(f64, f64, f64)> = None;
+        for (alpha, (level, score)) in ALPHAS.into_iter().zip(Ewma::replay_all(values)) {
+            // Strictly better only: ties (a constant series) keep the smoother weight.
+            if score < best.map_or(f64::INFINITY, |(best, _, _)| best) {
+                best = Some((score, alpha, level));
+            }
+        }
+        best.map(|(_, alpha, level)| (alpha, level))
+    }
+
     #[cfg(test)]
     pub(crate) fn alpha(&self) -> f64 {
         self.alpha
@@ -82,21 +95,6 @@ impl Ewma {
         }
         let count = scored.len().max(1) as f64;
         std::array::from_fn(|k| (level[k], sse[k] / count))
-    }
-}
-
-impl Ewma {
-    /// The weight that replays `values` best and the level it ends in; `None` when none
-    /// scores.
-    fn fit(values: &[f64]) -> Option<(f64, f64)> {
-        let mut best: Option<(f64, f64, f64)> = None;
-        for (alpha, (level, score)) in ALPHAS.into_iter().zip(Ewma::replay_all(values)) {
-            // Strictly better only: ties (a constant series) keep the smoother weight.
-            if score < best.map_or(f64::INFINITY, |(best, _, _)| best) {
-                best = Some((score, alpha, level));
-            }
-        }
-        best.map(|(_, alpha, level)| (alpha, level))
     }
 }
 

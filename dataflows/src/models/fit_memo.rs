@@ -2,11 +2,12 @@
 //!
 //! A device that does not move reports the same value for days (an idle machine's memory, a
 //! disk at rest), and every refit of its series would search the same parameters over the
-//! same window again: most of what such a series costs. The fits of EWMA, Holt, Holt-Winters
-//! (for a given period) and AR are functions of the window alone, so when the window is
+//! same window again: most of what such a series costs. The fits of EWMA, Holt and Holt-Winters
+//! (for a given period) are functions of the window alone, so when the window is
 //! bitwise one value of the same length as at the last fit, the last fit's result is exactly
 //! what the fit would compute, and is restored instead. Any other window is fitted as before;
-//! telling a constant window apart stops at its first differing value.
+//! telling a constant window apart stops at its first differing value. AR needs no memo: it
+//! fits a constant window as that value, at the cost of this same check.
 
 /// The result of the last fit, if its window was constant. Boxed, so that a member that never
 /// sees a constant window carries one pointer, and the state read at every sample stays as
@@ -38,7 +39,7 @@ impl<S: Clone> FitMemo<S> {
         extra: usize,
         fit: impl FnOnce() -> Option<S>,
     ) -> Option<S> {
-        let Some(bits) = constant_bits(values) else {
+        let Some(bits) = constant_value(values).map(f64::to_bits) else {
             self.0 = None;
             return fit();
         };
@@ -55,14 +56,15 @@ impl<S: Clone> FitMemo<S> {
     }
 }
 
-/// The bits of the value every element of `values` has, if there is one (and `values` is not
-/// empty). Bitwise, so 0.0 and -0.0 differ, and a NaN is one value only with itself.
-fn constant_bits(values: &[f64]) -> Option<u64> {
-    let bits = values.first()?.to_bits();
+/// The value every element of `values` has, if there is one (and `values` is not empty).
+/// Bitwise, so 0.0 and -0.0 differ, and a NaN is one value only with itself.
+pub(crate) fn constant_value(values: &[f64]) -> Option<f64> {
+    let first = *values.first()?;
+    let bits = first.to_bits();
     values
         .iter()
         .all(|value| value.to_bits() == bits)
-        .then_some(bits)
+        .then_some(first)
 }
 
 #[cfg(test)]
