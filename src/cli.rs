@@ -248,6 +248,10 @@ pub struct ForecastArgs {
     /// One JSON line per series x model x horizon instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Update the model at every point before the test region instead of catching it up
+    /// (slower; every single model forecasts the same to the bit, `auto` all but the same).
+    #[arg(long)]
+    pub full_replay: bool,
 }
 
 /// Flags of `augur anomalies`: anomaly scores per series in the NAB results layout.

@@ -11,6 +11,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::ar::Ar;
+use super::catch_up::later_refits;
 use super::ewma::Ewma;
 use super::holt::Holt;
 use super::holt_winters::HoltWinters;
@@ -164,6 +165,68 @@ impl Auto {
         }
     }
 
+    /// [`Auto::refit_members`] during a catch-up to `until` samples: each due member is told
+    /// how many refits it has left before then ([`Member::refit_ahead`]).
+    pub(crate) fn refit_members_ahead(
+        &mut self,
+        seen: u64,
+        every: usize,
+        history: &mut History,
+        until: u64,
+    ) {
+        let Some((due, start)) = due_members(seen, every) else {
+            return;
+        };
+        if start {
+            history.rebound();
+        }
+        let full = history.is_full();
+        let values = history.contiguous();
+        for m in (0..MEMBERS).filter(|&m| due[m]) {
+            let later = later_refits(seen, until, every, REFIT_PHASES[m] * every / 4);
+            self.member_mut(m).refit_ahead(values, later, full);
+        }
+    }
+
+    /// Each member's refit offset in the cycle of `every` samples and how many refits in a row
+    /// settle it ([`Member::refits_to_settle`]), for a catch-up's leap.
+    pub(crate) fn refit_plan(
+        &self,
+        every: usize,
+        window: usize,
+    ) -> [(usize, Option<u64>); MEMBERS] {
+        std::array::from_fn(|m| {
+            (
+                REFIT_PHASES[m] * every / 4,
+                self.member(m).refits_to_settle(window),
+            )
+        })
+    }
+
+    /// A catch-up leapt from `from` samples to `to`: each member passes its refits in between.
+    pub(crate) fn pass_refits(&mut self, from: u64, to: u64, every: usize) {
+        for (m, phase) in REFIT_PHASES.iter().enumerate() {
+            let count = later_refits(from, to, every, phase * every / 4);
+            self.member_mut(m).pass_refits(count);
+        }
+    }
+
+    /// The members take the next value, without the blend scoring their pending forecasts: a
+    /// catch-up skips the blend until its last stretch ([`SeriesModel::catch_up`]).
+    pub(crate) fn observe_members(&mut self, value: f64, history: &History) {
+        self.ewma.observe(value, history);
+        self.holt.observe(value, history);
+        self.hw.observe(value, history);
+        self.ar.observe(value, history);
+        self.median.observe(value, history);
+    }
+
+    /// Drops the forecasts awaiting their targets: the samples they were made for will not be
+    /// scored in order (a gap, or a catch-up that skips the blend).
+    pub(crate) fn forget_pending(&mut self) {
+        self.pending.fill(f64::NAN);
+    }
+
     pub(crate) fn season(&self) -> Option<usize> {
         self.hw.period()
     }
@@ -205,7 +268,7 @@ impl Auto {
     /// Each member's forecasts at every bucket, members in [`KINDS`] order. The members are
     /// called by their types, not through `dyn Member`: this runs at every sample, and static
     /// calls let the small ones inline.
-    fn members_forecasts(&self, history: &History) -> [[f64; BUCKETS.len()]; MEMBERS] {
+    pub(crate) fn members_forecasts(&self, history: &History) -> [[f64; BUCKETS.len()]; MEMBERS] {
         fn at<M: Member>(member: &M, history: &History) -> [f64; BUCKETS.len()] {
             let mut forecasts = [0.0; BUCKETS.len()];
             member.forecasts_at(&BUCKETS, history, &mut forecasts);
@@ -235,6 +298,18 @@ impl Auto {
                 *cursor = 0;
             }
         }
+    }
+
+    /// The members' forecasts `BUCKETS[bucket]` steps on from the newest sample, clamped, as
+    /// [`Auto::settle`] recorded them when that sample came: the state has not changed since
+    /// (a gap or a catch-up, which do change it, forget them). Asking again would compute the
+    /// same values to the bit (AR's `forecasts_at` takes the same forms or path as its
+    /// `forecast`), and a rolling evaluation asks at every sample. `None` once forgotten.
+    fn recorded(&self, bucket: usize) -> Option<[f64; MEMBERS]> {
+        let cursor = self.cursors[bucket];
+        let newest = OFFSETS[bucket] + if cursor == 0 { BUCKETS[bucket] } else { cursor } - 1;
+        let recorded: [f64; MEMBERS] = std::array::from_fn(|m| self.pending[m * SLOTS + newest]);
+        recorded.iter().all(|f| !f.is_nan()).then_some(recorded)
     }
 
     /// Per bucket, the largest absolute error that counts towards the weights: [`CEILING`]
@@ -295,11 +370,7 @@ impl Member for Auto {
         }
         // Scoring reads only the pending forecasts, which no member's observe touches, so the
         // members may observe after all are scored; by their types, as in `members_forecasts`.
-        self.ewma.observe(value, history);
-        self.holt.observe(value, history);
-        self.hw.observe(value, history);
-        self.ar.observe(value, history);
-        self.median.observe(value, history);
+        self.observe_members(value, history);
     }
 
     fn refit(&mut self, values: &[f64]) {
@@ -309,7 +380,13 @@ impl Member for Auto {
     }
 
     fn forecast(&self, h: usize, history: &History) -> f64 {
-        let weights = self.bucket_weights(bucket_of(h));
+        let bucket = bucket_of(h);
+        let weights = self.bucket_weights(bucket);
+        if BUCKETS[bucket] == h {
+            if let Some(recorded) = self.recorded(bucket) {
+                return (0..MEMBERS).map(|m| weights[m] * recorded[m]).sum();
+            }
+        }
         (0..MEMBERS)
             .map(|m| weights[m] * history.clamp(self.member(m).forecast(h, history)))
             .sum()
@@ -342,7 +419,7 @@ impl Member for Auto {
             self.member_mut(m).gap(steps);
         }
         // Forecasts made before the gap would be scored against the wrong steps.
-        self.pending.fill(f64::NAN);
+        self.forget_pending();
     }
 }
 

@@ -110,6 +110,35 @@ impl HoltWinters {
         }
     }
 
+    /// Whether every refit fits in full, whatever period it settles on. A season longer than
+    /// a third of FIT_SPAN is fitted at one refit in a few, the others keeping the state.
+    fn fits_at_every_refit(&self) -> bool {
+        let longest = match self.fixed {
+            Some(period) => period,
+            None => self.candidates.iter().copied().max().unwrap_or(0),
+        };
+        longest.saturating_mul(3) <= FIT_SPAN
+    }
+
+    /// Whether one of the `later` refits to come (over `len` values now, as many then when
+    /// `full`) chooses its period afresh, so that nothing a refit now would set outlives it: a
+    /// refit that does not seek the period keeps the last one's, and a fixed period is chosen
+    /// from the window alone. Only while every refit fits in full
+    /// ([`HoltWinters::fits_at_every_refit`]).
+    fn superseded(&self, len: usize, later: u64, full: bool) -> bool {
+        if later == 0 || !self.fits_at_every_refit() {
+            return false;
+        }
+        if self.fixed.is_some() {
+            return true;
+        }
+        // This refit runs with the count `refits`, the j-th after it with `refits + j`. While
+        // the window fills, a later window could be long enough to space the seeking wider.
+        let next = self.refits + 1;
+        let spacing = DETECT_EVERY * len.div_ceil(FIT_SPAN).max(1) as u64;
+        next < 8 || (full && next.next_multiple_of(spacing) <= self.refits + later)
+    }
+
     /// The parameters that replay `values` best with a season of `period`, with the state
     /// they end in; `None` when no trial scores.
     fn fit(values: &[f64], period: usize, damped: bool) -> Option<(Trend, f64, Replay)> {
@@ -304,6 +333,43 @@ impl Member for HoltWinters {
             self.season = replay.season;
             self.started = true;
         }
+    }
+
+    fn refits_to_settle(&self, window: usize) -> Option<u64> {
+        if !self.fits_at_every_refit() {
+            return None;
+        }
+        // A run of this many refits over a full window holds one that seeks the period.
+        Some(match self.fixed {
+            Some(_) => 1,
+            None => DETECT_EVERY * window.div_ceil(FIT_SPAN).max(1) as u64,
+        })
+    }
+
+    fn pass_refits(&mut self, count: u64) {
+        if count > 0 {
+            self.redetect = false;
+            self.refits += count;
+        }
+    }
+
+    fn refit_ahead(&mut self, values: &[f64], later: u64, full: bool) {
+        if values.is_empty() || later == 0 || !self.fits_at_every_refit() {
+            return self.refit(values);
+        }
+        if !self.superseded(values.len(), later, full) {
+            // The refits to come keep the period this one chooses, and the last of them fits
+            // with it: choose it (the season's length carries it), leave the fit to that one.
+            let period = self.choose_period(values);
+            if period != self.season.len() {
+                self.season = vec![0.0; period];
+                self.phase = 0;
+            }
+        }
+        // Only the counters that decide when the period is sought carry over, as `refit`
+        // moves them.
+        self.redetect = false;
+        self.refits += 1;
     }
 
     fn forecast(&self, h: usize, _history: &History) -> f64 {

@@ -24,6 +24,7 @@
 
 mod ar;
 mod auto;
+mod catch_up;
 mod ewma;
 mod fit_memo;
 mod holt;
@@ -241,6 +242,11 @@ impl History {
         self.ring[self.slot(self.len - 1 - back.min(self.len - 1))]
     }
 
+    /// Whether the window holds as many values as it can: later refits see as many as now.
+    pub(crate) fn is_full(&self) -> bool {
+        self.len == self.ring.len()
+    }
+
     /// The window as one contiguous slice, oldest first.
     pub(crate) fn contiguous(&mut self) -> &[f64] {
         self.ring.rotate_left(self.start);
@@ -271,6 +277,26 @@ pub(crate) trait Member {
     fn observe(&mut self, value: f64, history: &History);
     /// Re-estimates the parameters on `values` and replays the state over them.
     fn refit(&mut self, values: &[f64]);
+    /// [`Member::refit`] during a catch-up ([`SeriesModel::catch_up`]), when `later` more refits
+    /// of this member come before its state is next read: a refit whose every effect a later
+    /// one overwrites may be skipped. `full`: the window is at its capacity, so the later
+    /// refits see as many values as this one. A member whose refit sets its whole state from
+    /// the window alone (EWMA, Holt, AR) skips whenever another refit follows.
+    fn refit_ahead(&mut self, values: &[f64], later: u64, _full: bool) {
+        if later == 0 {
+            self.refit(values);
+        }
+    }
+    /// How many refits in a row, over a full window of `window` values, leave this member in a
+    /// state the last of them sets from that window alone, whatever came before: then a
+    /// catch-up may leap over the values before them ([`SeriesModel::catch_up`]). One for a
+    /// member whose every refit does (and for one whose each step does, like the median);
+    /// `None` where some state can outlive any number of refits.
+    fn refits_to_settle(&self, _window: usize) -> Option<u64> {
+        Some(1)
+    }
+    /// A catch-up leapt over `count` of this member's refits: advance whatever counts them.
+    fn pass_refits(&mut self, _count: u64) {}
     /// The forecast `h >= 1` steps after the newest value, unclamped.
     fn forecast(&self, h: usize, history: &History) -> f64;
     /// Forecasts at each of `horizons` into `out`.
@@ -334,6 +360,32 @@ macro_rules! dispatch {
             Core::Auto($model) => $body,
         }
     };
+}
+
+impl Core {
+    /// The model behind the enum, for the paths where a dynamic call costs nothing that shows.
+    fn member(&self) -> &dyn Member {
+        match self {
+            Core::Ewma(model) => model,
+            Core::Holt(model) => model,
+            Core::HoltWinters(model) => model,
+            Core::Ar(model) => model,
+            Core::Median(model) => model,
+            Core::Auto(model) => model.as_ref(),
+        }
+    }
+
+    /// As [`Core::member`], to change it.
+    fn member_mut(&mut self) -> &mut dyn Member {
+        match self {
+            Core::Ewma(model) => model,
+            Core::Holt(model) => model,
+            Core::HoltWinters(model) => model,
+            Core::Ar(model) => model,
+            Core::Median(model) => model,
+            Core::Auto(model) => model.as_mut(),
+        }
+    }
 }
 
 /// One series' forecaster: any [`ModelKind`], behind one type (enum dispatch, so a collection of
