@@ -367,8 +367,7 @@ mod tests {
 
     #[test]
     fn results_file_has_nab_layout_and_labels() {
-        let dir = std::env::temp_dir().join(format!("augur-anomalies-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
+        let dir = crate::testing::Scratch::new("anomalies");
         let path = dir.join("augur_a.csv");
         let s = series("a.csv", 1000);
         let scores = score_series(&s, AnomalyParams::default());
@@ -380,7 +379,6 @@ mod tests {
         assert_eq!(lines.len(), 1001);
         assert_eq!(lines[1], "t0,1,0,0");
         assert!(lines[4].ends_with(",1") && lines[5].ends_with(",1") && lines[6].ends_with(",0"));
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
@@ -396,7 +394,7 @@ mod tests {
             #[command(flatten)]
             args: AnomaliesArgs,
         }
-        let dir = std::env::temp_dir().join(format!("augur-unlabelled-{}", std::process::id()));
+        let dir = crate::testing::Scratch::new("unlabelled");
         let data = dir.join("realKnownCause");
         std::fs::create_dir_all(&data).expect("temp dir");
         let rows: String = (0..300)
@@ -432,6 +430,5 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("realKnownCause/copied.csv"), "{text}");
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

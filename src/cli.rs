@@ -1223,8 +1223,7 @@ mod tests {
 
     #[test]
     fn config_file_knobs_are_validated() {
-        let dir = std::env::temp_dir().join(format!("augur-cli-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
+        let dir = crate::testing::Scratch::new("cli");
         let good = dir.join("good.toml");
         std::fs::write(
             &good,
@@ -1258,8 +1257,7 @@ mod tests {
 
     #[test]
     fn hierarchy_knob_is_auto_by_default_and_validated() {
-        let dir = std::env::temp_dir().join(format!("augur-cli-h-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
+        let dir = crate::testing::Scratch::new("cli-h");
         let config = |text: &str| {
             let path = dir.join("hierarchy.toml");
             std::fs::write(&path, text).expect("write");

@@ -573,8 +573,7 @@ mod tests {
 
     #[test]
     fn json_lines_and_table_from_a_file() {
-        let dir = std::env::temp_dir().join(format!("augur-forecast-eval-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
+        let dir = crate::testing::Scratch::new("forecast-eval");
         let long = dir.join("long.csv");
         let mut text = String::from("timestamp,value\n");
         for i in 0..200 {
@@ -625,7 +624,6 @@ mod tests {
         run(&args_with(&argv), &mut table, &mut Vec::new()).expect("runs");
         let table = String::from_utf8(table).expect("utf8");
         assert!(table.contains("median MASE") && table.contains("auto"));
-        std::fs::remove_dir_all(&dir).ok();
     }
 
     fn args_with(extra: &[&str]) -> ForecastArgs {

@@ -466,8 +466,7 @@ mod tests {
 
     #[test]
     fn a_bad_byte_costs_its_line_and_a_wrong_format_is_an_error() {
-        let dir = std::env::temp_dir().join(format!("augur-series-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
+        let dir = crate::testing::Scratch::new("series");
         let path = dir.join("bytes.csv");
         let mut bytes = b"timestamp,value\n2014-02-14 14:30:00,1\n".to_vec();
         bytes.extend_from_slice(b"2014-02-14 14:35:00,\xff\xfe\n2014-02-14 14:40:00,3\n");
@@ -494,8 +493,7 @@ mod tests {
 
     #[test]
     fn a_long_file_read_for_one_resource_counts_that_resources_rows() {
-        let dir = std::env::temp_dir().join(format!("augur-series-long-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
+        let dir = crate::testing::Scratch::new("series-long");
         let path = dir.join("m.csv");
         let text =
             "time,device,resource,value\n1,a,cpu,0.5\n1,a,memory,x\n2,a,cpu,x\n3\n4,a,cpu,0.7\n";
@@ -519,7 +517,6 @@ mod tests {
                 dropped: 3
             }
         );
-        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! the outputs of an uninterrupted run; damaged, missing or foreign checkpoints are refused with
 //! a clear message, never a panic.
 
+use augur::testing::Scratch;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -27,11 +28,8 @@ const COMPARED: [&str; 8] = [
     "durations.json",
 ];
 
-fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("augur-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
+fn temp(name: &str) -> Scratch {
+    Scratch::new(name)
 }
 
 /// `augur run` over the whole bundled demo (what `augur demo` runs), without `--out`.
@@ -89,7 +87,10 @@ fn stderr(output: &Output) -> String {
 fn baseline() -> &'static PathBuf {
     static BASELINE: OnceLock<PathBuf> = OnceLock::new();
     BASELINE.get_or_init(|| {
-        let out = temp("checkpoint-baseline").join("out");
+        // Shared by the tests for the whole run, so it outlives any one of them: a fixed place
+        // in Cargo's scratch space for tests, emptied here.
+        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("checkpoint-baseline");
+        let _ = std::fs::remove_dir_all(&out);
         let output = run(&demo_args(), &out, &[], None);
         assert!(output.status.success(), "baseline: {}", stderr(&output));
         out

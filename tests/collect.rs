@@ -1,18 +1,16 @@
 //! `augur collect` on this host: the file it writes is what `augur run` reads, and it stops
 //! cleanly on a signal.
 
+use augur::testing::Scratch;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("augur-collect-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create a scratch folder");
-    dir
+fn scratch(name: &str) -> Scratch {
+    Scratch::new(&format!("collect-{name}"))
 }
 
 fn augur(args: &[&str]) -> Output {

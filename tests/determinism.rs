@@ -1,7 +1,8 @@
 //! The same logs give the same partition map with 1 worker, 2 workers and 2 processes.
 
+use augur::testing::Scratch;
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use crate::common::bundled_data;
@@ -71,11 +72,8 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("augur-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
+fn temp(name: &str) -> Scratch {
+    Scratch::new(name)
 }
 
 #[test]

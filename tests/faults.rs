@@ -1,8 +1,9 @@
 //! Faults: a cluster process killed mid-run, a peer that never starts, timely's connection
 //! chatter under `--quiet`, and malformed records in the middle of every kind of stream.
 
+use augur::testing::Scratch;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -13,11 +14,8 @@ use serde_json::Value;
 
 use crate::determinism::short_scenario;
 
-fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("augur-faults-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
+fn temp(name: &str) -> Scratch {
+    Scratch::new(&format!("faults-{name}"))
 }
 
 fn free_port() -> u16 {

@@ -1,22 +1,19 @@
 //! One test per kind of bad input: no panic, a clear line in rejected.jsonl, and counts in
 //! summary.json with read = accepted + rejected for every input.
 
-use std::path::PathBuf;
-
 use augur::cli::{run_config, Cli, Command};
 use augur::run::{run, RunError, RunOutcome};
+use augur::testing::Scratch;
 use clap::Parser;
 use serde_json::Value;
 
 struct Scenario {
-    dir: PathBuf,
+    dir: Scratch,
 }
 
 impl Scenario {
     fn new(name: &str) -> Scenario {
-        let dir = std::env::temp_dir().join(format!("augur-reject-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
+        let dir = Scratch::new(&format!("reject-{name}"));
         let scenario = Scenario { dir };
         scenario.write(
             "platform.toml",

@@ -4,18 +4,16 @@
 //! order: on a severely congested device a ready task runs in the wait of a head whose input is
 //! not ready, and `resculpt.jsonl` says which, where and why.
 
-use std::path::{Path, PathBuf};
+use augur::testing::Scratch;
+use std::path::Path;
 
 use augur::cli::{run_config, Cli, Command};
 use augur::run::run;
 use clap::Parser;
 use serde_json::Value;
 
-fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("augur-resculpt-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
+fn temp(name: &str) -> Scratch {
+    Scratch::new(&format!("resculpt-{name}"))
 }
 
 /// One task "render" needing 8 cores for 100 s, with a 2-core alternative taking 120 s.

@@ -1,6 +1,7 @@
 //! Runs over the real traces in ../shared/data (WfInstances, NAB, Bitbrains, Alibaba). These
 //! tests say so and pass when the folder is absent (a user's fresh clone); CI always has it.
 
+use augur::testing::Scratch;
 use std::path::{Path, PathBuf};
 
 use augur::cli::{run_config, Cli, Command};
@@ -9,11 +10,8 @@ use clap::Parser;
 
 use crate::common::shared_data;
 
-fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("augur-shared-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
+fn temp(name: &str) -> Scratch {
+    Scratch::new(&format!("shared-{name}"))
 }
 
 fn run_args(argv: &[String]) -> RunOutcome {

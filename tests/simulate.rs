@@ -1,6 +1,7 @@
 //! `augur simulate`: the closed loop on small workflows (precedence, capacity, every task once,
 //! determinism) and the `heft` policy against a schedule computed by hand.
 
+use augur::testing::Scratch;
 use std::path::PathBuf;
 
 use augur::series::SeriesFormat;
@@ -9,11 +10,8 @@ use augur::simulate::{simulate, SimConfig};
 use augur_dataflows::contention_forecast::ForecastConfig;
 use augur_dataflows::placement::{PlacementConfig, Policy};
 
-fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("augur-sim-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
+fn temp(name: &str) -> Scratch {
+    Scratch::new(&format!("sim-{name}"))
 }
 
 /// A WfFormat 1.5 workflow: `(id, parents, runtime, cores, output bytes)`; every child reads

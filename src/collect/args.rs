@@ -493,8 +493,7 @@ mod tests {
 
     #[test]
     fn platform_gives_bandwidths() {
-        let dir = std::env::temp_dir().join(format!("augur-collect-args-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
+        let dir = crate::testing::Scratch::new("collect-args");
         let platform = dir.join("p.toml");
         std::fs::write(
             &platform,
@@ -515,7 +514,6 @@ mod tests {
         );
         let c = config(&["--out", "m", "--device", "other", "--platform", &path]).expect("valid");
         assert!(matches!(c.mode, Mode::Host { capacity, .. } if capacity == Capacity::DEFAULT));
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

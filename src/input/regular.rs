@@ -55,8 +55,7 @@ mod tests {
 
     #[test]
     fn folders_and_pipes_are_refused_before_opening() {
-        let dir = std::env::temp_dir().join(format!("augur-regular-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
+        let dir = crate::testing::Scratch::new("regular");
         let error = read_regular(&dir).expect_err("a folder");
         assert!(error.to_string().starts_with("a folder"), "{error}");
         let file = dir.join("f.txt");
@@ -72,6 +71,5 @@ mod tests {
                 assert!(error.to_string().starts_with("a named pipe"), "{error}");
             }
         }
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

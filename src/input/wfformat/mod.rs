@@ -2027,8 +2027,7 @@ mod tests {
 
     #[test]
     fn files_that_are_not_clean_json() {
-        let directory = std::env::temp_dir().join(format!("augur-wfformat-{}", std::process::id()));
-        std::fs::create_dir_all(&directory).expect("temp dir");
+        let directory = crate::testing::Scratch::new("wfformat");
         let good = v15(&[("a", &[], &[], &["f"], &[], 1.0)], &[("f", 3)]);
         let mut cases: Vec<(&str, Vec<u8>)> = vec![
             ("bom", [UTF8_BOM, good.as_bytes()].concat()),
