@@ -8,7 +8,8 @@
 //! the origin, pooled over origins for each k in `--horizons`. MAE; sMAPE in percent
 //! (200 |y - f| / (|y| + |f|), 0/0 counted as 0); MASE = MAE / the in-sample MAE of the one-step
 //! naive forecast on the points before the test region (null when that is 0). `seconds` is the
-//! wall time of one model on one series: every update and forecast, refits included.
+//! wall time of one model on one series: the catch-up below, then every update and forecast
+//! of the test region, refits included.
 //!
 //! The points before the test region are taken by [`SeriesModel::catch_up`], which skips the
 //! refits that later ones overwrite: every single model forecasts exactly as if updated at each

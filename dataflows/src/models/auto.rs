@@ -227,6 +227,11 @@ impl Auto {
         self.pending.fill(f64::NAN);
     }
 
+    #[cfg(test)]
+    pub(crate) fn holt_winters(&self) -> &HoltWinters {
+        &self.hw
+    }
+
     pub(crate) fn season(&self) -> Option<usize> {
         self.hw.period()
     }
@@ -301,8 +306,9 @@ impl Auto {
     }
 
     /// The members' forecasts `BUCKETS[bucket]` steps on from the newest sample, clamped, as
-    /// [`Auto::settle`] recorded them when that sample came: the state has not changed since
-    /// (a gap or a catch-up, which do change it, forget them). Asking again would compute the
+    /// [`Auto::settle`] recorded them when that sample came. Invariant: whatever changes a
+    /// member's state after `settle` forgets them (a gap, a catch-up's quick stretch, a refit
+    /// through the `Member` trait), and the window's range only changes within an update. Asking again would compute the
     /// same values to the bit (AR's `forecasts_at` takes the same forms or path as its
     /// `forecast`), and a rolling evaluation asks at every sample. `None` once forgotten.
     fn recorded(&self, bucket: usize) -> Option<[f64; MEMBERS]> {
@@ -377,6 +383,8 @@ impl Member for Auto {
         for m in 0..MEMBERS {
             self.member_mut(m).refit(values);
         }
+        // The members changed after `settle` recorded their forecasts ([`Auto::recorded`]).
+        self.forget_pending();
     }
 
     fn forecast(&self, h: usize, history: &History) -> f64 {

@@ -75,6 +75,12 @@ impl HoltWinters {
         }
     }
 
+    /// How many refits it has counted (they decide when the period is sought).
+    #[cfg(test)]
+    pub(crate) fn refit_count(&self) -> u64 {
+        self.refits
+    }
+
     #[cfg(test)]
     pub(crate) fn candidates(&self) -> [usize; 6] {
         self.candidates
