@@ -342,7 +342,8 @@ mod tests {
             ModelKind::Ar,
             ModelKind::Auto,
         ];
-        let configs: Vec<(&str, fn(ModelKind) -> ModelConfig)> = vec![
+        type Configure = fn(ModelKind) -> ModelConfig;
+        let configs: Vec<(&str, Configure)> = vec![
             ("short cycles", |kind| ModelConfig {
                 refit_every: 50,
                 window: 300,
