@@ -16,7 +16,7 @@ use serde_json::Value;
 
 const TOKEN: &str = "test-token-0123456789abcdef";
 
-fn scratch(name: &str) -> std::path::PathBuf {
+fn scratch(name: &str) -> augur::testing::Scratch {
     crate::serve_support::scratch("serve", name)
 }
 

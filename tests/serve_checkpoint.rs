@@ -17,20 +17,21 @@ const METRICS_UNTIL_MS: i64 = 1_392_562_800_000;
 /// (tasks are running, and the last minute of it is still in the reorder buffer).
 const SPLIT_MS: i64 = 1_392_422_405_000;
 
-fn scratch(name: &str) -> std::path::PathBuf {
+fn scratch(name: &str) -> augur::testing::Scratch {
     crate::serve_support::scratch("serve-ckpt", name)
 }
 
-/// A test's checkpoint folder (inside its scratch folder), as a path and as an argument, and the
-/// demo platform's argument.
-fn folders(name: &str) -> (std::path::PathBuf, String, String) {
-    let checkpoints = scratch(name).join("checkpoints");
+/// A test's scratch folder (hold it for the test), its checkpoint folder inside it as a path
+/// and as an argument, and the demo platform's argument.
+fn folders(name: &str) -> (augur::testing::Scratch, std::path::PathBuf, String, String) {
+    let dir = scratch(name);
+    let checkpoints = dir.join("checkpoints");
     let checkpoints_arg = checkpoints.to_str().expect("utf-8 path").to_string();
     let platform_arg = repo("data/demo/platform.toml")
         .to_str()
         .expect("utf-8 path")
         .to_string();
-    (checkpoints, checkpoints_arg, platform_arg)
+    (dir, checkpoints, checkpoints_arg, platform_arg)
 }
 
 /// One record to send: its time (ms), whether it is a sample (else an event), its line.
@@ -128,7 +129,7 @@ fn outcome(server: &Server) -> (Value, Value, Value, Vec<Value>) {
 
 #[test]
 fn serve_resumed_after_sigkill_ends_as_an_uninterrupted_serve() {
-    let (checkpoints, checkpoints_arg, platform_arg) = folders("kill");
+    let (_dir, checkpoints, checkpoints_arg, platform_arg) = folders("kill");
     let (checkpoints_arg, platform_arg) = (checkpoints_arg.as_str(), platform_arg.as_str());
     let records = demo_records();
     let split = records.partition_point(|(time, _, _)| *time <= SPLIT_MS);
@@ -236,7 +237,7 @@ fn serve_resumed_after_sigkill_ends_as_an_uninterrupted_serve() {
 
 #[test]
 fn a_clean_stop_checkpoints_what_it_drained() {
-    let (checkpoints, checkpoints_arg, platform_arg) = folders("clean");
+    let (_dir, checkpoints, checkpoints_arg, platform_arg) = folders("clean");
     let (checkpoints_arg, platform_arg) = (checkpoints_arg.as_str(), platform_arg.as_str());
     let records = demo_records();
 

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use augur::testing::Scratch;
 use serde_json::Value;
 
 /// The demo's workflow, and its NAB series with the devices they drive.
@@ -22,13 +23,10 @@ pub fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
-/// An empty folder of its own for one test (`prefix` keeps test crates apart).
-pub fn scratch(prefix: &str, name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("{prefix}-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
+/// An empty folder of its own for one test (`prefix` keeps test crates apart), removed when
+/// the test passes.
+pub fn scratch(prefix: &str, name: &str) -> Scratch {
+    Scratch::new(&format!("{prefix}-{name}"))
 }
 
 /// A running `augur serve`, killed (SIGKILL: no drain, no final checkpoint) if a test ends
