@@ -409,13 +409,13 @@ fn write_table(out: &mut dyn Write, scores: &[Score]) -> std::io::Result<()> {
         .max(6);
     writeln!(
         out,
-        "{:<name_width$}  {:<5} {:>4} {:>6} {:>12} {:>8} {:>7} {:>9}",
+        "{:<name_width$}  {:<6} {:>4} {:>6} {:>12} {:>8} {:>7} {:>9}",
         "series", "model", "h", "n", "MAE", "sMAPE", "MASE", "seconds"
     )?;
     for s in scores {
         writeln!(
             out,
-            "{:<name_width$}  {:<5} {:>4} {:>6} {:>12} {:>8.2} {:>7} {:>9.4}",
+            "{:<name_width$}  {:<6} {:>4} {:>6} {:>12} {:>8.2} {:>7} {:>9.4}",
             s.series,
             s.model,
             s.horizon,
@@ -434,13 +434,13 @@ fn write_table(out: &mut dyn Write, scores: &[Score]) -> std::io::Result<()> {
     writeln!(out)?;
     writeln!(
         out,
-        "{:<5} {:>4} {:>7} {:>9} {:>10} {:>11} {:>11} {:>9}",
+        "{:<6} {:>4} {:>7} {:>9} {:>10} {:>11} {:>11} {:>9}",
         "model", "h", "series", "with MASE", "mean MASE", "median MASE", "mean sMAPE", "seconds"
     )?;
     for s in summarise(scores) {
         writeln!(
             out,
-            "{:<5} {:>4} {:>7} {:>9} {:>10} {:>11} {:>11} {:>9.3}",
+            "{:<6} {:>4} {:>7} {:>9} {:>10} {:>11} {:>11} {:>9.3}",
             s.model,
             s.horizon,
             s.series,
