@@ -383,6 +383,38 @@ mod tests {
     }
 
     #[test]
+    fn extreme_and_degenerate_values_never_panic_and_keep_the_count() {
+        let mut noise = Noise::new(9);
+        let wild: Vec<f64> = (0..3_000)
+            .map(|t| match t % 7 {
+                0 => 1e300 * noise.next(),
+                1 => f64::MIN_POSITIVE,
+                2 => -1e-300,
+                3 if t % 11 == 0 => f64::NAN,
+                4 if t % 13 == 0 => f64::NEG_INFINITY,
+                _ => 1e6 * noise.next(),
+            })
+            .collect();
+        let flat = vec![3.5; 3_000];
+        for values in [&wild, &flat] {
+            for kind in ModelKind::ALL {
+                let config = ModelConfig::new(kind);
+                let mut updated = SeriesModel::new(&config);
+                values.iter().for_each(|&v| updated.update(v));
+                let mut caught = SeriesModel::new(&config);
+                caught.catch_up(values);
+                assert_eq!(updated.len(), caught.len(), "{kind}");
+                for h in [1, 6, 12, 24] {
+                    let _ = (caught.forecast(h), caught.mean_over(h), caught.sigma(h));
+                }
+            }
+        }
+        // The flat series is fitted at every refit: the members agree to the bit there too.
+        let (updated, caught) = models(ModelKind::Auto, &flat, 3_000);
+        assert_eq!(member_bits(&updated), member_bits(&caught));
+    }
+
+    #[test]
     fn a_catch_up_within_the_settle_is_plain_updates_and_ignores_what_update_ignores() {
         // Plain updates when nothing is left to skip: bit-identical, blend included.
         let values = series(SETTLE, 4);
