@@ -1011,9 +1011,11 @@ mod tests {
     use super::*;
     use augur_dataflows::models::ModelKind;
 
-    /// A file of that name in a per-process fixture folder (the flags check that inputs exist).
+    /// An empty file of that name in a fixture folder (the flags check that inputs exist). The
+    /// tests share it while they run in parallel, so no one test may remove it: one fixed
+    /// folder, reused by every run, rather than one left behind per run.
     fn fixture(name: &str) -> String {
-        let dir = std::env::temp_dir().join(format!("augur-cli-fixtures-{}", std::process::id()));
+        let dir = std::env::temp_dir().join("augur-cli-fixtures");
         std::fs::create_dir_all(&dir).expect("fixture dir");
         let path = dir.join(name);
         std::fs::write(&path, "").expect("fixture file");
