@@ -150,24 +150,11 @@ impl Auto {
         }
     }
 
-    /// Refits the members that are due after `seen` samples (see [`due_members`]). The
-    /// forecasts' range is narrowed to the window at the cycle's start, as for the other models.
-    pub(crate) fn refit_members(&mut self, seen: u64, every: usize, history: &mut History) {
-        let Some((due, start)) = due_members(seen, every) else {
-            return;
-        };
-        if start {
-            history.rebound();
-        }
-        let values = history.contiguous();
-        for m in (0..MEMBERS).filter(|&m| due[m]) {
-            self.member_mut(m).refit(values);
-        }
-    }
-
-    /// [`Auto::refit_members`] during a catch-up to `until` samples: each due member is told
-    /// how many refits it has left before then ([`Member::refit_ahead`]).
-    pub(crate) fn refit_members_ahead(
+    /// Refits the members that are due after `seen` samples (see [`due_members`]), each told
+    /// how many of its refits come after this one up to `until` samples (none in an update;
+    /// in a catch-up, [`Member::refit_ahead`] may skip what those overwrite). The forecasts'
+    /// range is narrowed to the window at the cycle's start, as for the other models.
+    pub(crate) fn refit_members(
         &mut self,
         seen: u64,
         every: usize,

@@ -24,7 +24,7 @@
 
 use std::borrow::Cow;
 
-use super::{refit_due, Core, SeriesModel};
+use super::{Core, SeriesModel};
 
 /// The values at the end of a catch-up taken by ordinary updates, so that `auto`'s error means
 /// (memory 0.98 a step) hold all but 0.98^500 = 4e-5 of the weight an uninterrupted run's do.
@@ -79,7 +79,7 @@ impl SeriesModel {
         let window = self.history.ring.len();
         let plan: Vec<(usize, Option<u64>)> = match &self.core {
             Core::Auto(auto) => auto.refit_plan(self.refit_every, window).to_vec(),
-            core => vec![(0, core.member().refits_to_settle(window))],
+            core => vec![(0, core.refits_to_settle(window))],
         };
         let needs = plan
             .iter()
@@ -133,19 +133,11 @@ impl SeriesModel {
         }
         self.history.push(value);
         self.seen += 1;
-        if let Core::Auto(auto) = &mut self.core {
-            auto.refit_members_ahead(self.seen, self.refit_every, &mut self.history, until);
-        } else if refit_due(self.seen, self.refit_every, 0) {
-            self.history.rebound();
-            let later = later_refits(self.seen, until, self.refit_every, 0);
-            let full = self.history.is_full();
-            let values = self.history.contiguous();
-            self.core.member_mut().refit_ahead(values, later, full);
-        }
+        self.refit_what_is_due(until);
     }
 }
 
-/// How many of the sample counts `seen + 1 ..= until` are refit points ([`refit_due`] with
+/// How many of the sample counts `seen + 1 ..= until` are refit points ([`super::refit_due`] with
 /// `every` and `offset`), without visiting each.
 pub(crate) fn later_refits(seen: u64, until: u64, every: usize, offset: usize) -> u64 {
     if until <= seen {
@@ -181,7 +173,7 @@ pub(crate) fn later_refits(seen: u64, until: u64, every: usize, offset: usize) -
 #[cfg(test)]
 mod tests {
     use super::super::testing::{seasonal, Noise};
-    use super::super::{ModelConfig, ModelKind};
+    use super::super::{refit_due, ModelConfig, ModelKind};
     use super::*;
 
     #[test]

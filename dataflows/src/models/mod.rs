@@ -363,19 +363,12 @@ macro_rules! dispatch {
 }
 
 impl Core {
-    /// The model behind the enum, for the paths where a dynamic call costs nothing that shows.
-    fn member(&self) -> &dyn Member {
-        match self {
-            Core::Ewma(model) => model,
-            Core::Holt(model) => model,
-            Core::HoltWinters(model) => model,
-            Core::Ar(model) => model,
-            Core::Median(model) => model,
-            Core::Auto(model) => model.as_ref(),
-        }
+    /// [`Member::refits_to_settle`] of the model behind the enum.
+    fn refits_to_settle(&self, window: usize) -> Option<u64> {
+        dispatch!(self, model => model.refits_to_settle(window))
     }
 
-    /// As [`Core::member`], to change it.
+    /// The model behind the enum, for the paths where a dynamic call costs nothing that shows.
     fn member_mut(&mut self) -> &mut dyn Member {
         match self {
             Core::Ewma(model) => model,
@@ -471,13 +464,24 @@ impl SeriesModel {
         dispatch!(&mut self.core, model => model.observe(value, &self.history));
         self.history.push(value);
         self.seen += 1;
+        self.refit_what_is_due(self.seen);
         if let Core::Auto(auto) = &mut self.core {
-            auto.refit_members(self.seen, self.refit_every, &mut self.history);
             auto.settle(&self.history);
+        }
+    }
+
+    /// Refits whatever is due now that `seen` samples are in, each refit told how many of its
+    /// member's refits follow up to `until` samples (none when `until` is `seen`, as in an
+    /// update; a catch-up skips the refits those overwrite, see [`Member::refit_ahead`]).
+    fn refit_what_is_due(&mut self, until: u64) {
+        if let Core::Auto(auto) = &mut self.core {
+            auto.refit_members(self.seen, self.refit_every, &mut self.history, until);
         } else if refit_due(self.seen, self.refit_every, 0) {
             self.history.rebound();
+            let later = catch_up::later_refits(self.seen, until, self.refit_every, 0);
+            let full = self.history.is_full();
             let values = self.history.contiguous();
-            dispatch!(&mut self.core, model => model.refit(values));
+            self.core.member_mut().refit_ahead(values, later, full);
         }
     }
 
