@@ -263,7 +263,7 @@ pub struct AnomaliesArgs {
     /// NAB label windows (combined_windows.json) for the `label` column and the score report.
     #[arg(long, value_name = "FILE")]
     pub labels: Option<PathBuf>,
-    /// Output folder: DIR/augur/<category>/augur_<file>.csv.
+    /// Output folder: `DIR/augur/<category>/augur_<file>.csv`.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
 }

@@ -261,7 +261,7 @@ impl Shared {
         });
     }
 
-    /// Ends every stream (at shutdown), and waits (at most [`STREAM_DRAIN`]) for their writers
+    /// Ends every stream (at shutdown), and waits (at most `STREAM_DRAIN`) for their writers
     /// to write out the events already sent: the process exits next, and would cut them off.
     pub fn close_streams(&self) {
         self.subscribers

@@ -5,7 +5,7 @@
 //! HTM learns such a pattern as a sequence; this keeps only its envelope. Each of [`BINS`]
 //! quarter-hour bins holds the largest absolute residual of its earlier *visits* (a visit: the
 //! samples of one day that fall in the bin), decaying with a half-life of days so that a job
-//! that stops is forgotten. A visit counts only once it is [`VISIT_MS`] old, so the profile
+//! that stops is forgotten. A visit counts only once it is `VISIT_MS` old, so the profile
 //! says what *earlier days* did at this time, never what the last few minutes did: a level
 //! shift or a burst today is not explained away by itself. Lookups take the largest of the
 //! neighbouring bins, because a scheduled job drifts by minutes from day to day.

@@ -28,8 +28,8 @@
 //! (so actual starts replace stale predictions); only that device's tasks are re-predicted.
 //! Under *severe* predicted congestion (`c_d` at least
 //! [`PlacementConfig::reorder_contention`]) the re-prediction may reorder the front of the
-//! queue (its first [`REORDER_WINDOW`] places): a head
-//! whose inputs are not ready when the device frees lets one of the next [`REORDER_WINDOW`]
+//! queue (its first `REORDER_WINDOW` places): a head
+//! whose inputs are not ready when the device frees lets one of the next `REORDER_WINDOW`
 //! tasks (the first that is not a child of a task still ahead of it) run in its wait, when that
 //! task then finishes sooner than right behind the head and the head no later; each such
 //! decision is published ([`crate::types::Reorder`]) until the queue stops keeping it.
@@ -45,7 +45,7 @@
 //!    its device, its finish predicted from now;
 //! 2. the new contention values are taken; every device whose queue or contention changed in
 //!    steps 1 and 2 has its queue re-predicted, by id;
-//! 3. ranks are brought up to date ([`ranks`]: HEFT's `rank_u`, mean duration plus the longest
+//! 3. ranks are brought up to date (`ranks`: HEFT's `rank_u`, mean duration plus the longest
 //!    chain of mean transfers and durations below, kept for every mapped task and recomputed
 //!    only where a duration estimate, an edge or a task changed); new unpinned tasks are placed
 //!    in order of decreasing rank (over the new tasks and their mapped children), then
@@ -54,7 +54,7 @@
 //!    groups; each of its tasks then draws its candidates from its group only
 //!    ([`crate::hierarchy`]). Each goes to the best *candidate* by `(score, id)`:
 //!    every capability class (or group's share of one) that can host it offers all its devices
-//!    when it has at most [`SCAN_CLASS_UP_TO`], else its device of least
+//!    when it has at most `SCAN_CLASS_UP_TO`, else its device of least
 //!    `(full, available time, id)` and its device of least `(full, contention, id)`; every
 //!    device holding a parent's output is a candidate; candidates with room beat those without. A task that declares
 //!    alternatives (re-sculpting) runs as the best of them instead when that one has room where

@@ -9,8 +9,8 @@
 //! and `workflow.execution` (what was measured); 1.6 only adds optional metrics.
 //!
 //! Synthetic instances reach millions of tasks and gigabytes of JSON, so the file is streamed
-//! through typed visitors ([`de`]) rather than held as a `serde_json::Value` tree, and every
-//! task and file name is interned ([`intern`]): references between tasks and files are 4-byte
+//! through typed visitors (`de`) rather than held as a `serde_json::Value` tree, and every
+//! task and file name is interned (`intern`): references between tasks and files are 4-byte
 //! symbols, looked up in maps keyed by them, and a name becomes a `String` only once, in the
 //! finished [`Workflow`].
 
