@@ -26,9 +26,14 @@ pub const DETECTOR: &str = "augur";
 /// Why `augur anomalies` stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum AnomaliesError {
-    /// `--format` names no series format.
-    #[error("--format: {0}")]
-    Format(String),
+    /// A flag's value is unusable (an unknown `--format`, a file given twice to `--series`).
+    #[error("{flag}: {reason}")]
+    Flag {
+        /// The flag.
+        flag: &'static str,
+        /// Why.
+        reason: String,
+    },
     /// A series file could not be read.
     #[error(transparent)]
     Series(#[from] SeriesError),
@@ -84,12 +89,17 @@ pub struct AnomalyReport {
 /// Runs `augur anomalies`: scores the series, writes the results files, and prints a summary to
 /// `out`.
 pub fn run(args: &AnomaliesArgs, out: &mut dyn Write) -> Result<AnomalyReport, AnomaliesError> {
-    let format: SeriesFormat = args.input.format.parse().map_err(AnomaliesError::Format)?;
+    let flag = |flag, reason: String| AnomaliesError::Flag { flag, reason };
+    let format: SeriesFormat = args
+        .input
+        .format
+        .parse()
+        .map_err(|reason| flag("--format", reason))?;
     let labels = match &args.labels {
         Some(path) => Some(Labels::load(path)?),
         None => None,
     };
-    crate::series::check_distinct(&args.input.series).map_err(AnomaliesError::Format)?;
+    crate::series::check_distinct(&args.input.series).map_err(|reason| flag("--series", reason))?;
     let params = AnomalyParams::default();
     let mut written: std::collections::HashSet<std::path::PathBuf> = Default::default();
     let mut report = AnomalyReport {

@@ -891,7 +891,9 @@ impl PhaseRecorder {
             };
             (zero.clone(), zero)
         } else {
-            let quantile = |q: f64| self.histogram.value_at_quantile(q) as f64;
+            // A quantile is its bucket's highest equivalent value, which can lie just above the
+            // exact maximum kept beside the histogram: never report a p99 above the max.
+            let quantile = |q: f64| self.histogram.value_at_quantile(q).min(self.max_us) as f64;
             let micros = Latency {
                 p50: quantile(0.5),
                 p90: quantile(0.9),

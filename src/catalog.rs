@@ -124,7 +124,7 @@ impl Catalog {
                 workflow.path.clone(),
                 RejectKind::DuplicateId,
                 format!(
-                    "another workflow is already named '{}' (workflows are known by file stem)",
+                    "another workflow is already named '{}' (names are unique: a file's stem in run, ?name= in serve)",
                     workflow.name
                 ),
             )]);

@@ -171,7 +171,7 @@ pub struct BenchArgs {
     /// Worker threads.
     #[arg(long)]
     pub workers: Option<usize>,
-    /// Independent tasks only (no DAG edges), the shape of the foundation's targets.
+    /// Independent tasks only (no DAG edges), so no task waits on a parent or its data.
     #[arg(long)]
     pub independent: bool,
     /// Placement policy measured.
@@ -221,7 +221,8 @@ pub struct SeriesArgs {
     /// Format of the series files.
     #[arg(long, default_value = "nab", value_parser = ["nab", "bitbrains", "alibaba", "long"])]
     pub format: String,
-    /// Value column (Bitbrains default 'CPU usage [%]', Alibaba default 'cpu_util_percent').
+    /// Value column (Bitbrains default 'CPU usage [%]', Alibaba default 'cpu_util_percent');
+    /// for `long` files, the resource to read (default: every resource, one series each).
     #[arg(long, value_name = "NAME")]
     pub column: Option<String>,
 }
@@ -339,17 +340,13 @@ pub fn simulate_config(
     let flag = |flag: &'static str, reason: String| SimError::Flag { flag, reason };
     crate::series::check_distinct(&args.workflows).map_err(|r| flag("--workflow", r))?;
     crate::series::check_distinct(&args.background).map_err(|r| flag("--background", r))?;
-    for path in args
-        .workflows
-        .iter()
-        .chain(&args.background)
-        .chain(&args.platform)
-    {
-        if !path.is_file() {
-            return Err(flag(
-                "input",
-                format!("{} is not a readable file", path.display()),
-            ));
+    for (name, paths) in [
+        ("--workflow", &args.workflows[..]),
+        ("--background", &args.background[..]),
+        ("--platform", args.platform.as_slice()),
+    ] {
+        if let Some(reason) = paths.iter().find_map(|path| not_an_input_file(path)) {
+            return Err(flag(name, reason));
         }
     }
     if let Some(ccr) = args.ccr {

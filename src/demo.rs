@@ -96,22 +96,25 @@ pub fn print_demo(
     writeln!(out)?;
     writeln!(
         out,
-        "{} epochs (distinct event times) in {:.2} s on {} workers; epoch latency p50 {} µs, p99 {} µs",
-        summary.epochs,
+        "{} (distinct event times) in {:.2} s on {}; epoch latency p50 {} µs, p99 {} µs",
+        count(summary.epochs, "epoch"),
         summary.wall_s,
-        summary.workers,
+        count(summary.workers, "worker"),
         summary.epoch_latency.p50_us,
         summary.epoch_latency.p99_us
     )?;
     writeln!(
         out,
-        "{} tasks placed, {} moves as the forecasts changed, {} tasks still live at the end",
-        summary.tasks_placed, summary.tasks_moved, summary.tasks_in_final_map
+        "{} placed, {} as the inputs changed, {} still live at the end",
+        count(summary.tasks_placed, "task"),
+        count(summary.tasks_moved, "move"),
+        count(summary.tasks_in_final_map, "task")
     )?;
     writeln!(
         out,
-        "policy {}; {} warm-up actions in prewarm.jsonl",
-        summary.policy, summary.prewarm_actions
+        "policy {}; {} in prewarm.jsonl",
+        summary.policy,
+        count(summary.prewarm_actions, "warm-up action")
     )?;
     writeln!(out)?;
 
@@ -163,4 +166,13 @@ pub fn print_demo(
         crate::run::OUTPUTS.join(", ")
     )?;
     Ok(())
+}
+
+/// `1 worker`, `2 workers`: a count and its noun, in the right number.
+fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }

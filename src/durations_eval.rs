@@ -41,6 +41,14 @@ pub const DASK_DEFAULT_S: f64 = 0.5;
 /// Why `augur durations` stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum DurationsError {
+    /// A flag's value is unusable (a file given twice to `--workflow`).
+    #[error("{flag}: {reason}")]
+    Flag {
+        /// The flag.
+        flag: &'static str,
+        /// Why.
+        reason: String,
+    },
     /// A workflow file could not be used.
     #[error("{path}: {reason}")]
     Workflow {
@@ -225,8 +233,8 @@ impl Tally {
 
 /// Replays the workflows and writes the report: a table, or JSON lines with `--json`.
 pub fn run(args: &DurationsArgs, out: &mut dyn Write) -> Result<DurationReport, DurationsError> {
-    crate::series::check_distinct(&args.workflows).map_err(|reason| DurationsError::Workflow {
-        path: "--workflow".to_string(),
+    crate::series::check_distinct(&args.workflows).map_err(|reason| DurationsError::Flag {
+        flag: "--workflow",
         reason,
     })?;
     let mut workflows = Vec::with_capacity(args.workflows.len());

@@ -41,6 +41,17 @@ pub enum ForecastEvalError {
     /// A series file could not be read.
     #[error(transparent)]
     Series(#[from] SeriesError),
+    /// Every series was too short to score, so there is nothing to report.
+    #[error(
+        "no series could be scored: all {skipped} are too short for --test-size {test_size} \
+         and --horizons (each needs more than test-size + 2 points)"
+    )]
+    NothingScored {
+        /// How many series were skipped.
+        skipped: usize,
+        /// The test region asked for.
+        test_size: usize,
+    },
     /// The report could not be written.
     #[error("writing the report: {0}")]
     Output(#[from] std::io::Error),
@@ -299,6 +310,14 @@ pub fn run(
         for note in dropped {
             writeln!(out, "note: {note}")?;
         }
+    }
+    // A run that scored nothing is a failure, not an empty success a script could mistake
+    // for a result.
+    if scores.is_empty() && skipped > 0 {
+        return Err(ForecastEvalError::NothingScored {
+            skipped,
+            test_size: config.test_size,
+        });
     }
     Ok(())
 }
@@ -625,6 +644,21 @@ mod tests {
         run(&args_with(&argv), &mut table, &mut Vec::new()).expect("runs");
         let table = String::from_utf8(table).expect("utf8");
         assert!(table.contains("median MASE") && table.contains("auto"));
+        // Only the short series: nothing is scored, and that is an error, not an empty success.
+        let argv = ["--test-size", "50", "--json", "--series", files[1].as_str()];
+        let (mut out, mut notes) = (Vec::new(), Vec::new());
+        let error = run(&args_with(&argv), &mut out, &mut notes).expect_err("nothing scored");
+        assert!(
+            matches!(
+                error,
+                ForecastEvalError::NothingScored {
+                    skipped: 1,
+                    test_size: 50
+                }
+            ),
+            "{error}"
+        );
+        assert!(out.is_empty());
     }
 
     fn args_with(extra: &[&str]) -> ForecastArgs {

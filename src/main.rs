@@ -46,6 +46,14 @@ fn main() -> ExitCode {
             };
             match run(&config) {
                 Ok(Some(outcome)) => {
+                    for (path, counts) in outcome.summary.inputs_with_nothing_accepted() {
+                        eprintln!(
+                            "augur: note: none of the {} records of {path} was accepted; \
+                             {} says why (is --format right? does --map name a device?)",
+                            counts.read,
+                            config.out.join("rejected.jsonl").display()
+                        );
+                    }
                     if config.progress {
                         eprintln!(
                             "augur: {} epochs, {} tasks placed, {} moved, {} rejected lines; outputs in {}",
@@ -122,13 +130,15 @@ fn main() -> ExitCode {
                 return usage(&message);
             }
             let mut out = std::io::stdout().lock();
-            report(
-                augur::durations_eval::run(&args, &mut out),
-                |error| match error {
+            match augur::durations_eval::run(&args, &mut out) {
+                Err(error @ augur::durations_eval::DurationsError::Flag { .. }) => {
+                    usage(&error.to_string())
+                }
+                result => report(result, |error| match error {
                     augur::durations_eval::DurationsError::Output(io) => Some(io),
                     _ => None,
-                },
-            )
+                }),
+            }
         }
         Command::Simulate(args) => simulate(&args),
         Command::Collect(args) => collect(&args),
@@ -147,13 +157,15 @@ fn main() -> ExitCode {
                 return usage(&message);
             }
             let mut out = std::io::stdout().lock();
-            report(
-                augur::anomalies::run(&args, &mut out),
-                |error| match error {
+            match augur::anomalies::run(&args, &mut out) {
+                Err(error @ augur::anomalies::AnomaliesError::Flag { .. }) => {
+                    usage(&error.to_string())
+                }
+                result => report(result, |error| match error {
                     augur::anomalies::AnomaliesError::Summary(io) => Some(io),
                     _ => None,
-                },
-            )
+                }),
+            }
         }
     }
 }
@@ -190,6 +202,11 @@ fn bench(args: &BenchArgs) -> ExitCode {
             return print_json(augur::bench_ingest::run_soak(soak, &mut progress));
         }
         Some(BenchKind::Workflow(workflow)) => {
+            if let Err(message) = check_input_files("--platform", [&workflow.platform])
+                .and_then(|()| check_input_files("--workflow", &workflow.workflows))
+            {
+                return usage(&message);
+            }
             let mut progress = |line: &str| eprintln!("augur bench workflow: {line}");
             return print_json(augur::bench_workflow::run_workflow_bench(
                 workflow,
@@ -336,6 +353,9 @@ fn simulate(args: &augur::cli::SimulateArgs) -> ExitCode {
 
 fn collect(args: &augur::collect::CollectArgs) -> ExitCode {
     use augur::collect::{CollectConfig, CollectError};
+    if let Err(message) = check_input_files("--platform", &args.platform) {
+        return usage(&message);
+    }
     let config = match CollectConfig::from_args(args, augur::collect::now_ms()) {
         Ok(config) => config,
         Err(error @ CollectError::Flag(_)) => return usage(&error.to_string()),

@@ -582,6 +582,17 @@ pub struct Summary {
     pub memory: Vec<MemoryReading>,
 }
 
+impl Summary {
+    /// The inputs that had records but none accepted: most often a wrong `--format` or a
+    /// `--map` naming no device, which a run should point out rather than finish quietly.
+    pub fn inputs_with_nothing_accepted(&self) -> impl Iterator<Item = (&str, &InputSummary)> {
+        self.inputs
+            .iter()
+            .filter(|(_, counts)| counts.read > 0 && counts.accepted == 0)
+            .map(|(path, counts)| (path.as_str(), counts))
+    }
+}
+
 /// The `resculpt.jsonl` lines (JSON, without newlines) of one epoch's re-sculpting changes: a
 /// task switched to an alternative or back (one that left one alternative for another is
 /// reported once, by its new one), and each new decision to run a queued task ahead of its

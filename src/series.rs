@@ -283,9 +283,14 @@ fn parse_series_rows(
             };
             let mut groups: BTreeMap<(String, String), Vec<Point>> = BTreeMap::new();
             let mut considered = 0;
+            // The resources skipped for `--column`, to name them if none is the one wanted.
+            let mut others = std::collections::BTreeSet::new();
             for row in rows {
                 if let (Some(wanted), Some(resource)) = (column, &row.resource) {
                     if wanted != resource {
+                        if others.len() < 16 {
+                            others.insert(resource.clone());
+                        }
                         continue;
                     }
                 }
@@ -308,7 +313,17 @@ fn parse_series_rows(
                 .map(|((device, resource), rows)| {
                     series(format!("{base}:{device}:{resource}"), rows)
                 })
-                .collect();
+                .collect::<Vec<_>>();
+            if let (Some(wanted), 0) = (column, considered) {
+                if !others.is_empty() {
+                    let found: Vec<&str> = others.iter().map(String::as_str).collect();
+                    return Err(format!(
+                        "no row has the resource '{wanted}' (in a long file --column names a \
+                         resource; this one has {})",
+                        found.join(", ")
+                    ));
+                }
+            }
             Ok((series, Some(considered)))
         }
     }
@@ -526,6 +541,19 @@ mod tests {
         assert_eq!(s.len(), 2);
         assert_eq!(s[0].name, "m.csv:a:cpu");
         assert_eq!(s[0].values, vec![0.5, 0.6]);
+    }
+
+    #[test]
+    fn long_column_naming_no_resource_says_which_there_are() {
+        let text = "time,device,resource,value\n1,a,cpu,0.5\n1,a,memory,0.2\n";
+        let error = parse_series(text, "m.csv", SeriesFormat::Long, Some("value"))
+            .expect_err("no resource is called value");
+        assert!(
+            error.contains("no row has the resource 'value'") && error.contains("cpu, memory"),
+            "{error}"
+        );
+        let memory = parse_series(text, "m.csv", SeriesFormat::Long, Some("memory")).expect("ok");
+        assert_eq!(memory.len(), 1);
     }
 
     #[test]

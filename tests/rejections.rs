@@ -206,6 +206,27 @@ fn metric_values_unknown_devices_nan_infinite_negative() {
 }
 
 #[test]
+fn an_input_with_nothing_accepted_is_pointed_out() {
+    let s = Scenario::new("nothing-accepted");
+    let wf = s.write("good.json", &workflow(GOOD));
+    let good = s.write("m.csv", "time,device,resource,value\n0,n1,cpu,0.5\n");
+    let wrong = s.write(
+        "nowhere.csv",
+        "time,device,resource,value\n0,x,cpu,0.5\n1,y,cpu,0.1\n",
+    );
+    let outcome = s
+        .run(&["--workflow", &wf, "--metrics", &good, "--metrics", &wrong])
+        .expect("runs")
+        .expect("an outcome");
+    let flagged: Vec<(&str, u64)> = outcome
+        .summary
+        .inputs_with_nothing_accepted()
+        .map(|(path, counts)| (path, counts.read))
+        .collect();
+    assert_eq!(flagged, vec![(wrong.as_str(), 2)]);
+}
+
+#[test]
 fn out_of_order_beyond_lateness() {
     let s = Scenario::new("lateness");
     let wf = s.write("good.json", &workflow(GOOD));

@@ -167,9 +167,11 @@ impl CollectConfig {
             let Some(start) = &args.start else {
                 return flag("--prometheus needs --start".into());
             };
-            let start = parse_time_arg(start, now).map_err(CollectError::Flag)?;
+            let start = parse_time_arg(start, now)
+                .map_err(|reason| CollectError::Flag(format!("--start: {reason}")))?;
             let end = match &args.end {
-                Some(end) => parse_time_arg(end, now).map_err(CollectError::Flag)?,
+                Some(end) => parse_time_arg(end, now)
+                    .map_err(|reason| CollectError::Flag(format!("--end: {reason}")))?,
                 None => now,
             };
             if start > end {
@@ -344,7 +346,11 @@ fn parse_time_arg(text: &str, now: Time) -> Result<Time, String> {
         let ago = parse_duration(ago)?;
         return Ok(now.saturating_sub(duration_ms(ago)));
     }
-    parse_time_field(trimmed)
+    parse_time_field(trimmed).map_err(|reason| {
+        format!(
+            "{reason} (give seconds since the epoch, `YYYY-MM-DD HH:MM:SS` UTC, `now` or `now-5m`)"
+        )
+    })
 }
 
 fn duration_ms(duration: Duration) -> i64 {
@@ -582,6 +588,18 @@ mod tests {
         ])
         .contains("INSTANCE=NAME"));
         assert!(flag_error(&["--out", "m", "--start", "now"]).contains("prometheus"));
+        let unreadable = flag_error(&[
+            "--out",
+            "m",
+            "--prometheus",
+            "http://p",
+            "--start",
+            "yesterday",
+        ]);
+        assert!(
+            unreadable.starts_with("--start: ") && unreadable.contains("now-5m"),
+            "{unreadable}"
+        );
         assert!(flag_error(&[
             "--out",
             "m",
