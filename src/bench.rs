@@ -172,9 +172,27 @@ impl BenchOptions {
         if self.rss_checkpoints.contains(&0) {
             return invalid("RSS checkpoints count epochs fed and must be at least 1".to_string());
         }
+        if let Some(at) = self.rss_checkpoints.iter().find(|&&at| at > MAX_EPOCHS) {
+            return invalid(format!(
+                "RSS checkpoints must be at most {MAX_EPOCHS} epochs (the run lasts until the \
+                 largest), not {at}"
+            ));
+        }
+        if self.tasks > MAX_TASKS {
+            return invalid(format!(
+                "tasks must be at most {MAX_TASKS}, not {}",
+                self.tasks
+            ));
+        }
         Ok(())
     }
 }
+
+/// The most epochs a benchmark may be asked to run (days of running, far past any RSS trend).
+const MAX_EPOCHS: u64 = 1_000_000_000;
+
+/// The most tasks a benchmark may place (a hundred times the large size).
+const MAX_TASKS: usize = 100_000_000;
 
 /// Latency percentiles of one phase, from its histogram.
 #[derive(Clone, Debug, Serialize)]

@@ -40,7 +40,7 @@ pub struct IngestArgs {
     #[arg(long, default_value_t = 2_000_000)]
     pub samples: u64,
     /// Devices; each reports cpu and memory at every timestamp.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
     pub devices: usize,
     /// Worker threads of `run`.
     #[arg(long, default_value_t = 1)]
@@ -69,7 +69,7 @@ pub struct SoakArgs {
     #[arg(long, default_value_t = 1_000_000)]
     pub events: u64,
     /// Devices.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 200, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
     pub devices: usize,
     /// RSS after this many samples is compared with RSS at the end.
     #[arg(long, default_value_t = 1_000_000)]

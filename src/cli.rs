@@ -243,8 +243,9 @@ pub struct ForecastArgs {
     /// Model to evaluate.
     #[arg(long, default_value = "auto", value_parser = ["auto", "ewma", "holt", "hw", "ar", "median", "all"])]
     pub model: String,
-    /// Season length in steps for Holt-Winters [default: detected per series].
-    #[arg(long, value_name = "STEPS")]
+    /// Season length in steps for Holt-Winters, 2 to 100000 [default: detected per series].
+    #[arg(long, value_name = "STEPS",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(2..=100_000))]
     pub season: Option<usize>,
     /// One JSON line per series x model x horizon instead of a table.
     #[arg(long)]

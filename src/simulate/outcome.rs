@@ -233,10 +233,14 @@ fn utilisation(
         .collect()
 }
 
+/// Most background values a task trace writes per device (a day of seconds).
+const TRACE_POINTS: usize = 86_400;
+
 /// Writes one run's per-task trace to `DIR/WORKFLOW-POLICY.json` (opt-in diagnostics, see
 /// `--trace-tasks`): every task's times and device, each device's speed and trace, its background
-/// each second of the run, and the forecasts published during it, so a run can be taken apart
-/// offline (where tasks waited, what the forecasts said against what came).
+/// each second of the run (every `background_step_s` seconds in runs over a day), and the
+/// forecasts published during it, so a run can be taken apart offline (where tasks waited, what
+/// the forecasts said against what came).
 pub fn write_task_trace(dir: &Path, outcome: &Outcome, cluster: &Cluster) -> Result<(), SimError> {
     let arrival = cluster.arrival;
     let makespan = outcome.summary.makespan_s;
@@ -252,7 +256,10 @@ pub fn write_task_trace(dir: &Path, outcome: &Outcome, cluster: &Cluster) -> Res
             })
         })
         .collect();
-    let seconds = makespan.ceil() as usize + 1;
+    // The background every second, or every few seconds where a long run would otherwise
+    // write (and hold) more than TRACE_POINTS values per device.
+    let step_s = (makespan / TRACE_POINTS as f64).ceil().max(1.0);
+    let points = (makespan / step_s).ceil() as usize + 1;
     let devices: Vec<serde_json::Value> = cluster
         .platform
         .platform
@@ -260,8 +267,8 @@ pub fn write_task_trace(dir: &Path, outcome: &Outcome, cluster: &Cluster) -> Res
         .iter()
         .enumerate()
         .map(|(d, device)| {
-            let background: Vec<f64> = (0..seconds)
-                .map(|s| cluster.background.value(d, arrival + s as f64 + 1e-6))
+            let background: Vec<f64> = (0..points)
+                .map(|s| cluster.background.value(d, arrival + s as f64 * step_s + 1e-6))
                 .collect();
             serde_json::json!({
                 "id": device.id, "speed": device.speed,
@@ -277,7 +284,7 @@ pub fn write_task_trace(dir: &Path, outcome: &Outcome, cluster: &Cluster) -> Res
         .collect();
     let value = serde_json::json!({
         "summary": outcome.summary, "planned_makespan": outcome.planned_makespan,
-        "tasks": tasks, "devices": devices, "forecasts": forecasts,
+        "tasks": tasks, "devices": devices, "background_step_s": step_s, "forecasts": forecasts,
     });
     let path = dir.join(format!(
         "{}-{}.json",
