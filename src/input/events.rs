@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::lines::{file_lines, file_lines_at, text_lines, LinePosition, LineSource};
-use super::rejection::{InputStats, RejectKind, Rejection};
+use super::rejection::{InputStats, RejectKind, Rejection, MAX_DURATION_S};
 use super::time::{parse_seconds, parse_time_field};
 
 /// What happened.
@@ -252,7 +252,16 @@ fn parse_event(text: &str) -> Result<(TaskEvent, Vec<Dropped>), Problem> {
     let mut dropped = Vec::new();
     let duration_s = match object.get("duration") {
         None | Some(Value::Null) => None,
-        Some(value) => match amount("duration", value) {
+        Some(value) => match amount("duration", value).and_then(|duration| {
+            if duration > MAX_DURATION_S {
+                Err((
+                    RejectKind::OutOfRange,
+                    format!("duration {duration:e} is over {MAX_DURATION_S:e} s (30 years)"),
+                ))
+            } else {
+                Ok(duration)
+            }
+        }) {
             Ok(duration) => Some(duration),
             Err(problem) => {
                 dropped.push(("duration".to_string(), problem));
@@ -468,6 +477,8 @@ mod tests {
         let text = concat!(
             r#"{"time":1,"kind":"complete","workflow":"w","task":"t","duration":-1}"#,
             "\n",
+            r#"{"time":1,"kind":"complete","workflow":"w","task":"t","duration":1e300}"#,
+            "\n",
             r#"{"time":1,"kind":"start","workflow":"w","task":"t","device":"d","usage":{"cpu":-0.1,"gpu":0.1,"memory":0.5}}"#,
             "\n",
             r#"{"time":1,"kind":"complete","workflow":"w","task":"t","duration":"long","usage":[1]}"#,
@@ -477,14 +488,19 @@ mod tests {
         let outcomes: Vec<EventOutcome> = reader.by_ref().collect();
         assert!(outcomes.iter().all(|o| o.event.is_ok()));
         let dropped: Vec<usize> = outcomes.iter().map(|o| o.dropped.len()).collect();
-        assert_eq!(dropped, vec![1, 2, 2]);
+        assert_eq!(dropped, vec![1, 1, 2, 2]);
         assert!(outcomes[0].dropped[0].reason.contains("duration"));
         assert_eq!(outcomes[0].dropped[0].kind, RejectKind::DroppedField);
-        let start = outcomes[1].event.as_ref().expect("accepted");
+        assert!(
+            outcomes[1].dropped[0].reason.contains("over 1e9 s"),
+            "{}",
+            outcomes[1].dropped[0].reason
+        );
+        let start = outcomes[2].event.as_ref().expect("accepted");
         assert_eq!(start.usage.get("memory"), Some(&0.5));
         assert_eq!(start.usage.len(), 1);
-        assert_eq!(reader.stats().accepted, 3);
-        assert_eq!(reader.stats().dropped_fields, 5);
+        assert_eq!(reader.stats().accepted, 4);
+        assert_eq!(reader.stats().dropped_fields, 6);
     }
 
     #[test]

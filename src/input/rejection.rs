@@ -85,6 +85,11 @@ impl fmt::Display for Rejection {
 /// `open` functions return a `Rejection` as their error, so it must compose with `?` and `Box<dyn Error>`.
 impl std::error::Error for Rejection {}
 
+/// The longest duration a task's runtime or a completion may give, in seconds (about 31.7
+/// years): past it a number is a unit mistake or garbage, and taken at its word it would stall
+/// a simulation or swamp the duration model.
+pub const MAX_DURATION_S: f64 = 1e9;
+
 /// The class of a [`Rejection`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -111,6 +116,8 @@ pub enum RejectKind {
     NonFinite,
     /// A quantity that cannot be negative is.
     Negative,
+    /// A quantity is beyond any value it can take (a task running for more than 30 years).
+    OutOfRange,
     /// A record arrived later than the lateness bound allows.
     OutOfOrder,
     /// A line is longer than the configured maximum.
@@ -125,7 +132,7 @@ pub enum RejectKind {
 
 impl RejectKind {
     /// Every kind, in declaration order (for reports that list zero counts too).
-    pub const ALL: [RejectKind; 16] = [
+    pub const ALL: [RejectKind; 17] = [
         RejectKind::Io,
         RejectKind::Parse,
         RejectKind::Schema,
@@ -137,6 +144,7 @@ impl RejectKind {
         RejectKind::UnknownTask,
         RejectKind::NonFinite,
         RejectKind::Negative,
+        RejectKind::OutOfRange,
         RejectKind::OutOfOrder,
         RejectKind::OversizedLine,
         RejectKind::BadTransition,
@@ -158,6 +166,7 @@ impl RejectKind {
             RejectKind::UnknownTask => "unknown_task",
             RejectKind::NonFinite => "non_finite",
             RejectKind::Negative => "negative",
+            RejectKind::OutOfRange => "out_of_range",
             RejectKind::OutOfOrder => "out_of_order",
             RejectKind::OversizedLine => "oversized_line",
             RejectKind::BadTransition => "bad_transition",

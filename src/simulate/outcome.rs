@@ -268,7 +268,11 @@ pub fn write_task_trace(dir: &Path, outcome: &Outcome, cluster: &Cluster) -> Res
         .enumerate()
         .map(|(d, device)| {
             let background: Vec<f64> = (0..points)
-                .map(|s| cluster.background.value(d, arrival + s as f64 * step_s + 1e-6))
+                .map(|s| {
+                    cluster
+                        .background
+                        .value(d, arrival + s as f64 * step_s + 1e-6)
+                })
                 .collect();
             serde_json::json!({
                 "id": device.id, "speed": device.speed,

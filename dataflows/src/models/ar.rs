@@ -20,7 +20,9 @@ const STACK_PATH: usize = 64;
 /// Rows needed per coefficient before a fit is trusted.
 const ROWS_PER_COEFFICIENT: usize = 3;
 
-/// Horizons up to this long are answered from a [`LinearForm`]; longer ones walk the path.
+/// Horizons up to this long get their [`LinearForm`] by running the path's recursion on symbols
+/// (the path's own order of terms); longer ones by powers of the step's matrix, so that a
+/// horizon of many steps (10 minutes of 1-ms samples is 600,000) costs O(p³ log h) a fit.
 const MAX_FORM_STEPS: usize = 4096;
 
 /// Forms kept per fit (a series asks for a handful of horizons: `auto`'s error buckets and the
@@ -55,6 +57,10 @@ pub(crate) struct Ar {
     /// Linear forms of this fit's forecasts, by horizon; rebuilt after a refit or a restore.
     #[serde(skip)]
     forms: RefCell<Vec<LinearForm>>,
+    /// This fit's variance factor at one horizon past [`MAX_FORM_STEPS`] (the series operator
+    /// asks the same horizon at every sample); cleared with the forms.
+    #[serde(skip)]
+    long_variance: RefCell<Option<(usize, f64)>>,
 }
 
 impl Ar {
@@ -66,6 +72,7 @@ impl Ar {
             coefficients: Vec::new(),
             flat: false,
             forms: RefCell::new(Vec::new()),
+            long_variance: RefCell::new(None),
         }
     }
 
@@ -109,9 +116,9 @@ impl Ar {
     }
 
     /// Whether a forecast `h` steps ahead comes from a [`LinearForm`]: not before the first
-    /// fit (the forecast is then the newest value), nor past [`MAX_FORM_STEPS`].
-    fn has_form(&self, h: usize) -> bool {
-        !self.coefficients.is_empty() && h <= MAX_FORM_STEPS
+    /// fit (the forecast is then the newest value).
+    fn has_form(&self, _h: usize) -> bool {
+        !self.coefficients.is_empty()
     }
 
     /// The forecast `h` steps ahead (`mean`: the mean of steps 1..=h), from the linear form
@@ -170,8 +177,18 @@ impl Ar {
     }
 
     /// Runs [`Ar::path`]'s recursion on symbols: each value is a constant plus weights on the
-    /// p newest lags (centred), in the path's own order of terms.
+    /// p newest lags (centred), in the path's own order of terms; past [`MAX_FORM_STEPS`], by
+    /// [`Ar::power_form`].
     fn linear_form(&self, h: usize, mean: bool) -> LinearForm {
+        if h > MAX_FORM_STEPS {
+            self.power_form(h, mean)
+        } else {
+            self.recursion_form(h, mean)
+        }
+    }
+
+    /// [`Ar::linear_form`] by the recursion, O(p² h).
+    fn recursion_form(&self, h: usize, mean: bool) -> LinearForm {
         let p = self.coefficients.len();
         let width = p + 1;
         // Ring slot k holds [constant, weight on lag 0, …, weight on lag p−1]; slot (head + i)
@@ -210,6 +227,69 @@ impl Ar {
             constant: values[0],
             weights: values[1..].to_vec(),
         }
+    }
+
+    /// The matrix of one step on `[1, lag 0, …, lag p−1]` (centred lags, newest first): the
+    /// constant stays 1, the new value is `intercept + Σ phi_i lag_i`, the lags shift down.
+    fn step_matrix(&self) -> Matrix {
+        let p = self.coefficients.len();
+        let mut step = Matrix::zeros(p + 1);
+        step.set(0, 0, 1.0);
+        step.set(1, 0, self.intercept);
+        for (i, phi) in self.coefficients.iter().enumerate() {
+            step.set(1, 1 + i, *phi);
+        }
+        for k in 2..=p {
+            step.set(k, k - 1, 1.0);
+        }
+        step
+    }
+
+    /// The form of `h` steps (or of their mean) from the step matrix M: row 1 of M^h, or of
+    /// (M + M² + … + M^h) / h, by binary powers: O(p³ log h) instead of the recursion's O(p² h).
+    fn power_form(&self, h: usize, mean: bool) -> LinearForm {
+        let step = self.step_matrix();
+        let (power, sum) = power_and_sum(&step, h);
+        let row = if mean { sum.row(1) } else { power.row(1) };
+        let scale = if mean { 1.0 / h as f64 } else { 1.0 };
+        LinearForm {
+            h,
+            mean,
+            constant: row[0] * scale,
+            weights: row[1..].iter().map(|w| w * scale).collect(),
+        }
+    }
+
+    /// Σ psi_j² over j < h by doubling: with C the lags' companion matrix and e the first unit
+    /// vector, psi_j = (C^j e)_0, so the sum is entry (0, 0) of Σ_j C^j e eᵀ (C^j)ᵀ.
+    fn psi_square_sum(&self, h: usize) -> f64 {
+        let p = self.coefficients.len();
+        let mut companion = Matrix::zeros(p);
+        for (i, phi) in self.coefficients.iter().enumerate() {
+            companion.set(0, i, *phi);
+        }
+        for k in 1..p {
+            companion.set(k, k - 1, 1.0);
+        }
+        let mut first = Matrix::zeros(p);
+        first.set(0, 0, 1.0);
+        // (n, C^n, Σ_{j<n} C^j Q C^jᵀ) for the bits of h taken so far, and for the current bit.
+        let mut done = (Matrix::identity(p), Matrix::zeros(p));
+        let mut bit = (companion, first);
+        let mut rest = h;
+        while rest > 0 {
+            if rest & 1 == 1 {
+                // Append the bit's block after what is done: W = W_done + A_done W_bit A_doneᵀ.
+                let shifted = done.0.mul(&bit.1).mul(&done.0.transpose());
+                done = (done.0.mul(&bit.0), done.1.add(&shifted));
+            }
+            rest >>= 1;
+            if rest > 0 {
+                let shifted = bit.0.mul(&bit.1).mul(&bit.0.transpose());
+                bit = (bit.0.mul(&bit.0), bit.1.add(&shifted));
+            }
+        }
+        done.1.get(0, 0)
     }
 
     #[cfg(test)]
@@ -317,9 +397,13 @@ impl Member for Ar {
         self.intercept = intercept;
         self.coefficients = coefficients;
         self.forms.get_mut().clear();
+        *self.long_variance.get_mut() = None;
     }
 
     fn forecast(&self, h: usize, history: &History) -> f64 {
+        if self.coefficients.is_empty() && h > MAX_FORM_STEPS {
+            return history.last();
+        }
         self.by_form(h, false, history)
             .unwrap_or_else(|| self.with_path(h, history, |path| path[path.len() - 1]))
     }
@@ -350,6 +434,10 @@ impl Member for Ar {
     }
 
     fn mean_over(&self, h: usize, history: &History) -> f64 {
+        if self.coefficients.is_empty() && h > MAX_FORM_STEPS {
+            // Before the first fit every step is the newest value; no need to write h of them.
+            return history.last();
+        }
         self.by_form(h, true, history).unwrap_or_else(|| {
             self.with_path(h, history, |path| {
                 path.iter().sum::<f64>() / path.len() as f64
@@ -362,8 +450,115 @@ impl Member for Ar {
             // The naive forecast before a fit: a random walk's error grows with h.
             return h as f64;
         }
-        self.psi(h).iter().map(|w| w * w).sum()
+        if h <= MAX_FORM_STEPS {
+            return self.psi(h).iter().map(|w| w * w).sum();
+        }
+        let mut cached = self.long_variance.borrow_mut();
+        match *cached {
+            Some((at, factor)) if at == h => factor,
+            _ => {
+                let factor = self.psi_square_sum(h);
+                *cached = Some((h, factor));
+                factor
+            }
+        }
     }
+}
+
+/// A small dense square matrix, row-major: the step matrices of [`Ar::power_form`] and
+/// [`Ar::psi_square_sum`] (order p + 1 at most, so no BLAS is worth calling).
+#[derive(Clone, Debug, PartialEq)]
+struct Matrix {
+    n: usize,
+    values: Vec<f64>,
+}
+
+impl Matrix {
+    fn zeros(n: usize) -> Matrix {
+        Matrix {
+            n,
+            values: vec![0.0; n * n],
+        }
+    }
+
+    fn identity(n: usize) -> Matrix {
+        let mut m = Matrix::zeros(n);
+        for i in 0..n {
+            m.set(i, i, 1.0);
+        }
+        m
+    }
+
+    fn get(&self, row: usize, col: usize) -> f64 {
+        self.values[row * self.n + col]
+    }
+
+    fn set(&mut self, row: usize, col: usize, value: f64) {
+        self.values[row * self.n + col] = value;
+    }
+
+    fn row(&self, row: usize) -> &[f64] {
+        &self.values[row * self.n..(row + 1) * self.n]
+    }
+
+    fn mul(&self, other: &Matrix) -> Matrix {
+        let n = self.n;
+        let mut out = Matrix::zeros(n);
+        for i in 0..n {
+            for k in 0..n {
+                let a = self.get(i, k);
+                if a == 0.0 {
+                    continue;
+                }
+                for j in 0..n {
+                    out.values[i * n + j] += a * other.values[k * n + j];
+                }
+            }
+        }
+        out
+    }
+
+    fn add(&self, other: &Matrix) -> Matrix {
+        Matrix {
+            n: self.n,
+            values: self
+                .values
+                .iter()
+                .zip(&other.values)
+                .map(|(a, b)| a + b)
+                .collect(),
+        }
+    }
+
+    fn transpose(&self) -> Matrix {
+        let mut out = Matrix::zeros(self.n);
+        for i in 0..self.n {
+            for j in 0..self.n {
+                out.set(j, i, self.get(i, j));
+            }
+        }
+        out
+    }
+}
+
+/// (M^h, M + M² + … + M^h) by binary powers: O(n³ log h).
+fn power_and_sum(step: &Matrix, h: usize) -> (Matrix, Matrix) {
+    let n = step.n;
+    // What the bits of h taken so far give, and (M^b, M + … + M^b) for the current bit's b.
+    let mut done = (Matrix::identity(n), Matrix::zeros(n));
+    let mut bit = (step.clone(), step.clone());
+    let mut rest = h;
+    while rest > 0 {
+        if rest & 1 == 1 {
+            // Σ_{k=1}^{a+b} M^k = S_a + M^a S_b.
+            done = (done.0.mul(&bit.0), done.1.add(&done.0.mul(&bit.1)));
+        }
+        rest >>= 1;
+        if rest > 0 {
+            bit = (bit.0.mul(&bit.0), bit.1.add(&bit.0.mul(&bit.1)));
+        }
+    }
+    done
 }
 
 /// Solves the normal equations `gram x = moment` by Cholesky, with a small ridge on the diagonal
@@ -429,6 +624,69 @@ mod tests {
             ar_order: order,
             ..ModelConfig::new(ModelKind::Ar)
         })
+    }
+
+    fn fitted(intercept: f64, coefficients: &[f64]) -> Ar {
+        let mut ar = Ar::new(coefficients.len());
+        ar.centre = 0.5;
+        ar.intercept = intercept;
+        ar.coefficients = coefficients.to_vec();
+        ar
+    }
+
+    /// Forms by powers of the step matrix equal the recursion's, and the psi sum by doubling
+    /// the term-by-term one, within rounding, stationary or on a unit root.
+    #[test]
+    fn long_horizon_forms_and_variance_by_powers_match_the_recursion() {
+        let cases: [(f64, &[f64]); 4] = [
+            (0.01, &[0.5, 0.2, -0.1]),
+            (0.0, &[0.9]),
+            (-0.02, &[0.3, 0.1, 0.05, 0.2, -0.1, 0.05, 0.1, 0.1]),
+            (0.0, &[1.0]),
+        ];
+        for (intercept, coefficients) in cases {
+            let ar = fitted(intercept, coefficients);
+            for h in [1, 2, 7, 60, 300, 5_000] {
+                for mean in [false, true] {
+                    let slow = ar.recursion_form(h, mean);
+                    let fast = ar.power_form(h, mean);
+                    let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs().max(1.0);
+                    assert!(
+                        close(fast.constant, slow.constant),
+                        "{coefficients:?} h {h}"
+                    );
+                    for (f, s) in fast.weights.iter().zip(&slow.weights) {
+                        assert!(close(*f, *s), "{coefficients:?} h {h} mean {mean}: {f} {s}");
+                    }
+                }
+                let looped: f64 = ar.psi(h).iter().map(|w| w * w).sum();
+                let doubled = ar.psi_square_sum(h);
+                assert!(
+                    (doubled - looped).abs() <= 1e-9 * looped,
+                    "{coefficients:?} h {h}: {doubled} vs {looped}"
+                );
+            }
+        }
+    }
+
+    /// A horizon of 600,000 steps (10 minutes of 1-ms samples) is answered from forms, and
+    /// its variance is the psi sum, cached for the fit.
+    #[test]
+    fn a_very_long_horizon_is_answered_without_walking_it() {
+        let mut m = model(4);
+        let mut noise = Noise::new(9);
+        for t in 0..2_000 {
+            m.update(seasonal(t, 50) + noise.next());
+        }
+        let h = 600_000;
+        let (mean, forecast, sigma) = (m.mean_over(h), m.forecast(h), m.sigma(h));
+        assert!(mean.is_finite() && forecast.is_finite() && sigma.is_finite());
+        let Core::Ar(ar) = &m.core else {
+            unreachable!("an AR model")
+        };
+        let walked = ar.with_path(h, &m.history, |path| path.iter().sum::<f64>() / h as f64);
+        assert!((m.history.clamp(walked) - mean).abs() <= 1e-9 * mean.abs().max(1.0));
+        assert_eq!(ar.long_variance.borrow().map(|(at, _)| at), Some(h));
     }
 
     #[test]

@@ -7,6 +7,10 @@ use super::{
     burn_in, coordinate_search, recent, replay_pass, History, Member, FIT_SPAN, REPLAY_LANES,
 };
 
+/// Horizons up to this many steps sum their variance term by term (as they always have);
+/// longer ones use the closed form.
+pub(crate) const LOOPED_STEPS: usize = 4096;
+
 const ALPHAS: [f64; 5] = [0.1, 0.3, 0.5, 0.8, 1.0];
 const BETAS: [f64; 3] = [0.01, 0.05, 0.2];
 /// Damping factors tried when damped; a trend that persists undamped over an hour is rare in
@@ -49,15 +53,69 @@ impl Trend {
         (new_level, new_trend)
     }
 
-    /// The h-step error's variance over the 1-step error's, season aside: the innovation of
-    /// step j ahead reaches the forecast through alpha (1 + beta carried(j)).
-    pub(crate) fn variance_factor(&self, h: usize, seasonal: impl Fn(usize) -> f64) -> f64 {
+    /// The h-step error's variance over the 1-step error's: the innovation of step j ahead
+    /// reaches the forecast through alpha (1 + beta carried(j)), plus `gamma` where j is a
+    /// whole number of seasons of `period` steps (Holt: no season, period 0). Summed term by
+    /// term up to [`LOOPED_STEPS`]; past it, in closed form, so that a horizon of many steps
+    /// costs no more than a short one.
+    pub(crate) fn variance_factor(&self, h: usize, period: usize, gamma: f64) -> f64 {
+        let seasonal = |j: usize| {
+            if period > 1 && j % period == 0 {
+                gamma
+            } else {
+                0.0
+            }
+        };
+        if h > LOOPED_STEPS {
+            return self.variance_factor_closed(h, period, gamma);
+        }
         let mut factor = 1.0;
         for j in 1..h {
             let c = self.alpha * (1.0 + self.beta * self.carried(j)) + seasonal(j);
             factor += c * c;
         }
         factor
+    }
+
+    /// [`Trend::variance_factor`] in closed form. The term of step j is a − b r^j when damped
+    /// (carried(j) = K (1 − phi^j), K = phi / (1 − phi): a = alpha (1 + beta K), b = alpha
+    /// beta K, r = phi) and alpha (1 + beta j) when not; the season adds gamma at j = mP.
+    fn variance_factor_closed(&self, h: usize, period: usize, gamma: f64) -> f64 {
+        let n = h.saturating_sub(1) as f64;
+        let (alpha, beta, phi) = (self.alpha, self.beta, self.phi);
+        // Σ_{j=1}^{count} r^j.
+        let geometric = |r: f64, count: f64| {
+            if r == 1.0 {
+                count
+            } else {
+                r * (1.0 - r.powf(count)) / (1.0 - r)
+            }
+        };
+        let damped = phi < 1.0;
+        let (a, b) = if damped {
+            let k = phi / (1.0 - phi);
+            (alpha * (1.0 + beta * k), alpha * beta * k)
+        } else {
+            (alpha, alpha * beta)
+        };
+        // Σ_{j=1}^{n} term_j²: damped (a − b r^j)², undamped (a + b j)².
+        let mut sum = if damped {
+            n * a * a - 2.0 * a * b * geometric(phi, n) + b * b * geometric(phi * phi, n)
+        } else {
+            n * a * a + a * b * n * (n + 1.0) + b * b * n * (n + 1.0) * (2.0 * n + 1.0) / 6.0
+        };
+        if period > 1 {
+            // j = mP for m = 1..=M: (term + gamma)² − term² = 2 gamma term + gamma².
+            let p = period as f64;
+            let m = (h.saturating_sub(1) / period) as f64;
+            let terms = if damped {
+                m * a - b * geometric(phi.powf(p), m)
+            } else {
+                m * a + b * p * m * (m + 1.0) / 2.0
+            };
+            sum += m * gamma * gamma + 2.0 * gamma * terms;
+        }
+        1.0 + sum
     }
 }
 
@@ -203,7 +261,7 @@ impl Member for Holt {
     }
 
     fn variance_factor(&self, h: usize) -> f64 {
-        self.params.variance_factor(h, |_| 0.0)
+        self.params.variance_factor(h, 0, 0.0)
     }
 
     fn gap(&mut self, _steps: u64) {
@@ -219,6 +277,44 @@ mod tests {
     use super::super::testing::Noise;
     use super::super::{ModelConfig, ModelKind, SeriesModel};
     use super::*;
+
+    /// The closed form of the variance factor against the term-by-term sum, damped or not,
+    /// with and without a season, at horizons past where the loop stops.
+    #[test]
+    fn the_closed_variance_factor_is_the_sum_of_its_terms() {
+        for &(alpha, beta, phi) in &[
+            (0.3, 0.05, 0.9),
+            (0.8, 0.2, 0.98),
+            (0.1, 0.01, 0.8),
+            (0.5, 0.05, 1.0),
+            (1.0, 0.2, 1.0),
+        ] {
+            let trend = Trend { alpha, beta, phi };
+            for (period, gamma) in [(0, 0.0), (24, 0.1), (288, 0.3), (7, 0.05)] {
+                for h in [2, 3, 25, 289, 1000, 4097, 9001] {
+                    let mut looped = 1.0;
+                    for j in 1..h {
+                        let season = if period > 1 && j % period == 0 {
+                            gamma
+                        } else {
+                            0.0
+                        };
+                        let c = alpha * (1.0 + beta * trend.carried(j)) + season;
+                        looped += c * c;
+                    }
+                    let closed = trend.variance_factor_closed(h, period, gamma);
+                    assert!(
+                        (closed - looped).abs() <= 1e-9 * looped,
+                        "{alpha} {beta} {phi} P {period} h {h}: {closed} vs {looped}"
+                    );
+                    let asked = trend.variance_factor(h, period, gamma);
+                    if h <= LOOPED_STEPS {
+                        assert_eq!(asked.to_bits(), looped.to_bits(), "h {h}");
+                    }
+                }
+            }
+        }
+    }
 
     fn model(damped: bool) -> SeriesModel {
         SeriesModel::new(&ModelConfig {
@@ -243,7 +339,7 @@ mod tests {
         assert_eq!(plain.mean_carried(7), 4.0);
         // h = 3, undamped: 1 + (a(1 + b))^2 + (a(1 + 2b))^2.
         let expected = 1.0 + (0.5f64 * 1.1).powi(2) + (0.5f64 * 1.2).powi(2);
-        assert!((plain.variance_factor(3, |_| 0.0) - expected).abs() < 1e-12);
+        assert!((plain.variance_factor(3, 0, 0.0) - expected).abs() < 1e-12);
     }
 
     #[test]

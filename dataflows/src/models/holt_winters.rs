@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::fit_memo::FitMemo;
-use super::holt::Trend;
+use super::holt::{Trend, LOOPED_STEPS};
 use super::season::{detect_period, DEFAULT_SEASON_CANDIDATES};
 use super::{
     burn_in, coordinate_search, recent, replay_pass, History, Member, FIT_SPAN, REPLAY_LANES,
@@ -393,6 +393,20 @@ impl Member for HoltWinters {
             // No season in use: its one entry is a zero, and h zeros of one sign add up to
             // the first sum (h > 0 always, see `SeriesModel::mean_over`), without the walk.
             [only] if *only == 0.0 && h > 0 => sum += *only,
+            // A long horizon: whole seasons at once, then the part of one, O(period) however
+            // many steps (the walk would be O(h) at every sample).
+            season if h > LOOPED_STEPS => {
+                let whole: f64 = season.iter().sum();
+                let mut part = 0.0;
+                for _ in 0..h % period {
+                    part += season[phase];
+                    phase += 1;
+                    if phase == period {
+                        phase = 0;
+                    }
+                }
+                sum = whole * (h / period) as f64 + part;
+            }
             _ => {
                 for _ in 0..h {
                     sum += self.season[phase];
@@ -408,15 +422,8 @@ impl Member for HoltWinters {
     }
 
     fn variance_factor(&self, h: usize) -> f64 {
-        let period = self.season.len();
-        let gamma = self.gamma;
-        self.params.variance_factor(h, |j| {
-            if period > 1 && j % period == 0 {
-                gamma
-            } else {
-                0.0
-            }
-        })
+        self.params
+            .variance_factor(h, self.season.len(), self.gamma)
     }
 
     fn gap(&mut self, steps: u64) {
@@ -433,6 +440,31 @@ impl Member for HoltWinters {
 mod tests {
     use super::super::testing::{seasonal, Noise};
     use super::super::{Core, Member, ModelConfig, ModelKind, SeriesModel};
+    use super::LOOPED_STEPS;
+
+    #[test]
+    fn a_long_horizon_sums_whole_seasons_to_the_walk_within_rounding() {
+        let mut m = model(Some(24));
+        let mut noise = Noise::new(5);
+        for t in 0..600 {
+            m.update(seasonal(t, 24) + noise.next());
+            if t % 97 != 0 {
+                continue;
+            }
+            let Core::HoltWinters(hw) = &m.core else {
+                unreachable!("a Holt-Winters model")
+            };
+            for h in [LOOPED_STEPS + 1, 5_000, 600_000] {
+                let seasonal = (0..h).map(|k| hw.seasonal(k)).sum::<f64>() / h as f64;
+                let expected = hw.level + hw.params.mean_carried(h) * hw.trend + seasonal;
+                let got = hw.mean_over(h, &m.history);
+                assert!(
+                    (got - expected).abs() <= 1e-9 * expected.abs().max(1.0),
+                    "t {t} h {h}: {got} vs {expected}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn mean_over_sums_the_season_as_the_per_step_lookup_does() {

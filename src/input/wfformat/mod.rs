@@ -23,7 +23,7 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
-use super::rejection::{InputStats, RejectKind, Rejection};
+use super::rejection::{InputStats, RejectKind, Rejection, MAX_DURATION_S};
 use de::{
     Field, FileEntry, Quantity, Root, Shape, Sink, Span, TaskObject, V14File, WorkflowObject,
 };
@@ -939,12 +939,20 @@ fn checked_task(
             .ok()
     };
     let measured = &task.measured;
-    let runtime_s = check("runtimeInSeconds", measured.runtime).unwrap_or(0.0);
+    let runtime = check("runtimeInSeconds", measured.runtime);
     let cores = check("cores", measured.cores).unwrap_or(1.0);
     let memory_bytes = check("memoryInBytes", measured.memory).map(to_bytes);
     let avg_cpu_pct = check("avgCPU", measured.avg_cpu);
     let read_bytes = check("readBytes", measured.read).map(to_bytes);
     let written_bytes = check("writtenBytes", measured.written).map(to_bytes);
+    let runtime_s = match runtime.map(|r| within_max_duration(&what, "runtimeInSeconds", r)) {
+        Some(Ok(runtime)) => runtime,
+        Some(Err(problem)) => {
+            problems.push(problem);
+            0.0
+        }
+        None => 0.0,
+    };
     if cores == 0.0 {
         problems.push((
             RejectKind::Schema,
@@ -1244,6 +1252,18 @@ fn checked_amount(what: &str, field: &str, value: f64) -> Result<f64, Problem> {
         ))
     } else {
         Ok(value)
+    }
+}
+
+/// Checks a duration no task can exceed ([`MAX_DURATION_S`]).
+fn within_max_duration(what: &str, field: &str, seconds: f64) -> Result<f64, Problem> {
+    if seconds > MAX_DURATION_S {
+        Err((
+            RejectKind::OutOfRange,
+            format!("{what}: {field} {seconds:e} is over {MAX_DURATION_S:e} s (30 years)"),
+        ))
+    } else {
+        Ok(seconds)
     }
 }
 
@@ -1602,6 +1622,19 @@ mod tests {
             "specification": {"tasks": [{"id": "a", "name": "a", "parents": [], "children": []}]},
             "execution": {"tasks": [{"id": "a", "runtimeInSeconds": 1}, {"id": "a", "runtimeInSeconds": 2}]}}});
         assert_eq!(kinds(&twice.to_string()), vec![RejectKind::DuplicateId]);
+    }
+
+    #[test]
+    fn a_runtime_over_thirty_years_is_out_of_range() {
+        let runtime = rejections(&v15(&[("a", &[], &[], &[], &[], 1e12)], &[]));
+        assert_eq!(runtime.len(), 1);
+        assert_eq!(runtime[0].kind, RejectKind::OutOfRange);
+        assert!(
+            runtime[0].reason.contains("runtimeInSeconds 1e12"),
+            "{}",
+            runtime[0].reason
+        );
+        assert!(rejections(&v15(&[("a", &[], &[], &[], &[], 9e8)], &[])).is_empty());
     }
 
     #[test]
