@@ -438,6 +438,7 @@ pub fn run_bench(
             process: cluster.process,
             addresses: cluster.addresses.clone(),
             connect_timeout: Duration::from_secs(30),
+            peer_timeout: Some(Duration::from_secs(60)),
         },
     };
     // The engine blocks until its workers finish, so it runs on a thread of its own while this

@@ -470,6 +470,7 @@ fn base_args(out: &Path, workers: usize) -> RunArgs {
         process: 0,
         hostfile: None,
         connect_timeout: 30.0,
+        peer_timeout: 60.0,
         strict: false,
         quiet: true,
         memory_every: 0,

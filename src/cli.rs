@@ -102,6 +102,12 @@ pub struct RunArgs {
     /// giving up with an error naming the missing one.
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]
     pub connect_timeout: f64,
+    /// With --processes: seconds a peer may send nothing during the run before this process
+    /// gives it up as stopped, hung or unreachable and exits with an error naming it (0: wait
+    /// for ever). Processes exchange progress at every epoch; only a single epoch or input
+    /// read longer than this makes a healthy peer that quiet.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    pub peer_timeout: f64,
     /// Make the first rejected record fatal.
     #[arg(long)]
     pub strict: bool,
@@ -625,6 +631,14 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig, ConfigError> {
                 0.1,
                 86_400.0,
             )?),
+            peer_timeout: Some(in_range(
+                "--peer-timeout",
+                args.peer_timeout,
+                0.0,
+                86_400.0,
+            )?)
+            .filter(|&seconds| seconds > 0.0)
+            .map(Duration::from_secs_f64),
         }
     } else {
         Workers::Threads(args.workers)

@@ -12,7 +12,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -81,23 +81,84 @@ pub fn a_peer_was_lost() -> bool {
     A_PEER_WAS_LOST.load(Ordering::SeqCst)
 }
 
-/// The first peer whose connection failed, shared by every [`PeerStream`] of a run.
+/// The first peer whose connection failed, shared by every [`PeerStream`] of a run, and when
+/// each peer was last heard from.
 #[derive(Clone, Debug, Default)]
-pub struct LostPeer(Arc<Mutex<Option<String>>>);
+pub struct LostPeer {
+    lost: Arc<Mutex<Option<String>>>,
+    heard: Arc<Mutex<Vec<Heard>>>,
+}
+
+/// When bytes last came from one peer, in milliseconds since [`clock_start`].
+#[derive(Debug)]
+struct Heard {
+    process: usize,
+    address: Arc<str>,
+    at_ms: Arc<AtomicU64>,
+}
+
+/// The zero of the peers' last-heard clock.
+fn clock_start() -> Instant {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *START.get_or_init(Instant::now)
+}
+
+fn clock_ms() -> u64 {
+    u64::try_from(clock_start().elapsed().as_millis()).unwrap_or(u64::MAX)
+}
 
 impl LostPeer {
     /// Why the first lost peer was lost (`process N at ADDRESS: what happened`), if one was.
     pub fn get(&self) -> Option<String> {
-        self.0.lock().ok().and_then(|lost| lost.clone())
+        self.lost.lock().ok().and_then(|lost| lost.clone())
     }
 
     fn record(&self, what: impl FnOnce() -> String) {
         A_PEER_WAS_LOST.store(true, Ordering::SeqCst);
-        if let Ok(mut lost) = self.0.lock() {
+        if let Ok(mut lost) = self.lost.lock() {
             if lost.is_none() {
                 *lost = Some(what());
             }
         }
+    }
+
+    /// Records as lost, and returns, the first peer that has sent nothing for `limit`: one
+    /// that is stopped, hung, or cut off without its connection closing (a process kept alive
+    /// but frozen, a silent network partition), which TCP alone never reports. A run's
+    /// processes exchange progress at every epoch, so a healthy peer is silent only while it
+    /// computes one long epoch or reads its inputs.
+    pub fn silent_for(&self, limit: Duration) -> Option<String> {
+        let now = clock_ms();
+        let limit_ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX);
+        let silent = self.heard.lock().ok().and_then(|heard| {
+            heard.iter().find_map(|peer| {
+                let at = peer.at_ms.load(Ordering::Relaxed);
+                (now.saturating_sub(at) > limit_ms).then(|| {
+                    format!(
+                        "process {} at {} has sent nothing for {:.0} s (stopped, hung or \
+                         unreachable; see --peer-timeout)",
+                        peer.process,
+                        peer.address,
+                        limit.as_secs_f64()
+                    )
+                })
+            })
+        })?;
+        self.record(|| silent.clone());
+        self.get()
+    }
+
+    /// Starts the last-heard clock of one connected peer, now.
+    fn watch(&self, process: usize, address: Arc<str>) -> Arc<AtomicU64> {
+        let at_ms = Arc::new(AtomicU64::new(clock_ms()));
+        if let Ok(mut heard) = self.heard.lock() {
+            heard.push(Heard {
+                process,
+                address,
+                at_ms: Arc::clone(&at_ms),
+            });
+        }
+        at_ms
     }
 }
 
@@ -108,6 +169,8 @@ pub struct PeerStream {
     process: usize,
     address: Arc<str>,
     lost: LostPeer,
+    /// When bytes last came from this peer ([`LostPeer::silent_for`]).
+    heard_ms: Arc<AtomicU64>,
 }
 
 impl PeerStream {
@@ -131,6 +194,9 @@ impl PeerStream {
 impl Read for PeerStream {
     fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
         let result = self.stream.read(buffer);
+        if matches!(result, Ok(read) if read > 0) {
+            self.heard_ms.store(clock_ms(), Ordering::Relaxed);
+        }
         // A clean end of stream is also how a killed peer looks; timely's receive loop treats
         // it as the end of the run, so it is noted but only reported if the run then fails.
         let asked = !buffer.is_empty();
@@ -157,6 +223,7 @@ impl Stream for PeerStream {
             process: self.process,
             address: Arc::clone(&self.address),
             lost: self.lost.clone(),
+            heard_ms: Arc::clone(&self.heard_ms),
         })
     }
 
@@ -187,6 +254,7 @@ pub fn communication(workers: Workers, lost: &LostPeer) -> Result<Communication,
             process,
             addresses,
             connect_timeout,
+            ..
         } => {
             let threads = threads.max(1);
             let sockets = connect(&addresses, process, connect_timeout, lost)
@@ -248,11 +316,15 @@ pub fn connect(
         .into_iter()
         .enumerate()
         .map(|(process, stream)| {
-            stream.map(|stream| PeerStream {
-                stream,
-                process,
-                address: Arc::from(addresses[process].as_str()),
-                lost: lost.clone(),
+            stream.map(|stream| {
+                let address: Arc<str> = Arc::from(addresses[process].as_str());
+                PeerStream {
+                    stream,
+                    process,
+                    heard_ms: lost.watch(process, Arc::clone(&address)),
+                    address,
+                    lost: lost.clone(),
+                }
             })
         })
         .collect())

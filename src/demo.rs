@@ -58,6 +58,7 @@ pub fn demo_args(args: &DemoArgs) -> RunArgs {
         process: 0,
         hostfile: None,
         connect_timeout: 30.0,
+        peer_timeout: 60.0,
         strict: false,
         quiet: true,
         memory_every: 0,

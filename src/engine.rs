@@ -373,6 +373,9 @@ pub enum Workers {
         addresses: Vec<String>,
         /// How long to wait for every peer to be connected before giving up.
         connect_timeout: Duration,
+        /// How long a peer may send nothing during the run before it is given up as lost
+        /// (stopped, hung or cut off); `None`: wait on it for ever.
+        peer_timeout: Option<Duration>,
     },
 }
 
@@ -444,6 +447,10 @@ where
     // A cluster is connected by augur rather than by timely, so that a missing peer ends in an
     // error after `connect_timeout` instead of an endless retry loop, and a lost one is named.
     let lost = LostPeer::default();
+    let peer_timeout = match &workers {
+        Workers::Cluster { peer_timeout, .. } => *peer_timeout,
+        Workers::Threads(_) => None,
+    };
     let communication = cluster::communication(workers, &lost).map_err(EngineError::Start)?;
     let run = move || -> EngineResult<Src, Snk> {
         let guards = cluster::execute(communication, move |worker| {
@@ -692,6 +699,11 @@ where
                 ))
             }
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                // A peer that stays silent is lost as one whose connection closed is, but at
+                // once: its connection will not close to end the run by itself.
+                if let Some(silent) = peer_timeout.and_then(|limit| lost.silent_for(limit)) {
+                    return Err(EngineError::PeerLost(silent));
+                }
                 if let Some(peer) = lost.get() {
                     let since = *lost_since.get_or_insert_with(Instant::now);
                     if since.elapsed() >= LOST_PEER_GRACE {

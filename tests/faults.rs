@@ -76,17 +76,31 @@ fn finish(mut child: Child, limit: Duration, what: &str) -> (bool, String, Strin
     (status.success(), stdout, stderr)
 }
 
-/// Kills process `victim` of a running 2-process run once the run is under way; the other must
-/// then exit non-zero, soon, with one line naming the lost peer.
-fn kill_one_of_two(victim: usize) {
-    let dir = temp(&format!("kill-{victim}"));
+/// What happens to the victim of a fault test.
+#[derive(Clone, Copy, PartialEq)]
+enum Fault {
+    /// SIGKILL: its connections close.
+    Kill,
+    /// SIGSTOP: alive, connections open, silent (a hung host, a silent network partition).
+    Stop,
+}
+
+/// Kills (or stops) process `victim` of a running 2-process run once the run is under way; the
+/// other must then exit non-zero, soon, with one line naming the lost peer.
+fn fault_one_of_two(victim: usize, fault: Fault) {
+    let dir = temp(&format!("fault-{victim}"));
     // Long enough that the run is still going when the victim dies (the debug build replays
     // about a thousand epochs a second).
     let args = short_scenario(&dir, 4000);
     let hosts = hostfile(&dir);
     let out = dir.join("out");
+    // A stopped peer is given up after --peer-timeout; a killed one at once, whatever it is.
+    let timeout = match fault {
+        Fault::Kill => "60",
+        Fault::Stop => "5",
+    };
     let mut processes: Vec<Child> = (0..2)
-        .map(|index| start(&args, &out, &hosts, index, &[]))
+        .map(|index| start(&args, &out, &hosts, index, &["--peer-timeout", timeout]))
         .collect();
     // Under way: process 0 has begun writing the map.
     let started = Instant::now();
@@ -102,11 +116,28 @@ fn kill_one_of_two(victim: usize) {
         killed.try_wait().is_ok_and(|status| status.is_none()),
         "process {victim} ended before it could be killed; make the scenario longer"
     );
-    killed.kill().expect("SIGKILL");
-    let _ = killed.wait();
+    match fault {
+        Fault::Kill => {
+            killed.kill().expect("SIGKILL");
+            let _ = killed.wait();
+        }
+        Fault::Stop => {
+            let stopped = Command::new("kill")
+                .args(["-STOP", &killed.id().to_string()])
+                .status()
+                .expect("kill -STOP");
+            assert!(stopped.success());
+        }
+    }
     let killed_at = Instant::now();
     let (ok, stdout, stderr) = finish(survivor, Duration::from_secs(60), "the survivor");
-    assert!(!ok, "the survivor must fail when its peer is killed");
+    // A stopped victim is killed now (SIGKILL ends a stopped process too).
+    let _ = killed.kill();
+    let _ = killed.wait();
+    assert!(
+        !ok,
+        "the survivor must fail when its peer is killed or stops"
+    );
     assert!(
         killed_at.elapsed() < Duration::from_secs(30),
         "the survivor took {:?} to notice",
@@ -119,17 +150,30 @@ fn kill_one_of_two(victim: usize) {
             && lines[0].contains(&format!("lost peer process {victim} at 127.0.0.1:")),
         "the error must name the lost peer: {stderr}"
     );
+    if fault == Fault::Stop {
+        assert!(lines[0].contains("has sent nothing for 5 s"), "{stderr}");
+    }
     assert!(stdout.is_empty(), "nothing on stdout: {stdout}");
 }
 
 #[test]
 fn killing_process_1_makes_process_0_exit_naming_it() {
-    kill_one_of_two(1);
+    fault_one_of_two(1, Fault::Kill);
 }
 
 #[test]
 fn killing_process_0_makes_process_1_exit_naming_it() {
-    kill_one_of_two(0);
+    fault_one_of_two(0, Fault::Kill);
+}
+
+#[test]
+fn stopping_process_1_makes_process_0_exit_after_the_peer_timeout() {
+    fault_one_of_two(1, Fault::Stop);
+}
+
+#[test]
+fn stopping_process_0_makes_process_1_exit_after_the_peer_timeout() {
+    fault_one_of_two(0, Fault::Stop);
 }
 
 #[test]
