@@ -289,13 +289,16 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
             every: checkpoint.every,
             // A finished run has nothing to resume.
             at_end: false,
-            store: Box::new(CheckpointDir::new(
-                &checkpoint.dir,
-                &config.out,
-                &STREAMED,
-                fingerprint,
-                config.progress,
-            )),
+            store: Box::new(
+                CheckpointDir::new(
+                    &checkpoint.dir,
+                    &config.out,
+                    &STREAMED,
+                    fingerprint,
+                    config.progress,
+                )
+                .resuming(resumed.as_ref()),
+            ),
             resume: resumed.take().map(|checkpoint| checkpoint.engine),
         }),
         _ => None,

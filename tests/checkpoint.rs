@@ -258,6 +258,21 @@ fn damaged_missing_or_foreign_checkpoints_are_refused_clearly() {
     let resumed = run(&args, &out, &resume, None);
     assert!(resumed.status.success(), "{}", stderr(&resumed));
 
+    // Outputs that another run has rewritten since (here one byte of the map's history, at its
+    // start) are not spliced onto: the checkpoint holds a hash of what it had written.
+    let partition = out.join("partition.jsonl");
+    let written = std::fs::read(&partition).expect("partition.jsonl");
+    let mut rewritten = written.clone();
+    rewritten[2] = if rewritten[2] == b'x' { b'y' } else { b'x' };
+    std::fs::write(&partition, &rewritten).expect("rewrite");
+    refused(
+        &resume,
+        &args,
+        "not what the checkpointed run wrote",
+        "rewritten outputs",
+    );
+    std::fs::write(&partition, &written).expect("restore partition.jsonl");
+
     // Other settings, other inputs.
     let mut other_policy = resume.to_vec();
     other_policy.extend(["--policy", "static"]);

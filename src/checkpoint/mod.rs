@@ -27,9 +27,10 @@ pub const PREVIOUS: &str = "checkpoint.prev.bin";
 const TEMPORARY: &str = "checkpoint.tmp";
 const PREVIOUS_TEMPORARY: &str = "checkpoint.prev.tmp";
 /// `AUGURCK` and the layout version: bumped whenever the encoded state changes shape (2: the
-/// anomaly scorer's absence detector; 3: AR's flat fit), since bincode is not self-describing
-/// and an older layout would fail to decode with a message about enum tags.
-const MAGIC: &[u8; 8] = b"AUGURCK3";
+/// anomaly scorer's absence detector; 3: AR's flat fit; 4: a hash of each streamed output's
+/// prefix), since bincode is not self-describing and an older layout would fail to decode with
+/// a message about enum tags.
+const MAGIC: &[u8; 8] = b"AUGURCK4";
 /// Magic, payload length, checksum.
 const HEADER_BYTES: usize = 24;
 
@@ -97,8 +98,10 @@ pub struct RunCheckpoint {
     pub fingerprint: u64,
     /// The engine's snapshot (dataflow, feed and writer state).
     pub engine: EngineSnapshot,
-    /// Streamed output files (name in the output folder) and their length at the checkpoint.
-    pub outputs: Vec<(String, u64)>,
+    /// Streamed output files (name in the output folder), their length at the checkpoint, and
+    /// the FNV-1a hash of those bytes, so that a resume into outputs another run has since
+    /// rewritten is refused rather than spliced onto them.
+    pub outputs: Vec<(String, u64, u64)>,
 }
 
 /// FNV-1a, 64 bits: enough to tell a damaged file from an intact one.
@@ -126,6 +129,9 @@ pub struct CheckpointDir {
     report: bool,
     /// Bytes and seconds of every checkpoint written.
     pub written: Vec<(u64, f64)>,
+    /// Per streamed output, how many of its bytes are hashed and their hash: a checkpoint
+    /// hashes only what was appended since the one before.
+    hashed: std::collections::BTreeMap<String, (u64, u64)>,
 }
 
 impl CheckpointDir {
@@ -152,7 +158,45 @@ impl CheckpointDir {
                 .and_then(|value| value.parse().ok()),
             report,
             written: Vec::new(),
+            hashed: Default::default(),
         }
+    }
+
+    /// Continues the prefix hashes of the checkpoint a run resumes from (its outputs were cut
+    /// back to those prefixes and checked against them).
+    pub fn resuming(mut self, checkpoint: Option<&RunCheckpoint>) -> CheckpointDir {
+        if let Some(checkpoint) = checkpoint {
+            for (name, length, hash) in &checkpoint.outputs {
+                self.hashed.insert(name.clone(), (*length, *hash));
+            }
+        }
+        self
+    }
+
+    /// The length of the streamed output `name` now and the hash of all of it, reading only
+    /// the bytes appended since the last call.
+    fn hash_output(&mut self, name: &str) -> Result<(u64, u64), CheckpointError> {
+        let path = self.out.join(name);
+        let failed = |source| CheckpointError::Io {
+            path: path.clone(),
+            source,
+        };
+        let length = match std::fs::metadata(&path) {
+            Ok(metadata) => metadata.len(),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(source) => return Err(failed(source)),
+        };
+        let (mut done, mut hash) = self.hashed.get(name).copied().unwrap_or((0, FNV_OFFSET));
+        if length < done {
+            // Outputs only grow during a run; start over rather than trust the old prefix.
+            (done, hash) = (0, FNV_OFFSET);
+        }
+        if length > done {
+            let mut file = File::open(&path).map_err(failed)?;
+            hash = hash_range(&mut file, done, length, hash).map_err(failed)?;
+        }
+        self.hashed.insert(name.to_string(), (length, hash));
+        Ok((length, hash))
     }
 
     fn write(&mut self, snapshot: &EngineSnapshot) -> Result<(), CheckpointError> {
@@ -161,21 +205,16 @@ impl CheckpointDir {
             move |source| CheckpointError::Io { path, source }
         };
         let mut outputs = Vec::with_capacity(self.streamed.len());
-        for name in &self.streamed {
-            let path = self.out.join(name);
-            let length = match std::fs::metadata(&path) {
-                Ok(metadata) => metadata.len(),
-                Err(error) if error.kind() == std::io::ErrorKind::NotFound => 0,
-                Err(source) => return Err(CheckpointError::Io { path, source }),
-            };
-            outputs.push((name.clone(), length));
+        for name in self.streamed.clone() {
+            let (length, hash) = self.hash_output(&name)?;
+            outputs.push((name, length, hash));
         }
         // Borrowed, so a large snapshot is not copied to be encoded.
         #[derive(serde::Serialize)]
         struct Borrowed<'a> {
             fingerprint: u64,
             engine: &'a EngineSnapshot,
-            outputs: &'a [(String, u64)],
+            outputs: &'a [(String, u64, u64)],
         }
         let payload = encode(&Borrowed {
             fingerprint: self.fingerprint,
@@ -325,7 +364,7 @@ pub fn reopen_outputs(
     checkpoint: &RunCheckpoint,
 ) -> Result<Vec<(String, File)>, CheckpointError> {
     let mut files = Vec::new();
-    for (name, length) in &checkpoint.outputs {
+    for (name, length, hash) in &checkpoint.outputs {
         let path = out.join(name);
         let io = |source| CheckpointError::Io {
             path: path.clone(),
@@ -345,10 +384,37 @@ pub fn reopen_outputs(
                 ),
             });
         }
+        let mut reading = File::open(&path).map_err(io)?;
+        if hash_range(&mut reading, 0, *length, FNV_OFFSET).map_err(io)? != *hash {
+            return Err(CheckpointError::Mismatch {
+                path: path.clone(),
+                reason: format!(
+                    "its first {length} bytes are not what the checkpointed run wrote (did \
+                     another run write into this --out since?)"
+                ),
+            });
+        }
         file.set_len(*length).map_err(io)?;
         files.push((name.clone(), file));
     }
     Ok(files)
+}
+
+/// FNV-1a of bytes `from..to` of `file`, continuing from `hash`.
+fn hash_range(file: &mut File, from: u64, to: u64, mut hash: u64) -> std::io::Result<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    file.seek(SeekFrom::Start(from))?;
+    let mut left = to - from;
+    let mut buffer = vec![0u8; 64 * 1024];
+    while left > 0 {
+        let want = buffer
+            .len()
+            .min(usize::try_from(left).unwrap_or(usize::MAX));
+        file.read_exact(&mut buffer[..want])?;
+        hash = fnv1a(&buffer[..want], hash);
+        left -= want as u64;
+    }
+    Ok(hash)
 }
 
 #[cfg(test)]
@@ -367,7 +433,7 @@ mod tests {
         let payload = encode(&RunCheckpoint {
             fingerprint: 9,
             engine: snapshot,
-            outputs: vec![("partition.jsonl".into(), 10)],
+            outputs: vec![("partition.jsonl".into(), 10, 7)],
         })
         .unwrap_or_default();
         let mut bytes = MAGIC.to_vec();
