@@ -243,8 +243,9 @@ pub struct ForecastArgs {
     /// Steps ahead to score.
     #[arg(long, default_value = "1,6,12", value_delimiter = ',')]
     pub horizons: Vec<u32>,
-    /// Points at the end of each series that form the test region.
-    #[arg(long, default_value_t = 1008)]
+    /// Points at the end of each series that form the test region (1 to 100,000,000).
+    #[arg(long, default_value_t = 1008,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100_000_000))]
     pub test_size: usize,
     /// Model to evaluate.
     #[arg(long, default_value = "auto", value_parser = ["auto", "ewma", "holt", "hw", "ar", "median", "all"])]
@@ -517,13 +518,25 @@ pub fn read_config_file(path: &Path) -> Result<ConfigFile, ConfigError> {
     toml::from_str(&text).map_err(|e| error(e.to_string()))
 }
 
+/// A number as a message should show it: in full, but in scientific notation once that is
+/// shorter (1e308 is not written as 309 digits).
+pub fn short_number(value: f64) -> String {
+    let plain = format!("{value}");
+    let scientific = format!("{value:e}");
+    if scientific.len() < plain.len() {
+        scientific
+    } else {
+        plain
+    }
+}
+
 fn in_range(flag: &'static str, value: f64, low: f64, high: f64) -> Result<f64, ConfigError> {
     if value.is_finite() && value >= low && value <= high {
         Ok(value)
     } else {
         Err(ConfigError::Flag {
             flag,
-            reason: format!("{value} is not within [{low}, {high}]"),
+            reason: format!("{} is not within [{low}, {high}]", short_number(value)),
         })
     }
 }
@@ -1021,6 +1034,16 @@ pub fn hosts(hostfile: Option<&Path>, processes: usize) -> Result<Vec<String>, C
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_in_messages_are_short() {
+        assert_eq!(short_number(1e308), "1e308");
+        assert_eq!(short_number(2.5), "2.5");
+        assert_eq!(short_number(86_400.0), "86400");
+        assert_eq!(short_number(-1.5e-300), "-1.5e-300");
+        let error = in_range("--lateness", 1e308, 0.0, 1e9).expect_err("out of range");
+        assert!(error.to_string().contains("1e308 is not within"), "{error}");
+    }
     use augur_dataflows::models::ModelKind;
 
     /// An empty file of that name in a fixture folder (the flags check that inputs exist). The

@@ -250,7 +250,10 @@ pub fn serve_config(
     if !(lateness_s.is_finite() && (0.0..=1e9).contains(&lateness_s)) {
         return Err(flag(
             "--lateness",
-            format!("{lateness_s} is not within [0, 1e9]"),
+            format!(
+                "{} is not within [0, 1e9]",
+                crate::cli::short_number(lateness_s)
+            ),
         ));
     }
     let (forecast, placement) = engine_knobs(&file, args.policy.clone())?;
