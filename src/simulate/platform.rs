@@ -147,7 +147,8 @@ impl SimPlatform {
             sizes.extend(std::iter::repeat_n(0.0, sinks));
         }
         let speeds: Vec<f64> = self.platform.devices.iter().map(|d| d.speed).collect();
-        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+        // `+ 0.0`: an empty sum is -0.0, which a message would print as "-0".
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64 + 0.0;
         let comp = mean(&costs) / mean(&speeds);
         let link = mean(&sizes) / (ccr * comp);
         if !(link.is_finite() && link > 0.0) {
