@@ -104,8 +104,8 @@ pub struct RunArgs {
     pub connect_timeout: f64,
     /// With --processes: seconds a peer may send nothing during the run before this process
     /// gives it up as stopped, hung or unreachable and exits with an error naming it (0: wait
-    /// for ever). Processes exchange progress at every epoch; only a single epoch or input
-    /// read longer than this makes a healthy peer that quiet.
+    /// for ever; else at least 2). Every process sends each peer a heartbeat every 0.5 s on a
+    /// connection of its own, so a peer that is busy or has nothing to send is never silent.
     #[arg(long, value_name = "SECS", default_value_t = 60.0)]
     pub peer_timeout: f64,
     /// Make the first rejected record fatal.
@@ -644,14 +644,16 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig, ConfigError> {
                 0.1,
                 86_400.0,
             )?),
-            peer_timeout: Some(in_range(
-                "--peer-timeout",
-                args.peer_timeout,
-                0.0,
-                86_400.0,
-            )?)
-            .filter(|&seconds| seconds > 0.0)
-            .map(Duration::from_secs_f64),
+            peer_timeout: if args.peer_timeout == 0.0 {
+                None
+            } else {
+                Some(Duration::from_secs_f64(in_range(
+                    "--peer-timeout",
+                    args.peer_timeout,
+                    2.0,
+                    86_400.0,
+                )?))
+            },
         }
     } else {
         Workers::Threads(args.workers)

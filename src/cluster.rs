@@ -9,6 +9,11 @@
 //! The protocol: every process listens on its own address; process `i` connects to every
 //! process `j < i` and sends `MAGIC, i, processes`; `j` answers `MAGIC, j, processes`. A
 //! connection that does not say this (another program, another run) is dropped and waited past.
+//! Each pair also opens a second connection the same way, with `HEARTBEAT_MAGIC`: a thread on
+//! each side writes a byte to it every [`BEAT`] and another reads, so that a peer that stops
+//! (SIGSTOP, a hung host, a partition that closes nothing) is told from one that is merely busy
+//! or has nothing to send, which timely's own connection cannot tell: it carries bytes only when
+//! data or progress moves.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
@@ -25,8 +30,14 @@ use timely::{CommunicationConfig, WorkerConfig};
 
 use crate::engine::Workers;
 
-/// "augur-p1" in ASCII: the first word of every handshake.
+/// "augur-p1" in ASCII: the first word of every handshake of a data connection.
 const MAGIC: u64 = 0x6175_6775_722d_7031;
+
+/// "augur-hb" in ASCII: the first word of the handshake of a heartbeat connection.
+const HEARTBEAT_MAGIC: u64 = 0x6175_6775_722d_6862;
+
+/// How often each process writes a byte to each peer's heartbeat connection.
+pub const BEAT: Duration = Duration::from_millis(500);
 
 /// How long one connect attempt, or a handshake, may take before it is retried or dropped.
 const ATTEMPT: Duration = Duration::from_secs(2);
@@ -95,6 +106,22 @@ struct Heard {
     process: usize,
     address: Arc<str>,
     at_ms: Arc<AtomicU64>,
+    /// The peer closed its heartbeat connection: it ended (or died, which its data connection
+    /// reports), so its silence from then on says nothing.
+    ended: Arc<AtomicBool>,
+}
+
+/// One peer's last-heard stamp and ended flag, as the connections to it update them.
+#[derive(Clone, Debug)]
+struct Watch {
+    at_ms: Arc<AtomicU64>,
+    ended: Arc<AtomicBool>,
+}
+
+impl Watch {
+    fn heard(&self) {
+        self.at_ms.store(clock_ms(), Ordering::Relaxed);
+    }
 }
 
 /// The zero of the peers' last-heard clock.
@@ -124,14 +151,17 @@ impl LostPeer {
 
     /// Records as lost, and returns, the first peer that has sent nothing for `limit`: one
     /// that is stopped, hung, or cut off without its connection closing (a process kept alive
-    /// but frozen, a silent network partition), which TCP alone never reports. A run's
-    /// processes exchange progress at every epoch, so a healthy peer is silent only while it
-    /// computes one long epoch or reads its inputs.
+    /// but frozen, a silent network partition), which TCP alone never reports. A healthy peer
+    /// is never that quiet: its heartbeat thread writes every [`BEAT`] whatever its workers
+    /// do. A peer that closed its heartbeat connection (it ended) is not counted.
     pub fn silent_for(&self, limit: Duration) -> Option<String> {
         let now = clock_ms();
         let limit_ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX);
         let silent = self.heard.lock().ok().and_then(|heard| {
             heard.iter().find_map(|peer| {
+                if peer.ended.load(Ordering::Relaxed) {
+                    return None;
+                }
                 let at = peer.at_ms.load(Ordering::Relaxed);
                 (now.saturating_sub(at) > limit_ms).then(|| {
                     format!(
@@ -149,16 +179,20 @@ impl LostPeer {
     }
 
     /// Starts the last-heard clock of one connected peer, now.
-    fn watch(&self, process: usize, address: Arc<str>) -> Arc<AtomicU64> {
-        let at_ms = Arc::new(AtomicU64::new(clock_ms()));
+    fn watch(&self, process: usize, address: Arc<str>) -> Watch {
+        let watch = Watch {
+            at_ms: Arc::new(AtomicU64::new(clock_ms())),
+            ended: Arc::new(AtomicBool::new(false)),
+        };
         if let Ok(mut heard) = self.heard.lock() {
             heard.push(Heard {
                 process,
                 address,
-                at_ms: Arc::clone(&at_ms),
+                at_ms: Arc::clone(&watch.at_ms),
+                ended: Arc::clone(&watch.ended),
             });
         }
-        at_ms
+        watch
     }
 }
 
@@ -170,7 +204,7 @@ pub struct PeerStream {
     address: Arc<str>,
     lost: LostPeer,
     /// When bytes last came from this peer ([`LostPeer::silent_for`]).
-    heard_ms: Arc<AtomicU64>,
+    heard: Watch,
 }
 
 impl PeerStream {
@@ -195,7 +229,7 @@ impl Read for PeerStream {
     fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
         let result = self.stream.read(buffer);
         if matches!(result, Ok(read) if read > 0) {
-            self.heard_ms.store(clock_ms(), Ordering::Relaxed);
+            self.heard.heard();
         }
         // A clean end of stream is also how a killed peer looks; timely's receive loop treats
         // it as the end of the run, so it is noted but only reported if the run then fails.
@@ -223,7 +257,7 @@ impl Stream for PeerStream {
             process: self.process,
             address: Arc::clone(&self.address),
             lost: self.lost.clone(),
-            heard_ms: Arc::clone(&self.heard_ms),
+            heard: self.heard.clone(),
         })
     }
 
@@ -257,7 +291,7 @@ pub fn communication(workers: Workers, lost: &LostPeer) -> Result<Communication,
             ..
         } => {
             let threads = threads.max(1);
-            let sockets = connect(&addresses, process, connect_timeout, lost)
+            let (sockets, heartbeats) = connect(&addresses, process, connect_timeout, lost)
                 .map_err(|error| error.to_string())?;
             let hooks = Hooks::default();
             let local = ProcessBuilder::new_typed_vector(
@@ -269,7 +303,13 @@ pub fn communication(workers: Workers, lost: &LostPeer) -> Result<Communication,
                 initialize_networking_from_sockets(local, sockets, process, threads, hooks)
                     .map_err(|error| error.to_string())?;
             let builders = builders.into_iter().map(AllocatorBuilder::Tcp).collect();
-            (builders, Box::new(guard) as Box<dyn std::any::Any + Send>)
+            // Dropped together when the workers are done: the network threads are joined,
+            // then the heartbeats stop and their connections close, which tells the peers
+            // that this process ended rather than stopped.
+            (
+                builders,
+                Box::new((guard, heartbeats)) as Box<dyn std::any::Any + Send>,
+            )
         }
     };
     Ok(Communication { builders, guard })
@@ -296,7 +336,7 @@ pub fn connect(
     me: usize,
     timeout: Duration,
     lost: &LostPeer,
-) -> Result<Vec<Option<PeerStream>>, ConnectError> {
+) -> Result<(Vec<Option<PeerStream>>, Heartbeats), ConnectError> {
     let deadline = Instant::now() + timeout;
     let processes = addresses.len();
     let my_address = addresses.get(me).cloned().unwrap_or_default();
@@ -308,26 +348,118 @@ pub fn connect(
             source,
         })?;
     let mut sockets: Vec<Option<TcpStream>> = (0..processes).map(|_| None).collect();
+    let mut beats: Vec<Option<TcpStream>> = (0..processes).map(|_| None).collect();
     for (peer, address) in addresses.iter().enumerate().take(me) {
-        sockets[peer] = Some(dial(address, peer, me, processes, deadline, timeout)?);
+        sockets[peer] = Some(dial(
+            address, peer, me, processes, deadline, timeout, MAGIC,
+        )?);
+        beats[peer] = Some(dial(
+            address,
+            peer,
+            me,
+            processes,
+            deadline,
+            timeout,
+            HEARTBEAT_MAGIC,
+        )?);
     }
-    accept_higher(&listener, addresses, me, deadline, timeout, &mut sockets)?;
-    Ok(sockets
+    accept_higher(
+        &listener,
+        addresses,
+        me,
+        deadline,
+        timeout,
+        &mut sockets,
+        &mut beats,
+    )?;
+    let mut heartbeats = Heartbeats::default();
+    let streams = sockets
         .into_iter()
+        .zip(beats)
         .enumerate()
-        .map(|(process, stream)| {
+        .map(|(process, (stream, beat))| {
             stream.map(|stream| {
                 let address: Arc<str> = Arc::from(addresses[process].as_str());
+                let heard = lost.watch(process, Arc::clone(&address));
+                if let Some(beat) = beat {
+                    heartbeats.start(beat, process, heard.clone());
+                }
                 PeerStream {
                     stream,
                     process,
-                    heard_ms: lost.watch(process, Arc::clone(&address)),
+                    heard,
                     address,
                     lost: lost.clone(),
                 }
             })
         })
-        .collect())
+        .collect();
+    Ok((streams, heartbeats))
+}
+
+/// The heartbeat connections of one process: each written every [`BEAT`] by a thread, and
+/// read by another that stamps the peer's [`Watch`]. Dropping this stops the writers and
+/// closes the connections.
+#[derive(Default)]
+pub struct Heartbeats {
+    stop: Arc<AtomicBool>,
+    /// Writing paused (tests: a process that stops beating without closing anything).
+    paused: Arc<AtomicBool>,
+    streams: Vec<TcpStream>,
+}
+
+impl Heartbeats {
+    fn start(&mut self, stream: TcpStream, process: usize, heard: Watch) {
+        let (Ok(mut writer), Ok(mut reader), Ok(kept)) =
+            (stream.try_clone(), stream.try_clone(), stream.try_clone())
+        else {
+            // Without a heartbeat this peer is watched through its data connection alone.
+            return;
+        };
+        self.streams.push(kept);
+        let (stop, paused) = (Arc::clone(&self.stop), Arc::clone(&self.paused));
+        let _ = std::thread::Builder::new()
+            .name(format!("augur:beat-to-{process}"))
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    if !paused.load(Ordering::Relaxed) && writer.write_all(&[0]).is_err() {
+                        break;
+                    }
+                    std::thread::sleep(BEAT);
+                }
+            });
+        let _ = std::thread::Builder::new()
+            .name(format!("augur:beat-from-{process}"))
+            .spawn(move || {
+                let mut buffer = [0u8; 64];
+                loop {
+                    match reader.read(&mut buffer) {
+                        Ok(0) => break,
+                        Ok(_) => heard.heard(),
+                        Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                        Err(_) => break,
+                    }
+                }
+                // Closed or failed: the peer ended, or died, which its data connection
+                // reports. Either way its silence is no longer news.
+                heard.ended.store(true, Ordering::Relaxed);
+            });
+    }
+
+    /// Stops writing heartbeats but keeps the connections open, as a stopped process would.
+    #[cfg(test)]
+    fn pause(&self) {
+        self.paused.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Heartbeats {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for stream in &self.streams {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
 }
 
 fn timeout_error(
@@ -345,6 +477,7 @@ fn timeout_error(
 }
 
 /// Connects to a lower process, retrying until the deadline, and checks its answer.
+#[allow(clippy::too_many_arguments)]
 fn dial(
     address: &str,
     peer: usize,
@@ -352,6 +485,7 @@ fn dial(
     processes: usize,
     deadline: Instant,
     timeout: Duration,
+    magic: u64,
 ) -> Result<TcpStream, ConnectError> {
     let mut last = None;
     loop {
@@ -361,9 +495,11 @@ fn dial(
         }
         // Once connected, the answer may take until the deadline: the peer answers after it
         // has reached the processes below it.
-        match try_dial(address, me, processes, left.min(ATTEMPT), left) {
+        match try_dial(address, me, processes, left.min(ATTEMPT), left, magic) {
             Ok(mut stream) => match read_hello(&mut stream) {
-                Ok((index, count)) if index == peer as u64 && count == processes as u64 => {
+                Ok((kind, index, count))
+                    if kind == magic && index == peer as u64 && count == processes as u64 =>
+                {
                     return set_up(stream).map_err(|error| {
                         timeout_error(peer, address, timeout, Some(error.to_string()))
                     })
@@ -389,6 +525,7 @@ fn try_dial(
     processes: usize,
     limit: Duration,
     answer_within: Duration,
+    magic: u64,
 ) -> io::Result<TcpStream> {
     let resolved: Vec<SocketAddr> = address.to_socket_addrs()?.collect();
     let mut last = io::Error::new(io::ErrorKind::NotFound, "the address resolves to nothing");
@@ -397,7 +534,7 @@ fn try_dial(
             Ok(mut stream) => {
                 stream.set_read_timeout(Some(answer_within))?;
                 stream.set_write_timeout(Some(limit))?;
-                write_hello(&mut stream, me, processes)?;
+                write_hello(&mut stream, magic, me, processes)?;
                 return Ok(stream);
             }
             Err(error) => last = error,
@@ -406,7 +543,8 @@ fn try_dial(
     Err(last)
 }
 
-/// Accepts the higher processes until each has said hello, or the deadline passes.
+/// Accepts the higher processes until each has said hello on a data and a heartbeat
+/// connection, or the deadline passes.
 fn accept_higher(
     listener: &TcpListener,
     addresses: &[String],
@@ -414,6 +552,7 @@ fn accept_higher(
     deadline: Instant,
     timeout: Duration,
     sockets: &mut [Option<TcpStream>],
+    beats: &mut [Option<TcpStream>],
 ) -> Result<(), ConnectError> {
     let processes = addresses.len();
     let listen_error = |source| ConnectError::Listen {
@@ -422,7 +561,9 @@ fn accept_higher(
         source,
     };
     listener.set_nonblocking(true).map_err(listen_error)?;
-    while let Some(missing) = (me + 1..processes).find(|&peer| sockets[peer].is_none()) {
+    while let Some(missing) =
+        (me + 1..processes).find(|&peer| sockets[peer].is_none() || beats[peer].is_none())
+    {
         if Instant::now() >= deadline {
             return Err(timeout_error(missing, &addresses[missing], timeout, None));
         }
@@ -434,7 +575,9 @@ fn accept_higher(
                     .and_then(|()| stream.set_read_timeout(Some(ATTEMPT)))
                     .and_then(|()| stream.set_write_timeout(Some(ATTEMPT)))
                     .and_then(|()| read_hello(&mut stream));
-                let Ok((index, count)) = hello else { continue };
+                let Ok((kind, index, count)) = hello else {
+                    continue;
+                };
                 let Ok(index) = usize::try_from(index) else {
                     continue;
                 };
@@ -443,11 +586,15 @@ fn accept_higher(
                 }
                 // A second hello from the same process replaces the first: the peer gave up on
                 // that connection and dialled again.
-                if write_hello(&mut stream, me, processes).is_err() {
+                if write_hello(&mut stream, kind, me, processes).is_err() {
                     continue;
                 }
                 if let Ok(stream) = set_up(stream) {
-                    sockets[index] = Some(stream);
+                    if kind == HEARTBEAT_MAGIC {
+                        beats[index] = Some(stream);
+                    } else {
+                        sockets[index] = Some(stream);
+                    }
                 }
             }
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
@@ -468,16 +615,16 @@ fn set_up(stream: TcpStream) -> io::Result<TcpStream> {
     Ok(stream)
 }
 
-fn write_hello(stream: &mut TcpStream, me: usize, processes: usize) -> io::Result<()> {
+fn write_hello(stream: &mut TcpStream, magic: u64, me: usize, processes: usize) -> io::Result<()> {
     let mut hello = [0u8; 24];
-    hello[..8].copy_from_slice(&MAGIC.to_be_bytes());
+    hello[..8].copy_from_slice(&magic.to_be_bytes());
     hello[8..16].copy_from_slice(&(me as u64).to_be_bytes());
     hello[16..].copy_from_slice(&(processes as u64).to_be_bytes());
     stream.write_all(&hello)
 }
 
-/// Reads a hello: the sender's index and process count.
-fn read_hello(stream: &mut TcpStream) -> io::Result<(u64, u64)> {
+/// Reads a hello: its kind (data or heartbeat), the sender's index and process count.
+fn read_hello(stream: &mut TcpStream) -> io::Result<(u64, u64, u64)> {
     let mut hello = [0u8; 24];
     stream.read_exact(&mut hello)?;
     let word = |at: usize| {
@@ -485,13 +632,13 @@ fn read_hello(stream: &mut TcpStream) -> io::Result<(u64, u64)> {
         bytes.copy_from_slice(&hello[at..at + 8]);
         u64::from_be_bytes(bytes)
     };
-    if word(0) != MAGIC {
+    if word(0) != MAGIC && word(0) != HEARTBEAT_MAGIC {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             "not an augur handshake",
         ));
     }
-    Ok((word(8), word(16)))
+    Ok((word(0), word(8), word(16)))
 }
 
 #[cfg(test)]
@@ -518,7 +665,7 @@ mod tests {
                         Duration::from_secs(20),
                         &LostPeer::default(),
                     )
-                    .map(|sockets| sockets.iter().map(Option::is_some).collect::<Vec<_>>())
+                    .map(|(sockets, _)| sockets.iter().map(Option::is_some).collect::<Vec<_>>())
                     .map_err(|error| error.to_string())
                 })
             })
@@ -528,6 +675,64 @@ mod tests {
             let expected: Vec<bool> = (0..3).map(|peer| peer != me).collect();
             assert_eq!(connected, Ok(Ok(expected)), "process {me}");
         }
+    }
+
+    /// Two processes that exchange no data stay heard from through their heartbeats; when one
+    /// stops beating (its connections open, as a stopped process leaves them) the other finds
+    /// it silent and names it; once it ends (its heartbeats closed), its silence is no news.
+    #[test]
+    fn heartbeats_tell_a_stopped_peer_from_an_idle_one() {
+        let addresses = vec![free_address(), free_address()];
+        let peer_addresses = addresses.clone();
+        let peer = std::thread::spawn(move || {
+            connect(
+                &peer_addresses,
+                1,
+                Duration::from_secs(20),
+                &LostPeer::default(),
+            )
+            .map_err(|error| error.to_string())
+        });
+        let lost = LostPeer::default();
+        let (_streams, _beats) =
+            connect(&addresses, 0, Duration::from_secs(20), &lost).expect("connects");
+        let (_peer_streams, peer_beats) = peer
+            .join()
+            .map_err(|_| "panicked".to_string())
+            .and_then(|connected| connected)
+            .expect("the peer connects");
+        let limit = BEAT * 4;
+        std::thread::sleep(limit + BEAT * 2);
+        assert_eq!(lost.silent_for(limit), None, "an idle peer still beats");
+        peer_beats.pause();
+        std::thread::sleep(limit + BEAT * 2);
+        let silent = lost.silent_for(limit).unwrap_or_default();
+        assert!(
+            silent.contains("process 1 at") && silent.contains("sent nothing"),
+            "{silent}"
+        );
+        let ended = LostPeer::default();
+        let addresses = vec![free_address(), free_address()];
+        let peer_addresses = addresses.clone();
+        let peer = std::thread::spawn(move || {
+            connect(
+                &peer_addresses,
+                1,
+                Duration::from_secs(20),
+                &LostPeer::default(),
+            )
+            .map(|(_, beats)| drop(beats))
+            .map_err(|error| error.to_string())
+        });
+        let (_streams, _beats) =
+            connect(&addresses, 0, Duration::from_secs(20), &ended).expect("connects");
+        assert!(peer.join().is_ok_and(|connected| connected.is_ok()));
+        std::thread::sleep(limit + BEAT * 2);
+        assert_eq!(
+            ended.silent_for(limit),
+            None,
+            "a peer that ended is not lost"
+        );
     }
 
     #[test]
@@ -578,7 +783,7 @@ mod tests {
             .map_err(|error| io::Error::other(error.to_string()))
         });
         let sockets = connect(&addresses, 0, Duration::from_secs(20), &LostPeer::default());
-        assert!(sockets.is_ok_and(|sockets| sockets[1].is_some()));
+        assert!(sockets.is_ok_and(|(sockets, _)| sockets[1].is_some()));
         assert!(stranger.join().is_ok_and(|result| result.is_ok()));
     }
 }

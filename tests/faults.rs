@@ -88,7 +88,11 @@ enum Fault {
 /// Kills (or stops) process `victim` of a running 2-process run once the run is under way; the
 /// other must then exit non-zero, soon, with one line naming the lost peer.
 fn fault_one_of_two(victim: usize, fault: Fault) {
-    let dir = temp(&format!("fault-{victim}"));
+    let name = match fault {
+        Fault::Kill => "kill",
+        Fault::Stop => "stop",
+    };
+    let dir = temp(&format!("fault-{name}-{victim}"));
     // Long enough that the run is still going when the victim dies (the debug build replays
     // about a thousand epochs a second).
     let args = short_scenario(&dir, 4000);
@@ -130,10 +134,17 @@ fn fault_one_of_two(victim: usize, fault: Fault) {
         }
     }
     let killed_at = Instant::now();
-    let (ok, stdout, stderr) = finish(survivor, Duration::from_secs(60), "the survivor");
-    // A stopped victim is killed now (SIGKILL ends a stopped process too).
+    // Waited for on another thread so that the victim is killed (SIGKILL ends a stopped
+    // process too) even when the survivor hangs and `finish` fails the test.
+    let survivor =
+        std::thread::spawn(move || finish(survivor, Duration::from_secs(60), "the survivor"));
+    let outcome = survivor.join();
     let _ = killed.kill();
     let _ = killed.wait();
+    let (ok, stdout, stderr) = match outcome {
+        Ok(outcome) => outcome,
+        Err(panic) => std::panic::resume_unwind(panic),
+    };
     assert!(
         !ok,
         "the survivor must fail when its peer is killed or stops"
