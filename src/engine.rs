@@ -660,6 +660,13 @@ where
             match outcome {
                 Ok(Some(outcome)) => result = Some(outcome?),
                 Ok(None) => {}
+                // timely hands back the panic payload's Debug form, "Any { .. }", which says
+                // nothing; the panic hook has already printed the message and where.
+                Err(message) if message.starts_with("Any") => {
+                    return Err(EngineError::Worker(
+                        "a worker thread panicked (its message is above)".to_string(),
+                    ))
+                }
                 Err(message) => return Err(EngineError::Worker(message)),
             }
         }

@@ -152,6 +152,7 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
         }
         _ => None,
     };
+    let was_resumed = resumed.is_some();
     // A fresh run clears its outputs now; a resumed one once its inputs have reopened where
     // the checkpoint left them (below), so that a refused resume leaves the results alone.
     if writes_outputs && resumed.is_none() {
@@ -329,6 +330,12 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
     )
     .map_err(|error| match error {
         EngineError::Source(FeedError::Strict(rejection)) => RunError::Strict(rejection),
+        // The checksum catches a damaged checkpoint, not one edited and re-checksummed, whose
+        // state may not hold together: say where the failure may come from.
+        EngineError::Worker(message) if was_resumed => RunError::Engine(format!(
+            "a worker failed after resuming from the checkpoint: {message}; if the checkpoint \
+             was edited it is not usable (run again without --resume)"
+        )),
         other => RunError::Engine(other.to_string()),
     })?;
 
