@@ -585,7 +585,21 @@ mod tests {
     fn flags_are_validated() {
         assert!(eval_config(&args(&["--horizons", "0"])).is_err());
         assert!(eval_config(&args(&["--horizons", "12", "--test-size", "5"])).is_err());
-        assert!(eval_config(&args(&["--season", "1"])).is_err());
+        // A season of 1, or past 100,000, and a test region of 0 are refused as flags are.
+        #[derive(Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            args: ForecastArgs,
+        }
+        for bad in [
+            ["--season", "1"],
+            ["--season", "100001"],
+            ["--test-size", "0"],
+        ] {
+            let mut argv = vec!["forecast", "--series", "x.csv"];
+            argv.extend_from_slice(&bad);
+            assert!(Wrapper::try_parse_from(argv).is_err(), "{bad:?}");
+        }
         let config = eval_config(&args(&["--horizons", "6,1,6", "--model", "all"])).expect("ok");
         assert_eq!(config.horizons, vec![1, 6]);
         assert_eq!(config.models.len(), 6);

@@ -1634,7 +1634,10 @@ mod tests {
             "{}",
             runtime[0].reason
         );
-        assert!(rejections(&v15(&[("a", &[], &[], &[], &[], 9e8)], &[])).is_empty());
+        assert_eq!(
+            accepted(&v15(&[("a", &[], &[], &[], &[], 9e8)], &[])).tasks[0].runtime_s,
+            9e8
+        );
     }
 
     #[test]
