@@ -398,7 +398,7 @@ pub fn connect(
 }
 
 /// The heartbeat connections of one process: each written every [`BEAT`] by a thread, and
-/// read by another that stamps the peer's last-heard stamp. Dropping this stops the writers and
+/// read by another that stamps when the peer was last heard. Dropping this stops the writers and
 /// closes the connections.
 #[derive(Default)]
 pub struct Heartbeats {
