@@ -627,6 +627,10 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig, ConfigError> {
             reason: format!("must be below --processes ({})", args.processes),
         });
     }
+    // Checked with or without --processes, so that a bad value is never accepted silently.
+    if args.peer_timeout != 0.0 {
+        in_range("--peer-timeout", args.peer_timeout, 2.0, 86_400.0)?;
+    }
     let workers = if args.processes > 1 {
         if args.process >= args.processes {
             return Err(ConfigError::Flag {
@@ -1143,6 +1147,33 @@ mod tests {
             let flag = format!("--connect-timeout={bad}");
             let flags = [&cluster[..], &[flag.as_str()]].concat();
             assert!(run_config(&args(&flags)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn peer_timeout_is_off_or_at_least_2_s_with_or_without_processes() {
+        let cluster = ["--processes", "2", "--process", "1"];
+        let config = run_config(&args(&cluster)).expect("valid");
+        assert!(matches!(
+            config.workers,
+            Workers::Cluster { peer_timeout: Some(t), .. } if t == Duration::from_secs(60)
+        ));
+        let off = [&cluster[..], &["--peer-timeout", "0"]].concat();
+        assert!(matches!(
+            run_config(&args(&off)).expect("valid").workers,
+            Workers::Cluster {
+                peer_timeout: None,
+                ..
+            }
+        ));
+        for bad in ["1", "-1", "NaN", "inf", "1e400"] {
+            let flag = format!("--peer-timeout={bad}");
+            let flags = [&cluster[..], &[flag.as_str()]].concat();
+            assert!(run_config(&args(&flags)).is_err(), "{bad}");
+            assert!(
+                run_config(&args(&[flag.as_str()])).is_err(),
+                "{bad}, one process"
+            );
         }
     }
 

@@ -273,6 +273,34 @@ fn damaged_missing_or_foreign_checkpoints_are_refused_clearly() {
     );
     std::fs::write(&partition, &written).expect("restore partition.jsonl");
 
+    // A refused resume changes nothing: the map's history, longer than the checkpoint recorded
+    // (as a killed run leaves it), is not cut back when a later output is found rewritten.
+    let rejected_path = out.join("rejected.jsonl");
+    let rejected = std::fs::read(&rejected_path).expect("rejected.jsonl");
+    let mut longer = written.clone();
+    longer.extend_from_slice(b"{\"a partial line");
+    std::fs::write(&partition, &longer).expect("lengthen");
+    let mut flipped = rejected.clone();
+    if let Some(first) = flipped.first_mut() {
+        *first ^= 0x20;
+    }
+    std::fs::write(&rejected_path, &flipped).expect("rewrite rejected.jsonl");
+    refused(
+        &resume,
+        &args,
+        "not what the checkpointed run wrote",
+        "a later output rewritten",
+    );
+    assert_eq!(std::fs::read(&partition).expect("partition.jsonl"), longer);
+    std::fs::write(&rejected_path, &rejected).expect("restore rejected.jsonl");
+    std::fs::write(&partition, &written).expect("restore partition.jsonl");
+    let gone = std::fs::read(&rejected_path).expect("rejected.jsonl");
+    std::fs::remove_file(&rejected_path).expect("remove rejected.jsonl");
+    if !gone.is_empty() {
+        refused(&resume, &args, "the output is missing", "a deleted output");
+    }
+    std::fs::write(&rejected_path, &gone).expect("restore rejected.jsonl");
+
     // Other settings, other inputs.
     let mut other_policy = resume.to_vec();
     other_policy.extend(["--policy", "static"]);

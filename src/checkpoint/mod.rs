@@ -363,8 +363,44 @@ pub fn reopen_outputs(
     out: &Path,
     checkpoint: &RunCheckpoint,
 ) -> Result<Vec<(String, File)>, CheckpointError> {
-    let mut files = Vec::new();
+    // Every output is checked before any is cut, so that a refused resume changes nothing.
     for (name, length, hash) in &checkpoint.outputs {
+        let path = out.join(name);
+        let io = |source| CheckpointError::Io {
+            path: path.clone(),
+            source,
+        };
+        let mismatch = |reason: String| CheckpointError::Mismatch {
+            path: path.clone(),
+            reason,
+        };
+        let now = match std::fs::metadata(&path) {
+            Ok(metadata) => metadata.len(),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                if *length == 0 {
+                    continue;
+                }
+                return Err(mismatch(format!(
+                    "the output is missing; the checkpoint recorded {length} bytes of it"
+                )));
+            }
+            Err(source) => return Err(io(source)),
+        };
+        if now < *length {
+            return Err(mismatch(format!(
+                "the output has {now} bytes, fewer than the {length} the checkpoint recorded"
+            )));
+        }
+        let mut reading = File::open(&path).map_err(io)?;
+        if hash_range(&mut reading, 0, *length, FNV_OFFSET).map_err(io)? != *hash {
+            return Err(mismatch(format!(
+                "its first {length} bytes are not what the checkpointed run wrote (did \
+                 another run write into this --out since?)"
+            )));
+        }
+    }
+    let mut files = Vec::new();
+    for (name, length, _) in &checkpoint.outputs {
         let path = out.join(name);
         let io = |source| CheckpointError::Io {
             path: path.clone(),
@@ -375,25 +411,6 @@ pub fn reopen_outputs(
             .append(true)
             .open(&path)
             .map_err(io)?;
-        let now = file.metadata().map_err(io)?.len();
-        if now < *length {
-            return Err(CheckpointError::Mismatch {
-                path: path.clone(),
-                reason: format!(
-                    "the output has {now} bytes, fewer than the {length} the checkpoint recorded"
-                ),
-            });
-        }
-        let mut reading = File::open(&path).map_err(io)?;
-        if hash_range(&mut reading, 0, *length, FNV_OFFSET).map_err(io)? != *hash {
-            return Err(CheckpointError::Mismatch {
-                path: path.clone(),
-                reason: format!(
-                    "its first {length} bytes are not what the checkpointed run wrote (did \
-                     another run write into this --out since?)"
-                ),
-            });
-        }
         file.set_len(*length).map_err(io)?;
         files.push((name.clone(), file));
     }
