@@ -92,34 +92,28 @@ pub fn a_peer_was_lost() -> bool {
     A_PEER_WAS_LOST.load(Ordering::SeqCst)
 }
 
-/// The first peer whose connection failed, shared by every [`PeerStream`] of a run, and when
-/// each peer was last heard from.
+/// The first peer whose connection failed, shared by every [`PeerStream`] of a run, and the
+/// heartbeat stamps of its peers.
 #[derive(Clone, Debug, Default)]
 pub struct LostPeer {
     lost: Arc<Mutex<Option<String>>>,
-    heard: Arc<Mutex<Vec<Heard>>>,
+    heard: Arc<Mutex<Vec<Arc<Heard>>>>,
 }
 
-/// When bytes last came from one peer, in milliseconds since [`clock_start`].
+/// When a byte last came from one peer over its heartbeat connection, in milliseconds since
+/// [`clock_start`], stamped by that connection's reading thread.
 #[derive(Debug)]
 struct Heard {
     process: usize,
     address: Arc<str>,
-    at_ms: Arc<AtomicU64>,
+    at_ms: AtomicU64,
     /// The peer closed its heartbeat connection: it ended (or died, which its data connection
     /// reports), so its silence from then on says nothing.
-    ended: Arc<AtomicBool>,
+    ended: AtomicBool,
 }
 
-/// One peer's last-heard stamp and ended flag, as the connections to it update them.
-#[derive(Clone, Debug)]
-struct Watch {
-    at_ms: Arc<AtomicU64>,
-    ended: Arc<AtomicBool>,
-}
-
-impl Watch {
-    fn heard(&self) {
+impl Heard {
+    fn stamp(&self) {
         self.at_ms.store(clock_ms(), Ordering::Relaxed);
     }
 }
@@ -178,21 +172,11 @@ impl LostPeer {
         self.get()
     }
 
-    /// Starts the last-heard clock of one connected peer, now.
-    fn watch(&self, process: usize, address: Arc<str>) -> Watch {
-        let watch = Watch {
-            at_ms: Arc::new(AtomicU64::new(clock_ms())),
-            ended: Arc::new(AtomicBool::new(false)),
-        };
+    /// Watches one peer whose heartbeats are being read.
+    fn watch(&self, peer: Arc<Heard>) {
         if let Ok(mut heard) = self.heard.lock() {
-            heard.push(Heard {
-                process,
-                address,
-                at_ms: Arc::clone(&watch.at_ms),
-                ended: Arc::clone(&watch.ended),
-            });
+            heard.push(peer);
         }
-        watch
     }
 }
 
@@ -203,8 +187,6 @@ pub struct PeerStream {
     process: usize,
     address: Arc<str>,
     lost: LostPeer,
-    /// When bytes last came from this peer ([`LostPeer::silent_for`]).
-    heard: Watch,
 }
 
 impl PeerStream {
@@ -228,9 +210,6 @@ impl PeerStream {
 impl Read for PeerStream {
     fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
         let result = self.stream.read(buffer);
-        if matches!(result, Ok(read) if read > 0) {
-            self.heard.heard();
-        }
         // A clean end of stream is also how a killed peer looks; timely's receive loop treats
         // it as the end of the run, so it is noted but only reported if the run then fails.
         let asked = !buffer.is_empty();
@@ -257,7 +236,6 @@ impl Stream for PeerStream {
             process: self.process,
             address: Arc::clone(&self.address),
             lost: self.lost.clone(),
-            heard: self.heard.clone(),
         })
     }
 
@@ -380,14 +358,12 @@ pub fn connect(
         .map(|(process, (stream, beat))| {
             stream.map(|stream| {
                 let address: Arc<str> = Arc::from(addresses[process].as_str());
-                let heard = lost.watch(process, Arc::clone(&address));
                 if let Some(beat) = beat {
-                    heartbeats.start(beat, process, heard.clone());
+                    heartbeats.start(beat, process, Arc::clone(&address), lost);
                 }
                 PeerStream {
                     stream,
                     process,
-                    heard,
                     address,
                     lost: lost.clone(),
                 }
@@ -398,8 +374,8 @@ pub fn connect(
 }
 
 /// The heartbeat connections of one process: each written every [`BEAT`] by a thread, and
-/// read by another that stamps when the peer was last heard. Dropping this stops the writers and
-/// closes the connections.
+/// read by another that stamps when the peer was last heard, for [`LostPeer::silent_for`].
+/// Dropping this stops the writers and closes the connections.
 #[derive(Default)]
 pub struct Heartbeats {
     stop: Arc<AtomicBool>,
@@ -409,14 +385,40 @@ pub struct Heartbeats {
 }
 
 impl Heartbeats {
-    fn start(&mut self, stream: TcpStream, process: usize, heard: Watch) {
-        let (Ok(mut writer), Ok(mut reader), Ok(kept)) =
-            (stream.try_clone(), stream.try_clone(), stream.try_clone())
-        else {
-            // Without a heartbeat this peer is watched through its data connection alone.
+    /// Beats to `process` on `stream` and watches its beats in `lost`. Where a thread cannot
+    /// be had, the peer is not watched (its silence is not measured), rather than watched with
+    /// no reader to stamp it.
+    fn start(&mut self, stream: TcpStream, process: usize, address: Arc<str>, lost: &LostPeer) {
+        let (Ok(mut writer), Ok(mut reader)) = (stream.try_clone(), stream.try_clone()) else {
             return;
         };
-        self.streams.push(kept);
+        self.streams.push(stream);
+        let heard = Arc::new(Heard {
+            process,
+            address,
+            at_ms: AtomicU64::new(clock_ms()),
+            ended: AtomicBool::new(false),
+        });
+        let stamped = Arc::clone(&heard);
+        let reading = std::thread::Builder::new()
+            .name(format!("augur:beat-from-{process}"))
+            .spawn(move || {
+                let mut buffer = [0u8; 64];
+                loop {
+                    match reader.read(&mut buffer) {
+                        Ok(0) => break,
+                        Ok(_) => stamped.stamp(),
+                        Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                        Err(_) => break,
+                    }
+                }
+                // Closed or failed: the peer ended, or died, which its data connection
+                // reports. Either way its silence is no longer news.
+                stamped.ended.store(true, Ordering::Relaxed);
+            });
+        if reading.is_ok() {
+            lost.watch(heard);
+        }
         let (stop, paused) = (Arc::clone(&self.stop), Arc::clone(&self.paused));
         let _ = std::thread::Builder::new()
             .name(format!("augur:beat-to-{process}"))
@@ -427,22 +429,6 @@ impl Heartbeats {
                     }
                     std::thread::sleep(BEAT);
                 }
-            });
-        let _ = std::thread::Builder::new()
-            .name(format!("augur:beat-from-{process}"))
-            .spawn(move || {
-                let mut buffer = [0u8; 64];
-                loop {
-                    match reader.read(&mut buffer) {
-                        Ok(0) => break,
-                        Ok(_) => heard.heard(),
-                        Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                        Err(_) => break,
-                    }
-                }
-                // Closed or failed: the peer ended, or died, which its data connection
-                // reports. Either way its silence is no longer news.
-                heard.ended.store(true, Ordering::Relaxed);
             });
     }
 
@@ -680,8 +666,10 @@ mod tests {
     /// Two processes that exchange no data stay heard from through their heartbeats; when one
     /// stops beating (its connections open, as a stopped process leaves them) the other finds
     /// it silent and names it; once it ends (its heartbeats closed), its silence is no news.
-    #[test]
-    fn heartbeats_tell_a_stopped_peer_from_an_idle_one() {
+    type Connected = (Vec<Option<PeerStream>>, Heartbeats);
+
+    /// Process 0 (watching in `lost`) and process 1 of a two-process cluster, connected.
+    fn connected_pair(lost: &LostPeer) -> (Connected, Connected) {
         let addresses = vec![free_address(), free_address()];
         let peer_addresses = addresses.clone();
         let peer = std::thread::spawn(move || {
@@ -693,14 +681,19 @@ mod tests {
             )
             .map_err(|error| error.to_string())
         });
-        let lost = LostPeer::default();
-        let (_streams, _beats) =
-            connect(&addresses, 0, Duration::from_secs(20), &lost).expect("connects");
-        let (_peer_streams, peer_beats) = peer
+        let me = connect(&addresses, 0, Duration::from_secs(20), lost).expect("connects");
+        let peer = peer
             .join()
             .map_err(|_| "panicked".to_string())
             .and_then(|connected| connected)
             .expect("the peer connects");
+        (me, peer)
+    }
+
+    #[test]
+    fn heartbeats_tell_a_stopped_peer_from_an_idle_one() {
+        let lost = LostPeer::default();
+        let (_me, (_peer_streams, peer_beats)) = connected_pair(&lost);
         let limit = BEAT * 4;
         std::thread::sleep(limit + BEAT * 2);
         assert_eq!(lost.silent_for(limit), None, "an idle peer still beats");
@@ -712,21 +705,8 @@ mod tests {
             "{silent}"
         );
         let ended = LostPeer::default();
-        let addresses = vec![free_address(), free_address()];
-        let peer_addresses = addresses.clone();
-        let peer = std::thread::spawn(move || {
-            connect(
-                &peer_addresses,
-                1,
-                Duration::from_secs(20),
-                &LostPeer::default(),
-            )
-            .map(|(_, beats)| drop(beats))
-            .map_err(|error| error.to_string())
-        });
-        let (_streams, _beats) =
-            connect(&addresses, 0, Duration::from_secs(20), &ended).expect("connects");
-        assert!(peer.join().is_ok_and(|connected| connected.is_ok()));
+        let (_me, peer) = connected_pair(&ended);
+        drop(peer);
         std::thread::sleep(limit + BEAT * 2);
         assert_eq!(
             ended.silent_for(limit),
