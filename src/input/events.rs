@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::lines::{file_lines, file_lines_at, text_lines, LinePosition, LineSource};
-use super::rejection::{InputStats, RejectKind, Rejection, MAX_DURATION_S};
+use super::rejection::{within_max_duration, InputStats, RejectKind, Rejection};
 use super::time::{parse_seconds, parse_time_field};
 
 /// What happened.
@@ -252,16 +252,9 @@ fn parse_event(text: &str) -> Result<(TaskEvent, Vec<Dropped>), Problem> {
     let mut dropped = Vec::new();
     let duration_s = match object.get("duration") {
         None | Some(Value::Null) => None,
-        Some(value) => match amount("duration", value).and_then(|duration| {
-            if duration > MAX_DURATION_S {
-                Err((
-                    RejectKind::OutOfRange,
-                    format!("duration {duration:e} is over {MAX_DURATION_S:e} s (30 years)"),
-                ))
-            } else {
-                Ok(duration)
-            }
-        }) {
+        Some(value) => match amount("duration", value)
+            .and_then(|duration| within_max_duration("duration", duration))
+        {
             Ok(duration) => Some(duration),
             Err(problem) => {
                 dropped.push(("duration".to_string(), problem));

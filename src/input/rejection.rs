@@ -90,6 +90,22 @@ impl std::error::Error for Rejection {}
 /// a simulation or swamp the duration model.
 pub const MAX_DURATION_S: f64 = 1e9;
 
+/// `seconds` if no task could take longer ([`MAX_DURATION_S`]); else the rejection, its
+/// reason naming `what` (`task a: runtimeInSeconds`, `duration`), formatted only then.
+pub fn within_max_duration(
+    what: impl fmt::Display,
+    seconds: f64,
+) -> Result<f64, (RejectKind, String)> {
+    if seconds > MAX_DURATION_S {
+        Err((
+            RejectKind::OutOfRange,
+            format!("{what} {seconds:e} is over {MAX_DURATION_S:e} s (30 years)"),
+        ))
+    } else {
+        Ok(seconds)
+    }
+}
+
 /// The class of a [`Rejection`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -23,7 +23,7 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
-use super::rejection::{InputStats, RejectKind, Rejection, MAX_DURATION_S};
+use super::rejection::{within_max_duration, InputStats, RejectKind, Rejection};
 use de::{
     Field, FileEntry, Quantity, Root, Shape, Sink, Span, TaskObject, V14File, WorkflowObject,
 };
@@ -945,14 +945,15 @@ fn checked_task(
     let avg_cpu_pct = check("avgCPU", measured.avg_cpu);
     let read_bytes = check("readBytes", measured.read).map(to_bytes);
     let written_bytes = check("writtenBytes", measured.written).map(to_bytes);
-    let runtime_s = match runtime.map(|r| within_max_duration(&what, "runtimeInSeconds", r)) {
-        Some(Ok(runtime)) => runtime,
-        Some(Err(problem)) => {
-            problems.push(problem);
-            0.0
-        }
-        None => 0.0,
-    };
+    let runtime_s =
+        match runtime.map(|r| within_max_duration(format_args!("{what}: runtimeInSeconds"), r)) {
+            Some(Ok(runtime)) => runtime,
+            Some(Err(problem)) => {
+                problems.push(problem);
+                0.0
+            }
+            None => 0.0,
+        };
     if cores == 0.0 {
         problems.push((
             RejectKind::Schema,
@@ -1252,18 +1253,6 @@ fn checked_amount(what: &str, field: &str, value: f64) -> Result<f64, Problem> {
         ))
     } else {
         Ok(value)
-    }
-}
-
-/// Checks a duration no task can exceed ([`MAX_DURATION_S`]).
-fn within_max_duration(what: &str, field: &str, seconds: f64) -> Result<f64, Problem> {
-    if seconds > MAX_DURATION_S {
-        Err((
-            RejectKind::OutOfRange,
-            format!("{what}: {field} {seconds:e} is over {MAX_DURATION_S:e} s (30 years)"),
-        ))
-    } else {
-        Ok(seconds)
     }
 }
 
