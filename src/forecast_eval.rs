@@ -491,6 +491,11 @@ mod tests {
     use clap::Parser;
 
     fn args(extra: &[&str]) -> ForecastArgs {
+        try_args(extra).expect("valid flags")
+    }
+
+    /// `forecast --series x.csv` and `extra`, parsed as the command line would be.
+    fn try_args(extra: &[&str]) -> Result<ForecastArgs, clap::Error> {
         #[derive(Parser)]
         struct Wrapper {
             #[command(flatten)]
@@ -498,7 +503,7 @@ mod tests {
         }
         let mut argv = vec!["forecast", "--series", "x.csv"];
         argv.extend_from_slice(extra);
-        Wrapper::parse_from(argv).args
+        Wrapper::try_parse_from(argv).map(|wrapper| wrapper.args)
     }
 
     #[test]
@@ -586,19 +591,12 @@ mod tests {
         assert!(eval_config(&args(&["--horizons", "0"])).is_err());
         assert!(eval_config(&args(&["--horizons", "12", "--test-size", "5"])).is_err());
         // A season of 1, or past 100,000, and a test region of 0 are refused as flags are.
-        #[derive(Parser)]
-        struct Wrapper {
-            #[command(flatten)]
-            args: ForecastArgs,
-        }
         for bad in [
             ["--season", "1"],
             ["--season", "100001"],
             ["--test-size", "0"],
         ] {
-            let mut argv = vec!["forecast", "--series", "x.csv"];
-            argv.extend_from_slice(&bad);
-            assert!(Wrapper::try_parse_from(argv).is_err(), "{bad:?}");
+            assert!(try_args(&bad).is_err(), "{bad:?}");
         }
         let config = eval_config(&args(&["--horizons", "6,1,6", "--model", "all"])).expect("ok");
         assert_eq!(config.horizons, vec![1, 6]);

@@ -115,20 +115,20 @@ impl Ar {
         Some((centre, beta[0], beta.iter().skip(1).copied().collect()))
     }
 
-    /// Whether a forecast `h` steps ahead comes from a [`LinearForm`]: not before the first
-    /// fit (the forecast is then the newest value).
-    fn has_form(&self, _h: usize) -> bool {
+    /// Whether forecasts come from [`LinearForm`]s, at any horizon: once there is a fit (before
+    /// it, the forecast is the newest value, and the path is walked).
+    fn fitted(&self) -> bool {
         !self.coefficients.is_empty()
     }
 
     /// The forecast `h` steps ahead (`mean`: the mean of steps 1..=h), from the linear form
     /// of this fit, built the first time it is asked for (a flat fit's is its centre at every
-    /// horizon); `None` when the path must be walked (see [`Ar::has_form`]).
+    /// horizon); `None` when the path must be walked (see [`Ar::fitted`]).
     fn by_form(&self, h: usize, mean: bool, history: &History) -> Option<f64> {
         if self.flat {
             return Some(self.centre);
         }
-        if !self.has_form(h) {
+        if !self.fitted() {
             return None;
         }
         let mut value = 0.0;
@@ -401,7 +401,7 @@ impl Member for Ar {
     }
 
     fn forecast(&self, h: usize, history: &History) -> f64 {
-        if self.coefficients.is_empty() && h > MAX_FORM_STEPS {
+        if !self.fitted() && h > MAX_FORM_STEPS {
             return history.last();
         }
         self.by_form(h, false, history)
@@ -416,7 +416,7 @@ impl Member for Ar {
                 .for_each(|slot| *slot = self.centre);
             return;
         }
-        if self.has_form(longest) {
+        if self.fitted() {
             // The lags are read once for every horizon.
             self.with_centred_lags(history, |centred| {
                 for (slot, &h) in out.iter_mut().zip(horizons) {
@@ -434,7 +434,7 @@ impl Member for Ar {
     }
 
     fn mean_over(&self, h: usize, history: &History) -> f64 {
-        if self.coefficients.is_empty() && h > MAX_FORM_STEPS {
+        if !self.fitted() && h > MAX_FORM_STEPS {
             // Before the first fit every step is the newest value; no need to write h of them.
             return history.last();
         }
