@@ -117,11 +117,14 @@ impl SeriesState {
     /// A series that has seen nothing.
     pub fn new(config: &ForecastConfig) -> SeriesState {
         // A configured interval fixes the step (and sizes the window for it); otherwise each
-        // series estimates its own.
-        let model = match config.model.interval_ms {
-            Some(interval_ms) => TimedModel::with_interval(&config.model, interval_ms as Time),
-            None => TimedModel::new(&config.model),
-        };
+        // series estimates its own. Either way the step is kept coarse enough for the window
+        // to span the horizon: the mean over 10 minutes ahead needs no 1-ms steps, and a model
+        // that has seen one second of them would extrapolate 600,000 steps.
+        let model = TimedModel::for_series(
+            &config.model,
+            config.model.interval_ms.map(|ms| ms as Time),
+            config.horizon_ms as f64 / config.model.window.max(1) as f64,
+        );
         SeriesState {
             model,
             anomaly: AnomalyScorer::new(AnomalyParams::default()),
@@ -735,6 +738,39 @@ mod tests {
         // The truth over 08:00-10:00 is 0.1 for one hour and 0.8 for the next: 0.45.
         assert!((told - 0.45).abs() < 0.1, "told the step: {told}");
         assert!(estimated < 0.2, "estimating the step: {estimated}");
+    }
+
+    #[test]
+    fn millisecond_samples_are_forecast_in_coarse_steps() {
+        // Five minutes of 1-ms samples of a noisy 30% load, then a jump to 80% for five
+        // seconds. Per sample, the default 10-minute horizon was 600,000 steps over a window
+        // of one second, and every model's sigma several times the capacity; in 0.6-s buckets
+        // the window spans the horizon, and the spread is the load's. The scorer still sees
+        // every sample: a jump shorter than a bucket is no less an anomaly.
+        let config = ForecastConfig::default();
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut noise = move || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+        };
+        let mut series = SeriesState::new(&config);
+        let start: Time = 1_704_067_200_000;
+        for ms in 0..300_000 {
+            series.update(start + ms, 0.3 + 0.06 * noise());
+        }
+        let quiet = series.forecast(&config);
+        assert!((quiet.predicted - 300_000).abs() <= 10_000, "{quiet:?}");
+        assert!(quiet.sigma <= 60_000, "{quiet:?}");
+        let alarm_before = series.alarm;
+        for ms in 300_000..305_000 {
+            series.update(start + ms, 0.8 + 0.06 * noise());
+        }
+        assert_ne!(series.alarm, alarm_before, "the jump raised no alarm");
+        let jumped = series.forecast(&config);
+        assert!(jumped.anomaly >= to_ppm(THRESHOLD), "{jumped:?}");
+        assert!(jumped.predicted > quiet.predicted, "{jumped:?}");
     }
 
     #[test]

@@ -27,3 +27,29 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
         .deserialize(bytes)
         .map_err(|error| error.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use augur_dataflows::contention_forecast::{ForecastConfig, SeriesState};
+
+    #[test]
+    fn a_series_restored_mid_bucket_goes_on_as_the_one_that_was_never_stopped() {
+        // 1-ms samples are modelled in buckets (dynamic granularity): a checkpoint taken with a
+        // bucket half full must carry it, or the resumed run's forecasts differ.
+        let config = ForecastConfig::default();
+        let mut series = SeriesState::new(&config);
+        let value = |ms: i64| 0.3 + 0.1 * ((ms % 97) as f64 / 97.0);
+        for ms in 0..10_300 {
+            series.update(ms, value(ms));
+        }
+        let mut restored: SeriesState =
+            decode(&encode(&series).expect("encodes")).expect("decodes");
+        for ms in 10_300..20_000 {
+            series.update(ms, value(ms));
+            restored.update(ms, value(ms));
+        }
+        assert_eq!(restored.forecast(&config), series.forecast(&config));
+        assert_eq!(encode(&restored), encode(&series));
+    }
+}

@@ -60,7 +60,7 @@ impl Trend {
     /// costs no more than a short one.
     pub(crate) fn variance_factor(&self, h: usize, period: usize, gamma: f64) -> f64 {
         let seasonal = |j: usize| {
-            if period > 1 && j % period == 0 {
+            if period > 1 && j.is_multiple_of(period) {
                 gamma
             } else {
                 0.0

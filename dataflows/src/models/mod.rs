@@ -254,6 +254,16 @@ impl History {
         &self.ring[..self.len]
     }
 
+    /// The width of the band [`Self::clamp`] holds forecasts to: twice the window's range
+    /// (infinite while the window is empty).
+    pub(crate) fn band_width(&self) -> f64 {
+        if self.lo <= self.hi {
+            2.0 * (self.hi - self.lo)
+        } else {
+            f64::INFINITY
+        }
+    }
+
     pub(crate) fn clamp(&self, forecast: f64) -> f64 {
         if !forecast.is_finite() || self.lo > self.hi {
             return if forecast.is_finite() {
@@ -526,10 +536,25 @@ impl SeriesModel {
                 (var1 * factor).sqrt()
             }
         };
-        if sigma.is_finite() {
-            sigma
+        if !sigma.is_finite() {
+            return 0.0;
+        }
+        // A model's variance factor grows without bound with the horizon (a trend's as h³, an
+        // explosive AR fit's exponentially), far past anything a forecast held to the band of
+        // `History::clamp` can miss by: the spread is capped at that band's width, or at the
+        // 1-step spread where that is wider (asked only when the cap bites: this runs per sample).
+        let width = self.history.band_width();
+        if sigma <= width {
+            return sigma;
+        }
+        let one_step = match &self.core {
+            Core::Auto(auto) => auto.sigma(1),
+            _ => self.residual.get().unwrap_or(0.0).sqrt(),
+        };
+        if one_step.is_finite() {
+            sigma.min(width.max(one_step))
         } else {
-            0.0
+            sigma.min(width)
         }
     }
 

@@ -5,6 +5,11 @@
 //! look like sampling; a few missing steps are filled by linear interpolation (the models stay
 //! aligned with the clock and nothing is extrapolated); longer gaps advance the models' clocks
 //! without samples, dropping their trends and keeping the season's phase on time.
+//!
+//! Dynamic granularity in time: a series sampled far finer than its forecasts need (1-ms samples
+//! for a 10-minute horizon are 600,000 steps ahead, over one second of history) is modelled on
+//! the means of fixed buckets of event time instead ([`TimedModel::for_series`]'s `min_step_ms`),
+//! so the window spans the horizon and the models extrapolate only as far as they have seen.
 
 use serde::{Deserialize, Serialize};
 
@@ -35,7 +40,30 @@ pub struct TimedModel {
     /// estimate moves by more than [`RETELL`].
     #[serde(default)]
     told_interval_ms: f64,
+    /// The coarsest step the series needs: samples finer than a quarter of it are modelled as
+    /// bucket means of this length (0: never).
+    min_step_ms: f64,
+    /// The step while coarse (`min_step_ms`), else 0.
+    coarse_ms: f64,
+    /// Samples of the open bucket while coarse.
+    bucket: Option<Bucket>,
+    /// The last bucket the model took (its index and mean): where the next one's gap counts from.
+    fed: Option<(i64, f64)>,
 }
+
+/// The samples of one bucket of event time, not yet a step of the model.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+struct Bucket {
+    index: i64,
+    sum: f64,
+    count: u64,
+}
+
+/// Coarse steps begin where samples come at least this many to a step of `min_step_ms` (so a
+/// bucket's count varies by a small fraction of it with jitter), and end where they come fewer
+/// than half as often.
+const COARSEN_FROM: f64 = 4.0;
+const REFINE_FROM: f64 = 2.0;
 
 /// Relative change of the interval estimate that is passed on to the model (its seasons in
 /// steps): jitter in the estimate is far below it.
@@ -44,8 +72,12 @@ const RETELL: f64 = 0.01;
 impl TimedModel {
     /// A model that estimates the sampling interval from the samples.
     pub fn new(config: &ModelConfig) -> TimedModel {
+        TimedModel::around(SeriesModel::new(config))
+    }
+
+    fn around(model: SeriesModel) -> TimedModel {
         TimedModel {
-            model: SeriesModel::new(config),
+            model,
             last_time: None,
             last_value: 0.0,
             interval_ms: 0.0,
@@ -53,6 +85,48 @@ impl TimedModel {
             fixed_interval: false,
             max_fill: DEFAULT_MAX_FILL,
             told_interval_ms: 0.0,
+            min_step_ms: 0.0,
+            coarse_ms: 0.0,
+            bucket: None,
+            fed: None,
+        }
+    }
+
+    /// The model of one series of the dataflow: its step is `interval_ms` when that is known,
+    /// else estimated, and samples finer than a quarter of `min_step_ms` are bucketed into
+    /// steps of it (see the module's notes; 0 keeps every sample a step).
+    pub fn for_series(
+        config: &ModelConfig,
+        interval_ms: Option<Time>,
+        min_step_ms: f64,
+    ) -> TimedModel {
+        let min_step_ms = if min_step_ms.is_finite() && min_step_ms >= 1.0 {
+            min_step_ms
+        } else {
+            0.0
+        };
+        let model = match interval_ms {
+            Some(interval) if coarsens(interval.max(1) as f64, min_step_ms) => {
+                // Known to be fine: the model is built for (and its window sized by) the
+                // coarse step.
+                let coarse = SeriesModel::new(&ModelConfig {
+                    interval_ms: Some(min_step_ms),
+                    ..*config
+                });
+                TimedModel {
+                    interval_ms: interval.max(1) as f64,
+                    fixed_interval: true,
+                    told_interval_ms: min_step_ms,
+                    coarse_ms: min_step_ms,
+                    ..TimedModel::around(coarse)
+                }
+            }
+            Some(interval) => TimedModel::with_interval(config, interval),
+            None => TimedModel::new(config),
+        };
+        TimedModel {
+            min_step_ms,
+            ..model
         }
     }
 
@@ -83,7 +157,11 @@ impl TimedModel {
             return;
         }
         let Some(last) = self.last_time else {
-            self.model.update(value);
+            if self.coarse_ms > 0.0 {
+                self.take_into_bucket(time, value);
+            } else {
+                self.model.update(value);
+            }
             self.last_time = Some(time);
             self.last_value = value;
             return;
@@ -92,17 +170,21 @@ impl TimedModel {
         if gap > 0 {
             self.learn_interval(gap as f64);
         }
-        let steps = self.steps_in(gap);
-        if steps > 1 && steps - 1 <= self.max_fill {
-            let from = self.last_value;
-            for k in 1..steps {
-                self.model
-                    .update(from + (value - from) * k as f64 / steps as f64);
+        if self.coarse_ms > 0.0 {
+            self.take_into_bucket(time, value);
+        } else {
+            let steps = self.steps_in(gap);
+            if steps > 1 && steps - 1 <= self.max_fill {
+                let from = self.last_value;
+                for k in 1..steps {
+                    self.model
+                        .update(from + (value - from) * k as f64 / steps as f64);
+                }
+            } else if steps > 1 {
+                self.model.gap(steps - 1);
             }
-        } else if steps > 1 {
-            self.model.gap(steps - 1);
+            self.model.update(value);
         }
-        self.model.update(value);
         self.last_time = Some(time.max(last));
         self.last_value = value;
     }
@@ -120,18 +202,87 @@ impl TimedModel {
         }
         self.gaps.add(gap, INTERVAL_DECAY);
         self.interval_ms = self.gaps.get().unwrap_or(gap);
-        if (self.interval_ms - self.told_interval_ms).abs() > RETELL * self.interval_ms {
+        if self.min_step_ms > 0.0 {
+            self.choose_granularity();
+        }
+        if self.coarse_ms == 0.0
+            && (self.interval_ms - self.told_interval_ms).abs() > RETELL * self.interval_ms
+        {
             self.model.set_interval_ms(self.interval_ms);
             self.told_interval_ms = self.interval_ms;
         }
     }
 
+    /// Goes coarse when samples come at least [`COARSEN_FROM`] to a `min_step_ms`, and back to
+    /// a step per sample when fewer than [`REFINE_FROM`] do (the open bucket becomes a step).
+    fn choose_granularity(&mut self) {
+        if self.coarse_ms == 0.0 && coarsens(self.interval_ms, self.min_step_ms) {
+            self.coarse_ms = self.min_step_ms;
+            self.fed = None;
+            self.model.set_interval_ms(self.coarse_ms);
+            self.told_interval_ms = self.coarse_ms;
+        } else if self.coarse_ms > 0.0
+            && !self.fixed_interval
+            && self.interval_ms * REFINE_FROM > self.min_step_ms
+        {
+            if let Some(bucket) = self.bucket.take() {
+                self.feed(bucket);
+            }
+            self.coarse_ms = 0.0;
+            self.fed = None;
+            // Told afresh below.
+            self.told_interval_ms = 0.0;
+        }
+    }
+
+    /// A sample while coarse: into the open bucket, or closing it (the model takes its mean)
+    /// and opening the next. A sample at or before the open bucket's time joins it.
+    fn take_into_bucket(&mut self, time: Time, value: f64) {
+        // `as` saturates: the buckets of the most extreme times are merely wide.
+        let index = (time as f64 / self.coarse_ms).floor() as i64;
+        match &mut self.bucket {
+            Some(open) if index <= open.index => {
+                open.sum += value;
+                open.count += 1;
+            }
+            open => {
+                if let Some(closed) = open.replace(Bucket {
+                    index,
+                    sum: value,
+                    count: 1,
+                }) {
+                    self.feed(closed);
+                }
+            }
+        }
+    }
+
+    /// One closed bucket into the model as a step, after the steps of any empty buckets before
+    /// it (interpolated up to `max_fill`, else a gap).
+    fn feed(&mut self, bucket: Bucket) {
+        let mean = bucket.sum / bucket.count as f64;
+        if let Some((index, value)) = self.fed {
+            let steps = bucket.index.saturating_sub(index).max(1) as u64;
+            if steps > 1 && steps - 1 <= self.max_fill {
+                for k in 1..steps {
+                    self.model
+                        .update(value + (mean - value) * k as f64 / steps as f64);
+                }
+            } else if steps > 1 {
+                self.model.gap(steps - 1);
+            }
+        }
+        self.model.update(mean);
+        self.fed = Some((bucket.index, mean));
+    }
+
     /// Whole steps in `ms` milliseconds, at least 1.
     fn steps_in(&self, ms: Time) -> u64 {
-        if self.interval_ms <= 0.0 || ms <= 0 {
+        let step_ms = self.step_ms();
+        if step_ms <= 0.0 || ms <= 0 {
             return 1;
         }
-        let steps = round_half_away(ms as f64 / self.interval_ms);
+        let steps = round_half_away(ms as f64 / step_ms);
         if steps >= u64::MAX as f64 {
             u64::MAX
         } else {
@@ -174,6 +325,16 @@ impl TimedModel {
         (self.interval_ms > 0.0).then_some(self.interval_ms)
     }
 
+    /// The model's step in milliseconds: the coarse step while samples are bucketed, else the
+    /// sampling interval (0 while unknown).
+    pub fn step_ms(&self) -> f64 {
+        if self.coarse_ms > 0.0 {
+            self.coarse_ms
+        } else {
+            self.interval_ms
+        }
+    }
+
     /// The time of the newest sample.
     pub fn last_time(&self) -> Option<Time> {
         self.last_time
@@ -188,6 +349,11 @@ impl TimedModel {
     pub fn model(&self) -> &SeriesModel {
         &self.model
     }
+}
+
+/// Whether samples `interval_ms` apart are fine enough to be bucketed into `min_step_ms`.
+fn coarsens(interval_ms: f64, min_step_ms: f64) -> bool {
+    min_step_ms > 0.0 && interval_ms > 0.0 && interval_ms * COARSEN_FROM <= min_step_ms
 }
 
 #[cfg(test)]
@@ -308,5 +474,144 @@ mod tests {
         assert!(model.forecast(i64::MAX).is_finite());
         assert!(model.mean_over(60_000).is_finite());
         assert!(model.sigma(60_000).is_finite());
+    }
+
+    /// `count` samples `every_ms` apart from `start`, each `value(k)`.
+    fn feed(
+        model: &mut TimedModel,
+        start: Time,
+        every_ms: Time,
+        count: i64,
+        mut value: impl FnMut(i64) -> f64,
+    ) {
+        for k in 0..count {
+            model.update(start + k * every_ms, value(k));
+        }
+    }
+
+    #[test]
+    fn samples_coarser_than_a_quarter_of_the_minimum_step_are_modelled_one_by_one() {
+        // One-second samples against a 0.6-s minimum step: every sample stays a step, and the
+        // forecasts are those of a model without the minimum, to the bit.
+        let config = ModelConfig::new(ModelKind::Auto);
+        let mut plain = TimedModel::new(&config);
+        let mut series = TimedModel::for_series(&config, None, 600_000.0 / 1008.0);
+        let mut noise = Noise::new(34);
+        for k in 0..3_000 {
+            let (time, value) = (
+                k * 1_000 + (100.0 * noise.next()) as Time,
+                0.5 + 0.1 * noise.next(),
+            );
+            plain.update(time, value);
+            series.update(time, value);
+        }
+        assert_eq!(series.model().len(), 3_000);
+        assert_eq!(series.step_ms(), plain.step_ms());
+        for ahead in [1_000, 60_000, 600_000] {
+            assert_eq!(series.mean_and_sigma(ahead), plain.mean_and_sigma(ahead));
+        }
+    }
+
+    #[test]
+    fn fine_samples_become_bucket_means() {
+        // 1-ms samples, 100-ms buckets: the model takes each bucket's mean as one step, once
+        // the next bucket opens.
+        let config = ModelConfig::new(ModelKind::Ewma);
+        let mut model = TimedModel::for_series(&config, None, 100.0);
+        feed(&mut model, 0, 1, 1_000, |k| {
+            (k / 100) as f64 + (k % 2) as f64
+        });
+        assert_eq!(model.step_ms(), 100.0);
+        assert_eq!(model.interval_ms(), Some(1.0));
+        // The first sample (interval unknown) was a step of its own; the second found the
+        // interval out and opened bucket 0; buckets 0 to 8 closed, and bucket 9 is open.
+        assert_eq!(model.model().len(), 1 + 9);
+        // Bucket 8 held samples 800..=899: its mean is 8 + 0.5.
+        assert_eq!(model.model().latest(), 8.5);
+        // The next bucket's first sample closes bucket 9; the samples after it join it.
+        model.update(1_000, 10.0);
+        assert_eq!(model.model().len(), 1 + 10);
+        assert_eq!(model.model().latest(), 9.5);
+        model.update(1_050, 7.0);
+        assert_eq!(model.model().len(), 1 + 10);
+        // The newest sample is still what `latest` says.
+        assert_eq!(model.latest(), 7.0);
+        // Ten minutes ahead is 6,000 steps of 100 ms.
+        assert_eq!(model.steps(600_000), 6_000);
+    }
+
+    #[test]
+    fn a_horizon_of_fine_samples_is_forecast_from_the_history_it_spans() {
+        // 1-ms samples of a noisy level, one second of them against a 10-minute horizon: as
+        // steps, 600,000 ahead over 1,000 seen, and every model's sigma blew up past the
+        // capacity. Coarse, the spread stays that of the level's noise.
+        for kind in [
+            ModelKind::Auto,
+            ModelKind::Holt,
+            ModelKind::Ar,
+            ModelKind::HoltWinters,
+        ] {
+            let config = ModelConfig::new(kind);
+            let mut noise = Noise::new(35);
+            let mut model = TimedModel::for_series(&config, None, 600_000.0 / 1008.0);
+            feed(&mut model, 0, 1, 30_000, |_| 0.5 + 0.05 * noise.next());
+            let (mean, sigma) = model.mean_and_sigma(600_000);
+            assert!((mean - 0.5).abs() < 0.05, "{kind:?}: mean {mean}");
+            assert!(sigma < 0.5, "{kind:?}: sigma {sigma}");
+            assert_eq!(model.steps(600_000), 1_008);
+        }
+    }
+
+    #[test]
+    fn a_known_fine_interval_is_coarse_from_the_first_sample() {
+        let config = ModelConfig::new(ModelKind::Ewma);
+        let mut model = TimedModel::for_series(&config, Some(10), 1_000.0);
+        assert_eq!(model.step_ms(), 1_000.0);
+        feed(&mut model, 5_000, 10, 250, |k| (k / 100) as f64);
+        // Buckets 5 (samples 0..100) and 6 (100..200) closed; 7 is open.
+        assert_eq!(model.model().len(), 2);
+        assert_eq!(model.model().latest(), 1.0);
+    }
+
+    #[test]
+    fn empty_buckets_are_filled_or_skipped_like_missing_samples() {
+        let config = ModelConfig::new(ModelKind::Ewma);
+        let mut model = TimedModel::for_series(&config, Some(1), 100.0);
+        feed(&mut model, 0, 1, 100, |_| 0.0);
+        // Bucket 0, then three empty buckets, then bucket 4 at 4.0, closed by bucket 5.
+        feed(&mut model, 400, 1, 100, |_| 4.0);
+        model.update(500, 5.0);
+        assert_eq!(model.model().len(), 5);
+        assert_eq!(model.model().latest(), 4.0);
+        // A silence of a hundred buckets is a gap: the model is told, not fed 99 values.
+        model.update(10_500, 6.0);
+        model.update(10_600, 6.0);
+        assert_eq!(model.model().len(), 7);
+    }
+
+    #[test]
+    fn sampling_that_slows_down_gradually_returns_to_a_step_per_sample() {
+        let config = ModelConfig::new(ModelKind::Ewma);
+        let mut model = TimedModel::for_series(&config, None, 100.0);
+        let mut time = 0;
+        for k in 0..2_000 {
+            model.update(time, k as f64);
+            time += 10;
+        }
+        assert_eq!(model.step_ms(), 100.0);
+        // Gaps that grow by 1% every 50 samples (the estimate remembers ~1,000 gaps and takes
+        // none over twice itself), then hold at 60 ms: past half the step, a step per sample.
+        let mut gap = 10.0_f64;
+        for k in 0..15_000 {
+            model.update(time, 1.0);
+            if k % 50 == 0 && gap < 60.0 {
+                gap *= 1.01;
+            }
+            time += gap as Time;
+        }
+        assert_eq!(model.step_ms(), model.interval_ms().expect("known"));
+        let before = model.model().len();
+        model.update(time, 2.0);
+        assert_eq!(model.model().len(), before + 1);
     }
 }
