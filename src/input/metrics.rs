@@ -131,7 +131,7 @@ pub struct MetricPosition {
     /// In the file.
     pub lines: LinePosition,
     seen_first_line: bool,
-    long_columns: Option<(usize, usize, usize, usize)>,
+    long_columns: Option<LongColumns>,
     previous_time: Option<Time>,
     stats: InputStats,
     unusable: Option<String>,
@@ -178,15 +178,7 @@ impl MetricReader {
         let mut reader = MetricReader::open(path, format, options)?;
         reader.lines = Some(file_lines_at(path, options.max_line_bytes, position.lines)?);
         reader.parser.seen_first_line = position.seen_first_line;
-        reader.parser.long_columns =
-            position
-                .long_columns
-                .map(|(time, device, resource, value)| LongColumns {
-                    time,
-                    device,
-                    resource,
-                    value,
-                });
+        reader.parser.long_columns = position.long_columns;
         reader.parser.previous_time = position.previous_time;
         reader.stats = position.stats;
         reader.unusable = position.unusable.clone();
@@ -201,10 +193,7 @@ impl MetricReader {
                 .as_ref()
                 .map_or(LinePosition::default(), |lines| lines.position()),
             seen_first_line: self.parser.seen_first_line,
-            long_columns: self
-                .parser
-                .long_columns
-                .map(|c| (c.time, c.device, c.resource, c.value)),
+            long_columns: self.parser.long_columns,
             previous_time: self.parser.previous_time,
             stats: self.stats,
             unusable: self.unusable.clone(),
@@ -383,6 +372,12 @@ impl Iterator for MetricReader {
                         continue;
                     }
                     let rejection = error.to_rejection(&self.path, line, self.max_line_bytes);
+                    if self.parser.awaits_required_header() {
+                        // The header itself could not be read: every row after it would be
+                        // taken for the header, or read against none.
+                        self.parser.seen_first_line = true;
+                        self.unusable = Some(format!("line {line}: {}", rejection.reason));
+                    }
                     return Some(self.refuse(rejection));
                 }
             };
@@ -655,6 +650,12 @@ impl LineParser {
         }
     }
 
+    /// Whether the next non-blank line must be the header (the long CSV format's names its
+    /// columns; the others' headers are optional).
+    fn awaits_required_header(&self) -> bool {
+        !self.seen_first_line && matches!(self.layout, Layout::LongCsv)
+    }
+
     fn parse(&mut self, text: &str) -> Parsed {
         if text.trim().is_empty() {
             return Parsed::Skip;
@@ -756,13 +757,14 @@ impl LineParser {
     }
 }
 
-/// Positions of the long format's columns, found by name.
-#[derive(Debug, Clone, Copy)]
+/// Positions of the long format's columns, found by name, and how many the header names.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 struct LongColumns {
     time: usize,
     device: usize,
     resource: usize,
     value: usize,
+    width: usize,
 }
 
 impl LongColumns {
@@ -788,6 +790,7 @@ impl LongColumns {
             device: find("device")?,
             resource: find("resource")?,
             value: find("value")?,
+            width: names.len(),
         })
     }
 }
@@ -811,13 +814,24 @@ fn long_csv_row(columns: &LongColumns, text: &str) -> Result<Row, Vec<Issue>> {
             value = Some(field);
         }
     }
+    // A row wider or narrower than its header is malformed: a field gone missing or one too
+    // many (an unquoted comma) shifts what the row means, whichever columns it still has.
     let (Some(time), Some(device), Some(resource), Some(value)) = (time, device, resource, value)
     else {
         return Err(vec![Issue::new(
             RejectKind::Schema,
-            format!("too few columns ({count}) for the header"),
+            format!(
+                "too few columns ({count}) for the header's {}",
+                columns.width
+            ),
         )]);
     };
+    if count != columns.width {
+        return Err(vec![Issue::new(
+            RejectKind::Schema,
+            format!("{count} columns where the header has {}", columns.width),
+        )]);
+    }
     let time =
         parse_time_field(time).map_err(|reason| vec![Issue::new(RejectKind::Parse, reason)])?;
     let value = amount("value", value).map_err(|issue| vec![issue])?;
@@ -915,7 +929,7 @@ fn bitbrains_row(device: &str, text: &str) -> Result<Row, Vec<Issue>> {
     use bitbrains_column as column;
     // The files separate with ";\t"; splitting on ';' and trimming also takes ";" or "; ".
     let fields: Vec<&str> = text.split(';').map(str::trim).collect();
-    if fields.len() < column::COUNT {
+    if fields.len() != column::COUNT {
         return Err(vec![Issue::new(
             RejectKind::Schema,
             format!("expected {} columns, found {}", column::COUNT, fields.len()),
@@ -994,7 +1008,7 @@ mod alibaba_column {
 fn alibaba_row(text: &str) -> Result<Row, Vec<Issue>> {
     use alibaba_column as column;
     let fields: Vec<&str> = split_csv(text).collect();
-    if fields.len() < column::COUNT {
+    if fields.len() != column::COUNT {
         return Err(vec![Issue::new(
             RejectKind::Schema,
             format!("expected {} columns, found {}", column::COUNT, fields.len()),
@@ -1257,6 +1271,65 @@ mod tests {
             .contains("no usable header"));
         assert_eq!(outcomes[2].rejections[0].line, Some(4));
         assert_eq!((stats.read, stats.rejected), (3, 3));
+    }
+
+    #[test]
+    fn csv_rows_wider_or_narrower_than_their_layout_are_refused() {
+        // An unquoted comma or a lost field shifts the row, even where the wanted columns
+        // are still there to be read.
+        let (outcomes, stats) = read(
+            "time,device,resource,value,unit\n1,a,cpu,0.5,frac\n2,a,cpu,0.5\n3,a,cpu,0.5,frac,x\n",
+            "m.csv",
+            MetricFormat::Long,
+            &MetricOptions::default(),
+        );
+        assert_eq!(stats.accepted, 1);
+        let reasons: Vec<&str> = outcomes[1..]
+            .iter()
+            .map(|outcome| outcome.rejections[0].reason.as_str())
+            .collect();
+        assert_eq!(
+            reasons,
+            [
+                "4 columns where the header has 5",
+                "6 columns where the header has 5"
+            ]
+        );
+        let (outcomes, stats) = read(
+            "m_1,1,1,1,,,1,1,1,extra\nm_1,2,1,1,,,1,1,1\n",
+            "a.csv",
+            MetricFormat::Alibaba,
+            &MetricOptions::default(),
+        );
+        assert_eq!((stats.accepted, stats.rejected), (1, 1));
+        assert_eq!(
+            outcomes[0].rejections[0].reason,
+            "expected 9 columns, found 10"
+        );
+    }
+
+    #[test]
+    fn long_csv_whose_header_cannot_be_read_reads_no_row_as_one() {
+        // An oversized header used to be refused, and the first row then taken for the header
+        // ("header lacks column time").
+        let text = format!(
+            "time,device,resource,value,{}\n1,a,cpu,0.5,x\n2,a,cpu,0.5,x\n",
+            "n".repeat(100)
+        );
+        let options = MetricOptions {
+            max_line_bytes: 64,
+            ..MetricOptions::default()
+        };
+        let (outcomes, stats) = read(&text, "m.csv", MetricFormat::Long, &options);
+        assert_eq!((stats.read, stats.rejected), (3, 3));
+        assert_eq!(kinds(&outcomes[0]), vec![RejectKind::OversizedLine]);
+        for outcome in &outcomes[1..] {
+            let reason = &outcome.rejections[0].reason;
+            assert!(
+                reason.starts_with("not read: the file has no usable header (line 1: line of"),
+                "{reason}"
+            );
+        }
     }
 
     #[test]
