@@ -181,6 +181,28 @@ fn resume_after_checkpoint_k_is_byte_identical_for_1_and_2_workers() {
 }
 
 #[test]
+fn a_resumed_run_numbers_its_checkpoints_on() {
+    let dir = temp("checkpoint-numbers");
+    let (out, checkpoints) = (dir.join("out"), dir.join("checkpoints"));
+    let checkpoints = checkpoints.display().to_string();
+    // Checkpoints at epochs 2000, 4000 (then stopped), 6000 and 8000 of 8124.
+    let flags = ["--checkpoint", &checkpoints, "--checkpoint-every", "2000"];
+    let stopped = run(&demo_args(), &out, &flags, Some(2));
+    assert_eq!(stopped.status.code(), Some(75), "{}", stderr(&stopped));
+    // Not quiet this time: each checkpoint is reported on stderr.
+    let loud: Vec<String> = demo_args()
+        .into_iter()
+        .filter(|arg| arg != "--quiet")
+        .collect();
+    let resumed = run(&loud, &out, &[&flags[..], &["--resume"]].concat(), None);
+    let text = stderr(&resumed);
+    assert!(resumed.status.success(), "{text}");
+    assert!(text.contains("checkpoint 3 at"), "{text}");
+    assert!(text.contains("checkpoint 4 at"), "{text}");
+    assert!(!text.contains("checkpoint 1 at"), "{text}");
+}
+
+#[test]
 fn kill_9_then_resume_gives_the_same_map() {
     let baseline = baseline();
     let dir = temp("checkpoint-kill");

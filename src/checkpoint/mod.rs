@@ -102,6 +102,9 @@ pub struct RunCheckpoint {
     /// the FNV-1a hash of those bytes, so that a resume into outputs another run has since
     /// rewritten is refused rather than spliced onto them.
     pub outputs: Vec<(String, u64, u64)>,
+    /// How many checkpoints the run had written with this one, resumes included: a resumed
+    /// run numbers its checkpoints on from there.
+    pub number: u64,
 }
 
 /// FNV-1a, 64 bits: enough to tell a damaged file from an intact one.
@@ -123,6 +126,8 @@ pub struct CheckpointDir {
     streamed: Vec<String>,
     fingerprint: u64,
     saved: u64,
+    /// Checkpoints of the run before this process resumed it.
+    saved_before: u64,
     exit_after: Option<u64>,
     pause_after: Option<u64>,
     /// A line on stderr per checkpoint: its size and how long it took.
@@ -150,6 +155,7 @@ impl CheckpointDir {
             streamed: streamed.iter().map(|name| name.to_string()).collect(),
             fingerprint,
             saved: 0,
+            saved_before: 0,
             exit_after: std::env::var(EXIT_AFTER_ENV)
                 .ok()
                 .and_then(|value| value.parse().ok()),
@@ -166,6 +172,7 @@ impl CheckpointDir {
     /// back to those prefixes and checked against them).
     pub fn resuming(mut self, checkpoint: Option<&RunCheckpoint>) -> CheckpointDir {
         if let Some(checkpoint) = checkpoint {
+            self.saved_before = checkpoint.number;
             for (name, length, hash) in &checkpoint.outputs {
                 self.hashed.insert(name.clone(), (*length, *hash));
             }
@@ -215,11 +222,13 @@ impl CheckpointDir {
             fingerprint: u64,
             engine: &'a EngineSnapshot,
             outputs: &'a [(String, u64, u64)],
+            number: u64,
         }
         let payload = encode(&Borrowed {
             fingerprint: self.fingerprint,
             engine: snapshot,
             outputs: &outputs,
+            number: self.saved_before + self.saved + 1,
         })
         .map_err(CheckpointError::Encode)?;
         std::fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
@@ -269,7 +278,7 @@ impl CheckpointStore for CheckpointDir {
                 eprintln!(
                     "checkpoint {} at {}: {} bytes (inputs {inputs}, outputs {outputs}, \
                      models and map the rest) written in {:.1} ms",
-                    self.saved,
+                    self.saved_before + self.saved,
                     crate::input::time::format_seconds(snapshot.time),
                     last.0,
                     last.1 * 1000.0
@@ -451,6 +460,7 @@ mod tests {
             fingerprint: 9,
             engine: snapshot,
             outputs: vec![("partition.jsonl".into(), 10, 7)],
+            number: 3,
         })
         .unwrap_or_default();
         let mut bytes = MAGIC.to_vec();
