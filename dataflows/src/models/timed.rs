@@ -59,6 +59,11 @@ struct Bucket {
     count: u64,
 }
 
+/// The coarsest step bucketing makes: it is for sub-second samples (a 1-ms series forecast 10
+/// minutes ahead), where a step per sample buys nothing. Past it, a long horizon (days) would
+/// make buckets so long that the model lags the series by most of one.
+pub const MAX_MIN_STEP_MS: f64 = 1_000.0;
+
 /// Coarse steps begin where samples come at least this many to a step of `min_step_ms` (so a
 /// bucket's count varies by a small fraction of it with jitter), and end where they come fewer
 /// than half as often.
@@ -101,7 +106,7 @@ impl TimedModel {
         min_step_ms: f64,
     ) -> TimedModel {
         let min_step_ms = if min_step_ms.is_finite() && min_step_ms >= 1.0 {
-            min_step_ms
+            min_step_ms.min(MAX_MIN_STEP_MS)
         } else {
             0.0
         };
@@ -151,13 +156,16 @@ impl TimedModel {
     }
 
     /// Takes one sample. Times should not decrease; a sample at or before the previous one's
-    /// time counts as the next step. Non-finite values are ignored.
+    /// time counts as the next step (while coarse, it joins the open bucket). Non-finite values
+    /// are ignored.
     pub fn update(&mut self, time: Time, value: f64) {
         if !value.is_finite() {
             return;
         }
         let Some(last) = self.last_time else {
-            if self.coarse_ms > 0.0 {
+            if self.min_step_ms > 0.0 {
+                // Held until the next sample says whether the series is fine enough to be
+                // bucketed: its first value must not stand as a step among bucket means.
                 self.take_into_bucket(time, value);
             } else {
                 self.model.update(value);
@@ -173,6 +181,10 @@ impl TimedModel {
         if self.coarse_ms > 0.0 {
             self.take_into_bucket(time, value);
         } else {
+            if let Some(first) = self.bucket.take() {
+                // Not bucketed after all: the held first sample is the first step.
+                self.model.update(first.sum / first.count as f64);
+            }
             let steps = self.steps_in(gap);
             if steps > 1 && steps - 1 <= self.max_fill {
                 let from = self.last_value;
@@ -239,7 +251,7 @@ impl TimedModel {
     /// and opening the next. A sample at or before the open bucket's time joins it.
     fn take_into_bucket(&mut self, time: Time, value: f64) {
         // `as` saturates: the buckets of the most extreme times are merely wide.
-        let index = (time as f64 / self.coarse_ms).floor() as i64;
+        let index = (time as f64 / self.min_step_ms).floor() as i64;
         match &mut self.bucket {
             Some(open) if index <= open.index => {
                 open.sum += value;
@@ -300,24 +312,46 @@ impl TimedModel {
 
     /// The point forecast `ahead_ms` milliseconds after the newest sample.
     pub fn forecast(&self, ahead_ms: Time) -> f64 {
-        self.model.forecast(self.steps(ahead_ms))
+        match self.first_level() {
+            Some(level) => level,
+            None => self.model.forecast(self.steps(ahead_ms)),
+        }
     }
 
     /// The mean forecast over the next `horizon_ms` milliseconds.
     pub fn mean_over(&self, horizon_ms: Time) -> f64 {
-        self.model.mean_over(self.steps(horizon_ms))
+        match self.first_level() {
+            Some(level) => level,
+            None => self.model.mean_over(self.steps(horizon_ms)),
+        }
     }
 
     /// [`Self::mean_over`] and [`Self::sigma`] of one horizon, its steps worked out once (the
     /// forecast operator asks for both at every sample).
     pub fn mean_and_sigma(&self, horizon_ms: Time) -> (f64, f64) {
+        if let Some(level) = self.first_level() {
+            return (level, 0.0);
+        }
         let steps = self.steps(horizon_ms);
         (self.model.mean_over(steps), self.model.sigma(steps))
     }
 
     /// Standard deviation of the forecast error `ahead_ms` milliseconds ahead.
     pub fn sigma(&self, ahead_ms: Time) -> f64 {
+        if self.first_level().is_some() {
+            return 0.0;
+        }
         self.model.sigma(self.steps(ahead_ms))
+    }
+
+    /// Before the model's first step, the mean of the samples held for it (the first sample,
+    /// or the first bucket): what a model of one value forecasts at every horizon, with no
+    /// error seen yet.
+    fn first_level(&self) -> Option<f64> {
+        match &self.bucket {
+            Some(open) if self.model.is_empty() => Some(open.sum / open.count as f64),
+            _ => None,
+        }
     }
 
     /// The estimated (or given) sampling interval in milliseconds, once known.
@@ -523,17 +557,17 @@ mod tests {
         });
         assert_eq!(model.step_ms(), 100.0);
         assert_eq!(model.interval_ms(), Some(1.0));
-        // The first sample (interval unknown) was a step of its own; the second found the
-        // interval out and opened bucket 0; buckets 0 to 8 closed, and bucket 9 is open.
-        assert_eq!(model.model().len(), 1 + 9);
+        // The first sample was held until the second said the series is fine: it is part of
+        // bucket 0, not a step of its own. Buckets 0 to 8 closed, and bucket 9 is open.
+        assert_eq!(model.model().len(), 9);
         // Bucket 8 held samples 800..=899: its mean is 8 + 0.5.
         assert_eq!(model.model().latest(), 8.5);
         // The next bucket's first sample closes bucket 9; the samples after it join it.
         model.update(1_000, 10.0);
-        assert_eq!(model.model().len(), 1 + 10);
+        assert_eq!(model.model().len(), 10);
         assert_eq!(model.model().latest(), 9.5);
         model.update(1_050, 7.0);
-        assert_eq!(model.model().len(), 1 + 10);
+        assert_eq!(model.model().len(), 10);
         // The newest sample is still what `latest` says.
         assert_eq!(model.latest(), 7.0);
         // Ten minutes ahead is 6,000 steps of 100 ms.
@@ -613,5 +647,80 @@ mod tests {
         let before = model.model().len();
         model.update(time, 2.0);
         assert_eq!(model.model().len(), before + 1);
+    }
+
+    #[test]
+    fn a_held_first_sample_forecasts_as_a_model_of_one_value() {
+        // Until the second sample says whether to bucket, the first is held out of the model;
+        // its forecasts must be those of a model that took it, or outputs would change.
+        for kind in [
+            ModelKind::Ewma,
+            ModelKind::Holt,
+            ModelKind::HoltWinters,
+            ModelKind::Ar,
+            ModelKind::Median,
+            ModelKind::Auto,
+        ] {
+            let config = ModelConfig::new(kind);
+            let mut plain = TimedModel::new(&config);
+            let mut held = TimedModel::for_series(&config, None, 595.0);
+            plain.update(1_000, 0.37);
+            held.update(1_000, 0.37);
+            assert_eq!(held.model().len(), 0);
+            for ahead in [0, 1, 1_000, 600_000] {
+                assert_eq!(held.forecast(ahead), plain.forecast(ahead), "{kind:?}");
+                assert_eq!(
+                    held.mean_and_sigma(ahead),
+                    plain.mean_and_sigma(ahead),
+                    "{kind:?}"
+                );
+                assert_eq!(held.sigma(ahead), plain.sigma(ahead), "{kind:?}");
+            }
+            // One second later: not fine, so both models hold the two values as steps.
+            plain.update(2_000, 0.5);
+            held.update(2_000, 0.5);
+            assert_eq!(held.model().len(), 2);
+            assert_eq!(held.mean_and_sigma(60_000), plain.mean_and_sigma(60_000));
+        }
+    }
+
+    #[test]
+    fn a_known_fine_series_forecasts_its_samples_before_its_first_bucket_closes() {
+        let config = ModelConfig::new(ModelKind::Auto);
+        let mut model = TimedModel::for_series(&config, Some(100), 595.0);
+        for k in 0..3 {
+            model.update(k * 100, 0.9);
+        }
+        assert_eq!(model.model().len(), 0);
+        assert_eq!(model.mean_and_sigma(600_000), (0.9, 0.0));
+    }
+
+    #[test]
+    fn the_first_sample_of_a_fine_series_is_not_a_step_among_bucket_means() {
+        // A first value far off the level used to stay in the window as a step of its own,
+        // and its range widened sigma's cap for a whole window.
+        let config = ModelConfig::new(ModelKind::Holt);
+        let mut noise = Noise::new(36);
+        let mut model = TimedModel::for_series(&config, None, 600_000.0 / 1008.0);
+        model.update(0, 0.95);
+        feed(&mut model, 1, 1, 30_000, |_| 0.5 + 0.05 * noise.next());
+        let (_, sigma) = model.mean_and_sigma(600_000);
+        assert!(sigma < 0.05, "{sigma}");
+    }
+
+    #[test]
+    fn long_horizons_bucket_only_sub_second_samples() {
+        // A day-long (or 30-year) horizon over window 1,008 would make buckets of 86 s (or
+        // 11 days): the model would lag the series by most of one. The step is capped at 1 s.
+        let config = ModelConfig::new(ModelKind::Ewma);
+        for horizon_ms in [86_400_000.0, 1e12] {
+            let mut model = TimedModel::for_series(&config, None, horizon_ms / 1008.0);
+            feed(&mut model, 0, 60_000, 100, |k| k as f64);
+            assert_eq!(model.model().len(), 100);
+            assert!((model.step_ms() - 60_000.0).abs() < 1e-6);
+            let mut fine = TimedModel::for_series(&config, None, horizon_ms / 1008.0);
+            feed(&mut fine, 0, 100, 100, |k| k as f64);
+            assert_eq!(fine.step_ms(), MAX_MIN_STEP_MS);
+        }
     }
 }
