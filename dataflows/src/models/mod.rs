@@ -36,7 +36,7 @@ mod timed;
 use serde::{Deserialize, Serialize};
 
 pub use season::{detect_period, season_candidates, DEFAULT_SEASON_CANDIDATES, MAX_SEASON_WINDOW};
-pub use timed::TimedModel;
+pub use timed::{NewSteps, TimedModel};
 
 use ar::Ar;
 use auto::Auto;

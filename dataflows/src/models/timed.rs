@@ -159,49 +159,64 @@ impl TimedModel {
     /// time counts as the next step (while coarse, it joins the open bucket). Non-finite values
     /// are ignored.
     pub fn update(&mut self, time: Time, value: f64) {
+        self.update_steps(time, value);
+    }
+
+    /// [`Self::update`], saying which (time, value) became the model's steps: the sample, or
+    /// while coarse the bucket it closed (its start and mean), or none while it joined the open
+    /// bucket (or was held as the first); a held first sample or a bucket closed as the steps
+    /// turn fine comes before the sample. What follows a series step by step (its anomaly
+    /// scorer, whose false alarms are per step) sees the granularity the model does.
+    pub fn update_steps(&mut self, time: Time, value: f64) -> NewSteps {
+        let mut steps = NewSteps::default();
         if !value.is_finite() {
-            return;
+            return steps;
         }
         let Some(last) = self.last_time else {
             if self.min_step_ms > 0.0 {
                 // Held until the next sample says whether the series is fine enough to be
                 // bucketed: its first value must not stand as a step among bucket means.
-                self.take_into_bucket(time, value);
+                self.take_into_bucket(time, value, &mut steps);
             } else {
                 self.model.update(value);
+                steps.push(time, value);
             }
             self.last_time = Some(time);
             self.last_value = value;
-            return;
+            return steps;
         };
         let gap = time.saturating_sub(last);
         if gap > 0 {
-            self.learn_interval(gap as f64);
+            self.learn_interval(gap as f64, &mut steps);
         }
         if self.coarse_ms > 0.0 {
-            self.take_into_bucket(time, value);
+            self.take_into_bucket(time, value, &mut steps);
         } else {
             if let Some(first) = self.bucket.take() {
                 // Not bucketed after all: the held first sample is the first step.
-                self.model.update(first.sum / first.count as f64);
+                let mean = first.sum / first.count as f64;
+                self.model.update(mean);
+                steps.push(last, mean);
             }
-            let steps = self.steps_in(gap);
-            if steps > 1 && steps - 1 <= self.max_fill {
+            let count = self.steps_in(gap);
+            if count > 1 && count - 1 <= self.max_fill {
                 let from = self.last_value;
-                for k in 1..steps {
+                for k in 1..count {
                     self.model
-                        .update(from + (value - from) * k as f64 / steps as f64);
+                        .update(from + (value - from) * k as f64 / count as f64);
                 }
-            } else if steps > 1 {
-                self.model.gap(steps - 1);
+            } else if count > 1 {
+                self.model.gap(count - 1);
             }
             self.model.update(value);
+            steps.push(time, value);
         }
         self.last_time = Some(time.max(last));
         self.last_value = value;
+        steps
     }
 
-    fn learn_interval(&mut self, gap: f64) {
+    fn learn_interval(&mut self, gap: f64, steps: &mut NewSteps) {
         if self.fixed_interval {
             return;
         }
@@ -215,7 +230,7 @@ impl TimedModel {
         self.gaps.add(gap, INTERVAL_DECAY);
         self.interval_ms = self.gaps.get().unwrap_or(gap);
         if self.min_step_ms > 0.0 {
-            self.choose_granularity();
+            self.choose_granularity(steps);
         }
         if self.coarse_ms == 0.0
             && (self.interval_ms - self.told_interval_ms).abs() > RETELL * self.interval_ms
@@ -227,7 +242,7 @@ impl TimedModel {
 
     /// Goes coarse when samples come at least [`COARSEN_FROM`] to a `min_step_ms`, and back to
     /// a step per sample when fewer than [`REFINE_FROM`] do (the open bucket becomes a step).
-    fn choose_granularity(&mut self) {
+    fn choose_granularity(&mut self, steps: &mut NewSteps) {
         if self.coarse_ms == 0.0 && coarsens(self.interval_ms, self.min_step_ms) {
             self.coarse_ms = self.min_step_ms;
             self.fed = None;
@@ -238,7 +253,7 @@ impl TimedModel {
             && self.interval_ms * REFINE_FROM > self.min_step_ms
         {
             if let Some(bucket) = self.bucket.take() {
-                self.feed(bucket);
+                self.feed(bucket, steps);
             }
             self.coarse_ms = 0.0;
             self.fed = None;
@@ -249,7 +264,7 @@ impl TimedModel {
 
     /// A sample while coarse: into the open bucket, or closing it (the model takes its mean)
     /// and opening the next. A sample at or before the open bucket's time joins it.
-    fn take_into_bucket(&mut self, time: Time, value: f64) {
+    fn take_into_bucket(&mut self, time: Time, value: f64, steps: &mut NewSteps) {
         // `as` saturates: the buckets of the most extreme times are merely wide.
         let index = (time as f64 / self.min_step_ms).floor() as i64;
         match &mut self.bucket {
@@ -263,7 +278,7 @@ impl TimedModel {
                     sum: value,
                     count: 1,
                 }) {
-                    self.feed(closed);
+                    self.feed(closed, steps);
                 }
             }
         }
@@ -271,7 +286,7 @@ impl TimedModel {
 
     /// One closed bucket into the model as a step, after the steps of any empty buckets before
     /// it (interpolated up to `max_fill`, else a gap).
-    fn feed(&mut self, bucket: Bucket) {
+    fn feed(&mut self, bucket: Bucket, steps: &mut NewSteps) {
         let mean = bucket.sum / bucket.count as f64;
         if let Some((index, value)) = self.fed {
             let steps = bucket.index.saturating_sub(index).max(1) as u64;
@@ -286,6 +301,8 @@ impl TimedModel {
         }
         self.model.update(mean);
         self.fed = Some((bucket.index, mean));
+        // The bucket's start (`as` saturates for the most extreme times).
+        steps.push((bucket.index as f64 * self.min_step_ms) as Time, mean);
     }
 
     /// Whole steps in `ms` milliseconds, at least 1.
@@ -382,6 +399,27 @@ impl TimedModel {
     /// The step model underneath.
     pub fn model(&self) -> &SeriesModel {
         &self.model
+    }
+}
+
+/// The steps one sample made (see [`TimedModel::update_steps`]): at most two.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct NewSteps {
+    steps: [(Time, f64); 2],
+    len: usize,
+}
+
+impl NewSteps {
+    fn push(&mut self, time: Time, value: f64) {
+        if let Some(slot) = self.steps.get_mut(self.len) {
+            *slot = (time, value);
+            self.len += 1;
+        }
+    }
+
+    /// The steps' (time, value), oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = (Time, f64)> + '_ {
+        self.steps[..self.len].iter().copied()
     }
 }
 
@@ -563,10 +601,11 @@ mod tests {
         // Bucket 8 held samples 800..=899: its mean is 8 + 0.5.
         assert_eq!(model.model().latest(), 8.5);
         // The next bucket's first sample closes bucket 9; the samples after it join it.
-        model.update(1_000, 10.0);
+        // What became a step is said: the bucket a sample closes, nothing while one fills.
+        let closed: Vec<_> = model.update_steps(1_000, 10.0).iter().collect();
+        assert_eq!(closed, [(900, 9.5)]);
         assert_eq!(model.model().len(), 10);
-        assert_eq!(model.model().latest(), 9.5);
-        model.update(1_050, 7.0);
+        assert_eq!(model.update_steps(1_050, 7.0).iter().count(), 0);
         assert_eq!(model.model().len(), 10);
         // The newest sample is still what `latest` says.
         assert_eq!(model.latest(), 7.0);
@@ -676,9 +715,11 @@ mod tests {
                 );
                 assert_eq!(held.sigma(ahead), plain.sigma(ahead), "{kind:?}");
             }
-            // One second later: not fine, so both models hold the two values as steps.
+            // One second later: not fine, so both models hold the two values as steps, and
+            // the held one says both became steps now.
             plain.update(2_000, 0.5);
-            held.update(2_000, 0.5);
+            let steps: Vec<_> = held.update_steps(2_000, 0.5).iter().collect();
+            assert_eq!(steps, [(1_000, 0.37), (2_000, 0.5)]);
             assert_eq!(held.model().len(), 2);
             assert_eq!(held.mean_and_sigma(60_000), plain.mean_and_sigma(60_000));
         }
