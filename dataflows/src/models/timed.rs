@@ -188,6 +188,15 @@ impl TimedModel {
         let gap = time.saturating_sub(last);
         if gap > 0 {
             self.learn_interval(gap as f64, &mut steps);
+        } else if self.interval_ms == 0.0 {
+            if let Some(held) = &mut self.bucket {
+                // More samples at the first instant: still nothing says whether to bucket, and
+                // each one a step would put raw values among a fine series' bucket means.
+                held.sum += value;
+                held.count += 1;
+                self.last_value = value;
+                return steps;
+            }
         }
         if self.coarse_ms > 0.0 {
             self.take_into_bucket(time, value, &mut steps);
@@ -763,5 +772,31 @@ mod tests {
             feed(&mut fine, 0, 100, 100, |k| k as f64);
             assert_eq!(fine.step_ms(), MAX_MIN_STEP_MS);
         }
+    }
+
+    #[test]
+    fn samples_at_the_first_instant_are_held_together() {
+        // Twenty samples stamped with the series' first millisecond, then 1-ms samples: the
+        // twenty were each a step among the bucket means, and widened sigma 70-fold.
+        let config = ModelConfig::new(ModelKind::Ewma);
+        let run = |duplicates: usize| {
+            let mut noise = Noise::new(37);
+            let mut model = TimedModel::for_series(&config, None, 600_000.0 / 1008.0);
+            for _ in 0..duplicates {
+                model.update(0, 0.5 + 0.05 * noise.next());
+            }
+            feed(&mut model, 1, 1, 60_000, |_| 0.5 + 0.05 * noise.next());
+            model
+        };
+        let (held, plain) = (run(20), run(1));
+        assert_eq!(held.model().len(), plain.model().len());
+        let (_, sigma) = held.mean_and_sigma(600_000);
+        assert!(sigma < 2.0 * plain.mean_and_sigma(600_000).1, "{sigma}");
+        // Not fine after all: the instant's samples are one step, their mean.
+        let mut coarse = TimedModel::for_series(&config, None, 595.0);
+        coarse.update(0, 1.0);
+        coarse.update(0, 3.0);
+        let steps: Vec<_> = coarse.update_steps(1_000, 5.0).iter().collect();
+        assert_eq!(steps, [(0, 2.0), (1_000, 5.0)]);
     }
 }
