@@ -102,13 +102,20 @@ impl SeriesForecast {
     }
 }
 
+/// The most steps of its series an alarm is held for (an episode, as the scorer's bursts). The
+/// scorer's false alarms are per step (about one in 2,000 steps of Gaussian noise): held for a
+/// 10-minute horizon, that kept a quiet series sampled every second (600 steps) in alarm a
+/// quarter of the time or more, where at 5-minute samples (2 steps) it is a few minutes a week.
+pub const HOLD_STEPS: f64 = 12.0;
+
 /// What the dataflow keeps for one series: its forecaster and its anomaly scorer.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SeriesState {
     model: TimedModel,
     anomaly: AnomalyScorer,
     /// The last alarm: its time and score. The scorer reports an anomaly once, at its onset
-    /// (as NAB rewards), but a device whose load jumped stays suspect for a horizon after it.
+    /// (as NAB rewards), but a device whose load jumped stays suspect for a while after it:
+    /// the horizon, or [`HOLD_STEPS`] steps where those are shorter.
     alarm: Option<(Time, f64)>,
     latest_time: Time,
 }
@@ -149,8 +156,15 @@ impl SeriesState {
     }
 
     /// The anomaly score placement sees: the latest, or the last alarm's while it is younger
-    /// than `hold` milliseconds.
-    fn anomaly_score(&self, hold: Time) -> f64 {
+    /// than `horizon` milliseconds and [`HOLD_STEPS`] of the series' steps.
+    fn anomaly_score(&self, horizon: Time) -> f64 {
+        let step = self.model.step_ms();
+        let hold = if step > 0.0 {
+            // `as` saturates: a step of days holds for the horizon.
+            horizon.min((HOLD_STEPS * step) as Time)
+        } else {
+            horizon
+        };
         let latest = self.anomaly.latest();
         match self.alarm {
             Some((at, score)) if self.latest_time.saturating_sub(at) < hold => latest.max(score),
@@ -796,6 +810,39 @@ mod tests {
         let jumped = series.forecast(&config);
         assert!(jumped.anomaly >= to_ppm(THRESHOLD), "{jumped:?}");
         assert!(jumped.predicted > quiet.predicted, "{jumped:?}");
+    }
+
+    #[test]
+    fn an_alarm_is_held_for_the_horizon_or_twelve_steps_whichever_is_shorter() {
+        // A level that jumps once, sampled every second and every five minutes: the alarm at
+        // the jump is held 12 steps (12 s) at 1-s samples, where the 10-minute horizon would
+        // be 600 (and the scorer's false alarms, about one in 2,000 steps, kept a quiet
+        // series in alarm a quarter of the time), and the horizon (two steps) at 5 minutes.
+        let config = ForecastConfig::default();
+        for step in [1_000, 300_000] {
+            let mut series = SeriesState::new(&config);
+            let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+            let mut noise = move || {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+            };
+            for k in 0..600 {
+                series.update(k * step, 0.3 + 0.02 * noise());
+            }
+            let mut held = Vec::new();
+            for k in 600..640 {
+                series.update(k * step, 0.8 + 0.02 * noise());
+                held.push(series.forecast(&config).anomaly >= to_ppm(THRESHOLD));
+            }
+            let (at, _) = series.alarm.expect("the jump raised an alarm");
+            assert_eq!(at, 600 * step, "step {step}");
+            let expected: Vec<bool> = (0..40)
+                .map(|k| k * step < config.horizon_ms.min(12 * step))
+                .collect();
+            assert_eq!(held, expected, "step {step}");
+        }
     }
 
     #[test]
