@@ -759,22 +759,27 @@ mod tests {
         assert!(estimated < 0.2, "estimating the step: {estimated}");
     }
 
-    #[test]
-    fn millisecond_samples_are_forecast_and_scored_in_coarse_steps() {
-        // Four minutes of 1-ms samples of a noisy 30% load (Gaussian), then a jump to 80% for
-        // five seconds (the scorer's warm-up is 288 steps: 171 s of buckets). Per sample, the default 10-minute horizon was 600,000 steps over a
-        // window of one second, every model's sigma several times the capacity, and the
-        // scorer (about one false alarm in 2,000 steps of noise, whatever their length)
-        // alarmed every few seconds. In 0.6-s buckets the spread is the load's, the quiet
-        // stretch raises an alarm or two at most, and the jump one of its own.
-        let config = ForecastConfig::default();
-        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut uniform = move || {
+    /// A seeded uniform stream in [-0.5, 0.5) (an LCG), so tests need no RNG crate.
+    fn uniform(seed: u64) -> impl FnMut() -> f64 {
+        let mut state = seed;
+        move || {
             state = state
                 .wrapping_mul(6_364_136_223_846_793_005)
                 .wrapping_add(1_442_695_040_888_963_407);
             (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5
-        };
+        }
+    }
+
+    #[test]
+    fn millisecond_samples_are_forecast_and_scored_in_coarse_steps() {
+        // Four minutes of 1-ms samples of a noisy 30% load (Gaussian), then a jump to 80% for
+        // five seconds (the scorer's warm-up is 288 steps: 171 s of buckets). Per sample, the
+        // default 10-minute horizon was 600,000 steps over a window of one second, every
+        // model's sigma several times the capacity, and the scorer (about one false alarm in
+        // 2,000 steps of noise, whatever their length) alarmed every few seconds. In 0.6-s buckets the spread is the load's, the quiet
+        // stretch raises an alarm or two at most, and the jump one of its own.
+        let config = ForecastConfig::default();
+        let mut uniform = uniform(0x9e37_79b9_7f4a_7c15);
         // Twelve uniforms: near enough Gaussian, with unit variance.
         let mut noise = move || (0..12).map(|_| uniform()).sum::<f64>();
         let mut series = SeriesState::new(&config);
@@ -821,13 +826,7 @@ mod tests {
         let config = ForecastConfig::default();
         for step in [1_000, 300_000] {
             let mut series = SeriesState::new(&config);
-            let mut state: u64 = 0x2545_f491_4f6c_dd1d;
-            let mut noise = move || {
-                state = state
-                    .wrapping_mul(6_364_136_223_846_793_005)
-                    .wrapping_add(1_442_695_040_888_963_407);
-                (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5
-            };
+            let mut noise = uniform(0x2545_f491_4f6c_dd1d);
             for k in 0..600 {
                 series.update(k * step, 0.3 + 0.02 * noise());
             }

@@ -43,8 +43,8 @@ pub struct TimedModel {
     /// The coarsest step the series needs: samples finer than a quarter of it are modelled as
     /// bucket means of this length (0: never).
     min_step_ms: f64,
-    /// The step while coarse (`min_step_ms`), else 0.
-    coarse_ms: f64,
+    /// Whether samples are bucketed into steps of `min_step_ms`.
+    coarse: bool,
     /// Samples of the open bucket while coarse.
     bucket: Option<Bucket>,
     /// The last bucket the model took (its index and mean): where the next one's gap counts from.
@@ -91,7 +91,7 @@ impl TimedModel {
             max_fill: DEFAULT_MAX_FILL,
             told_interval_ms: 0.0,
             min_step_ms: 0.0,
-            coarse_ms: 0.0,
+            coarse: false,
             bucket: None,
             fed: None,
         }
@@ -122,7 +122,7 @@ impl TimedModel {
                     interval_ms: interval.max(1) as f64,
                     fixed_interval: true,
                     told_interval_ms: min_step_ms,
-                    coarse_ms: min_step_ms,
+                    coarse: true,
                     ..TimedModel::around(coarse)
                 }
             }
@@ -198,7 +198,7 @@ impl TimedModel {
                 return steps;
             }
         }
-        if self.coarse_ms > 0.0 {
+        if self.coarse {
             self.take_into_bucket(time, value, &mut steps);
         } else {
             if let Some(first) = self.bucket.take() {
@@ -208,16 +208,7 @@ impl TimedModel {
                 steps.push(last, mean);
             }
             let count = self.steps_in(gap);
-            if count > 1 && count - 1 <= self.max_fill {
-                let from = self.last_value;
-                for k in 1..count {
-                    self.model
-                        .update(from + (value - from) * k as f64 / count as f64);
-                }
-            } else if count > 1 {
-                self.model.gap(count - 1);
-            }
-            self.model.update(value);
+            self.step_after(self.last_value, count, value);
             steps.push(time, value);
         }
         self.last_time = Some(time.max(last));
@@ -241,7 +232,7 @@ impl TimedModel {
         if self.min_step_ms > 0.0 {
             self.choose_granularity(steps);
         }
-        if self.coarse_ms == 0.0
+        if !self.coarse
             && (self.interval_ms - self.told_interval_ms).abs() > RETELL * self.interval_ms
         {
             self.model.set_interval_ms(self.interval_ms);
@@ -252,19 +243,19 @@ impl TimedModel {
     /// Goes coarse when samples come at least [`COARSEN_FROM`] to a `min_step_ms`, and back to
     /// a step per sample when fewer than [`REFINE_FROM`] do (the open bucket becomes a step).
     fn choose_granularity(&mut self, steps: &mut NewSteps) {
-        if self.coarse_ms == 0.0 && coarsens(self.interval_ms, self.min_step_ms) {
-            self.coarse_ms = self.min_step_ms;
+        if !self.coarse && coarsens(self.interval_ms, self.min_step_ms) {
+            self.coarse = true;
             self.fed = None;
-            self.model.set_interval_ms(self.coarse_ms);
-            self.told_interval_ms = self.coarse_ms;
-        } else if self.coarse_ms > 0.0
+            self.model.set_interval_ms(self.min_step_ms);
+            self.told_interval_ms = self.min_step_ms;
+        } else if self.coarse
             && !self.fixed_interval
             && self.interval_ms * REFINE_FROM > self.min_step_ms
         {
             if let Some(bucket) = self.bucket.take() {
                 self.feed(bucket, steps);
             }
-            self.coarse_ms = 0.0;
+            self.coarse = false;
             self.fed = None;
             // Told afresh below.
             self.told_interval_ms = 0.0;
@@ -293,22 +284,31 @@ impl TimedModel {
         }
     }
 
+    /// `value` as the model's step `count` steps after the one of `from`: the steps missing in
+    /// between are interpolated (up to `max_fill`) or passed over as a gap.
+    fn step_after(&mut self, from: f64, count: u64, value: f64) {
+        if count > 1 && count - 1 <= self.max_fill {
+            for k in 1..count {
+                self.model
+                    .update(from + (value - from) * k as f64 / count as f64);
+            }
+        } else if count > 1 {
+            self.model.gap(count - 1);
+        }
+        self.model.update(value);
+    }
+
     /// One closed bucket into the model as a step, after the steps of any empty buckets before
     /// it (interpolated up to `max_fill`, else a gap).
     fn feed(&mut self, bucket: Bucket, steps: &mut NewSteps) {
         let mean = bucket.sum / bucket.count as f64;
-        if let Some((index, value)) = self.fed {
-            let steps = bucket.index.saturating_sub(index).max(1) as u64;
-            if steps > 1 && steps - 1 <= self.max_fill {
-                for k in 1..steps {
-                    self.model
-                        .update(value + (mean - value) * k as f64 / steps as f64);
-                }
-            } else if steps > 1 {
-                self.model.gap(steps - 1);
+        match self.fed {
+            Some((index, value)) => {
+                let count = bucket.index.saturating_sub(index).max(1) as u64;
+                self.step_after(value, count, mean);
             }
+            None => self.model.update(mean),
         }
-        self.model.update(mean);
         self.fed = Some((bucket.index, mean));
         // The bucket's start (`as` saturates for the most extreme times).
         steps.push((bucket.index as f64 * self.min_step_ms) as Time, mean);
@@ -388,8 +388,8 @@ impl TimedModel {
     /// The model's step in milliseconds: the coarse step while samples are bucketed, else the
     /// sampling interval (0 while unknown).
     pub fn step_ms(&self) -> f64 {
-        if self.coarse_ms > 0.0 {
-            self.coarse_ms
+        if self.coarse {
+            self.min_step_ms
         } else {
             self.interval_ms
         }
@@ -701,14 +701,7 @@ mod tests {
     fn a_held_first_sample_forecasts_as_a_model_of_one_value() {
         // Until the second sample says whether to bucket, the first is held out of the model;
         // its forecasts must be those of a model that took it, or outputs would change.
-        for kind in [
-            ModelKind::Ewma,
-            ModelKind::Holt,
-            ModelKind::HoltWinters,
-            ModelKind::Ar,
-            ModelKind::Median,
-            ModelKind::Auto,
-        ] {
+        for kind in ModelKind::ALL {
             let config = ModelConfig::new(kind);
             let mut plain = TimedModel::new(&config);
             let mut held = TimedModel::for_series(&config, None, 595.0);
