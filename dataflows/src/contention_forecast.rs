@@ -146,7 +146,15 @@ impl SeriesState {
         // false alarms are per step (about one in 2,000 steps of Gaussian noise, whatever
         // their length): per 1-ms sample that was one every two seconds, and with each held
         // for the horizon a fine device was never out of alarm.
-        for (time, value) in self.model.update_steps(time, value).iter() {
+        let steps = self.model.update_steps(time, value);
+        if steps.rate_changed() {
+            // The scorer's noise scale and profile were learnt on steps of another kind: bucket
+            // means of 3 samples are far noisier than those of 60, and a collector that slowed
+            // would otherwise read as an anomaly of the device. It starts again.
+            self.anomaly = AnomalyScorer::new(AnomalyParams::default());
+            self.alarm = None;
+        }
+        for (time, value) in steps.iter() {
             let score = self.anomaly.update(time, value);
             if score >= THRESHOLD {
                 self.alarm = Some((time, score));
@@ -815,6 +823,44 @@ mod tests {
         let jumped = series.forecast(&config);
         assert!(jumped.anomaly >= to_ppm(THRESHOLD), "{jumped:?}");
         assert!(jumped.predicted > quiet.predicted, "{jumped:?}");
+    }
+
+    #[test]
+    fn a_fine_series_whose_sampling_slows_at_once_is_not_an_anomaly() {
+        // 10-ms samples of a quiet load, then the collector slows to 200 ms: the 0.6-s buckets
+        // hold 3 samples instead of 60, and their means are four times as noisy. The scorer had
+        // learnt the quieter means, and every such series was flagged within seconds and
+        // stayed so (a tester saw 20 of 20 a hundred seconds on). The rate change is learnt
+        // and the scorer starts again on the new steps.
+        let config = ForecastConfig {
+            model: ModelConfig::new(crate::models::ModelKind::Ewma),
+            ..ForecastConfig::default()
+        };
+        let start: Time = 1_704_067_200_000;
+        let mut flagged = 0;
+        for seed in 1..=6_u64 {
+            let mut uniform = uniform(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            let mut noise = move || (0..12).map(|_| uniform()).sum::<f64>();
+            let mut series = SeriesState::new(&config);
+            for k in 0..24_000 {
+                series.update(start + 10 * k, 0.4 + 0.03 * noise());
+            }
+            let slowed = start + 240_000;
+            // The first sixteen slow gaps (3.2 s) are not yet a rate, and their noisier
+            // means may alarm the scorer; from the sixteenth on, the device is not suspect.
+            let mut alarmed = false;
+            for k in 0..500 {
+                series.update(slowed + 200 * k, 0.4 + 0.03 * noise());
+                let anomaly = series.forecast(&config).anomaly;
+                alarmed |= k >= 16 && anomaly >= to_ppm(THRESHOLD);
+            }
+            assert_eq!(series.model.step_ms(), 600_000.0 / 1008.0, "still bucketed");
+            flagged += usize::from(alarmed);
+        }
+        assert_eq!(
+            flagged, 0,
+            "{flagged} of 6 series flagged after the slow-down"
+        );
     }
 
     #[test]

@@ -28,9 +28,9 @@ const TEMPORARY: &str = "checkpoint.tmp";
 const PREVIOUS_TEMPORARY: &str = "checkpoint.prev.tmp";
 /// `AUGURCK` and the layout version: bumped whenever the encoded state changes shape (2: the
 /// anomaly scorer's absence detector; 3: AR's flat fit; 4: a hash of each streamed output's
-/// prefix; 5: a series model's coarse buckets), since bincode is not self-describing and an
+/// prefix; 5: a series model's coarse buckets; 6: its count of long gaps in a row), since bincode is not self-describing and an
 /// older layout would fail to decode with a message about enum tags.
-const MAGIC: &[u8; 8] = b"AUGURCK5";
+const MAGIC: &[u8; 8] = b"AUGURCK6";
 /// Magic, payload length, checksum.
 const HEADER_BYTES: usize = 24;
 

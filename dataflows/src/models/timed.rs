@@ -49,6 +49,14 @@ pub struct TimedModel {
     bucket: Option<Bucket>,
     /// The last bucket the model took (its index and mean): where the next one's gap counts from.
     fed: Option<(i64, f64)>,
+    /// Gaps off the rate in a row (over twice the interval, or once the estimate is settled
+    /// under a quarter of it) that agree with each other, their mean, and whether they are
+    /// the longer: a sampling rate that changed at once (a collector reconfigured from 15 s
+    /// to 5 min) is learnt once [`RELEARN_AFTER`] of them agree, where a lone long gap is
+    /// only a gap and a lone short one a stray sample.
+    off_gaps: u64,
+    off_mean: f64,
+    off_slower: bool,
 }
 
 /// The samples of one bucket of event time, not yet a step of the model.
@@ -69,6 +77,15 @@ pub const MAX_MIN_STEP_MS: f64 = 1_000.0;
 /// than half as often.
 const COARSEN_FROM: f64 = 4.0;
 const REFINE_FROM: f64 = 2.0;
+
+/// Gaps off the rate in a row, each within a factor of two of their mean, that make the new
+/// interval: a sampling rate that changed at once. An estimate that only took gaps up to twice
+/// itself never learnt a rate that dropped (it followed gradual slowing only), and every sample
+/// was then a gap of many steps, dropping the models' trends at each; one that took any gap
+/// under a quarter of itself as the new rate was thrown by one stray sample (a retry 2 s after
+/// a 60-s sample made the step 2 s, and every sample after it a gap). 16 is more than an
+/// outage's stragglers and, at a 5-minute rate, an hour and twenty minutes of it.
+const RELEARN_AFTER: u64 = 16;
 
 /// Relative change of the interval estimate that is passed on to the model (its seasons in
 /// steps): jitter in the estimate is far below it.
@@ -94,6 +111,9 @@ impl TimedModel {
             coarse: false,
             bucket: None,
             fed: None,
+            off_gaps: 0,
+            off_mean: 0.0,
+            off_slower: false,
         }
     }
 
@@ -221,14 +241,55 @@ impl TimedModel {
             return;
         }
         let interval = self.interval_ms;
-        if interval == 0.0 || gap < 0.25 * interval {
-            // The first gap, or sampling turned out finer than thought (the first gap was a gap).
-            self.gaps = EwMean::default();
-        } else if gap > 2.0 * interval {
-            return;
+        let settled = self.gaps.weight >= RELEARN_AFTER as f64;
+        let slower = gap > 2.0 * interval;
+        if interval > 0.0 && (slower || (settled && gap < 0.25 * interval)) {
+            let Some(rate) = self.rate_change(gap, slower) else {
+                return;
+            };
+            // The rate changed: the gaps in a row are the new interval, as settled as they are
+            // many, so that one stray gap after them is not taken for another change.
+            let weight = RELEARN_AFTER as f64;
+            self.gaps = EwMean {
+                sum: rate * weight,
+                weight,
+            };
+            self.interval_ms = rate;
+            steps.rate_changed = true;
+        } else {
+            if interval == 0.0 || gap < 0.25 * interval {
+                // The first gap, or a young estimate's first gaps were gaps, not the rate.
+                self.gaps = EwMean::default();
+            }
+            self.off_gaps = 0;
+            self.gaps.add(gap, INTERVAL_DECAY);
+            self.interval_ms = self.gaps.get().unwrap_or(gap);
         }
-        self.gaps.add(gap, INTERVAL_DECAY);
-        self.interval_ms = self.gaps.get().unwrap_or(gap);
+        self.after_new_interval(steps);
+    }
+
+    /// Counts a gap off the rate: `Some(the new interval)` once [`RELEARN_AFTER`] of them in
+    /// a row, all longer or all shorter, agree (each within a factor of two of their running
+    /// mean).
+    fn rate_change(&mut self, gap: f64, slower: bool) -> Option<f64> {
+        let agrees =
+            slower == self.off_slower && (0.5 * self.off_mean..=2.0 * self.off_mean).contains(&gap);
+        if self.off_gaps == 0 || !agrees {
+            self.off_gaps = 0;
+            self.off_mean = 0.0;
+            self.off_slower = slower;
+        }
+        self.off_gaps += 1;
+        self.off_mean += (gap - self.off_mean) / self.off_gaps as f64;
+        if self.off_gaps < RELEARN_AFTER {
+            return None;
+        }
+        self.off_gaps = 0;
+        Some(self.off_mean)
+    }
+
+    /// The interval estimate moved: the granularity is chosen again and the model told.
+    fn after_new_interval(&mut self, steps: &mut NewSteps) {
         if self.min_step_ms > 0.0 {
             self.choose_granularity(steps);
         }
@@ -245,6 +306,7 @@ impl TimedModel {
     fn choose_granularity(&mut self, steps: &mut NewSteps) {
         if !self.coarse && coarsens(self.interval_ms, self.min_step_ms) {
             self.coarse = true;
+            steps.rate_changed = true;
             self.fed = None;
             self.model.set_interval_ms(self.min_step_ms);
             self.told_interval_ms = self.min_step_ms;
@@ -256,6 +318,7 @@ impl TimedModel {
                 self.feed(bucket, steps);
             }
             self.coarse = false;
+            steps.rate_changed = true;
             self.fed = None;
             // Told afresh below.
             self.told_interval_ms = 0.0;
@@ -416,6 +479,7 @@ impl TimedModel {
 pub struct NewSteps {
     steps: [(Time, f64); 2],
     len: usize,
+    rate_changed: bool,
 }
 
 impl NewSteps {
@@ -424,6 +488,14 @@ impl NewSteps {
             *slot = (time, value);
             self.len += 1;
         }
+    }
+
+    /// Whether the steps changed kind at once before these: the sampling rate changed
+    /// abruptly and was learnt anew, or the series went from a step per sample to bucket
+    /// means or back. What follows the steps' statistics (the anomaly scorer's noise scale)
+    /// learnt them for the old steps.
+    pub fn rate_changed(&self) -> bool {
+        self.rate_changed
     }
 
     /// The steps' (time, value), oldest first.
@@ -669,6 +741,112 @@ mod tests {
         model.update(10_500, 6.0);
         model.update(10_600, 6.0);
         assert_eq!(model.model().len(), 7);
+    }
+
+    #[test]
+    fn a_rate_that_drops_at_once_is_learnt_after_sixteen_long_gaps_in_a_row() {
+        // 10-s samples, then the collector is reconfigured to 5 minutes: 30 steps a gap, past
+        // the fill, so each sample was a gap (the trend dropped at every one) for ever.
+        let config = ModelConfig::new(ModelKind::Holt);
+        let mut model = TimedModel::new(&config);
+        let mut noise = Noise::new(36);
+        let mut time: Time = 0;
+        for k in 0..500 {
+            model.update(time, k as f64);
+            time += 10_000;
+        }
+        let interval = |model: &TimedModel| model.interval_ms().expect("known");
+        assert!((interval(&model) - 10_000.0).abs() < 1.0);
+        for k in 0..RELEARN_AFTER - 1 {
+            time += 300_000 + (20_000.0 * noise.next()) as Time;
+            model.update(time, k as f64);
+        }
+        assert!(
+            (interval(&model) - 10_000.0).abs() < 1.0,
+            "fifteen are not yet a rate"
+        );
+        time += 300_000;
+        model.update(time, 0.0);
+        let learnt = interval(&model);
+        assert!((learnt - 300_000.0).abs() < 10_000.0, "{learnt}");
+        // From here a sample is one step, and the horizon is counted in 5-minute steps.
+        let before = model.model().len();
+        time += 300_000;
+        model.update(time, 1.0);
+        assert_eq!(model.model().len(), before + 1);
+        assert_eq!(model.steps(3_600_000), 12);
+    }
+
+    #[test]
+    fn outages_and_irregular_long_gaps_are_not_a_new_rate() {
+        let config = ModelConfig::new(ModelKind::Ewma);
+        let mut model = TimedModel::new(&config);
+        let mut time: Time = 0;
+        let mut tick = |model: &mut TimedModel, time: &mut Time, gap: Time| {
+            *time += gap;
+            model.update(*time, 1.0);
+        };
+        for _ in 0..100 {
+            tick(&mut model, &mut time, 10_000);
+        }
+        // Outages between stretches of the usual rate, many more than sixteen of them.
+        for _ in 0..40 {
+            tick(&mut model, &mut time, 3_600_000);
+            for _ in 0..5 {
+                tick(&mut model, &mut time, 10_000);
+            }
+        }
+        // Long gaps in a row that do not agree: minutes, then hours, then minutes.
+        for k in 0..40 {
+            let gap = if k % 2 == 0 { 60_000 } else { 7_200_000 };
+            tick(&mut model, &mut time, gap);
+        }
+        let interval = model.interval_ms().expect("known");
+        assert!((interval - 10_000.0).abs() < 1.0, "{interval}");
+    }
+
+    #[test]
+    fn a_stray_sample_is_not_a_new_rate_and_a_faster_one_is_learnt_after_sixteen() {
+        let config = ModelConfig::new(ModelKind::Ewma);
+        let mut model = TimedModel::new(&config);
+        let mut time: Time = 0;
+        for _ in 0..200 {
+            time += 60_000;
+            model.update(time, 1.0);
+        }
+        // A retry 2 s after a sample: it was taken for the rate, and every 60-s sample after
+        // it was then a gap of 30 steps.
+        model.update(time + 2_000, 1.0);
+        for _ in 0..10 {
+            time += 60_000;
+            model.update(time, 1.0);
+        }
+        let interval = model.interval_ms().expect("known");
+        assert!((interval - 60_000.0).abs() < 1_000.0, "{interval}");
+        let before = model.model().len();
+        model.update(time + 60_000, 1.0);
+        assert_eq!(model.model().len(), before + 1);
+        // The collector goes to 10-s samples: learnt after sixteen of them.
+        time += 60_000;
+        for _ in 0..RELEARN_AFTER {
+            time += 10_000;
+            model.update(time, 1.0);
+        }
+        let interval = model.interval_ms().expect("known");
+        assert!((interval - 10_000.0).abs() < 1.0, "{interval}");
+    }
+
+    #[test]
+    fn a_fine_series_that_slows_at_once_past_the_step_returns_to_a_step_per_sample() {
+        let config = ModelConfig::new(ModelKind::Ewma);
+        let mut model = TimedModel::for_series(&config, None, 100.0);
+        feed(&mut model, 0, 10, 2_000, |k| k as f64);
+        assert_eq!(model.step_ms(), 100.0);
+        // 10 ms to 400 ms at once: after sixteen gaps, a step per sample of 400 ms.
+        feed(&mut model, 20_000, 400, 40, |_| 1.0);
+        let interval = model.interval_ms().expect("known");
+        assert!((interval - 400.0).abs() < 1e-6, "{interval}");
+        assert_eq!(model.step_ms(), interval);
     }
 
     #[test]
