@@ -335,7 +335,41 @@ impl Auto {
     /// From the squared errors at the bucket below `h`, grown like a random walk's beyond it.
     pub(crate) fn sigma(&self, h: usize) -> f64 {
         let bucket = bucket_of(h);
-        let weights = self.bucket_weights(bucket);
+        self.sigma_with(h, bucket, &self.bucket_weights(bucket))
+    }
+
+    /// [`Member::mean_over`] and [`Auto::sigma`] of `h`, to the bit, with the weights worked
+    /// out once where both read the same bucket (the mean's is that of `h` / 2: the same from
+    /// 24 steps on, which a 10-minute horizon of 10-s samples is).
+    pub(crate) fn mean_and_sigma(&self, h: usize, history: &History) -> (f64, f64) {
+        let mean_bucket = bucket_of(h.div_ceil(2));
+        let sigma_bucket = bucket_of(h);
+        let mean_weights = self.bucket_weights(mean_bucket);
+        let sigma_weights = if sigma_bucket == mean_bucket {
+            mean_weights
+        } else {
+            self.bucket_weights(sigma_bucket)
+        };
+        (
+            self.mean_with(h, history, &mean_weights),
+            self.sigma_with(h, sigma_bucket, &sigma_weights),
+        )
+    }
+
+    fn mean_with(&self, h: usize, history: &History, weights: &[f64; MEMBERS]) -> f64 {
+        let means = [
+            self.ewma.mean_over(h, history),
+            self.holt.mean_over(h, history),
+            self.hw.mean_over(h, history),
+            self.ar.mean_over(h, history),
+            self.median.mean_over(h, history),
+        ];
+        (0..MEMBERS)
+            .map(|m| weights[m] * history.clamp(means[m]))
+            .sum()
+    }
+
+    fn sigma_with(&self, h: usize, bucket: usize, weights: &[f64; MEMBERS]) -> f64 {
         let mut variance = 0.0;
         for (m, w) in weights.iter().enumerate() {
             let Some(mse) = self.squared[m * BUCKETS.len() + bucket].get() else {
@@ -389,17 +423,7 @@ impl Member for Auto {
 
     fn mean_over(&self, h: usize, history: &History) -> f64 {
         // The mean over 1..=h is dominated by the middle of the run.
-        let weights = self.bucket_weights(bucket_of(h.div_ceil(2)));
-        let means = [
-            self.ewma.mean_over(h, history),
-            self.holt.mean_over(h, history),
-            self.hw.mean_over(h, history),
-            self.ar.mean_over(h, history),
-            self.median.mean_over(h, history),
-        ];
-        (0..MEMBERS)
-            .map(|m| weights[m] * history.clamp(means[m]))
-            .sum()
+        self.mean_with(h, history, &self.bucket_weights(bucket_of(h.div_ceil(2))))
     }
 
     fn variance_factor(&self, h: usize) -> f64 {

@@ -524,6 +524,20 @@ impl SeriesModel {
         self.history.clamp(raw)
     }
 
+    /// [`Self::mean_over`] and [`Self::sigma`] of one horizon, as those give them: the
+    /// forecast operator asks for both at every sample, and `auto` then works out its members'
+    /// weights once where both read the same horizon bucket (five exponentials a sample).
+    pub fn mean_and_sigma(&self, h: usize) -> (f64, f64) {
+        match &self.core {
+            Core::Auto(auto) if self.seen > 0 => {
+                let h = h.max(1);
+                let (mean, sigma) = auto.mean_and_sigma(h, &self.history);
+                (self.history.clamp(mean), self.capped_sigma(sigma))
+            }
+            _ => (self.mean_over(h), self.sigma(h)),
+        }
+    }
+
     /// Standard deviation of the h-step forecast error, from the recent 1-step errors (and,
     /// for `auto`, from its members' recent h-step errors); 0 until an error has been seen.
     pub fn sigma(&self, h: usize) -> f64 {
@@ -536,6 +550,12 @@ impl SeriesModel {
                 (var1 * factor).sqrt()
             }
         };
+        self.capped_sigma(sigma)
+    }
+
+    /// A model's sigma as published: 0 where not finite, else at most the band forecasts are
+    /// held to (see below).
+    fn capped_sigma(&self, sigma: f64) -> f64 {
         if !sigma.is_finite() {
             return 0.0;
         }
@@ -1020,5 +1040,41 @@ mod tests {
         let copy = model.clone();
         assert_eq!(copy.forecast(6), model.forecast(6));
         assert_eq!(copy.sigma(6), model.sigma(6));
+    }
+}
+
+#[cfg(test)]
+mod mean_and_sigma_tests {
+    use super::*;
+
+    #[test]
+    fn mean_and_sigma_together_are_mean_over_and_sigma_to_the_bit() {
+        // `auto` shares its members' weights between the two where they read one bucket; every
+        // model, every horizon bucket (and past them), young and mature, must give the same
+        // bits as the two asked apart.
+        for kind in ModelKind::ALL {
+            let mut model = SeriesModel::new(&ModelConfig::new(kind));
+            let mut noise = testing::Noise::new(41);
+            assert_eq!(
+                model.mean_and_sigma(5),
+                (model.mean_over(5), model.sigma(5))
+            );
+            for k in 0..1_500 {
+                model.update(0.4 + 0.1 * (k as f64 / 50.0).sin() + 0.05 * noise.next());
+                if k % 97 == 0 || k < 40 {
+                    for h in [
+                        0, 1, 2, 3, 5, 6, 7, 12, 13, 24, 47, 48, 49, 60, 1_008, 100_000,
+                    ] {
+                        let together = model.mean_and_sigma(h);
+                        let apart = (model.mean_over(h), model.sigma(h));
+                        assert_eq!(
+                            (together.0.to_bits(), together.1.to_bits()),
+                            (apart.0.to_bits(), apart.1.to_bits()),
+                            "{kind:?} after {k} samples, h = {h}"
+                        );
+                    }
+                }
+            }
+        }
     }
 }

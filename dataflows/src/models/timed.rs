@@ -422,7 +422,7 @@ impl TimedModel {
             return (level, 0.0);
         }
         let steps = self.steps(horizon_ms);
-        (self.model.mean_over(steps), self.model.sigma(steps))
+        self.model.mean_and_sigma(steps)
     }
 
     /// Standard deviation of the forecast error `ahead_ms` milliseconds ahead.
