@@ -86,6 +86,11 @@ struct Ordered<T> {
     reorder: Reorder<Parked<T>>,
     head: Option<(Time, Parked<T>)>,
     seq: u64,
+    /// Not kept in checkpoints: a log that had ended when one was taken may have grown since
+    /// (a log being appended to), and a resumed run reads on from where it stopped; where it
+    /// has not grown, its end is found again at once. Kept, a checkpoint taken within the
+    /// lateness of a log's end (the feed reads that far ahead) stopped the resumed run there.
+    #[serde(skip)]
     exhausted: bool,
     stats: InputStats,
 }

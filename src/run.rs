@@ -148,7 +148,9 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
         .map(|_| checkpoint::fingerprint(config));
     let mut resumed = match (&config.checkpoint, fingerprint) {
         (Some(checkpoint), Some(fingerprint)) if checkpoint.resume && writes_outputs => {
-            Some(checkpoint::load(&checkpoint.dir, fingerprint)?)
+            let loaded = checkpoint::load(&checkpoint.dir, fingerprint)?;
+            checkpoint::check_logs(&checkpoint.dir, &loaded)?;
+            Some(loaded)
         }
         _ => None,
     };
@@ -298,6 +300,7 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
                     fingerprint,
                     config.progress,
                 )
+                .with_logs(checkpoint::log_heads(config))
                 .resuming(resumed.as_ref()),
             ),
             resume: resumed.take().map(|checkpoint| checkpoint.engine),

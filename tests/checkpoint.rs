@@ -203,6 +203,71 @@ fn a_resumed_run_numbers_its_checkpoints_on() {
 }
 
 #[test]
+fn a_log_that_grew_since_its_checkpoint_is_read_on_to_its_new_end() {
+    // A log being appended to: the run stops at its end, and is resumed once more rows came.
+    // Two ways this went wrong: the last checkpoint (epoch 1,000) came within the lateness
+    // (60 s) of the log's end (1,030 s), the feed had already read to that end to release it,
+    // and the resumed run took the log as ended and read nothing new; and a log under 64 KiB
+    // that grew was refused as another log, its first 64 KiB having been hashed.
+    let dir = temp("checkpoint-grown-log");
+    let demo = bundled_data().join("demo");
+    let rows: Vec<String> = (0..2_000)
+        .map(|s| {
+            format!(
+                "{},edge-a,cpu,{:.3}\n",
+                1_704_067_200 + s,
+                0.3 + 0.2 * ((s % 97) as f64 / 97.0)
+            )
+        })
+        .collect();
+    let header = "time,device,resource,value\n";
+    let log = dir.join("metrics.csv");
+    let args: Vec<String> = vec![
+        "run".into(),
+        "--workflow".into(),
+        demo.join("montage-chameleon-2mass-01d-001.json")
+            .display()
+            .to_string(),
+        "--platform".into(),
+        demo.join("platform.toml").display().to_string(),
+        "--metrics".into(),
+        log.display().to_string(),
+        "--quiet".into(),
+    ];
+    std::fs::write(&log, format!("{header}{}", rows.concat())).expect("write the whole log");
+    let whole = dir.join("whole");
+    let uninterrupted = run(&args, &whole, &[], None);
+    assert!(uninterrupted.status.success(), "{}", stderr(&uninterrupted));
+
+    std::fs::write(&log, format!("{header}{}", rows[..1_031].concat())).expect("write the cut");
+    let (out, checkpoints) = (
+        dir.join("out"),
+        dir.join("checkpoints").display().to_string(),
+    );
+    let flags = ["--checkpoint", &checkpoints, "--checkpoint-every", "500"];
+    let first = run(&args, &out, &flags, None);
+    assert!(first.status.success(), "{}", stderr(&first));
+    // Grown to the whole log: still under 64 KiB, and the checkpoint came within the lateness.
+    std::fs::write(&log, format!("{header}{}", rows.concat())).expect("grow the log");
+    assert!(std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0) < 64 * 1024);
+    let resumed = run(&args, &out, &[&flags[..], &["--resume"]].concat(), None);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    let read = &summary(&out)["inputs"][log.display().to_string()]["read"];
+    assert_eq!(read, 2_000, "rows read by the resumed run");
+    assert_same_outputs(&whole, &out, "a grown log");
+
+    // A log replaced by another (its first rows differ) is still refused.
+    std::fs::write(&log, format!("{header}{}", rows[1..].concat())).expect("replace the log");
+    let refused = run(&args, &out, &[&flags[..], &["--resume"]].concat(), None);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("does not open with"),
+        "{}",
+        stderr(&refused)
+    );
+}
+
+#[test]
 fn kill_9_then_resume_gives_the_same_map() {
     let baseline = baseline();
     let dir = temp("checkpoint-kill");
@@ -335,14 +400,14 @@ fn damaged_missing_or_foreign_checkpoints_are_refused_clearly() {
     let series = dir.join("metrics/ec2_cpu_utilization_24ae8d.csv");
     let original = std::fs::read(&series).expect("series");
     let mut changed = original.clone();
-    // Within the head the fingerprint reads.
+    // Within the head the checkpoint recorded.
     let at = (changed.len() / 2).min(60_000);
     changed[at] = if changed[at] == b'7' { b'8' } else { b'7' };
     std::fs::write(&series, &changed).expect("change series");
     refused(
         &resume,
         &args,
-        "other inputs or settings",
+        "does not open with the",
         "a changed metric log",
     );
     std::fs::write(&series, &original).expect("restore series");

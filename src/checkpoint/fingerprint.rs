@@ -1,9 +1,11 @@
 //! What a checkpoint must have been taken over to be resumed: the same inputs and settings.
 //!
 //! Workflows and the platform are hashed whole (they are read whole anyway). Metric and event
-//! logs are named and their first 64 KiB hashed: a log may have grown since (it is read on
-//! from the checkpoint's offset), but one replaced by another is refused. The worker layout is
-//! left out on purpose: a checkpoint resumes with any number of workers or processes.
+//! logs are named here, and their heads (first 64 KiB, or all of a shorter log) are recorded
+//! in each checkpoint ([`log_heads`]): a log may have grown since (it is read on from the
+//! checkpoint's offset), but one replaced by another is refused. Hashing a log's first 64 KiB
+//! into the fingerprint refused a short log that had merely grown. The worker layout is left
+//! out on purpose: a checkpoint resumes with any number of workers or processes.
 
 use std::io::Read;
 use std::path::Path;
@@ -36,9 +38,32 @@ pub fn fingerprint(config: &RunConfig) -> u64 {
     }
     for path in config.metrics.iter().chain(&config.events) {
         hash = fnv1a(format!("{path:?}").as_bytes(), hash);
-        hash = file_hash(path, LOG_HEAD_BYTES, hash);
     }
     hash
+}
+
+/// Each metric and event log's head as it is now: its path, how many bytes of it (64 KiB, or
+/// all of a shorter log) and their hash. An unreadable log has an empty head (the run itself
+/// reports why it cannot be read).
+pub fn log_heads(config: &RunConfig) -> Vec<(String, u64, u64)> {
+    config
+        .metrics
+        .iter()
+        .chain(&config.events)
+        .map(|path| {
+            let mut bytes = Vec::new();
+            if let Ok(file) = std::fs::File::open(path) {
+                if file.take(LOG_HEAD_BYTES).read_to_end(&mut bytes).is_err() {
+                    bytes.clear();
+                }
+            }
+            (
+                path.display().to_string(),
+                bytes.len() as u64,
+                fnv1a(&bytes, FNV_OFFSET),
+            )
+        })
+        .collect()
 }
 
 /// The fingerprint of settings given as text and of files read whole (for a caller whose

@@ -16,7 +16,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 pub use codec::{decode, encode};
-pub use fingerprint::{fingerprint, fingerprint_of};
+pub use fingerprint::{fingerprint, fingerprint_of, log_heads};
 
 use crate::engine::{CheckpointStore, EngineSnapshot};
 
@@ -28,7 +28,7 @@ const TEMPORARY: &str = "checkpoint.tmp";
 const PREVIOUS_TEMPORARY: &str = "checkpoint.prev.tmp";
 /// `AUGURCK` and the layout version: bumped whenever the encoded state changes shape (2: the
 /// anomaly scorer's absence detector; 3: AR's flat fit; 4: a hash of each streamed output's
-/// prefix; 5: a series model's coarse buckets; 6: its count of long gaps in a row), since bincode is not self-describing and an
+/// prefix; 5: a series model's coarse buckets; 6: its count of long gaps in a row, and the logs' heads beside the fingerprint), since bincode is not self-describing and an
 /// older layout would fail to decode with a message about enum tags.
 const MAGIC: &[u8; 8] = b"AUGURCK6";
 /// Magic, payload length, checksum.
@@ -105,6 +105,10 @@ pub struct RunCheckpoint {
     /// How many checkpoints the run had written with this one, resumes included: a resumed
     /// run numbers its checkpoints on from there.
     pub number: u64,
+    /// Each metric and event log's head when the run (or its last resume) started: path,
+    /// length and hash ([`log_heads`]). A resume reads the logs on, so they may have grown,
+    /// but each must still open with the same bytes.
+    pub logs: Vec<(String, u64, u64)>,
 }
 
 /// FNV-1a, 64 bits: enough to tell a damaged file from an intact one.
@@ -137,6 +141,8 @@ pub struct CheckpointDir {
     /// Per streamed output, how many of its bytes are hashed and their hash: a checkpoint
     /// hashes only what was appended since the one before.
     hashed: std::collections::BTreeMap<String, (u64, u64)>,
+    /// The logs' heads, recorded in every checkpoint ([`RunCheckpoint::logs`]).
+    logs: Vec<(String, u64, u64)>,
 }
 
 impl CheckpointDir {
@@ -165,7 +171,14 @@ impl CheckpointDir {
             report,
             written: Vec::new(),
             hashed: Default::default(),
+            logs: Vec::new(),
         }
+    }
+
+    /// Records the run's log heads ([`log_heads`]) in its checkpoints.
+    pub fn with_logs(mut self, logs: Vec<(String, u64, u64)>) -> CheckpointDir {
+        self.logs = logs;
+        self
     }
 
     /// Continues the prefix hashes of the checkpoint a run resumes from (its outputs were cut
@@ -223,12 +236,14 @@ impl CheckpointDir {
             engine: &'a EngineSnapshot,
             outputs: &'a [(String, u64, u64)],
             number: u64,
+            logs: &'a [(String, u64, u64)],
         }
         let payload = encode(&Borrowed {
             fingerprint: self.fingerprint,
             engine: snapshot,
             outputs: &outputs,
             number: self.saved_before + self.saved + 1,
+            logs: &self.logs,
         })
         .map_err(CheckpointError::Encode)?;
         std::fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
@@ -326,6 +341,25 @@ pub fn load(dir: &Path, fingerprint: u64) -> Result<RunCheckpoint, CheckpointErr
         });
     }
     Ok(checkpoint)
+}
+
+/// Checks that each log the checkpoint was taken over still opens with the bytes it did then
+/// (it may have grown since: a resumed run reads on from the checkpoint's offsets).
+pub fn check_logs(dir: &Path, checkpoint: &RunCheckpoint) -> Result<(), CheckpointError> {
+    for (path, length, hash) in &checkpoint.logs {
+        let mut bytes = Vec::new();
+        let read = File::open(path).and_then(|file| file.take(*length).read_to_end(&mut bytes));
+        if read.is_err() || bytes.len() as u64 != *length || fnv1a(&bytes, FNV_OFFSET) != *hash {
+            return Err(CheckpointError::Mismatch {
+                path: dir.join(LATEST),
+                reason: format!(
+                    "the log {path} does not open with the {length} bytes it had when the \
+                     checkpoint was taken (was it replaced or cut?)"
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Checks the header and checksum of a checkpoint file's bytes, then decodes it.
@@ -461,6 +495,7 @@ mod tests {
             engine: snapshot,
             outputs: vec![("partition.jsonl".into(), 10, 7)],
             number: 3,
+            logs: vec![("m.csv".into(), 100, 5)],
         })
         .unwrap_or_default();
         let mut bytes = MAGIC.to_vec();

@@ -65,13 +65,15 @@ impl<R: BufRead> BoundedLines<R> {
     }
 
     /// Reads on from `position` of the same input; `reader` must already stand at its offset.
+    /// An input that had ended is read on too: a log being appended to may have grown since
+    /// (where it has not, its end is found again at once).
     pub fn resume(reader: R, max_line_bytes: usize, position: LinePosition) -> BoundedLines<R> {
         BoundedLines {
             reader,
             max_line_bytes,
             line_number: position.line,
             buffer: Vec::new(),
-            finished: position.finished,
+            finished: false,
             offset: position.offset,
         }
     }
