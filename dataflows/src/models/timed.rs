@@ -28,6 +28,9 @@ const INTERVAL_DECAY: f64 = 0.999;
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TimedModel {
     model: SeriesModel,
+    /// What the model was built from (its interval left to the estimate), to build it afresh
+    /// when the sampling rate changes at once ([`TimedModel::restart_model`]).
+    config: ModelConfig,
     last_time: Option<Time>,
     last_value: f64,
     /// Estimated sampling interval in milliseconds; 0 until a positive gap has been seen.
@@ -94,12 +97,16 @@ const RETELL: f64 = 0.01;
 impl TimedModel {
     /// A model that estimates the sampling interval from the samples.
     pub fn new(config: &ModelConfig) -> TimedModel {
-        TimedModel::around(SeriesModel::new(config))
+        TimedModel::around(SeriesModel::new(config), config)
     }
 
-    fn around(model: SeriesModel) -> TimedModel {
+    fn around(model: SeriesModel, config: &ModelConfig) -> TimedModel {
         TimedModel {
             model,
+            config: ModelConfig {
+                interval_ms: None,
+                ..*config
+            },
             last_time: None,
             last_value: 0.0,
             interval_ms: 0.0,
@@ -143,7 +150,7 @@ impl TimedModel {
                     fixed_interval: true,
                     told_interval_ms: min_step_ms,
                     coarse: true,
-                    ..TimedModel::around(coarse)
+                    ..TimedModel::around(coarse, config)
                 }
             }
             Some(interval) => TimedModel::with_interval(config, interval),
@@ -254,8 +261,14 @@ impl TimedModel {
                 sum: rate * weight,
                 weight,
             };
+            let step = self.step_ms();
             self.interval_ms = rate;
             steps.rate_changed = true;
+            self.after_new_interval(steps);
+            if self.step_ms() != step {
+                self.restart_model();
+            }
+            return;
         } else {
             if interval == 0.0 || gap < 0.25 * interval {
                 // The first gap, or a young estimate's first gaps were gaps, not the rate.
@@ -286,6 +299,18 @@ impl TimedModel {
         }
         self.off_gaps = 0;
         Some(self.off_mean)
+    }
+
+    /// The model's step changed at once: its parameters were fitted to steps of another
+    /// length (an EWMA's weight for 10-s steps lags 5-minute ones by a day's refit cycle) and
+    /// its window holds them, so it starts afresh at the new step, as a series sampled so from
+    /// the start would. (A rate learnt gradually keeps its model: its steps changed little.)
+    fn restart_model(&mut self) {
+        self.model = SeriesModel::new(&self.config);
+        let step = self.step_ms();
+        self.model.set_interval_ms(step);
+        self.told_interval_ms = step;
+        self.fed = None;
     }
 
     /// The interval estimate moved: the granularity is chosen again and the model told.
@@ -775,6 +800,41 @@ mod tests {
         model.update(time, 1.0);
         assert_eq!(model.model().len(), before + 1);
         assert_eq!(model.steps(3_600_000), 12);
+    }
+
+    #[test]
+    fn after_a_rate_that_dropped_the_models_follow_a_trend_at_the_new_step() {
+        // A day of 10-s samples, then 12 hours of 5-minute ones, of a load rising 0.5 a day. The
+        // models' parameters were fitted to 10-s steps, and an EWMA's small weight then lagged
+        // the 5-minute steps until its next refit, a day on (a tester: 0.911 where the truth is
+        // 0.95). Restarted at the new step, each follows the trend again within hours.
+        let day = 86_400_000.0;
+        let truth = |time: Time| 0.2 + 0.5 * time as f64 / day;
+        for kind in [
+            ModelKind::Ewma,
+            ModelKind::Holt,
+            ModelKind::HoltWinters,
+            ModelKind::Auto,
+        ] {
+            let mut model = TimedModel::new(&ModelConfig::new(kind));
+            let mut noise = Noise::new(37);
+            let mut time: Time = 0;
+            while time < 86_400_000 {
+                model.update(time, truth(time) + 0.005 * noise.next());
+                time += 10_000;
+            }
+            while time < 86_400_000 + 43_200_000 {
+                model.update(time, truth(time) + 0.005 * noise.next());
+                time += 300_000;
+            }
+            let last = time - 300_000;
+            let expected = truth(last + 300_000);
+            let predicted = model.mean_over(600_000);
+            assert!(
+                (predicted - expected).abs() < 0.01,
+                "{kind:?}: {predicted} against {expected}"
+            );
+        }
     }
 
     #[test]
