@@ -234,7 +234,15 @@ impl WeightCache {
                     } else {
                         1.0
                     },
-                    short_spread: (short / (2.0 - short)).sqrt(),
+                    short_spread: {
+                        // The spread of the short average over its draws: what it is at one
+                        // step or more. A sample a fraction of a step after the last (a retry
+                        // 2 s after a 60-s sample) barely moves the average, and scaling its
+                        // settled deviation by a fraction-of-a-step spread made it 5 sigma: a
+                        // lone duplicate alarmed.
+                        let settled = weight(p.short_alpha, steps.max(1.0));
+                        (settled / (2.0 - settled)).sqrt()
+                    },
                 };
                 self.last = Some((steps.to_bits(), weights));
                 weights
@@ -753,6 +761,31 @@ mod tests {
             }
         }
         assert_eq!(found, Vec::<usize>::new());
+    }
+
+    #[test]
+    fn a_retry_seconds_after_a_sample_is_not_an_anomaly() {
+        // A noisy series every 60 s; at twenty places a second reading of it 2 s later (a
+        // collector's retry). It is 1/30 of a step: its draw barely moves the short average,
+        // and it used to be judged by a 1/30-step spread, so an ordinary deviation of that
+        // average read as 5 sigma (a tester: 6 of 20 retries alarmed, none without them).
+        let values = noisy(3_000, 0.4, 0.06);
+        let retries = noisy(20, 0.4, 0.06);
+        let mut scorer = AnomalyScorer::new(AnomalyParams::default());
+        let mut alarms = Vec::new();
+        for (i, v) in values.iter().enumerate() {
+            let t = i as Time * 60_000;
+            if scorer.update(t, *v) >= THRESHOLD {
+                alarms.push(i);
+            }
+            if i >= 1_000 && i % 100 == 0 {
+                let retry = retries[(i - 1_000) / 100];
+                if scorer.update(t + 2_000, retry) >= THRESHOLD {
+                    alarms.push(i);
+                }
+            }
+        }
+        assert_eq!(alarms, Vec::<usize>::new());
     }
 
     #[test]

@@ -60,6 +60,10 @@ pub struct TimedModel {
     off_gaps: u64,
     off_mean: f64,
     off_slower: bool,
+    /// Whether one short gap (under a quarter of the slower run's mean) came since the run's
+    /// last gap: a sample followed by its retry at every step (pairs 2 s apart every minute,
+    /// from a young estimate of 2 s) is a slower rate, not a run broken at every other gap.
+    off_paused: bool,
 }
 
 /// The samples of one bucket of event time, not yet a step of the model.
@@ -121,6 +125,7 @@ impl TimedModel {
             off_gaps: 0,
             off_mean: 0.0,
             off_slower: false,
+            off_paused: false,
         }
     }
 
@@ -274,7 +279,17 @@ impl TimedModel {
                 // The first gap, or a young estimate's first gaps were gaps, not the rate.
                 self.gaps = EwMean::default();
             }
-            self.off_gaps = 0;
+            // One retry-like gap between a slower run's gaps leaves the run standing; another
+            // on-rate gap ends it.
+            let retry = self.off_gaps > 0
+                && self.off_slower
+                && !self.off_paused
+                && gap < 0.25 * self.off_mean;
+            if retry {
+                self.off_paused = true;
+            } else {
+                self.off_gaps = 0;
+            }
             self.gaps.add(gap, INTERVAL_DECAY);
             self.interval_ms = self.gaps.get().unwrap_or(gap);
         }
@@ -292,6 +307,7 @@ impl TimedModel {
             self.off_mean = 0.0;
             self.off_slower = slower;
         }
+        self.off_paused = false;
         self.off_gaps += 1;
         self.off_mean += (gap - self.off_mean) / self.off_gaps as f64;
         if self.off_gaps < RELEARN_AFTER {
@@ -894,6 +910,28 @@ mod tests {
         }
         let interval = model.interval_ms().expect("known");
         assert!((interval - 10_000.0).abs() < 1.0, "{interval}");
+    }
+
+    #[test]
+    fn samples_paired_with_retries_from_the_start_are_a_slower_rate() {
+        // Every 60-s sample has a retry 2 s later, from the first sample on: the young estimate
+        // is 2 s, and every 58-s gap was then 29 steps, a gap for the models at every sample.
+        // The slower run of 58-s gaps, one retry between each, is the rate.
+        let config = ModelConfig::new(ModelKind::Ewma);
+        let mut model = TimedModel::new(&config);
+        for k in 0..40 {
+            model.update(k * 60_000, 1.0);
+            model.update(k * 60_000 + 2_000, 1.0);
+        }
+        let interval = model.interval_ms().expect("known");
+        assert!((interval - 58_000.0).abs() < 1.0, "{interval}");
+        // And it stays so: the retries after it are stray short gaps.
+        for k in 40..200 {
+            model.update(k * 60_000, 1.0);
+            model.update(k * 60_000 + 2_000, 1.0);
+        }
+        let interval = model.interval_ms().expect("known");
+        assert!((interval - 58_000.0).abs() < 1.0, "{interval}");
     }
 
     #[test]
