@@ -858,7 +858,7 @@ mod tests {
         let config = ModelConfig::new(ModelKind::Ewma);
         let mut model = TimedModel::new(&config);
         let mut time: Time = 0;
-        let mut tick = |model: &mut TimedModel, time: &mut Time, gap: Time| {
+        let tick = |model: &mut TimedModel, time: &mut Time, gap: Time| {
             *time += gap;
             model.update(*time, 1.0);
         };
