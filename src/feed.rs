@@ -93,6 +93,12 @@ struct Ordered<T> {
     #[serde(skip)]
     exhausted: bool,
     stats: InputStats,
+    /// The time of the last epoch the feed handed over: no record before it can still be
+    /// applied at its own time. In a run that reads its logs through, a record the reorder
+    /// buffer admits is never behind it; after a resume, a log that had ended (its buffer
+    /// flushed past the lateness) and grew since can hold such rows, which are refused here
+    /// rather than applied at a later time than their own.
+    floor: Option<Time>,
 }
 
 impl<T> Ordered<T> {
@@ -104,11 +110,24 @@ impl<T> Ordered<T> {
             seq: 0,
             exhausted: false,
             stats: InputStats::default(),
+            floor: None,
         }
     }
 
     /// Parks a record, or says how far behind the stream it is.
     fn park(&mut self, time: Time, line: u64, item: T) -> Result<(), Rejection> {
+        if let Some(floor) = self.floor.filter(|floor| time < *floor) {
+            return Err(Rejection::at_line(
+                self.path.clone(),
+                line,
+                RejectKind::OutOfOrder,
+                format!(
+                    "time {} is behind {}, which the run had passed when it was checkpointed                      (rows appended to a log after its end was read)",
+                    crate::input::time::format_seconds(time),
+                    crate::input::time::format_seconds(floor)
+                ),
+            ));
+        }
         self.seq += 1;
         self.reorder
             .push(time, self.seq, Parked { line, item })
@@ -658,6 +677,12 @@ impl BatchSource for Feed {
         let Some(time) = next else {
             return Ok(None);
         };
+        for ordered in self.metrics.iter_mut().map(|m| &mut m.ordered) {
+            ordered.floor = Some(time);
+        }
+        for ordered in self.events.iter_mut().map(|e| &mut e.ordered) {
+            ordered.floor = Some(time);
+        }
 
         let mut batch = InputBatch::default();
         if let Some(tasks) = self.arrivals.remove(&time) {

@@ -268,6 +268,50 @@ fn a_log_that_grew_since_its_checkpoint_is_read_on_to_its_new_end() {
 }
 
 #[test]
+fn rows_appended_behind_what_a_resumed_run_had_passed_are_refused_and_counted() {
+    // The run read its log to the end (1,030 s) and checkpointed there, its reorder buffer
+    // flushed past the lateness. Rows appended later but stamped before that end cannot be
+    // applied at their own time any more: they were applied at the resumed run's time,
+    // silently. Now each is refused, with its line and why, and counted.
+    let dir = temp("checkpoint-behind");
+    let demo = bundled_data().join("demo");
+    let row = |s: i64| format!("{},edge-a,cpu,0.400\n", 1_704_067_200 + s);
+    let header = "time,device,resource,value\n";
+    let first: String = (0..1_031).map(row).collect();
+    let appended: String = (1_015..1_021).chain(1_031..1_100).map(row).collect();
+    let log = dir.join("metrics.csv");
+    let args: Vec<String> = vec![
+        "run".into(),
+        "--workflow".into(),
+        demo.join("montage-chameleon-2mass-01d-001.json")
+            .display()
+            .to_string(),
+        "--platform".into(),
+        demo.join("platform.toml").display().to_string(),
+        "--metrics".into(),
+        log.display().to_string(),
+        "--quiet".into(),
+    ];
+    std::fs::write(&log, format!("{header}{first}")).expect("write the log");
+    let (out, checkpoints) = (
+        dir.join("out"),
+        dir.join("checkpoints").display().to_string(),
+    );
+    let flags = ["--checkpoint", &checkpoints, "--checkpoint-every", "10"];
+    let ran = run(&args, &out, &flags, None);
+    assert!(ran.status.success(), "{}", stderr(&ran));
+    std::fs::write(&log, format!("{header}{first}{appended}")).expect("grow the log");
+    let resumed = run(&args, &out, &[&flags[..], &["--resume"]].concat(), None);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    let stats = &summary(&out)["inputs"][log.display().to_string()];
+    assert_eq!(stats["read"], 1_031 + 6 + 69, "{stats}");
+    assert_eq!(stats["rejected"], 6, "{stats}");
+    let rejected = std::fs::read_to_string(out.join("rejected.jsonl")).unwrap_or_default();
+    assert_eq!(rejected.lines().count(), 6, "{rejected}");
+    assert!(rejected.contains("which the run had passed"), "{rejected}");
+}
+
+#[test]
 fn kill_9_then_resume_gives_the_same_map() {
     let baseline = baseline();
     let dir = temp("checkpoint-kill");
