@@ -116,13 +116,18 @@ impl<T> Ordered<T> {
 
     /// Parks a record, or says how far behind the stream it is.
     fn park(&mut self, time: Time, line: u64, item: T) -> Result<(), Rejection> {
-        if let Some(floor) = self.floor.filter(|floor| time < *floor) {
+        // Only where the lateness would take it: one behind the lateness is refused as such.
+        let behind = self
+            .floor
+            .filter(|floor| time < *floor && self.reorder.admits(time));
+        if let Some(floor) = behind {
             return Err(Rejection::at_line(
                 self.path.clone(),
                 line,
                 RejectKind::OutOfOrder,
                 format!(
-                    "time {} is behind {}, which the run had passed when it was checkpointed                      (rows appended to a log after its end was read)",
+                    "time {} is behind {}, which the run had passed when it was checkpointed \
+                     (rows appended to a log after its end was read)",
                     crate::input::time::format_seconds(time),
                     crate::input::time::format_seconds(floor)
                 ),

@@ -44,6 +44,13 @@ impl<T> Reorder<T> {
         }
     }
 
+    /// Whether [`Reorder::push`] would take a record at `time` (it is within the lateness of
+    /// the newest time seen).
+    pub fn admits(&self, time: Time) -> bool {
+        self.max_seen
+            .is_none_or(|max_seen| time >= max_seen.saturating_sub(self.lateness_ms))
+    }
+
     /// Buffers `item` at `time`; `seq` orders items of equal time (pass an insertion counter,
     /// unique per item). Refuses it with `Err(max_seen)` when it is later than the bound allows.
     pub fn push(&mut self, time: Time, seq: u64, item: T) -> Result<(), i64> {
