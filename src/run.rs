@@ -149,7 +149,13 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
     let mut resumed = match (&config.checkpoint, fingerprint) {
         (Some(checkpoint), Some(fingerprint)) if checkpoint.resume && writes_outputs => {
             let loaded = checkpoint::load(&checkpoint.dir, fingerprint)?;
-            checkpoint::check_logs(&checkpoint.dir, &loaded)?;
+            let logs: Vec<&std::path::Path> = config
+                .metrics
+                .iter()
+                .chain(&config.events)
+                .map(|path| path.as_path())
+                .collect();
+            checkpoint::check_logs(&checkpoint.dir, &loaded, &logs)?;
             Some(loaded)
         }
         _ => None,

@@ -256,6 +256,44 @@ fn a_log_that_grew_since_its_checkpoint_is_read_on_to_its_new_end() {
     assert_eq!(read, 2_000, "rows read by the resumed run");
     assert_same_outputs(&whole, &out, "a grown log");
 
+    // A log that was empty when the checkpoint was taken has nothing to check: it may grow.
+    // And one given by a path that is not UTF-8 is found again (its head was looked up by
+    // the path's text, which such a path does not survive).
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let odd = dir.join(std::ffi::OsStr::from_bytes(b"odd\xffname.csv"));
+        let empty = dir.join("empty.csv");
+        std::fs::write(&odd, format!("{header}{}", rows[..600].concat())).expect("odd log");
+        std::fs::write(&empty, "").expect("empty log");
+        let odd_out = dir.join("odd-out");
+        let odd_checkpoints = dir.join("odd-checkpoints").display().to_string();
+        let odd_flags = [
+            "--checkpoint",
+            &odd_checkpoints,
+            "--checkpoint-every",
+            "100",
+        ];
+        let with_odd = |extra: &[&str]| {
+            Command::new(env!("CARGO_BIN_EXE_augur"))
+                .args(&args)
+                .arg("--metrics")
+                .arg(&odd)
+                .arg("--metrics")
+                .arg(&empty)
+                .arg("--out")
+                .arg(&odd_out)
+                .args(extra)
+                .output()
+                .expect("run augur")
+        };
+        let first = with_odd(&odd_flags);
+        assert!(first.status.success(), "{}", stderr(&first));
+        std::fs::write(&empty, format!("{header}{}", rows[..50].concat())).expect("grow empty");
+        let resumed = with_odd(&[&odd_flags[..], &["--resume"]].concat());
+        assert!(resumed.status.success(), "{}", stderr(&resumed));
+    }
+
     // A log replaced by another (its first rows differ) is still refused.
     std::fs::write(&log, format!("{header}{}", rows[1..].concat())).expect("replace the log");
     let refused = run(&args, &out, &[&flags[..], &["--resume"]].concat(), None);

@@ -43,8 +43,9 @@ pub fn fingerprint(config: &RunConfig) -> u64 {
 }
 
 /// Each metric and event log's head as it is now: its path, how many bytes of it (64 KiB, or
-/// all of a shorter log) and their hash. An unreadable log has an empty head (the run itself
-/// reports why it cannot be read).
+/// all of a shorter log) and their hash. An empty or unreadable log has an empty head, which a
+/// resume does not check (the run itself reports why a log cannot be read). The path is kept
+/// for reading only; a resume checks each head against the log at its place in the run's list.
 pub fn log_heads(config: &RunConfig) -> Vec<(String, u64, u64)> {
     config
         .metrics

@@ -343,20 +343,38 @@ pub fn load(dir: &Path, fingerprint: u64) -> Result<RunCheckpoint, CheckpointErr
     Ok(checkpoint)
 }
 
-/// Checks that each log the checkpoint was taken over still opens with the bytes it did then
-/// (it may have grown since: a resumed run reads on from the checkpoint's offsets).
-pub fn check_logs(dir: &Path, checkpoint: &RunCheckpoint) -> Result<(), CheckpointError> {
-    for (path, length, hash) in &checkpoint.logs {
+/// Checks that each log the checkpoint was taken over (`logs`: the run's metric then event
+/// logs, in the order of [`log_heads`], which the fingerprint holds the same) still opens with
+/// the bytes it did then; it may have grown since: a resumed run reads on from the
+/// checkpoint's offsets. A log that was empty or unreadable then has nothing to check.
+pub fn check_logs(
+    dir: &Path,
+    checkpoint: &RunCheckpoint,
+    logs: &[&Path],
+) -> Result<(), CheckpointError> {
+    let mismatch = |reason: String| CheckpointError::Mismatch {
+        path: dir.join(LATEST),
+        reason,
+    };
+    if logs.len() != checkpoint.logs.len() {
+        return Err(mismatch(format!(
+            "the checkpoint was taken over {} logs, this run reads {}",
+            checkpoint.logs.len(),
+            logs.len()
+        )));
+    }
+    for (path, (_, length, hash)) in logs.iter().zip(&checkpoint.logs) {
+        if *length == 0 {
+            continue;
+        }
         let mut bytes = Vec::new();
         let read = File::open(path).and_then(|file| file.take(*length).read_to_end(&mut bytes));
         if read.is_err() || bytes.len() as u64 != *length || fnv1a(&bytes, FNV_OFFSET) != *hash {
-            return Err(CheckpointError::Mismatch {
-                path: dir.join(LATEST),
-                reason: format!(
-                    "the log {path} does not open with the {length} bytes it had when the \
-                     checkpoint was taken (was it replaced or cut?)"
-                ),
-            });
+            return Err(mismatch(format!(
+                "the log {} does not open with the {length} bytes it had when the checkpoint \
+                 was taken (was it replaced or cut?)",
+                path.display()
+            )));
         }
     }
     Ok(())
