@@ -149,13 +149,7 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
     let mut resumed = match (&config.checkpoint, fingerprint) {
         (Some(checkpoint), Some(fingerprint)) if checkpoint.resume && writes_outputs => {
             let loaded = checkpoint::load(&checkpoint.dir, fingerprint)?;
-            let logs: Vec<&std::path::Path> = config
-                .metrics
-                .iter()
-                .chain(&config.events)
-                .map(|path| path.as_path())
-                .collect();
-            checkpoint::check_logs(&checkpoint.dir, &loaded, &logs)?;
+            checkpoint::check_logs(&checkpoint.dir, &loaded, config)?;
             Some(loaded)
         }
         _ => None,

@@ -65,6 +65,23 @@ fn demo_args() -> Vec<String> {
     args
 }
 
+/// `augur run` of the demo's workflow and platform over one long-format metric log, without
+/// `--out`.
+fn over_one_log(log: &Path) -> Vec<String> {
+    let demo = bundled_data().join("demo");
+    let path = |file: &str| demo.join(file).display().to_string();
+    vec![
+        "run".into(),
+        "--workflow".into(),
+        path("montage-chameleon-2mass-01d-001.json"),
+        "--platform".into(),
+        path("platform.toml"),
+        "--metrics".into(),
+        log.display().to_string(),
+        "--quiet".into(),
+    ]
+}
+
 fn command(args: &[String], out: &Path, extra: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_augur"));
     command.args(args).arg("--out").arg(out).args(extra);
@@ -210,7 +227,6 @@ fn a_log_that_grew_since_its_checkpoint_is_read_on_to_its_new_end() {
     // and the resumed run took the log as ended and read nothing new; and a log under 64 KiB
     // that grew was refused as another log, its first 64 KiB having been hashed.
     let dir = temp("checkpoint-grown-log");
-    let demo = bundled_data().join("demo");
     let rows: Vec<String> = (0..2_000)
         .map(|s| {
             format!(
@@ -222,18 +238,7 @@ fn a_log_that_grew_since_its_checkpoint_is_read_on_to_its_new_end() {
         .collect();
     let header = "time,device,resource,value\n";
     let log = dir.join("metrics.csv");
-    let args: Vec<String> = vec![
-        "run".into(),
-        "--workflow".into(),
-        demo.join("montage-chameleon-2mass-01d-001.json")
-            .display()
-            .to_string(),
-        "--platform".into(),
-        demo.join("platform.toml").display().to_string(),
-        "--metrics".into(),
-        log.display().to_string(),
-        "--quiet".into(),
-    ];
+    let args = over_one_log(&log);
     std::fs::write(&log, format!("{header}{}", rows.concat())).expect("write the whole log");
     let whole = dir.join("whole");
     let uninterrupted = run(&args, &whole, &[], None);
@@ -312,24 +317,12 @@ fn rows_appended_behind_what_a_resumed_run_had_passed_are_refused_and_counted() 
     // applied at their own time any more: they were applied at the resumed run's time,
     // silently. Now each is refused, with its line and why, and counted.
     let dir = temp("checkpoint-behind");
-    let demo = bundled_data().join("demo");
     let row = |s: i64| format!("{},edge-a,cpu,0.400\n", 1_704_067_200 + s);
     let header = "time,device,resource,value\n";
     let first: String = (0..1_031).map(row).collect();
     let appended: String = (1_015..1_021).chain(1_031..1_100).map(row).collect();
     let log = dir.join("metrics.csv");
-    let args: Vec<String> = vec![
-        "run".into(),
-        "--workflow".into(),
-        demo.join("montage-chameleon-2mass-01d-001.json")
-            .display()
-            .to_string(),
-        "--platform".into(),
-        demo.join("platform.toml").display().to_string(),
-        "--metrics".into(),
-        log.display().to_string(),
-        "--quiet".into(),
-    ];
+    let args = over_one_log(&log);
     std::fs::write(&log, format!("{header}{first}")).expect("write the log");
     let (out, checkpoints) = (
         dir.join("out"),

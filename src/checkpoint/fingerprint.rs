@@ -36,35 +36,39 @@ pub fn fingerprint(config: &RunConfig) -> u64 {
     for path in config.workflows.iter().chain(&config.platform) {
         hash = file_hash(path, u64::MAX, hash);
     }
-    for path in config.metrics.iter().chain(&config.events) {
+    for path in logs_of(config) {
         hash = fnv1a(format!("{path:?}").as_bytes(), hash);
     }
     hash
 }
 
-/// Each metric and event log's head as it is now: its path, how many bytes of it (64 KiB, or
-/// all of a shorter log) and their hash. An empty or unreadable log has an empty head, which a
-/// resume does not check (the run itself reports why a log cannot be read). The path is kept
-/// for reading only; a resume checks each head against the log at its place in the run's list.
-pub fn log_heads(config: &RunConfig) -> Vec<(String, u64, u64)> {
+/// The run's metric logs, then its event logs: the order of [`log_heads`].
+pub(super) fn logs_of(config: &RunConfig) -> impl Iterator<Item = &Path> {
     config
         .metrics
         .iter()
         .chain(&config.events)
-        .map(|path| {
-            let mut bytes = Vec::new();
-            if let Ok(file) = std::fs::File::open(path) {
-                if file.take(LOG_HEAD_BYTES).read_to_end(&mut bytes).is_err() {
-                    bytes.clear();
-                }
-            }
-            (
-                path.display().to_string(),
-                bytes.len() as u64,
-                fnv1a(&bytes, FNV_OFFSET),
-            )
-        })
+        .map(|path| path.as_path())
+}
+
+/// Each metric and event log's head as it is now ([`logs_of`] order): how many bytes of it
+/// (64 KiB, or all of a shorter log) and their hash. An empty or unreadable log has an empty
+/// head, which a resume does not check (the run itself reports why a log cannot be read).
+pub fn log_heads(config: &RunConfig) -> Vec<(u64, u64)> {
+    logs_of(config)
+        .map(|path| log_head(path, LOG_HEAD_BYTES))
         .collect()
+}
+
+/// The length and hash of up to `limit` bytes at the start of `path` (nothing if unreadable).
+pub(super) fn log_head(path: &Path, limit: u64) -> (u64, u64) {
+    let mut bytes = Vec::new();
+    if let Ok(file) = std::fs::File::open(path) {
+        if file.take(limit).read_to_end(&mut bytes).is_err() {
+            bytes.clear();
+        }
+    }
+    (bytes.len() as u64, fnv1a(&bytes, FNV_OFFSET))
 }
 
 /// The fingerprint of settings given as text and of files read whole (for a caller whose

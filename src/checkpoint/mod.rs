@@ -28,7 +28,8 @@ const TEMPORARY: &str = "checkpoint.tmp";
 const PREVIOUS_TEMPORARY: &str = "checkpoint.prev.tmp";
 /// `AUGURCK` and the layout version: bumped whenever the encoded state changes shape (2: the
 /// anomaly scorer's absence detector; 3: AR's flat fit; 4: a hash of each streamed output's
-/// prefix; 5: a series model's coarse buckets; 6: its count of long gaps in a row, and the logs' heads beside the fingerprint), since bincode is not self-describing and an
+/// prefix; 5: a series model's coarse buckets; 6: its run of off-rate gaps, the feed's floor,
+/// and the logs' heads beside the fingerprint), since bincode is not self-describing and an
 /// older layout would fail to decode with a message about enum tags.
 const MAGIC: &[u8; 8] = b"AUGURCK6";
 /// Magic, payload length, checksum.
@@ -105,10 +106,10 @@ pub struct RunCheckpoint {
     /// How many checkpoints the run had written with this one, resumes included: a resumed
     /// run numbers its checkpoints on from there.
     pub number: u64,
-    /// Each metric and event log's head when the run (or its last resume) started: path,
-    /// length and hash ([`log_heads`]). A resume reads the logs on, so they may have grown,
+    /// Each metric and event log's head when the run (or its last resume) started: length
+    /// and hash ([`log_heads`]). A resume reads the logs on, so they may have grown,
     /// but each must still open with the same bytes.
-    pub logs: Vec<(String, u64, u64)>,
+    pub logs: Vec<(u64, u64)>,
 }
 
 /// FNV-1a, 64 bits: enough to tell a damaged file from an intact one.
@@ -142,7 +143,7 @@ pub struct CheckpointDir {
     /// hashes only what was appended since the one before.
     hashed: std::collections::BTreeMap<String, (u64, u64)>,
     /// The logs' heads, recorded in every checkpoint ([`RunCheckpoint::logs`]).
-    logs: Vec<(String, u64, u64)>,
+    logs: Vec<(u64, u64)>,
 }
 
 impl CheckpointDir {
@@ -176,7 +177,7 @@ impl CheckpointDir {
     }
 
     /// Records the run's log heads ([`log_heads`]) in its checkpoints.
-    pub fn with_logs(mut self, logs: Vec<(String, u64, u64)>) -> CheckpointDir {
+    pub fn with_logs(mut self, logs: Vec<(u64, u64)>) -> CheckpointDir {
         self.logs = logs;
         self
     }
@@ -236,7 +237,7 @@ impl CheckpointDir {
             engine: &'a EngineSnapshot,
             outputs: &'a [(String, u64, u64)],
             number: u64,
-            logs: &'a [(String, u64, u64)],
+            logs: &'a [(u64, u64)],
         }
         let payload = encode(&Borrowed {
             fingerprint: self.fingerprint,
@@ -343,15 +344,16 @@ pub fn load(dir: &Path, fingerprint: u64) -> Result<RunCheckpoint, CheckpointErr
     Ok(checkpoint)
 }
 
-/// Checks that each log the checkpoint was taken over (`logs`: the run's metric then event
-/// logs, in the order of [`log_heads`], which the fingerprint holds the same) still opens with
-/// the bytes it did then; it may have grown since: a resumed run reads on from the
-/// checkpoint's offsets. A log that was empty or unreadable then has nothing to check.
+/// Checks that each log the checkpoint was taken over still opens with the bytes it did then
+/// ([`log_heads`], in the run's order of logs, which the fingerprint holds the same); it may
+/// have grown since: a resumed run reads on from the checkpoint's offsets. A log that was
+/// empty or unreadable then has nothing to check.
 pub fn check_logs(
     dir: &Path,
     checkpoint: &RunCheckpoint,
-    logs: &[&Path],
+    config: &crate::run::RunConfig,
 ) -> Result<(), CheckpointError> {
+    let logs: Vec<&Path> = fingerprint::logs_of(config).collect();
     let mismatch = |reason: String| CheckpointError::Mismatch {
         path: dir.join(LATEST),
         reason,
@@ -363,13 +365,8 @@ pub fn check_logs(
             logs.len()
         )));
     }
-    for (path, (_, length, hash)) in logs.iter().zip(&checkpoint.logs) {
-        if *length == 0 {
-            continue;
-        }
-        let mut bytes = Vec::new();
-        let read = File::open(path).and_then(|file| file.take(*length).read_to_end(&mut bytes));
-        if read.is_err() || bytes.len() as u64 != *length || fnv1a(&bytes, FNV_OFFSET) != *hash {
+    for (path, &(length, hash)) in logs.iter().zip(&checkpoint.logs) {
+        if length > 0 && fingerprint::log_head(path, length) != (length, hash) {
             return Err(mismatch(format!(
                 "the log {} does not open with the {length} bytes it had when the checkpoint \
                  was taken (was it replaced or cut?)",
@@ -513,7 +510,7 @@ mod tests {
             engine: snapshot,
             outputs: vec![("partition.jsonl".into(), 10, 7)],
             number: 3,
-            logs: vec![("m.csv".into(), 100, 5)],
+            logs: vec![(100, 5)],
         })
         .unwrap_or_default();
         let mut bytes = MAGIC.to_vec();

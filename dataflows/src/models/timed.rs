@@ -274,25 +274,22 @@ impl TimedModel {
                 self.restart_model();
             }
             return;
-        } else {
-            if interval == 0.0 || gap < 0.25 * interval {
-                // The first gap, or a young estimate's first gaps were gaps, not the rate.
-                self.gaps = EwMean::default();
-            }
-            // One retry-like gap between a slower run's gaps leaves the run standing; another
-            // on-rate gap ends it.
-            let retry = self.off_gaps > 0
-                && self.off_slower
-                && !self.off_paused
-                && gap < 0.25 * self.off_mean;
-            if retry {
-                self.off_paused = true;
-            } else {
-                self.off_gaps = 0;
-            }
-            self.gaps.add(gap, INTERVAL_DECAY);
-            self.interval_ms = self.gaps.get().unwrap_or(gap);
         }
+        if interval == 0.0 || gap < 0.25 * interval {
+            // The first gap, or a young estimate's first gaps were gaps, not the rate.
+            self.gaps = EwMean::default();
+        }
+        // One retry-like gap between a slower run's gaps leaves the run standing; another
+        // on-rate gap ends it.
+        let retry =
+            self.off_gaps > 0 && self.off_slower && !self.off_paused && gap < 0.25 * self.off_mean;
+        if retry {
+            self.off_paused = true;
+        } else {
+            self.off_gaps = 0;
+        }
+        self.gaps.add(gap, INTERVAL_DECAY);
+        self.interval_ms = self.gaps.get().unwrap_or(gap);
         self.after_new_interval(steps);
     }
 
