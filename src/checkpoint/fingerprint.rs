@@ -51,9 +51,9 @@ pub(super) fn logs_of(config: &RunConfig) -> impl Iterator<Item = &Path> {
         .map(|path| path.as_path())
 }
 
-/// Each metric and event log's head as it is now ([`logs_of`] order): how many bytes of it
-/// (64 KiB, or all of a shorter log) and their hash. An empty or unreadable log has an empty
-/// head, which a resume does not check (the run itself reports why a log cannot be read).
+/// Each metric and event log's head as it is now (metric logs, then event logs): how many
+/// bytes of it (64 KiB, or all of a shorter log) and their hash. An empty or unreadable log has
+/// an empty head, which a resume does not check (the run itself reports why it cannot be read).
 pub fn log_heads(config: &RunConfig) -> Vec<(u64, u64)> {
     logs_of(config)
         .map(|path| log_head(path, LOG_HEAD_BYTES))
