@@ -118,6 +118,10 @@ pub struct SeriesState {
     /// the horizon, or [`HOLD_STEPS`] steps where those are shorter.
     alarm: Option<(Time, f64)>,
     latest_time: Time,
+    /// The scorer of the steps whose model the series' [`TimedModel`] put aside when its rate
+    /// changed, taken back with it: a collector alternating between two rates would otherwise
+    /// restart the scorer at every alternation and never leave its warm-up.
+    shelved_anomaly: Option<Box<AnomalyScorer>>,
 }
 
 impl SeriesState {
@@ -137,6 +141,7 @@ impl SeriesState {
             anomaly: AnomalyScorer::new(AnomalyParams::default()),
             alarm: None,
             latest_time: Time::MIN,
+            shelved_anomaly: None,
         }
     }
 
@@ -146,16 +151,33 @@ impl SeriesState {
         // false alarms are per step (about one in 2,000 steps of Gaussian noise, whatever
         // their length): per 1-ms sample that was one every two seconds, and with each held
         // for the horizon a fine device was never out of alarm.
+        let previous = self.latest_time;
         let steps = self.model.update_steps(time, value);
+        let mut rejoins = false;
         if steps.rate_changed() {
             // The scorer's noise scale and profile were learnt on steps of another kind: bucket
             // means of 3 samples are far noisier than those of 60, and a collector that slowed
-            // would otherwise read as an anomaly of the device. It starts again.
-            self.anomaly = AnomalyScorer::new(AnomalyParams::default());
+            // would otherwise read as an anomaly of the device. It starts again, or where the
+            // rate returned to one seen before, the scorer of those steps is taken back.
+            let recalled = steps
+                .recalled()
+                .then(|| self.shelved_anomaly.take())
+                .flatten();
+            rejoins = recalled.is_some();
+            let incoming =
+                recalled.map_or_else(|| AnomalyScorer::new(AnomalyParams::default()), |s| *s);
+            let outgoing = std::mem::replace(&mut self.anomaly, incoming);
+            if steps.shelved() {
+                self.shelved_anomaly = Some(Box::new(outgoing));
+            }
             self.alarm = None;
         }
         for (time, value) in steps.iter() {
-            let score = self.anomaly.update(time, value);
+            let score = if std::mem::take(&mut rejoins) {
+                self.anomaly.rejoin(previous, time, value)
+            } else {
+                self.anomaly.update(time, value)
+            };
             if score >= THRESHOLD {
                 self.alarm = Some((time, score));
             }
@@ -861,6 +883,46 @@ mod tests {
             flagged, 0,
             "{flagged} of 6 series flagged after the slow-down"
         );
+    }
+
+    #[test]
+    fn a_series_whose_collector_alternates_rates_keeps_a_scorer_per_rate_and_alarms() {
+        // A collector that samples every 10 s, then every minute, in turns of 40 samples.
+        // Each turn is a rate learnt anew, and the scorer used to start again at each: it
+        // never left its 288-sample warm-up, so the device could not alarm at all. The scorer
+        // of each rate is now put aside and taken back with its model.
+        let config = ForecastConfig {
+            model: ModelConfig::new(crate::models::ModelKind::Ewma),
+            ..ForecastConfig::default()
+        };
+        let mut uniform = uniform(0x5eed);
+        let mut noise = move || (0..12).map(|_| uniform()).sum::<f64>();
+        let mut series = SeriesState::new(&config);
+        let mut time: Time = 1_704_067_200_000;
+        let mut quiet_alarms = 0;
+        for turn in 0..40 {
+            let gap = if turn % 2 == 0 { 10_000 } else { 60_000 };
+            for _ in 0..40 {
+                time += gap;
+                series.update(time, 0.4 + 0.01 * noise());
+                let anomaly = series.forecast(&config).anomaly;
+                quiet_alarms += usize::from(anomaly >= to_ppm(THRESHOLD));
+            }
+        }
+        let seen = series.model.model().len();
+        assert!(
+            seen > 200,
+            "the 10-s model has {seen} steps: restarted, not taken back"
+        );
+        // Into a 10-s turn (taken back after 4 gaps), the load jumps.
+        for k in 0..12 {
+            time += 10_000;
+            let value = if k < 6 { 0.4 } else { 0.8 };
+            series.update(time, value + 0.01 * noise());
+        }
+        let jumped = series.forecast(&config);
+        assert!(jumped.anomaly >= to_ppm(THRESHOLD), "{jumped:?}");
+        assert!(quiet_alarms <= 2, "{quiet_alarms} alarms on a quiet load");
     }
 
     #[test]

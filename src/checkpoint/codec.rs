@@ -52,4 +52,33 @@ mod tests {
         assert_eq!(restored.forecast(&config), series.forecast(&config));
         assert_eq!(encode(&restored), encode(&series));
     }
+
+    #[test]
+    fn a_series_restored_with_a_model_put_aside_takes_it_back_as_the_one_never_stopped() {
+        // A collector alternating between 10-s and 1-minute samples: each turn puts the other
+        // rate's model and scorer aside, and the checkpoint must carry them.
+        let config = ForecastConfig::default();
+        let value = |ms: i64| 0.3 + 0.1 * ((ms / 10_000 % 89) as f64 / 89.0);
+        let mut times = Vec::new();
+        let mut ms = 0;
+        for turn in 0..8 {
+            for _ in 0..30 {
+                ms += if turn % 2 == 0 { 10_000 } else { 60_000 };
+                times.push(ms);
+            }
+        }
+        let (before, after) = times.split_at(100);
+        let mut series = SeriesState::new(&config);
+        for &ms in before {
+            series.update(ms, value(ms));
+        }
+        let mut restored: SeriesState =
+            decode(&encode(&series).expect("encodes")).expect("decodes");
+        for &ms in after {
+            series.update(ms, value(ms));
+            restored.update(ms, value(ms));
+        }
+        assert_eq!(restored.forecast(&config), series.forecast(&config));
+        assert_eq!(encode(&restored), encode(&series));
+    }
 }

@@ -29,9 +29,10 @@ const PREVIOUS_TEMPORARY: &str = "checkpoint.prev.tmp";
 /// `AUGURCK` and the layout version: bumped whenever the encoded state changes shape (2: the
 /// anomaly scorer's absence detector; 3: AR's flat fit; 4: a hash of each streamed output's
 /// prefix; 5: a series model's coarse buckets; 6: its run of off-rate gaps, the feed's floor,
-/// and the logs' heads beside the fingerprint), since bincode is not self-describing and an
+/// and the logs' heads beside the fingerprint; 7: the model and anomaly scorer a series put
+/// aside when its rate changed), since bincode is not self-describing and an
 /// older layout would fail to decode with a message about enum tags.
-const MAGIC: &[u8; 8] = b"AUGURCK6";
+const MAGIC: &[u8; 8] = b"AUGURCK7";
 /// Magic, payload length, checksum.
 const HEADER_BYTES: usize = 24;
 

@@ -299,6 +299,18 @@ impl AnomalyScorer {
         score
     }
 
+    /// Takes one sample as the next after `previous_ms`, whatever the scorer saw last: it was
+    /// put aside while the series was sampled at another rate, and is taken back. The time in
+    /// between stays out of its step, which a gap of a whole phase would stretch (from which
+    /// its own samples read as fractions of a step), and its baseline stands: restarted from
+    /// one noisy sample, as after an outage, it raised false alarms at every few returns.
+    pub fn rejoin(&mut self, previous_ms: Time, time_ms: Time, value: f64) -> f64 {
+        if let Some(last) = &mut self.last_time {
+            *last = (*last).max(previous_ms.min(time_ms));
+        }
+        self.update(time_ms, value)
+    }
+
     fn score(&mut self, time_ms: Time, value: f64) -> f64 {
         let p = self.params;
         self.samples += 1;

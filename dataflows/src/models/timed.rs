@@ -64,7 +64,28 @@ pub struct TimedModel {
     /// last gap: a sample followed by its retry at every step (pairs 2 s apart every minute,
     /// from a young estimate of 2 s) is a slower rate, not a run broken at every other gap.
     off_paused: bool,
+    /// The model the last change of rate put aside, taken back if the rate returns to its step
+    /// (a collector that alternates between two rates would otherwise start a fresh model at
+    /// every alternation, and never have one older than a phase).
+    shelved: Option<Box<Shelved>>,
 }
+
+/// A model put aside when its step changed with the rate: the step it was built for, and its
+/// last step (time and value), from which its clock goes on if it is taken back.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Shelved {
+    model: SeriesModel,
+    step_ms: f64,
+    time: Time,
+    value: f64,
+}
+
+/// Steps within this factor of each other are one rate: a model put aside at one is taken back
+/// at the other. Two rates the relearning tells apart differ by more than twice.
+const SAME_RATE: f64 = 1.5;
+
+/// Gaps in a row that take back a model put aside at their step.
+const RECALL_AFTER: u64 = 4;
 
 /// The samples of one bucket of event time, not yet a step of the model.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
@@ -126,6 +147,7 @@ impl TimedModel {
             off_mean: 0.0,
             off_slower: false,
             off_paused: false,
+            shelved: None,
         }
     }
 
@@ -267,11 +289,12 @@ impl TimedModel {
                 weight,
             };
             let step = self.step_ms();
+            let was_coarse = self.coarse;
             self.interval_ms = rate;
             steps.rate_changed = true;
             self.after_new_interval(steps);
             if self.step_ms() != step {
-                self.restart_model();
+                (steps.shelved, steps.recalled) = self.restart_model(step, was_coarse);
             }
             return;
         }
@@ -307,7 +330,11 @@ impl TimedModel {
         self.off_paused = false;
         self.off_gaps += 1;
         self.off_mean += (gap - self.off_mean) / self.off_gaps as f64;
-        if self.off_gaps < RELEARN_AFTER {
+        let recalls = self
+            .shelved
+            .as_ref()
+            .is_some_and(|shelved| same_rate(shelved.step_ms, self.off_mean));
+        if self.off_gaps < if recalls { RECALL_AFTER } else { RELEARN_AFTER } {
             return None;
         }
         self.off_gaps = 0;
@@ -318,12 +345,48 @@ impl TimedModel {
     /// length (an EWMA's weight for 10-s steps lags 5-minute ones by a day's refit cycle) and
     /// its window holds them, so it starts afresh at the new step, as a series sampled so from
     /// the start would. (A rate learnt gradually keeps its model: its steps changed little.)
-    fn restart_model(&mut self) {
-        self.model = SeriesModel::new(&self.config);
+    ///
+    /// The old model is put aside (one at most, the latest), and one put aside at this step
+    /// before is taken back instead of a fresh one: its clock goes on from its last step to the
+    /// series' last sample, as across a gap. Only models of a step per sample are kept and
+    /// taken back (a bucketed model's clock is its buckets').
+    ///
+    /// Returns whether the old model was put aside and whether one was taken back.
+    fn restart_model(&mut self, old_step_ms: f64, was_coarse: bool) -> (bool, bool) {
         let step = self.step_ms();
+        let recalled = match self.shelved.take() {
+            Some(shelved) if !self.coarse && same_rate(shelved.step_ms, step) => Some(*shelved),
+            kept => {
+                self.shelved = kept;
+                None
+            }
+        };
+        let is_recall = recalled.is_some();
+        let (incoming, resume_from) = match recalled {
+            Some(Shelved {
+                model, time, value, ..
+            }) => (model, Some((time, value))),
+            None => (SeriesModel::new(&self.config), None),
+        };
+        let outgoing = std::mem::replace(&mut self.model, incoming);
+        let mut shelves = false;
+        if let (false, false, Some(last)) = (was_coarse, outgoing.is_empty(), self.last_time) {
+            self.shelved = Some(Box::new(Shelved {
+                model: outgoing,
+                step_ms: old_step_ms,
+                time: last,
+                value: self.last_value,
+            }));
+            shelves = true;
+        }
         self.model.set_interval_ms(step);
         self.told_interval_ms = step;
         self.fed = None;
+        if let (Some((time, value)), Some(last)) = (resume_from, self.last_time) {
+            let count = self.steps_in(last.saturating_sub(time));
+            self.step_after(value, count, self.last_value);
+        }
+        (shelves, is_recall)
     }
 
     /// The interval estimate moved: the granularity is chosen again and the model told.
@@ -518,6 +581,8 @@ pub struct NewSteps {
     steps: [(Time, f64); 2],
     len: usize,
     rate_changed: bool,
+    shelved: bool,
+    recalled: bool,
 }
 
 impl NewSteps {
@@ -536,10 +601,28 @@ impl NewSteps {
         self.rate_changed
     }
 
+    /// With [`Self::rate_changed`]: whether the model of the old steps was put aside, to be
+    /// taken back if the rate returns (what follows the steps may keep its own state for them
+    /// alongside, as the series' anomaly scorer does).
+    pub fn shelved(&self) -> bool {
+        self.shelved
+    }
+
+    /// With [`Self::rate_changed`]: whether the model put aside last was taken back, the rate
+    /// having returned to its step (in place of a fresh one).
+    pub fn recalled(&self) -> bool {
+        self.recalled
+    }
+
     /// The steps' (time, value), oldest first.
     pub fn iter(&self) -> impl Iterator<Item = (Time, f64)> + '_ {
         self.steps[..self.len].iter().copied()
     }
+}
+
+/// Whether steps of `a` and `b` milliseconds are one rate ([`SAME_RATE`]).
+fn same_rate(a: f64, b: f64) -> bool {
+    a > 0.0 && b > 0.0 && a.max(b) <= SAME_RATE * a.min(b)
 }
 
 /// Whether samples `interval_ms` apart are fine enough to be bucketed into `min_step_ms`.
@@ -813,6 +896,57 @@ mod tests {
         model.update(time, 1.0);
         assert_eq!(model.model().len(), before + 1);
         assert_eq!(model.steps(3_600_000), 12);
+    }
+
+    #[test]
+    fn a_rate_that_returns_takes_back_its_model_after_four_gaps_and_a_new_one_does_not() {
+        // 10-s samples, a turn of 1-minute ones, and 10-s ones again: the 10-s model was put
+        // aside when the minute was learnt, and four 10-s gaps in a row take it back (its
+        // clock moved on across the turn), where a fresh model would start again at each turn
+        // of a collector that alternates. A rate not seen before is learnt after sixteen, on
+        // a fresh model.
+        let config = ModelConfig::new(ModelKind::Holt);
+        let mut model = TimedModel::new(&config);
+        let mut time: Time = 0;
+        let mut sample = |model: &mut TimedModel, gap: Time| {
+            time += gap;
+            model.update_steps(time, 0.2 + time as f64 / 1e9)
+        };
+        for _ in 0..500 {
+            sample(&mut model, 10_000);
+        }
+        for _ in 0..RELEARN_AFTER {
+            sample(&mut model, 60_000);
+        }
+        assert!((model.step_ms() - 60_000.0).abs() < 1.0);
+        assert!(model.model().len() < 5, "a fresh model at the minute");
+        for _ in 0..20 {
+            sample(&mut model, 60_000);
+        }
+        for _ in 0..RECALL_AFTER - 1 {
+            assert!(!sample(&mut model, 10_000).rate_changed());
+        }
+        let steps = sample(&mut model, 10_000);
+        assert!(steps.rate_changed() && steps.recalled() && steps.shelved());
+        assert!((model.step_ms() - 10_000.0).abs() < 100.0);
+        // 500 samples; the turn's first 15 (6 steps each, interpolated, before the minute was
+        // a rate); then its 21 minutes in 10-s steps (past the fill: a gap), the sample there
+        // and the one now.
+        assert_eq!(
+            model.model().len(),
+            500 + 15 * 6 + 2,
+            "the 10-s model, taken back"
+        );
+        let now = model.last_time().expect("sampled");
+        let truth = 0.2 + (now + 600_000) as f64 / 1e9;
+        assert!((model.forecast(600_000) - truth).abs() < 0.01);
+        // Five minutes is new: sixteen gaps, and a fresh model (the 1-minute one stays aside).
+        for k in 1..=RELEARN_AFTER {
+            let steps = sample(&mut model, 300_000);
+            assert_eq!(steps.rate_changed(), k == RELEARN_AFTER);
+            assert!(!steps.recalled());
+        }
+        assert!(model.model().len() < 5, "a fresh model at five minutes");
     }
 
     #[test]
