@@ -343,6 +343,52 @@ fn rows_appended_behind_what_a_resumed_run_had_passed_are_refused_and_counted() 
 }
 
 #[test]
+fn a_line_cut_off_at_the_logs_end_is_continued_after_the_resume() {
+    // A log being written, read to its end in the middle of a row: the run takes the part as
+    // it stands (here it is too short to be a row, and refused). Once the row is finished, the
+    // resumed run read its rest as a line of its own, with every later line's number one off;
+    // it is now refused as the rest of that line, and line numbers go on as in the log.
+    let dir = temp("checkpoint-torn-line");
+    let row = |s: i64| format!("{},edge-a,cpu,0.400\n", 1_704_067_200 + s);
+    let header = "time,device,resource,value\n";
+    let first: String = (0..1_031).map(row).collect();
+    let torn = row(1_031);
+    let (head, rest) = torn.split_at(16);
+    let bad_later = "not a row\n";
+    let later: String = (1_032..1_100).map(row).collect();
+    let log = dir.join("metrics.csv");
+    let args = over_one_log(&log);
+    std::fs::write(&log, format!("{header}{first}{head}")).expect("write the cut log");
+    let (out, checkpoints) = (
+        dir.join("out"),
+        dir.join("checkpoints").display().to_string(),
+    );
+    let flags = ["--checkpoint", &checkpoints, "--checkpoint-every", "500"];
+    let ran = run(&args, &out, &flags, None);
+    assert!(ran.status.success(), "{}", stderr(&ran));
+    std::fs::write(
+        &log,
+        format!("{header}{first}{head}{rest}{bad_later}{later}"),
+    )
+    .expect("grow the log");
+    let resumed = run(&args, &out, &[&flags[..], &["--resume"]].concat(), None);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    let rejected = std::fs::read_to_string(out.join("rejected.jsonl")).unwrap_or_default();
+    let lines: Vec<serde_json::Value> = rejected
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a rejection is JSON"))
+        .collect();
+    // The row was line 1,033 (after the header and 1,031 rows), and the bad row after it 1,034.
+    let numbers: Vec<_> = lines.iter().map(|r| r["line"].clone()).collect();
+    assert_eq!(numbers, [1_033, 1_033, 1_034], "{rejected}");
+    let reason = lines[1]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("the rest of line 1033"), "{reason}");
+    let stats = &summary(&out)["inputs"][log.display().to_string()];
+    assert_eq!(stats["read"], 1_031 + 2 + 1 + 68, "{stats}");
+    assert_eq!(stats["rejected"], 3, "{stats}");
+}
+
+#[test]
 fn kill_9_then_resume_gives_the_same_map() {
     let baseline = baseline();
     let dir = temp("checkpoint-kill");

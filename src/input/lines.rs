@@ -24,6 +24,13 @@ pub enum LineError {
     InvalidUtf8,
     /// Reading failed; no further lines follow.
     Io(String),
+    /// The rest of a line that had no newline when the input was last read to its end (a log
+    /// being written, cut mid-line), read on after a resume: the part before it was taken as
+    /// it stood, so this part cannot be a record.
+    Continuation {
+        /// Its length in bytes, without the line terminator.
+        bytes: usize,
+    },
 }
 
 /// An iterator over the lines of a reader, each with its 1-based line number, with trailing
@@ -37,6 +44,11 @@ pub struct BoundedLines<R> {
     finished: bool,
     /// Bytes consumed from the reader, so a checkpoint can say where reading resumes.
     offset: u64,
+    /// Whether the last line handed over ended at the end of the input, with no newline.
+    unterminated: bool,
+    /// Whether the next bytes read go on a line already handed over (see
+    /// [`LineError::Continuation`]).
+    continuing: bool,
 }
 
 /// Where a [`BoundedLines`] stands: the byte offset just past the last line handed over, its
@@ -49,6 +61,9 @@ pub struct LinePosition {
     pub line: u64,
     /// Whether the end (or a read error) was reached.
     pub finished: bool,
+    /// Whether the last line handed over had no newline: the input ended in it. Where the
+    /// input grows before a resume, what follows is the rest of that line.
+    pub unterminated: bool,
 }
 
 impl<R: BufRead> BoundedLines<R> {
@@ -61,6 +76,8 @@ impl<R: BufRead> BoundedLines<R> {
             buffer: Vec::new(),
             finished: false,
             offset: 0,
+            unterminated: false,
+            continuing: false,
         }
     }
 
@@ -75,6 +92,8 @@ impl<R: BufRead> BoundedLines<R> {
             buffer: Vec::new(),
             finished: false,
             offset: position.offset,
+            unterminated: position.unterminated,
+            continuing: position.unterminated,
         }
     }
 
@@ -84,11 +103,14 @@ impl<R: BufRead> BoundedLines<R> {
             offset: self.offset,
             line: self.line_number,
             finished: self.finished,
+            unterminated: self.unterminated,
         }
     }
 
     /// Reads up to and including the next newline into `self.buffer` (bounded). Returns the
     /// line's full length, whether any byte (or newline) was seen at all, and an I/O error.
+    /// Where a line was seen, `self.unterminated` says whether the input ended before its
+    /// newline.
     fn read_raw_line(&mut self) -> Result<(usize, bool), String> {
         self.buffer.clear();
         let mut length = 0usize;
@@ -100,6 +122,9 @@ impl<R: BufRead> BoundedLines<R> {
                 Err(error) => return Err(error.to_string()),
             };
             if available.is_empty() {
+                if seen_anything {
+                    self.unterminated = true;
+                }
                 return Ok((length, seen_anything));
             }
             seen_anything = true;
@@ -117,6 +142,7 @@ impl<R: BufRead> BoundedLines<R> {
                 Some(position) => {
                     self.reader.consume(position + 1);
                     self.offset += position as u64 + 1;
+                    self.unterminated = false;
                     return Ok((length, true));
                 }
                 None => {
@@ -129,12 +155,54 @@ impl<R: BufRead> BoundedLines<R> {
     }
 }
 
+impl<R: BufRead> BoundedLines<R> {
+    /// After a resume where the last line had no newline: reads the rest of that line, if the
+    /// input grew. A bare newline only ends it (the writer had not yet written it); anything
+    /// else is handed over as that line's [`LineError::Continuation`]. Nothing new: the input
+    /// still ends in that line, and reading stops there.
+    fn read_continuation(&mut self) -> Option<(u64, Result<String, LineError>)> {
+        let line_number = self.line_number;
+        let (length, seen_anything) = match self.read_raw_line() {
+            Ok(read) => read,
+            Err(message) => {
+                self.finished = true;
+                return Some((line_number + 1, Err(LineError::Io(message))));
+            }
+        };
+        if !seen_anything {
+            // Still the end of that line (still unterminated): a later resume goes on with it.
+            self.finished = true;
+            return None;
+        }
+        // The rest may itself end at the input's end, to be continued again.
+        self.continuing = self.unterminated;
+        let bytes = if self.buffer.last() == Some(&b'\r') && length <= self.max_line_bytes {
+            length - 1
+        } else {
+            length
+        };
+        if bytes == 0 {
+            // The newline alone: the line was whole.
+            return None;
+        }
+        Some((line_number, Err(LineError::Continuation { bytes })))
+    }
+}
+
 impl<R: BufRead> Iterator for BoundedLines<R> {
     type Item = (u64, Result<String, LineError>);
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.finished {
             return None;
+        }
+        if self.continuing {
+            if let Some(rest) = self.read_continuation() {
+                return Some(rest);
+            }
+            if self.finished {
+                return None;
+            }
         }
         let line_number = self.line_number + 1;
         let (length, seen_anything) = match self.read_raw_line() {
@@ -183,6 +251,15 @@ impl LineError {
                 line,
                 RejectKind::Io,
                 format!("read failed, rest of file skipped: {message}"),
+            ),
+            LineError::Continuation { bytes } => Rejection::at_line(
+                file,
+                line,
+                RejectKind::Parse,
+                format!(
+                    "the rest of line {line} ({bytes} bytes): the line had no newline when the \
+                     run before the resume read the log to its end, and was read as it stood"
+                ),
             ),
         }
     }
@@ -311,6 +388,73 @@ mod tests {
                 (2, Ok("fine".to_string()))
             ]
         );
+    }
+
+    /// Reads `first` to its end, then resumes from where it stood over `grown` (which starts
+    /// with `first`), as a checkpointed run resumed on a log that grew.
+    fn read_then_resume(
+        first: &[u8],
+        grown: &[u8],
+    ) -> (
+        LinePosition,
+        Vec<(u64, Result<String, LineError>)>,
+        LinePosition,
+    ) {
+        let mut lines = BoundedLines::new(Cursor::new(first.to_vec()), 100);
+        lines.by_ref().for_each(drop);
+        let position = lines.position();
+        let rest = grown.get(position.offset as usize..).unwrap_or_default();
+        let reader = BufReader::with_capacity(3, Cursor::new(rest.to_vec()));
+        let mut resumed = BoundedLines::resume(reader, 100, position);
+        let read: Vec<_> = resumed.by_ref().collect();
+        (position, read, resumed.position())
+    }
+
+    #[test]
+    fn the_rest_of_a_line_cut_off_at_the_end_is_that_line_continued_not_a_line_of_its_own() {
+        // A log being written, read to its end mid-line ("b" of "bc"): the resumed run reads
+        // "c" as the rest of line 2, refused for what it is, and line 3 is line 3.
+        let (at_end, read, _) = read_then_resume(b"a\nb", b"a\nbc\nd\n");
+        assert!(at_end.unterminated);
+        assert_eq!(at_end.line, 2);
+        assert_eq!(
+            read,
+            vec![
+                (2, Err(LineError::Continuation { bytes: 1 })),
+                (3, Ok("d".to_string())),
+            ]
+        );
+        let rejection = LineError::Continuation { bytes: 1 }.to_rejection("m.csv", 2, 100);
+        assert!(
+            rejection.reason.contains("the rest of line 2"),
+            "{rejection:?}"
+        );
+    }
+
+    #[test]
+    fn a_newline_written_after_the_end_only_ends_the_line() {
+        let (_, read, _) = read_then_resume(b"a\nb", b"a\nb\r\nd\n");
+        assert_eq!(read, vec![(3, Ok("d".to_string()))]);
+    }
+
+    #[test]
+    fn a_line_still_cut_off_is_continued_again_at_the_next_resume() {
+        let (_, read, again) = read_then_resume(b"a\nb", b"a\nb");
+        assert!(read.is_empty());
+        assert!(again.unterminated && again.line == 2 && again.offset == 3);
+        let (_, read, later) = read_then_resume(b"a\nb", b"a\nbc");
+        assert_eq!(read, vec![(2, Err(LineError::Continuation { bytes: 1 }))]);
+        assert!(later.unterminated && later.line == 2 && later.offset == 4);
+        let reader = Cursor::new(b"\nd\n".to_vec());
+        let read: Vec<_> = BoundedLines::resume(reader, 100, later).collect();
+        assert_eq!(read, vec![(3, Ok("d".to_string()))]);
+    }
+
+    #[test]
+    fn a_log_ending_in_a_newline_has_no_line_to_continue() {
+        let (at_end, read, _) = read_then_resume(b"a\nb\n", b"a\nb\nc\n");
+        assert!(!at_end.unterminated);
+        assert_eq!(read, vec![(3, Ok("c".to_string()))]);
     }
 
     struct FailAfter {
