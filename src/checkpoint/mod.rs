@@ -30,9 +30,11 @@ const PREVIOUS_TEMPORARY: &str = "checkpoint.prev.tmp";
 /// anomaly scorer's absence detector; 3: AR's flat fit; 4: a hash of each streamed output's
 /// prefix; 5: a series model's coarse buckets; 6: its run of off-rate gaps, the feed's floor,
 /// and the logs' heads beside the fingerprint; 7: the model and anomaly scorer a series put
-/// aside when its rate changed; 8: whether a log's last line read had no newline), since bincode is not self-describing and an
+/// aside when its rate changed; 8: whether a log's last line read had no newline; 9: a
+/// series' last step apart from its last sample, and its count of retries in a slower run),
+/// since bincode is not self-describing and an
 /// older layout would fail to decode with a message about enum tags.
-const MAGIC: &[u8; 8] = b"AUGURCK8";
+const MAGIC: &[u8; 8] = b"AUGURCK9";
 /// Magic, payload length, checksum.
 const HEADER_BYTES: usize = 24;
 
