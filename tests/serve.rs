@@ -424,6 +424,16 @@ fn token_is_required_when_set_and_off_loopback() {
         b"",
     );
     assert_eq!(right.0, 200);
+    // The scheme is case-insensitive.
+    let lower = format!("bearer {TOKEN}");
+    let lowered = http(
+        &server.addr,
+        "GET",
+        "/v1/status",
+        &[("Authorization", &lower)],
+        b"",
+    );
+    assert_eq!(lowered.0, 200);
     // SIGTERM drains and exits 0.
     let killed = Command::new("kill")
         .args(["-TERM", &server.pid().to_string()])
@@ -441,6 +451,63 @@ fn token_is_required_when_set_and_off_loopback() {
         .expect("augur serve");
     assert_eq!(refused.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("--token"));
+}
+
+#[test]
+fn streams_hold_no_connection_slot_and_leave_when_their_clients_do() {
+    // 70 dashboards on the scale-out stream took every one of the 64 connection slots, and
+    // every producer was answered 503; and a stream whose client had left stayed subscribed
+    // (with its memory) until the next event of its topic, which an idle service never sent.
+    let server = demo_server(&[]);
+    let streams: Vec<TcpStream> = (0..70)
+        .map(|_| {
+            let mut stream = TcpStream::connect(&server.addr).expect("connect");
+            write!(stream, "GET /v1/scaleout/stream HTTP/1.1\r\n\r\n").expect("request");
+            let mut first = [0u8; 12];
+            stream.read_exact(&mut first).expect("the stream's head");
+            assert_eq!(&first, b"HTTP/1.1 200", "a stream is served");
+            stream
+        })
+        .collect();
+    let status = server.ok("GET", "/v1/status", b"");
+    assert_eq!(status["stream_subscribers"], 70, "{status}");
+    drop(streams);
+    // Each writer finds its client gone at its next keep-alive (15 s) and leaves.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = server.ok("GET", "/v1/status", b"");
+        if status["stream_subscribers"] == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{status}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn head_is_answered_where_get_is_and_compressed_bodies_are_refused() {
+    let server = demo_server(&[]);
+    let mut stream = TcpStream::connect(&server.addr).expect("connect");
+    write!(stream, "HEAD /v1/status HTTP/1.1\r\n\r\n").expect("request");
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).expect("answer");
+    assert!(raw.starts_with("HTTP/1.1 200 "), "{raw}");
+    let length: usize = raw
+        .lines()
+        .find_map(|line| line.strip_prefix("Content-Length: "))
+        .and_then(|n| n.parse().ok())
+        .expect("a Content-Length");
+    assert!(length > 0 && raw.ends_with("\r\n\r\n"), "no body: {raw}");
+    let (status, _) = server.call("HEAD", "/v1/metrics", b"");
+    assert_eq!(status, 405);
+    let gzip = http(
+        &server.addr,
+        "POST",
+        "/v1/metrics?format=long",
+        &[("Content-Encoding", "gzip")],
+        b"\x1f\x8b\x08\x00",
+    );
+    assert_eq!(gzip.0, 415, "{}", String::from_utf8_lossy(&gzip.1));
 }
 
 /// A platform whose devices run steadily at known loads: edge-b nearly full.

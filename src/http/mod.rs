@@ -56,7 +56,9 @@ pub fn serve(
         match listener.accept() {
             Ok((stream, _peer)) => {
                 let _ = stream.set_nonblocking(false);
-                let _ = stream.set_read_timeout(Some(options.io_timeout));
+                // A client that sends nothing is let go when its head would be late anyway.
+                let read_timeout = options.io_timeout.min(options.limits.head_timeout);
+                let _ = stream.set_read_timeout(Some(read_timeout.max(Duration::from_millis(1))));
                 let _ = stream.set_write_timeout(Some(options.io_timeout));
                 let _ = stream.set_nodelay(true);
                 if active.fetch_add(1, Ordering::SeqCst) >= options.max_connections {
@@ -68,13 +70,9 @@ pub fn serve(
                 }
                 let handler = Arc::clone(&handler);
                 let counter = Arc::clone(&active);
-                let spawned =
-                    std::thread::Builder::new()
-                        .name("augur-http".into())
-                        .spawn(move || {
-                            connection(stream, &options, &handler);
-                            counter.fetch_sub(1, Ordering::SeqCst);
-                        });
+                let spawned = std::thread::Builder::new()
+                    .name("augur-http".into())
+                    .spawn(move || connection(stream, &options, &handler, Slot(counter)));
                 if spawned.is_err() {
                     // The closure (and its counter decrement) never ran.
                     active.fetch_sub(1, Ordering::SeqCst);
@@ -92,10 +90,25 @@ pub fn serve(
     Ok(())
 }
 
-fn connection(mut stream: TcpStream, options: &ServerOptions, handler: &Handler) {
+/// A connection's place among the `max_connections`, given back when dropped.
+struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn connection(mut stream: TcpStream, options: &ServerOptions, handler: &Handler, slot: Slot) {
     match read_request(&mut stream, &options.limits) {
         Ok(request) => {
-            let _ = handler(request).write_to(&mut stream);
+            let response = handler(request);
+            if matches!(response.body, Body::Stream(_)) {
+                // A stream lasts as long as its client listens: it gives its slot back, so
+                // that dashboards do not lock producers out (the handler bounds streams).
+                drop(slot);
+            }
+            let _ = response.write_to(&mut stream);
             let _ = stream.shutdown(std::net::Shutdown::Both);
         }
         Err(RequestError::Incomplete) => {}

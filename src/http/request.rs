@@ -6,6 +6,7 @@
 //! forever (the socket's read timeout ends a stalled request).
 
 use std::io::{Read, Write};
+use std::time::{Duration, Instant};
 
 /// How much a request may take.
 #[derive(Clone, Copy, Debug)]
@@ -14,6 +15,13 @@ pub struct Limits {
     pub max_head_bytes: usize,
     /// The body, bytes.
     pub max_body_bytes: usize,
+    /// How long the whole head may take to arrive, and the body's allowance beyond its rate.
+    /// Without it, a client sending a header line every few seconds (each read well within
+    /// the socket's timeout) held its connection, and 64 such clients every one the server
+    /// would take, for as long as they liked.
+    pub head_timeout: Duration,
+    /// The slowest average a body may arrive at, bytes per second, after `head_timeout`.
+    pub min_body_rate: u64,
 }
 
 impl Default for Limits {
@@ -21,7 +29,18 @@ impl Default for Limits {
         Limits {
             max_head_bytes: 16 * 1024,
             max_body_bytes: 64 * 1024 * 1024,
+            head_timeout: Duration::from_secs(20),
+            min_body_rate: 16 * 1024,
         }
+    }
+}
+
+impl Limits {
+    /// When a body of `length` bytes must have arrived, counted from the end of its head.
+    fn body_deadline(&self, from: Instant, length: usize) -> Instant {
+        let rate = self.min_body_rate.max(1) as f64;
+        let allowance = Duration::from_secs_f64((length as f64 / rate).min(1e9));
+        from + self.head_timeout + allowance
     }
 }
 
@@ -88,6 +107,9 @@ pub enum RequestError {
     /// The connection closed or stalled before the request was whole.
     #[error("connection closed or timed out mid-request")]
     Incomplete,
+    /// The request came too slowly (see [`Limits::head_timeout`]).
+    #[error("{0}")]
+    TooSlow(String),
 }
 
 impl RequestError {
@@ -98,6 +120,7 @@ impl RequestError {
             RequestError::HeadTooLarge(_) => 431,
             RequestError::BodyTooLarge { .. } => 413,
             RequestError::LengthRequired => 411,
+            RequestError::TooSlow(_) => 408,
         }
     }
 }
@@ -204,9 +227,13 @@ pub fn body_length(head: &Head, limits: &Limits) -> Result<usize, RequestError> 
             "conflicting Content-Length headers".into(),
         ));
     }
-    let declared: u64 = first.parse().map_err(|_| {
-        RequestError::Malformed(format!("bad Content-Length '{}'", truncate(first)))
-    })?;
+    // Digits only (RFC 9110, 8.6): `parse` would also take a sign.
+    let declared: u64 = Some(first)
+        .filter(|value| !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|value| value.parse().ok())
+        .ok_or_else(|| {
+            RequestError::Malformed(format!("bad Content-Length '{}'", truncate(first)))
+        })?;
     if declared > limits.max_body_bytes as u64 {
         return Err(RequestError::BodyTooLarge {
             declared,
@@ -224,6 +251,8 @@ pub fn read_request<S: Read + Write>(
 ) -> Result<Request, RequestError> {
     let mut buffer = Vec::with_capacity(1024);
     let mut chunk = [0u8; 4096];
+    let started = Instant::now();
+    let head_deadline = started + limits.head_timeout;
     let (head_end, body_start) = loop {
         if let Some(found) = find_blank_line(&buffer) {
             break found;
@@ -238,6 +267,12 @@ pub fn read_request<S: Read + Write>(
             return Err(RequestError::Incomplete);
         }
         buffer.extend_from_slice(&chunk[..read]);
+        if Instant::now() > head_deadline && find_blank_line(&buffer).is_none() {
+            return Err(RequestError::TooSlow(format!(
+                "the request head did not arrive within {} s",
+                limits.head_timeout.as_secs_f64()
+            )));
+        }
     };
     if head_end > limits.max_head_bytes {
         return Err(RequestError::HeadTooLarge(limits.max_head_bytes));
@@ -261,6 +296,7 @@ pub fn read_request<S: Read + Write>(
     // Grow with what arrives rather than trusting the declared length up front: a client that
     // declares the limit and sends nothing must not make every connection hold the limit.
     body.reserve((length - body.len()).min(1 << 20));
+    let body_deadline = limits.body_deadline(Instant::now(), length);
     while body.len() < length {
         let want = (length - body.len()).min(chunk.len());
         let read = stream
@@ -270,6 +306,12 @@ pub fn read_request<S: Read + Write>(
             return Err(RequestError::Incomplete);
         }
         body.extend_from_slice(&chunk[..read]);
+        if body.len() < length && Instant::now() > body_deadline {
+            return Err(RequestError::TooSlow(format!(
+                "the request body of {length} bytes arrived slower than {} bytes/s",
+                limits.min_body_rate
+            )));
+        }
     }
     Ok(Request { head, body })
 }
@@ -371,6 +413,7 @@ mod tests {
         let limits = Limits {
             max_head_bytes: 100,
             max_body_bytes: 10,
+            ..Limits::default()
         };
         let head = parse_head(b"POST / HTTP/1.1\r\nContent-Length: 11").expect("valid");
         assert_eq!(
@@ -438,6 +481,76 @@ mod tests {
         };
         let request = read_request(&mut connection, &Limits::default()).expect("a request");
         assert_eq!(request.body, b"\n\n\r\n");
+    }
+
+    /// Hands over its input a few bytes at a time, a pause before each read.
+    struct Trickle {
+        input: std::io::Cursor<Vec<u8>>,
+        pause: Duration,
+    }
+
+    impl Read for Trickle {
+        fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+            std::thread::sleep(self.pause);
+            let take = buffer.len().min(4);
+            self.input.read(&mut buffer[..take])
+        }
+    }
+
+    impl Write for Trickle {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_head_or_a_body_that_trickles_in_is_cut_off_with_408() {
+        // Each read comes well within any socket timeout, but the whole is too slow: a
+        // client holding its connection so (and 64 of them every connection) is let go.
+        let limits = Limits {
+            head_timeout: Duration::from_millis(40),
+            min_body_rate: 1_000,
+            ..Limits::default()
+        };
+        let trickle = |text: &[u8]| Trickle {
+            input: std::io::Cursor::new(text.to_vec()),
+            pause: Duration::from_millis(5),
+        };
+        let slow_head = b"GET /v1/status HTTP/1.1\r\nX-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+        let error = read_request(&mut trickle(slow_head), &limits).expect_err("too slow");
+        assert_eq!(error.status(), 408, "{error}");
+        // A 200-byte body at 1,000 bytes/s has 40 ms + 200 ms; 4 bytes every 5 ms is 800/s.
+        let mut slow_body = b"POST /v1/x HTTP/1.1\r\nContent-Length: 200\r\n\r\n".to_vec();
+        slow_body.extend_from_slice(&[b'x'; 200]);
+        let quick = Limits {
+            head_timeout: Duration::from_secs(5),
+            ..limits
+        };
+        let mut connection = trickle(&slow_body);
+        connection.pause = Duration::from_millis(1);
+        let request = read_request(&mut connection, &quick).expect("fast enough");
+        assert_eq!(request.body.len(), 200);
+        let tight = Limits {
+            head_timeout: Duration::from_millis(150),
+            ..limits
+        };
+        let mut connection = trickle(&slow_body);
+        connection.pause = Duration::from_millis(8);
+        let error = read_request(&mut connection, &tight).expect_err("too slow");
+        assert!(error.to_string().contains("body"), "{error}");
+        assert_eq!(error.status(), 408);
+    }
+
+    #[test]
+    fn a_content_length_is_digits_only() {
+        for bad in ["+5", "-0", " 5x", ""] {
+            let head = parse_head(format!("POST / HTTP/1.1\r\nContent-Length: {bad}").as_bytes())
+                .expect("a head");
+            assert!(body_length(&head, &Limits::default()).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

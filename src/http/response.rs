@@ -12,6 +12,9 @@ pub enum Body {
     Bytes(Vec<u8>),
     /// A stream, sent until it ends; the connection closes after it.
     Stream(StreamBody),
+    /// The answer to a HEAD request: the head of a body of this many bytes (none for a
+    /// stream), without the body.
+    HeadOnly(Option<usize>),
 }
 
 /// One response.
@@ -67,6 +70,17 @@ impl Response {
         }
     }
 
+    /// The same answer without its body, for a HEAD request (RFC 9110, 9.3.2): the head says
+    /// what a GET's body would be.
+    pub fn without_body(mut self) -> Response {
+        self.body = Body::HeadOnly(match &self.body {
+            Body::Bytes(bytes) => Some(bytes.len()),
+            Body::Stream(_) | Body::HeadOnly(None) => None,
+            Body::HeadOnly(Some(length)) => Some(*length),
+        });
+        self
+    }
+
     /// Adds a header.
     pub fn with_header(mut self, name: &str, value: &str) -> Response {
         self.headers.push((name.to_string(), value.to_string()));
@@ -91,6 +105,14 @@ impl Response {
                 out.write_all(&bytes)?;
                 out.flush()
             }
+            Body::HeadOnly(length) => {
+                if let Some(length) = length {
+                    head.push_str(&format!("Content-Length: {length}\r\n"));
+                }
+                head.push_str("\r\n");
+                out.write_all(head.as_bytes())?;
+                out.flush()
+            }
             Body::Stream(stream) => {
                 head.push_str("\r\n");
                 out.write_all(head.as_bytes())?;
@@ -112,6 +134,7 @@ pub fn reason(status: u16) -> &'static str {
         401 => "Unauthorized",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        408 => "Request Timeout",
         409 => "Conflict",
         411 => "Length Required",
         413 => "Content Too Large",

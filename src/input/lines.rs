@@ -390,16 +390,11 @@ mod tests {
         );
     }
 
+    type Lines = Vec<(u64, Result<String, LineError>)>;
+
     /// Reads `first` to its end, then resumes from where it stood over `grown` (which starts
     /// with `first`), as a checkpointed run resumed on a log that grew.
-    fn read_then_resume(
-        first: &[u8],
-        grown: &[u8],
-    ) -> (
-        LinePosition,
-        Vec<(u64, Result<String, LineError>)>,
-        LinePosition,
-    ) {
+    fn read_then_resume(first: &[u8], grown: &[u8]) -> (LinePosition, Lines, LinePosition) {
         let mut lines = BoundedLines::new(Cursor::new(first.to_vec()), 100);
         lines.by_ref().for_each(drop);
         let position = lines.position();

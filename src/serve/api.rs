@@ -20,7 +20,7 @@ use super::parse::{
     parse_events, parse_metrics, parse_time_param, parse_workflow_body, valid_name,
 };
 use super::source::{distinct_lines, Accepted, Refusal, ServiceHandle};
-use super::state::{anomalous_devices, named_map, Shared, Topic};
+use super::state::{anomalous_devices, named_map, Shared, Topic, MAX_STREAMS};
 
 /// How often an idle event stream sends a comment, so proxies and clients see it alive.
 const KEEPALIVE: Duration = Duration::from_secs(15);
@@ -43,7 +43,10 @@ pub struct Api {
 pub fn handler(api: Api) -> Handler {
     let api = Arc::new(api);
     Arc::new(move |request: Request| {
-        let response = route(&api, &request);
+        let mut response = route(&api, &request);
+        if request.head.method == "HEAD" {
+            response = response.without_body();
+        }
         *api.shared
             .counters()
             .requests
@@ -65,8 +68,10 @@ fn authorised(api: &Api, request: &Request) -> bool {
     request
         .head
         .header("authorization")
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .is_some_and(|given| same_secret(given.trim().as_bytes(), token.as_bytes()))
+        .and_then(|value| value.split_once(' '))
+        // The scheme is case-insensitive (RFC 9110, 11.1).
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .is_some_and(|(_, given)| same_secret(given.trim().as_bytes(), token.as_bytes()))
 }
 
 fn route(api: &Api, request: &Request) -> Response {
@@ -107,12 +112,19 @@ fn route(api: &Api, request: &Request) -> Response {
         | ["healthz"] => "GET",
         _ => return Response::error(404, &format!("no such endpoint: {}", request.head.path)),
     };
-    if method != allowed {
+    // HEAD is answered wherever GET is (RFC 9110, 9.3.2): the GET's head, without its body.
+    let head_of_get = method == "HEAD" && allowed == "GET";
+    if method != allowed && !head_of_get {
+        let allow = if allowed == "GET" {
+            "GET, HEAD"
+        } else {
+            allowed
+        };
         return Response::error(
             405,
-            &format!("{} takes {allowed}, not {method}", request.head.path),
+            &format!("{} takes {allow}, not {method}", request.head.path),
         )
-        .with_header("Allow", allowed);
+        .with_header("Allow", allow);
     }
     // An endpoint that reads a body answers 411 to a request without a Content-Length: HTTP
     // reads such a request as bodiless, so whatever the client sent after the head would be
@@ -128,6 +140,14 @@ fn route(api: &Api, request: &Request) -> Response {
                 "{} reads a body: send it with a Content-Length header",
                 request.head.path
             ),
+        );
+    }
+    // A compressed body would be parsed as text and refused line by line for nonsense.
+    let encoding = request.head.header("content-encoding");
+    if let Some(encoding) = encoding.filter(|e| reads_body && !e.eq_ignore_ascii_case("identity")) {
+        return Response::error(
+            415,
+            &format!("Content-Encoding '{encoding}' is not accepted: send the body uncompressed"),
         );
     }
     match segments.as_slice() {
@@ -487,11 +507,16 @@ fn scaleout(api: &Api) -> Response {
 }
 
 fn stream(api: &Api, topic: Topic) -> Response {
-    let (events, open) = api.shared.subscribe(topic);
+    let Some(events) = api.shared.subscribe(topic) else {
+        return Response::error(
+            503,
+            &format!("{MAX_STREAMS} event streams are open; retry once one closes"),
+        );
+    };
     let stop = Arc::clone(&api.stop);
     Response::event_stream(Box::new(move |out| {
-        // Held until this writer returns: a stopping service waits for it.
-        let _open = open;
+        // Held until this writer returns: a stopping service waits for it, and its client's
+        // leaving (a failed write) drops it from the subscribers.
         // A first comment, so the client knows the subscription is in place.
         if out
             .write_all(b": subscribed\n\n")

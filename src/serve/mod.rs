@@ -317,6 +317,7 @@ pub fn serve_config(
         limits: Limits {
             max_head_bytes: 16 * 1024,
             max_body_bytes: args.max_body_bytes,
+            ..Limits::default()
         },
         max_line_bytes: max_line_bytes.max(64),
         engine_timeout: Duration::from_secs_f64(args.engine_timeout),

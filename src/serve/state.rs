@@ -5,8 +5,8 @@
 //! across a channel wait, so no handler can deadlock the engine.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
@@ -28,8 +28,14 @@ pub const LATENCY_BUCKETS_S: [f64; 14] = [
 pub const RECENT_REJECTIONS: usize = 1000;
 
 /// Events a slow stream subscriber may fall behind before it is cut off (so the engine never
-/// waits for a client).
+/// waits for a client). Memory is taken as events queue, not up front: a bounded channel of
+/// this size held 1.6 MB per stream, and streams whose clients had left kept theirs until the
+/// next event of their topic.
 pub const SUBSCRIBER_BACKLOG: usize = 65_536;
+
+/// Event streams open at once; more are refused (503). Streams are long-lived and hold no
+/// connection slot of the server's, so they have their own bound.
+pub const MAX_STREAMS: usize = 256;
 
 /// The kinds of records the service counts.
 pub const KINDS: [&str; 3] = ["workflow", "metric", "event"];
@@ -144,17 +150,43 @@ pub enum Topic {
 
 struct Subscriber {
     topic: Topic,
-    events: SyncSender<Arc<str>>,
+    events: Sender<Arc<str>>,
+    /// Events sent and not yet taken by the stream's writer.
+    pending: Arc<AtomicUsize>,
+    /// Cleared when the writer is gone (its client left): the subscriber is then dropped at
+    /// the next subscription or count, without waiting for an event of its topic.
+    alive: Arc<AtomicBool>,
 }
 
 /// An event stream still being written to its client (held by the thread writing it). A
 /// stopping service waits for these, so that the events its drain published reach the clients
 /// before the process exits.
-pub struct OpenStream(Arc<AtomicUsize>);
+struct OpenStream {
+    open: Arc<AtomicUsize>,
+    alive: Arc<AtomicBool>,
+}
 
 impl Drop for OpenStream {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        self.alive.store(false, Ordering::SeqCst);
+        self.open.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// What a stream's writer holds: its events, until the service stops or it falls
+/// [`SUBSCRIBER_BACKLOG`] events behind, and its place among the open streams.
+pub struct Subscription {
+    events: Receiver<Arc<str>>,
+    pending: Arc<AtomicUsize>,
+    _open: OpenStream,
+}
+
+impl Subscription {
+    /// The next event, waiting at most `timeout`.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Arc<str>, RecvTimeoutError> {
+        let event = self.events.recv_timeout(timeout)?;
+        self.pending.fetch_sub(1, Ordering::SeqCst);
+        Ok(event)
     }
 }
 
@@ -233,18 +265,32 @@ impl Shared {
         self.counters.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A new subscriber of `topic`: events come on the receiver until the service stops or the
-    /// subscriber falls [`SUBSCRIBER_BACKLOG`] events behind. The writer of the stream holds
-    /// the [`OpenStream`] until it has written what it was sent.
-    pub fn subscribe(&self, topic: Topic) -> (Receiver<Arc<str>>, OpenStream) {
-        let (events, receiver) = std::sync::mpsc::sync_channel(SUBSCRIBER_BACKLOG);
+    /// A new subscriber of `topic`, held by the writer of its stream until it has written
+    /// what it was sent; `None` while [`MAX_STREAMS`] are open.
+    pub fn subscribe(&self, topic: Topic) -> Option<Subscription> {
+        let mut subscribers = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
+        subscribers.retain(|subscriber| subscriber.alive.load(Ordering::SeqCst));
+        if self.open_streams.load(Ordering::SeqCst) >= MAX_STREAMS {
+            return None;
+        }
+        let (events, receiver) = std::sync::mpsc::channel();
+        let pending = Arc::new(AtomicUsize::new(0));
+        let alive = Arc::new(AtomicBool::new(true));
         self.open_streams.fetch_add(1, Ordering::SeqCst);
-        let open = OpenStream(Arc::clone(&self.open_streams));
-        self.subscribers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(Subscriber { topic, events });
-        (receiver, open)
+        subscribers.push(Subscriber {
+            topic,
+            events,
+            pending: Arc::clone(&pending),
+            alive: Arc::clone(&alive),
+        });
+        Some(Subscription {
+            events: receiver,
+            pending,
+            _open: OpenStream {
+                open: Arc::clone(&self.open_streams),
+                alive,
+            },
+        })
     }
 
     /// Sends one Server-Sent Event to the subscribers of `topic`, dropping those that left or
@@ -253,11 +299,15 @@ impl Shared {
         let event: Arc<str> = Arc::from(event);
         let mut subscribers = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
         subscribers.retain(|subscriber| {
-            subscriber.topic != topic
-                || match subscriber.events.try_send(Arc::clone(&event)) {
-                    Ok(()) => true,
-                    Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => false,
-                }
+            if !subscriber.alive.load(Ordering::SeqCst) {
+                return false;
+            }
+            if subscriber.topic != topic {
+                return true;
+            }
+            // Counted before it is sent, so the writer never takes more than was counted.
+            subscriber.pending.fetch_add(1, Ordering::SeqCst) < SUBSCRIBER_BACKLOG
+                && subscriber.events.send(Arc::clone(&event)).is_ok()
         });
     }
 
@@ -274,12 +324,11 @@ impl Shared {
         }
     }
 
-    /// Subscribers now, per topic (for `/v1/status`).
+    /// Subscribers now, per topic (for `/v1/status`): those whose clients are still there.
     pub fn subscriber_count(&self) -> usize {
-        self.subscribers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .len()
+        let mut subscribers = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
+        subscribers.retain(|subscriber| subscriber.alive.load(Ordering::SeqCst));
+        subscribers.len()
     }
 }
 
