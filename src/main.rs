@@ -387,7 +387,7 @@ fn serve(args: &augur::serve::ServeArgs) -> ExitCode {
     };
     match serve(&config) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(error @ ServeError::Config(_)) => usage(&error.to_string()),
+        Err(error @ (ServeError::Config(_) | ServeError::Live(_))) => usage(&error.to_string()),
         Err(error) => {
             eprintln!("augur serve: {error}");
             ExitCode::FAILURE

@@ -326,6 +326,40 @@ fn bad_requests_are_refused_and_change_nothing() {
     );
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["rejections"][0]["kind"], "unknown_device");
+    // Each bad record is listed, at its line in the body (the header and blank lines count),
+    // whether the parser or the engine refused it: an unknown device was reported at its
+    // place among the records (line 2 for line 4), and a bad time hid every other problem.
+    let (status, body) = server.call(
+        "POST",
+        "/v1/metrics",
+        b"time,device,resource,value\n10,edge-a,cpu,0.5\n\n11,gpu-z,cpu,0.5\nsoon,edge-a,cpu,0.5\n",
+    );
+    assert_eq!(status, 422, "{body}");
+    let listed: Vec<(Value, Value)> = body["rejections"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|r| (r["line"].clone(), r["kind"].clone()))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            (Value::from(4), Value::from("unknown_device")),
+            (Value::from(5), Value::from("parse"))
+        ],
+        "{body}"
+    );
+    let (status, body) = server.call(
+        "POST",
+        "/v1/events",
+        b"{\"time\":20,\"kind\":\"start\",\"workflow\":\"nope\",\"task\":\"t\",\"device\":\"edge-a\"}\n{\"time\":20,\"kind\":\"explode\"}\n",
+    );
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(
+        body["rejections"].as_array().map(Vec::len),
+        Some(2),
+        "{body}"
+    );
     let (status, _) = server.call(
         "POST",
         "/v1/metrics",
@@ -508,6 +542,20 @@ fn head_is_answered_where_get_is_and_compressed_bodies_are_refused() {
         b"\x1f\x8b\x08\x00",
     );
     assert_eq!(gzip.0, 415, "{}", String::from_utf8_lossy(&gzip.1));
+    // Refused before any handler ran (a malformed Content-Length), and counted all the same.
+    let mut stream = TcpStream::connect(&server.addr).expect("connect");
+    write!(
+        stream,
+        "POST /v1/metrics HTTP/1.1\r\nContent-Length: +5\r\n\r\nhello"
+    )
+    .expect("send");
+    assert_eq!(read_response(&mut stream).0, 400);
+    let (_, metrics) = http(&server.addr, "GET", "/metrics", &[], b"");
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(
+        metrics.contains("augur_http_requests_total{code=\"400\"} 1"),
+        "{metrics}"
+    );
 }
 
 /// A platform whose devices run steadily at known loads: edge-b nearly full.
@@ -717,6 +765,23 @@ fn collect_feeds_this_host_live_as_a_platform_device() {
     assert!(accepted >= 2.0, "{metrics}");
     assert_eq!(server.call("POST", "/v1/shutdown", b"").0, 202);
     assert!(server.wait(Duration::from_secs(60)).success());
+
+    // A live source for a device the platform lacks would have every sample refused, for as
+    // long as the service ran: a usage error at start instead.
+    for flags in [
+        &["--collect", "1s", "--collect-device", "gpu-z"][..],
+        &["--node-exporter", "http://127.0.0.1:9/metrics=gpu-z"],
+    ] {
+        let refused = Command::new(env!("CARGO_BIN_EXE_augur"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--platform"])
+            .arg(repo("data/demo/platform.toml"))
+            .args(flags)
+            .output()
+            .expect("augur serve");
+        assert_eq!(refused.status.code(), Some(2), "{flags:?}");
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(stderr.contains("'gpu-z' is not a device"), "{stderr}");
+    }
 }
 
 /// Re-sculpting decisions reach `GET /v1/changes` as `resculpt` events: the same lines as `augur

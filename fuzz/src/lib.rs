@@ -421,9 +421,9 @@ pub fn http_bodies(data: &[u8]) {
                 max_line_bytes: MAX_LINE_BYTES,
                 ..MetricOptions::default()
             };
-            match augur::serve::parse_metrics(body, &options) {
+            match augur::serve::parse_metrics(body, &options).into_result() {
                 Ok(records) => {
-                    for record in records {
+                    for (_, record) in records {
                         assert!(record.value.is_finite() && record.value >= 0.0);
                         assert!(!record.device.trim().is_empty());
                     }
@@ -431,7 +431,7 @@ pub fn http_bodies(data: &[u8]) {
                 Err(rejections) => assert_refused(&rejections),
             }
         }
-        1 => match augur::serve::parse_events(body, MAX_LINE_BYTES) {
+        1 => match augur::serve::parse_events(body, MAX_LINE_BYTES).into_result() {
             Ok(events) => {
                 let mut last = 0;
                 for (line, event) in events {

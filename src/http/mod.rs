@@ -18,6 +18,10 @@ pub use response::{reason, Body, Response, StreamBody};
 /// Turns a request into a response (called on the connection's thread).
 pub type Handler = Arc<dyn Fn(Request) -> Response + Send + Sync>;
 
+/// Told the status of each answer the server gives without calling the handler (a malformed,
+/// oversized or slow request; a connection over the limit), so that they are counted too.
+pub type Refused = Arc<dyn Fn(u16) + Send + Sync>;
+
 /// How the server treats connections.
 #[derive(Clone, Copy, Debug)]
 pub struct ServerOptions {
@@ -46,6 +50,7 @@ pub fn serve(
     listener: TcpListener,
     options: ServerOptions,
     handler: Handler,
+    refused: Refused,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<()> {
     // Non-blocking accept, polled: the loop sees `stop` within one poll interval without
@@ -66,13 +71,15 @@ pub fn serve(
                     let mut stream = stream;
                     let _ = Response::error(503, "too many connections; retry shortly")
                         .write_to(&mut stream);
+                    refused(503);
                     continue;
                 }
                 let handler = Arc::clone(&handler);
+                let refused = Arc::clone(&refused);
                 let counter = Arc::clone(&active);
                 let spawned = std::thread::Builder::new()
                     .name("augur-http".into())
-                    .spawn(move || connection(stream, &options, &handler, Slot(counter)));
+                    .spawn(move || connection(stream, &options, &handler, &refused, Slot(counter)));
                 if spawned.is_err() {
                     // The closure (and its counter decrement) never ran.
                     active.fetch_sub(1, Ordering::SeqCst);
@@ -99,7 +106,13 @@ impl Drop for Slot {
     }
 }
 
-fn connection(mut stream: TcpStream, options: &ServerOptions, handler: &Handler, slot: Slot) {
+fn connection(
+    mut stream: TcpStream,
+    options: &ServerOptions,
+    handler: &Handler,
+    refused: &Refused,
+    slot: Slot,
+) {
     match read_request(&mut stream, &options.limits) {
         Ok(request) => {
             let response = handler(request);
@@ -114,6 +127,7 @@ fn connection(mut stream: TcpStream, options: &ServerOptions, handler: &Handler,
         Err(RequestError::Incomplete) => {}
         Err(error) => {
             let _ = Response::error(error.status(), &error.to_string()).write_to(&mut stream);
+            refused(error.status());
             drain(stream);
         }
     }

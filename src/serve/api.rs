@@ -19,7 +19,7 @@ use super::extender::{self, DeviceState};
 use super::parse::{
     parse_events, parse_metrics, parse_time_param, parse_workflow_body, valid_name,
 };
-use super::source::{distinct_lines, Accepted, Refusal, ServiceHandle};
+use super::source::{Accepted, Refusal, ServiceHandle};
 use super::state::{anomalous_devices, named_map, Shared, Topic, MAX_STREAMS};
 
 /// How often an idle event stream sends a comment, so proxies and clients see it alive.
@@ -324,30 +324,17 @@ fn post_metrics(api: &Api, request: &Request) -> Response {
     }
     let mut options = api.metric_options.clone();
     options.max_line_bytes = api.shared.settings.max_line_bytes;
-    match parse_metrics(&request.body, &options) {
-        Ok(records) => answer(api.handle.push_samples(records)),
-        Err(rejections) => {
-            api.shared
-                .counters()
-                .reject("metric", distinct_lines(&rejections), &rejections);
-            refused(rejections)
-        }
-    }
+    // The engine checks the parsed records too, so that a refusal lists every bad one.
+    let parsed = parse_metrics(&request.body, &options);
+    answer(api.handle.push_samples(parsed.records, parsed.rejections))
 }
 
 fn post_events(api: &Api, request: &Request) -> Response {
     if let Some(refusal) = media_type(request, &LINES_TYPES) {
         return refusal;
     }
-    match parse_events(&request.body, api.shared.settings.max_line_bytes) {
-        Ok(events) => answer(api.handle.push_events(events)),
-        Err(rejections) => {
-            api.shared
-                .counters()
-                .reject("event", distinct_lines(&rejections), &rejections);
-            refused(rejections)
-        }
-    }
+    let parsed = parse_events(&request.body, api.shared.settings.max_line_bytes);
+    answer(api.handle.push_events(parsed.records, parsed.rejections))
 }
 
 /// `GET /v1/status`.

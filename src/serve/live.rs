@@ -63,6 +63,20 @@ impl Scheduled {
     }
 }
 
+/// Refuses a live source for a device the platform does not have: every sample it took would
+/// be refused, for as long as the service ran, with nothing but a line on stderr to say so.
+fn known_device(platform: &Platform, device: &str, flag: &str) -> Result<(), String> {
+    if platform.devices.iter().any(|known| known.id == device) {
+        return Ok(());
+    }
+    let names: Vec<&str> = platform.devices.iter().map(|d| d.id.as_str()).collect();
+    Err(format!(
+        "{flag}: '{device}' is not a device of the platform ({}); its samples would all be \
+         refused",
+        names.join(", ")
+    ))
+}
+
 /// Builds the collectors (before the service starts, so a bad target is a usage error).
 /// Bandwidths for disk and network utilisation come from each device's platform entry where it
 /// gives them.
@@ -71,6 +85,12 @@ pub fn prepare(config: &LiveConfig, platform: &Platform) -> Result<Vec<Scheduled
     let mut scheduled = Vec::new();
     if let Some((every, device)) = &config.host {
         let collector = HostCollector::new(device.clone(), Capacity::DEFAULT);
+        let flag = if device.is_some() {
+            "--collect-device"
+        } else {
+            "--collect (this host's name; name a platform device with --collect-device)"
+        };
+        known_device(platform, collector.device(), flag)?;
         let capacity = capacity_of(Some(platform), collector.device(), Capacity::DEFAULT);
         let collector = HostCollector::new(Some(collector.device().to_string()), capacity);
         scheduled.push(Scheduled {
@@ -81,6 +101,7 @@ pub fn prepare(config: &LiveConfig, platform: &Platform) -> Result<Vec<Scheduled
         });
     }
     for (url, device) in &config.node_exporters {
+        known_device(platform, device, &format!("--node-exporter {url}"))?;
         let capacity = capacity_of(Some(platform), device, Capacity::DEFAULT);
         let timeout = config
             .scrape_interval
@@ -136,7 +157,8 @@ fn sample_until_stopped(handle: &ServiceHandle, mut scheduled: Vec<Scheduled>) {
             if sampled.records.is_empty() {
                 continue;
             }
-            match handle.push_samples(sampled.records) {
+            let records = (1..).zip(sampled.records).collect();
+            match handle.push_samples(records, Vec::new()) {
                 Ok(_) => {}
                 Err(refusal) if refusal.status == 503 => return,
                 Err(refusal) => {

@@ -485,6 +485,10 @@ pub fn serve_with(
             ..ServerOptions::default()
         },
         handler,
+        {
+            let shared = Arc::clone(&shared);
+            Arc::new(move |status| *shared.counters().requests.entry(status).or_default() += 1)
+        },
         Arc::clone(&stop),
     );
     // Drain: what is buffered is applied, then the engine ends and the streams close.

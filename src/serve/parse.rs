@@ -28,49 +28,71 @@ fn utf8<'a>(body: &'a [u8], what: &str) -> Result<&'a str, Vec<Rejection>> {
     })
 }
 
-/// Metric samples in the `long` format (`time,device,resource,value` CSV with a header, or
-/// JSONL objects with those keys). Every sample or every problem.
-pub fn parse_metrics(
-    body: &[u8],
-    options: &MetricOptions,
-) -> Result<Vec<MetricRecord>, Vec<Rejection>> {
-    let text = utf8(body, METRICS_BODY)?;
-    let mut reader = MetricReader::from_text(text, METRICS_BODY, MetricFormat::Long, options);
-    let mut records = Vec::new();
-    let mut rejections = Vec::new();
-    for outcome in reader.by_ref() {
-        // A dropped field is a partly bad record: over HTTP the client can fix and resend it,
-        // so it refuses the body rather than being half-applied.
-        rejections.extend(outcome.rejections);
-        records.extend(outcome.records);
+/// What a body held: its records, each with its line, and what was wrong with the rest. A body
+/// is applied all or nothing, but a refusal lists every bad record: those the parser refused
+/// and those the engine refuses among the parsed ones (an unknown device, a late time).
+#[derive(Debug)]
+pub struct Parsed<T> {
+    /// The records read, with their 1-based lines in the body.
+    pub records: Vec<(u64, T)>,
+    /// Why the others were refused.
+    pub rejections: Vec<Rejection>,
+}
+
+impl<T> Parsed<T> {
+    /// The records, or every problem the parser found.
+    pub fn into_result(self) -> Result<Vec<(u64, T)>, Vec<Rejection>> {
+        if self.rejections.is_empty() {
+            Ok(self.records)
+        } else {
+            Err(self.rejections)
+        }
     }
-    if rejections.is_empty() {
-        Ok(records)
-    } else {
-        Err(rejections)
+
+    fn refused(rejections: Vec<Rejection>) -> Parsed<T> {
+        Parsed {
+            records: Vec::new(),
+            rejections,
+        }
     }
 }
 
-/// Task events in the JSONL event format, with their line numbers. Every event or every problem.
-pub fn parse_events(
-    body: &[u8],
-    max_line_bytes: usize,
-) -> Result<Vec<(u64, TaskEvent)>, Vec<Rejection>> {
-    let text = utf8(body, EVENTS_BODY)?;
-    let mut events = Vec::new();
-    let mut rejections = Vec::new();
+/// Metric samples in the `long` format (`time,device,resource,value` CSV with a header, or
+/// JSONL objects with those keys).
+pub fn parse_metrics(body: &[u8], options: &MetricOptions) -> Parsed<MetricRecord> {
+    let text = match utf8(body, METRICS_BODY) {
+        Ok(text) => text,
+        Err(rejections) => return Parsed::refused(rejections),
+    };
+    let mut reader = MetricReader::from_text(text, METRICS_BODY, MetricFormat::Long, options);
+    let mut parsed = Parsed::refused(Vec::new());
+    for outcome in reader.by_ref() {
+        // A dropped field is a partly bad record: over HTTP the client can fix and resend it,
+        // so it refuses the body rather than being half-applied.
+        parsed.rejections.extend(outcome.rejections);
+        let line = outcome.line;
+        parsed
+            .records
+            .extend(outcome.records.into_iter().map(|record| (line, record)));
+    }
+    parsed
+}
+
+/// Task events in the JSONL event format, with their line numbers.
+pub fn parse_events(body: &[u8], max_line_bytes: usize) -> Parsed<TaskEvent> {
+    let text = match utf8(body, EVENTS_BODY) {
+        Ok(text) => text,
+        Err(rejections) => return Parsed::refused(rejections),
+    };
+    let mut parsed = Parsed::refused(Vec::new());
     for outcome in EventReader::from_text(text, EVENTS_BODY, max_line_bytes) {
-        rejections.extend(outcome.dropped);
+        parsed.rejections.extend(outcome.dropped);
         match outcome.event {
-            Ok(event) => events.push((outcome.line, event)),
-            Err(rejection) => rejections.push(rejection),
+            Ok(event) => parsed.records.push((outcome.line, event)),
+            Err(rejection) => parsed.rejections.push(rejection),
         }
     }
-    if rejections.is_empty() {
-        Ok(events)
-    } else {
-        Err(rejections)
-    }
+    parsed
 }
 
 /// Whether a workflow name is usable in URLs and files: 1 to 200 of `A-Z a-z 0-9 . _ -`, not
@@ -118,22 +140,38 @@ mod tests {
     fn metrics_all_or_nothing() {
         let options = MetricOptions::default();
         let good = b"time,device,resource,value\n1,a,cpu,0.5\n2,b,memory,0.25\n";
-        assert_eq!(parse_metrics(good, &options).map(|r| r.len()), Ok(2));
+        let lines = |parsed: Parsed<MetricRecord>| {
+            parsed
+                .into_result()
+                .map(|records| records.iter().map(|(line, _)| *line).collect::<Vec<_>>())
+        };
+        // Lines count from the body's first, header and blank lines included.
+        let good = b"time,device,resource,value\n1,a,cpu,0.5\n\n2,b,memory,0.25\n";
+        assert_eq!(lines(parse_metrics(good, &options)), Ok(vec![2, 4]));
         let bad = b"time,device,resource,value\n1,a,cpu,0.5\nx,b,memory,0.25\n";
-        let rejections = parse_metrics(bad, &options).expect_err("bad time");
+        let parsed = parse_metrics(bad, &options);
+        assert_eq!(
+            parsed.records.len(),
+            1,
+            "the good records stay, to be checked too"
+        );
+        let rejections = parsed.into_result().expect_err("bad time");
         assert_eq!(rejections.len(), 1);
         assert_eq!(rejections[0].line, Some(3));
-        assert!(parse_metrics(b"\xff\xfe", &options).is_err());
-        let jsonl = br#"{"time":1,"device":"a","resource":"cpu","value":0.5}"#;
-        assert_eq!(parse_metrics(jsonl, &options).map(|r| r.len()), Ok(1));
+        assert!(parse_metrics(b"\xff\xfe", &options).into_result().is_err());
+        let jsonl = b"\n{\"time\":1,\"device\":\"a\",\"resource\":\"cpu\",\"value\":0.5}";
+        assert_eq!(lines(parse_metrics(jsonl, &options)), Ok(vec![2]));
     }
 
     #[test]
     fn events_all_or_nothing() {
         let good = br#"{"time":1,"kind":"arrival","workflow":"w"}"#;
-        assert_eq!(parse_events(good, 1 << 16).map(|e| e.len()), Ok(1));
+        assert_eq!(
+            parse_events(good, 1 << 16).into_result().map(|e| e.len()),
+            Ok(1)
+        );
         let bad = b"{\"time\":1,\"kind\":\"arrival\",\"workflow\":\"w\"}\n{\"time\":1,\"kind\":\"explode\"}\n";
-        assert!(parse_events(bad, 1 << 16).is_err());
+        assert!(parse_events(bad, 1 << 16).into_result().is_err());
     }
 
     #[test]

@@ -104,8 +104,10 @@ pub enum Command {
     },
     /// Buffer metric samples.
     Samples {
-        /// The parsed samples.
-        records: Vec<MetricRecord>,
+        /// The parsed samples, with their lines in the body.
+        records: Vec<(u64, MetricRecord)>,
+        /// The body's records the parser refused (the whole body is then refused).
+        refused: Vec<Rejection>,
         /// Where the answer goes.
         reply: Reply,
     },
@@ -113,6 +115,8 @@ pub enum Command {
     Events {
         /// The parsed events.
         events: Vec<(u64, TaskEvent)>,
+        /// The body's records the parser refused (the whole body is then refused).
+        refused: Vec<Rejection>,
         /// Where the answer goes.
         reply: Reply,
     },
@@ -164,14 +168,31 @@ impl ServiceHandle {
         })
     }
 
-    /// Buffers metric samples (all or none).
-    pub fn push_samples(&self, records: Vec<MetricRecord>) -> Result<Accepted, Refusal> {
-        self.ask(|reply| Command::Samples { records, reply })
+    /// Buffers metric samples (all or none: none where `refused`, the body's records its
+    /// parser refused, is not empty; the refusal then lists those and any bad sample).
+    pub fn push_samples(
+        &self,
+        records: Vec<(u64, MetricRecord)>,
+        refused: Vec<Rejection>,
+    ) -> Result<Accepted, Refusal> {
+        self.ask(|reply| Command::Samples {
+            records,
+            refused,
+            reply,
+        })
     }
 
-    /// Buffers task events (all or none).
-    pub fn push_events(&self, events: Vec<(u64, TaskEvent)>) -> Result<Accepted, Refusal> {
-        self.ask(|reply| Command::Events { events, reply })
+    /// Buffers task events (all or none, as [`Self::push_samples`]).
+    pub fn push_events(
+        &self,
+        events: Vec<(u64, TaskEvent)>,
+        refused: Vec<Rejection>,
+    ) -> Result<Accepted, Refusal> {
+        self.ask(|reply| Command::Events {
+            events,
+            refused,
+            reply,
+        })
     }
 
     /// Releases everything buffered and waits until it has been applied; `false` when the
@@ -329,13 +350,21 @@ impl LiveSource {
                 self.publish_counts();
                 let _ = reply.send(result);
             }
-            Command::Samples { records, reply } => {
-                let result = self.samples(records);
+            Command::Samples {
+                records,
+                refused,
+                reply,
+            } => {
+                let result = self.samples(records, refused);
                 self.publish_counts();
                 let _ = reply.send(result);
             }
-            Command::Events { events, reply } => {
-                let result = self.events(events);
+            Command::Events {
+                events,
+                refused,
+                reply,
+            } => {
+                let result = self.events(events, refused);
                 self.publish_counts();
                 let _ = reply.send(result);
             }
@@ -433,14 +462,16 @@ impl LiveSource {
         })
     }
 
-    fn samples(&mut self, records: Vec<MetricRecord>) -> Result<Accepted, Refusal> {
-        let mut rejections = Vec::new();
+    fn samples(
+        &mut self,
+        records: Vec<(u64, MetricRecord)>,
+        mut rejections: Vec<Rejection>,
+    ) -> Result<Accepted, Refusal> {
         let mut samples = Vec::with_capacity(records.len());
         let mut newest = self.buffer.max_seen();
         {
             let catalog = self.shared.catalog();
-            for (index, record) in records.iter().enumerate() {
-                let line = index as u64 + 1;
+            for &(line, ref record) in &records {
                 let Some(device) = catalog.device_id(&record.device) else {
                     rejections.push(Rejection::at_line(
                         METRICS_BODY,
@@ -471,6 +502,8 @@ impl LiveSource {
             }
         }
         if !rejections.is_empty() {
+            // In the body's order, whoever found them.
+            rejections.sort_by_key(|rejection| rejection.line);
             self.shared
                 .counters()
                 .reject("metric", distinct_lines(&rejections), &rejections);
@@ -489,8 +522,11 @@ impl LiveSource {
         })
     }
 
-    fn events(&mut self, events: Vec<(u64, TaskEvent)>) -> Result<Accepted, Refusal> {
-        let mut rejections = Vec::new();
+    fn events(
+        &mut self,
+        events: Vec<(u64, TaskEvent)>,
+        mut rejections: Vec<Rejection>,
+    ) -> Result<Accepted, Refusal> {
         let mut newest = self.buffer.max_seen();
         {
             let catalog = self.shared.catalog();
@@ -508,6 +544,7 @@ impl LiveSource {
             }
         }
         if !rejections.is_empty() {
+            rejections.sort_by_key(|rejection| rejection.line);
             self.shared
                 .counters()
                 .reject("event", distinct_lines(&rejections), &rejections);
