@@ -139,7 +139,6 @@ mod tests {
     #[test]
     fn metrics_all_or_nothing() {
         let options = MetricOptions::default();
-        let good = b"time,device,resource,value\n1,a,cpu,0.5\n2,b,memory,0.25\n";
         let lines = |parsed: Parsed<MetricRecord>| {
             parsed
                 .into_result()
