@@ -528,7 +528,9 @@ where
             let (mut source, mut sink) = make_io();
             let mut stats = EngineStats::default();
             let mut checkpointing = checkpointing.lock().ok().and_then(|mut c| c.take());
+            let mut resumed_time = None;
             if let Some(snapshot) = checkpointing.as_mut().and_then(|c| c.resume.take()) {
+                resumed_time = Some(snapshot.time);
                 // The resumed dataflow is seeded at the checkpoint's time: the operators take
                 // their state back and the plain collections are re-inserted; what that epoch
                 // emits only rebuilds collections the sink already holds, so it is dropped.
@@ -557,6 +559,8 @@ where
             let mut exhausted = false;
             // Whether an epoch was fed since the last checkpoint (or the resumed one).
             let mut unsaved = false;
+            // The time of the last epoch fed (or the resumed checkpoint's).
+            let mut reached: Option<Time> = resumed_time;
             let outcome = loop {
                 // Feed up to `depth` epochs; an epoch that takes a checkpoint ends the group,
                 // since the source's snapshot must be taken before it reads any further.
@@ -598,7 +602,12 @@ where
                     && failed.is_none()
                     && unsaved
                     && checkpointing.as_ref().is_some_and(|c| c.at_end);
-                if in_flight.epochs.is_empty() && final_checkpoint {
+                // The final checkpoint's request needs an epoch of its own, with no input. It is
+                // no epoch of the run: not counted, not shown to the sink, and the checkpoint
+                // holds the last real epoch's time, so that a service stopped cleanly and
+                // resumed reads as one never stopped (it read one epoch more, a millisecond on).
+                let checkpoint_only = in_flight.epochs.is_empty() && final_checkpoint;
+                if checkpoint_only {
                     let time = *inputs.samples.time();
                     inputs.advance_to(time);
                     inputs.requests.send(());
@@ -627,14 +636,29 @@ where
                     variants: take_captured(&variant_changes),
                     map: take_captured(&changes),
                 };
-                stats.epochs += group.epochs.len() as u64;
-                if let Err(error) = sink.group(group) {
-                    break Err(EngineError::Sink(error));
+                // An epoch with no input changes nothing; should one have, it is shown as an
+                // epoch after all.
+                let shown = !checkpoint_only || !group.is_empty();
+                if shown {
+                    stats.epochs += group.epochs.len() as u64;
+                    reached = in_flight
+                        .epochs
+                        .last()
+                        .map(|(time, _, _)| *time)
+                        .or(reached);
+                    if let Err(error) = sink.group(group) {
+                        break Err(EngineError::Sink(error));
+                    }
                 }
                 let parts: Vec<StatePart> = state_parts.borrow_mut().drain(..).collect();
                 let checkpoint_now = in_flight.epochs.last().is_some_and(|(_, _, c)| *c);
                 if let (true, Some(checkpointing)) = (checkpoint_now, checkpointing.as_mut()) {
-                    let time = in_flight.epochs.last().map_or(0, |(time, _, _)| *time);
+                    let last = in_flight.epochs.last().map_or(0, |(time, _, _)| *time);
+                    let time = if checkpoint_only && !shown {
+                        reached.unwrap_or(last)
+                    } else {
+                        last
+                    };
                     let taken = take_checkpoint(
                         time,
                         stats.epochs,

@@ -36,6 +36,17 @@ pub struct EpochGroup {
     pub map: Captured<(TaskKey, DeviceId)>,
 }
 
+impl EpochGroup {
+    /// Whether no epoch of the group changed anything.
+    pub fn is_empty(&self) -> bool {
+        self.forecasts.is_empty()
+            && self.durations.is_empty()
+            && self.prewarm.is_empty()
+            && self.variants.is_empty()
+            && self.map.is_empty()
+    }
+}
+
 /// One epoch's net changes, consolidated, as a sink is told them.
 #[derive(Debug, Default)]
 pub struct EpochReport {
