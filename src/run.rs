@@ -154,6 +154,11 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
         }
         _ => None,
     };
+    // Held to the end of the run: one folder, one writer.
+    let _folder_lock = match (&config.checkpoint, writes_outputs) {
+        (Some(checkpoint), true) => Some(checkpoint::lock_folder(&checkpoint.dir)?),
+        _ => None,
+    };
     let was_resumed = resumed.is_some();
     // A fresh run clears its outputs now; a resumed one once its inputs have reopened where
     // the checkpoint left them (below), so that a refused resume leaves the results alone.

@@ -389,6 +389,27 @@ fn a_line_cut_off_at_the_logs_end_is_continued_after_the_resume() {
 }
 
 #[test]
+fn a_checkpoint_folder_in_use_by_another_process_is_refused() {
+    // Two services resumed from one folder raced each other's checkpoints (a tester: the
+    // first, still draining, lost its last one). The folder is locked by the process writing
+    // it; the lock is the operating system's, so a crashed run leaves none behind.
+    let dir = temp("checkpoint-busy");
+    let checkpoints = dir.join("checkpoints");
+    let flags = ["--checkpoint", checkpoints.to_str().expect("UTF-8")];
+    let held = augur::checkpoint::lock_folder(&checkpoints).expect("lock");
+    let refused = run(&demo_args(), &dir.join("out"), &flags, None);
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("another augur is using this checkpoint folder"),
+        "{}",
+        stderr(&refused)
+    );
+    drop(held);
+    let ran = run(&demo_args(), &dir.join("out"), &flags, None);
+    assert!(ran.status.success(), "{}", stderr(&ran));
+}
+
+#[test]
 fn kill_9_then_resume_gives_the_same_map() {
     let baseline = baseline();
     let dir = temp("checkpoint-kill");

@@ -72,6 +72,12 @@ pub enum CheckpointError {
     /// `--resume` and the folder holds no checkpoint.
     #[error("{0}: no checkpoint to resume from")]
     Missing(PathBuf),
+    /// Another process holds the folder's lock.
+    #[error(
+        "{0}: another augur is using this checkpoint folder (it holds {LOCK}); two writing one \
+         folder would replace each other's checkpoints"
+    )]
+    Busy(PathBuf),
     /// The file is not an intact checkpoint.
     #[error("{path}: not a usable checkpoint ({reason})")]
     Corrupt {
@@ -125,6 +131,45 @@ pub(crate) fn fnv1a(bytes: &[u8], mut hash: u64) -> u64 {
 }
 
 pub(crate) const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// The lock file of a checkpoint folder, held by the process writing checkpoints into it.
+pub const LOCK: &str = "checkpoint.lock";
+
+/// A checkpoint folder held for one process, for as long as this lives. The lock is the
+/// operating system's on [`LOCK`], so a process that dies (even by `kill -9`) lets it go, and a
+/// resume after a crash is never refused for it.
+#[derive(Debug)]
+pub struct FolderLock {
+    _file: std::fs::File,
+}
+
+/// Takes `dir` (made if missing) for this process: [`CheckpointError::Busy`] while another
+/// holds it (two services resumed from one folder raced each other's checkpoints, and the
+/// first lost its last one). Where the file system has no locks, the folder is taken as is.
+pub fn lock_folder(dir: &Path) -> Result<FolderLock, CheckpointError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| CheckpointError::Io { path, source }
+    };
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let path = dir.join(LOCK);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io(&path))?;
+    match file.try_lock() {
+        Ok(()) => Ok(FolderLock { _file: file }),
+        Err(std::fs::TryLockError::WouldBlock) => Err(CheckpointError::Busy(dir.to_path_buf())),
+        Err(std::fs::TryLockError::Error(error))
+            if error.kind() == std::io::ErrorKind::Unsupported =>
+        {
+            Ok(FolderLock { _file: file })
+        }
+        Err(std::fs::TryLockError::Error(error)) => Err(io(&path)(error)),
+    }
+}
 
 /// The checkpoint folder of one run: a [`CheckpointStore`] that also records how long the
 /// run's streamed outputs are.

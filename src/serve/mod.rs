@@ -385,6 +385,11 @@ pub fn serve_with(
         }
         _ => None,
     };
+    // Held until the service ends (its last checkpoint written): one folder, one writer.
+    let _folder_lock = match &config.checkpoint {
+        Some(checkpointing) => Some(crate::checkpoint::lock_folder(&checkpointing.dir)?),
+        None => None,
+    };
 
     let listener = TcpListener::bind(config.listen).map_err(|source| ServeError::Bind {
         address: config.listen,
