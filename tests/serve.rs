@@ -660,10 +660,13 @@ fn extender_filter_and_prioritize_on_recorded_requests() {
     let (status, result) = server.call(
         "POST",
         "/filter",
-        br#"{"Pod":null,"Nodes":null,"NodeNames":["edge-a","gpu-z"]}"#,
+        br#"{"Pod":{"spec":{"containers":[]}},"Nodes":null,"NodeNames":["edge-a","gpu-z"]}"#,
     );
     assert_eq!(status, 200);
     assert_eq!(result["nodenames"], serde_json::json!(["edge-a"]));
+    // No pod: nothing to place (it was scored as a pod asking for nothing).
+    let no_pod = br#"{"Pod":null,"Nodes":null,"NodeNames":["edge-a"]}"#;
+    assert_eq!(server.call("POST", "/filter", no_pod).0, 400);
 }
 
 #[test]

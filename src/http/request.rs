@@ -157,6 +157,25 @@ pub fn parse_head(bytes: &[u8]) -> Result<Head, RequestError> {
             truncate(method)
         )));
     }
+    // The absolute form (`http://host/path`), which a server must take (RFC 9112, 3.2.2): its
+    // path is the target; the host is this server, whatever it is called.
+    let target = ["http://", "https://"]
+        .iter()
+        .find_map(|scheme| {
+            let rest = target
+                .get(..scheme.len())?
+                .eq_ignore_ascii_case(scheme)
+                .then(|| &target[scheme.len()..])?;
+            Some(rest.find(['/', '?']).map_or("/", |at| &rest[at..]))
+        })
+        .map_or(target, |path| path);
+    let owned_target;
+    let target = if target.starts_with('?') {
+        owned_target = format!("/{target}");
+        owned_target.as_str()
+    } else {
+        target
+    };
     if !target.starts_with('/') {
         return Err(RequestError::Malformed(
             "the target must be an absolute path".into(),
@@ -542,6 +561,24 @@ mod tests {
         let error = read_request(&mut connection, &tight).expect_err("too slow");
         assert!(error.to_string().contains("body"), "{error}");
         assert_eq!(error.status(), 408);
+    }
+
+    #[test]
+    fn an_absolute_form_target_is_its_path() {
+        for (line, path, query) in [
+            ("GET http://augur:8080/v1/status HTTP/1.1", "/v1/status", 0),
+            ("GET HTTP://augur/v1/map?x=1 HTTP/1.1", "/v1/map", 1),
+            ("GET http://augur HTTP/1.1", "/", 0),
+            ("GET http://augur?x=1 HTTP/1.1", "/", 1),
+        ] {
+            let head = parse_head(line.as_bytes()).expect(line);
+            assert_eq!(
+                (head.path.as_str(), head.query.len()),
+                (path, query),
+                "{line}"
+            );
+        }
+        assert!(parse_head(b"GET ftp://augur/x HTTP/1.1").is_err());
     }
 
     #[test]

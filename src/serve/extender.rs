@@ -99,9 +99,11 @@ pub fn parse_extender_args(body: &[u8]) -> Result<(ExtenderArgs, Vec<String>, Po
     let args: ExtenderArgs =
         serde_json::from_slice(body).map_err(|error| format!("not ExtenderArgs JSON: {error}"))?;
     let names = candidate_names(&args)?;
+    // Kubernetes always sends the pod: without one there is nothing to place (a body that
+    // lacked it was scored as a pod asking for nothing).
     let demand = match &args.pod {
         Some(pod) => pod_demand(pod)?,
-        None => PodDemand::default(),
+        None => return Err("ExtenderArgs has no pod".into()),
     };
     Ok((args, names, demand))
 }
