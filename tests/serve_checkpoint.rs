@@ -288,6 +288,42 @@ fn a_clean_stop_checkpoints_what_it_drained() {
 }
 
 #[test]
+fn a_second_signal_while_draining_stops_at_once() {
+    // The first SIGTERM drains (applies what is buffered, checkpoints), which can take a
+    // while; a second one used to be ignored. The service is held still in its drain (after
+    // the stop's checkpoint, the first it writes) so that the second lands there every time.
+    let (_dir, checkpoints, checkpoints_arg, platform_arg) = folders("second-signal");
+    let server = Server::start_with_env(
+        &[
+            "--platform",
+            &platform_arg,
+            "--checkpoint",
+            &checkpoints_arg,
+            "--checkpoint-every",
+            "1000000",
+        ],
+        &[("AUGUR_TEST_PAUSE_AFTER_CHECKPOINT", "1")],
+    );
+    post_workflow(&server);
+    let term = || {
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &server.pid().to_string()])
+            .status()
+            .expect("kill");
+        assert!(sent.success());
+    };
+    term();
+    let latest = checkpoints.join(augur::checkpoint::LATEST);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !latest.exists() {
+        assert!(std::time::Instant::now() < deadline, "no stop checkpoint");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    term();
+    assert_eq!(server.wait(Duration::from_secs(30)).code(), Some(130));
+}
+
+#[test]
 fn serve_resume_over_another_platform_is_refused() {
     let dir = scratch("platform");
     let checkpoints = dir.join("checkpoints");

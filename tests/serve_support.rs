@@ -39,9 +39,15 @@ pub struct Server {
 impl Server {
     /// `augur serve --listen 127.0.0.1:0 ARGS...`, once it says where it listens.
     pub fn start(args: &[&str]) -> Server {
+        Server::start_with_env(args, &[])
+    }
+
+    /// [`Server::start`] with these environment variables set.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_augur"))
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(args)
+            .envs(env.iter().copied())
             .env_remove("AUGUR_TOKEN")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -398,8 +398,14 @@ pub fn serve_with(
     let address = listener.local_addr()?;
 
     let stop = Arc::new(AtomicBool::new(false));
-    signal_hook::flag::register(signal_hook::consts::SIGTERM, Arc::clone(&stop))?;
-    signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&stop))?;
+    // The first signal drains (applies what is buffered, checkpoints); a second one while it
+    // drains ends the process at once, exit 130, as an impatient operator expects (a drain of
+    // many queued epochs takes a while). Registered before the flag's own handler, so the
+    // first signal only sets the flag.
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register_conditional_shutdown(signal, 130, Arc::clone(&stop))?;
+        signal_hook::flag::register(signal, Arc::clone(&stop))?;
+    }
 
     let (commands, receiver) = std::sync::mpsc::channel();
     let handle = ServiceHandle::new(commands, config.engine_timeout);
@@ -497,6 +503,16 @@ pub fn serve_with(
         Arc::clone(&stop),
     );
     // Drain: what is buffered is applied, then the engine ends and the streams close.
+    {
+        let view = shared.view();
+        if view.buffered + view.queued_epochs > 0 {
+            eprintln!(
+                "augur serve: stopping: applying {} buffered records and {} queued epochs \
+                 (signal again to stop at once)",
+                view.buffered, view.queued_epochs
+            );
+        }
+    }
     handle.shutdown();
     drop(handle);
     let engine = engine
