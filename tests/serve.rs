@@ -285,6 +285,20 @@ fn bad_requests_are_refused_and_change_nothing() {
     let start = status_now();
 
     assert_eq!(server.call("GET", "/v1/nothing", b"").0, 404);
+    // Parameters an endpoint does not read, or given twice: a typo is not ignored.
+    for target in [
+        "/v1/workflows?name=w&arival=1392422400",
+        "/v1/workflows?name=a&name=b",
+        "/v1/map?workflow=w",
+    ] {
+        let method = if target.starts_with("/v1/workflows") {
+            "POST"
+        } else {
+            "GET"
+        };
+        let (status, body) = server.call(method, target, b"{}");
+        assert_eq!(status, 400, "{target}: {body}");
+    }
     assert_eq!(server.call("GET", "/v1/metrics", b"").0, 405);
     assert_eq!(server.call("POST", "/v1/map", b"").0, 405);
     assert_eq!(
@@ -537,7 +551,7 @@ fn head_is_answered_where_get_is_and_compressed_bodies_are_refused() {
     let gzip = http(
         &server.addr,
         "POST",
-        "/v1/metrics?format=long",
+        "/v1/metrics",
         &[("Content-Encoding", "gzip")],
         b"\x1f\x8b\x08\x00",
     );

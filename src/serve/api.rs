@@ -126,6 +126,31 @@ fn route(api: &Api, request: &Request) -> Response {
         )
         .with_header("Allow", allow);
     }
+    // A parameter the endpoint does not read, or one given twice, is refused: ignored, a typo
+    // (`arival=`) silently changed what the request did.
+    let takes: &[&str] = match segments.as_slice() {
+        ["v1", "workflows"] => &["name", "arrival"],
+        _ => &[],
+    };
+    for (index, (key, _)) in request.head.query.iter().enumerate() {
+        if !takes.contains(&key.as_str()) {
+            let reads = if takes.is_empty() {
+                "no parameters".to_string()
+            } else {
+                takes.join(", ")
+            };
+            return Response::error(
+                400,
+                &format!("{} takes {reads}, not '{key}'", request.head.path),
+            );
+        }
+        if request.head.query[..index]
+            .iter()
+            .any(|(seen, _)| seen == key)
+        {
+            return Response::error(400, &format!("parameter '{key}' is given twice"));
+        }
+    }
     // An endpoint that reads a body answers 411 to a request without a Content-Length: HTTP
     // reads such a request as bodiless, so whatever the client sent after the head would be
     // dropped and the request acknowledged as empty.
