@@ -252,18 +252,21 @@ impl TimedModel {
         };
         let gap = time.saturating_sub(last);
         // Counted from the last step: stray samples since (retries) are no steps of the clock.
-        let since_step = |model: &Self| {
-            model
-                .step_time
-                .map_or(gap, |step| time.saturating_sub(step).max(gap))
+        let since = |step_time: Option<Time>| {
+            step_time.map_or(gap, |step| time.saturating_sub(step).max(gap))
         };
+        let mut since_step = since(self.step_time);
         if gap > 0 {
             // A short gap is measured from the sample before (a run of them is a faster rate),
             // any other from the last step, so that retries after a sample do not shorten the
             // gap to the next one and with it the interval.
             let short = (gap as f64) < 0.25 * self.interval_ms;
-            let learnt_from = if short { gap } else { since_step(self) };
+            let learnt_from = if short { gap } else { since_step };
             self.learn_interval(learnt_from as f64, &mut steps);
+            if steps.rate_changed {
+                // A model restarted or taken back counts from the last sample.
+                since_step = since(self.step_time);
+            }
         } else if self.interval_ms == 0.0 {
             if let Some(held) = &mut self.bucket {
                 // More samples at the first instant: still nothing says whether to bucket, and
@@ -276,7 +279,7 @@ impl TimedModel {
         }
         if self.coarse {
             self.take_into_bucket(time, value, &mut steps);
-        } else if self.is_stray(since_step(self)) {
+        } else if self.is_stray(since_step) {
             // A retry, or a duplicate, a fraction of a step after the last step: a step of its
             // own would run the model's clock ahead of the series' (two retries a minute made
             // three steps of every minute). It is the latest value, not a step.
@@ -290,9 +293,7 @@ impl TimedModel {
                 self.model.update(mean);
                 steps.push(last, mean);
             }
-            // After `learn_interval`: a model restarted or taken back counts from the last
-            // sample.
-            let count = self.steps_in(since_step(self));
+            let count = self.steps_in(since_step);
             self.step_after(self.last_value, count, value);
             steps.push(time, value);
         }
