@@ -279,9 +279,14 @@ pub fn read_request<S: Read + Write>(
         if buffer.len() > limits.max_head_bytes {
             return Err(RequestError::HeadTooLarge(limits.max_head_bytes));
         }
-        let read = stream
-            .read(&mut chunk)
-            .map_err(|_| RequestError::Incomplete)?;
+        // A client silent from the start is only let go; one that stalls mid-head is told.
+        let read = stream.read(&mut chunk).map_err(|error| {
+            if buffer.is_empty() {
+                RequestError::Incomplete
+            } else {
+                stalled(&error, "the request head")
+            }
+        })?;
         if read == 0 {
             return Err(RequestError::Incomplete);
         }
@@ -320,7 +325,7 @@ pub fn read_request<S: Read + Write>(
         let want = (length - body.len()).min(chunk.len());
         let read = stream
             .read(&mut chunk[..want])
-            .map_err(|_| RequestError::Incomplete)?;
+            .map_err(|error| stalled(&error, "the request body"))?;
         if read == 0 {
             return Err(RequestError::Incomplete);
         }
@@ -333,6 +338,17 @@ pub fn read_request<S: Read + Write>(
         }
     }
     Ok(Request { head, body })
+}
+
+/// A read that failed mid-request: a stall (the socket's read timeout) is answered 408, as a
+/// body shorter than its Content-Length that never comes; anything else ends the connection.
+fn stalled(error: &std::io::Error, what: &str) -> RequestError {
+    match error.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+            RequestError::TooSlow(format!("{what} stalled: nothing more arrived in time"))
+        }
+        _ => RequestError::Incomplete,
+    }
 }
 
 /// Where the head ends and the body starts: at the first empty line, its line ends CRLF or bare
@@ -579,6 +595,40 @@ mod tests {
             );
         }
         assert!(parse_head(b"GET ftp://augur/x HTTP/1.1").is_err());
+    }
+
+    /// Hands over its input, then stalls as a socket past its read timeout does.
+    struct Stalls(std::io::Cursor<Vec<u8>>);
+
+    impl Read for Stalls {
+        fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+            match self.0.read(buffer)? {
+                0 => Err(std::io::ErrorKind::WouldBlock.into()),
+                read => Ok(read),
+            }
+        }
+    }
+
+    impl Write for Stalls {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_request_that_stalls_midway_is_answered_408_and_a_silent_one_is_let_go() {
+        let stalls = |text: &[u8]| Stalls(std::io::Cursor::new(text.to_vec()));
+        let short_body = b"POST /v1/x HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc";
+        let error = read_request(&mut stalls(short_body), &Limits::default()).expect_err("short");
+        assert_eq!(error.status(), 408, "{error}");
+        let half_head = b"GET /v1/status HTTP/1.1\r\nHost: x";
+        let error = read_request(&mut stalls(half_head), &Limits::default()).expect_err("half");
+        assert_eq!(error.status(), 408, "{error}");
+        let silent = read_request(&mut stalls(b""), &Limits::default()).expect_err("silent");
+        assert_eq!(silent, RequestError::Incomplete);
     }
 
     #[test]
