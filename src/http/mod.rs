@@ -29,8 +29,12 @@ pub struct ServerOptions {
     pub limits: Limits,
     /// How long a read or a write may stall before the connection is dropped.
     pub io_timeout: Duration,
-    /// Connections served at once; more are answered 503 at once.
+    /// Requests served at once (read whole, being answered); more are answered 503 at once.
     pub max_connections: usize,
+    /// Connections whose request has not yet arrived whole; more are answered 503 at once.
+    /// Apart from `max_connections`: clients that connect and send nothing (for up to the
+    /// head's deadline) filled the request slots, and every real request was refused.
+    pub max_waiting: usize,
 }
 
 impl Default for ServerOptions {
@@ -39,6 +43,7 @@ impl Default for ServerOptions {
             limits: Limits::default(),
             io_timeout: Duration::from_secs(30),
             max_connections: 64,
+            max_waiting: 1024,
         }
     }
 }
@@ -57,6 +62,7 @@ pub fn serve(
     // needing a wake-up connection (which a non-loopback bind may not accept from itself).
     listener.set_nonblocking(true)?;
     let active = Arc::new(AtomicUsize::new(0));
+    let waiting = Arc::new(AtomicUsize::new(0));
     while !stop.load(Ordering::SeqCst) {
         match listener.accept() {
             Ok((stream, _peer)) => {
@@ -66,24 +72,20 @@ pub fn serve(
                 let _ = stream.set_read_timeout(Some(read_timeout.max(Duration::from_millis(1))));
                 let _ = stream.set_write_timeout(Some(options.io_timeout));
                 let _ = stream.set_nodelay(true);
-                if active.fetch_add(1, Ordering::SeqCst) >= options.max_connections {
-                    active.fetch_sub(1, Ordering::SeqCst);
+                let Some(slot) = Slot::take(&waiting, options.max_waiting) else {
                     let mut stream = stream;
                     let _ = Response::error(503, "too many connections; retry shortly")
                         .write_to(&mut stream);
                     refused(503);
                     continue;
-                }
+                };
                 let handler = Arc::clone(&handler);
                 let refused = Arc::clone(&refused);
-                let counter = Arc::clone(&active);
-                let spawned = std::thread::Builder::new()
+                let active = Arc::clone(&active);
+                // Dropped with the closure, run or not: the slot is given back either way.
+                let _ = std::thread::Builder::new()
                     .name("augur-http".into())
-                    .spawn(move || connection(stream, &options, &handler, &refused, Slot(counter)));
-                if spawned.is_err() {
-                    // The closure (and its counter decrement) never ran.
-                    active.fetch_sub(1, Ordering::SeqCst);
-                }
+                    .spawn(move || connection(stream, &options, &handler, &refused, slot, &active));
             }
             Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
                 std::thread::sleep(Duration::from_millis(20));
@@ -97,8 +99,19 @@ pub fn serve(
     Ok(())
 }
 
-/// A connection's place among the `max_connections`, given back when dropped.
+/// A connection's place among those counted by a limit, given back when dropped.
 struct Slot(Arc<AtomicUsize>);
+
+impl Slot {
+    /// A place under `limit`, if one is free.
+    fn take(count: &Arc<AtomicUsize>, limit: usize) -> Option<Slot> {
+        if count.fetch_add(1, Ordering::SeqCst) >= limit {
+            count.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        Some(Slot(Arc::clone(count)))
+    }
+}
 
 impl Drop for Slot {
     fn drop(&mut self) {
@@ -111,10 +124,20 @@ fn connection(
     options: &ServerOptions,
     handler: &Handler,
     refused: &Refused,
-    slot: Slot,
+    waiting: Slot,
+    active: &Arc<AtomicUsize>,
 ) {
-    match read_request(&mut stream, &options.limits) {
+    let read = read_request(&mut stream, &options.limits);
+    drop(waiting);
+    match read {
         Ok(request) => {
+            let Some(slot) = Slot::take(active, options.max_connections) else {
+                let _ = Response::error(503, "too many requests at once; retry shortly")
+                    .write_to(&mut stream);
+                refused(503);
+                drain(stream);
+                return;
+            };
             let response = handler(request);
             if matches!(response.body, Body::Stream(_)) {
                 // A stream lasts as long as its client listens: it gives its slot back, so

@@ -22,8 +22,10 @@ use super::parse::{
 use super::source::{Accepted, Refusal, ServiceHandle};
 use super::state::{anomalous_devices, named_map, Shared, Topic, MAX_STREAMS};
 
-/// How often an idle event stream sends a comment, so proxies and clients see it alive.
-const KEEPALIVE: Duration = Duration::from_secs(15);
+/// How often an idle event stream sends a comment, so proxies and clients see it alive, and
+/// so that the stream finds a client gone (a write to a socket its peer closed succeeds once,
+/// then fails: a stream is dropped within two of these).
+const KEEPALIVE: Duration = Duration::from_secs(5);
 
 /// What the handlers share.
 pub struct Api {
