@@ -146,17 +146,18 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
         .checkpoint
         .as_ref()
         .map(|_| checkpoint::fingerprint(config));
+    // Held to the end of the run: one folder, one writer. Taken before the checkpoint is read,
+    // so that a run cannot resume from one that its folder's writer is about to replace.
+    let _folder_lock = match (&config.checkpoint, writes_outputs) {
+        (Some(checkpoint), true) => Some(checkpoint::lock_folder(&checkpoint.dir)?),
+        _ => None,
+    };
     let mut resumed = match (&config.checkpoint, fingerprint) {
         (Some(checkpoint), Some(fingerprint)) if checkpoint.resume && writes_outputs => {
             let loaded = checkpoint::load(&checkpoint.dir, fingerprint)?;
             checkpoint::check_logs(&checkpoint.dir, &loaded, config)?;
             Some(loaded)
         }
-        _ => None,
-    };
-    // Held to the end of the run: one folder, one writer.
-    let _folder_lock = match (&config.checkpoint, writes_outputs) {
-        (Some(checkpoint), true) => Some(checkpoint::lock_folder(&checkpoint.dir)?),
         _ => None,
     };
     let was_resumed = resumed.is_some();

@@ -31,7 +31,7 @@ const PREVIOUS_TEMPORARY: &str = "checkpoint.prev.tmp";
 /// prefix; 5: a series model's coarse buckets; 6: its run of off-rate gaps, the feed's floor,
 /// and the logs' heads beside the fingerprint; 7: the model and anomaly scorer a series put
 /// aside when its rate changed; 8: whether a log's last line read had no newline; 9: a
-/// series' last step apart from its last sample, and its count of retries in a slower run),
+/// series' last step apart from its last sample, and the retries in a slower run),
 /// since bincode is not self-describing and an
 /// older layout would fail to decode with a message about enum tags.
 const MAGIC: &[u8; 8] = b"AUGURCK9";
@@ -145,7 +145,8 @@ pub struct FolderLock {
 
 /// Takes `dir` (made if missing) for this process: [`CheckpointError::Busy`] while another
 /// holds it (two services resumed from one folder raced each other's checkpoints, and the
-/// first lost its last one). Where the file system has no locks, the folder is taken as is.
+/// first lost its last one). Where the file system cannot lock (it says so, or fails the
+/// call: NFS without a lock daemon answers ENOLCK), the folder is taken as is.
 pub fn lock_folder(dir: &Path) -> Result<FolderLock, CheckpointError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
@@ -162,12 +163,7 @@ pub fn lock_folder(dir: &Path) -> Result<FolderLock, CheckpointError> {
     match file.try_lock() {
         Ok(()) => Ok(FolderLock { _file: file }),
         Err(std::fs::TryLockError::WouldBlock) => Err(CheckpointError::Busy(dir.to_path_buf())),
-        Err(std::fs::TryLockError::Error(error))
-            if error.kind() == std::io::ErrorKind::Unsupported =>
-        {
-            Ok(FolderLock { _file: file })
-        }
-        Err(std::fs::TryLockError::Error(error)) => Err(io(&path)(error)),
+        Err(std::fs::TryLockError::Error(_)) => Ok(FolderLock { _file: file }),
     }
 }
 

@@ -12,7 +12,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use request::{body_length, parse_head, read_request, Head, Limits, Request, RequestError};
+pub use request::{
+    body_length, parse_head, read_request, read_request_admitted, Head, Limits, Request,
+    RequestError,
+};
 pub use response::{reason, Body, Response, StreamBody};
 
 /// Turns a request into a response (called on the connection's thread).
@@ -127,17 +130,19 @@ fn connection(
     waiting: Slot,
     active: &Arc<AtomicUsize>,
 ) {
-    let read = read_request(&mut stream, &options.limits);
+    // The request's place is taken once its head is in, before its body is read (bodies are
+    // held in memory: only `max_connections` of them at once), and the waiting one given back.
+    let mut waiting = Some(waiting);
+    let mut serving = None;
+    let read = read_request_admitted(&mut stream, &options.limits, |_| {
+        waiting = None;
+        serving = Some(Slot::take(active, options.max_connections).ok_or(RequestError::Busy)?);
+        Ok(())
+    });
     drop(waiting);
     match read {
         Ok(request) => {
-            let Some(slot) = Slot::take(active, options.max_connections) else {
-                let _ = Response::error(503, "too many requests at once; retry shortly")
-                    .write_to(&mut stream);
-                refused(503);
-                drain(stream);
-                return;
-            };
+            let slot = serving;
             let response = handler(request);
             if matches!(response.body, Body::Stream(_)) {
                 // A stream lasts as long as its client listens: it gives its slot back, so

@@ -110,6 +110,9 @@ pub enum RequestError {
     /// The request came too slowly (see [`Limits::head_timeout`]).
     #[error("{0}")]
     TooSlow(String),
+    /// The server is serving as many requests as it takes.
+    #[error("too many requests at once; retry shortly")]
+    Busy,
 }
 
 impl RequestError {
@@ -121,6 +124,7 @@ impl RequestError {
             RequestError::BodyTooLarge { .. } => 413,
             RequestError::LengthRequired => 411,
             RequestError::TooSlow(_) => 408,
+            RequestError::Busy => 503,
         }
     }
 }
@@ -268,6 +272,17 @@ pub fn read_request<S: Read + Write>(
     stream: &mut S,
     limits: &Limits,
 ) -> Result<Request, RequestError> {
+    read_request_admitted(stream, limits, |_| Ok(()))
+}
+
+/// [`read_request`], asking `admit` once the head is read and before the body is: a server
+/// that holds bodies in memory takes a place among the requests it serves there, so that a
+/// crowd of clients still sending their heads cannot make it hold a crowd of bodies.
+pub fn read_request_admitted<S: Read + Write>(
+    stream: &mut S,
+    limits: &Limits,
+    admit: impl FnOnce(&Head) -> Result<(), RequestError>,
+) -> Result<Request, RequestError> {
     let mut buffer = Vec::with_capacity(1024);
     let mut chunk = [0u8; 4096];
     let started = Instant::now();
@@ -303,6 +318,7 @@ pub fn read_request<S: Read + Write>(
     }
     let head = parse_head(&buffer[..head_end])?;
     let length = body_length(&head, limits)?;
+    admit(&head)?;
     let mut body: Vec<u8> = buffer[body_start..].to_vec();
     if body.len() > length {
         // Pipelined requests are not supported: one request per connection.
@@ -629,6 +645,36 @@ mod tests {
         assert_eq!(error.status(), 408, "{error}");
         let silent = read_request(&mut stalls(b""), &Limits::default()).expect_err("silent");
         assert_eq!(silent, RequestError::Incomplete);
+    }
+
+    #[test]
+    fn a_request_is_admitted_once_its_head_is_in_and_before_its_body_is_read() {
+        // Bodies are held in memory: a server takes a request's place among those it serves
+        // before reading one, so a crowd still sending heads cannot make it hold a crowd of
+        // bodies.
+        let sent = b"POST /v1/x HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello".to_vec();
+        let mut connection = Connection {
+            input: std::io::Cursor::new(sent.clone()),
+            output: Vec::new(),
+        };
+        let mut seen = None;
+        let request = read_request_admitted(&mut connection, &Limits::default(), |head| {
+            seen = Some(head.path.clone());
+            Ok(())
+        })
+        .expect("admitted");
+        assert_eq!(
+            (seen.as_deref(), request.body.as_slice()),
+            (Some("/v1/x"), &b"hello"[..])
+        );
+        let mut connection = Connection {
+            input: std::io::Cursor::new(sent),
+            output: Vec::new(),
+        };
+        let refused = read_request_admitted(&mut connection, &Limits::default(), |_| {
+            Err(RequestError::Busy)
+        });
+        assert_eq!(refused.map(|r| r.body), Err(RequestError::Busy));
     }
 
     #[test]

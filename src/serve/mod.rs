@@ -379,16 +379,18 @@ pub fn serve_with(
     let shared = Arc::new(state::Shared::new(catalog, settings));
     // A resumed service has its workflows, buffers and view back before it listens.
     let fingerprint = checkpoint::serve_fingerprint(config);
+    // Held until the service ends (its last checkpoint written): one folder, one writer.
+    // Taken before the checkpoint is read, so that a service cannot resume from one that
+    // another, still draining, is about to replace.
+    let _folder_lock = match &config.checkpoint {
+        Some(checkpointing) => Some(crate::checkpoint::lock_folder(&checkpointing.dir)?),
+        None => None,
+    };
     let resume = match &config.checkpoint {
         Some(checkpointing) if checkpointing.resume => {
             Some(crate::checkpoint::load(&checkpointing.dir, fingerprint)?)
         }
         _ => None,
-    };
-    // Held until the service ends (its last checkpoint written): one folder, one writer.
-    let _folder_lock = match &config.checkpoint {
-        Some(checkpointing) => Some(crate::checkpoint::lock_folder(&checkpointing.dir)?),
-        None => None,
     };
 
     let listener = TcpListener::bind(config.listen).map_err(|source| ServeError::Bind {

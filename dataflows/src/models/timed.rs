@@ -69,6 +69,8 @@ pub struct TimedModel {
     /// two 1 and 2 s later, every minute, from a young estimate of 1 or 2 s) is a slower rate,
     /// not a run broken at every other gap.
     off_retries: u8,
+    /// Whether the run of slower gaps held retries at all.
+    off_retried: bool,
     /// The model the last change of rate put aside, taken back if the rate returns to its step
     /// (a collector that alternates between two rates would otherwise start a fresh model at
     /// every alternation, and never have one older than a phase).
@@ -157,6 +159,7 @@ impl TimedModel {
             off_mean: 0.0,
             off_slower: false,
             off_retries: 0,
+            off_retried: false,
             shelved: None,
         }
     }
@@ -219,9 +222,10 @@ impl TimedModel {
         self
     }
 
-    /// Takes one sample. Times should not decrease; a sample at or before the previous one's
-    /// time counts as the next step (while coarse, it joins the open bucket). Non-finite values
-    /// are ignored.
+    /// Takes one sample. Times should not decrease. A sample under a quarter of a settled (or
+    /// given) interval after the last step, or at or before the previous one's time, is the
+    /// latest value but no step (while coarse, it joins the open bucket); before the interval
+    /// settles, each sample is a step. Non-finite values are ignored.
     pub fn update(&mut self, time: Time, value: f64) {
         self.update_steps(time, value);
     }
@@ -282,8 +286,14 @@ impl TimedModel {
         } else if self.is_stray(since_step) {
             // A retry, or a duplicate, a fraction of a step after the last step: a step of its
             // own would run the model's clock ahead of the series' (two retries a minute made
-            // three steps of every minute). It is the latest value, not a step.
-            self.last_time = Some(time.max(last));
+            // three steps of every minute). It is the latest value, not a step; next to a
+            // first sample still held (a known interval, no step yet), it joins that.
+            if let Some(held) = &mut self.bucket {
+                held.sum += value;
+                held.count += 1;
+            } else {
+                self.last_time = Some(time.max(last));
+            }
             self.last_value = value;
             return steps;
         } else {
@@ -319,9 +329,20 @@ impl TimedModel {
         let settled = self.gaps.weight >= RELEARN_AFTER as f64;
         let slower = gap > 2.0 * interval;
         if interval > 0.0 && (slower || (settled && gap < 0.25 * interval)) {
+            if !slower && self.retry_in_slower_run(gap) {
+                // A retry within a slower run (a settled 10-s series gone to 60-s samples, each
+                // with a retry 2 s later) is part of that run, not a faster gap that ends it.
+                self.off_retries += 1;
+                self.off_retried = true;
+                return;
+            }
+            // Whether the run held retries: then the old rate is theirs (a young estimate of
+            // 1 s, from retries after each sample), and its model is not worth keeping.
+            let retried = self.off_retried;
             let Some(rate) = self.rate_change(gap, slower) else {
                 return;
             };
+            self.off_retried = false;
             // The rate changed: the gaps in a row are the new interval, as settled as they are
             // many, so that one stray gap after them is not taken for another change.
             let weight = RELEARN_AFTER as f64;
@@ -335,7 +356,10 @@ impl TimedModel {
             steps.rate_changed = true;
             self.after_new_interval(steps);
             if self.step_ms() != step {
-                (steps.shelved, steps.recalled) = self.restart_model(step, was_coarse);
+                // Only a model of a settled rate of samples is put aside: one of retries' (1 s
+                // apart after each sample) would be taken back by a burst of four of them.
+                let unkept = was_coarse || !settled || retried;
+                (steps.shelved, steps.recalled) = self.restart_model(step, unkept);
             }
             return;
         }
@@ -345,18 +369,24 @@ impl TimedModel {
         }
         // Up to three retry-like gaps between a slower run's gaps leave the run standing;
         // another on-rate gap ends it.
-        let retry = self.off_gaps > 0
-            && self.off_slower
-            && self.off_retries < RETRIES_BETWEEN
-            && gap < 0.25 * self.off_mean;
-        if retry {
+        if self.retry_in_slower_run(gap) {
             self.off_retries += 1;
+            self.off_retried = true;
         } else {
             self.off_gaps = 0;
         }
         self.gaps.add(gap, INTERVAL_DECAY);
         self.interval_ms = self.gaps.get().unwrap_or(gap);
         self.after_new_interval(steps);
+    }
+
+    /// Whether `gap` is a retry within a run of slower gaps: under a quarter of their mean,
+    /// and no more than [`RETRIES_BETWEEN`] since the run's last gap.
+    fn retry_in_slower_run(&self, gap: f64) -> bool {
+        self.off_gaps > 0
+            && self.off_slower
+            && self.off_retries < RETRIES_BETWEEN
+            && gap < 0.25 * self.off_mean
     }
 
     /// Counts a gap off the rate: `Some(the new interval)` once [`RELEARN_AFTER`] of them in
@@ -369,6 +399,7 @@ impl TimedModel {
             self.off_gaps = 0;
             self.off_mean = 0.0;
             self.off_slower = slower;
+            self.off_retried = false;
         }
         self.off_retries = 0;
         self.off_gaps += 1;
@@ -394,8 +425,9 @@ impl TimedModel {
     /// series' last sample, as across a gap. Only models of a step per sample are kept and
     /// taken back (a bucketed model's clock is its buckets').
     ///
-    /// Returns whether the old model was put aside and whether one was taken back.
-    fn restart_model(&mut self, old_step_ms: f64, was_coarse: bool) -> (bool, bool) {
+    /// Returns whether the old model was put aside and whether one was taken back; `unkept`
+    /// leaves it out (a bucketed model, or one of a rate never settled).
+    fn restart_model(&mut self, old_step_ms: f64, unkept: bool) -> (bool, bool) {
         let step = self.step_ms();
         let recalled = match self.shelved.take() {
             Some(shelved) if !self.coarse && same_rate(shelved.step_ms, step) => Some(*shelved),
@@ -413,11 +445,12 @@ impl TimedModel {
         };
         let outgoing = std::mem::replace(&mut self.model, incoming);
         let mut shelves = false;
-        if let (false, false, Some(last)) = (was_coarse, outgoing.is_empty(), self.last_time) {
+        if let (false, false, Some(last)) = (unkept, outgoing.is_empty(), self.last_time) {
             self.shelved = Some(Box::new(Shelved {
                 model: outgoing,
                 step_ms: old_step_ms,
-                time: last,
+                // Its last step (strays since were no steps of it).
+                time: self.step_time.unwrap_or(last),
                 value: self.last_value,
             }));
             shelves = true;
@@ -1042,6 +1075,49 @@ mod tests {
         let steps = model.update_steps(100 * 60_000, 0.6);
         assert_eq!((model.model().len(), steps.iter().count()), (before, 0));
         assert_eq!(model.latest(), 0.6);
+    }
+
+    #[test]
+    fn a_settled_series_that_slows_with_retries_learns_the_slower_rate() {
+        // Settled at 10 s, then 60-s samples each with a retry 2 s later: each retry was a
+        // faster gap that ended the run of slower ones, so the minute was never learnt.
+        let mut model = TimedModel::new(&ModelConfig::new(ModelKind::Ewma));
+        let mut time: Time = 0;
+        for _ in 0..500 {
+            time += 10_000;
+            model.update(time, 0.5);
+        }
+        for _ in 0..40 {
+            time += 60_000;
+            model.update(time, 0.5);
+            model.update(time + 2_000, 0.5);
+        }
+        let interval = model.interval_ms().expect("known");
+        assert!((interval - 60_000.0).abs() < 1_000.0, "{interval}");
+    }
+
+    #[test]
+    fn a_burst_of_retries_does_not_take_back_a_young_estimates_model() {
+        // Retries from the first sample: the first estimate is 1 s, learnt from two gaps, and
+        // its model is not put aside when the minute is learnt. Four retries in one minute
+        // (four agreeing 1-s gaps) would otherwise take it back, and a 1-s clock with it.
+        let mut model = TimedModel::new(&ModelConfig::new(ModelKind::Ewma));
+        let mut time: Time = 0;
+        for minute in 0..60 {
+            time += 60_000;
+            model.update(time, 0.5);
+            let retries: &[Time] = if minute == 50 {
+                &[1_000, 2_000, 3_000, 4_000]
+            } else {
+                &[1_000, 2_000]
+            };
+            for retry in retries {
+                let steps = model.update_steps(time + retry, 0.5);
+                assert!(!steps.recalled(), "minute {minute}");
+            }
+        }
+        let interval = model.interval_ms().expect("known");
+        assert!((interval - 60_000.0).abs() < 1_000.0, "{interval}");
     }
 
     #[test]
