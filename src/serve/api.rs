@@ -135,24 +135,18 @@ fn route(api: &Api, request: &Request) -> Response {
         ["v1", "workflows"] => &["name", "arrival"],
         _ => &[],
     };
-    for (index, (key, _)) in request.head.query.iter().enumerate() {
-        if takes.is_empty() {
-            break;
-        }
+    let query = if takes.is_empty() {
+        &[][..]
+    } else {
+        &request.head.query[..]
+    };
+    for (index, (key, _)) in query.iter().enumerate() {
         if !takes.contains(&key.as_str()) {
-            return Response::error(
-                400,
-                &format!(
-                    "{} takes {}, not '{key}'",
-                    request.head.path,
-                    takes.join(", ")
-                ),
-            );
+            let path = &request.head.path;
+            let known = takes.join(", ");
+            return Response::error(400, &format!("{path} takes {known}, not '{key}'"));
         }
-        if request.head.query[..index]
-            .iter()
-            .any(|(seen, _)| seen == key)
-        {
+        if query[..index].iter().any(|(seen, _)| seen == key) {
             return Response::error(400, &format!("parameter '{key}' is given twice"));
         }
     }

@@ -268,8 +268,7 @@ impl Shared {
     /// A new subscriber of `topic`, held by the writer of its stream until it has written
     /// what it was sent; `None` while [`MAX_STREAMS`] are open.
     pub fn subscribe(&self, topic: Topic) -> Option<Subscription> {
-        let mut subscribers = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
-        subscribers.retain(|subscriber| subscriber.alive.load(Ordering::SeqCst));
+        let mut subscribers = self.live_subscribers();
         if self.open_streams.load(Ordering::SeqCst) >= MAX_STREAMS {
             return None;
         }
@@ -326,9 +325,14 @@ impl Shared {
 
     /// Subscribers now, per topic (for `/v1/status`): those whose clients are still there.
     pub fn subscriber_count(&self) -> usize {
+        self.live_subscribers().len()
+    }
+
+    /// The subscribers, those whose writers are gone dropped.
+    fn live_subscribers(&self) -> MutexGuard<'_, Vec<Subscriber>> {
         let mut subscribers = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
         subscribers.retain(|subscriber| subscriber.alive.load(Ordering::SeqCst));
-        subscribers.len()
+        subscribers
     }
 }
 

@@ -329,11 +329,9 @@ impl TimedModel {
         let settled = self.gaps.weight >= RELEARN_AFTER as f64;
         let slower = gap > 2.0 * interval;
         if interval > 0.0 && (slower || (settled && gap < 0.25 * interval)) {
-            if !slower && self.retry_in_slower_run(gap) {
+            if !slower && self.count_retry(gap) {
                 // A retry within a slower run (a settled 10-s series gone to 60-s samples, each
                 // with a retry 2 s later) is part of that run, not a faster gap that ends it.
-                self.off_retries += 1;
-                self.off_retried = true;
                 return;
             }
             // Whether the run held retries: then the old rate is theirs (a young estimate of
@@ -369,10 +367,7 @@ impl TimedModel {
         }
         // Up to three retry-like gaps between a slower run's gaps leave the run standing;
         // another on-rate gap ends it.
-        if self.retry_in_slower_run(gap) {
-            self.off_retries += 1;
-            self.off_retried = true;
-        } else {
+        if !self.count_retry(gap) {
             self.off_gaps = 0;
         }
         self.gaps.add(gap, INTERVAL_DECAY);
@@ -380,13 +375,18 @@ impl TimedModel {
         self.after_new_interval(steps);
     }
 
-    /// Whether `gap` is a retry within a run of slower gaps: under a quarter of their mean,
-    /// and no more than [`RETRIES_BETWEEN`] since the run's last gap.
-    fn retry_in_slower_run(&self, gap: f64) -> bool {
-        self.off_gaps > 0
+    /// Counts `gap` as a retry within a run of slower gaps, if it is one: under a quarter of
+    /// their mean, and no more than [`RETRIES_BETWEEN`] since the run's last gap.
+    fn count_retry(&mut self, gap: f64) -> bool {
+        let retry = self.off_gaps > 0
             && self.off_slower
             && self.off_retries < RETRIES_BETWEEN
-            && gap < 0.25 * self.off_mean
+            && gap < 0.25 * self.off_mean;
+        if retry {
+            self.off_retries += 1;
+            self.off_retried = true;
+        }
+        retry
     }
 
     /// Counts a gap off the rate: `Some(the new interval)` once [`RELEARN_AFTER`] of them in
