@@ -249,6 +249,14 @@ pub trait BatchSource {
         InputBatch::default()
     }
 
+    /// Whether the source took input since its last snapshot that no epoch has carried yet
+    /// (records it buffers, workflows it admitted): a run's last checkpoint is then taken even
+    /// if no epoch was fed since the one before, so that a clean stop keeps them. `false`, the
+    /// default, for a source whose state moves only with the epochs it gives.
+    fn holds_unsaved_input(&self) -> bool {
+        false
+    }
+
     /// How many epochs the engine may feed before it waits for the first of them to complete
     /// and reports them to the sink (at least 1, the default). More than one lets the dataflow
     /// take several epochs per activation and pays the progress round trip once per group
@@ -600,7 +608,7 @@ where
                 }
                 let final_checkpoint = exhausted
                     && failed.is_none()
-                    && unsaved
+                    && (unsaved || source.holds_unsaved_input())
                     && checkpointing.as_ref().is_some_and(|c| c.at_end);
                 // The final checkpoint's request needs an epoch of its own, with no input. It is
                 // no epoch of the run: not counted, not shown to the sink, and the checkpoint

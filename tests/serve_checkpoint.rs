@@ -236,10 +236,19 @@ fn serve_resumed_after_sigkill_ends_as_an_uninterrupted_serve() {
 }
 
 #[test]
-fn a_clean_stop_checkpoints_what_it_drained() {
+fn a_clean_stop_keeps_its_buffer_and_resumes_mid_timestamp() {
     let (_dir, checkpoints, checkpoints_arg, platform_arg) = folders("clean");
     let (checkpoints_arg, platform_arg) = (checkpoints_arg.as_str(), platform_arg.as_str());
     let records = demo_records();
+    // The producer stops after the first of two samples at one time, in the middle of the
+    // event log: the rest of that timestamp comes after the resume.
+    let cut = (1..records.len())
+        .find(|&i| {
+            let (time, sample, _) = &records[i];
+            *time >= SPLIT_MS && *sample && records[i - 1].0 == *time && records[i - 1].1
+        })
+        .expect("two samples at one time after the split");
+    let cut_time = records[cut].0;
 
     let reference = Server::start(&["--platform", platform_arg]);
     post_workflow(&reference);
@@ -257,13 +266,20 @@ fn a_clean_stop_checkpoints_what_it_drained() {
         "1000000",
     ]);
     post_workflow(&first);
-    send(&first, &records);
+    send(&first, &records[..cut]);
+    let before = first.ok("GET", "/v1/status", b"");
+    let buffered = before["buffered_records"]
+        .as_u64()
+        .expect("buffered records");
+    assert!(buffered > 0, "{before}");
     let (code, _) = first.call("POST", "/v1/shutdown", b"");
     assert_eq!(code, 202);
     assert!(first.wait(Duration::from_secs(120)).success());
     assert!(checkpoints.join("checkpoint.bin").is_file());
 
-    // Resumed, sent nothing more: what it answers is what the uninterrupted service answered.
+    // Resumed: the reorder buffer is as the stop left it (a stop used to apply it, and the
+    // rest of the cut timestamp was then refused as out of order); sent the rest, it answers
+    // what the uninterrupted service answered.
     let resumed = Server::start(&[
         "--platform",
         platform_arg,
@@ -272,11 +288,10 @@ fn a_clean_stop_checkpoints_what_it_drained() {
         "--resume",
     ]);
     let status = resumed.ok("GET", "/v1/status", b"");
-    assert_eq!(status["buffered_records"], 0, "{status}");
-    assert_eq!(
-        millis(&status["checkpoint"]["newest"]),
-        records[records.len() - 1].0
-    );
+    assert_eq!(status["buffered_records"], buffered, "{status}");
+    assert_eq!(millis(&status["checkpoint"]["newest"]), cut_time);
+    assert!(millis(&status["time"]) < cut_time, "{status}");
+    send(&resumed, &records[cut..]);
     let (map, predictions, scaleout, counts) = outcome(&resumed);
     assert_eq!(map, expected.0, "map");
     assert_eq!(predictions, expected.1, "predictions");
@@ -289,7 +304,7 @@ fn a_clean_stop_checkpoints_what_it_drained() {
 
 #[test]
 fn a_second_signal_while_draining_stops_at_once() {
-    // The first SIGTERM drains (applies what is buffered, checkpoints), which can take a
+    // The first SIGTERM drains (applies what is released, checkpoints), which can take a
     // while; a second one used to be ignored. The service is held still in its drain (after
     // the stop's checkpoint, the first it writes) so that the second lands there every time.
     let (_dir, checkpoints, checkpoints_arg, platform_arg) = folders("second-signal");

@@ -93,7 +93,8 @@ pub struct ServeArgs {
     pub scrape_interval: String,
     /// Checkpoint folder: the service writes a checkpoint there (admitted workflows, buffered
     /// records, task lifecycle, model state, partition map) every --checkpoint-every epochs,
-    /// and once more when it stops cleanly (POST /v1/shutdown, SIGTERM, SIGINT), after the drain.
+    /// and once more when it stops cleanly (POST /v1/shutdown, SIGTERM, SIGINT), after the drain;
+    /// that one keeps the records still in the reorder buffer, for the resumed service.
     #[arg(long, value_name = "DIR")]
     pub checkpoint: Option<PathBuf>,
     /// Epochs (distinct event times) between checkpoints [default: 1000].
@@ -112,7 +113,8 @@ Endpoints (JSON unless noted; errors are {\"error\": ...} with a 4xx status):
   POST /v1/metrics           long-format samples (CSV with header, or JSONL)
   POST /v1/events            task events (JSONL: arrival, start, complete)
   POST /v1/flush             apply everything buffered; answers with the status
-  POST /v1/shutdown          drain and stop (exit 0); so does SIGTERM or SIGINT
+  POST /v1/shutdown          drain and stop (exit 0); so does SIGTERM or SIGINT (with
+                             --checkpoint, what is still buffered waits in the checkpoint)
   GET  /v1/map               workflow -> task -> device (as final_map.json)
   GET  /v1/map/WORKFLOW      task -> device;   GET /v1/map/WORKFLOW/TASK
   GET  /v1/predictions       device -> resource -> latest, predicted, sigma, anomaly
@@ -400,7 +402,7 @@ pub fn serve_with(
     let address = listener.local_addr()?;
 
     let stop = Arc::new(AtomicBool::new(false));
-    // The first signal drains (applies what is buffered, checkpoints); a second one while it
+    // The first signal drains (applies what is released, checkpoints); a second one while it
     // drains ends the process at once, exit 130, as an impatient operator expects (a drain of
     // many queued epochs takes a while). Registered before the flag's own handler, so the
     // first signal only sets the flag.
@@ -442,10 +444,16 @@ pub fn serve_with(
             sink::LiveSink::new(Arc::clone(&shared)),
         ),
     };
+    // A checkpointing service's stop keeps its reorder buffer in the stop's checkpoint.
+    let io = match config.checkpoint {
+        Some(_) => (io.0.keeping_buffer_at_stop(), io.1),
+        None => io,
+    };
     let io = Mutex::new(Some(io));
     let checkpointing = config.checkpoint.as_ref().map(|c| Checkpointing {
         every: c.every,
-        // A clean stop (POST /v1/shutdown, SIGTERM, SIGINT) drains and then checkpoints.
+        // A clean stop (POST /v1/shutdown, SIGTERM, SIGINT) applies the epochs already
+        // released and then checkpoints, the reorder buffer with them.
         at_end: true,
         store: Box::new(checkpoint::ServeStore::new(
             &c.dir,

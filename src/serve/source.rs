@@ -205,7 +205,8 @@ impl ServiceHandle {
         done.recv_timeout(self.timeout).is_ok()
     }
 
-    /// Asks the source to drain and end.
+    /// Asks the source to drain and end (see [`LiveSource::keeping_buffer_at_stop`] for what
+    /// it does with the reorder buffer).
     pub fn shutdown(&self) {
         let _ = self.commands.send(Command::Shutdown);
     }
@@ -258,6 +259,12 @@ pub struct LiveSource {
     flush_waiters: Vec<SyncSender<()>>,
     lifecycle: TaskLifecycle,
     stopping: bool,
+    /// Whether a stop leaves the reorder buffer as it is (for the stop's checkpoint to hold)
+    /// rather than releasing it: see [`LiveSource::keeping_buffer_at_stop`].
+    keep_buffer_at_stop: bool,
+    /// Whether a request came in since the last snapshot (the buffer, the catalog or the
+    /// counts may have changed without an epoch).
+    unsaved: bool,
 }
 
 impl LiveSource {
@@ -276,7 +283,29 @@ impl LiveSource {
             flush_waiters: Vec::new(),
             lifecycle: TaskLifecycle::default(),
             stopping: false,
+            keep_buffer_at_stop: false,
+            unsaved: false,
         }
+    }
+
+    /// A source whose stop keeps what is still in its reorder buffer, for a checkpointing
+    /// service: the stop's checkpoint holds those records and the resumed service releases
+    /// them as if it had never stopped. Released at the stop, a producer stopped in the middle
+    /// of one timestamp's records could not send the rest of it after the resume (a time at
+    /// or before the last released one is refused), and records still within the lateness
+    /// would be applied before later-sent ones they should have waited for.
+    pub fn keeping_buffer_at_stop(mut self) -> LiveSource {
+        self.keep_buffer_at_stop = true;
+        self
+    }
+
+    /// Stops taking commands: releases what is buffered, unless the stop's checkpoint is to
+    /// keep it.
+    fn begin_stop(&mut self) {
+        if !self.stopping && !self.keep_buffer_at_stop {
+            self.release(true);
+        }
+        self.stopping = true;
     }
 
     /// A source restored from its part of a checkpoint ([`BatchSource::snapshot`]): the
@@ -340,6 +369,12 @@ impl LiveSource {
     /// Counts are published before a request is answered, so a client that reads
     /// `/v1/status` after its POST returns sees what that POST buffered.
     fn handle(&mut self, command: Command) {
+        if matches!(
+            command,
+            Command::Workflow { .. } | Command::Samples { .. } | Command::Events { .. }
+        ) {
+            self.unsaved = true;
+        }
         match command {
             Command::Workflow {
                 workflow,
@@ -372,10 +407,7 @@ impl LiveSource {
                 self.release(true);
                 self.flush_waiters.push(reply);
             }
-            Command::Shutdown => {
-                self.release(true);
-                self.stopping = true;
-            }
+            Command::Shutdown => self.begin_stop(),
         }
         self.publish_counts();
     }
@@ -826,7 +858,12 @@ impl BatchSource for LiveSource {
         })
         .map_err(LiveSourceError::Encode)?;
         self.shared.view_mut().snapshot_newest = self.newest();
+        self.unsaved = false;
         Ok(Some(bytes))
+    }
+
+    fn holds_unsaved_input(&self) -> bool {
+        self.unsaved
     }
 
     fn live_collections(&self) -> InputBatch {
@@ -842,10 +879,7 @@ impl BatchSource for LiveSource {
                     Ok(command) => self.handle(command),
                     Err(TryRecvError::Empty) => break,
                     Err(TryRecvError::Disconnected) => {
-                        if !self.stopping {
-                            self.release(true);
-                            self.stopping = true;
-                        }
+                        self.begin_stop();
                         break;
                     }
                 }
@@ -865,10 +899,7 @@ impl BatchSource for LiveSource {
             match self.commands.recv_timeout(IDLE_POLL) {
                 Ok(command) => self.handle(command),
                 Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => {
-                    self.release(true);
-                    self.stopping = true;
-                }
+                Err(RecvTimeoutError::Disconnected) => self.begin_stop(),
             }
         }
     }
