@@ -137,6 +137,19 @@ impl BenchOptions {
         }
     }
 
+    /// What every process of a multi-process benchmark must share (everything but its place
+    /// in the cluster; the worker counts are compared apart): processes given other sizes or
+    /// seeds refuse each other instead of measuring a mix.
+    fn agreement(&self) -> u64 {
+        let shared = BenchOptions {
+            cluster: None,
+            workers: 0,
+            ..self.clone()
+        };
+        let text = serde_json::to_string(&shared).unwrap_or_default();
+        crate::checkpoint::fingerprint_of(&text, &[])
+    }
+
     fn validate(&self) -> Result<(), BenchError> {
         let invalid = |message: String| Err(BenchError::Options(message));
         if self.devices == 0 || self.devices > u32::MAX as usize {
@@ -439,6 +452,7 @@ pub fn run_bench(
             addresses: cluster.addresses.clone(),
             connect_timeout: Duration::from_secs(30),
             peer_timeout: Some(Duration::from_secs(60)),
+            agreement: options.agreement(),
         },
     };
     // The engine blocks until its workers finish, so it runs on a thread of its own while this

@@ -658,6 +658,8 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig, ConfigError> {
                     86_400.0,
                 )?))
             },
+            // Set by the run from its settings and inputs (`Workers::agreeing_on`).
+            agreement: 0,
         }
     } else {
         Workers::Threads(args.workers)

@@ -7,8 +7,12 @@
 //! the first peer whose connection fails so the error can name it.
 //!
 //! The protocol: every process listens on its own address; process `i` connects to every
-//! process `j < i` and sends `MAGIC, i, processes`; `j` answers `MAGIC, j, processes`. A
-//! connection that does not say this (another program, another run) is dropped and waited past.
+//! process `j < i` and sends `MAGIC, i, processes, workers, agreement`; `j` answers the same
+//! of its own. A connection that does not say this (another program, another run) is dropped
+//! and waited past. Both sides then compare the worker counts (timely's threads index peers'
+//! workers by their own count, and panic on another) and the agreement (a hash of the settings
+//! and inputs every process reads, without which the processes would each compute another
+//! map): a peer that differs stops both with [`ConnectError::Differs`].
 //! Each pair also opens a second connection the same way, with `HEARTBEAT_MAGIC`: a thread on
 //! each side writes a byte to it every [`BEAT`] and another reads, so that a peer that stops
 //! (SIGSTOP, a hung host, a partition that closes nothing) is told from one that is merely busy
@@ -30,11 +34,12 @@ use timely::{CommunicationConfig, WorkerConfig};
 
 use crate::engine::Workers;
 
-/// "augur-p1" in ASCII: the first word of every handshake of a data connection.
-const MAGIC: u64 = 0x6175_6775_722d_7031;
+/// "augur-p2" in ASCII: the first word of every handshake of a data connection (2: the hello
+/// carries the worker count and agreement; a build of the 24-byte hello is told from this one).
+const MAGIC: u64 = 0x6175_6775_722d_7032;
 
-/// "augur-hb" in ASCII: the first word of the handshake of a heartbeat connection.
-const HEARTBEAT_MAGIC: u64 = 0x6175_6775_722d_6862;
+/// "augur-h2" in ASCII: the first word of the handshake of a heartbeat connection.
+const HEARTBEAT_MAGIC: u64 = 0x6175_6775_722d_6832;
 
 /// How often each process writes a byte to each peer's heartbeat connection.
 pub const BEAT: Duration = Duration::from_millis(500);
@@ -44,6 +49,34 @@ const ATTEMPT: Duration = Duration::from_secs(2);
 
 /// How long to wait between attempts to reach a peer that is not listening yet.
 const RETRY: Duration = Duration::from_millis(100);
+
+/// What a process says of itself when it connects: who it is, and what its peers must share.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hello {
+    /// Data or heartbeat connection.
+    kind: u64,
+    /// The sender's process index.
+    process: u64,
+    /// The number of processes of its run.
+    processes: u64,
+    /// Worker threads in the sender's process.
+    workers: u64,
+    /// The sender's agreement hash (`Workers::Cluster::agreement`).
+    agreement: u64,
+}
+
+const HELLO_BYTES: usize = 40;
+
+/// Why the workers' communication could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum CommunicationError {
+    /// The processes could not be connected.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    /// timely could not build the communication over the connections (or in-process).
+    #[error("{0}")]
+    Timely(String),
+}
 
 /// Why the processes could not be connected.
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +112,19 @@ pub enum ConnectError {
         address: String,
         /// The number of processes of this run.
         processes: usize,
+    },
+    /// A peer runs another number of workers, or other settings or inputs.
+    #[error(
+        "process {process} at {address} {what}; every process of a run needs the same \
+         --workers, settings (--policy, --config) and workflow and platform files"
+    )]
+    Differs {
+        /// The peer.
+        process: usize,
+        /// Its address.
+        address: String,
+        /// What differs, in words.
+        what: String,
     },
 }
 
@@ -257,20 +303,31 @@ pub struct Communication {
 
 /// Sets up the communication of `workers`; a cluster is connected within its connect timeout,
 /// its connections recording a lost peer in `lost`.
-pub fn communication(workers: Workers, lost: &LostPeer) -> Result<Communication, String> {
+pub fn communication(
+    workers: Workers,
+    lost: &LostPeer,
+) -> Result<Communication, CommunicationError> {
     let (builders, guard) = match workers {
-        Workers::Threads(n) if n <= 1 => CommunicationConfig::Thread.try_build()?,
-        Workers::Threads(n) => CommunicationConfig::Process(n).try_build()?,
+        Workers::Threads(n) if n <= 1 => CommunicationConfig::Thread
+            .try_build()
+            .map_err(CommunicationError::Timely)?,
+        Workers::Threads(n) => CommunicationConfig::Process(n)
+            .try_build()
+            .map_err(CommunicationError::Timely)?,
         Workers::Cluster {
             threads,
             process,
             addresses,
             connect_timeout,
+            agreement,
             ..
         } => {
             let threads = threads.max(1);
-            let (sockets, heartbeats) = connect(&addresses, process, connect_timeout, lost)
-                .map_err(|error| error.to_string())?;
+            let own = Own {
+                workers: threads,
+                agreement,
+            };
+            let (sockets, heartbeats) = connect(&addresses, process, own, connect_timeout, lost)?;
             let hooks = Hooks::default();
             let local = ProcessBuilder::new_typed_vector(
                 threads,
@@ -279,7 +336,7 @@ pub fn communication(workers: Workers, lost: &LostPeer) -> Result<Communication,
             );
             let (builders, guard) =
                 initialize_networking_from_sockets(local, sockets, process, threads, hooks)
-                    .map_err(|error| error.to_string())?;
+                    .map_err(|error| CommunicationError::Timely(error.to_string()))?;
             let builders = builders.into_iter().map(AllocatorBuilder::Tcp).collect();
             // Dropped together when the workers are done: the network threads are joined,
             // then the heartbeats stop and their connections close, which tells the peers
@@ -307,11 +364,51 @@ where
     )
 }
 
+/// What this process tells its peers of itself beyond its index: its worker count and its
+/// agreement hash, which theirs must equal.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Own {
+    /// Worker threads in this process.
+    pub workers: usize,
+    /// See `Workers::Cluster::agreement`.
+    pub agreement: u64,
+}
+
+impl Own {
+    fn hello(self, kind: u64, me: usize, processes: usize) -> Hello {
+        Hello {
+            kind,
+            process: me as u64,
+            processes: processes as u64,
+            workers: self.workers as u64,
+            agreement: self.agreement,
+        }
+    }
+
+    /// What differs between this process and `peer`'s hello, in words, if anything.
+    fn differs_from(self, peer: &Hello) -> Option<String> {
+        if peer.workers != self.workers as u64 {
+            Some(format!(
+                "runs {} worker{} per process where this one runs {}",
+                peer.workers,
+                if peer.workers == 1 { "" } else { "s" },
+                self.workers
+            ))
+        } else if peer.agreement != self.agreement {
+            Some("was started with other settings or inputs than this one".to_string())
+        } else {
+            None
+        }
+    }
+}
+
 /// Connects this process (`me`) to every other one of `addresses` within `timeout`: one
-/// stream per peer in process order, `None` at `me`, as timely expects.
+/// stream per peer in process order, `None` at `me`, as timely expects. A peer whose worker
+/// count or agreement differs from `own` ends it with [`ConnectError::Differs`].
 pub fn connect(
     addresses: &[String],
     me: usize,
+    own: Own,
     timeout: Duration,
     lost: &LostPeer,
 ) -> Result<(Vec<Option<PeerStream>>, Heartbeats), ConnectError> {
@@ -328,23 +425,22 @@ pub fn connect(
     let mut sockets: Vec<Option<TcpStream>> = (0..processes).map(|_| None).collect();
     let mut beats: Vec<Option<TcpStream>> = (0..processes).map(|_| None).collect();
     for (peer, address) in addresses.iter().enumerate().take(me) {
-        sockets[peer] = Some(dial(
-            address, peer, me, processes, deadline, timeout, MAGIC,
-        )?);
+        let mine = |kind| own.hello(kind, me, processes);
+        sockets[peer] = Some(dial(address, peer, mine(MAGIC), own, deadline, timeout)?);
         beats[peer] = Some(dial(
             address,
             peer,
-            me,
-            processes,
+            mine(HEARTBEAT_MAGIC),
+            own,
             deadline,
             timeout,
-            HEARTBEAT_MAGIC,
         )?);
     }
     accept_higher(
         &listener,
         addresses,
         me,
+        own,
         deadline,
         timeout,
         &mut sockets,
@@ -462,16 +558,15 @@ fn timeout_error(
     }
 }
 
-/// Connects to a lower process, retrying until the deadline, and checks its answer.
-#[allow(clippy::too_many_arguments)]
+/// Connects to a lower process, retrying until the deadline, says `mine` and checks its
+/// answer against it.
 fn dial(
     address: &str,
     peer: usize,
-    me: usize,
-    processes: usize,
+    mine: Hello,
+    own: Own,
     deadline: Instant,
     timeout: Duration,
-    magic: u64,
 ) -> Result<TcpStream, ConnectError> {
     let mut last = None;
     loop {
@@ -481,20 +576,29 @@ fn dial(
         }
         // Once connected, the answer may take until the deadline: the peer answers after it
         // has reached the processes below it.
-        match try_dial(address, me, processes, left.min(ATTEMPT), left, magic) {
+        match try_dial(address, &mine, left.min(ATTEMPT), left) {
             Ok(mut stream) => match read_hello(&mut stream) {
-                Ok((kind, index, count))
-                    if kind == magic && index == peer as u64 && count == processes as u64 =>
+                Ok(hello)
+                    if hello.kind == mine.kind
+                        && hello.process == peer as u64
+                        && hello.processes == mine.processes =>
                 {
+                    if let Some(what) = own.differs_from(&hello) {
+                        return Err(ConnectError::Differs {
+                            process: peer,
+                            address: address.to_string(),
+                            what,
+                        });
+                    }
                     return set_up(stream).map_err(|error| {
                         timeout_error(peer, address, timeout, Some(error.to_string()))
-                    })
+                    });
                 }
                 Ok(_) => {
                     return Err(ConnectError::Mismatch {
                         process: peer,
                         address: address.to_string(),
-                        processes,
+                        processes: mine.processes as usize,
                     })
                 }
                 Err(error) => last = Some(error.to_string()),
@@ -507,11 +611,9 @@ fn dial(
 
 fn try_dial(
     address: &str,
-    me: usize,
-    processes: usize,
+    mine: &Hello,
     limit: Duration,
     answer_within: Duration,
-    magic: u64,
 ) -> io::Result<TcpStream> {
     let resolved: Vec<SocketAddr> = address.to_socket_addrs()?.collect();
     let mut last = io::Error::new(io::ErrorKind::NotFound, "the address resolves to nothing");
@@ -520,7 +622,7 @@ fn try_dial(
             Ok(mut stream) => {
                 stream.set_read_timeout(Some(answer_within))?;
                 stream.set_write_timeout(Some(limit))?;
-                write_hello(&mut stream, magic, me, processes)?;
+                write_hello(&mut stream, mine)?;
                 return Ok(stream);
             }
             Err(error) => last = error,
@@ -530,11 +632,14 @@ fn try_dial(
 }
 
 /// Accepts the higher processes until each has said hello on a data and a heartbeat
-/// connection, or the deadline passes.
+/// connection, or the deadline passes, or one differs from `own` (it is answered first, so
+/// that it sees the difference too).
+#[allow(clippy::too_many_arguments)]
 fn accept_higher(
     listener: &TcpListener,
     addresses: &[String],
     me: usize,
+    own: Own,
     deadline: Instant,
     timeout: Duration,
     sockets: &mut [Option<TcpStream>],
@@ -561,22 +666,29 @@ fn accept_higher(
                     .and_then(|()| stream.set_read_timeout(Some(ATTEMPT)))
                     .and_then(|()| stream.set_write_timeout(Some(ATTEMPT)))
                     .and_then(|()| read_hello(&mut stream));
-                let Ok((kind, index, count)) = hello else {
+                let Ok(hello) = hello else {
                     continue;
                 };
-                let Ok(index) = usize::try_from(index) else {
+                let Ok(index) = usize::try_from(hello.process) else {
                     continue;
                 };
-                if count != processes as u64 || index <= me || index >= processes {
+                if hello.processes != processes as u64 || index <= me || index >= processes {
                     continue;
                 }
                 // A second hello from the same process replaces the first: the peer gave up on
                 // that connection and dialled again.
-                if write_hello(&mut stream, kind, me, processes).is_err() {
+                if write_hello(&mut stream, &own.hello(hello.kind, me, processes)).is_err() {
                     continue;
                 }
+                if let Some(what) = own.differs_from(&hello) {
+                    return Err(ConnectError::Differs {
+                        process: index,
+                        address: addresses[index].clone(),
+                        what,
+                    });
+                }
                 if let Ok(stream) = set_up(stream) {
-                    if kind == HEARTBEAT_MAGIC {
+                    if hello.kind == HEARTBEAT_MAGIC {
                         beats[index] = Some(stream);
                     } else {
                         sockets[index] = Some(stream);
@@ -601,22 +713,29 @@ fn set_up(stream: TcpStream) -> io::Result<TcpStream> {
     Ok(stream)
 }
 
-fn write_hello(stream: &mut TcpStream, magic: u64, me: usize, processes: usize) -> io::Result<()> {
-    let mut hello = [0u8; 24];
-    hello[..8].copy_from_slice(&magic.to_be_bytes());
-    hello[8..16].copy_from_slice(&(me as u64).to_be_bytes());
-    hello[16..].copy_from_slice(&(processes as u64).to_be_bytes());
-    stream.write_all(&hello)
+fn write_hello(stream: &mut TcpStream, hello: &Hello) -> io::Result<()> {
+    let mut bytes = [0u8; HELLO_BYTES];
+    let words = [
+        hello.kind,
+        hello.process,
+        hello.processes,
+        hello.workers,
+        hello.agreement,
+    ];
+    for (chunk, word) in bytes.chunks_exact_mut(8).zip(words) {
+        chunk.copy_from_slice(&word.to_be_bytes());
+    }
+    stream.write_all(&bytes)
 }
 
-/// Reads a hello: its kind (data or heartbeat), the sender's index and process count.
-fn read_hello(stream: &mut TcpStream) -> io::Result<(u64, u64, u64)> {
-    let mut hello = [0u8; 24];
-    stream.read_exact(&mut hello)?;
+/// Reads a hello; anything that does not start with one of augur's magic words is refused.
+fn read_hello(stream: &mut TcpStream) -> io::Result<Hello> {
+    let mut bytes = [0u8; HELLO_BYTES];
+    stream.read_exact(&mut bytes)?;
     let word = |at: usize| {
-        let mut bytes = [0u8; 8];
-        bytes.copy_from_slice(&hello[at..at + 8]);
-        u64::from_be_bytes(bytes)
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&bytes[at..at + 8]);
+        u64::from_be_bytes(word)
     };
     if word(0) != MAGIC && word(0) != HEARTBEAT_MAGIC {
         return Err(io::Error::new(
@@ -624,7 +743,13 @@ fn read_hello(stream: &mut TcpStream) -> io::Result<(u64, u64, u64)> {
             "not an augur handshake",
         ));
     }
-    Ok((word(0), word(8), word(16)))
+    Ok(Hello {
+        kind: word(0),
+        process: word(8),
+        processes: word(16),
+        workers: word(24),
+        agreement: word(32),
+    })
 }
 
 #[cfg(test)]
@@ -648,6 +773,7 @@ mod tests {
                     connect(
                         &addresses,
                         me,
+                        Own::default(),
                         Duration::from_secs(20),
                         &LostPeer::default(),
                     )
@@ -676,12 +802,14 @@ mod tests {
             connect(
                 &peer_addresses,
                 1,
+                Own::default(),
                 Duration::from_secs(20),
                 &LostPeer::default(),
             )
             .map_err(|error| error.to_string())
         });
-        let me = connect(&addresses, 0, Duration::from_secs(20), lost).expect("connects");
+        let me = connect(&addresses, 0, Own::default(), Duration::from_secs(20), lost)
+            .expect("connects");
         let peer = peer
             .join()
             .map_err(|_| "panicked".to_string())
@@ -722,6 +850,7 @@ mod tests {
         let error = connect(
             &addresses,
             0,
+            Own::default(),
             Duration::from_millis(500),
             &LostPeer::default(),
         )
@@ -733,6 +862,7 @@ mod tests {
         let error = connect(
             &addresses,
             1,
+            Own::default(),
             Duration::from_millis(500),
             &LostPeer::default(),
         )
@@ -756,14 +886,91 @@ mod tests {
             connect(
                 &peer_addresses,
                 1,
+                Own::default(),
                 Duration::from_secs(20),
                 &LostPeer::default(),
             )
             .map(|_| ())
             .map_err(|error| io::Error::other(error.to_string()))
         });
-        let sockets = connect(&addresses, 0, Duration::from_secs(20), &LostPeer::default());
+        let sockets = connect(
+            &addresses,
+            0,
+            Own::default(),
+            Duration::from_secs(20),
+            &LostPeer::default(),
+        );
         assert!(sockets.is_ok_and(|(sockets, _)| sockets[1].is_some()));
         assert!(stranger.join().is_ok_and(|result| result.is_ok()));
+    }
+
+    /// Process 1's connect over `addresses` (process 0 connecting in this thread with `own`),
+    /// with `theirs`: both results, as text.
+    fn connect_pair_with(own: Own, theirs: Own) -> (String, String) {
+        let addresses = vec![free_address(), free_address()];
+        let peer_addresses = addresses.clone();
+        let peer = std::thread::spawn(move || {
+            connect(
+                &peer_addresses,
+                1,
+                theirs,
+                Duration::from_secs(20),
+                &LostPeer::default(),
+            )
+            .map(|_| ())
+            .map_err(|error| error.to_string())
+        });
+        let me = connect(
+            &addresses,
+            0,
+            own,
+            Duration::from_secs(20),
+            &LostPeer::default(),
+        )
+        .map(|_| ())
+        .map_err(|error| error.to_string());
+        let peer = peer.join().unwrap_or_else(|_| Err("panicked".to_string()));
+        let text = |result: Result<(), String>| result.err().unwrap_or_else(|| "ok".to_string());
+        (text(me), text(peer))
+    }
+
+    #[test]
+    fn processes_with_other_workers_or_settings_refuse_each_other() {
+        let own = Own {
+            workers: 2,
+            agreement: 7,
+        };
+        assert_eq!(
+            connect_pair_with(own, own),
+            ("ok".to_string(), "ok".to_string())
+        );
+        // timely's network threads panicked on another worker count (an index out of bounds).
+        let (me, peer) = connect_pair_with(own, Own { workers: 1, ..own });
+        assert!(
+            me.contains("process 1 at")
+                && me.contains("runs 1 worker per process where this one runs 2"),
+            "{me}"
+        );
+        assert!(
+            peer.contains("process 0 at")
+                && peer.contains("runs 2 workers per process where this one runs 1"),
+            "{peer}"
+        );
+        // Other settings made another map, silently.
+        let (me, peer) = connect_pair_with(
+            own,
+            Own {
+                agreement: 8,
+                ..own
+            },
+        );
+        for (text, other) in [(&me, "process 1"), (&peer, "process 0")] {
+            assert!(
+                text.contains(other)
+                    && text.contains("other settings or inputs")
+                    && text.contains("--workers"),
+                "{text}"
+            );
+        }
     }
 }

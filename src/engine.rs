@@ -384,7 +384,36 @@ pub enum Workers {
         /// How long a peer may send nothing during the run before it is given up as lost
         /// (stopped, hung or cut off); `None`: wait on it for ever.
         peer_timeout: Option<Duration>,
+        /// A hash of what every process must agree on to compute the same map (the settings
+        /// and inputs every process reads), compared when they connect along with the worker
+        /// counts: processes that differ refuse to start rather than make another map.
+        agreement: u64,
     },
+}
+
+impl Workers {
+    /// The same workers, a cluster's processes agreeing on `agreement` (see
+    /// `Workers::Cluster::agreement`).
+    pub fn agreeing_on(self, agreement: u64) -> Workers {
+        match self {
+            Workers::Cluster {
+                threads,
+                process,
+                addresses,
+                connect_timeout,
+                peer_timeout,
+                ..
+            } => Workers::Cluster {
+                threads,
+                process,
+                addresses,
+                connect_timeout,
+                peer_timeout,
+                agreement,
+            },
+            threads => threads,
+        }
+    }
 }
 
 /// What went wrong while running the engine.
@@ -393,6 +422,10 @@ pub enum EngineError<S, K> {
     /// timely could not start (a cluster peer was unreachable, an address was taken, ...).
     #[error("could not start the workers: {0}")]
     Start(String),
+    /// The processes of a cluster were started with different worker counts, settings or
+    /// inputs (a usage error: each would compute another map, or timely would fail).
+    #[error("{0}")]
+    Disagree(String),
     /// A worker thread died.
     #[error("a worker failed: {0}")]
     Worker(String),
@@ -459,7 +492,12 @@ where
         Workers::Cluster { peer_timeout, .. } => *peer_timeout,
         Workers::Threads(_) => None,
     };
-    let communication = cluster::communication(workers, &lost).map_err(EngineError::Start)?;
+    let communication = cluster::communication(workers, &lost).map_err(|error| match error {
+        cluster::CommunicationError::Connect(error @ cluster::ConnectError::Differs { .. }) => {
+            EngineError::Disagree(error.to_string())
+        }
+        other => EngineError::Start(other.to_string()),
+    })?;
     let run = move || -> EngineResult<Src, Snk> {
         let guards = cluster::execute(communication, move |worker| {
             let index = worker.index();

@@ -272,7 +272,10 @@ fn bench(args: &BenchArgs) -> ExitCode {
     match run_bench(&options, &mut progress) {
         Ok(Some(report)) => print_json::<_, std::io::Error>(Ok(report)),
         Ok(None) => ExitCode::SUCCESS,
-        Err(error @ augur::bench::BenchError::Options(_)) => usage(&error.to_string()),
+        Err(
+            error @ (augur::bench::BenchError::Options(_)
+            | augur::bench::BenchError::Engine(augur::engine::EngineError::Disagree(_))),
+        ) => usage(&error.to_string()),
         Err(error) => {
             eprintln!("augur: {error}");
             ExitCode::FAILURE
@@ -404,6 +407,7 @@ fn failure(error: &RunError) -> ExitCode {
     eprintln!("augur: {error}");
     match error {
         RunError::Strict(_) => ExitCode::from(3),
+        RunError::Disagree(_) => ExitCode::from(2),
         _ => ExitCode::FAILURE,
     }
 }

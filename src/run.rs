@@ -118,6 +118,10 @@ pub enum RunError {
     /// The engine failed.
     #[error("engine: {0}")]
     Engine(String),
+    /// The processes of a cluster run were started with different workers, settings or
+    /// inputs (a usage error).
+    #[error("{0}")]
+    Disagree(String),
     /// A checkpoint could not be written, read or used.
     #[error("checkpoint: {0}")]
     Checkpoint(#[from] CheckpointError),
@@ -326,7 +330,10 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
     }));
     let idle_catalog = Arc::clone(&catalog);
     let outcome = run_engine_checkpointed(
-        config.workers.clone(),
+        config
+            .workers
+            .clone()
+            .agreeing_on(checkpoint::cluster_agreement(config)),
         engine_config,
         checkpointing,
         move || {
@@ -339,6 +346,7 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
     )
     .map_err(|error| match error {
         EngineError::Source(FeedError::Strict(rejection)) => RunError::Strict(rejection),
+        EngineError::Disagree(message) => RunError::Disagree(message),
         // The checksum catches a damaged checkpoint, not one edited and re-checksummed, whose
         // state may not hold together: say where the failure may come from.
         EngineError::Worker(message) if was_resumed => RunError::Engine(format!(

@@ -52,7 +52,17 @@ fn start(args: &[String], out: &Path, hosts: &str, index: usize, extra: &[&str])
 
 /// Waits for `child` at most `limit`; kills it (and fails) if it is still running then.
 /// Returns whether it succeeded, its stdout and its stderr.
-fn finish(mut child: Child, limit: Duration, what: &str) -> (bool, String, String) {
+fn finish(child: Child, limit: Duration, what: &str) -> (bool, String, String) {
+    let (status, stdout, stderr) = finish_status(child, limit, what);
+    (status.success(), stdout, stderr)
+}
+
+/// [`finish`], with the exit status.
+fn finish_status(
+    mut child: Child,
+    limit: Duration,
+    what: &str,
+) -> (std::process::ExitStatus, String, String) {
     let started = Instant::now();
     let status = loop {
         match child.try_wait() {
@@ -73,7 +83,7 @@ fn finish(mut child: Child, limit: Duration, what: &str) -> (bool, String, Strin
     if let Some(mut err) = child.stderr.take() {
         let _ = err.read_to_string(&mut stderr);
     }
-    (status.success(), stdout, stderr)
+    (status, stdout, stderr)
 }
 
 /// What happens to the victim of a fault test.
@@ -216,6 +226,39 @@ fn a_peer_that_never_starts_is_given_up_after_the_connect_timeout() {
             "{stderr}"
         );
         assert!(stdout.is_empty(), "nothing on stdout: {stdout}");
+    }
+}
+
+#[test]
+fn processes_with_other_workers_or_settings_stop_with_a_usage_error() {
+    // Another worker count panicked inside timely's network threads; another policy made a map
+    // that neither setting makes, and both processes exited 0.
+    let dir = temp("disagree");
+    let args = short_scenario(&dir, 10);
+    let cases: [(&str, &[&str]); 2] = [
+        ("runs 1 worker per process", &["--workers", "1"]),
+        (
+            "other settings or inputs",
+            &["--workers", "2", "--policy", "static"],
+        ),
+    ];
+    for (what, extra) in cases {
+        let hosts = hostfile(&dir);
+        let out = dir.join("out");
+        let first = start(&args, &out, &hosts, 0, &["--workers", "2"]);
+        let second = start(&args, &out, &hosts, 1, extra);
+        for (index, child) in [(0, first), (1, second)] {
+            let (status, _, stderr) =
+                finish_status(child, Duration::from_secs(60), &format!("process {index}"));
+            assert_eq!(status.code(), Some(2), "process {index}: {stderr}");
+            assert!(
+                !stderr.contains("panicked") && stderr.contains("every process of a run needs"),
+                "process {index}: {stderr}"
+            );
+            if index == 0 {
+                assert!(stderr.contains(what), "{stderr}");
+            }
+        }
     }
 }
 

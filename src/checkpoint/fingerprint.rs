@@ -42,6 +42,19 @@ pub fn fingerprint(config: &RunConfig) -> u64 {
     hash
 }
 
+/// What every process of a cluster run must agree on to compute the same map: the settings of
+/// the dataflow (forecasting, placement) and the contents of the workflow and platform files,
+/// which every process reads. The logs are left out: only process 0 reads them, and the other
+/// processes' paths may differ (another host's mount point).
+pub fn cluster_agreement(config: &RunConfig) -> u64 {
+    let settings = format!("{:?}|{:?}", config.forecast, config.placement);
+    let mut hash = fnv1a(settings.as_bytes(), FNV_OFFSET);
+    for path in config.workflows.iter().chain(&config.platform) {
+        hash = file_hash(path, u64::MAX, hash);
+    }
+    hash
+}
+
 /// The run's metric logs, then its event logs: the order of [`log_heads`].
 pub(super) fn logs_of(config: &RunConfig) -> impl Iterator<Item = &Path> {
     config

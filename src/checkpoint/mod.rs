@@ -16,7 +16,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 pub use codec::{decode, encode};
-pub use fingerprint::{fingerprint, fingerprint_of, log_heads};
+pub use fingerprint::{cluster_agreement, fingerprint, fingerprint_of, log_heads};
 
 use crate::engine::{CheckpointStore, EngineSnapshot};
 
