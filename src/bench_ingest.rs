@@ -356,10 +356,17 @@ pub fn run_soak(
     } else {
         (args.samples, args.events, args.devices, args.compare_at)
     };
-    if devices == 0 || samples == 0 || args.workers == 0 || compare_at >= samples {
+    if devices == 0 || samples == 0 || args.workers == 0 {
         return Err(IngestError::Options(
-            "samples, devices and workers must be positive, and compare-at below samples".into(),
+            "samples, devices and workers must be positive".into(),
         ));
+    }
+    if compare_at >= samples {
+        // The default --compare-at (1,000,000) is what a small --samples runs into.
+        return Err(IngestError::Options(format!(
+            "--compare-at ({compare_at}) must be below --samples ({samples}): the RSS at \
+             --compare-at samples is compared with the RSS at the end"
+        )));
     }
     let folder = Folder::new(args.dir.as_deref(), "soak")?;
     let generated = Instant::now();

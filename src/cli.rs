@@ -662,6 +662,11 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig, ConfigError> {
             agreement: 0,
         }
     } else {
+        // One process reads no hostfile, but one named must still be there and well formed
+        // (it was silently ignored, and a typo in its name went unnoticed).
+        if args.hostfile.is_some() {
+            hosts(args.hostfile.as_deref(), 1)?;
+        }
         Workers::Threads(args.workers)
     };
     let checkpoint = match &args.checkpoint {
@@ -953,10 +958,17 @@ pub fn check_input_files<'a>(
     flag: &str,
     paths: impl IntoIterator<Item = &'a PathBuf>,
 ) -> Result<(), String> {
-    match paths.into_iter().find_map(|path| not_an_input_file(path)) {
-        Some(reason) => Err(format!("{flag}: {reason}")),
-        None => Ok(()),
+    let mut seen: Vec<&Path> = Vec::new();
+    for path in paths {
+        if let Some(reason) = not_an_input_file(path) {
+            return Err(format!("{flag}: {reason}"));
+        }
+        if seen.iter().any(|earlier| same_file(earlier, path)) {
+            return Err(format!("{flag}: {} is given twice", path.display()));
+        }
+        seen.push(path);
     }
+    Ok(())
 }
 
 /// Why `path` cannot be an input file (`PATH does not exist`, `PATH is not a regular file`), if
@@ -1036,12 +1048,94 @@ pub fn hosts(hostfile: Option<&Path>, processes: usize) -> Result<Vec<String>, C
             ),
         });
     }
+    // Checked here rather than when a process listens or dials: a bad port failed only then,
+    // and an address given twice made two processes wait for each other until the timeout.
+    for (index, address) in addresses.iter().enumerate() {
+        let bad = |reason: String| ConfigError::File {
+            path: path.to_path_buf(),
+            reason: format!("address {} ('{address}') {reason}", index + 1),
+        };
+        let (host, port) = address
+            .rsplit_once(':')
+            .ok_or_else(|| bad("is not host:port".to_string()))?;
+        if host.trim_matches(['[', ']']).is_empty() {
+            return Err(bad("has no host".to_string()));
+        }
+        if port.parse::<u16>().map_or(true, |port| port == 0) {
+            return Err(bad("needs a port from 1 to 65535".to_string()));
+        }
+        if let Some(first) = addresses[..index].iter().position(|a| a == address) {
+            return Err(bad(format!(
+                "is address {} again: every process needs its own",
+                first + 1
+            )));
+        }
+    }
     Ok(addresses)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hostfiles_are_checked_when_read() {
+        let dir = crate::testing::Scratch::new("cli-hostfiles");
+        let file = |name: &str, text: &str| {
+            let path = dir.join(name);
+            std::fs::write(&path, text).expect("hostfile");
+            path
+        };
+        let good = file("good.txt", "127.0.0.1:2101\n\n[::1]:2102\n");
+        assert_eq!(
+            hosts(Some(&good), 2).expect("two addresses"),
+            ["127.0.0.1:2101", "[::1]:2102"]
+        );
+        for (name, text, reason) in [
+            (
+                "dup.txt",
+                "h:1\nh:1\n",
+                "address 2 ('h:1') is address 1 again",
+            ),
+            (
+                "port.txt",
+                "h:99999\nh:2\n",
+                "address 1 ('h:99999') needs a port",
+            ),
+            ("zero.txt", "h:1\nh:0\n", "address 2 ('h:0') needs a port"),
+            (
+                "bare.txt",
+                "h:1\nnotanaddress\n",
+                "address 2 ('notanaddress') is not host:port",
+            ),
+            ("nohost.txt", ":1\nh:2\n", "address 1 (':1') has no host"),
+            (
+                "short.txt",
+                "h:1\n",
+                "has 1 addresses, but --processes is 2",
+            ),
+        ] {
+            let error = hosts(Some(&file(name, text)), 2)
+                .expect_err(name)
+                .to_string();
+            assert!(error.contains(reason), "{name}: {error}");
+        }
+        let missing = dir.join("missing.txt");
+        assert!(hosts(Some(&missing), 1).is_err());
+    }
+
+    #[test]
+    fn an_input_file_given_twice_is_refused() {
+        let dir = crate::testing::Scratch::new("cli-twice");
+        let path = dir.join("a.json");
+        std::fs::write(&path, "{}").expect("file");
+        let error = check_input_files("--workflow", [&path, &path]).expect_err("twice");
+        assert!(
+            error.contains("--workflow") && error.contains("is given twice"),
+            "{error}"
+        );
+        assert!(check_input_files("--workflow", [&path]).is_ok());
+    }
 
     #[test]
     fn numbers_in_messages_are_short() {

@@ -195,11 +195,21 @@ fn bench(args: &BenchArgs) -> ExitCode {
     match &args.kind {
         Some(BenchKind::Ingest(ingest)) => {
             let mut progress = |line: &str| eprintln!("augur bench ingest: {line}");
-            return print_json(augur::bench_ingest::run_ingest(ingest, &mut progress));
+            return match augur::bench_ingest::run_ingest(ingest, &mut progress) {
+                Err(error @ augur::bench_ingest::IngestError::Options(_)) => {
+                    usage(&error.to_string())
+                }
+                result => print_json(result),
+            };
         }
         Some(BenchKind::Soak(soak)) => {
             let mut progress = |line: &str| eprintln!("augur bench soak: {line}");
-            return print_json(augur::bench_ingest::run_soak(soak, &mut progress));
+            return match augur::bench_ingest::run_soak(soak, &mut progress) {
+                Err(error @ augur::bench_ingest::IngestError::Options(_)) => {
+                    usage(&error.to_string())
+                }
+                result => print_json(result),
+            };
         }
         Some(BenchKind::Workflow(workflow)) => {
             if let Err(message) = check_input_files("--platform", [&workflow.platform])
@@ -258,6 +268,12 @@ fn bench(args: &BenchArgs) -> ExitCode {
         Some("off") => augur_dataflows::placement::Hierarchy::Off,
         _ => options.hierarchy,
     };
+    if args.processes == 1 && args.hostfile.is_some() {
+        // One process reads no hostfile, but one named must be there and well formed.
+        if let Err(error) = hosts(args.hostfile.as_deref(), 1) {
+            return usage(&error.to_string());
+        }
+    }
     if args.processes > 1 {
         let addresses = match hosts(args.hostfile.as_deref(), args.processes) {
             Ok(addresses) => addresses,
