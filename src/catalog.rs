@@ -141,10 +141,11 @@ impl Catalog {
                     workflow.path.clone(),
                     RejectKind::Infeasible,
                     format!(
-                        "task '{}' needs {} cores and {} bytes of memory, more than any device has",
+                        "task '{}' needs {} cores and {} of memory, more than any device has",
                         task.id,
-                        spec.cores_milli as f64 / 1000.0,
-                        spec.memory_bytes
+                        // As given: the spec's thousandths are clamped to what a u32 holds.
+                        crate::cli::short_number(task.cores),
+                        memory_text(spec.memory_bytes)
                     ),
                 )
             })
@@ -334,6 +335,16 @@ fn task_spec(task: &crate::input::wfformat::WfTask) -> TaskSpec {
     }
 }
 
+/// A task's memory for a message. The reader saturates a `memoryInBytes` of 2^64 or more at
+/// `u64::MAX`, which is not the value the user gave: say it is too large instead of printing it.
+fn memory_text(bytes: u64) -> String {
+    if bytes == u64::MAX {
+        "2^64 bytes or more (too large to count)".to_string()
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
 /// Cores in thousandths, at least one thousandth so a task always weighs something.
 fn milli(cores: f64) -> u32 {
     (cores * 1000.0).round().clamp(1.0, u32::MAX as f64) as u32
@@ -373,5 +384,37 @@ mod tests {
             .map(|d| d.zone)
             .collect();
         assert_eq!(zones, vec![0, 0]);
+    }
+
+    #[test]
+    fn an_infeasible_task_is_reported_with_its_needs_as_given_not_saturated() {
+        let text = format!("{}memory_gib = 8\n", device("a", None));
+        let platform = parse_platform(&text, "p.toml").expect("valid platform");
+        let mut catalog = Catalog::new(platform);
+        let text = |cores: &str, memory: &str| {
+            format!(
+                r#"{{"name": "t", "schemaVersion": "1.5", "workflow": {{
+                    "specification": {{"tasks": [{{"name": "a", "id": "a", "parents": [],
+                        "children": [], "inputFiles": [], "outputFiles": []}}], "files": []}},
+                    "execution": {{"makespanInSeconds": 1, "executedAt": "20200101T000000+0000",
+                        "tasks": [{{"id": "a", "runtimeInSeconds": 1, "coreCount": {cores},
+                                    "memoryInBytes": {memory}}}], "machines": []}}}}}}"#
+            )
+        };
+        for (cores, memory, expected) in [
+            (
+                "1",
+                "1e30",
+                "needs 1 cores and 2^64 bytes or more (too large to count) of memory",
+            ),
+            ("1e30", "0", "needs 1e30 cores and 0 bytes of memory"),
+            ("64", "1000", "needs 64 cores and 1000 bytes of memory"),
+        ] {
+            let read = crate::input::wfformat::parse_workflow(&text(cores, memory), "t.json");
+            let workflow = read.workflow.expect("a readable workflow");
+            let rejections = catalog.admit(workflow).expect_err("infeasible");
+            assert!(rejections[0].reason.contains(expected), "{rejections:?}");
+            assert!(!rejections[0].reason.contains("18446744073709551615"));
+        }
     }
 }

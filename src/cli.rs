@@ -602,12 +602,13 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig, ConfigError> {
             }
         }
     }
-    let lateness_s = in_range(
-        "--lateness",
-        args.lateness.or(file.lateness_s).unwrap_or(60.0),
-        0.0,
-        1e9,
-    )?;
+    // A bad value is named where the user wrote it: the flag, or else the config file's key.
+    let (lateness_source, lateness_s) = match (args.lateness, file.lateness_s) {
+        (Some(seconds), _) => ("--lateness", seconds),
+        (None, Some(seconds)) => ("lateness_s", seconds),
+        (None, None) => ("--lateness", 60.0),
+    };
+    let lateness_s = in_range(lateness_source, lateness_s, 0.0, 1e9)?;
     let (forecast, placement) = engine_knobs(&file, args.policy.clone())?;
     if args.workers == 0 || args.workers > 1024 {
         return Err(ConfigError::Flag {
@@ -1199,6 +1200,22 @@ mod tests {
         let config = run_config(&args(&["--lateness", "2.5"])).expect("valid");
         assert_eq!(config.lateness_ms, 2_500);
         assert!(run_config(&args(&["--lateness", "-1"])).is_err());
+    }
+
+    #[test]
+    fn a_bad_lateness_is_named_where_it_was_given() {
+        let dir = crate::testing::Scratch::new("cli-lateness");
+        let nan = dir.join("nan.toml");
+        std::fs::write(&nan, "lateness_s = nan\n").expect("write");
+        let from_file = args(&["--config", nan.to_str().unwrap_or("")]);
+        let error = run_config(&from_file).expect_err("NaN lateness");
+        assert!(error.to_string().starts_with("lateness_s: NaN"), "{error}");
+        // The flag overrides the file, so a bad flag is the flag's fault.
+        let flag = args(&["--config", nan.to_str().unwrap_or(""), "--lateness", "-1"]);
+        let error = run_config(&flag).expect_err("negative lateness");
+        assert!(error.to_string().starts_with("--lateness: -1"), "{error}");
+        let good = args(&["--config", nan.to_str().unwrap_or(""), "--lateness", "3"]);
+        assert_eq!(run_config(&good).expect("the flag wins").lateness_ms, 3_000);
     }
 
     #[test]

@@ -118,7 +118,10 @@ fn main() -> ExitCode {
             }
             let mut out = std::io::stdout().lock();
             match augur::pareto::run(&args, &mut out) {
-                Err(error @ augur::pareto::ParetoError::Weight(_)) => usage(&error.to_string()),
+                Err(
+                    error @ (augur::pareto::ParetoError::Weight(_)
+                    | augur::pareto::ParetoError::WeightOverflow { .. }),
+                ) => usage(&error.to_string()),
                 result => report(result.map(|_| ()), |error| match error {
                     augur::pareto::ParetoError::Output(io) => Some(io),
                     _ => None,

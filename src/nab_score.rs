@@ -284,8 +284,16 @@ impl Labels {
                 let [start, end] = pair.as_slice() else {
                     return Err(format!("{key}: a window needs a start and an end"));
                 };
+                let (start_text, end_text) = (start, end);
                 let start = parse_time_field(start).map_err(|e| format!("{key}: {e}"))?;
                 let end = parse_time_field(end).map_err(|e| format!("{key}: {e}"))?;
+                // A reversed window covers no row, so scoring would drop it and the labelled
+                // anomaly with it; refuse it like a malformed one instead.
+                if end < start {
+                    return Err(format!(
+                        "{key}: window [{start_text}, {end_text}]: window end is before its start"
+                    ));
+                }
                 parsed.push((start, end));
             }
             windows.insert(key, parsed);
@@ -471,6 +479,20 @@ mod tests {
         assert_eq!(windows[0].1 - windows[0].0, (16 * 60 + 40) * MIN);
         assert!(labels.for_file(Path::new("x/a.csv")).is_none());
         assert!(Labels::parse(r#"{"a": [["2014-02-26 13:45:00"]]}"#).is_err());
+    }
+
+    #[test]
+    fn labels_refuse_a_window_that_ends_before_it_starts() {
+        let text = r#"{"a/x.csv": [["2014-02-20 00:00:00.000000", "2014-02-19 00:00:00.000000"]]}"#;
+        let err = Labels::parse(text).expect_err("reversed window");
+        assert!(err.contains("window end is before its start"), "{err}");
+        assert!(
+            err.contains("a/x.csv") && err.contains("2014-02-20 00:00:00.000000"),
+            "{err}"
+        );
+        // A window of one instant is still a window.
+        let one = r#"{"a/x.csv": [["2014-02-20 00:00:00", "2014-02-20 00:00:00"]]}"#;
+        assert!(Labels::parse(one).is_ok());
     }
 
     #[test]

@@ -54,6 +54,20 @@ pub enum ParetoError {
     /// A weight is negative or not a number.
     #[error("weights must be finite and non-negative, not {0}")]
     Weight(f64),
+    /// A relative weight is so large that the absolute weight it comes to is not finite.
+    #[error(
+        "{flag} {relative:e}: the absolute weight it comes to (× {rate:.3e}, the latency-only \
+         plan's exchange rate) overflows; give a relative weight below {limit:.1e}",
+        limit = f64::MAX / rate
+    )]
+    WeightOverflow {
+        /// The flag that gave it: `--cost` or `--energy`.
+        flag: &'static str,
+        /// The relative weight given.
+        relative: f64,
+        /// The exchange rate it was multiplied by.
+        rate: f64,
+    },
     /// The report could not be written.
     #[error("writing the report: {0}")]
     Output(#[from] std::io::Error),
@@ -172,13 +186,32 @@ pub fn run(args: &ParetoArgs, out: &mut dyn Write) -> Result<Vec<Plan>, ParetoEr
         }
     };
     let (cost_rate, energy_rate) = (rate(reference.cost), rate(reference.energy_j / 1000.0));
+    // A finite relative weight can still overflow once multiplied by the rate; an infinite
+    // weight would make every plan's score infinite (and print as null in JSON).
+    let absolute = |flag, relative: f64, rate: f64| {
+        // Zero stays zero even under an infinite rate (0 × inf is NaN).
+        let weight = if relative == 0.0 {
+            0.0
+        } else {
+            relative * rate
+        };
+        if weight.is_finite() {
+            Ok(weight)
+        } else {
+            Err(ParetoError::WeightOverflow {
+                flag,
+                relative,
+                rate,
+            })
+        }
+    };
     let mut plans = Vec::new();
     for &relative_cost in &args.cost {
         for &relative_energy in &args.energy {
             let weights = Weights {
                 latency: 1.0,
-                cost: relative_cost * cost_rate,
-                energy: relative_energy * energy_rate,
+                cost: absolute("--cost", relative_cost, cost_rate)?,
+                energy: absolute("--energy", relative_energy, energy_rate)?,
                 locality: args.locality,
             };
             let (mut costed, _) = plan(&devices, &tasks, &edges, weights);
@@ -209,19 +242,50 @@ pub fn run(args: &ParetoArgs, out: &mut dyn Write) -> Result<Vec<Plan>, ParetoEr
         for plan in &plans {
             writeln!(
                 out,
-                "{} {:>6} {:>9} {:>12.1} {:>11.3} {:>12.1} {:>10.2} {:>8}",
+                "{} {:>6} {:>9} {:>12} {:>11} {:>12} {:>10} {:>8}",
                 if plan.pareto { "*" } else { " " },
-                plan.weights.relative_cost,
-                plan.weights.relative_energy,
-                plan.makespan_s,
-                plan.cost,
-                plan.energy_j / 1000.0,
-                plan.bytes_moved as f64 / 1e9,
+                compact_weight(plan.weights.relative_cost),
+                compact_weight(plan.weights.relative_energy),
+                compact(plan.makespan_s, 1),
+                compact(plan.cost, 3),
+                compact(plan.energy_j / 1000.0, 1),
+                compact(plan.bytes_moved as f64 / 1e9, 2),
                 plan.devices_used
             )?;
         }
     }
     Ok(plans)
+}
+
+/// A table figure with `decimals` decimals, or in exponent form where that would be wider than
+/// its column (a 1e308 would otherwise print 309 digits and break the layout).
+fn compact(value: f64, decimals: usize) -> String {
+    if value.abs() < 1e9 {
+        format!("{value:.decimals$}")
+    } else {
+        exponent_form(value)
+    }
+}
+
+/// A weight as given (`0.5`, `32`), or in exponent form where it is very large or small.
+fn compact_weight(value: f64) -> String {
+    if value == 0.0 || (1e-3..1e6).contains(&value.abs()) {
+        format!("{value}")
+    } else {
+        exponent_form(value)
+    }
+}
+
+/// `1.5e300`: four significant digits at most, without trailing zeros.
+fn exponent_form(value: f64) -> String {
+    let text = format!("{value:.3e}");
+    match text.split_once('e') {
+        Some((mantissa, exponent)) if mantissa.contains('.') => {
+            let mantissa = mantissa.trim_end_matches('0').trim_end_matches('.');
+            format!("{mantissa}e{exponent}")
+        }
+        _ => text,
+    }
 }
 
 /// What a plan's totals are, for the exchange rates.
@@ -345,6 +409,56 @@ mod tests {
         mark_pareto(&mut plans);
         let marks: Vec<bool> = plans.iter().map(|p| p.pareto).collect();
         assert_eq!(marks, vec![true, false, true, true]);
+    }
+
+    fn demo_args(cost: Vec<f64>, energy: Vec<f64>, json: bool) -> ParetoArgs {
+        let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/demo");
+        ParetoArgs {
+            workflow: data.join("montage-chameleon-2mass-01d-001.json"),
+            platform: Some(data.join("platform.toml")),
+            cost,
+            energy,
+            locality: 0.0,
+            json,
+        }
+    }
+
+    #[test]
+    fn a_weight_whose_absolute_weight_overflows_is_refused() {
+        for (cost, energy, flag) in [(1e308, 0.0, "--cost"), (0.0, 1e308, "--energy")] {
+            let mut out = Vec::new();
+            let error = run(&demo_args(vec![cost], vec![energy], true), &mut out)
+                .expect_err("an infinite absolute weight");
+            assert!(
+                matches!(error, ParetoError::WeightOverflow { flag: f, .. } if f == flag),
+                "{error:?}"
+            );
+            assert!(error.to_string().contains("overflows"), "{error}");
+            assert!(out.is_empty(), "no plan is printed");
+        }
+    }
+
+    #[test]
+    fn the_table_prints_large_and_small_figures_compactly() {
+        assert_eq!(compact(37.0, 1), "37.0");
+        assert_eq!(compact(1e308, 1), "1e308");
+        assert_eq!(compact(-1.5e12, 3), "-1.5e12");
+        assert_eq!(compact_weight(0.0), "0");
+        assert_eq!(compact_weight(0.5), "0.5");
+        assert_eq!(compact_weight(32.0), "32");
+        assert_eq!(compact_weight(1e300), "1e300");
+        assert_eq!(compact_weight(1.23456e20), "1.235e20");
+        assert_eq!(compact_weight(2e-7), "2e-7");
+        // A huge but usable weight keeps the table's layout.
+        let mut out = Vec::new();
+        run(&demo_args(vec![0.0, 1e300], vec![0.0], false), &mut out).expect("plans");
+        let text = String::from_utf8(out).expect("utf-8");
+        let header = text.lines().nth(1).expect("a column header").len();
+        assert!(
+            text.lines().skip(2).all(|line| line.len() <= header),
+            "{text}"
+        );
+        assert!(text.contains("1e300"), "{text}");
     }
 
     #[test]

@@ -108,13 +108,15 @@ impl<R: BufRead> BoundedLines<R> {
     }
 
     /// Reads up to and including the next newline into `self.buffer` (bounded). Returns the
-    /// line's full length, whether any byte (or newline) was seen at all, and an I/O error.
-    /// Where a line was seen, `self.unterminated` says whether the input ended before its
-    /// newline.
+    /// length of the line's content (without its `\n` or `\r\n`), whether any byte (or
+    /// newline) was seen at all, and an I/O error. Where the content is within the maximum,
+    /// `self.buffer` holds it. Where a line was seen, `self.unterminated` says whether the input
+    /// ended before its newline.
     fn read_raw_line(&mut self) -> Result<(usize, bool), String> {
         self.buffer.clear();
         let mut length = 0usize;
         let mut seen_anything = false;
+        let mut ends_in_cr = false;
         loop {
             let available = match self.reader.fill_buf() {
                 Ok(available) => available,
@@ -125,14 +127,19 @@ impl<R: BufRead> BoundedLines<R> {
                 if seen_anything {
                     self.unterminated = true;
                 }
-                return Ok((length, seen_anything));
+                return Ok((self.content_length(length, ends_in_cr), seen_anything));
             }
             seen_anything = true;
             let newline = available.iter().position(|&byte| byte == b'\n');
             let chunk_end = newline.unwrap_or(available.len());
             let chunk = available.get(..chunk_end).unwrap_or_default();
+            if let Some(&last) = chunk.last() {
+                ends_in_cr = last == b'\r';
+            }
             length = length.saturating_add(chunk.len());
-            if length <= self.max_line_bytes {
+            // One byte past the maximum may be the `\r` of a CRLF ending, which is not content:
+            // keep it until the line's end tells.
+            if length <= self.max_line_bytes.saturating_add(1) {
                 self.buffer.extend_from_slice(chunk);
             } else {
                 // Free what we hold: the line is lost anyway and memory must stay bounded.
@@ -143,7 +150,7 @@ impl<R: BufRead> BoundedLines<R> {
                     self.reader.consume(position + 1);
                     self.offset += position as u64 + 1;
                     self.unterminated = false;
-                    return Ok((length, true));
+                    return Ok((self.content_length(length, ends_in_cr), true));
                 }
                 None => {
                     let consumed = available.len();
@@ -152,6 +159,17 @@ impl<R: BufRead> BoundedLines<R> {
                 }
             }
         }
+    }
+
+    /// The content length of a line of `length` bytes read in full (its `\n` excluded): a
+    /// final `\r` is part of the terminator, so the maximum applies alike to LF and CRLF files.
+    /// Drops that `\r` from `self.buffer` where the buffer holds the line.
+    fn content_length(&mut self, length: usize, ends_in_cr: bool) -> usize {
+        let content = length - usize::from(ends_in_cr);
+        if ends_in_cr && content <= self.max_line_bytes {
+            self.buffer.pop();
+        }
+        content
     }
 }
 
@@ -176,16 +194,11 @@ impl<R: BufRead> BoundedLines<R> {
         }
         // The rest may itself end at the input's end, to be continued again.
         self.continuing = self.unterminated;
-        let bytes = if self.buffer.last() == Some(&b'\r') && length <= self.max_line_bytes {
-            length - 1
-        } else {
-            length
-        };
-        if bytes == 0 {
+        if length == 0 {
             // The newline alone: the line was whole.
             return None;
         }
-        Some((line_number, Err(LineError::Continuation { bytes })))
+        Some((line_number, Err(LineError::Continuation { bytes: length })))
     }
 }
 
@@ -219,9 +232,6 @@ impl<R: BufRead> Iterator for BoundedLines<R> {
         self.line_number = line_number;
         if length > self.max_line_bytes {
             return Some((line_number, Err(LineError::Oversized { bytes: length })));
-        }
-        if self.buffer.last() == Some(&b'\r') {
-            self.buffer.pop();
         }
         // Editors on some systems start UTF-8 files with a byte-order mark: it is not data.
         if line_number == 1 && self.buffer.starts_with(b"\xef\xbb\xbf") {
@@ -376,6 +386,27 @@ mod tests {
             collect(b"12345678\n", 8),
             vec![(1, Ok("12345678".to_string()))]
         );
+    }
+
+    #[test]
+    fn the_maximum_applies_to_a_crlf_line_without_its_terminator() {
+        // The same 8 bytes of content in LF and CRLF files, whatever the buffer's chunks.
+        for capacity in [1, 3, 9, 64] {
+            let read = |text: &[u8]| -> Lines {
+                let reader = BufReader::with_capacity(capacity, Cursor::new(text.to_vec()));
+                BoundedLines::new(reader, 8).collect()
+            };
+            let kept = vec![(1, Ok("12345678".to_string())), (2, Ok("x".to_string()))];
+            assert_eq!(read(b"12345678\nx\n"), kept);
+            assert_eq!(read(b"12345678\r\nx\r\n"), kept);
+            assert_eq!(read(b"12345678\r"), vec![(1, Ok("12345678".to_string()))]);
+            // One byte more is over in both, and the count is the content's.
+            let over = vec![(1, Err(LineError::Oversized { bytes: 9 }))];
+            assert_eq!(read(b"123456789\n"), over);
+            assert_eq!(read(b"123456789\r\n"), over);
+            // A `\r` inside the content is content.
+            assert_eq!(read(b"1234567\r9\n"), over);
+        }
     }
 
     #[test]
