@@ -211,7 +211,11 @@ impl Admitted {
         }
     }
 
-    fn rejected(rejections: Vec<Rejection>) -> Admitted {
+    /// A record refused here after its reader had kept it: the fields the reader dropped from
+    /// it are not logged, since `dropped_field` lines are only for accepted records and a
+    /// refused record is one line of `rejected.jsonl`, its refusal.
+    fn rejected(mut rejections: Vec<Rejection>) -> Admitted {
+        rejections.retain(|rejection| rejection.kind != RejectKind::DroppedField);
         Admitted {
             accepted: false,
             dropped_fields: 0,
@@ -221,7 +225,8 @@ impl Admitted {
 }
 
 /// Parks the samples of one metric line whose devices the platform knows. The line is accepted
-/// if any sample survives; bad fields the reader dropped are counted, not fatal.
+/// if any sample survives; bad fields the reader dropped are then counted, not fatal (and not
+/// logged when the line is refused).
 fn admit_metric_line(
     devices: &mut DeviceNames,
     ordered: &mut Ordered<Sample>,

@@ -303,6 +303,12 @@ fn events_bad_transitions_unknown_task_workflow_device() {
     s.has_rejection("dropped_field", Some(11), "duration");
     assert_eq!(s.counts(&events), (11, 4, 7));
     assert_eq!(s.summary()["inputs"][&events]["dropped_fields"], 1);
+    let logged = s
+        .rejected()
+        .iter()
+        .filter(|r| r["file"] == events.as_str())
+        .count();
+    assert_eq!(logged, 7 + 1, "rejected + dropped_fields lines");
     // a and b completed.
     assert!(outcome
         .final_map
@@ -352,6 +358,64 @@ fn alibaba_bad_readings_drop_fields_not_rows() {
     assert_eq!(s.counts(&trace), (4, 3, 1));
     assert!(counts["dropped_fields"].as_u64().expect("dropped") >= 2);
     s.has_rejection("dropped_field", Some(1), "");
+}
+
+#[test]
+fn a_refused_record_is_one_line_and_dropped_fields_are_only_for_accepted_ones() {
+    let s = Scenario::new("alibaba-dropped");
+    let wf = s.write("good.json", &workflow(GOOD));
+    let trace = s.write(
+        "usage.csv",
+        concat!(
+            "n1,100,40,50,,,5,6,7\n",
+            // Kept without its CPU reading.
+            "n1,200,NaN,50,,,5,6,7\n",
+            // Bad fields, and out of order anyway: only its refusal is logged.
+            "n1,10,NaN,-1,,,5,6,7\n",
+            // Every reading bad: one refusal naming them all.
+            "n1,300,,,,,,,\n",
+            // Bad fields, and an unknown machine.
+            "n9,300,NaN,1,,,1,1,1\n",
+        ),
+    );
+    s.run(&[
+        "--workflow",
+        &wf,
+        "--metrics",
+        &trace,
+        "--format",
+        "alibaba",
+    ])
+    .expect("runs");
+    assert_eq!(s.counts(&trace), (5, 2, 3));
+    let dropped = s.summary()["inputs"][&trace]["dropped_fields"]
+        .as_u64()
+        .expect("dropped_fields");
+    assert_eq!(dropped, 1);
+    let lines: Vec<(u64, String)> = s
+        .rejected()
+        .iter()
+        .filter(|r| r["file"] == trace.as_str())
+        .map(|r| {
+            let line = r["line"].as_u64().expect("a line");
+            (line, r["kind"].as_str().unwrap_or_default().to_string())
+        })
+        .collect();
+    assert_eq!(lines.len() as u64, 3 + dropped, "{lines:?}");
+    let kinds_at = |line: u64| -> Vec<&str> {
+        let mut kinds: Vec<&str> = lines
+            .iter()
+            .filter(|(l, _)| *l == line)
+            .map(|(_, kind)| kind.as_str())
+            .collect();
+        kinds.sort_unstable();
+        kinds
+    };
+    assert_eq!(kinds_at(2), vec!["dropped_field"]);
+    assert_eq!(kinds_at(3), vec!["out_of_order"]);
+    assert_eq!(kinds_at(4), vec!["parse"]);
+    assert_eq!(kinds_at(5), vec!["unknown_device"]);
+    s.has_rejection("parse", Some(4), "net_out: empty");
 }
 
 #[test]

@@ -52,7 +52,8 @@ pub struct LineOutcome {
     /// The readings it held.
     pub records: Vec<MetricRecord>,
     /// What was wrong with it: one `DroppedField` per dropped field when `records` is not empty,
-    /// otherwise why the whole line was refused.
+    /// otherwise the one rejection of the whole line (a refused record is one line of
+    /// `rejected.jsonl`, however many of its fields were bad).
     pub rejections: Vec<Rejection>,
 }
 
@@ -317,9 +318,9 @@ impl MetricReader {
             Err(issues) => (Vec::new(), issues),
         };
         let mut rejections: Vec<Rejection> = if records.is_empty() {
-            issues
-                .into_iter()
+            refusal(issues)
                 .map(|issue| Rejection::at_line(&self.path, line, issue.kind, issue.reason))
+                .into_iter()
                 .collect()
         } else {
             issues
@@ -611,6 +612,22 @@ impl Issue {
             reason: reason.into(),
         }
     }
+}
+
+/// The one rejection of a row refused for all its `issues`: the first one's kind, and every
+/// reason (with its kind where that differs), so that a refused record is one line of
+/// `rejected.jsonl` and `rejected` in summary.json counts those lines.
+fn refusal(issues: Vec<Issue>) -> Option<Issue> {
+    let mut issues = issues.into_iter();
+    let mut first = issues.next()?;
+    for issue in issues {
+        first.reason.push_str("; ");
+        first.reason.push_str(&issue.reason);
+        if issue.kind != first.kind {
+            first.reason.push_str(&format!(" ({})", issue.kind));
+        }
+    }
+    Some(first)
 }
 
 /// The readings of one row, before normalisation.
@@ -1577,16 +1594,12 @@ mod tests {
         assert!(outcomes[1].rejections[0].reason.contains("disk_io_percent"));
         assert_eq!(outcomes[2].records.len(), 2);
         assert_eq!(kinds(&outcomes[2]), vec![RejectKind::DroppedField; 3]);
-        assert_eq!(
-            kinds(&outcomes[3]),
-            vec![
-                RejectKind::Negative,
-                RejectKind::Schema,
-                RejectKind::Schema,
-                RejectKind::Parse,
-                RejectKind::NonFinite
-            ]
-        );
+        // A row refused for five bad fields is one refusal, which names them all.
+        assert_eq!(kinds(&outcomes[3]), vec![RejectKind::Negative]);
+        let reason = &outcomes[3].rejections[0].reason;
+        for part in ["(schema)", "(parse)", "(non_finite)", "; "] {
+            assert!(reason.contains(part), "{reason}");
+        }
         assert_eq!(kinds(&outcomes[4]), vec![RejectKind::Parse]);
         assert_eq!(kinds(&outcomes[5]), vec![RejectKind::Schema]);
     }
