@@ -590,12 +590,21 @@ impl Feed {
 
     fn peek_event(&mut self, index: usize) -> Result<Option<Time>, FeedError> {
         let input = &mut self.events[index];
+        let catalog = &self.catalog;
         input
             .ordered
             .peek(&mut input.reader, &mut self.log, |ordered, outcome| {
-                let parked = outcome
-                    .event
-                    .and_then(|event| ordered.park(event.time, outcome.line, event));
+                // Names are checked as the line is read, so that its refusal comes in line
+                // order (one found when its time came was logged after later lines' parse
+                // errors, and `--strict` stopped at those); the lifecycle, which depends on
+                // the events before it in time, is checked when the event is applied.
+                let line = outcome.line;
+                let parked = outcome.event.and_then(|event| {
+                    TaskLifecycle::check_names(catalog, &event).map_err(|(kind, reason)| {
+                        Rejection::at_line(ordered.path.clone(), line, kind, reason)
+                    })?;
+                    ordered.park(event.time, line, event)
+                });
                 match parked {
                     Ok(()) => Admitted::accepted(outcome.dropped.len() as u64, outcome.dropped),
                     Err(rejection) => Admitted::rejected(vec![rejection]),

@@ -98,6 +98,35 @@ impl TaskLifecycle {
         batch
     }
 
+    /// Why an event names something the catalog does not hold (a workflow, a device, a
+    /// task), if it does: what can be told from the event alone, before its time comes, so
+    /// that a reader can refuse it in line order (and `--strict` stop at the first such line).
+    pub fn check_names(catalog: &Catalog, event: &TaskEvent) -> Result<(), (RejectKind, String)> {
+        if catalog.workflow_id(&event.workflow).is_none() {
+            return Err((
+                RejectKind::UnknownWorkflow,
+                format!("no admitted workflow is named '{}'", event.workflow),
+            ));
+        }
+        if let Some(name) = &event.device {
+            if catalog.device_id(name).is_none() {
+                return Err((
+                    RejectKind::UnknownDevice,
+                    format!("device '{name}' is not in the platform"),
+                ));
+            }
+        }
+        if let Some(task) = &event.task {
+            if catalog.task_key(&event.workflow, task).is_none() {
+                return Err((
+                    RejectKind::UnknownTask,
+                    format!("workflow '{}' has no task '{task}'", event.workflow),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// What an event does to a task, or why it cannot be accepted.
     pub fn validate(
         &self,

@@ -632,13 +632,18 @@ fn checkpoint_of_one_process_resumes_on_two() {
                 index,
             ]);
             command(&args, &out, &extra)
-                .stderr(Stdio::null())
+                .stderr(Stdio::piped())
                 .spawn()
                 .expect("start augur")
         })
         .collect();
-    for process in &mut processes {
-        assert!(process.wait().expect("wait").success());
+    for (index, process) in processes.drain(..).enumerate() {
+        let output = process.wait_with_output().expect("wait");
+        assert!(
+            output.status.success(),
+            "process {index}: {}",
+            stderr(&output)
+        );
     }
     assert_same_outputs(&whole, &out, "written by 1 process, resumed on 2");
 }
