@@ -248,10 +248,15 @@ pub fn serve_config(
             ),
         ));
     }
-    let lateness_s = args.lateness.or(file.lateness_s).unwrap_or(60.0);
+    // A bad value is named where the user wrote it: the flag, or else the config file's key.
+    let (lateness_source, lateness_s) = match (args.lateness, file.lateness_s) {
+        (Some(seconds), _) => ("--lateness", seconds),
+        (None, Some(seconds)) => ("lateness_s", seconds),
+        (None, None) => ("--lateness", 60.0),
+    };
     if !(lateness_s.is_finite() && (0.0..=1e9).contains(&lateness_s)) {
         return Err(flag(
-            "--lateness",
+            lateness_source,
             format!(
                 "{} is not within [0, 1e9]",
                 crate::cli::short_number(lateness_s)
@@ -531,4 +536,41 @@ pub fn serve_with(
     shared.close_streams();
     served?;
     engine.map_err(ServeError::Engine)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn serve_args(extra: &[&str]) -> ServeArgs {
+        let platform = concat!(env!("CARGO_MANIFEST_DIR"), "/data/demo/platform.toml");
+        let argv = ["augur", "serve", "--platform", platform]
+            .into_iter()
+            .chain(extra.iter().copied());
+        match crate::cli::Cli::try_parse_from(argv) {
+            Ok(crate::cli::Cli {
+                command: crate::cli::Command::Serve(args),
+            }) => args,
+            other => panic!("unexpected parse: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_bad_lateness_is_named_where_it_was_given() {
+        let dir = crate::testing::Scratch::new("serve-lateness");
+        let nan = dir.join("nan.toml");
+        std::fs::write(&nan, "lateness_s = nan\n").expect("write");
+        let nan = nan.to_str().unwrap_or("");
+        let error = serve_config(&serve_args(&["--config", nan]), None)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(error.starts_with("lateness_s: NaN"), "{error}");
+        let error = serve_config(&serve_args(&["--config", nan, "--lateness=-1"]), None)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(error.starts_with("--lateness: -1"), "{error}");
+    }
 }
