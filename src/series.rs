@@ -120,7 +120,8 @@ impl RowCount {
         (self.dropped > 0).then(|| {
             format!(
                 "{file}: {} of {} rows dropped (a time or value that does not parse, NaN or \
-                 infinite values; for Alibaba, values outside 0..=100), as the peer tools drop them",
+                 infinite values, a row wider or narrower than its header; for Alibaba, values \
+                 outside 0..=100), as the peer tools drop them",
                 self.dropped, self.rows
             )
         })
@@ -216,8 +217,15 @@ fn parse_series_rows(
                     .ok_or_else(|| format!("no column '{name}' in the header"))?,
                 None => position(&header, "value")?.unwrap_or(header.len().saturating_sub(1)),
             };
+            let width = header.len();
             let rows = lines.filter_map(|line| {
                 let fields = split(line, ',');
+                // A row wider or narrower than its header is refused, as `run` refuses it
+                // (pandas, behind the peer tools, fails on a wider one): its fields cannot be
+                // told apart.
+                if fields.len() != width {
+                    return None;
+                }
                 let stamp = fields.get(time_col)?.to_string();
                 let time = parse_time_field(&stamp).ok()?;
                 let value = number(fields.get(value_col)?)?;
@@ -231,8 +239,12 @@ fn parse_series_rows(
             let name = column.unwrap_or("CPU usage [%]");
             let value_col = position(&header, name)?
                 .ok_or_else(|| format!("no column '{name}' in the header"))?;
+            let width = header.len();
             let rows = lines.filter_map(|line| {
                 let fields = split(line, ';');
+                if fields.len() != width {
+                    return None;
+                }
                 let stamp = fields.first()?.to_string();
                 let time = parse_seconds(&stamp).ok()?;
                 let value = number(fields.get(value_col)?)?;
@@ -452,6 +464,17 @@ mod tests {
         assert_eq!(s.len(), 1);
         assert_eq!(s[0].values, vec![1.0, 2.0]);
         assert_eq!(s[0].stamps[0], "2014-02-14 14:30:00");
+    }
+
+    #[test]
+    fn rows_wider_or_narrower_than_their_header_are_dropped() {
+        // Which field is the value cannot be told; `run` refuses such rows too.
+        let text = "timestamp,value\n2014-02-14 14:30:00,1\n2014-02-14 14:35:00,5,6\n2014-02-14 14:40:00\n2014-02-14 14:45:00,3\n";
+        let s = parse_series(text, "a.csv", SeriesFormat::Nab, None).expect("parses");
+        assert_eq!(s[0].values, vec![1.0, 3.0]);
+        let text = "Timestamp [ms];CPU usage [%]\n100;1\n200;2;9\n300;3\n";
+        let s = parse_series(text, "b.csv", SeriesFormat::Bitbrains, None).expect("parses");
+        assert_eq!(s[0].values, vec![1.0, 3.0]);
     }
 
     #[test]
