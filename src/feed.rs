@@ -394,7 +394,16 @@ struct MetricInput {
 /// The event side: a reader and its ordered events.
 struct EventInput {
     reader: EventReader,
-    ordered: Ordered<TaskEvent>,
+    ordered: Ordered<ParkedEvent>,
+}
+
+/// An event waiting in the reorder buffer, with the reasons of the optional fields its reader
+/// dropped: they are logged (and counted) only if the event is applied, so that an event
+/// refused when its time comes (an impossible transition) is one line of `rejected.jsonl`.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ParkedEvent {
+    event: TaskEvent,
+    dropped: Vec<String>,
 }
 
 /// What a checkpoint keeps of a feed: per input stream where its reader stands and what its
@@ -404,7 +413,7 @@ struct EventInput {
 #[derive(serde::Serialize, serde::Deserialize)]
 pub struct FeedState {
     metrics: Vec<(MetricPosition, Ordered<Sample>)>,
-    events: Vec<(EventPosition, Ordered<TaskEvent>)>,
+    events: Vec<(EventPosition, Ordered<ParkedEvent>)>,
     arrivals: BTreeMap<Time, Vec<TaskKey>>,
     live: Vec<(TaskKey, Lifecycle)>,
     completed: Vec<(u32, Vec<bool>)>,
@@ -435,7 +444,7 @@ impl FeedState {
 #[derive(serde::Serialize)]
 struct FeedStateRef<'a> {
     metrics: Vec<(MetricPosition, &'a Ordered<Sample>)>,
-    events: Vec<(EventPosition, &'a Ordered<TaskEvent>)>,
+    events: Vec<(EventPosition, &'a Ordered<ParkedEvent>)>,
     arrivals: &'a BTreeMap<Time, Vec<TaskKey>>,
     live: Vec<(TaskKey, Lifecycle)>,
     completed: Vec<(u32, Vec<bool>)>,
@@ -599,31 +608,48 @@ impl Feed {
                 // errors, and `--strict` stopped at those); the lifecycle, which depends on
                 // the events before it in time, is checked when the event is applied.
                 let line = outcome.line;
+                let dropped = outcome.dropped;
                 let parked = outcome.event.and_then(|event| {
                     TaskLifecycle::check_names(catalog, &event).map_err(|(kind, reason)| {
                         Rejection::at_line(ordered.path.clone(), line, kind, reason)
                     })?;
-                    ordered.park(event.time, line, event)
+                    let time = event.time;
+                    let dropped = dropped.into_iter().map(|r| r.reason).collect();
+                    ordered.park(time, line, ParkedEvent { event, dropped })
                 });
                 match parked {
-                    Ok(()) => Admitted::accepted(outcome.dropped.len() as u64, outcome.dropped),
+                    // Its dropped fields are counted and logged when it is applied.
+                    Ok(()) => Admitted::accepted(0, Vec::new()),
                     Err(rejection) => Admitted::rejected(vec![rejection]),
                 }
             })
     }
 
-    /// Applies one event to the lifecycle, adding its changes to the batch.
+    /// Applies one event to the lifecycle, adding its changes to the batch; logs the fields
+    /// its reader dropped if it is applied, its refusal alone if not.
     fn apply_event(
         &mut self,
         index: usize,
         line: u64,
-        event: TaskEvent,
+        parked: ParkedEvent,
         batch: &mut InputBatch,
     ) -> Result<(), FeedError> {
+        let ParkedEvent { event, dropped } = parked;
         match self.lifecycle.validate(&self.catalog, &event) {
             Ok(change) => {
                 if let Some((key, change)) = change {
                     self.lifecycle.apply(&self.catalog, key, change, batch);
+                }
+                let input = &mut self.events[index].ordered;
+                input.stats.dropped_fields += dropped.len() as u64;
+                let path = input.path.clone();
+                for reason in dropped {
+                    self.log.record(Rejection::at_line(
+                        path.clone(),
+                        line,
+                        RejectKind::DroppedField,
+                        reason,
+                    ))?;
                 }
                 Ok(())
             }

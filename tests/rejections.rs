@@ -361,6 +361,50 @@ fn alibaba_bad_readings_drop_fields_not_rows() {
 }
 
 #[test]
+fn an_event_refused_with_bad_optional_fields_is_one_line() {
+    // A completion whose duration is bad loses the duration and is kept; the same on an event
+    // refused anyway (a second completion, found when its time comes; an unknown task, found
+    // as it is read) is only its refusal: its dropped fields used to be logged and counted
+    // when it was read.
+    let s = Scenario::new("events-dropped");
+    let wf = s.write("good.json", &workflow(GOOD));
+    let events = s.write(
+        "e.jsonl",
+        concat!(
+            "{\"time\":0,\"kind\":\"arrival\",\"workflow\":\"good\"}\n",
+            "{\"time\":1,\"kind\":\"start\",\"workflow\":\"good\",\"task\":\"a\",\"device\":\"n1\"}\n",
+            "{\"time\":2,\"kind\":\"complete\",\"workflow\":\"good\",\"task\":\"a\",\"duration\":-1}\n",
+            "{\"time\":3,\"kind\":\"complete\",\"workflow\":\"good\",\"task\":\"a\",\"duration\":-2}\n",
+            "{\"time\":4,\"kind\":\"complete\",\"workflow\":\"good\",\"task\":\"zz\",\"duration\":-3}\n",
+        ),
+    );
+    s.run(&["--workflow", &wf, "--events", &events])
+        .expect("runs")
+        .expect("p0");
+    assert_eq!(s.counts(&events), (5, 3, 2));
+    assert_eq!(s.summary()["inputs"][&events]["dropped_fields"], 1);
+    let mut lines: Vec<(u64, String)> = s
+        .rejected()
+        .iter()
+        .filter(|r| r["file"] == events.as_str())
+        .map(|r| {
+            let line = r["line"].as_u64().expect("a line");
+            (line, r["kind"].as_str().unwrap_or_default().to_string())
+        })
+        .collect();
+    lines.sort();
+    let expected: Vec<(u64, String)> = [
+        (3, "dropped_field"),
+        (4, "bad_transition"),
+        (5, "unknown_task"),
+    ]
+    .iter()
+    .map(|(line, kind)| (*line, kind.to_string()))
+    .collect();
+    assert_eq!(lines, expected);
+}
+
+#[test]
 fn a_refused_record_is_one_line_and_dropped_fields_are_only_for_accepted_ones() {
     let s = Scenario::new("alibaba-dropped");
     let wf = s.write("good.json", &workflow(GOOD));

@@ -32,7 +32,8 @@ const PREVIOUS_TEMPORARY: &str = "checkpoint.prev.tmp";
 /// and the logs' heads beside the fingerprint; 7: the model and anomaly scorer a series put
 /// aside when its rate changed; 8: whether a log's last line read had no newline; 9: a
 /// series' last step apart from its last sample, and the retries in a slower run; A, the
-/// tenth, the samples since a series put its model aside), since bincode is not
+/// tenth, the samples since a series put its model aside, and the dropped fields of events
+/// waiting in the reorder buffer), since bincode is not
 /// self-describing and an older layout would fail to decode with a message about enum tags.
 const MAGIC: &[u8; 8] = b"AUGURCKA";
 /// Magic, payload length, checksum.

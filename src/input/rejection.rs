@@ -199,9 +199,8 @@ impl fmt::Display for RejectKind {
 }
 
 /// Record counts of one input. Invariant kept by every reader: `read == accepted + rejected`;
-/// `dropped_fields` counts fields dropped from records that were still accepted (and from
-/// events the feed refuses only when it applies them, for an impossible transition, whose
-/// `dropped_field` lines were logged when they were read), so a metric or event file has `rejected + dropped_fields` lines in
+/// `dropped_fields` counts fields dropped from records that were still accepted (an event's
+/// when it is applied), so a metric or event file has `rejected + dropped_fields` lines in
 /// `rejected.jsonl`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct InputStats {
