@@ -452,7 +452,11 @@ pub fn run_bench(
             addresses: cluster.addresses.clone(),
             connect_timeout: Duration::from_secs(30),
             peer_timeout: Some(Duration::from_secs(60)),
-            agreement: options.agreement(),
+            agreement: (
+                options.agreement(),
+                "--workers and benchmark options (--smoke or --large, sizes, --policy, \
+                 --hierarchy, --independent, --rss-at)",
+            ),
         },
     };
     // The engine blocks until its workers finish, so it runs on a thread of its own while this

@@ -91,8 +91,13 @@ pub enum ConnectError {
         /// Why.
         source: io::Error,
     },
-    /// A peer did not connect, or could not be reached, before the deadline.
-    #[error("process {process} at {address} did not connect within {seconds} s{detail}")]
+    /// A peer did not connect, or could not be reached, before the deadline. (In a cluster of
+    /// three or more, a process that another refused for its workers or settings stops without
+    /// reaching the rest, which end here; its own error says what differed.)
+    #[error(
+        "process {process} at {address} did not connect within {seconds} s{detail} (if it \
+         was started, its own error says why: another --workers or other settings stop it)"
+    )]
     Timeout {
         /// The missing peer.
         process: usize,
@@ -115,8 +120,7 @@ pub enum ConnectError {
     },
     /// A peer runs another number of workers, or other settings or inputs.
     #[error(
-        "process {process} at {address} {what}; every process of a run needs the same \
-         --workers, settings (--policy, --config) and workflow and platform files"
+        "process {process} at {address} {what}; every process of a run needs the same {shared}"
     )]
     Differs {
         /// The peer.
@@ -125,6 +129,8 @@ pub enum ConnectError {
         address: String,
         /// What differs, in words.
         what: String,
+        /// What every process must share, in the caller's words (its flags).
+        shared: &'static str,
     },
 }
 
@@ -319,13 +325,14 @@ pub fn communication(
             process,
             addresses,
             connect_timeout,
-            agreement,
+            agreement: (agreement, shared),
             ..
         } => {
             let threads = threads.max(1);
             let own = Own {
                 workers: threads,
                 agreement,
+                shared,
             };
             let (sockets, heartbeats) = connect(&addresses, process, own, connect_timeout, lost)?;
             let hooks = Hooks::default();
@@ -372,6 +379,8 @@ pub struct Own {
     pub workers: usize,
     /// See `Workers::Cluster::agreement`.
     pub agreement: u64,
+    /// What the agreement covers, for the message when a peer differs (the caller's flags).
+    pub shared: &'static str,
 }
 
 impl Own {
@@ -588,6 +597,7 @@ fn dial(
                             process: peer,
                             address: address.to_string(),
                             what,
+                            shared: own.shared,
                         });
                     }
                     return set_up(stream).map_err(|error| {
@@ -685,6 +695,7 @@ fn accept_higher(
                         process: index,
                         address: addresses[index].clone(),
                         what,
+                        shared: own.shared,
                     });
                 }
                 if let Ok(stream) = set_up(stream) {
@@ -939,6 +950,7 @@ mod tests {
         let own = Own {
             workers: 2,
             agreement: 7,
+            shared: "--workers and settings",
         };
         assert_eq!(
             connect_pair_with(own, own),

@@ -120,6 +120,7 @@ fn main() -> ExitCode {
             match augur::pareto::run(&args, &mut out) {
                 Err(
                     error @ (augur::pareto::ParetoError::Weight(_)
+                    | augur::pareto::ParetoError::WeightTooLarge { .. }
                     | augur::pareto::ParetoError::WeightOverflow { .. }),
                 ) => usage(&error.to_string()),
                 result => report(result.map(|_| ()), |error| match error {

@@ -54,6 +54,18 @@ pub enum ParetoError {
     /// A weight is negative or not a number.
     #[error("weights must be finite and non-negative, not {0}")]
     Weight(f64),
+    /// A relative weight above [`MAX_RELATIVE_WEIGHT`].
+    #[error(
+        "{flag} {weight:e}: relative weights above {MAX_RELATIVE_WEIGHT:e} change no plan (the \
+         objective already outweighs latency a trillion times over) and can overflow a plan's \
+         scores, so that every paid device ties"
+    )]
+    WeightTooLarge {
+        /// `--cost` or `--energy`.
+        flag: &'static str,
+        /// The weight given.
+        weight: f64,
+    },
     /// A relative weight is so large that the absolute weight it comes to is not finite.
     #[error(
         "{flag} {relative:e}: the absolute weight it comes to (× {rate:.3e}, the latency-only \
@@ -109,11 +121,20 @@ pub struct WeightsView {
     pub locality: f64,
 }
 
+/// The largest relative weight of cost or energy: beyond it latency no longer counts, and a
+/// weight near `f64::MAX` made the scores it multiplies infinite.
+pub const MAX_RELATIVE_WEIGHT: f64 = 1e12;
+
 /// Runs the sweep and writes the report.
 pub fn run(args: &ParetoArgs, out: &mut dyn Write) -> Result<Vec<Plan>, ParetoError> {
     for weight in args.cost.iter().chain(&args.energy).chain([&args.locality]) {
         if !weight.is_finite() || *weight < 0.0 {
             return Err(ParetoError::Weight(*weight));
+        }
+    }
+    for (flag, weights) in [("--cost", &args.cost), ("--energy", &args.energy)] {
+        if let Some(&weight) = weights.iter().find(|&&w| w > MAX_RELATIVE_WEIGHT) {
+            return Err(ParetoError::WeightTooLarge { flag, weight });
         }
     }
     let read = read_workflow(&args.workflow);
@@ -425,15 +446,22 @@ mod tests {
 
     #[test]
     fn a_weight_whose_absolute_weight_overflows_is_refused() {
-        for (cost, energy, flag) in [(1e308, 0.0, "--cost"), (0.0, 1e308, "--energy")] {
+        // 1e308 made infinite absolute weights (null in JSON); 1e300 a finite one whose scores
+        // overflowed, so that every paid device tied.
+        for (cost, energy, flag) in [
+            (1e308, 0.0, "--cost"),
+            (0.0, 1e308, "--energy"),
+            (1e300, 0.0, "--cost"),
+            (0.0, 1.5e12, "--energy"),
+        ] {
             let mut out = Vec::new();
             let error = run(&demo_args(vec![cost], vec![energy], true), &mut out)
-                .expect_err("an infinite absolute weight");
+                .expect_err("a weight past the largest");
             assert!(
-                matches!(error, ParetoError::WeightOverflow { flag: f, .. } if f == flag),
+                matches!(error, ParetoError::WeightTooLarge { flag: f, .. } if f == flag),
                 "{error:?}"
             );
-            assert!(error.to_string().contains("overflows"), "{error}");
+            assert!(error.to_string().contains("change no plan"), "{error}");
             assert!(out.is_empty(), "no plan is printed");
         }
     }
@@ -451,14 +479,14 @@ mod tests {
         assert_eq!(compact_weight(2e-7), "2e-7");
         // A huge but usable weight keeps the table's layout.
         let mut out = Vec::new();
-        run(&demo_args(vec![0.0, 1e300], vec![0.0], false), &mut out).expect("plans");
+        run(&demo_args(vec![0.0, 1e12], vec![0.0], false), &mut out).expect("plans");
         let text = String::from_utf8(out).expect("utf-8");
         let header = text.lines().nth(1).expect("a column header").len();
         assert!(
             text.lines().skip(2).all(|line| line.len() <= header),
             "{text}"
         );
-        assert!(text.contains("1e300"), "{text}");
+        assert!(text.contains("1e12"), "{text}");
     }
 
     #[test]

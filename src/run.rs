@@ -330,10 +330,10 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
     }));
     let idle_catalog = Arc::clone(&catalog);
     let outcome = run_engine_checkpointed(
-        config
-            .workers
-            .clone()
-            .agreeing_on(checkpoint::cluster_agreement(config)),
+        config.workers.clone().agreeing_on((
+            checkpoint::cluster_agreement(config),
+            "--workers, settings (--policy, --config) and workflow and platform files",
+        )),
         engine_config,
         checkpointing,
         move || {

@@ -781,7 +781,7 @@ fn keep_sample(kept: &mut VecDeque<(Time, f64)>, time: Time, value: f64) {
             }
         }
         _ => {
-            if kept.len() == KEPT_SAMPLES {
+            while kept.len() >= KEPT_SAMPLES {
                 kept.pop_front();
             }
             kept.push_back((time, value));
