@@ -303,6 +303,28 @@ fn a_clean_stop_keeps_its_buffer_and_resumes_mid_timestamp() {
 }
 
 #[test]
+fn an_idle_service_stopped_cleanly_can_be_resumed() {
+    // A supervisor that always restarts with --resume: an idle service's clean stop left no
+    // checkpoint, and the resume was refused.
+    let (_dir, checkpoints, checkpoints_arg, platform_arg) = folders("idle");
+    let args = [
+        "--platform",
+        platform_arg.as_str(),
+        "--checkpoint",
+        checkpoints_arg.as_str(),
+    ];
+    let idle = Server::start(&args);
+    let (code, _) = idle.call("POST", "/v1/shutdown", b"");
+    assert_eq!(code, 202);
+    assert!(idle.wait(Duration::from_secs(60)).success());
+    assert!(checkpoints.join("checkpoint.bin").is_file());
+    let resumed = Server::start(&[&args[..], &["--resume"]].concat());
+    let status = resumed.ok("GET", "/v1/status", b"");
+    assert_eq!(status["epochs"], 0, "{status}");
+    post_workflow(&resumed);
+}
+
+#[test]
 fn a_second_signal_while_draining_stops_at_once() {
     // The first SIGTERM drains (applies what is released, checkpoints), which can take a
     // while; a second one used to be ignored. The service is held still in its drain (after

@@ -418,6 +418,7 @@ pub fn serve_with(
 
     let (commands, receiver) = std::sync::mpsc::channel();
     let handle = ServiceHandle::new(commands, config.engine_timeout);
+    let resume_absent = resume.is_none();
     let io = match &resume {
         Some(saved) => {
             let corrupt = |reason: String| {
@@ -451,6 +452,8 @@ pub fn serve_with(
     };
     // A checkpointing service's stop keeps its reorder buffer in the stop's checkpoint.
     let io = match config.checkpoint {
+        // A fresh one checkpoints at its stop even if it was sent nothing.
+        Some(_) if resume_absent => (io.0.keeping_buffer_at_stop().unsaved(), io.1),
         Some(_) => (io.0.keeping_buffer_at_stop(), io.1),
         None => io,
     };
@@ -517,15 +520,22 @@ pub fn serve_with(
         },
         Arc::clone(&stop),
     );
-    // Drain: what is buffered is applied, then the engine ends and the streams close.
+    // Drain: what is buffered is applied (with a checkpoint, what is released; the reorder
+    // buffer is kept in the checkpoint), then the engine ends and the streams close.
     {
         let view = shared.view();
-        if view.buffered + view.queued_epochs > 0 {
-            eprintln!(
-                "augur serve: stopping: applying {} buffered records and {} queued epochs \
-                 (signal again to stop at once)",
-                view.buffered, view.queued_epochs
-            );
+        let message = match (&config.checkpoint, view.buffered, view.queued_epochs) {
+            (_, 0, 0) => None,
+            (Some(_), buffered, queued) => Some(format!(
+                "applying {queued} queued epochs and keeping {buffered} buffered records in \
+                 the checkpoint"
+            )),
+            (None, buffered, queued) => Some(format!(
+                "applying {buffered} buffered records and {queued} queued epochs"
+            )),
+        };
+        if let Some(message) = message {
+            eprintln!("augur serve: stopping: {message} (signal again to stop at once)");
         }
     }
     handle.shutdown();

@@ -299,6 +299,14 @@ impl LiveSource {
         self
     }
 
+    /// A fresh source of a checkpointing service: its stop checkpoints even if it was sent
+    /// nothing, so that a supervisor that always restarts it with `--resume` finds one (an
+    /// idle service stopped cleanly left none, and the resume was refused).
+    pub fn unsaved(mut self) -> LiveSource {
+        self.unsaved = true;
+        self
+    }
+
     /// Stops taking commands: releases what is buffered, unless the stop's checkpoint is to
     /// keep it.
     fn begin_stop(&mut self) {

@@ -770,7 +770,6 @@ impl NewSteps {
     }
 }
 
-/// Whether steps of `a` and `b` milliseconds are one rate ([`SAME_RATE`]).
 /// Keeps `(time, value)` among the last [`KEPT_SAMPLES`] of `kept` (a sample at the time of
 /// the last one replaces it, as the latest value at that instant).
 fn keep_sample(kept: &mut VecDeque<(Time, f64)>, time: Time, value: f64) {
@@ -789,6 +788,7 @@ fn keep_sample(kept: &mut VecDeque<(Time, f64)>, time: Time, value: f64) {
     }
 }
 
+/// Whether steps of `a` and `b` milliseconds are one rate ([`SAME_RATE`]).
 fn same_rate(a: f64, b: f64) -> bool {
     a > 0.0 && b > 0.0 && a.max(b) <= SAME_RATE * a.min(b)
 }
