@@ -154,6 +154,7 @@ impl SeriesState {
         let previous = self.latest_time;
         let steps = self.model.update_steps(time, value);
         let mut rejoins = false;
+        let mut level = None;
         if steps.rate_changed() {
             // The scorer's noise scale and profile were learnt on steps of another kind: bucket
             // means of 3 samples are far noisier than those of 60, and a collector that slowed
@@ -167,6 +168,7 @@ impl SeriesState {
             let incoming =
                 recalled.map_or_else(|| AnomalyScorer::new(AnomalyParams::default()), |s| *s);
             let outgoing = std::mem::replace(&mut self.anomaly, incoming);
+            level = outgoing.level();
             if steps.shelved() {
                 self.shelved_anomaly = Some(Box::new(outgoing));
             }
@@ -174,7 +176,7 @@ impl SeriesState {
         }
         for (time, value) in steps.iter() {
             let score = if std::mem::take(&mut rejoins) {
-                self.anomaly.rejoin(previous, time, value)
+                self.anomaly.rejoin(previous, time, value, level)
             } else {
                 self.anomaly.update(time, value)
             };
@@ -923,6 +925,49 @@ mod tests {
         let jumped = series.forecast(&config);
         assert!(jumped.anomaly >= to_ppm(THRESHOLD), "{jumped:?}");
         assert!(quiet_alarms <= 2, "{quiet_alarms} alarms on a quiet load");
+    }
+
+    #[test]
+    fn a_jump_during_the_other_rates_turn_alarms_once_not_again_when_the_rate_returns() {
+        // The load jumps during a minute turn: the minute's scorer alarms then. When 10-s
+        // samples return an hour later, the 10-s scorer taken back used to measure them
+        // against its baseline from before the jump and alarmed again.
+        let config = ForecastConfig {
+            model: ModelConfig::new(crate::models::ModelKind::Ewma),
+            ..ForecastConfig::default()
+        };
+        let mut uniform = uniform(0x0dd5);
+        let mut noise = move || (0..12).map(|_| uniform()).sum::<f64>();
+        let mut series = SeriesState::new(&config);
+        let mut time: Time = 1_704_067_200_000;
+        let mut sample = |series: &mut SeriesState, gap: Time, level: f64| {
+            time += gap;
+            series.update(time, level + 0.01 * noise());
+            series.forecast(&config).anomaly >= to_ppm(THRESHOLD)
+        };
+        for turn in 0..20 {
+            let gap = if turn % 2 == 0 { 10_000 } else { 60_000 };
+            for _ in 0..40 {
+                sample(&mut series, gap, 0.4);
+            }
+        }
+        // A minute turn (its model and scorer taken back after 4 gaps), the jump 10 minutes
+        // in, then an hour of it.
+        let mut alarmed_at_jump = false;
+        for k in 0..80 {
+            let level = if k < 10 { 0.4 } else { 0.8 };
+            let alarm = sample(&mut series, 60_000, level);
+            alarmed_at_jump |= (10..14).contains(&k) && alarm;
+        }
+        assert!(alarmed_at_jump, "the jump alarms when it happens");
+        let mut again = 0;
+        for _ in 0..40 {
+            again += usize::from(sample(&mut series, 10_000, 0.8));
+        }
+        assert_eq!(
+            again, 0,
+            "alarms when the 10-s rate returned, an hour after the jump"
+        );
     }
 
     #[test]

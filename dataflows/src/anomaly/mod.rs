@@ -304,11 +304,32 @@ impl AnomalyScorer {
     /// between stays out of its step, which a gap of a whole phase would stretch (from which
     /// its own samples read as fractions of a step), and its baseline stands: restarted from
     /// one noisy sample, as after an outage, it raised false alarms at every few returns.
-    pub fn rejoin(&mut self, previous_ms: Time, time_ms: Time, value: f64) -> f64 {
+    ///
+    /// `level`, where known, is the series' level meanwhile (the baseline of the scorer that
+    /// followed the other rate's turn): a change of level during the turn was scored there,
+    /// and taken from this scorer's old baseline it alarmed again when the rate returned, an
+    /// hour after the jump.
+    pub fn rejoin(
+        &mut self,
+        previous_ms: Time,
+        time_ms: Time,
+        value: f64,
+        level: Option<f64>,
+    ) -> f64 {
+        if let (Some(level), true) = (level, self.samples > 0) {
+            if level.is_finite() {
+                self.baseline = level;
+            }
+        }
         if let Some(last) = &mut self.last_time {
             *last = (*last).max(previous_ms.min(time_ms));
         }
         self.update(time_ms, value)
+    }
+
+    /// The level this scorer's residuals are taken from, once it has seen a sample.
+    pub fn level(&self) -> Option<f64> {
+        (self.samples > 0).then_some(self.baseline)
     }
 
     fn score(&mut self, time_ms: Time, value: f64) -> f64 {
