@@ -12,7 +12,9 @@
 //! and waited past. Both sides then compare the worker counts (timely's threads index peers'
 //! workers by their own count, and panic on another) and the agreement (a hash of the settings
 //! and inputs every process reads, without which the processes would each compute another
-//! map): a peer that differs stops both with [`ConnectError::Differs`].
+//! map): a peer that differs stops both with [`ConnectError::Differs`], once the round of
+//! connections is complete, so that every process of the cluster has compared with every
+//! other and stops too.
 //! Each pair also opens a second connection the same way, with `HEARTBEAT_MAGIC`: a thread on
 //! each side writes a byte to it every [`BEAT`] and another reads, so that a peer that stops
 //! (SIGSTOP, a hung host, a partition that closes nothing) is told from one that is merely busy
@@ -91,12 +93,10 @@ pub enum ConnectError {
         /// Why.
         source: io::Error,
     },
-    /// A peer did not connect, or could not be reached, before the deadline. (In a cluster of
-    /// three or more, a process that another refused for its workers or settings stops without
-    /// reaching the rest, which end here; its own error says what differed.)
+    /// A peer did not connect, or could not be reached, before the deadline.
     #[error(
         "process {process} at {address} did not connect within {seconds} s{detail} (if it \
-         was started, its own error says why: another --workers or other settings stop it)"
+         was started, its own error says why)"
     )]
     Timeout {
         /// The missing peer.
@@ -433,17 +433,26 @@ pub fn connect(
         })?;
     let mut sockets: Vec<Option<TcpStream>> = (0..processes).map(|_| None).collect();
     let mut beats: Vec<Option<TcpStream>> = (0..processes).map(|_| None).collect();
+    // A peer that differs ends the run, but the round goes on (every other process dialled
+    // or answered, as if none differed) so that each process compares with each and stops
+    // too: in a cluster of three, the third waited out the connect timeout for a process
+    // that had already left.
+    let mut refused: Option<ConnectError> = None;
     for (peer, address) in addresses.iter().enumerate().take(me) {
         let mine = |kind| own.hello(kind, me, processes);
-        sockets[peer] = Some(dial(address, peer, mine(MAGIC), own, deadline, timeout)?);
-        beats[peer] = Some(dial(
-            address,
-            peer,
-            mine(HEARTBEAT_MAGIC),
-            own,
-            deadline,
-            timeout,
-        )?);
+        match dial(address, peer, mine(MAGIC), own, deadline, timeout) {
+            Ok(stream) => sockets[peer] = Some(stream),
+            // A peer that differs gets no heartbeat connection: it waits for none.
+            Err(error @ ConnectError::Differs { .. }) => {
+                refused.get_or_insert(error);
+                continue;
+            }
+            Err(error) => return Err(refused.unwrap_or(error)),
+        }
+        match dial(address, peer, mine(HEARTBEAT_MAGIC), own, deadline, timeout) {
+            Ok(stream) => beats[peer] = Some(stream),
+            Err(error) => return Err(refused.unwrap_or(error)),
+        }
     }
     accept_higher(
         &listener,
@@ -454,7 +463,11 @@ pub fn connect(
         timeout,
         &mut sockets,
         &mut beats,
+        &mut refused,
     )?;
+    if let Some(error) = refused {
+        return Err(error);
+    }
     let mut heartbeats = Heartbeats::default();
     let streams = sockets
         .into_iter()
@@ -642,8 +655,10 @@ fn try_dial(
 }
 
 /// Accepts the higher processes until each has said hello on a data and a heartbeat
-/// connection, or the deadline passes, or one differs from `own` (it is answered first, so
-/// that it sees the difference too).
+/// connection (one that differs from `own`, on its data connection only), or the deadline
+/// passes. Every hello is answered first, so that its sender can compare too; a difference is
+/// recorded in `refused` (the first), which the caller makes the outcome once the round is
+/// complete.
 #[allow(clippy::too_many_arguments)]
 fn accept_higher(
     listener: &TcpListener,
@@ -654,6 +669,7 @@ fn accept_higher(
     timeout: Duration,
     sockets: &mut [Option<TcpStream>],
     beats: &mut [Option<TcpStream>],
+    refused: &mut Option<ConnectError>,
 ) -> Result<(), ConnectError> {
     let processes = addresses.len();
     let listen_error = |source| ConnectError::Listen {
@@ -662,11 +678,18 @@ fn accept_higher(
         source,
     };
     listener.set_nonblocking(true).map_err(listen_error)?;
-    while let Some(missing) =
-        (me + 1..processes).find(|&peer| sockets[peer].is_none() || beats[peer].is_none())
-    {
+    let mut differs = vec![false; processes];
+    loop {
+        let missing = (me + 1..processes)
+            .find(|&peer| !differs[peer] && (sockets[peer].is_none() || beats[peer].is_none()));
+        let Some(missing) = missing else {
+            return Ok(());
+        };
         if Instant::now() >= deadline {
-            return Err(timeout_error(missing, &addresses[missing], timeout, None));
+            return Err(match refused.take() {
+                Some(error) => error,
+                None => timeout_error(missing, &addresses[missing], timeout, None),
+            });
         }
         match listener.accept() {
             Ok((mut stream, _)) => {
@@ -691,12 +714,14 @@ fn accept_higher(
                     continue;
                 }
                 if let Some(what) = own.differs_from(&hello) {
-                    return Err(ConnectError::Differs {
+                    differs[index] = true;
+                    refused.get_or_insert(ConnectError::Differs {
                         process: index,
                         address: addresses[index].clone(),
                         what,
                         shared: own.shared,
                     });
+                    continue;
                 }
                 if let Ok(stream) = set_up(stream) {
                     if hello.kind == HEARTBEAT_MAGIC {
@@ -713,7 +738,6 @@ fn accept_higher(
             Err(source) => return Err(listen_error(source)),
         }
     }
-    Ok(())
 }
 
 /// Blocking, no timeouts and no delay, as timely's send and receive threads expect.
@@ -943,6 +967,60 @@ mod tests {
         let peer = peer.join().unwrap_or_else(|_| Err("panicked".to_string()));
         let text = |result: Result<(), String>| result.err().unwrap_or_else(|| "ok".to_string());
         (text(me), text(peer))
+    }
+
+    #[test]
+    fn in_a_cluster_of_three_every_process_stops_when_one_differs() {
+        // The two that agree used to reach only the odd one out between them: the other
+        // waited out the connect timeout for a process that had already left.
+        let own = Own {
+            workers: 2,
+            agreement: 7,
+            shared: "--workers and settings",
+        };
+        for odd in 0..3 {
+            let addresses: Vec<String> = (0..3).map(|_| free_address()).collect();
+            let started = Instant::now();
+            let handles: Vec<_> = (0..3)
+                .map(|me| {
+                    let addresses = addresses.clone();
+                    let mine = if me == odd {
+                        Own {
+                            agreement: 8,
+                            ..own
+                        }
+                    } else {
+                        own
+                    };
+                    std::thread::spawn(move || {
+                        connect(
+                            &addresses,
+                            me,
+                            mine,
+                            Duration::from_secs(20),
+                            &LostPeer::default(),
+                        )
+                        .map(|_| ())
+                        .map_err(|error| error.to_string())
+                    })
+                })
+                .collect();
+            for (me, handle) in handles.into_iter().enumerate() {
+                let outcome = handle
+                    .join()
+                    .unwrap_or_else(|_| Err("panicked".to_string()));
+                let error = outcome.err().unwrap_or_default();
+                assert!(
+                    error.contains("other settings or inputs"),
+                    "odd {odd}, process {me}: {error}"
+                );
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "odd {odd}: took {:?}",
+                started.elapsed()
+            );
+        }
     }
 
     #[test]
