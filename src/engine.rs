@@ -472,20 +472,18 @@ where
     run_engine_checkpointed(workers, config, None, make_io)
 }
 
-/// [`run_engine`], taking checkpoints and resuming from one as `checkpointing` says.
-pub fn run_engine_checkpointed<Src, Snk, F>(
-    workers: Workers,
-    config: EngineConfig,
-    checkpointing: Option<Checkpointing>,
-    make_io: F,
-) -> EngineResult<Src, Snk>
-where
-    Src: BatchSource + Send + 'static,
-    Snk: MapSink + Send + 'static,
-    F: Fn() -> (Src, Snk) + Send + Sync + 'static,
-{
-    // Only worker 0 takes it; the others never look.
-    let checkpointing = std::sync::Mutex::new(checkpointing);
+/// The workers' communication, set up: for a cluster, its processes connected and found to
+/// agree. A caller that connects before it opens its outputs ([`connect_workers`], then
+/// [`run_engine_connected`]) leaves them alone when the processes disagree or a peer never
+/// comes.
+pub struct Connected {
+    communication: cluster::Communication,
+    lost: LostPeer,
+    peer_timeout: Option<Duration>,
+}
+
+/// Sets up `workers`' communication (see [`Connected`]).
+pub fn connect_workers<S, K>(workers: Workers) -> Result<Connected, EngineError<S, K>> {
     // A cluster is connected by augur rather than by timely, so that a missing peer ends in an
     // error after `connect_timeout` instead of an endless retry loop, and a lost one is named.
     let lost = LostPeer::default();
@@ -499,6 +497,48 @@ where
         }
         other => EngineError::Start(other.to_string()),
     })?;
+    Ok(Connected {
+        communication,
+        lost,
+        peer_timeout,
+    })
+}
+
+/// [`run_engine`], taking checkpoints and resuming from one as `checkpointing` says.
+pub fn run_engine_checkpointed<Src, Snk, F>(
+    workers: Workers,
+    config: EngineConfig,
+    checkpointing: Option<Checkpointing>,
+    make_io: F,
+) -> EngineResult<Src, Snk>
+where
+    Src: BatchSource + Send + 'static,
+    Snk: MapSink + Send + 'static,
+    F: Fn() -> (Src, Snk) + Send + Sync + 'static,
+{
+    let connected = connect_workers(workers)?;
+    run_engine_connected(connected, config, checkpointing, make_io)
+}
+
+/// [`run_engine_checkpointed`] over workers already connected.
+pub fn run_engine_connected<Src, Snk, F>(
+    connected: Connected,
+    config: EngineConfig,
+    checkpointing: Option<Checkpointing>,
+    make_io: F,
+) -> EngineResult<Src, Snk>
+where
+    Src: BatchSource + Send + 'static,
+    Snk: MapSink + Send + 'static,
+    F: Fn() -> (Src, Snk) + Send + Sync + 'static,
+{
+    // Only worker 0 takes it; the others never look.
+    let checkpointing = std::sync::Mutex::new(checkpointing);
+    let Connected {
+        communication,
+        lost,
+        peer_timeout,
+    } = connected;
     let run = move || -> EngineResult<Src, Snk> {
         let guards = cluster::execute(communication, move |worker| {
             let index = worker.index();

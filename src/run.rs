@@ -17,7 +17,7 @@ use augur_dataflows::EngineConfig;
 use crate::catalog::Catalog;
 use crate::checkpoint::{self, CheckpointConfig, CheckpointDir, CheckpointError};
 use crate::cli::same_file;
-use crate::engine::{run_engine_checkpointed, Checkpointing, EngineError, Workers};
+use crate::engine::{connect_workers, run_engine_connected, Checkpointing, EngineError, Workers};
 use crate::feed::{Feed, FeedError, FeedState, RejectLog};
 use crate::input::events::{EventKind, EventReader};
 use crate::input::lines::BoundedLines;
@@ -165,6 +165,13 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
         _ => None,
     };
     let was_resumed = resumed.is_some();
+    // The processes of a cluster connect (and compare their settings) before any output is
+    // touched: one refused, or a peer that never came, left an earlier run's outputs cleared.
+    let connected = connect_workers(config.workers.clone().agreeing_on((
+        checkpoint::cluster_agreement(config),
+        "--workers, settings (--policy, --config) and workflow and platform files",
+    )))
+    .map_err(|error| engine_error(error, was_resumed))?;
     // A fresh run clears its outputs now; a resumed one once its inputs have reopened where
     // the checkpoint left them (below), so that a refused resume leaves the results alone.
     if writes_outputs && resumed.is_none() {
@@ -329,32 +336,14 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
         )
     }));
     let idle_catalog = Arc::clone(&catalog);
-    let outcome = run_engine_checkpointed(
-        config.workers.clone().agreeing_on((
-            checkpoint::cluster_agreement(config),
-            "--workers, settings (--policy, --config) and workflow and platform files",
-        )),
-        engine_config,
-        checkpointing,
-        move || {
-            let taken = io.lock().ok().and_then(|mut io| io.take());
-            taken.unwrap_or_else(|| {
-                let (feed, writer) = idle_io(&idle_catalog);
-                (ReadAhead::new(feed, false), WriteBehind::new(writer, false))
-            })
-        },
-    )
-    .map_err(|error| match error {
-        EngineError::Source(FeedError::Strict(rejection)) => RunError::Strict(rejection),
-        EngineError::Disagree(message) => RunError::Disagree(message),
-        // The checksum catches a damaged checkpoint, not one edited and re-checksummed, whose
-        // state may not hold together: say where the failure may come from.
-        EngineError::Worker(message) if was_resumed => RunError::Engine(format!(
-            "a worker failed after resuming from the checkpoint: {message}; if the checkpoint \
-             was edited it is not usable (run again without --resume)"
-        )),
-        other => RunError::Engine(other.to_string()),
-    })?;
+    let outcome = run_engine_connected(connected, engine_config, checkpointing, move || {
+        let taken = io.lock().ok().and_then(|mut io| io.take());
+        taken.unwrap_or_else(|| {
+            let (feed, writer) = idle_io(&idle_catalog);
+            (ReadAhead::new(feed, false), WriteBehind::new(writer, false))
+        })
+    })
+    .map_err(|error| engine_error(error, was_resumed))?;
 
     let Some((stats, feed, writer)) = outcome else {
         return Ok(None);
@@ -408,6 +397,21 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
         forecasts,
         catalog,
     }))
+}
+
+/// The run's error for the engine's.
+fn engine_error(error: EngineError<FeedError, std::io::Error>, was_resumed: bool) -> RunError {
+    match error {
+        EngineError::Source(FeedError::Strict(rejection)) => RunError::Strict(rejection),
+        EngineError::Disagree(message) => RunError::Disagree(message),
+        // The checksum catches a damaged checkpoint, not one edited and re-checksummed, whose
+        // state may not hold together: say where the failure may come from.
+        EngineError::Worker(message) if was_resumed => RunError::Engine(format!(
+            "a worker failed after resuming from the checkpoint: {message}; if the checkpoint \
+             was edited it is not usable (run again without --resume)"
+        )),
+        other => RunError::Engine(other.to_string()),
+    }
 }
 
 /// Whether the machine has more cores than this process runs worker threads: `run` then reads

@@ -245,6 +245,9 @@ fn processes_with_other_workers_or_settings_stop_with_a_usage_error() {
     for (what, extra) in cases {
         let hosts = hostfile(&dir);
         let out = dir.join("out");
+        // An earlier run's results: a refused run must leave them as they were.
+        std::fs::create_dir_all(&out).expect("out");
+        std::fs::write(out.join("final_map.json"), "{\"earlier\": {}}\n").expect("earlier map");
         let first = start(&args, &out, &hosts, 0, &["--workers", "2"]);
         let second = start(&args, &out, &hosts, 1, extra);
         for (index, child) in [(0, first), (1, second)] {
@@ -259,6 +262,12 @@ fn processes_with_other_workers_or_settings_stop_with_a_usage_error() {
                 assert!(stderr.contains(what), "{stderr}");
             }
         }
+        let kept = std::fs::read_to_string(out.join("final_map.json")).unwrap_or_default();
+        assert_eq!(kept, "{\"earlier\": {}}\n", "the earlier run's map");
+        assert!(
+            !out.join("partition.jsonl").exists(),
+            "no output was opened"
+        );
     }
 }
 
