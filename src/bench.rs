@@ -452,11 +452,16 @@ pub fn run_bench(
             addresses: cluster.addresses.clone(),
             connect_timeout: Duration::from_secs(30),
             peer_timeout: Some(Duration::from_secs(60)),
-            agreement: (
-                options.agreement(),
-                "--workers and benchmark options (--smoke or --large, sizes, --policy, \
-                 --hierarchy, --independent, --rss-at)",
-            ),
+            agreement: crate::cluster::Agreement {
+                parts: [
+                    (options.agreement(), "benchmark options"),
+                    (0, ""),
+                    (0, ""),
+                    (0, ""),
+                ],
+                shared: "--workers and benchmark options (--smoke or --large, sizes, \
+                         --policy, --hierarchy, --independent, --rss-at)",
+            },
         },
     };
     // The engine blocks until its workers finish, so it runs on a thread of its own while this

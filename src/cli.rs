@@ -660,7 +660,7 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig, ConfigError> {
                 )?))
             },
             // Set by the run from its settings and inputs (`Workers::agreeing_on`).
-            agreement: (0, ""),
+            agreement: crate::cluster::Agreement::default(),
         }
     } else {
         // One process reads no hostfile, but one named must still be there and well formed

@@ -7,7 +7,7 @@
 //! the first peer whose connection fails so the error can name it.
 //!
 //! The protocol: every process listens on its own address; process `i` connects to every
-//! process `j < i` and sends `MAGIC, i, processes, workers, agreement`; `j` answers the same
+//! process `j < i` and sends `MAGIC, i, processes, workers, agreement (four words)`; `j` answers the same
 //! of its own. A connection that does not say this (another program, another run) is dropped
 //! and waited past. Both sides then compare the worker counts (timely's threads index peers'
 //! workers by their own count, and panic on another) and the agreement (a hash of the settings
@@ -36,12 +36,13 @@ use timely::{CommunicationConfig, WorkerConfig};
 
 use crate::engine::Workers;
 
-/// "augur-p2" in ASCII: the first word of every handshake of a data connection (2: the hello
-/// carries the worker count and agreement; a build of the 24-byte hello is told from this one).
-const MAGIC: u64 = 0x6175_6775_722d_7032;
+/// "augur-p3" in ASCII: the first word of every handshake of a data connection (3: the hello
+/// carries the worker count and the four parts of the agreement; a build of another hello is
+/// told from this one).
+const MAGIC: u64 = 0x6175_6775_722d_7033;
 
-/// "augur-h2" in ASCII: the first word of the handshake of a heartbeat connection.
-const HEARTBEAT_MAGIC: u64 = 0x6175_6775_722d_6832;
+/// "augur-h3" in ASCII: the first word of the handshake of a heartbeat connection.
+const HEARTBEAT_MAGIC: u64 = 0x6175_6775_722d_6833;
 
 /// How often each process writes a byte to each peer's heartbeat connection.
 pub const BEAT: Duration = Duration::from_millis(500);
@@ -63,11 +64,22 @@ pub struct Hello {
     processes: u64,
     /// Worker threads in the sender's process.
     workers: u64,
-    /// The sender's agreement hash (`Workers::Cluster::agreement`).
-    agreement: u64,
+    /// The sender's agreement hashes (`Workers::Cluster::agreement`).
+    agreement: [u64; 4],
 }
 
-const HELLO_BYTES: usize = 40;
+const HELLO_BYTES: usize = 64;
+
+/// What the processes of a cluster must agree on to compute the same result: up to four
+/// hashes, each with what it covers in the caller's words (so that a peer that differs is
+/// told what), and what they cover together (for the message). Unused parts are zero.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Agreement {
+    /// Each part's hash and what it covers.
+    pub parts: [(u64, &'static str); 4],
+    /// Everything the parts cover, as the caller's flags.
+    pub shared: &'static str,
+}
 
 /// Why the workers' communication could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -325,14 +337,13 @@ pub fn communication(
             process,
             addresses,
             connect_timeout,
-            agreement: (agreement, shared),
+            agreement,
             ..
         } => {
             let threads = threads.max(1);
             let own = Own {
                 workers: threads,
                 agreement,
-                shared,
             };
             let (sockets, heartbeats) = connect(&addresses, process, own, connect_timeout, lost)?;
             let hooks = Hooks::default();
@@ -378,9 +389,7 @@ pub struct Own {
     /// Worker threads in this process.
     pub workers: usize,
     /// See `Workers::Cluster::agreement`.
-    pub agreement: u64,
-    /// What the agreement covers, for the message when a peer differs (the caller's flags).
-    pub shared: &'static str,
+    pub agreement: Agreement,
 }
 
 impl Own {
@@ -390,7 +399,7 @@ impl Own {
             process: me as u64,
             processes: processes as u64,
             workers: self.workers as u64,
-            agreement: self.agreement,
+            agreement: self.agreement.parts.map(|(hash, _)| hash),
         }
     }
 
@@ -403,10 +412,18 @@ impl Own {
                 if peer.workers == 1 { "" } else { "s" },
                 self.workers
             ))
-        } else if peer.agreement != self.agreement {
-            Some("was started with other settings or inputs than this one".to_string())
         } else {
-            None
+            let differing: Vec<&str> = (self.agreement.parts.iter())
+                .zip(peer.agreement)
+                .filter(|((own, _), theirs)| own != theirs)
+                .map(|((_, what), _)| *what)
+                .collect();
+            (!differing.is_empty()).then(|| {
+                format!(
+                    "was started with other {} than this one",
+                    differing.join(" and other ")
+                )
+            })
         }
     }
 }
@@ -610,7 +627,7 @@ fn dial(
                             process: peer,
                             address: address.to_string(),
                             what,
-                            shared: own.shared,
+                            shared: own.agreement.shared,
                         });
                     }
                     return set_up(stream).map_err(|error| {
@@ -719,7 +736,7 @@ fn accept_higher(
                         process: index,
                         address: addresses[index].clone(),
                         what,
-                        shared: own.shared,
+                        shared: own.agreement.shared,
                     });
                     continue;
                 }
@@ -755,7 +772,10 @@ fn write_hello(stream: &mut TcpStream, hello: &Hello) -> io::Result<()> {
         hello.process,
         hello.processes,
         hello.workers,
-        hello.agreement,
+        hello.agreement[0],
+        hello.agreement[1],
+        hello.agreement[2],
+        hello.agreement[3],
     ];
     for (chunk, word) in bytes.chunks_exact_mut(8).zip(words) {
         chunk.copy_from_slice(&word.to_be_bytes());
@@ -783,13 +803,26 @@ fn read_hello(stream: &mut TcpStream) -> io::Result<Hello> {
         process: word(8),
         processes: word(16),
         workers: word(24),
-        agreement: word(32),
+        agreement: [word(32), word(40), word(48), word(56)],
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn agreement(hashes: [u64; 4]) -> Agreement {
+        let what = [
+            "forecast settings",
+            "placement settings",
+            "workflow files",
+            "platform file",
+        ];
+        Agreement {
+            parts: std::array::from_fn(|k| (hashes[k], what[k])),
+            shared: "--workers and settings",
+        }
+    }
 
     fn free_address() -> String {
         TcpListener::bind("127.0.0.1:0")
@@ -975,8 +1008,7 @@ mod tests {
         // waited out the connect timeout for a process that had already left.
         let own = Own {
             workers: 2,
-            agreement: 7,
-            shared: "--workers and settings",
+            agreement: agreement([7, 7, 7, 7]),
         };
         for odd in 0..3 {
             let addresses: Vec<String> = (0..3).map(|_| free_address()).collect();
@@ -986,7 +1018,7 @@ mod tests {
                     let addresses = addresses.clone();
                     let mine = if me == odd {
                         Own {
-                            agreement: 8,
+                            agreement: agreement([7, 8, 7, 7]),
                             ..own
                         }
                     } else {
@@ -1011,7 +1043,7 @@ mod tests {
                     .unwrap_or_else(|_| Err("panicked".to_string()));
                 let error = outcome.err().unwrap_or_default();
                 assert!(
-                    error.contains("other settings or inputs"),
+                    error.contains("other placement settings than this one"),
                     "odd {odd}, process {me}: {error}"
                 );
             }
@@ -1027,8 +1059,7 @@ mod tests {
     fn processes_with_other_workers_or_settings_refuse_each_other() {
         let own = Own {
             workers: 2,
-            agreement: 7,
-            shared: "--workers and settings",
+            agreement: agreement([7, 7, 7, 7]),
         };
         assert_eq!(
             connect_pair_with(own, own),
@@ -1046,19 +1077,19 @@ mod tests {
                 && peer.contains("runs 2 workers per process where this one runs 1"),
             "{peer}"
         );
-        // Other settings made another map, silently.
+        // Other settings made another map, silently; the message says which.
         let (me, peer) = connect_pair_with(
             own,
             Own {
-                agreement: 8,
+                agreement: agreement([8, 7, 7, 9]),
                 ..own
             },
         );
         for (text, other) in [(&me, "process 1"), (&peer, "process 0")] {
             assert!(
                 text.contains(other)
-                    && text.contains("other settings or inputs")
-                    && text.contains("--workers"),
+                    && text.contains("other forecast settings and other platform file than")
+                    && text.contains("needs the same --workers and settings"),
                 "{text}"
             );
         }

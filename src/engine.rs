@@ -386,16 +386,16 @@ pub enum Workers {
         peer_timeout: Option<Duration>,
         /// A hash of what every process must agree on to compute the same map (the settings
         /// and inputs every process reads), compared when they connect along with the worker
-        /// counts: processes that differ refuse to start rather than make another map. With
-        /// it, what it covers in the caller's words (its flags), for the message.
-        agreement: (u64, &'static str),
+        /// counts: processes that differ refuse to start rather than make another map (each
+        /// part with what it covers, for the message).
+        agreement: cluster::Agreement,
     },
 }
 
 impl Workers {
     /// The same workers, a cluster's processes agreeing on `agreement` (see
     /// `Workers::Cluster::agreement`).
-    pub fn agreeing_on(self, agreement: (u64, &'static str)) -> Workers {
+    pub fn agreeing_on(self, agreement: cluster::Agreement) -> Workers {
         match self {
             Workers::Cluster {
                 threads,

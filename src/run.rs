@@ -167,10 +167,12 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
     let was_resumed = resumed.is_some();
     // The processes of a cluster connect (and compare their settings) before any output is
     // touched: one refused, or a peer that never came, left an earlier run's outputs cleared.
-    let connected = connect_workers(config.workers.clone().agreeing_on((
-        checkpoint::cluster_agreement(config),
-        "--workers, settings (--policy, --config) and workflow and platform files",
-    )))
+    let connected = connect_workers(
+        config
+            .workers
+            .clone()
+            .agreeing_on(checkpoint::cluster_agreement(config)),
+    )
     .map_err(|error| engine_error(error, was_resumed))?;
     // A fresh run clears its outputs now; a resumed one once its inputs have reopened where
     // the checkpoint left them (below), so that a refused resume leaves the results alone.

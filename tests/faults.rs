@@ -238,7 +238,7 @@ fn processes_with_other_workers_or_settings_stop_with_a_usage_error() {
     let cases: [(&str, &[&str]); 2] = [
         ("runs 1 worker per process", &["--workers", "1"]),
         (
-            "other settings or inputs",
+            "other placement settings (--policy",
             &["--workers", "2", "--policy", "static"],
         ),
     ];

@@ -46,13 +46,26 @@ pub fn fingerprint(config: &RunConfig) -> u64 {
 /// the dataflow (forecasting, placement) and the contents of the workflow and platform files,
 /// which every process reads. The logs are left out: only process 0 reads them, and the other
 /// processes' paths may differ (another host's mount point).
-pub fn cluster_agreement(config: &RunConfig) -> u64 {
-    let settings = format!("{:?}|{:?}", config.forecast, config.placement);
-    let mut hash = fnv1a(settings.as_bytes(), FNV_OFFSET);
-    for path in config.workflows.iter().chain(&config.platform) {
-        hash = file_hash(path, u64::MAX, hash);
+pub fn cluster_agreement(config: &RunConfig) -> crate::cluster::Agreement {
+    let text = |settings: String| fnv1a(settings.as_bytes(), FNV_OFFSET);
+    let files = |paths: &mut dyn Iterator<Item = &std::path::PathBuf>| {
+        paths.fold(FNV_OFFSET, |hash, path| file_hash(path, u64::MAX, hash))
+    };
+    crate::cluster::Agreement {
+        parts: [
+            (
+                text(format!("{:?}", config.forecast)),
+                "forecast settings ([forecast] in --config)",
+            ),
+            (
+                text(format!("{:?}", config.placement)),
+                "placement settings (--policy, [placement] in --config)",
+            ),
+            (files(&mut config.workflows.iter()), "workflow files"),
+            (files(&mut config.platform.iter()), "platform file"),
+        ],
+        shared: "--workers, settings (--policy, --config) and workflow and platform files",
     }
-    hash
 }
 
 /// The run's metric logs, then its event logs: the order of [`log_heads`].
