@@ -102,29 +102,39 @@ impl TaskLifecycle {
     /// task), if it does: what can be told from the event alone, before its time comes, so
     /// that a reader can refuse it in line order (and `--strict` stop at the first such line).
     pub fn check_names(catalog: &Catalog, event: &TaskEvent) -> Result<(), (RejectKind, String)> {
+        Self::resolve(catalog, event).map(|_| ())
+    }
+
+    /// The device and task an event names, or why one of its names is unknown.
+    fn resolve(
+        catalog: &Catalog,
+        event: &TaskEvent,
+    ) -> Result<(Option<DeviceId>, Option<TaskKey>), (RejectKind, String)> {
         if catalog.workflow_id(&event.workflow).is_none() {
             return Err((
                 RejectKind::UnknownWorkflow,
                 format!("no admitted workflow is named '{}'", event.workflow),
             ));
         }
-        if let Some(name) = &event.device {
-            if catalog.device_id(name).is_none() {
-                return Err((
+        let device = match &event.device {
+            Some(name) => Some(catalog.device_id(name).ok_or_else(|| {
+                (
                     RejectKind::UnknownDevice,
                     format!("device '{name}' is not in the platform"),
-                ));
-            }
-        }
-        if let Some(task) = &event.task {
-            if catalog.task_key(&event.workflow, task).is_none() {
-                return Err((
+                )
+            })?),
+            None => None,
+        };
+        let key = match &event.task {
+            Some(task) => Some(catalog.task_key(&event.workflow, task).ok_or_else(|| {
+                (
                     RejectKind::UnknownTask,
                     format!("workflow '{}' has no task '{task}'", event.workflow),
-                ));
-            }
-        }
-        Ok(())
+                )
+            })?),
+            None => None,
+        };
+        Ok((device, key))
     }
 
     /// What an event does to a task, or why it cannot be accepted.
@@ -133,33 +143,10 @@ impl TaskLifecycle {
         catalog: &Catalog,
         event: &TaskEvent,
     ) -> Result<Option<(TaskKey, Change)>, (RejectKind, String)> {
-        if catalog.workflow_id(&event.workflow).is_none() {
-            return Err((
-                RejectKind::UnknownWorkflow,
-                format!("no admitted workflow is named '{}'", event.workflow),
-            ));
-        }
-        let device = match &event.device {
-            Some(name) => match catalog.device_id(name) {
-                Some(device) => Some(device),
-                None => {
-                    return Err((
-                        RejectKind::UnknownDevice,
-                        format!("device '{name}' is not in the platform"),
-                    ))
-                }
-            },
-            None => None,
-        };
-        let Some(task) = &event.task else {
+        let (device, key) = Self::resolve(catalog, event)?;
+        let (Some(task), Some(key)) = (&event.task, key) else {
             // A whole-workflow arrival: its time was taken before the run started.
             return Ok(None);
-        };
-        let Some(key) = catalog.task_key(&event.workflow, task) else {
-            return Err((
-                RejectKind::UnknownTask,
-                format!("workflow '{}' has no task '{task}'", event.workflow),
-            ));
         };
         let state = self.live.get(&key).copied();
         let done = self.is_completed(key);

@@ -30,7 +30,6 @@ use std::time::Duration;
 
 use augur_dataflows::types::{InputBatch, Sample, TaskKey, Time};
 
-use crate::catalog::Catalog;
 use crate::engine::BatchSource;
 use crate::feed::MAX_UTILISATION;
 use crate::input::events::{EventKind, TaskEvent};
@@ -572,7 +571,7 @@ impl LiveSource {
             let catalog = self.shared.catalog();
             for (line, event) in &events {
                 let refuse = |kind, reason| Rejection::at_line(EVENTS_BODY, *line, kind, reason);
-                if let Err((kind, reason)) = check_names(&catalog, event) {
+                if let Err((kind, reason)) = TaskLifecycle::check_names(&catalog, event) {
                     rejections.push(refuse(kind, reason));
                     continue;
                 }
@@ -777,33 +776,6 @@ pub fn distinct_lines(rejections: &[Rejection]) -> u64 {
     let lines: std::collections::BTreeSet<Option<u64>> =
         rejections.iter().map(|rejection| rejection.line).collect();
     lines.len() as u64
-}
-
-/// Whether the names an event uses are known: its workflow, device and task.
-fn check_names(catalog: &Catalog, event: &TaskEvent) -> Result<(), (RejectKind, String)> {
-    if catalog.workflow_id(&event.workflow).is_none() {
-        return Err((
-            RejectKind::UnknownWorkflow,
-            format!("no admitted workflow is named '{}'", event.workflow),
-        ));
-    }
-    if let Some(name) = &event.device {
-        if catalog.device_id(name).is_none() {
-            return Err((
-                RejectKind::UnknownDevice,
-                format!("device '{name}' is not in the platform"),
-            ));
-        }
-    }
-    if let Some(task) = &event.task {
-        if catalog.task_key(&event.workflow, task).is_none() {
-            return Err((
-                RejectKind::UnknownTask,
-                format!("workflow '{}' has no task '{task}'", event.workflow),
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// How often an idle source wakes to see whether it was asked to stop.
