@@ -51,6 +51,18 @@ impl Scenario {
         run(&run_config(&args).expect("valid config"))
     }
 
+    /// (line, kind) of every line of `rejected.jsonl` about `file`, in the log's order.
+    fn lines_of(&self, file: &str) -> Vec<(u64, String)> {
+        self.rejected()
+            .iter()
+            .filter(|r| r["file"] == file)
+            .map(|r| {
+                let line = r["line"].as_u64().expect("a line");
+                (line, r["kind"].as_str().unwrap_or_default().to_string())
+            })
+            .collect()
+    }
+
     fn rejected(&self) -> Vec<Value> {
         std::fs::read_to_string(self.dir.join("out/rejected.jsonl"))
             .expect("rejected.jsonl")
@@ -383,15 +395,7 @@ fn an_event_refused_with_bad_optional_fields_is_one_line() {
         .expect("p0");
     assert_eq!(s.counts(&events), (5, 3, 2));
     assert_eq!(s.summary()["inputs"][&events]["dropped_fields"], 1);
-    let mut lines: Vec<(u64, String)> = s
-        .rejected()
-        .iter()
-        .filter(|r| r["file"] == events.as_str())
-        .map(|r| {
-            let line = r["line"].as_u64().expect("a line");
-            (line, r["kind"].as_str().unwrap_or_default().to_string())
-        })
-        .collect();
+    let mut lines: Vec<(u64, String)> = s.lines_of(&events);
     lines.sort();
     let expected: Vec<(u64, String)> = [
         (3, "dropped_field"),
@@ -436,15 +440,7 @@ fn a_refused_record_is_one_line_and_dropped_fields_are_only_for_accepted_ones() 
         .as_u64()
         .expect("dropped_fields");
     assert_eq!(dropped, 1);
-    let lines: Vec<(u64, String)> = s
-        .rejected()
-        .iter()
-        .filter(|r| r["file"] == trace.as_str())
-        .map(|r| {
-            let line = r["line"].as_u64().expect("a line");
-            (line, r["kind"].as_str().unwrap_or_default().to_string())
-        })
-        .collect();
+    let lines: Vec<(u64, String)> = s.lines_of(&trace);
     assert_eq!(lines.len() as u64, 3 + dropped, "{lines:?}");
     let kinds_at = |line: u64| -> Vec<&str> {
         let mut kinds: Vec<&str> = lines
