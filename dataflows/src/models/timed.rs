@@ -1501,13 +1501,9 @@ mod tests {
     /// `cargo test -p augur-dataflows --release rate_change_forecast_error -- --ignored
     /// --nocapture`). The load is 0.5 + 0.2 sin(day) + 0.05 sin(hour), with level shifts of
     /// ±0.2 every 5 hours when `shifts`, plus noise of 0.01; the error is the RMSE of the
-    /// 10-minute forecast against the load 10 minutes on, at every sample after the first day.
-    fn rate_change_rmse(kind: ModelKind, turns: &[(Time, (usize, usize))], shifts: bool) -> f64 {
-        rate_change_errors(kind, turns, shifts).0
-    }
-
-    /// The RMSE of [`rate_change_rmse`], and the same over the samples within 10 minutes after
-    /// the model changed with the rate (taken back or fresh).
+    /// 10-minute forecast against the load 10 minutes on, at every sample after the first day,
+    /// and the same over the samples within 10 minutes after the model changed with the rate
+    /// (taken back or fresh).
     fn rate_change_errors(
         kind: ModelKind,
         turns: &[(Time, (usize, usize))],
