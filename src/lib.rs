@@ -24,6 +24,7 @@ pub mod memory;
 pub mod nab_score;
 pub mod output;
 pub mod pareto;
+pub mod plot;
 pub mod prometheus;
 pub mod read_ahead;
 pub mod run;

@@ -220,6 +220,31 @@ fn every_policy_respects_precedence_and_capacity_and_runs_each_task_once() {
     }
 }
 
+/// The page shows every run: a row in the table, a Gantt bar per task, and the background
+/// against its forecast, text escaped.
+#[test]
+fn the_report_page_draws_every_run() {
+    let dir = temp("page");
+    let wf = dir.join("random<1>.json");
+    std::fs::write(&wf, random_workflow(12, 5)).expect("write workflow");
+    let mut config = config(vec![wf], toml_platform(&dir), vec![background(&dir)], 0);
+    config.policies = vec![Policy::Predictive, Policy::Heft];
+    let outcomes = simulate(&config, |_| Ok(())).expect("simulates");
+    let page = augur::simulate::report::html(&outcomes);
+    assert!(page.starts_with("<!doctype html>") && page.ends_with("</html>\n"));
+    assert_eq!(page.matches("<tr><td>").count(), 2, "one row per run");
+    assert_eq!(
+        page.matches("<title>task ").count(),
+        2 * 12,
+        "a bar per task per run"
+    );
+    let charts: usize = outcomes.iter().map(|o| o.utilisation.len()).sum();
+    assert!(charts > 0);
+    assert_eq!(page.matches("<figure>").count(), charts);
+    assert_eq!(page.matches("<svg").count(), 2 + charts);
+    assert!(page.contains("random&lt;1&gt;") && !page.contains("random<1>"));
+}
+
 #[test]
 fn same_seed_gives_identical_results() {
     let dir = temp("seed");

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use std::io::Write;
 
 use super::outcome::{Outcome, Summary};
+use crate::plot::{escape, Chart};
 
 /// One JSON line.
 pub fn json_line(summary: &Summary) -> String {
@@ -47,13 +48,6 @@ pub fn table_row(out: &mut impl Write, s: &Summary) -> std::io::Result<()> {
         s.energy_j,
         mae
     )
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 /// A colour per device, stable across charts.
@@ -130,33 +124,22 @@ fn gantt(outcome: &Outcome) -> String {
 fn utilisation_chart(outcome: &Outcome) -> String {
     let mut html = String::new();
     for view in &outcome.utilisation {
-        let (w, h) = (420.0, 120.0);
-        let span = view.points.last().map_or(1.0, |p| p.0).max(1e-9);
+        let span = view.points.last().map_or(1.0, |p| p.0);
         let top = view
             .points
             .iter()
             .flat_map(|p| [p.1, p.2.unwrap_or(0.0)])
             .fold(0.05, f64::max);
-        let xy = |t: f64, v: f64| (t / span * w, h - v / top * h);
-        let actual: Vec<String> = view
-            .points
-            .iter()
-            .map(|p| {
-                let (x, y) = xy(p.0, p.1);
-                format!("{x:.1},{y:.1}")
-            })
-            .collect();
-        let predicted: Vec<String> = view
-            .points
-            .iter()
-            .filter_map(|p| p.2.map(|v| xy(p.0, v)))
-            .map(|(x, y)| format!("{x:.1},{y:.1}"))
-            .collect();
+        let mut chart = Chart::new(420.0, 120.0, (0.0, span), (0.0, top));
+        chart.line(view.points.iter().map(|p| (p.0, p.1)), "black");
+        chart.line(
+            view.points.iter().filter_map(|p| p.2.map(|v| (p.0, v))),
+            "crimson",
+        );
         let _ = write!(
             html,
-            r#"<figure><svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" style="border:1px solid #ccc"><polyline fill="none" stroke="black" points="{}"/><polyline fill="none" stroke="crimson" stroke-dasharray="4 2" points="{}"/></svg><figcaption>{}: actual background (black) and forecast (red, dashed); top = {:.0}%</figcaption></figure>"#,
-            actual.join(" "),
-            predicted.join(" "),
+            "<figure>{}<figcaption>{}: actual background (black) and forecast (red); top = {:.0}%</figcaption></figure>",
+            chart.finish(),
             escape(&view.device),
             top * 100.0
         );

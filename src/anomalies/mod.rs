@@ -8,6 +8,11 @@
 //! (printed as the shortest text that reads back to it), and `label` is 1 inside a labelled
 //! window. Series from one file (Alibaba machines, long-format devices) get the series' part
 //! of the name appended: `augur_<file stem>_<machine>.csv`.
+//!
+//! Beside them, `DIR/report.html` draws each series with its windows, alarms and scores
+//! ([`report`]).
+
+mod report;
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -48,6 +53,14 @@ pub enum AnomaliesError {
         /// The cause.
         source: std::io::Error,
     },
+    /// The page could not be written.
+    #[error("{path}: {source}")]
+    Report {
+        /// The page.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
     /// The summary could not be written (a closed pipe shows up here, for `main` to ignore).
     #[error("writing the summary: {0}")]
     Summary(#[source] std::io::Error),
@@ -84,6 +97,8 @@ pub struct AnomalyReport {
     /// Per file that had rows no series kept, a note saying how many (see
     /// [`crate::series::RowCount`]).
     pub dropped: Vec<String>,
+    /// The page drawing the series, `DIR/report.html`.
+    pub page: PathBuf,
 }
 
 /// Runs `augur anomalies`: scores the series, writes the results files, and prints a summary to
@@ -108,7 +123,9 @@ pub fn run(args: &AnomaliesArgs, out: &mut dyn Write) -> Result<AnomalyReport, A
         threshold: THRESHOLD,
         unlabelled: Vec::new(),
         dropped: Vec::new(),
+        page: args.out.join("report.html"),
     };
+    let mut page = report::Page::default();
     for path in &args.input.series {
         let windows = labels.as_ref().and_then(|l| l.for_file(path));
         let key = nab_key(path);
@@ -160,15 +177,25 @@ pub fn run(args: &AnomaliesArgs, out: &mut dyn Write) -> Result<AnomalyReport, A
                 .name
                 .split_once(':')
                 .map_or(String::new(), |(_, rest)| format!(":{rest}"));
-            report.series.push(SeriesReport {
+            let series_report = SeriesReport {
                 name: format!("{key}{suffix}"),
                 output,
                 rows: scores.len(),
                 alarms: scores.iter().filter(|&&s| s >= THRESHOLD).count(),
                 score,
-            });
+            };
+            page.add(&series_report, series, &scores, windows.unwrap_or(&[]));
+            report.series.push(series_report);
         }
     }
+    std::fs::write(
+        &report.page,
+        page.html(&report.series, report.overall.as_ref()),
+    )
+    .map_err(|source| AnomaliesError::Report {
+        path: report.page.clone(),
+        source,
+    })?;
     write_summary(&report, &args.out, out).map_err(AnomaliesError::Summary)?;
     Ok(report)
 }
@@ -315,7 +342,8 @@ fn write_summary(report: &AnomalyReport, dir: &Path, out: &mut dyn Write) -> std
             report.unlabelled.join(", ")
         )?;
     }
-    writeln!(out, "results: {}", dir.join(DETECTOR).display())
+    writeln!(out, "results: {}", dir.join(DETECTOR).display())?;
+    writeln!(out, "report: {}", report.page.display())
 }
 
 fn write_row(
@@ -440,5 +468,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("realKnownCause/copied.csv"), "{text}");
+        // The page draws both series, the labelled one with its window.
+        let html = std::fs::read_to_string(dir.join("out").join("report.html")).expect("page");
+        assert!(text.contains("report: ") && html.contains("realKnownCause/copied.csv"));
+        assert_eq!(html.matches("<figure>").count(), 2);
+        assert_eq!(html.matches("labelled window 1").count(), 1, "{html}");
     }
 }
