@@ -317,7 +317,7 @@ pub struct SimulateArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Rescale every link so that mean transfer over mean compute time is this ratio (as SAGA's
-    /// scale_to_ccr and saga_makespan.py --ccr).
+    /// scale_to_ccr and saga_makespan.py --ccr), above 0 and up to 1e6.
     #[arg(long, value_name = "X")]
     pub ccr: Option<f64>,
     /// One JSON line per workflow x policy instead of a table.
@@ -358,10 +358,15 @@ pub fn simulate_config(
         }
     }
     if let Some(ccr) = args.ccr {
-        if !(ccr.is_finite() && ccr > 0.0) {
+        // SAGA's sweeps go from 0.1 to 10; past a million every transfer outweighs all the
+        // computing a million times over, and 1e300 printed 300-digit makespans.
+        if !(ccr.is_finite() && ccr > 0.0 && ccr <= MAX_CCR) {
             return Err(flag(
                 "--ccr",
-                format!("must be a positive number, not {ccr}"),
+                format!(
+                    "must be a positive number up to {MAX_CCR:e}, not {}",
+                    short_number(ccr)
+                ),
             ));
         }
     }
@@ -541,10 +546,22 @@ fn in_range(flag: &'static str, value: f64, low: f64, high: f64) -> Result<f64, 
     }
 }
 
+/// The largest `simulate --ccr`.
+pub const MAX_CCR: f64 = 1e6;
+
 /// Validates `run` flags (and the config file they name) into a [`RunConfig`].
 pub fn run_config(args: &RunArgs) -> Result<RunConfig, ConfigError> {
     let file = match &args.config {
-        Some(path) => read_config_file(path)?,
+        Some(path) => {
+            // Worded as every other command's missing input is.
+            if let Some(reason) = not_an_input_file(path) {
+                return Err(ConfigError::Flag {
+                    flag: "--config",
+                    reason,
+                });
+            }
+            read_config_file(path)?
+        }
         None => ConfigFile::default(),
     };
     let format: MetricFormat = args.format.parse().map_err(|reason| ConfigError::Flag {
@@ -809,11 +826,17 @@ pub fn engine_knobs(
         )?,
     };
     let defaults = PlacementConfig::default();
+    // Named where it came from: the flag, or the config file's key.
+    let policy_source = if policy_flag.is_some() {
+        "--policy"
+    } else {
+        "placement.policy"
+    };
     let policy_name = policy_flag
         .or_else(|| file.placement.policy.clone())
         .unwrap_or_else(|| defaults.policy.name().to_string());
     let policy = Policy::from_name(&policy_name).ok_or_else(|| ConfigError::Flag {
-        flag: "--policy",
+        flag: policy_source,
         reason: format!(
             "unknown policy '{policy_name}' (one of predictive, heft, reactive, static, seed)"
         ),

@@ -476,10 +476,32 @@ where
 /// agree. A caller that connects before it opens its outputs ([`connect_workers`], then
 /// [`run_engine_connected`]) leaves them alone when the processes disagree or a peer never
 /// comes.
+/// Dropped without being run (the caller failed between connecting and running: an input
+/// refused under `--strict`, an output folder it cannot make), it starts the workers with
+/// nothing to do and lets them end (see its `Drop`).
 pub struct Connected {
-    communication: cluster::Communication,
+    /// Taken by [`run_engine_connected`]; still here only when it was never run.
+    communication: Option<cluster::Communication>,
     lost: LostPeer,
     peer_timeout: Option<Duration>,
+}
+
+impl Drop for Connected {
+    fn drop(&mut self) {
+        // timely's network threads wait to hand their queues to this process's workers and
+        // panic when the workers are never built, and joining them then panicked on the
+        // caller's thread (exit 101, the caller's own error never printed). Built and ended
+        // at once, the workers let those threads end as at any other end of a run, and the
+        // peers see this process's connections close.
+        if let Some(communication) = self.communication.take() {
+            let quietly = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                if let Ok(guards) = cluster::execute(communication, |_| ()) {
+                    drop(guards.join());
+                }
+            }));
+            drop(quietly);
+        }
+    }
 }
 
 /// Sets up `workers`' communication (see [`Connected`]).
@@ -498,7 +520,7 @@ pub fn connect_workers<S, K>(workers: Workers) -> Result<Connected, EngineError<
         other => EngineError::Start(other.to_string()),
     })?;
     Ok(Connected {
-        communication,
+        communication: Some(communication),
         lost,
         peer_timeout,
     })
@@ -534,11 +556,14 @@ where
 {
     // Only worker 0 takes it; the others never look.
     let checkpointing = std::sync::Mutex::new(checkpointing);
-    let Connected {
-        communication,
-        lost,
-        peer_timeout,
-    } = connected;
+    let mut connected = connected;
+    let Some(communication) = connected.communication.take() else {
+        return Err(EngineError::Start(
+            "the workers were run already".to_string(),
+        ));
+    };
+    let (lost, peer_timeout) = (connected.lost.clone(), connected.peer_timeout);
+    drop(connected);
     let run = move || -> EngineResult<Src, Snk> {
         let guards = cluster::execute(communication, move |worker| {
             let index = worker.index();

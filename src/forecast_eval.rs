@@ -250,8 +250,9 @@ pub fn evaluate(
 
 /// Runs `augur forecast`: scores every series of every file with every model, and writes JSON
 /// lines or a table and a per-model summary to `out`. A series too short to score is skipped
-/// and named, with the reason, in the table, or with `--json` on `notes` (stderr), so that
-/// every JSON line keeps the one shape outside tools parse.
+/// and named, with the reason, on `notes` (stderr), as are rows a file's series dropped, so that
+/// `out` holds only results: every JSON line keeps the one shape outside tools parse, and a
+/// run that scored nothing prints no empty table.
 pub fn run(
     args: &ForecastArgs,
     out: &mut dyn Write,
@@ -260,15 +261,10 @@ pub fn run(
     let config = eval_config(args)?;
     let mut scores = Vec::new();
     let mut skipped = 0usize;
-    let mut dropped = Vec::new();
     for file in &config.files {
         let (all, count) = load_series_counted(file, config.format, config.column.as_deref())?;
         if let Some(note) = count.note(&file.display().to_string()) {
-            if config.json {
-                writeln!(notes, "augur forecast: {note}")?;
-            } else {
-                dropped.push(note);
-            }
+            writeln!(notes, "augur forecast: note: {note}")?;
         }
         for series in all {
             for model in &config.models {
@@ -290,11 +286,7 @@ pub fn run(
                     }
                     Err(Skipped(reason)) => {
                         skipped += 1;
-                        if config.json {
-                            writeln!(notes, "augur forecast: skipped {}: {reason}", series.name)?;
-                        } else {
-                            writeln!(out, "skipped {}: {reason}", series.name)?;
-                        }
+                        writeln!(notes, "augur forecast: skipped {}: {reason}", series.name)?;
                         // Every model would skip it for the same reason.
                         break;
                     }
@@ -302,13 +294,10 @@ pub fn run(
             }
         }
     }
-    if !config.json {
+    if !config.json && !scores.is_empty() {
         write_table(out, &scores)?;
         if skipped > 0 {
-            writeln!(out, "({skipped} series skipped)")?;
-        }
-        for note in dropped {
-            writeln!(out, "note: {note}")?;
+            writeln!(out, "({skipped} series skipped, named on stderr)")?;
         }
     }
     // A run that scored nothing is a failure, not an empty success a script could mistake
@@ -656,6 +645,33 @@ mod tests {
         run(&args_with(&argv), &mut table, &mut Vec::new()).expect("runs");
         let table = String::from_utf8(table).expect("utf8");
         assert!(table.contains("median MASE") && table.contains("auto"));
+        // The table names no skipped series (stderr does), and counts them under it.
+        let (mut table, mut notes) = (Vec::new(), Vec::new());
+        let argv = [
+            "--test-size",
+            "50",
+            "--series",
+            files[0].as_str(),
+            files[1].as_str(),
+        ];
+        run(&args_with(&argv), &mut table, &mut notes).expect("runs");
+        let (table, notes) = (
+            String::from_utf8(table).expect("utf8"),
+            String::from_utf8(notes).expect("utf8"),
+        );
+        assert!(
+            !table.contains("short.csv") && table.contains("(1 series skipped, named on stderr)"),
+            "{table}"
+        );
+        assert!(
+            notes.starts_with("augur forecast: skipped short.csv: "),
+            "{notes}"
+        );
+        // Nothing scored in table mode: an error and no empty table.
+        let mut table = Vec::new();
+        let argv = ["--test-size", "50", "--series", files[1].as_str()];
+        assert!(run(&args_with(&argv), &mut table, &mut Vec::new()).is_err());
+        assert!(table.is_empty(), "{}", String::from_utf8_lossy(&table));
         // Only the short series: nothing is scored, and that is an error, not an empty success.
         let argv = ["--test-size", "50", "--json", "--series", files[1].as_str()];
         let (mut out, mut notes) = (Vec::new(), Vec::new());

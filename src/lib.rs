@@ -1,5 +1,16 @@
 //! augur: places the tasks of workflow DAGs onto devices by predicted resource contention.
 
+/// `eprintln!` that cannot panic: with standard error closed or gone (`2>&1 | head -1`, a
+/// supervisor's pipe with no reader) the line is lost, where `eprintln!` would panic, and a
+/// panic while reporting one aborts the process half-way through writing its outputs.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 pub mod anomalies;
 pub mod bench;
 pub mod bench_ingest;
@@ -14,6 +25,7 @@ pub mod durations_eval;
 pub mod engine;
 pub mod epoch_group;
 pub mod feed;
+pub mod file_names;
 pub mod forecast_eval;
 pub mod handoff;
 pub mod http;

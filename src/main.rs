@@ -32,7 +32,7 @@ fn main() -> ExitCode {
         let location = info
             .location()
             .map_or(String::new(), |l| format!(" at {}:{}", l.file(), l.line()));
-        eprintln!(
+        augur::say!(
             "augur: thread '{}' failed{location}: {message}",
             thread.name().unwrap_or("?")
         );
@@ -47,15 +47,26 @@ fn main() -> ExitCode {
             match run(&config) {
                 Ok(Some(outcome)) => {
                     for (path, counts) in outcome.summary.inputs_with_nothing_accepted() {
-                        eprintln!(
+                        let named = |paths: &[std::path::PathBuf]| {
+                            paths.iter().any(|p| p.display().to_string() == path)
+                        };
+                        // The likely slip depends on the kind of input.
+                        let hint = if named(&config.metrics) {
+                            " (is --format right? does --map name a device?)"
+                        } else if named(&config.events) {
+                            " (do its events name the workflows' tasks and the platform's devices?)"
+                        } else {
+                            ""
+                        };
+                        augur::say!(
                             "augur: note: none of the {} records of {path} was accepted; \
-                             {} says why (is --format right? does --map name a device?)",
+                             {} says why{hint}",
                             counts.read,
                             config.out.join("rejected.jsonl").display()
                         );
                     }
                     if config.progress {
-                        eprintln!(
+                        augur::say!(
                             "augur: {} epochs, {} tasks placed, {} moved, {} rejected lines; outputs in {}",
                             outcome.summary.epochs,
                             outcome.summary.tasks_placed,
@@ -85,7 +96,7 @@ fn main() -> ExitCode {
                             ExitCode::SUCCESS
                         }
                         Err(error) => {
-                            eprintln!("augur: {error}");
+                            augur::say!("augur: {error}");
                             ExitCode::FAILURE
                         }
                     }
@@ -119,8 +130,9 @@ fn main() -> ExitCode {
             let mut out = std::io::stdout().lock();
             match augur::pareto::run(&args, &mut out) {
                 Err(
-                    error @ (augur::pareto::ParetoError::Weight(_)
+                    error @ (augur::pareto::ParetoError::Weight { .. }
                     | augur::pareto::ParetoError::WeightTooLarge { .. }
+                    | augur::pareto::ParetoError::LocalityTooLarge(_)
                     | augur::pareto::ParetoError::WeightOverflow { .. }),
                 ) => usage(&error.to_string()),
                 result => report(result.map(|_| ()), |error| match error {
@@ -189,7 +201,7 @@ fn report<T, E: std::fmt::Display>(
             ExitCode::SUCCESS
         }
         Err(error) => {
-            eprintln!("augur: {error}");
+            augur::say!("augur: {error}");
             ExitCode::FAILURE
         }
     }
@@ -198,7 +210,7 @@ fn report<T, E: std::fmt::Display>(
 fn bench(args: &BenchArgs) -> ExitCode {
     match &args.kind {
         Some(BenchKind::Ingest(ingest)) => {
-            let mut progress = |line: &str| eprintln!("augur bench ingest: {line}");
+            let mut progress = |line: &str| augur::say!("augur bench ingest: {line}");
             return match augur::bench_ingest::run_ingest(ingest, &mut progress) {
                 Err(error @ augur::bench_ingest::IngestError::Options(_)) => {
                     usage(&error.to_string())
@@ -207,7 +219,7 @@ fn bench(args: &BenchArgs) -> ExitCode {
             };
         }
         Some(BenchKind::Soak(soak)) => {
-            let mut progress = |line: &str| eprintln!("augur bench soak: {line}");
+            let mut progress = |line: &str| augur::say!("augur bench soak: {line}");
             return match augur::bench_ingest::run_soak(soak, &mut progress) {
                 Err(error @ augur::bench_ingest::IngestError::Options(_)) => {
                     usage(&error.to_string())
@@ -221,7 +233,7 @@ fn bench(args: &BenchArgs) -> ExitCode {
             {
                 return usage(&message);
             }
-            let mut progress = |line: &str| eprintln!("augur bench workflow: {line}");
+            let mut progress = |line: &str| augur::say!("augur bench workflow: {line}");
             return print_json(augur::bench_workflow::run_workflow_bench(
                 workflow,
                 &mut progress,
@@ -288,7 +300,7 @@ fn bench(args: &BenchArgs) -> ExitCode {
             addresses,
         });
     }
-    let mut progress = |line: &str| eprintln!("augur bench: {line}");
+    let mut progress = |line: &str| augur::say!("augur bench: {line}");
     match run_bench(&options, &mut progress) {
         Ok(Some(report)) => print_json::<_, std::io::Error>(Ok(report)),
         Ok(None) => ExitCode::SUCCESS,
@@ -297,7 +309,7 @@ fn bench(args: &BenchArgs) -> ExitCode {
             | augur::bench::BenchError::Engine(augur::engine::EngineError::Disagree(_))),
         ) => usage(&error.to_string()),
         Err(error) => {
-            eprintln!("augur: {error}");
+            augur::say!("augur: {error}");
             ExitCode::FAILURE
         }
     }
@@ -308,7 +320,7 @@ fn print_json<T: serde::Serialize, E: std::fmt::Display>(result: Result<T, E>) -
     let report = match result {
         Ok(report) => report,
         Err(error) => {
-            eprintln!("augur: {error}");
+            augur::say!("augur: {error}");
             return ExitCode::FAILURE;
         }
     };
@@ -320,7 +332,7 @@ fn print_json<T: serde::Serialize, E: std::fmt::Display>(result: Result<T, E>) -
         Ok(()) => ExitCode::SUCCESS,
         Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("augur: {error}");
+            augur::say!("augur: {error}");
             ExitCode::FAILURE
         }
     }
@@ -337,20 +349,18 @@ fn simulate(args: &augur::cli::SimulateArgs) -> ExitCode {
         path: "stdout".into(),
         source: e,
     };
-    let header = if args.json {
-        Ok(())
-    } else {
-        report::table_header(&mut out).map_err(written)
-    };
-    let result = header.and_then(|()| {
-        let note = |line: &str| eprintln!("augur simulate: note: {line}");
-        augur::simulate::simulate_noting(&config, note, |outcome| {
-            if args.json {
-                writeln!(out, "{}", report::json_line(&outcome.summary)).map_err(written)
-            } else {
-                report::table_row(&mut out, &outcome.summary).map_err(written)
+    // The table's header comes with its first row: a run that fails before any prints none.
+    let mut header_due = !args.json;
+    let note = |line: &str| augur::say!("augur simulate: note: {line}");
+    let result = augur::simulate::simulate_noting(&config, note, |outcome| {
+        if args.json {
+            writeln!(out, "{}", report::json_line(&outcome.summary)).map_err(written)
+        } else {
+            if std::mem::take(&mut header_due) {
+                report::table_header(&mut out).map_err(written)?;
             }
-        })
+            report::table_row(&mut out, &outcome.summary).map_err(written)
+        }
     });
     let result = result.and_then(|outcomes| match &args.report {
         Some(path) => {
@@ -368,7 +378,7 @@ fn simulate(args: &augur::cli::SimulateArgs) -> ExitCode {
         }
         Err(error @ SimError::Flag { .. }) => usage(&error.to_string()),
         Err(error) => {
-            eprintln!("augur simulate: {error}");
+            augur::say!("augur simulate: {error}");
             ExitCode::FAILURE
         }
     }
@@ -383,11 +393,11 @@ fn collect(args: &augur::collect::CollectArgs) -> ExitCode {
         Ok(config) => config,
         Err(error @ CollectError::Flag(_)) => return usage(&error.to_string()),
         Err(error) => {
-            eprintln!("augur collect: {error}");
+            augur::say!("augur collect: {error}");
             return ExitCode::FAILURE;
         }
     };
-    match augur::collect::collect(&config, &mut |line| eprintln!("{line}")) {
+    match augur::collect::collect(&config, &mut |line| augur::say!("{line}")) {
         Ok(_) => ExitCode::SUCCESS,
         Err(CollectError::Output { source, .. })
             if source.kind() == std::io::ErrorKind::BrokenPipe =>
@@ -396,7 +406,7 @@ fn collect(args: &augur::collect::CollectArgs) -> ExitCode {
         }
         Err(error @ CollectError::Flag(_)) => usage(&error.to_string()),
         Err(error) => {
-            eprintln!("augur collect: {error}");
+            augur::say!("augur collect: {error}");
             ExitCode::FAILURE
         }
     }
@@ -412,19 +422,19 @@ fn serve(args: &augur::serve::ServeArgs) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error @ (ServeError::Config(_) | ServeError::Live(_))) => usage(&error.to_string()),
         Err(error) => {
-            eprintln!("augur serve: {error}");
+            augur::say!("augur serve: {error}");
             ExitCode::FAILURE
         }
     }
 }
 
 fn usage(message: &str) -> ExitCode {
-    eprintln!("augur: {message}");
+    augur::say!("augur: {message}");
     ExitCode::from(2)
 }
 
 fn failure(error: &RunError) -> ExitCode {
-    eprintln!("augur: {error}");
+    augur::say!("augur: {error}");
     match error {
         RunError::Strict(_) => ExitCode::from(3),
         RunError::Disagree(_) => ExitCode::from(2),

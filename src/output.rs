@@ -484,7 +484,7 @@ impl MapSink for MapWriter {
         if let Some(progress) = &mut self.progress {
             if progress.last.elapsed() >= progress.every {
                 progress.last = Instant::now();
-                eprintln!(
+                crate::say!(
                     "augur: {} epochs, event time {} s, {} tasks mapped, {} placed, {} moved",
                     self.epochs,
                     crate::input::time::format_seconds(time),

@@ -37,7 +37,7 @@ pub struct ParetoArgs {
     /// Relative weights of energy to sweep, comma-separated (as for cost).
     #[arg(long, value_delimiter = ',', default_value = "0,1,8")]
     pub energy: Vec<f64>,
-    /// Locality weight (per gigabyte moved, absolute), for every plan.
+    /// Locality weight (per gigabyte moved, absolute, up to 1e9), for every plan.
     #[arg(long, default_value_t = 0.0)]
     pub locality: f64,
     /// JSON lines instead of a table.
@@ -52,8 +52,13 @@ pub enum ParetoError {
     #[error("{0}")]
     Input(String),
     /// A weight is negative or not a number.
-    #[error("weights must be finite and non-negative, not {0}")]
-    Weight(f64),
+    #[error("{flag}: weights must be finite and non-negative, not {weight}")]
+    Weight {
+        /// The flag that gave it.
+        flag: &'static str,
+        /// The weight.
+        weight: f64,
+    },
     /// A relative weight above [`MAX_RELATIVE_WEIGHT`].
     #[error(
         "{flag} {weight:e}: relative weights above {MAX_RELATIVE_WEIGHT:e} change no plan (the \
@@ -66,6 +71,13 @@ pub enum ParetoError {
         /// The weight given.
         weight: f64,
     },
+    /// A locality weight above [`MAX_LOCALITY_WEIGHT`].
+    #[error(
+        "--locality {0:e}: above {MAX_LOCALITY_WEIGHT:e} (the most `run`'s \
+         placement.weights.locality takes) a plan's scores can overflow, and a plan then moves \
+         more data, not less"
+    )]
+    LocalityTooLarge(f64),
     /// A relative weight is so large that the absolute weight it comes to is not finite.
     #[error(
         "{flag} {relative:e}: the absolute weight it comes to (× {rate:.3e}, the latency-only \
@@ -125,17 +137,29 @@ pub struct WeightsView {
 /// weight near `f64::MAX` made the scores it multiplies infinite.
 pub const MAX_RELATIVE_WEIGHT: f64 = 1e12;
 
+/// The largest `--locality`, as `run`'s config takes for its locality weight: from about
+/// 1e304 the scores overflowed and the plan moved more bytes than with no weight at all.
+pub const MAX_LOCALITY_WEIGHT: f64 = 1e9;
+
 /// Runs the sweep and writes the report.
 pub fn run(args: &ParetoArgs, out: &mut dyn Write) -> Result<Vec<Plan>, ParetoError> {
-    for weight in args.cost.iter().chain(&args.energy).chain([&args.locality]) {
-        if !weight.is_finite() || *weight < 0.0 {
-            return Err(ParetoError::Weight(*weight));
+    let given = [
+        ("--cost", args.cost.as_slice()),
+        ("--energy", args.energy.as_slice()),
+        ("--locality", std::slice::from_ref(&args.locality)),
+    ];
+    for (flag, weights) in given {
+        if let Some(&weight) = weights.iter().find(|w| !w.is_finite() || **w < 0.0) {
+            return Err(ParetoError::Weight { flag, weight });
         }
     }
     for (flag, weights) in [("--cost", &args.cost), ("--energy", &args.energy)] {
         if let Some(&weight) = weights.iter().find(|&&w| w > MAX_RELATIVE_WEIGHT) {
             return Err(ParetoError::WeightTooLarge { flag, weight });
         }
+    }
+    if args.locality > MAX_LOCALITY_WEIGHT {
+        return Err(ParetoError::LocalityTooLarge(args.locality));
     }
     let read = read_workflow(&args.workflow);
     let Some(workflow) = read.workflow else {
@@ -464,6 +488,25 @@ mod tests {
             assert!(error.to_string().contains("change no plan"), "{error}");
             assert!(out.is_empty(), "no plan is printed");
         }
+    }
+
+    #[test]
+    fn a_negative_or_missing_weight_is_refused_naming_its_flag() {
+        for (cost, energy, flag) in [(-1.0, 0.0, "--cost"), (0.0, f64::NAN, "--energy")] {
+            let error = run(&demo_args(vec![cost], vec![energy], true), &mut Vec::new())
+                .expect_err("refused");
+            assert!(
+                error.to_string().starts_with(&format!("{flag}: ")),
+                "{error}"
+            );
+        }
+        let mut args = demo_args(vec![0.0], vec![0.0], true);
+        args.locality = -2.0;
+        let error = run(&args, &mut Vec::new()).expect_err("refused");
+        assert!(error.to_string().starts_with("--locality: "), "{error}");
+        args.locality = 1e304;
+        let error = run(&args, &mut Vec::new()).expect_err("refused");
+        assert!(matches!(error, ParetoError::LocalityTooLarge(_)), "{error}");
     }
 
     #[test]

@@ -11,7 +11,8 @@
 //!   its cores for a ten-minute horizon);
 //! - `needed = ceil(pool demand / (capacity target × c))`: enough devices for the demand to sit
 //!   at the capacity target;
-//! - `instances = max(busy, needed, current + prewarm)`: never below the devices with mapped
+//! - `instances = max(busy, needed, current + prewarm)`, the last term only while `prewarm > 0`
+//!   (without it a pool could never scale in): never below the devices with mapped
 //!   work (`busy`: scaling those in would evict tasks), and never below what the placer's own
 //!   warm-up advice asks for (`prewarm`, which also counts anomaly penalties and risk).
 //!

@@ -210,12 +210,20 @@ fn parse_series_rows(
     match format {
         SeriesFormat::Nab => {
             let mut lines = text.lines();
-            let header = split(lines.next().unwrap_or(""), ',');
-            let time_col = position(&header, "timestamp")?.unwrap_or(0);
+            let first = lines.next().unwrap_or("");
+            let header = split(first, ',');
+            // NAB's header names its columns; another CSV (a long log, a file with no header)
+            // read as if it were NAB's would merge its series into one, silently.
+            let refuse = |missing: &str| {
+                format!(
+                    "expected NAB's header timestamp,value{}, found {first:?}: no column '{missing}' (is --format right?)",
+                    column.map_or(String::new(), |c| format!(" (or a column '{c}')"))
+                )
+            };
+            let time_col = position(&header, "timestamp")?.ok_or_else(|| refuse("timestamp"))?;
             let value_col = match column {
-                Some(name) => position(&header, name)?
-                    .ok_or_else(|| format!("no column '{name}' in the header"))?,
-                None => position(&header, "value")?.unwrap_or(header.len().saturating_sub(1)),
+                Some(name) => position(&header, name)?.ok_or_else(|| refuse(name))?,
+                None => position(&header, "value")?.ok_or_else(|| refuse("value"))?,
             };
             let width = header.len();
             let rows = lines.filter_map(|line| {
@@ -428,7 +436,7 @@ fn series(name: String, mut rows: Vec<Point>) -> Series {
 }
 
 fn split(line: &str, separator: char) -> Vec<&str> {
-    line.split(separator).map(str::trim).collect()
+    crate::input::metrics::split_fields(line, separator).collect()
 }
 
 /// Where the header names `name` (case aside), if it does. A name given twice is refused:
@@ -527,6 +535,46 @@ mod tests {
         assert!(error.contains("twice (columns 2 and 3)"), "{error}");
         let nab = "timestamp,value,value\n2014-02-14 14:30:00,1,2\n";
         assert!(parse_series(nab, "a.csv", SeriesFormat::Nab, None).is_err());
+    }
+
+    #[test]
+    fn a_file_without_nabs_header_is_refused_not_read_as_one_series() {
+        let long = "time,device,resource,value\n0,a,cpu,0.5\n0,b,cpu,0.7\n";
+        let error = parse_series(long, "m.csv", SeriesFormat::Nab, None).expect_err("refused");
+        assert!(
+            error.contains("no column 'timestamp'") && error.contains("is --format right?"),
+            "{error}"
+        );
+        let error = parse_series(
+            "timestamp,b\n2014-02-14 14:30:00,1\n",
+            "a.csv",
+            SeriesFormat::Nab,
+            None,
+        )
+        .expect_err("refused");
+        assert!(error.contains("no column 'value'"), "{error}");
+        let headerless = "2014-02-14 14:30:00,1\n2014-02-14 14:35:00,2\n";
+        assert!(parse_series(headerless, "a.csv", SeriesFormat::Nab, None).is_err());
+        // Another value column, named.
+        let wide = "timestamp,value,other\n2014-02-14 14:30:00,1,7\n";
+        let series = parse_series(wide, "a.csv", SeriesFormat::Nab, Some("other")).expect("reads");
+        assert_eq!(series[0].values, vec![7.0]);
+        let error = parse_series(wide, "a.csv", SeriesFormat::Nab, Some("x")).expect_err("refused");
+        assert!(
+            error.contains("(or a column 'x')") && error.contains("no column 'x'"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn quoted_fields_read_as_run_reads_them() {
+        let nab = "\"timestamp\",\"value\"\n\"2014-02-14 14:30:00\",\"1.5\"\n";
+        let series = parse_series(nab, "a.csv", SeriesFormat::Nab, None).expect("reads");
+        assert_eq!(series[0].values, vec![1.5]);
+        let long = "time,device,resource,value\n0,n1,cpu,0.5\n60,\"n1\",cpu,0.7\n";
+        let series = parse_series(long, "m.csv", SeriesFormat::Long, None).expect("reads");
+        assert_eq!(series.len(), 1, "one device, quoted or not");
+        assert_eq!(series[0].values, vec![0.5, 0.7]);
     }
 
     #[test]

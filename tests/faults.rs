@@ -272,6 +272,75 @@ fn processes_with_other_workers_or_settings_stop_with_a_usage_error() {
 }
 
 #[test]
+fn a_process_that_fails_after_connecting_reports_its_own_error() {
+    // Process 0 failing between connecting and running (a record refused under --strict, an
+    // output folder it cannot make) dropped timely's unused communication, whose network
+    // threads then panicked: exit 101, and the real error was never printed.
+    let dir = temp("own-error");
+    let args = short_scenario(&dir, 10);
+    let metrics = dir.join("metrics").join("ec2_cpu_utilization_24ae8d.csv");
+    let mut text = std::fs::read_to_string(&metrics).expect("series");
+    text.insert_str(text.find('\n').expect("a header") + 1, "not a time,0.5\n");
+    std::fs::write(&metrics, text).expect("bad row");
+    let blocker = dir.join("a-file");
+    std::fs::write(&blocker, "").expect("file");
+    let cases: [(&[&str], _, i32, &str); 2] = [
+        (
+            &["--strict"],
+            dir.join("out"),
+            3,
+            "rejected input (--strict)",
+        ),
+        (&[], blocker.join("out"), 1, "Not a directory"),
+    ];
+    for (extra, out, code, message) in cases {
+        let hosts = hostfile(&dir);
+        let first = start(&args, &out, &hosts, 0, extra);
+        let second = start(&args, &dir.join("out1"), &hosts, 1, extra);
+        let (status, _, stderr) = finish_status(first, Duration::from_secs(60), "process 0");
+        assert_eq!(status.code(), Some(code), "{stderr}");
+        assert!(
+            stderr.contains(message) && !stderr.contains("failed at"),
+            "{stderr}"
+        );
+        let (status, _, stderr) = finish_status(second, Duration::from_secs(60), "process 1");
+        assert_eq!(status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("lost peer process 0"), "{stderr}");
+    }
+}
+
+/// A standard error with no reader loses augur's messages; it must not abort the process
+/// (`eprintln!` panicked on the closed pipe, and the panic's own message aborted it).
+#[test]
+fn a_closed_standard_error_does_not_abort() {
+    let dir = temp("closed-stderr");
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    let status = Command::new(env!("CARGO_BIN_EXE_augur"))
+        .args(["run", "--workflow", "/nonexistent.json", "--out"])
+        .arg(dir.join("out"))
+        .stdout(Stdio::null())
+        .stderr(writer)
+        .status()
+        .expect("runs");
+    assert_eq!(status.code(), Some(2), "a usage error, not an abort");
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    let mut args = short_scenario(&dir, 10);
+    args.retain(|a| a != "--quiet");
+    let status = Command::new(env!("CARGO_BIN_EXE_augur"))
+        .args(&args)
+        .arg("--out")
+        .arg(dir.join("out"))
+        .stdout(Stdio::null())
+        .stderr(writer)
+        .status()
+        .expect("runs");
+    assert!(status.success(), "{status:?}");
+    assert!(dir.join("out").join("summary.json").is_file());
+}
+
+#[test]
 fn quiet_cluster_run_prints_nothing_while_waiting_for_its_peer() {
     let dir = temp("quiet");
     let args = short_scenario(&dir, 100);

@@ -321,6 +321,9 @@ fn an_idle_service_stopped_cleanly_can_be_resumed() {
     let resumed = Server::start(&[&args[..], &["--resume"]].concat());
     let status = resumed.ok("GET", "/v1/status", b"");
     assert_eq!(status["epochs"], 0, "{status}");
+    // Taken before any epoch: no time yet (it read i64::MIN as seconds), as `time` above.
+    assert!(status["checkpoint"]["time"].is_null(), "{status}");
+    assert!(status["time"].is_null(), "{status}");
     post_workflow(&resumed);
 }
 

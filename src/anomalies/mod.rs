@@ -22,6 +22,7 @@ use augur_dataflows::anomaly::{AnomalyParams, AnomalyScorer, THRESHOLD};
 use augur_dataflows::types::Time;
 
 use crate::cli::AnomaliesArgs;
+use crate::file_names::{bounded, file_safe};
 use crate::nab_score::{nab_key, score_file, FileScore, Labels, LabelsError};
 use crate::series::{load_series_counted, Series, SeriesError, SeriesFormat};
 
@@ -236,27 +237,11 @@ fn output_name(path: &Path, series: &Series, several: bool) -> String {
         .split_once(':')
         .map(|(_, rest)| rest.replace(':', "_"))
         .filter(|_| several);
-    match part {
-        Some(part) => format!(
-            "{DETECTOR}_{}_{}{extension}",
-            file_safe(&stem),
-            file_safe(&part)
-        ),
-        None => format!("{DETECTOR}_{}{extension}", file_safe(&stem)),
-    }
-}
-
-/// Keeps names to characters every file system and shell takes as they are.
-fn file_safe(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    let stem = match part {
+        Some(part) => format!("{DETECTOR}_{}_{}", file_safe(&stem), file_safe(&part)),
+        None => format!("{DETECTOR}_{}", file_safe(&stem)),
+    };
+    format!("{}{extension}", bounded(&stem))
 }
 
 fn write_results(
@@ -399,6 +384,13 @@ mod tests {
             "augur_machine_usage_m_1_x.csv"
         );
         assert_eq!(category(nab), "realAWSCloudwatch");
+        // A device name past what a file system takes.
+        let long = output_name(
+            Path::new("m.csv"),
+            &series(&format!("m.csv:{}:cpu", "d".repeat(240)), 1),
+            true,
+        );
+        assert!(long.len() < 255 && long.ends_with(".csv"), "{long}");
         assert_eq!(category(Path::new("a.csv")), "series");
         assert_eq!(csv_field("a,b"), "\"a,b\"");
     }

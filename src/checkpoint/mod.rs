@@ -336,7 +336,7 @@ impl CheckpointStore for CheckpointDir {
             last.1 = started.elapsed().as_secs_f64();
             if self.report {
                 let (inputs, outputs) = (snapshot.source.len(), snapshot.sink.len());
-                eprintln!(
+                crate::say!(
                     "checkpoint {} at {}: {} bytes (inputs {inputs}, outputs {outputs}, \
                      models and map the rest) written in {:.1} ms",
                     self.saved_before + self.saved,

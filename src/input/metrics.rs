@@ -1124,7 +1124,14 @@ fn checked(column: &str, value: f64) -> Result<f64, Issue> {
 /// Splits a simple CSV line (no quoted separators in these formats), trimming fields and any
 /// surrounding double quotes.
 fn split_csv(text: &str) -> impl Iterator<Item = &str> {
-    text.split(',').map(|field| {
+    split_fields(text, ',')
+}
+
+/// Splits a line on `separator`, trimming each field and the double quotes around it: how
+/// every reader of metric and series files takes a field, so that `run` and the evaluation
+/// commands read one file alike (`"n1"` and `n1` are one device to both).
+pub(crate) fn split_fields(text: &str, separator: char) -> impl Iterator<Item = &str> {
+    text.split(separator).map(|field| {
         let field = field.trim();
         field
             .strip_prefix('"')

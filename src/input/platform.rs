@@ -199,7 +199,9 @@ fn validate_device(raw: RawDevice) -> Result<Device, Problem> {
         None => None,
     };
     let cost_per_hour = non_negative(&id, "cost_per_hour", raw.cost_per_hour.unwrap_or(0.0))?;
+    let cost_per_hour = within(&id, "cost_per_hour", cost_per_hour, 0.0, MAX_COST_PER_HOUR)?;
     let power_watts = non_negative(&id, "power_watts", raw.power_watts.unwrap_or(0.0))?;
+    let power_watts = within(&id, "power_watts", power_watts, 0.0, MAX_POWER_WATTS)?;
     Ok(Device {
         id,
         cores,
@@ -235,6 +237,11 @@ pub const MIN_SPEED: f64 = 1e-6;
 pub const MAX_SPEED: f64 = 1e6;
 /// The most cores a device may have: the engine counts thousandths of a core in 32 bits.
 pub const MAX_CORES: f64 = 1e6;
+/// The most a device may cost an hour: at 1e308 a run's cost was infinite (null in the
+/// results) and every plan of `pareto` tied as optimal.
+pub const MAX_COST_PER_HOUR: f64 = 1e6;
+/// The most power a device may draw, watts (a gigawatt), for the same reason.
+pub const MAX_POWER_WATTS: f64 = 1e9;
 
 fn within(id: &str, field: &str, value: f64, low: f64, high: f64) -> Result<f64, Problem> {
     if (low..=high).contains(&value) {
@@ -360,6 +367,8 @@ mod tests {
             "[[device]]\nid='a'\ncores=1\nspeed=2e6\n",
             "[[device]]\nid='a'\ncores=1e308\n",
             "[[device]]\nid='a'\ncores=1e-9\n",
+            "[[device]]\nid='a'\ncores=1\ncost_per_hour=1e308\n",
+            "[[device]]\nid='a'\ncores=1\npower_watts=2e9\n",
         ] {
             let rejection = rejected(text);
             assert_eq!(rejection.kind, RejectKind::Schema, "{text}");

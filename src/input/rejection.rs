@@ -106,6 +106,11 @@ pub fn within_max_duration(
     }
 }
 
+/// The largest file a workflow may declare, in bytes (a petabyte): past it a size is a unit
+/// mistake or garbage, and `1e30` was taken as `u64::MAX`, so that a simulation reported
+/// 18446744073709551615 bytes moved.
+pub const MAX_FILE_BYTES: f64 = 1e15;
+
 /// The class of a [`Rejection`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -390,7 +390,7 @@ struct Status {
 /// after that checkpoint: in time order, every record later than `newest`.
 #[derive(Serialize)]
 struct CheckpointStatus {
-    /// The event time of the last epoch it applied, seconds.
+    /// The event time of the last epoch it applied, seconds; null before the first.
     time: serde_json::Value,
     epochs: u64,
     /// The newest record time it holds, applied or buffered, seconds.
@@ -427,7 +427,12 @@ fn status(api: &Api) -> Status {
         rejected,
         stream_subscribers: api.shared.subscriber_count(),
         checkpoint: view.checkpoint.map(|mark| CheckpointStatus {
-            time: json_seconds(mark.time),
+            // Taken before any epoch was applied, it has no time yet (null, as `time` above).
+            time: if mark.epochs == 0 {
+                serde_json::Value::Null
+            } else {
+                json_seconds(mark.time)
+            },
             epochs: mark.epochs,
             newest: mark.newest.map_or(serde_json::Value::Null, json_seconds),
         }),

@@ -54,7 +54,7 @@ impl Scheduled {
     fn complain(&mut self, message: String) {
         self.complaints += 1;
         if self.complaints <= 3 || self.complaints.is_multiple_of(100) {
-            eprintln!(
+            crate::say!(
                 "augur serve: live samples of {} ({}x): {message}",
                 self.collector.device(),
                 self.complaints

@@ -72,7 +72,7 @@ pub struct ServeArgs {
     /// on a non-loopback address.
     #[arg(long, value_name = "TOKEN")]
     pub token: Option<String>,
-    /// Largest request body accepted, bytes.
+    /// Largest request body accepted, bytes (at least 1024).
     #[arg(long, default_value_t = 64 * 1024 * 1024, value_name = "BYTES")]
     pub max_body_bytes: usize,
     /// How long a flush or a POST waits for the engine, seconds.
@@ -109,7 +109,7 @@ pub struct ServeArgs {
 
 const ENDPOINTS: &str = "\
 Endpoints (JSON unless noted; errors are {\"error\": ...} with a 4xx status):
-  POST /v1/workflows?name=NAME[&arrival=TIME]  WfFormat JSON; 409 if NAME is taken
+  POST /v1/workflows?name=NAME[&arrival=TIME]  WfFormat JSON; 409 if NAME is taken, 422 if refused
   POST /v1/metrics           long-format samples (CSV with header, or JSONL)
   POST /v1/events            task events (JSONL: arrival, start, complete)
   POST /v1/flush             apply everything buffered; answers with the status
@@ -535,7 +535,7 @@ pub fn serve_with(
             )),
         };
         if let Some(message) = message {
-            eprintln!("augur serve: stopping: {message} (signal again to stop at once)");
+            crate::say!("augur serve: stopping: {message} (signal again to stop at once)");
         }
     }
     handle.shutdown();

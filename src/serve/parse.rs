@@ -28,6 +28,25 @@ fn utf8<'a>(body: &'a [u8], what: &str) -> Result<&'a str, Vec<Rejection>> {
     })
 }
 
+/// [`utf8`] for a body of lines: each line that is not UTF-8 is refused by its number, as
+/// `run`'s line reader refuses it in a file (the body is still refused as a whole).
+fn utf8_lines<'a>(body: &'a [u8], what: &str) -> Result<&'a str, Vec<Rejection>> {
+    std::str::from_utf8(body).map_err(|_| {
+        body.split(|&byte| byte == b'\n')
+            .enumerate()
+            .filter(|(_, line)| std::str::from_utf8(line).is_err())
+            .map(|(index, _)| {
+                Rejection::at_line(
+                    what,
+                    index as u64 + 1,
+                    RejectKind::Parse,
+                    "line is not valid UTF-8",
+                )
+            })
+            .collect()
+    })
+}
+
 /// What a body held: its records, each with its line, and what was wrong with the rest. A body
 /// is applied all or nothing, but a refusal lists every bad record: those the parser refused
 /// and those the engine refuses among the parsed ones (an unknown device, a late time).
@@ -60,7 +79,7 @@ impl<T> Parsed<T> {
 /// Metric samples in the `long` format (`time,device,resource,value` CSV with a header, or
 /// JSONL objects with those keys).
 pub fn parse_metrics(body: &[u8], options: &MetricOptions) -> Parsed<MetricRecord> {
-    let text = match utf8(body, METRICS_BODY) {
+    let text = match utf8_lines(body, METRICS_BODY) {
         Ok(text) => text,
         Err(rejections) => return Parsed::refused(rejections),
     };
@@ -80,7 +99,7 @@ pub fn parse_metrics(body: &[u8], options: &MetricOptions) -> Parsed<MetricRecor
 
 /// Task events in the JSONL event format, with their line numbers.
 pub fn parse_events(body: &[u8], max_line_bytes: usize) -> Parsed<TaskEvent> {
-    let text = match utf8(body, EVENTS_BODY) {
+    let text = match utf8_lines(body, EVENTS_BODY) {
         Ok(text) => text,
         Err(rejections) => return Parsed::refused(rejections),
     };
@@ -135,6 +154,17 @@ pub fn parse_time_param(text: &str) -> Result<Time, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lines_that_are_not_utf8_are_refused_by_number() {
+        let body = b"time,device,resource,value\n0,a,cpu,0.5\n1,\xff,cpu,0.5\n2,a,cpu,\xfe\n";
+        let parsed = parse_metrics(body, &MetricOptions::default());
+        let lines: Vec<Option<u64>> = parsed.rejections.iter().map(|r| r.line).collect();
+        assert_eq!(lines, vec![Some(3), Some(4)]);
+        assert!(parsed.records.is_empty());
+        let parsed = parse_events(b"{}\n\xc3\n", 1 << 20);
+        assert_eq!(parsed.rejections[0].line, Some(2));
+    }
 
     #[test]
     fn metrics_all_or_nothing() {

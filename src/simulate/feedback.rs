@@ -84,7 +84,7 @@ impl BatchSource for SimSource {
             if progress.last.elapsed().as_secs_f64() >= 2.0 {
                 progress.last = Instant::now();
                 if cluster.arrived() {
-                    eprintln!(
+                    crate::say!(
                         "augur simulate: {}: {}/{} tasks done, t = {:.0} s",
                         progress.label,
                         cluster.done(),
@@ -92,9 +92,11 @@ impl BatchSource for SimSource {
                         cluster.now - cluster.arrival
                     );
                 } else {
-                    eprintln!(
+                    crate::say!(
                         "augur simulate: {}: warming the forecasts up, {:.0}/{:.0} s of background",
-                        progress.label, cluster.now, cluster.arrival
+                        progress.label,
+                        cluster.now,
+                        cluster.arrival
                     );
                 }
             }

@@ -247,6 +247,21 @@ mod tests {
     }
 
     #[test]
+    fn networks_are_held_to_the_platform_files_bounds() {
+        for node in [
+            r#"{"name": "n0", "speed": 1e-310}"#,
+            r#"{"name": "n0", "speed": 2e6}"#,
+            r#"{"name": "n0", "speed": 1.0, "cost_per_hour": 1e308}"#,
+            r#"{"name": "n0", "speed": 1.0, "power_watts": 1e308}"#,
+        ] {
+            let text = format!(r#"{{"nodes": [{node}]}}"#);
+            assert!(parse_network(&text).is_err(), "{text}");
+        }
+        let ok = r#"{"nodes": [{"name": "n0", "speed": 1e-6, "cost_per_hour": 1e6, "power_watts": 1e9}]}"#;
+        assert!(parse_network(ok).is_ok());
+    }
+
+    #[test]
     fn the_clairvoyant_plan_avoids_the_loaded_node() {
         // Two equal nodes; the first is fully busy. SAGA's rule takes the first on a tie and
         // plans 4 s; told the background, the plan takes the idle node, and on the busy one

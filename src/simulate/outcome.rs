@@ -290,9 +290,11 @@ pub fn write_task_trace(dir: &Path, outcome: &Outcome, cluster: &Cluster) -> Res
         "summary": outcome.summary, "planned_makespan": outcome.planned_makespan,
         "tasks": tasks, "devices": devices, "background_step_s": step_s, "forecasts": forecasts,
     });
+    // One path component of a length any file system takes, whatever the workflow's name.
+    let stem = format!("{}-{}", outcome.summary.workflow, outcome.summary.policy);
     let path = dir.join(format!(
-        "{}-{}.json",
-        outcome.summary.workflow, outcome.summary.policy
+        "{}.json",
+        crate::file_names::bounded(&crate::file_names::file_safe(&stem))
     ));
     let text = serde_json::to_string(&value)
         .map_err(|e| SimError::Internal(format!("task trace: {e}")))?;

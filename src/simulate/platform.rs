@@ -9,7 +9,10 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::input::platform::{platform_from_machines, read_platform, Device, Platform};
+use crate::input::platform::{
+    platform_from_machines, read_platform, Device, Platform, MAX_COST_PER_HOUR, MAX_POWER_WATTS,
+    MAX_SPEED, MIN_SPEED,
+};
 use crate::input::wfformat::Workflow;
 
 use super::SimError;
@@ -209,13 +212,21 @@ pub fn parse_network(text: &str) -> Result<SimPlatform, String> {
         if devices.iter().any(|d| d.id == node.name) {
             return Err(format!("node {:?} is defined twice", node.name));
         }
-        if !(node.speed.is_finite() && node.speed > 0.0) {
-            return Err(format!("node {:?}: speed must be > 0", node.name));
-        }
-        let non_negative = |v: f64| v.is_finite() && v >= 0.0;
-        if !non_negative(node.cost_per_hour) || !non_negative(node.power_watts) {
+        // The platform file's bounds: a subnormal speed stalled the simulation, and a cost
+        // near f64::MAX made every result's cost null.
+        if !(MIN_SPEED..=MAX_SPEED).contains(&node.speed) {
             return Err(format!(
-                "node {:?}: cost_per_hour and power_watts must be >= 0",
+                "node {:?}: speed {:e} is outside {MIN_SPEED:e}..={MAX_SPEED:e}",
+                node.name, node.speed
+            ));
+        }
+        let within = |v: f64, high: f64| (0.0..=high).contains(&v);
+        if !within(node.cost_per_hour, MAX_COST_PER_HOUR)
+            || !within(node.power_watts, MAX_POWER_WATTS)
+        {
+            return Err(format!(
+                "node {:?}: cost_per_hour must be within 0..={MAX_COST_PER_HOUR:e} and \
+                 power_watts within 0..={MAX_POWER_WATTS:e}",
                 node.name
             ));
         }

@@ -23,7 +23,7 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
-use super::rejection::{within_max_duration, InputStats, RejectKind, Rejection};
+use super::rejection::{within_max_duration, InputStats, RejectKind, Rejection, MAX_FILE_BYTES};
 use de::{
     Field, FileEntry, Quantity, Root, Shape, Sink, Span, TaskObject, V14File, WorkflowObject,
 };
@@ -606,9 +606,30 @@ fn read_machines(machines: &Value, cores_key: &str, speed_key: &str, raw: &mut R
             .push((RejectKind::Schema, "machines is not an array".to_string()));
         return;
     };
+    let mut index: std::collections::HashMap<String, usize> = raw
+        .machines
+        .iter()
+        .enumerate()
+        .map(|(at, m)| (m.name.clone(), at))
+        .collect();
     for (position, entry) in machines.iter().enumerate() {
         match machine(entry, cores_key, speed_key) {
-            Ok(machine) => raw.machines.push(machine),
+            // One machine given twice alike is one device; given twice with other specs, the
+            // file contradicts itself (it was merged silently, the first entry winning).
+            Ok(machine) => match index.get(&machine.name).map(|&at| &raw.machines[at]) {
+                Some(earlier) if *earlier == machine => {}
+                Some(_) => raw.problems.push((
+                    RejectKind::DuplicateId,
+                    format!(
+                        "machine #{position}: nodeName '{}' is given twice, with other specs",
+                        machine.name
+                    ),
+                )),
+                None => {
+                    index.insert(machine.name.clone(), raw.machines.len());
+                    raw.machines.push(machine);
+                }
+            },
             Err((kind, reason)) => raw
                 .problems
                 .push((kind, format!("machine #{position}: {reason}"))),
@@ -746,7 +767,19 @@ fn checked_file_sizes(
     for (&id, &size) in file_sizes {
         let what = || format!("file {}", interner.get(id));
         let size = match size {
-            Some(size) => checked_amount(&what(), "sizeInBytes", size),
+            Some(size) => checked_amount(&what(), "sizeInBytes", size).and_then(|size| {
+                if size > MAX_FILE_BYTES {
+                    Err((
+                        RejectKind::OutOfRange,
+                        format!(
+                            "{}: sizeInBytes {size:e} is over {MAX_FILE_BYTES:e} (a petabyte)",
+                            what()
+                        ),
+                    ))
+                } else {
+                    Ok(size)
+                }
+            }),
             None => Err((
                 RejectKind::Schema,
                 format!("{}: sizeInBytes is missing or not a number", what()),
@@ -1611,6 +1644,48 @@ mod tests {
             "specification": {"tasks": [{"id": "a", "name": "a", "parents": [], "children": []}]},
             "execution": {"tasks": [{"id": "a", "runtimeInSeconds": 1}, {"id": "a", "runtimeInSeconds": 2}]}}});
         assert_eq!(kinds(&twice.to_string()), vec![RejectKind::DuplicateId]);
+    }
+
+    #[test]
+    fn a_machine_given_twice_with_other_specs_is_refused() {
+        let with = |second: serde_json::Value| {
+            json!({"schemaVersion": "1.5", "workflow": {
+                "specification": {"tasks": [{"id": "a", "name": "a", "parents": [], "children": []}]},
+                "execution": {
+                    "machines": [{"nodeName": "z", "cpu": {"coreCount": 4, "speedInMHz": 100}}, second],
+                    "tasks": [{"id": "a", "runtimeInSeconds": 1}]}}})
+            .to_string()
+        };
+        let same = parse_workflow(
+            &with(json!({"nodeName": "z", "cpu": {"coreCount": 4, "speedInMHz": 100}})),
+            "wf.json",
+        );
+        assert_eq!(same.workflow.expect("kept").machines.len(), 1);
+        let other = rejections(&with(
+            json!({"nodeName": "z", "cpu": {"coreCount": 8, "speedInMHz": 200}}),
+        ));
+        assert_eq!(other[0].kind, RejectKind::DuplicateId);
+        assert!(
+            other[0].reason.contains("'z' is given twice"),
+            "{}",
+            other[0].reason
+        );
+    }
+
+    #[test]
+    fn a_file_over_a_petabyte_is_out_of_range() {
+        for size in [1e30, 2e19, 1.5e15] {
+            let text = json!({"schemaVersion": "1.5", "workflow": {
+                "specification": {
+                    "tasks": [{"id": "a", "name": "a", "parents": [], "children": [],
+                               "inputFiles": [], "outputFiles": ["f"]}],
+                    "files": [{"id": "f", "sizeInBytes": size}]},
+                "execution": {"tasks": [{"id": "a", "runtimeInSeconds": 1}]}}});
+            let found = rejections(&text.to_string());
+            assert_eq!(found.len(), 1, "{size}: {found:?}");
+            assert_eq!(found[0].kind, RejectKind::OutOfRange);
+            assert!(found[0].reason.contains("over 1e15"), "{}", found[0].reason);
+        }
     }
 
     #[test]
