@@ -33,6 +33,11 @@ pub const CO_LOCATION: f64 = 0.25;
 
 /// Two times closer than this are one event (seconds).
 const EPS: f64 = 1e-9;
+/// The background is fed to the engine one sample a second at most per device: every sample
+/// is an epoch, so a trace at 1-ms steps cost 3.6M epochs per device for the hour of warm-up
+/// (a minute per policy) and told the forecasts nothing a second's sample does not. The
+/// simulated contention still follows every sample of the trace.
+pub const MIN_FEED_STEP_S: f64 = 1.0;
 
 /// What happened to one task.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -393,7 +398,11 @@ impl Cluster {
                     resource: Resource::Cpu,
                     value: self.background.value(device, at + 1e-6),
                 });
-                self.next_sample[device] = self.background.next_change(device, at + 1e-6);
+                // The change that ends the segment a step on (less the 1e-6 that keeps a
+                // trace stepping a second or more exactly as before).
+                self.next_sample[device] = self
+                    .background
+                    .next_change(device, at + MIN_FEED_STEP_S - 1e-6);
             }
         }
         // Warm-up epochs carry only samples: they are not a stall.
@@ -481,5 +490,51 @@ impl Cluster {
                 })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::simulate::background::Trace;
+    use crate::simulate::platform::parse_network;
+
+    /// The warm-up until `arrival` over a background of 10 s at 10-ms steps (wrapping), and
+    /// how many samples it fed the engine.
+    fn warm_up_samples(step_s: f64, arrival: f64) -> usize {
+        let platform =
+            parse_network(r#"{"nodes": [{"name": "n0", "speed": 1.0}]}"#).expect("valid");
+        let points: Vec<(f64, f64)> = (0..(10.0 / step_s) as usize)
+            .map(|i| (i as f64 * step_s, (i % 10) as f64 / 10.0))
+            .collect();
+        let trace = Trace::new("fine".into(), &points).expect("valid");
+        let background = Background::from_traces(vec![trace], 1, 0);
+        let dag = Dag {
+            work_s: vec![1.0],
+            cores: vec![1.0],
+            parents: vec![Vec::new()],
+            children: vec![Vec::new()],
+            topo: vec![0],
+        };
+        let catalog = Catalog::new(platform.platform.clone());
+        let mut cluster = Cluster::new(dag, platform, background, arrival, vec![0.0], None);
+        let mut samples = 0;
+        while !cluster.arrived() {
+            let next = cluster.next_event().expect("an event");
+            let mut batch = InputBatch::default();
+            cluster.advance(next, &catalog, &mut batch);
+            samples += batch.samples.len();
+        }
+        samples
+    }
+
+    #[test]
+    fn a_fine_background_is_fed_a_sample_a_second_at_most() {
+        // 60 s of warm-up: about a sample a second, not 6,000 at the trace's own steps.
+        let fine = warm_up_samples(0.01, 60.0);
+        assert!((55..=61).contains(&fine), "{fine}");
+        // A trace stepping every 2 s is fed every step, as before.
+        let coarse = warm_up_samples(2.0, 60.0);
+        assert!((29..=31).contains(&coarse), "{coarse}");
     }
 }
