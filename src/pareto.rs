@@ -173,7 +173,8 @@ pub fn run(args: &ParetoArgs, out: &mut dyn Write) -> Result<Vec<Plan>, ParetoEr
         )));
     };
     let platform = match &args.platform {
-        Some(path) => read_platform(path).map_err(|r| ParetoError::Input(r.reason))?,
+        Some(path) => read_platform(path)
+            .map_err(|r| ParetoError::Input(format!("{}: {}", path.display(), r.reason)))?,
         None => platform_from_machines(&workflow.machines),
     };
     if platform.devices.is_empty() {
@@ -183,11 +184,13 @@ pub fn run(args: &ParetoArgs, out: &mut dyn Write) -> Result<Vec<Plan>, ParetoEr
     }
     let mut catalog = Catalog::new(platform);
     let id = catalog.admit(workflow).map_err(|rejections| {
-        ParetoError::Input(
+        ParetoError::Input(format!(
+            "{}: {}",
+            args.workflow.display(),
             rejections
                 .first()
-                .map_or("refused".to_string(), |r| r.reason.clone()),
-        )
+                .map_or("refused".to_string(), |r| r.reason.clone())
+        ))
     })?;
     let devices = catalog.device_specs();
     let entry = &catalog.workflows[id as usize];
