@@ -393,16 +393,27 @@ impl Cluster {
                 continue;
             };
             if at <= to + EPS {
+                // The change that ends the segment a step on (less the 1e-6 that keeps a
+                // trace stepping a second or more exactly as before).
+                let next = self
+                    .background
+                    .next_change(device, at + MIN_FEED_STEP_S - 1e-6);
+                let segment_end = self.background.next_change(device, at + 1e-6);
+                // A sample standing for several of a finer trace's steps is their mean, as a
+                // collector's average over its interval is: one step of them in every second
+                // would alias a fast cycle into a wrong level.
+                let value = match (segment_end, next) {
+                    (Some(end), Some(next)) if next > end + EPS => {
+                        self.background.mean(device, at, next)
+                    }
+                    _ => self.background.value(device, at + 1e-6),
+                };
                 batch.samples.push(Sample {
                     device: device as u32,
                     resource: Resource::Cpu,
-                    value: self.background.value(device, at + 1e-6),
+                    value,
                 });
-                // The change that ends the segment a step on (less the 1e-6 that keeps a
-                // trace stepping a second or more exactly as before).
-                self.next_sample[device] = self
-                    .background
-                    .next_change(device, at + MIN_FEED_STEP_S - 1e-6);
+                self.next_sample[device] = next;
             }
         }
         // Warm-up epochs carry only samples: they are not a stall.
@@ -526,6 +537,41 @@ mod tests {
             samples += batch.samples.len();
         }
         samples
+    }
+
+    #[test]
+    fn a_fine_cycle_is_fed_as_its_mean_not_aliased() {
+        // 0.0, 0.1, ..., 0.9 every 10 ms: a second's sample is the cycle's mean, 0.45, where
+        // one step a second would read 0.0 every time.
+        let platform =
+            parse_network(r#"{"nodes": [{"name": "n0", "speed": 1.0}]}"#).expect("valid");
+        let points: Vec<(f64, f64)> = (0..1000)
+            .map(|i| (i as f64 * 0.01, (i % 10) as f64 / 10.0))
+            .collect();
+        let trace = Trace::new("fine".into(), &points).expect("valid");
+        let dag = Dag {
+            work_s: vec![1.0],
+            cores: vec![1.0],
+            parents: vec![Vec::new()],
+            children: vec![Vec::new()],
+            topo: vec![0],
+        };
+        let catalog = Catalog::new(platform.platform.clone());
+        let background = Background::from_traces(vec![trace], 1, 0);
+        let mut cluster = Cluster::new(dag, platform, background, 30.0, vec![0.0], None);
+        let mut values = Vec::new();
+        while !cluster.arrived() {
+            let next = cluster.next_event().expect("an event");
+            let mut batch = InputBatch::default();
+            cluster.advance(next, &catalog, &mut batch);
+            values.extend(batch.samples.iter().map(|s| s.value));
+        }
+        assert!(values.len() > 20);
+        // Each stands for a second: the cycle's mean, except where the window holds the
+        // trace's wrap (its last value is held a whole second there, as the load is).
+        assert!(values.iter().all(|v| (0.44..0.7).contains(v)), "{values:?}");
+        let at_mean = values.iter().filter(|v| (*v - 0.45).abs() < 1e-6).count();
+        assert!(at_mean * 10 >= values.len() * 8, "{values:?}");
     }
 
     #[test]
