@@ -10,7 +10,7 @@
 //! of the name appended: `augur_<file stem>_<machine>.csv`.
 //!
 //! Beside them, `DIR/report.html` draws each series with its windows, alarms and scores
-//! ([`report`]).
+//! (`report.rs`).
 
 mod report;
 
