@@ -476,6 +476,7 @@ where
 /// agree. A caller that connects before it opens its outputs ([`connect_workers`], then
 /// [`run_engine_connected`]) leaves them alone when the processes disagree or a peer never
 /// comes.
+///
 /// Dropped without being run (the caller failed between connecting and running: an input
 /// refused under `--strict`, an output folder it cannot make), it starts the workers with
 /// nothing to do and lets them end (see its `Drop`).

@@ -220,6 +220,10 @@ fn parse_series_rows(
                     column.map_or(String::new(), |c| format!(" (or a column '{c}')"))
                 )
             };
+            // An empty file has no header to check: its series is empty, as before.
+            if text.trim().is_empty() {
+                return Ok((vec![series(base.to_string(), Vec::new())], None));
+            }
             let time_col = position(&header, "timestamp")?.ok_or_else(|| refuse("timestamp"))?;
             let value_col = match column {
                 Some(name) => position(&header, name)?.ok_or_else(|| refuse(name))?,
@@ -553,6 +557,9 @@ mod tests {
         )
         .expect_err("refused");
         assert!(error.contains("no column 'value'"), "{error}");
+        let empty =
+            parse_series("\n", "e.csv", SeriesFormat::Nab, None).expect("empty is no error");
+        assert!(empty.iter().all(|s| s.values.is_empty()));
         let headerless = "2014-02-14 14:30:00,1\n2014-02-14 14:35:00,2\n";
         assert!(parse_series(headerless, "a.csv", SeriesFormat::Nab, None).is_err());
         // Another value column, named.
