@@ -149,6 +149,23 @@ pub enum ConnectError {
 /// Set once any connection to a peer has failed or closed in this process.
 static A_PEER_WAS_LOST: AtomicBool = AtomicBool::new(false);
 
+/// Set when this process's run fails, before its connections close: its heartbeats then end
+/// with [`ENDED_FAILED`] instead of [`ENDED_WELL`].
+static THIS_PROCESS_FAILED: AtomicBool = AtomicBool::new(false);
+
+/// A heartbeat connection's last byte: the run ended well in that process.
+const ENDED_WELL: u8 = 1;
+/// A heartbeat connection's last byte: the run failed in that process.
+const ENDED_FAILED: u8 = 2;
+/// How long a process ending waits for its peers' last heartbeat bytes: peers end their
+/// workers together, so this is moments unless a peer is gone (its connection then closes).
+const END_WAIT: Duration = Duration::from_secs(5);
+
+/// Marks this process's run as failed, for the peers to hear as its connections close.
+pub fn note_failure() {
+    THIS_PROCESS_FAILED.store(true, Ordering::SeqCst);
+}
+
 /// Whether a connection to a peer process has failed or closed. From then on timely's threads
 /// panic one after the other, each a consequence of the loss rather than news: `main`'s panic
 /// hook stays quiet and the run's one error names the peer.
@@ -174,6 +191,8 @@ struct Heard {
     /// The peer closed its heartbeat connection: it ended (or died, which its data connection
     /// reports), so its silence from then on says nothing.
     ended: AtomicBool,
+    /// The last byte the peer sent as it ended: [`ENDED_WELL`], [`ENDED_FAILED`], or 0.
+    end: std::sync::atomic::AtomicU8,
 }
 
 impl Heard {
@@ -234,6 +253,15 @@ impl LostPeer {
         })?;
         self.record(|| silent.clone());
         self.get()
+    }
+
+    /// The first peer that said it ended on an error of its own, if one did.
+    pub fn failed_peer(&self) -> Option<String> {
+        let heard = self.heard.lock().ok()?;
+        heard
+            .iter()
+            .find(|peer| peer.end.load(Ordering::SeqCst) == ENDED_FAILED)
+            .map(|peer| format!("process {} at {}", peer.process, peer.address))
     }
 
     /// Watches one peer whose heartbeats are being read.
@@ -517,6 +545,8 @@ pub struct Heartbeats {
     /// Writing paused (tests: a process that stops beating without closing anything).
     paused: Arc<AtomicBool>,
     streams: Vec<TcpStream>,
+    /// What each peer's reading thread has heard, to wait on its last word at the end.
+    heard: Vec<Arc<Heard>>,
 }
 
 impl Heartbeats {
@@ -533,6 +563,7 @@ impl Heartbeats {
             address,
             at_ms: AtomicU64::new(clock_ms()),
             ended: AtomicBool::new(false),
+            end: std::sync::atomic::AtomicU8::new(0),
         });
         let stamped = Arc::clone(&heard);
         let reading = std::thread::Builder::new()
@@ -542,7 +573,14 @@ impl Heartbeats {
                 loop {
                     match reader.read(&mut buffer) {
                         Ok(0) => break,
-                        Ok(_) => stamped.stamp(),
+                        Ok(read) => {
+                            stamped.stamp();
+                            // Beats are 0; a peer's last byte says how its run ended.
+                            if let Some(&end) = buffer[..read].iter().rfind(|&&b| b != 0) {
+                                stamped.end.store(end, Ordering::SeqCst);
+                                break;
+                            }
+                        }
                         Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                         Err(_) => break,
                     }
@@ -552,6 +590,7 @@ impl Heartbeats {
                 stamped.ended.store(true, Ordering::Relaxed);
             });
         if reading.is_ok() {
+            self.heard.push(Arc::clone(&heard));
             lost.watch(heard);
         }
         let (stop, paused) = (Arc::clone(&self.stop), Arc::clone(&self.paused));
@@ -577,6 +616,27 @@ impl Heartbeats {
 impl Drop for Heartbeats {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        // Each peer hears how this process's run ended, then this one waits (briefly) to hear
+        // theirs before closing: closing first would cut off its own reading of their word.
+        let end = if THIS_PROCESS_FAILED.load(Ordering::SeqCst) {
+            ENDED_FAILED
+        } else {
+            ENDED_WELL
+        };
+        for stream in &self.streams {
+            let mut writer: &TcpStream = stream;
+            let _ = writer.write_all(&[end]);
+            let _ = stream.shutdown(Shutdown::Write);
+        }
+        let deadline = Instant::now() + END_WAIT;
+        while Instant::now() < deadline
+            && !self
+                .heard
+                .iter()
+                .all(|h| h.ended.load(Ordering::SeqCst) || h.end.load(Ordering::SeqCst) != 0)
+        {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         for stream in &self.streams {
             let _ = stream.shutdown(Shutdown::Both);
         }

@@ -433,6 +433,10 @@ pub enum EngineError<S, K> {
     /// A peer process went away (killed, crashed, unreachable) during the run.
     #[error("lost peer {0}; this process stops too")]
     PeerLost(String),
+    /// A peer process stopped on an error of its own (its output says which); the run's
+    /// results are not whole.
+    #[error("peer {0} stopped on an error (its own output says which); this run is not whole")]
+    PeerFailed(String),
     /// The source failed.
     #[error(transparent)]
     Source(S),
@@ -495,6 +499,8 @@ impl Drop for Connected {
         // at once, the workers let those threads end as at any other end of a run, and the
         // peers see this process's connections close.
         if let Some(communication) = self.communication.take() {
+            // Never run means the caller failed: the peers must not take the end for success.
+            cluster::note_failure();
             let quietly = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 if let Ok(guards) = cluster::execute(communication, |_| ()) {
                     drop(guards.join());
@@ -788,6 +794,11 @@ where
                     break Err(error);
                 }
             };
+            // Told to the peers as this process's connections close: a peer whose run ended
+            // well would otherwise report success for a run this process failed.
+            if outcome.is_err() {
+                cluster::note_failure();
+            }
             Some(outcome.map(|()| (stats, source, sink)))
         })
         .map_err(EngineError::Start)?;
@@ -828,14 +839,21 @@ where
     let mut lost_since: Option<Instant> = None;
     loop {
         match outcome.recv_timeout(Duration::from_millis(100)) {
-            Ok(Ok(result)) => return Ok(result),
+            Ok(Ok(result)) => {
+                return match lost.failed_peer() {
+                    Some(peer) => Err(EngineError::PeerFailed(peer)),
+                    None => Ok(result),
+                }
+            }
             Ok(Err(error)) => {
+                // This process's own failure is the news, not the peer that ended after it.
                 return Err(match (error, lost.get()) {
                     (EngineError::Source(e), _) => EngineError::Source(e),
                     (EngineError::Sink(e), _) => EngineError::Sink(e),
+                    (error @ EngineError::Checkpoint(_), _) => error,
                     (_, Some(peer)) => EngineError::PeerLost(peer),
                     (error, None) => error,
-                })
+                });
             }
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
                 return Err(EngineError::Worker(

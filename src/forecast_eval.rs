@@ -264,7 +264,9 @@ pub fn run(
     for file in &config.files {
         let (all, count) = load_series_counted(file, config.format, config.column.as_deref())?;
         if let Some(note) = count.note(&file.display().to_string()) {
-            writeln!(notes, "augur forecast: note: {note}")?;
+            // A note that cannot be written (stderr closed) must not turn the run's own
+            // outcome into another: it is lost, as `say!` loses its lines.
+            let _ = writeln!(notes, "augur forecast: note: {note}");
         }
         for series in all {
             for model in &config.models {
@@ -286,7 +288,8 @@ pub fn run(
                     }
                     Err(Skipped(reason)) => {
                         skipped += 1;
-                        writeln!(notes, "augur forecast: skipped {}: {reason}", series.name)?;
+                        let _ =
+                            writeln!(notes, "augur forecast: skipped {}: {reason}", series.name);
                         // Every model would skip it for the same reason.
                         break;
                     }

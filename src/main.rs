@@ -17,6 +17,8 @@ fn main() -> ExitCode {
     // A panic is a bug or a lost peer process, never an input problem; say it in one line (the
     // engine turns it into an error and a non-zero exit) instead of a wall of thread dumps.
     std::panic::set_hook(Box::new(|info| {
+        // A panicking thread fails this process's run; its peers hear so as it ends.
+        augur::cluster::note_failure();
         // After a peer process is lost, timely's threads fail one by one; the run's error
         // names the peer once instead.
         if augur::cluster::a_peer_was_lost() {

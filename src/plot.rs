@@ -63,13 +63,16 @@ impl Chart {
         }
     }
 
+    // Differences are taken of halves: the range of values near ±f64::MAX overflows to
+    // infinity, and inf / inf drew NaN coordinates (halving is exact above the subnormals).
     fn px(&self, x: f64) -> f64 {
-        (x - self.x.0) / (self.x.1 - self.x.0) * self.width
+        (x / 2.0 - self.x.0 / 2.0) / (self.x.1 / 2.0 - self.x.0 / 2.0) * self.width
     }
 
     fn py(&self, y: f64) -> f64 {
         let clamped = y.clamp(self.y.0, self.y.1);
-        self.height - (clamped - self.y.0) / (self.y.1 - self.y.0) * self.height
+        self.height
+            - (clamped / 2.0 - self.y.0 / 2.0) / (self.y.1 / 2.0 - self.y.0 / 2.0) * self.height
     }
 
     /// A shaded vertical band from `from` to `to` on the x axis, with a tooltip.
@@ -302,6 +305,14 @@ mod tests {
         let mut chart = Chart::new(10.0, 10.0, (0.0, 1.0), (0.0, 1.0));
         chart.line([(0.0, -5.0), (1.0, 9.0)], "black");
         assert!(chart.finish().contains(r#"points="0.0,10.0 10.0,0.0""#));
+        // A range as wide as f64 allows.
+        let mut chart = Chart::new(10.0, 10.0, (0.0, 1.0), value_range([-1e308, 1e308]));
+        chart.line([(0.0, -1e308), (1.0, 1e308)], "black");
+        let svg = chart.finish();
+        assert!(
+            !svg.contains("NaN") && svg.contains(r#"points="0.0,10.0 10.0,0.0""#),
+            "{svg}"
+        );
     }
 
     #[test]

@@ -207,6 +207,8 @@ fn parse_series_rows(
     format: SeriesFormat,
     column: Option<&str>,
 ) -> Result<(Vec<Series>, Option<usize>), String> {
+    // Editors on some systems start a UTF-8 file with a byte-order mark; `run` skips it too.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     match format {
         SeriesFormat::Nab => {
             let mut lines = text.lines();
@@ -570,6 +572,20 @@ mod tests {
         assert!(
             error.contains("(or a column 'x')") && error.contains("no column 'x'"),
             "{error}"
+        );
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_part_of_the_header() {
+        let nab = "\u{feff}timestamp,value\n2014-02-14 14:30:00,1.5\n";
+        let series = parse_series(nab, "a.csv", SeriesFormat::Nab, None).expect("reads");
+        assert_eq!(series[0].values, vec![1.5]);
+        let long = "\u{feff}time,device,resource,value\n0,n1,cpu,0.5\n";
+        assert_eq!(
+            parse_series(long, "m.csv", SeriesFormat::Long, None)
+                .expect("reads")
+                .len(),
+            1
         );
     }
 

@@ -309,6 +309,30 @@ fn a_process_that_fails_after_connecting_reports_its_own_error() {
     }
 }
 
+#[test]
+fn a_process_that_fails_mid_run_is_not_taken_for_success_by_its_peer() {
+    // Process 0 refusing a record under --strict once the run was under way ended its
+    // workers in order, and process 1 exited 0: a success for a run that never finished.
+    // The demo's event log refuses its line 122 (an unknown device), well into the run.
+    let dir = temp("mid-run");
+    let args = short_scenario(&dir, 400);
+    let hosts = hostfile(&dir);
+    let first = start(&args, &dir.join("out"), &hosts, 0, &["--strict"]);
+    let second = start(&args, &dir.join("out1"), &hosts, 1, &["--strict"]);
+    let (status, _, stderr) = finish_status(first, Duration::from_secs(60), "process 0");
+    assert_eq!(status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("events.jsonl:122: unknown_device"),
+        "the bad line named: {stderr}"
+    );
+    let (status, _, stderr) = finish_status(second, Duration::from_secs(60), "process 1");
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("process 0") && !stderr.contains("failed at"),
+        "{stderr}"
+    );
+}
+
 /// A standard error with no reader loses augur's messages; it must not abort the process
 /// (`eprintln!` panicked on the closed pipe, and the panic's own message aborted it).
 #[test]

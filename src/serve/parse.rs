@@ -28,23 +28,35 @@ fn utf8<'a>(body: &'a [u8], what: &str) -> Result<&'a str, Vec<Rejection>> {
     })
 }
 
-/// [`utf8`] for a body of lines: each line that is not UTF-8 is refused by its number, as
-/// `run`'s line reader refuses it in a file (the body is still refused as a whole).
-fn utf8_lines<'a>(body: &'a [u8], what: &str) -> Result<&'a str, Vec<Rejection>> {
-    std::str::from_utf8(body).map_err(|_| {
-        body.split(|&byte| byte == b'\n')
-            .enumerate()
-            .filter(|(_, line)| std::str::from_utf8(line).is_err())
-            .map(|(index, _)| {
-                Rejection::at_line(
+/// A body of lines as text, each line that is not UTF-8 refused by its number, as `run`'s line
+/// reader refuses it in a file, and left blank in the text so that the reader still numbers,
+/// and judges, every other line (the body is refused as a whole if anything is).
+fn utf8_lines<'a>(body: &'a [u8], what: &str) -> (std::borrow::Cow<'a, str>, Vec<Rejection>) {
+    if let Ok(text) = std::str::from_utf8(body) {
+        return (std::borrow::Cow::Borrowed(text), Vec::new());
+    }
+    let mut rejections = Vec::new();
+    let lines: Vec<&str> = body
+        .split(|&byte| byte == b'\n')
+        .enumerate()
+        .map(|(index, line)| {
+            std::str::from_utf8(line).unwrap_or_else(|_| {
+                rejections.push(Rejection::at_line(
                     what,
                     index as u64 + 1,
                     RejectKind::Parse,
                     "line is not valid UTF-8",
-                )
+                ));
+                ""
             })
-            .collect()
-    })
+        })
+        .collect();
+    (std::borrow::Cow::Owned(lines.join("\n")), rejections)
+}
+
+/// Every rejection of a body in line order (the UTF-8 ones were found first).
+fn in_line_order(rejections: &mut [Rejection]) {
+    rejections.sort_by_key(|r| r.line);
 }
 
 /// What a body held: its records, each with its line, and what was wrong with the rest. A body
@@ -79,12 +91,9 @@ impl<T> Parsed<T> {
 /// Metric samples in the `long` format (`time,device,resource,value` CSV with a header, or
 /// JSONL objects with those keys).
 pub fn parse_metrics(body: &[u8], options: &MetricOptions) -> Parsed<MetricRecord> {
-    let text = match utf8_lines(body, METRICS_BODY) {
-        Ok(text) => text,
-        Err(rejections) => return Parsed::refused(rejections),
-    };
-    let mut reader = MetricReader::from_text(text, METRICS_BODY, MetricFormat::Long, options);
-    let mut parsed = Parsed::refused(Vec::new());
+    let (text, unreadable) = utf8_lines(body, METRICS_BODY);
+    let mut reader = MetricReader::from_text(&text, METRICS_BODY, MetricFormat::Long, options);
+    let mut parsed = Parsed::refused(unreadable);
     for outcome in reader.by_ref() {
         // A dropped field is a partly bad record: over HTTP the client can fix and resend it,
         // so it refuses the body rather than being half-applied.
@@ -94,23 +103,22 @@ pub fn parse_metrics(body: &[u8], options: &MetricOptions) -> Parsed<MetricRecor
             .records
             .extend(outcome.records.into_iter().map(|record| (line, record)));
     }
+    in_line_order(&mut parsed.rejections);
     parsed
 }
 
 /// Task events in the JSONL event format, with their line numbers.
 pub fn parse_events(body: &[u8], max_line_bytes: usize) -> Parsed<TaskEvent> {
-    let text = match utf8_lines(body, EVENTS_BODY) {
-        Ok(text) => text,
-        Err(rejections) => return Parsed::refused(rejections),
-    };
-    let mut parsed = Parsed::refused(Vec::new());
-    for outcome in EventReader::from_text(text, EVENTS_BODY, max_line_bytes) {
+    let (text, unreadable) = utf8_lines(body, EVENTS_BODY);
+    let mut parsed = Parsed::refused(unreadable);
+    for outcome in EventReader::from_text(&text, EVENTS_BODY, max_line_bytes) {
         parsed.rejections.extend(outcome.dropped);
         match outcome.event {
             Ok(event) => parsed.records.push((outcome.line, event)),
             Err(rejection) => parsed.rejections.push(rejection),
         }
     }
+    in_line_order(&mut parsed.rejections);
     parsed
 }
 
@@ -157,13 +165,23 @@ mod tests {
 
     #[test]
     fn lines_that_are_not_utf8_are_refused_by_number() {
-        let body = b"time,device,resource,value\n0,a,cpu,0.5\n1,\xff,cpu,0.5\n2,a,cpu,\xfe\n";
+        let body =
+            b"time,device,resource,value\n0,a,cpu,0.5\n1,\xff,cpu,0.5\n2,a,cpu,\xfe\n3,a,cpu,NaN\n";
         let parsed = parse_metrics(body, &MetricOptions::default());
         let lines: Vec<Option<u64>> = parsed.rejections.iter().map(|r| r.line).collect();
-        assert_eq!(lines, vec![Some(3), Some(4)]);
-        assert!(parsed.records.is_empty());
+        // The other bad record is listed too, in line order.
+        assert_eq!(lines, vec![Some(3), Some(4), Some(5)]);
+        assert_eq!(
+            parsed.records.len(),
+            1,
+            "line 2 read (the body is refused whole later)"
+        );
         let parsed = parse_events(b"{}\n\xc3\n", 1 << 20);
-        assert_eq!(parsed.rejections[0].line, Some(2));
+        assert!(parsed
+            .rejections
+            .iter()
+            .any(|r| r.line == Some(2) && r.reason.contains("UTF-8")));
+        assert!(parsed.rejections.windows(2).all(|w| w[0].line <= w[1].line));
     }
 
     #[test]

@@ -257,6 +257,8 @@ mod tests {
             let text = format!(r#"{{"nodes": [{node}]}}"#);
             assert!(parse_network(&text).is_err(), "{text}");
         }
+        let slow = r#"{"nodes": [{"name": "n0", "speed": 1}], "bandwidth": 1e-310}"#;
+        assert!(parse_network(slow).is_err());
         let ok = r#"{"nodes": [{"name": "n0", "speed": 1e-6, "cost_per_hour": 1e6, "power_watts": 1e9}]}"#;
         assert!(parse_network(ok).is_ok());
     }

@@ -111,9 +111,13 @@ impl SimPlatform {
                     continue;
                 }
                 let (da, db) = (&platform.devices[a], &platform.devices[b]);
-                if let (Some(x), Some(y)) = (da.network_bytes_per_s, db.network_bytes_per_s) {
-                    *cell = x.min(y);
-                }
+                // The slower end bounds a link; one end's bandwidth bounds it alone (a device
+                // with none made even a link to a 1-kB/s device free).
+                *cell = match (da.network_bytes_per_s, db.network_bytes_per_s) {
+                    (Some(x), Some(y)) => x.min(y),
+                    (Some(x), None) | (None, Some(x)) => x,
+                    (None, None) => UNKNOWN_BANDWIDTH,
+                };
             }
         }
         SimPlatform {
@@ -200,6 +204,9 @@ impl SimPlatform {
     }
 }
 
+/// The least bandwidth a SAGA network may give a link (its data units per time unit).
+pub const MIN_BANDWIDTH: f64 = 1e-6;
+
 /// Parses a SAGA network JSON, with `load_network`'s checks (unique names, positive speeds and
 /// bandwidths).
 pub fn parse_network(text: &str) -> Result<SimPlatform, String> {
@@ -242,8 +249,12 @@ pub fn parse_network(text: &str) -> Result<SimPlatform, String> {
             zone: "default".to_string(),
         });
     }
-    if !(raw.bandwidth.is_finite() && raw.bandwidth > 0.0) {
-        return Err("bandwidth must be > 0".to_string());
+    // A bandwidth near zero (1e-310) stalled the simulation as a subnormal speed did.
+    let usable = |b: f64| b.is_finite() && b >= MIN_BANDWIDTH;
+    if !usable(raw.bandwidth) {
+        return Err(format!(
+            "bandwidth must be a finite number of at least {MIN_BANDWIDTH:e}"
+        ));
     }
     let n = devices.len();
     let mut bandwidth = vec![vec![raw.bandwidth; n]; n];
@@ -258,9 +269,9 @@ pub fn parse_network(text: &str) -> Result<SimPlatform, String> {
                 .ok_or_else(|| format!("link names unknown node {name:?}"))
         };
         let (a, b) = (index(&link.a)?, index(&link.b)?);
-        if !(link.bandwidth.is_finite() && link.bandwidth > 0.0) {
+        if !usable(link.bandwidth) {
             return Err(format!(
-                "bandwidth between {} and {} must be > 0",
+                "bandwidth between {} and {} must be a finite number of at least {MIN_BANDWIDTH:e}",
                 link.a, link.b
             ));
         }
