@@ -472,22 +472,30 @@ pub fn serve_with(
     });
     let idle_shared = Arc::clone(&shared);
     let workers = Workers::Threads(config.workers);
+    let engine_stop = Arc::clone(&stop);
     let engine = std::thread::Builder::new()
         .name("augur-engine".into())
         .spawn(move || {
-            run_engine_checkpointed(workers, engine_config, checkpointing, move || {
-                let taken = io.lock().ok().and_then(|mut io| io.take());
-                taken.unwrap_or_else(|| {
-                    // Only worker 0 calls this, once; a closed channel ends at once anyway.
-                    let (_, receiver) = std::sync::mpsc::channel();
-                    (
-                        source::LiveSource::new(Arc::clone(&idle_shared), receiver),
-                        sink::LiveSink::new(Arc::clone(&idle_shared)),
-                    )
+            let result =
+                run_engine_checkpointed(workers, engine_config, checkpointing, move || {
+                    let taken = io.lock().ok().and_then(|mut io| io.take());
+                    taken.unwrap_or_else(|| {
+                        // Only worker 0 calls this, once; a closed channel ends at once anyway.
+                        let (_, receiver) = std::sync::mpsc::channel();
+                        (
+                            source::LiveSource::new(Arc::clone(&idle_shared), receiver),
+                            sink::LiveSink::new(Arc::clone(&idle_shared)),
+                        )
+                    })
                 })
-            })
-            .map(|_| ())
-            .map_err(|error| error.to_string())
+                .map(|_| ())
+                .map_err(|error| error.to_string());
+            // An engine that failed (a checkpoint on a full disk) stops the service at once:
+            // left up, it answered 503 to every write and 200 to status until a signal came.
+            if result.is_err() {
+                engine_stop.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+            result
         })?;
 
     let handler = api::handler(api::Api {
