@@ -26,7 +26,7 @@ pub fn bounded(stem: &str) -> String {
     if stem.len() <= MAX_STEM_BYTES {
         return stem.to_string();
     }
-    let hash = crate::checkpoint::fnv1a(stem.as_bytes(), 0xcbf2_9ce4_8422_2325);
+    let hash = crate::checkpoint::fnv1a(stem.as_bytes(), crate::checkpoint::FNV_OFFSET);
     let keep = stem
         .char_indices()
         .map(|(index, c)| index + c.len_utf8())

@@ -510,9 +510,9 @@ mod tests {
     use crate::simulate::background::Trace;
     use crate::simulate::platform::parse_network;
 
-    /// The warm-up until `arrival` over a background of 10 s at 10-ms steps (wrapping), and
-    /// how many samples it fed the engine.
-    fn warm_up_samples(step_s: f64, arrival: f64) -> usize {
+    /// The values fed to the engine during the warm-up until `arrival`, over a background
+    /// of ten seconds at `step_s` cycling through 0.0, 0.1, ..., 0.9 (wrapping).
+    fn warm_up_feed(step_s: f64, arrival: f64) -> Vec<f64> {
         let platform =
             parse_network(r#"{"nodes": [{"name": "n0", "speed": 1.0}]}"#).expect("valid");
         let points: Vec<(f64, f64)> = (0..(10.0 / step_s) as usize)
@@ -529,36 +529,6 @@ mod tests {
         };
         let catalog = Catalog::new(platform.platform.clone());
         let mut cluster = Cluster::new(dag, platform, background, arrival, vec![0.0], None);
-        let mut samples = 0;
-        while !cluster.arrived() {
-            let next = cluster.next_event().expect("an event");
-            let mut batch = InputBatch::default();
-            cluster.advance(next, &catalog, &mut batch);
-            samples += batch.samples.len();
-        }
-        samples
-    }
-
-    #[test]
-    fn a_fine_cycle_is_fed_as_its_mean_not_aliased() {
-        // 0.0, 0.1, ..., 0.9 every 10 ms: a second's sample is the cycle's mean, 0.45, where
-        // one step a second would read 0.0 every time.
-        let platform =
-            parse_network(r#"{"nodes": [{"name": "n0", "speed": 1.0}]}"#).expect("valid");
-        let points: Vec<(f64, f64)> = (0..1000)
-            .map(|i| (i as f64 * 0.01, (i % 10) as f64 / 10.0))
-            .collect();
-        let trace = Trace::new("fine".into(), &points).expect("valid");
-        let dag = Dag {
-            work_s: vec![1.0],
-            cores: vec![1.0],
-            parents: vec![Vec::new()],
-            children: vec![Vec::new()],
-            topo: vec![0],
-        };
-        let catalog = Catalog::new(platform.platform.clone());
-        let background = Background::from_traces(vec![trace], 1, 0);
-        let mut cluster = Cluster::new(dag, platform, background, 30.0, vec![0.0], None);
         let mut values = Vec::new();
         while !cluster.arrived() {
             let next = cluster.next_event().expect("an event");
@@ -566,6 +536,14 @@ mod tests {
             cluster.advance(next, &catalog, &mut batch);
             values.extend(batch.samples.iter().map(|s| s.value));
         }
+        values
+    }
+
+    #[test]
+    fn a_fine_cycle_is_fed_as_its_mean_not_aliased() {
+        // Every 10 ms: a second's sample is the cycle's mean, 0.45, where one step a second
+        // would read 0.0 every time.
+        let values = warm_up_feed(0.01, 30.0);
         assert!(values.len() > 20);
         // Each stands for a second: the cycle's mean, except where the window holds the
         // trace's wrap (its last value is held a whole second there, as the load is).
@@ -577,10 +555,10 @@ mod tests {
     #[test]
     fn a_fine_background_is_fed_a_sample_a_second_at_most() {
         // 60 s of warm-up: about a sample a second, not 6,000 at the trace's own steps.
-        let fine = warm_up_samples(0.01, 60.0);
+        let fine = warm_up_feed(0.01, 60.0).len();
         assert!((55..=61).contains(&fine), "{fine}");
         // A trace stepping every 2 s is fed every step, as before.
-        let coarse = warm_up_samples(2.0, 60.0);
+        let coarse = warm_up_feed(2.0, 60.0).len();
         assert!((29..=31).contains(&coarse), "{coarse}");
     }
 }
