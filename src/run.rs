@@ -23,8 +23,8 @@ use crate::input::events::{EventKind, EventReader};
 use crate::input::lines::BoundedLines;
 use crate::input::metrics::{MetricFormat, MetricOptions, MetricReader};
 use crate::input::platform::{platform_from_machines, read_platform};
-use crate::input::wfformat::read_workflow;
-use crate::input::{InputStats, Rejection};
+use crate::input::wfformat::{read_workflow, Machine, Workflow};
+use crate::input::{InputStats, RejectKind, Rejection};
 use crate::output::{ForecastView, InputSummary, LatencySummary, MapWriter, Summary};
 use crate::read_ahead::ReadAhead;
 use crate::write_behind::WriteBehind;
@@ -196,10 +196,14 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
             parsed.push(workflow);
         }
     }
-    let platform = platform.unwrap_or_else(|| {
-        let machines: Vec<_> = parsed.iter().flat_map(|w| w.machines.clone()).collect();
-        platform_from_machines(&machines)
-    });
+    let platform = match platform {
+        Some(platform) => platform,
+        None => {
+            parsed = refuse_contradicting_machines(parsed, &mut inputs, &mut early_rejections);
+            let machines: Vec<_> = parsed.iter().flat_map(|w| w.machines.clone()).collect();
+            platform_from_machines(&machines)
+        }
+    };
     if platform.devices.is_empty() {
         // A workflow's machines may have been refused (a negative core count, say): say so,
         // or the message would send the user looking for a section that is there.
@@ -614,6 +618,47 @@ fn scan_arrivals(
 
 /// The machine ids of an Alibaba usage file, in order of first appearance (empty when the file
 /// cannot be read; opening it then reports why).
+/// The workflows whose `machines` agree with those of the files before them. Without a
+/// platform the devices are the union of the workflows' machines by name, and a machine that a
+/// later file gives with other specs (cores, speed, memory) would be merged silently, the first
+/// file winning; such a file is refused whole instead, as a file contradicting itself is.
+fn refuse_contradicting_machines(
+    parsed: Vec<Workflow>,
+    inputs: &mut BTreeMap<String, InputSummary>,
+    rejections: &mut Vec<Rejection>,
+) -> Vec<Workflow> {
+    let mut known: HashMap<String, (Machine, String)> = HashMap::new();
+    let mut kept = Vec::with_capacity(parsed.len());
+    for workflow in parsed {
+        let contradiction = workflow.machines.iter().find_map(|machine| {
+            known
+                .get(&machine.name)
+                .filter(|(earlier, _)| earlier != machine)
+                .map(|(_, file)| (machine.name.clone(), file.clone()))
+        });
+        if let Some((name, file)) = contradiction {
+            rejections.push(Rejection::whole_file(
+                workflow.path.clone(),
+                RejectKind::DuplicateId,
+                format!("machine '{name}' is given with other specs than in {file}"),
+            ));
+            if let Some(entry) = inputs.get_mut(&workflow.path) {
+                let tasks = workflow.tasks.len() as u64;
+                entry.accepted = entry.accepted.saturating_sub(tasks);
+                entry.rejected += tasks;
+            }
+            continue;
+        }
+        for machine in &workflow.machines {
+            known
+                .entry(machine.name.clone())
+                .or_insert_with(|| (machine.clone(), workflow.path.clone()));
+        }
+        kept.push(workflow);
+    }
+    kept
+}
+
 fn machines_in(path: &Path, max_line_bytes: usize) -> Vec<String> {
     let Ok(file) = File::open(path) else {
         return Vec::new();

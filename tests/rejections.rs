@@ -520,3 +520,56 @@ fn garbage_inputs_never_panic() {
         assert!(read >= 1 && accepted == 0, "{file}");
     }
 }
+
+/// Without a platform the devices are the union of the workflows' machines: a later file
+/// giving a machine other specs than an earlier one is refused whole (it was merged silently,
+/// the first file winning), and a file repeating the same specs is taken.
+#[test]
+fn a_machine_given_other_specs_by_a_later_workflow_refuses_that_workflow() {
+    let s = Scenario::new("machines-across-files");
+    let with_machine = |cores: u32| {
+        let mut doc: Value = serde_json::from_str(&workflow(GOOD)).expect("fixture");
+        doc["workflow"]["execution"]["machines"] = serde_json::json!([
+            {"nodeName": "m1", "cpu": {"coreCount": cores, "speedInMHz": 2000}}
+        ]);
+        doc.to_string()
+    };
+    let first = s.write("first.json", &with_machine(4));
+    let other = s.write("other.json", &with_machine(8));
+    let same = s.write("same.json", &with_machine(4));
+    let out = s.dir.join("out").display().to_string();
+    let argv = [
+        "augur",
+        "run",
+        "--workflow",
+        &first,
+        "--workflow",
+        &other,
+        "--workflow",
+        &same,
+        "--out",
+        &out,
+        "--quiet",
+    ];
+    let Ok(Cli {
+        command: Command::Run(args),
+    }) = Cli::try_parse_from(argv)
+    else {
+        panic!("bad test flags");
+    };
+    run(&run_config(&args).expect("valid config")).expect("runs");
+    s.has_rejection(
+        "duplicate_id",
+        None,
+        "machine 'm1' is given with other specs than in",
+    );
+    assert_eq!(s.counts(&first), (2, 2, 0));
+    assert_eq!(s.counts(&other), (2, 0, 2));
+    assert_eq!(s.counts(&same), (2, 2, 0));
+    let map: Value = serde_json::from_str(
+        &std::fs::read_to_string(s.dir.join("out/final_map.json")).expect("final map"),
+    )
+    .expect("JSON");
+    assert!(map.get("other").is_none(), "{map}");
+    assert_eq!(map["same"]["a"], "m1");
+}
