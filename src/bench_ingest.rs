@@ -481,6 +481,7 @@ fn base_args(out: &Path, workers: usize) -> RunArgs {
         strict: false,
         quiet: true,
         memory_every: 0,
+        report: false,
         checkpoint: None,
         checkpoint_every: None,
         resume: false,

@@ -117,6 +117,11 @@ pub struct RunArgs {
     /// Read the resident set size every N epochs into summary.json's `memory` (soak runs).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub memory_every: u64,
+    /// Also write DIR/report.html: per device, the utilisation sampled, its forecast with the
+    /// error band, the anomaly alarms and the tasks mapped there over event time (a few
+    /// thousand points per line however long the run; the first 200 devices).
+    #[arg(long)]
+    pub report: bool,
     /// Checkpoint folder: the run writes a checkpoint there (model state, partition map,
     /// input positions, output lengths) every --checkpoint-every epochs.
     #[arg(long, value_name = "DIR")]
@@ -727,6 +732,7 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         placement,
         progress: !args.quiet,
         memory_every: args.memory_every,
+        report: args.report,
         checkpoint,
     })
 }

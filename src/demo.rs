@@ -62,6 +62,7 @@ pub fn demo_args(args: &DemoArgs) -> RunArgs {
         strict: false,
         quiet: true,
         memory_every: 0,
+        report: true,
         checkpoint: None,
         checkpoint_every: None,
         resume: false,
@@ -166,6 +167,13 @@ pub fn print_demo(
         config.out.display(),
         crate::run::OUTPUTS.join(", ")
     )?;
+    if config.report {
+        writeln!(
+            out,
+            "open {} in a browser: each device's CPU, its forecast and the tasks placed on it over time",
+            config.out.join("report.html").display()
+        )?;
+    }
     Ok(())
 }
 

@@ -40,6 +40,7 @@ pub mod plot;
 pub mod prometheus;
 pub mod read_ahead;
 pub mod run;
+pub mod run_report;
 pub mod scaleout;
 pub mod series;
 pub mod serve;

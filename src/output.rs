@@ -45,6 +45,8 @@ pub struct MapWriter {
     /// The readings, in epoch order.
     pub memory: Vec<MemoryReading>,
     scaleout: Option<ScaleoutWriter>,
+    /// What `run --report` draws, when asked for.
+    history: Option<crate::run_report::RunHistory>,
 }
 
 /// Where scale-out advice goes (`scaleout.jsonl`), and the state it is computed from.
@@ -147,7 +149,19 @@ impl MapWriter {
             memory_every: 0,
             memory: Vec::new(),
             scaleout: None,
+            history: None,
         }
+    }
+
+    /// Also keeps a bounded history of the forecasts and the map for `report.html`.
+    pub fn with_history(mut self) -> MapWriter {
+        self.history = Some(crate::run_report::RunHistory::default());
+        self
+    }
+
+    /// The history kept (see [`MapWriter::with_history`]), if any.
+    pub fn history(&self) -> Option<&crate::run_report::RunHistory> {
+        self.history.as_ref()
     }
 
     /// Also writes scale-out advice to `out` (`scaleout.jsonl`): one line each time a device
@@ -269,6 +283,9 @@ impl MapWriter {
         self.resculpted = state.resculpted;
         if let (Some(writer), Some(advice)) = (&mut self.scaleout, state.scaleout) {
             writer.advice = advice;
+        }
+        if let Some(history) = &mut self.history {
+            history.resume(self.current.values().copied());
         }
         self.latency_us = new_histogram();
         for (value, count) in state.latency_us {
@@ -412,9 +429,12 @@ impl MapSink for MapWriter {
         Ok(())
     }
 
-    fn forecasts(&mut self, _time: Time, changes: &[ForecastUpdate]) -> Result<(), std::io::Error> {
+    fn forecasts(&mut self, time: Time, changes: &[ForecastUpdate]) -> Result<(), std::io::Error> {
         if let Some(scaleout) = &mut self.scaleout {
             scaleout.advice.on_forecasts(changes);
+        }
+        if let Some(history) = &mut self.history {
+            history.forecasts(time, changes);
         }
         apply_changes(&mut self.forecasts, changes);
         Ok(())
@@ -428,6 +448,9 @@ impl MapSink for MapWriter {
     ) -> Result<(), std::io::Error> {
         self.epochs += 1;
         let _ = self.latency_us.record((latency.as_micros() as u64).max(1));
+        if let Some(history) = &mut self.history {
+            history.epoch(time, changes);
+        }
         let mut left: BTreeMap<TaskKey, DeviceId> = BTreeMap::new();
         for &((task, device), diff) in changes {
             let (workflow, id) = self.catalog.task_names(task);

@@ -81,7 +81,9 @@ impl Chart {
             self.px(from).clamp(0.0, self.width),
             self.px(to).clamp(0.0, self.width),
         );
-        if right < left {
+        // A band wholly outside the x range is not drawn (clamped, it was a 1-px sliver at
+        // the edge, as if it were there).
+        if right < left || to < self.x.0 || from > self.x.1 {
             return;
         }
         let _ = write!(
@@ -131,6 +133,16 @@ impl Chart {
             if run.is_empty() {
                 continue;
             }
+            // A lone point has no line to draw through it: a dot, or it would not show.
+            if let [(x, y)] = run[..] {
+                let _ = write!(
+                    self.body,
+                    r#"<circle cx="{:.1}" cy="{:.1}" r="1.5" fill="{stroke}"/>"#,
+                    self.px(x),
+                    self.py(y)
+                );
+                continue;
+            }
             let coordinates: Vec<String> = run
                 .iter()
                 .map(|&(x, y)| format!("{:.1},{:.1}", self.px(x), self.py(y)))
@@ -141,6 +153,46 @@ impl Chart {
                 coordinates.join(" ")
             );
         }
+    }
+
+    /// A filled area between `low` and `high` (points `(x, low, high)` in x order), reduced to
+    /// each pixel column's lowest low and highest high; non-finite points are skipped.
+    pub fn area(&mut self, points: impl IntoIterator<Item = (f64, f64, f64)>, fill: &str) {
+        // Per column: (first x, last x, lowest low, highest high).
+        let mut columns: Vec<(i64, f64, f64, f64, f64)> = Vec::new();
+        for (x, low, high) in points {
+            if !(x.is_finite() && low.is_finite() && high.is_finite()) {
+                continue;
+            }
+            let column = self.px(x).floor() as i64;
+            match columns.last_mut() {
+                Some(last) if last.0 == column => {
+                    last.2 = x;
+                    last.3 = last.3.min(low);
+                    last.4 = last.4.max(high);
+                }
+                _ => columns.push((column, x, x, low, high)),
+            }
+        }
+        if columns.is_empty() {
+            return;
+        }
+        let mut path = String::new();
+        for &(_, first, last, _, high) in &columns {
+            for x in [first, last] {
+                let command = if path.is_empty() { 'M' } else { 'L' };
+                let _ = write!(path, "{command}{:.1} {:.1}", self.px(x), self.py(high));
+            }
+        }
+        for &(_, first, last, low, _) in columns.iter().rev() {
+            for x in [last, first] {
+                let _ = write!(path, "L{:.1} {:.1}", self.px(x), self.py(low));
+            }
+        }
+        let _ = write!(
+            self.body,
+            r#"<path d="{path}Z" fill="{fill}" stroke="none"/>"#
+        );
     }
 
     /// The chart as one `<svg>` element, framed, with the y range written at its left edge.
@@ -311,6 +363,32 @@ mod tests {
         let svg = chart.finish();
         assert!(
             !svg.contains("NaN") && svg.contains(r#"points="0.0,10.0 10.0,0.0""#),
+            "{svg}"
+        );
+    }
+
+    #[test]
+    fn a_lone_point_is_a_dot_a_band_outside_is_not_drawn_an_area_is_a_closed_path() {
+        let mut chart = Chart::new(100.0, 10.0, (0.0, 10.0), (0.0, 1.0));
+        chart.line([(5.0, 0.5)], "black");
+        chart.band(-5.0, -1.0, "orange", "before the data");
+        chart.band(11.0, 12.0, "orange", "after the data");
+        let svg = chart.finish();
+        assert!(svg.contains(r#"<circle cx="50.0" cy="5.0""#), "{svg}");
+        assert!(!svg.contains("the data"), "{svg}");
+        let mut chart = Chart::new(10.0, 10.0, (0.0, 1.0), (0.0, 1.0));
+        chart.area(
+            [
+                (0.0, 0.2, 0.4),
+                (0.02, 0.1, 0.3),
+                (1.0, 0.5, 0.9),
+                (1.0, f64::NAN, 1.0),
+            ],
+            "#ddd",
+        );
+        let svg = chart.finish();
+        assert!(
+            svg.contains(r##"<path d="M0.0 6.0L0.2 6.0L10.0 1.0L10.0 1.0L10.0 5.0L10.0 5.0L0.2 9.0L0.0 9.0Z" fill="#ddd""##),
             "{svg}"
         );
     }

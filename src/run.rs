@@ -30,7 +30,7 @@ use crate::read_ahead::ReadAhead;
 use crate::write_behind::WriteBehind;
 
 /// The files a run writes into its output folder.
-pub const OUTPUTS: [&str; 9] = [
+pub const OUTPUTS: [&str; 10] = [
     "partition.jsonl",
     "prewarm.jsonl",
     "scaleout.jsonl",
@@ -40,6 +40,7 @@ pub const OUTPUTS: [&str; 9] = [
     "durations.json",
     "summary.json",
     "rejected.jsonl",
+    "report.html",
 ];
 
 /// The outputs written as the run goes (the rest are written at its end): a checkpoint
@@ -85,6 +86,8 @@ pub struct RunConfig {
     pub progress: bool,
     /// Read the resident set size every this many epochs into `summary.json` (0: never).
     pub memory_every: u64,
+    /// Also write `report.html`.
+    pub report: bool,
     /// Checkpoints: where, how often, and whether to resume from the latest.
     pub checkpoint: Option<CheckpointConfig>,
 }
@@ -294,6 +297,9 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
             config.placement.capacity_target,
         )
         .with_memory_readings(config.memory_every);
+        if config.report {
+            writer = writer.with_history();
+        }
         if let Some(checkpoint) = &resumed {
             writer
                 .restore(&checkpoint.engine.sink)
@@ -397,6 +403,16 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
     write_json(&config.out.join("forecasts.json"), &forecasts)?;
     write_json(&config.out.join("durations.json"), &durations)?;
     write_json(&config.out.join("summary.json"), &summary)?;
+    if let Some(history) = writer.history() {
+        let path = config.out.join("report.html");
+        let page = crate::run_report::html(
+            &config.out.display().to_string(),
+            &summary,
+            &catalog,
+            history,
+        );
+        std::fs::write(&path, page).map_err(|source| RunError::Output { path, source })?;
+    }
     Ok(Some(RunOutcome {
         summary,
         final_map,

@@ -33,7 +33,7 @@ fn temp(name: &str) -> Scratch {
 }
 
 /// `augur run` over the whole bundled demo (what `augur demo` runs), without `--out`.
-fn demo_args() -> Vec<String> {
+pub fn demo_args() -> Vec<String> {
     let demo = bundled_data().join("demo");
     let path = |file: &str| demo.join(file).display().to_string();
     let mut args: Vec<String> = vec![
@@ -195,6 +195,39 @@ fn resume_after_checkpoint_k_is_byte_identical_for_1_and_2_workers() {
         assert!(resumed.status.success(), "{context}: {}", stderr(&resumed));
         assert_same_outputs(baseline, &out, &context);
     }
+}
+
+/// A resumed run's page starts at the checkpoint but counts the tasks per device from the
+/// restored map, so its last counts are the final map's, and it says it resumed.
+#[test]
+fn a_resumed_runs_report_counts_from_the_restored_map() {
+    let dir = temp("checkpoint-report");
+    let (out, checkpoints) = (dir.join("out"), dir.join("checkpoints"));
+    let checkpoints = checkpoints.display().to_string();
+    let flags = [
+        "--checkpoint",
+        &checkpoints,
+        "--checkpoint-every",
+        "1000",
+        "--report",
+    ];
+    let stopped = run(&demo_args(), &out, &flags, Some(5));
+    assert_eq!(stopped.status.code(), Some(75), "{}", stderr(&stopped));
+    let resumed = run(
+        &demo_args(),
+        &out,
+        &[&flags[..], &["--resume"]].concat(),
+        None,
+    );
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert_same_outputs(baseline(), &out, "resumed with --report");
+    let page = std::fs::read_to_string(out.join("report.html")).expect("report.html");
+    assert!(page.contains("resumed from a checkpoint"), "{page}");
+    let mut expected = crate::report::final_counts(&out);
+    for device in ["edge-a", "edge-b", "cloud-c", "cloud-d"] {
+        expected.entry(device.to_string()).or_insert(0);
+    }
+    assert_eq!(crate::report::tasks_at_end(&page), expected);
 }
 
 #[test]

@@ -10,6 +10,7 @@ mod oracle_vs_dataflow;
 mod prometheus;
 mod property;
 mod rejections;
+mod report;
 mod resculpt;
 mod serve;
 mod serve_checkpoint;

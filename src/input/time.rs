@@ -249,9 +249,77 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     era * 146_097 + day_of_era - 719_468
 }
 
+/// `t` (Unix epoch milliseconds) as `YYYY-MM-DD HH:MM:SS` UTC, the form
+/// [`parse_datetime_utc`] reads, with `.mmm` when there are milliseconds. For axis captions;
+/// times outside years 0–9999 are written as seconds instead.
+pub fn format_utc(t: Time) -> String {
+    // 0000-03-01 .. 9999-12-31, so the year has four digits.
+    const LOW: Time = -62_162_035_200_000;
+    const HIGH: Time = 253_402_300_799_999;
+    if !(LOW..=HIGH).contains(&t) {
+        return format!("{} s", format_seconds(t));
+    }
+    let (days, millis) = (t.div_euclid(86_400_000), t.rem_euclid(86_400_000));
+    let (year, month, day) = civil_from_days(days);
+    let seconds = millis / 1000;
+    let clock = format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+        seconds / 3600,
+        seconds / 60 % 60,
+        seconds % 60
+    );
+    match millis % 1000 {
+        0 => clock,
+        rest => format!("{clock}.{rest:03}"),
+    }
+}
+
+/// The inverse of [`days_from_civil`] (the same algorithm, run backwards).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let days = days + 719_468;
+    let era = days.div_euclid(146_097);
+    let day_of_era = days.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+    let month = if month_from_march < 10 {
+        month_from_march + 3
+    } else {
+        month_from_march - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn format_utc_is_the_inverse_of_parse_datetime_utc() {
+        for text in [
+            "1970-01-01 00:00:00",
+            "2000-02-29 23:59:59",
+            "2024-01-01 00:00:00.250",
+            "1969-12-31 23:59:59",
+            "0001-03-01 12:00:00",
+            "9999-12-31 23:59:59.999",
+            "2100-03-01 00:00:01",
+        ] {
+            let t = parse_datetime_utc(text).expect(text);
+            assert_eq!(format_utc(t), text);
+        }
+        assert_eq!(
+            format_utc(i64::MAX),
+            format!("{} s", format_seconds(i64::MAX))
+        );
+        assert_eq!(
+            format_utc(i64::MIN),
+            format!("{} s", format_seconds(i64::MIN))
+        );
+    }
 
     #[test]
     fn seconds_integer_and_decimal() {
