@@ -369,7 +369,8 @@ pub fn simulate_config(
             return Err(flag(
                 "--ccr",
                 format!(
-                    "must be a positive number up to {MAX_CCR:e}, not {}",
+                    "must be a positive number up to {}, not {}",
+                    short_number(MAX_CCR),
                     short_number(ccr)
                 ),
             ));
@@ -528,17 +529,7 @@ pub fn read_config_file(path: &Path) -> Result<ConfigFile, ConfigError> {
     toml::from_str(&text).map_err(|e| error(e.to_string()))
 }
 
-/// A number as a message should show it: in full, but in scientific notation once that is
-/// shorter (1e308 is not written as 309 digits).
-pub fn short_number(value: f64) -> String {
-    let plain = format!("{value}");
-    let scientific = format!("{value:e}");
-    if scientific.len() < plain.len() {
-        scientific
-    } else {
-        plain
-    }
-}
+pub use crate::input::short_number;
 
 fn in_range(flag: &'static str, value: f64, low: f64, high: f64) -> Result<f64, ConfigError> {
     if value.is_finite() && value >= low && value <= high {

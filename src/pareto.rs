@@ -19,6 +19,7 @@ use serde::Serialize;
 
 use crate::catalog::Catalog;
 use crate::input::platform::{platform_from_machines, read_platform};
+use crate::input::short_number;
 use crate::input::wfformat::read_workflow;
 
 /// Flags of `augur pareto`.
@@ -61,9 +62,11 @@ pub enum ParetoError {
     },
     /// A relative weight above [`MAX_RELATIVE_WEIGHT`].
     #[error(
-        "{flag} {weight:e}: relative weights above {MAX_RELATIVE_WEIGHT:e} change no plan (the \
+        "{flag} {}: relative weights above {} change no plan (the \
          objective already outweighs latency a trillion times over) and can overflow a plan's \
-         scores, so that every paid device ties"
+         scores, so that every paid device ties",
+        short_number(*weight),
+        short_number(MAX_RELATIVE_WEIGHT)
     )]
     WeightTooLarge {
         /// `--cost` or `--energy`.
@@ -73,15 +76,18 @@ pub enum ParetoError {
     },
     /// A locality weight above [`MAX_LOCALITY_WEIGHT`].
     #[error(
-        "--locality {0:e}: above {MAX_LOCALITY_WEIGHT:e} (the most `run`'s \
+        "--locality {}: above {} (the most `run`'s \
          placement.weights.locality takes) a plan's scores can overflow, and a plan then moves \
-         more data, not less"
+         more data, not less",
+        short_number(*_0),
+        short_number(MAX_LOCALITY_WEIGHT)
     )]
     LocalityTooLarge(f64),
     /// A relative weight is so large that the absolute weight it comes to is not finite.
     #[error(
-        "{flag} {relative:e}: the absolute weight it comes to (× {rate:.3e}, the latency-only \
+        "{flag} {}: the absolute weight it comes to (× {rate:.3e}, the latency-only \
          plan's exchange rate) overflows; give a relative weight below {limit:.1e}",
+        short_number(*relative),
         limit = f64::MAX / rate
     )]
     WeightOverflow {

@@ -137,3 +137,15 @@ mod tests {
         }
     }
 }
+
+/// A number as a message should show it: in full, but in scientific notation once that is
+/// shorter (1e308 is not written as 309 digits).
+pub fn short_number(value: f64) -> String {
+    let plain = format!("{value}");
+    let scientific = format!("{value:e}");
+    if scientific.len() < plain.len() {
+        scientific
+    } else {
+        plain
+    }
+}

@@ -249,7 +249,12 @@ fn within(id: &str, field: &str, value: f64, low: f64, high: f64) -> Result<f64,
     } else {
         Err((
             RejectKind::Schema,
-            format!("device {id:?}: {field} = {value:e} is outside {low:e}..={high:e}"),
+            format!(
+                "device {id:?}: {field} = {} is outside {}..={}",
+                super::short_number(value),
+                super::short_number(low),
+                super::short_number(high)
+            ),
         ))
     }
 }
@@ -378,6 +383,14 @@ mod tests {
                 rejection.reason
             );
         }
+        // Bounds and values as a person writes them, not `0e0..=1e6`.
+        let cost = rejected("[[device]]\nid='a'\ncores=1\ncost_per_hour=2000000.5\n");
+        assert!(
+            cost.reason
+                .ends_with("cost_per_hour = 2000000.5 is outside 0..=1e6"),
+            "{}",
+            cost.reason
+        );
         assert!(parse("[[device]]\nid='a'\ncores=0.5\nspeed=1e-6\n").is_ok());
         assert!(parse("[[device]]\nid='a'\ncores=1e6\nspeed=1e6\n").is_ok());
     }

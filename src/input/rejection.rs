@@ -99,7 +99,11 @@ pub fn within_max_duration(
     if seconds > MAX_DURATION_S {
         Err((
             RejectKind::OutOfRange,
-            format!("{what} {seconds:e} is over {MAX_DURATION_S:e} s (30 years)"),
+            format!(
+                "{what} {} is over {} s (30 years)",
+                super::short_number(seconds),
+                super::short_number(MAX_DURATION_S)
+            ),
         ))
     } else {
         Ok(seconds)

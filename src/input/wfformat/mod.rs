@@ -772,8 +772,10 @@ fn checked_file_sizes(
                     Err((
                         RejectKind::OutOfRange,
                         format!(
-                            "{}: sizeInBytes {size:e} is over {MAX_FILE_BYTES:e} (a petabyte)",
-                            what()
+                            "{}: sizeInBytes {} is over {} (a petabyte)",
+                            what(),
+                            crate::input::short_number(size),
+                            crate::input::short_number(MAX_FILE_BYTES)
                         ),
                     ))
                 } else {
