@@ -26,6 +26,18 @@ pub use wfformat::{
     parse_workflow, read_workflow, Machine, WfEdge, WfTask, Workflow, WorkflowRead,
 };
 
+/// A number as a message should show it: in full, but in scientific notation once that is
+/// shorter (1e308 is not written as 309 digits).
+pub fn short_number(value: f64) -> String {
+    let plain = format!("{value}");
+    let scientific = format!("{value:e}");
+    if scientific.len() < plain.len() {
+        scientific
+    } else {
+        plain
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! Every reader must survive arbitrary input: these feed them deterministic mutations of
@@ -135,17 +147,5 @@ mod tests {
             assert_counts_add_up(read.stats);
             assert_eq!(read.workflow.is_some(), read.rejections.is_empty());
         }
-    }
-}
-
-/// A number as a message should show it: in full, but in scientific notation once that is
-/// shorter (1e308 is not written as 309 digits).
-pub fn short_number(value: f64) -> String {
-    let plain = format!("{value}");
-    let scientific = format!("{value:e}");
-    if scientific.len() < plain.len() {
-        scientific
-    } else {
-        plain
     }
 }
