@@ -328,7 +328,8 @@ fn print_json<T: serde::Serialize, E: std::fmt::Display>(result: Result<T, E>) -
     };
     let mut out = std::io::stdout().lock();
     let written = serde_json::to_writer_pretty(&mut out, &report)
-        .map_err(std::io::Error::other)
+        // `From` keeps an I/O error's kind (a closed pipe), where `other` wrapped it away.
+        .map_err(std::io::Error::from)
         .and_then(|()| writeln!(out));
     match written {
         Ok(()) => ExitCode::SUCCESS,

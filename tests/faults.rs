@@ -364,6 +364,29 @@ fn a_closed_standard_error_does_not_abort() {
     assert!(dir.join("out").join("summary.json").is_file());
 }
 
+/// A standard output whose reader went away ends `bench` as it ends the other commands that
+/// print results: with success, the reader having had what it wanted (it exited 1, the
+/// JSON writer's error hiding the closed pipe's kind).
+#[test]
+fn bench_with_a_closed_standard_output_exits_as_the_others_do() {
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    let status = Command::new(env!("CARGO_BIN_EXE_augur"))
+        .args([
+            "bench",
+            "--smoke",
+            "--single-epochs",
+            "50",
+            "--batch-epochs",
+            "5",
+        ])
+        .stdout(writer)
+        .stderr(Stdio::null())
+        .status()
+        .expect("runs");
+    assert!(status.success(), "{status:?}");
+}
+
 #[test]
 fn quiet_cluster_run_prints_nothing_while_waiting_for_its_peer() {
     let dir = temp("quiet");
