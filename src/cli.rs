@@ -387,6 +387,7 @@ pub fn simulate_config(
     let (forecast, placement) =
         engine_knobs(&file, None).map_err(|e| flag("--config", e.to_string()))?;
     Ok(crate::simulate::SimConfig {
+        lockstep: false,
         workflows: args.workflows.clone(),
         platform: args.platform.clone(),
         background: args.background.clone(),

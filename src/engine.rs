@@ -266,6 +266,14 @@ pub trait BatchSource {
     fn pipeline_depth(&self) -> usize {
         1
     }
+
+    /// Whether the next batch may be asked for before the sink has the outputs of the batches
+    /// fed so far (within [`Self::pipeline_depth`]); `false` ends the group there, so that the
+    /// next batch is made with every output in hand. A source fed back by its sink (the
+    /// simulator) runs ahead only while no output could change what it does next.
+    fn can_run_ahead(&self) -> bool {
+        true
+    }
 }
 
 /// Where the partition map's changes go (called on worker 0 only).
@@ -713,7 +721,7 @@ where
                     inputs.send(batch);
                     next = inputs.seal(time);
                     in_flight.epochs.push((time, started_at, checkpoint_now));
-                    if checkpoint_now {
+                    if checkpoint_now || !source.can_run_ahead() {
                         break;
                     }
                 }

@@ -171,6 +171,15 @@ where
     fn pipeline_depth(&self) -> usize {
         self.depth
     }
+
+    // A source read on a thread of its own runs ahead by construction: only one that always
+    // can may be read that way (files, not the simulator).
+    fn can_run_ahead(&self) -> bool {
+        match &self.state {
+            State::Inline(source) => source.can_run_ahead(),
+            _ => true,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -106,6 +106,7 @@ fn config(
         progress: false,
         trace_tasks: None,
         heft_knows_background: false,
+        lockstep: false,
     }
 }
 
@@ -266,6 +267,31 @@ fn same_seed_gives_identical_results() {
             .collect::<Vec<_>>()
     };
     assert_eq!(run(7), run(7));
+}
+
+/// The source feeds epochs in groups while no task is ready and unstarted (the only tasks the
+/// map is read for): every policy's schedule, records and forecast error must be those of
+/// feeding one epoch at a time with the map back after each.
+#[test]
+fn grouped_epochs_simulate_exactly_as_one_at_a_time() {
+    let dir = temp("lockstep");
+    let bg = background(&dir);
+    for (seed, size) in [(3, 12), (5, 30)] {
+        let wf = dir.join(format!("random-{seed}.json"));
+        std::fs::write(&wf, random_workflow(size, seed)).expect("write workflow");
+        let run = |lockstep| {
+            let mut config = config(vec![wf.clone()], toml_platform(&dir), vec![bg.clone()], 0);
+            config.lockstep = lockstep;
+            simulate(&config, |_| Ok(()))
+                .expect("simulates")
+                .into_iter()
+                .map(|o| (o.summary, o.records))
+                .collect::<Vec<_>>()
+        };
+        let (grouped, lockstep) = (run(false), run(true));
+        assert_eq!(grouped.len(), Policy::ALL.len());
+        assert_eq!(grouped, lockstep, "seed {seed}");
+    }
 }
 
 #[test]

@@ -213,6 +213,11 @@ impl Cluster {
         self.ready_at[task].is_some() && self.start[task].is_none()
     }
 
+    /// Whether any task is ready and not started: the only tasks the map is read for.
+    pub fn any_waiting(&self) -> bool {
+        (0..self.dag.len()).any(|task| self.waiting(task))
+    }
+
     /// Cores a task takes on a device: all of an exclusive device, else its own (at most the
     /// device's).
     fn cores_needed(&self, task: usize, device: usize) -> f64 {

@@ -143,6 +143,9 @@ pub struct SimConfig {
     pub trace_tasks: Option<PathBuf>,
     /// `--heft-knows-background`: `heft` plans with the actual future background (a bound).
     pub heft_knows_background: bool,
+    /// Feed one epoch at a time, the map back after each, instead of in groups while the map
+    /// cannot matter ([`feedback::SimSource`]): the reference the groups are tested against.
+    pub lockstep: bool,
 }
 
 /// Parses `--policy`.
@@ -274,11 +277,12 @@ pub fn simulate_one(
     let shared = Arc::clone(&cluster);
     let catalog = Arc::clone(&prepared.catalog);
     let label = format!("{} {}", prepared.name, policy.name());
-    let progress = config.progress;
+    let (progress, lockstep) = (config.progress, config.lockstep);
     let outcome = run_engine(Workers::Threads(1), engine_config, move || {
         let progress = progress.then(|| Progress::new(label.clone()));
         (
-            SimSource::new(Arc::clone(&shared), Arc::clone(&catalog), progress),
+            SimSource::new(Arc::clone(&shared), Arc::clone(&catalog), progress)
+                .in_lockstep(lockstep),
             SimSink::new(Arc::clone(&shared)),
         )
     })
