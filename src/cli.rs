@@ -322,7 +322,7 @@ pub struct SimulateArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Rescale every link so that mean transfer over mean compute time is this ratio (as SAGA's
-    /// scale_to_ccr and saga_makespan.py --ccr), above 0 and up to 1e6.
+    /// scale_to_ccr and saga_makespan.py --ccr), from 1e-6 to 1e6.
     #[arg(long, value_name = "X")]
     pub ccr: Option<f64>,
     /// One JSON line per workflow x policy instead of a table.
@@ -365,11 +365,12 @@ pub fn simulate_config(
     if let Some(ccr) = args.ccr {
         // SAGA's sweeps go from 0.1 to 10; past a million every transfer outweighs all the
         // computing a million times over, and 1e300 printed 300-digit makespans.
-        if !(ccr.is_finite() && ccr > 0.0 && ccr <= MAX_CCR) {
+        if !(MIN_CCR..=MAX_CCR).contains(&ccr) {
             return Err(flag(
                 "--ccr",
                 format!(
-                    "must be a positive number up to {}, not {}",
+                    "must be within {}..={}, not {}",
+                    short_number(MIN_CCR),
                     short_number(MAX_CCR),
                     short_number(ccr)
                 ),
@@ -538,13 +539,21 @@ fn in_range(flag: &'static str, value: f64, low: f64, high: f64) -> Result<f64, 
     } else {
         Err(ConfigError::Flag {
             flag,
-            reason: format!("{} is not within [{low}, {high}]", short_number(value)),
+            reason: format!(
+                "{} is not within [{}, {}]",
+                short_number(value),
+                short_number(low),
+                short_number(high)
+            ),
         })
     }
 }
 
 /// The largest `simulate --ccr`.
 pub const MAX_CCR: f64 = 1e6;
+/// The smallest: at 5e-324 the rescaled bandwidths overflowed to infinity and the platform
+/// was refused as having no usable link, an input error for what is a flag's.
+pub const MIN_CCR: f64 = 1e-6;
 
 /// Validates `run` flags (and the config file they name) into a [`RunConfig`].
 pub fn run_config(args: &RunArgs) -> Result<RunConfig, ConfigError> {
@@ -1165,6 +1174,7 @@ mod tests {
         assert_eq!(short_number(2.5), "2.5");
         assert_eq!(short_number(86_400.0), "86400");
         assert_eq!(short_number(-1.5e-300), "-1.5e-300");
+        assert_eq!(short_number(-0.0), "0");
         let error = in_range("--lateness", 1e308, 0.0, 1e9).expect_err("out of range");
         assert!(error.to_string().contains("1e308 is not within"), "{error}");
     }
@@ -1214,6 +1224,26 @@ mod tests {
         assert_eq!(config.format, MetricFormat::Long);
         assert_eq!(config.placement, PlacementConfig::default());
         assert_eq!(config.forecast, ForecastConfig::default());
+    }
+
+    #[test]
+    fn simulate_ccr_is_bounded_both_ways() {
+        let config = |ccr: &str| {
+            let ccr = format!("--ccr={ccr}");
+            let argv = ["augur", "simulate", "--workflow", &fixture("w.json"), &ccr];
+            match Cli::try_parse_from(argv) {
+                Ok(Cli {
+                    command: Command::Simulate(args),
+                }) => simulate_config(&args).map(|config| config.ccr),
+                other => panic!("unexpected parse: {other:?}"),
+            }
+        };
+        assert_eq!(config("1e-6").expect("the least"), Some(1e-6));
+        assert_eq!(config("1e6").expect("the most"), Some(1e6));
+        for bad in ["5e-324", "0", "-0.5e-300", "2e6", "NaN", "inf"] {
+            let error = config(bad).expect_err(bad).to_string();
+            assert!(error.contains("within 1e-6..=1e6"), "{bad}: {error}");
+        }
     }
 
     #[test]

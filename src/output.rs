@@ -271,7 +271,7 @@ impl MapWriter {
 
     /// Takes back the state of a checkpoint's [`MapSink::snapshot`] (the writer's files having
     /// been cut back to the lengths the checkpoint recorded).
-    pub fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {
+    pub fn restore(&mut self, time: Time, bytes: &[u8]) -> Result<(), String> {
         let state: WriterState = crate::checkpoint::decode(bytes)?;
         self.current = state.current.into_iter().collect();
         self.forecasts = state.forecasts.into_iter().collect();
@@ -285,7 +285,9 @@ impl MapWriter {
             writer.advice = advice;
         }
         if let Some(history) = &mut self.history {
-            history.resume(self.current.values().copied());
+            let forecasts: Vec<ForecastUpdate> =
+                self.forecasts.iter().map(|(k, v)| ((*k, *v), 1)).collect();
+            history.resume(time, self.current.values().copied(), &forecasts);
         }
         self.latency_us = new_histogram();
         for (value, count) in state.latency_us {

@@ -7,12 +7,23 @@
 
 use std::fmt::Write as _;
 
-/// Escapes text for HTML and SVG text and attribute values.
+/// Escapes text for HTML and SVG text and attribute values. Control characters (a device
+/// name may hold any) become U+FFFD: XML allows them in no form, not even as references, and
+/// an SVG or XHTML reader refuses a page with one.
 pub fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\t' | '\n' | '\r' => out.push(c),
+            c if c.is_control() => out.push('\u{FFFD}'),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// The range `(low, high)` a chart's y axis shows for `values`: their finite extremes, widened
@@ -401,5 +412,9 @@ mod tests {
         assert_eq!(short_number(-0.5), "-0.5");
         assert_eq!(short_number(1234567.0), "1.235e6");
         assert_eq!(escape(r#"a<b>&"c""#), "a&lt;b&gt;&amp;&quot;c&quot;");
+        assert_eq!(
+            escape("ctl\u{1}\u{1f}\u{7f}x\té"),
+            "ctl\u{FFFD}\u{FFFD}\u{FFFD}x\té"
+        );
     }
 }

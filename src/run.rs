@@ -149,6 +149,10 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
         Workers::Threads(_) => true,
         Workers::Cluster { process, .. } => *process == 0,
     };
+    if config.report && !writes_outputs && config.progress {
+        // Only process 0 writes outputs; the flag is not one the processes must agree on.
+        crate::say!("augur: --report: only process 0 writes outputs; give it --report there");
+    }
     let fingerprint = config
         .checkpoint
         .as_ref()
@@ -302,7 +306,7 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
         }
         if let Some(checkpoint) = &resumed {
             writer
-                .restore(&checkpoint.engine.sink)
+                .restore(checkpoint.engine.time, &checkpoint.engine.sink)
                 .map_err(corrupt(config))?;
         }
         Some((feed, writer))

@@ -29,6 +29,8 @@ pub use wfformat::{
 /// A number as a message should show it: in full, but in scientific notation once that is
 /// shorter (1e308 is not written as 309 digits).
 pub fn short_number(value: f64) -> String {
+    // -0 reads as a sign error to a person who typed 0 or -0.
+    let value = if value == 0.0 { 0.0 } else { value };
     let plain = format!("{value}");
     let scientific = format!("{value:e}");
     if scientific.len() < plain.len() {

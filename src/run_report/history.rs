@@ -55,13 +55,23 @@ impl RunHistory {
         (device as usize) < MAX_DEVICES
     }
 
-    /// A resumed run's history: nothing before the checkpoint is known but the map, whose
-    /// tasks per device the counts start from.
-    pub fn resume(&mut self, mapped: impl IntoIterator<Item = DeviceId>) {
+    /// A resumed run's history: nothing before the checkpoint at `time` is known but its map
+    /// and forecasts, drawn from there (a state that never changes again would otherwise
+    /// not be drawn at all).
+    pub fn resume(
+        &mut self,
+        time: Time,
+        mapped: impl IntoIterator<Item = DeviceId>,
+        forecasts: &[ForecastUpdate],
+    ) {
         self.resumed = true;
         for device in mapped.into_iter().filter(|&d| Self::drawn(d)) {
             self.tasks.entry(device).or_default().0 += 1;
         }
+        for (count, trace) in self.tasks.values_mut() {
+            trace.push(time, *count as f64);
+        }
+        self.forecasts(time, forecasts);
     }
 
     /// Takes an epoch's forecast changes (the insertions are the new forecasts).
@@ -175,5 +185,21 @@ mod tests {
         assert_eq!(traces.lower.points(), vec![(5, 0.0)]);
         assert_eq!(traces.upper.points(), vec![(5, 0.9)]);
         assert_eq!(history.series.len(), 1);
+    }
+
+    #[test]
+    fn a_resumed_history_starts_from_the_restored_map_and_forecasts() {
+        let mut history = RunHistory::default();
+        history.resume(
+            100,
+            [0, 0, 1],
+            &[(((1, Resource::Memory), forecast(500_000, 500_000, 0)), 1)],
+        );
+        assert!(history.resumed);
+        assert_eq!(history.span, Some((100, 100)));
+        assert_eq!(history.tasks[&0].1.points(), vec![(100, 2.0)]);
+        assert_eq!(history.tasks[&1].1.points(), vec![(100, 1.0)]);
+        let traces = &history.series[&(1, Resource::Memory)];
+        assert_eq!(traces.latest.points(), vec![(100, 0.5)]);
     }
 }

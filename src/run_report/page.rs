@@ -30,12 +30,26 @@ fn colours(resource: Resource) -> (&'static str, &'static str, &'static str) {
     }
 }
 
-/// An event time for a caption: a date when it looks like one (after 1973), else seconds.
-fn stamp(time: Time) -> String {
-    if time >= 100_000_000_000 {
-        format!("{} UTC", format_utc(time))
-    } else {
-        format!("{} s", format_seconds(time))
+/// Event times for captions: dates when the run's times look like dates (both ends after
+/// 1973), else seconds, one form for the whole page.
+struct Stamps {
+    dates: bool,
+}
+
+impl Stamps {
+    fn of(span: Option<(Time, Time)>) -> Stamps {
+        const DATES_FROM: Time = 100_000_000_000;
+        Stamps {
+            dates: span.is_some_and(|(first, _)| first >= DATES_FROM),
+        }
+    }
+
+    fn stamp(&self, time: Time) -> String {
+        if self.dates {
+            format!("{} UTC", format_utc(time))
+        } else {
+            format!("{} s", format_seconds(time))
+        }
     }
 }
 
@@ -94,8 +108,9 @@ pub fn html(out: &str, summary: &Summary, catalog: &Catalog, history: &RunHistor
     );
     let _ = write!(page, "<h1>augur run: {}</h1>", escape(out));
     let span = history.span;
+    let stamps = Stamps::of(span);
     let when = span.map_or("no event time".to_string(), |(from, to)| {
-        format!("event time {} to {}", stamp(from), stamp(to))
+        format!("event time {} to {}", stamps.stamp(from), stamps.stamp(to))
     });
     let _ = write!(
         page,
@@ -269,7 +284,9 @@ fn figure(
         let top = trace.highest().unwrap_or(1.0).max(1.0);
         let mut chart = Chart::new(WIDTH, TASKS_HEIGHT, x, (0.0, top));
         chart.line(held(trace, last), "black");
-        figure.push_str("<br>");
+        if !series.is_empty() {
+            figure.push_str("<br>");
+        }
         figure.push_str(&chart.finish());
     }
     figure.push_str("</figure>");
