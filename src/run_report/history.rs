@@ -8,7 +8,7 @@ use augur_dataflows::types::{fraction_from_ppm, DeviceId, Resource, Time};
 
 use crate::engine::{ForecastUpdate, MapUpdate};
 
-use super::trace::Trace;
+use super::trace::{Band, Trace};
 
 /// Devices drawn at most (the first in platform order); the page lists the rest.
 pub const MAX_DEVICES: usize = 200;
@@ -21,11 +21,9 @@ pub struct SeriesTraces {
     /// The predicted mean over the horizon.
     pub predicted: Trace,
     /// `predicted` less and plus one sigma of its error.
-    pub lower: Trace,
-    /// See `lower`.
-    pub upper: Trace,
-    /// The anomaly score, 0 to 1.
-    pub anomaly: Trace,
+    pub band: Band,
+    /// The anomaly score, 0 to 1 (low and high alike).
+    pub anomaly: Band,
 }
 
 /// The run's history, as the sink sees it.
@@ -86,11 +84,16 @@ impl RunHistory {
             let sigma = fraction_from_ppm(forecast.sigma);
             traces.latest.push(time, fraction_from_ppm(forecast.latest));
             traces.predicted.push(time, predicted);
-            traces.lower.push(time, (predicted - sigma).max(0.0));
-            traces.upper.push(time, predicted + sigma);
             traces
-                .anomaly
-                .push(time, fraction_from_ppm(forecast.anomaly));
+                .band
+                .push(time, ((predicted - sigma).max(0.0), predicted + sigma));
+            traces.anomaly.push(
+                time,
+                (
+                    fraction_from_ppm(forecast.anomaly),
+                    fraction_from_ppm(forecast.anomaly),
+                ),
+            );
         }
     }
 
@@ -182,8 +185,10 @@ mod tests {
         let traces = &history.series[&(0, Resource::Cpu)];
         assert_eq!(traces.latest.points(), vec![(5, 0.3)]);
         assert_eq!(traces.predicted.points(), vec![(5, 0.4)]);
-        assert_eq!(traces.lower.points(), vec![(5, 0.0)]);
-        assert_eq!(traces.upper.points(), vec![(5, 0.9)]);
+        assert_eq!(
+            traces.band.extents().collect::<Vec<_>>(),
+            vec![(5, 5, 0.0, 0.9)]
+        );
         assert_eq!(history.series.len(), 1);
     }
 

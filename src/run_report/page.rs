@@ -13,7 +13,7 @@ use crate::output::Summary;
 use crate::plot::{escape, short_number, Chart};
 
 use super::history::{RunHistory, SeriesTraces, MAX_DEVICES};
-use super::trace::Trace;
+use super::trace::{Band, Trace};
 
 const WIDTH: f64 = 900.0;
 const UTILISATION_HEIGHT: f64 = 110.0;
@@ -83,17 +83,17 @@ fn nice_ceiling(value: f64) -> f64 {
         .unwrap_or(10.0 * power)
 }
 
-/// The band between `lower` and `upper` (pushed at the same times), per bucket from its
-/// first to its last time, held to `end` as [`held`] holds a line.
-fn band_points(lower: &Trace, upper: &Trace, end: Time) -> Vec<(f64, f64, f64)> {
+/// The band's points, per bucket from its first to its last time, held to `end` as [`held`]
+/// holds a line.
+fn band_points(band: &Band, end: Time) -> Vec<(f64, f64, f64)> {
     let mut points = Vec::new();
-    for ((from, to, low, _), (_, _, _, high)) in lower.extents().zip(upper.extents()) {
+    for (from, to, low, high) in band.extents() {
         points.push((from as f64, low, high));
         if to > from {
             points.push((to as f64, low, high));
         }
     }
-    if let (Some(&(t, _, _)), Some(low), Some(high)) = (points.last(), lower.last(), upper.last()) {
+    if let (Some(&(t, _, _)), Some((low, high))) = (points.last(), band.last()) {
         if t < end as f64 {
             points.push((end as f64, low, high));
         }
@@ -252,7 +252,7 @@ fn figure(
         let top = series
             .iter()
             .filter_map(|(_, t)| {
-                [t.latest.highest(), t.upper.highest()]
+                [t.latest.highest(), t.band.highest()]
                     .into_iter()
                     .flatten()
                     .reduce(f64::max)
@@ -261,7 +261,7 @@ fn figure(
         let mut chart = Chart::new(WIDTH, UTILISATION_HEIGHT, x, (0.0, nice_ceiling(top)));
         for (resource, traces) in &series {
             let (_, _, band) = colours(*resource);
-            chart.area(band_points(&traces.lower, &traces.upper, last), band);
+            chart.area(band_points(&traces.band, last), band);
         }
         for (resource, traces) in &series {
             let (forecast, sample, _) = colours(*resource);
