@@ -7,9 +7,10 @@
 
 use std::fmt::Write as _;
 
-/// Escapes text for HTML and SVG text and attribute values. Control characters (a device
-/// name may hold any) become U+FFFD: XML allows them in no form, not even as references, and
-/// an SVG or XHTML reader refuses a page with one.
+/// Escapes text for HTML and SVG text and attribute values. Control characters and the
+/// non-characters U+FFFE/U+FFFF (a device name may hold any) become U+FFFD: XML allows the C0
+/// controls and those two in no form, not even as references, so an SVG or XHTML reader
+/// refuses a page with one (the C1 controls are legal there but draw as nothing useful).
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -19,7 +20,7 @@ pub fn escape(text: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\t' | '\n' | '\r' => out.push(c),
-            c if c.is_control() => out.push('\u{FFFD}'),
+            c if c.is_control() || c == '\u{FFFE}' || c == '\u{FFFF}' => out.push('\u{FFFD}'),
             c => out.push(c),
         }
     }
@@ -416,5 +417,6 @@ mod tests {
             escape("ctl\u{1}\u{1f}\u{7f}x\té"),
             "ctl\u{FFFD}\u{FFFD}\u{FFFD}x\té"
         );
+        assert_eq!(escape("\u{FFFE}\u{FFFF}"), "\u{FFFD}\u{FFFD}");
     }
 }

@@ -22,8 +22,8 @@ use crate::feed::{Feed, FeedError, FeedState, RejectLog};
 use crate::input::events::{EventKind, EventReader};
 use crate::input::lines::BoundedLines;
 use crate::input::metrics::{MetricFormat, MetricOptions, MetricReader};
-use crate::input::platform::{platform_from_machines, read_platform};
-use crate::input::wfformat::{read_workflow, Machine, Workflow};
+use crate::input::platform::{device_of_machine, platform_from_machines, read_platform, Device};
+use crate::input::wfformat::{read_workflow, Workflow};
 use crate::input::{InputStats, RejectKind, Rejection};
 use crate::output::{ForecastView, InputSummary, LatencySummary, MapWriter, Summary};
 use crate::read_ahead::ReadAhead;
@@ -636,24 +636,23 @@ fn scan_arrivals(
     }
 }
 
-/// The machine ids of an Alibaba usage file, in order of first appearance (empty when the file
-/// cannot be read; opening it then reports why).
 /// The workflows whose `machines` agree with those of the files before them. Without a
 /// platform the devices are the union of the workflows' machines by name, and a machine that a
-/// later file gives with other specs (cores, speed, memory) would be merged silently, the first
-/// file winning; such a file is refused whole instead, as a file contradicting itself is.
+/// later file describes as another device (cores, speed or memory, as the device is built:
+/// a missing or unusable figure is its default) would be merged silently, the first file
+/// winning; such a file is refused whole instead, as a file contradicting itself is.
 fn refuse_contradicting_machines(
     parsed: Vec<Workflow>,
     inputs: &mut BTreeMap<String, InputSummary>,
     rejections: &mut Vec<Rejection>,
 ) -> Vec<Workflow> {
-    let mut known: HashMap<String, (Machine, String)> = HashMap::new();
+    let mut known: HashMap<String, (Device, String)> = HashMap::new();
     let mut kept = Vec::with_capacity(parsed.len());
     for workflow in parsed {
         let contradiction = workflow.machines.iter().find_map(|machine| {
             known
                 .get(&machine.name)
-                .filter(|(earlier, _)| earlier != machine)
+                .filter(|(earlier, _)| *earlier != device_of_machine(machine))
                 .map(|(_, file)| (machine.name.clone(), file.clone()))
         });
         if let Some((name, file)) = contradiction {
@@ -672,13 +671,15 @@ fn refuse_contradicting_machines(
         for machine in &workflow.machines {
             known
                 .entry(machine.name.clone())
-                .or_insert_with(|| (machine.clone(), workflow.path.clone()));
+                .or_insert_with(|| (device_of_machine(machine), workflow.path.clone()));
         }
         kept.push(workflow);
     }
     kept
 }
 
+/// The machine ids of an Alibaba usage file, in order of first appearance (empty when the file
+/// cannot be read; opening it then reports why).
 fn machines_in(path: &Path, max_line_bytes: usize) -> Vec<String> {
     let Ok(file) = File::open(path) else {
         return Vec::new();

@@ -537,6 +537,10 @@ fn a_machine_given_other_specs_by_a_later_workflow_refuses_that_workflow() {
     let first = s.write("first.json", &with_machine(4));
     let other = s.write("other.json", &with_machine(8));
     let same = s.write("same.json", &with_machine(4));
+    // Another file's record of m1 without its speed is another device (speed 1, not 2).
+    let mut unsped: Value = serde_json::from_str(&with_machine(4)).expect("fixture");
+    unsped["workflow"]["execution"]["machines"][0]["cpu"] = serde_json::json!({"coreCount": 4});
+    let unsped = s.write("unsped.json", &unsped.to_string());
     let out = s.dir.join("out").display().to_string();
     let argv = [
         "augur",
@@ -547,6 +551,8 @@ fn a_machine_given_other_specs_by_a_later_workflow_refuses_that_workflow() {
         &other,
         "--workflow",
         &same,
+        "--workflow",
+        &unsped,
         "--out",
         &out,
         "--quiet",
@@ -566,6 +572,7 @@ fn a_machine_given_other_specs_by_a_later_workflow_refuses_that_workflow() {
     assert_eq!(s.counts(&first), (2, 2, 0));
     assert_eq!(s.counts(&other), (2, 0, 2));
     assert_eq!(s.counts(&same), (2, 2, 0));
+    assert_eq!(s.counts(&unsped), (2, 0, 2));
     let map: Value = serde_json::from_str(
         &std::fs::read_to_string(s.dir.join("out/final_map.json")).expect("final map"),
     )

@@ -62,6 +62,11 @@ fn task(
 
 /// A layered random DAG of `n` tasks (seeded), as WfFormat text.
 fn random_workflow(n: usize, seed: u64) -> String {
+    layered_workflow(n, seed, 1.0)
+}
+
+/// [`random_workflow`] with runtimes of `unit` to 20 `unit`s.
+fn layered_workflow(n: usize, seed: u64, unit: f64) -> String {
     let mut x = seed;
     let mut next = move || {
         x = augur::simulate::background::splitmix64(x);
@@ -78,7 +83,7 @@ fn random_workflow(n: usize, seed: u64) -> String {
             task(
                 &format!("t{i}"),
                 &parents,
-                1.0 + (next() % 20) as f64,
+                unit * (1.0 + (next() % 20) as f64),
                 1 + (next() % 3) as u32,
                 next() % 50_000_000,
             )
@@ -276,16 +281,19 @@ fn same_seed_gives_identical_results() {
 fn grouped_epochs_simulate_exactly_as_one_at_a_time() {
     let dir = temp("lockstep");
     let bg = background(&dir);
-    for (seed, size) in [(3, 12), (5, 30)] {
+    // Short tasks (the background's 300-s samples fall mostly while a task waits) and long
+    // ones (hours: many samples while tasks run and their children are not yet ready, when
+    // the map may move those children and the groups run ahead of it).
+    for (seed, size, unit) in [(3, 12, 1.0), (5, 30, 1.0), (7, 12, 600.0), (9, 25, 1500.0)] {
         let wf = dir.join(format!("random-{seed}.json"));
-        std::fs::write(&wf, random_workflow(size, seed)).expect("write workflow");
+        std::fs::write(&wf, layered_workflow(size, seed, unit)).expect("write workflow");
         let run = |lockstep| {
             let mut config = config(vec![wf.clone()], toml_platform(&dir), vec![bg.clone()], 0);
             config.lockstep = lockstep;
             simulate(&config, |_| Ok(()))
                 .expect("simulates")
                 .into_iter()
-                .map(|o| (o.summary, o.records))
+                .map(|o| (o.summary, o.records, o.map_moves, o.utilisation))
                 .collect::<Vec<_>>()
         };
         let (grouped, lockstep) = (run(false), run(true));

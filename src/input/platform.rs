@@ -114,28 +114,34 @@ pub fn platform_from_machines(machines: &[Machine]) -> Platform {
     let devices = machines
         .iter()
         .filter(|machine| seen.insert(machine.name.as_str()))
-        .map(|machine| Device {
-            id: machine.name.clone(),
-            cores: f64::from(
-                machine
-                    .cores
-                    .filter(|&cores| cores > 0 && f64::from(cores) <= MAX_CORES)
-                    .unwrap_or(1),
-            ),
-            memory_bytes: machine.memory_bytes,
-            speed: machine
-                .speed_mhz
-                .map(|mhz| mhz / 1000.0)
-                .filter(|speed| (MIN_SPEED..=MAX_SPEED).contains(speed))
-                .unwrap_or(1.0),
-            disk_bytes_per_s: None,
-            network_bytes_per_s: None,
-            cost_per_hour: 0.0,
-            power_watts: 0.0,
-            zone: "default".to_string(),
-        })
+        .map(device_of_machine)
         .collect();
     Platform { devices }
+}
+
+/// The device a WfFormat machine stands for: a missing or unusable core count is 1, a missing
+/// or unusable speed 1.
+pub fn device_of_machine(machine: &Machine) -> Device {
+    Device {
+        id: machine.name.clone(),
+        cores: f64::from(
+            machine
+                .cores
+                .filter(|&cores| cores > 0 && f64::from(cores) <= MAX_CORES)
+                .unwrap_or(1),
+        ),
+        memory_bytes: machine.memory_bytes,
+        speed: machine
+            .speed_mhz
+            .map(|mhz| mhz / 1000.0)
+            .filter(|speed| (MIN_SPEED..=MAX_SPEED).contains(speed))
+            .unwrap_or(1.0),
+        disk_bytes_per_s: None,
+        network_bytes_per_s: None,
+        cost_per_hour: 0.0,
+        power_watts: 0.0,
+        zone: "default".to_string(),
+    }
 }
 
 type Problem = (RejectKind, String);

@@ -251,7 +251,7 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 
 /// `t` (Unix epoch milliseconds) as `YYYY-MM-DD HH:MM:SS` UTC, the form
 /// [`parse_datetime_utc`] reads, with `.mmm` when there are milliseconds. For axis captions;
-/// times outside years 0–9999 are written as seconds instead.
+/// times outside 0000-03-01 to 9999-12-31 are written as seconds instead.
 pub fn format_utc(t: Time) -> String {
     // 0000-03-01 .. 9999-12-31, so the year has four digits.
     const LOW: Time = -62_162_035_200_000;

@@ -30,8 +30,8 @@ fn colours(resource: Resource) -> (&'static str, &'static str, &'static str) {
     }
 }
 
-/// Event times for captions: dates when the run's times look like dates (both ends after
-/// 1973), else seconds, one form for the whole page.
+/// Event times for captions: dates when the run's times look like dates (its first after
+/// 1973, so its last too), else seconds, one form for the whole page.
 struct Stamps {
     dates: bool,
 }

@@ -397,5 +397,8 @@ mod tests {
         trace.push(150, 3.0);
         assert_eq!(trace.last(), Some(3.0));
         assert_eq!(trace.highest(), Some(3.0));
+        // In the newest bucket (200's), not in one of its own before it.
+        assert_eq!(trace.buckets.len(), 2);
+        assert_eq!(trace.points(), vec![(100, 1.0), (200, 2.0), (150, 3.0)]);
     }
 }

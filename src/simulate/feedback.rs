@@ -138,8 +138,8 @@ impl BatchSource for SimSource {
 
     /// Epochs are fed in groups while the map cannot matter (see [`Self::can_run_ahead`]):
     /// a long run over a fine background is mostly epochs of samples alone, and waiting on
-    /// each paid timely's progress round trip every time (a workflow of 1e7-s tasks over a
-    /// 5-minute trace: 300,000 epochs, 7.5 s a policy).
+    /// each paid timely's progress round trip every time (a chain of three 1e7-s tasks over
+    /// 5-minute traces: 100,000 samples a device, 7.5 s a policy).
     fn pipeline_depth(&self) -> usize {
         if self.lockstep {
             1
