@@ -450,9 +450,7 @@ impl MapSink for MapWriter {
     ) -> Result<(), std::io::Error> {
         self.epochs += 1;
         let _ = self.latency_us.record((latency.as_micros() as u64).max(1));
-        if let Some(history) = &mut self.history {
-            history.epoch(time, changes);
-        }
+        let moved_before = self.moved;
         let mut left: BTreeMap<TaskKey, DeviceId> = BTreeMap::new();
         for &((task, device), diff) in changes {
             let (workflow, id) = self.catalog.task_names(task);
@@ -482,6 +480,9 @@ impl MapSink for MapWriter {
                 }
                 self.current.insert(task, device);
             }
+        }
+        if let Some(history) = &mut self.history {
+            history.epoch(time, changes, self.moved - moved_before);
         }
         if self.memory_every > 0 && self.epochs.is_multiple_of(self.memory_every) {
             self.memory.push(MemoryReading {

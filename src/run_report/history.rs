@@ -97,21 +97,12 @@ impl RunHistory {
         }
     }
 
-    /// Takes an epoch's map changes.
-    pub fn epoch(&mut self, time: Time, changes: &[MapUpdate]) {
+    /// Takes an epoch's map changes and the moves among them (as the sink counts them for
+    /// `summary.json`, so that the two agree and the changes are not searched twice).
+    pub fn epoch(&mut self, time: Time, changes: &[MapUpdate], moves: u64) {
         self.saw(time);
         let mut before: BTreeMap<DeviceId, i64> = BTreeMap::new();
-        let mut left = std::collections::BTreeSet::new();
-        let mut moves = 0u64;
-        for &((task, _), diff) in changes {
-            if diff < 0 {
-                left.insert(task);
-            }
-        }
-        for &((task, device), diff) in changes {
-            if diff > 0 && left.contains(&task) {
-                moves += 1;
-            }
+        for &((_, device), diff) in changes {
             if !Self::drawn(device) {
                 continue;
             }
@@ -158,8 +149,8 @@ mod tests {
                 task: 1,
             },
         );
-        history.epoch(10, &[((a, 0), 1), ((b, 0), 1)]);
-        history.epoch(20, &[((a, 0), -1), ((a, 1), 1)]);
+        history.epoch(10, &[((a, 0), 1), ((b, 0), 1)], 0);
+        history.epoch(20, &[((a, 0), -1), ((a, 1), 1)], 1);
         assert_eq!(history.tasks[&0].0, 1);
         assert_eq!(history.tasks[&1].0, 1);
         assert_eq!(
