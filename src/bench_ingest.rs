@@ -158,7 +158,7 @@ pub struct IngestReport {
     /// Log layout.
     pub log: String,
     /// Whether `run` read its inputs and wrote its outputs on threads of their own beside its
-    /// workers (it does when the machine has a core to spare): the wall-clock figures then
+    /// workers (it does wherever the machine has a second core): the wall-clock figures then
     /// count on that core, the CPU ones (`run_cpu_over_parse`) do not.
     pub io_threads: bool,
     /// Both scenarios.
@@ -278,7 +278,7 @@ pub fn run_ingest(
         workers: args.workers,
         model: args.model.clone(),
         log: args.log.clone(),
-        io_threads: crate::run::has_spare_core(&crate::engine::Workers::Threads(args.workers)),
+        io_threads: crate::run::io_threads_pay(),
         target_run_over_parse: Target {
             target: "run >= 50% of the bare parse's samples/s (changing)",
             measured: changing,

@@ -340,11 +340,10 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
         }),
         _ => None,
     };
-    // Inputs are read ahead and outputs written behind on threads of their own when the
-    // machine has a core beyond the workers (on a full machine they would only take turns
-    // with them, and pay for the hand-over), and unless checkpoints need the feed's and the
-    // writer's state at each epoch the engine has seen.
-    let read_ahead = checkpointing.is_none() && has_spare_core(&config.workers);
+    // Inputs are read ahead and outputs written behind on threads of their own wherever the
+    // machine has a second core, and unless checkpoints need the feed's and the writer's state
+    // at each epoch the engine has seen.
+    let read_ahead = checkpointing.is_none() && io_threads_pay();
     let io = Mutex::new(io.map(|(feed, writer)| {
         (
             ReadAhead::new(feed, read_ahead),
@@ -440,14 +439,14 @@ fn engine_error(error: EngineError<FeedError, std::io::Error>, was_resumed: bool
     }
 }
 
-/// Whether the machine has more cores than this process runs worker threads: `run` then reads
-/// its inputs and writes its outputs on threads of their own (unless it takes checkpoints).
-pub fn has_spare_core(workers: &Workers) -> bool {
-    let threads = match workers {
-        Workers::Threads(n) => *n,
-        Workers::Cluster { threads, .. } => *threads,
-    };
-    std::thread::available_parallelism().is_ok_and(|cores| cores.get() > threads)
+/// Whether `run` reads its inputs and writes its outputs on threads of their own: wherever the
+/// machine has more than one core, even when the workers number as many. Inline, the feed and
+/// the sink run on worker 0, which then does their work besides its share of the series, and
+/// the other workers wait on it at every epoch: 2 workers on 2 cores took 4.2-4.6 s on `augur
+/// bench ingest`'s changing log inline and 3.3-3.8 s with the threads (BENCHMARKS.md). On one
+/// core the threads could only take turns with the worker and pay for the hand-over.
+pub fn io_threads_pay() -> bool {
+    std::thread::available_parallelism().is_ok_and(|cores| cores.get() > 1)
 }
 
 /// Opens every metric and event input, works out arrival times, and builds the feed; or, given
