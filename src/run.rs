@@ -688,7 +688,7 @@ fn machines_in(path: &Path, max_line_bytes: usize) -> Vec<String> {
     let lines = BoundedLines::new(std::io::BufReader::new(file), max_line_bytes);
     for (_, line) in lines {
         let Ok(line) = line else { continue };
-        let machine = line.split(',').next().map_or("", str::trim);
+        let machine = crate::input::metrics::first_field(&line, ',');
         if !machine.is_empty() && seen.insert(machine.to_string()) {
             machines.push(machine.to_string());
         }

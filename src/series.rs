@@ -7,6 +7,7 @@
 //! sorted by time (stable), unparseable and NaN values dropped, Alibaba's -1 and 101 (anything
 //! outside [0, 100]) dropped, one series per Alibaba machine, named `file:machine`.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -441,13 +442,17 @@ fn series(name: String, mut rows: Vec<Point>) -> Series {
     out
 }
 
-fn split(line: &str, separator: char) -> Vec<&str> {
-    crate::input::metrics::split_fields(line, separator).collect()
+/// The fields of a line as `run` reads them; none for a line whose quoting is malformed,
+/// which every caller then refuses as it refuses a row of the wrong width (`run` rejects it).
+fn split(line: &str, separator: char) -> Vec<Cow<'_, str>> {
+    crate::input::fields::split_fields(line, separator)
+        .map(Iterator::collect)
+        .unwrap_or_default()
 }
 
 /// Where the header names `name` (case aside), if it does. A name given twice is refused:
 /// either choice would silently read the wrong column half the time.
-fn position(header: &[&str], name: &str) -> Result<Option<usize>, String> {
+fn position(header: &[Cow<str>], name: &str) -> Result<Option<usize>, String> {
     let mut found = header
         .iter()
         .enumerate()
@@ -489,6 +494,20 @@ mod tests {
         let text = "Timestamp [ms];CPU usage [%]\n100;1\n200;2;9\n300;3\n";
         let s = parse_series(text, "b.csv", SeriesFormat::Bitbrains, None).expect("parses");
         assert_eq!(s[0].values, vec![1.0, 3.0]);
+    }
+
+    #[test]
+    fn quoted_commas_and_broken_quotes_read_as_run_reads_them() {
+        // A comma inside quotes is part of the device's name; a row whose quoting is broken
+        // is dropped as one of the wrong width is (`run` rejects both).
+        let text = "time,device,resource,value\n\
+                    10,\"rack 1, node 3\",cpu,1\n\
+                    20,\"rack 1, node 3\",cpu,\"2\"\n\
+                    30,\"rack 1, node 3,cpu,3\n";
+        let s = parse_series(text, "m.csv", SeriesFormat::Long, None).expect("parses");
+        assert_eq!(s.len(), 1);
+        assert!(s[0].name.contains("rack 1, node 3"), "{}", s[0].name);
+        assert_eq!(s[0].values, vec![1.0, 2.0]);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! whole documents (workflows, platforms) are accepted or refused whole.
 
 pub mod events;
+pub(crate) mod fields;
 pub mod lines;
 pub mod metrics;
 pub mod platform;
