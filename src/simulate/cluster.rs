@@ -77,6 +77,9 @@ pub struct Cluster {
     parents_left: Vec<usize>,
     ready_at: Vec<Option<f64>>,
     start: Vec<Option<f64>>,
+    /// Tasks ready and not started ([`Cluster::any_waiting`] asks at every batch of a run
+    /// that feeds epochs in groups: a count, not a scan of the workflow).
+    waiting_count: usize,
     end: Vec<Option<f64>>,
     device_of: Vec<Option<usize>>,
     cores_of: Vec<f64>,
@@ -134,6 +137,7 @@ impl Cluster {
             arrived: false,
             ready_at: vec![None; n],
             start: vec![None; n],
+            waiting_count: 0,
             end: vec![None; n],
             device_of: vec![None; n],
             cores_of: vec![0.0; n],
@@ -215,7 +219,19 @@ impl Cluster {
 
     /// Whether any task is ready and not started: the only tasks the map is read for.
     pub fn any_waiting(&self) -> bool {
-        (0..self.dag.len()).any(|task| self.waiting(task))
+        debug_assert_eq!(
+            self.waiting_count,
+            (0..self.dag.len()).filter(|&t| self.waiting(t)).count()
+        );
+        self.waiting_count > 0
+    }
+
+    /// The task's parents are done (or it has none) as of now.
+    fn mark_ready(&mut self, task: usize) {
+        if self.ready_at[task].is_none() && self.start[task].is_none() {
+            self.waiting_count += 1;
+        }
+        self.ready_at[task] = Some(self.now);
     }
 
     /// Cores a task takes on a device: all of an exclusive device, else its own (at most the
@@ -322,6 +338,9 @@ impl Cluster {
     }
 
     fn begin(&mut self, task: usize, device: usize, cores: f64) {
+        if self.waiting(task) {
+            self.waiting_count -= 1;
+        }
         self.start[task] = Some(self.now);
         self.device_of[task] = Some(device);
         self.cores_of[task] = cores;
@@ -447,7 +466,7 @@ impl Cluster {
                 batch.edges.push((((key, parent), bytes), 1));
             }
             if self.parents_left[task] == 0 {
-                self.ready_at[task] = Some(self.now);
+                self.mark_ready(task);
             }
         }
     }
@@ -481,7 +500,7 @@ impl Cluster {
             let child = self.dag.children[task][i].0 as usize;
             self.parents_left[child] = self.parents_left[child].saturating_sub(1);
             if self.parents_left[child] == 0 {
-                self.ready_at[child] = Some(self.now);
+                self.mark_ready(child);
             }
         }
     }
