@@ -745,11 +745,16 @@ where
                     break failed.map_or(Ok(()), Err);
                 }
                 unsaved = !in_flight.epochs.last().is_some_and(|(_, _, c)| *c);
-                // Parked, not spinning, while the other workers finish their share: a message
+                // With peers, parked, not spinning, while they finish their share: a message
                 // from them wakes this thread, and a spinning driver took the core from them,
                 // the feed and the sink (2 workers on 2 cores: 18% less CPU, BENCHMARKS.md).
+                // Alone, it has nothing to wait for but its own work.
                 while probe.less_than(&next) {
-                    worker.step_or_park(None);
+                    if peers > 1 {
+                        worker.step_or_park(None);
+                    } else {
+                        worker.step();
+                    }
                 }
                 let done = Instant::now();
                 let group = EpochGroup {
