@@ -218,6 +218,41 @@ fn metric_values_unknown_devices_nan_infinite_negative() {
 }
 
 #[test]
+fn quoted_csv_fields_are_read_and_broken_quoting_is_refused_by_line() {
+    // A platform whose device name holds a comma, as a spreadsheet export quotes it.
+    let s = Scenario::new("quotes");
+    s.write(
+        "platform.toml",
+        "[[device]]\nid = \"rack 1, node 3\"\ncores = 4\nmemory_gib = 8\n\n[[device]]\nid = \"n2\"\ncores = 8\nmemory_gib = 16\n",
+    );
+    let wf = s.write("good.json", &workflow(GOOD));
+    let metrics = s.write(
+        "m.csv",
+        "time,device,resource,value\n\
+         0,\"rack 1, node 3\",cpu,0.5\n\
+         1,\"n2\",cpu,\"0.25\"\n\
+         2,\"rack 1, node 3,cpu,0.5\n\
+         3,\"n2\"x,cpu,0.5\n\
+         4,rack 1, node 3,cpu,0.5\n",
+    );
+    s.run(&["--workflow", &wf, "--metrics", &metrics])
+        .expect("runs");
+    s.has_rejection(
+        "parse",
+        Some(4),
+        "field 2 opens a double quote that is never closed",
+    );
+    s.has_rejection(
+        "parse",
+        Some(5),
+        "field 2 has text after its closing double quote",
+    );
+    // Unquoted, the comma splits the name: one column too many for the header.
+    s.has_rejection("schema", Some(6), "5 columns where the header has 4");
+    assert_eq!(s.counts(&metrics), (5, 2, 3));
+}
+
+#[test]
 fn an_input_with_nothing_accepted_is_pointed_out() {
     let s = Scenario::new("nothing-accepted");
     let wf = s.write("good.json", &workflow(GOOD));
