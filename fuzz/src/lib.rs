@@ -391,7 +391,8 @@ fn machines_in(text: &str) -> Vec<String> {
     let mut machines = Vec::new();
     for (_, line) in BoundedLines::new(Cursor::new(text.as_bytes()), MAX_LINE_BYTES) {
         let Ok(line) = line else { continue };
-        let machine = line.split(',').next().map_or("", str::trim);
+        // As `augur run` names them (`run::machines_in`), and as `only_machine` picks rows.
+        let machine = augur::input::metrics::first_field(&line, ',');
         if !machine.is_empty() && seen.insert(machine.to_string()) {
             machines.push(machine.to_string());
         }

@@ -1149,9 +1149,11 @@ fn checked(column: &str, value: f64) -> Result<f64, Issue> {
     }
 }
 
-/// The first field of a line, as [`split_fields`] reads it; empty where the line's quoting is
-/// malformed (the row's own parse then says how).
-pub(crate) fn first_field(text: &str, separator: char) -> Cow<'_, str> {
+/// The first field of a line, as every reader splits it (RFC 4180 quoting); empty where the
+/// line's quoting is malformed (the row's own parse then says how). `run` names an Alibaba
+/// file's machines by it, and [`MetricOptions::only_machine`] picks rows by it: the two must
+/// agree, or a line would be counted by no reader or by two.
+pub fn first_field(text: &str, separator: char) -> Cow<'_, str> {
     split_fields(text, separator)
         .ok()
         .and_then(|mut fields| fields.next())
