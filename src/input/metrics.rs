@@ -703,7 +703,6 @@ impl LineParser {
     /// Handles the first non-blank line: `Some` when it is a header (or a fatally bad one),
     /// `None` when it is data.
     fn header(&mut self, text: &str) -> Option<Parsed> {
-        let first_field = |separator: char| first_field(text, separator);
         match &self.layout {
             Layout::LongCsv => Some(match LongColumns::from_header(text) {
                 Ok(columns) => {
@@ -712,7 +711,7 @@ impl LineParser {
                 }
                 Err(reason) => Parsed::Fatal(reason),
             }),
-            Layout::Nab { .. } if parse_time_field(&first_field(',')).is_ok() => None,
+            Layout::Nab { .. } if parse_time_field(&first_field(text, ',')).is_ok() => None,
             Layout::Nab { .. } => {
                 let columns: Vec<String> = match split_csv(text) {
                     Ok(fields) => fields.map(|f| f.to_ascii_lowercase()).collect(),
@@ -726,9 +725,9 @@ impl LineParser {
                     ))
                 })
             }
-            Layout::Bitbrains { .. } if parse_seconds(&first_field(';')).is_ok() => None,
+            Layout::Bitbrains { .. } if parse_seconds(&first_field(text, ';')).is_ok() => None,
             Layout::Bitbrains { .. } => Some(
-                if first_field(';')
+                if first_field(text, ';')
                     .to_ascii_lowercase()
                     .starts_with("timestamp")
                 {
