@@ -57,10 +57,11 @@ pub(crate) struct Ar {
     /// Linear forms of this fit's forecasts, by horizon; rebuilt after a refit or a restore.
     #[serde(skip)]
     forms: RefCell<Vec<LinearForm>>,
-    /// This fit's variance factor at one horizon past [`MAX_FORM_STEPS`] (the series operator
-    /// asks the same horizon at every sample); cleared with the forms.
+    /// This fit's variance factor at one horizon (the series operator asks the same horizon
+    /// at every sample, and each is O(p h) to sum, or a matrix power past
+    /// [`MAX_FORM_STEPS`]); cleared with the forms.
     #[serde(skip)]
-    long_variance: RefCell<Option<(usize, f64)>>,
+    variance: RefCell<Option<(usize, f64)>>,
 }
 
 impl Ar {
@@ -72,7 +73,7 @@ impl Ar {
             coefficients: Vec::new(),
             flat: false,
             forms: RefCell::new(Vec::new()),
-            long_variance: RefCell::new(None),
+            variance: RefCell::new(None),
         }
     }
 
@@ -397,7 +398,7 @@ impl Member for Ar {
         self.intercept = intercept;
         self.coefficients = coefficients;
         self.forms.get_mut().clear();
-        *self.long_variance.get_mut() = None;
+        *self.variance.get_mut() = None;
     }
 
     fn forecast(&self, h: usize, history: &History) -> f64 {
@@ -450,14 +451,15 @@ impl Member for Ar {
             // The naive forecast before a fit: a random walk's error grows with h.
             return h as f64;
         }
-        if h <= MAX_FORM_STEPS {
-            return self.psi(h).iter().map(|w| w * w).sum();
-        }
-        let mut cached = self.long_variance.borrow_mut();
+        let mut cached = self.variance.borrow_mut();
         match *cached {
             Some((at, factor)) if at == h => factor,
             _ => {
-                let factor = self.psi_square_sum(h);
+                let factor = if h <= MAX_FORM_STEPS {
+                    self.psi(h).iter().map(|w| w * w).sum()
+                } else {
+                    self.psi_square_sum(h)
+                };
                 *cached = Some((h, factor));
                 factor
             }
@@ -686,7 +688,7 @@ mod tests {
         };
         let walked = ar.with_path(h, &m.history, |path| path.iter().sum::<f64>() / h as f64);
         assert!((m.history.clamp(walked) - mean).abs() <= 1e-9 * mean.abs().max(1.0));
-        assert_eq!(ar.long_variance.borrow().map(|(at, _)| at), Some(h));
+        assert_eq!(ar.variance.borrow().map(|(at, _)| at), Some(h));
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! Holt's linear trend, additive, damped by `phi` (Gardner and McKenzie) unless configured off.
 
+use std::cell::Cell;
+
 use serde::{Deserialize, Serialize};
 
 use super::fit_memo::FitMemo;
@@ -119,6 +121,33 @@ impl Trend {
     }
 }
 
+/// The last [`Trend::variance_factor`] a model asked for, keyed by everything it depends on
+/// (the parameters' bits, the horizon, the period, gamma's bits), so it never needs clearing:
+/// a refit that changes the parameters misses it. The series operator asks every series for
+/// its sigma at the same horizon at every sample, and the sum is h − 1 terms each with a
+/// power of phi (a fifth of `holt`'s whole ingest run).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct VarianceMemo(Cell<Option<([u64; 4], usize, usize, f64)>>);
+
+impl VarianceMemo {
+    pub(crate) fn factor(&self, trend: &Trend, h: usize, period: usize, gamma: f64) -> f64 {
+        let key = [
+            trend.alpha.to_bits(),
+            trend.beta.to_bits(),
+            trend.phi.to_bits(),
+            gamma.to_bits(),
+        ];
+        if let Some((k, at, of, factor)) = self.0.get() {
+            if k == key && at == h && of == period {
+                return factor;
+            }
+        }
+        let factor = trend.variance_factor(h, period, gamma);
+        self.0.set(Some((key, h, period, factor)));
+        factor
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct Holt {
     damped: bool,
@@ -129,6 +158,8 @@ pub(crate) struct Holt {
     /// The last fit, when its window was constant ([`FitMemo`]).
     #[serde(skip)]
     memo: FitMemo<(Trend, f64, f64)>,
+    #[serde(skip)]
+    variance: VarianceMemo,
 }
 
 impl Holt {
@@ -144,6 +175,7 @@ impl Holt {
             trend: 0.0,
             started: false,
             memo: FitMemo::default(),
+            variance: VarianceMemo::default(),
         }
     }
 
@@ -261,7 +293,7 @@ impl Member for Holt {
     }
 
     fn variance_factor(&self, h: usize) -> f64 {
-        self.params.variance_factor(h, 0, 0.0)
+        self.variance.factor(&self.params, h, 0, 0.0)
     }
 
     fn gap(&mut self, _steps: u64) {
@@ -277,6 +309,53 @@ mod tests {
     use super::super::testing::Noise;
     use super::super::{ModelConfig, ModelKind, SeriesModel};
     use super::*;
+
+    /// The memo answers what the sum itself would, to the bit, whatever changed between two
+    /// asks (a refit's parameters, the horizon, the period, gamma), and repeats of one ask.
+    #[test]
+    fn the_variance_memo_answers_as_the_sum_whatever_changed() {
+        let memo = VarianceMemo::default();
+        let trends = [
+            Trend {
+                alpha: 0.3,
+                beta: 0.05,
+                phi: 0.9,
+            },
+            Trend {
+                alpha: 0.3,
+                beta: 0.05,
+                phi: 0.98,
+            },
+            Trend {
+                alpha: 0.8,
+                beta: 0.05,
+                phi: 0.98,
+            },
+            Trend {
+                alpha: 0.8,
+                beta: 0.2,
+                phi: 0.98,
+            },
+        ];
+        for trend in trends.iter().chain(trends.iter().rev()) {
+            for (h, period, gamma) in [
+                (60, 0, 0.0),
+                (60, 0, 0.0),
+                (12, 0, 0.0),
+                (60, 24, 0.1),
+                (60, 24, 0.2),
+                (60, 12, 0.2),
+                (5_000, 24, 0.2),
+                (60, 0, 0.0),
+            ] {
+                assert_eq!(
+                    memo.factor(trend, h, period, gamma).to_bits(),
+                    trend.variance_factor(h, period, gamma).to_bits(),
+                    "{trend:?} h {h} period {period} gamma {gamma}"
+                );
+            }
+        }
+    }
 
     /// The closed form of the variance factor against the term-by-term sum, damped or not,
     /// with and without a season, at horizons past where the loop stops.

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::fit_memo::FitMemo;
-use super::holt::{Trend, LOOPED_STEPS};
+use super::holt::{Trend, VarianceMemo, LOOPED_STEPS};
 use super::season::{detect_period, DEFAULT_SEASON_CANDIDATES};
 use super::{
     burn_in, coordinate_search, recent, replay_pass, History, Member, FIT_SPAN, REPLAY_LANES,
@@ -36,6 +36,8 @@ pub(crate) struct HoltWinters {
     /// The last fit, when its window was constant ([`FitMemo`]; keyed by the period too).
     #[serde(skip)]
     memo: FitMemo<(Trend, f64, Replay)>,
+    #[serde(skip)]
+    variance: VarianceMemo,
 }
 
 /// The period is looked for again at every this many refits (and at each of the first eight,
@@ -72,6 +74,7 @@ impl HoltWinters {
             candidates: DEFAULT_SEASON_CANDIDATES,
             redetect: false,
             memo: FitMemo::default(),
+            variance: VarianceMemo::default(),
         }
     }
 
@@ -422,8 +425,8 @@ impl Member for HoltWinters {
     }
 
     fn variance_factor(&self, h: usize) -> f64 {
-        self.params
-            .variance_factor(h, self.season.len(), self.gamma)
+        self.variance
+            .factor(&self.params, h, self.season.len(), self.gamma)
     }
 
     fn gap(&mut self, steps: u64) {
