@@ -127,7 +127,10 @@ impl Trend {
 /// its sigma at the same horizon at every sample, and the sum is h − 1 terms each with a
 /// power of phi (a fifth of `holt`'s whole ingest run).
 #[derive(Clone, Debug, Default)]
-pub(crate) struct VarianceMemo(Cell<Option<([u64; 4], usize, usize, f64)>>);
+pub(crate) struct VarianceMemo(Cell<Option<VarianceAsked>>);
+
+/// The bits of (alpha, beta, phi, gamma), the horizon, the period, and the factor.
+type VarianceAsked = ([u64; 4], usize, usize, f64);
 
 impl VarianceMemo {
     pub(crate) fn factor(&self, trend: &Trend, h: usize, period: usize, gamma: f64) -> f64 {
