@@ -3,7 +3,7 @@
 //! forecast is a linear function of the newest p lags, worked out once per fit and horizon
 //! (O(p² h)) and then O(p) a query.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use ndarray::{Array1, Array2};
 use serde::{Deserialize, Serialize};
@@ -61,7 +61,7 @@ pub(crate) struct Ar {
     /// at every sample, and each is O(p h) to sum, or a matrix power past
     /// [`MAX_FORM_STEPS`]); cleared with the forms.
     #[serde(skip)]
-    variance: RefCell<Option<(usize, f64)>>,
+    variance: Cell<Option<(usize, f64)>>,
 }
 
 impl Ar {
@@ -73,7 +73,7 @@ impl Ar {
             coefficients: Vec::new(),
             flat: false,
             forms: RefCell::new(Vec::new()),
-            variance: RefCell::new(None),
+            variance: Cell::new(None),
         }
     }
 
@@ -398,7 +398,7 @@ impl Member for Ar {
         self.intercept = intercept;
         self.coefficients = coefficients;
         self.forms.get_mut().clear();
-        *self.variance.get_mut() = None;
+        self.variance.set(None);
     }
 
     fn forecast(&self, h: usize, history: &History) -> f64 {
@@ -451,19 +451,18 @@ impl Member for Ar {
             // The naive forecast before a fit: a random walk's error grows with h.
             return h as f64;
         }
-        let mut cached = self.variance.borrow_mut();
-        match *cached {
-            Some((at, factor)) if at == h => factor,
-            _ => {
-                let factor = if h <= MAX_FORM_STEPS {
-                    self.psi(h).iter().map(|w| w * w).sum()
-                } else {
-                    self.psi_square_sum(h)
-                };
-                *cached = Some((h, factor));
-                factor
+        if let Some((at, factor)) = self.variance.get() {
+            if at == h {
+                return factor;
             }
         }
+        let factor = if h <= MAX_FORM_STEPS {
+            self.psi(h).iter().map(|w| w * w).sum()
+        } else {
+            self.psi_square_sum(h)
+        };
+        self.variance.set(Some((h, factor)));
+        factor
     }
 }
 
@@ -688,7 +687,7 @@ mod tests {
         };
         let walked = ar.with_path(h, &m.history, |path| path.iter().sum::<f64>() / h as f64);
         assert!((m.history.clamp(walked) - mean).abs() <= 1e-9 * mean.abs().max(1.0));
-        assert_eq!(ar.variance.borrow().map(|(at, _)| at), Some(h));
+        assert_eq!(ar.variance.get().map(|(at, _)| at), Some(h));
     }
 
     #[test]
