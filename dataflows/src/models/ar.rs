@@ -42,6 +42,159 @@ struct LinearForm {
     weights: Vec<f64>,
 }
 
+/// [`Ar::path`]'s recursion run on symbols: each value is a constant plus weights on the p
+/// newest lags (centred), in the path's own order of terms, so a form gives the path's value
+/// rounded differently.
+#[derive(Clone, Debug)]
+struct Recursion {
+    /// Ring slot k holds [constant, weight on lag 0, …, weight on lag p−1]; slot (head + i)
+    /// % p is the value i + 1 steps before the next, as in `path`.
+    lags: Vec<f64>,
+    head: usize,
+    /// The newest value's form, and the sum of every value's so far.
+    next: Vec<f64>,
+    sum: Vec<f64>,
+    steps: usize,
+}
+
+impl Recursion {
+    fn new(ar: &Ar) -> Recursion {
+        let p = ar.coefficients.len();
+        let width = p + 1;
+        let mut lags = vec![0.0; p * width];
+        for i in 0..p {
+            lags[i * width + 1 + i] = 1.0;
+        }
+        Recursion {
+            lags,
+            head: 0,
+            next: vec![0.0; width],
+            sum: vec![0.0; width],
+            steps: 0,
+        }
+    }
+
+    /// Runs the recursion on to `h` steps (no further than it is).
+    fn advance_to(&mut self, ar: &Ar, h: usize) {
+        let p = ar.coefficients.len();
+        let width = p + 1;
+        while self.steps < h {
+            self.next.fill(0.0);
+            self.next[0] = ar.intercept;
+            for i in (0..p).rev() {
+                // (head + i) % p, without a division: both are below p.
+                let slot = if self.head + i >= p {
+                    self.head + i - p
+                } else {
+                    self.head + i
+                };
+                let phi = ar.coefficients[i];
+                let lag = &self.lags[slot * width..(slot + 1) * width];
+                for (n, l) in self.next.iter_mut().zip(lag) {
+                    *n += phi * l;
+                }
+            }
+            self.head = if self.head == 0 { p - 1 } else { self.head - 1 };
+            self.lags[self.head * width..(self.head + 1) * width].copy_from_slice(&self.next);
+            for (s, n) in self.sum.iter_mut().zip(&self.next) {
+                *s += n;
+            }
+            self.steps += 1;
+        }
+    }
+
+    /// The form of the value `steps` ahead, or (`mean`) of the mean of the values up to it.
+    fn form(&self, mean: bool) -> LinearForm {
+        let h = self.steps;
+        let values = if mean {
+            self.sum.iter().map(|s| s / h as f64).collect::<Vec<f64>>()
+        } else {
+            self.next.clone()
+        };
+        LinearForm {
+            h,
+            mean,
+            constant: values[0],
+            weights: values[1..].to_vec(),
+        }
+    }
+}
+
+/// The [`LinearForm`]s of one fit, flat: a series asks for the same few horizons at every
+/// sample (`auto`'s five error buckets, then the placement horizon's mean), in the same order,
+/// and a search among forms each holding its own `Vec` was most of what a query cost.
+#[derive(Clone, Debug, Default)]
+struct Forms {
+    /// `(h, mean)` of each form, in the order built.
+    keys: Vec<(usize, bool)>,
+    /// Per form, its constant then its weights on lags 0..p: `stride` values.
+    values: Vec<f64>,
+    stride: usize,
+    /// The form after the last one found: where the next query usually is.
+    next: usize,
+    /// The recursion the forms were built by, to resume for a longer horizon.
+    recursion: Option<Recursion>,
+}
+
+impl Forms {
+    fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    fn clear(&mut self) {
+        self.keys.clear();
+        self.values.clear();
+        self.next = 0;
+        self.recursion = None;
+    }
+
+    fn find(&mut self, h: usize, mean: bool) -> Option<usize> {
+        let index = if self.keys.get(self.next) == Some(&(h, mean)) {
+            self.next
+        } else {
+            self.keys.iter().position(|&key| key == (h, mean))?
+        };
+        self.next = index + 1;
+        Some(index)
+    }
+
+    /// Keeps `form`, returning its index.
+    fn push(&mut self, form: &LinearForm) -> usize {
+        if self.keys.is_empty() {
+            self.stride = 1 + form.weights.len();
+        }
+        self.keys.push((form.h, form.mean));
+        self.values.push(form.constant);
+        self.values.extend_from_slice(&form.weights);
+        self.next = self.keys.len();
+        self.keys.len() - 1
+    }
+
+    /// Form `index` applied to `centred` lags (newest first), less the centre: its constant,
+    /// then each weight times its lag added in lag order.
+    fn apply(&self, index: usize, centred: &[f64]) -> f64 {
+        let form = &self.values[index * self.stride..(index + 1) * self.stride];
+        let (constant, weights) = (form[0], &form[1..]);
+        // The default order as arrays, so the loop unrolls; the same additions in the same
+        // order as the general loop below.
+        if let (Ok(weights), Ok(lags)) = (
+            <&[f64; 8]>::try_from(weights),
+            <&[f64; 8]>::try_from(centred),
+        ) {
+            let mut value = constant;
+            for k in 0..8 {
+                value += weights[k] * lags[k];
+            }
+            return value;
+        }
+        let mut value = constant;
+        for (weight, lag) in weights.iter().zip(centred) {
+            value += weight * lag;
+        }
+        value
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct Ar {
     order: usize,
@@ -56,7 +209,7 @@ pub(crate) struct Ar {
     flat: bool,
     /// Linear forms of this fit's forecasts, by horizon; rebuilt after a refit or a restore.
     #[serde(skip)]
-    forms: RefCell<Vec<LinearForm>>,
+    forms: RefCell<Forms>,
     /// This fit's variance factor at one horizon (the series operator asks the same horizon
     /// at every sample, and each is O(p h) to sum, or a matrix power past
     /// [`MAX_FORM_STEPS`]); cleared with the forms.
@@ -72,7 +225,7 @@ impl Ar {
             intercept: 0.0,
             coefficients: Vec::new(),
             flat: false,
-            forms: RefCell::new(Vec::new()),
+            forms: RefCell::new(Forms::default()),
             variance: Cell::new(None),
         }
     }
@@ -157,77 +310,46 @@ impl Ar {
 
     /// The form of (`h`, `mean`) applied to `centred` lags (see [`Ar::with_centred_lags`]).
     fn form_value(&self, h: usize, mean: bool, centred: &[f64]) -> f64 {
-        let h = h.max(1);
         let mut forms = self.forms.borrow_mut();
-        let index = match forms.iter().position(|f| f.h == h && f.mean == mean) {
-            Some(index) => index,
-            None => {
-                if forms.len() >= MAX_FORMS {
-                    forms.clear();
-                }
-                forms.push(self.linear_form(h, mean));
-                forms.len() - 1
+        let index = self.form_index(&mut forms, h.max(1), mean);
+        forms.apply(index, centred) + self.centre
+    }
+
+    /// Where the form of (`h` ≥ 1, `mean`) is kept, built the first time it is asked for.
+    fn form_index(&self, forms: &mut Forms, h: usize, mean: bool) -> usize {
+        forms.find(h, mean).unwrap_or_else(|| {
+            if forms.len() >= MAX_FORMS {
+                forms.clear();
             }
-        };
-        let form = &forms[index];
-        let mut value = form.constant;
-        for (weight, lag) in form.weights.iter().zip(centred) {
-            value += weight * lag;
-        }
-        value + self.centre
+            let form = self.linear_form(h, mean, &mut forms.recursion);
+            forms.push(&form)
+        })
     }
 
     /// Runs [`Ar::path`]'s recursion on symbols: each value is a constant plus weights on the
     /// p newest lags (centred), in the path's own order of terms; past [`MAX_FORM_STEPS`], by
     /// [`Ar::power_form`].
-    fn linear_form(&self, h: usize, mean: bool) -> LinearForm {
+    fn linear_form(&self, h: usize, mean: bool, recursion: &mut Option<Recursion>) -> LinearForm {
         if h > MAX_FORM_STEPS {
-            self.power_form(h, mean)
-        } else {
-            self.recursion_form(h, mean)
+            return self.power_form(h, mean);
         }
+        // The queries come in increasing horizons (`auto`'s buckets, then the mean over the
+        // placement horizon), so one recursion, resumed, builds them all: its first h steps
+        // are those of any longer one. A shorter horizon asked later starts it again.
+        let recursion = match recursion {
+            Some(kept) if kept.steps <= h => kept,
+            _ => recursion.insert(Recursion::new(self)),
+        };
+        recursion.advance_to(self, h);
+        recursion.form(mean)
     }
 
     /// [`Ar::linear_form`] by the recursion, O(p² h).
+    #[cfg(test)]
     fn recursion_form(&self, h: usize, mean: bool) -> LinearForm {
-        let p = self.coefficients.len();
-        let width = p + 1;
-        // Ring slot k holds [constant, weight on lag 0, …, weight on lag p−1]; slot (head + i)
-        // % p is the value i + 1 steps before the next, as in `path`.
-        let mut lags = vec![0.0; p * width];
-        for i in 0..p {
-            lags[i * width + 1 + i] = 1.0;
-        }
-        let mut head = 0;
-        let mut next = vec![0.0; width];
-        let mut sum = vec![0.0; width];
-        for _ in 0..h {
-            next.fill(0.0);
-            next[0] = self.intercept;
-            for i in (0..p).rev() {
-                let slot = (head + i) % p;
-                let phi = self.coefficients[i];
-                for (n, l) in next.iter_mut().zip(&lags[slot * width..(slot + 1) * width]) {
-                    *n += phi * l;
-                }
-            }
-            head = if head == 0 { p - 1 } else { head - 1 };
-            lags[head * width..(head + 1) * width].copy_from_slice(&next);
-            for (s, n) in sum.iter_mut().zip(&next) {
-                *s += n;
-            }
-        }
-        let values = if mean {
-            sum.iter().map(|s| s / h as f64).collect::<Vec<f64>>()
-        } else {
-            next
-        };
-        LinearForm {
-            h,
-            mean,
-            constant: values[0],
-            weights: values[1..].to_vec(),
-        }
+        let mut recursion = Recursion::new(self);
+        recursion.advance_to(self, h);
+        recursion.form(mean)
     }
 
     /// The matrix of one step on `[1, lag 0, …, lag p−1]` (centred lags, newest first): the
@@ -420,8 +542,10 @@ impl Member for Ar {
         if self.fitted() {
             // The lags are read once for every horizon.
             self.with_centred_lags(history, |centred| {
+                let mut forms = self.forms.borrow_mut();
                 for (slot, &h) in out.iter_mut().zip(horizons) {
-                    *slot = self.form_value(h, false, centred);
+                    let index = self.form_index(&mut forms, h.max(1), false);
+                    *slot = forms.apply(index, centred) + self.centre;
                 }
             });
             return;
@@ -666,6 +790,31 @@ mod tests {
                     (doubled - looped).abs() <= 1e-9 * looped,
                     "{coefficients:?} h {h}: {doubled} vs {looped}"
                 );
+            }
+        }
+    }
+
+    /// One recursion resumed from horizon to horizon builds each form to the bit as a fresh
+    /// one would, whatever order the horizons come in (a shorter one starts it again).
+    #[test]
+    fn a_resumed_recursion_builds_the_forms_a_fresh_one_would() {
+        let ar = fitted(-0.02, &[0.3, 0.1, 0.05, 0.2, -0.1, 0.05, 0.1, 0.1]);
+        let mut kept = None;
+        for (h, mean) in [
+            (1, false),
+            (3, false),
+            (24, false),
+            (60, true),
+            (2, false),
+            (2, true),
+            (60, false),
+            (7, true),
+        ] {
+            let resumed = ar.linear_form(h, mean, &mut kept);
+            let fresh = ar.recursion_form(h, mean);
+            assert_eq!(resumed.constant.to_bits(), fresh.constant.to_bits(), "h {h}");
+            for (r, f) in resumed.weights.iter().zip(&fresh.weights) {
+                assert_eq!(r.to_bits(), f.to_bits(), "h {h} mean {mean}");
             }
         }
     }
