@@ -148,6 +148,7 @@ impl Forms {
         self.recursion = None;
     }
 
+    #[inline]
     fn find(&mut self, h: usize, mean: bool) -> Option<usize> {
         let index = if self.keys.get(self.next) == Some(&(h, mean)) {
             self.next
@@ -172,6 +173,7 @@ impl Forms {
 
     /// Form `index` applied to `centred` lags (newest first), less the centre: its constant,
     /// then each weight times its lag added in lag order.
+    #[inline]
     fn apply(&self, index: usize, centred: &[f64]) -> f64 {
         let form = &self.values[index * self.stride..(index + 1) * self.stride];
         let (constant, weights) = (form[0], &form[1..]);
@@ -245,26 +247,7 @@ impl Ar {
             return Some((value, 0.0, vec![0.0; p]));
         }
         let centre = values.iter().sum::<f64>() / n as f64;
-        let rows = n - p;
-        // Row by row into a flat buffer (indexing the array element by element was most of a
-        // refit's own time): row r is [1, y(t-1), …, y(t-p)] for t = r + p, centred.
-        let mut flat = Vec::with_capacity(rows * (p + 1));
-        // X^T y as ndarray's matrix-vector product computes it for the transposed (strided)
-        // design: per column, the products summed in row order from zero (then times one,
-        // which changes no bit). Here the columns' sums advance side by side as the rows are
-        // built, to the same bits, with no second pass over the design.
-        let mut moment = Array1::<f64>::zeros(p + 1);
-        for window in values.windows(p + 1).take(rows) {
-            let target = window[p] - centre;
-            let start = flat.len();
-            flat.push(1.0);
-            flat.extend(window[..p].iter().rev().map(|v| v - centre));
-            for (sum, x) in moment.iter_mut().zip(&flat[start..]) {
-                *sum += x * target;
-            }
-        }
-        let design = Array2::from_shape_vec((rows, p + 1), flat).ok()?;
-        let gram = design.t().dot(&design);
+        let (gram, moment) = lag_products(values, centre, p);
         let beta = solve_ridge(gram, moment)?;
         Some((centre, beta[0], beta.iter().skip(1).copied().collect()))
     }
@@ -316,14 +299,24 @@ impl Ar {
     }
 
     /// Where the form of (`h` ≥ 1, `mean`) is kept, built the first time it is asked for.
+    #[inline]
     fn form_index(&self, forms: &mut Forms, h: usize, mean: bool) -> usize {
-        forms.find(h, mean).unwrap_or_else(|| {
-            if forms.len() >= MAX_FORMS {
-                forms.clear();
-            }
-            let form = self.linear_form(h, mean, &mut forms.recursion);
-            forms.push(&form)
-        })
+        match forms.find(h, mean) {
+            Some(index) => index,
+            None => self.build_form(forms, h, mean),
+        }
+    }
+
+    /// Builds and keeps the form of (`h`, `mean`): once per fit and horizon, so kept out of
+    /// line, where its loops do not crowd the lookup's registers.
+    #[cold]
+    #[inline(never)]
+    fn build_form(&self, forms: &mut Forms, h: usize, mean: bool) -> usize {
+        if forms.len() >= MAX_FORMS {
+            forms.clear();
+        }
+        let form = self.linear_form(h, mean, &mut forms.recursion);
+        forms.push(&form)
     }
 
     /// Runs [`Ar::path`]'s recursion on symbols: each value is a constant plus weights on the
@@ -686,6 +679,61 @@ fn power_and_sum(step: &Matrix, h: usize) -> (Matrix, Matrix) {
     done
 }
 
+/// The normal equations of AR(`p`) with an intercept on `values` less `centre`: the Gram
+/// matrix XᵀX and the moment Xᵀy of the design whose row for t = p..n is
+/// [1, z(t−1), …, z(t−p)] with target z(t), z = value − centre.
+///
+/// Without the design: every entry is a sum of lagged products over the same run of t,
+/// Σ z(t−i) z(t−j), and shifting both lags by one moves the run back by one, so that
+/// G(i+1, j+1) = G(i, j) + z(p−1−i) z(p−1−j) − z(n−1−i) z(n−1−j). The first row (lag 0
+/// against lags 0..=p) is summed, O(n p); the rest follows from it, O(p²). Building the design
+/// and multiplying it out (O(n p²)) was most of a refit of AR, refitted per series every few
+/// hundred samples. The sums round differently from the product's, by a few ulps of the largest
+/// entry.
+fn lag_products(values: &[f64], centre: f64, p: usize) -> (Array2<f64>, Array1<f64>) {
+    let n = values.len();
+    let z: Vec<f64> = values.iter().map(|v| v - centre).collect();
+    let width = p + 1;
+    // lags[i * width + j] = Σ_{t = p}^{n − 1} z(t − i) z(t − j), for lags 0..=p.
+    let mut lags = vec![0.0; width * width];
+    let (first, _) = lags.split_at_mut(width);
+    for t in p..n {
+        let target = z[t];
+        for (sum, lagged) in first.iter_mut().zip(z[t - p..=t].iter().rev()) {
+            *sum += target * lagged;
+        }
+    }
+    for i in 0..p {
+        for j in i..p {
+            let shifted =
+                lags[i * width + j] + z[p - 1 - i] * z[p - 1 - j] - z[n - 1 - i] * z[n - 1 - j];
+            lags[(i + 1) * width + j + 1] = shifted;
+        }
+    }
+    // sums[j] = Σ_{t = p}^{n − 1} z(t − j), by the same shift.
+    let mut sums = vec![0.0; width];
+    sums[0] = z[p..].iter().sum();
+    for j in 0..p {
+        sums[j + 1] = sums[j] + z[p - 1 - j] - z[n - 1 - j];
+    }
+    let at = |i: usize, j: usize| lags[i.min(j) * width + i.max(j)];
+    let mut gram = Array2::<f64>::zeros((width, width));
+    gram[[0, 0]] = (n - p) as f64;
+    for a in 1..width {
+        gram[[0, a]] = sums[a];
+        gram[[a, 0]] = sums[a];
+        for b in 1..width {
+            gram[[a, b]] = at(a, b);
+        }
+    }
+    let mut moment = Array1::<f64>::zeros(width);
+    moment[0] = sums[0];
+    for a in 1..width {
+        moment[a] = at(0, a);
+    }
+    (gram, moment)
+}
+
 /// Solves the normal equations `gram x = moment` by Cholesky, with a small ridge on the diagonal
 /// so that a constant or collinear window still gives an answer; `None` if the matrix is not
 /// positive definite even then (non-finite input).
@@ -812,10 +860,39 @@ mod tests {
         ] {
             let resumed = ar.linear_form(h, mean, &mut kept);
             let fresh = ar.recursion_form(h, mean);
-            assert_eq!(resumed.constant.to_bits(), fresh.constant.to_bits(), "h {h}");
+            assert_eq!(
+                resumed.constant.to_bits(),
+                fresh.constant.to_bits(),
+                "h {h}"
+            );
             for (r, f) in resumed.weights.iter().zip(&fresh.weights) {
                 assert_eq!(r.to_bits(), f.to_bits(), "h {h} mean {mean}");
             }
+        }
+    }
+
+    /// Forms kept across samples and rebuilt after each refit answer what an AR with the same
+    /// fit and no forms kept answers, to the bit, in any order of asking.
+    #[test]
+    fn forms_rebuilt_after_a_refit_answer_as_fresh_ones() {
+        let mut m = model(8);
+        let mut noise = Noise::new(17);
+        for t in 0..700 {
+            m.update(seasonal(t, 40) + noise.next());
+            let Core::Ar(ar) = &m.core else {
+                unreachable!("an AR model")
+            };
+            let mut kept = [0.0; 5];
+            ar.forecasts_at(&[1, 3, 6, 12, 24], &m.history, &mut kept);
+            let kept_mean = ar.mean_over(60, &m.history);
+            let fresh = ar.clone();
+            fresh.forms.borrow_mut().clear();
+            let fresh_mean = fresh.mean_over(60, &m.history);
+            for (h, value) in [1, 3, 6, 12, 24].into_iter().zip(kept) {
+                let answer = fresh.forecast(h, &m.history);
+                assert_eq!(value.to_bits(), answer.to_bits(), "t {t} h {h}");
+            }
+            assert_eq!(kept_mean.to_bits(), fresh_mean.to_bits(), "t {t}");
         }
     }
 
@@ -837,6 +914,50 @@ mod tests {
         let walked = ar.with_path(h, &m.history, |path| path.iter().sum::<f64>() / h as f64);
         assert!((m.history.clamp(walked) - mean).abs() <= 1e-9 * mean.abs().max(1.0));
         assert_eq!(ar.variance.get().map(|(at, _)| at), Some(h));
+    }
+
+    /// The normal equations from lagged sums are the design's XᵀX and Xᵀy, within rounding,
+    /// at every order the window allows, on a noisy, a seasonal and a spiky series.
+    #[test]
+    fn lag_products_are_the_design_s_normal_equations() {
+        let mut noise = Noise::new(31);
+        let series: [Vec<f64>; 3] = [
+            (0..400).map(|_| 5.0 + noise.next()).collect(),
+            (0..1008).map(|t| seasonal(t, 48) + noise.next()).collect(),
+            (0..300)
+                .map(|t| if t % 97 == 5 { 1e6 } else { 0.3 * noise.next() })
+                .collect(),
+        ];
+        for values in &series {
+            let n = values.len();
+            let centre = values.iter().sum::<f64>() / n as f64;
+            for p in [1, 2, 8, 12] {
+                let (gram, moment) = lag_products(values, centre, p);
+                let width = p + 1;
+                let row = |t: usize| -> Vec<f64> {
+                    std::iter::once(1.0)
+                        .chain((1..=p).map(|j| values[t - j] - centre))
+                        .collect()
+                };
+                let scale = gram[[1, 1]].abs().max(1.0);
+                for a in 0..width {
+                    let expected: f64 = (p..n).map(|t| row(t)[a] * (values[t] - centre)).sum();
+                    assert!(
+                        (moment[a] - expected).abs() <= 1e-9 * scale,
+                        "p {p} moment {a}: {} {expected}",
+                        moment[a]
+                    );
+                    for b in 0..width {
+                        let expected: f64 = (p..n).map(|t| row(t)[a] * row(t)[b]).sum();
+                        assert!(
+                            (gram[[a, b]] - expected).abs() <= 1e-9 * scale,
+                            "p {p} gram {a},{b}: {} {expected}",
+                            gram[[a, b]]
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

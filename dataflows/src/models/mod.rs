@@ -186,7 +186,16 @@ impl History {
     }
 
     fn slot(&self, index: usize) -> usize {
-        (self.start + index) % self.ring.len()
+        // A wrap, not `%`: AR reads its lags through here, 16 integer divisions a sample.
+        // (The division stays for a start past the ring, which only a doctored checkpoint has.)
+        let (at, size) = (self.start + index, self.ring.len());
+        if at < size {
+            at
+        } else if at - size < size {
+            at - size
+        } else {
+            at % size
+        }
     }
 
     fn push(&mut self, value: f64) {
