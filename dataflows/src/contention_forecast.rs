@@ -131,11 +131,17 @@ impl SeriesState {
         // series estimates its own. Either way the step is kept coarse enough for the window
         // to span the horizon: the mean over 10 minutes ahead needs no 1-ms steps, and a model
         // that has seen one second of them would extrapolate 600,000 steps.
-        let model = TimedModel::for_series(
+        let mut model = TimedModel::for_series(
             &config.model,
             config.model.interval_ms.map(|ms| ms as Time),
             config.horizon_ms as f64 / config.model.window.max(1) as f64,
         );
+        // What `forecast` reads: the mean and sigma over the horizon, and with dynamic
+        // granularity the one-step sigma.
+        match config.coarse_quantum_ppm {
+            None => model.focus_on(&[config.horizon_ms]),
+            Some(_) => model.focus_on(&[config.horizon_ms, 0]),
+        }
         SeriesState {
             model,
             anomaly: AnomalyScorer::new(AnomalyParams::default()),

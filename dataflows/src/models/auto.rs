@@ -11,7 +11,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::ar::Ar;
-use super::catch_up::later_refits;
+use super::catch_up::{later_refits, SETTLE};
 use super::ewma::Ewma;
 use super::holt::Holt;
 use super::holt_winters::HoltWinters;
@@ -62,6 +62,16 @@ const CEILING: f64 = 25.0;
 /// mean MASE, moving Holt by -0.004 to 0: refit timing is a small perturbation either way.)
 const REFIT_PHASES: [usize; MEMBERS] = [0, 2, 0, 0, 0];
 
+/// Settles during which every bucket is tracked, whatever the owner's focus
+/// ([`Auto::focus`]): a young series' blend has every horizon's whole history. At least a
+/// catch-up's settle ([`SETTLE`]).
+const YOUNG_SETTLES: u64 = 512;
+const _: () = assert!(YOUNG_SETTLES >= SETTLE as u64);
+
+fn all_tracked() -> [bool; BUCKETS.len()] {
+    [true; BUCKETS.len()]
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct Auto {
     ewma: Ewma,
@@ -78,6 +88,17 @@ pub(crate) struct Auto {
     /// for it waits, and where the forecast for `b` samples on goes. Cursors, not a step count
     /// modulo `b`, because integer division would be most of an update's cost.
     cursors: [usize; BUCKETS.len()],
+    /// Settles so far.
+    #[serde(default)]
+    settled: u64,
+    /// The buckets its owner reads (see [`Auto::focus`]); `None`: every one.
+    #[serde(default)]
+    focus: Option<[bool; BUCKETS.len()]>,
+    /// Per bucket, whether its forecasts are recorded and scored: every one while the series is
+    /// young ([`YOUNG_SETTLES`]) or has no focus, then those in focus. A bucket dropped keeps
+    /// its error means; back in focus, its first forecasts are scored `b` samples on.
+    #[serde(default = "all_tracked")]
+    tracked: [bool; BUCKETS.len()],
 }
 
 /// Which members refit after `seen` samples with refits every `every`, and whether the cycle
@@ -127,6 +148,9 @@ impl Auto {
             absolute: vec![EwMean::default(); MEMBERS * BUCKETS.len()],
             squared: vec![EwMean::default(); MEMBERS * BUCKETS.len()],
             cursors: [0; BUCKETS.len()],
+            settled: 0,
+            focus: None,
+            tracked: all_tracked(),
         }
     }
 
@@ -257,31 +281,87 @@ impl Auto {
             .collect()
     }
 
-    /// Each member's forecasts at every bucket, members in [`KINDS`] order. The members are
-    /// called by their types, not through `dyn Member`: this runs at every sample, and static
-    /// calls let the small ones inline.
+    /// Each member's forecasts at every bucket, members in [`KINDS`] order.
+    #[cfg(test)]
     pub(crate) fn members_forecasts(&self, history: &History) -> [[f64; BUCKETS.len()]; MEMBERS] {
-        fn at<M: Member>(member: &M, history: &History) -> [f64; BUCKETS.len()] {
+        self.members_forecasts_at(&BUCKETS, history)
+    }
+
+    /// Each member's forecasts at `horizons` (at most [`BUCKETS`]' count), members in [`KINDS`]
+    /// order, the first `horizons.len()` of each row. The members are called by their types,
+    /// not through `dyn Member`: this runs at every sample, and static calls let the small ones
+    /// inline.
+    fn members_forecasts_at(
+        &self,
+        horizons: &[usize],
+        history: &History,
+    ) -> [[f64; BUCKETS.len()]; MEMBERS] {
+        fn at<M: Member>(
+            member: &M,
+            horizons: &[usize],
+            history: &History,
+        ) -> [f64; BUCKETS.len()] {
             let mut forecasts = [0.0; BUCKETS.len()];
-            member.forecasts_at(&BUCKETS, history, &mut forecasts);
+            member.forecasts_at(horizons, history, &mut forecasts[..horizons.len()]);
             forecasts
         }
         [
-            at(&self.ewma, history),
-            at(&self.holt, history),
-            at(&self.hw, history),
-            at(&self.ar, history),
-            at(&self.median, history),
+            at(&self.ewma, horizons, history),
+            at(&self.holt, horizons, history),
+            at(&self.hw, horizons, history),
+            at(&self.ar, horizons, history),
+            at(&self.median, horizons, history),
         ]
     }
 
-    /// Records each member's forecasts from the newest sample, to be scored when they come due.
+    /// Tracks only the buckets that forecasts at `horizons` read (`mean_over` reads the bucket of
+    /// half its horizon, the others that of their own), once the series is no longer young: a
+    /// series published at one horizon pays for one bucket's forecasts and scores, not five.
+    /// The forecasts at those horizons are what they are with every bucket tracked, to the bit
+    /// (each bucket's errors are its own), as long as the focus stays.
+    pub(crate) fn focus(&mut self, horizons: &[usize]) {
+        // The one-step bucket always: a sigma past the band forecasts are held to is capped by
+        // the one-step sigma (`SeriesModel::capped_sigma`), at any horizon.
+        let mut focus = [false; BUCKETS.len()];
+        focus[0] = true;
+        for &h in horizons {
+            let h = h.max(1);
+            focus[bucket_of(h)] = true;
+            focus[bucket_of(h.div_ceil(2))] = true;
+        }
+        self.focus = Some(focus);
+    }
+
+    /// Records each member's forecasts from the newest sample at the buckets tracked, to be
+    /// scored when they come due; first drops the buckets out of focus.
     pub(crate) fn settle(&mut self, history: &History) {
-        let all = self.members_forecasts(history);
+        self.settled += 1;
+        let young = self.settled <= YOUNG_SETTLES;
+        let mut horizons = [0; BUCKETS.len()];
+        let mut which = [0; BUCKETS.len()];
+        let mut count = 0;
+        for bucket in 0..BUCKETS.len() {
+            let tracked = young || self.focus.is_none_or(|focus| focus[bucket]);
+            if self.tracked[bucket] && !tracked {
+                // Its recorded forecasts would be scored, and read by `recorded`, stale.
+                for m in 0..MEMBERS {
+                    let ring = m * SLOTS + OFFSETS[bucket];
+                    self.pending[ring..ring + BUCKETS[bucket]].fill(f64::NAN);
+                }
+            }
+            self.tracked[bucket] = tracked;
+            if tracked {
+                horizons[count] = BUCKETS[bucket];
+                which[count] = bucket;
+                count += 1;
+            }
+        }
+        let all = self.members_forecasts_at(&horizons[..count], history);
+        let band = history.band();
         for (m, forecasts) in all.iter().enumerate() {
-            for (bucket, &f) in forecasts.iter().enumerate() {
+            for (&f, &bucket) in forecasts.iter().zip(&which[..count]) {
                 let slot = OFFSETS[bucket] + self.cursors[bucket];
-                self.pending[m * SLOTS + slot] = history.clamp(f);
+                self.pending[m * SLOTS + slot] = band.clamp(f);
             }
         }
         for (cursor, &b) in self.cursors.iter_mut().zip(&BUCKETS) {
@@ -312,6 +392,10 @@ impl Auto {
     fn ceilings(&self) -> [f64; BUCKETS.len()] {
         let mut ceilings = [f64::INFINITY; BUCKETS.len()];
         for (bucket, ceiling) in ceilings.iter_mut().enumerate() {
+            // An untracked bucket has nothing pending to score.
+            if !self.tracked[bucket] {
+                continue;
+            }
             // The members are scored on the same samples, so their means share one weight: the
             // smallest mean is the smallest sum over it, one division instead of five.
             let weight = self.absolute[bucket].weight;
@@ -364,8 +448,9 @@ impl Auto {
             self.ar.mean_over(h, history),
             self.median.mean_over(h, history),
         ];
+        let band = history.band();
         (0..MEMBERS)
-            .map(|m| weights[m] * history.clamp(means[m]))
+            .map(|m| weights[m] * band.clamp(means[m]))
             .sum()
     }
 
@@ -386,6 +471,9 @@ impl Member for Auto {
         let ceilings = self.ceilings();
         for m in 0..MEMBERS {
             for (bucket, (&offset, &cursor)) in OFFSETS.iter().zip(&self.cursors).enumerate() {
+                if !self.tracked[bucket] {
+                    continue;
+                }
                 let forecast = self.pending[m * SLOTS + offset + cursor];
                 if forecast.is_finite() {
                     let error = value - forecast;
@@ -616,6 +704,36 @@ mod tests {
         }
         // Refits at every sample: every member, every time.
         assert_eq!(due_members(100, 1), Some((all, true)));
+    }
+
+    /// Focused on a horizon, the model publishes there what it does unfocused, to the bit, and
+    /// past its youth scores only the buckets that horizon (and the one-step sigma) reads.
+    #[test]
+    fn a_focused_model_forecasts_its_horizon_to_the_bit_and_tracks_only_its_buckets() {
+        let mut noise = Noise::new(25);
+        let mut every = SeriesModel::new(&ModelConfig::new(ModelKind::Auto));
+        let mut focused = every.clone();
+        focused.focus(&[60]);
+        for t in 0..3000 {
+            let spike = if t % 500 == 250 { 80.0 } else { 0.0 };
+            let y = seasonal(t, 48) + 3.0 * noise.next() + spike;
+            every.update(y);
+            focused.update(y);
+            let (mean, sigma) = every.mean_and_sigma(60);
+            let (focused_mean, focused_sigma) = focused.mean_and_sigma(60);
+            assert_eq!(mean.to_bits(), focused_mean.to_bits(), "t {t}");
+            assert_eq!(sigma.to_bits(), focused_sigma.to_bits(), "t {t}");
+            assert_eq!(
+                every.sigma(1).to_bits(),
+                focused.sigma(1).to_bits(),
+                "t {t}"
+            );
+        }
+        let (Core::Auto(every), Core::Auto(focused)) = (&every.core, &focused.core) else {
+            unreachable!()
+        };
+        assert_eq!(every.tracked, [true; BUCKETS.len()]);
+        assert_eq!(focused.tracked, [true, false, false, false, true]);
     }
 
     #[test]

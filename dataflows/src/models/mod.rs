@@ -274,19 +274,45 @@ impl History {
     }
 
     pub(crate) fn clamp(&self, forecast: f64) -> f64 {
-        if !forecast.is_finite() || self.lo > self.hi {
-            return if forecast.is_finite() {
-                forecast
-            } else {
-                self.last()
-            };
+        self.band().clamp(forecast)
+    }
+
+    /// What [`History::clamp`] holds forecasts to, worked out once for many: `auto` clamps
+    /// thirty forecasts a sample against the same window.
+    pub(crate) fn band(&self) -> Band {
+        let range = (self.lo <= self.hi).then(|| {
+            let margin = 0.5 * (self.hi - self.lo);
+            let mut low = self.lo - margin;
+            if self.nonnegative {
+                low = low.max(0.0);
+            }
+            (low, self.hi + margin)
+        });
+        Band {
+            range,
+            last: self.last(),
         }
-        let margin = 0.5 * (self.hi - self.lo);
-        let mut low = self.lo - margin;
-        if self.nonnegative {
-            low = low.max(0.0);
+    }
+}
+
+/// The band of [`History::band`]: the window's range widened by half its span each way (at
+/// zero for a series never negative), or none while the window is empty; a forecast that is
+/// not finite is replaced by the newest value.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Band {
+    range: Option<(f64, f64)>,
+    last: f64,
+}
+
+impl Band {
+    pub(crate) fn clamp(&self, forecast: f64) -> f64 {
+        if !forecast.is_finite() {
+            return self.last;
         }
-        forecast.clamp(low, self.hi + margin)
+        match self.range {
+            Some((low, high)) => forecast.clamp(low, high),
+            None => forecast,
+        }
     }
 }
 
@@ -501,6 +527,17 @@ impl SeriesModel {
             let full = self.history.is_full();
             let values = self.history.contiguous();
             self.core.member_mut().refit_ahead(values, later, full);
+        }
+    }
+
+    /// Its owner reads forecasts only at `horizons` steps ahead (and means over them) from now
+    /// on: `auto` stops recording and scoring its members' forecasts at the error buckets no
+    /// such forecast reads, once the series is mature. The forecasts at `horizons` stay what
+    /// they are, to the bit, while the focus stays; at other horizons they blend by errors
+    /// last measured before the focus. The other models track nothing per horizon.
+    pub fn focus(&mut self, horizons: &[usize]) {
+        if let Core::Auto(auto) = &mut self.core {
+            auto.focus(horizons);
         }
     }
 

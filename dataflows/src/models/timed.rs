@@ -18,6 +18,9 @@ use serde::{Deserialize, Serialize};
 use super::{round_half_away, EwMean, ModelConfig, SeriesModel};
 use crate::types::Time;
 
+/// Horizons a series' owner may focus it on ([`TimedModel::focus_on`]).
+pub const MAX_FOCUS: usize = 4;
+
 /// Missing steps filled by interpolation; beyond this a gap is a gap.
 pub const DEFAULT_MAX_FILL: u64 = 12;
 
@@ -73,6 +76,11 @@ pub struct TimedModel {
     off_retries: u8,
     /// Whether the run of slower gaps held retries at all.
     off_retried: bool,
+    /// How far ahead, in milliseconds, its owner reads forecasts (at most [`MAX_FOCUS`]); empty:
+    /// at any horizon. `auto` then tracks the errors of the horizons these are in steps only
+    /// ([`SeriesModel::focus`]).
+    #[serde(default)]
+    focus_ms: Vec<Time>,
     /// The model the last change of rate put aside, taken back if the rate returns to its step
     /// (a collector that alternates between two rates would otherwise start a fresh model at
     /// every alternation, and never have one older than a phase).
@@ -177,6 +185,7 @@ impl TimedModel {
             off_slower: false,
             off_retries: 0,
             off_retried: false,
+            focus_ms: Vec::new(),
             shelved: None,
         }
     }
@@ -259,7 +268,23 @@ impl TimedModel {
                 keep_sample(&mut shelved.since, time, value);
             }
         }
+        if !self.focus_ms.is_empty() {
+            // In steps of the current estimate (and of whichever model the sample left
+            // running): it takes effect from the next sample.
+            let mut horizons = [0; MAX_FOCUS];
+            for (h, &ms) in horizons.iter_mut().zip(&self.focus_ms) {
+                *h = self.steps(ms);
+            }
+            self.model.focus(&horizons[..self.focus_ms.len()]);
+        }
         steps
+    }
+
+    /// Reads forecasts only `horizons_ms` ahead from now on (the first [`MAX_FOCUS`] of them):
+    /// the forecasts there stay what they would be, and `auto` stops scoring the horizons no
+    /// one reads once the series is mature (see [`SeriesModel::focus`]).
+    pub fn focus_on(&mut self, horizons_ms: &[Time]) {
+        self.focus_ms = horizons_ms.iter().copied().take(MAX_FOCUS).collect();
     }
 
     /// [`Self::update_steps`] but for keeping the sample for a model put aside.
