@@ -643,7 +643,7 @@ impl FinishTimePlacer {
                     freed.push(device);
                 }
                 state.contention = value;
-                self.rekey(device);
+                // Stale, so re-predicted below, which re-keys it (once, not twice an epoch).
                 self.mark_stale(device);
             }
         }

@@ -20,9 +20,9 @@ const STACK_PATH: usize = 64;
 /// Rows needed per coefficient before a fit is trusted.
 const ROWS_PER_COEFFICIENT: usize = 3;
 
-/// Horizons up to this long get their [`LinearForm`] by running the path's recursion on symbols
-/// (the path's own order of terms); longer ones by powers of the step's matrix, so that a
-/// horizon of many steps (10 minutes of 1-ms samples is 600,000) costs O(p³ log h) a fit.
+/// Horizons up to this long get their [`LinearForm`] from the fit's MA weights ([`Psi`], O(p h)
+/// to extend); longer ones by powers of the step's matrix, so that a horizon of many steps
+/// (10 minutes of 1-ms samples is 600,000) costs O(p³ log h) a fit.
 const MAX_FORM_STEPS: usize = 4096;
 
 /// Forms kept per fit (a series asks for a handful of horizons: `auto`'s error buckets and the
@@ -42,80 +42,75 @@ struct LinearForm {
     weights: Vec<f64>,
 }
 
-/// [`Ar::path`]'s recursion run on symbols: each value is a constant plus weights on the p
-/// newest lags (centred), in the path's own order of terms, so a form gives the path's value
-/// rounded differently.
-#[derive(Clone, Debug)]
-struct Recursion {
-    /// Ring slot k holds [constant, weight on lag 0, …, weight on lag p−1]; slot (head + i)
-    /// % p is the value i + 1 steps before the next, as in `path`.
-    lags: Vec<f64>,
-    head: usize,
-    /// The newest value's form, and the sum of every value's so far.
-    next: Vec<f64>,
-    sum: Vec<f64>,
-    steps: usize,
+/// A fit's MA(∞) weights ψ_0 = 1, ψ_k = Σ_i phi_i ψ_{k−1−i}, with their running sums,
+/// extended as far as the longest form asked: each form is then a short sum over them. The
+/// value h steps ahead is intercept Σ_{k<h} ψ_k + Σ_j w_j lag_j with
+/// w_j = Σ_{i≥j} phi_i ψ_{h−1−i+j}, and the mean of steps 1..=h the same over the running sums:
+/// O(p) a step of horizon and O(p²) a form, where running the path's recursion on symbols
+/// was O(p²) a step (most of what rebuilding the forms after a refit cost).
+#[derive(Clone, Debug, Default)]
+struct Psi {
+    psi: Vec<f64>,
+    /// Ψ(k) = Σ_{m ≤ k} ψ_m.
+    cumulative: Vec<f64>,
+    /// Σ_{s ≤ k} Ψ(s).
+    cumulative_sums: Vec<f64>,
 }
 
-impl Recursion {
-    fn new(ar: &Ar) -> Recursion {
-        let p = ar.coefficients.len();
-        let width = p + 1;
-        let mut lags = vec![0.0; p * width];
-        for i in 0..p {
-            lags[i * width + 1 + i] = 1.0;
-        }
-        Recursion {
-            lags,
-            head: 0,
-            next: vec![0.0; width],
-            sum: vec![0.0; width],
-            steps: 0,
+impl Psi {
+    /// Extends the weights to at least `count` of them.
+    fn extend_to(&mut self, phi: &[f64], count: usize) {
+        while self.psi.len() < count {
+            let k = self.psi.len();
+            let value = if k == 0 {
+                1.0
+            } else {
+                phi.iter()
+                    .take(k)
+                    .enumerate()
+                    .map(|(i, phi)| phi * self.psi[k - 1 - i])
+                    .sum()
+            };
+            let cumulative = self.cumulative.last().copied().unwrap_or(0.0) + value;
+            let sums = self.cumulative_sums.last().copied().unwrap_or(0.0) + cumulative;
+            self.psi.push(value);
+            self.cumulative.push(cumulative);
+            self.cumulative_sums.push(sums);
         }
     }
 
-    /// Runs the recursion on to `h` steps (no further than it is).
-    fn advance_to(&mut self, ar: &Ar, h: usize) {
-        let p = ar.coefficients.len();
-        let width = p + 1;
-        while self.steps < h {
-            self.next.fill(0.0);
-            self.next[0] = ar.intercept;
-            for i in (0..p).rev() {
-                // (head + i) % p, without a division: both are below p.
-                let slot = if self.head + i >= p {
-                    self.head + i - p
+    /// The form of the value `h` ≥ 1 steps ahead, or (`mean`) of the mean of steps 1..=h;
+    /// the weights must reach `h`.
+    fn form(&self, ar: &Ar, h: usize, mean: bool) -> LinearForm {
+        let phi = &ar.coefficients;
+        let table = if mean { &self.cumulative } else { &self.psi };
+        let weights = (0..phi.len())
+            .map(|j| {
+                // ψ (or Ψ) at h − 1 − i + j for i ≥ j: zero below index 0.
+                let sum: f64 = (j..phi.len())
+                    .filter_map(|i| {
+                        (h + j)
+                            .checked_sub(1 + i)
+                            .map(|index| phi[i] * table[index])
+                    })
+                    .sum();
+                if mean {
+                    sum / h as f64
                 } else {
-                    self.head + i
-                };
-                let phi = ar.coefficients[i];
-                let lag = &self.lags[slot * width..(slot + 1) * width];
-                for (n, l) in self.next.iter_mut().zip(lag) {
-                    *n += phi * l;
+                    sum
                 }
-            }
-            self.head = if self.head == 0 { p - 1 } else { self.head - 1 };
-            self.lags[self.head * width..(self.head + 1) * width].copy_from_slice(&self.next);
-            for (s, n) in self.sum.iter_mut().zip(&self.next) {
-                *s += n;
-            }
-            self.steps += 1;
-        }
-    }
-
-    /// The form of the value `steps` ahead, or (`mean`) of the mean of the values up to it.
-    fn form(&self, mean: bool) -> LinearForm {
-        let h = self.steps;
-        let values = if mean {
-            self.sum.iter().map(|s| s / h as f64).collect::<Vec<f64>>()
+            })
+            .collect();
+        let constant = if mean {
+            ar.intercept * self.cumulative_sums[h - 1] / h as f64
         } else {
-            self.next.clone()
+            ar.intercept * self.cumulative[h - 1]
         };
         LinearForm {
             h,
             mean,
-            constant: values[0],
-            weights: values[1..].to_vec(),
+            constant,
+            weights,
         }
     }
 }
@@ -132,8 +127,8 @@ struct Forms {
     stride: usize,
     /// The form after the last one found: where the next query usually is.
     next: usize,
-    /// The recursion the forms were built by, to resume for a longer horizon.
-    recursion: Option<Recursion>,
+    /// The MA weights the forms were built from, to extend for a longer horizon.
+    psi: Psi,
 }
 
 impl Forms {
@@ -145,7 +140,7 @@ impl Forms {
         self.keys.clear();
         self.values.clear();
         self.next = 0;
-        self.recursion = None;
+        self.psi = Psi::default();
     }
 
     #[inline]
@@ -315,34 +310,27 @@ impl Ar {
         if forms.len() >= MAX_FORMS {
             forms.clear();
         }
-        let form = self.linear_form(h, mean, &mut forms.recursion);
+        let form = self.linear_form(h, mean, &mut forms.psi);
         forms.push(&form)
     }
 
-    /// Runs [`Ar::path`]'s recursion on symbols: each value is a constant plus weights on the
-    /// p newest lags (centred), in the path's own order of terms; past [`MAX_FORM_STEPS`], by
-    /// [`Ar::power_form`].
-    fn linear_form(&self, h: usize, mean: bool, recursion: &mut Option<Recursion>) -> LinearForm {
+    /// The form of (`h` ≥ 1, `mean`) from the fit's MA weights ([`Psi`], extended as far as
+    /// needed: `auto`'s buckets and the placement horizon's mean share them); past
+    /// [`MAX_FORM_STEPS`], by [`Ar::power_form`].
+    fn linear_form(&self, h: usize, mean: bool, psi: &mut Psi) -> LinearForm {
         if h > MAX_FORM_STEPS {
             return self.power_form(h, mean);
         }
-        // The queries come in increasing horizons (`auto`'s buckets, then the mean over the
-        // placement horizon), so one recursion, resumed, builds them all: its first h steps
-        // are those of any longer one. A shorter horizon asked later starts it again.
-        let recursion = match recursion {
-            Some(kept) if kept.steps <= h => kept,
-            _ => recursion.insert(Recursion::new(self)),
-        };
-        recursion.advance_to(self, h);
-        recursion.form(mean)
+        psi.extend_to(&self.coefficients, h);
+        psi.form(self, h, mean)
     }
 
-    /// [`Ar::linear_form`] by the recursion, O(p² h).
+    /// [`Ar::linear_form`] from MA weights of its own.
     #[cfg(test)]
-    fn recursion_form(&self, h: usize, mean: bool) -> LinearForm {
-        let mut recursion = Recursion::new(self);
-        recursion.advance_to(self, h);
-        recursion.form(mean)
+    fn psi_form(&self, h: usize, mean: bool) -> LinearForm {
+        let mut psi = Psi::default();
+        psi.extend_to(&self.coefficients, h);
+        psi.form(self, h, mean)
     }
 
     /// The matrix of one step on `[1, lag 0, …, lag p−1]` (centred lags, newest first): the
@@ -362,7 +350,7 @@ impl Ar {
     }
 
     /// The form of `h` steps (or of their mean) from the step matrix M: row 1 of M^h, or of
-    /// (M + M² + … + M^h) / h, by binary powers: O(p³ log h) instead of the recursion's O(p² h).
+    /// (M + M² + … + M^h) / h, by binary powers: O(p³ log h) instead of the MA weights' O(p h).
     fn power_form(&self, h: usize, mean: bool) -> LinearForm {
         let step = self.step_matrix();
         let (power, sum) = power_and_sum(&step, h);
@@ -807,10 +795,10 @@ mod tests {
         ar
     }
 
-    /// Forms by powers of the step matrix equal the recursion's, and the psi sum by doubling
+    /// Forms by powers of the step matrix equal the MA weights', and the psi sum by doubling
     /// the term-by-term one, within rounding, stationary or on a unit root.
     #[test]
-    fn long_horizon_forms_and_variance_by_powers_match_the_recursion() {
+    fn long_horizon_forms_and_variance_by_powers_match_the_ma_weights() {
         let cases: [(f64, &[f64]); 4] = [
             (0.01, &[0.5, 0.2, -0.1]),
             (0.0, &[0.9]),
@@ -821,7 +809,7 @@ mod tests {
             let ar = fitted(intercept, coefficients);
             for h in [1, 2, 7, 60, 300, 5_000] {
                 for mean in [false, true] {
-                    let slow = ar.recursion_form(h, mean);
+                    let slow = ar.psi_form(h, mean);
                     let fast = ar.power_form(h, mean);
                     let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs().max(1.0);
                     assert!(
@@ -842,12 +830,12 @@ mod tests {
         }
     }
 
-    /// One recursion resumed from horizon to horizon builds each form to the bit as a fresh
-    /// one would, whatever order the horizons come in (a shorter one starts it again).
+    /// MA weights extended from horizon to horizon build each form to the bit as fresh ones
+    /// would, whatever order the horizons come in.
     #[test]
-    fn a_resumed_recursion_builds_the_forms_a_fresh_one_would() {
+    fn extended_ma_weights_build_the_forms_fresh_ones_would() {
         let ar = fitted(-0.02, &[0.3, 0.1, 0.05, 0.2, -0.1, 0.05, 0.1, 0.1]);
-        let mut kept = None;
+        let mut kept = Psi::default();
         for (h, mean) in [
             (1, false),
             (3, false),
@@ -859,7 +847,7 @@ mod tests {
             (7, true),
         ] {
             let resumed = ar.linear_form(h, mean, &mut kept);
-            let fresh = ar.recursion_form(h, mean);
+            let fresh = ar.psi_form(h, mean);
             assert_eq!(
                 resumed.constant.to_bits(),
                 fresh.constant.to_bits(),
