@@ -33,9 +33,10 @@ const PREVIOUS_TEMPORARY: &str = "checkpoint.prev.tmp";
 /// aside when its rate changed; 8: whether a log's last line read had no newline; 9: a
 /// series' last step apart from its last sample, and the retries in a slower run; A, the
 /// tenth, the samples since a series put its model aside, and the dropped fields of events
-/// waiting in the reorder buffer), since bincode is not
-/// self-describing and an older layout would fail to decode with a message about enum tags.
-const MAGIC: &[u8; 8] = b"AUGURCKA";
+/// waiting in the reorder buffer; B, a series' focus and the error buckets `auto` tracks),
+/// since bincode is not self-describing and an older layout would fail to decode with a
+/// message about enum tags.
+const MAGIC: &[u8; 8] = b"AUGURCKB";
 /// Magic, payload length, checksum.
 const HEADER_BYTES: usize = 24;
 

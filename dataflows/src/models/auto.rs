@@ -318,18 +318,25 @@ impl Auto {
     /// half its horizon, the others that of their own), once the series is no longer young: a
     /// series published at one horizon pays for one bucket's forecasts and scores, not five.
     /// The forecasts at those horizons are what they are with every bucket tracked, to the bit
-    /// (each bucket's errors are its own), as long as the focus stays.
+    /// (each bucket's errors are its own).
+    ///
+    /// The focus only grows: a bucket once read stays tracked. The horizon in steps follows the
+    /// interval's estimate (and a model taken back after a change of rate, or one turning coarse,
+    /// sees another step), so a horizon near a bucket's edge may cross it; dropped at each
+    /// crossing, the bucket would lose its pending forecasts every time and its means could
+    /// freeze while read. A bucket that enters the focus after the series' youth starts from
+    /// the means it kept and is scored from `b` samples on: forecasts there are the unfocused
+    /// model's to the bit only for the buckets in focus since the youth ended.
     pub(crate) fn focus(&mut self, horizons: &[usize]) {
+        let focus = self.focus.get_or_insert([false; BUCKETS.len()]);
         // The one-step bucket always: a sigma past the band forecasts are held to is capped by
         // the one-step sigma (`SeriesModel::capped_sigma`), at any horizon.
-        let mut focus = [false; BUCKETS.len()];
         focus[0] = true;
         for &h in horizons {
             let h = h.max(1);
             focus[bucket_of(h)] = true;
             focus[bucket_of(h.div_ceil(2))] = true;
         }
-        self.focus = Some(focus);
     }
 
     /// Records each member's forecasts from the newest sample at the buckets tracked, to be
@@ -729,11 +736,29 @@ mod tests {
                 "t {t}"
             );
         }
-        let (Core::Auto(every), Core::Auto(focused)) = (&every.core, &focused.core) else {
+        {
+            let (Core::Auto(every), Core::Auto(focused)) = (&every.core, &focused.core) else {
+                unreachable!()
+            };
+            assert_eq!(every.tracked, [true; BUCKETS.len()]);
+            assert_eq!(focused.tracked, [true, false, false, false, true]);
+        }
+        // The horizon crosses a bucket's edge and comes back (an interval estimate drifting):
+        // the focus grows, and the first horizon's buckets, never dropped, keep their bits.
+        for t in 3000..3200 {
+            focused.focus(&[if t % 7 < 3 { 20 } else { 60 }]);
+            let y = seasonal(t, 48) + 3.0 * noise.next();
+            every.update(y);
+            focused.update(y);
+            let (mean, sigma) = every.mean_and_sigma(60);
+            let (focused_mean, focused_sigma) = focused.mean_and_sigma(60);
+            assert_eq!(mean.to_bits(), focused_mean.to_bits(), "t {t}");
+            assert_eq!(sigma.to_bits(), focused_sigma.to_bits(), "t {t}");
+        }
+        let Core::Auto(focused) = &focused.core else {
             unreachable!()
         };
-        assert_eq!(every.tracked, [true; BUCKETS.len()]);
-        assert_eq!(focused.tracked, [true, false, false, false, true]);
+        assert_eq!(focused.tracked, [true, false, true, true, true]);
     }
 
     #[test]
