@@ -76,7 +76,7 @@ pub struct TimedModel {
     off_retries: u8,
     /// Whether the run of slower gaps held retries at all.
     off_retried: bool,
-    /// How far ahead, in milliseconds, its owner reads forecasts (at most [`MAX_FOCUS`]); empty:
+    /// How far ahead, in milliseconds, its owner reads forecasts (at most `MAX_FOCUS`, 4); empty:
     /// at any horizon. `auto` then tracks the errors of the horizons these are in steps only
     /// ([`SeriesModel::focus`]).
     #[serde(default)]
@@ -280,7 +280,7 @@ impl TimedModel {
         steps
     }
 
-    /// Reads forecasts only `horizons_ms` ahead from now on (the first [`MAX_FOCUS`] of them):
+    /// Reads forecasts only `horizons_ms` ahead from now on (the first `MAX_FOCUS`, 4, of them):
     /// the forecasts there stay what they would be, and `auto` stops scoring the horizons no
     /// one reads once the series is mature (see [`SeriesModel::focus`]).
     pub fn focus_on(&mut self, horizons_ms: &[Time]) {
