@@ -470,20 +470,11 @@ impl Ar {
         }
     }
 
-    /// psi weights of the MA(inf) form: psi_0 = 1, psi_j = sum_i phi_i psi_{j-i}.
+    /// The first `count` (at least one) psi weights of the MA(inf) form ([`Psi`]).
     fn psi(&self, count: usize) -> Vec<f64> {
-        let mut psi = vec![0.0; count.max(1)];
-        psi[0] = 1.0;
-        for j in 1..psi.len() {
-            psi[j] = self
-                .coefficients
-                .iter()
-                .enumerate()
-                .take(j)
-                .map(|(i, phi)| phi * psi[j - 1 - i])
-                .sum();
-        }
-        psi
+        let mut psi = Psi::default();
+        psi.extend_to(&self.coefficients, count.max(1));
+        psi.psi
     }
 }
 

@@ -713,6 +713,21 @@ mod tests {
         assert_eq!(due_members(100, 1), Some((all, true)));
     }
 
+    /// Both models take `y`; their mean and sigma over 60 steps agree to the bit.
+    fn update_both_and_compare_at_60(
+        every: &mut SeriesModel,
+        focused: &mut SeriesModel,
+        y: f64,
+        t: usize,
+    ) {
+        every.update(y);
+        focused.update(y);
+        let (mean, sigma) = every.mean_and_sigma(60);
+        let (focused_mean, focused_sigma) = focused.mean_and_sigma(60);
+        assert_eq!(mean.to_bits(), focused_mean.to_bits(), "t {t}");
+        assert_eq!(sigma.to_bits(), focused_sigma.to_bits(), "t {t}");
+    }
+
     /// Focused on a horizon, the model publishes there what it does unfocused, to the bit, and
     /// past its youth scores only the buckets that horizon (and the one-step sigma) reads.
     #[test]
@@ -723,13 +738,12 @@ mod tests {
         focused.focus(&[60]);
         for t in 0..3000 {
             let spike = if t % 500 == 250 { 80.0 } else { 0.0 };
-            let y = seasonal(t, 48) + 3.0 * noise.next() + spike;
-            every.update(y);
-            focused.update(y);
-            let (mean, sigma) = every.mean_and_sigma(60);
-            let (focused_mean, focused_sigma) = focused.mean_and_sigma(60);
-            assert_eq!(mean.to_bits(), focused_mean.to_bits(), "t {t}");
-            assert_eq!(sigma.to_bits(), focused_sigma.to_bits(), "t {t}");
+            update_both_and_compare_at_60(
+                &mut every,
+                &mut focused,
+                seasonal(t, 48) + 3.0 * noise.next() + spike,
+                t,
+            );
             assert_eq!(
                 every.sigma(1).to_bits(),
                 focused.sigma(1).to_bits(),
@@ -747,13 +761,12 @@ mod tests {
         // the focus grows, and the first horizon's buckets, never dropped, keep their bits.
         for t in 3000..3200 {
             focused.focus(&[if t % 7 < 3 { 20 } else { 60 }]);
-            let y = seasonal(t, 48) + 3.0 * noise.next();
-            every.update(y);
-            focused.update(y);
-            let (mean, sigma) = every.mean_and_sigma(60);
-            let (focused_mean, focused_sigma) = focused.mean_and_sigma(60);
-            assert_eq!(mean.to_bits(), focused_mean.to_bits(), "t {t}");
-            assert_eq!(sigma.to_bits(), focused_sigma.to_bits(), "t {t}");
+            update_both_and_compare_at_60(
+                &mut every,
+                &mut focused,
+                seasonal(t, 48) + 3.0 * noise.next(),
+                t,
+            );
         }
         let Core::Auto(focused) = &focused.core else {
             unreachable!()
