@@ -15,6 +15,7 @@
 //!
 //! The generated inputs go to `--dir` (kept) or to a temporary folder (removed at the end).
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -26,6 +27,7 @@ use serde::Serialize;
 use crate::cli::{run_config, RunArgs};
 use crate::input::{MetricFormat, MetricOptions, MetricReader};
 use crate::run::{run, RunOutcome};
+use crate::thread_cpu::ThreadCpu;
 
 /// First timestamp of the generated logs (2024-01-01T00:00:00Z), seconds.
 const START_S: u64 = 1_704_067_200;
@@ -138,12 +140,40 @@ pub struct IngestScenario {
     /// `parse_cpu_s / run_cpu_s`: `run_over_parse` in CPU time, which a machine busy with
     /// other work disturbs less than wall-clock time.
     pub run_cpu_over_parse: Option<f64>,
+    /// CPU seconds of each of `run`'s threads, by name (`timely:work-N`, `augur:feed` reading
+    /// and admitting the inputs, `augur:sink` writing the outputs; Linux only, 10 ms ticks):
+    /// where the run's time goes. Empty where it cannot be read.
+    pub run_thread_cpu_s: BTreeMap<String, f64>,
+    /// The thread with the most CPU time in `run`, and that time over `run_s`: near 1, that
+    /// thread was busy the whole run and bounds it (adding cores elsewhere buys nothing).
+    pub busiest_thread: Option<BusiestThread>,
     /// Epochs `run` processed.
     pub epochs: u64,
     /// Tasks moved over the run (0 once nothing changes).
     pub tasks_moved: u64,
     /// Metric records `run` accepted (must equal `samples`).
     pub accepted: u64,
+}
+
+/// The busiest thread of a run.
+#[derive(Clone, Debug, Serialize)]
+pub struct BusiestThread {
+    /// Its name.
+    pub name: String,
+    /// Its CPU seconds over the run's wall-clock seconds.
+    pub cpu_over_run: f64,
+}
+
+impl BusiestThread {
+    fn of(threads: &BTreeMap<String, f64>, run_s: f64) -> Option<BusiestThread> {
+        threads
+            .iter()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map(|(name, &cpu)| BusiestThread {
+                name: name.clone(),
+                cpu_over_run: cpu / run_s.max(1e-9),
+            })
+    }
 }
 
 /// What `augur bench ingest` measured.
@@ -233,19 +263,30 @@ pub fn run_ingest(
         run_args.metrics = vec![log.clone()];
         run_args.config = Some(config.clone());
         let cpu_before = process_cpu_s();
+        let watch = ThreadCpu::start();
         let started = Instant::now();
-        let outcome = run_once(&run_args)?;
+        let outcome = run_once(&run_args);
         let run_s = started.elapsed().as_secs_f64();
+        let run_thread_cpu_s = watch.map(ThreadCpu::finish).unwrap_or_default();
+        let outcome = outcome?;
         let run_cpu_s = process_cpu_s()
             .zip(cpu_before)
             .map(|(after, before)| after - before);
+        let busiest_thread = BusiestThread::of(&run_thread_cpu_s, run_s);
         let accepted = outcome
             .summary
             .inputs
             .get(&log.display().to_string())
             .map_or(0, |input| input.accepted);
+        let busiest = busiest_thread.as_ref().map_or(String::new(), |b| {
+            format!(
+                ", busiest thread {} ({:.0}% of the run)",
+                b.name,
+                100.0 * b.cpu_over_run
+            )
+        });
         progress(&format!(
-            "{name}: run {run_s:.2} s, {} epochs, {} moves",
+            "{name}: run {run_s:.2} s, {} epochs, {} moves{busiest}",
             outcome.summary.epochs, outcome.summary.tasks_moved
         ));
         scenarios.push(IngestScenario {
@@ -265,6 +306,8 @@ pub fn run_ingest(
                 .zip(run_cpu_s)
                 .filter(|&(parse, _)| parse > 0.0)
                 .map(|(parse, run)| parse / run.max(1e-9)),
+            run_thread_cpu_s,
+            busiest_thread,
             epochs: outcome.summary.epochs,
             tasks_moved: outcome.summary.tasks_moved,
             accepted,
@@ -813,6 +856,15 @@ mod tests {
             assert_eq!(scenario.accepted, 40_000, "{scenario:?}");
             assert_eq!(scenario.epochs, 40_000 / 40, "{scenario:?}");
             assert!(scenario.run_over_parse > 0.0);
+            // Where the task folder can be read, the worker is among the threads seen.
+            if std::path::Path::new("/proc/self/task").is_dir() {
+                assert!(
+                    scenario.run_thread_cpu_s.contains_key("timely:work-0"),
+                    "{:?}",
+                    scenario.run_thread_cpu_s
+                );
+                assert!(scenario.busiest_thread.is_some());
+            }
         }
         let steady = &report.scenarios[1];
         assert_eq!(steady.tasks_moved, 0, "a steady log moves nothing");

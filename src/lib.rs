@@ -46,4 +46,5 @@ pub mod series;
 pub mod serve;
 pub mod simulate;
 pub mod testing;
+pub mod thread_cpu;
 pub mod write_behind;
