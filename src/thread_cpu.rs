@@ -172,9 +172,9 @@ mod tests {
                     x = std::hint::black_box(x.wrapping_add(1));
                 }
             })
-            .unwrap()
+            .expect("a thread starts")
             .join()
-            .unwrap();
+            .expect("the thread ends");
         let totals = watch.finish();
         // Present, with some time: how much depends on what else the machine runs.
         assert!(
