@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use clap::Args;
@@ -53,10 +54,14 @@ pub struct IngestArgs {
     /// Layout of the generated log: `long` CSV or JSONL.
     #[arg(long, default_value = "csv", value_parser = ["csv", "jsonl"])]
     pub log: String,
+    /// Rounds of (bare parse, run) per scenario; the report gives the round whose run / parse
+    /// is the median, so one slow moment of a shared machine does not decide it.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=99))]
+    pub rounds: u32,
     /// Keep the generated inputs and `run`'s outputs in this folder.
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
-    /// A size that finishes in seconds (for CI): 40,000 samples over 20 devices.
+    /// A size that finishes in seconds (for CI): 40,000 samples over 20 devices, one round.
     #[arg(long)]
     pub smoke: bool,
 }
@@ -153,6 +158,20 @@ pub struct IngestScenario {
     pub tasks_moved: u64,
     /// Metric records `run` accepted (must equal `samples`).
     pub accepted: u64,
+    /// Every round's parse and run, in the order run; the figures above are the median
+    /// round's (by `run_over_parse`; with an even count, the lower of the middle two).
+    pub rounds: Vec<RoundFigures>,
+}
+
+/// One round of a scenario: a bare parse, then a run.
+#[derive(Clone, Debug, Serialize)]
+pub struct RoundFigures {
+    /// The parser alone, seconds.
+    pub parse_s: f64,
+    /// The whole `run`, seconds.
+    pub run_s: f64,
+    /// `parse_s / run_s`.
+    pub run_over_parse: f64,
 }
 
 /// The busiest thread of a run.
@@ -243,52 +262,48 @@ pub fn run_ingest(
         write_metrics(&log, devices, samples, steady, args.log == "jsonl")?;
         let log_bytes = std::fs::metadata(&log).map_or(0, |m| m.len());
 
-        let cpu_before = process_cpu_s();
-        let started = Instant::now();
-        let parsed = bare_parse(&log);
-        let parse_s = started.elapsed().as_secs_f64();
-        let parse_cpu_s = process_cpu_s()
-            .zip(cpu_before)
-            .map(|(after, before)| after - before);
-        if parsed != samples {
-            return Err(IngestError::Run(format!(
-                "the parser read {parsed} samples of {samples}"
-            )));
-        }
-        progress(&format!("{name}: bare parse {parse_s:.2} s"));
-
         let mut run_args = base_args(&folder.path.join(format!("out-{name}")), args.workers);
         run_args.workflows = vec![workflow.clone()];
         run_args.platform = Some(platform.clone());
         run_args.metrics = vec![log.clone()];
         run_args.config = Some(config.clone());
-        let cpu_before = process_cpu_s();
-        let watch = ThreadCpu::start();
-        let started = Instant::now();
-        let outcome = run_once(&run_args);
-        let run_s = started.elapsed().as_secs_f64();
-        let run_thread_cpu_s = watch.map(ThreadCpu::finish).unwrap_or_default();
-        let outcome = outcome?;
-        let run_cpu_s = process_cpu_s()
-            .zip(cpu_before)
-            .map(|(after, before)| after - before);
-        let busiest_thread = BusiestThread::of(&run_thread_cpu_s, run_s);
-        let accepted = outcome
-            .summary
-            .inputs
-            .get(&log.display().to_string())
-            .map_or(0, |input| input.accepted);
-        let busiest = busiest_thread.as_ref().map_or(String::new(), |b| {
-            format!(
-                ", busiest thread {} ({:.0}% of the run)",
-                b.name,
-                100.0 * b.cpu_over_run
-            )
-        });
-        progress(&format!(
-            "{name}: run {run_s:.2} s, {} epochs, {} moves{busiest}",
-            outcome.summary.epochs, outcome.summary.tasks_moved
-        ));
+        let rounds = if args.smoke { 1 } else { args.rounds.max(1) };
+        let mut measured = Vec::new();
+        for round in 1..=rounds {
+            let figures = measure_round(&log, samples, &run_args)?;
+            let busiest = figures.busiest_thread.as_ref().map_or(String::new(), |b| {
+                format!(
+                    ", busiest thread {} ({:.0}% of the run)",
+                    b.name,
+                    100.0 * b.cpu_over_run
+                )
+            });
+            progress(&format!(
+                "{name}, round {round} of {rounds}: bare parse {:.2} s, run {:.2} s, {} epochs, {} moves{busiest}",
+                figures.parse_s, figures.run_s, figures.epochs, figures.tasks_moved
+            ));
+            measured.push(figures);
+        }
+        let rounds: Vec<RoundFigures> = measured
+            .iter()
+            .map(|m| RoundFigures {
+                parse_s: m.parse_s,
+                run_s: m.run_s,
+                run_over_parse: m.run_over_parse(),
+            })
+            .collect();
+        let median = median_round(&measured);
+        let Round {
+            parse_s,
+            parse_cpu_s,
+            run_s,
+            run_cpu_s,
+            run_thread_cpu_s,
+            busiest_thread,
+            epochs,
+            tasks_moved,
+            accepted,
+        } = measured.swap_remove(median);
         scenarios.push(IngestScenario {
             name,
             samples,
@@ -308,9 +323,10 @@ pub fn run_ingest(
                 .map(|(parse, run)| parse / run.max(1e-9)),
             run_thread_cpu_s,
             busiest_thread,
-            epochs: outcome.summary.epochs,
-            tasks_moved: outcome.summary.tasks_moved,
+            epochs,
+            tasks_moved,
             accepted,
+            rounds,
         });
     }
     folder.finish();
@@ -531,6 +547,82 @@ fn base_args(out: &Path, workers: usize) -> RunArgs {
     }
 }
 
+/// What one round of a scenario measured.
+struct Round {
+    parse_s: f64,
+    parse_cpu_s: Option<f64>,
+    run_s: f64,
+    run_cpu_s: Option<f64>,
+    run_thread_cpu_s: BTreeMap<String, f64>,
+    busiest_thread: Option<BusiestThread>,
+    epochs: u64,
+    tasks_moved: u64,
+    accepted: u64,
+}
+
+impl Round {
+    fn run_over_parse(&self) -> f64 {
+        self.parse_s / self.run_s.max(1e-9)
+    }
+}
+
+/// A bare parse of `log`, then `run` over it.
+fn measure_round(log: &Path, samples: u64, run_args: &RunArgs) -> Result<Round, IngestError> {
+    let cpu_before = process_cpu_s();
+    let started = Instant::now();
+    let parsed = bare_parse(log);
+    let parse_s = started.elapsed().as_secs_f64();
+    let parse_cpu_s = process_cpu_s()
+        .zip(cpu_before)
+        .map(|(after, before)| after - before);
+    if parsed != samples {
+        return Err(IngestError::Run(format!(
+            "the parser read {parsed} samples of {samples}"
+        )));
+    }
+    let cpu_before = process_cpu_s();
+    let watch = ThreadCpu::start();
+    let started = Instant::now();
+    let outcome = run_once(run_args);
+    let run_s = started.elapsed().as_secs_f64();
+    let run_thread_cpu_s = watch.map(ThreadCpu::finish).unwrap_or_default();
+    let outcome = outcome?;
+    let run_cpu_s = process_cpu_s()
+        .zip(cpu_before)
+        .map(|(after, before)| after - before);
+    let accepted = outcome
+        .summary
+        .inputs
+        .get(&log.display().to_string())
+        .map_or(0, |input| input.accepted);
+    Ok(Round {
+        parse_s,
+        parse_cpu_s,
+        run_s,
+        busiest_thread: BusiestThread::of(&run_thread_cpu_s, run_s),
+        run_cpu_s,
+        run_thread_cpu_s,
+        epochs: outcome.summary.epochs,
+        tasks_moved: outcome.summary.tasks_moved,
+        accepted,
+    })
+}
+
+/// The index of the round whose run / parse is the median (the lower middle one of an even
+/// count); 0 for none.
+fn median_round(rounds: &[Round]) -> usize {
+    let mut order: Vec<usize> = (0..rounds.len()).collect();
+    order.sort_by(|&a, &b| {
+        rounds[a]
+            .run_over_parse()
+            .total_cmp(&rounds[b].run_over_parse())
+    });
+    order
+        .get(rounds.len().saturating_sub(1) / 2)
+        .copied()
+        .unwrap_or(0)
+}
+
 fn run_once(args: &RunArgs) -> Result<RunOutcome, IngestError> {
     let config = run_config(args).map_err(|error| IngestError::Config(error.to_string()))?;
     run(&config)
@@ -538,7 +630,6 @@ fn run_once(args: &RunArgs) -> Result<RunOutcome, IngestError> {
         .ok_or(IngestError::NoOutcome)
 }
 
-/// Samples the parser alone reads from a `long` log.
 /// User and system CPU seconds of this process so far, all threads (`/proc/self/stat`, in
 /// Linux's fixed 100 ticks per second); `None` where there is no such file.
 fn process_cpu_s() -> Option<f64> {
@@ -550,6 +641,7 @@ fn process_cpu_s() -> Option<f64> {
     Some(ticks as f64 / 100.0)
 }
 
+/// Samples the parser alone reads from a `long` log.
 fn bare_parse(path: &Path) -> u64 {
     match MetricReader::open(path, MetricFormat::Long, &MetricOptions::default()) {
         Ok(reader) => reader.map(|outcome| outcome.records.len() as u64).sum(),
@@ -567,10 +659,14 @@ impl Folder {
     fn new(dir: Option<&Path>, name: &str) -> Result<Folder, IngestError> {
         let (path, remove) = match dir {
             Some(dir) => (dir.to_path_buf(), false),
-            None => (
-                std::env::temp_dir().join(format!("augur-bench-{name}-{}", std::process::id())),
-                true,
-            ),
+            None => {
+                // Unique within the process too: two benches in one process (tests) must not
+                // share a folder that the first to finish removes.
+                static NEXT: AtomicU64 = AtomicU64::new(0);
+                let serial = NEXT.fetch_add(1, Ordering::Relaxed);
+                let folder = format!("augur-bench-{name}-{}-{serial}", std::process::id());
+                (std::env::temp_dir().join(folder), true)
+            }
         };
         std::fs::create_dir_all(&path).map_err(|source| IngestError::Write {
             path: path.clone(),
@@ -847,11 +943,14 @@ mod tests {
             workers: 1,
             model: "ewma".into(),
             log: "jsonl".into(),
+            rounds: 3,
             dir: None,
             smoke: true,
         };
         let report = run_ingest(&args, &mut |_| {}).expect("runs");
         assert_eq!(report.scenarios.len(), 2);
+        // The smoke size runs one round, whatever --rounds says.
+        assert!(report.scenarios.iter().all(|s| s.rounds.len() == 1));
         for scenario in &report.scenarios {
             assert_eq!(scenario.accepted, 40_000, "{scenario:?}");
             assert_eq!(scenario.epochs, 40_000 / 40, "{scenario:?}");
@@ -868,6 +967,61 @@ mod tests {
         }
         let steady = &report.scenarios[1];
         assert_eq!(steady.tasks_moved, 0, "a steady log moves nothing");
+    }
+
+    /// Every round is reported, and the scenario's figures are the median round's.
+    #[test]
+    fn rounds_are_all_reported_and_the_median_one_stands_for_the_scenario() {
+        let args = IngestArgs {
+            samples: 6_000,
+            devices: 5,
+            workers: 1,
+            model: "ewma".into(),
+            log: "csv".into(),
+            rounds: 3,
+            dir: None,
+            smoke: false,
+        };
+        let report = run_ingest(&args, &mut |_| {}).expect("runs");
+        for scenario in &report.scenarios {
+            assert_eq!(scenario.rounds.len(), 3, "{scenario:?}");
+            assert_eq!(scenario.accepted, 6_000);
+            let mut ratios: Vec<f64> = scenario.rounds.iter().map(|r| r.run_over_parse).collect();
+            ratios.sort_by(f64::total_cmp);
+            assert_eq!(scenario.run_over_parse.to_bits(), ratios[1].to_bits());
+            assert!(scenario
+                .rounds
+                .iter()
+                .any(|r| r.parse_s == scenario.parse_s && r.run_s == scenario.run_s));
+        }
+    }
+
+    fn round_with(parse_s: f64, run_s: f64) -> Round {
+        Round {
+            parse_s,
+            parse_cpu_s: None,
+            run_s,
+            run_cpu_s: None,
+            run_thread_cpu_s: BTreeMap::new(),
+            busiest_thread: None,
+            epochs: 0,
+            tasks_moved: 0,
+            accepted: 0,
+        }
+    }
+
+    #[test]
+    fn the_median_round_is_the_middle_ratio_or_the_lower_middle_one() {
+        let rounds = [
+            round_with(1.0, 4.0),
+            round_with(1.0, 2.0),
+            round_with(1.0, 8.0),
+        ];
+        assert_eq!(median_round(&rounds), 0);
+        // Ratios 0.5 and 0.125: the lower one, the second round.
+        assert_eq!(median_round(&rounds[1..]), 1);
+        assert_eq!(median_round(&rounds[..1]), 0);
+        assert_eq!(median_round(&[]), 0);
     }
 
     #[test]
