@@ -4,7 +4,8 @@
 //! Unlike the streaming metric readers, this keeps each value in the unit of its column and
 //! each timestamp's text, so results compare directly with the peer tools (statsforecast through
 //! `../shared/peers/forecast_eval.py`, NAB's scorer) that read the same files the same way: rows
-//! sorted by time (stable), unparseable and NaN values dropped, Alibaba's -1 and 101 (anything
+//! sorted by time (stable), unparseable, NaN and infinite values and those beyond ±1e300
+//! dropped ([`MAX_SERIES_MAGNITUDE`]), Alibaba's -1 and 101 (anything
 //! outside [0, 100]) dropped, one series per Alibaba machine, named `file:machine`.
 
 use std::borrow::Cow;
@@ -121,8 +122,8 @@ impl RowCount {
         (self.dropped > 0).then(|| {
             format!(
                 "{file}: {} of {} rows dropped (a time or value that does not parse, NaN or \
-                 infinite values, a row wider or narrower than its header; for Alibaba, values \
-                 outside 0..=100), as the peer tools drop them",
+                 infinite values, values beyond ±1e300, a row wider or narrower than its \
+                 header; for Alibaba, values outside 0..=100), as the peer tools drop them",
                 self.dropped, self.rows
             )
         })
@@ -420,7 +421,7 @@ fn long_jsonl_rows(text: &str) -> Vec<LongRow> {
                 value: record
                     .get("value")
                     .and_then(|v| v.as_f64())
-                    .filter(|v| v.is_finite()),
+                    .and_then(in_range),
             }
         })
         .collect()
@@ -468,13 +469,39 @@ fn position(header: &[Cow<str>], name: &str) -> Result<Option<usize>, String> {
     }
 }
 
+/// Values beyond this magnitude are dropped: the models take differences and sums of a few
+/// values (a level plus a damped trend, a value less a season), which overflow to infinity
+/// near f64's largest, and a model whose forecast is not finite answers with the last value:
+/// on a series alternating between ±1e308 that naive answer scored a perfect 0 at every even
+/// horizon. No measured series comes near it.
+pub const MAX_SERIES_MAGNITUDE: f64 = 1e300;
+
+/// A value the models can take: finite and within [`MAX_SERIES_MAGNITUDE`].
+fn in_range(value: f64) -> Option<f64> {
+    (value.abs() <= MAX_SERIES_MAGNITUDE).then_some(value)
+}
+
 fn number(text: &str) -> Option<f64> {
-    text.parse::<f64>().ok().filter(|v| v.is_finite())
+    text.parse::<f64>().ok().and_then(in_range)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Values the models' differences would overflow are dropped, not forecast (a series
+    /// alternating between ±1e308 scored a perfect 0 from the naive fallback).
+    #[test]
+    fn values_beyond_1e300_are_dropped() {
+        let text = "timestamp,value\n2014-02-14 14:30:00,1e300\n2014-02-14 14:35:00,1e308\n\
+                    2014-02-14 14:40:00,-1e301\n2014-02-14 14:45:00,-1e300\n";
+        let s = parse_series(text, "a.csv", SeriesFormat::Nab, None).expect("parses");
+        assert_eq!(s[0].values, vec![1e300, -1e300]);
+        let jsonl = "{\"time\":1,\"device\":\"d\",\"resource\":\"cpu\",\"value\":1e308}\n\
+                     {\"time\":2,\"device\":\"d\",\"resource\":\"cpu\",\"value\":0.5}\n";
+        let s = parse_series(jsonl, "a.jsonl", SeriesFormat::Long, None).expect("parses");
+        assert_eq!(s[0].values, vec![0.5]);
+    }
 
     #[test]
     fn nab_rows_sorted_and_bad_values_dropped() {

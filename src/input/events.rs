@@ -254,6 +254,7 @@ fn parse_event(text: &str) -> Result<(TaskEvent, Vec<Dropped>), Problem> {
         None | Some(Value::Null) => None,
         Some(value) => match amount("duration", value)
             .and_then(|duration| within_max_duration("duration", duration))
+            .and_then(nonzero_duration)
         {
             Ok(duration) => Some(duration),
             Err(problem) => {
@@ -303,6 +304,18 @@ fn name_field(object: &Map<String, Value>, key: &str) -> Result<Option<String>, 
 }
 
 /// A finite, non-negative number.
+/// A run time of zero measures nothing: the duration model learns only positive ones, and
+/// taken as the event's figure it would hide the time since the start, which it learns from.
+fn nonzero_duration(seconds: f64) -> Result<f64, Problem> {
+    if seconds == 0.0 {
+        return Err((
+            RejectKind::OutOfRange,
+            "duration 0 is no run time (the time since the start is learnt instead)".to_string(),
+        ));
+    }
+    Ok(seconds)
+}
+
 fn amount(what: &str, value: &Value) -> Result<f64, Problem> {
     let number = value
         .as_f64()
@@ -476,12 +489,25 @@ mod tests {
             "\n",
             r#"{"time":1,"kind":"complete","workflow":"w","task":"t","duration":"long","usage":[1]}"#,
             "\n",
+            r#"{"time":1,"kind":"complete","workflow":"w","task":"t","duration":0}"#,
+            "\n",
         );
         let mut reader = EventReader::from_text(text, "e.jsonl", 1 << 20);
         let outcomes: Vec<EventOutcome> = reader.by_ref().collect();
         assert!(outcomes.iter().all(|o| o.event.is_ok()));
         let dropped: Vec<usize> = outcomes.iter().map(|o| o.dropped.len()).collect();
-        assert_eq!(dropped, vec![1, 1, 2, 2]);
+        assert_eq!(dropped, vec![1, 1, 2, 2, 1]);
+        assert!(
+            outcomes[4].dropped[0]
+                .reason
+                .contains("duration 0 is no run time"),
+            "{}",
+            outcomes[4].dropped[0].reason
+        );
+        assert_eq!(
+            outcomes[4].event.as_ref().expect("accepted").duration_s,
+            None
+        );
         assert!(outcomes[0].dropped[0].reason.contains("duration"));
         assert_eq!(outcomes[0].dropped[0].kind, RejectKind::DroppedField);
         assert!(
@@ -492,8 +518,8 @@ mod tests {
         let start = outcomes[2].event.as_ref().expect("accepted");
         assert_eq!(start.usage.get("memory"), Some(&0.5));
         assert_eq!(start.usage.len(), 1);
-        assert_eq!(reader.stats().accepted, 4);
-        assert_eq!(reader.stats().dropped_fields, 6);
+        assert_eq!(reader.stats().accepted, 5);
+        assert_eq!(reader.stats().dropped_fields, 7);
     }
 
     #[test]

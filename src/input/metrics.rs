@@ -289,6 +289,10 @@ impl MetricReader {
         let mut device = Some(device);
         for (index, (resource, reading)) in readings.into_iter().enumerate() {
             let name = device.as_deref().unwrap_or_default();
+            if let Some(issue) = absurd_rate(resource, reading) {
+                issues.push(issue);
+                continue;
+            }
             let value = self.scale.fraction(name, resource, reading);
             if value.is_finite() {
                 // The last reading takes the name itself: one allocation fewer per row.
@@ -539,6 +543,28 @@ enum Reading {
     Rate(f64),
 }
 
+/// The largest throughput reading taken, bytes per second (a petabyte a second, what the
+/// largest `disk_mbps` a platform may give allows): a series without a bandwidth is scaled by
+/// its own maximum, and one absurd reading (1e300 KB/s) as that maximum made every other one
+/// of the series a fraction of about nothing.
+pub const MAX_RATE_BYTES_PER_S: f64 = 1e15;
+
+/// The problem with a throughput reading no device makes, if it is one.
+fn absurd_rate(resource: Resource, reading: Reading) -> Option<Issue> {
+    match reading {
+        Reading::Rate(rate) if rate.is_finite() && rate > MAX_RATE_BYTES_PER_S => Some(Issue::new(
+            RejectKind::OutOfRange,
+            format!(
+                "{}: {} bytes/s is over {} (a petabyte a second)",
+                resource.name(),
+                super::short_number(rate),
+                super::short_number(MAX_RATE_BYTES_PER_S)
+            ),
+        )),
+        _ => None,
+    }
+}
+
 /// Turns readings into fractions of capacity.
 #[derive(Debug, Default)]
 struct Scale {
@@ -589,7 +615,7 @@ fn series_maxima(lines: LineSource, layout: Layout) -> HashMap<(String, Resource
         for (resource, reading) in row.readings {
             // An overflowing rate is dropped in the second pass; it must not flatten the rest.
             if let Reading::Rate(rate) = reading {
-                if !rate.is_finite() {
+                if !rate.is_finite() || absurd_rate(resource, reading).is_some() {
                     continue;
                 }
                 let maximum = maxima.entry((row.device.clone(), resource)).or_insert(0.0);
@@ -703,6 +729,16 @@ impl LineParser {
     /// Handles the first non-blank line: `Some` when it is a header (or a fatally bad one),
     /// `None` when it is data.
     fn header(&mut self, text: &str) -> Option<Parsed> {
+        // Lines end at LF (a CRLF's CR dropped): a CR left inside the first line is a file whose
+        // lines end in CR alone, read as one line, which would be refused for a header it does
+        // not lack. Checked here only, off the per-row path.
+        if !matches!(self.layout, Layout::LongJsonl | Layout::Alibaba) && text.contains('\r') {
+            return Some(Parsed::Fatal(
+                "the first line holds a carriage return: lines that end in CR alone are not \
+                 read as lines (end them in LF or CRLF)"
+                    .to_string(),
+            ));
+        }
         match &self.layout {
             Layout::LongCsv => Some(match LongColumns::from_header(text) {
                 Ok(columns) => {
@@ -1364,6 +1400,41 @@ mod tests {
         assert_eq!((stats.read, stats.rejected), (3, 3));
     }
 
+    /// A file whose lines end in CR alone is one line: the reason names the line endings, not
+    /// a missing column.
+    #[test]
+    fn lines_ending_in_cr_alone_are_named_as_such() {
+        for format in [MetricFormat::Long, MetricFormat::Nab] {
+            let (text, options) = match format {
+                MetricFormat::Long => (
+                    "time,device,resource,value\r1,a,cpu,0.5\r2,a,cpu,0.5\r",
+                    MetricOptions::default(),
+                ),
+                _ => (
+                    "timestamp,value\r2014-02-14 14:30:00,1\r",
+                    nab_options("d", Resource::Cpu),
+                ),
+            };
+            let (outcomes, stats) = read(text, "m.csv", format, &options);
+            assert_eq!(stats.accepted, 0);
+            assert!(
+                outcomes[0].rejections[0]
+                    .reason
+                    .contains("lines that end in CR alone"),
+                "{:?}",
+                outcomes[0].rejections
+            );
+        }
+        // CRLF is read as usual.
+        let (_, stats) = read(
+            "time,device,resource,value\r\n1,a,cpu,0.5\r\n",
+            "m.csv",
+            MetricFormat::Long,
+            &MetricOptions::default(),
+        );
+        assert_eq!(stats.accepted, 1);
+    }
+
     #[test]
     fn csv_rows_wider_or_narrower_than_their_layout_are_refused() {
         // An unquoted comma or a lost field shifts the row, even where the wanted columns
@@ -1620,6 +1691,32 @@ mod tests {
             &MetricOptions::default(),
         );
         assert_close(&values(&outcomes, Resource::Disk), &[1.0]);
+    }
+
+    /// A finite but absurd throughput is dropped, not made the series' maximum: as that, every
+    /// other reading of the series read as a fraction of about nothing.
+    #[test]
+    fn an_absurd_throughput_is_dropped_and_does_not_scale_the_series() {
+        let text = format!(
+            "{BITBRAINS_HEADER}\n\
+             1; 2; 5851; 87; 10; 1000; 250; 1e300; 0; 1; 1\n\
+             2; 2; 5851; 87; 10; 1000; 250; 512; 512; 1; 1\n\
+             3; 2; 5851; 87; 10; 1000; 250; 256; 256; 1; 1\n"
+        );
+        let (outcomes, stats) = read(
+            &text,
+            "7.csv",
+            MetricFormat::Bitbrains,
+            &MetricOptions::default(),
+        );
+        assert_eq!((stats.accepted, stats.dropped_fields), (3, 1));
+        assert_eq!(kinds(&outcomes[0]), vec![RejectKind::DroppedField]);
+        assert!(
+            outcomes[0].rejections[0].reason.contains("petabyte"),
+            "{}",
+            outcomes[0].rejections[0].reason
+        );
+        assert_close(&values(&outcomes, Resource::Disk), &[1.0, 0.5]);
     }
 
     #[test]

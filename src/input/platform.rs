@@ -186,9 +186,11 @@ fn validate_device(raw: RawDevice) -> Result<Device, Problem> {
         MAX_CORES,
     )?;
     let memory_bytes = match raw.memory_gib {
-        Some(gib) => Some(to_bytes(
-            non_negative(&id, "memory_gib", gib)? * BYTES_PER_GIB,
-        )),
+        Some(gib) => {
+            let gib = non_negative(&id, "memory_gib", gib)?;
+            let gib = within(&id, "memory_gib", gib, 0.0, MAX_MEMORY_GIB)?;
+            Some(to_bytes(gib * BYTES_PER_GIB))
+        }
         None => None,
     };
     let speed = positive(&id, "speed", raw.speed.unwrap_or(1.0))?;
@@ -196,12 +198,28 @@ fn validate_device(raw: RawDevice) -> Result<Device, Problem> {
     // take forever and overflow the arithmetic downstream.
     let speed = within(&id, "speed", speed, MIN_SPEED, MAX_SPEED)?;
     // A zero bandwidth would make every throughput reading an infinite fraction.
+    // A bandwidth near zero (1e-300) made a simulated transfer last 1e295 s, as a subnormal
+    // speed did; the bounds are those of any real link or disk, and then some.
     let disk_bytes_per_s = match raw.disk_mbps {
-        Some(mbps) => Some(bytes_per_s(&id, "disk_mbps", mbps, BYTES_PER_MB)?),
+        Some(mbps) => {
+            let bytes = bytes_per_s(&id, "disk_mbps", mbps, BYTES_PER_MB)?;
+            within(&id, "disk_mbps", mbps, MIN_DISK_MBPS, MAX_DISK_MBPS)?;
+            Some(bytes)
+        }
         None => None,
     };
     let network_bytes_per_s = match raw.network_gbps {
-        Some(gbps) => Some(bytes_per_s(&id, "network_gbps", gbps, BYTES_PER_GBIT)?),
+        Some(gbps) => {
+            let bytes = bytes_per_s(&id, "network_gbps", gbps, BYTES_PER_GBIT)?;
+            within(
+                &id,
+                "network_gbps",
+                gbps,
+                MIN_NETWORK_GBPS,
+                MAX_NETWORK_GBPS,
+            )?;
+            Some(bytes)
+        }
         None => None,
     };
     let cost_per_hour = non_negative(&id, "cost_per_hour", raw.cost_per_hour.unwrap_or(0.0))?;
@@ -248,6 +266,16 @@ pub const MAX_CORES: f64 = 1e6;
 pub const MAX_COST_PER_HOUR: f64 = 1e6;
 /// The most power a device may draw, watts (a gigawatt), for the same reason.
 pub const MAX_POWER_WATTS: f64 = 1e9;
+/// A device's disk bandwidth, MB/s: a kilobyte a second to a petabyte a second.
+pub const MIN_DISK_MBPS: f64 = 1e-3;
+/// See [`MIN_DISK_MBPS`].
+pub const MAX_DISK_MBPS: f64 = 1e9;
+/// A device's network bandwidth, Gbit/s: a kilobit a second to a petabit a second.
+pub const MIN_NETWORK_GBPS: f64 = 1e-6;
+/// See [`MIN_NETWORK_GBPS`].
+pub const MAX_NETWORK_GBPS: f64 = 1e6;
+/// The most memory a device may have, GiB (an exabyte).
+pub const MAX_MEMORY_GIB: f64 = 1e9;
 
 fn within(id: &str, field: &str, value: f64, low: f64, high: f64) -> Result<f64, Problem> {
     if (low..=high).contains(&value) {
@@ -380,6 +408,11 @@ mod tests {
             "[[device]]\nid='a'\ncores=1e-9\n",
             "[[device]]\nid='a'\ncores=1\ncost_per_hour=1e308\n",
             "[[device]]\nid='a'\ncores=1\npower_watts=2e9\n",
+            "[[device]]\nid='a'\ncores=1\nnetwork_gbps=1e-300\n",
+            "[[device]]\nid='a'\ncores=1\nnetwork_gbps=2e6\n",
+            "[[device]]\nid='a'\ncores=1\ndisk_mbps=1e-300\n",
+            "[[device]]\nid='a'\ncores=1\ndisk_mbps=2e9\n",
+            "[[device]]\nid='a'\ncores=1\nmemory_gib=2e9\n",
         ] {
             let rejection = rejected(text);
             assert_eq!(rejection.kind, RejectKind::Schema, "{text}");
@@ -399,6 +432,14 @@ mod tests {
         );
         assert!(parse("[[device]]\nid='a'\ncores=0.5\nspeed=1e-6\n").is_ok());
         assert!(parse("[[device]]\nid='a'\ncores=1e6\nspeed=1e6\n").is_ok());
+        assert!(parse(
+            "[[device]]\nid='a'\ncores=1\nnetwork_gbps=1e-6\ndisk_mbps=1e-3\nmemory_gib=1e9\n"
+        )
+        .is_ok());
+        assert!(parse(
+            "[[device]]\nid='a'\ncores=1\nnetwork_gbps=1e6\ndisk_mbps=1e9\nmemory_gib=0\n"
+        )
+        .is_ok());
     }
 
     #[test]

@@ -644,6 +644,10 @@ fn machine(entry: &Value, cores_key: &str, speed_key: &str) -> Result<Machine, P
     let name = string_field(object, "nodeName")
         .map_err(schema)?
         .ok_or_else(|| schema("no nodeName".to_string()))?;
+    // It names a device of the map, as a platform's `id` does, which may not be blank either.
+    if name.trim().is_empty() {
+        return Err(schema("nodeName is empty".to_string()));
+    }
     let cpu = match object.get("cpu") {
         None | Some(Value::Null) => None,
         Some(Value::Object(cpu)) => Some(cpu),
@@ -1646,6 +1650,26 @@ mod tests {
             "specification": {"tasks": [{"id": "a", "name": "a", "parents": [], "children": []}]},
             "execution": {"tasks": [{"id": "a", "runtimeInSeconds": 1}, {"id": "a", "runtimeInSeconds": 2}]}}});
         assert_eq!(kinds(&twice.to_string()), vec![RejectKind::DuplicateId]);
+    }
+
+    /// A blank machine name would become a device named "" in the map.
+    #[test]
+    fn a_machine_without_a_name_is_refused() {
+        for blank in ["", "  "] {
+            let text = json!({"schemaVersion": "1.5", "workflow": {
+                "specification": {"tasks": [{"id": "a", "name": "a", "parents": [], "children": []}]},
+                "execution": {
+                    "machines": [{"nodeName": blank, "cpu": {"coreCount": 8}}],
+                    "tasks": [{"id": "a", "runtimeInSeconds": 1}]}}})
+            .to_string();
+            let refused = rejections(&text);
+            assert_eq!(refused[0].kind, RejectKind::Schema, "{refused:?}");
+            assert!(
+                refused[0].reason.contains("nodeName is empty"),
+                "{}",
+                refused[0].reason
+            );
+        }
     }
 
     #[test]
