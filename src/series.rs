@@ -405,7 +405,8 @@ fn long_jsonl_rows(text: &str) -> Vec<LongRow> {
     text.lines()
         .filter(|line| !line.trim().is_empty())
         .map(|line| {
-            let Ok(record) = serde_json::from_str::<serde_json::Value>(line) else {
+            // A key given twice drops the row, as `run` refuses it.
+            let Ok(record) = crate::input::json::parse_record(line) else {
                 return LongRow::default();
             };
             let text = |key: &str| record.get(key)?.as_str().map(str::to_string);

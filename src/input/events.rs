@@ -218,8 +218,14 @@ type Dropped = (String, Problem);
 /// Parses and checks one event line: the event with the optional fields that had to be dropped,
 /// or why the whole line is refused (a required field is missing or bad).
 fn parse_event(text: &str) -> Result<(TaskEvent, Vec<Dropped>), Problem> {
-    let value: Value = serde_json::from_str(text)
-        .map_err(|error| (RejectKind::Parse, format!("invalid JSON: {error}")))?;
+    let value: Value = super::json::parse_record(text).map_err(|error| {
+        if error.is_data() {
+            // Well-formed, but an object names a key twice.
+            schema(error.to_string())
+        } else {
+            (RejectKind::Parse, format!("invalid JSON: {error}"))
+        }
+    })?;
     let object = value
         .as_object()
         .ok_or_else(|| schema("an event must be a JSON object".to_string()))?;
@@ -468,6 +474,11 @@ mod tests {
         );
         assert_eq!(kind_of(r#"{"time":1,"kind":"#), RejectKind::Parse);
         assert_eq!(kind_of(r#"[1, 2]"#), RejectKind::Schema);
+        // Which of two would be a guess: refused, as a CSV header naming a column twice is.
+        assert_eq!(
+            kind_of(r#"{"time":1,"kind":"arrival","workflow":"w","workflow":"v"}"#),
+            RejectKind::Schema
+        );
         assert_eq!(
             kind_of(r#"{"time":"soon","kind":"arrival","workflow":"w"}"#),
             RejectKind::Parse

@@ -918,8 +918,14 @@ fn long_csv_fields<F: AsRef<str>>(
 
 fn long_jsonl_row(text: &str) -> Result<Row, Vec<Issue>> {
     let one = |kind: RejectKind, reason: String| vec![Issue::new(kind, reason)];
-    let value: Value = serde_json::from_str(text)
-        .map_err(|error| one(RejectKind::Parse, format!("invalid JSON: {error}")))?;
+    let value: Value = super::json::parse_record(text).map_err(|error| {
+        if error.is_data() {
+            // Well-formed, but an object names a key twice.
+            one(RejectKind::Schema, error.to_string())
+        } else {
+            one(RejectKind::Parse, format!("invalid JSON: {error}"))
+        }
+    })?;
     let object = value.as_object().ok_or_else(|| {
         one(
             RejectKind::Schema,
@@ -1398,6 +1404,27 @@ mod tests {
             .contains("no usable header"));
         assert_eq!(outcomes[2].rejections[0].line, Some(4));
         assert_eq!((stats.read, stats.rejected), (3, 3));
+    }
+
+    /// A JSONL record naming a key twice is refused, not read as its last copy.
+    #[test]
+    fn a_jsonl_record_with_a_key_given_twice_is_refused() {
+        let (outcomes, stats) = read(
+            "{\"time\":1,\"device\":\"a\",\"resource\":\"cpu\",\"value\":0.5,\"value\":0.9}\n\
+             {\"time\":2,\"device\":\"a\",\"resource\":\"cpu\",\"value\":0.5}\n",
+            "m.jsonl",
+            MetricFormat::Long,
+            &MetricOptions::default(),
+        );
+        assert_eq!((stats.accepted, stats.rejected), (1, 1));
+        assert_eq!(kinds(&outcomes[0]), vec![RejectKind::Schema]);
+        assert!(
+            outcomes[0].rejections[0]
+                .reason
+                .contains("key \"value\" is given twice"),
+            "{}",
+            outcomes[0].rejections[0].reason
+        );
     }
 
     /// A file whose lines end in CR alone is one line: the reason names the line endings, not

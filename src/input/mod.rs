@@ -8,6 +8,7 @@
 
 pub mod events;
 pub(crate) mod fields;
+pub mod json;
 pub mod lines;
 pub mod metrics;
 pub mod platform;
