@@ -36,11 +36,15 @@ impl Default for Limits {
 }
 
 impl Limits {
-    /// When a body of `length` bytes must have arrived, counted from the end of its head.
-    fn body_deadline(&self, from: Instant, length: usize) -> Instant {
+    /// Whether `received` of a body of `length` bytes is behind, `elapsed` after its head: past
+    /// the allowance of `head_timeout`, the body must keep an average of `min_body_rate`. A
+    /// deadline for the whole body alone (the allowance plus `length` at that rate) let a
+    /// client declare 64 MiB and send a byte every few seconds for over an hour, and 64 such
+    /// clients held every serving slot.
+    fn body_behind(&self, elapsed: Duration, received: usize, length: usize) -> bool {
         let rate = self.min_body_rate.max(1) as f64;
-        let allowance = Duration::from_secs_f64((length as f64 / rate).min(1e9));
-        from + self.head_timeout + allowance
+        let owed = elapsed.saturating_sub(self.head_timeout).as_secs_f64() * rate;
+        received < length && (received as f64) < owed.min(length as f64)
     }
 }
 
@@ -336,7 +340,7 @@ pub fn read_request_admitted<S: Read + Write>(
     // Grow with what arrives rather than trusting the declared length up front: a client that
     // declares the limit and sends nothing must not make every connection hold the limit.
     body.reserve((length - body.len()).min(1 << 20));
-    let body_deadline = limits.body_deadline(Instant::now(), length);
+    let body_started = Instant::now();
     while body.len() < length {
         let want = (length - body.len()).min(chunk.len());
         let read = stream
@@ -346,7 +350,7 @@ pub fn read_request_admitted<S: Read + Write>(
             return Err(RequestError::Incomplete);
         }
         body.extend_from_slice(&chunk[..read]);
-        if body.len() < length && Instant::now() > body_deadline {
+        if limits.body_behind(body_started.elapsed(), body.len(), length) {
             return Err(RequestError::TooSlow(format!(
                 "the request body of {length} bytes arrived slower than {} bytes/s",
                 limits.min_body_rate
@@ -593,6 +597,66 @@ mod tests {
         let error = read_request(&mut connection, &tight).expect_err("too slow");
         assert!(error.to_string().contains("body"), "{error}");
         assert_eq!(error.status(), 408);
+    }
+
+    /// A body that falls behind the least rate is let go as soon as it does, not when the
+    /// whole declared length at that rate would have been due (for 64 MiB, over an hour).
+    #[test]
+    fn a_body_that_falls_behind_its_rate_is_cut_off_then_not_at_its_end() {
+        let limits = Limits {
+            head_timeout: Duration::from_millis(40),
+            min_body_rate: 1_000,
+            ..Limits::default()
+        };
+        // 100,000 bytes declared: at 1,000 bytes/s the whole was due after 100 s; a byte every
+        // 5 ms is behind from about 50 ms on.
+        let mut slow = b"POST /v1/x HTTP/1.1\r\nContent-Length: 100000\r\n\r\n".to_vec();
+        slow.extend_from_slice(&[b'x'; 100_000]);
+        let mut connection = OneByteAtATime {
+            input: std::io::Cursor::new(slow),
+            pause: Duration::from_millis(5),
+            head_left: 47,
+        };
+        let started = Instant::now();
+        let error = read_request(&mut connection, &limits).expect_err("too slow");
+        assert_eq!(error.status(), 408, "{error}");
+        assert!(started.elapsed() < Duration::from_secs(50));
+        // Behind is measured on the average: on time before the allowance ends, whatever came.
+        assert!(!limits.body_behind(Duration::from_millis(30), 0, 100));
+        assert!(limits.body_behind(Duration::from_millis(140), 50, 100_000));
+        assert!(!limits.body_behind(Duration::from_millis(140), 100, 100_000));
+        assert!(!limits.body_behind(Duration::from_secs(1_000), 100, 100));
+    }
+
+    /// Gives the head at once (its first `head_left` bytes), then one byte a read with a
+    /// pause before each.
+    struct OneByteAtATime {
+        input: std::io::Cursor<Vec<u8>>,
+        pause: Duration,
+        head_left: usize,
+    }
+
+    impl Read for OneByteAtATime {
+        fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+            if self.head_left > 0 {
+                let take = self.head_left.min(buffer.len());
+                self.head_left -= take;
+                return self.input.read(&mut buffer[..take]);
+            }
+            std::thread::sleep(self.pause);
+            let take = 1.min(buffer.len());
+            self.input.read(&mut buffer[..take])
+        }
+    }
+
+    impl Write for OneByteAtATime {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
     }
 
     #[test]
