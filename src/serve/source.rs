@@ -416,6 +416,12 @@ impl LiveSource {
             }
             Command::Shutdown => self.begin_stop(),
         }
+        // A stop without a checkpoint applies what it holds before the streams close; what is
+        // accepted while it drains (a request whose head came before the stop) goes the same
+        // way, where it sat in a buffer released no more, answered 200 and never applied.
+        if self.stopping && !self.keep_buffer_at_stop {
+            self.release(true);
+        }
         self.publish_counts();
     }
 
@@ -882,5 +888,67 @@ impl BatchSource for LiveSource {
                 Err(RecvTimeoutError::Disconnected) => self.begin_stop(),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Catalog;
+    use crate::input::parse_platform;
+    use crate::serve::state::Settings;
+    use augur_dataflows::contention_forecast::AnomalyPolicy;
+    use augur_dataflows::types::Resource;
+
+    fn service() -> (LiveSource, std::sync::mpsc::Sender<Command>) {
+        let platform =
+            parse_platform("[[device]]\nid = 'd'\ncores = 4\n", "p.toml").expect("a platform");
+        let settings = Settings {
+            horizon_s: 600.0,
+            capacity_target: 1.0,
+            risk: 1.0,
+            anomaly: AnomalyPolicy::Ignore,
+            lateness_ms: 60_000,
+            policy: "predictive".to_string(),
+            max_line_bytes: 1 << 20,
+        };
+        let shared = Arc::new(Shared::new(Catalog::new(platform), settings));
+        let (sender, receiver) = std::sync::mpsc::channel();
+        (LiveSource::new(shared, receiver), sender)
+    }
+
+    fn sample(source: &mut LiveSource, time: Time) -> Result<Accepted, Refusal> {
+        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+        source.handle(Command::Samples {
+            records: vec![(
+                1,
+                MetricRecord {
+                    time,
+                    device: "d".to_string(),
+                    resource: Resource::Cpu,
+                    value: 0.5,
+                },
+            )],
+            refused: Vec::new(),
+            reply,
+        });
+        answer.recv().expect("an answer")
+    }
+
+    /// A sample accepted while a stop without a checkpoint drains is applied before the end,
+    /// as those buffered before the stop are (it was answered 200 and then lost).
+    #[test]
+    fn a_sample_accepted_while_stopping_is_applied_before_the_end() {
+        let (mut source, _sender) = service();
+        sample(&mut source, 1_000_000).expect("accepted");
+        source.handle(Command::Shutdown);
+        sample(&mut source, 1_010_000).expect("accepted while draining");
+        let mut times = Vec::new();
+        while let Some((time, batch)) = source.next_batch().expect("no failure") {
+            if !batch.samples.is_empty() {
+                times.push(time);
+            }
+        }
+        assert_eq!(times, vec![1_000_000, 1_010_000]);
     }
 }
