@@ -153,7 +153,9 @@ pub fn parse_head(bytes: &[u8]) -> Result<Head, RequestError> {
             truncate(line)
         )));
     };
-    if !version.starts_with("HTTP/1.") {
+    // HTTP/1.x: a higher minor version than 1.1 is taken as 1.1 (RFC 9110, 2.5).
+    let minor = version.strip_prefix("HTTP/1.").unwrap_or_default();
+    if minor.is_empty() || !minor.bytes().all(|b| b.is_ascii_digit()) {
         return Err(RequestError::Malformed(format!(
             "unsupported version '{}'",
             truncate(version)
@@ -292,6 +294,17 @@ pub fn read_request_admitted<S: Read + Write>(
     let started = Instant::now();
     let head_deadline = started + limits.head_timeout;
     let (head_end, body_start) = loop {
+        // Empty lines before the request line are passed over (RFC 9112, 2.2: a client may
+        // end its previous body with an extra CRLF).
+        let blank = buffer
+            .iter()
+            .position(|&b| b != b'\r' && b != b'\n')
+            .unwrap_or(buffer.len());
+        let blank = buffer[..blank]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |at| at + 1);
+        buffer.drain(..blank);
         if let Some(found) = find_blank_line(&buffer) {
             break found;
         }
@@ -458,8 +471,24 @@ mod tests {
             b"GET /%zz HTTP/1.1",
             b"GET / HTTP/1.1\r\nno colon",
             b"GET / HTTP/1.1\r\n\xff: x",
+            b"GET / HTTP/1.",
+            b"GET / HTTP/1.x",
         ] {
             assert!(parse_head(bad).is_err(), "{bad:?}");
+        }
+        // A later minor version is read as 1.1 (RFC 9110, 2.5).
+        assert!(parse_head(b"GET / HTTP/1.9").is_ok());
+    }
+
+    /// Empty lines before the request line are passed over (RFC 9112, 2.2), in CRLF or LF.
+    #[test]
+    fn empty_lines_before_the_request_line_are_passed_over() {
+        for leading in [&b"\r\n"[..], b"\n", b"\r\n\r\n\n"] {
+            let mut bytes = leading.to_vec();
+            bytes.extend_from_slice(b"GET /v1/status HTTP/1.1\r\nHost: x\r\n\r\n");
+            let mut connection = std::io::Cursor::new(bytes);
+            let request = read_request(&mut connection, &Limits::default()).expect("read");
+            assert_eq!(request.head.path, "/v1/status", "{leading:?}");
         }
     }
 
