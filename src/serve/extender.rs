@@ -96,8 +96,14 @@ pub struct PodDemand {
 
 /// Parses `ExtenderArgs` and the pod's demand: pure over bytes.
 pub fn parse_extender_args(body: &[u8]) -> Result<(ExtenderArgs, Vec<String>, PodDemand), String> {
-    let args: ExtenderArgs =
+    let value: Value =
         serde_json::from_slice(body).map_err(|error| format!("not ExtenderArgs JSON: {error}"))?;
+    // An array would otherwise fill the struct by position (`[]` read as no fields at all).
+    if !value.is_object() {
+        return Err("ExtenderArgs must be a JSON object".into());
+    }
+    let args: ExtenderArgs =
+        serde_json::from_value(value).map_err(|error| format!("not ExtenderArgs JSON: {error}"))?;
     let names = candidate_names(&args)?;
     // Kubernetes always sends the pod: without one there is nothing to place (a body that
     // lacked it was scored as a pod asking for nothing).
@@ -141,29 +147,45 @@ fn node_name(node: &Value) -> Option<&str> {
     node.get("metadata")?.get("name")?.as_str()
 }
 
+/// The largest cpu request taken, cores: past it the thousandths saturated and the answer
+/// named a pod of "18446744073709550 cores".
+const MAX_REQUEST_CORES: f64 = 1e9;
+
+/// The largest memory request taken, bytes (a zettabyte).
+const MAX_REQUEST_BYTES: f64 = 1e21;
+
 /// The sum of the pod's containers' requests.
 pub fn pod_demand(pod: &Value) -> Result<PodDemand, String> {
     let mut demand = PodDemand::default();
-    let containers = pod
-        .get("spec")
-        .and_then(|spec| spec.get("containers"))
-        .and_then(Value::as_array);
+    // Absent parts ask for nothing; present ones of the wrong shape are a broken pod, not a
+    // pod asking for nothing (`"containers": "x"` was scored as one).
+    let containers = match pod.get("spec").and_then(|spec| spec.get("containers")) {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(containers)) => Some(containers),
+        Some(other) => return Err(format!("pod spec.containers {other} is not an array")),
+    };
     for container in containers.into_iter().flatten() {
-        let Some(requests) = container
-            .get("resources")
-            .and_then(|r| r.get("requests"))
-            .and_then(Value::as_object)
-        else {
-            continue;
+        let requests = match container.get("resources").and_then(|r| r.get("requests")) {
+            None | Some(Value::Null) => continue,
+            Some(Value::Object(requests)) => requests,
+            Some(other) => {
+                return Err(format!(
+                    "a container's resources.requests {other} is not an object"
+                ))
+            }
         };
         if let Some(cpu) = requests.get("cpu") {
-            let cores = quantity(cpu).ok_or_else(|| format!("bad cpu request {cpu}"))?;
+            let cores = quantity(cpu)
+                .filter(|&cores| cores <= MAX_REQUEST_CORES)
+                .ok_or_else(|| format!("bad cpu request {cpu} (0 to 1e9 cores)"))?;
             demand.cores_milli = demand
                 .cores_milli
                 .saturating_add((cores * 1000.0).ceil() as u64);
         }
         if let Some(memory) = requests.get("memory") {
-            let bytes = quantity(memory).ok_or_else(|| format!("bad memory request {memory}"))?;
+            let bytes = quantity(memory)
+                .filter(|&bytes| bytes <= MAX_REQUEST_BYTES)
+                .ok_or_else(|| format!("bad memory request {memory} (0 to 1e21 bytes)"))?;
             demand.memory_bytes = demand.memory_bytes.saturating_add(bytes.ceil() as u64);
         }
     }
@@ -371,12 +393,36 @@ mod tests {
         for bad in ["1e400", "NaN", "inf", "-0.5"] {
             assert_eq!(quantity(&Value::String(bad.into())), None, "{bad}");
         }
-        // Absurd but finite requests saturate instead of overflowing.
+        // Absurd but finite requests are refused, naming the range (they saturated, and the
+        // answer named a pod of 18446744073709550 cores).
+        for requests in [
+            serde_json::json!({"cpu": "99999999999999999999Ei"}),
+            serde_json::json!({"memory": "9e300"}),
+        ] {
+            let pod = serde_json::json!({"spec": {"containers": [{"resources": {"requests": requests}}]}});
+            let error = pod_demand(&pod).expect_err("absurd");
+            assert!(error.contains("to 1e"), "{error}");
+        }
         let pod = serde_json::json!({"spec": {"containers": [
-            {"resources": {"requests": {"cpu": "99999999999999999999Ei", "memory": "9e300"}}},
-            {"resources": {"requests": {"cpu": "99999999999999999999Ei"}}}]}});
-        let demand = pod_demand(&pod).expect("finite quantities");
-        assert_eq!(demand.cores_milli, u64::MAX);
+            {"resources": {"requests": {"cpu": "1G", "memory": "1e21"}}},
+            {"resources": {"requests": {"cpu": "1G"}}}]}});
+        let demand = pod_demand(&pod).expect("at the bounds");
+        assert_eq!(demand.cores_milli, 2_000_000_000_000);
+    }
+
+    /// A body of the wrong shape is refused, not read as a pod asking for nothing.
+    #[test]
+    fn malformed_shapes_are_refused() {
+        let error = parse_extender_args(b"[]").expect_err("an array");
+        assert!(error.contains("must be a JSON object"), "{error}");
+        for spec in [
+            serde_json::json!({"containers": "x"}),
+            serde_json::json!({"containers": [{"resources": {"requests": [1]}}]}),
+        ] {
+            assert!(pod_demand(&serde_json::json!({ "spec": spec })).is_err());
+        }
+        let empty = serde_json::json!({"spec": {"containers": [{"resources": {}}]}});
+        assert_eq!(pod_demand(&empty), Ok(PodDemand::default()));
     }
 
     fn state(cores: u32, contention: f64, anomaly: f64) -> DeviceState {
