@@ -352,6 +352,31 @@ macro_rules! keep_other {
 /// Object keys, matched without allocating.
 trait KeyName: Sized {
     fn from_name(name: &str) -> Self;
+    /// The key's text and its place among the object's known keys; `None` for an unknown key
+    /// (skipped, however often it comes).
+    fn known(&self) -> Option<(&'static str, u32)>;
+}
+
+/// The known keys one object has named so far. serde_json's own maps keep the last of two equal
+/// keys without a word (`"runtimeInSeconds"` twice was read as the second), where a CSV header
+/// naming a column twice is refused: which copy was meant would be a guess.
+#[derive(Default)]
+struct SeenKeys(u64);
+
+impl SeenKeys {
+    fn check<K: KeyName, E: de::Error>(&mut self, key: &K) -> Result<(), E> {
+        let Some((text, at)) = key.known() else {
+            return Ok(());
+        };
+        let bit = 1u64 << at;
+        if self.0 & bit != 0 {
+            return Err(E::custom(format!(
+                "key {text:?} is given twice in one object"
+            )));
+        }
+        self.0 |= bit;
+        Ok(())
+    }
 }
 
 struct Key<K>(K);
@@ -672,12 +697,19 @@ impl<'de, R: ObjectRead> Visitor<'de> for ArraySeed<'_, R> {
 /// Declares an object's keys; any other key is `Other` and its value is skipped.
 macro_rules! keys {
     ($name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+        #[derive(Clone, Copy)]
         enum $name { $($variant,)+ Other }
         impl KeyName for $name {
             fn from_name(name: &str) -> Self {
                 match name {
                     $($text => $name::$variant,)+
                     _ => $name::Other,
+                }
+            }
+            fn known(&self) -> Option<(&'static str, u32)> {
+                match self {
+                    $($name::$variant => Some(($text, *self as u32)),)+
+                    $name::Other => None,
                 }
             }
         }
@@ -695,7 +727,9 @@ impl ObjectRead for RootRead {
     type Out = Root;
     fn read<'de, A: MapAccess<'de>>(sink: &mut Sink, mut map: A) -> Result<Root, A::Error> {
         let mut root = Root::default();
+        let mut seen = SeenKeys::default();
         while let Some(Key(key)) = map.next_key::<Key<RootKey>>()? {
+            seen.check::<_, A::Error>(&key)?;
             match key {
                 RootKey::SchemaVersion => root.schema_version = Some(map.next_value()?),
                 RootKey::Workflow => {
@@ -724,7 +758,9 @@ impl ObjectRead for WorkflowRead {
         mut map: A,
     ) -> Result<WorkflowObject, A::Error> {
         let mut workflow = WorkflowObject::default();
+        let mut seen = SeenKeys::default();
         while let Some(Key(key)) = map.next_key::<Key<WorkflowKey>>()? {
+            seen.check::<_, A::Error>(&key)?;
             match key {
                 WorkflowKey::Tasks => {
                     workflow.tasks = Some(map.next_value_seed(array::<TaskRead>(sink))?)
@@ -758,7 +794,9 @@ impl ObjectRead for SpecificationRead {
         mut map: A,
     ) -> Result<Specification, A::Error> {
         let mut specification = Specification::default();
+        let mut seen = SeenKeys::default();
         while let Some(Key(key)) = map.next_key::<Key<SpecificationKey>>()? {
+            seen.check::<_, A::Error>(&key)?;
             match key {
                 SpecificationKey::Tasks => {
                     specification.tasks = Some(map.next_value_seed(array::<TaskRead>(sink))?)
@@ -784,7 +822,9 @@ impl ObjectRead for ExecutionRead {
     type Out = Execution;
     fn read<'de, A: MapAccess<'de>>(sink: &mut Sink, mut map: A) -> Result<Execution, A::Error> {
         let mut execution = Execution::default();
+        let mut seen = SeenKeys::default();
         while let Some(Key(key)) = map.next_key::<Key<ExecutionKey>>()? {
+            seen.check::<_, A::Error>(&key)?;
             match key {
                 ExecutionKey::Tasks => {
                     execution.tasks = Some(map.next_value_seed(array::<TaskRead>(sink))?)
@@ -823,7 +863,9 @@ impl ObjectRead for FileEntryRead {
             id: None,
             size: None,
         };
+        let mut seen = SeenKeys::default();
         while let Some(Key(key)) = map.next_key::<Key<FileKey>>()? {
+            seen.check::<_, A::Error>(&key)?;
             match key {
                 FileKey::Id => {
                     entry.id = match map.next_value_seed(ScalarSeed { sink: &mut *sink })? {
@@ -853,7 +895,9 @@ impl ObjectRead for V14FileRead {
             size: None,
             link: Ok(None),
         };
+        let mut seen = SeenKeys::default();
         while let Some(Key(key)) = map.next_key::<Key<FileKey>>()? {
+            seen.check::<_, A::Error>(&key)?;
             let slot = match key {
                 FileKey::Name => (&mut file.name, "name"),
                 FileKey::Path => (&mut file.path, "path"),
@@ -937,7 +981,9 @@ impl ObjectRead for ProgramRead {
     type Out = Option<Sym>;
     fn read<'de, A: MapAccess<'de>>(sink: &mut Sink, mut map: A) -> Result<Option<Sym>, A::Error> {
         let mut program = None;
+        let mut seen = SeenKeys::default();
         while let Some(Key(key)) = map.next_key::<Key<CommandKey>>()? {
+            seen.check::<_, A::Error>(&key)?;
             match key {
                 CommandKey::Program => {
                     program = map.next_value_seed(ProgramSeed { sink: &mut *sink })?
@@ -1023,7 +1069,9 @@ impl ObjectRead for TaskRead {
     type Out = TaskObject;
     fn read<'de, A: MapAccess<'de>>(sink: &mut Sink, mut map: A) -> Result<TaskObject, A::Error> {
         let mut task = TaskObject::new();
+        let mut seen = SeenKeys::default();
         while let Some(Key(key)) = map.next_key::<Key<TaskKey>>()? {
+            seen.check::<_, A::Error>(&key)?;
             let (field, name) = match key {
                 TaskKey::Id => (Field::Id, "id"),
                 TaskKey::Name => (Field::Name, "name"),

@@ -1652,6 +1652,31 @@ mod tests {
         assert_eq!(kinds(&twice.to_string()), vec![RejectKind::DuplicateId]);
     }
 
+    /// A key given twice in one object is refused, not read as its last copy (serde_json's
+    /// way), at any level; unknown keys may repeat.
+    #[test]
+    fn a_key_given_twice_in_one_object_is_refused() {
+        let task = r#"{"id": "a", "name": "a", "parents": [], "children": [], "runtimeInSeconds": 1, "runtimeInSeconds": 9}"#;
+        let text = format!(
+            r#"{{"schemaVersion": "1.4", "workflow": {{"tasks": [{task}], "makespanInSeconds": 1}}}}"#
+        );
+        let refused = rejections(&text);
+        assert!(
+            refused[0]
+                .reason
+                .contains("\"runtimeInSeconds\" is given twice"),
+            "{refused:?}"
+        );
+        let root = r#"{"schemaVersion": "1.5", "schemaVersion": "1.5", "workflow": {"specification": {"tasks": []}}}"#;
+        assert!(rejections(root)[0].reason.contains("given twice"));
+        let unknown = json!({"schemaVersion": "1.5", "workflow": {
+            "specification": {"tasks": [{"id": "a", "name": "a", "parents": [], "children": []}]},
+            "execution": {"tasks": [{"id": "a", "runtimeInSeconds": 1}]}}})
+        .to_string()
+        .replacen("{", r#"{"note": 1, "note": 2, "#, 1);
+        assert!(parse_workflow(&unknown, "wf.json").workflow.is_some());
+    }
+
     /// A blank machine name would become a device named "" in the map.
     #[test]
     fn a_machine_without_a_name_is_refused() {
