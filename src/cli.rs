@@ -362,6 +362,17 @@ pub fn simulate_config(
             return Err(flag(name, reason));
         }
     }
+    if let Some(reason) = args.report.as_deref().and_then(not_an_output_file) {
+        return Err(flag("--report", reason));
+    }
+    if let Some(folder) = args.trace_tasks.as_deref() {
+        if folder.exists() && !folder.is_dir() {
+            return Err(flag(
+                "--trace-tasks",
+                format!("{} exists and is not a folder", folder.display()),
+            ));
+        }
+    }
     if let Some(ccr) = args.ccr {
         // SAGA's sweeps go from 0.1 to 10; past a million every transfer outweighs all the
         // computing a million times over, and 1e300 printed 300-digit makespans.
@@ -1004,6 +1015,19 @@ pub fn check_input_files<'a>(
 
 /// Why `path` cannot be an input file (`PATH does not exist`, `PATH is not a regular file`), if
 /// it cannot.
+/// Why a file to be written at the end of a long command cannot be, if that is known now: the
+/// path is a folder, or its folder does not exist (a simulation ran whole and then failed).
+fn not_an_output_file(path: &Path) -> Option<String> {
+    if path.is_dir() {
+        return Some(format!("{} is a folder, not a file", path.display()));
+    }
+    let folder = match path.parent() {
+        Some(folder) if !folder.as_os_str().is_empty() => folder,
+        _ => Path::new("."),
+    };
+    (!folder.is_dir()).then(|| format!("the folder {} does not exist", folder.display()))
+}
+
 fn not_an_input_file(path: &Path) -> Option<String> {
     if path.is_file() {
         return None;
@@ -1244,6 +1268,36 @@ mod tests {
             let error = config(bad).expect_err(bad).to_string();
             assert!(error.contains("within 1e-6..=1e6"), "{bad}: {error}");
         }
+    }
+
+    /// Where the report or the traces cannot go is a usage error before the simulation runs,
+    /// not a failure after it.
+    #[test]
+    fn simulate_output_paths_are_checked_up_front() {
+        let dir = crate::testing::Scratch::new("cli-simulate-out");
+        let a_file = dir.join("taken.json");
+        std::fs::write(&a_file, "{}").expect("write");
+        let check = |extra: &[&str]| {
+            let workflow = fixture("w.json");
+            let mut argv = vec!["augur", "simulate", "--workflow", &workflow];
+            argv.extend_from_slice(extra);
+            match Cli::try_parse_from(argv) {
+                Ok(Cli {
+                    command: Command::Simulate(args),
+                }) => simulate_config(&args).map(|_| ()),
+                other => panic!("unexpected parse: {other:?}"),
+            }
+        };
+        let folder = dir.path().to_str().unwrap_or("");
+        let error = check(&["--report", folder]).expect_err("a folder");
+        assert!(error.to_string().contains("is a folder"), "{error}");
+        let error = check(&["--report", "/no/such/folder/r.html"]).expect_err("no folder");
+        assert!(error.to_string().contains("does not exist"), "{error}");
+        let taken = a_file.to_str().unwrap_or("");
+        let error = check(&["--trace-tasks", taken]).expect_err("a file");
+        assert!(error.to_string().contains("is not a folder"), "{error}");
+        let report = dir.join("r.html");
+        assert!(check(&["--report", report.to_str().unwrap_or("")]).is_ok());
     }
 
     #[test]
