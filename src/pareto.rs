@@ -301,8 +301,8 @@ pub fn run(args: &ParetoArgs, out: &mut dyn Write) -> Result<Vec<Plan>, ParetoEr
                 compact_weight(plan.weights.relative_cost),
                 compact_weight(plan.weights.relative_energy),
                 compact(plan.makespan_s, 1),
-                compact(plan.cost, 3),
-                compact(plan.energy_j / 1000.0, 1),
+                significant(plan.cost),
+                significant(plan.energy_j / 1000.0),
                 compact(plan.bytes_moved as f64 / 1e9, 2),
                 plan.devices_used
             )?;
@@ -321,9 +321,28 @@ fn compact(value: f64, decimals: usize) -> String {
     }
 }
 
+/// A total to five significant digits (a fixed three decimals printed plans that differ in
+/// cost, 0.0018409 against 0.0018406, alike, one marked optimal and one not), in exponent form
+/// where that would be wider than its column.
+fn significant(value: f64) -> String {
+    if value == 0.0 || !value.is_finite() {
+        return compact(value, 0);
+    }
+    if value.abs() >= 1e9 {
+        return exponent_form(value);
+    }
+    let magnitude = value.abs().log10().floor() as i32;
+    let decimals = (4 - magnitude).clamp(0, 9) as usize;
+    format!("{value:.decimals$}")
+}
+
 /// A weight as given (`0.5`, `32`), or in exponent form where it is very large or small.
 fn compact_weight(value: f64) -> String {
-    if value == 0.0 || (1e-3..1e6).contains(&value.abs()) {
+    if value == 0.0 {
+        // `-0` as given reads as a sign error.
+        return "0".to_string();
+    }
+    if (1e-3..1e6).contains(&value.abs()) {
         format!("{value}")
     } else {
         exponent_form(value)
@@ -529,6 +548,15 @@ mod tests {
         assert_eq!(compact_weight(1e300), "1e300");
         assert_eq!(compact_weight(1.23456e20), "1.235e20");
         assert_eq!(compact_weight(2e-7), "2e-7");
+        assert_eq!(compact_weight(-0.0), "0");
+        // Totals to five significant digits, so that plans that differ read apart.
+        assert_eq!(significant(0.0018409), "0.0018409");
+        assert_eq!(significant(0.0018406), "0.0018406");
+        assert_eq!(significant(0.018406), "0.018406");
+        assert_eq!(significant(2.86319), "2.8632");
+        assert_eq!(significant(1234.56), "1234.6");
+        assert_eq!(significant(0.0), "0");
+        assert_eq!(significant(2e12), "2e12");
         // A huge but usable weight keeps the table's layout.
         let mut out = Vec::new();
         run(&demo_args(vec![0.0, 1e12], vec![0.0], false), &mut out).expect("plans");
