@@ -163,7 +163,17 @@ pub fn parse_time_field(text: &str) -> Result<Time, String> {
     if looks_like_date {
         parse_datetime_utc(trimmed)
     } else {
-        parse_seconds(trimmed)
+        // Where a date would do as well, the message says so (the error path only).
+        parse_seconds(trimmed).map_err(|error| {
+            if trimmed.parse::<f64>().is_err() {
+                format!(
+                    "time {trimmed:?} is neither a date (YYYY-MM-DD HH:MM:SS) nor a number of \
+                     seconds"
+                )
+            } else {
+                error
+            }
+        })
     }
 }
 
@@ -428,6 +438,8 @@ mod tests {
         );
         assert!(parse_time_field("2014-02-30 00:00:00").is_err_and(|m| m.contains("day")));
         assert!(parse_time_field("12:00").is_err());
+        // Where a date would do too, the message names both forms.
+        assert!(parse_time_field("bogus").is_err_and(|m| m.contains("neither a date")));
     }
 
     #[test]
