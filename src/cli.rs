@@ -1013,8 +1013,6 @@ pub fn check_input_files<'a>(
     Ok(())
 }
 
-/// Why `path` cannot be an input file (`PATH does not exist`, `PATH is not a regular file`), if
-/// it cannot.
 /// Why a file to be written at the end of a long command cannot be, if that is known now: the
 /// path is a folder, or its folder does not exist (a simulation ran whole and then failed).
 fn not_an_output_file(path: &Path) -> Option<String> {
@@ -1028,6 +1026,8 @@ fn not_an_output_file(path: &Path) -> Option<String> {
     (!folder.is_dir()).then(|| format!("the folder {} does not exist", folder.display()))
 }
 
+/// Why `path` cannot be an input file (`PATH does not exist`, `PATH is not a regular file`), if
+/// it cannot.
 fn not_an_input_file(path: &Path) -> Option<String> {
     if path.is_file() {
         return None;
