@@ -300,3 +300,45 @@ fn unreachable_node_exporter_fails_after_its_samples() {
     assert!(stderr.contains("no records collected"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A target that answers, but with a page holding none of the series augur reads (an HTML
+/// page), collects nothing: exit 1, not an empty file and success.
+#[test]
+fn a_target_answering_without_metrics_fails() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let server = std::thread::spawn(move || {
+        // Answer every scrape of the run (a few rounds) with the same page, then stop.
+        for _ in 0..4 {
+            let Ok((mut stream, _)) = listener.accept() else {
+                return;
+            };
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let body = "<html><body>hello</body></html>";
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let dir = scratch("no-metrics");
+    let output = augur(&[
+        "collect",
+        "--node-exporter",
+        &format!("http://127.0.0.1:{port}/metrics"),
+        "--duration",
+        "1s",
+        "--interval",
+        "500ms",
+        "--out",
+        &dir.join("m.jsonl").display().to_string(),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("gave no record"), "{stderr}");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -129,6 +129,10 @@ impl CollectConfig {
     /// Validates the flags; `now` resolves `now`-relative times.
     pub fn from_args(args: &CollectArgs, now: Time) -> Result<CollectConfig, CollectError> {
         let flag = |message: String| Err(CollectError::Flag(message));
+        if args.timeout.is_zero() {
+            // Every scrape would fail at once ("did not answer within 0ns").
+            return flag("--timeout must be more than 0".into());
+        }
         if args.interval.is_zero() {
             return flag("--interval must be more than 0".into());
         }
@@ -256,7 +260,7 @@ impl CollectConfig {
             };
             if let Some(bad) = names.iter().find(|name| !OutputFormat::csv_safe(name)) {
                 return flag(format!(
-                    "device {bad:?} cannot be written to CSV (a comma, quote or line break); use .jsonl"
+                    "device {bad:?} cannot be written to CSV (a line break); use .jsonl"
                 ));
             }
         }
@@ -453,8 +457,11 @@ mod tests {
             flag_error(&["--out", "m", "--device", "a", "--device", "b"]).contains("at most one")
         );
         assert!(flag_error(&["--out", "m", "--interval", "0s"]).contains("--interval"));
+        assert!(flag_error(&["--out", "m", "--timeout", "0s"]).contains("--timeout"));
         assert!(flag_error(&["--out", "m", "--disk-bytes-per-s", "0"]).contains("positive"));
-        assert!(flag_error(&["--out", "m.csv", "--device", "a,b"]).contains("CSV"));
+        // A comma is quoted; a line break cannot be in a CSV line at all.
+        assert!(config(&["--out", "m.csv", "--device", "a,b"]).is_ok());
+        assert!(flag_error(&["--out", "m.csv", "--device", "a\nb"]).contains("CSV"));
     }
 
     #[test]

@@ -57,6 +57,21 @@ pub fn collect(
             }
             let mut writer = RecordWriter::create(&config.out, config.format)?;
             writer.write(&history.records)?;
+            // Live mode refuses such names up front; history's come from the labels it reads.
+            if writer.refused() > 0 {
+                say(&format!(
+                    "augur collect: {} records not written: their device name holds a line \
+                     break, which CSV cannot (write .jsonl)",
+                    writer.refused()
+                ));
+            }
+            if writer.written() == 0 {
+                return Err(CollectError::Nothing(format!(
+                    "none of the {} records from {url} could be written to CSV (device names \
+                     with line breaks); write .jsonl",
+                    writer.refused()
+                )));
+            }
             say(&format!(
                 "augur collect: {} records from {url} ({} points skipped, {} series without an instance label)",
                 writer.written(),
@@ -153,7 +168,8 @@ fn live(
     summary.records = writer.written();
     if writer.refused() > 0 {
         say(&format!(
-            "augur collect: {} records not written: their device name does not fit CSV",
+            "augur collect: {} records not written: their device name holds a line break, \
+             which CSV cannot (write .jsonl)",
             writer.refused()
         ));
     }
@@ -173,6 +189,14 @@ fn live(
         return Err(CollectError::Nothing(format!(
             "all {} samples failed",
             summary.failures
+        )));
+    }
+    // Targets that answered, but with nothing augur reads (an HTML page, an empty body), are
+    // as good as none: an empty file and exit 0 read as success.
+    if summary.records == 0 && summary.rounds > 0 && !summary.interrupted {
+        return Err(CollectError::Nothing(format!(
+            "{} rounds gave no record: the targets answered without the series augur reads",
+            summary.rounds
         )));
     }
     Ok(summary)

@@ -30,9 +30,10 @@ impl OutputFormat {
         }
     }
 
-    /// Whether a device name survives the long CSV reader, which splits on every comma.
+    /// Whether a device name fits a line of the long CSV: anything but a line break (the
+    /// reader takes a line at a time; commas and quotes are quoted, as it reads them).
     pub fn csv_safe(name: &str) -> bool {
-        !name.contains([',', '"', '\n', '\r'])
+        !name.contains(['\n', '\r'])
     }
 
     /// One record as one line, without its line break; `None` for a device name CSV cannot
@@ -49,12 +50,23 @@ impl OutputFormat {
             OutputFormat::Csv if OutputFormat::csv_safe(&record.device) => Some(format!(
                 "{},{},{},{}",
                 format_seconds(record.time),
-                record.device,
+                csv_field(&record.device),
                 record.resource.name(),
                 record.value
             )),
             OutputFormat::Csv => None,
         }
+    }
+}
+
+/// A name as one CSV field: quoted (RFC 4180, a quote doubled) where it holds a comma or a
+/// quote, which the reader would split on or refuse; as it is otherwise. (Spaces around a name
+/// are trimmed by every reader, quoted or not, as names are everywhere.)
+fn csv_field(name: &str) -> std::borrow::Cow<'_, str> {
+    if !name.contains([',', '"']) {
+        std::borrow::Cow::Borrowed(name)
+    } else {
+        std::borrow::Cow::Owned(format!("\"{}\"", name.replace('"', "\"\"")))
     }
 }
 
@@ -141,6 +153,34 @@ mod tests {
     use super::*;
     use augur_dataflows::types::Resource;
 
+    /// Whatever a name holds but a line break, `run` reads back the name the CSV was given.
+    #[test]
+    fn csv_names_read_back_as_written() {
+        use crate::input::{MetricFormat, MetricOptions, MetricReader};
+        let names = ["rack 1, \"node\" 3", "plain", "\"", "a,b", "x \"y\""];
+        let mut text = String::from("time,device,resource,value\n");
+        for (second, name) in names.iter().enumerate() {
+            let record = MetricRecord {
+                time: 1_700_000_000_000 + 1_000 * second as i64,
+                device: (*name).to_string(),
+                resource: Resource::Cpu,
+                value: 0.5,
+            };
+            text.push_str(&OutputFormat::Csv.line(&record).expect("a line"));
+            text.push('\n');
+        }
+        let read: Vec<String> = MetricReader::from_text(
+            &text,
+            "c.csv",
+            MetricFormat::Long,
+            &MetricOptions::default(),
+        )
+        .flat_map(|outcome| outcome.records)
+        .map(|record| record.device)
+        .collect();
+        assert_eq!(read, names);
+    }
+
     #[test]
     fn lines_in_both_formats() {
         let record = MetricRecord {
@@ -153,7 +193,14 @@ mod tests {
             OutputFormat::Jsonl.line(&record).expect("jsonl"),
             r#"{"time":1700000000.25,"device":"host \"a\"","resource":"network","value":0.125}"#
         );
-        assert_eq!(OutputFormat::Csv.line(&record), None);
+        // Quoted as the long CSV reader reads it back.
+        let quoted = OutputFormat::Csv.line(&record).expect("csv");
+        assert_eq!(quoted, r#"1700000000.25,"host ""a""",network,0.125"#);
+        let broken = MetricRecord {
+            device: "a\nb".into(),
+            ..record.clone()
+        };
+        assert_eq!(OutputFormat::Csv.line(&broken), None);
         let plain = MetricRecord {
             device: "edge-a".into(),
             time: 1_700_000_000_000,
