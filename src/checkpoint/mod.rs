@@ -156,6 +156,15 @@ pub fn lock_folder(dir: &Path) -> Result<FolderLock, CheckpointError> {
     };
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let path = dir.join(LOCK);
+    // Opening a named pipe for writing blocks until something reads it: refused first.
+    if let Ok(metadata) = std::fs::metadata(&path) {
+        if !metadata.is_file() {
+            return Err(io(&path)(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "not a regular file: the lock must be one",
+            )));
+        }
+    }
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -364,7 +373,8 @@ impl CheckpointStore for CheckpointDir {
 /// this `fingerprint`.
 pub fn load(dir: &Path, fingerprint: u64) -> Result<RunCheckpoint, CheckpointError> {
     let path = dir.join(LATEST);
-    let mut file = match File::open(&path) {
+    // A named pipe or a device in its place would block the read, or never end it.
+    let mut file = match crate::input::regular::open_regular(&path) {
         Ok(file) => file,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
             return Err(CheckpointError::Missing(dir.to_path_buf()))
@@ -495,7 +505,7 @@ pub fn reopen_outputs(
                 "the output has {now} bytes, fewer than the {length} the checkpoint recorded"
             )));
         }
-        let mut reading = File::open(&path).map_err(io)?;
+        let mut reading = crate::input::regular::open_regular(&path).map_err(io)?;
         if hash_range(&mut reading, 0, *length, FNV_OFFSET).map_err(io)? != *hash {
             return Err(mismatch(format!(
                 "its first {length} bytes are not what the checkpointed run wrote (did \
@@ -581,5 +591,23 @@ mod tests {
             char::from(MAGIC[7])
         );
         assert!(refused.contains(&expected), "{refused}");
+    }
+
+    /// A named pipe where the checkpoint or the lock should be is refused, not opened (opening
+    /// it blocked the resume until something else opened the pipe: forever).
+    #[test]
+    fn a_named_pipe_in_the_folder_is_refused_not_waited_on() {
+        let dir = crate::testing::Scratch::new("checkpoint-fifo");
+        let made = |name: &str| {
+            std::process::Command::new("mkfifo")
+                .arg(dir.join(name))
+                .status()
+                .is_ok_and(|status| status.success())
+        };
+        if !made(LATEST) || !made(LOCK) {
+            return; // no mkfifo here: nothing to check
+        }
+        assert!(matches!(load(&dir, 1), Err(CheckpointError::Io { .. })));
+        assert!(matches!(lock_folder(&dir), Err(CheckpointError::Io { .. })));
     }
 }
