@@ -313,6 +313,23 @@ pub(crate) fn file_lines_at(
             position.offset
         )));
     }
+    // The checkpoint stopped after a whole line (unless the file then ended in a line without
+    // its newline): a byte there other than a newline means the file changed before that point,
+    // past the head the fingerprint hashes, and reading on would start mid-line.
+    if position.offset > 0 && !position.unterminated {
+        file.seek(SeekFrom::Start(position.offset - 1))
+            .map_err(|error| refuse(error.to_string()))?;
+        let mut last = [0u8; 1];
+        std::io::Read::read_exact(&mut file, &mut last)
+            .map_err(|error| refuse(error.to_string()))?;
+        if last[0] != b'\n' {
+            return Err(refuse(format!(
+                "byte {} is not the end of a line, where the checkpoint stopped reading: the \
+                 file changed before that point since",
+                position.offset
+            )));
+        }
+    }
     file.seek(SeekFrom::Start(position.offset))
         .map_err(|error| refuse(error.to_string()))?;
     let reader: Box<dyn BufRead + Send> = Box::new(BufReader::new(file));
@@ -327,6 +344,38 @@ pub(crate) fn text_lines(text: &str, max_line_bytes: usize) -> LineSource {
 
 #[cfg(test)]
 mod tests {
+    /// A resume whose offset no longer follows a newline is refused: the file changed before
+    /// it (an edit past the hashed head shifted the lines), and reading on would start mid-line.
+    #[test]
+    fn a_resume_offset_not_after_a_newline_is_refused() {
+        let dir = crate::testing::Scratch::new("lines-resume");
+        let path = dir.join("m.csv");
+        let at = |offset, unterminated| super::LinePosition {
+            offset,
+            line: 2,
+            finished: false,
+            unterminated,
+        };
+        std::fs::write(&path, "a\nb\nc\n").expect("write");
+        let lines: Vec<String> = super::file_lines_at(&path, 100, at(4, false))
+            .expect("a line boundary")
+            .filter_map(|(_, line)| line.ok())
+            .collect();
+        assert_eq!(lines, ["c"]);
+        std::fs::write(&path, "a\nbX\nc\n").expect("write");
+        let refused = super::file_lines_at(&path, 100, at(4, false))
+            .err()
+            .expect("refused");
+        assert!(
+            refused.reason.contains("not the end of a line"),
+            "{}",
+            refused.reason
+        );
+        // After a last line without its newline, the rest of that line follows: no check.
+        std::fs::write(&path, "a\nbc\n").expect("write");
+        assert!(super::file_lines_at(&path, 100, at(3, true)).is_ok());
+    }
+
     #[test]
     fn byte_order_mark_is_not_part_of_the_first_line() {
         let text = "\u{feff}time,value\n\u{feff}x\n";
