@@ -213,6 +213,7 @@ fn history_points_outside_the_asked_range_are_skipped() {
         step_ms: 10_000,
         rate_window: "1m".into(),
         capacity: Capacity::DEFAULT,
+        network_by_device: BTreeMap::new(),
         devices: BTreeMap::new(),
         timeout: Duration::from_secs(10),
     };
@@ -223,6 +224,38 @@ fn history_points_outside_the_asked_range_are_skipped() {
         .all(|r| (100_000..=120_000).contains(&r.time)));
     assert_eq!(history.records.len(), 2 * Resource::ALL.len());
     assert_eq!(history.skipped_points, 2 * Resource::ALL.len() as u64);
+}
+
+/// Network history is divided by each device's own bandwidth (the platform's), not one for
+/// all: the query cannot tell the instances apart, so the division comes after naming.
+#[test]
+fn history_network_is_a_fraction_of_each_devices_bandwidth() {
+    let body = r#"{"status":"success","data":{"resultType":"matrix","result":[
+        {"metric":{"instance":"a:9100"},"values":[[100,"200"]]},
+        {"metric":{"instance":"b:9100"},"values":[[100,"200"]]}]}}"#;
+    let url = answering(body.to_string(), Resource::ALL.len());
+    let query = HistoryQuery {
+        start: 100_000,
+        end: 100_000,
+        step_ms: 10_000,
+        rate_window: "1m".into(),
+        capacity: Capacity {
+            disk_bytes_per_s: 200e6,
+            network_bytes_per_s: 1_000.0,
+        },
+        network_by_device: BTreeMap::from([("big".to_string(), 400.0)]),
+        devices: BTreeMap::from([("a:9100".to_string(), "big".to_string())]),
+        timeout: Duration::from_secs(10),
+    };
+    let history = read_history(&url, &query).expect("answers");
+    let network: BTreeMap<String, f64> = history
+        .records
+        .iter()
+        .filter(|r| r.resource == Resource::Network)
+        .map(|r| (r.device.clone(), r.value))
+        .collect();
+    assert_eq!(network.get("big"), Some(&0.5));
+    assert_eq!(network.get("b:9100"), Some(&0.2));
 }
 
 // ---- the real thing ----
@@ -446,6 +479,7 @@ fn live_node_exporter_and_prometheus() {
             step_ms: 1_000,
             rate_window: "1m".into(),
             capacity: Capacity::DEFAULT,
+            network_by_device: BTreeMap::new(),
             devices: devices.clone(),
             timeout: Duration::from_secs(10),
         };

@@ -202,6 +202,18 @@ impl CollectConfig {
                     step_ms,
                     rate_window: promql_duration(args.rate_window)?,
                     capacity: fallback,
+                    // The platform's bandwidths: the query cannot know which instance is which
+                    // device, so each device's series is divided by its own after it is named.
+                    network_by_device: platform
+                        .as_ref()
+                        .map(|platform| {
+                            platform
+                                .devices
+                                .iter()
+                                .filter_map(|d| Some((d.id.clone(), d.network_bytes_per_s?)))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
                     devices,
                     timeout: args.timeout,
                 },

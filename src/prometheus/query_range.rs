@@ -2,7 +2,8 @@
 //! way load-aware Kubernetes schedulers (Trimaran's load watcher, Crane, Koordinator's
 //! descheduler) read node utilisation. The queries, with `W` the rate window (`--rate-window`,
 //! default `1m`, at least twice the scrape interval so that every window holds two scrapes)
-//! and `NET` the network bandwidth in bytes/s:
+//! and `NET` the device's network bandwidth in bytes/s (the platform's, else the default),
+//! divided here once the series are named, since one query answers for every device:
 //!
 //! | resource | PromQL |
 //! |---|---|
@@ -48,8 +49,12 @@ pub struct HistoryQuery {
     pub step_ms: i64,
     /// The `rate()` window, a PromQL duration (`1m`, `30s`).
     pub rate_window: String,
-    /// Network bandwidth (disk is a busy fraction and needs none).
+    /// Network bandwidth of devices the platform does not give (disk is a busy fraction and
+    /// needs none).
     pub capacity: Capacity,
+    /// Network bandwidth, bytes/s, of the devices the platform gives, by device name (as
+    /// renamed by `devices`).
+    pub network_by_device: BTreeMap<String, f64>,
     /// Device names by `instance` label; unlisted instances keep their label.
     pub devices: BTreeMap<String, String>,
     /// Per request.
@@ -67,8 +72,8 @@ pub struct History {
     pub unlabelled_series: u64,
 }
 
-/// The PromQL of one resource (the table above).
-pub fn promql(resource: Resource, rate_window: &str, capacity: &Capacity) -> String {
+/// The PromQL of one resource (the table above, network before its division).
+pub fn promql(resource: Resource, rate_window: &str) -> String {
     let w = rate_window;
     match resource {
         Resource::Cpu => {
@@ -78,10 +83,10 @@ pub fn promql(resource: Resource, rate_window: &str, capacity: &Capacity) -> Str
                              sum by (instance) (node_memory_MemTotal_bytes)"
             .to_string(),
         Resource::Disk => format!("max by (instance) (rate(node_disk_io_time_seconds_total[{w}]))"),
+        // Bytes per second: the bandwidth to divide by is each device's own.
         Resource::Network => format!(
             "sum by (instance) (rate(node_network_receive_bytes_total{{device!=\"lo\"}}[{w}]) + \
-             rate(node_network_transmit_bytes_total{{device!=\"lo\"}}[{w}])) / {}",
-            capacity.network_bytes_per_s
+             rate(node_network_transmit_bytes_total{{device!=\"lo\"}}[{w}]))"
         ),
     }
 }
@@ -93,7 +98,7 @@ pub fn read_history(base: &str, query: &HistoryQuery) -> Result<History, PromErr
     let mut history = History::default();
     let step = query.step_ms.max(1);
     for resource in Resource::ALL {
-        let promql = promql(resource, &query.rate_window, &query.capacity);
+        let promql = promql(resource, &query.rate_window);
         let mut from = query.start;
         while from <= query.end {
             let to = from
@@ -125,7 +130,18 @@ pub fn read_history(base: &str, query: &HistoryQuery) -> Result<History, PromErr
             history.records.extend(
                 part.records
                     .into_iter()
-                    .filter(|r| (from..=to).contains(&r.time)),
+                    .filter(|r| (from..=to).contains(&r.time))
+                    .map(|mut record| {
+                        if resource == Resource::Network {
+                            let bandwidth = query
+                                .network_by_device
+                                .get(&record.device)
+                                .copied()
+                                .unwrap_or(query.capacity.network_bytes_per_s);
+                            record.value /= bandwidth;
+                        }
+                        record
+                    }),
             );
             let kept = history.records.len() - before;
             history.skipped_points += (answered - kept) as u64 + part.skipped_points;
@@ -304,14 +320,11 @@ mod tests {
 
     #[test]
     fn queries_name_the_rules() {
-        let capacity = Capacity {
-            disk_bytes_per_s: 200e6,
-            network_bytes_per_s: 125e6,
-        };
         assert_eq!(
-            promql(Resource::Cpu, "1m", &capacity),
+            promql(Resource::Cpu, "1m"),
             "1 - avg by (instance) (rate(node_cpu_seconds_total{mode=\"idle\"}[1m]))"
         );
-        assert!(promql(Resource::Network, "30s", &capacity).ends_with("[30s])) / 125000000"));
+        // Bytes per second; each device's bandwidth divides them once the series are named.
+        assert!(promql(Resource::Network, "30s").ends_with("[30s]))"));
     }
 }
