@@ -192,7 +192,16 @@ impl CollectConfig {
                         "with --prometheus, --device is INSTANCE=NAME, not {pair:?}"
                     ));
                 };
-                devices.insert(instance.trim().to_string(), name.trim().to_string());
+                let (instance, name) = (instance.trim().to_string(), name.trim().to_string());
+                // Two names for one instance, or one name for two: either mixes or splits a
+                // device's series without a word.
+                if devices.contains_key(&instance) {
+                    return flag(format!("--device names instance {instance:?} twice"));
+                }
+                if devices.values().any(|taken| *taken == name) {
+                    return flag(format!("--device gives the name {name:?} to two instances"));
+                }
+                devices.insert(instance, name);
             }
             Mode::History {
                 url: url.clone(),
@@ -240,6 +249,13 @@ impl CollectConfig {
                 // Refuse a bad URL now rather than at the first scrape.
                 NodeExporterScraper::new(url, Some(device.clone()), capacity, args.timeout)
                     .map_err(|error| CollectError::Flag(format!("--node-exporter: {error}")))?;
+                // Two targets under one name would write one series of two hosts' samples.
+                if targets.iter().any(|(_, taken, _)| *taken == device) {
+                    return flag(format!(
+                        "two --node-exporter targets would both be device {device:?}; name them \
+                         apart with --device"
+                    ));
+                }
                 targets.push((url.clone(), device, capacity));
             }
             Mode::NodeExporters {
@@ -514,6 +530,34 @@ mod tests {
         ])
         .contains("one --device per"));
         assert!(flag_error(&["--out", "m", "--node-exporter", "https://a"]).contains("https"));
+        // Two targets under one device name would mix two hosts in one series.
+        let same = ["--out", "m", "--node-exporter", "http://a:9100"];
+        let twice = [&same[..], &["--node-exporter", "http://a:9100"]].concat();
+        assert!(flag_error(&twice).contains("both be device"));
+        let named_alike = [&twice[..], &["--device", "x", "--device", "x"]].concat();
+        assert!(flag_error(&named_alike).contains("both be device"));
+    }
+
+    /// In history mode one instance has one name, and one name one instance.
+    #[test]
+    fn history_devices_map_one_to_one() {
+        let base = [
+            "--out",
+            "m",
+            "--prometheus",
+            "http://p",
+            "--start",
+            "now-5m",
+        ];
+        let args = |devices: &[&str]| {
+            let mut argv = base.to_vec();
+            for device in devices {
+                argv.extend(["--device", device]);
+            }
+            flag_error(&argv)
+        };
+        assert!(args(&["x:1=n", "y:1=n"]).contains("to two instances"));
+        assert!(args(&["x:1=n", "x:1=m"]).contains("twice"));
     }
 
     #[test]
