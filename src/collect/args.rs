@@ -266,6 +266,14 @@ impl CollectConfig {
             if args.devices.len() > 1 {
                 return flag("sampling this host takes at most one --device".into());
             }
+            // The host's CPU counters refresh at most this often: faster samples repeat the
+            // last share (the first 200 ms of 1-ms samples all read the share since boot).
+            if args.interval < sysinfo::MINIMUM_CPU_UPDATE_INTERVAL {
+                return flag(format!(
+                    "--interval below {} ms: this host's CPU counters refresh no faster",
+                    sysinfo::MINIMUM_CPU_UPDATE_INTERVAL.as_millis()
+                ));
+            }
             let device = args
                 .devices
                 .first()
@@ -486,6 +494,7 @@ mod tests {
         );
         assert!(flag_error(&["--out", "m", "--interval", "0s"]).contains("--interval"));
         assert!(flag_error(&["--out", "m", "--timeout", "0s"]).contains("--timeout"));
+        assert!(flag_error(&["--out", "m", "--interval", "1ms"]).contains("refresh"));
         assert!(flag_error(&["--out", "m", "--disk-bytes-per-s", "0"]).contains("positive"));
         // A comma is quoted; a line break cannot be in a CSV line at all.
         assert!(config(&["--out", "m.csv", "--device", "a,b"]).is_ok());
