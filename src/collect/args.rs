@@ -13,6 +13,11 @@ use crate::input::platform::{read_platform, Platform};
 use crate::input::time::parse_time_field;
 use crate::prometheus::{HistoryQuery, NodeExporterScraper};
 
+/// `--step` unless given.
+const DEFAULT_STEP: Duration = Duration::from_secs(15);
+/// `--rate-window` unless given.
+const DEFAULT_RATE_WINDOW: Duration = Duration::from_secs(60);
+
 /// Flags of `augur collect`, as given.
 #[derive(Debug, Clone, clap::Args)]
 pub struct CollectArgs {
@@ -20,10 +25,21 @@ pub struct CollectArgs {
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
     /// Time between samples (`1s`, `500ms`, `1m`).
-    #[arg(long, default_value = "1s", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(
+        long,
+        default_value = "1s",
+        value_parser = parse_duration,
+        value_name = "DURATION",
+        conflicts_with = "prometheus"
+    )]
     pub interval: Duration,
     /// Stop after this long [default: until Ctrl-C or SIGTERM].
-    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(
+        long,
+        value_parser = parse_duration,
+        value_name = "DURATION",
+        conflicts_with = "prometheus"
+    )]
     pub duration: Option<Duration>,
     /// Device names. This host: one name [default: the host name]. With --node-exporter: one per
     /// URL, in order [default: each target's host:port]. With --prometheus: INSTANCE=NAME, to
@@ -58,12 +74,13 @@ pub struct CollectArgs {
         allow_hyphen_values = true
     )]
     pub end: Option<String>,
-    /// With --prometheus: the time between points.
-    #[arg(long, default_value = "15s", value_parser = parse_duration, value_name = "DURATION")]
-    pub step: Duration,
-    /// With --prometheus: the rate() window, at least twice Prometheus' scrape interval.
-    #[arg(long, default_value = "1m", value_parser = parse_duration, value_name = "DURATION")]
-    pub rate_window: Duration,
+    /// With --prometheus: the time between points [default: 15s].
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub step: Option<Duration>,
+    /// With --prometheus: the rate() window, at least twice Prometheus' scrape interval
+    /// [default: 1m].
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub rate_window: Option<Duration>,
     /// Platform TOML: a device's disk_mbps and network_gbps are its bandwidths.
     #[arg(long, value_name = "FILE")]
     pub platform: Option<PathBuf>,
@@ -133,6 +150,18 @@ impl CollectConfig {
             // Every scrape would fail at once ("did not answer within 0ns").
             return flag("--timeout must be more than 0".into());
         }
+        // Flags of history alone, given to a live mode, would be ignored without a word.
+        if args.prometheus.is_none() {
+            let given = [
+                ("--start", args.start.is_some()),
+                ("--end", args.end.is_some()),
+                ("--step", args.step.is_some()),
+                ("--rate-window", args.rate_window.is_some()),
+            ];
+            if let Some((name, _)) = given.iter().find(|(_, given)| *given) {
+                return flag(format!("{name} reads history: it needs --prometheus"));
+            }
+        }
         if args.interval.is_zero() {
             return flag("--interval must be more than 0".into());
         }
@@ -181,7 +210,7 @@ impl CollectConfig {
             if start > end {
                 return flag("--start is after --end".into());
             }
-            let step_ms = duration_ms(args.step);
+            let step_ms = duration_ms(args.step.unwrap_or(DEFAULT_STEP));
             if step_ms == 0 {
                 return flag("--step must be at least 1ms".into());
             }
@@ -209,7 +238,7 @@ impl CollectConfig {
                     start,
                     end,
                     step_ms,
-                    rate_window: promql_duration(args.rate_window)?,
+                    rate_window: promql_duration(args.rate_window.unwrap_or(DEFAULT_RATE_WINDOW))?,
                     capacity: fallback,
                     // The platform's bandwidths: the query cannot know which instance is which
                     // device, so each device's series is divided by its own after it is named.
@@ -567,6 +596,26 @@ mod tests {
         };
         assert!(args(&["x:1=n", "y:1=n"]).contains("to two instances"));
         assert!(args(&["x:1=n", "x:1=m"]).contains("twice"));
+    }
+
+    /// A flag of one mode given to another is refused, not ignored.
+    #[test]
+    fn flags_of_another_mode_are_refused() {
+        assert!(flag_error(&["--out", "m", "--step", "5s"]).contains("needs --prometheus"));
+        assert!(flag_error(&["--out", "m", "--rate-window", "30s"]).contains("--prometheus"));
+        let scrape = ["--out", "m", "--node-exporter", "http://a:9100"];
+        assert!(flag_error(&[&scrape[..], &["--start", "now"]].concat()).contains("--start"));
+        let history = [
+            "--out",
+            "m",
+            "--prometheus",
+            "http://p",
+            "--start",
+            "now-5m",
+        ];
+        assert!(flag_error(&[&history[..], &["--interval", "2s"]].concat()).contains("--interval"));
+        assert!(flag_error(&[&history[..], &["--duration", "2s"]].concat()).contains("--duration"));
+        assert!(config(&[&history[..], &["--step", "5s"]].concat()).is_ok());
     }
 
     #[test]
