@@ -210,6 +210,12 @@ impl CollectConfig {
             if start > end {
                 return flag("--start is after --end".into());
             }
+            // Nothing is recorded after now: an --end of year 9999 (a typo) asked thousands of
+            // empty pieces of 10,000 steps.
+            if start > now {
+                return flag("--start is in the future: Prometheus has no history there".into());
+            }
+            let end = end.min(now);
             let step_ms = duration_ms(args.step.unwrap_or(DEFAULT_STEP));
             if step_ms == 0 {
                 return flag("--step must be at least 1ms".into());
@@ -616,6 +622,36 @@ mod tests {
         assert!(flag_error(&[&history[..], &["--interval", "2s"]].concat()).contains("--interval"));
         assert!(flag_error(&[&history[..], &["--duration", "2s"]].concat()).contains("--duration"));
         assert!(config(&[&history[..], &["--step", "5s"]].concat()).is_ok());
+    }
+
+    /// History ends at now at the latest: there is none after it to ask for.
+    #[test]
+    fn history_past_now_is_not_asked_for() {
+        let c = config(&[
+            "--out",
+            "m",
+            "--prometheus",
+            "http://p",
+            "--start",
+            "now-5m",
+            "--end",
+            "9999-12-31 00:00:00",
+        ])
+        .expect("valid");
+        let Mode::History { query, .. } = c.mode else {
+            panic!("history mode")
+        };
+        assert_eq!(query.end, NOW);
+        let future = [
+            "--out",
+            "m",
+            "--prometheus",
+            "http://p",
+            "--start",
+            "2100-01-01 00:00:00",
+        ];
+        let error = flag_error(&[&future[..], &["--end", "2100-01-02 00:00:00"]].concat());
+        assert!(error.contains("in the future"), "{error}");
     }
 
     #[test]

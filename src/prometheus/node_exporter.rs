@@ -119,7 +119,11 @@ pub fn utilisation(
         {
             readings.push((Resource::Memory, (1.0 - available / total).clamp(0.0, 1.0)));
         }
-        (Some(_), Some(_)) => missing.push("memory: MemTotal is not a positive number".into()),
+        (Some(available), Some(total)) => missing.push(if total > 0.0 && total.is_finite() {
+            format!("memory: MemAvailable_bytes is {available}, not a number of bytes")
+        } else {
+            format!("memory: MemTotal_bytes is {total}, not a positive number")
+        }),
         _ => missing.push(
             "memory: node_memory_MemAvailable_bytes or node_memory_MemTotal_bytes not exposed"
                 .into(),
