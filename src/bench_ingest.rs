@@ -634,11 +634,8 @@ fn run_once(args: &RunArgs) -> Result<RunOutcome, IngestError> {
 /// Linux's fixed 100 ticks per second); `None` where there is no such file.
 fn process_cpu_s() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // The command name may hold spaces; the fields after its closing parenthesis do not.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    Some(ticks as f64 / 100.0)
+    let (_, ticks) = crate::thread_cpu::parse_stat(&stat)?;
+    Some(ticks as f64 / crate::thread_cpu::TICKS_PER_S)
 }
 
 /// Samples the parser alone reads from a `long` log.

@@ -14,7 +14,7 @@ use std::time::Duration;
 const PERIOD: Duration = Duration::from_millis(20);
 
 /// The kernel's clock ticks per second for `utime` and `stime` (USER_HZ, 100 on Linux).
-const TICKS_PER_S: f64 = 100.0;
+pub(crate) const TICKS_PER_S: f64 = 100.0;
 
 /// The name the watcher's own thread goes by, left out of what it reports.
 const WATCHER: &str = "augur:cpu-watch";
@@ -113,8 +113,8 @@ fn read_tasks(seen: &mut HashMap<u64, (String, u64)>) -> bool {
     true
 }
 
-/// The name and `utime + stime` ticks of one `/proc/.../stat` line.
-fn parse_stat(stat: &str) -> Option<(String, u64)> {
+/// The name and `utime + stime` ticks of one `/proc/.../stat` line (a process's or a thread's).
+pub(crate) fn parse_stat(stat: &str) -> Option<(String, u64)> {
     // The name sits in parentheses and may hold spaces or parentheses itself; the fields after
     // its last closing parenthesis do not.
     let open = stat.find('(')?;

@@ -282,11 +282,19 @@ fn unreachable_node_exporter_fails_after_its_samples() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("address").port();
     drop(listener);
-    let dir = scratch("unreachable");
+    let (code, stderr) = scrape_for_a_second(&format!("http://127.0.0.1:{port}"), "unreachable");
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("connecting to 127.0.0.1"), "{stderr}");
+    assert!(stderr.contains("no records collected"), "{stderr}");
+}
+
+/// `augur collect` scraping `url` for a second, twice; its exit code and standard error.
+fn scrape_for_a_second(url: &str, name: &str) -> (Option<i32>, String) {
+    let dir = scratch(name);
     let output = augur(&[
         "collect",
         "--node-exporter",
-        &format!("http://127.0.0.1:{port}"),
+        url,
         "--duration",
         "1s",
         "--interval",
@@ -294,11 +302,11 @@ fn unreachable_node_exporter_fails_after_its_samples() {
         "--out",
         &dir.join("m.jsonl").display().to_string(),
     ]);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("connecting to 127.0.0.1"), "{stderr}");
-    assert!(stderr.contains("no records collected"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
 
 /// A target that answers, but with a page holding none of the series augur reads (an HTML
@@ -324,21 +332,9 @@ fn a_target_answering_without_metrics_fails() {
             );
         }
     });
-    let dir = scratch("no-metrics");
-    let output = augur(&[
-        "collect",
-        "--node-exporter",
-        &format!("http://127.0.0.1:{port}/metrics"),
-        "--duration",
-        "1s",
-        "--interval",
-        "500ms",
-        "--out",
-        &dir.join("m.jsonl").display().to_string(),
-    ]);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    let (code, stderr) = scrape_for_a_second(&url, "no-metrics");
+    assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("gave no record"), "{stderr}");
     drop(server);
-    let _ = std::fs::remove_dir_all(&dir);
 }

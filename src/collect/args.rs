@@ -582,19 +582,21 @@ mod tests {
         assert!(flag_error(&named_alike).contains("both be device"));
     }
 
+    /// The least flags of history mode.
+    const HISTORY: [&str; 6] = [
+        "--out",
+        "m",
+        "--prometheus",
+        "http://p",
+        "--start",
+        "now-5m",
+    ];
+
     /// In history mode one instance has one name, and one name one instance.
     #[test]
     fn history_devices_map_one_to_one() {
-        let base = [
-            "--out",
-            "m",
-            "--prometheus",
-            "http://p",
-            "--start",
-            "now-5m",
-        ];
         let args = |devices: &[&str]| {
-            let mut argv = base.to_vec();
+            let mut argv = HISTORY.to_vec();
             for device in devices {
                 argv.extend(["--device", device]);
             }
@@ -611,17 +613,9 @@ mod tests {
         assert!(flag_error(&["--out", "m", "--rate-window", "30s"]).contains("--prometheus"));
         let scrape = ["--out", "m", "--node-exporter", "http://a:9100"];
         assert!(flag_error(&[&scrape[..], &["--start", "now"]].concat()).contains("--start"));
-        let history = [
-            "--out",
-            "m",
-            "--prometheus",
-            "http://p",
-            "--start",
-            "now-5m",
-        ];
-        assert!(flag_error(&[&history[..], &["--interval", "2s"]].concat()).contains("--interval"));
-        assert!(flag_error(&[&history[..], &["--duration", "2s"]].concat()).contains("--duration"));
-        assert!(config(&[&history[..], &["--step", "5s"]].concat()).is_ok());
+        assert!(flag_error(&[&HISTORY[..], &["--interval", "2s"]].concat()).contains("--interval"));
+        assert!(flag_error(&[&HISTORY[..], &["--duration", "2s"]].concat()).contains("--duration"));
+        assert!(config(&[&HISTORY[..], &["--step", "5s"]].concat()).is_ok());
     }
 
     /// History ends at now at the latest: there is none after it to ask for.
