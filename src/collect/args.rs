@@ -621,17 +621,7 @@ mod tests {
     /// History ends at now at the latest: there is none after it to ask for.
     #[test]
     fn history_past_now_is_not_asked_for() {
-        let c = config(&[
-            "--out",
-            "m",
-            "--prometheus",
-            "http://p",
-            "--start",
-            "now-5m",
-            "--end",
-            "9999-12-31 00:00:00",
-        ])
-        .expect("valid");
+        let c = config(&[&HISTORY[..], &["--end", "9999-12-31 00:00:00"]].concat()).expect("valid");
         let Mode::History { query, .. } = c.mode else {
             panic!("history mode")
         };
