@@ -163,9 +163,9 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
         (Some(checkpoint), true) => Some(checkpoint::lock_folder(&checkpoint.dir)?),
         _ => None,
     };
-    let mut resumed = match (&config.checkpoint, fingerprint) {
+    let mut resumed = match (&config.checkpoint, &fingerprint) {
         (Some(checkpoint), Some(fingerprint)) if checkpoint.resume && writes_outputs => {
-            let loaded = checkpoint::load(&checkpoint.dir, fingerprint)?;
+            let loaded = checkpoint::load(&checkpoint.dir, &fingerprint)?;
             checkpoint::check_logs(&checkpoint.dir, &loaded, config)?;
             Some(loaded)
         }
@@ -330,7 +330,7 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
                     &checkpoint.dir,
                     &config.out,
                     &STREAMED,
-                    fingerprint,
+                    &fingerprint,
                     config.progress,
                 )
                 .with_logs(checkpoint::log_heads(config))

@@ -569,7 +569,7 @@ fn damaged_missing_or_foreign_checkpoints_are_refused_clearly() {
     refused(
         &other_policy,
         &args,
-        "other inputs or settings",
+        "other inputs or settings, changed since: the placement settings (--policy",
         "another policy",
     );
     let series = dir.join("metrics/ec2_cpu_utilization_24ae8d.csv");

@@ -417,7 +417,8 @@ fn serve_resume_over_another_platform_is_refused() {
     assert_eq!(refused.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(
-        stderr.contains("other inputs or settings") && !stderr.contains("panicked"),
+        stderr.contains("changed since: the platform file (--platform);")
+            && !stderr.contains("panicked"),
         "{stderr}"
     );
     assert!(refused.stdout.is_empty(), "it never listened");

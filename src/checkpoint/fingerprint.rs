@@ -15,31 +15,102 @@ use crate::run::RunConfig;
 
 const LOG_HEAD_BYTES: u64 = 64 * 1024;
 
+/// A run's inputs and settings, hashed part by part: a checkpoint keeps every part's hash, so
+/// that a resume it refuses can say which input or setting changed since, not only that one did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Fingerprint {
+    parts: Vec<(&'static str, u64)>,
+}
+
+impl Fingerprint {
+    /// A fingerprint for `command` (`augur run`, `augur serve`): a checkpoint of one is never
+    /// taken for the other's.
+    pub fn of_command(command: &'static str) -> Fingerprint {
+        Fingerprint::default().with("the command (augur run or augur serve)", text_hash(command))
+    }
+
+    /// Adds the part `what` (named as a user would find it: the flag or file), hashed.
+    pub fn with(mut self, what: &'static str, hash: u64) -> Fingerprint {
+        self.parts.push((what, hash));
+        self
+    }
+
+    /// Every part's hash, in order: what a checkpoint records.
+    pub fn hashes(&self) -> Vec<u64> {
+        self.parts.iter().map(|&(_, hash)| hash).collect()
+    }
+
+    /// The parts whose hashes differ from `saved` (a checkpoint's [`Fingerprint::hashes`]),
+    /// named and joined for a message; `None` where every part is the same.
+    pub fn differences(&self, saved: &[u64]) -> Option<String> {
+        if saved.len() != self.parts.len() {
+            return Some(
+                "the checkpoint records other inputs and settings than this run has".into(),
+            );
+        }
+        let changed: Vec<&str> = self
+            .parts
+            .iter()
+            .zip(saved)
+            .filter(|((_, hash), saved)| hash != *saved)
+            .map(|((what, _), _)| *what)
+            .collect();
+        (!changed.is_empty()).then(|| changed.join(" and "))
+    }
+}
+
 /// The fingerprint of a run's inputs and settings.
-pub fn fingerprint(config: &RunConfig) -> u64 {
-    let mut hash = FNV_OFFSET;
-    let settings = format!(
-        "{:?}|{:?}|{:?}|{}|{}|{}|{:?}|{:?}",
-        config.workflows,
-        config.platform,
-        config.format,
-        config.lateness_ms,
-        config.max_line_bytes,
-        config.strict,
-        config.forecast,
-        config.placement,
-    );
-    hash = fnv1a(settings.as_bytes(), hash);
-    for (path, device, resource) in &config.maps {
-        hash = fnv1a(format!("{path:?}={device}:{resource:?}").as_bytes(), hash);
-    }
-    for path in config.workflows.iter().chain(&config.platform) {
-        hash = file_hash(path, u64::MAX, hash);
-    }
-    for path in logs_of(config) {
-        hash = fnv1a(format!("{path:?}").as_bytes(), hash);
-    }
-    hash
+pub fn fingerprint(config: &RunConfig) -> Fingerprint {
+    let files = |paths: &[std::path::PathBuf]| {
+        paths.iter().fold(FNV_OFFSET, |hash, path| {
+            file_hash(path, u64::MAX, fnv1a(format!("{path:?}").as_bytes(), hash))
+        })
+    };
+    let maps = config
+        .maps
+        .iter()
+        .map(|(path, device, resource)| format!("{path:?}={device}:{resource:?}"))
+        .collect::<Vec<_>>()
+        .join("|");
+    let logs = logs_of(config)
+        .map(|path| format!("{path:?}"))
+        .collect::<Vec<_>>()
+        .join("|");
+    Fingerprint::of_command("run")
+        .with("the workflow files (--workflow)", files(&config.workflows))
+        .with(
+            "the platform file (--platform)",
+            files(config.platform.as_slice()),
+        )
+        .with(
+            "the logs named (--metrics, --events)",
+            text_hash(&format!("{}|{logs}", config.metrics.len())),
+        )
+        .with(
+            "the metric format (--format, --map)",
+            text_hash(&format!("{:?}|{maps}", config.format)),
+        )
+        .with(
+            "the allowed lateness (--lateness, lateness_s in --config)",
+            text_hash(&config.lateness_ms.to_string()),
+        )
+        .with(
+            "the line limit (max_line_bytes in --config)",
+            text_hash(&config.max_line_bytes.to_string()),
+        )
+        .with("--strict", text_hash(&config.strict.to_string()))
+        .with(
+            "the forecast settings ([forecast] in --config)",
+            text_hash(&format!("{:?}", config.forecast)),
+        )
+        .with(
+            "the placement settings (--policy, [placement] in --config)",
+            text_hash(&format!("{:?}", config.placement)),
+        )
+}
+
+fn text_hash(text: &str) -> u64 {
+    fnv1a(text.as_bytes(), FNV_OFFSET)
 }
 
 /// What every process of a cluster run must agree on to compute the same map: the settings of
@@ -47,7 +118,7 @@ pub fn fingerprint(config: &RunConfig) -> u64 {
 /// which every process reads. The logs are left out: only process 0 reads them, and the other
 /// processes' paths may differ (another host's mount point).
 pub fn cluster_agreement(config: &RunConfig) -> crate::cluster::Agreement {
-    let text = |settings: String| fnv1a(settings.as_bytes(), FNV_OFFSET);
+    let text = |settings: String| text_hash(&settings);
     let files = |paths: &mut dyn Iterator<Item = &std::path::PathBuf>| {
         paths.fold(FNV_OFFSET, |hash, path| file_hash(path, u64::MAX, hash))
     };
@@ -118,4 +189,36 @@ fn file_hash(path: &Path, limit: u64, hash: u64) -> u64 {
         return fnv1a(b"<unreadable>", hash);
     }
     fnv1a(&bytes, hash)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_resume_names_what_changed() {
+        let before = Fingerprint::of_command("run")
+            .with("the platform file (--platform)", 1)
+            .with("--strict", 2)
+            .with("the forecast settings", 3);
+        assert_eq!(before.differences(&before.hashes()), None);
+        let after = Fingerprint::of_command("run")
+            .with("the platform file (--platform)", 1)
+            .with("--strict", 20)
+            .with("the forecast settings", 30);
+        assert_eq!(
+            after.differences(&before.hashes()).as_deref(),
+            Some("--strict and the forecast settings")
+        );
+        // A checkpoint of the other command differs in its first part.
+        let serve = Fingerprint::of_command("serve")
+            .with("the platform file (--platform)", 1)
+            .with("--strict", 2)
+            .with("the forecast settings", 3);
+        assert_eq!(
+            serve.differences(&before.hashes()).as_deref(),
+            Some("the command (augur run or augur serve)")
+        );
+        assert!(after.differences(&[1, 2]).is_some());
+    }
 }

@@ -16,7 +16,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 pub use codec::{decode, encode};
-pub use fingerprint::{cluster_agreement, fingerprint, fingerprint_of, log_heads};
+pub use fingerprint::{cluster_agreement, fingerprint, fingerprint_of, log_heads, Fingerprint};
 
 use crate::engine::{CheckpointStore, EngineSnapshot};
 
@@ -33,10 +33,11 @@ const PREVIOUS_TEMPORARY: &str = "checkpoint.prev.tmp";
 /// aside when its rate changed; 8: whether a log's last line read had no newline; 9: a
 /// series' last step apart from its last sample, and the retries in a slower run; A, the
 /// tenth, the samples since a series put its model aside, and the dropped fields of events
-/// waiting in the reorder buffer; B, a series' focus and the error buckets `auto` tracks),
+/// waiting in the reorder buffer; B, a series' focus and the error buckets `auto` tracks; C,
+/// the fingerprint part by part),
 /// since bincode is not self-describing and an older layout would fail to decode with a
 /// message about enum tags.
-const MAGIC: &[u8; 8] = b"AUGURCKB";
+const MAGIC: &[u8; 8] = b"AUGURCKC";
 /// Magic, payload length, checksum.
 const HEADER_BYTES: usize = 24;
 
@@ -106,8 +107,8 @@ pub enum CheckpointError {
 /// What one checkpoint file holds.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct RunCheckpoint {
-    /// [`fingerprint`] of the run's inputs and settings.
-    pub fingerprint: u64,
+    /// The hashes of the run's inputs and settings, part by part ([`Fingerprint::hashes`]).
+    pub fingerprint: Vec<u64>,
     /// The engine's snapshot (dataflow, feed and writer state).
     pub engine: EngineSnapshot,
     /// Streamed output files (name in the output folder), their length at the checkpoint, and
@@ -171,11 +172,32 @@ pub fn lock_folder(dir: &Path) -> Result<FolderLock, CheckpointError> {
         .write(true)
         .open(&path)
         .map_err(io(&path))?;
-    match file.try_lock() {
-        Ok(()) => Ok(FolderLock { _file: file }),
-        Err(std::fs::TryLockError::WouldBlock) => Err(CheckpointError::Busy(dir.to_path_buf())),
-        Err(std::fs::TryLockError::Error(_)) => Ok(FolderLock { _file: file }),
+    let lock = match file.try_lock() {
+        Ok(()) => FolderLock { _file: file },
+        Err(std::fs::TryLockError::WouldBlock) => {
+            return Err(CheckpointError::Busy(dir.to_path_buf()))
+        }
+        Err(std::fs::TryLockError::Error(_)) => FolderLock { _file: file },
+    };
+    // A folder no checkpoint can be written into is found now, not at the first checkpoint,
+    // perhaps hours into the run.
+    let temporary = dir.join(TEMPORARY);
+    create_fresh(&temporary)
+        .and_then(|file| file.sync_all())
+        .and_then(|()| std::fs::remove_file(&temporary))
+        .map_err(io(&temporary))?;
+    Ok(lock)
+}
+
+/// Creates `path` afresh for writing: whatever was there is removed first, so that a named
+/// pipe left in its place (which opening for writing would wait on) is not opened.
+fn create_fresh(path: &Path) -> std::io::Result<File> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => return Err(error),
     }
+    File::create(path)
 }
 
 /// The checkpoint folder of one run: a [`CheckpointStore`] that also records how long the
@@ -184,7 +206,7 @@ pub struct CheckpointDir {
     dir: PathBuf,
     out: PathBuf,
     streamed: Vec<String>,
-    fingerprint: u64,
+    fingerprint: Vec<u64>,
     saved: u64,
     /// Checkpoints of the run before this process resumed it.
     saved_before: u64,
@@ -208,14 +230,14 @@ impl CheckpointDir {
         dir: &Path,
         out: &Path,
         streamed: &[&str],
-        fingerprint: u64,
+        fingerprint: &Fingerprint,
         report: bool,
     ) -> CheckpointDir {
         CheckpointDir {
             dir: dir.to_path_buf(),
             out: out.to_path_buf(),
             streamed: streamed.iter().map(|name| name.to_string()).collect(),
-            fingerprint,
+            fingerprint: fingerprint.hashes(),
             saved: 0,
             saved_before: 0,
             exit_after: std::env::var(EXIT_AFTER_ENV)
@@ -288,14 +310,14 @@ impl CheckpointDir {
         // Borrowed, so a large snapshot is not copied to be encoded.
         #[derive(serde::Serialize)]
         struct Borrowed<'a> {
-            fingerprint: u64,
+            fingerprint: &'a [u64],
             engine: &'a EngineSnapshot,
             outputs: &'a [(String, u64, u64)],
             number: u64,
             logs: &'a [(u64, u64)],
         }
         let payload = encode(&Borrowed {
-            fingerprint: self.fingerprint,
+            fingerprint: &self.fingerprint,
             engine: snapshot,
             outputs: &outputs,
             number: self.saved_before + self.saved + 1,
@@ -304,7 +326,7 @@ impl CheckpointDir {
         .map_err(CheckpointError::Encode)?;
         std::fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
         let temporary = self.dir.join(TEMPORARY);
-        let mut file = File::create(&temporary).map_err(io(&temporary))?;
+        let mut file = create_fresh(&temporary).map_err(io(&temporary))?;
         file.write_all(MAGIC).map_err(io(&temporary))?;
         file.write_all(&(payload.len() as u64).to_le_bytes())
             .map_err(io(&temporary))?;
@@ -370,8 +392,8 @@ impl CheckpointStore for CheckpointDir {
 }
 
 /// Reads the latest checkpoint in `dir` and checks it was taken over inputs and settings with
-/// this `fingerprint`.
-pub fn load(dir: &Path, fingerprint: u64) -> Result<RunCheckpoint, CheckpointError> {
+/// this `fingerprint`; where it was not, the error names the parts that differ.
+pub fn load(dir: &Path, fingerprint: &Fingerprint) -> Result<RunCheckpoint, CheckpointError> {
     let path = dir.join(LATEST);
     // A named pipe or a device in its place would block the read, or never end it.
     let mut file = match crate::input::regular::open_regular(&path) {
@@ -391,10 +413,12 @@ pub fn load(dir: &Path, fingerprint: u64) -> Result<RunCheckpoint, CheckpointErr
         path: path.clone(),
         reason,
     })?;
-    if checkpoint.fingerprint != fingerprint {
+    if let Some(changed) = fingerprint.differences(&checkpoint.fingerprint) {
         return Err(CheckpointError::Mismatch {
             path,
-            reason: "the checkpoint was taken over other inputs or settings".to_string(),
+            reason: format!(
+                "the checkpoint was taken over other inputs or settings, changed since: {changed}"
+            ),
         });
     }
     Ok(checkpoint)
@@ -562,7 +586,7 @@ mod tests {
             sink: vec![4],
         };
         let payload = encode(&RunCheckpoint {
-            fingerprint: 9,
+            fingerprint: vec![9, 10],
             engine: snapshot,
             outputs: vec![("partition.jsonl".into(), 10, 7)],
             number: 3,
@@ -607,7 +631,32 @@ mod tests {
         if !made(LATEST) || !made(LOCK) {
             return; // no mkfifo here: nothing to check
         }
-        assert!(matches!(load(&dir, 1), Err(CheckpointError::Io { .. })));
+        assert!(matches!(
+            load(&dir, &Fingerprint::default()),
+            Err(CheckpointError::Io { .. })
+        ));
         assert!(matches!(lock_folder(&dir), Err(CheckpointError::Io { .. })));
+        // One where the checkpoint is written first is replaced, not waited on.
+        let other = crate::testing::Scratch::new("checkpoint-fifo-temporary");
+        let status = std::process::Command::new("mkfifo")
+            .arg(other.join(TEMPORARY))
+            .status();
+        assert!(status.is_ok_and(|status| status.success()));
+        assert!(lock_folder(&other).is_ok());
+        assert!(!other.join(TEMPORARY).exists());
+    }
+
+    /// A folder no checkpoint can be written into is refused when the run starts (here, the
+    /// checkpoint's temporary name is taken by a folder; a read-only folder fails alike, but
+    /// not for root, who runs these tests in CI), not when its first checkpoint is due.
+    #[test]
+    fn a_folder_checkpoints_cannot_be_written_into_is_refused_at_once() {
+        let dir = crate::testing::Scratch::new("checkpoint-unwritable");
+        std::fs::create_dir_all(dir.join(TEMPORARY)).expect("a folder in the way");
+        match lock_folder(&dir) {
+            Err(CheckpointError::Io { path, .. }) => assert_eq!(path, dir.join(TEMPORARY)),
+            Err(other) => panic!("{other}"),
+            Ok(_) => panic!("a folder that cannot take a checkpoint was accepted"),
+        }
     }
 }

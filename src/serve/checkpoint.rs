@@ -16,7 +16,7 @@ use std::sync::Arc;
 use augur_dataflows::types::Time;
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::{fingerprint_of, CheckpointDir};
+use crate::checkpoint::{CheckpointDir, Fingerprint};
 use crate::engine::{CheckpointStore, EngineSnapshot};
 use crate::input::wfformat::{Machine, WfAlternative, WfEdge, WfTask, Workflow};
 
@@ -25,12 +25,29 @@ use super::ServeConfig;
 
 /// The fingerprint a serve checkpoint must match: the platform file's contents and every
 /// setting that changes what the engine computes (not the worker count, nor the address).
-pub fn serve_fingerprint(config: &ServeConfig) -> u64 {
-    let settings = format!(
-        "serve|{:?}|{:?}|{}|{}",
-        config.engine.forecast, config.engine.placement, config.lateness_ms, config.max_line_bytes
-    );
-    fingerprint_of(&settings, &[config.platform.as_path()])
+pub fn serve_fingerprint(config: &ServeConfig) -> Fingerprint {
+    let text = |text: String| crate::checkpoint::fingerprint_of(&text, &[]);
+    Fingerprint::of_command("serve")
+        .with(
+            "the platform file (--platform)",
+            crate::checkpoint::fingerprint_of("", &[config.platform.as_path()]),
+        )
+        .with(
+            "the allowed lateness (--lateness, lateness_s in --config)",
+            text(config.lateness_ms.to_string()),
+        )
+        .with(
+            "the line limit (max_line_bytes in --config)",
+            text(config.max_line_bytes.to_string()),
+        )
+        .with(
+            "the forecast settings ([forecast] in --config)",
+            text(format!("{:?}", config.engine.forecast)),
+        )
+        .with(
+            "the placement settings (--policy, [placement] in --config)",
+            text(format!("{:?}", config.engine.placement)),
+        )
 }
 
 /// The latest checkpoint, as `GET /v1/status` reports it.
@@ -53,7 +70,7 @@ pub struct ServeStore {
 
 impl ServeStore {
     /// A store writing into `dir`.
-    pub fn new(dir: &Path, fingerprint: u64, shared: Arc<Shared>) -> ServeStore {
+    pub fn new(dir: &Path, fingerprint: &Fingerprint, shared: Arc<Shared>) -> ServeStore {
         ServeStore {
             // A service streams no output files: the checkpoint is all there is.
             inner: CheckpointDir::new(dir, dir, &[], fingerprint, false),

@@ -395,7 +395,7 @@ pub fn serve_with(
     };
     let resume = match &config.checkpoint {
         Some(checkpointing) if checkpointing.resume => {
-            Some(crate::checkpoint::load(&checkpointing.dir, fingerprint)?)
+            Some(crate::checkpoint::load(&checkpointing.dir, &fingerprint)?)
         }
         _ => None,
     };
@@ -465,7 +465,7 @@ pub fn serve_with(
         at_end: true,
         store: Box::new(checkpoint::ServeStore::new(
             &c.dir,
-            fingerprint,
+            &fingerprint,
             Arc::clone(&shared),
         )),
         resume: resume.map(|saved| saved.engine),
