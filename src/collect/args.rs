@@ -33,7 +33,8 @@ pub struct CollectArgs {
         conflicts_with = "prometheus"
     )]
     pub interval: Duration,
-    /// Stop after this long [default: until Ctrl-C or SIGTERM].
+    /// Stop after this long: no round starts later; one begun by then still finishes, its
+    /// scrapes within --timeout [default: until Ctrl-C or SIGTERM].
     #[arg(
         long,
         value_parser = parse_duration,

@@ -55,6 +55,9 @@ pub struct Head {
     pub method: String,
     /// The path, percent-decoded, without the query.
     pub path: String,
+    /// The path's non-empty segments, split before they are percent-decoded, so that a name
+    /// holding a `/` (sent as `%2F`) stays one segment.
+    pub segments: Vec<String>,
     /// The query's `key=value` pairs, percent-decoded, in order.
     pub query: Vec<(String, String)>,
     /// Headers with lower-cased names, in order.
@@ -192,8 +195,13 @@ pub fn parse_head(bytes: &[u8]) -> Result<Head, RequestError> {
         ));
     }
     let (raw_path, raw_query) = target.split_once('?').unwrap_or((target, ""));
-    let path = percent_decode(raw_path)
-        .ok_or_else(|| RequestError::Malformed("bad percent-encoding in the path".into()))?;
+    let bad_path = || RequestError::Malformed("bad percent-encoding in the path".into());
+    let path = percent_decode(raw_path).ok_or_else(bad_path)?;
+    let segments = raw_path
+        .split('/')
+        .filter(|segment| !segment.is_empty())
+        .map(|segment| percent_decode(segment).ok_or_else(bad_path))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut query = Vec::new();
     for pair in raw_query.split('&').filter(|pair| !pair.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -227,6 +235,7 @@ pub fn parse_head(bytes: &[u8]) -> Result<Head, RequestError> {
     Ok(Head {
         method: method.to_string(),
         path,
+        segments,
         query,
         headers,
     })
@@ -436,7 +445,11 @@ mod tests {
         .expect("valid head");
         assert_eq!(head.method, "POST");
         assert_eq!(head.path, "/v1/workflows");
+        assert_eq!(head.segments, ["v1", "workflows"]);
         assert_eq!(head.query_value("name"), Some("a b"));
+        let slashed = parse_head(b"GET //v1/map/w/a%2Fb/ HTTP/1.1").expect("valid head");
+        assert_eq!(slashed.path, "//v1/map/w/a/b/");
+        assert_eq!(slashed.segments, ["v1", "map", "w", "a/b"]);
         assert_eq!(head.query_value("arrival"), Some("12"));
         assert_eq!(head.header("content-length"), Some("3"));
         assert_eq!(body_length(&head, &Limits::default()), Ok(3));

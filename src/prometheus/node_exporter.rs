@@ -138,15 +138,30 @@ pub fn utilisation(
         missing.push("cpu, disk, network: no time passed since the previous scrape".into());
         return (readings, missing);
     }
-    match (
-        total_increase(&previous.cpu_idle, &current.cpu_idle),
-        total_increase(&previous.cpu_all, &current.cpu_all),
-    ) {
-        (Some(idle), Some(all)) if all > 0.0 => {
-            readings.push((Resource::Cpu, (1.0 - idle / all).clamp(0.0, 1.0)));
-        }
-        (Some(_), Some(_)) => missing.push("cpu: the CPU counters did not advance".into()),
-        _ => missing.push("cpu: node_cpu_seconds_total{mode=\"idle\"} not exposed".into()),
+    // Only CPUs whose idle time advanced comparably count: a CPU whose idle counter is NaN
+    // or missing on one page, summed into the whole but not into the idle part, read as busy.
+    let idle = increases(&previous.cpu_idle, &current.cpu_idle);
+    let all = increases(&previous.cpu_all, &current.cpu_all);
+    let all_of_counted_cpus: f64 = all
+        .iter()
+        .filter(|(series, _)| {
+            let cpu = series
+                .rsplit_once('/')
+                .map_or(series.as_str(), |(cpu, _)| cpu);
+            idle.contains_key(cpu)
+        })
+        .map(|(_, increase)| increase)
+        .sum();
+    if idle.is_empty() {
+        missing.push("cpu: node_cpu_seconds_total{mode=\"idle\"} not exposed".into());
+    } else if all_of_counted_cpus > 0.0 {
+        let idle: f64 = idle.values().sum();
+        readings.push((
+            Resource::Cpu,
+            (1.0 - idle / all_of_counted_cpus).clamp(0.0, 1.0),
+        ));
+    } else {
+        missing.push("cpu: the CPU counters did not advance".into());
     }
     let busy = increases(&previous.disk_io_time, &current.disk_io_time);
     let disk_bytes = total_increase(&previous.disk_bytes, &current.disk_bytes);
@@ -313,6 +328,26 @@ mod tests {
             .records
             .iter()
             .all(|r| r.time == 3_000 && r.device == "d"));
+    }
+
+    #[test]
+    fn a_cpu_whose_idle_counter_is_unreadable_is_left_out_not_read_as_busy() {
+        let two_cpus = |idle1: &str, other: f64| {
+            format!(
+                "node_cpu_seconds_total{{cpu=\"0\",mode=\"idle\"}} {other}\n\
+                 node_cpu_seconds_total{{cpu=\"0\",mode=\"user\"}} {other}\n\
+                 node_cpu_seconds_total{{cpu=\"1\",mode=\"idle\"}} {idle1}\n\
+                 node_cpu_seconds_total{{cpu=\"1\",mode=\"user\"}} {other}\n\
+                 node_memory_MemAvailable_bytes 250\nnode_memory_MemTotal_bytes 1000\n"
+            )
+        };
+        let mut scraper =
+            NodeExporterScraper::new("http://h:1", None, CAPACITY, Duration::ZERO).expect("url");
+        scraper.observe(&two_cpus("10", 10.0), 0);
+        // CPU 0 was half busy; CPU 1's idle counter reads NaN, so it says nothing. Counting
+        // its user time without its idle time read 2/3 busy.
+        let after = scraper.observe(&two_cpus("NaN", 12.0), 2_000);
+        assert_eq!(value(&after, Resource::Cpu), Some(0.5));
     }
 
     #[test]

@@ -84,12 +84,7 @@ fn route(api: &Api, request: &Request) -> Response {
         )
         .with_header("WWW-Authenticate", "Bearer");
     }
-    let segments: Vec<&str> = request
-        .head
-        .path
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .collect();
+    let segments: Vec<&str> = request.head.segments.iter().map(String::as_str).collect();
     let method = request.head.method.as_str();
     let allowed: &str = match segments.as_slice() {
         ["v1", "workflows"]
