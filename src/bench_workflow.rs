@@ -1,7 +1,8 @@
 //! `augur bench workflow`: the finish-time map of WfFormat workflows on a platform, placed in
 //! one batch by the incremental engine itself (no dataflow around it), flat or hierarchical:
 //! how long the initial map takes, and what it is worth: the predicted makespan and the bytes
-//! its edges move between devices and between zones. The cost of coarsening in map quality is
+//! its edges move between devices, zones and the hierarchy's groups (zones where the platform
+//! names several, else capability classes). The cost of coarsening in map quality is
 //! read off by running the same inputs with `--hierarchy off` and `--hierarchy on`.
 //!
 //! ```sh
@@ -72,6 +73,15 @@ pub struct WorkflowReport {
     pub bytes_between_zones: u64,
     /// Tasks per zone, by zone id.
     pub tasks_per_zone: Vec<usize>,
+    /// What the hierarchy groups devices by: `zone` where the platform names two or more,
+    /// else `capability class` (then the zone figures above say nothing of its groups).
+    pub grouped_by: &'static str,
+    /// The hierarchy's device groups.
+    pub groups: usize,
+    /// Bytes on edges whose two tasks the map puts in different groups.
+    pub bytes_between_groups: u64,
+    /// Tasks per group, by group number (first appearance in the platform).
+    pub tasks_per_group: Vec<usize>,
     /// After the map: one learned duration per task kind, one epoch each (`predictive` only).
     pub duration_changes: Vec<DurationChange>,
     /// Peak resident set size of the process, MiB.
@@ -232,15 +242,24 @@ pub fn run_workflow_bench(
         .map(|d| d.zone as usize + 1)
         .max()
         .unwrap_or(0);
+    let zones_named = {
+        let mut named: Vec<_> = devices.iter().map(|d| d.zone).collect();
+        named.sort_unstable();
+        named.dedup();
+        named.len()
+    };
     let groups = augur_dataflows::hierarchy::device_groups(&devices);
     let group_count = groups.iter().map(|g| *g as usize + 1).max().unwrap_or(0);
     let mut tasks_per_zone = vec![0usize; zones];
+    let mut tasks_per_group = vec![0usize; group_count];
     let mut makespan_ms = 0.0f64;
     for (task, device, _) in placer.placements() {
         tasks_per_zone[devices[device as usize].zone as usize] += 1;
+        tasks_per_group[groups[device as usize] as usize] += 1;
         makespan_ms = makespan_ms.max(placer.finish_of(&task).unwrap_or(0.0));
     }
     let (mut total, mut between_devices, mut between_zones) = (0u64, 0u64, 0u64);
+    let mut between_groups = 0u64;
     for (child, parent, bytes) in edges.iter().copied() {
         total = total.saturating_add(bytes);
         if let (Some(a), Some(b)) = (placer.device_of(&child), placer.device_of(&parent)) {
@@ -249,6 +268,9 @@ pub fn run_workflow_bench(
             }
             if devices[a as usize].zone != devices[b as usize].zone {
                 between_zones = between_zones.saturating_add(bytes);
+            }
+            if groups[a as usize] != groups[b as usize] {
+                between_groups = between_groups.saturating_add(bytes);
             }
         }
     }
@@ -267,7 +289,68 @@ pub fn run_workflow_bench(
         bytes_between_devices: between_devices,
         bytes_between_zones: between_zones,
         tasks_per_zone,
+        grouped_by: if zones_named > 1 {
+            "zone"
+        } else {
+            "capability class"
+        },
+        groups: group_count,
+        bytes_between_groups: between_groups,
+        tasks_per_group,
         duration_changes,
         peak_rss_mib: peak_resident_mib(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn demo(name: &str) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("data/demo")
+            .join(name)
+    }
+
+    fn bench(platform: PathBuf) -> WorkflowReport {
+        let args = WorkflowArgs {
+            platform,
+            workflows: vec![demo("montage-chameleon-2mass-01d-001.json")],
+            hierarchy: "on".into(),
+            policy: "heft".into(),
+        };
+        run_workflow_bench(&args, &mut |_| {}).expect("the demo's workflow benchmarks")
+    }
+
+    /// The report names the groups the hierarchy used: the zones where the platform names
+    /// several, else the capability classes (where it once reported one zone of everything).
+    #[test]
+    fn the_report_names_the_groups_the_hierarchy_used() {
+        let zoned = bench(demo("platform.toml"));
+        assert_eq!(
+            (zoned.grouped_by, zoned.groups, zoned.zones),
+            ("zone", 2, 2)
+        );
+        assert_eq!(zoned.tasks_per_group, zoned.tasks_per_zone);
+        assert_eq!(zoned.bytes_between_groups, zoned.bytes_between_zones);
+
+        let dir = crate::testing::Scratch::new("bench-workflow-classes");
+        let text = std::fs::read_to_string(demo("platform.toml")).expect("the demo's platform");
+        let unzoned: String = text
+            .lines()
+            .filter(|line| !line.starts_with("zone"))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        let platform = dir.join("platform.toml");
+        std::fs::write(&platform, unzoned).expect("write the platform");
+        let classes = bench(platform);
+        assert_eq!(classes.zones, 1);
+        assert_eq!(classes.grouped_by, "capability class");
+        assert_eq!(
+            classes.groups, 3,
+            "two edge boxes alike, two cloud nodes apart"
+        );
+        assert_eq!(classes.tasks_per_group.iter().sum::<usize>(), classes.tasks);
+        assert!(classes.bytes_between_groups <= classes.bytes_between_devices);
+    }
 }
