@@ -26,7 +26,13 @@ impl Fingerprint {
     /// A fingerprint for `command` (`augur run`, `augur serve`): a checkpoint of one is never
     /// taken for the other's.
     pub fn of_command(command: &'static str) -> Fingerprint {
-        Fingerprint::default().with("the command (augur run or augur serve)", text_hash(command))
+        // Named as the mismatch a resume meets: there are two commands, so it is the other's.
+        let what = if command == "run" {
+            "the command (the checkpoint is augur serve's, not augur run's)"
+        } else {
+            "the command (the checkpoint is augur run's, not augur serve's)"
+        };
+        Fingerprint::default().with(what, text_hash(command))
     }
 
     /// Adds the part `what` (named as a user would find it: the flag or file), hashed.
@@ -43,10 +49,14 @@ impl Fingerprint {
     /// The parts whose hashes differ from `saved` (a checkpoint's [`Fingerprint::hashes`]),
     /// named and joined for a message; `None` where every part is the same.
     pub fn differences(&self, saved: &[u64]) -> Option<String> {
+        // Another command's checkpoint has other parts: that alone is what to say.
+        if let (Some(&(what, hash)), Some(theirs)) = (self.parts.first(), saved.first()) {
+            if hash != *theirs {
+                return Some(what.to_string());
+            }
+        }
         if saved.len() != self.parts.len() {
-            return Some(
-                "the checkpoint records other inputs and settings than this run has".into(),
-            );
+            return Some("the inputs and settings it records".into());
         }
         let changed: Vec<&str> = self
             .parts
@@ -55,7 +65,10 @@ impl Fingerprint {
             .filter(|((_, hash), saved)| hash != *saved)
             .map(|((what, _), _)| *what)
             .collect();
-        (!changed.is_empty()).then(|| changed.join(" and "))
+        match changed.split_last()? {
+            (last, []) => Some(last.to_string()),
+            (last, rest) => Some(format!("{} and {last}", rest.join(", "))),
+        }
     }
 }
 
@@ -203,22 +216,26 @@ mod tests {
             .with("the forecast settings", 3);
         assert_eq!(before.differences(&before.hashes()), None);
         let after = Fingerprint::of_command("run")
-            .with("the platform file (--platform)", 1)
+            .with("the platform file (--platform)", 10)
             .with("--strict", 20)
             .with("the forecast settings", 30);
         assert_eq!(
             after.differences(&before.hashes()).as_deref(),
-            Some("--strict and the forecast settings")
+            Some("the platform file (--platform), --strict and the forecast settings")
         );
-        // A checkpoint of the other command differs in its first part.
-        let serve = Fingerprint::of_command("serve")
-            .with("the platform file (--platform)", 1)
-            .with("--strict", 2)
-            .with("the forecast settings", 3);
+        let mut one = before.hashes();
+        one[2] = 0;
+        assert_eq!(before.differences(&one).as_deref(), Some("--strict"));
+        // A checkpoint of the other command is named as such, whatever else it holds.
+        let serve = Fingerprint::of_command("serve").with("the platform file (--platform)", 1);
         assert_eq!(
             serve.differences(&before.hashes()).as_deref(),
-            Some("the command (augur run or augur serve)")
+            Some("the command (the checkpoint is augur run's, not augur serve's)")
         );
-        assert!(after.differences(&[1, 2]).is_some());
+        assert_eq!(
+            before.differences(&serve.hashes()).as_deref(),
+            Some("the command (the checkpoint is augur serve's, not augur run's)")
+        );
+        assert!(after.differences(&after.hashes()[..2]).is_some());
     }
 }

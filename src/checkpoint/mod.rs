@@ -72,6 +72,14 @@ pub enum CheckpointError {
         /// The cause.
         source: std::io::Error,
     },
+    /// No checkpoint can be written into the folder (found when the run starts).
+    #[error("{path}: no checkpoint can be written into this folder ({source})")]
+    Unwritable {
+        /// The file a checkpoint is first written to.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
     /// `--resume` and the folder holds no checkpoint.
     #[error("{0}: no checkpoint to resume from")]
     Missing(PathBuf),
@@ -172,20 +180,28 @@ pub fn lock_folder(dir: &Path) -> Result<FolderLock, CheckpointError> {
         .write(true)
         .open(&path)
         .map_err(io(&path))?;
-    let lock = match file.try_lock() {
-        Ok(()) => FolderLock { _file: file },
+    let (lock, locked) = match file.try_lock() {
+        Ok(()) => (FolderLock { _file: file }, true),
         Err(std::fs::TryLockError::WouldBlock) => {
             return Err(CheckpointError::Busy(dir.to_path_buf()))
         }
-        Err(std::fs::TryLockError::Error(_)) => FolderLock { _file: file },
+        Err(std::fs::TryLockError::Error(_)) => (FolderLock { _file: file }, false),
     };
     // A folder no checkpoint can be written into is found now, not at the first checkpoint,
-    // perhaps hours into the run.
-    let temporary = dir.join(TEMPORARY);
-    create_fresh(&temporary)
+    // perhaps hours into the run: the file each checkpoint is first written to is made and
+    // removed. Without a lock, another writer may be using that name: a name of our own.
+    let probe = if locked {
+        dir.join(TEMPORARY)
+    } else {
+        dir.join(format!("{TEMPORARY}.{}", std::process::id()))
+    };
+    create_fresh(&probe)
         .and_then(|file| file.sync_all())
-        .and_then(|()| std::fs::remove_file(&temporary))
-        .map_err(io(&temporary))?;
+        .and_then(|()| std::fs::remove_file(&probe))
+        .map_err(|source| CheckpointError::Unwritable {
+            path: probe.clone(),
+            source,
+        })?;
     Ok(lock)
 }
 
@@ -654,7 +670,9 @@ mod tests {
         let dir = crate::testing::Scratch::new("checkpoint-unwritable");
         std::fs::create_dir_all(dir.join(TEMPORARY)).expect("a folder in the way");
         match lock_folder(&dir) {
-            Err(CheckpointError::Io { path, .. }) => assert_eq!(path, dir.join(TEMPORARY)),
+            Err(CheckpointError::Unwritable { path, .. }) => {
+                assert_eq!(path, dir.join(TEMPORARY))
+            }
             Err(other) => panic!("{other}"),
             Ok(_) => panic!("a folder that cannot take a checkpoint was accepted"),
         }

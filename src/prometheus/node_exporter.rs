@@ -138,28 +138,43 @@ pub fn utilisation(
         missing.push("cpu, disk, network: no time passed since the previous scrape".into());
         return (readings, missing);
     }
-    // Only CPUs whose idle time advanced comparably count: a CPU whose idle counter is NaN
-    // or missing on one page, summed into the whole but not into the idle part, read as busy.
+    // A CPU counts whole or not at all: one whose idle counter (or any other mode's) is NaN,
+    // missing or unusable on either page is left out, since summing the modes it has with the
+    // idle time it lacks (or the other way round) would read it busier or idler than it was.
     let idle = increases(&previous.cpu_idle, &current.cpu_idle);
     let all = increases(&previous.cpu_all, &current.cpu_all);
-    let all_of_counted_cpus: f64 = all
-        .iter()
-        .filter(|(series, _)| {
-            let cpu = series
-                .rsplit_once('/')
-                .map_or(series.as_str(), |(cpu, _)| cpu);
-            idle.contains_key(cpu)
-        })
-        .map(|(_, increase)| increase)
-        .sum();
-    if idle.is_empty() {
-        missing.push("cpu: node_cpu_seconds_total{mode=\"idle\"} not exposed".into());
-    } else if all_of_counted_cpus > 0.0 {
-        let idle: f64 = idle.values().sum();
-        readings.push((
-            Resource::Cpu,
-            (1.0 - idle / all_of_counted_cpus).clamp(0.0, 1.0),
-        ));
+    let cpu_of = |series: &str| -> String {
+        series
+            .rsplit_once('/')
+            .map_or(series, |(cpu, _)| cpu)
+            .to_string()
+    };
+    let incomplete: std::collections::BTreeSet<String> = current
+        .cpu_all
+        .keys()
+        .filter(|series| !all.contains_key(*series))
+        .map(|series| cpu_of(series))
+        .collect();
+    let counted = |cpu: &str| idle.contains_key(cpu) && !incomplete.contains(cpu);
+    let (mut idle_time, mut all_time, mut cpus) = (0.0, 0.0, 0usize);
+    for (cpu, increase) in &idle {
+        if counted(cpu) {
+            idle_time += increase;
+            cpus += 1;
+        }
+    }
+    for (series, increase) in &all {
+        if counted(&cpu_of(series)) {
+            all_time += increase;
+        }
+    }
+    if cpus == 0 {
+        missing.push(
+            "cpu: node_cpu_seconds_total{mode=\"idle\"} not exposed, or no CPU's counters usable"
+                .into(),
+        );
+    } else if all_time > 0.0 {
+        readings.push((Resource::Cpu, (1.0 - idle_time / all_time).clamp(0.0, 1.0)));
     } else {
         missing.push("cpu: the CPU counters did not advance".into());
     }
@@ -348,6 +363,22 @@ mod tests {
         // its user time without its idle time read 2/3 busy.
         let after = scraper.observe(&two_cpus("NaN", 12.0), 2_000);
         assert_eq!(value(&after, Resource::Cpu), Some(0.5));
+        // The other way round: CPU 1's idle time is readable, its user time not.
+        let other = |user1: &str, idle: f64, user0: f64| {
+            format!(
+                "node_cpu_seconds_total{{cpu=\"0\",mode=\"idle\"}} {idle}\n\
+                 node_cpu_seconds_total{{cpu=\"0\",mode=\"user\"}} {user0}\n\
+                 node_cpu_seconds_total{{cpu=\"1\",mode=\"idle\"}} {idle}\n\
+                 node_cpu_seconds_total{{cpu=\"1\",mode=\"user\"}} {user1}\n"
+            )
+        };
+        let mut scraper =
+            NodeExporterScraper::new("http://h:1", None, CAPACITY, Duration::ZERO).expect("url");
+        scraper.observe(&other("10", 10.0, 10.0), 0);
+        // CPU 0: idle +1, user +3. CPU 1's user counter went NaN: counting its idle second
+        // without its busy ones read 3/5 busy, not 3/4.
+        let after = scraper.observe(&other("NaN", 11.0, 13.0), 2_000);
+        assert_eq!(value(&after, Resource::Cpu), Some(0.75));
     }
 
     #[test]
