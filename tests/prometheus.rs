@@ -201,22 +201,28 @@ fn answering(body: String, requests: usize) -> String {
     format!("http://{address}")
 }
 
+/// A query from `start` to `end` every `step_ms`, over a 1-minute rate window, with the default
+/// capacities, no platform bandwidths and instances under their own names.
+fn history_query(start: i64, end: i64, step_ms: i64) -> HistoryQuery {
+    HistoryQuery {
+        start,
+        end,
+        step_ms,
+        rate_window: "1m".into(),
+        capacity: Capacity::DEFAULT,
+        network_by_device: BTreeMap::new(),
+        devices: BTreeMap::new(),
+        timeout: Duration::from_secs(10),
+    }
+}
+
 #[test]
 fn history_points_outside_the_asked_range_are_skipped() {
     // One answer for every resource's query: a point before the range, two in it, one after.
     let body = r#"{"status":"success","data":{"resultType":"matrix","result":[
         {"metric":{"instance":"n:9100"},"values":[[99,"0.1"],[100,"0.2"],[110,"0.3"],[121,"0.4"]]}]}}"#;
     let url = answering(body.to_string(), Resource::ALL.len());
-    let query = HistoryQuery {
-        start: 100_000,
-        end: 120_000,
-        step_ms: 10_000,
-        rate_window: "1m".into(),
-        capacity: Capacity::DEFAULT,
-        network_by_device: BTreeMap::new(),
-        devices: BTreeMap::new(),
-        timeout: Duration::from_secs(10),
-    };
+    let query = history_query(100_000, 120_000, 10_000);
     let history = read_history(&url, &query).expect("answers");
     assert!(history
         .records
@@ -235,17 +241,13 @@ fn history_network_is_a_fraction_of_each_devices_bandwidth() {
         {"metric":{"instance":"b:9100"},"values":[[100,"200"]]}]}}"#;
     let url = answering(body.to_string(), Resource::ALL.len());
     let query = HistoryQuery {
-        start: 100_000,
-        end: 100_000,
-        step_ms: 10_000,
-        rate_window: "1m".into(),
         capacity: Capacity {
             disk_bytes_per_s: 200e6,
             network_bytes_per_s: 1_000.0,
         },
         network_by_device: BTreeMap::from([("big".to_string(), 400.0)]),
         devices: BTreeMap::from([("a:9100".to_string(), "big".to_string())]),
-        timeout: Duration::from_secs(10),
+        ..history_query(100_000, 100_000, 10_000)
     };
     let history = read_history(&url, &query).expect("answers");
     let network: BTreeMap<String, f64> = history
@@ -474,14 +476,8 @@ fn live_node_exporter_and_prometheus() {
     let history = loop {
         let now = augur::collect::now_ms();
         let query = HistoryQuery {
-            start: now - 120_000,
-            end: now,
-            step_ms: 1_000,
-            rate_window: "1m".into(),
-            capacity: Capacity::DEFAULT,
-            network_by_device: BTreeMap::new(),
             devices: devices.clone(),
-            timeout: Duration::from_secs(10),
+            ..history_query(now - 120_000, now, 1_000)
         };
         let history = read_history(&live.prometheus, &query).expect("query_range");
         let cpu_points = history

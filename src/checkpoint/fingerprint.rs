@@ -122,7 +122,8 @@ pub fn fingerprint(config: &RunConfig) -> Fingerprint {
         )
 }
 
-fn text_hash(text: &str) -> u64 {
+/// The hash of settings written out as text.
+pub(crate) fn text_hash(text: &str) -> u64 {
     fnv1a(text.as_bytes(), FNV_OFFSET)
 }
 
@@ -131,18 +132,17 @@ fn text_hash(text: &str) -> u64 {
 /// which every process reads. The logs are left out: only process 0 reads them, and the other
 /// processes' paths may differ (another host's mount point).
 pub fn cluster_agreement(config: &RunConfig) -> crate::cluster::Agreement {
-    let text = |settings: String| text_hash(&settings);
     let files = |paths: &mut dyn Iterator<Item = &std::path::PathBuf>| {
         paths.fold(FNV_OFFSET, |hash, path| file_hash(path, u64::MAX, hash))
     };
     crate::cluster::Agreement {
         parts: [
             (
-                text(format!("{:?}", config.forecast)),
+                text_hash(&format!("{:?}", config.forecast)),
                 "forecast settings ([forecast] in --config)",
             ),
             (
-                text(format!("{:?}", config.placement)),
+                text_hash(&format!("{:?}", config.placement)),
                 "placement settings (--policy, [placement] in --config)",
             ),
             (files(&mut config.workflows.iter()), "workflow files"),

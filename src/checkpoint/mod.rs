@@ -16,6 +16,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 pub use codec::{decode, encode};
+pub(crate) use fingerprint::text_hash;
 pub use fingerprint::{cluster_agreement, fingerprint, fingerprint_of, log_heads, Fingerprint};
 
 use crate::engine::{CheckpointStore, EngineSnapshot};

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use augur_dataflows::types::Time;
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::{CheckpointDir, Fingerprint};
+use crate::checkpoint::{text_hash, CheckpointDir, Fingerprint};
 use crate::engine::{CheckpointStore, EngineSnapshot};
 use crate::input::wfformat::{Machine, WfAlternative, WfEdge, WfTask, Workflow};
 
@@ -26,7 +26,7 @@ use super::ServeConfig;
 /// The fingerprint a serve checkpoint must match: the platform file's contents and every
 /// setting that changes what the engine computes (not the worker count, nor the address).
 pub fn serve_fingerprint(config: &ServeConfig) -> Fingerprint {
-    let text = |text: String| crate::checkpoint::fingerprint_of(&text, &[]);
+    let text = |text: String| text_hash(&text);
     Fingerprint::of_command("serve")
         .with(
             "the platform file (--platform)",
