@@ -23,8 +23,10 @@ use crate::input::events::{EventKind, EventReader};
 use crate::input::lines::BoundedLines;
 use crate::input::metrics::{MetricFormat, MetricOptions, MetricReader};
 use crate::input::platform::{device_of_machine, platform_from_machines, read_platform, Device};
+use crate::input::reorder::Reorder;
 use crate::input::wfformat::{read_workflow, Workflow};
 use crate::input::{InputStats, RejectKind, Rejection};
+use crate::lifecycle::TaskLifecycle;
 use crate::output::{ForecastView, InputSummary, LatencySummary, MapWriter, Summary};
 use crate::read_ahead::ReadAhead;
 use crate::write_behind::WriteBehind;
@@ -478,6 +480,7 @@ fn open_feed(
                 .map(|(_, device, resource)| (device.clone(), *resource)),
             bandwidth: bandwidth.clone(),
             only_machine: None,
+            lateness_ms: Some(config.lateness_ms),
         };
         // Alibaba's machine_usage is grouped by machine, not sorted by time: read it as one
         // time-ordered stream per machine, each with its own lateness window.
@@ -558,7 +561,14 @@ fn open_feed(
     for path in &config.events {
         match EventReader::open(path, config.max_line_bytes) {
             Ok(reader) => {
-                scan_arrivals(reader, catalog, &mut workflow_arrival, &mut task_arrival);
+                let lateness = config.lateness_ms;
+                scan_arrivals(
+                    reader,
+                    catalog,
+                    lateness,
+                    &mut workflow_arrival,
+                    &mut task_arrival,
+                );
                 match EventReader::open(path, config.max_line_bytes) {
                     Ok(reader) => events.push(reader),
                     Err(rejection) => {
@@ -610,11 +620,22 @@ fn open_feed(
 fn scan_arrivals(
     reader: EventReader,
     catalog: &Catalog,
+    lateness_ms: i64,
     workflows: &mut HashMap<u32, Time>,
     tasks: &mut HashMap<TaskKey, Time>,
 ) {
-    for outcome in reader {
+    // Only the events the feed will accept: one it refuses (a name it does not know, a time
+    // too far behind the file's newest) must not bring a workflow in at its time. The feed
+    // parks what passes both checks in a reorder buffer like this one.
+    let mut admitted = Reorder::<()>::new(lateness_ms);
+    for (seq, outcome) in reader.enumerate() {
         let Ok(event) = outcome.event else { continue };
+        if TaskLifecycle::check_names(catalog, &event).is_err()
+            || admitted.push(event.time, seq as u64, ()).is_err()
+        {
+            continue;
+        }
+        while admitted.pop_ready().is_some() {}
         if event.kind != EventKind::Arrival {
             continue;
         }

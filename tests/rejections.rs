@@ -615,3 +615,77 @@ fn a_machine_given_other_specs_by_a_later_workflow_refuses_that_workflow() {
     assert!(map.get("other").is_none(), "{map}");
     assert_eq!(map["same"]["a"], "m1");
 }
+
+/// A refused arrival (too late, or naming a device the platform lacks) brings nothing in at
+/// its time: the run's first pass over the events, which finds each workflow's arrival before
+/// the feed starts, took every arrival that parsed.
+#[test]
+fn a_refused_arrival_does_not_bring_its_workflow_in() {
+    let s = Scenario::new("arrival-refused");
+    let wf = s.write("good.json", &workflow(GOOD));
+    let late = s.write(
+        "late.jsonl",
+        concat!(
+            "{\"time\":100,\"kind\":\"arrival\",\"workflow\":\"good\"}\n",
+            "{\"time\":300,\"kind\":\"start\",\"workflow\":\"good\",\"task\":\"a\",\"device\":\"n1\"}\n",
+            "{\"time\":5,\"kind\":\"arrival\",\"workflow\":\"good\"}\n",
+        ),
+    );
+    let unknown = s.write(
+        "unknown.jsonl",
+        "{\"time\":10,\"kind\":\"arrival\",\"workflow\":\"good\",\"device\":\"nope\"}\n",
+    );
+    s.run(&[
+        "--workflow",
+        &wf,
+        "--events",
+        &late,
+        &unknown,
+        "--lateness",
+        "60",
+    ])
+    .expect("runs");
+    s.has_rejection("out_of_order", Some(3), "lateness");
+    s.has_rejection("unknown_device", Some(1), "nope");
+    let partition = std::fs::read_to_string(s.dir.join("out/partition.jsonl")).expect("map");
+    let times: Vec<i64> = partition
+        .lines()
+        .map(|line| {
+            let entry: Value = serde_json::from_str(line).expect("JSON");
+            entry["time"].as_i64().expect("a time")
+        })
+        .collect();
+    assert_eq!(times.first(), Some(&100), "{partition}");
+    assert!(times.iter().all(|time| *time >= 100), "{partition}");
+}
+
+/// A throughput series without a bandwidth is scaled by its largest rate; a row refused as
+/// late is no part of the series, so its rate must not set that scale (it flattened every
+/// accepted reading to 0).
+#[test]
+fn a_late_row_does_not_set_a_throughput_scale() {
+    let s = Scenario::new("late-scale");
+    let wf = s.write("good.json", &workflow(GOOD));
+    let nab = s.write(
+        "disk.csv",
+        "timestamp,value\n1000,100\n1300,200\n1600,300\n100,900000000000\n",
+    );
+    let map = format!("{nab}=n1:disk");
+    s.run(&[
+        "--workflow",
+        &wf,
+        "--format",
+        "nab",
+        "--metrics",
+        &nab,
+        "--map",
+        &map,
+        "--lateness",
+        "60",
+    ])
+    .expect("runs");
+    s.has_rejection("out_of_order", Some(5), "lateness");
+    let text = std::fs::read_to_string(s.dir.join("out/forecasts.json")).expect("forecasts");
+    let forecasts: Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(forecasts["n1"]["disk"]["latest"], 1.0, "{text}");
+}

@@ -25,6 +25,7 @@ use super::lines::{
     file_lines, file_lines_at, text_lines, LinePosition, LineSource, DEFAULT_MAX_LINE_BYTES,
 };
 use super::rejection::{InputStats, RejectKind, Rejection};
+use super::reorder::Reorder;
 use super::time::{parse_seconds, parse_time_field};
 
 /// NAB gives no sampling period for its first row; CloudWatch's default period is 5 minutes.
@@ -115,6 +116,10 @@ pub struct MetricOptions {
     /// this reader also takes the lines that name no machine, so that across the readers of one
     /// file every line is counted exactly once.
     pub only_machine: Option<(String, bool)>,
+    /// The lateness the reader's rows are then refused by (`run`'s feed, per file): the first
+    /// pass that finds a throughput series' maximum leaves such rows out, so that a refused
+    /// row does not set the scale of the accepted ones. `None`: every row counts.
+    pub lateness_ms: Option<i64>,
 }
 
 impl Default for MetricOptions {
@@ -124,6 +129,7 @@ impl Default for MetricOptions {
             nab_target: None,
             bandwidth: HashMap::new(),
             only_machine: None,
+            lateness_ms: None,
         }
     }
 }
@@ -241,7 +247,8 @@ impl MetricReader {
             maxima: HashMap::new(),
         };
         if layout.needs_maxima(&scale) {
-            scale.maxima = series_maxima(source.lines(max_line_bytes)?, layout.clone());
+            let lines = source.lines(max_line_bytes)?;
+            scale.maxima = series_maxima(lines, layout.clone(), options.lateness_ms);
         }
         Ok(MetricReader {
             path,
@@ -603,15 +610,28 @@ impl Scale {
 }
 
 /// The first pass: the largest rate of each series, computed by the very parser the second
-/// pass uses, so both see the same rates.
-fn series_maxima(lines: LineSource, layout: Layout) -> HashMap<(String, Resource), f64> {
+/// pass uses, so both see the same rates; with a lateness, over the rows it admits (as the
+/// feed's reorder buffer will: a row too far behind the newest one is refused, and its rate,
+/// however large, is no part of the series).
+fn series_maxima(
+    lines: LineSource,
+    layout: Layout,
+    lateness_ms: Option<i64>,
+) -> HashMap<(String, Resource), f64> {
     let mut parser = LineParser::new(layout);
     let mut maxima: HashMap<(String, Resource), f64> = HashMap::new();
-    for (_, text) in lines {
+    let mut admitted = lateness_ms.map(Reorder::<()>::new);
+    for (seq, (_, text)) in lines.enumerate() {
         let Ok(text) = text else { continue };
         let Parsed::Row(Ok(row)) = parser.parse(&text) else {
             continue;
         };
+        if let Some(order) = &mut admitted {
+            if order.push(row.time, seq as u64, ()).is_err() {
+                continue;
+            }
+            while order.pop_ready().is_some() {}
+        }
         for (resource, reading) in row.readings {
             // An overflowing rate is dropped in the second pass; it must not flatten the rest.
             if let Reading::Rate(rate) = reading {
