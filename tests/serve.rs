@@ -455,6 +455,10 @@ fn bad_requests_are_refused_and_change_nothing() {
     assert_eq!(status, 200, "{entry}");
     assert_eq!(entry["task"], "a/b");
     assert!(entry["device"].is_string(), "{entry}");
+    // A path that fits no endpoint is quoted as sent, not decoded into other segments.
+    let (status, refused) = server.call("GET", "/v1/map/s/a%2Fb/c", b"");
+    assert_eq!(status, 404, "{refused}");
+    assert_eq!(refused["error"], "no such endpoint: /v1/map/s/a%2Fb/c");
     assert_eq!(server.call("POST", "/v1/shutdown", b"").0, 202);
     assert!(server.wait(Duration::from_secs(60)).success());
 }

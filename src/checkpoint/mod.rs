@@ -76,7 +76,8 @@ pub enum CheckpointError {
     /// No checkpoint can be written into the folder (found when the run starts).
     #[error("{path}: no checkpoint can be written into this folder ({source})")]
     Unwritable {
-        /// The file a checkpoint is first written to.
+        /// The name that cannot be written: where a checkpoint is first written, or a name it
+        /// is linked or renamed to.
         path: PathBuf,
         /// The cause.
         source: std::io::Error,
@@ -203,6 +204,20 @@ pub fn lock_folder(dir: &Path) -> Result<FolderLock, CheckpointError> {
             path: probe.clone(),
             source,
         })?;
+    // The other names a checkpoint is renamed or linked to: a folder at one of them would
+    // fail only the first (or the second) checkpoint.
+    for name in [LATEST, PREVIOUS_TEMPORARY, PREVIOUS] {
+        let path = dir.join(name);
+        if std::fs::symlink_metadata(&path).is_ok_and(|metadata| metadata.is_dir()) {
+            return Err(CheckpointError::Unwritable {
+                path,
+                source: std::io::Error::new(
+                    std::io::ErrorKind::IsADirectory,
+                    "a folder is in the way of the checkpoint's file",
+                ),
+            });
+        }
+    }
     Ok(lock)
 }
 
@@ -668,14 +683,16 @@ mod tests {
     /// not for root, who runs these tests in CI), not when its first checkpoint is due.
     #[test]
     fn a_folder_checkpoints_cannot_be_written_into_is_refused_at_once() {
-        let dir = crate::testing::Scratch::new("checkpoint-unwritable");
-        std::fs::create_dir_all(dir.join(TEMPORARY)).expect("a folder in the way");
-        match lock_folder(&dir) {
-            Err(CheckpointError::Unwritable { path, .. }) => {
-                assert_eq!(path, dir.join(TEMPORARY))
+        // Each name a checkpoint is written, linked or renamed to (the previous one's only at
+        // the second checkpoint).
+        for name in [TEMPORARY, LATEST, PREVIOUS_TEMPORARY, PREVIOUS] {
+            let dir = crate::testing::Scratch::new(&format!("checkpoint-unwritable-{name}"));
+            std::fs::create_dir_all(dir.join(name)).expect("a folder in the way");
+            match lock_folder(&dir) {
+                Err(CheckpointError::Unwritable { path, .. }) => assert_eq!(path, dir.join(name)),
+                Err(other) => panic!("{name}: {other}"),
+                Ok(_) => panic!("{name}: a folder that cannot take a checkpoint was accepted"),
             }
-            Err(other) => panic!("{other}"),
-            Ok(_) => panic!("a folder that cannot take a checkpoint was accepted"),
         }
     }
 }

@@ -53,7 +53,9 @@ impl Limits {
 pub struct Head {
     /// `GET`, `POST`, ... as sent (methods are case-sensitive).
     pub method: String,
-    /// The path, percent-decoded, without the query.
+    /// The path as sent (percent-encoding checked, not decoded), without the query: what
+    /// messages quote, so that /v1/map/w/a%2Fb/c is not shown as /v1/map/w/a/b/c. Routing reads
+    /// [`Head::segments`].
     pub path: String,
     /// The path's non-empty segments, split before they are percent-decoded, so that a name
     /// holding a `/` (sent as `%2F`) stays one segment.
@@ -196,12 +198,12 @@ pub fn parse_head(bytes: &[u8]) -> Result<Head, RequestError> {
     }
     let (raw_path, raw_query) = target.split_once('?').unwrap_or((target, ""));
     let bad_path = || RequestError::Malformed("bad percent-encoding in the path".into());
-    let path = percent_decode(raw_path).ok_or_else(bad_path)?;
     let segments = raw_path
         .split('/')
         .filter(|segment| !segment.is_empty())
         .map(|segment| percent_decode(segment).ok_or_else(bad_path))
         .collect::<Result<Vec<_>, _>>()?;
+    let path = raw_path.to_owned();
     let mut query = Vec::new();
     for pair in raw_query.split('&').filter(|pair| !pair.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -448,7 +450,7 @@ mod tests {
         assert_eq!(head.segments, ["v1", "workflows"]);
         assert_eq!(head.query_value("name"), Some("a b"));
         let slashed = parse_head(b"GET //v1/map/w/a%2Fb/ HTTP/1.1").expect("valid head");
-        assert_eq!(slashed.path, "//v1/map/w/a/b/");
+        assert_eq!(slashed.path, "//v1/map/w/a%2Fb/", "quoted as sent");
         assert_eq!(slashed.segments, ["v1", "map", "w", "a/b"]);
         assert_eq!(head.query_value("arrival"), Some("12"));
         assert_eq!(head.header("content-length"), Some("3"));

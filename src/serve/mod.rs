@@ -48,9 +48,10 @@ pub use source::{Accepted, Command, Refusal, ServiceHandle};
 #[derive(Debug, Clone, Args)]
 #[command(after_help = ENDPOINTS)]
 pub struct ServeArgs {
-    /// Address to listen on; port 0 picks a free one. The bound address is printed as the
-    /// first line of stdout.
-    #[arg(long, default_value = "127.0.0.1:8080", value_name = "HOST:PORT")]
+    /// IP address and port to listen on (127.0.0.1:8080, [::1]:8080; a host name is not
+    /// looked up); port 0 picks a free one. The bound address is printed as the first line of
+    /// stdout.
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "IP:PORT")]
     pub listen: String,
     /// Platform TOML (the devices; fixed for the service's life).
     #[arg(long, value_name = "FILE")]
@@ -75,7 +76,7 @@ pub struct ServeArgs {
     /// Largest request body accepted, bytes (at least 1024).
     #[arg(long, default_value_t = 64 * 1024 * 1024, value_name = "BYTES")]
     pub max_body_bytes: usize,
-    /// How long a flush or a POST waits for the engine, seconds.
+    /// How long a flush or a POST waits for the engine, seconds (1 to 1e6).
     #[arg(long, default_value_t = 600.0, value_name = "SECS")]
     pub engine_timeout: f64,
     /// Also sample this host (sysinfo) every INTERVAL (`1s`, `500ms`, ...) as a live source,
@@ -221,7 +222,7 @@ pub fn serve_config(
         flag(
             "--listen",
             format!(
-                "'{}' is not HOST:PORT (an IP address and a port)",
+                "'{}' is not IP:PORT (an IP address and a port; host names are not looked up)",
                 args.listen
             ),
         )
@@ -270,8 +271,16 @@ pub fn serve_config(
     if args.max_body_bytes < 1024 {
         return Err(flag("--max-body-bytes", "must be at least 1024"));
     }
-    if !(args.engine_timeout.is_finite() && args.engine_timeout >= 1.0) {
-        return Err(flag("--engine-timeout", "must be at least 1 second"));
+    // Bounded above too: a timeout past what a Duration holds (1e20) ended the service with
+    // a panic, and one of weeks is no timeout at all.
+    if !(args.engine_timeout.is_finite() && (1.0..=1e6).contains(&args.engine_timeout)) {
+        return Err(flag(
+            "--engine-timeout",
+            format!(
+                "{} is not within [1, 1e6] seconds",
+                crate::cli::short_number(args.engine_timeout)
+            ),
+        ));
     }
     let max_line_bytes = file.max_line_bytes.unwrap_or(DEFAULT_MAX_LINE_BYTES);
     let interval = |name: &'static str, text: &str| {
@@ -590,5 +599,24 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(error.starts_with("--lateness: -1"), "{error}");
+    }
+
+    #[test]
+    fn the_engine_timeout_is_bounded_both_ways() {
+        // 1e20 s is past what a Duration holds: it ended the service with a panic.
+        for (given, said) in [
+            ("1e20", "1e20 is not within [1, 1e6]"),
+            ("0.5", "0.5 is not within [1, 1e6]"),
+            ("inf", "inf is not within [1, 1e6]"),
+            ("NaN", "NaN is not within [1, 1e6]"),
+        ] {
+            let error = serve_config(&serve_args(&["--engine-timeout", given]), None)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(error.contains(said), "{given}: {error}");
+        }
+        let config = serve_config(&serve_args(&["--engine-timeout", "1e6"]), None);
+        assert!(config.is_ok_and(|config| config.engine_timeout.as_secs() == 1_000_000));
     }
 }
