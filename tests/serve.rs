@@ -868,3 +868,53 @@ fn resculpt_events_match_run() {
         .collect();
     assert_eq!(decisions, expected);
 }
+
+/// An event accepted with its request and refused when applied (its transition impossible
+/// once the events before it in time are) is counted apart: `accepted` never goes down (a
+/// Prometheus counter that drops reads as a restart), and the 200 is not taken back.
+#[test]
+fn an_event_refused_when_applied_is_counted_apart() {
+    let server = demo_server(&["--lateness", "1e9"]);
+    let workflow = br#"{"name":"w","schemaVersion":"1.5","workflow":{"specification":{"tasks":[
+        {"id":"a","name":"a","parents":[],"children":[],"inputFiles":[],"outputFiles":[]}],
+        "files":[]},"execution":{"makespanInSeconds":10.0,"executedAt":"20240101T000000+0000",
+        "machines":[],"tasks":[{"id":"a","runtimeInSeconds":10.0,"coreCount":1}]}}}"#;
+    assert_eq!(
+        server
+            .call("POST", "/v1/workflows?name=w&arrival=1000", workflow)
+            .0,
+        200
+    );
+    let events = concat!(
+        "{\"time\":1001,\"kind\":\"start\",\"workflow\":\"w\",\"task\":\"a\",\"device\":\"edge-a\"}\n",
+        "{\"time\":1002,\"kind\":\"start\",\"workflow\":\"w\",\"task\":\"a\",\"device\":\"edge-b\"}\n",
+        "{\"time\":1003,\"kind\":\"complete\",\"workflow\":\"w\",\"task\":\"a\"}\n",
+        "{\"time\":1004,\"kind\":\"complete\",\"workflow\":\"w\",\"task\":\"a\"}\n",
+    );
+    let (status, body) = server.call("POST", "/v1/events", events.as_bytes());
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["accepted"], 4);
+    let (status, flushed) = server.call("POST", "/v1/flush", b"");
+    assert_eq!(status, 200, "{flushed}");
+    let (_, status) = server.call("GET", "/v1/status", b"");
+    assert_eq!(status["accepted"]["event"], 4, "{status}");
+    assert_eq!(status["refused_when_applied"]["event"], 2, "{status}");
+    assert_eq!(status["rejected"]["event"], Value::Null, "{status}");
+    let (_, text) = http(&server.addr, "GET", "/metrics", &[], b"");
+    let samples = prometheus(&String::from_utf8(text).expect("utf-8"));
+    assert_eq!(samples["augur_records_accepted_total{kind=\"event\"}"], 4.0);
+    assert_eq!(
+        samples["augur_records_refused_when_applied_total{kind=\"event\"}"],
+        2.0
+    );
+    let (_, recent) = server.call("GET", "/v1/rejections", b"");
+    let kinds: Vec<&str> = recent
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|r| r["kind"].as_str())
+        .collect();
+    assert_eq!(kinds, ["bad_transition", "bad_transition"], "{recent}");
+    assert_eq!(server.call("POST", "/v1/shutdown", b"").0, 202);
+    assert!(server.wait(Duration::from_secs(60)).success());
+}

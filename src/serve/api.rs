@@ -376,6 +376,8 @@ struct Status {
     horizon_s: f64,
     accepted: BTreeMap<&'static str, u64>,
     rejected: BTreeMap<&'static str, u64>,
+    /// Of the accepted, those refused when applied (impossible event transitions).
+    refused_when_applied: BTreeMap<&'static str, u64>,
     stream_subscribers: usize,
     /// The latest checkpoint: what a restart resumes from (null when not checkpointing).
     checkpoint: Option<CheckpointStatus>,
@@ -398,9 +400,13 @@ fn status(api: &Api) -> Status {
         (catalog.workflows.len(), catalog.platform.devices.len())
     };
     let view = api.shared.view();
-    let (accepted, rejected) = {
+    let (accepted, rejected, refused_when_applied) = {
         let counters = api.shared.counters();
-        (counters.accepted.clone(), counters.rejected.clone())
+        (
+            counters.accepted.clone(),
+            counters.rejected.clone(),
+            counters.refused_when_applied.clone(),
+        )
     };
     let settings = &api.shared.settings;
     Status {
@@ -420,6 +426,7 @@ fn status(api: &Api) -> Status {
         horizon_s: settings.horizon_s,
         accepted,
         rejected,
+        refused_when_applied,
         stream_subscribers: api.shared.subscriber_count(),
         checkpoint: view.checkpoint.map(|mark| CheckpointStatus {
             // Taken before any epoch was applied, it has no time yet (null, as `time` above).

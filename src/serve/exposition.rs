@@ -43,6 +43,23 @@ pub fn render(counters: &Counters, view: &View) -> String {
     }
     family(
         &mut out,
+        "augur_records_refused_when_applied_total",
+        "counter",
+        "Records accepted, then refused when applied (impossible task-event transitions), by kind.",
+    );
+    for kind in KINDS {
+        let value = counters
+            .refused_when_applied
+            .get(kind)
+            .copied()
+            .unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "augur_records_refused_when_applied_total{{kind=\"{kind}\"}} {value}"
+        );
+    }
+    family(
+        &mut out,
         "augur_http_requests_total",
         "counter",
         "HTTP requests answered, by status code.",

@@ -242,6 +242,7 @@ struct SourceState {
     completed: Vec<(u32, Vec<bool>)>,
     accepted: Vec<(String, u64)>,
     rejected: Vec<(String, u64)>,
+    refused_when_applied: Vec<(String, u64)>,
 }
 
 /// The live [`BatchSource`]; see the module documentation.
@@ -357,6 +358,11 @@ impl LiveSource {
             for (name, count) in state.rejected {
                 if let Some(kind) = kind(&name) {
                     counters.rejected.insert(kind, count);
+                }
+            }
+            for (name, count) in state.refused_when_applied {
+                if let Some(kind) = kind(&name) {
+                    counters.refused_when_applied.insert(kind, count);
                 }
             }
         }
@@ -765,12 +771,9 @@ impl LiveSource {
             Ok(None) => {}
             Err((kind, reason)) => {
                 let rejection = Rejection::at_line(EVENTS_BODY, line, kind, reason);
-                let mut counters = self.shared.counters();
-                // It was counted as accepted when its request was; it is refused after all.
-                if let Some(accepted) = counters.accepted.get_mut("event") {
-                    *accepted = accepted.saturating_sub(1);
-                }
-                counters.reject("event", 1, &[rejection]);
+                self.shared
+                    .counters()
+                    .refuse_when_applied("event", rejection);
             }
         }
     }
@@ -807,14 +810,18 @@ impl BatchSource for LiveSource {
             .map(|entry| WorkflowRecord::from(&entry.workflow))
             .collect();
         let (live, completed) = self.lifecycle.parts();
-        let (accepted, rejected) = {
+        let (accepted, rejected, refused_when_applied) = {
             let counters = self.shared.counters();
             let owned = |map: &BTreeMap<&'static str, u64>| {
                 map.iter()
                     .map(|(kind, count)| (kind.to_string(), *count))
                     .collect::<Vec<_>>()
             };
-            (owned(&counters.accepted), owned(&counters.rejected))
+            (
+                owned(&counters.accepted),
+                owned(&counters.rejected),
+                owned(&counters.refused_when_applied),
+            )
         };
         // Borrowed where it is large, so the buffer is not copied to be encoded.
         #[derive(serde::Serialize)]
@@ -829,6 +836,7 @@ impl BatchSource for LiveSource {
             completed: Vec<(u32, Vec<bool>)>,
             accepted: Vec<(String, u64)>,
             rejected: Vec<(String, u64)>,
+            refused_when_applied: Vec<(String, u64)>,
         }
         let bytes = crate::checkpoint::encode(&Borrowed {
             workflows,
@@ -841,6 +849,7 @@ impl BatchSource for LiveSource {
             completed,
             accepted,
             rejected,
+            refused_when_applied,
         })
         .map_err(LiveSourceError::Encode)?;
         self.shared.view_mut().snapshot_newest = self.newest();

@@ -97,6 +97,11 @@ pub struct Counters {
     pub accepted: BTreeMap<&'static str, u64>,
     /// Records rejected, by kind.
     pub rejected: BTreeMap<&'static str, u64>,
+    /// Records accepted when their request was, then refused when applied (an event whose
+    /// transition turned out impossible once the events before it in time were applied), by
+    /// kind: counted apart, so that `accepted` never goes down (a Prometheus counter that
+    /// drops reads as a restart) and a 200 is never taken back in the counts.
+    pub refused_when_applied: BTreeMap<&'static str, u64>,
     /// Requests answered, by status.
     pub requests: BTreeMap<u16, u64>,
     /// Update latency: count per bucket of [`LATENCY_BUCKETS_S`] (not cumulative), then `+Inf`.
@@ -136,6 +141,16 @@ impl Counters {
     /// Counts accepted records of one kind.
     pub fn accept(&mut self, kind: &'static str, records: u64) {
         *self.accepted.entry(kind).or_default() += records;
+    }
+
+    /// Counts an accepted record refused when it was applied, and keeps its rejection for
+    /// `GET /v1/rejections`.
+    pub fn refuse_when_applied(&mut self, kind: &'static str, rejection: Rejection) {
+        *self.refused_when_applied.entry(kind).or_default() += 1;
+        if self.recent_rejections.len() == RECENT_REJECTIONS {
+            self.recent_rejections.pop_front();
+        }
+        self.recent_rejections.push_back(rejection);
     }
 }
 
