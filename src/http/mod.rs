@@ -33,6 +33,9 @@ pub struct ServerOptions {
     /// How long a read or a write may stall before the connection is dropped.
     pub io_timeout: Duration,
     /// Requests served at once (read whole, being answered); more are answered 503 at once.
+    /// Those with a body and those without count apart, each up to this: bodiless requests
+    /// (a liveness probe, a status read) are not turned away while as many uploads stall, and
+    /// slow uploads, whose bodies are held in memory, stay bounded by it.
     pub max_connections: usize,
     /// Connections whose request has not yet arrived whole; more are answered 503 at once.
     /// Apart from `max_connections`: clients that connect and send nothing (for up to the
@@ -64,7 +67,7 @@ pub fn serve(
     // Non-blocking accept, polled: the loop sees `stop` within one poll interval without
     // needing a wake-up connection (which a non-loopback bind may not accept from itself).
     listener.set_nonblocking(true)?;
-    let active = Arc::new(AtomicUsize::new(0));
+    let active = Arc::new(Active::default());
     let waiting = Arc::new(AtomicUsize::new(0));
     while !stop.load(Ordering::SeqCst) {
         match listener.accept() {
@@ -102,6 +105,13 @@ pub fn serve(
     Ok(())
 }
 
+/// Requests being served: with a body, and without.
+#[derive(Default)]
+struct Active {
+    with_body: Arc<AtomicUsize>,
+    bodiless: Arc<AtomicUsize>,
+}
+
 /// A connection's place among those counted by a limit, given back when dropped.
 struct Slot(Arc<AtomicUsize>);
 
@@ -128,15 +138,21 @@ fn connection(
     handler: &Handler,
     refused: &Refused,
     waiting: Slot,
-    active: &Arc<AtomicUsize>,
+    active: &Active,
 ) {
     // The request's place is taken once its head is in, before its body is read (bodies are
     // held in memory: only `max_connections` of them at once), and the waiting one given back.
     let mut waiting = Some(waiting);
     let mut serving = None;
-    let read = read_request_admitted(&mut stream, &options.limits, |_| {
+    let read = read_request_admitted(&mut stream, &options.limits, |head| {
         waiting = None;
-        serving = Some(Slot::take(active, options.max_connections).ok_or(RequestError::Busy)?);
+        // A head whose Content-Length the reader will refuse counts with the bodies.
+        let bodiless = request::body_length(head, &options.limits) == Ok(0);
+        let pool = match bodiless {
+            true => &active.bodiless,
+            false => &active.with_body,
+        };
+        serving = Some(Slot::take(pool, options.max_connections).ok_or(RequestError::Busy)?);
         Ok(())
     });
     drop(waiting);
@@ -175,5 +191,68 @@ fn drain(mut stream: TcpStream) {
             Ok(0) | Err(_) => break,
             Ok(_) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    fn answer(stream: &mut TcpStream) -> String {
+        let mut text = String::new();
+        let _ = stream.read_to_string(&mut text);
+        text
+    }
+
+    /// Uploads that stall mid-body hold every slot for requests with a body; a bodiless one
+    /// (a liveness probe) is still answered, and one more upload is refused.
+    #[test]
+    fn stalled_uploads_do_not_turn_a_probe_away() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let address = listener.local_addr().expect("address");
+        let stop = Arc::new(AtomicBool::new(false));
+        let options = ServerOptions {
+            max_connections: 2,
+            ..ServerOptions::default()
+        };
+        let handler: Handler = Arc::new(|_| Response::json(200, &serde_json::json!({"ok": true})));
+        let refused: Refused = Arc::new(|_| {});
+        let server = {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || serve(listener, options, handler, refused, stop))
+        };
+        let upload = "POST /up HTTP/1.1\r\nContent-Length: 100\r\n\r\nab";
+        let mut stalled: Vec<TcpStream> = (0..2)
+            .map(|_| {
+                let mut stream = TcpStream::connect(address).expect("connect");
+                stream.write_all(upload.as_bytes()).expect("send");
+                stream
+            })
+            .collect();
+        // Both uploads are in (their heads read) once a third is refused.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let mut third = TcpStream::connect(address).expect("connect");
+            third.write_all(upload.as_bytes()).expect("send");
+            let _ = third.set_read_timeout(Some(Duration::from_millis(500)));
+            let text = answer(&mut third);
+            if text.starts_with("HTTP/1.1 503") {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no upload was refused"
+            );
+        }
+        let mut probe = TcpStream::connect(address).expect("connect");
+        probe
+            .write_all(b"GET /healthz HTTP/1.1\r\n\r\n")
+            .expect("send");
+        let text = answer(&mut probe);
+        assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+        stop.store(true, Ordering::SeqCst);
+        stalled.clear();
+        server.join().expect("the server thread").expect("served");
     }
 }
