@@ -9,8 +9,9 @@
 //!   `u` is that predicted utilisation with the pod (clamped to [0, 1]); an unknown node scores 0.
 //!
 //! The pod's demand is the sum of its containers' `resources.requests` (cpu, memory).
-//! Go's decoder matches keys case-insensitively, so requests may spell keys either way
-//! (`Pod`/`pod`, `NodeNames`/`nodenames`); answers use the v1 JSON tags.
+//! Go's decoder matches keys case-insensitively, so the request's own keys may be spelled in
+//! any case (`Pod`, `POD`, `NodeNames`; one given twice that way is refused), and `Items` is
+//! read as `items`; answers use the v1 JSON tags.
 
 use std::collections::BTreeMap;
 
@@ -27,13 +28,13 @@ pub const MAX_EXTENDER_PRIORITY: i64 = 10;
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct ExtenderArgs {
     /// The pod being scheduled.
-    #[serde(default, alias = "Pod")]
+    #[serde(default)]
     pub pod: Option<Value>,
     /// Candidate nodes (when the extender is not node-cache capable).
-    #[serde(default, alias = "Nodes")]
+    #[serde(default)]
     pub nodes: Option<NodeList>,
     /// Candidate node names (when it is).
-    #[serde(default, alias = "NodeNames", alias = "nodeNames")]
+    #[serde(default)]
     pub nodenames: Option<Vec<String>>,
 }
 
@@ -102,6 +103,7 @@ pub fn parse_extender_args(body: &[u8]) -> Result<(ExtenderArgs, Vec<String>, Po
     if !value.is_object() {
         return Err("ExtenderArgs must be a JSON object".into());
     }
+    let value = keys_in_any_case(value)?;
     let args: ExtenderArgs =
         serde_json::from_value(value).map_err(|error| format!("not ExtenderArgs JSON: {error}"))?;
     let names = candidate_names(&args)?;
@@ -112,6 +114,30 @@ pub fn parse_extender_args(body: &[u8]) -> Result<(ExtenderArgs, Vec<String>, Po
         None => return Err("ExtenderArgs has no pod".into()),
     };
     Ok((args, names, demand))
+}
+
+/// `ExtenderArgs`' keys as its JSON tags, however they were spelled (Go matches them without
+/// regard to case); a key given twice that way is refused, since which one Go keeps depends on
+/// their order, which a JSON object does not have here.
+fn keys_in_any_case(value: Value) -> Result<Value, String> {
+    let Value::Object(fields) = value else {
+        return Ok(value);
+    };
+    let mut named = serde_json::Map::new();
+    for (key, field) in fields {
+        let lower = key.to_ascii_lowercase();
+        let tag = match lower.as_str() {
+            "pod" | "nodes" | "nodenames" => lower,
+            _ => key,
+        };
+        if named.contains_key(&tag) {
+            return Err(format!(
+                "ExtenderArgs gives '{tag}' twice (keys match in any case)"
+            ));
+        }
+        named.insert(tag, field);
+    }
+    Ok(Value::Object(named))
 }
 
 /// The candidates' names, in the order given.
@@ -151,42 +177,81 @@ fn node_name(node: &Value) -> Option<&str> {
 /// named a pod of "18446744073709550 cores".
 const MAX_REQUEST_CORES: f64 = 1e9;
 
-/// The largest memory request taken, bytes (a zettabyte).
-const MAX_REQUEST_BYTES: f64 = 1e21;
+/// The largest memory request taken, bytes (an exabyte): within what the byte count holds
+/// (1e21 was taken, and anything past 1.8e19 saturated into a false figure in the answer).
+const MAX_REQUEST_BYTES: f64 = 1e18;
+
+/// `value` as an object when it is one, nothing when absent or null, else why not.
+fn object_at<'a>(
+    value: Option<&'a Value>,
+    what: &str,
+) -> Result<Option<&'a serde_json::Map<String, Value>>, String> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(object)) => Ok(Some(object)),
+        Some(other) => Err(format!("{what} {} is not an object", short(other))),
+    }
+}
+
+/// A value as a message quotes it: at most 60 characters.
+fn short(value: &Value) -> String {
+    let text = value.to_string();
+    match text.char_indices().nth(60) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text,
+    }
+}
 
 /// The sum of the pod's containers' requests.
 pub fn pod_demand(pod: &Value) -> Result<PodDemand, String> {
     let mut demand = PodDemand::default();
     // Absent parts ask for nothing; present ones of the wrong shape are a broken pod, not a
-    // pod asking for nothing (`"containers": "x"` was scored as one).
-    let containers = match pod.get("spec").and_then(|spec| spec.get("containers")) {
+    // pod asking for nothing (`"containers": "x"`, `"pod": 5` were scored as one).
+    let Some(pod) = object_at(Some(pod), "the pod")? else {
+        return Err("ExtenderArgs has no pod".into());
+    };
+    let spec = object_at(pod.get("spec"), "pod spec")?;
+    let containers = match spec.and_then(|spec| spec.get("containers")) {
         None | Some(Value::Null) => None,
         Some(Value::Array(containers)) => Some(containers),
-        Some(other) => return Err(format!("pod spec.containers {other} is not an array")),
+        Some(other) => {
+            return Err(format!(
+                "pod spec.containers {} is not an array",
+                short(other)
+            ))
+        }
     };
     for container in containers.into_iter().flatten() {
-        let requests = match container.get("resources").and_then(|r| r.get("requests")) {
-            None | Some(Value::Null) => continue,
-            Some(Value::Object(requests)) => requests,
-            Some(other) => {
-                return Err(format!(
-                    "a container's resources.requests {other} is not an object"
-                ))
-            }
+        let container = object_at(Some(container), "a container")?;
+        let resources = object_at(
+            container.and_then(|c| c.get("resources")),
+            "a container's resources",
+        )?;
+        let Some(requests) = object_at(
+            resources.and_then(|r| r.get("requests")),
+            "a container's resources.requests",
+        )?
+        else {
+            continue;
         };
         if let Some(cpu) = requests.get("cpu") {
             let cores = quantity(cpu)
                 .filter(|&cores| cores <= MAX_REQUEST_CORES)
-                .ok_or_else(|| format!("bad cpu request {cpu} (0 to 1e9 cores)"))?;
+                .ok_or_else(|| format!("bad cpu request {} (0 to 1e9 cores)", short(cpu)))?;
             demand.cores_milli = demand
                 .cores_milli
-                .saturating_add((cores * 1000.0).ceil() as u64);
+                .checked_add((cores * 1000.0).ceil() as u64)
+                .ok_or("the pod's cpu requests add up to more than can be counted")?;
         }
         if let Some(memory) = requests.get("memory") {
             let bytes = quantity(memory)
                 .filter(|&bytes| bytes <= MAX_REQUEST_BYTES)
-                .ok_or_else(|| format!("bad memory request {memory} (0 to 1e21 bytes)"))?;
-            demand.memory_bytes = demand.memory_bytes.saturating_add(bytes.ceil() as u64);
+                .ok_or_else(|| format!("bad memory request {} (0 to 1e18 bytes)", short(memory)))?;
+            // Checked: many containers would saturate the sum into a false figure.
+            demand.memory_bytes = demand
+                .memory_bytes
+                .checked_add(bytes.ceil() as u64)
+                .ok_or("the pod's memory requests add up to more than can be counted")?;
         }
     }
     Ok(demand)
@@ -199,7 +264,9 @@ pub fn quantity(value: &Value) -> Option<f64> {
         Value::Number(number) => number.to_string(),
         _ => return None,
     };
-    const SUFFIXES: [(&str, f64); 13] = [
+    // Binary suffixes first: `Pi` is not `P` followed by `i`. (`1E` is exa; `1E3` is an
+    // exponent, which the number parser reads.)
+    const SUFFIXES: [(&str, f64); 15] = [
         ("Ki", 1024.0),
         ("Mi", 1048576.0),
         ("Gi", 1073741824.0),
@@ -213,6 +280,8 @@ pub fn quantity(value: &Value) -> Option<f64> {
         ("M", 1e6),
         ("G", 1e9),
         ("T", 1e12),
+        ("P", 1e15),
+        ("E", 1e18),
     ];
     let (number, scale) = SUFFIXES
         .iter()
@@ -344,6 +413,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn keys_match_in_any_case() {
+        let body = br#"{"POD":{"spec":{"containers":[]}},"NODENAMES":["a"]}"#;
+        let (_, names, _) = parse_extender_args(body).expect("Go would read it");
+        assert_eq!(names, ["a"]);
+        let twice = br#"{"pod":{},"Pod":{},"nodenames":["a"]}"#;
+        let error = parse_extender_args(twice).expect_err("the pod twice");
+        assert!(error.contains("twice"), "{error}");
+    }
+
+    #[test]
     fn quantities() {
         let q = |s: &str| quantity(&Value::String(s.into()));
         assert_eq!(q("500m"), Some(0.5));
@@ -351,6 +430,10 @@ mod tests {
         assert_eq!(q("1Gi"), Some(1073741824.0));
         assert_eq!(q("128M"), Some(128e6));
         assert_eq!(q("1e3"), Some(1000.0));
+        assert_eq!(q("1E3"), Some(1000.0));
+        assert_eq!(q("1P"), Some(1e15));
+        assert_eq!(q("1E"), Some(1e18));
+        assert_eq!(q("1Pi"), Some(1125899906842624.0));
         assert_eq!(q("-1"), None);
         assert_eq!(q("lots"), None);
         assert_eq!(quantity(&serde_json::json!(3)), Some(3.0));
@@ -404,10 +487,19 @@ mod tests {
             assert!(error.contains("to 1e"), "{error}");
         }
         let pod = serde_json::json!({"spec": {"containers": [
-            {"resources": {"requests": {"cpu": "1G", "memory": "1e21"}}},
+            {"resources": {"requests": {"cpu": "1G", "memory": "1E"}}},
             {"resources": {"requests": {"cpu": "1G"}}}]}});
         let demand = pod_demand(&pod).expect("at the bounds");
         assert_eq!(demand.cores_milli, 2_000_000_000_000);
+        assert_eq!(demand.memory_bytes, 1_000_000_000_000_000_000);
+        // Past what the byte count holds, one request or their sum is refused, not saturated
+        // into a false figure (1e21 bytes was taken, and read 18446744073709551615).
+        let one = serde_json::json!({"spec": {"containers": [
+            {"resources": {"requests": {"memory": "1e21"}}}]}});
+        assert!(pod_demand(&one).is_err_and(|error| error.contains("0 to 1e18")));
+        let many = serde_json::json!({"spec": {"containers": vec![
+            serde_json::json!({"resources": {"requests": {"memory": "1E"}}}); 20]}});
+        assert!(pod_demand(&many).is_err_and(|error| error.contains("add up")));
     }
 
     /// A body of the wrong shape is refused, not read as a pod asking for nothing.
@@ -418,8 +510,19 @@ mod tests {
         for spec in [
             serde_json::json!({"containers": "x"}),
             serde_json::json!({"containers": [{"resources": {"requests": [1]}}]}),
+            serde_json::json!({"containers": [5]}),
+            serde_json::json!({"containers": [{"resources": 5}]}),
         ] {
-            assert!(pod_demand(&serde_json::json!({ "spec": spec })).is_err());
+            assert!(
+                pod_demand(&serde_json::json!({ "spec": spec })).is_err(),
+                "{spec}"
+            );
+        }
+        // Nor is a pod or a spec that is not an object (read as a pod asking for nothing).
+        for pod in ["5", "\"x\"", "[]", "{\"spec\":5}"] {
+            let body = format!("{{\"pod\":{pod},\"nodenames\":[\"a\"]}}");
+            let error = parse_extender_args(body.as_bytes()).expect_err(pod);
+            assert!(error.contains("not an object"), "{pod}: {error}");
         }
         let empty = serde_json::json!({"spec": {"containers": [{"resources": {}}]}});
         assert_eq!(pod_demand(&empty), Ok(PodDemand::default()));
