@@ -331,7 +331,11 @@ pub fn read_request_admitted<S: Read + Write>(
             }
         })?;
         if read == 0 {
-            return Err(RequestError::Incomplete);
+            // A client that closed its side mid-head may still read an answer.
+            return Err(match buffer.is_empty() {
+                true => RequestError::Incomplete,
+                false => RequestError::Malformed("the request ended within its head".into()),
+            });
         }
         buffer.extend_from_slice(&chunk[..read]);
         if Instant::now() > head_deadline && find_blank_line(&buffer).is_none() {
@@ -371,7 +375,12 @@ pub fn read_request_admitted<S: Read + Write>(
             .read(&mut chunk[..want])
             .map_err(|error| stalled(&error, "the request body"))?;
         if read == 0 {
-            return Err(RequestError::Incomplete);
+            // The client closed its side short of its Content-Length: told, not dropped (it
+            // may still read an answer).
+            return Err(RequestError::Malformed(format!(
+                "the request body ended after {} of its {length} bytes",
+                body.len()
+            )));
         }
         body.extend_from_slice(&chunk[..read]);
         if limits.body_behind(body_started.elapsed(), body.len(), length) {
@@ -752,6 +761,28 @@ mod tests {
         let error = read_request(&mut stalls(half_head), &Limits::default()).expect_err("half");
         assert_eq!(error.status(), 408, "{error}");
         let silent = read_request(&mut stalls(b""), &Limits::default()).expect_err("silent");
+        assert_eq!(silent, RequestError::Incomplete);
+    }
+
+    /// A client that closes its side mid-request is answered 400 (it may still read), not
+    /// dropped without a word; one that closes having sent nothing is let go.
+    #[test]
+    fn a_request_cut_short_by_its_client_is_answered_400() {
+        let ended = |text: &[u8]| Connection {
+            input: std::io::Cursor::new(text.to_vec()),
+            output: Vec::new(),
+        };
+        let short_body = b"POST /v1/x HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc";
+        let error = read_request(&mut ended(short_body), &Limits::default()).expect_err("short");
+        assert_eq!(error.status(), 400, "{error}");
+        assert!(
+            error.to_string().contains("after 3 of its 10 bytes"),
+            "{error}"
+        );
+        let half_head = b"GET /v1/status HTTP/1.1\r\nHost: x";
+        let error = read_request(&mut ended(half_head), &Limits::default()).expect_err("half");
+        assert_eq!(error.status(), 400, "{error}");
+        let silent = read_request(&mut ended(b""), &Limits::default()).expect_err("silent");
         assert_eq!(silent, RequestError::Incomplete);
     }
 
