@@ -442,6 +442,9 @@ fn bad_requests_are_refused_and_change_nothing() {
     assert_eq!(server.call("GET", "/v1/status", b"").1["workflows"], 1);
     assert_eq!(server.call("GET", "/v1/map/nope", b"").0, 404);
     assert_eq!(server.call("GET", "/v1/map/w/nope", b"").0, 404);
+    let (status, missing) = server.call("GET", "/v1/map/nowf/a", b"");
+    assert_eq!(status, 404);
+    assert_eq!(missing["error"], "no workflow named 'nowf'", "{missing}");
     assert_eq!(server.call("GET", "/v1/predictions/nope", b"").0, 404);
     // A task id holding a '/' is asked for percent-encoded, and stays one segment of the path
     // (decoded before routing, it was four segments: no such endpoint).

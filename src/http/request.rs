@@ -428,6 +428,10 @@ fn percent_decode(text: &str) -> Option<String> {
     while let Some(&byte) = bytes.get(index) {
         if byte == b'%' {
             let hex = bytes.get(index + 1..index + 3)?;
+            // Two hex digits: `from_str_radix` alone also takes a sign (`%+5` read as 5).
+            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                return None;
+            }
             let hex = std::str::from_utf8(hex).ok()?;
             out.push(u8::from_str_radix(hex, 16).ok()?);
             index += 3;
@@ -461,6 +465,14 @@ mod tests {
         let slashed = parse_head(b"GET //v1/map/w/a%2Fb/ HTTP/1.1").expect("valid head");
         assert_eq!(slashed.path, "//v1/map/w/a%2Fb/", "quoted as sent");
         assert_eq!(slashed.segments, ["v1", "map", "w", "a/b"]);
+        // An escape is two hex digits, without a sign.
+        for bad in ["GET /v1/map/%+5 HTTP/1.1", "GET /v1/map?x=%-1 HTTP/1.1"] {
+            let error = parse_head(bad.as_bytes()).expect_err(bad);
+            assert!(
+                error.to_string().contains("percent-encoding"),
+                "{bad}: {error}"
+            );
+        }
         assert_eq!(head.query_value("arrival"), Some("12"));
         assert_eq!(head.header("content-length"), Some("3"));
         assert_eq!(body_length(&head, &Limits::default()), Ok(3));

@@ -201,10 +201,11 @@ fn route(api: &Api, request: &Request) -> Response {
         ["v1", "map", workflow, task] => {
             let catalog = api.shared.catalog();
             let Some(key) = catalog.task_key(workflow, task) else {
-                return Response::error(
-                    404,
-                    &format!("no task '{task}' in a workflow named '{workflow}'"),
-                );
+                let message = match catalog.workflow_id(workflow) {
+                    Some(_) => format!("workflow '{workflow}' has no task '{task}'"),
+                    None => format!("no workflow named '{workflow}'"),
+                };
+                return Response::error(404, &message);
             };
             let view = api.shared.view();
             let device = view

@@ -283,6 +283,10 @@ pub fn serve_config(
         ));
     }
     let max_line_bytes = file.max_line_bytes.unwrap_or(DEFAULT_MAX_LINE_BYTES);
+    // As `run` refuses it: raised silently to 64, a limit of 10 let 26-byte lines through.
+    if max_line_bytes < 64 {
+        return Err(flag("max_line_bytes", "must be at least 64"));
+    }
     let interval = |name: &'static str, text: &str| {
         crate::collect::parse_duration(text)
             .ok()
@@ -335,7 +339,7 @@ pub fn serve_config(
             max_body_bytes: args.max_body_bytes,
             ..Limits::default()
         },
-        max_line_bytes: max_line_bytes.max(64),
+        max_line_bytes,
         engine_timeout: Duration::from_secs_f64(args.engine_timeout),
         live,
         checkpoint,
@@ -599,6 +603,22 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(error.starts_with("--lateness: -1"), "{error}");
+    }
+
+    #[test]
+    fn a_line_limit_below_64_is_refused_as_run_refuses_it() {
+        let dir = crate::testing::Scratch::new("serve-line-limit");
+        let config = dir.join("small.toml");
+        std::fs::write(&config, "max_line_bytes = 10\n").expect("write");
+        let config = config.to_str().unwrap_or("");
+        let error = serve_config(&serve_args(&["--config", config]), None)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            error.starts_with("max_line_bytes: must be at least 64"),
+            "{error}"
+        );
     }
 
     #[test]
