@@ -465,8 +465,14 @@ impl Layout {
         path: &Path,
         options: &MetricOptions,
     ) -> Result<Layout, String> {
-        let extension = path.extension().and_then(|extension| extension.to_str());
-        let jsonl = matches!(extension, Some("jsonl" | "json"));
+        // By the name where it says so (in any case), else by the content: a file named
+        // `.ndjson`, `.log` or `.JSONL` was read as CSV, each line refused for its quotes.
+        let extension = path
+            .extension()
+            .and_then(|extension| extension.to_str())
+            .map(str::to_ascii_lowercase);
+        let named = matches!(extension.as_deref(), Some("jsonl" | "json" | "ndjson"));
+        let jsonl = named || (format == MetricFormat::Long && starts_like_json(path));
         Layout::resolve(format, path, jsonl, options)
     }
 
@@ -607,6 +613,25 @@ impl Scale {
             }
         }
     }
+}
+
+/// Whether a regular file's first non-blank character (past a byte-order mark) is `{`: a
+/// JSONL log, whatever its name. Anything that cannot be read says no (the reader then says
+/// why it cannot read it).
+fn starts_like_json(path: &Path) -> bool {
+    use std::io::Read;
+    if !std::fs::metadata(path).is_ok_and(|metadata| metadata.is_file()) {
+        return false;
+    }
+    let Ok(file) = std::fs::File::open(path) else {
+        return false;
+    };
+    let mut head = Vec::with_capacity(4096);
+    if file.take(4096).read_to_end(&mut head).is_err() {
+        return false;
+    }
+    let text = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&head);
+    text.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'{')
 }
 
 /// The first pass: the largest rate of each series, computed by the very parser the second
@@ -1559,6 +1584,23 @@ mod tests {
         );
         assert!(outcomes.iter().all(|outcome| outcome.records.is_empty()));
         assert_eq!((stats.read, stats.rejected), (2, 2));
+    }
+
+    /// A JSONL file is read as such whatever its name says, and a name that says so is heard
+    /// in any case.
+    #[test]
+    fn a_jsonl_file_is_known_by_its_content() {
+        let dir = crate::testing::Scratch::new("metrics-jsonl-named");
+        let line = "{\"time\": 1, \"device\": \"a\", \"resource\": \"cpu\", \"value\": 0.5}\n";
+        for name in ["m.ndjson", "m.JSONL", "m.log", "m.csv"] {
+            let path = dir.join(name);
+            std::fs::write(&path, format!("\u{feff}\n{line}{line}")).expect("write");
+            let options = MetricOptions::default();
+            let mut reader = MetricReader::open(&path, MetricFormat::Long, &options).expect(name);
+            reader.by_ref().for_each(drop);
+            let stats = reader.stats();
+            assert_eq!((stats.accepted, stats.rejected), (2, 0), "{name}");
+        }
     }
 
     #[test]
