@@ -1040,13 +1040,29 @@ fn not_an_input_file(path: &Path) -> Option<String> {
     Some(format!("{} {what}", path.display()))
 }
 
-/// Whether two paths name the same file (by text, or once resolved).
+/// Whether two paths name the same file: by text, once resolved, or (on Unix) as two hard
+/// links to one file (read twice, its records counted twice).
 pub fn same_file(a: &Path, b: &Path) -> bool {
     a == b
         || match (a.canonicalize(), b.canonicalize()) {
             (Ok(a), Ok(b)) => a == b,
             _ => false,
         }
+        || same_inode(a, b)
+}
+
+#[cfg(unix)]
+fn same_inode(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn same_inode(_: &Path, _: &Path) -> bool {
+    false
 }
 
 fn seconds_to_ms(seconds: f64) -> i64 {
@@ -1190,6 +1206,12 @@ mod tests {
             "{error}"
         );
         assert!(check_input_files("--workflow", [&path]).is_ok());
+        // A hard link is the same file under another name: read twice, counted twice.
+        let link = dir.join("b.json");
+        if std::fs::hard_link(&path, &link).is_ok() {
+            let error = check_input_files("--workflow", [&path, &link]).expect_err("a link");
+            assert!(error.contains("is given twice"), "{error}");
+        }
     }
 
     #[test]
