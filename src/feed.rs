@@ -92,6 +92,11 @@ struct Ordered<T> {
     /// lateness of a log's end (the feed reads that far ahead) stopped the resumed run there.
     #[serde(skip)]
     exhausted: bool,
+    /// What the lateness is measured within, as a refusal says it: the file, or one
+    /// machine's rows of an Alibaba file (each its own stream). Set from the reader, so not
+    /// kept in checkpoints.
+    #[serde(skip)]
+    within: String,
     stats: InputStats,
     /// The time of the last epoch the feed handed over: no record before it can still be
     /// applied at its own time. In a run that reads its logs through, a record the reorder
@@ -109,9 +114,19 @@ impl<T> Ordered<T> {
             head: None,
             seq: 0,
             exhausted: false,
+            within: "in this file".into(),
             stats: InputStats::default(),
             floor: None,
         }
+    }
+
+    /// Says that the stream is one machine's rows of its file, if it is.
+    fn within(mut self, machine: Option<&str>) -> Self {
+        self.within = match machine {
+            Some(machine) => format!("for machine '{machine}' in this file"),
+            None => "in this file".into(),
+        };
+        self
     }
 
     /// Parks a record, or says how far behind the stream it is.
@@ -142,9 +157,10 @@ impl<T> Ordered<T> {
                     line,
                     RejectKind::OutOfOrder,
                     format!(
-                        "time {} is more than the allowed lateness behind {} already seen in this file",
+                        "time {} is more than the allowed lateness behind {} already seen {}",
                         crate::input::time::format_seconds(time),
-                        crate::input::time::format_seconds(max_seen)
+                        crate::input::time::format_seconds(max_seen),
+                        self.within
                     ),
                 )
             })
@@ -478,7 +494,8 @@ impl Feed {
             metrics: metrics
                 .into_iter()
                 .map(|reader| MetricInput {
-                    ordered: Ordered::new(reader.path().to_string(), lateness_ms),
+                    ordered: Ordered::new(reader.path().to_string(), lateness_ms)
+                        .within(reader.machine()),
                     reader,
                 })
                 .collect(),
@@ -520,12 +537,18 @@ impl Feed {
             metrics: metrics
                 .into_iter()
                 .zip(state.metrics)
-                .map(|(reader, (_, ordered))| MetricInput { reader, ordered })
+                .map(|(reader, (_, ordered))| MetricInput {
+                    ordered: ordered.within(reader.machine()),
+                    reader,
+                })
                 .collect(),
             events: events
                 .into_iter()
                 .zip(state.events)
-                .map(|(reader, (_, ordered))| EventInput { reader, ordered })
+                .map(|(reader, (_, ordered))| EventInput {
+                    ordered: ordered.within(None),
+                    reader,
+                })
                 .collect(),
             arrivals: state.arrivals,
             lifecycle: TaskLifecycle::from_parts((state.live, state.completed)),

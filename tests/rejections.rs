@@ -689,3 +689,33 @@ fn a_late_row_does_not_set_a_throughput_scale() {
     let forecasts: Value = serde_json::from_str(&text).expect("JSON");
     assert_eq!(forecasts["n1"]["disk"]["latest"], 1.0, "{text}");
 }
+
+/// An Alibaba file is one stream per machine, and its lateness is measured per machine: a
+/// late row says so (it said "already seen in this file", and an earlier row of another
+/// machine is accepted).
+#[test]
+fn an_alibaba_row_is_late_for_its_machine() {
+    let s = Scenario::new("alibaba-late");
+    let wf = s.write("good.json", &workflow(GOOD));
+    let trace = s.write(
+        "usage.csv",
+        "n1,1000,40,50,,,5,6,1\nn1,10,41,51,,,5,6,1\nn2,100,20,30,,,1,2,3\n",
+    );
+    s.run(&[
+        "--workflow",
+        &wf,
+        "--metrics",
+        &trace,
+        "--format",
+        "alibaba",
+        "--lateness",
+        "60",
+    ])
+    .expect("runs");
+    assert_eq!(s.counts(&trace), (3, 2, 1));
+    s.has_rejection(
+        "out_of_order",
+        Some(2),
+        "already seen for machine 'n1' in this file",
+    );
+}

@@ -329,11 +329,14 @@ fn amount(what: &str, value: &Value) -> Result<f64, Problem> {
     if !number.is_finite() {
         return Err((
             RejectKind::NonFinite,
-            format!("{what} {number} is not finite"),
+            format!("{what} {} is not finite", super::short_number(number)),
         ));
     }
     if number < 0.0 {
-        return Err((RejectKind::Negative, format!("{what} {number} is negative")));
+        return Err((
+            RejectKind::Negative,
+            format!("{what} {} is negative", super::short_number(number)),
+        ));
     }
     Ok(number)
 }

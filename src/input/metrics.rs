@@ -263,6 +263,14 @@ impl MetricReader {
         })
     }
 
+    /// The machine whose rows alone this reader takes (an Alibaba file read as one stream
+    /// per machine).
+    pub fn machine(&self) -> Option<&str> {
+        self.only_machine
+            .as_ref()
+            .map(|(machine, _)| machine.as_str())
+    }
+
     /// Counts so far (header and blank lines are not records).
     pub fn stats(&self) -> InputStats {
         self.stats
@@ -1196,7 +1204,10 @@ impl Row {
         if value > 100.0 {
             self.issues.push(Issue::new(
                 RejectKind::Schema,
-                format!("{column}: {value} is outside [0, 100] (a bad reading)"),
+                format!(
+                    "{column}: {} is outside [0, 100] (a bad reading)",
+                    super::short_number(value)
+                ),
             ));
             return None;
         }
@@ -1216,6 +1227,16 @@ fn amount(column: &str, text: &str) -> Result<f64, Issue> {
             format!("{column}: {text:?} is not a number"),
         )
     })?;
+    // A number past f64's range (1e400) parses as infinity: the message quotes what was written.
+    if value.is_infinite() && !text.to_ascii_lowercase().contains("inf") {
+        return Err(Issue::new(
+            RejectKind::NonFinite,
+            format!(
+                "{column}: {} is too large to represent",
+                text.chars().take(40).collect::<String>()
+            ),
+        ));
+    }
     checked(column, value)
 }
 
@@ -1223,12 +1244,12 @@ fn checked(column: &str, value: f64) -> Result<f64, Issue> {
     if !value.is_finite() {
         Err(Issue::new(
             RejectKind::NonFinite,
-            format!("{column}: {value} is not finite"),
+            format!("{column}: {} is not finite", super::short_number(value)),
         ))
     } else if value < 0.0 {
         Err(Issue::new(
             RejectKind::Negative,
-            format!("{column}: {value} is negative"),
+            format!("{column}: {} is negative", super::short_number(value)),
         ))
     } else {
         Ok(value)

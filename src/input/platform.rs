@@ -243,13 +243,19 @@ fn non_negative(id: &str, field: &str, value: f64) -> Result<f64, Problem> {
     if !value.is_finite() {
         return Err((
             RejectKind::NonFinite,
-            format!("device {id:?}: {field} = {value} is not finite"),
+            format!(
+                "device {id:?}: {field} = {} is not finite",
+                super::short_number(value)
+            ),
         ));
     }
     if value < 0.0 {
         return Err((
             RejectKind::Negative,
-            format!("device {id:?}: {field} = {value} is negative"),
+            format!(
+                "device {id:?}: {field} = {} is negative",
+                super::short_number(value)
+            ),
         ));
     }
     Ok(value)
@@ -312,7 +318,10 @@ fn bytes_per_s(id: &str, field: &str, value: f64, unit: f64) -> Result<f64, Prob
     if !bytes.is_finite() {
         return Err((
             RejectKind::NonFinite,
-            format!("device {id:?}: {field} = {value} is too large"),
+            format!(
+                "device {id:?}: {field} = {} is too large",
+                super::short_number(value)
+            ),
         ));
     }
     Ok(bytes)
