@@ -148,6 +148,17 @@ pub fn read_workflow(path: &Path) -> WorkflowRead {
     match reader.fill_buf() {
         // Editors on some systems start UTF-8 files with a byte-order mark; JSON has none.
         Ok(start) if start.starts_with(UTF8_BOM) => reader.consume(UTF8_BOM.len()),
+        // JSON is UTF-8 (RFC 8259, 8.1): a UTF-16 file was refused as "expected value at line
+        // 1 column 1", which does not say what is wrong.
+        Ok(start) if start.starts_with(b"\xFF\xFE") || start.starts_with(b"\xFE\xFF") => {
+            return refused_file(
+                &name,
+                RejectKind::Parse,
+                "the file is UTF-16 (it starts with a UTF-16 byte-order mark): JSON must be \
+                 UTF-8, save it as such"
+                    .into(),
+            )
+        }
         Ok(_) => {}
         Err(error) => return refused_file(&name, RejectKind::Io, error.to_string()),
     }
@@ -2210,6 +2221,13 @@ mod tests {
                 );
             }
         }
+        // UTF-16 (as some Windows editors save) is named as such.
+        let utf16 = directory.join("utf16.json");
+        let mut bytes = vec![0xFF, 0xFE];
+        bytes.extend(good.encode_utf16().flat_map(u16::to_le_bytes));
+        std::fs::write(&utf16, bytes).expect("write");
+        let read = read_workflow(&utf16);
+        assert!(read.rejections[0].reason.contains("UTF-16"), "{read:?}");
         let read = read_workflow(&directory);
         let kinds: Vec<RejectKind> = read.rejections.iter().map(|r| r.kind).collect();
         assert_eq!(kinds, vec![RejectKind::Io]);
