@@ -48,7 +48,7 @@ pub use source::{Accepted, Command, Refusal, ServiceHandle};
 #[derive(Debug, Clone, Args)]
 #[command(after_help = ENDPOINTS)]
 pub struct ServeArgs {
-    /// IP address and port to listen on (127.0.0.1:8080, [::1]:8080; a host name is not
+    /// IP address and port to listen on (`127.0.0.1:8080`, `[::1]:8080`; a host name is not
     /// looked up); port 0 picks a free one. The bound address is printed as the first line of
     /// stdout.
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "IP:PORT")]
