@@ -587,21 +587,23 @@ mod tests {
         }
     }
 
+    /// Why `serve` with these flags is refused (empty if it is not).
+    fn refusal(extra: &[&str]) -> String {
+        serve_config(&serve_args(extra), None)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    }
+
     #[test]
     fn a_bad_lateness_is_named_where_it_was_given() {
         let dir = crate::testing::Scratch::new("serve-lateness");
         let nan = dir.join("nan.toml");
         std::fs::write(&nan, "lateness_s = nan\n").expect("write");
         let nan = nan.to_str().unwrap_or("");
-        let error = serve_config(&serve_args(&["--config", nan]), None)
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
+        let error = refusal(&["--config", nan]);
         assert!(error.starts_with("lateness_s: NaN"), "{error}");
-        let error = serve_config(&serve_args(&["--config", nan, "--lateness=-1"]), None)
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
+        let error = refusal(&["--config", nan, "--lateness=-1"]);
         assert!(error.starts_with("--lateness: -1"), "{error}");
     }
 
@@ -611,10 +613,7 @@ mod tests {
         let config = dir.join("small.toml");
         std::fs::write(&config, "max_line_bytes = 10\n").expect("write");
         let config = config.to_str().unwrap_or("");
-        let error = serve_config(&serve_args(&["--config", config]), None)
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
+        let error = refusal(&["--config", config]);
         assert!(
             error.starts_with("max_line_bytes: must be at least 64"),
             "{error}"
@@ -630,10 +629,7 @@ mod tests {
             ("inf", "inf is not within [1, 1e6]"),
             ("NaN", "NaN is not within [1, 1e6]"),
         ] {
-            let error = serve_config(&serve_args(&["--engine-timeout", given]), None)
-                .err()
-                .map(|e| e.to_string())
-                .unwrap_or_default();
+            let error = refusal(&["--engine-timeout", given]);
             assert!(error.contains(said), "{given}: {error}");
         }
         let config = serve_config(&serve_args(&["--engine-timeout", "1e6"]), None);

@@ -131,11 +131,16 @@ impl Counters {
     pub fn reject(&mut self, kind: &'static str, records: u64, rejections: &[Rejection]) {
         *self.rejected.entry(kind).or_default() += records;
         for rejection in rejections {
-            if self.recent_rejections.len() == RECENT_REJECTIONS {
-                self.recent_rejections.pop_front();
-            }
-            self.recent_rejections.push_back(rejection.clone());
+            self.keep_recent(rejection.clone());
         }
+    }
+
+    /// Keeps a rejection for `GET /v1/rejections`, the oldest going once there are enough.
+    fn keep_recent(&mut self, rejection: Rejection) {
+        if self.recent_rejections.len() == RECENT_REJECTIONS {
+            self.recent_rejections.pop_front();
+        }
+        self.recent_rejections.push_back(rejection);
     }
 
     /// Counts accepted records of one kind.
@@ -147,10 +152,7 @@ impl Counters {
     /// `GET /v1/rejections`.
     pub fn refuse_when_applied(&mut self, kind: &'static str, rejection: Rejection) {
         *self.refused_when_applied.entry(kind).or_default() += 1;
-        if self.recent_rejections.len() == RECENT_REJECTIONS {
-            self.recent_rejections.pop_front();
-        }
-        self.recent_rejections.push_back(rejection);
+        self.keep_recent(rejection);
     }
 }
 
