@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 
 use super::lines::{file_lines, file_lines_at, text_lines, LinePosition, LineSource};
 use super::rejection::{within_max_duration, InputStats, RejectKind, Rejection};
+use super::short_number;
 use super::time::{parse_seconds, parse_time_field};
 
 /// What happened.
@@ -309,9 +310,14 @@ fn name_field(object: &Map<String, Value>, key: &str) -> Result<Option<String>, 
     }
 }
 
-/// A finite, non-negative number.
-/// A run time of zero measures nothing: the duration model learns only positive ones, and
-/// taken as the event's figure it would hide the time since the start, which it learns from.
+/// The shortest run time a completion may report: 1 µs, far below any task a workflow
+/// schedules. A shorter one measures nothing, and once divided by a slow device's stretch it
+/// can underflow to zero (5e-324 s did), which the duration model would drop without a word.
+const MIN_DURATION_S: f64 = 1e-6;
+
+/// A run time under [`MIN_DURATION_S`] (zero included) measures nothing: the duration model
+/// learns only positive ones, and taken as the event's figure it would hide the time since
+/// the start, which it learns from instead.
 fn nonzero_duration(seconds: f64) -> Result<f64, Problem> {
     if seconds == 0.0 {
         return Err((
@@ -319,9 +325,20 @@ fn nonzero_duration(seconds: f64) -> Result<f64, Problem> {
             "duration 0 is no run time (the time since the start is learnt instead)".to_string(),
         ));
     }
+    if seconds < MIN_DURATION_S {
+        return Err((
+            RejectKind::OutOfRange,
+            format!(
+                "duration {} s is under 1 µs, no run time (the time since the start is learnt \
+                 instead)",
+                short_number(seconds)
+            ),
+        ));
+    }
     Ok(seconds)
 }
 
+/// A finite, non-negative number.
 fn amount(what: &str, value: &Value) -> Result<f64, Problem> {
     let number = value
         .as_f64()
@@ -505,12 +522,16 @@ mod tests {
             "\n",
             r#"{"time":1,"kind":"complete","workflow":"w","task":"t","duration":0}"#,
             "\n",
+            r#"{"time":1,"kind":"complete","workflow":"w","task":"t","duration":5e-324}"#,
+            "\n",
+            r#"{"time":1,"kind":"complete","workflow":"w","task":"t","duration":1e-6}"#,
+            "\n",
         );
         let mut reader = EventReader::from_text(text, "e.jsonl", 1 << 20);
         let outcomes: Vec<EventOutcome> = reader.by_ref().collect();
         assert!(outcomes.iter().all(|o| o.event.is_ok()));
         let dropped: Vec<usize> = outcomes.iter().map(|o| o.dropped.len()).collect();
-        assert_eq!(dropped, vec![1, 1, 2, 2, 1]);
+        assert_eq!(dropped, vec![1, 1, 2, 2, 1, 1, 0]);
         assert!(
             outcomes[4].dropped[0]
                 .reason
@@ -532,8 +553,25 @@ mod tests {
         let start = outcomes[2].event.as_ref().expect("accepted");
         assert_eq!(start.usage.get("memory"), Some(&0.5));
         assert_eq!(start.usage.len(), 1);
-        assert_eq!(reader.stats().accepted, 5);
-        assert_eq!(reader.stats().dropped_fields, 7);
+        // A subnormal run time is dropped where it is read (it underflowed to no work at all
+        // once divided by a slow device's stretch), and 1 µs is still a run time.
+        assert!(
+            outcomes[5].dropped[0]
+                .reason
+                .contains("5e-324 s is under 1 µs"),
+            "{}",
+            outcomes[5].dropped[0].reason
+        );
+        assert_eq!(
+            outcomes[5].event.as_ref().expect("accepted").duration_s,
+            None
+        );
+        assert_eq!(
+            outcomes[6].event.as_ref().expect("accepted").duration_s,
+            Some(1e-6)
+        );
+        assert_eq!(reader.stats().accepted, 7);
+        assert_eq!(reader.stats().dropped_fields, 8);
     }
 
     #[test]
