@@ -162,12 +162,14 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
     // Held to the end of the run: one folder, one writer. Taken before the checkpoint is read,
     // so that a run cannot resume from one that its folder's writer is about to replace.
     let _folder_lock = match (&config.checkpoint, writes_outputs) {
-        (Some(checkpoint), true) => Some(checkpoint::lock_folder(&checkpoint.dir)?),
+        (Some(checkpoint), true) => {
+            Some(checkpoint::lock_folder(&checkpoint.dir, checkpoint.resume)?)
+        }
         _ => None,
     };
     let mut resumed = match (&config.checkpoint, &fingerprint) {
         (Some(checkpoint), Some(fingerprint)) if checkpoint.resume && writes_outputs => {
-            let loaded = checkpoint::load(&checkpoint.dir, &fingerprint)?;
+            let loaded = checkpoint::load(&checkpoint.dir, fingerprint)?;
             checkpoint::check_logs(&checkpoint.dir, &loaded, config)?;
             Some(loaded)
         }
@@ -240,7 +242,10 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
             }
         }
     }
-    if config.strict {
+    // A fresh run's writer logs them first (rejected.jsonl, as it logs a refused metric) and
+    // its log stops a strict run at the first; a process without outputs stops here, as does a
+    // resumed run, which logged them before its checkpoint.
+    if config.strict && !(writes_outputs && resumed.is_none()) {
         if let Some(first) = early_rejections.first() {
             return Err(RunError::Strict(first.clone()));
         }
@@ -470,6 +475,10 @@ fn open_feed(
         .map(|d| (d.id.clone(), (d.disk_bytes_per_s, d.network_bytes_per_s)))
         .collect();
     let mut metrics = Vec::new();
+    // The checkpoint's position of each stream, counted over every stream tried: a file that
+    // fails to reopen must not hand its position to the next one (which was then refused at
+    // the wrong offset, as though it too had changed).
+    let mut streams_tried = 0;
     for path in &config.metrics {
         let options = MetricOptions {
             max_line_bytes: config.max_line_bytes,
@@ -501,9 +510,11 @@ fn open_feed(
                 })
                 .collect()
         };
-        for options in per_group {
+        let first_stream = streams_tried;
+        streams_tried += per_group.len();
+        for (group, options) in per_group.into_iter().enumerate() {
             let opened = match &metric_positions {
-                Some(positions) => match positions.get(metrics.len()) {
+                Some(positions) => match positions.get(first_stream + group) {
                     Some(position) => {
                         MetricReader::open_at(path, config.format, &options, position)
                     }
@@ -533,8 +544,8 @@ fn open_feed(
     let mut task_arrival: HashMap<TaskKey, Time> = HashMap::new();
     let mut events = Vec::new();
     if let Some(positions) = &event_positions {
-        for path in &config.events {
-            let Some(position) = positions.get(events.len()) else {
+        for (stream, path) in config.events.iter().enumerate() {
+            let Some(position) = positions.get(stream) else {
                 return Err(mismatch(config, "more event streams than it read"));
             };
             match EventReader::open_at(path, config.max_line_bytes, *position) {
@@ -547,15 +558,13 @@ fn open_feed(
         }
     }
     if let Some(state) = resume {
-        let feed =
-            Feed::resume(Arc::clone(catalog), metrics, events, state, log).map_err(|reason| {
-                // Say why a stream the checkpoint read did not reopen, not just the counts.
-                let why = reopen_failures.join("; ");
-                match why.is_empty() {
-                    true => mismatch(config, &reason),
-                    false => mismatch(config, &format!("{reason} ({why})")),
-                }
-            })?;
+        // Why a stream the checkpoint read does not reopen is the answer, not the counts of
+        // streams that it leaves.
+        if !reopen_failures.is_empty() {
+            return Err(mismatch(config, &reopen_failures.join("; ")));
+        }
+        let feed = Feed::resume(Arc::clone(catalog), metrics, events, state, log)
+            .map_err(|reason| mismatch(config, &reason))?;
         return Ok((feed, unopened));
     }
     for path in &config.events {

@@ -429,7 +429,7 @@ fn a_checkpoint_folder_in_use_by_another_process_is_refused() {
     let dir = temp("checkpoint-busy");
     let checkpoints = dir.join("checkpoints");
     let flags = ["--checkpoint", checkpoints.to_str().expect("UTF-8")];
-    let held = augur::checkpoint::lock_folder(&checkpoints).expect("lock");
+    let held = augur::checkpoint::lock_folder(&checkpoints, false).expect("lock");
     let refused = run(&demo_args(), &dir.join("out"), &flags, None);
     assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
     assert!(
@@ -607,7 +607,7 @@ fn damaged_missing_or_foreign_checkpoints_are_refused_clearly() {
     std::fs::write(&latest, b"").expect("empty");
     refused(&resume, &args, "not a usable checkpoint", "an empty file");
 
-    // Nothing to resume from.
+    // Nothing to resume from: refused, and the mistyped folder is not made.
     let empty = dir.join("empty").display().to_string();
     refused(
         &["--checkpoint", &empty, "--resume"],
@@ -615,6 +615,7 @@ fn damaged_missing_or_foreign_checkpoints_are_refused_clearly() {
         "no checkpoint to resume from",
         "an empty folder",
     );
+    assert!(!dir.join("empty").exists(), "a folder made to resume from");
     let zero = run(
         &args,
         &out,
@@ -622,6 +623,43 @@ fn damaged_missing_or_foreign_checkpoints_are_refused_clearly() {
         None,
     );
     assert_eq!(zero.status.code(), Some(2), "{}", stderr(&zero));
+}
+
+/// A log changed past its head is refused under its own name and offset; the logs after it,
+/// unchanged, are not (they were handed the changed one's position and refused with it).
+#[test]
+fn a_log_changed_past_its_head_is_the_only_one_named() {
+    let dir = temp("checkpoint-changed-past-head");
+    let args = short_scenario(&dir, 4_000);
+    let out = dir.join("out");
+    let dir_flag = dir.join("checkpoints").display().to_string();
+    let flags = ["--checkpoint", &dir_flag, "--checkpoint-every", "500"];
+    let first = run(&args, &out, &flags, None);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let changed = dir.join("metrics/ec2_cpu_utilization_24ae8d.csv");
+    let text = std::fs::read_to_string(&changed).expect("series");
+    assert!(text.len() > 80_000, "the log must outgrow its 64 KiB head");
+    // One line past the head a byte longer: every line end after it moves by one.
+    let at = 70_000 + text[70_000..].find('\n').expect("a line end");
+    let mut edited = text.clone();
+    edited.insert(at, '0');
+    std::fs::write(&changed, edited).expect("edit");
+    let resume = ["--checkpoint", &dir_flag, "--resume"];
+    let output = run(&args, &out, &resume, None);
+    let message = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{message}");
+    assert!(
+        message.contains("ec2_cpu_utilization_24ae8d.csv")
+            && message.contains("is not the end of a line"),
+        "{message}"
+    );
+    for unchanged in [
+        "ec2_cpu_utilization_53ea38.csv",
+        "ec2_cpu_utilization_5f5533.csv",
+        "rds_cpu_utilization_cc0c53.csv",
+    ] {
+        assert!(!message.contains(unchanged), "{unchanged} named: {message}");
+    }
 }
 
 #[test]

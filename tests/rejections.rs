@@ -527,6 +527,25 @@ fn strict_makes_the_first_rejection_fatal_with_exit_code_3() {
     );
 }
 
+/// A workflow refused under --strict is logged in rejected.jsonl before the run stops, as a
+/// refused metric is: a script reading --out finds why, not an empty folder.
+#[test]
+fn strict_logs_a_refused_workflow_before_stopping() {
+    let s = Scenario::new("strict-workflow");
+    let good = s.write("good.json", &workflow(GOOD));
+    let cyclic = s.write(
+        "cyc.json",
+        &workflow(&[("a", &["b"], 1.0, 1), ("b", &["a"], 1.0, 1)]),
+    );
+    let err = s.run(&["--workflow", &good, &cyclic, "--strict"]);
+    let Err(RunError::Strict(rejection)) = err else {
+        panic!("not a strict stop: {:?}", err.err());
+    };
+    assert_eq!(rejection.file, cyclic);
+    assert_eq!(s.rejected().len(), 1, "{:#?}", s.rejected());
+    s.has_rejection("cycle", None, "->");
+}
+
 #[test]
 fn garbage_inputs_never_panic() {
     let s = Scenario::new("garbage");

@@ -128,13 +128,21 @@ pub(crate) fn text_hash(text: &str) -> u64 {
 }
 
 /// What every process of a cluster run must agree on to compute the same map: the settings of
-/// the dataflow (forecasting, placement) and the contents of the workflow and platform files,
-/// which every process reads. The logs are left out: only process 0 reads them, and the other
-/// processes' paths may differ (another host's mount point).
+/// the dataflow (forecasting, placement), the contents of the workflow and platform files,
+/// which every process reads, and how input is admitted (lateness, line limit, --strict, the
+/// metric format). The logs are left out: only process 0 reads them, and the other processes'
+/// paths may differ (another host's mount point), as may --map's. Admission is process 0's
+/// to apply, but a process started otherwise would have it ignored without a word (a
+/// --strict given to process 1 alone stopped nothing).
 pub fn cluster_agreement(config: &RunConfig) -> crate::cluster::Agreement {
     let files = |paths: &mut dyn Iterator<Item = &std::path::PathBuf>| {
         paths.fold(FNV_OFFSET, |hash, path| file_hash(path, u64::MAX, hash))
     };
+    // The workflows, then the platform, in one hash: the hello has room for four parts.
+    let workflows = files(&mut config.workflows.iter());
+    let inputs = (config.platform.iter()).fold(fnv1a(b"|platform|", workflows), |hash, path| {
+        file_hash(path, u64::MAX, hash)
+    });
     crate::cluster::Agreement {
         parts: [
             (
@@ -145,10 +153,18 @@ pub fn cluster_agreement(config: &RunConfig) -> crate::cluster::Agreement {
                 text_hash(&format!("{:?}", config.placement)),
                 "placement settings (--policy, [placement] in --config)",
             ),
-            (files(&mut config.workflows.iter()), "workflow files"),
-            (files(&mut config.platform.iter()), "platform file"),
+            (inputs, "workflow or platform files"),
+            (
+                text_hash(&format!(
+                    "{}|{}|{}|{:?}",
+                    config.lateness_ms, config.max_line_bytes, config.strict, config.format
+                )),
+                "input settings (--lateness, --strict, --format, lateness_s or max_line_bytes \
+                 in --config)",
+            ),
         ],
-        shared: "--workers, settings (--policy, --config) and workflow and platform files",
+        shared: "--workers, settings (--policy, --lateness, --strict, --format, --config) and \
+                 workflow and platform files",
     }
 }
 

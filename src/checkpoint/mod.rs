@@ -160,11 +160,18 @@ pub struct FolderLock {
 /// holds it (two services resumed from one folder raced each other's checkpoints, and the
 /// first lost its last one). Where the file system cannot lock (it says so, or fails the
 /// call: NFS without a lock daemon answers ENOLCK), the folder is taken as is.
-pub fn lock_folder(dir: &Path) -> Result<FolderLock, CheckpointError> {
+///
+/// To `resume`, the folder must hold a checkpoint already: [`CheckpointError::Missing`]
+/// otherwise, with nothing made (a mistyped folder was created, parents and all, and left
+/// holding a lock file).
+pub fn lock_folder(dir: &Path, resume: bool) -> Result<FolderLock, CheckpointError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| CheckpointError::Io { path, source }
     };
+    if resume && std::fs::symlink_metadata(dir.join(LATEST)).is_err() {
+        return Err(CheckpointError::Missing(dir.to_path_buf()));
+    }
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let path = dir.join(LOCK);
     // Opening a named pipe for writing blocks until something reads it: refused first.
@@ -667,15 +674,42 @@ mod tests {
             load(&dir, &Fingerprint::default()),
             Err(CheckpointError::Io { .. })
         ));
-        assert!(matches!(lock_folder(&dir), Err(CheckpointError::Io { .. })));
+        assert!(matches!(
+            lock_folder(&dir, false),
+            Err(CheckpointError::Io { .. })
+        ));
         // One where the checkpoint is written first is replaced, not waited on.
         let other = crate::testing::Scratch::new("checkpoint-fifo-temporary");
         let status = std::process::Command::new("mkfifo")
             .arg(other.join(TEMPORARY))
             .status();
         assert!(status.is_ok_and(|status| status.success()));
-        assert!(lock_folder(&other).is_ok());
+        assert!(lock_folder(&other, false).is_ok());
         assert!(!other.join(TEMPORARY).exists());
+    }
+
+    /// A resume from a folder without a checkpoint is refused before anything is made: not
+    /// the folder, its parents or a lock file left behind.
+    #[test]
+    fn a_resume_without_a_checkpoint_makes_nothing() {
+        let scratch = crate::testing::Scratch::new("checkpoint-resume-missing");
+        let dir = scratch.join("typo/deeper");
+        assert!(matches!(
+            lock_folder(&dir, true),
+            Err(CheckpointError::Missing(_))
+        ));
+        assert!(!scratch.join("typo").exists());
+        // An empty folder: refused, and no lock file left in it.
+        std::fs::create_dir_all(&dir).expect("folder");
+        assert!(matches!(
+            lock_folder(&dir, true),
+            Err(CheckpointError::Missing(_))
+        ));
+        assert!(!dir.join(LOCK).exists());
+        // Starting afresh makes the folder.
+        let fresh = scratch.join("fresh/deeper");
+        assert!(lock_folder(&fresh, false).is_ok());
+        assert!(fresh.join(LOCK).exists());
     }
 
     /// A folder no checkpoint can be written into is refused when the run starts (here, the
@@ -688,7 +722,7 @@ mod tests {
         for name in [TEMPORARY, LATEST, PREVIOUS_TEMPORARY, PREVIOUS] {
             let dir = crate::testing::Scratch::new(&format!("checkpoint-unwritable-{name}"));
             std::fs::create_dir_all(dir.join(name)).expect("a folder in the way");
-            match lock_folder(&dir) {
+            match lock_folder(&dir, false) {
                 Err(CheckpointError::Unwritable { path, .. }) => assert_eq!(path, dir.join(name)),
                 Err(other) => panic!("{name}: {other}"),
                 Ok(_) => panic!("{name}: a folder that cannot take a checkpoint was accepted"),
