@@ -603,21 +603,29 @@ mod tests {
         assert_eq!(request.body, b"\n\n\r\n");
     }
 
-    /// Hands over its input a few bytes at a time, a pause before each read.
-    struct Trickle {
+    /// Hands over its first `head_left` bytes at once, then at most `chunk` bytes a read with
+    /// a pause before each: a client that trickles its request in.
+    struct Paced {
         input: std::io::Cursor<Vec<u8>>,
         pause: Duration,
+        chunk: usize,
+        head_left: usize,
     }
 
-    impl Read for Trickle {
+    impl Read for Paced {
         fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+            if self.head_left > 0 {
+                let take = self.head_left.min(buffer.len());
+                self.head_left -= take;
+                return self.input.read(&mut buffer[..take]);
+            }
             std::thread::sleep(self.pause);
-            let take = buffer.len().min(4);
+            let take = buffer.len().min(self.chunk);
             self.input.read(&mut buffer[..take])
         }
     }
 
-    impl Write for Trickle {
+    impl Write for Paced {
         fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
             Ok(bytes.len())
         }
@@ -635,9 +643,11 @@ mod tests {
             min_body_rate: 1_000,
             ..Limits::default()
         };
-        let trickle = |text: &[u8]| Trickle {
+        let trickle = |text: &[u8]| Paced {
             input: std::io::Cursor::new(text.to_vec()),
             pause: Duration::from_millis(5),
+            chunk: 4,
+            head_left: 0,
         };
         let slow_head = b"GET /v1/status HTTP/1.1\r\nX-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
         let error = read_request(&mut trickle(slow_head), &limits).expect_err("too slow");
@@ -677,9 +687,10 @@ mod tests {
         // 5 ms is behind from about 50 ms on.
         let mut slow = b"POST /v1/x HTTP/1.1\r\nContent-Length: 100000\r\n\r\n".to_vec();
         slow.extend_from_slice(&[b'x'; 100_000]);
-        let mut connection = OneByteAtATime {
+        let mut connection = Paced {
             input: std::io::Cursor::new(slow),
             pause: Duration::from_millis(5),
+            chunk: 1,
             head_left: 47,
         };
         let started = Instant::now();
@@ -691,37 +702,6 @@ mod tests {
         assert!(limits.body_behind(Duration::from_millis(140), 50, 100_000));
         assert!(!limits.body_behind(Duration::from_millis(140), 100, 100_000));
         assert!(!limits.body_behind(Duration::from_secs(1_000), 100, 100));
-    }
-
-    /// Gives the head at once (its first `head_left` bytes), then one byte a read with a
-    /// pause before each.
-    struct OneByteAtATime {
-        input: std::io::Cursor<Vec<u8>>,
-        pause: Duration,
-        head_left: usize,
-    }
-
-    impl Read for OneByteAtATime {
-        fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
-            if self.head_left > 0 {
-                let take = self.head_left.min(buffer.len());
-                self.head_left -= take;
-                return self.input.read(&mut buffer[..take]);
-            }
-            std::thread::sleep(self.pause);
-            let take = 1.min(buffer.len());
-            self.input.read(&mut buffer[..take])
-        }
-    }
-
-    impl Write for OneByteAtATime {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            Ok(bytes.len())
-        }
-
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
     }
 
     #[test]

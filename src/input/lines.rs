@@ -12,6 +12,22 @@ use super::rejection::{RejectKind, Rejection};
 /// The default maximum line length: 1 MiB, far above any real record.
 pub const DEFAULT_MAX_LINE_BYTES: usize = 1 << 20;
 
+/// The least maximum line length a configuration may set: a shorter one would refuse even a
+/// header or a minimal event, so it is a mistake, not a policy.
+pub const MIN_MAX_LINE_BYTES: usize = 64;
+
+/// The maximum line length of a configuration's `max_line_bytes`, or the default; the reason
+/// for refusing one under [`MIN_MAX_LINE_BYTES`]. One check for `run` and `serve` alike.
+pub fn line_limit(configured: Option<usize>) -> Result<usize, String> {
+    match configured {
+        Some(limit) if limit < MIN_MAX_LINE_BYTES => Err(format!(
+            "must be at least {MIN_MAX_LINE_BYTES}, not {limit}"
+        )),
+        Some(limit) => Ok(limit),
+        None => Ok(DEFAULT_MAX_LINE_BYTES),
+    }
+}
+
 /// Why a line could not be handed over.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LineError {

@@ -38,7 +38,7 @@ use crate::engine::{run_engine_checkpointed, Checkpointing, Workers};
 use crate::http::{Limits, ServerOptions};
 use crate::input::metrics::MetricOptions;
 use crate::input::platform::read_platform;
-use crate::input::{Rejection, DEFAULT_MAX_LINE_BYTES};
+use crate::input::Rejection;
 
 pub use extender::parse_extender_args;
 pub use parse::{parse_events, parse_metrics, parse_workflow_body};
@@ -282,11 +282,9 @@ pub fn serve_config(
             ),
         ));
     }
-    let max_line_bytes = file.max_line_bytes.unwrap_or(DEFAULT_MAX_LINE_BYTES);
     // As `run` refuses it: raised silently to 64, a limit of 10 let 26-byte lines through.
-    if max_line_bytes < 64 {
-        return Err(flag("max_line_bytes", "must be at least 64"));
-    }
+    let max_line_bytes = crate::input::lines::line_limit(file.max_line_bytes)
+        .map_err(|r| flag("max_line_bytes", r))?;
     let interval = |name: &'static str, text: &str| {
         crate::collect::parse_duration(text)
             .ok()
@@ -403,7 +401,10 @@ pub fn serve_with(
     // Taken before the checkpoint is read, so that a service cannot resume from one that
     // another, still draining, is about to replace.
     let _folder_lock = match &config.checkpoint {
-        Some(checkpointing) => Some(crate::checkpoint::lock_folder(&checkpointing.dir)?),
+        Some(checkpointing) => Some(crate::checkpoint::lock_folder(
+            &checkpointing.dir,
+            checkpointing.resume,
+        )?),
         None => None,
     };
     let resume = match &config.checkpoint {
