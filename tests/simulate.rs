@@ -383,3 +383,45 @@ fn unreadable_inputs_are_errors_not_panics() {
     )
     .is_err());
 }
+
+/// Each workflow is simulated on its own: one that is refused is named and counted, and the
+/// ones after it are still simulated.
+#[test]
+fn a_refused_workflow_does_not_stop_the_others() {
+    let dir = temp("one-refused");
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, "{not json").expect("write");
+    let good = dir.join("good.json");
+    std::fs::write(&good, workflow(&[task("a", &[], 1.0, 1, 0)])).expect("write");
+    let config = config(vec![bad, good], network(&dir), vec![], 0);
+    let mut notes = Vec::new();
+    let simulated =
+        augur::simulate::simulate_noting(&config, |line| notes.push(line.to_string()), |_| Ok(()))
+            .expect("simulates the good one");
+    assert!(!simulated.outcomes.is_empty());
+    assert!(
+        simulated
+            .outcomes
+            .iter()
+            .all(|o| o.summary.workflow == "good"),
+        "{:?}",
+        simulated.outcomes.len()
+    );
+    let Some(augur::simulate::SimError::Refused {
+        refused: 1,
+        total: 2,
+        first,
+    }) = simulated.refused
+    else {
+        panic!("the refusal is not counted");
+    };
+    assert!(first.contains("bad.json"), "{first}");
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.starts_with("skipped") && n.contains("bad.json")),
+        "{notes:?}"
+    );
+    // `simulate` fails the whole, as the command's exit status does.
+    assert!(simulate(&config, |_| Ok(())).is_err());
+}

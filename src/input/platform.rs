@@ -108,13 +108,43 @@ pub fn parse_platform(text: &str, path: &str) -> Result<Platform, Rejection> {
 }
 
 /// A platform of the machines a workflow instance names, for replaying it where it ran.
-/// Machines are unioned by name (the first definition wins); speed is relative to 1 GHz.
+/// Machines are unioned by name (the first definition wins). A runtime is seconds at speed 1
+/// (the peers' convention), and it was measured on the task's own machine: so speeds are
+/// relative to the instance's most common clock (the lowest of equally common ones), and a
+/// task run where it ran takes its recorded time. Relative to 1 GHz, a task recorded in 17 s
+/// on a 3,033 MHz machine replayed there in 5.7 s, and a makespan came out shorter than its
+/// longest task.
 pub fn platform_from_machines(machines: &[Machine]) -> Platform {
     let mut seen = HashSet::new();
-    let devices = machines
+    let distinct: Vec<&Machine> = machines
         .iter()
         .filter(|machine| seen.insert(machine.name.as_str()))
-        .map(device_of_machine)
+        .collect();
+    // Each machine's usable clock (as device_of_machine reads it), in GHz.
+    let clock = |machine: &Machine| {
+        machine
+            .speed_mhz
+            .map(|mhz| mhz / 1000.0)
+            .filter(|speed| (MIN_SPEED..=MAX_SPEED).contains(speed))
+    };
+    let mut clocks: Vec<f64> = distinct.iter().filter_map(|m| clock(m)).collect();
+    clocks.sort_by(f64::total_cmp);
+    let mut reference = None::<(usize, f64)>;
+    for run in clocks.chunk_by(|a, b| a == b) {
+        if reference.is_none_or(|(count, _)| run.len() > count) {
+            reference = Some((run.len(), run[0]));
+        }
+    }
+    let devices = distinct
+        .into_iter()
+        .map(|machine| {
+            let mut device = device_of_machine(machine);
+            // A machine without a usable clock stays at 1, the reference's equal.
+            if let (Some(clock), Some((_, reference))) = (clock(machine), reference) {
+                device.speed = (clock / reference).clamp(MIN_SPEED, MAX_SPEED);
+            }
+            device
+        })
         .collect();
     Platform { devices }
 }
@@ -516,9 +546,38 @@ mod tests {
         ]);
         assert_eq!(platform.devices.len(), 2);
         assert_eq!(platform.devices[0].cores, 48.0);
-        assert_eq!(platform.devices[0].speed, 2.4);
+        // The only clock is the reference: its tasks replay in their recorded times.
+        assert_eq!(platform.devices[0].speed, 1.0);
         assert_eq!(platform.devices[1].cores, 1.0);
         assert_eq!(platform.devices[1].speed, 1.0);
         assert_eq!(platform.devices[1].memory_bytes, Some(1 << 30));
+    }
+
+    #[test]
+    fn machine_speeds_are_relative_to_the_most_common_clock() {
+        let machine = |name: &str, mhz| Machine {
+            name: name.to_string(),
+            cores: Some(8),
+            speed_mhz: mhz,
+            memory_bytes: None,
+        };
+        let platform = platform_from_machines(&[
+            machine("a", Some(1200.0)),
+            machine("b", Some(1432.0)),
+            machine("c", Some(1200.0)),
+            machine("d", Some(2400.0)),
+            machine("e", None),
+            machine("f", Some(1000.0)),
+        ]);
+        let speeds: Vec<f64> = platform.devices.iter().map(|d| d.speed).collect();
+        assert_eq!(
+            speeds,
+            vec![1.0, 1.432 / 1.2, 1.0, 2.4 / 1.2, 1.0, 1.0 / 1.2]
+        );
+        // Equally common clocks: the lowest is the reference.
+        let platform =
+            platform_from_machines(&[machine("a", Some(2400.0)), machine("b", Some(1200.0))]);
+        let speeds: Vec<f64> = platform.devices.iter().map(|d| d.speed).collect();
+        assert_eq!(speeds, vec![2.0, 1.0]);
     }
 }

@@ -106,6 +106,17 @@ pub enum SimError {
     /// A bug: state the simulator itself keeps became unusable.
     #[error("internal error: {0}")]
     Internal(String),
+    /// Some workflows were refused (each named on stderr as it was); the others were
+    /// simulated.
+    #[error("{refused} of {total} workflows could not be simulated (the first: {first})")]
+    Refused {
+        /// Workflows refused.
+        refused: usize,
+        /// Workflows given.
+        total: usize,
+        /// Why the first was.
+        first: String,
+    },
     /// The report could not be written.
     #[error("{path}: {source}")]
     Output {
@@ -309,21 +320,37 @@ pub fn simulate_one(
     Ok(outcome)
 }
 
-/// Runs every workflow under every policy, calling `each` with each outcome as it is ready.
+/// Runs every workflow under every policy, calling `each` with each outcome as it is ready;
+/// [`SimError::Refused`] if any workflow was refused.
 pub fn simulate(
     config: &SimConfig,
     each: impl FnMut(&Outcome) -> Result<(), SimError>,
 ) -> Result<Vec<Outcome>, SimError> {
-    simulate_noting(config, |_| {}, each)
+    let simulated = simulate_noting(config, |_| {}, each)?;
+    match simulated.refused {
+        Some(refused) => Err(refused),
+        None => Ok(simulated.outcomes),
+    }
+}
+
+/// What a simulation of several workflows gave.
+#[derive(Debug)]
+pub struct Simulated {
+    /// Every outcome, workflow by workflow, policy by policy.
+    pub outcomes: Vec<Outcome>,
+    /// [`SimError::Refused`] when some workflows could not be simulated.
+    pub refused: Option<SimError>,
 }
 
 /// [`simulate`], telling `note` what the inputs lost on the way in (background rows that did
-/// not parse, values clamped) before the first outcome.
+/// not parse, values clamped) before the first outcome, and each workflow refused (each is
+/// simulated on its own: one refused does not stop the others, and is counted in
+/// [`Simulated::refused`]).
 pub fn simulate_noting(
     config: &SimConfig,
     mut note: impl FnMut(&str),
     mut each: impl FnMut(&Outcome) -> Result<(), SimError>,
-) -> Result<Vec<Outcome>, SimError> {
+) -> Result<Simulated, SimError> {
     let platform = match &config.platform {
         Some(path) => Some(SimPlatform::read(path)?),
         None => None,
@@ -338,8 +365,18 @@ pub fn simulate_noting(
         traces
     };
     let mut outcomes = Vec::new();
+    let (mut refused, mut first) = (0, None);
     for path in &config.workflows {
-        let prepared = prepare(path, platform.as_ref(), config.ccr)?;
+        let prepared = match prepare(path, platform.as_ref(), config.ccr) {
+            Ok(prepared) => prepared,
+            Err(error @ (SimError::Workflow { .. } | SimError::NoDevices { .. })) => {
+                note(&format!("skipped {error}"));
+                refused += 1;
+                first.get_or_insert_with(|| error.to_string());
+                continue;
+            }
+            Err(error) => return Err(error),
+        };
         let background = if traces.is_empty() {
             Background::none(prepared.platform.len())
         } else {
@@ -351,5 +388,12 @@ pub fn simulate_noting(
             outcomes.push(outcome);
         }
     }
-    Ok(outcomes)
+    Ok(Simulated {
+        outcomes,
+        refused: first.map(|first| SimError::Refused {
+            refused,
+            total: config.workflows.len(),
+            first,
+        }),
+    })
 }
