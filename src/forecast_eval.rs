@@ -43,8 +43,9 @@ pub enum ForecastEvalError {
     Series(#[from] SeriesError),
     /// Every series was too short to score, so there is nothing to report.
     #[error(
-        "no series could be scored: all {skipped} are too short for --test-size {test_size} \
-         and --horizons (each needs more than test-size + 2 points)"
+        "no series could be scored: each of the {skipped} is empty or too short for --test-size \
+         {test_size} and --horizons (each needs more than test-size + 2 points; the reasons are \
+         above)"
     )]
     NothingScored {
         /// How many series were skipped.
@@ -117,9 +118,18 @@ pub fn eval_config(args: &ForecastArgs) -> Result<EvalConfig, ForecastEvalError>
     };
     let models = kinds
         .into_iter()
-        .map(|kind| ModelConfig {
-            season: args.season,
-            ..ModelConfig::new(kind)
+        .map(|kind| {
+            let defaults = ModelConfig::new(kind);
+            ModelConfig {
+                season: args.season,
+                // A fixed season is fitted over two cycles at least: the window holds three,
+                // as it does for the seasons detected (a week, 1,008 steps, held none past
+                // 504, and such a --season was ignored without a word).
+                window: args
+                    .season
+                    .map_or(defaults.window, |season| defaults.window.max(3 * season)),
+                ..defaults
+            }
         })
         .collect();
     Ok(EvalConfig {
@@ -198,10 +208,17 @@ pub fn evaluate(
     full_replay: bool,
 ) -> Result<Vec<Score>, Skipped> {
     let n = values.len();
+    if n == 0 {
+        // "only 0 points" read as though something had been counted short.
+        return Err(Skipped(
+            "no points (the file holds no row that parsed)".to_string(),
+        ));
+    }
     // The peer's rule: fewer points than this leaves no training part worth the name.
     if n <= test_size.saturating_add(2) {
         return Err(Skipped(format!(
-            "only {n} points, need more than test-size + 2 = {}",
+            "only {n} {}, need more than test-size + 2 = {}",
+            if n == 1 { "point" } else { "points" },
             test_size.saturating_add(2)
         )));
     }
@@ -268,7 +285,39 @@ pub fn run(
             // outcome into another: it is lost, as `say!` loses its lines.
             let _ = writeln!(notes, "augur forecast: note: {note}");
         }
-        for series in all {
+        // Series are named by their file's name; two files of one name in two folders are
+        // told apart by their paths as given (both were `x.csv` in the table and the JSON).
+        let shared_name = config
+            .files
+            .iter()
+            .filter(|other| other.file_name() == file.file_name())
+            .count()
+            > 1;
+        for mut series in all {
+            if let (true, Some(base)) = (shared_name, file.file_name()) {
+                if let Some(rest) = series.name.strip_prefix(&*base.to_string_lossy()) {
+                    series.name = format!("{}{rest}", file.display());
+                }
+            }
+            // A seasonal model fits a fixed season over two cycles: a shorter series runs
+            // without it, which the scores would not show.
+            let seasonal = config.models.iter().find_map(|model| {
+                matches!(model.kind, ModelKind::HoltWinters | ModelKind::Auto)
+                    .then_some(model.season)
+                    .flatten()
+            });
+            if let Some(season) = seasonal {
+                let scored = series.values.len() > config.test_size.saturating_add(2);
+                if scored && series.values.len() < 2 * season {
+                    let _ = writeln!(
+                        notes,
+                        "augur forecast: note: {} has {} points, fewer than two seasons of \
+                         --season {season}: its seasonal models run without the season",
+                        series.name,
+                        series.values.len()
+                    );
+                }
+            }
             for model in &config.models {
                 match evaluate(
                     &series.name,
@@ -479,6 +528,19 @@ mod tests {
         assert!(evaluate("s", &values, &config, &[1], usize::MAX - 1, false).is_err());
     }
 
+    #[test]
+    fn an_empty_series_is_named_empty_not_short() {
+        let config = ModelConfig::new(ModelKind::Ewma);
+        let Err(Skipped(reason)) = evaluate("s", &[], &config, &[1], 10, false) else {
+            panic!("an empty series was scored");
+        };
+        assert!(reason.starts_with("no points"), "{reason}");
+        let Err(Skipped(reason)) = evaluate("s", &[1.0], &config, &[1], 10, false) else {
+            panic!("a one-point series was scored");
+        };
+        assert!(reason.starts_with("only 1 point,"), "{reason}");
+    }
+
     use super::*;
     use clap::Parser;
 
@@ -593,6 +655,97 @@ mod tests {
         let config = eval_config(&args(&["--horizons", "6,1,6", "--model", "all"])).expect("ok");
         assert_eq!(config.horizons, vec![1, 6]);
         assert_eq!(config.models.len(), 6);
+    }
+
+    /// A fixed season longer than half the default week of history is fitted (the window
+    /// grows to three cycles), and a series shorter than two of them says so.
+    #[test]
+    fn a_long_fixed_season_is_used_and_a_series_too_short_for_it_is_named() {
+        let dir = crate::testing::Scratch::new("forecast-eval-season");
+        let path = dir.join("seasonal.csv");
+        let mut text = String::from("timestamp,value\n");
+        let start = 1_392_386_400_i64; // 2014-02-14 14:00:00
+        for i in 0..2_400_i64 {
+            // A period of 600 steps: a square wave, which no short season or trend follows.
+            let value = if (i % 600) < 300 { 10.0 } else { 0.0 };
+            text.push_str(&format!("{},{value}\n", start + 300 * i));
+        }
+        std::fs::write(&path, text).expect("write");
+        let file = path.to_string_lossy().into_owned();
+        let mae = |season: Option<&str>| {
+            let mut argv = vec![
+                "--test-size",
+                "300",
+                "--model",
+                "hw",
+                "--json",
+                "--horizons",
+                "24",
+            ];
+            if let Some(season) = season {
+                argv.extend(["--season", season]);
+            }
+            argv.extend(["--series", file.as_str()]);
+            let (mut out, mut notes) = (Vec::new(), Vec::new());
+            run(&args_with(&argv), &mut out, &mut notes).expect("runs");
+            let line: serde_json::Value = serde_json::from_slice(
+                &out[..out.iter().position(|&b| b == b'\n').expect("a line")],
+            )
+            .expect("json");
+            (
+                line["mae"].as_f64().expect("mae"),
+                String::from_utf8(notes).expect("utf8"),
+            )
+        };
+        let (seasonal, notes) = mae(Some("600"));
+        let (plain, _) = mae(None);
+        assert!(notes.is_empty(), "{notes}");
+        assert!(
+            seasonal < plain / 2.0,
+            "season 600: {seasonal}, none: {plain}"
+        );
+        let (_, notes) = mae(Some("1500"));
+        assert!(
+            notes.contains("fewer than two seasons of --season 1500"),
+            "{notes}"
+        );
+    }
+
+    #[test]
+    fn files_of_one_name_in_two_folders_are_told_apart() {
+        let dir = crate::testing::Scratch::new("forecast-eval-same-name");
+        let mut files = Vec::new();
+        for folder in ["a", "b"] {
+            std::fs::create_dir_all(dir.join(folder)).expect("folder");
+            let path = dir.join(folder).join("x.csv");
+            let rows: String = (0..120)
+                .map(|i| format!("2014-02-14 {:02}:{:02}:00,{}\n", i / 60, i % 60, i % 5))
+                .collect();
+            std::fs::write(&path, format!("timestamp,value\n{rows}")).expect("write");
+            files.push(path.to_string_lossy().into_owned());
+        }
+        let mut argv = vec![
+            "--test-size",
+            "20",
+            "--model",
+            "ewma",
+            "--json",
+            "--horizons",
+            "1",
+        ];
+        argv.push("--series");
+        argv.extend(files.iter().map(String::as_str));
+        let (mut out, mut notes) = (Vec::new(), Vec::new());
+        run(&args_with(&argv), &mut out, &mut notes).expect("runs");
+        let names: Vec<String> = String::from_utf8(out)
+            .expect("utf8")
+            .lines()
+            .map(|line| {
+                let line: serde_json::Value = serde_json::from_str(line).expect("json");
+                line["series"].as_str().expect("a name").to_string()
+            })
+            .collect();
+        assert_eq!(names, files);
     }
 
     #[test]

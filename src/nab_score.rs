@@ -314,14 +314,27 @@ pub fn nab_key(path: &Path) -> String {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    match path
-        .parent()
-        .and_then(Path::file_name)
-        .map(|n| n.to_string_lossy())
-    {
+    match folder_name(path) {
         Some(category) => format!("{category}/{file}"),
         None => file,
     }
+}
+
+/// The name of the folder holding `path`, as the file system has it: a file typed as `x.csv`
+/// from within `realAWSCloudwatch/` (or as `./x.csv`, `../c/x.csv`) is in that folder's
+/// category, as it is typed with its whole path. The file's own name is kept (a link is
+/// scored under its name); `None` for a folder with no name (`/`).
+pub fn folder_name(path: &Path) -> Option<String> {
+    let parent = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let resolved = parent.canonicalize().ok();
+    resolved
+        .as_deref()
+        .unwrap_or(parent)
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
 }
 
 /// Reads the `(time, anomaly_score)` rows of a file in NAB's results layout

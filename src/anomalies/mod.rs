@@ -96,7 +96,8 @@ pub struct AnomalyReport {
     /// unlabelled file but a silent mistake for a labelled one copied out of NAB's layout.
     pub unlabelled: Vec<String>,
     /// Per file that had rows no series kept, a note saying how many (see
-    /// [`crate::series::RowCount`]).
+    /// [`crate::series::RowCount`]); per series with label windows that cover none of its
+    /// rows, how many.
     pub dropped: Vec<String>,
     /// The page drawing the series, `DIR/report.html`.
     pub page: PathBuf,
@@ -116,6 +117,9 @@ pub fn run(args: &AnomaliesArgs, out: &mut dyn Write) -> Result<AnomalyReport, A
         None => None,
     };
     crate::series::check_distinct(&args.input.series).map_err(|reason| flag("--series", reason))?;
+    if let Some(reason) = crate::cli::not_an_output_folder(&args.out) {
+        return Err(flag("--out", reason));
+    }
     let params = AnomalyParams::default();
     let mut written: std::collections::HashSet<std::path::PathBuf> = Default::default();
     let mut report = AnomalyReport {
@@ -173,6 +177,17 @@ pub fn run(args: &AnomaliesArgs, out: &mut dyn Write) -> Result<AnomalyReport, A
                     .overall
                     .get_or_insert_with(FileScore::default)
                     .add(score);
+                // A window that covers no row is not scored, as in NAB; it must not go
+                // unnoticed (a label file for another copy of the data, a window given twice).
+                let given = windows.map_or(0, <[_]>::len);
+                if given > score.labelled_windows {
+                    report.dropped.push(format!(
+                        "{}: {} of its {given} label windows cover no row of the series \
+                         (outside its times, or within an earlier window) and are not scored",
+                        series.name,
+                        given - score.labelled_windows
+                    ));
+                }
             }
             let suffix = series
                 .name
@@ -214,9 +229,7 @@ pub fn score_series(series: &Series, params: AnomalyParams) -> Vec<f64> {
 
 /// NAB's category: the folder the series file sits in.
 fn category(path: &Path) -> String {
-    path.parent()
-        .and_then(Path::file_name)
-        .map_or_else(|| "series".to_string(), |n| file_safe(&n.to_string_lossy()))
+    crate::nab_score::folder_name(path).map_or_else(|| "series".to_string(), |n| file_safe(&n))
 }
 
 /// `augur_<file>` for a file's only series (NAB's own naming), `augur_<stem>_<part>.csv` for
@@ -391,7 +404,21 @@ mod tests {
             true,
         );
         assert!(long.len() < 255 && long.ends_with(".csv"), "{long}");
-        assert_eq!(category(Path::new("a.csv")), "series");
+        // A file named without its folder is in the folder it is in, as with its whole path
+        // (the working directory's, here); one in the root folder, which has no name, in
+        // `series`.
+        let here = std::env::current_dir().expect("a working directory");
+        assert_eq!(category(Path::new("a.csv")), category(&here.join("a.csv")));
+        assert_eq!(
+            category(Path::new("./a.csv")),
+            category(&here.join("a.csv"))
+        );
+        assert_eq!(
+            crate::nab_score::nab_key(Path::new("a.csv")),
+            crate::nab_score::nab_key(&here.join("a.csv"))
+        );
+        assert_ne!(category(Path::new("a.csv")), "series");
+        assert_eq!(category(Path::new("/a.csv")), "series");
         assert_eq!(csv_field("a,b"), "\"a,b\"");
     }
 
@@ -451,7 +478,7 @@ mod tests {
             path(&dir.join("out")),
         ];
         let mut out = Vec::new();
-        let report = run(&Wrapper::parse_from(argv).args, &mut out).expect("runs");
+        let report = run(&Wrapper::parse_from(&argv).args, &mut out).expect("runs");
         assert_eq!(report.unlabelled, vec!["realKnownCause/copied.csv"]);
         assert!(report.series[0].score.is_some() && report.series[1].score.is_none());
         let text = String::from_utf8(out).expect("utf8");
@@ -465,5 +492,25 @@ mod tests {
         assert!(text.contains("report: ") && html.contains("realKnownCause/copied.csv"));
         assert_eq!(html.matches("<figure>").count(), 2);
         assert_eq!(html.matches("labelled window 1").count(), 1, "{html}");
+
+        // Windows that cover no row (after the series, or given twice) are named, not lost.
+        std::fs::write(
+            &labels,
+            r#"{"realKnownCause/named.csv": [["2014-02-14 01:00:00.000000", "2014-02-14 02:00:00.000000"],
+                                             ["2014-02-14 01:00:00.000000", "2014-02-14 02:00:00.000000"],
+                                             ["2020-01-01 00:00:00.000000", "2020-01-02 00:00:00.000000"]]}"#,
+        )
+        .expect("write");
+        let mut out = Vec::new();
+        let report = run(&Wrapper::parse_from(&argv).args, &mut out).expect("runs");
+        let text = String::from_utf8(out).expect("utf8");
+        assert_eq!(
+            report.series[0].score.as_ref().map(|s| s.labelled_windows),
+            Some(1)
+        );
+        assert!(
+            text.contains("2 of its 3 label windows cover no row of the series"),
+            "{text}"
+        );
     }
 }
