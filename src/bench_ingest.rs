@@ -39,12 +39,12 @@ const STEP_S: u64 = 10;
 /// Flags of `augur bench ingest`.
 #[derive(Debug, Clone, Args)]
 pub struct IngestArgs {
-    /// Metric samples in each scenario's log.
-    #[arg(long, default_value_t = 2_000_000)]
-    pub samples: u64,
-    /// Devices; each reports cpu and memory at every timestamp.
-    #[arg(long, default_value_t = 100, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
-    pub devices: usize,
+    /// Metric samples in each scenario's log [default: 2000000, smoke 40000].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub samples: Option<u64>,
+    /// Devices; each reports cpu and memory at every timestamp [default: 100, smoke 20].
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    pub devices: Option<usize>,
     /// Worker threads of `run`.
     #[arg(long, default_value_t = 1)]
     pub workers: usize,
@@ -55,13 +55,15 @@ pub struct IngestArgs {
     #[arg(long, default_value = "csv", value_parser = ["csv", "jsonl"])]
     pub log: String,
     /// Rounds of (bare parse, run) per scenario; the report gives the round whose run / parse
-    /// is the median, so one slow moment of a shared machine does not decide it.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=99))]
-    pub rounds: u32,
+    /// is the median, so one slow moment of a shared machine does not decide it [default: 3,
+    /// smoke 1].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=99))]
+    pub rounds: Option<u32>,
     /// Keep the generated inputs and `run`'s outputs in this folder.
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
-    /// A size that finishes in seconds (for CI): 40,000 samples over 20 devices, one round.
+    /// A size that finishes in seconds (for CI): 40,000 samples over 20 devices, one round
+    /// (each of them unless given).
     #[arg(long)]
     pub smoke: bool,
 }
@@ -69,25 +71,29 @@ pub struct IngestArgs {
 /// Flags of `augur bench soak`.
 #[derive(Debug, Clone, Args)]
 pub struct SoakArgs {
-    /// Metric samples in the log (cpu of every device at every timestamp).
-    #[arg(long, default_value_t = 10_000_000)]
-    pub samples: u64,
-    /// Task events (about: whole workflows of 100 tasks, each an arrival, starts, completions).
-    #[arg(long, default_value_t = 1_000_000)]
-    pub events: u64,
-    /// Devices.
-    #[arg(long, default_value_t = 200, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
-    pub devices: usize,
-    /// RSS after this many samples is compared with RSS at the end.
-    #[arg(long, default_value_t = 1_000_000)]
-    pub compare_at: u64,
+    /// Metric samples in the log (cpu of every device at every timestamp) [default: 10000000,
+    /// smoke 200000].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub samples: Option<u64>,
+    /// Task events (about: whole workflows of 100 tasks, each an arrival, starts, completions)
+    /// [default: 1000000, smoke 20000].
+    #[arg(long)]
+    pub events: Option<u64>,
+    /// Devices [default: 200, smoke 20].
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    pub devices: Option<usize>,
+    /// RSS after this many samples is compared with RSS at the end [default: 1000000, smoke
+    /// 20000].
+    #[arg(long)]
+    pub compare_at: Option<u64>,
     /// Worker threads of `run`.
     #[arg(long, default_value_t = 1)]
     pub workers: usize,
     /// Keep the generated inputs and `run`'s outputs in this folder.
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
-    /// A size that finishes in seconds (for CI): 200,000 samples, 20,000 events.
+    /// A size that finishes in seconds (for CI): 200,000 samples, 20,000 events, 20 devices
+    /// (each of them unless given).
     #[arg(long)]
     pub smoke: bool,
 }
@@ -234,11 +240,14 @@ pub fn run_ingest(
     args: &IngestArgs,
     progress: &mut dyn FnMut(&str),
 ) -> Result<IngestReport, IngestError> {
-    let (samples, devices) = if args.smoke {
-        (40_000, 20)
-    } else {
-        (args.samples, args.devices)
+    // Given flags stand, with --smoke too (as `bench --smoke` takes them): only the sizes
+    // not given are the smoke ones.
+    let pick = |given: Option<u64>, full: u64, smoke: u64| {
+        given.unwrap_or(if args.smoke { smoke } else { full })
     };
+    let samples = pick(args.samples, 2_000_000, 40_000);
+    let devices = pick(args.devices.map(|d| d as u64), 100, 20) as usize;
+    let rounds = pick(args.rounds.map(u64::from), 3, 1).max(1) as u32;
     if devices == 0 || samples == 0 || args.workers == 0 {
         return Err(IngestError::Options(
             "samples, devices and workers must be positive".into(),
@@ -267,7 +276,6 @@ pub fn run_ingest(
         run_args.platform = Some(platform.clone());
         run_args.metrics = vec![log.clone()];
         run_args.config = Some(config.clone());
-        let rounds = if args.smoke { 1 } else { args.rounds.max(1) };
         let mut measured = Vec::new();
         for round in 1..=rounds {
             let figures = measure_round(&log, samples, &run_args)?;
@@ -307,7 +315,7 @@ pub fn run_ingest(
         scenarios.push(IngestScenario {
             name,
             samples,
-            samples_per_epoch: series_per_time,
+            samples_per_epoch: series_per_time.min(samples),
             log_bytes,
             parse_s,
             parse_samples_per_s: samples as f64 / parse_s.max(1e-9),
@@ -410,11 +418,13 @@ pub fn run_soak(
     args: &SoakArgs,
     progress: &mut dyn FnMut(&str),
 ) -> Result<SoakReport, IngestError> {
-    let (samples, events, devices, compare_at) = if args.smoke {
-        (200_000, 20_000, 20, 20_000)
-    } else {
-        (args.samples, args.events, args.devices, args.compare_at)
+    let pick = |given: Option<u64>, full: u64, smoke: u64| {
+        given.unwrap_or(if args.smoke { smoke } else { full })
     };
+    let samples = pick(args.samples, 10_000_000, 200_000);
+    let events = pick(args.events, 1_000_000, 20_000);
+    let devices = pick(args.devices.map(|d| d as u64), 200, 20) as usize;
+    let compare_at = pick(args.compare_at, 1_000_000, 20_000);
     if devices == 0 || samples == 0 || args.workers == 0 {
         return Err(IngestError::Options(
             "samples, devices and workers must be positive".into(),
@@ -655,7 +665,12 @@ struct Folder {
 impl Folder {
     fn new(dir: Option<&Path>, name: &str) -> Result<Folder, IngestError> {
         let (path, remove) = match dir {
-            Some(dir) => (dir.to_path_buf(), false),
+            Some(dir) => {
+                if let Some(reason) = crate::cli::not_an_output_folder(dir) {
+                    return Err(IngestError::Options(format!("--dir: {reason}")));
+                }
+                (dir.to_path_buf(), false)
+            }
             None => {
                 // Unique within the process too: two benches in one process (tests) must not
                 // share a folder that the first to finish removes.
@@ -935,18 +950,18 @@ mod tests {
     #[test]
     fn ingest_smoke_reads_every_sample_in_both_scenarios() {
         let args = IngestArgs {
-            samples: 0,
-            devices: 0,
+            samples: None,
+            devices: None,
             workers: 1,
             model: "ewma".into(),
             log: "jsonl".into(),
-            rounds: 3,
+            rounds: None,
             dir: None,
             smoke: true,
         };
         let report = run_ingest(&args, &mut |_| {}).expect("runs");
         assert_eq!(report.scenarios.len(), 2);
-        // The smoke size runs one round, whatever --rounds says.
+        // The smoke size runs one round unless --rounds says otherwise.
         assert!(report.scenarios.iter().all(|s| s.rounds.len() == 1));
         for scenario in &report.scenarios {
             assert_eq!(scenario.accepted, 40_000, "{scenario:?}");
@@ -969,15 +984,16 @@ mod tests {
     /// Every round is reported, and the scenario's figures are the median round's.
     #[test]
     fn rounds_are_all_reported_and_the_median_one_stands_for_the_scenario() {
+        // --smoke with sizes given: the given ones stand.
         let args = IngestArgs {
-            samples: 6_000,
-            devices: 5,
+            samples: Some(6_000),
+            devices: Some(5),
             workers: 1,
             model: "ewma".into(),
             log: "csv".into(),
-            rounds: 3,
+            rounds: Some(3),
             dir: None,
-            smoke: false,
+            smoke: true,
         };
         let report = run_ingest(&args, &mut |_| {}).expect("runs");
         for scenario in &report.scenarios {
@@ -1024,10 +1040,10 @@ mod tests {
     #[test]
     fn soak_smoke_accounts_for_every_record() {
         let args = SoakArgs {
-            samples: 0,
-            events: 0,
-            devices: 0,
-            compare_at: 0,
+            samples: None,
+            events: None,
+            devices: None,
+            compare_at: None,
             workers: 1,
             dir: None,
             smoke: true,
@@ -1044,10 +1060,10 @@ mod tests {
     #[test]
     fn compare_at_must_be_inside_the_run() {
         let args = SoakArgs {
-            samples: 1_000,
-            events: 0,
-            devices: 10,
-            compare_at: 1_000,
+            samples: Some(1_000),
+            events: Some(0),
+            devices: Some(10),
+            compare_at: Some(1_000),
             workers: 1,
             dir: None,
             smoke: false,

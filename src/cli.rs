@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 
 use crate::engine::Workers;
-use crate::input::lines::DEFAULT_MAX_LINE_BYTES;
+use crate::input::lines::line_limit;
 use crate::input::metrics::MetricFormat;
 use crate::run::RunConfig;
 
@@ -175,8 +175,8 @@ pub struct BenchArgs {
     /// --devices alone, at most the devices].
     #[arg(long)]
     pub batch_size: Option<usize>,
-    /// Total epochs at which to read RSS, comma-separated; the run lasts until the largest
-    /// [default: 10000,1000000, smoke 300,3000, large 2000,20000].
+    /// Total epochs at which to read RSS, comma-separated; the run lasts at least until the
+    /// largest (longer where the phases take more epochs) [default: 10000,1000000, smoke 300,3000, large 2000,20000].
     #[arg(long, value_delimiter = ',')]
     pub rss_at: Option<Vec<u64>>,
     /// Worker threads.
@@ -365,13 +365,8 @@ pub fn simulate_config(
     if let Some(reason) = args.report.as_deref().and_then(not_an_output_file) {
         return Err(flag("--report", reason));
     }
-    if let Some(folder) = args.trace_tasks.as_deref() {
-        if folder.exists() && !folder.is_dir() {
-            return Err(flag(
-                "--trace-tasks",
-                format!("{} exists and is not a folder", folder.display()),
-            ));
-        }
+    if let Some(reason) = args.trace_tasks.as_deref().and_then(not_an_output_folder) {
+        return Err(flag("--trace-tasks", reason));
     }
     if let Some(ccr) = args.ccr {
         // SAGA's sweeps go from 0.1 to 10; past a million every transfer outweighs all the
@@ -721,13 +716,10 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         }
         None => None,
     };
-    let max_line_bytes = file.max_line_bytes.unwrap_or(DEFAULT_MAX_LINE_BYTES);
-    if max_line_bytes < 64 {
-        return Err(ConfigError::Flag {
-            flag: "max_line_bytes",
-            reason: "must be at least 64".into(),
-        });
-    }
+    let max_line_bytes = line_limit(file.max_line_bytes).map_err(|reason| ConfigError::Flag {
+        flag: "max_line_bytes",
+        reason,
+    })?;
     Ok(RunConfig {
         workflows: args.workflows.clone(),
         platform: args.platform.clone(),
@@ -982,13 +974,17 @@ fn check_inputs(args: &RunArgs) -> Result<(), ConfigError> {
         }
         seen.push((flag, path));
     }
-    if let Some(dir) = &args.checkpoint {
-        if dir.exists() && !dir.is_dir() {
-            return Err(ConfigError::Flag {
-                flag: "--checkpoint",
-                reason: format!("{} exists and is not a folder", dir.display()),
-            });
-        }
+    if let Some(reason) = not_an_output_folder(&args.out) {
+        return Err(ConfigError::Flag {
+            flag: "--out",
+            reason,
+        });
+    }
+    if let Some(reason) = args.checkpoint.as_deref().and_then(not_an_output_folder) {
+        return Err(ConfigError::Flag {
+            flag: "--checkpoint",
+            reason,
+        });
     }
     Ok(())
 }
@@ -1013,9 +1009,16 @@ pub fn check_input_files<'a>(
     Ok(())
 }
 
+/// Why `path` cannot be an output folder, if that is known now: something else is there (the
+/// command would fail at its first write with the operating system's bare "Not a directory").
+pub fn not_an_output_folder(path: &Path) -> Option<String> {
+    (path.exists() && !path.is_dir())
+        .then(|| format!("{} exists and is not a folder", path.display()))
+}
+
 /// Why a file to be written at the end of a long command cannot be, if that is known now: the
 /// path is a folder, or its folder does not exist (a simulation ran whole and then failed).
-fn not_an_output_file(path: &Path) -> Option<String> {
+pub fn not_an_output_file(path: &Path) -> Option<String> {
     if path.is_dir() {
         return Some(format!("{} is a folder, not a file", path.display()));
     }
@@ -1099,10 +1102,13 @@ pub fn hosts(hostfile: Option<&Path>, processes: usize) -> Result<Vec<String>, C
             .map(|index| format!("localhost:{}", 2101 + index))
             .collect());
     };
-    let text = crate::input::regular::read_regular_string(path).map_err(|e| ConfigError::File {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
+    // Errors name the flag, as every other flag's do.
+    let refuse = |reason: String| ConfigError::Flag {
+        flag: "--hostfile",
+        reason: format!("{}: {reason}", path.display()),
+    };
+    let text =
+        crate::input::regular::read_regular_string(path).map_err(|e| refuse(e.to_string()))?;
     let addresses: Vec<String> = text
         .lines()
         .map(str::trim)
@@ -1111,21 +1117,16 @@ pub fn hosts(hostfile: Option<&Path>, processes: usize) -> Result<Vec<String>, C
         .map(str::to_string)
         .collect();
     if addresses.len() < processes {
-        return Err(ConfigError::File {
-            path: path.to_path_buf(),
-            reason: format!(
-                "has {} addresses, but --processes is {processes}",
-                addresses.len()
-            ),
-        });
+        return Err(refuse(format!(
+            "has {} address{}, but --processes is {processes}",
+            addresses.len(),
+            if addresses.len() == 1 { "" } else { "es" }
+        )));
     }
     // Checked here rather than when a process listens or dials: a bad port failed only then,
     // and an address given twice made two processes wait for each other until the timeout.
     for (index, address) in addresses.iter().enumerate() {
-        let bad = |reason: String| ConfigError::File {
-            path: path.to_path_buf(),
-            reason: format!("address {} ('{address}') {reason}", index + 1),
-        };
+        let bad = |reason: String| refuse(format!("address {} ('{address}') {reason}", index + 1));
         let (host, port) = address
             .rsplit_once(':')
             .ok_or_else(|| bad("is not host:port".to_string()))?;
@@ -1180,11 +1181,7 @@ mod tests {
                 "address 2 ('notanaddress') is not host:port",
             ),
             ("nohost.txt", ":1\nh:2\n", "address 1 (':1') has no host"),
-            (
-                "short.txt",
-                "h:1\n",
-                "has 1 addresses, but --processes is 2",
-            ),
+            ("short.txt", "h:1\n", "has 1 address, but --processes is 2"),
         ] {
             let error = hosts(Some(&file(name, text)), 2)
                 .expect_err(name)

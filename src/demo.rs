@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::cli::{DemoArgs, RunArgs};
 use crate::run::{RunConfig, RunOutcome};
@@ -19,20 +19,46 @@ const SERIES: [(&str, &str); 4] = [
     ("rds_cpu_utilization_cc0c53.csv", "cloud-d"),
 ];
 
-/// The demo's folder: `data/demo` under the working directory if it is there, else under the
-/// source tree augur was built from.
-pub fn demo_dir() -> PathBuf {
-    let local = PathBuf::from("data/demo");
-    if local.is_dir() {
-        local
-    } else {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/demo")
-    }
+/// The files of the scenario, relative to its folder.
+fn scenario_files() -> impl Iterator<Item = PathBuf> {
+    [WORKFLOW, "platform.toml", "events.jsonl"]
+        .into_iter()
+        .map(PathBuf::from)
+        .chain(
+            SERIES
+                .iter()
+                .map(|(file, _)| Path::new("metrics").join(file)),
+        )
 }
 
-/// The `run` flags the demo amounts to.
-pub fn demo_args(args: &DemoArgs) -> RunArgs {
-    let dir = demo_dir();
+/// The demo's folder: `data/demo` under the working directory where it holds the whole
+/// scenario (a clone run with `cargo run`), else under the source tree augur was built from.
+/// A `data/demo` of some other project, or a partial copy, is passed over: the demo is ours.
+pub fn demo_dir() -> Result<PathBuf, String> {
+    let candidates = [
+        PathBuf::from("data/demo"),
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/demo"),
+    ];
+    first_complete(&candidates).ok_or_else(|| {
+        format!(
+            "the bundled scenario is not here: neither {} nor {} holds all of its files \
+                 (run augur demo from a clone of augur, or from the folder holding its data/)",
+            candidates[0].display(),
+            candidates[1].display()
+        )
+    })
+}
+
+/// The first of `candidates` that holds every file of the scenario.
+fn first_complete(candidates: &[PathBuf]) -> Option<PathBuf> {
+    candidates
+        .iter()
+        .find(|dir| scenario_files().all(|file| dir.join(file).is_file()))
+        .cloned()
+}
+
+/// The `run` flags the demo amounts to, over the scenario in `dir` ([`demo_dir`]).
+pub fn demo_args(args: &DemoArgs, dir: &Path) -> RunArgs {
     let metrics: Vec<PathBuf> = SERIES
         .iter()
         .map(|(file, _)| dir.join("metrics").join(file))
@@ -183,5 +209,33 @@ fn count(n: u64, noun: &str) -> String {
         format!("1 {noun}")
     } else {
         format!("{n} {noun}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `data/demo` that lacks part of the scenario (another project's, a partial copy) is
+    /// passed over for the bundled one, not run and failed on a flag the demo does not have.
+    #[test]
+    fn a_partial_scenario_folder_is_passed_over() {
+        let scratch = crate::testing::Scratch::new("demo-partial");
+        let partial = scratch.join("data/demo");
+        std::fs::create_dir_all(&partial).expect("folder");
+        std::fs::write(partial.join(WORKFLOW), "{}").expect("workflow");
+        let bundled = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/demo");
+        assert_eq!(
+            first_complete(&[partial.clone(), bundled.clone()]),
+            Some(bundled.clone())
+        );
+        assert_eq!(first_complete(std::slice::from_ref(&partial)), None);
+        // A whole copy is taken, the working directory's first.
+        for file in scenario_files() {
+            let to = partial.join(&file);
+            std::fs::create_dir_all(to.parent().expect("a folder")).expect("folder");
+            std::fs::copy(bundled.join(&file), &to).expect("copy");
+        }
+        assert_eq!(first_complete(&[partial.clone(), bundled]), Some(partial));
     }
 }

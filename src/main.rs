@@ -84,7 +84,14 @@ fn main() -> ExitCode {
             }
         }
         Command::Demo(args) => {
-            let run_args = demo_args(&args);
+            let dir = match augur::demo::demo_dir() {
+                Ok(dir) => dir,
+                Err(message) => {
+                    augur::say!("augur demo: {message}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let run_args = demo_args(&args, &dir);
             let config = match run_config(&run_args) {
                 Ok(config) => config,
                 Err(error) => return usage(&error.to_string()),
@@ -286,6 +293,16 @@ fn bench(args: &BenchArgs) -> ExitCode {
         Some("off") => augur_dataflows::placement::Hierarchy::Off,
         _ => options.hierarchy,
     };
+    // As `run` checks them.
+    if args.processes == 0 || args.processes > 1024 {
+        return usage("--processes: must be between 1 and 1024");
+    }
+    if args.process >= args.processes {
+        return usage(&format!(
+            "--process: must be below --processes ({})",
+            args.processes
+        ));
+    }
     if args.processes == 1 && args.hostfile.is_some() {
         // One process reads no hostfile, but one named must be there and well formed.
         if let Err(error) = hosts(args.hostfile.as_deref(), 1) {
@@ -365,14 +382,17 @@ fn simulate(args: &augur::cli::SimulateArgs) -> ExitCode {
             report::table_row(&mut out, &outcome.summary).map_err(written)
         }
     });
-    let result = result.and_then(|outcomes| match &args.report {
-        Some(path) => {
-            std::fs::write(path, report::html(&outcomes)).map_err(|source| SimError::Output {
-                path: path.clone(),
-                source,
-            })
+    // The workflows simulated are reported even when others were refused; the run then fails.
+    let result = result.and_then(|simulated| {
+        if let Some(path) = &args.report {
+            std::fs::write(path, report::html(&simulated.outcomes)).map_err(|source| {
+                SimError::Output {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
         }
-        None => Ok(()),
+        simulated.refused.map_or(Ok(()), Err)
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

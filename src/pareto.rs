@@ -31,11 +31,12 @@ pub struct ParetoArgs {
     /// Platform TOML [default: the workflow's machines].
     #[arg(long, value_name = "FILE")]
     pub platform: Option<PathBuf>,
-    /// Relative weights of cost to sweep, comma-separated: 1 weighs the plan's cost as much as
-    /// its tasks' summed finish times in the latency-only plan.
+    /// Relative weights of cost to sweep, comma-separated, each from 0 to 1e12: 1 weighs the
+    /// plan's cost as much as its tasks' summed finish times in the latency-only plan.
     #[arg(long, value_delimiter = ',', default_value = "0,0.5,1,2,8,32")]
     pub cost: Vec<f64>,
-    /// Relative weights of energy to sweep, comma-separated (as for cost).
+    /// Relative weights of energy to sweep, comma-separated, each from 0 to 1e12 (as for
+    /// cost).
     #[arg(long, value_delimiter = ',', default_value = "0,1,8")]
     pub energy: Vec<f64>,
     /// Locality weight (per gigabyte moved, absolute, up to 1e9), for every plan.

@@ -372,6 +372,13 @@ struct LongRow {
     value: Option<f64>,
 }
 
+/// A device or resource name: an empty one names nothing, and the row is dropped (and
+/// counted), as `run` refuses it, rather than read as a series of its own.
+fn name(field: &str) -> Option<String> {
+    let field = field.trim();
+    (!field.is_empty()).then(|| field.to_string())
+}
+
 /// The rows of a long CSV (`time,device,resource,value` in any column order).
 fn long_csv_rows(text: &str) -> Result<Vec<LongRow>, String> {
     let mut lines = text.lines();
@@ -391,8 +398,8 @@ fn long_csv_rows(text: &str) -> Result<Vec<LongRow>, String> {
             let field = |index: usize| fields.get(index).map(|f| f.to_string());
             LongRow {
                 stamp: field(t),
-                device: field(d),
-                resource: field(r),
+                device: fields.get(d).and_then(|f| name(f)),
+                resource: fields.get(r).and_then(|f| name(f)),
                 value: fields.get(v).and_then(|f| number(f)),
             }
         })
@@ -409,7 +416,7 @@ fn long_jsonl_rows(text: &str) -> Vec<LongRow> {
             let Ok(record) = crate::input::json::parse_record(line) else {
                 return LongRow::default();
             };
-            let text = |key: &str| record.get(key)?.as_str().map(str::to_string);
+            let text = |key: &str| record.get(key)?.as_str().and_then(name);
             let stamp = match record.get("time") {
                 Some(serde_json::Value::Number(number)) => Some(number.to_string()),
                 Some(serde_json::Value::String(stamp)) => Some(stamp.clone()),

@@ -266,7 +266,8 @@ fn bad_collect_flags_are_usage_errors() {
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    // An unwritable output is a failure, not a usage error.
+    // An output in a folder that does not exist is refused before the first round, naming
+    // the flag, as `run --report` and `simulate --report` refuse one.
     let output = augur(&[
         "collect",
         "--out",
@@ -274,7 +275,12 @@ fn bad_collect_flags_are_usage_errors() {
         "--duration",
         "0s",
     ]);
-    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--out") && stderr.contains("/nonexistent-dir"),
+        "{stderr}"
+    );
 }
 
 #[test]

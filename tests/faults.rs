@@ -235,12 +235,18 @@ fn processes_with_other_workers_or_settings_stop_with_a_usage_error() {
     // that neither setting makes, and both processes exited 0.
     let dir = temp("disagree");
     let args = short_scenario(&dir, 10);
-    let cases: [(&str, &[&str]); 2] = [
+    // Another lateness or --strict was ignored without a word (admission is process 0's).
+    let cases: [(&str, &[&str]); 4] = [
         ("runs 1 worker per process", &["--workers", "1"]),
         (
             "other placement settings (--policy",
             &["--workers", "2", "--policy", "static"],
         ),
+        (
+            "other input settings (--lateness",
+            &["--workers", "2", "--lateness", "1000"],
+        ),
+        ("other input settings", &["--workers", "2", "--strict"]),
     ];
     for (what, extra) in cases {
         let hosts = hostfile(&dir);
@@ -694,4 +700,74 @@ fn malformed_event_lines_mid_stream_do_not_stop_the_events() {
     // a completed after the bad lines; b started on n1 by the very last line.
     let map = json(&dir.join("out/final_map.json"));
     assert_eq!(map, serde_json::json!({"w": {"b": "n1"}}), "{map}");
+}
+
+/// Output paths and cluster flags that cannot work are usage errors (exit 2) naming the flag,
+/// found before any work: an output path that is a file was a bare "Not a directory", exit 1,
+/// after the work; `bench --processes 0` ran as one process.
+#[test]
+fn unusable_output_paths_and_cluster_flags_are_usage_errors() {
+    let dir = temp("unusable-paths");
+    let file = dir.join("a-file");
+    std::fs::write(&file, "").expect("file");
+    let folder = dir.join("a-folder");
+    std::fs::create_dir_all(&folder).expect("folder");
+    let series = crate::common::bundled_data()
+        .join("demo/metrics/ec2_cpu_utilization_24ae8d.csv")
+        .display()
+        .to_string();
+    let (file, folder) = (file.display().to_string(), folder.display().to_string());
+    let missing = dir.join("no-such-hosts.txt").display().to_string();
+    let mut run_args = short_scenario(&dir, 10);
+    run_args.extend(["--out".to_string(), file.clone()]);
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (run_args, "--out"),
+        (
+            ["anomalies", "--series", &series, "--out", &file]
+                .map(String::from)
+                .to_vec(),
+            "--out",
+        ),
+        (
+            ["bench", "ingest", "--smoke", "--dir", &file]
+                .map(String::from)
+                .to_vec(),
+            "--dir",
+        ),
+        (
+            ["bench", "--smoke", "--processes", "0"]
+                .map(String::from)
+                .to_vec(),
+            "--processes",
+        ),
+        (
+            [
+                "bench",
+                "--smoke",
+                "--processes",
+                "2",
+                "--hostfile",
+                &missing,
+            ]
+            .map(String::from)
+            .to_vec(),
+            "--hostfile",
+        ),
+        (
+            ["collect", "--out", &folder, "--duration", "1s", "--quiet"]
+                .map(String::from)
+                .to_vec(),
+            "--out",
+        ),
+    ];
+    for (args, flag) in cases {
+        let output = Command::new(env!("CARGO_BIN_EXE_augur"))
+            .args(&args)
+            .stdout(Stdio::null())
+            .output()
+            .expect("runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(flag), "{args:?}: {stderr}");
+    }
 }

@@ -147,6 +147,13 @@ impl CollectConfig {
     /// Validates the flags; `now` resolves `now`-relative times.
     pub fn from_args(args: &CollectArgs, now: Time) -> Result<CollectConfig, CollectError> {
         let flag = |message: String| Err(CollectError::Flag(message));
+        // Found now, not after the first round of scrapes as the operating system's bare
+        // "Is a directory".
+        if args.out != Path::new("-") {
+            if let Some(reason) = crate::cli::not_an_output_file(&args.out) {
+                return flag(format!("--out: {reason}"));
+            }
+        }
         if args.timeout.is_zero() {
             // Every scrape would fail at once ("did not answer within 0ns").
             return flag("--timeout must be more than 0".into());
