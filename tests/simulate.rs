@@ -425,3 +425,41 @@ fn a_refused_workflow_does_not_stop_the_others() {
     // `simulate` fails the whole, as the command's exit status does.
     assert!(simulate(&config, |_| Ok(())).is_err());
 }
+
+/// A workflow whose longest chain would span centuries of simulated time even on the fastest
+/// device is refused at once (the simulator steps through the background for every second of
+/// it: hours, or never); one just inside the bound is simulated.
+#[test]
+fn a_workflow_spanning_centuries_is_refused_up_front() {
+    let dir = temp("centuries");
+    // Three 1e9-s tasks in a chain on speed 2 at best: 1.5e9 s, inside the bound.
+    let chain = |n: usize| -> Vec<(String, Vec<String>, f64, u32, u64)> {
+        let names: Vec<String> = (0..n).map(|i| format!("t{i}")).collect();
+        names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let parents: Vec<&str> = if i == 0 {
+                    vec![]
+                } else {
+                    vec![names[i - 1].as_str()]
+                };
+                task(name, &parents, 1e9, 1, 0)
+            })
+            .collect()
+    };
+    let long = dir.join("long.json");
+    std::fs::write(&long, workflow(&chain(21))).expect("write");
+    let mut refused = config(vec![long], network(&dir), vec![], 0);
+    refused.policies = vec![Policy::Heft];
+    let Err(error) = simulate(&refused, |_| Ok(())) else {
+        panic!("a span of 1.05e10 s was simulated");
+    };
+    assert!(error.to_string().contains("317 years"), "{error}");
+    let short = dir.join("short.json");
+    std::fs::write(&short, workflow(&chain(3))).expect("write");
+    let mut fine = config(vec![short], network(&dir), vec![], 0);
+    fine.policies = vec![Policy::Heft];
+    let outcomes = simulate(&fine, |_| Ok(())).expect("simulates");
+    assert!(outcomes[0].summary.makespan_s >= 1.5e9);
+}

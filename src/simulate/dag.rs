@@ -65,6 +65,21 @@ impl Dag {
     pub fn is_empty(&self) -> bool {
         self.work_s.is_empty()
     }
+
+    /// The work along the longest chain of tasks, seconds at speed 1: no schedule finishes
+    /// sooner on devices of speed 1, transfers aside.
+    pub fn critical_work_s(&self) -> f64 {
+        let mut finish = vec![0.0_f64; self.len()];
+        for &task in &self.topo {
+            let task = task as usize;
+            let ready = self.parents[task]
+                .iter()
+                .map(|&(parent, _)| finish[parent as usize])
+                .fold(0.0, f64::max);
+            finish[task] = ready + self.work_s[task];
+        }
+        finish.into_iter().fold(0.0, f64::max)
+    }
 }
 
 fn topological(parents: &[Vec<(u32, u64)>], children: &[Vec<(u32, u64)>]) -> Vec<u32> {

@@ -186,6 +186,10 @@ pub struct Prepared {
     pub platform: SimPlatform,
 }
 
+/// The longest simulated time a workflow may need at the least (its longest chain of tasks on
+/// the fastest device), seconds: about 317 years.
+pub const MAX_SIMULATED_S: f64 = 1e10;
+
 /// Reads and admits one workflow on the platform (its own machines without one).
 pub fn prepare(
     path: &Path,
@@ -218,6 +222,27 @@ pub fn prepare(
         }
     }
     let dag = Dag::of(&workflow);
+    // The simulator steps through the background at every sample of it (up to one a second
+    // per device) however long its tasks run: a span of centuries took hours, and 1e9-s tasks
+    // on a 1e-6-speed platform (both accepted) would never end. Refused at once instead.
+    let fastest = platform
+        .platform
+        .devices
+        .iter()
+        .map(|device| device.speed)
+        .fold(0.0, f64::max);
+    let shortest_span = dag.critical_work_s() / fastest;
+    if fastest > 0.0 && shortest_span > MAX_SIMULATED_S {
+        return Err(SimError::Workflow {
+            path: path.display().to_string(),
+            reason: format!(
+                "its longest chain of tasks takes {} s even on the fastest device, past the \
+                 {} s (about 317 years) a simulation may span",
+                crate::input::short_number(shortest_span),
+                crate::input::short_number(MAX_SIMULATED_S)
+            ),
+        });
+    }
     let name = workflow.name.clone();
     let mut catalog = Catalog::new(platform.platform.clone());
     catalog
