@@ -242,12 +242,13 @@ pub struct PhaseReport {
     pub changes_per_epoch: usize,
     /// Wall-clock time of the phase, seconds.
     pub wall_s: f64,
-    /// Epochs per second over the phase (includes generating the input).
-    pub epochs_per_s: f64,
-    /// Epoch latency, microseconds.
-    pub latency_us: Latency,
+    /// Epochs per second over the phase (includes generating the input); `null` for a phase
+    /// of no epochs, which measured nothing (0 read as a rate measured).
+    pub epochs_per_s: Option<f64>,
+    /// Epoch latency, microseconds; `null` for a phase of no epochs.
+    pub latency_us: Option<Latency>,
     /// The same, milliseconds.
-    pub latency_ms: Latency,
+    pub latency_ms: Option<Latency>,
     /// Tasks moved per epoch.
     pub moved_per_epoch: Moves,
     /// Upward ranks recomputed per epoch by the finish-time map (0 under other policies).
@@ -273,10 +274,11 @@ pub struct InitialReport {
 pub struct RecomputeReport {
     /// The full recompute, milliseconds.
     pub full_recompute_ms: f64,
-    /// Single change, median and 99th percentile, microseconds.
-    pub single_change_p50_us: f64,
+    /// Single change, median and 99th percentile, microseconds (`null` without single
+    /// changes).
+    pub single_change_p50_us: Option<f64>,
     /// See `single_change_p50_us`.
-    pub single_change_p99_us: f64,
+    pub single_change_p99_us: Option<f64>,
     /// Full recompute over the median single change.
     pub ratio_p50: Option<f64>,
     /// Full recompute over the 99th-percentile single change.
@@ -502,15 +504,17 @@ pub fn run_bench(
         }
         _ => None,
     };
-    let measured = |phase: &PhaseReport, value: f64| (phase.epochs > 0).then_some(value);
-    let ratio =
-        |full_ms: f64, us: f64| (single_change.epochs > 0 && us > 0.0).then(|| full_ms * 1e3 / us);
+    let single_us = |pick: fn(&Latency) -> f64| single_change.latency_us.as_ref().map(pick);
+    let ratio = |us: Option<f64>| {
+        us.filter(|&us| us > 0.0)
+            .map(|us| initial_map.latency_ms * 1e3 / us)
+    };
     let recompute = RecomputeReport {
         full_recompute_ms: initial_map.latency_ms,
-        single_change_p50_us: single_change.latency_us.p50,
-        single_change_p99_us: single_change.latency_us.p99,
-        ratio_p50: ratio(initial_map.latency_ms, single_change.latency_us.p50),
-        ratio_p99: ratio(initial_map.latency_ms, single_change.latency_us.p99),
+        single_change_p50_us: single_us(|l| l.p50),
+        single_change_p99_us: single_us(|l| l.p99),
+        ratio_p50: ratio(single_us(|l| l.p50)),
+        ratio_p99: ratio(single_us(|l| l.p99)),
     };
     // The scale issue states the batch target at its large size (12.5k devices, 1M tasks).
     let (mut batch_target, batch_limit_ms) = if options.tasks >= 1_000_000 {
@@ -550,19 +554,19 @@ pub fn run_bench(
         },
         single_change_p50: Target::at_most(
             "single change p50 <= 100 us",
-            measured(&single_change, single_change.latency_us.p50),
+            single_us(|l| l.p50),
             100.0,
             "us",
         ),
         single_change_p99: Target::at_most(
             "single change p99 <= 1 ms",
-            measured(&single_change, single_change.latency_us.p99),
+            single_us(|l| l.p99),
             1_000.0,
             "us",
         ),
         batch_p99: Target::at_most(
             &batch_target,
-            measured(&batch, batch.latency_ms.p99),
+            batch.latency_ms.as_ref().map(|l| l.p99),
             batch_limit_ms,
             "ms",
         ),
@@ -924,14 +928,7 @@ impl PhaseRecorder {
             _ => 0.0,
         };
         let (latency_us, latency_ms) = if epochs == 0 {
-            let zero = Latency {
-                p50: 0.0,
-                p90: 0.0,
-                p99: 0.0,
-                max: 0.0,
-                mean: 0.0,
-            };
-            (zero.clone(), zero)
+            (None, None)
         } else {
             // A quantile is its bucket's highest equivalent value, which can lie just above the
             // exact maximum kept beside the histogram: never report a p99 above the max.
@@ -950,18 +947,20 @@ impl PhaseRecorder {
                 max: micros.max / 1e3,
                 mean: micros.mean / 1e3,
             };
-            (micros, millis)
+            (Some(micros), Some(millis))
         };
         PhaseReport {
             epochs,
             changes_per_epoch,
             wall_s,
             // The first epoch's own time is not in `wall_s`, so it is not counted either.
-            epochs_per_s: if wall_s > 0.0 {
-                epochs.saturating_sub(1) as f64 / wall_s
-            } else {
-                0.0
-            },
+            epochs_per_s: (epochs > 0).then(|| {
+                if wall_s > 0.0 {
+                    epochs.saturating_sub(1) as f64 / wall_s
+                } else {
+                    0.0
+                }
+            }),
             latency_us,
             latency_ms,
             moved_per_epoch: Moves {
@@ -1271,12 +1270,34 @@ mod tests {
         let report = report(&tiny());
         let recompute = &report.recompute_vs_incremental;
         assert_eq!(recompute.full_recompute_ms, report.initial_map.latency_ms);
-        let expected = recompute.full_recompute_ms * 1e3 / recompute.single_change_p99_us;
+        let expected =
+            recompute.full_recompute_ms * 1e3 / recompute.single_change_p99_us.expect("measured");
         assert_eq!(recompute.ratio_p99, Some(expected));
         assert_eq!(
             report.targets.recompute_over_incremental.measured,
             Some(expected)
         );
+    }
+
+    /// A phase of no epochs measured nothing: its rate and latencies are null, as its
+    /// targets are, not 0 (a latency of 0 µs read as measured).
+    #[test]
+    fn a_phase_without_epochs_reports_null_not_zero() {
+        let options = BenchOptions {
+            single_epochs: 0,
+            batch_epochs: 0,
+            ..tiny()
+        };
+        let report = report(&options);
+        for phase in [&report.single_change, &report.batch] {
+            assert_eq!(phase.epochs, 0);
+            assert!(phase.latency_us.is_none() && phase.latency_ms.is_none());
+            assert!(phase.epochs_per_s.is_none());
+        }
+        let recompute = &report.recompute_vs_incremental;
+        assert_eq!(recompute.single_change_p99_us, None);
+        assert_eq!(recompute.ratio_p99, None);
+        assert_eq!(report.targets.single_change_p99.measured, None);
     }
 
     #[test]

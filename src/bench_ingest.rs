@@ -424,7 +424,10 @@ pub fn run_soak(
     let samples = pick(args.samples, 10_000_000, 200_000);
     let events = pick(args.events, 1_000_000, 20_000);
     let devices = pick(args.devices.map(|d| d as u64), 200, 20) as usize;
-    let compare_at = pick(args.compare_at, 1_000_000, 20_000);
+    // Not given, it is inside the run whatever --samples says (a tenth of it at most).
+    let compare_at = args
+        .compare_at
+        .unwrap_or_else(|| pick(None, 1_000_000, 20_000).min(samples / 10).max(1));
     if devices == 0 || samples == 0 || args.workers == 0 {
         return Err(IngestError::Options(
             "samples, devices and workers must be positive".into(),

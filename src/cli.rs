@@ -756,13 +756,22 @@ pub fn engine_knobs(
         })?;
     }
     if let Some(season) = file.forecast.season {
-        if !(2..=100_000).contains(&season) {
+        // Fitted over two cycles at least, so the window holds three, as for the seasons
+        // detected and within the same bound: the week-long default window held none past
+        // 504, and such a season was ignored without a word.
+        let longest = augur_dataflows::models::MAX_SEASON_WINDOW / 3;
+        if !(2..=longest).contains(&season) {
             return Err(ConfigError::Flag {
                 flag: "forecast.season",
-                reason: format!("{season} is not within [2, 100000] samples"),
+                reason: format!(
+                    "{season} is not within [2, {longest}] samples (each series keeps three \
+                     seasons, at most {} values)",
+                    augur_dataflows::models::MAX_SEASON_WINDOW
+                ),
             });
         }
         model.season = Some(season);
+        model.window = model.window.max(3 * season);
     }
     if let Some(interval) = file.forecast.interval_s {
         model.interval_ms =
@@ -1012,8 +1021,11 @@ pub fn check_input_files<'a>(
 /// Why `path` cannot be an output folder, if that is known now: something else is there (the
 /// command would fail at its first write with the operating system's bare "Not a directory").
 pub fn not_an_output_folder(path: &Path) -> Option<String> {
-    (path.exists() && !path.is_dir())
-        .then(|| format!("{} exists and is not a folder", path.display()))
+    // The nearest part of the path that exists must be a folder (`FILE/sub` cannot be made).
+    let existing = path
+        .ancestors()
+        .find(|part| !part.as_os_str().is_empty() && std::fs::symlink_metadata(part).is_ok())?;
+    (!existing.is_dir()).then(|| format!("{} exists and is not a folder", existing.display()))
 }
 
 /// Why a file to be written at the end of a long command cannot be, if that is known now: the
@@ -1026,7 +1038,13 @@ pub fn not_an_output_file(path: &Path) -> Option<String> {
         Some(folder) if !folder.as_os_str().is_empty() => folder,
         _ => Path::new("."),
     };
-    (!folder.is_dir()).then(|| format!("the folder {} does not exist", folder.display()))
+    if folder.is_dir() {
+        None
+    } else if folder.exists() {
+        Some(format!("{} is not a folder", folder.display()))
+    } else {
+        Some(format!("the folder {} does not exist", folder.display()))
+    }
 }
 
 /// Why `path` cannot be an input file (`PATH does not exist`, `PATH is not a regular file`), if
@@ -1541,6 +1559,17 @@ mod tests {
         assert_eq!(config.lateness_ms, 5_000);
         assert_eq!(config.forecast.model.kind, ModelKind::Holt);
         assert_eq!(config.forecast.model.season, Some(48));
+        // The window holds three seasons of a long one (it would never be fitted in a week's
+        // 1,008 values), and one whose three cycles pass the bound is refused.
+        let file = |season: usize| {
+            toml::from_str::<ConfigFile>(&format!("[forecast]\nseason = {season}\n"))
+                .expect("a config")
+        };
+        let (forecast, _) = engine_knobs(&file(600), None).expect("season 600");
+        assert_eq!(forecast.model.window, 1_800);
+        let (forecast, _) = engine_knobs(&file(48), None).expect("season 48");
+        assert_eq!(forecast.model.window, 1_008);
+        assert!(engine_knobs(&file(1_537), None).is_err());
         assert_eq!(config.forecast.model.interval_ms, Some(60_000.0));
         assert_eq!(config.forecast.risk, 0.5);
         assert_eq!(config.forecast.horizon_ms, 120_000);

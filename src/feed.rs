@@ -442,17 +442,21 @@ impl FeedState {
         crate::checkpoint::decode(bytes)
     }
 
-    /// Where each metric stream's reader stands, in the order the feed was given them.
-    pub fn metric_positions(&self) -> Vec<MetricPosition> {
+    /// Where each metric stream's reader stands, with the file it reads (as named), in the
+    /// order the feed was given them. A file that could not be opened has no stream.
+    pub fn metric_positions(&self) -> Vec<(String, MetricPosition)> {
         self.metrics
             .iter()
-            .map(|(position, _)| position.clone())
+            .map(|(position, ordered)| (ordered.path.clone(), position.clone()))
             .collect()
     }
 
-    /// Where each event stream's reader stands, in the order the feed was given them.
-    pub fn event_positions(&self) -> Vec<EventPosition> {
-        self.events.iter().map(|(position, _)| *position).collect()
+    /// Where each event stream's reader stands, with its file, as for metrics.
+    pub fn event_positions(&self) -> Vec<(String, EventPosition)> {
+        self.events
+            .iter()
+            .map(|(position, ordered)| (ordered.path.clone(), *position))
+            .collect()
     }
 }
 

@@ -125,9 +125,14 @@ pub fn eval_config(args: &ForecastArgs) -> Result<EvalConfig, ForecastEvalError>
                 // A fixed season is fitted over two cycles at least: the window holds three,
                 // as it does for the seasons detected (a week, 1,008 steps, held none past
                 // 504, and such a --season was ignored without a word).
-                window: args
-                    .season
-                    .map_or(defaults.window, |season| defaults.window.max(3 * season)),
+                window: match args.season {
+                    // Only the seasonal models: the window also bounds the band forecasts are
+                    // held to, so the others' scores would move with a flag that is not theirs.
+                    Some(season) if matches!(kind, ModelKind::HoltWinters | ModelKind::Auto) => {
+                        defaults.window.max(3 * season)
+                    }
+                    _ => defaults.window,
+                },
                 ..defaults
             }
         })
@@ -163,6 +168,9 @@ pub struct Score {
     pub mase: Option<f64>,
     /// Wall time of this model on this series (all horizons together).
     pub seconds: f64,
+    /// The season the model's Holt-Winters fitted at the end, in steps (see
+    /// [`SeriesModel::season_in_use`]).
+    pub season_in_use: Option<usize>,
 }
 
 /// The forecast origins of a series of `n` points: the indices of the first point after each
@@ -245,6 +253,7 @@ pub fn evaluate(
         model.update(values[t]);
     }
     let seconds = started.elapsed().as_secs_f64();
+    let season_in_use = model.season_in_use();
     let count = range.len();
     Ok(horizons
         .iter()
@@ -260,6 +269,7 @@ pub fn evaluate(
                 smape: smape[k] / count.max(1) as f64,
                 mase: scale.map(|s| mae / s).filter(|m| m.is_finite()),
                 seconds,
+                season_in_use,
             }
         })
         .collect())
@@ -299,25 +309,6 @@ pub fn run(
                     series.name = format!("{}{rest}", file.display());
                 }
             }
-            // A seasonal model fits a fixed season over two cycles: a shorter series runs
-            // without it, which the scores would not show.
-            let seasonal = config.models.iter().find_map(|model| {
-                matches!(model.kind, ModelKind::HoltWinters | ModelKind::Auto)
-                    .then_some(model.season)
-                    .flatten()
-            });
-            if let Some(season) = seasonal {
-                let scored = series.values.len() > config.test_size.saturating_add(2);
-                if scored && series.values.len() < 2 * season {
-                    let _ = writeln!(
-                        notes,
-                        "augur forecast: note: {} has {} points, fewer than two seasons of \
-                         --season {season}: its seasonal models run without the season",
-                        series.name,
-                        series.values.len()
-                    );
-                }
-            }
             for model in &config.models {
                 match evaluate(
                     &series.name,
@@ -328,6 +319,27 @@ pub fn run(
                     config.full_replay,
                 ) {
                     Ok(rows) => {
+                        // A fixed season is fitted over two cycles of history at a refit: a
+                        // model that ended without it ran without it, which its scores would
+                        // not show.
+                        let seasonal =
+                            matches!(model.kind, ModelKind::HoltWinters | ModelKind::Auto);
+                        if let (true, Some(season)) = (seasonal, model.season) {
+                            if rows
+                                .first()
+                                .is_some_and(|row| row.season_in_use != Some(season))
+                            {
+                                let _ = writeln!(
+                                    notes,
+                                    "augur forecast: note: {} {}: {} points held too few \
+                                     seasons of --season {season} at its refits (it fits one \
+                                     over two): it ran without the season",
+                                    series.name,
+                                    model.kind.name(),
+                                    series.values.len()
+                                );
+                            }
+                        }
                         if config.json {
                             for row in &rows {
                                 writeln!(out, "{}", json_line(row))?;
@@ -706,7 +718,7 @@ mod tests {
         );
         let (_, notes) = mae(Some("1500"));
         assert!(
-            notes.contains("fewer than two seasons of --season 1500"),
+            notes.contains("too few seasons of --season 1500"),
             "{notes}"
         );
     }

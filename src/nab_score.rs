@@ -320,21 +320,28 @@ pub fn nab_key(path: &Path) -> String {
     }
 }
 
-/// The name of the folder holding `path`, as the file system has it: a file typed as `x.csv`
+/// The name of the folder holding `path`, the path made absolute: a file typed as `x.csv`
 /// from within `realAWSCloudwatch/` (or as `./x.csv`, `../c/x.csv`) is in that folder's
-/// category, as it is typed with its whole path. The file's own name is kept (a link is
-/// scored under its name); `None` for a folder with no name (`/`).
+/// category, as it is typed with its whole path. Links are not followed (a category folder
+/// that is a link keeps its own name, as NAB's tree names it); `None` for a folder with no
+/// name (`/`).
 pub fn folder_name(path: &Path) -> Option<String> {
-    let parent = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    let resolved = parent.canonicalize().ok();
-    resolved
-        .as_deref()
-        .unwrap_or(parent)
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut parts: Vec<std::path::Component> = Vec::new();
+    for part in absolute.components() {
+        match part {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                parts.pop();
+            }
+            other => parts.push(other),
+        }
+    }
+    parts.pop(); // the file itself
+    match parts.last() {
+        Some(std::path::Component::Normal(name)) => Some(name.to_string_lossy().into_owned()),
+        _ => None,
+    }
 }
 
 /// Reads the `(time, anomaly_score)` rows of a file in NAB's results layout

@@ -22,9 +22,11 @@ use crate::feed::{Feed, FeedError, FeedState, RejectLog};
 use crate::input::events::{EventKind, EventReader};
 use crate::input::lines::BoundedLines;
 use crate::input::metrics::{MetricFormat, MetricOptions, MetricReader};
-use crate::input::platform::{device_of_machine, platform_from_machines, read_platform, Device};
+use crate::input::platform::{
+    clock_of, device_of_machine, platform_from_machines, read_platform, Device,
+};
 use crate::input::reorder::Reorder;
-use crate::input::wfformat::{read_workflow, Workflow};
+use crate::input::wfformat::{read_workflow, Machine, Workflow};
 use crate::input::{InputStats, RejectKind, Rejection};
 use crate::lifecycle::TaskLifecycle;
 use crate::output::{ForecastView, InputSummary, LatencySummary, MapWriter, Summary};
@@ -456,6 +458,15 @@ pub fn io_threads_pay() -> bool {
     std::thread::available_parallelism().is_ok_and(|cores| cores.get() > 1)
 }
 
+/// The checkpoint's positions of the streams of the file at `path` (as the run names it).
+fn positions_of<P: Clone>(all: &[(String, P)], path: &Path) -> Vec<P> {
+    let name = path.display().to_string();
+    all.iter()
+        .filter(|(file, _)| *file == name)
+        .map(|(_, position)| position.clone())
+        .collect()
+}
+
 /// Opens every metric and event input, works out arrival times, and builds the feed; or, given
 /// a checkpoint's feed state, reopens the inputs where it left them.
 fn open_feed(
@@ -475,11 +486,18 @@ fn open_feed(
         .map(|d| (d.id.clone(), (d.disk_bytes_per_s, d.network_bytes_per_s)))
         .collect();
     let mut metrics = Vec::new();
-    // The checkpoint's position of each stream, counted over every stream tried: a file that
-    // fails to reopen must not hand its position to the next one (which was then refused at
-    // the wrong offset, as though it too had changed).
-    let mut streams_tried = 0;
+    // A file's streams take the checkpoint's positions recorded for that file: matched by
+    // index, a file that failed to reopen handed its position to the next one (refused at the
+    // wrong offset, as though it had changed too). A file the checkpointed run could not open
+    // has none: it was logged and counted then, and is counted again as it was.
     for path in &config.metrics {
+        let mine = metric_positions
+            .as_deref()
+            .map(|all| positions_of(all, path));
+        if mine.as_ref().is_some_and(Vec::is_empty) {
+            unopened.push(whole_file_stats(path));
+            continue;
+        }
         let options = MetricOptions {
             max_line_bytes: config.max_line_bytes,
             nab_target: config
@@ -510,11 +528,9 @@ fn open_feed(
                 })
                 .collect()
         };
-        let first_stream = streams_tried;
-        streams_tried += per_group.len();
         for (group, options) in per_group.into_iter().enumerate() {
-            let opened = match &metric_positions {
-                Some(positions) => match positions.get(first_stream + group) {
+            let opened = match &mine {
+                Some(positions) => match positions.get(group) {
                     Some(position) => {
                         MetricReader::open_at(path, config.format, &options, position)
                     }
@@ -543,12 +559,13 @@ fn open_feed(
     let mut workflow_arrival: HashMap<u32, Time> = HashMap::new();
     let mut task_arrival: HashMap<TaskKey, Time> = HashMap::new();
     let mut events = Vec::new();
-    if let Some(positions) = &event_positions {
-        for (stream, path) in config.events.iter().enumerate() {
-            let Some(position) = positions.get(stream) else {
-                return Err(mismatch(config, "more event streams than it read"));
+    if let Some(all) = &event_positions {
+        for path in &config.events {
+            let Some(position) = positions_of(all, path).into_iter().next() else {
+                unopened.push(whole_file_stats(path));
+                continue;
             };
-            match EventReader::open_at(path, config.max_line_bytes, *position) {
+            match EventReader::open_at(path, config.max_line_bytes, position) {
                 Ok(reader) => events.push(reader),
                 Err(rejection) => {
                     unopened.push(whole_file_stats(path));
@@ -675,13 +692,13 @@ fn refuse_contradicting_machines(
     inputs: &mut BTreeMap<String, InputSummary>,
     rejections: &mut Vec<Rejection>,
 ) -> Vec<Workflow> {
-    let mut known: HashMap<String, (Device, String)> = HashMap::new();
+    let mut known: HashMap<String, ((Device, Option<f64>), String)> = HashMap::new();
     let mut kept = Vec::with_capacity(parsed.len());
     for workflow in parsed {
         let contradiction = workflow.machines.iter().find_map(|machine| {
             known
                 .get(&machine.name)
-                .filter(|(earlier, _)| *earlier != device_of_machine(machine))
+                .filter(|(earlier, _)| *earlier != spec_of(machine))
                 .map(|(_, file)| (machine.name.clone(), file.clone()))
         });
         if let Some((name, file)) = contradiction {
@@ -700,11 +717,18 @@ fn refuse_contradicting_machines(
         for machine in &workflow.machines {
             known
                 .entry(machine.name.clone())
-                .or_insert_with(|| (device_of_machine(machine), workflow.path.clone()));
+                .or_insert_with(|| (spec_of(machine), workflow.path.clone()));
         }
         kept.push(workflow);
     }
     kept
+}
+
+/// A machine as its device is built, with its clock as given (`None` without a usable one):
+/// the device's speed is relative to the run's most common clock, so a machine without one
+/// is not the same as one at 1,000 MHz.
+fn spec_of(machine: &Machine) -> (Device, Option<f64>) {
+    (device_of_machine(machine), clock_of(machine))
 }
 
 /// The machine ids of an Alibaba usage file, in order of first appearance (empty when the file
@@ -833,4 +857,23 @@ fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), RunErro
     serde_json::to_writer_pretty(&mut out, value).map_err(|e| io(std::io::Error::other(e)))?;
     out.write_all(b"\n").map_err(io)?;
     out.flush().map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A resumed file's streams are found by its name, not by its place among the files: one
+    /// the checkpointed run could not open has none, and the files after it keep theirs.
+    #[test]
+    fn positions_are_found_by_file_not_by_index() {
+        let all = vec![
+            ("a".to_string(), 1),
+            ("b".to_string(), 2),
+            ("b".to_string(), 3),
+        ];
+        assert_eq!(positions_of(&all, Path::new("b")), vec![2, 3]);
+        assert_eq!(positions_of(&all, Path::new("a")), vec![1]);
+        assert!(positions_of(&all, Path::new("never-opened")).is_empty());
+    }
 }

@@ -288,8 +288,10 @@ fn a_process_that_fails_after_connecting_reports_its_own_error() {
     let mut text = std::fs::read_to_string(&metrics).expect("series");
     text.insert_str(text.find('\n').expect("a header") + 1, "not a time,0.5\n");
     std::fs::write(&metrics, text).expect("bad row");
-    let blocker = dir.join("a-file");
-    std::fs::write(&blocker, "").expect("file");
+    // An output that cannot be opened, found only once the outputs are opened (an --out
+    // that cannot be a folder is refused before connecting).
+    let blocked = dir.join("blocked");
+    std::fs::create_dir_all(blocked.join("partition.jsonl")).expect("a folder in the way");
     let cases: [(&[&str], _, i32, &str); 2] = [
         (
             &["--strict"],
@@ -297,7 +299,7 @@ fn a_process_that_fails_after_connecting_reports_its_own_error() {
             3,
             "rejected input (--strict)",
         ),
-        (&[], blocker.join("out"), 1, "Not a directory"),
+        (&[], blocked, 1, "Is a directory"),
     ];
     for (extra, out, code, message) in cases {
         let hosts = hostfile(&dir);

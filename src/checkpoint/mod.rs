@@ -35,10 +35,12 @@ const PREVIOUS_TEMPORARY: &str = "checkpoint.prev.tmp";
 /// series' last step apart from its last sample, and the retries in a slower run; A, the
 /// tenth, the samples since a series put its model aside, and the dropped fields of events
 /// waiting in the reorder buffer; B, a series' focus and the error buckets `auto` tracks; C,
-/// the fingerprint part by part; D, the service's count of records refused when applied),
-/// since bincode is not self-describing and an older layout would fail to decode with a
-/// message about enum tags.
-const MAGIC: &[u8; 8] = b"AUGURCKD";
+/// the fingerprint part by part; D, the service's count of records refused when applied; E,
+/// the same layout, but a run without a platform builds its machines' speeds relative to
+/// their most common clock, so state learnt under the old speeds must not be resumed under
+/// the new), since bincode is not self-describing and an older layout would fail to decode
+/// with a message about enum tags.
+const MAGIC: &[u8; 8] = b"AUGURCKE";
 /// Magic, payload length, checksum.
 const HEADER_BYTES: usize = 24;
 

@@ -110,24 +110,18 @@ pub fn parse_platform(text: &str, path: &str) -> Result<Platform, Rejection> {
 /// A platform of the machines a workflow instance names, for replaying it where it ran.
 /// Machines are unioned by name (the first definition wins). A runtime is seconds at speed 1
 /// (the peers' convention), and it was measured on the task's own machine: so speeds are
-/// relative to the instance's most common clock (the lowest of equally common ones), and a
-/// task run where it ran takes its recorded time. Relative to 1 GHz, a task recorded in 17 s
-/// on a 3,033 MHz machine replayed there in 5.7 s, and a makespan came out shorter than its
-/// longest task.
+/// relative to the most common clock of `machines` (the lowest of equally common ones), and a
+/// task recorded on a machine of that clock runs there in its recorded time. (Relative to
+/// 1 GHz, a task recorded in 17 s on a 3,033 MHz machine replayed there in 5.7 s, and a
+/// makespan came out shorter than its longest task.) Which machine each task ran on is not
+/// read, so a task recorded on a machine of another clock is off by the clocks' ratio.
 pub fn platform_from_machines(machines: &[Machine]) -> Platform {
     let mut seen = HashSet::new();
     let distinct: Vec<&Machine> = machines
         .iter()
         .filter(|machine| seen.insert(machine.name.as_str()))
         .collect();
-    // Each machine's usable clock (as device_of_machine reads it), in GHz.
-    let clock = |machine: &Machine| {
-        machine
-            .speed_mhz
-            .map(|mhz| mhz / 1000.0)
-            .filter(|speed| (MIN_SPEED..=MAX_SPEED).contains(speed))
-    };
-    let mut clocks: Vec<f64> = distinct.iter().filter_map(|m| clock(m)).collect();
+    let mut clocks: Vec<f64> = distinct.iter().filter_map(|m| clock_of(m)).collect();
     clocks.sort_by(f64::total_cmp);
     let mut reference = None::<(usize, f64)>;
     for run in clocks.chunk_by(|a, b| a == b) {
@@ -140,13 +134,21 @@ pub fn platform_from_machines(machines: &[Machine]) -> Platform {
         .map(|machine| {
             let mut device = device_of_machine(machine);
             // A machine without a usable clock stays at 1, the reference's equal.
-            if let (Some(clock), Some((_, reference))) = (clock(machine), reference) {
+            if let (Some(clock), Some((_, reference))) = (clock_of(machine), reference) {
                 device.speed = (clock / reference).clamp(MIN_SPEED, MAX_SPEED);
             }
             device
         })
         .collect();
     Platform { devices }
+}
+
+/// A machine's usable clock in GHz (`speedInMHz` / 1000 within the speed range), if any.
+pub fn clock_of(machine: &Machine) -> Option<f64> {
+    machine
+        .speed_mhz
+        .map(|mhz| mhz / 1000.0)
+        .filter(|speed| (MIN_SPEED..=MAX_SPEED).contains(speed))
 }
 
 /// The device a WfFormat machine stands for: a missing or unusable core count is 1, a missing

@@ -310,6 +310,10 @@ pub fn serve_config(
     };
     let checkpoint = match &args.checkpoint {
         Some(dir) => {
+            // As `run` refuses it: otherwise a bare "File exists" from the lock, exit 1.
+            if let Some(reason) = crate::cli::not_an_output_folder(dir) {
+                return Err(flag("--checkpoint", reason));
+            }
             let every = args.checkpoint_every.unwrap_or(1000);
             if every == 0 {
                 return Err(flag("--checkpoint-every", "must be at least 1"));

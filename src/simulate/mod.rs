@@ -231,13 +231,19 @@ pub fn prepare(
         .iter()
         .map(|device| device.speed)
         .fold(0.0, f64::max);
-    let shortest_span = dag.critical_work_s() / fastest;
+    // Nor can it end before the whole work is done on every core of every device at once.
+    let capacity: f64 = (platform.platform.devices.iter())
+        .map(|device| device.speed * device.cores.max(1.0))
+        .sum();
+    let total_work: f64 = dag.work_s.iter().sum();
+    let shortest_span = (dag.critical_work_s() / fastest).max(total_work / capacity);
     if fastest > 0.0 && shortest_span > MAX_SIMULATED_S {
         return Err(SimError::Workflow {
             path: path.display().to_string(),
             reason: format!(
-                "its longest chain of tasks takes {} s even on the fastest device, past the \
-                 {} s (about 317 years) a simulation may span",
+                "it takes at least {} s even on the fastest devices (its longest chain of \
+                 tasks, or all of its work on every core), past the {} s (about 317 years) a \
+                 simulation may span",
                 crate::input::short_number(shortest_span),
                 crate::input::short_number(MAX_SIMULATED_S)
             ),
@@ -394,7 +400,11 @@ pub fn simulate_noting(
     for path in &config.workflows {
         let prepared = match prepare(path, platform.as_ref(), config.ccr) {
             Ok(prepared) => prepared,
-            Err(error @ (SimError::Workflow { .. } | SimError::NoDevices { .. })) => {
+            Err(
+                error @ (SimError::Workflow { .. }
+                | SimError::NoDevices { .. }
+                | SimError::Ccr { .. }),
+            ) => {
                 note(&format!("skipped {error}"));
                 refused += 1;
                 first.get_or_insert_with(|| error.to_string());

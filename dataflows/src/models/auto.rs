@@ -154,6 +154,11 @@ impl Auto {
         }
     }
 
+    /// The season its Holt-Winters member fits now, if any.
+    pub(crate) fn hw_period(&self) -> Option<usize> {
+        self.hw.period()
+    }
+
     fn member(&self, index: usize) -> &dyn Member {
         match index {
             0 => &self.ewma,

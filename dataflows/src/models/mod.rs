@@ -495,6 +495,17 @@ impl SeriesModel {
         self.kind
     }
 
+    /// The season its Holt-Winters (alone or in `auto`) fits now, in steps; `None` for the
+    /// other models, or while none is in use (too little history for the one fixed, or none
+    /// detected).
+    pub fn season_in_use(&self) -> Option<usize> {
+        match &self.core {
+            Core::HoltWinters(hw) => hw.period(),
+            Core::Auto(auto) => auto.hw_period(),
+            _ => None,
+        }
+    }
+
     /// Takes the next value of the series. Non-finite values are ignored: they carry nothing
     /// and would poison every state.
     pub fn update(&mut self, value: f64) {
