@@ -490,6 +490,7 @@ mod tests {
             parents,
             children: Vec::new(),
             alternatives: Vec::new(),
+            machine: None,
         }
     }
 
@@ -505,6 +506,7 @@ mod tests {
             tasks,
             edges: Vec::new(),
             machines: Vec::new(),
+            notes: Vec::new(),
         }
     }
 

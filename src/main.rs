@@ -48,6 +48,9 @@ fn main() -> ExitCode {
             };
             match run(&config) {
                 Ok(Some(outcome)) => {
+                    for note in &outcome.summary.notes {
+                        augur::say!("augur: note: {note}");
+                    }
                     for (path, counts) in outcome.summary.inputs_with_nothing_accepted() {
                         let named = |paths: &[std::path::PathBuf]| {
                             paths.iter().any(|p| p.display().to_string() == path)

@@ -606,6 +606,10 @@ pub struct Summary {
     /// Resident set size along the run, when readings were asked for.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub memory: Vec<MemoryReading>,
+    /// What was read in a way worth knowing though nothing was refused, each line naming its
+    /// input (tasks without a runtime, runtimes restated at the reference clock).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl Summary {

@@ -18,7 +18,9 @@ use augur_dataflows::types::{DeviceSpec, TaskKey, TaskState};
 use serde::Serialize;
 
 use crate::catalog::Catalog;
-use crate::input::platform::{platform_from_machines, read_platform};
+use crate::input::platform::{
+    platform_from_machines, read_platform, reference_clock, scale_to_recorded_clocks,
+};
 use crate::input::short_number;
 use crate::input::wfformat::read_workflow;
 
@@ -169,7 +171,7 @@ pub fn run(args: &ParetoArgs, out: &mut dyn Write) -> Result<Vec<Plan>, ParetoEr
         return Err(ParetoError::LocalityTooLarge(args.locality));
     }
     let read = read_workflow(&args.workflow);
-    let Some(workflow) = read.workflow else {
+    let Some(mut workflow) = read.workflow else {
         let reason = read
             .rejections
             .first()
@@ -182,8 +184,18 @@ pub fn run(args: &ParetoArgs, out: &mut dyn Write) -> Result<Vec<Plan>, ParetoEr
     let platform = match &args.platform {
         Some(path) => read_platform(path)
             .map_err(|r| ParetoError::Input(format!("{}: {}", path.display(), r.reason)))?,
-        None => platform_from_machines(&workflow.machines),
+        None => {
+            let machines = workflow.machines.clone();
+            let scaling = scale_to_recorded_clocks(&mut workflow, &machines);
+            workflow
+                .notes
+                .extend(scaling.notes(reference_clock(&machines)));
+            platform_from_machines(&machines)
+        }
     };
+    for note in &workflow.notes {
+        crate::say!("augur pareto: note: {}: {note}", args.workflow.display());
+    }
     if platform.devices.is_empty() {
         return Err(ParetoError::Input(
             "no devices: give --platform or a workflow with machines".to_string(),

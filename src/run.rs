@@ -23,7 +23,8 @@ use crate::input::events::{EventKind, EventReader};
 use crate::input::lines::BoundedLines;
 use crate::input::metrics::{MetricFormat, MetricOptions, MetricReader};
 use crate::input::platform::{
-    clock_of, device_of_machine, platform_from_machines, read_platform, Device,
+    clock_of, device_of_machine, platform_from_machines, read_platform, reference_clock,
+    scale_to_recorded_clocks, Device,
 };
 use crate::input::reorder::Reorder;
 use crate::input::wfformat::{read_workflow, Machine, Workflow};
@@ -201,11 +202,19 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
     };
 
     let mut parsed = Vec::new();
+    let mut notes = Vec::new();
     for path in &config.workflows {
         let read = read_workflow(path);
         inputs.insert(path.display().to_string(), read.stats.into());
         early_rejections.extend(read.rejections);
-        if let Some(workflow) = read.workflow {
+        if let Some(mut workflow) = read.workflow {
+            let path = &workflow.path;
+            notes.extend(
+                workflow
+                    .notes
+                    .drain(..)
+                    .map(|note| format!("{path}: {note}")),
+            );
             parsed.push(workflow);
         }
     }
@@ -214,10 +223,35 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
         None => {
             parsed = refuse_contradicting_machines(parsed, &mut inputs, &mut early_rejections);
             let machines: Vec<_> = parsed.iter().flat_map(|w| w.machines.clone()).collect();
+            let reference = reference_clock(&machines);
+            for workflow in &mut parsed {
+                let scaling = scale_to_recorded_clocks(workflow, &machines);
+                let path = &workflow.path;
+                notes.extend(
+                    (scaling.notes(reference).into_iter()).map(|note| format!("{path}: {note}")),
+                );
+            }
             platform_from_machines(&machines)
         }
     };
     if platform.devices.is_empty() {
+        // A strict run stops at its first refusal (a cyclic workflow, the only source of
+        // devices, say), logged as the run below would log it, before there is any platform
+        // to complain of.
+        if let (true, Some(first)) = (config.strict, early_rejections.first()) {
+            if !(writes_outputs && resumed.is_none()) {
+                return Err(RunError::Strict(first.clone()));
+            }
+            std::fs::create_dir_all(&config.out).map_err(|source| RunError::Output {
+                path: config.out.clone(),
+                source,
+            })?;
+            let mut log = RejectLog::new(create(&config.out.join("rejected.jsonl"))?, true);
+            let stopped = log.record(first.clone()).and_then(|()| log.flush());
+            return Err(stopped
+                .err()
+                .map_or(RunError::Strict(first.clone()), feed_error));
+        }
         // A workflow's machines may have been refused (a negative core count, say): say so,
         // or the message would send the user looking for a section that is there.
         let first: Vec<String> = early_rejections
@@ -408,6 +442,7 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
         resculpted: writer.resculpted,
         peak_rss_mib: crate::memory::peak_resident_mib(),
         memory: std::mem::take(&mut writer.memory),
+        notes,
     };
     let forecasts = writer.forecasts();
     let durations = writer.durations();

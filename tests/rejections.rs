@@ -546,6 +546,55 @@ fn strict_logs_a_refused_workflow_before_stopping() {
     s.has_rejection("cycle", None, "->");
 }
 
+/// --strict whose only source of devices is a refused workflow stops as strict (exit 3), the
+/// refusal logged, rather than for want of devices (exit 1), which hid the cause.
+#[test]
+fn strict_stops_at_a_refused_workflow_before_finding_no_devices() {
+    let s = Scenario::new("strict-no-devices");
+    let text = workflow(&[("a", &["b"], 1.0, 1), ("b", &["a"], 1.0, 1)]).replace(
+        r#""machines":[]"#,
+        r#""machines":[{"nodeName":"n1","cpu":{"coreCount":4}}]"#,
+    );
+    assert!(text.contains("n1"));
+    let cyclic = s.write("cyc.json", &text);
+    let out = s.dir.join("out").display().to_string();
+    let run_with = |extra: &[&str]| {
+        let mut argv = vec![
+            "augur",
+            "run",
+            "--workflow",
+            &cyclic,
+            "--out",
+            &out,
+            "--quiet",
+        ];
+        argv.extend_from_slice(extra);
+        let Ok(Cli {
+            command: Command::Run(args),
+        }) = Cli::try_parse_from(argv)
+        else {
+            panic!("bad test flags");
+        };
+        run(&run_config(&args).expect("valid config"))
+    };
+    let err = run_with(&["--strict"]);
+    let Err(RunError::Strict(rejection)) = err else {
+        panic!("not a strict stop: {:?}", err.err());
+    };
+    assert_eq!(rejection.file, cyclic);
+    assert_eq!(s.rejected().len(), 1, "{:#?}", s.rejected());
+    s.has_rejection("cycle", None, "->");
+    // Not strict: there are no devices, and the refusal is named there.
+    let err = run_with(&[]);
+    let Err(RunError::NoDevices { refused }) = err else {
+        panic!("not a want of devices: {:?}", err.err());
+    };
+    assert!(
+        refused.contains("cycle") || refused.contains("->"),
+        "{refused}"
+    );
+}
+
 #[test]
 fn garbage_inputs_never_panic() {
     let s = Scenario::new("garbage");

@@ -147,6 +147,7 @@ fn serve_over_http_matches_run_on_the_demo() {
     let (status, body) = server.call("POST", &format!("/v1/workflows?name={WORKFLOW}"), &workflow);
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["accepted"], 103);
+    assert_eq!(body.get("notes"), None, "every task has a runtime: {body}");
     let (status, body) = server.call(
         "POST",
         "/v1/metrics",
@@ -918,6 +919,35 @@ fn an_event_refused_when_applied_is_counted_apart() {
         .filter_map(|r| r["kind"].as_str())
         .collect();
     assert_eq!(kinds, ["bad_transition", "bad_transition"], "{recent}");
+    assert_eq!(server.call("POST", "/v1/shutdown", b"").0, 202);
+    assert!(server.wait(Duration::from_secs(60)).success());
+}
+
+/// A workflow accepted with tasks that have no runtime says so in its reply, as `run` prints
+/// it, rather than placing them as taking no time without a word.
+#[test]
+fn an_accepted_workflow_carries_its_notes() {
+    let server = demo_server(&[]);
+    let workflow = serde_json::json!({
+        "name": "n", "schemaVersion": "1.5",
+        "workflow": {
+            "specification": {"tasks": [
+                {"name": "a", "id": "a", "parents": [], "children": []},
+                {"name": "b", "id": "b", "parents": [], "children": []}
+            ], "files": []},
+            "execution": {"makespanInSeconds": 1, "executedAt": "now",
+                          "tasks": [{"id": "a", "runtimeInSeconds": 2, "coreCount": 1}]}
+        }
+    })
+    .to_string();
+    let (status, body) = server.call("POST", "/v1/workflows?name=n", workflow.as_bytes());
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["accepted"], 2, "{body}");
+    assert_eq!(
+        body["notes"],
+        serde_json::json!(["1 of 2 tasks have no runtimeInSeconds: each takes 0 s"]),
+        "{body}"
+    );
     assert_eq!(server.call("POST", "/v1/shutdown", b"").0, 202);
     assert!(server.wait(Duration::from_secs(60)).success());
 }

@@ -131,7 +131,17 @@ pub fn run(args: &AnomaliesArgs, out: &mut dyn Write) -> Result<AnomalyReport, A
         page: args.out.join("report.html"),
     };
     let mut page = report::Page::default();
+    // Every file is read before anything is written: one that cannot be read (the second of
+    // two, say) left the first's results without a report.html or summary beside them.
+    let mut loaded = Vec::with_capacity(args.input.series.len());
     for path in &args.input.series {
+        loaded.push(load_series_counted(
+            path,
+            format,
+            args.input.column.as_deref(),
+        )?);
+    }
+    for (path, (all, count)) in args.input.series.iter().zip(loaded) {
         let windows = labels.as_ref().and_then(|l| l.for_file(path));
         let key = nab_key(path);
         if labels.is_some() && windows.is_none() {
@@ -143,7 +153,6 @@ pub fn run(args: &AnomaliesArgs, out: &mut dyn Write) -> Result<AnomalyReport, A
             path: folder.clone(),
             source,
         })?;
-        let (all, count) = load_series_counted(path, format, args.input.column.as_deref())?;
         report
             .dropped
             .extend(count.note(&path.display().to_string()));
@@ -512,5 +521,15 @@ mod tests {
             text.contains("2 of its 3 label windows cover no row of the series"),
             "{text}"
         );
+
+        // A file that cannot be read, after one that can: refused before anything is written
+        // (the first's results stood without a page or summary beside them).
+        let fresh = dir.join("fresh");
+        let mut argv = argv.clone();
+        argv[2] = path(&data.join("named.csv"));
+        argv[3] = path(&data.join("missing.csv"));
+        argv[7] = path(&fresh);
+        assert!(run(&Wrapper::parse_from(&argv).args, &mut Vec::new()).is_err());
+        assert!(!fresh.exists(), "{}", fresh.display());
     }
 }

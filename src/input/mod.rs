@@ -21,7 +21,10 @@ pub mod wfformat;
 pub use events::{EventKind, EventOutcome, EventReader, TaskEvent};
 pub use lines::{BoundedLines, LineError, DEFAULT_MAX_LINE_BYTES};
 pub use metrics::{LineOutcome, MetricFormat, MetricOptions, MetricReader, MetricRecord};
-pub use platform::{parse_platform, platform_from_machines, read_platform, Device, Platform};
+pub use platform::{
+    parse_platform, platform_from_machines, read_platform, reference_clock,
+    scale_to_recorded_clocks, ClockScaling, Device, Platform,
+};
 pub use rejection::{InputStats, RejectKind, Rejection};
 pub use reorder::Reorder;
 pub use wfformat::{

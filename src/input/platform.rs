@@ -109,19 +109,44 @@ pub fn parse_platform(text: &str, path: &str) -> Result<Platform, Rejection> {
 
 /// A platform of the machines a workflow instance names, for replaying it where it ran.
 /// Machines are unioned by name (the first definition wins). A runtime is seconds at speed 1
-/// (the peers' convention), and it was measured on the task's own machine: so speeds are
-/// relative to the most common clock of `machines` (the lowest of equally common ones), and a
-/// task recorded on a machine of that clock runs there in its recorded time. (Relative to
-/// 1 GHz, a task recorded in 17 s on a 3,033 MHz machine replayed there in 5.7 s, and a
-/// makespan came out shorter than its longest task.) Which machine each task ran on is not
-/// read, so a task recorded on a machine of another clock is off by the clocks' ratio.
+/// (the peers' convention): here, speed 1 is the most common clock of `machines` (the lowest
+/// of equally common ones, see [`reference_clock`]), and a task recorded on another clock has
+/// its runtime scaled to it by [`scale_to_recorded_clocks`], so that every task replayed on
+/// its own machine runs in its recorded time. (Relative to 1 GHz, a task recorded in 17 s on a
+/// 3,033 MHz machine replayed there in 5.7 s, and a makespan came out shorter than its longest
+/// task.)
 pub fn platform_from_machines(machines: &[Machine]) -> Platform {
+    let reference = reference_clock(machines);
+    let devices = distinct_machines(machines)
+        .into_iter()
+        .map(|machine| {
+            let mut device = device_of_machine(machine);
+            // A machine without a usable clock stays at 1, the reference's equal.
+            if let (Some(clock), Some(reference)) = (clock_of(machine), reference) {
+                device.speed = (clock / reference).clamp(MIN_SPEED, MAX_SPEED);
+            }
+            device
+        })
+        .collect();
+    Platform { devices }
+}
+
+/// The machines by name, the first definition of each, in order.
+fn distinct_machines(machines: &[Machine]) -> Vec<&Machine> {
     let mut seen = HashSet::new();
-    let distinct: Vec<&Machine> = machines
+    machines
         .iter()
         .filter(|machine| seen.insert(machine.name.as_str()))
+        .collect()
+}
+
+/// The clock (GHz) that is speed 1 on a platform of `machines`: the most common usable clock
+/// among them, the lowest of equally common ones; `None` when none has one.
+pub fn reference_clock(machines: &[Machine]) -> Option<f64> {
+    let mut clocks: Vec<f64> = distinct_machines(machines)
+        .into_iter()
+        .filter_map(clock_of)
         .collect();
-    let mut clocks: Vec<f64> = distinct.iter().filter_map(|m| clock_of(m)).collect();
     clocks.sort_by(f64::total_cmp);
     let mut reference = None::<(usize, f64)>;
     for run in clocks.chunk_by(|a, b| a == b) {
@@ -129,18 +154,73 @@ pub fn platform_from_machines(machines: &[Machine]) -> Platform {
             reference = Some((run.len(), run[0]));
         }
     }
-    let devices = distinct
+    reference.map(|(_, clock)| clock)
+}
+
+/// What [`scale_to_recorded_clocks`] did to one workflow.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClockScaling {
+    /// Tasks recorded on a machine of another clock than the reference, scaled to it.
+    pub scaled: usize,
+    /// Tasks that name a machine `machines` does not hold, left as recorded.
+    pub unknown_machine: usize,
+}
+
+impl ClockScaling {
+    /// What a user replaying the workflow should hear of it, if anything.
+    pub fn notes(&self, reference: Option<f64>) -> Vec<String> {
+        let mut notes = Vec::new();
+        if let (true, Some(reference)) = (self.scaled > 0, reference) {
+            notes.push(format!(
+                "{} tasks ran on machines of another clock than the most common ({} MHz): \
+                 their runtimes are restated at that clock, so that each replays on its own \
+                 machine in its recorded time",
+                self.scaled,
+                super::short_number(reference * 1000.0)
+            ));
+        }
+        if self.unknown_machine > 0 {
+            notes.push(format!(
+                "{} tasks name a machine the instance does not list: their runtimes are taken \
+                 as at the most common clock",
+                self.unknown_machine
+            ));
+        }
+        notes
+    }
+}
+
+/// Restates the runtimes of `workflow`'s tasks at speed 1 of [`platform_from_machines`] over
+/// the same `machines`: a task recorded in `r` s on a machine of clock `c` did `r c / c₀`
+/// seconds of work at the reference clock `c₀`, and so replays on its own machine (speed
+/// `c / c₀`) in `r` s again. A task naming no machine, an unknown one or one without a usable
+/// clock keeps its runtime (its machine, if any, is at speed 1). Only for a replay on the
+/// instance's own machines: with a --platform, a runtime is seconds at that platform's speed 1
+/// (the peers' convention), whatever it was recorded on.
+pub fn scale_to_recorded_clocks(
+    workflow: &mut super::wfformat::Workflow,
+    machines: &[Machine],
+) -> ClockScaling {
+    let mut scaling = ClockScaling::default();
+    let Some(reference) = reference_clock(machines) else {
+        return scaling;
+    };
+    let clocks: std::collections::HashMap<&str, Option<f64>> = distinct_machines(machines)
         .into_iter()
-        .map(|machine| {
-            let mut device = device_of_machine(machine);
-            // A machine without a usable clock stays at 1, the reference's equal.
-            if let (Some(clock), Some((_, reference))) = (clock_of(machine), reference) {
-                device.speed = (clock / reference).clamp(MIN_SPEED, MAX_SPEED);
-            }
-            device
-        })
+        .map(|machine| (machine.name.as_str(), clock_of(machine)))
         .collect();
-    Platform { devices }
+    for task in &mut workflow.tasks {
+        let Some(name) = &task.machine else { continue };
+        match clocks.get(name.as_str()) {
+            Some(Some(clock)) if *clock != reference => {
+                task.runtime_s *= clock / reference;
+                scaling.scaled += 1;
+            }
+            Some(_) => {}
+            None => scaling.unknown_machine += 1,
+        }
+    }
+    scaling
 }
 
 /// A machine's usable clock in GHz (`speedInMHz` / 1000 within the speed range), if any.
@@ -581,5 +661,114 @@ mod tests {
             platform_from_machines(&[machine("a", Some(2400.0)), machine("b", Some(1200.0))]);
         let speeds: Vec<f64> = platform.devices.iter().map(|d| d.speed).collect();
         assert_eq!(speeds, vec![2.0, 1.0]);
+    }
+
+    /// Every task of a real instance recorded on machines of two clocks (three machines at
+    /// 1,200 MHz, one at 1,432) replays on its own machine in its recorded time once restated,
+    /// where it ran 1.19x faster on the 1,432-MHz machine before.
+    #[test]
+    fn each_task_replays_on_its_own_machine_in_its_recorded_time() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(
+            "../shared/data/wfinstances/pegasus/1000genome/\
+             1000genome-chameleon-22ch-250k-001.json",
+        );
+        let read = super::super::wfformat::read_workflow(&path);
+        let mut workflow = read.workflow.expect("the instance reads");
+        let recorded: Vec<f64> = workflow.tasks.iter().map(|t| t.runtime_s).collect();
+        let machines = workflow.machines.clone();
+        let platform = platform_from_machines(&machines);
+        let scaling = scale_to_recorded_clocks(&mut workflow, &machines);
+        assert_eq!(
+            scaling,
+            ClockScaling {
+                scaled: 249,
+                unknown_machine: 0
+            }
+        );
+        assert_eq!(reference_clock(&machines), Some(1.2));
+        let mut faster = 0;
+        for (task, recorded) in workflow.tasks.iter().zip(&recorded) {
+            let name = task
+                .machine
+                .as_deref()
+                .expect("every task names its machine");
+            let device = &platform.devices[platform.index_of(name).expect("a listed machine")];
+            let replayed = task.runtime_s / device.speed;
+            assert!(
+                (replayed - recorded).abs() <= 1e-9 * recorded.max(1.0),
+                "{}: {replayed} s against {recorded} s recorded on {name}",
+                task.id
+            );
+            faster += usize::from(device.speed > 1.0);
+        }
+        assert_eq!(faster, 249);
+        let notes = scaling.notes(reference_clock(&machines));
+        assert_eq!(notes.len(), 1);
+        assert!(notes[0].starts_with(
+            "249 tasks ran on machines of another clock than the most common (1200 MHz)"
+        ));
+    }
+
+    #[test]
+    fn tasks_on_unlisted_or_clockless_machines_keep_their_runtimes() {
+        use super::super::wfformat::{WfTask, Workflow};
+        let machine = |name: &str, mhz| Machine {
+            name: name.to_string(),
+            cores: Some(8),
+            speed_mhz: mhz,
+            memory_bytes: None,
+        };
+        let task = |machine: Option<&str>| WfTask {
+            id: "t".into(),
+            name: "t".into(),
+            category: None,
+            runtime_s: 10.0,
+            cores: 1.0,
+            memory_bytes: None,
+            avg_cpu_pct: None,
+            read_bytes: None,
+            written_bytes: None,
+            input_bytes: 0,
+            output_bytes: 0,
+            parents: Vec::new(),
+            children: Vec::new(),
+            alternatives: Vec::new(),
+            machine: machine.map(str::to_string),
+        };
+        let mut workflow = Workflow {
+            name: "w".into(),
+            path: "w.json".into(),
+            tasks: vec![
+                task(Some("fast")),
+                task(Some("gone")),
+                task(Some("bare")),
+                task(None),
+                task(Some("base")),
+            ],
+            edges: Vec::new(),
+            machines: Vec::new(),
+            notes: Vec::new(),
+        };
+        let machines = [
+            machine("base", Some(1000.0)),
+            machine("base2", Some(1000.0)),
+            machine("fast", Some(3000.0)),
+            machine("bare", None),
+        ];
+        let scaling = scale_to_recorded_clocks(&mut workflow, &machines);
+        let runtimes: Vec<f64> = workflow.tasks.iter().map(|t| t.runtime_s).collect();
+        assert_eq!(runtimes, vec![30.0, 10.0, 10.0, 10.0, 10.0]);
+        assert_eq!(
+            scaling,
+            ClockScaling {
+                scaled: 1,
+                unknown_machine: 1
+            }
+        );
+        assert_eq!(scaling.notes(Some(1.0)).len(), 2);
+        // No clock at all: nothing to restate to.
+        let scaling = scale_to_recorded_clocks(&mut workflow, &[machine("bare", None)]);
+        assert_eq!(scaling, ClockScaling::default());
+        assert_eq!(workflow.tasks[0].runtime_s, 30.0);
     }
 }

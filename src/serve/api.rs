@@ -330,7 +330,21 @@ fn post_workflow(api: &Api, request: &Request) -> Response {
         None => None,
     };
     match parse_workflow_body(&request.body, name) {
-        Ok(workflow) => answer(api.handle.push_workflow(workflow, arrival)),
+        Ok(workflow) => {
+            // What was read in a way worth knowing (tasks without a runtime) goes back with
+            // the acceptance, as `run` prints it.
+            let notes = workflow.notes.clone();
+            match api.handle.push_workflow(workflow, arrival) {
+                Ok(accepted) if !notes.is_empty() => {
+                    let mut body = serde_json::to_value(&accepted).unwrap_or_default();
+                    if let Some(object) = body.as_object_mut() {
+                        object.insert("notes".to_string(), serde_json::json!(notes));
+                    }
+                    Response::json(200, &body)
+                }
+                other => answer(other),
+            }
+        }
         Err(rejections) => {
             api.shared.counters().reject("workflow", 1, &rejections);
             refused(rejections)

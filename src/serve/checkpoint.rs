@@ -106,6 +106,7 @@ pub struct WorkflowRecord {
     tasks: Vec<TaskRecord>,
     edges: Vec<(usize, usize, u64)>,
     machines: Vec<MachineRecord>,
+    notes: Vec<String>,
 }
 
 /// [`Machine`]: name, cores, speed in MHz, memory in bytes.
@@ -127,6 +128,7 @@ struct TaskRecord {
     parents: Vec<usize>,
     children: Vec<usize>,
     alternatives: Vec<(String, f64, Option<u64>, f64)>,
+    machine: Option<String>,
 }
 
 impl From<&Workflow> for WorkflowRecord {
@@ -156,6 +158,7 @@ impl From<&Workflow> for WorkflowRecord {
                         .iter()
                         .map(|a| (a.name.clone(), a.cores, a.memory_bytes, a.runtime_s))
                         .collect(),
+                    machine: task.machine.clone(),
                 })
                 .collect(),
             edges: workflow
@@ -168,6 +171,7 @@ impl From<&Workflow> for WorkflowRecord {
                 .iter()
                 .map(|m| (m.name.clone(), m.cores, m.speed_mhz, m.memory_bytes))
                 .collect(),
+            notes: workflow.notes.clone(),
         }
     }
 }
@@ -204,6 +208,7 @@ impl From<WorkflowRecord> for Workflow {
                             runtime_s,
                         })
                         .collect(),
+                    machine: task.machine,
                 })
                 .collect(),
             edges: record
@@ -225,6 +230,7 @@ impl From<WorkflowRecord> for Workflow {
                     memory_bytes,
                 })
                 .collect(),
+            notes: record.notes,
         }
     }
 }

@@ -30,6 +30,7 @@ use augur_dataflows::EngineConfig;
 use crate::catalog::Catalog;
 use crate::engine::{run_engine, EngineError, Workers};
 use crate::input::wfformat::read_workflow;
+use crate::input::{reference_clock, scale_to_recorded_clocks};
 use crate::series::SeriesFormat;
 
 use background::Background;
@@ -184,6 +185,9 @@ pub struct Prepared {
     pub dag: Dag,
     /// The platform, with `--ccr` applied.
     pub platform: SimPlatform,
+    /// What its user should hear of how it was read (tasks without a runtime, runtimes
+    /// restated at the reference clock).
+    pub notes: Vec<String>,
 }
 
 /// The longest simulated time a workflow may need at the least (its longest chain of tasks on
@@ -207,9 +211,15 @@ pub fn prepare(
             reason,
         });
     };
+    let mut notes = std::mem::take(&mut workflow.notes);
     let mut platform = match platform {
         Some(platform) => platform.clone(),
-        None => SimPlatform::from_machines(&workflow)?,
+        None => {
+            let machines = workflow.machines.clone();
+            let scaling = scale_to_recorded_clocks(&mut workflow, &machines);
+            notes.extend(scaling.notes(reference_clock(&machines)));
+            SimPlatform::from_machines(&workflow)?
+        }
     };
     if let Some(ccr) = ccr {
         platform.scale_to_ccr(&workflow, ccr)?;
@@ -264,6 +274,7 @@ pub fn prepare(
         catalog: Arc::new(catalog),
         dag,
         platform,
+        notes,
     })
 }
 
@@ -412,6 +423,9 @@ pub fn simulate_noting(
             }
             Err(error) => return Err(error),
         };
+        for line in &prepared.notes {
+            note(&format!("{}: {line}", prepared.name));
+        }
         let background = if traces.is_empty() {
             Background::none(prepared.platform.len())
         } else {

@@ -194,6 +194,11 @@ pub(super) struct TaskObject {
     pub files: Option<Result<Span, ()>>,
     /// augur's `alternatives` extension, as written.
     pub alternatives: Option<serde_json::Value>,
+    /// The machine it ran on: the first of a 1.5 execution record's `machines`, or 1.4's
+    /// `machine`.
+    pub machine: Option<Sym>,
+    /// It has a `runtime` key, WfFormat 1.3's name for `runtimeInSeconds`.
+    pub legacy_runtime: bool,
     numbers: [f64; NUMBERS],
     present: u8,
     /// Fields whose value had the wrong type, with the problem in words; the field itself is
@@ -211,6 +216,7 @@ pub(super) enum Field {
     Children,
     InputFiles,
     OutputFiles,
+    Machine,
     Number(Quantity),
 }
 
@@ -243,6 +249,8 @@ impl TaskObject {
             outputs: Span::default(),
             files: None,
             alternatives: None,
+            machine: None,
+            legacy_runtime: false,
             numbers: [0.0; NUMBERS],
             present: 0,
             wrong: Vec::new(),
@@ -1060,6 +1068,9 @@ keys!(TaskKey {
     ReadBytes = "readBytes",
     WrittenBytes = "writtenBytes",
     Alternatives = "alternatives",
+    Machine = "machine",
+    Machines = "machines",
+    LegacyRuntime = "runtime",
 });
 
 /// A task object of any layout.
@@ -1104,6 +1115,38 @@ impl ObjectRead for TaskRead {
                     task.alternatives = Some(map.next_value::<serde_json::Value>()?);
                     continue;
                 }
+                TaskKey::Machine => {
+                    // 1.4: the name of the machine it ran on.
+                    task.forget(Field::Machine);
+                    let scalar = map.next_value_seed(ScalarSeed { sink: &mut *sink })?;
+                    match string_value("machine", scalar, sink) {
+                        Ok(machine) => task.machine = machine,
+                        Err(problem) => task.wrong.push((Field::Machine, problem)),
+                    }
+                    continue;
+                }
+                TaskKey::Machines => {
+                    // 1.5: the machines it ran on (one in every instance seen); the first
+                    // stands for its clock.
+                    task.forget(Field::Machine);
+                    let span = map.next_value_seed(ListSeed {
+                        key: "machines",
+                        sink: &mut *sink,
+                    })?;
+                    match span {
+                        Ok(span) => {
+                            task.machine = sink.lists.get(span.start as usize).copied();
+                            sink.lists.truncate(span.start as usize);
+                        }
+                        Err(problem) => task.wrong.push((Field::Machine, problem)),
+                    }
+                    continue;
+                }
+                TaskKey::LegacyRuntime => {
+                    task.legacy_runtime = true;
+                    skip_value(&mut map)?;
+                    continue;
+                }
                 TaskKey::Other => {
                     skip_value(&mut map)?;
                     continue;
@@ -1135,6 +1178,11 @@ impl ObjectRead for TaskRead {
                     };
                     *slot = span.as_ref().ok().copied().unwrap_or_default();
                     span.err()
+                }
+                // Read above, as are its keys.
+                Field::Machine => {
+                    skip_value(&mut map)?;
+                    None
                 }
                 Field::Number(quantity) => {
                     let scalar = map.next_value_seed(ScalarSeed { sink: &mut *sink })?;

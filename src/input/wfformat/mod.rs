@@ -42,6 +42,9 @@ pub struct Workflow {
     pub edges: Vec<WfEdge>,
     /// The machines the instance was recorded on, in file order.
     pub machines: Vec<Machine>,
+    /// What was read in a way its user should hear of, though nothing was refused (tasks
+    /// without a runtime, say).
+    pub notes: Vec<String>,
 }
 
 /// One task and what was measured of it.
@@ -77,6 +80,9 @@ pub struct WfTask {
     pub children: Vec<usize>,
     /// Equivalent variants it may run as instead (augur's `alternatives` extension).
     pub alternatives: Vec<WfAlternative>,
+    /// The machine its runtime was recorded on (a 1.5 execution record's first `machines`
+    /// entry, 1.4's `machine`), if named.
+    pub machine: Option<String>,
 }
 
 /// An equivalent variant of a task, from augur's WfFormat extension: a task object may carry
@@ -266,6 +272,8 @@ struct RawTask {
     inputs: Span,
     outputs: Span,
     alternatives: Option<serde_json::Value>,
+    /// The machine it ran on, if named.
+    machine: Option<Sym>,
 }
 
 #[derive(Default)]
@@ -411,6 +419,7 @@ fn spec_task(
         program: None,
         measured: Measured::default(),
         alternatives: object.alternatives.clone(),
+        machine: None,
     })
 }
 
@@ -507,6 +516,15 @@ fn merge_execution(entries: Shape<Tasks>, interner: &Interner, raw: &mut RawWork
 fn measurements(object: &TaskObject, cores: Quantity, task: &mut RawTask) -> Result<(), String> {
     let measured = &mut task.measured;
     measured.runtime = object.number(Quantity::Runtime)?;
+    if measured.runtime.is_none() && object.legacy_runtime {
+        // Read as 0 s, every task of a 1.3 file relabelled by hand would take no time.
+        return Err(
+            "it has `runtime`, WfFormat 1.3's key, and no runtimeInSeconds: the file \
+                    is written as 1.3 (wfcommons-migrate-instance.py upgrades it)"
+                .to_string(),
+        );
+    }
+    task.machine = object.string(Field::Machine, object.machine)?;
     measured.cores = object.number(cores)?;
     measured.memory = object.number(Quantity::Memory)?;
     measured.avg_cpu = object.number(Quantity::AvgCpu)?;
@@ -557,6 +575,7 @@ fn v14_task(
         inputs: Span::default(),
         outputs: Span::default(),
         alternatives: object.alternatives.clone(),
+        machine: None,
     };
     measurements(object, Quantity::Cores, &mut task).map_err(context)?;
     if let Some(files) = object.files {
@@ -718,6 +737,18 @@ fn build(raw: RawWorkflow, sink: &Sink, path: &str) -> (Workflow, Vec<Problem>) 
         .iter()
         .map(|task| checked_task(task, &sizes, sink, &mut files, &mut problems))
         .collect();
+    let mut notes = Vec::new();
+    let unmeasured = raw_tasks
+        .iter()
+        .filter(|task| task.measured.runtime.is_none())
+        .count();
+    if unmeasured > 0 {
+        // WfCommons' tools read them as 0 s too; a user replaying the file should know.
+        notes.push(format!(
+            "{unmeasured} of {} tasks have no runtimeInSeconds: each takes 0 s",
+            raw_tasks.len()
+        ));
+    }
     drop(raw_tasks);
     let edges = weigh_edges(&pairs, &files, &sizes);
     drop(pairs);
@@ -758,6 +789,7 @@ fn build(raw: RawWorkflow, sink: &Sink, path: &str) -> (Workflow, Vec<Problem>) 
         tasks,
         edges,
         machines,
+        notes,
     };
     (workflow, problems)
 }
@@ -1039,6 +1071,9 @@ fn checked_task(
         parents: Vec::new(),
         children: Vec::new(),
         alternatives,
+        machine: task
+            .machine
+            .map(|machine| interner.get(machine).to_string()),
     }
 }
 
@@ -1567,6 +1602,75 @@ mod tests {
         assert_eq!(workflow.tasks[1].output_bytes, 5);
         assert_eq!(workflow.machines[0].cores, Some(8));
         assert_eq!(workflow.machines[0].speed_mhz, Some(1200.0));
+        // 1.4 names the machine a task ran on in `machine`.
+        assert_eq!(workflow.tasks[0].machine.as_deref(), Some("m1"));
+        assert_eq!(workflow.tasks[1].machine, None);
+        // mAdd has no runtime: read as 0 s, and said.
+        assert_eq!(workflow.tasks[1].runtime_s, 0.0);
+        assert_eq!(
+            workflow.notes,
+            vec!["1 of 2 tasks have no runtimeInSeconds: each takes 0 s".to_string()]
+        );
+    }
+
+    #[test]
+    fn execution_records_name_the_machine_each_task_ran_on() {
+        let text = json!({
+            "name": "m", "schemaVersion": "1.5",
+            "workflow": {
+                "specification": {"tasks": [
+                    {"name": "a", "id": "a", "parents": [], "children": ["b"]},
+                    {"name": "b", "id": "b", "parents": ["a"], "children": []},
+                    {"name": "c", "id": "c", "parents": [], "children": []}
+                ], "files": []},
+                "execution": {"makespanInSeconds": 1, "executedAt": "now",
+                    "tasks": [
+                        {"id": "a", "runtimeInSeconds": 2, "machines": ["fast", "slow"]},
+                        {"id": "b", "runtimeInSeconds": 3, "machines": []},
+                        {"id": "c", "runtimeInSeconds": 4}
+                    ],
+                    "machines": [{"nodeName": "fast", "cpu": {"coreCount": 4, "speedInMHz": 2400}},
+                                 {"nodeName": "slow", "cpu": {"coreCount": 4, "speedInMHz": 1200}}]}
+            }
+        })
+        .to_string();
+        let workflow = accepted(&text);
+        let machines: Vec<Option<&str>> = (workflow.tasks.iter())
+            .map(|task| task.machine.as_deref())
+            .collect();
+        assert_eq!(machines, vec![Some("fast"), None, None]);
+        assert_eq!(workflow.notes, Vec::<String>::new());
+        // Not a list of names: refused, as any field of the wrong type.
+        for bad in [json!("fast"), json!([1]), json!({"name": "fast"})] {
+            let text = text.replace(r#"["fast","slow"]"#, &bad.to_string());
+            let reasons: Vec<String> = rejections(&text).into_iter().map(|r| r.reason).collect();
+            assert!(
+                reasons
+                    .iter()
+                    .any(|reason| reason.contains("task a: machines")),
+                "{bad}: {reasons:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_runtime_under_the_1_3_key_is_refused_not_read_as_0() {
+        let text = v15(&[("a", &[], &[], &[], &[], 1.0)], &[]);
+        let legacy = text.replace("runtimeInSeconds", "runtime");
+        assert_ne!(legacy, text);
+        let reasons: Vec<String> = rejections(&legacy).into_iter().map(|r| r.reason).collect();
+        assert_eq!(reasons.len(), 1, "{reasons:?}");
+        assert!(
+            reasons[0].contains("task a") && reasons[0].contains("WfFormat 1.3"),
+            "{reasons:?}"
+        );
+        // Beside runtimeInSeconds it is an unknown key like any other.
+        let both = text.replace(
+            r#""runtimeInSeconds":1.0"#,
+            r#""runtime":9,"runtimeInSeconds":1.0"#,
+        );
+        assert_ne!(both, text);
+        assert_eq!(accepted(&both).tasks[0].runtime_s, 1.0);
     }
 
     #[test]
@@ -1965,6 +2069,9 @@ mod tests {
                     }
                     if let Some(cores) = measured.get("coreCount") {
                         object.insert("cores".to_string(), cores.clone());
+                    }
+                    if let Some(machine) = measured.get("machines").and_then(|m| m.get(0)) {
+                        object.insert("machine".to_string(), machine.clone());
                     }
                 }
                 v14
