@@ -455,12 +455,10 @@ pub fn run_bench(
             connect_timeout: Duration::from_secs(30),
             peer_timeout: Some(Duration::from_secs(60)),
             agreement: crate::cluster::Agreement {
-                parts: [
-                    (options.agreement(), "benchmark options"),
-                    (0, ""),
-                    (0, ""),
-                    (0, ""),
-                ],
+                parts: std::array::from_fn(|part| match part {
+                    0 => (options.agreement(), "benchmark options"),
+                    _ => (0, ""),
+                }),
                 shared: "--workers and benchmark options (--smoke or --large, sizes, \
                          --policy, --hierarchy, --independent, --rss-at)",
             },

@@ -7,7 +7,7 @@
 //! the first peer whose connection fails so the error can name it.
 //!
 //! The protocol: every process listens on its own address; process `i` connects to every
-//! process `j < i` and sends `MAGIC, i, processes, workers, agreement (four words)`; `j` answers the same
+//! process `j < i` and sends `MAGIC, i, processes, workers, agreement (eight words)`; `j` answers the same
 //! of its own. A connection that does not say this (another program, another run) is dropped
 //! and waited past. Both sides then compare the worker counts (timely's threads index peers'
 //! workers by their own count, and panic on another) and the agreement (a hash of the settings
@@ -36,13 +36,13 @@ use timely::{CommunicationConfig, WorkerConfig};
 
 use crate::engine::Workers;
 
-/// "augur-p3" in ASCII: the first word of every handshake of a data connection (3: the hello
-/// carries the worker count and the four parts of the agreement; a build of another hello is
+/// "augur-p4" in ASCII: the first word of every handshake of a data connection (4: the hello
+/// carries the worker count and the eight parts of the agreement; a build of another hello is
 /// told from this one).
-const MAGIC: u64 = 0x6175_6775_722d_7033;
+const MAGIC: u64 = 0x6175_6775_722d_7034;
 
-/// "augur-h3" in ASCII: the first word of the handshake of a heartbeat connection.
-const HEARTBEAT_MAGIC: u64 = 0x6175_6775_722d_6833;
+/// "augur-h4" in ASCII: the first word of the handshake of a heartbeat connection.
+const HEARTBEAT_MAGIC: u64 = 0x6175_6775_722d_6834;
 
 /// How often each process writes a byte to each peer's heartbeat connection.
 pub const BEAT: Duration = Duration::from_millis(500);
@@ -65,18 +65,23 @@ pub struct Hello {
     /// Worker threads in the sender's process.
     workers: u64,
     /// The sender's agreement hashes (`Workers::Cluster::agreement`).
-    agreement: [u64; 4],
+    agreement: [u64; AGREEMENT_PARTS],
 }
 
-const HELLO_BYTES: usize = 64;
+/// Hashes in an agreement: one per setting a user may give one process and not another, so
+/// that a refusal names the one that differs.
+pub const AGREEMENT_PARTS: usize = 8;
 
-/// What the processes of a cluster must agree on to compute the same result: up to four
+/// Four words (kind, process, processes, workers), then the agreement.
+const HELLO_BYTES: usize = 8 * (4 + AGREEMENT_PARTS);
+
+/// What the processes of a cluster must agree on to compute the same result: up to eight
 /// hashes, each with what it covers in the caller's words (so that a peer that differs is
 /// told what), and what they cover together (for the message). Unused parts are zero.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Agreement {
     /// Each part's hash and what it covers.
-    pub parts: [(u64, &'static str); 4],
+    pub parts: [(u64, &'static str); AGREEMENT_PARTS],
     /// Everything the parts cover, as the caller's flags.
     pub shared: &'static str,
 }
@@ -828,16 +833,8 @@ fn set_up(stream: TcpStream) -> io::Result<TcpStream> {
 
 fn write_hello(stream: &mut TcpStream, hello: &Hello) -> io::Result<()> {
     let mut bytes = [0u8; HELLO_BYTES];
-    let words = [
-        hello.kind,
-        hello.process,
-        hello.processes,
-        hello.workers,
-        hello.agreement[0],
-        hello.agreement[1],
-        hello.agreement[2],
-        hello.agreement[3],
-    ];
+    let head = [hello.kind, hello.process, hello.processes, hello.workers];
+    let words = head.into_iter().chain(hello.agreement);
     for (chunk, word) in bytes.chunks_exact_mut(8).zip(words) {
         chunk.copy_from_slice(&word.to_be_bytes());
     }
@@ -864,7 +861,7 @@ fn read_hello(stream: &mut TcpStream) -> io::Result<Hello> {
         process: word(8),
         processes: word(16),
         workers: word(24),
-        agreement: [word(32), word(40), word(48), word(56)],
+        agreement: std::array::from_fn(|part| word(32 + 8 * part)),
     })
 }
 
@@ -880,7 +877,10 @@ mod tests {
             "platform file",
         ];
         Agreement {
-            parts: std::array::from_fn(|k| (hashes[k], what[k])),
+            parts: std::array::from_fn(|k| match k {
+                0..4 => (hashes[k], what[k]),
+                _ => (0, ""),
+            }),
             shared: "--workers and settings",
         }
     }

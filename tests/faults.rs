@@ -243,10 +243,13 @@ fn processes_with_other_workers_or_settings_stop_with_a_usage_error() {
             &["--workers", "2", "--policy", "static"],
         ),
         (
-            "other input settings (--lateness",
+            "other lateness (--lateness",
             &["--workers", "2", "--lateness", "1000"],
         ),
-        ("other input settings", &["--workers", "2", "--strict"]),
+        (
+            "other strictness (--strict)",
+            &["--workers", "2", "--strict"],
+        ),
     ];
     for (what, extra) in cases {
         let hosts = hostfile(&dir);

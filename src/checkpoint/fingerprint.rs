@@ -138,11 +138,7 @@ pub fn cluster_agreement(config: &RunConfig) -> crate::cluster::Agreement {
     let files = |paths: &mut dyn Iterator<Item = &std::path::PathBuf>| {
         paths.fold(FNV_OFFSET, |hash, path| file_hash(path, u64::MAX, hash))
     };
-    // The workflows, then the platform, in one hash: the hello has room for four parts.
-    let workflows = files(&mut config.workflows.iter());
-    let inputs = (config.platform.iter()).fold(fnv1a(b"|platform|", workflows), |hash, path| {
-        file_hash(path, u64::MAX, hash)
-    });
+    // One part per thing a user gives each process, so that a refusal names the one.
     crate::cluster::Agreement {
         parts: [
             (
@@ -153,14 +149,26 @@ pub fn cluster_agreement(config: &RunConfig) -> crate::cluster::Agreement {
                 text_hash(&format!("{:?}", config.placement)),
                 "placement settings (--policy, [placement] in --config)",
             ),
-            (inputs, "workflow or platform files"),
+            (files(&mut config.workflows.iter()), "workflow files"),
             (
-                text_hash(&format!(
-                    "{}|{}|{}|{:?}",
-                    config.lateness_ms, config.max_line_bytes, config.strict, config.format
-                )),
-                "input settings (--lateness, --strict, --format, lateness_s or max_line_bytes \
-                 in --config)",
+                files(&mut config.platform.iter()),
+                "platform file (--platform)",
+            ),
+            (
+                text_hash(&config.lateness_ms.to_string()),
+                "lateness (--lateness, lateness_s in --config)",
+            ),
+            (
+                text_hash(&config.strict.to_string()),
+                "strictness (--strict)",
+            ),
+            (
+                text_hash(&format!("{:?}", config.format)),
+                "metric format (--format)",
+            ),
+            (
+                text_hash(&config.max_line_bytes.to_string()),
+                "line limit (max_line_bytes in --config)",
             ),
         ],
         shared: "--workers, settings (--policy, --lateness, --strict, --format, --config) and \
