@@ -518,34 +518,56 @@ impl Feed {
 
     /// A feed resumed from `state` over readers reopened at its positions (in its order), and
     /// a log whose file was cut back to what the checkpoint had written.
+    ///
+    /// A metric reader marked new (`true`) is a stream the checkpointed run did not have: a
+    /// machine that first appeared in an Alibaba log after the checkpoint. It starts at the
+    /// time the run had reached, so its rows from before are refused as passed, each with its
+    /// line, as rows appended behind that time to any log are.
     pub fn resume(
         catalog: Arc<Catalog>,
-        metrics: Vec<MetricReader>,
+        metrics: Vec<(MetricReader, bool)>,
         events: Vec<EventReader>,
         state: FeedState,
+        lateness_ms: i64,
         mut log: RejectLog,
     ) -> Result<Feed, String> {
-        if metrics.len() != state.metrics.len() || events.len() != state.events.len() {
+        let resumed = metrics.iter().filter(|(_, new)| !new).count();
+        if resumed != state.metrics.len() || events.len() != state.events.len() {
             return Err(format!(
                 "the checkpoint read {} metric and {} event streams, these inputs open {} and {}",
                 state.metrics.len(),
                 state.events.len(),
-                metrics.len(),
+                resumed,
                 events.len()
             ));
         }
         log.count = state.rejections;
+        let reached = (state.metrics.iter().map(|(_, ordered)| ordered.floor))
+            .chain(state.events.iter().map(|(_, ordered)| ordered.floor))
+            .max()
+            .flatten();
+        let mut saved = state.metrics.into_iter();
+        let mut inputs = Vec::with_capacity(metrics.len());
+        for (reader, new) in metrics {
+            let ordered = if new {
+                let mut ordered = Ordered::new(reader.path().to_string(), lateness_ms);
+                ordered.floor = reached;
+                ordered
+            } else {
+                match saved.next() {
+                    Some((_, ordered)) => ordered,
+                    None => return Err("fewer saved metric streams than counted".to_string()),
+                }
+            };
+            inputs.push(MetricInput {
+                ordered: ordered.within(reader.machine()),
+                reader,
+            });
+        }
         Ok(Feed {
             devices: DeviceNames::of(&catalog),
             catalog,
-            metrics: metrics
-                .into_iter()
-                .zip(state.metrics)
-                .map(|(reader, (_, ordered))| MetricInput {
-                    ordered: ordered.within(reader.machine()),
-                    reader,
-                })
-                .collect(),
+            metrics: inputs,
             events: events
                 .into_iter()
                 .zip(state.events)

@@ -564,17 +564,24 @@ fn open_feed(
                 .collect()
         };
         for (group, options) in per_group.into_iter().enumerate() {
+            // An Alibaba log gains a machine when rows of one not seen before are appended:
+            // its stream is new, read from the start (its rows the run had passed refused).
+            let mut new = false;
             let opened = match &mine {
                 Some(positions) => match positions.get(group) {
                     Some(position) => {
                         MetricReader::open_at(path, config.format, &options, position)
+                    }
+                    None if group > 0 && options.only_machine.is_some() => {
+                        new = true;
+                        MetricReader::open(path, config.format, &options)
                     }
                     None => return Err(mismatch(config, "more metric streams than it read")),
                 },
                 None => MetricReader::open(path, config.format, &options),
             };
             match opened {
-                Ok(reader) => metrics.push(reader),
+                Ok(reader) => metrics.push((reader, new)),
                 Err(rejection) => {
                     unopened.push(whole_file_stats(path));
                     // A resumed run logged this before its checkpoint (if the file failed
@@ -615,8 +622,15 @@ fn open_feed(
         if !reopen_failures.is_empty() {
             return Err(mismatch(config, &reopen_failures.join("; ")));
         }
-        let feed = Feed::resume(Arc::clone(catalog), metrics, events, state, log)
-            .map_err(|reason| mismatch(config, &reason))?;
+        let feed = Feed::resume(
+            Arc::clone(catalog),
+            metrics,
+            events,
+            state,
+            config.lateness_ms,
+            log,
+        )
+        .map_err(|reason| mismatch(config, &reason))?;
         return Ok((feed, unopened));
     }
     for path in &config.events {
@@ -646,7 +660,7 @@ fn open_feed(
     }
     let mut feed = Feed::new(
         Arc::clone(catalog),
-        metrics,
+        metrics.into_iter().map(|(reader, _)| reader).collect(),
         events,
         BTreeMap::new(),
         config.lateness_ms,

@@ -376,6 +376,56 @@ fn rows_appended_behind_what_a_resumed_run_had_passed_are_refused_and_counted() 
 }
 
 #[test]
+fn an_alibaba_log_that_gained_a_machine_resumes_with_its_stream() {
+    // Alibaba's machine_usage is read as one stream per machine, in order of first
+    // appearance; rows of a machine first seen after the checkpoint made one stream more than
+    // the checkpoint had, and the resume was refused whole. Now the machine's stream starts
+    // where the run was: its rows before that are refused as passed, the rest applied.
+    let dir = temp("checkpoint-alibaba-machine");
+    let rows = |machine: &str, steps: std::ops::Range<u64>| -> String {
+        steps
+            .map(|s| format!("{machine},{},{},50,,,5,6,7\n", 10 * s, 30 + s % 40))
+            .collect()
+    };
+    let before = format!("{}{}", rows("edge-a", 0..200), rows("edge-b", 0..200));
+    let log = dir.join("machine_usage.csv");
+    std::fs::write(&log, &before).expect("write the log");
+    let mut args = over_one_log(&log);
+    args.extend(["--format".to_string(), "alibaba".to_string()]);
+    let (out, checkpoints) = (
+        dir.join("out"),
+        dir.join("checkpoints").display().to_string(),
+    );
+    let flags = ["--checkpoint", &checkpoints, "--checkpoint-every", "50"];
+    let first = run(&args, &out, &flags, None);
+    assert!(first.status.success(), "{}", stderr(&first));
+    // The run reached 1,990 s; cloud-c reports from 1,000 s to 2,990 s.
+    std::fs::write(&log, format!("{before}{}", rows("cloud-c", 100..300))).expect("grow");
+    let resumed = run(&args, &out, &[&flags[..], &["--resume"]].concat(), None);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    let stats = &summary(&out)["inputs"][log.display().to_string()];
+    assert_eq!(stats["read"], 600, "{stats}");
+    assert_eq!(stats["rejected"], 99, "{stats}");
+    let rejected = std::fs::read_to_string(out.join("rejected.jsonl")).unwrap_or_default();
+    assert_eq!(
+        rejected.matches("which the run had passed").count(),
+        99,
+        "{rejected}"
+    );
+    let forecasts: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("forecasts.json")).expect("forecasts"),
+    )
+    .expect("JSON");
+    assert!(
+        forecasts["cloud-c"]["cpu"]["latest"].is_number(),
+        "{forecasts}"
+    );
+    // Resumed again with nothing new: the three streams are the checkpoint's now.
+    let again = run(&args, &out, &[&flags[..], &["--resume"]].concat(), None);
+    assert!(again.status.success(), "{}", stderr(&again));
+}
+
+#[test]
 fn a_line_cut_off_at_the_logs_end_is_continued_after_the_resume() {
     // A log being written, read to its end in the middle of a row: the run takes the part as
     // it stands (here it is too short to be a row, and refused). Once the row is finished, the
