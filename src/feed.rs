@@ -104,6 +104,11 @@ struct Ordered<T> {
     /// flushed past the lateness) and grew since can hold such rows, which are refused here
     /// rather than applied at a later time than their own.
     floor: Option<Time>,
+    /// The epoch at `floor` itself was handed over before this stream was read: a stream new
+    /// to a resumed run (a machine an Alibaba log gained) has none of its records in it, so
+    /// its records at that time are behind too. Cleared at the next epoch.
+    #[serde(skip)]
+    floor_closed: bool,
 }
 
 impl<T> Ordered<T> {
@@ -117,6 +122,7 @@ impl<T> Ordered<T> {
             within: "in this file".into(),
             stats: InputStats::default(),
             floor: None,
+            floor_closed: false,
         }
     }
 
@@ -132,18 +138,19 @@ impl<T> Ordered<T> {
     /// Parks a record, or says how far behind the stream it is.
     fn park(&mut self, time: Time, line: u64, item: T) -> Result<(), Rejection> {
         // Only where the lateness would take it: one behind the lateness is refused as such.
-        let behind = self
-            .floor
-            .filter(|floor| time < *floor && self.reorder.admits(time));
+        let behind = self.floor.filter(|floor| {
+            (time < *floor || (self.floor_closed && time == *floor)) && self.reorder.admits(time)
+        });
         if let Some(floor) = behind {
             return Err(Rejection::at_line(
                 self.path.clone(),
                 line,
                 RejectKind::OutOfOrder,
                 format!(
-                    "time {} is behind {}, which the run had passed when it was checkpointed \
+                    "time {} is {} {}, which the run had passed when it was checkpointed \
                      (rows appended to a log after its end was read)",
                     crate::input::time::format_seconds(time),
+                    if time == floor { "at" } else { "behind" },
                     crate::input::time::format_seconds(floor)
                 ),
             ));
@@ -552,6 +559,7 @@ impl Feed {
             let ordered = if new {
                 let mut ordered = Ordered::new(reader.path().to_string(), lateness_ms);
                 ordered.floor = reached;
+                ordered.floor_closed = true;
                 ordered
             } else {
                 match saved.next() {
@@ -773,6 +781,7 @@ impl BatchSource for Feed {
         };
         for ordered in self.metrics.iter_mut().map(|m| &mut m.ordered) {
             ordered.floor = Some(time);
+            ordered.floor_closed = false;
         }
         for ordered in self.events.iter_mut().map(|e| &mut e.ordered) {
             ordered.floor = Some(time);

@@ -188,11 +188,6 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
             .agreeing_on(checkpoint::cluster_agreement(config)),
     )
     .map_err(|error| engine_error(error, was_resumed))?;
-    // A fresh run clears its outputs now; a resumed one once its inputs have reopened where
-    // the checkpoint left them (below), so that a refused resume leaves the results alone.
-    if writes_outputs && resumed.is_none() {
-        clear_outputs(&config.out)?;
-    }
     let mut inputs: BTreeMap<String, InputSummary> = BTreeMap::new();
     let mut early_rejections: Vec<Rejection> = Vec::new();
 
@@ -209,12 +204,7 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
         early_rejections.extend(read.rejections);
         if let Some(mut workflow) = read.workflow {
             let path = &workflow.path;
-            notes.extend(
-                workflow
-                    .notes
-                    .drain(..)
-                    .map(|note| format!("{path}: {note}")),
-            );
+            notes.extend(workflow.notes.drain(..).map(|note| (path.clone(), note)));
             parsed.push(workflow);
         }
     }
@@ -227,9 +217,7 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
             for workflow in &mut parsed {
                 let scaling = scale_to_recorded_clocks(workflow, &machines);
                 let path = &workflow.path;
-                notes.extend(
-                    (scaling.notes(reference).into_iter()).map(|note| format!("{path}: {note}")),
-                );
+                notes.extend((scaling.notes(reference).into_iter()).map(|n| (path.clone(), n)));
             }
             platform_from_machines(&machines)
         }
@@ -242,6 +230,7 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
             if !(writes_outputs && resumed.is_none()) {
                 return Err(RunError::Strict(first.clone()));
             }
+            clear_outputs(&config.out)?;
             std::fs::create_dir_all(&config.out).map_err(|source| RunError::Output {
                 path: config.out.clone(),
                 source,
@@ -271,6 +260,8 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
         let path = workflow.path.clone();
         let tasks = workflow.tasks.len() as u64;
         if let Err(rejections) = catalog.admit(workflow) {
+            // A refused workflow's notes would only distract from why it was refused.
+            notes.retain(|(file, _)| *file != path);
             early_rejections.extend(rejections);
             if let Some(entry) = inputs.get_mut(&path) {
                 entry.accepted = entry.accepted.saturating_sub(tasks);
@@ -287,6 +278,13 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
         }
     }
     let catalog = Arc::new(catalog);
+    // A fresh run clears its outputs once its workflows and platform are read (a run refused
+    // for want of devices, say, leaves an earlier run's results alone); a resumed one once its
+    // inputs have reopened where the checkpoint left them (below), so that a refused resume
+    // leaves the results alone too.
+    if writes_outputs && resumed.is_none() {
+        clear_outputs(&config.out)?;
+    }
 
     let io = if writes_outputs {
         std::fs::create_dir_all(&config.out).map_err(|source| RunError::Output {
@@ -442,7 +440,9 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
         resculpted: writer.resculpted,
         peak_rss_mib: crate::memory::peak_resident_mib(),
         memory: std::mem::take(&mut writer.memory),
-        notes,
+        notes: (notes.into_iter())
+            .map(|(path, note)| format!("{path}: {note}"))
+            .collect(),
     };
     let forecasts = writer.forecasts();
     let durations = writer.durations();

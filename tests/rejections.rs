@@ -584,7 +584,8 @@ fn strict_stops_at_a_refused_workflow_before_finding_no_devices() {
     assert_eq!(rejection.file, cyclic);
     assert_eq!(s.rejected().len(), 1, "{:#?}", s.rejected());
     s.has_rejection("cycle", None, "->");
-    // Not strict: there are no devices, and the refusal is named there.
+    // Not strict: there are no devices, and the refusal is named there. The strict run's
+    // outputs stay as they were (they were cleared before the platform was known).
     let err = run_with(&[]);
     let Err(RunError::NoDevices { refused }) = err else {
         panic!("not a want of devices: {:?}", err.err());
@@ -593,6 +594,7 @@ fn strict_stops_at_a_refused_workflow_before_finding_no_devices() {
         refused.contains("cycle") || refused.contains("->"),
         "{refused}"
     );
+    assert_eq!(s.rejected().len(), 1, "the earlier run's log is kept");
 }
 
 #[test]

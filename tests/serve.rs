@@ -945,7 +945,7 @@ fn an_accepted_workflow_carries_its_notes() {
     assert_eq!(body["accepted"], 2, "{body}");
     assert_eq!(
         body["notes"],
-        serde_json::json!(["1 of 2 tasks have no runtimeInSeconds: each takes 0 s"]),
+        serde_json::json!(["1 of 2 tasks has no runtimeInSeconds: it takes 0 s"]),
         "{body}"
     );
     assert_eq!(server.call("POST", "/v1/shutdown", b"").0, 202);

@@ -131,22 +131,26 @@ pub fn run(args: &AnomaliesArgs, out: &mut dyn Write) -> Result<AnomalyReport, A
         page: args.out.join("report.html"),
     };
     let mut page = report::Page::default();
-    // Every file is read before anything is written: one that cannot be read (the second of
-    // two, say) left the first's results without a report.html or summary beside them.
-    let mut loaded = Vec::with_capacity(args.input.series.len());
+    // Every file is read once before anything is written: one that cannot be read (the
+    // second of two, say) left the first's results without a report.html or summary beside
+    // them. Read again below, one at a time, so that memory holds one file's series at once.
     for path in &args.input.series {
-        loaded.push(load_series_counted(
-            path,
-            format,
-            args.input.column.as_deref(),
-        )?);
+        load_series_counted(path, format, args.input.column.as_deref())?;
     }
-    for (path, (all, count)) in args.input.series.iter().zip(loaded) {
+    // Files of one name in folders of one name share NAB's key (and so its label windows):
+    // the report names those by their paths, or two lines of it would read alike.
+    let keys: Vec<String> = args.input.series.iter().map(|p| nab_key(p)).collect();
+    for (path, key) in args.input.series.iter().zip(&keys) {
+        let (all, count) = load_series_counted(path, format, args.input.column.as_deref())?;
         let windows = labels.as_ref().and_then(|l| l.for_file(path));
-        let key = nab_key(path);
         if labels.is_some() && windows.is_none() {
             report.unlabelled.push(key.clone());
         }
+        let key = if keys.iter().filter(|other| *other == key).count() > 1 {
+            path.display().to_string()
+        } else {
+            key.clone()
+        };
         let category = category(path);
         let folder = args.out.join(DETECTOR).join(&category);
         std::fs::create_dir_all(&folder).map_err(|source| AnomaliesError::Write {
@@ -531,5 +535,18 @@ mod tests {
         argv[7] = path(&fresh);
         assert!(run(&Wrapper::parse_from(&argv).args, &mut Vec::new()).is_err());
         assert!(!fresh.exists(), "{}", fresh.display());
+
+        // Two files of one name in folders of one name: one NAB key, two report names.
+        let other = dir.join("copy").join("realKnownCause");
+        std::fs::create_dir_all(&other).expect("temp dir");
+        std::fs::copy(data.join("named.csv"), other.join("named.csv")).expect("copy");
+        let mut argv = argv.clone();
+        argv[3] = path(&other.join("named.csv"));
+        argv[7] = path(&dir.join("twins"));
+        let report = run(&Wrapper::parse_from(&argv).args, &mut Vec::new()).expect("runs");
+        let names: Vec<&str> = report.series.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, vec![argv[2].as_str(), argv[3].as_str()]);
+        // Both take the key's windows, as NAB would.
+        assert!(report.series.iter().all(|s| s.score.is_some()));
     }
 }

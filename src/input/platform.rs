@@ -10,7 +10,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::rejection::{RejectKind, Rejection};
+use super::rejection::{RejectKind, Rejection, MAX_DURATION_S};
 use super::wfformat::Machine;
 
 const BYTES_PER_GIB: f64 = (1u64 << 30) as f64;
@@ -164,26 +164,48 @@ pub struct ClockScaling {
     pub scaled: usize,
     /// Tasks that name a machine `machines` does not hold, left as recorded.
     pub unknown_machine: usize,
+    /// Tasks whose restated runtime would pass [`MAX_DURATION_S`], held there.
+    pub capped: usize,
 }
 
 impl ClockScaling {
     /// What a user replaying the workflow should hear of it, if anything.
     pub fn notes(&self, reference: Option<f64>) -> Vec<String> {
         let mut notes = Vec::new();
+        let tasks = |n: usize| {
+            if n == 1 {
+                "1 task".to_string()
+            } else {
+                format!("{n} tasks")
+            }
+        };
         if let (true, Some(reference)) = (self.scaled > 0, reference) {
+            // To the kHz, as clocks are written: 1000, not 1e3.
+            let mhz = (reference * 1e6).round() / 1e3;
             notes.push(format!(
-                "{} tasks ran on machines of another clock than the most common ({} MHz): \
-                 their runtimes are restated at that clock, so that each replays on its own \
-                 machine in its recorded time",
-                self.scaled,
-                super::short_number(reference * 1000.0)
+                "{} ran on machines of another clock than the most common ({mhz} MHz): \
+                 restated at that clock, so that each replays on its own machine in its \
+                 recorded time",
+                tasks(self.scaled)
             ));
         }
         if self.unknown_machine > 0 {
             notes.push(format!(
-                "{} tasks name a machine the instance does not list: their runtimes are taken \
-                 as at the most common clock",
-                self.unknown_machine
+                "{} {} a machine the instance does not list: taken as recorded at the most \
+                 common clock",
+                tasks(self.unknown_machine),
+                if self.unknown_machine == 1 {
+                    "names"
+                } else {
+                    "name"
+                }
+            ));
+        }
+        if self.capped > 0 {
+            notes.push(format!(
+                "{} would take over {} s restated: held at that",
+                tasks(self.capped),
+                super::short_number(MAX_DURATION_S)
             ));
         }
         notes
@@ -212,9 +234,16 @@ pub fn scale_to_recorded_clocks(
     for task in &mut workflow.tasks {
         let Some(name) = &task.machine else { continue };
         match clocks.get(name.as_str()) {
-            Some(Some(clock)) if *clock != reference => {
-                task.runtime_s *= clock / reference;
+            // A task that takes no time takes none at any clock: nothing to say of it.
+            Some(Some(clock)) if *clock != reference && task.runtime_s > 0.0 => {
+                // The device's own speed, clamped as `platform_from_machines` clamps it.
+                let speed = (clock / reference).clamp(MIN_SPEED, MAX_SPEED);
+                task.runtime_s *= speed;
                 scaling.scaled += 1;
+                if task.runtime_s > MAX_DURATION_S {
+                    task.runtime_s = MAX_DURATION_S;
+                    scaling.capped += 1;
+                }
             }
             Some(_) => {}
             None => scaling.unknown_machine += 1,
@@ -668,10 +697,11 @@ mod tests {
     /// where it ran 1.19x faster on the 1,432-MHz machine before.
     #[test]
     fn each_task_replays_on_its_own_machine_in_its_recorded_time() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(
-            "../shared/data/wfinstances/pegasus/1000genome/\
-             1000genome-chameleon-22ch-250k-001.json",
-        );
+        let Some(shared) = crate::testing::shared_data() else {
+            return;
+        };
+        let path =
+            shared.join("wfinstances/pegasus/1000genome/1000genome-chameleon-22ch-250k-001.json");
         let read = super::super::wfformat::read_workflow(&path);
         let mut workflow = read.workflow.expect("the instance reads");
         let recorded: Vec<f64> = workflow.tasks.iter().map(|t| t.runtime_s).collect();
@@ -682,7 +712,8 @@ mod tests {
             scaling,
             ClockScaling {
                 scaled: 249,
-                unknown_machine: 0
+                unknown_machine: 0,
+                capped: 0
             }
         );
         assert_eq!(reference_clock(&machines), Some(1.2));
@@ -744,6 +775,8 @@ mod tests {
                 task(Some("bare")),
                 task(None),
                 task(Some("base")),
+                task(Some("fast")),
+                task(Some("fast")),
             ],
             edges: Vec::new(),
             machines: Vec::new(),
@@ -755,17 +788,32 @@ mod tests {
             machine("fast", Some(3000.0)),
             machine("bare", None),
         ];
+        // One that takes no time is not restated; one past the limit is held there.
+        workflow.tasks[5].runtime_s = 0.0;
+        workflow.tasks[6].runtime_s = 5e8;
         let scaling = scale_to_recorded_clocks(&mut workflow, &machines);
         let runtimes: Vec<f64> = workflow.tasks.iter().map(|t| t.runtime_s).collect();
-        assert_eq!(runtimes, vec![30.0, 10.0, 10.0, 10.0, 10.0]);
+        assert_eq!(
+            runtimes,
+            vec![30.0, 10.0, 10.0, 10.0, 10.0, 0.0, MAX_DURATION_S]
+        );
         assert_eq!(
             scaling,
             ClockScaling {
-                scaled: 1,
-                unknown_machine: 1
+                scaled: 2,
+                unknown_machine: 1,
+                capped: 1
             }
         );
-        assert_eq!(scaling.notes(Some(1.0)).len(), 2);
+        let notes = scaling.notes(Some(1.0));
+        assert_eq!(notes.len(), 3, "{notes:?}");
+        assert!(
+            notes[0].starts_with(
+                "2 tasks ran on machines of another clock than the most common (1000 MHz)"
+            ),
+            "{notes:?}"
+        );
+        assert!(notes[1].starts_with("1 task names a machine"), "{notes:?}");
         // No clock at all: nothing to restate to.
         let scaling = scale_to_recorded_clocks(&mut workflow, &[machine("bare", None)]);
         assert_eq!(scaling, ClockScaling::default());

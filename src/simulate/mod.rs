@@ -30,7 +30,6 @@ use augur_dataflows::EngineConfig;
 use crate::catalog::Catalog;
 use crate::engine::{run_engine, EngineError, Workers};
 use crate::input::wfformat::read_workflow;
-use crate::input::{reference_clock, scale_to_recorded_clocks};
 use crate::series::SeriesFormat;
 
 use background::Background;
@@ -215,10 +214,9 @@ pub fn prepare(
     let mut platform = match platform {
         Some(platform) => platform.clone(),
         None => {
-            let machines = workflow.machines.clone();
-            let scaling = scale_to_recorded_clocks(&mut workflow, &machines);
-            notes.extend(scaling.notes(reference_clock(&machines)));
-            SimPlatform::from_machines(&workflow)?
+            let (platform, restated) = SimPlatform::from_machines(&mut workflow)?;
+            notes.extend(restated);
+            platform
         }
     };
     if let Some(ccr) = ccr {

@@ -10,8 +10,8 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::input::platform::{
-    platform_from_machines, read_platform, Device, Platform, MAX_COST_PER_HOUR, MAX_POWER_WATTS,
-    MAX_SPEED, MIN_SPEED,
+    platform_from_machines, read_platform, reference_clock, scale_to_recorded_clocks, Device,
+    Platform, MAX_COST_PER_HOUR, MAX_POWER_WATTS, MAX_SPEED, MIN_SPEED,
 };
 use crate::input::wfformat::Workflow;
 
@@ -89,15 +89,19 @@ impl SimPlatform {
         }
     }
 
-    /// The platform of a workflow's `machines` section, as `augur run` builds it.
-    pub fn from_machines(workflow: &Workflow) -> Result<SimPlatform, SimError> {
-        let platform = platform_from_machines(&workflow.machines);
+    /// The platform of a workflow's `machines` section, as `augur run` builds it, with the
+    /// runtimes of its tasks recorded on other clocks restated at the platform's speed 1 (see
+    /// [`scale_to_recorded_clocks`]), and what a user should hear of that.
+    pub fn from_machines(workflow: &mut Workflow) -> Result<(SimPlatform, Vec<String>), SimError> {
+        let machines = workflow.machines.clone();
+        let platform = platform_from_machines(&machines);
         if platform.devices.is_empty() {
             return Err(SimError::NoDevices {
                 workflow: workflow.name.clone(),
             });
         }
-        Ok(SimPlatform::from_devices(platform))
+        let notes = scale_to_recorded_clocks(workflow, &machines).notes(reference_clock(&machines));
+        Ok((SimPlatform::from_devices(platform), notes))
     }
 
     /// Links of a TOML platform run at the smaller of the two devices' network bandwidths, as

@@ -1129,17 +1129,21 @@ impl ObjectRead for TaskRead {
                     // 1.5: the machines it ran on (one in every instance seen); the first
                     // stands for its clock.
                     task.forget(Field::Machine);
+                    // The names land at the end of the shared lists, and only the first is
+                    // kept: they go again once read. (A null is an empty span at 0, which
+                    // must not be taken for a place in the lists.)
+                    let start = sink.lists.len();
                     let span = map.next_value_seed(ListSeed {
                         key: "machines",
                         sink: &mut *sink,
                     })?;
+                    task.machine = None;
                     match span {
-                        Ok(span) => {
-                            task.machine = sink.lists.get(span.start as usize).copied();
-                            sink.lists.truncate(span.start as usize);
-                        }
+                        Ok(span) if span.len > 0 => task.machine = sink.lists.get(start).copied(),
+                        Ok(_) => {}
                         Err(problem) => task.wrong.push((Field::Machine, problem)),
                     }
+                    sink.lists.truncate(start);
                     continue;
                 }
                 TaskKey::LegacyRuntime => {

@@ -745,8 +745,14 @@ fn build(raw: RawWorkflow, sink: &Sink, path: &str) -> (Workflow, Vec<Problem>) 
     if unmeasured > 0 {
         // WfCommons' tools read them as 0 s too; a user replaying the file should know.
         notes.push(format!(
-            "{unmeasured} of {} tasks have no runtimeInSeconds: each takes 0 s",
-            raw_tasks.len()
+            "{unmeasured} of {} tasks {} no runtimeInSeconds: {} 0 s",
+            raw_tasks.len(),
+            if unmeasured == 1 { "has" } else { "have" },
+            if unmeasured == 1 {
+                "it takes"
+            } else {
+                "each takes"
+            }
         ));
     }
     drop(raw_tasks);
@@ -1609,7 +1615,7 @@ mod tests {
         assert_eq!(workflow.tasks[1].runtime_s, 0.0);
         assert_eq!(
             workflow.notes,
-            vec!["1 of 2 tasks have no runtimeInSeconds: each takes 0 s".to_string()]
+            vec!["1 of 2 tasks has no runtimeInSeconds: it takes 0 s".to_string()]
         );
     }
 
@@ -1640,6 +1646,14 @@ mod tests {
             .collect();
         assert_eq!(machines, vec![Some("fast"), None, None]);
         assert_eq!(workflow.notes, Vec::<String>::new());
+        // A null is no machine, and leaves the lists read before it alone (it read as the
+        // first name ever listed, and cut every list read so far: a's child b was lost).
+        let null = text.replace(r#""machines":["fast","slow"]"#, r#""machines":null"#);
+        assert_ne!(null, text);
+        let workflow = accepted(&null);
+        assert_eq!(workflow.tasks[0].machine, None);
+        assert_eq!(workflow.tasks[0].children, vec![1]);
+        assert_eq!(workflow.tasks[1].parents, vec![0]);
         // Not a list of names: refused, as any field of the wrong type.
         for bad in [json!("fast"), json!([1]), json!({"name": "fast"})] {
             let text = text.replace(r#"["fast","slow"]"#, &bad.to_string());
