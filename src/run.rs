@@ -374,7 +374,7 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
                     &fingerprint,
                     config.progress,
                 )
-                .with_logs(checkpoint::log_heads(config))
+                .with_logs(checkpoint::log_paths(config))
                 .resuming(resumed.as_ref()),
             ),
             resume: resumed.take().map(|checkpoint| checkpoint.engine),

@@ -337,7 +337,7 @@ fn a_log_that_grew_since_its_checkpoint_is_read_on_to_its_new_end() {
     let refused = run(&args, &out, &[&flags[..], &["--resume"]].concat(), None);
     assert!(!refused.status.success());
     assert!(
-        stderr(&refused).contains("does not open with"),
+        stderr(&refused).contains("no longer holds the"),
         "{}",
         stderr(&refused)
     );
@@ -636,7 +636,7 @@ fn damaged_missing_or_foreign_checkpoints_are_refused_clearly() {
     refused(
         &resume,
         &args,
-        "does not open with the",
+        "no longer holds the",
         "a changed metric log",
     );
     std::fs::write(&series, &original).expect("restore series");
@@ -679,8 +679,10 @@ fn damaged_missing_or_foreign_checkpoints_are_refused_clearly() {
     assert_eq!(zero.status.code(), Some(2), "{}", stderr(&zero));
 }
 
-/// A log changed past its head is refused under its own name and offset; the logs after it,
-/// unchanged, are not (they were handed the changed one's position and refused with it).
+/// A log changed anywhere in what the run had read of it, far past its first bytes, is refused
+/// under its own name, whether the edit moves every later line (an insertion) or keeps every
+/// length (a digit changed, which no offset check can see); the logs after it, unchanged, are
+/// not named.
 #[test]
 fn a_log_changed_past_its_head_is_the_only_one_named() {
     let dir = temp("checkpoint-changed-past-head");
@@ -692,28 +694,48 @@ fn a_log_changed_past_its_head_is_the_only_one_named() {
     assert!(first.status.success(), "{}", stderr(&first));
     let changed = dir.join("metrics/ec2_cpu_utilization_24ae8d.csv");
     let text = std::fs::read_to_string(&changed).expect("series");
-    assert!(text.len() > 80_000, "the log must outgrow its 64 KiB head");
-    // One line past the head a byte longer: every line end after it moves by one.
-    let at = 70_000 + text[70_000..].find('\n').expect("a line end");
-    let mut edited = text.clone();
-    edited.insert(at, '0');
-    std::fs::write(&changed, edited).expect("edit");
+    assert!(text.len() > 80_000, "the log must outgrow its first 64 KiB");
     let resume = ["--checkpoint", &dir_flag, "--resume"];
-    let output = run(&args, &out, &resume, None);
-    let message = stderr(&output);
-    assert_eq!(output.status.code(), Some(1), "{message}");
-    assert!(
-        message.contains("ec2_cpu_utilization_24ae8d.csv")
-            && message.contains("is not the end of a line"),
-        "{message}"
-    );
-    for unchanged in [
-        "ec2_cpu_utilization_53ea38.csv",
-        "ec2_cpu_utilization_5f5533.csv",
-        "rds_cpu_utilization_cc0c53.csv",
+    // One line past 64 KiB a byte longer: every line end after it moves by one.
+    let at = 70_000 + text[70_000..].find('\n').expect("a line end");
+    let mut inserted = text.clone();
+    inserted.insert(at, '0');
+    // A digit past 64 KiB changed: every length stays.
+    let mut replaced = text.clone().into_bytes();
+    let digit = 70_000
+        + replaced[70_000..]
+            .iter()
+            .position(|b| b.is_ascii_digit())
+            .expect("a digit");
+    replaced[digit] = if replaced[digit] == b'7' { b'8' } else { b'7' };
+    for (edit, what) in [
+        (inserted.into_bytes(), "an insertion"),
+        (replaced, "a digit"),
     ] {
-        assert!(!message.contains(unchanged), "{unchanged} named: {message}");
+        std::fs::write(&changed, &edit).expect("edit");
+        let output = run(&args, &out, &resume, None);
+        let message = stderr(&output);
+        assert_eq!(output.status.code(), Some(1), "{what}: {message}");
+        assert!(
+            message.contains("ec2_cpu_utilization_24ae8d.csv")
+                && message.contains("no longer holds the"),
+            "{what}: {message}"
+        );
+        for unchanged in [
+            "ec2_cpu_utilization_53ea38.csv",
+            "ec2_cpu_utilization_5f5533.csv",
+            "rds_cpu_utilization_cc0c53.csv",
+        ] {
+            assert!(
+                !message.contains(unchanged),
+                "{what}: {unchanged} named: {message}"
+            );
+        }
     }
+    // Restored, the log resumes.
+    std::fs::write(&changed, &text).expect("restore");
+    let resumed = run(&args, &out, &resume, None);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
 }
 
 #[test]

@@ -1,19 +1,17 @@
 //! What a checkpoint must have been taken over to be resumed: the same inputs and settings.
 //!
 //! Workflows and the platform are hashed whole (they are read whole anyway). Metric and event
-//! logs are named here, and their heads (first 64 KiB, or all of a shorter log) are recorded
-//! in each checkpoint ([`log_heads`]): a log may have grown since (it is read on from the
-//! checkpoint's offset), but one replaced by another is refused. Hashing a log's first 64 KiB
-//! into the fingerprint refused a short log that had merely grown. The worker layout is left
-//! out on purpose: a checkpoint resumes with any number of workers or processes.
+//! logs are named here ([`log_paths`]), and each checkpoint records the hash of every byte the
+//! run had read of each ([`super::RunCheckpoint::logs`]): a log may have grown since (it is
+//! read on from the checkpoint's offset), but one replaced, cut or edited within what was read
+//! is refused. Hashing a log's first bytes into the fingerprint refused a short log that had
+//! merely grown; hashing only a fixed head let an edit past it through. The worker layout is
+//! left out on purpose: a checkpoint resumes with any number of workers or processes.
 
-use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use super::{fnv1a, FNV_OFFSET};
+use super::{fnv1a, hash_range, FNV_OFFSET};
 use crate::run::RunConfig;
-
-const LOG_HEAD_BYTES: u64 = 64 * 1024;
 
 /// A run's inputs and settings, hashed part by part: a checkpoint keeps every part's hash, so
 /// that a resume it refuses can say which input or setting changed since, not only that one did.
@@ -76,7 +74,7 @@ impl Fingerprint {
 pub fn fingerprint(config: &RunConfig) -> Fingerprint {
     let files = |paths: &[std::path::PathBuf]| {
         paths.iter().fold(FNV_OFFSET, |hash, path| {
-            file_hash(path, u64::MAX, fnv1a(format!("{path:?}").as_bytes(), hash))
+            file_hash(path, fnv1a(format!("{path:?}").as_bytes(), hash))
         })
     };
     let maps = config
@@ -136,7 +134,7 @@ pub(crate) fn text_hash(text: &str) -> u64 {
 /// --strict given to process 1 alone stopped nothing).
 pub fn cluster_agreement(config: &RunConfig) -> crate::cluster::Agreement {
     let files = |paths: &mut dyn Iterator<Item = &std::path::PathBuf>| {
-        paths.fold(FNV_OFFSET, |hash, path| file_hash(path, u64::MAX, hash))
+        paths.fold(FNV_OFFSET, |hash, path| file_hash(path, hash))
     };
     // One part per thing a user gives each process, so that a refusal names the one.
     crate::cluster::Agreement {
@@ -185,24 +183,20 @@ pub(super) fn logs_of(config: &RunConfig) -> impl Iterator<Item = &Path> {
         .map(|path| path.as_path())
 }
 
-/// Each metric and event log's head as it is now (metric logs, then event logs): how many
-/// bytes of it (64 KiB, or all of a shorter log) and their hash. An empty or unreadable log has
-/// an empty head, which a resume does not check (the run itself reports why it cannot be read).
-pub fn log_heads(config: &RunConfig) -> Vec<(u64, u64)> {
-    logs_of(config)
-        .map(|path| log_head(path, LOG_HEAD_BYTES))
-        .collect()
+/// The metric and event logs a run reads, metric logs first: the order of
+/// [`super::RunCheckpoint::logs`].
+pub fn log_paths(config: &RunConfig) -> Vec<PathBuf> {
+    logs_of(config).map(Path::to_path_buf).collect()
 }
 
-/// The length and hash of up to `limit` bytes at the start of `path` (nothing if unreadable).
-pub(super) fn log_head(path: &Path, limit: u64) -> (u64, u64) {
-    let mut bytes = Vec::new();
-    if let Ok(file) = std::fs::File::open(path) {
-        if file.take(limit).read_to_end(&mut bytes).is_err() {
-            bytes.clear();
-        }
+/// The hash of the first `length` bytes of `path`, read in pieces (a log may be far larger
+/// than memory); `None` where it is unreadable or shorter now.
+pub(super) fn prefix_hash(path: &Path, length: u64) -> Option<u64> {
+    let mut file = crate::input::regular::open_regular(path).ok()?;
+    if file.metadata().ok()?.len() < length {
+        return None;
     }
-    (bytes.len() as u64, fnv1a(&bytes, FNV_OFFSET))
+    hash_range(&mut file, 0, length, FNV_OFFSET).ok()
 }
 
 /// The fingerprint of settings given as text and of files read whole (for a caller whose
@@ -210,22 +204,18 @@ pub(super) fn log_head(path: &Path, limit: u64) -> (u64, u64) {
 pub fn fingerprint_of(settings: &str, files: &[&Path]) -> u64 {
     let mut hash = fnv1a(settings.as_bytes(), FNV_OFFSET);
     for path in files {
-        hash = file_hash(path, u64::MAX, hash);
+        hash = file_hash(path, hash);
     }
     hash
 }
 
-/// Folds up to `limit` bytes of a file into `hash` (an unreadable file adds a marker: the run
-/// itself reports why it cannot be read).
-fn file_hash(path: &Path, limit: u64, hash: u64) -> u64 {
-    let Ok(file) = std::fs::File::open(path) else {
-        return fnv1a(b"<unreadable>", hash);
-    };
-    let mut bytes = Vec::new();
-    if file.take(limit).read_to_end(&mut bytes).is_err() {
-        return fnv1a(b"<unreadable>", hash);
+/// Folds a whole file into `hash` (an unreadable file adds a marker: the run itself reports
+/// why it cannot be read).
+fn file_hash(path: &Path, hash: u64) -> u64 {
+    match crate::input::regular::read_regular(path) {
+        Ok(bytes) => fnv1a(&bytes, hash),
+        Err(_) => fnv1a(b"<unreadable>", hash),
     }
-    fnv1a(&bytes, hash)
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 pub use codec::{decode, encode};
 pub(crate) use fingerprint::text_hash;
-pub use fingerprint::{cluster_agreement, fingerprint, fingerprint_of, log_heads, Fingerprint};
+pub use fingerprint::{cluster_agreement, fingerprint, fingerprint_of, log_paths, Fingerprint};
 
 use crate::engine::{CheckpointStore, EngineSnapshot};
 
@@ -131,9 +131,9 @@ pub struct RunCheckpoint {
     /// How many checkpoints the run had written with this one, resumes included: a resumed
     /// run numbers its checkpoints on from there.
     pub number: u64,
-    /// Each metric and event log's head when the run (or its last resume) started: length
-    /// and hash ([`log_heads`]). A resume reads the logs on, so they may have grown,
-    /// but each must still open with the same bytes.
+    /// Per metric and event log ([`log_paths`]' order), how many of its bytes the run had read
+    /// (the furthest of its streams' offsets) and their hash. A resume reads the logs on, so
+    /// they may have grown, but each must still hold those bytes unchanged.
     pub logs: Vec<(u64, u64)>,
 }
 
@@ -261,8 +261,10 @@ pub struct CheckpointDir {
     /// Per streamed output, how many of its bytes are hashed and their hash: a checkpoint
     /// hashes only what was appended since the one before.
     hashed: std::collections::BTreeMap<String, (u64, u64)>,
-    /// The logs' heads, recorded in every checkpoint ([`RunCheckpoint::logs`]).
-    logs: Vec<(u64, u64)>,
+    /// The run's logs, and per log how many of the bytes it has read are hashed and their
+    /// hash ([`RunCheckpoint::logs`]): a checkpoint hashes only what was read since the one
+    /// before.
+    logs: Vec<(PathBuf, u64, u64)>,
 }
 
 impl CheckpointDir {
@@ -295,9 +297,13 @@ impl CheckpointDir {
         }
     }
 
-    /// Records the run's log heads ([`log_heads`]) in its checkpoints.
-    pub fn with_logs(mut self, logs: Vec<(u64, u64)>) -> CheckpointDir {
-        self.logs = logs;
+    /// Records in each checkpoint what the run had read of each of these logs ([`log_paths`]);
+    /// its source's snapshots must then be a [`crate::feed::Feed`]'s.
+    pub fn with_logs(mut self, paths: Vec<PathBuf>) -> CheckpointDir {
+        self.logs = paths
+            .into_iter()
+            .map(|path| (path, 0, FNV_OFFSET))
+            .collect();
         self
     }
 
@@ -309,8 +315,59 @@ impl CheckpointDir {
             for (name, length, hash) in &checkpoint.outputs {
                 self.hashed.insert(name.clone(), (*length, *hash));
             }
+            // `check_logs` held the logs to these prefixes; the resumed run reads on from them.
+            if checkpoint.logs.len() == self.logs.len() {
+                for ((_, done, hash), &(length, saved)) in
+                    self.logs.iter_mut().zip(&checkpoint.logs)
+                {
+                    (*done, *hash) = (length, saved);
+                }
+            }
         }
         self
+    }
+
+    /// Extends each log's hash over what the run has read of it since the last checkpoint (the
+    /// furthest offset of the log's streams in the feed's `snapshot`).
+    fn hash_logs(&mut self, snapshot: &EngineSnapshot) -> Result<Vec<(u64, u64)>, CheckpointError> {
+        if self.logs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let state = crate::feed::FeedState::decode(&snapshot.source).map_err(|reason| {
+            CheckpointError::Encode(format!("cannot read the input positions: {reason}"))
+        })?;
+        let mut read: std::collections::HashMap<String, u64> = Default::default();
+        let offsets = state
+            .metric_positions()
+            .into_iter()
+            .map(|(name, position)| (name, position.lines.offset))
+            .chain(
+                state
+                    .event_positions()
+                    .into_iter()
+                    .map(|(name, position)| (name, position.lines.offset)),
+            );
+        for (name, offset) in offsets {
+            let furthest = read.entry(name).or_default();
+            *furthest = (*furthest).max(offset);
+        }
+        for (path, done, hash) in &mut self.logs {
+            let offset = read.get(&path.display().to_string()).copied().unwrap_or(0);
+            if offset > *done {
+                // A log cut under the running run cannot be hashed that far: the checkpoint
+                // then holds the resume to the prefix hashed before, not to nothing.
+                let extended = crate::input::regular::open_regular(path)
+                    .and_then(|mut file| hash_range(&mut file, *done, offset, *hash));
+                if let Ok(extended) = extended {
+                    (*done, *hash) = (offset, extended);
+                }
+            }
+        }
+        Ok(self
+            .logs
+            .iter()
+            .map(|&(_, done, hash)| (done, hash))
+            .collect())
     }
 
     /// The length of the streamed output `name` now and the hash of all of it, reading only
@@ -344,6 +401,7 @@ impl CheckpointDir {
             let path = path.to_path_buf();
             move |source| CheckpointError::Io { path, source }
         };
+        let logs = self.hash_logs(snapshot)?;
         let mut outputs = Vec::with_capacity(self.streamed.len());
         for name in self.streamed.clone() {
             let (length, hash) = self.hash_output(&name)?;
@@ -363,7 +421,7 @@ impl CheckpointDir {
             engine: snapshot,
             outputs: &outputs,
             number: self.saved_before + self.saved + 1,
-            logs: &self.logs,
+            logs: &logs,
         })
         .map_err(CheckpointError::Encode)?;
         std::fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
@@ -466,10 +524,10 @@ pub fn load(dir: &Path, fingerprint: &Fingerprint) -> Result<RunCheckpoint, Chec
     Ok(checkpoint)
 }
 
-/// Checks that each log the checkpoint was taken over still opens with the bytes it did then
-/// ([`log_heads`], in the run's order of logs, which the fingerprint holds the same); it may
-/// have grown since: a resumed run reads on from the checkpoint's offsets. A log that was
-/// empty or unreadable then has nothing to check.
+/// Checks that each log the checkpoint was taken over still holds, unchanged, the bytes the run
+/// had read of it then ([`RunCheckpoint::logs`], in [`log_paths`]' order, which the
+/// fingerprint holds the same); it may have grown since: a resumed run reads on from the
+/// checkpoint's offsets. A log nothing was read of has nothing to check.
 pub fn check_logs(
     dir: &Path,
     checkpoint: &RunCheckpoint,
@@ -488,10 +546,10 @@ pub fn check_logs(
         )));
     }
     for (path, &(length, hash)) in logs.iter().zip(&checkpoint.logs) {
-        if length > 0 && fingerprint::log_head(path, length) != (length, hash) {
+        if length > 0 && fingerprint::prefix_hash(path, length) != Some(hash) {
             return Err(mismatch(format!(
-                "the log {} does not open with the {length} bytes it had when the checkpoint \
-                 was taken (was it replaced or cut?)",
+                "the log {} no longer holds the {length} bytes the run had read of it when the \
+                 checkpoint was taken (was it replaced, cut or edited? a log may only grow)",
                 path.display()
             )));
         }
@@ -598,7 +656,12 @@ pub fn reopen_outputs(
 }
 
 /// FNV-1a of bytes `from..to` of `file`, continuing from `hash`.
-fn hash_range(file: &mut File, from: u64, to: u64, mut hash: u64) -> std::io::Result<u64> {
+pub(super) fn hash_range(
+    file: &mut File,
+    from: u64,
+    to: u64,
+    mut hash: u64,
+) -> std::io::Result<u64> {
     use std::io::{Read, Seek, SeekFrom};
     file.seek(SeekFrom::Start(from))?;
     let mut left = to - from;
