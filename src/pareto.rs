@@ -18,9 +18,7 @@ use augur_dataflows::types::{DeviceSpec, TaskKey, TaskState};
 use serde::Serialize;
 
 use crate::catalog::Catalog;
-use crate::input::platform::{
-    platform_from_machines, read_platform, reference_clock, scale_to_recorded_clocks,
-};
+use crate::input::platform::{read_platform, replay_on_own_machines};
 use crate::input::short_number;
 use crate::input::wfformat::read_workflow;
 
@@ -185,12 +183,9 @@ pub fn run(args: &ParetoArgs, out: &mut dyn Write) -> Result<Vec<Plan>, ParetoEr
         Some(path) => read_platform(path)
             .map_err(|r| ParetoError::Input(format!("{}: {}", path.display(), r.reason)))?,
         None => {
-            let machines = workflow.machines.clone();
-            let scaling = scale_to_recorded_clocks(&mut workflow, &machines);
-            workflow
-                .notes
-                .extend(scaling.notes(reference_clock(&machines)));
-            platform_from_machines(&machines)
+            let (platform, restated) = replay_on_own_machines(std::slice::from_mut(&mut workflow));
+            workflow.notes.extend(restated.into_iter().flatten());
+            platform
         }
     };
     for note in &workflow.notes {

@@ -23,8 +23,7 @@ use crate::input::events::{EventKind, EventReader};
 use crate::input::lines::BoundedLines;
 use crate::input::metrics::{MetricFormat, MetricOptions, MetricReader};
 use crate::input::platform::{
-    clock_of, device_of_machine, platform_from_machines, read_platform, reference_clock,
-    scale_to_recorded_clocks, Device,
+    clock_of, device_of_machine, read_platform, replay_on_own_machines, Device,
 };
 use crate::input::reorder::Reorder;
 use crate::input::wfformat::{read_workflow, Machine, Workflow};
@@ -212,14 +211,11 @@ pub fn run(config: &RunConfig) -> Result<Option<RunOutcome>, RunError> {
         Some(platform) => platform,
         None => {
             parsed = refuse_contradicting_machines(parsed, &mut inputs, &mut early_rejections);
-            let machines: Vec<_> = parsed.iter().flat_map(|w| w.machines.clone()).collect();
-            let reference = reference_clock(&machines);
-            for workflow in &mut parsed {
-                let scaling = scale_to_recorded_clocks(workflow, &machines);
-                let path = &workflow.path;
-                notes.extend((scaling.notes(reference).into_iter()).map(|n| (path.clone(), n)));
+            let (platform, restated) = replay_on_own_machines(&mut parsed);
+            for (workflow, said) in parsed.iter().zip(restated) {
+                notes.extend(said.into_iter().map(|note| (workflow.path.clone(), note)));
             }
-            platform_from_machines(&machines)
+            platform
         }
     };
     if platform.devices.is_empty() {

@@ -353,7 +353,12 @@ fn rows_appended_behind_what_a_resumed_run_had_passed_are_refused_and_counted() 
     let row = |s: i64| format!("{},edge-a,cpu,0.400\n", 1_704_067_200 + s);
     let header = "time,device,resource,value\n";
     let first: String = (0..1_031).map(row).collect();
-    let appended: String = (1_015..1_021).chain(1_031..1_100).map(row).collect();
+    // The last checkpoint was taken at 1,029 s: a row at exactly that time is behind too.
+    let appended: String = (1_015..1_021)
+        .chain([1_029])
+        .chain(1_031..1_100)
+        .map(row)
+        .collect();
     let log = dir.join("metrics.csv");
     let args = over_one_log(&log);
     std::fs::write(&log, format!("{header}{first}")).expect("write the log");
@@ -368,10 +373,11 @@ fn rows_appended_behind_what_a_resumed_run_had_passed_are_refused_and_counted() 
     let resumed = run(&args, &out, &[&flags[..], &["--resume"]].concat(), None);
     assert!(resumed.status.success(), "{}", stderr(&resumed));
     let stats = &summary(&out)["inputs"][log.display().to_string()];
-    assert_eq!(stats["read"], 1_031 + 6 + 69, "{stats}");
-    assert_eq!(stats["rejected"], 6, "{stats}");
+    assert_eq!(stats["read"], 1_031 + 7 + 69, "{stats}");
+    assert_eq!(stats["rejected"], 7, "{stats}");
     let rejected = std::fs::read_to_string(out.join("rejected.jsonl")).unwrap_or_default();
-    assert_eq!(rejected.lines().count(), 6, "{rejected}");
+    assert_eq!(rejected.lines().count(), 7, "{rejected}");
+    assert!(rejected.contains("time 1704068229 is behind"), "{rejected}");
     assert!(rejected.contains("which the run had passed"), "{rejected}");
 }
 

@@ -31,16 +31,13 @@ impl Scenario {
     /// Runs `augur run` with these extra flags (plus --platform and --out).
     fn run(&self, flags: &[&str]) -> Result<Option<RunOutcome>, RunError> {
         let platform = self.dir.join("platform.toml").display().to_string();
+        self.run_bare(&[&["--platform", platform.as_str()], flags].concat())
+    }
+
+    /// Runs `augur run` with these extra flags and --out only: no platform unless given.
+    fn run_bare(&self, flags: &[&str]) -> Result<Option<RunOutcome>, RunError> {
         let out = self.dir.join("out").display().to_string();
-        let mut argv = vec![
-            "augur",
-            "run",
-            "--platform",
-            &platform,
-            "--out",
-            &out,
-            "--quiet",
-        ];
+        let mut argv = vec!["augur", "run", "--out", &out, "--quiet"];
         argv.extend_from_slice(flags);
         let Ok(Cli {
             command: Command::Run(args),
@@ -557,26 +554,7 @@ fn strict_stops_at_a_refused_workflow_before_finding_no_devices() {
     );
     assert!(text.contains("n1"));
     let cyclic = s.write("cyc.json", &text);
-    let out = s.dir.join("out").display().to_string();
-    let run_with = |extra: &[&str]| {
-        let mut argv = vec![
-            "augur",
-            "run",
-            "--workflow",
-            &cyclic,
-            "--out",
-            &out,
-            "--quiet",
-        ];
-        argv.extend_from_slice(extra);
-        let Ok(Cli {
-            command: Command::Run(args),
-        }) = Cli::try_parse_from(argv)
-        else {
-            panic!("bad test flags");
-        };
-        run(&run_config(&args).expect("valid config"))
-    };
+    let run_with = |extra: &[&str]| s.run_bare(&[&["--workflow", cyclic.as_str()], extra].concat());
     let err = run_with(&["--strict"]);
     let Err(RunError::Strict(rejection)) = err else {
         panic!("not a strict stop: {:?}", err.err());

@@ -22,7 +22,7 @@ pub use events::{EventKind, EventOutcome, EventReader, TaskEvent};
 pub use lines::{BoundedLines, LineError, DEFAULT_MAX_LINE_BYTES};
 pub use metrics::{LineOutcome, MetricFormat, MetricOptions, MetricReader, MetricRecord};
 pub use platform::{
-    parse_platform, platform_from_machines, read_platform, reference_clock,
+    parse_platform, platform_from_machines, read_platform, reference_clock, replay_on_own_machines,
     scale_to_recorded_clocks, ClockScaling, Device, Platform,
 };
 pub use rejection::{InputStats, RejectKind, Rejection};

@@ -11,7 +11,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::rejection::{RejectKind, Rejection, MAX_DURATION_S};
-use super::wfformat::Machine;
+use super::wfformat::{Machine, Workflow};
 
 const BYTES_PER_GIB: f64 = (1u64 << 30) as f64;
 const BYTES_PER_MB: f64 = 1e6;
@@ -123,12 +123,35 @@ pub fn platform_from_machines(machines: &[Machine]) -> Platform {
             let mut device = device_of_machine(machine);
             // A machine without a usable clock stays at 1, the reference's equal.
             if let (Some(clock), Some(reference)) = (clock_of(machine), reference) {
-                device.speed = (clock / reference).clamp(MIN_SPEED, MAX_SPEED);
+                device.speed = relative_speed(clock, reference);
             }
             device
         })
         .collect();
     Platform { devices }
+}
+
+/// The platform a replay of `workflows` on their own machines runs on (all their machines,
+/// [`platform_from_machines`]), with each task's runtime restated at its speed 1
+/// ([`scale_to_recorded_clocks`]); and, per workflow in order, what a user should hear of that.
+/// `run` (without --platform), `simulate` and `pareto` replay through this one door.
+pub fn replay_on_own_machines(workflows: &mut [Workflow]) -> (Platform, Vec<Vec<String>>) {
+    let machines: Vec<Machine> = workflows
+        .iter()
+        .flat_map(|workflow| workflow.machines.iter().cloned())
+        .collect();
+    let reference = reference_clock(&machines);
+    let notes = workflows
+        .iter_mut()
+        .map(|workflow| scale_to_recorded_clocks(workflow, &machines).notes(reference))
+        .collect();
+    (platform_from_machines(&machines), notes)
+}
+
+/// The speed of a machine of `clock` on a platform whose speed 1 is `reference`, held within
+/// the range a platform file allows.
+fn relative_speed(clock: f64, reference: f64) -> f64 {
+    (clock / reference).clamp(MIN_SPEED, MAX_SPEED)
 }
 
 /// The machines by name, the first definition of each, in order.
@@ -219,10 +242,7 @@ impl ClockScaling {
 /// clock keeps its runtime (its machine, if any, is at speed 1). Only for a replay on the
 /// instance's own machines: with a --platform, a runtime is seconds at that platform's speed 1
 /// (the peers' convention), whatever it was recorded on.
-pub fn scale_to_recorded_clocks(
-    workflow: &mut super::wfformat::Workflow,
-    machines: &[Machine],
-) -> ClockScaling {
+pub fn scale_to_recorded_clocks(workflow: &mut Workflow, machines: &[Machine]) -> ClockScaling {
     let mut scaling = ClockScaling::default();
     let Some(reference) = reference_clock(machines) else {
         return scaling;
@@ -236,9 +256,8 @@ pub fn scale_to_recorded_clocks(
         match clocks.get(name.as_str()) {
             // A task that takes no time takes none at any clock: nothing to say of it.
             Some(Some(clock)) if *clock != reference && task.runtime_s > 0.0 => {
-                // The device's own speed, clamped as `platform_from_machines` clamps it.
-                let speed = (clock / reference).clamp(MIN_SPEED, MAX_SPEED);
-                task.runtime_s *= speed;
+                // The device's own speed, as `platform_from_machines` gives it.
+                task.runtime_s *= relative_speed(*clock, reference);
                 scaling.scaled += 1;
                 if task.runtime_s > MAX_DURATION_S {
                     task.runtime_s = MAX_DURATION_S;
@@ -272,11 +291,7 @@ pub fn device_of_machine(machine: &Machine) -> Device {
                 .unwrap_or(1),
         ),
         memory_bytes: machine.memory_bytes,
-        speed: machine
-            .speed_mhz
-            .map(|mhz| mhz / 1000.0)
-            .filter(|speed| (MIN_SPEED..=MAX_SPEED).contains(speed))
-            .unwrap_or(1.0),
+        speed: clock_of(machine).unwrap_or(1.0),
         disk_bytes_per_s: None,
         network_bytes_per_s: None,
         cost_per_hour: 0.0,

@@ -10,8 +10,8 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::input::platform::{
-    platform_from_machines, read_platform, reference_clock, scale_to_recorded_clocks, Device,
-    Platform, MAX_COST_PER_HOUR, MAX_POWER_WATTS, MAX_SPEED, MIN_SPEED,
+    read_platform, replay_on_own_machines, Device, Platform, MAX_COST_PER_HOUR, MAX_POWER_WATTS,
+    MAX_SPEED, MIN_SPEED,
 };
 use crate::input::wfformat::Workflow;
 
@@ -91,17 +91,15 @@ impl SimPlatform {
 
     /// The platform of a workflow's `machines` section, as `augur run` builds it, with the
     /// runtimes of its tasks recorded on other clocks restated at the platform's speed 1 (see
-    /// [`scale_to_recorded_clocks`]), and what a user should hear of that.
+    /// [`replay_on_own_machines`]), and what a user should hear of that.
     pub fn from_machines(workflow: &mut Workflow) -> Result<(SimPlatform, Vec<String>), SimError> {
-        let machines = workflow.machines.clone();
-        let platform = platform_from_machines(&machines);
+        let (platform, notes) = replay_on_own_machines(std::slice::from_mut(workflow));
         if platform.devices.is_empty() {
             return Err(SimError::NoDevices {
                 workflow: workflow.name.clone(),
             });
         }
-        let notes = scale_to_recorded_clocks(workflow, &machines).notes(reference_clock(&machines));
-        Ok((SimPlatform::from_devices(platform), notes))
+        Ok((SimPlatform::from_devices(platform), notes.concat()))
     }
 
     /// Links of a TOML platform run at the smaller of the two devices' network bandwidths, as
