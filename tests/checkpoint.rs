@@ -738,6 +738,10 @@ fn a_log_changed_past_its_head_is_the_only_one_named() {
             );
         }
     }
+    // Cut short: the message says how long it is now.
+    std::fs::write(&changed, &text[..70_000]).expect("cut");
+    let cut = stderr(&run(&args, &out, &resume, None));
+    assert!(cut.contains("(it has 70000 bytes now)"), "{cut}");
     // Restored, the log resumes.
     std::fs::write(&changed, &text).expect("restore");
     let resumed = run(&args, &out, &resume, None);

@@ -547,9 +547,16 @@ pub fn check_logs(
     }
     for (path, &(length, hash)) in logs.iter().zip(&checkpoint.logs) {
         if length > 0 && fingerprint::prefix_hash(path, length) != Some(hash) {
+            // A log now shorter says how much shorter: cut, not edited.
+            let now = match std::fs::metadata(path) {
+                Ok(metadata) if metadata.len() < length => {
+                    format!(" (it has {} bytes now)", metadata.len())
+                }
+                _ => String::new(),
+            };
             return Err(mismatch(format!(
                 "the log {} no longer holds the {length} bytes the run had read of it when the \
-                 checkpoint was taken (was it replaced, cut or edited? a log may only grow)",
+                 checkpoint was taken{now} (was it replaced, cut or edited? a log may only grow)",
                 path.display()
             )));
         }
