@@ -760,6 +760,18 @@ impl BatchSource for Feed {
             .map_err(FeedError::Checkpoint)
     }
 
+    fn read_extents(&self) -> Vec<(String, u64)> {
+        let metrics = self
+            .metrics
+            .iter()
+            .map(|m| (m.ordered.path.clone(), m.reader.offset()));
+        let events = self
+            .events
+            .iter()
+            .map(|e| (e.ordered.path.clone(), e.reader.offset()));
+        metrics.chain(events).collect()
+    }
+
     fn live_collections(&self) -> InputBatch {
         self.lifecycle.live_collections(&self.catalog)
     }

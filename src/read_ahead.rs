@@ -161,6 +161,13 @@ where
         }
     }
 
+    fn read_extents(&self) -> Vec<(String, u64)> {
+        match &self.state {
+            State::Inline(source) => source.read_extents(),
+            _ => Vec::new(),
+        }
+    }
+
     fn live_collections(&self) -> InputBatch {
         match &self.state {
             State::Inline(source) => source.live_collections(),
@@ -229,6 +236,10 @@ mod tests {
             Ok(Some(self.given.to_le_bytes().to_vec()))
         }
 
+        fn read_extents(&self) -> Vec<(String, u64)> {
+            vec![("counting".into(), self.given)]
+        }
+
         fn pipeline_depth(&self) -> usize {
             7
         }
@@ -279,10 +290,13 @@ mod tests {
         let mut inline = ReadAhead::new(Counting::new(5, None), false);
         inline.next_batch().expect("no error");
         assert_eq!(inline.snapshot(), Ok(Some(1u64.to_le_bytes().to_vec())));
+        // What it read goes with its snapshot: a store hashes the logs up to there.
+        assert_eq!(inline.read_extents(), vec![("counting".to_string(), 1)]);
         let mut ahead = ReadAhead::new(Counting::new(5, None), true);
         // Before its first batch it is still inline.
         assert_eq!(ahead.snapshot(), Ok(Some(0u64.to_le_bytes().to_vec())));
         ahead.next_batch().expect("no error");
         assert_eq!(ahead.snapshot(), Ok(None));
+        assert!(ahead.read_extents().is_empty());
     }
 }

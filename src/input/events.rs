@@ -133,6 +133,11 @@ impl EventReader {
         }
     }
 
+    /// How many bytes of its file it has read.
+    pub fn offset(&self) -> u64 {
+        self.lines.position().offset
+    }
+
     /// Where reading stands and the counts so far, for a checkpoint.
     pub fn position(&self) -> EventPosition {
         EventPosition {

@@ -194,6 +194,13 @@ impl MetricReader {
         Ok(reader)
     }
 
+    /// How many bytes of its file it has read (0 before the first line).
+    pub fn offset(&self) -> u64 {
+        self.lines
+            .as_ref()
+            .map_or(0, |lines| lines.position().offset)
+    }
+
     /// Where reading stands, for a checkpoint.
     pub fn position(&self) -> MetricPosition {
         MetricPosition {
