@@ -116,40 +116,63 @@ mod tests {
 
     #[test]
     fn plain_lines_are_split_and_trimmed() {
-        assert_eq!(fields(" a , b,,c ", ',').unwrap(), ["a", "b", "", "c"]);
-        assert_eq!(fields("", ',').unwrap(), [""]);
-        assert_eq!(fields("a,", ',').unwrap(), ["a", ""]);
-        assert_eq!(fields("1;\t2", ';').unwrap(), ["1", "2"]);
+        assert_eq!(
+            fields(" a , b,,c ", ',').expect("a well-formed line"),
+            ["a", "b", "", "c"]
+        );
+        assert_eq!(fields("", ',').expect("a well-formed line"), [""]);
+        assert_eq!(fields("a,", ',').expect("a well-formed line"), ["a", ""]);
+        assert_eq!(
+            fields("1;\t2", ';').expect("a well-formed line"),
+            ["1", "2"]
+        );
     }
 
     #[test]
     fn quoted_fields_keep_separators_and_undo_doubled_quotes() {
         assert_eq!(
-            fields(r#"10,"rack 1, node 3",cpu,0.5"#, ',').unwrap(),
+            fields(r#"10,"rack 1, node 3",cpu,0.5"#, ',').expect("a well-formed line"),
             ["10", "rack 1, node 3", "cpu", "0.5"]
         );
         assert_eq!(
-            fields(r#""say ""hi""", "", x"#, ',').unwrap(),
+            fields(r#""say ""hi""", "", x"#, ',').expect("a well-formed line"),
             [r#"say "hi""#, "", "x"]
         );
-        assert_eq!(fields(r#" "n1" ,"#, ',').unwrap(), ["n1", ""]);
-        // Inside the quotes, space is part of the value.
-        assert_eq!(fields(r#"" n1 ""#, ',').unwrap(), [" n1 "]);
-        assert_eq!(fields(r#""""#, ',').unwrap(), [""]);
-        assert_eq!(fields(r#""""""#, ',').unwrap(), [r#"""#]);
-        // A quote inside an unquoted field is kept.
-        assert_eq!(fields(r#"5",x"#, ',').unwrap(), [r#"5""#, "x"]);
-        // A tab separator is not taken for the whitespace around a field.
-        assert_eq!(fields("\"a\"\t\tb", '\t').unwrap(), ["a", "", "b"]);
         assert_eq!(
-            fields("\"a\u{e9}\"\u{e9}b", '\u{e9}').unwrap(),
+            fields(r#" "n1" ,"#, ',').expect("a well-formed line"),
+            ["n1", ""]
+        );
+        // Inside the quotes, space is part of the value.
+        assert_eq!(
+            fields(r#"" n1 ""#, ',').expect("a well-formed line"),
+            [" n1 "]
+        );
+        assert_eq!(fields(r#""""#, ',').expect("a well-formed line"), [""]);
+        assert_eq!(
+            fields(r#""""""#, ',').expect("a well-formed line"),
+            [r#"""#]
+        );
+        // A quote inside an unquoted field is kept.
+        assert_eq!(
+            fields(r#"5",x"#, ',').expect("a well-formed line"),
+            [r#"5""#, "x"]
+        );
+        // A tab separator is not taken for the whitespace around a field.
+        assert_eq!(
+            fields("\"a\"\t\tb", '\t').expect("a well-formed line"),
+            ["a", "", "b"]
+        );
+        assert_eq!(
+            fields("\"a\u{e9}\"\u{e9}b", '\u{e9}').expect("a well-formed line"),
             ["a\u{e9}", "b"]
         );
     }
 
     #[test]
     fn fields_are_borrowed_unless_quotes_were_undone() {
-        let all: Vec<Cow<str>> = split_fields(r#"a,"b","c""d""#, ',').unwrap().collect();
+        let all: Vec<Cow<str>> = split_fields(r#"a,"b","c""d""#, ',')
+            .expect("a well-formed line")
+            .collect();
         assert!(matches!(all[0], Cow::Borrowed("a")));
         assert!(matches!(all[1], Cow::Borrowed("b")));
         assert!(matches!(&all[2], Cow::Owned(value) if value == r#"c"d"#));
@@ -157,9 +180,9 @@ mod tests {
 
     #[test]
     fn malformed_quoting_is_an_error_naming_the_field() {
-        let open = fields(r#"10,"n1,cpu,0.5"#, ',').unwrap_err();
+        let open = fields(r#"10,"n1,cpu,0.5"#, ',').expect_err("a malformed line");
         assert_eq!(open, "field 2 opens a double quote that is never closed");
-        let trailing = fields(r#"10,"n1"x,cpu"#, ',').unwrap_err();
+        let trailing = fields(r#"10,"n1"x,cpu"#, ',').expect_err("a malformed line");
         assert_eq!(
             trailing,
             r#"field 2 has text after its closing double quote: "x""#

@@ -1579,10 +1579,14 @@ mod tests {
         )
     }
 
+    /// A scenario of [`rate_change_errors`]: its name, its turns (each an interval and the
+    /// least and most samples a turn at it takes, taken in rotation) and `shifts`.
+    type RateScenario = (&'static str, Vec<(Time, (usize, usize))>, bool);
+
     #[test]
     #[ignore]
     fn rate_change_forecast_error() {
-        let scenarios: [(&str, Vec<(Time, (usize, usize))>, bool); 8] = [
+        let scenarios: [RateScenario; 8] = [
             (
                 "10 s, then 60 s",
                 vec![(10_000, (13_000, 13_000)), (60_000, (10_000, 10_000))],
