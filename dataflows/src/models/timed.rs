@@ -1647,7 +1647,9 @@ mod tests {
 /// samples spaced as a Poisson process (mean gap 10 s), a young estimate resets to any gap
 /// under a quarter of it and never counts the gaps over twice it, so it ratchets down: after
 /// 50,000 samples 16 of these 20 seeds end between 1 and 264 ms, and every gap is then an
-/// outage (trend dropped, a 10-minute horizon hundreds of thousands of steps ahead). A fix
+/// outage to this bare model (its trend dropped at each). Under `run`, whose horizon sets a
+/// coarsest step, so small an interval turns the series coarse instead; what that does to its
+/// forecasts there was not measured. A fix
 /// must keep `outages_and_irregular_long_gaps_are_not_a_new_rate` (alternating 1-min and
 /// 2-h gaps after a 10-s rate stay outages): the two differ in how widely the gaps spread.
 #[cfg(test)]
