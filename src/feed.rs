@@ -126,6 +126,13 @@ impl<T> Ordered<T> {
         }
     }
 
+    /// Names the stream by its file as this run spells it: a resume may name a log otherwise
+    /// (`./m.csv` for `m.csv`), and its counts and read extents go by the name given now.
+    fn named(mut self, path: &str) -> Self {
+        path.clone_into(&mut self.path);
+        self
+    }
+
     /// Says that the stream is one machine's rows of its file, if it is.
     fn within(mut self, machine: Option<&str>) -> Self {
         self.within = match machine {
@@ -568,7 +575,7 @@ impl Feed {
                 }
             };
             inputs.push(MetricInput {
-                ordered: ordered.within(reader.machine()),
+                ordered: ordered.named(reader.path()).within(reader.machine()),
                 reader,
             });
         }
@@ -580,7 +587,7 @@ impl Feed {
                 .into_iter()
                 .zip(state.events)
                 .map(|(reader, (_, ordered))| EventInput {
-                    ordered: ordered.within(None),
+                    ordered: ordered.named(reader.path()).within(None),
                     reader,
                 })
                 .collect(),

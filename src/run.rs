@@ -491,9 +491,12 @@ pub fn io_threads_pay() -> bool {
 
 /// The checkpoint's positions of the streams of the file at `path` (as the run names it).
 fn positions_of<P: Clone>(all: &[(String, P)], path: &Path) -> Vec<P> {
-    let name = path.display().to_string();
+    // By the name's spelling, as the fingerprint takes it (`./m.csv` finds `m.csv`'s), and
+    // as text, as the checkpoint names the streams (a name that is not UTF-8 made lossy alike).
+    let spelled = |path: &Path| crate::checkpoint::spelling(path).display().to_string();
+    let name = spelled(path);
     all.iter()
-        .filter(|(file, _)| *file == name)
+        .filter(|(file, _)| spelled(Path::new(file)) == name)
         .map(|(_, position)| position.clone())
         .collect()
 }

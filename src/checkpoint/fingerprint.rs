@@ -74,17 +74,20 @@ impl Fingerprint {
 pub fn fingerprint(config: &RunConfig) -> Fingerprint {
     let files = |paths: &[std::path::PathBuf]| {
         paths.iter().fold(FNV_OFFSET, |hash, path| {
-            file_hash(path, fnv1a(format!("{path:?}").as_bytes(), hash))
+            file_hash(
+                path,
+                fnv1a(format!("{:?}", spelling(path)).as_bytes(), hash),
+            )
         })
     };
     let maps = config
         .maps
         .iter()
-        .map(|(path, device, resource)| format!("{path:?}={device}:{resource:?}"))
+        .map(|(path, device, resource)| format!("{:?}={device}:{resource:?}", spelling(path)))
         .collect::<Vec<_>>()
         .join("|");
     let logs = logs_of(config)
-        .map(|path| format!("{path:?}"))
+        .map(|path| format!("{:?}", spelling(path)))
         .collect::<Vec<_>>()
         .join("|");
     Fingerprint::of_command("run")
@@ -118,6 +121,15 @@ pub fn fingerprint(config: &RunConfig) -> Fingerprint {
             "the placement settings (--policy, [placement] in --config)",
             text_hash(&format!("{:?}", config.placement)),
         )
+}
+
+/// A path as the fingerprint takes it: without `.` components, so that `./m.csv` on the resume
+/// names the `m.csv` of the run (and `a//b` the `a/b`). Only the text is read, not the file
+/// system: a log moved with its folder and named relative to it is the same log.
+pub fn spelling(path: &Path) -> PathBuf {
+    path.components()
+        .filter(|part| !matches!(part, std::path::Component::CurDir))
+        .collect()
 }
 
 /// The hash of settings written out as text.

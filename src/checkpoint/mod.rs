@@ -17,7 +17,9 @@ use std::path::{Path, PathBuf};
 
 pub use codec::{decode, encode};
 pub(crate) use fingerprint::text_hash;
-pub use fingerprint::{cluster_agreement, fingerprint, fingerprint_of, log_paths, Fingerprint};
+pub use fingerprint::{
+    cluster_agreement, fingerprint, fingerprint_of, log_paths, spelling, Fingerprint,
+};
 
 use crate::engine::{CheckpointStore, EngineSnapshot};
 
