@@ -62,10 +62,11 @@ pub struct TimedModel {
     /// The last bucket the model took (its index and mean): where the next one's gap counts from.
     fed: Option<(i64, f64)>,
     /// Gaps off the rate in a row (over twice the interval, or once the estimate is settled
-    /// under a quarter of it) that agree with each other, their mean, and whether they are
-    /// the longer: a sampling rate that changed at once (a collector reconfigured from 15 s
-    /// to 5 min) is learnt once [`RELEARN_AFTER`] of them agree, where a lone long gap is
-    /// only a gap and a lone short one a stray sample.
+    /// under a quarter of it), the mean of the latest [`RUN_GAPS`] of them, and whether they
+    /// are the longer: a sampling rate that changed at once (a collector reconfigured from
+    /// 15 s to 5 min) is learnt once most of [`RELEARN_AFTER`] of them in a row agree (see
+    /// [`typical_gap`]), where a lone long gap is only a gap and a lone short one a stray
+    /// sample.
     off_gaps: u64,
     off_mean: f64,
     off_slower: bool,
@@ -142,7 +143,7 @@ pub const MAX_MIN_STEP_MS: f64 = 1_000.0;
 const COARSEN_FROM: f64 = 4.0;
 const REFINE_FROM: f64 = 2.0;
 
-/// Gaps off the rate in a row, each within a factor of two of their mean, that make the new
+/// Gaps off the rate in a row, most of them agreeing ([`AGREEING`]), that make the new
 /// interval: a sampling rate that changed at once. An estimate that only took gaps up to twice
 /// itself never learnt a rate that dropped (it followed gradual slowing only), and every sample
 /// was then a gap of many steps, dropping the models' trends at each; one that took any gap
