@@ -42,7 +42,7 @@ const PREVIOUS_TEMPORARY: &str = "checkpoint.prev.tmp";
 /// their most common clock, so state learnt under the old speeds must not be resumed under
 /// the new; F, the machine each of a service's workflow tasks was recorded on, and a run
 /// without a platform restating runtimes recorded on other clocks; G, a series' latest off-rate
-/// gaps, by whose median a run is judged a new rate), since bincode is not self-describing and
+/// gaps in place of their mean, by whose median a run is judged a new rate), since bincode is not self-describing and
 /// an older layout would fail to decode with a message about enum tags.
 const MAGIC: &[u8; 8] = b"AUGURCKG";
 /// Magic, payload length, checksum.

@@ -62,13 +62,11 @@ pub struct TimedModel {
     /// The last bucket the model took (its index and mean): where the next one's gap counts from.
     fed: Option<(i64, f64)>,
     /// Gaps off the rate in a row (over twice the interval, or once the estimate is settled
-    /// under a quarter of it), the mean of the latest [`RUN_GAPS`] of them, and whether they
-    /// are the longer: a sampling rate that changed at once (a collector reconfigured from
-    /// 15 s to 5 min) is learnt once most of [`RELEARN_AFTER`] of them in a row agree (see
-    /// [`typical_gap`]), where a lone long gap is only a gap and a lone short one a stray
-    /// sample.
+    /// under a quarter of it) and whether they are the longer: a sampling rate that changed
+    /// at once (a collector reconfigured from 15 s to 5 min) is learnt once most of
+    /// [`RELEARN_AFTER`] of them in a row agree (see [`typical_gap`]), where a lone long gap
+    /// is only a gap and a lone short one a stray sample.
     off_gaps: u64,
-    off_mean: f64,
     off_slower: bool,
     /// The run's latest gaps, [`RELEARN_AFTER`] at most, in a ring (`off_gaps` counts them):
     /// a run is a new rate when most of its latest gaps agree (see [`typical_gap`]).
@@ -200,7 +198,6 @@ impl TimedModel {
             bucket: None,
             fed: None,
             off_gaps: 0,
-            off_mean: 0.0,
             off_slower: false,
             off_recent: [0.0; RUN_GAPS],
             off_retries: 0,
@@ -454,7 +451,7 @@ impl TimedModel {
         let retry = self.off_gaps > 0
             && self.off_slower
             && self.off_retries < RETRIES_BETWEEN
-            && gap < 0.25 * self.off_mean;
+            && gap < 0.25 * self.off_mean();
         if retry {
             self.off_retries += 1;
             self.off_retried = true;
@@ -474,8 +471,6 @@ impl TimedModel {
         self.off_retries = 0;
         self.off_recent[self.off_gaps as usize % RUN_GAPS] = gap;
         self.off_gaps += 1;
-        let held = (self.off_gaps as usize).min(RUN_GAPS);
-        self.off_mean = self.off_recent[..held].iter().sum::<f64>() / held as f64;
         let recalled = self.shelved.as_ref().and_then(|shelved| {
             let rate = self.typical_latest(RECALL_AFTER as usize)?;
             same_rate(shelved.step_ms, rate).then_some(rate)
@@ -483,6 +478,15 @@ impl TimedModel {
         let rate = recalled.or_else(|| self.typical_latest(RUN_GAPS))?;
         self.off_gaps = 0;
         Some(rate)
+    }
+
+    /// The mean of the run's latest gaps (at most [`RUN_GAPS`]); 0 with none.
+    fn off_mean(&self) -> f64 {
+        let held = (self.off_gaps as usize).min(RUN_GAPS);
+        if held == 0 {
+            return 0.0;
+        }
+        self.off_recent[..held].iter().sum::<f64>() / held as f64
     }
 
     /// [`typical_gap`] of the run's latest `count` gaps; `None` while it has fewer.
