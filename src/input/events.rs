@@ -345,6 +345,12 @@ fn nonzero_duration(seconds: f64) -> Result<f64, Problem> {
 
 /// A finite, non-negative number.
 fn amount(what: &str, value: &Value) -> Result<f64, Problem> {
+    if let Some(literal) = super::json::huge_number(value) {
+        return Err((
+            RejectKind::NonFinite,
+            format!("{what} {literal} is beyond a 64-bit float's range"),
+        ));
+    }
     let number = value
         .as_f64()
         .ok_or_else(|| schema(format!("{what} {value} is not a number")))?;
@@ -531,12 +537,15 @@ mod tests {
             "\n",
             r#"{"time":1,"kind":"complete","workflow":"w","task":"t","duration":1e-6}"#,
             "\n",
+            // A number serde_json cannot hold costs its field, not the event.
+            r#"{"time":1,"kind":"complete","workflow":"w","task":"t","duration":1e400,"usage":{"cpu":-1e999},"x":9e9999}"#,
+            "\n",
         );
         let mut reader = EventReader::from_text(text, "e.jsonl", 1 << 20);
         let outcomes: Vec<EventOutcome> = reader.by_ref().collect();
         assert!(outcomes.iter().all(|o| o.event.is_ok()));
         let dropped: Vec<usize> = outcomes.iter().map(|o| o.dropped.len()).collect();
-        assert_eq!(dropped, vec![1, 1, 2, 2, 1, 1, 0]);
+        assert_eq!(dropped, vec![1, 1, 2, 2, 1, 1, 0, 2]);
         assert!(
             outcomes[4].dropped[0]
                 .reason
@@ -575,8 +584,18 @@ mod tests {
             outcomes[6].event.as_ref().expect("accepted").duration_s,
             Some(1e-6)
         );
-        assert_eq!(reader.stats().accepted, 7);
-        assert_eq!(reader.stats().dropped_fields, 8);
+        let huge: Vec<&str> = outcomes[7]
+            .dropped
+            .iter()
+            .map(|d| d.reason.as_str())
+            .collect();
+        assert!(
+            huge[0].contains("duration 1e400 is beyond a 64-bit float's range")
+                && huge[1].contains("usage.cpu -1e999 is beyond a 64-bit float's range"),
+            "{huge:?}"
+        );
+        assert_eq!(reader.stats().accepted, 8);
+        assert_eq!(reader.stats().dropped_fields, 10);
     }
 
     #[test]

@@ -1029,6 +1029,13 @@ fn json_amount(object: &Map<String, Value>, key: &str) -> Result<f64, Issue> {
             })?;
             checked(key, value)
         }
+        Some(other) if super::json::huge_number(other).is_some() => Err(Issue::new(
+            RejectKind::NonFinite,
+            format!(
+                "{key} {} is beyond a 64-bit float's range",
+                other.as_str().unwrap_or("")
+            ),
+        )),
         Some(other) => Err(Issue::new(
             RejectKind::Schema,
             format!("{key} {other} is not a number"),
@@ -1497,6 +1504,29 @@ mod tests {
                 .contains("key \"value\" is given twice"),
             "{}",
             outcomes[0].rejections[0].reason
+        );
+    }
+
+    /// A number past a 64-bit float in a key nobody reads costs nothing; as the value, it is
+    /// refused as such, not as a line of invalid JSON.
+    #[test]
+    fn a_jsonl_number_past_a_float_costs_its_field_only() {
+        let (outcomes, stats) = read(
+            "{\"time\":1,\"device\":\"a\",\"resource\":\"cpu\",\"value\":0.5,\"note\":1e400}\n\
+             {\"time\":2,\"device\":\"a\",\"resource\":\"cpu\",\"value\":-1e400}\n",
+            "m.jsonl",
+            MetricFormat::Long,
+            &MetricOptions::default(),
+        );
+        assert_eq!((stats.accepted, stats.rejected), (1, 1));
+        assert!(outcomes[0].rejections.is_empty());
+        assert_eq!(kinds(&outcomes[1]), vec![RejectKind::NonFinite]);
+        assert!(
+            outcomes[1].rejections[0]
+                .reason
+                .contains("value -1e400 is beyond a 64-bit float's range"),
+            "{}",
+            outcomes[1].rejections[0].reason
         );
     }
 
