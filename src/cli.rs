@@ -965,6 +965,12 @@ fn check_inputs(args: &RunArgs) -> Result<(), ConfigError> {
                 reason: format!("{} is already given to {other}", path.display()),
             });
         }
+        if let Some((other, _)) = seen.iter().find(|(_, p)| read_alike(p, path)) {
+            return Err(ConfigError::Flag {
+                flag,
+                reason: read_alike_reason(other, path),
+            });
+        }
         // The run clears and rewrites its outputs before it reads a line: an input that is one
         // of them would be destroyed unread.
         if let Some(output) = crate::run::OUTPUTS
@@ -1013,6 +1019,9 @@ pub fn check_input_files<'a>(
         if seen.iter().any(|earlier| same_file(earlier, path)) {
             return Err(format!("{flag}: {} is given twice", path.display()));
         }
+        if seen.iter().any(|earlier| read_alike(earlier, path)) {
+            return Err(format!("{flag}: {}", read_alike_reason(flag, path)));
+        }
         seen.push(path);
     }
     Ok(())
@@ -1059,6 +1068,21 @@ fn not_an_input_file(path: &Path) -> Option<String> {
         "does not exist"
     };
     Some(format!("{} {what}", path.display()))
+}
+
+/// Whether two paths to different files read alike once shown (bytes that are not UTF-8 shown
+/// as U+FFFD): outputs name each input by that text (the summary's counts, the rejections'
+/// file), so the two would be counted and reported as one.
+fn read_alike(a: &Path, b: &Path) -> bool {
+    a != b && a.display().to_string() == b.display().to_string()
+}
+
+fn read_alike_reason(other_flag: &str, path: &Path) -> String {
+    format!(
+        "{} reads like another input of {other_flag} once its bytes that are not UTF-8 are \
+         shown as U+FFFD, and the outputs name inputs by that text: rename one",
+        path.display()
+    )
 }
 
 /// Whether two paths name the same file: by text, once resolved, or (on Unix) as two hard
@@ -1208,6 +1232,27 @@ mod tests {
         }
         let missing = dir.join("missing.txt");
         assert!(hosts(Some(&missing), 1).is_err());
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn inputs_whose_names_differ_only_in_bytes_that_are_not_utf8_are_refused() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = crate::testing::Scratch::new("cli-not-utf8");
+        let named = |byte: u8| {
+            let path = dir
+                .path()
+                .join(std::ffi::OsStr::from_bytes(&[b'q', byte, b'.', b'j']));
+            std::fs::write(&path, "{}").expect("write");
+            path
+        };
+        let (a, b) = (named(0xff), named(0xfe));
+        let error = check_input_files("--workflow", [&a, &b]).expect_err("read alike");
+        assert!(
+            error.contains("U+FFFD") && error.contains("rename one"),
+            "{error}"
+        );
+        assert!(check_input_files("--workflow", [&a]).is_ok());
     }
 
     #[test]

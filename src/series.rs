@@ -93,6 +93,9 @@ const ALIBABA_COLUMNS: [&str; 9] = [
     "disk_io_percent",
 ];
 
+/// At most this many characters of a file's text go into a message.
+const QUOTED_CHARS: usize = 120;
+
 /// Reads every series of a file. `column` picks the value column (by header name; for Alibaba
 /// by the trace's column names; for long files, a resource name).
 pub fn load_series(
@@ -220,8 +223,9 @@ fn parse_series_rows(
             // read as if it were NAB's would merge its series into one, silently.
             let refuse = |missing: &str| {
                 format!(
-                    "expected NAB's header timestamp,value{}, found {first:?}: no column '{missing}' (is --format right?)",
-                    column.map_or(String::new(), |c| format!(" (or a column '{c}')"))
+                    "expected NAB's header timestamp,value{}, found {:?}: no column '{missing}' (is --format right?)",
+                    column.map_or(String::new(), |c| format!(" (or a column '{c}')")),
+                    crate::input::clip(first, QUOTED_CHARS),
                 )
             };
             // An empty file has no header to check: its series is empty, as before.
@@ -348,7 +352,7 @@ fn parse_series_rows(
                     return Err(format!(
                         "no row has the resource '{wanted}' (in a long file --column names a \
                          resource; this one has {})",
-                        found.join(", ")
+                        crate::input::clip(&found.join(", "), 4 * QUOTED_CHARS)
                     ));
                 }
             }
@@ -595,6 +599,18 @@ mod tests {
         assert!(error.contains("twice (columns 2 and 3)"), "{error}");
         let nab = "timestamp,value,value\n2014-02-14 14:30:00,1,2\n";
         assert!(parse_series(nab, "a.csv", SeriesFormat::Nab, None).is_err());
+    }
+
+    #[test]
+    fn a_message_quotes_a_huge_header_in_part() {
+        let header = "t".repeat(1_000_000);
+        let error = parse_series(&format!("{header}\n1,2\n"), "x", SeriesFormat::Nab, None)
+            .expect_err("no NAB header");
+        assert!(
+            error.len() < 400 && error.contains("ttt…"),
+            "{}",
+            error.len()
+        );
     }
 
     #[test]

@@ -45,6 +45,15 @@ pub fn short_number(value: f64) -> String {
     }
 }
 
+/// The first `limit` characters of a piece of input text, with `…` where more was cut: a
+/// message quoting input stays small whatever the input (a 50 MB header line was quoted whole).
+pub fn clip(text: &str, limit: usize) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(limit) {
+        None => text.into(),
+        Some((end, _)) => format!("{}…", &text[..end]).into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! Every reader must survive arbitrary input: these feed them deterministic mutations of
