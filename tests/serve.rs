@@ -467,6 +467,45 @@ fn bad_requests_are_refused_and_change_nothing() {
     assert!(server.wait(Duration::from_secs(60)).success());
 }
 
+/// A body of many bad lines is refused with its first rejections listed and all of them
+/// counted: a rejection built and answered for every line of a 66 MB body ran the server out
+/// of memory.
+#[test]
+fn a_body_of_many_bad_lines_lists_the_first_and_counts_them_all() {
+    let server = demo_server(&[]);
+    let mut body = String::from("time,device,resource,value\n");
+    for _ in 0..5_000 {
+        body.push_str("x\n");
+    }
+    // And one good line, refused with the body.
+    body.push_str("10,edge-a,cpu,0.5\n");
+    let (status, reply) = server.call("POST", "/v1/metrics", body.as_bytes());
+    assert_eq!(status, 422, "{reply}");
+    let listed = reply["rejections"].as_array().expect("a list");
+    assert_eq!(listed.len(), 1_000);
+    assert_eq!(listed[0]["line"], 2);
+    assert_eq!(listed[999]["line"], 1_001);
+    assert_eq!(reply["problems"], 5_000);
+    assert!(
+        reply["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("5000 problem(s) found, the first 1000 listed")),
+        "{}",
+        reply["error"]
+    );
+    let (_, text) = http(&server.addr, "GET", "/metrics", &[], b"");
+    let samples = prometheus(&String::from_utf8(text).expect("utf-8"));
+    assert_eq!(
+        samples["augur_records_rejected_total{kind=\"metric\"}"],
+        5_000.0
+    );
+    // A short list is still the whole list.
+    let (status, reply) = server.call("POST", "/v1/events", b"{\"time\":1,\"kind\":\"explode\"}\n");
+    assert_eq!(status, 422, "{reply}");
+    assert_eq!(reply["problems"], 1);
+    assert_eq!(reply["rejections"].as_array().map(Vec::len), Some(1));
+}
+
 #[test]
 fn token_is_required_when_set_and_off_loopback() {
     let server = demo_server(&["--token", TOKEN]);

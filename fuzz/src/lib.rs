@@ -429,7 +429,7 @@ pub fn http_bodies(data: &[u8]) {
                         assert!(!record.device.trim().is_empty());
                     }
                 }
-                Err(rejections) => assert_refused(&rejections),
+                Err(rejections) => assert_refused(&rejections.into_listed()),
             }
         }
         1 => match augur::serve::parse_events(body, MAX_LINE_BYTES).into_result() {
@@ -444,7 +444,7 @@ pub fn http_bodies(data: &[u8]) {
                     }
                 }
             }
-            Err(rejections) => assert_refused(&rejections),
+            Err(rejections) => assert_refused(&rejections.into_listed()),
         },
         2 => match augur::serve::parse_workflow_body(body, "w") {
             Ok(workflow) => {

@@ -21,6 +21,11 @@ pub use response::{reason, Body, Response, StreamBody};
 /// Turns a request into a response (called on the connection's thread).
 pub type Handler = Arc<dyn Fn(Request) -> Response + Send + Sync>;
 
+/// Looks at a request's head before the request takes a slot or its body is read, and may
+/// answer it there (a request without the token a server asks for: stalled uploads of clients
+/// without it held every upload slot, and the clients with it were turned away).
+pub type Screen = Arc<dyn Fn(&Head) -> Option<Response> + Send + Sync>;
+
 /// Told the status of each answer the server gives without calling the handler (a malformed,
 /// oversized or slow request; a connection over the limit), so that they are counted too.
 pub type Refused = Arc<dyn Fn(u16) + Send + Sync>;
@@ -41,6 +46,10 @@ pub struct ServerOptions {
     /// Apart from `max_connections`: clients that connect and send nothing (for up to the
     /// head's deadline) filled the request slots, and every real request was refused.
     pub max_waiting: usize,
+    /// A path whose bodiless requests take no request slot: a liveness probe, answered however
+    /// many clients hold the slots (70 clients that never read a 4 MB answer held every
+    /// bodiless slot, and the probe was answered 503 for two minutes).
+    pub probe_path: Option<&'static str>,
 }
 
 impl Default for ServerOptions {
@@ -50,6 +59,7 @@ impl Default for ServerOptions {
             io_timeout: Duration::from_secs(30),
             max_connections: 64,
             max_waiting: 1024,
+            probe_path: None,
         }
     }
 }
@@ -60,6 +70,7 @@ impl Default for ServerOptions {
 pub fn serve(
     listener: TcpListener,
     options: ServerOptions,
+    screen: Screen,
     handler: Handler,
     refused: Refused,
     stop: Arc<AtomicBool>,
@@ -85,13 +96,17 @@ pub fn serve(
                     refused(503);
                     continue;
                 };
-                let handler = Arc::clone(&handler);
-                let refused = Arc::clone(&refused);
+                let served = Served {
+                    options,
+                    screen: Arc::clone(&screen),
+                    handler: Arc::clone(&handler),
+                    refused: Arc::clone(&refused),
+                };
                 let active = Arc::clone(&active);
                 // Dropped with the closure, run or not: the slot is given back either way.
                 let _ = std::thread::Builder::new()
                     .name("augur-http".into())
-                    .spawn(move || connection(stream, &options, &handler, &refused, slot, &active));
+                    .spawn(move || connection(stream, &served, slot, &active));
             }
             Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
                 std::thread::sleep(Duration::from_millis(20));
@@ -132,22 +147,38 @@ impl Drop for Slot {
     }
 }
 
-fn connection(
-    mut stream: TcpStream,
-    options: &ServerOptions,
-    handler: &Handler,
-    refused: &Refused,
-    waiting: Slot,
-    active: &Active,
-) {
+/// What a connection's thread serves with.
+struct Served {
+    options: ServerOptions,
+    screen: Screen,
+    handler: Handler,
+    refused: Refused,
+}
+
+fn connection(mut stream: TcpStream, served: &Served, waiting: Slot, active: &Active) {
+    let Served {
+        options,
+        screen,
+        handler,
+        refused,
+    } = served;
     // The request's place is taken once its head is in, before its body is read (bodies are
     // held in memory: only `max_connections` of them at once), and the waiting one given back.
     let mut waiting = Some(waiting);
     let mut serving = None;
+    let mut screened = None;
     let read = read_request_admitted(&mut stream, &options.limits, |head| {
         waiting = None;
+        if let Some(response) = screen(head) {
+            let status = response.status;
+            screened = Some(response);
+            return Err(RequestError::Screened(status));
+        }
         // A head whose Content-Length the reader will refuse counts with the bodies.
         let bodiless = request::body_length(head, &options.limits) == Ok(0);
+        if bodiless && options.probe_path == Some(head.path.as_str()) {
+            return Ok(());
+        }
         let pool = match bodiless {
             true => &active.bodiless,
             false => &active.with_body,
@@ -164,16 +195,52 @@ fn connection(
                 // A stream lasts as long as its client listens: it gives its slot back, so
                 // that dashboards do not lock producers out (the handler bounds streams).
                 drop(slot);
+                let _ = response.write_to(&mut stream);
+            } else {
+                // A whole answer gets `io_timeout` in all: a client reading a few bytes at a
+                // time would otherwise hold its slot as long as it liked.
+                let mut out = Deadline {
+                    stream: &stream,
+                    until: std::time::Instant::now() + options.io_timeout,
+                };
+                let _ = response.write_to(&mut out);
             }
-            let _ = response.write_to(&mut stream);
             let _ = stream.shutdown(std::net::Shutdown::Both);
         }
         Err(RequestError::Incomplete) => {}
         Err(error) => {
-            let _ = Response::error(error.status(), &error.to_string()).write_to(&mut stream);
+            let response =
+                screened.unwrap_or_else(|| Response::error(error.status(), &error.to_string()));
+            let _ = response.write_to(&mut stream);
             refused(error.status());
             drain(stream);
         }
+    }
+}
+
+/// Writes to a connection until a deadline, then fails with `TimedOut`.
+struct Deadline<'a> {
+    stream: &'a TcpStream,
+    until: std::time::Instant,
+}
+
+impl std::io::Write for Deadline<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let left = self
+            .until
+            .saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        self.stream.set_write_timeout(Some(left))?;
+        // At most 64 KiB a call, so the deadline is looked at while a large body goes out.
+        let mut stream = self.stream;
+        stream.write(&bytes[..bytes.len().min(64 * 1024)])
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let mut stream = self.stream;
+        stream.flush()
     }
 }
 
@@ -220,7 +287,16 @@ mod tests {
         let refused: Refused = Arc::new(|_| {});
         let server = {
             let stop = Arc::clone(&stop);
-            std::thread::spawn(move || serve(listener, options, handler, refused, stop))
+            std::thread::spawn(move || {
+                serve(
+                    listener,
+                    options,
+                    Arc::new(|_| None),
+                    handler,
+                    refused,
+                    stop,
+                )
+            })
         };
         // Uploads that stall mid-body, all held open, until one is refused: by then every
         // slot for bodies is taken.
@@ -246,6 +322,104 @@ mod tests {
         assert!(text.starts_with("HTTP/1.1 200"), "{text}");
         stop.store(true, Ordering::SeqCst);
         stalled.clear();
+        server.join().expect("the server thread").expect("served");
+    }
+
+    fn start(
+        options: ServerOptions,
+        screen: Screen,
+        handler: Handler,
+    ) -> (
+        std::net::SocketAddr,
+        Arc<AtomicBool>,
+        std::thread::JoinHandle<std::io::Result<()>>,
+    ) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let address = listener.local_addr().expect("address");
+        let stop = Arc::new(AtomicBool::new(false));
+        let refused: Refused = Arc::new(|_| {});
+        let server = {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || serve(listener, options, screen, handler, refused, stop))
+        };
+        (address, stop, server)
+    }
+
+    /// A client the screen refuses is answered on its head, at once, though its body stalls.
+    #[test]
+    fn a_screened_request_is_answered_before_its_body_is_read() {
+        let screen: Screen = Arc::new(|head: &Head| {
+            head.header("x-ok")
+                .is_none()
+                .then(|| Response::error(401, "no"))
+        });
+        let handler: Handler = Arc::new(|_| Response::json(200, &serde_json::json!({})));
+        let (address, stop, server) = start(ServerOptions::default(), screen, handler);
+        let mut stream = TcpStream::connect(address).expect("connect");
+        stream
+            .write_all(b"POST /up HTTP/1.1\r\nContent-Length: 100\r\n\r\nab")
+            .expect("send");
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+        let mut first = [0u8; 12];
+        stream
+            .read_exact(&mut first)
+            .expect("an answer before the body");
+        assert_eq!(&first, b"HTTP/1.1 401");
+        // Refused before its size too.
+        let mut stream = TcpStream::connect(address).expect("connect");
+        stream
+            .write_all(b"POST /up HTTP/1.1\r\nContent-Length: 999999999999\r\n\r\n")
+            .expect("send");
+        assert!(answer(&mut stream).starts_with("HTTP/1.1 401"));
+        stop.store(true, Ordering::SeqCst);
+        server.join().expect("the server thread").expect("served");
+    }
+
+    /// With every bodiless slot held, the probe path is still answered; another path is not.
+    #[test]
+    fn the_probe_is_answered_while_every_slot_is_held() {
+        let (hold, release) = std::sync::mpsc::channel::<()>();
+        let release = std::sync::Mutex::new(release);
+        let handler: Handler = Arc::new(move |request: Request| {
+            if request.head.path == "/slow" {
+                let _ = release
+                    .lock()
+                    .map(|r| r.recv_timeout(Duration::from_secs(10)));
+            }
+            Response::json(200, &serde_json::json!({}))
+        });
+        let options = ServerOptions {
+            max_connections: 1,
+            probe_path: Some("/healthz"),
+            ..ServerOptions::default()
+        };
+        let (address, stop, server) = start(options, Arc::new(|_| None), handler);
+        let mut slow = TcpStream::connect(address).expect("connect");
+        slow.write_all(b"GET /slow HTTP/1.1\r\n\r\n").expect("send");
+        // Until the slow request holds the one slot, another request may still get it.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let mut other = TcpStream::connect(address).expect("connect");
+            other
+                .write_all(b"GET /status HTTP/1.1\r\n\r\n")
+                .expect("send");
+            if answer(&mut other).starts_with("HTTP/1.1 503") {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the slot was never held"
+            );
+        }
+        let mut probe = TcpStream::connect(address).expect("connect");
+        probe
+            .write_all(b"GET /healthz HTTP/1.1\r\n\r\n")
+            .expect("send");
+        let text = answer(&mut probe);
+        assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+        let _ = hold.send(());
+        assert!(answer(&mut slow).starts_with("HTTP/1.1 200"));
+        stop.store(true, Ordering::SeqCst);
         server.join().expect("the server thread").expect("served");
     }
 }

@@ -122,6 +122,9 @@ pub enum RequestError {
     /// The server is serving as many requests as it takes.
     #[error("too many requests at once; retry shortly")]
     Busy,
+    /// The server's screen answered the head itself (see `http::Screen`).
+    #[error("refused on its head")]
+    Screened(u16),
 }
 
 impl RequestError {
@@ -134,6 +137,7 @@ impl RequestError {
             RequestError::LengthRequired => 411,
             RequestError::TooSlow(_) => 408,
             RequestError::Busy => 503,
+            RequestError::Screened(status) => *status,
         }
     }
 }
@@ -349,8 +353,11 @@ pub fn read_request_admitted<S: Read + Write>(
         return Err(RequestError::HeadTooLarge(limits.max_head_bytes));
     }
     let head = parse_head(&buffer[..head_end])?;
-    let length = body_length(&head, limits)?;
+    // Admitted before its length is judged: a client without the token is told so, not that
+    // its body is too large.
+    let length = body_length(&head, limits);
     admit(&head)?;
+    let length = length?;
     let mut body: Vec<u8> = buffer[body_start..].to_vec();
     if body.len() > length {
         // Pipelined requests are not supported: one request per connection.

@@ -9,7 +9,7 @@ use std::time::Duration;
 use augur_dataflows::types::fraction_from_ppm;
 use serde::Serialize;
 
-use crate::http::{Handler, Request, Response};
+use crate::http::{Handler, Head, Request, Response, Screen};
 use crate::input::metrics::MetricOptions;
 use crate::input::time::json_seconds;
 use crate::output::ForecastView;
@@ -63,13 +63,29 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// Answers a request without the token on its head, before it takes a request slot or its
+/// body is read (see [`crate::http::Screen`]).
+pub fn screen(token: Option<String>) -> Screen {
+    Arc::new(move |head: &Head| (!authorised_head(token.as_deref(), head)).then(unauthorised))
+}
+
+fn unauthorised() -> Response {
+    Response::error(
+        401,
+        "a valid 'Authorization: Bearer <token>' header is required",
+    )
+    .with_header("WWW-Authenticate", "Bearer")
+}
+
 fn authorised(api: &Api, request: &Request) -> bool {
-    let Some(token) = &api.token else {
+    authorised_head(api.token.as_deref(), &request.head)
+}
+
+fn authorised_head(token: Option<&str>, head: &Head) -> bool {
+    let Some(token) = token else {
         return true;
     };
-    request
-        .head
-        .header("authorization")
+    head.header("authorization")
         .and_then(|value| value.split_once(' '))
         // The scheme is case-insensitive (RFC 9110, 11.1).
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
@@ -78,11 +94,7 @@ fn authorised(api: &Api, request: &Request) -> bool {
 
 fn route(api: &Api, request: &Request) -> Response {
     if !authorised(api, request) {
-        return Response::error(
-            401,
-            "a valid 'Authorization: Bearer <token>' header is required",
-        )
-        .with_header("WWW-Authenticate", "Bearer");
+        return unauthorised();
     }
     let segments: Vec<&str> = request.head.segments.iter().map(String::as_str).collect();
     let method = request.head.method.as_str();
@@ -289,21 +301,30 @@ const LINES_TYPES: [&str; 7] = [
 fn answer(result: Result<Accepted, Refusal>) -> Response {
     match result {
         Ok(accepted) => Response::json(200, &accepted),
-        Err(refusal) => Response::json(
-            refusal.status,
-            &serde_json::json!({
-                "error": format!("{} record(s) refused; nothing was applied", refusal.rejections.len()),
-                "rejections": refusal.rejections,
-            }),
-        ),
+        Err(refusal) => {
+            let listed = refusal.rejections.len() as u64;
+            let error = if refusal.problems > listed {
+                format!(
+                    "{} problem(s) found, the first {listed} listed; nothing was applied",
+                    refusal.problems
+                )
+            } else {
+                format!("{listed} record(s) refused; nothing was applied")
+            };
+            Response::json(
+                refusal.status,
+                &serde_json::json!({
+                    "error": error,
+                    "rejections": refusal.rejections,
+                    "problems": refusal.problems,
+                }),
+            )
+        }
     }
 }
 
 fn refused(rejections: Vec<crate::input::Rejection>) -> Response {
-    answer(Err(Refusal {
-        status: 422,
-        rejections,
-    }))
+    answer(Err(Refusal::listing(422, rejections)))
 }
 
 fn post_workflow(api: &Api, request: &Request) -> Response {

@@ -158,7 +158,7 @@ fn sample_until_stopped(handle: &ServiceHandle, mut scheduled: Vec<Scheduled>) {
                 continue;
             }
             let records = (1..).zip(sampled.records).collect();
-            match handle.push_samples(records, Vec::new()) {
+            match handle.push_samples(records, super::body_rejections::BodyRejections::new()) {
                 Ok(_) => {}
                 Err(refusal) if refusal.status == 503 => return,
                 Err(refusal) => {

@@ -11,6 +11,7 @@
 //! through a [`source::ServiceHandle`], the handle the HTTP handlers use.
 
 pub mod api;
+pub mod body_rejections;
 pub mod checkpoint;
 pub mod exposition;
 pub mod extender;
@@ -537,8 +538,10 @@ pub fn serve_with(
         listener,
         ServerOptions {
             limits: config.limits,
+            probe_path: Some("/healthz"),
             ..ServerOptions::default()
         },
+        api::screen(config.token.clone()),
         handler,
         {
             let shared = Arc::clone(&shared);

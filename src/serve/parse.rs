@@ -10,6 +10,8 @@ use crate::input::time::parse_time_field;
 use crate::input::wfformat::{parse_workflow, Workflow};
 use crate::input::{RejectKind, Rejection};
 
+use super::body_rejections::BodyRejections;
+
 /// What a body is called in rejections.
 pub const METRICS_BODY: &str = "POST /v1/metrics";
 /// What an event body is called in rejections.
@@ -31,11 +33,11 @@ fn utf8<'a>(body: &'a [u8], what: &str) -> Result<&'a str, Vec<Rejection>> {
 /// A body of lines as text, each line that is not UTF-8 refused by its number, as `run`'s line
 /// reader refuses it in a file, and left blank in the text so that the reader still numbers,
 /// and judges, every other line (the body is refused as a whole if anything is).
-fn utf8_lines<'a>(body: &'a [u8], what: &str) -> (std::borrow::Cow<'a, str>, Vec<Rejection>) {
+fn utf8_lines<'a>(body: &'a [u8], what: &str) -> (std::borrow::Cow<'a, str>, BodyRejections) {
+    let mut rejections = BodyRejections::new();
     if let Ok(text) = std::str::from_utf8(body) {
-        return (std::borrow::Cow::Borrowed(text), Vec::new());
+        return (std::borrow::Cow::Borrowed(text), rejections);
     }
-    let mut rejections = Vec::new();
     let lines: Vec<&str> = body
         .split(|&byte| byte == b'\n')
         .enumerate()
@@ -54,25 +56,22 @@ fn utf8_lines<'a>(body: &'a [u8], what: &str) -> (std::borrow::Cow<'a, str>, Vec
     (std::borrow::Cow::Owned(lines.join("\n")), rejections)
 }
 
-/// Every rejection of a body in line order (the UTF-8 ones were found first).
-fn in_line_order(rejections: &mut [Rejection]) {
-    rejections.sort_by_key(|r| r.line);
-}
-
 /// What a body held: its records, each with its line, and what was wrong with the rest. A body
-/// is applied all or nothing, but a refusal lists every bad record: those the parser refused
-/// and those the engine refuses among the parsed ones (an unknown device, a late time).
+/// is applied all or nothing, but a refusal lists the bad records (the first
+/// [`LISTED_REJECTIONS`](super::body_rejections::LISTED_REJECTIONS) in line order, and counts
+/// them all): those the parser refused and those the engine refuses among the parsed ones (an
+/// unknown device, a late time).
 #[derive(Debug)]
 pub struct Parsed<T> {
     /// The records read, with their 1-based lines in the body.
     pub records: Vec<(u64, T)>,
     /// Why the others were refused.
-    pub rejections: Vec<Rejection>,
+    pub rejections: BodyRejections,
 }
 
 impl<T> Parsed<T> {
-    /// The records, or every problem the parser found.
-    pub fn into_result(self) -> Result<Vec<(u64, T)>, Vec<Rejection>> {
+    /// The records, or the problems the parser found.
+    pub fn into_result(self) -> Result<Vec<(u64, T)>, BodyRejections> {
         if self.rejections.is_empty() {
             Ok(self.records)
         } else {
@@ -80,7 +79,7 @@ impl<T> Parsed<T> {
         }
     }
 
-    fn refused(rejections: Vec<Rejection>) -> Parsed<T> {
+    fn refused(rejections: BodyRejections) -> Parsed<T> {
         Parsed {
             records: Vec::new(),
             rejections,
@@ -103,7 +102,6 @@ pub fn parse_metrics(body: &[u8], options: &MetricOptions) -> Parsed<MetricRecor
             .records
             .extend(outcome.records.into_iter().map(|record| (line, record)));
     }
-    in_line_order(&mut parsed.rejections);
     parsed
 }
 
@@ -118,7 +116,6 @@ pub fn parse_events(body: &[u8], max_line_bytes: usize) -> Parsed<TaskEvent> {
             Err(rejection) => parsed.rejections.push(rejection),
         }
     }
-    in_line_order(&mut parsed.rejections);
     parsed
 }
 
@@ -167,8 +164,8 @@ mod tests {
     fn lines_that_are_not_utf8_are_refused_by_number() {
         let body =
             b"time,device,resource,value\n0,a,cpu,0.5\n1,\xff,cpu,0.5\n2,a,cpu,\xfe\n3,a,cpu,NaN\n";
-        let parsed = parse_metrics(body, &MetricOptions::default());
-        let lines: Vec<Option<u64>> = parsed.rejections.iter().map(|r| r.line).collect();
+        let mut parsed = parse_metrics(body, &MetricOptions::default());
+        let lines: Vec<Option<u64>> = parsed.rejections.listed().iter().map(|r| r.line).collect();
         // The other bad record is listed too, in line order.
         assert_eq!(lines, vec![Some(3), Some(4), Some(5)]);
         assert_eq!(
@@ -177,11 +174,11 @@ mod tests {
             "line 2 read (the body is refused whole later)"
         );
         let parsed = parse_events(b"{}\n\xc3\n", 1 << 20);
-        assert!(parsed
-            .rejections
+        let listed = parsed.rejections.into_listed();
+        assert!(listed
             .iter()
             .any(|r| r.line == Some(2) && r.reason.contains("UTF-8")));
-        assert!(parsed.rejections.windows(2).all(|w| w[0].line <= w[1].line));
+        assert!(listed.windows(2).all(|w| w[0].line <= w[1].line));
     }
 
     #[test]
@@ -191,6 +188,7 @@ mod tests {
             parsed
                 .into_result()
                 .map(|records| records.iter().map(|(line, _)| *line).collect::<Vec<_>>())
+                .map_err(BodyRejections::into_listed)
         };
         // Lines count from the body's first, header and blank lines included.
         let good = b"time,device,resource,value\n1,a,cpu,0.5\n\n2,b,memory,0.25\n";
@@ -202,7 +200,7 @@ mod tests {
             1,
             "the good records stay, to be checked too"
         );
-        let rejections = parsed.into_result().expect_err("bad time");
+        let rejections = parsed.into_result().expect_err("bad time").into_listed();
         assert_eq!(rejections.len(), 1);
         assert_eq!(rejections[0].line, Some(3));
         assert!(parse_metrics(b"\xff\xfe", &options).into_result().is_err());
@@ -214,7 +212,10 @@ mod tests {
     fn events_all_or_nothing() {
         let good = br#"{"time":1,"kind":"arrival","workflow":"w"}"#;
         assert_eq!(
-            parse_events(good, 1 << 16).into_result().map(|e| e.len()),
+            parse_events(good, 1 << 16)
+                .into_result()
+                .map(|e| e.len())
+                .map_err(BodyRejections::into_listed),
             Ok(1)
         );
         let bad = b"{\"time\":1,\"kind\":\"arrival\",\"workflow\":\"w\"}\n{\"time\":1,\"kind\":\"explode\"}\n";

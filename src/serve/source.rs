@@ -40,6 +40,7 @@ use crate::input::wfformat::Workflow;
 use crate::input::{RejectKind, Rejection};
 use crate::lifecycle::{Change, Lifecycle, TaskLifecycle};
 
+use super::body_rejections::BodyRejections;
 use super::checkpoint::WorkflowRecord;
 use super::parse::{EVENTS_BODY, METRICS_BODY};
 use super::state::{Shared, KINDS};
@@ -47,33 +48,50 @@ use super::state::{Shared, KINDS};
 /// How far ahead of this host's clock a record's time may be (see `Source::too_late`).
 pub const MAX_AHEAD_OF_CLOCK_MS: Time = 24 * 3600 * 1000;
 
-/// Why a request was refused: the status to answer with and every problem found.
+/// Why a request was refused: the status to answer with and the problems found.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Refusal {
     /// 409 for a name already taken, 422 for records that cannot be applied, 503 when the
     /// service is stopping.
     pub status: u16,
-    /// What was wrong, record by record.
+    /// What was wrong, record by record: for a body of records, the first
+    /// [`LISTED_REJECTIONS`](super::body_rejections::LISTED_REJECTIONS) in line order.
     pub rejections: Vec<Rejection>,
+    /// Every problem found, listed or not.
+    pub problems: u64,
 }
 
 impl Refusal {
     fn unprocessable(rejections: Vec<Rejection>) -> Refusal {
+        Refusal::listing(422, rejections)
+    }
+
+    /// A refusal listing every one of `rejections`.
+    pub fn listing(status: u16, rejections: Vec<Rejection>) -> Refusal {
         Refusal {
-            status: 422,
+            status,
+            problems: rejections.len() as u64,
             rejections,
         }
     }
 
-    fn stopping() -> Refusal {
+    fn of_body(rejections: BodyRejections) -> Refusal {
         Refusal {
-            status: 503,
-            rejections: vec![Rejection::whole_file(
+            status: 422,
+            problems: rejections.problems(),
+            rejections: rejections.into_listed(),
+        }
+    }
+
+    fn stopping() -> Refusal {
+        Refusal::listing(
+            503,
+            vec![Rejection::whole_file(
                 "service",
                 RejectKind::Io,
                 "the service is stopping",
             )],
-        }
+        )
     }
 }
 
@@ -106,7 +124,7 @@ pub enum Command {
         /// The parsed samples, with their lines in the body.
         records: Vec<(u64, MetricRecord)>,
         /// The body's records the parser refused (the whole body is then refused).
-        refused: Vec<Rejection>,
+        refused: BodyRejections,
         /// Where the answer goes.
         reply: Reply,
     },
@@ -115,7 +133,7 @@ pub enum Command {
         /// The parsed events.
         events: Vec<(u64, TaskEvent)>,
         /// The body's records the parser refused (the whole body is then refused).
-        refused: Vec<Rejection>,
+        refused: BodyRejections,
         /// Where the answer goes.
         reply: Reply,
     },
@@ -172,7 +190,7 @@ impl ServiceHandle {
     pub fn push_samples(
         &self,
         records: Vec<(u64, MetricRecord)>,
-        refused: Vec<Rejection>,
+        refused: BodyRejections,
     ) -> Result<Accepted, Refusal> {
         self.ask(|reply| Command::Samples {
             records,
@@ -185,7 +203,7 @@ impl ServiceHandle {
     pub fn push_events(
         &self,
         events: Vec<(u64, TaskEvent)>,
-        refused: Vec<Rejection>,
+        refused: BodyRejections,
     ) -> Result<Accepted, Refusal> {
         self.ask(|reply| Command::Events {
             events,
@@ -492,7 +510,7 @@ impl LiveSource {
                     422
                 };
                 self.shared.counters().reject("workflow", 1, &rejections);
-                return Err(Refusal { status, rejections });
+                return Err(Refusal::listing(status, rejections));
             }
         };
         let tasks = self
@@ -516,7 +534,7 @@ impl LiveSource {
     fn samples(
         &mut self,
         records: Vec<(u64, MetricRecord)>,
-        mut rejections: Vec<Rejection>,
+        mut rejections: BodyRejections,
     ) -> Result<Accepted, Refusal> {
         let mut samples = Vec::with_capacity(records.len());
         let mut newest = self.buffer.max_seen();
@@ -554,11 +572,11 @@ impl LiveSource {
         }
         if !rejections.is_empty() {
             // In the body's order, whoever found them.
-            rejections.sort_by_key(|rejection| rejection.line);
+            let records = rejections.records();
             self.shared
                 .counters()
-                .reject("metric", distinct_lines(&rejections), &rejections);
-            return Err(Refusal::unprocessable(rejections));
+                .reject("metric", records, rejections.listed());
+            return Err(Refusal::of_body(rejections));
         }
         let accepted = samples.len();
         for (time, sample) in samples {
@@ -576,7 +594,7 @@ impl LiveSource {
     fn events(
         &mut self,
         events: Vec<(u64, TaskEvent)>,
-        mut rejections: Vec<Rejection>,
+        mut rejections: BodyRejections,
     ) -> Result<Accepted, Refusal> {
         let mut newest = self.buffer.max_seen();
         {
@@ -595,11 +613,11 @@ impl LiveSource {
             }
         }
         if !rejections.is_empty() {
-            rejections.sort_by_key(|rejection| rejection.line);
+            let records = rejections.records();
             self.shared
                 .counters()
-                .reject("event", distinct_lines(&rejections), &rejections);
-            return Err(Refusal::unprocessable(rejections));
+                .reject("event", records, rejections.listed());
+            return Err(Refusal::of_body(rejections));
         }
         let accepted = events.len();
         for (line, event) in events {
@@ -781,11 +799,6 @@ impl LiveSource {
 
 /// Records a refusal names: the lines with a problem (the rest of the body was not applied
 /// either, but was not at fault).
-pub fn distinct_lines(rejections: &[Rejection]) -> u64 {
-    let lines: std::collections::BTreeSet<Option<u64>> =
-        rejections.iter().map(|rejection| rejection.line).collect();
-    lines.len() as u64
-}
 
 /// How often an idle source wakes to see whether it was asked to stop.
 const IDLE_POLL: Duration = Duration::from_millis(200);
@@ -938,7 +951,7 @@ mod tests {
                     value: 0.5,
                 },
             )],
-            refused: Vec::new(),
+            refused: BodyRejections::new(),
             reply,
         });
         answer.recv().expect("an answer")
