@@ -797,9 +797,6 @@ impl LiveSource {
     }
 }
 
-/// Records a refusal names: the lines with a problem (the rest of the body was not applied
-/// either, but was not at fault).
-
 /// How often an idle source wakes to see whether it was asked to stop.
 const IDLE_POLL: Duration = Duration::from_millis(200);
 
