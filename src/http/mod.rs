@@ -92,6 +92,7 @@ pub fn serve(
                 let Some(slot) = Slot::take(&waiting, options.max_waiting) else {
                     let mut stream = stream;
                     let _ = Response::error(503, "too many connections; retry shortly")
+                        .with_header("Retry-After", "1")
                         .write_to(&mut stream);
                     refused(503);
                     continue;
@@ -209,8 +210,14 @@ fn connection(mut stream: TcpStream, served: &Served, waiting: Slot, active: &Ac
         }
         Err(RequestError::Incomplete) => {}
         Err(error) => {
-            let response =
-                screened.unwrap_or_else(|| Response::error(error.status(), &error.to_string()));
+            let response = screened.unwrap_or_else(|| {
+                let response = Response::error(error.status(), &error.to_string());
+                // A client told the server is busy is told when to come back (RFC 9110, 10.2.3).
+                match error {
+                    RequestError::Busy => response.with_header("Retry-After", "1"),
+                    _ => response,
+                }
+            });
             let _ = response.write_to(&mut stream);
             refused(error.status());
             drain(stream);
@@ -310,6 +317,8 @@ mod tests {
             let mut first = [0u8; 12];
             if stream.read_exact(&mut first).is_ok() {
                 assert_eq!(&first, b"HTTP/1.1 503");
+                let rest = answer(&mut stream);
+                assert!(rest.contains("Retry-After: 1\r\n"), "{rest}");
                 break;
             }
             stalled.push(stream);
@@ -359,7 +368,7 @@ mod tests {
         stream
             .write_all(b"POST /up HTTP/1.1\r\nContent-Length: 100\r\n\r\nab")
             .expect("send");
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
         let mut first = [0u8; 12];
         stream
             .read_exact(&mut first)
@@ -379,12 +388,15 @@ mod tests {
     #[test]
     fn the_probe_is_answered_while_every_slot_is_held() {
         let (hold, release) = std::sync::mpsc::channel::<()>();
-        let release = std::sync::Mutex::new(release);
+        let (entered, slow_in) = std::sync::mpsc::channel::<()>();
+        let release = std::sync::Mutex::new((release, entered));
         let handler: Handler = Arc::new(move |request: Request| {
             if request.head.path == "/slow" {
-                let _ = release
-                    .lock()
-                    .map(|r| r.recv_timeout(Duration::from_secs(10)));
+                // Holds the one slot until the test lets it go.
+                let _ = release.lock().map(|channels| {
+                    let _ = channels.1.send(());
+                    channels.0.recv_timeout(Duration::from_secs(60))
+                });
             }
             Response::json(200, &serde_json::json!({}))
         });
@@ -396,21 +408,15 @@ mod tests {
         let (address, stop, server) = start(options, Arc::new(|_| None), handler);
         let mut slow = TcpStream::connect(address).expect("connect");
         slow.write_all(b"GET /slow HTTP/1.1\r\n\r\n").expect("send");
-        // Until the slow request holds the one slot, another request may still get it.
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        loop {
-            let mut other = TcpStream::connect(address).expect("connect");
-            other
-                .write_all(b"GET /status HTTP/1.1\r\n\r\n")
-                .expect("send");
-            if answer(&mut other).starts_with("HTTP/1.1 503") {
-                break;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the slot was never held"
-            );
-        }
+        slow_in
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the slow request holds the slot");
+        let mut other = TcpStream::connect(address).expect("connect");
+        other
+            .write_all(b"GET /status HTTP/1.1\r\n\r\n")
+            .expect("send");
+        let text = answer(&mut other);
+        assert!(text.starts_with("HTTP/1.1 503"), "{text}");
         let mut probe = TcpStream::connect(address).expect("connect");
         probe
             .write_all(b"GET /healthz HTTP/1.1\r\n\r\n")

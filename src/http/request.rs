@@ -110,8 +110,12 @@ pub enum RequestError {
         /// The limit.
         limit: usize,
     },
-    /// A body without a Content-Length (chunked uploads are not accepted).
-    #[error("a request body needs a Content-Length header (chunked bodies are not accepted)")]
+    /// A body without a Content-Length, or one sent with a Transfer-Encoding (chunked or any
+    /// other: none is decoded).
+    #[error(
+        "a request body needs a Content-Length header (no Transfer-Encoding is accepted, \
+         chunked or any other)"
+    )]
     LengthRequired,
     /// The connection closed or stalled before the request was whole.
     #[error("connection closed or timed out mid-request")]
