@@ -108,6 +108,15 @@ impl SeriesForecast {
 /// quarter of the time or more, where at 5-minute samples (2 steps) it is a few minutes a week.
 pub const HOLD_STEPS: f64 = 12.0;
 
+/// Steps of a series' model that its horizon spans, at the least: samples closer than a
+/// quarter of `horizon / HORIZON_STEPS` are modelled as bucket means of that length (10-s
+/// samples for a 10-minute horizon as 50-s steps; see [`TimedModel::for_series`], whose cap
+/// of a minute bounds the lag a bucket adds). What is published is the mean over the horizon,
+/// which 12 steps resolve, while every step costs the whole model (`auto`'s five members
+/// updated, scored and blended): at a step per 10-s sample that was five times the work, for
+/// a window of 1,008 steps that spanned under 3 hours where 50-s steps span 14.
+pub const HORIZON_STEPS: f64 = 12.0;
+
 /// What the dataflow keeps for one series: its forecaster and its anomaly scorer.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SeriesState {
@@ -122,6 +131,22 @@ pub struct SeriesState {
     /// changed, taken back with it: a collector alternating between two rates would otherwise
     /// restart the scorer at every alternation and never leave its warm-up.
     shelved_anomaly: Option<Box<AnomalyScorer>>,
+    /// The model's part of the published forecast, while no step has changed it: a coarse
+    /// series (10-s samples in 40-s steps) takes several samples a step, and the blend's mean
+    /// and sigma were most of what each of the others cost. Not saved: a restored series
+    /// computes it afresh.
+    #[serde(skip)]
+    held: Option<HeldForecast>,
+}
+
+/// What [`SeriesState::forecast`] reads from the model: the mean and sigma over the horizon,
+/// and the one-step sigma where dynamic granularity needs it (else 0), for one horizon.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct HeldForecast {
+    horizon_ms: Time,
+    one_step: Option<f64>,
+    mean: f64,
+    sigma: f64,
 }
 
 impl SeriesState {
@@ -129,12 +154,14 @@ impl SeriesState {
     pub fn new(config: &ForecastConfig) -> SeriesState {
         // A configured interval fixes the step (and sizes the window for it); otherwise each
         // series estimates its own. Either way the step is kept coarse enough for the window
-        // to span the horizon: the mean over 10 minutes ahead needs no 1-ms steps, and a model
-        // that has seen one second of them would extrapolate 600,000 steps.
+        // to span the horizon, and the horizon to be about HORIZON_STEPS steps: the mean over
+        // 10 minutes ahead needs no 1-ms steps, and a model that has seen one second of them
+        // would extrapolate 600,000 steps.
         let mut model = TimedModel::for_series(
             &config.model,
             config.model.interval_ms.map(|ms| ms as Time),
-            config.horizon_ms as f64 / config.model.window.max(1) as f64,
+            (config.horizon_ms as f64 / config.model.window.max(1) as f64)
+                .max(config.horizon_ms as f64 / HORIZON_STEPS),
         );
         // What `forecast` reads: the mean and sigma over the horizon, and with dynamic
         // granularity the one-step sigma.
@@ -148,6 +175,7 @@ impl SeriesState {
             alarm: None,
             latest_time: Time::MIN,
             shelved_anomaly: None,
+            held: None,
         }
     }
 
@@ -158,7 +186,19 @@ impl SeriesState {
         // their length): per 1-ms sample that was one every two seconds, and with each held
         // for the horizon a fine device was never out of alarm.
         let previous = self.latest_time;
+        let was_coarse = self.model.is_coarse();
         let steps = self.model.update_steps(time, value);
+        // A sample that only joined the open bucket of a coarse series changed nothing the
+        // forecast reads from the model; anything else may have.
+        let unchanged = was_coarse
+            && self.model.is_coarse()
+            && !steps.rate_changed()
+            && steps.iter().next().is_none()
+            && !self.is_empty()
+            && !self.model.model().is_empty();
+        if !unchanged {
+            self.held = None;
+        }
         let mut rejoins = false;
         let mut level = None;
         if steps.rate_changed() {
@@ -215,9 +255,58 @@ impl SeriesState {
         self.model.last_time().is_none()
     }
 
+    /// The model's part of the forecast over `config`'s horizon, computed afresh.
+    fn model_forecast(&self, config: &ForecastConfig) -> HeldForecast {
+        let (mean, sigma) = self.model.mean_and_sigma(config.horizon_ms);
+        HeldForecast {
+            horizon_ms: config.horizon_ms,
+            // The one-step sigma is only needed (and only computed) with dynamic granularity
+            // on: this runs for every step of every series.
+            one_step: config.coarse_quantum_ppm.map(|_| self.model.sigma(0)),
+            mean,
+            sigma,
+        }
+    }
+
     /// The forecast as the dataflow publishes it.
     pub fn forecast(&self, config: &ForecastConfig) -> SeriesForecast {
-        let (mean, sigma) = self.model.mean_and_sigma(config.horizon_ms);
+        self.forecast_from(self.model_forecast(config), config)
+    }
+
+    /// [`Self::forecast`], the model's part kept from the last call while no step has changed
+    /// it (what the dataflow's operator calls, at every sample).
+    pub fn publish(&mut self, config: &ForecastConfig) -> SeriesForecast {
+        let held = match self.held {
+            Some(held)
+                if held.horizon_ms == config.horizon_ms
+                    && held.one_step.is_some() == config.coarse_quantum_ppm.is_some() =>
+            {
+                // Every test run checks the rule that kept it (`update`) against the model.
+                #[cfg(debug_assertions)]
+                {
+                    let fresh = self.model_forecast(config);
+                    let bits = |h: HeldForecast| {
+                        (
+                            h.mean.to_bits(),
+                            h.sigma.to_bits(),
+                            h.one_step.map(f64::to_bits),
+                        )
+                    };
+                    assert_eq!(bits(held), bits(fresh), "a held forecast went stale");
+                }
+                held
+            }
+            _ => {
+                let fresh = self.model_forecast(config);
+                self.held = Some(fresh);
+                fresh
+            }
+        };
+        self.forecast_from(held, config)
+    }
+
+    fn forecast_from(&self, held: HeldForecast, config: &ForecastConfig) -> SeriesForecast {
+        let (mean, sigma) = (held.mean, held.sigma);
         let fraction = |value: f64| {
             if value.is_finite() {
                 value.max(0.0)
@@ -226,15 +315,13 @@ impl SeriesState {
             }
         };
         let predicted = fraction(mean);
-        // The one-step sigma is only needed (and only computed) with dynamic granularity on:
-        // this runs for every sample of every series.
-        let quantum = match config.coarse_quantum_ppm {
-            None => config.quantum_ppm,
-            Some(_) => granularity(
+        let quantum = match (config.coarse_quantum_ppm, held.one_step) {
+            (Some(_), Some(one_step)) => granularity(
                 config,
                 predicted + config.risk * fraction(sigma),
-                fraction(self.model.sigma(0)),
+                fraction(one_step),
             ),
+            _ => config.quantum_ppm,
         };
         SeriesForecast {
             latest: quantise(to_ppm(self.model.latest()), quantum),
@@ -494,8 +581,8 @@ pub fn series_forecasts<'scope>(
                 restored.sort_by_key(|(series, _)| *series);
                 // Devices whose contention may have changed, in order once sorted.
                 let mut touched: Vec<DeviceId> = Vec::new();
-                for (series, state) in restored {
-                    let published = (!state.is_empty()).then(|| state.forecast(&config));
+                for (series, mut state) in restored {
+                    let published = (!state.is_empty()).then(|| state.publish(&config));
                     if let Some(forecast) = published {
                         session.give(((series, forecast), time, 1));
                     }
@@ -531,7 +618,7 @@ pub fn series_forecasts<'scope>(
                         model.update(time, batch[index].value);
                         index += 1;
                     }
-                    let after = model.forecast(&config);
+                    let after = model.publish(&config);
                     // As before the cache: a series whose samples were all ignored
                     // (non-finite) still counts as having published nothing.
                     *published = (!model.is_empty()).then_some(after);

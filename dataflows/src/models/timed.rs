@@ -130,10 +130,11 @@ struct Bucket {
     count: u64,
 }
 
-/// The coarsest step bucketing makes: it is for sub-second samples (a 1-ms series forecast 10
-/// minutes ahead), where a step per sample buys nothing. Past it, a long horizon (days) would
-/// make buckets so long that the model lags the series by most of one.
-pub const MAX_MIN_STEP_MS: f64 = 1_000.0;
+/// The coarsest step bucketing makes: it is for samples far finer than the horizon needs (a
+/// 1-ms or 10-s series forecast 10 minutes ahead), where a step per sample buys nothing. Past
+/// it, a long horizon (days) would make buckets so long that the model lags the series by most
+/// of one.
+pub const MAX_MIN_STEP_MS: f64 = 60_000.0;
 
 /// Coarse steps begin where samples come at least this many to a step of `min_step_ms` (so a
 /// bucket's count varies by a small fraction of it with jitter), and end where they come fewer
@@ -756,6 +757,12 @@ impl TimedModel {
     /// The estimated (or given) sampling interval in milliseconds, once known.
     pub fn interval_ms(&self) -> Option<f64> {
         (self.interval_ms > 0.0).then_some(self.interval_ms)
+    }
+
+    /// Whether samples are bucketed into coarse steps now: then a sample that makes no step
+    /// leaves every forecast as it was (the step, and so each horizon in steps, is fixed).
+    pub fn is_coarse(&self) -> bool {
+        self.coarse
     }
 
     /// The model's step in milliseconds: the coarse step while samples are bucketed, else the
@@ -1555,9 +1562,10 @@ mod tests {
     }
 
     #[test]
-    fn long_horizons_bucket_only_sub_second_samples() {
+    fn long_horizons_bucket_only_samples_finer_than_a_quarter_minute() {
         // A day-long (or 30-year) horizon over window 1,008 would make buckets of 86 s (or
-        // 11 days): the model would lag the series by most of one. The step is capped at 1 s.
+        // 11 days): the model would lag the series by most of one. The step is capped at a
+        // minute, so minute samples stay steps of their own.
         let config = ModelConfig::new(ModelKind::Ewma);
         for horizon_ms in [86_400_000.0, 1e12] {
             let mut model = TimedModel::for_series(&config, None, horizon_ms / 1008.0);
