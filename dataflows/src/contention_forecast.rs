@@ -902,8 +902,13 @@ mod tests {
         // default 10-minute horizon was 600,000 steps over a window of one second, every
         // model's sigma several times the capacity, and the scorer (about one false alarm in
         // 2,000 steps of noise, whatever their length) alarmed every few seconds. In 0.6-s buckets the spread is the load's, the quiet
-        // stretch raises an alarm or two at most, and the jump one of its own.
-        let config = ForecastConfig::default();
+        // stretch raises an alarm or two at most, and the jump one of its own. (A 7.2-s
+        // horizon keeps the buckets at 0.6 s, those of the window's old rule, horizon / 1,008
+        // of 10 minutes; under the default 10 minutes they are 50 s.)
+        let config = ForecastConfig {
+            horizon_ms: 7_200,
+            ..ForecastConfig::default()
+        };
         let mut uniform = uniform(0x9e37_79b9_7f4a_7c15);
         // Twelve uniforms: near enough Gaussian, with unit variance.
         let mut noise = move || (0..12).map(|_| uniform()).sum::<f64>();
@@ -948,9 +953,11 @@ mod tests {
         // hold 3 samples instead of 60, and their means are four times as noisy. The scorer had
         // learnt the quieter means, and every such series was flagged within seconds and
         // stayed so (a tester saw 20 of 20 a hundred seconds on). The rate change is learnt
-        // and the scorer starts again on the new steps.
+        // and the scorer starts again on the new steps. (A 7.2-s horizon makes the buckets
+        // 0.6 s.)
         let config = ForecastConfig {
             model: ModelConfig::new(crate::models::ModelKind::Ewma),
+            horizon_ms: 7_200,
             ..ForecastConfig::default()
         };
         let start: Time = 1_704_067_200_000;
@@ -971,7 +978,7 @@ mod tests {
                 let anomaly = series.forecast(&config).anomaly;
                 alarmed |= k >= 16 && anomaly >= to_ppm(THRESHOLD);
             }
-            assert_eq!(series.model.step_ms(), 600_000.0 / 1008.0, "still bucketed");
+            assert_eq!(series.model.step_ms(), 600.0, "still bucketed");
             flagged += usize::from(alarmed);
         }
         assert_eq!(
@@ -1065,12 +1072,17 @@ mod tests {
 
     #[test]
     fn an_alarm_is_held_for_the_horizon_or_twelve_steps_whichever_is_shorter() {
-        // A level that jumps once, sampled every second and every five minutes: the alarm at
-        // the jump is held 12 steps (12 s) at 1-s samples, where the 10-minute horizon would
-        // be 600 (and the scorer's false alarms, about one in 2,000 steps, kept a quiet
-        // series in alarm a quarter of the time), and the horizon (two steps) at 5 minutes.
-        let config = ForecastConfig::default();
-        for step in [1_000, 300_000] {
+        // A level that jumps once, sampled every second under a 30-s horizon and every five
+        // minutes under 10 minutes: the alarm at the jump is held 12 steps (12 s) at 1-s
+        // samples, where the horizon is 30 (a 10-minute one was 600, before such samples
+        // became bucket means, and the scorer's false alarms, about one in 2,000 steps, kept
+        // a quiet series in alarm a quarter of the time), and the horizon (two steps) at 5
+        // minutes.
+        for (step, horizon_ms) in [(1_000, 30_000), (300_000, 600_000)] {
+            let config = ForecastConfig {
+                horizon_ms,
+                ..ForecastConfig::default()
+            };
             let mut series = SeriesState::new(&config);
             let mut noise = uniform(0x2545_f491_4f6c_dd1d);
             for k in 0..600 {
