@@ -288,16 +288,10 @@ fn is_blank(c: char) -> bool {
     c == ' ' || c == '\t'
 }
 
-/// The start of a long piece of text, for messages (problems must stay small on any input).
-fn clip(text: &str) -> String {
-    const LIMIT: usize = 60;
-    if text.chars().count() <= LIMIT {
-        text.to_string()
-    } else {
-        let mut clipped: String = text.chars().take(LIMIT).collect();
-        clipped.push('…');
-        clipped
-    }
+/// The start of a long piece of text, for messages (problems must stay small on any input): 60
+/// characters, then an ellipsis.
+fn clip(text: &str) -> std::borrow::Cow<'_, str> {
+    crate::input::clip(text, 60)
 }
 
 /// A position in a line; every step is on a char boundary.
