@@ -273,6 +273,15 @@ mod tests {
     use super::*;
     use std::io::{Read, Write};
 
+    /// A GET of `path` on a connection of its own, and the whole answer.
+    fn get(address: impl std::net::ToSocketAddrs, path: &str) -> String {
+        let mut stream = TcpStream::connect(address).expect("connect");
+        stream
+            .write_all(format!("GET {path} HTTP/1.1\r\n\r\n").as_bytes())
+            .expect("send");
+        answer(&mut stream)
+    }
+
     fn answer(stream: &mut TcpStream) -> String {
         let mut text = String::new();
         let _ = stream.read_to_string(&mut text);
@@ -323,11 +332,7 @@ mod tests {
             }
             stalled.push(stream);
         }
-        let mut probe = TcpStream::connect(address).expect("connect");
-        probe
-            .write_all(b"GET /healthz HTTP/1.1\r\n\r\n")
-            .expect("send");
-        let text = answer(&mut probe);
+        let text = get(address, "/healthz");
         assert!(text.starts_with("HTTP/1.1 200"), "{text}");
         stop.store(true, Ordering::SeqCst);
         stalled.clear();
@@ -411,17 +416,9 @@ mod tests {
         slow_in
             .recv_timeout(Duration::from_secs(60))
             .expect("the slow request holds the slot");
-        let mut other = TcpStream::connect(address).expect("connect");
-        other
-            .write_all(b"GET /status HTTP/1.1\r\n\r\n")
-            .expect("send");
-        let text = answer(&mut other);
+        let text = get(address, "/status");
         assert!(text.starts_with("HTTP/1.1 503"), "{text}");
-        let mut probe = TcpStream::connect(address).expect("connect");
-        probe
-            .write_all(b"GET /healthz HTTP/1.1\r\n\r\n")
-            .expect("send");
-        let text = answer(&mut probe);
+        let text = get(address, "/healthz");
         assert!(text.starts_with("HTTP/1.1 200"), "{text}");
         let _ = hold.send(());
         assert!(answer(&mut slow).starts_with("HTTP/1.1 200"));
