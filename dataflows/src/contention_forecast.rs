@@ -132,7 +132,7 @@ pub struct SeriesState {
     /// restart the scorer at every alternation and never leave its warm-up.
     shelved_anomaly: Option<Box<AnomalyScorer>>,
     /// The model's part of the published forecast, while no step has changed it: a coarse
-    /// series (10-s samples in 40-s steps) takes several samples a step, and the blend's mean
+    /// series (10-s samples in 50-s steps) takes several samples a step, and the blend's mean
     /// and sigma were most of what each of the others cost. Not saved: a restored series
     /// computes it afresh.
     #[serde(skip)]
@@ -140,7 +140,7 @@ pub struct SeriesState {
 }
 
 /// What [`SeriesState::forecast`] reads from the model: the mean and sigma over the horizon,
-/// and the one-step sigma where dynamic granularity needs it (else 0), for one horizon.
+/// and the one-step sigma where dynamic granularity needs it, for one horizon.
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct HeldForecast {
     horizon_ms: Time,
@@ -186,15 +186,13 @@ impl SeriesState {
         // their length): per 1-ms sample that was one every two seconds, and with each held
         // for the horizon a fine device was never out of alarm.
         let previous = self.latest_time;
-        let was_coarse = self.model.is_coarse();
         let steps = self.model.update_steps(time, value);
         // A sample that only joined the open bucket of a coarse series changed nothing the
-        // forecast reads from the model; anything else may have.
-        let unchanged = was_coarse
-            && self.model.is_coarse()
+        // forecast reads from the model; anything else may have. (Going coarse or fine is a
+        // change of rate; a model with no step yet forecasts the open bucket's mean.)
+        let unchanged = self.model.is_coarse()
             && !steps.rate_changed()
             && steps.iter().next().is_none()
-            && !self.is_empty()
             && !self.model.model().is_empty();
         if !unchanged {
             self.held = None;
