@@ -120,10 +120,17 @@ struct InFlight {
     epochs: Vec<(Time, Instant, bool)>,
 }
 
-/// Takes what a capture holds, leaving it room for as many updates.
+/// Updates a capture keeps room for across groups, whatever the last group held: groups end
+/// wherever the source ran dry, so their sizes vary, and room for only the last one's cost a
+/// regrowth (a copy of everything captured so far) at most groups; past this, room for the
+/// last group only, so that one huge epoch does not pin its size for the rest of the run.
+const KEEP_ROOM: usize = 1 << 16;
+
+/// Takes what a capture holds, leaving it room for as many updates as it had room for (up to
+/// [`KEEP_ROOM`]), or as it holds.
 fn take_captured<D>(captured: &RefCell<Vec<D>>) -> Vec<D> {
     let mut captured = captured.borrow_mut();
-    let room = captured.len();
+    let room = captured.len().max(captured.capacity().min(KEEP_ROOM));
     std::mem::replace(&mut *captured, Vec::with_capacity(room))
 }
 
@@ -283,6 +290,15 @@ pub trait BatchSource {
     /// next batch is made with every output in hand. A source fed back by its sink (the
     /// simulator) runs ahead only while no output could change what it does next.
     fn can_run_ahead(&self) -> bool {
+        true
+    }
+
+    /// Whether the next batch (or the end of input) is in hand, so that asking for it now
+    /// does not wait. The engine stops collecting a group at a batch not yet ready and runs the
+    /// epochs it holds, instead of idling until the group is full: the dataflow then works
+    /// while a source on a thread of its own makes the next batches. `true`, the default, for
+    /// a source that makes its batches when asked.
+    fn batch_ready(&mut self) -> bool {
         true
     }
 }
@@ -712,6 +728,10 @@ where
                 let mut failed = None;
                 let mut next = *inputs.samples.time();
                 while !exhausted && in_flight.epochs.len() < depth {
+                    // Epochs in hand are run rather than held while the source catches up.
+                    if !in_flight.epochs.is_empty() && !source.batch_ready() {
+                        break;
+                    }
                     let (time, batch) = match source.next_batch() {
                         Ok(Some(batch)) => batch,
                         Ok(None) => {

@@ -11,7 +11,7 @@
 //! checkpointed, since its state has moved past the epochs the engine has seen, so checkpointed
 //! runs read inline.
 
-use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::mpsc::{sync_channel, Receiver, TryRecvError};
 use std::thread::JoinHandle;
 
 use augur_dataflows::types::{InputBatch, Time};
@@ -43,6 +43,8 @@ enum State<Src: BatchSource> {
         batches: Receiver<Batch<Src::Error>>,
         reader: Option<JoinHandle<Src>>,
         ended: bool,
+        /// A batch taken off the channel by [`BatchSource::batch_ready`], given next.
+        ready: Option<Batch<Src::Error>>,
     },
     /// Only between the two states, and after a failed hand-over.
     Gone,
@@ -102,6 +104,7 @@ where
                 batches,
                 reader: Some(reader),
                 ended: false,
+                ready: None,
             },
             Err(source) => {
                 self.threaded = false;
@@ -128,7 +131,8 @@ where
                 batches,
                 reader,
                 ended,
-            } => match batches.recv() {
+                ready,
+            } => match ready.take().map_or_else(|| batches.recv(), Ok) {
                 Ok(batch) => {
                     *ended = !matches!(batch, Ok(Some(_)));
                     batch
@@ -177,6 +181,30 @@ where
 
     fn pipeline_depth(&self) -> usize {
         self.depth
+    }
+
+    /// Read ahead: whether the feed thread has a batch waiting (kept for the next call), or
+    /// has gone; inline, always (the batch is made when asked).
+    fn batch_ready(&mut self) -> bool {
+        match &mut self.state {
+            State::Reading {
+                ended: false,
+                batches,
+                ready,
+                ..
+            } => {
+                if ready.is_none() {
+                    match batches.try_recv() {
+                        Ok(batch) => *ready = Some(batch),
+                        Err(TryRecvError::Empty) => return false,
+                        // `next_batch` finds out why it stopped.
+                        Err(TryRecvError::Disconnected) => {}
+                    }
+                }
+                true
+            }
+            _ => true,
+        }
     }
 
     // A source read on a thread of its own runs ahead by construction: only one that always
@@ -271,6 +299,77 @@ mod tests {
             let inner = ahead.into_inner();
             assert_eq!(inner.given, inline.into_inner().given);
         }
+    }
+
+    #[test]
+    fn asking_whether_a_batch_is_ready_loses_and_reorders_nothing() {
+        let len = 2 * READ_AHEAD_EPOCHS as u64 + 3;
+        for fail_at in [None, Some(READ_AHEAD_EPOCHS as u64 + 2)] {
+            let expected = drain(&mut ReadAhead::new(Counting::new(len, fail_at), false));
+            let mut ahead = ReadAhead::new(Counting::new(len, fail_at), true);
+            // Not started: ready, since the first call reads (and starts the thread).
+            assert!(ahead.batch_ready());
+            let mut seen = Vec::new();
+            let mut error = None;
+            let mut waits = 0;
+            loop {
+                // Asked once, twice, or not at all before each batch: a batch taken off the
+                // channel to answer is the next one given, once.
+                for _ in 0..(seen.len() % 3) {
+                    if !ahead.batch_ready() {
+                        waits += 1;
+                    }
+                }
+                match ahead.next_batch() {
+                    Ok(Some((time, batch))) => seen.push((time, batch.samples[0].value)),
+                    Ok(None) => break,
+                    Err(failed) => {
+                        error = Some(failed);
+                        break;
+                    }
+                }
+            }
+            assert_eq!(
+                (seen, error),
+                expected,
+                "fail at {fail_at:?} ({waits} waits)"
+            );
+            // Once the feed thread has ended, asking never blocks and says ready.
+            assert!(ahead.batch_ready());
+            assert!(matches!(ahead.next_batch(), Ok(None)));
+        }
+    }
+
+    #[test]
+    fn a_ready_batch_is_given_without_waiting_and_an_idle_feed_reads_not_ready() {
+        // A source that gives one batch, then waits for a go-ahead before the next.
+        struct Gated {
+            given: u64,
+            gate: std::sync::mpsc::Receiver<()>,
+        }
+        impl BatchSource for Gated {
+            type Error = String;
+            fn next_batch(&mut self) -> Result<Option<(Time, InputBatch)>, String> {
+                if self.given > 0 && self.gate.recv().is_err() {
+                    return Ok(None);
+                }
+                self.given += 1;
+                Ok(Some((self.given as Time, InputBatch::default())))
+            }
+        }
+        let (open, gate) = std::sync::mpsc::channel();
+        let mut ahead = ReadAhead::new(Gated { given: 0, gate }, true);
+        assert!(matches!(ahead.next_batch(), Ok(Some((1, _)))));
+        // The feed thread now waits at the gate: nothing is ready.
+        assert!(!ahead.batch_ready());
+        open.send(()).expect("the feed thread is alive");
+        // Once it has made batch 2, readiness says so and the batch comes at once.
+        while !ahead.batch_ready() {
+            std::thread::yield_now();
+        }
+        assert!(matches!(ahead.next_batch(), Ok(Some((2, _)))));
+        drop(open);
+        assert!(matches!(ahead.next_batch(), Ok(None)));
     }
 
     #[test]
