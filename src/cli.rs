@@ -14,6 +14,7 @@ use crate::engine::Workers;
 use crate::input::lines::line_limit;
 use crate::input::metrics::MetricFormat;
 use crate::run::RunConfig;
+use crate::same_file::FileIndex;
 
 /// augur places the tasks of workflow DAGs onto devices by predicted resource contention, and
 /// keeps that placement current, incrementally, as metrics and task events stream in.
@@ -595,22 +596,22 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig, ConfigError> {
             ),
         });
     }
-    for (index, (file, _, _)) in maps.iter().enumerate() {
-        if maps[..index]
-            .iter()
-            .any(|(other, _, _)| same_file(other, file))
-        {
+    let mut mapped = FileIndex::new();
+    for (file, _, _) in &maps {
+        if mapped.same_as(file).is_some() {
             return Err(ConfigError::Flag {
                 flag: "--map",
                 reason: format!("{} is mapped twice", file.display()),
             });
         }
+        mapped.insert(file, ());
     }
     // A map for a file that is not read is a typo for one that is (a path written differently
     // from --metrics' canonicalises to the same file and is fine).
+    let read = FileIndex::of(args.metrics.iter().map(PathBuf::as_path));
     if let Some((file, _, _)) = maps
         .iter()
-        .find(|(file, _, _)| !args.metrics.iter().any(|path| same_file(file, path)))
+        .find(|(file, _, _)| read.same_as(file).is_none())
     {
         return Err(ConfigError::Flag {
             flag: "--map",
@@ -619,7 +620,7 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig, ConfigError> {
     }
     if format == MetricFormat::Nab {
         for path in &args.metrics {
-            if !maps.iter().any(|(file, _, _)| same_file(file, path)) {
+            if mapped.same_as(path).is_none() {
                 return Err(ConfigError::Flag {
                     flag: "--map",
                     reason: format!(
@@ -945,7 +946,16 @@ fn check_inputs(args: &RunArgs) -> Result<(), ConfigError> {
         ("--metrics", &args.metrics),
         ("--events", &args.events),
     ];
-    let mut seen: Vec<(&'static str, &Path)> = Vec::new();
+    let mut seen: FileIndex<&'static str> = FileIndex::new();
+    // The outputs the run rewrites, resolved once for every input to be looked up in.
+    let out_names: Vec<(PathBuf, &str)> = crate::run::OUTPUTS
+        .iter()
+        .map(|name| (args.out.join(name), *name))
+        .collect();
+    let mut outputs = FileIndex::new();
+    for (path, name) in &out_names {
+        outputs.insert(path, *name);
+    }
     let singles = [("--platform", &args.platform), ("--config", &args.config)];
     let all = named
         .iter()
@@ -959,13 +969,13 @@ fn check_inputs(args: &RunArgs) -> Result<(), ConfigError> {
         if let Some(reason) = not_an_input_file(path) {
             return Err(ConfigError::Flag { flag, reason });
         }
-        if let Some((other, _)) = seen.iter().find(|(_, p)| same_file(p, path)) {
+        if let Some(other) = seen.same_as(path) {
             return Err(ConfigError::Flag {
                 flag,
                 reason: format!("{} is already given to {other}", path.display()),
             });
         }
-        if let Some((other, _)) = seen.iter().find(|(_, p)| read_alike(p, path)) {
+        if let Some(other) = seen.reads_like(path) {
             return Err(ConfigError::Flag {
                 flag,
                 reason: read_alike_reason(other, path),
@@ -973,10 +983,7 @@ fn check_inputs(args: &RunArgs) -> Result<(), ConfigError> {
         }
         // The run clears and rewrites its outputs before it reads a line: an input that is one
         // of them would be destroyed unread.
-        if let Some(output) = crate::run::OUTPUTS
-            .iter()
-            .find(|name| same_file(path, &args.out.join(name)))
-        {
+        if let Some(output) = outputs.same_as(path) {
             return Err(ConfigError::Flag {
                 flag,
                 reason: format!(
@@ -987,7 +994,7 @@ fn check_inputs(args: &RunArgs) -> Result<(), ConfigError> {
                 ),
             });
         }
-        seen.push((flag, path));
+        seen.insert(path, flag);
     }
     if let Some(reason) = not_an_output_folder(&args.out) {
         return Err(ConfigError::Flag {
@@ -1011,18 +1018,18 @@ pub fn check_input_files<'a>(
     flag: &str,
     paths: impl IntoIterator<Item = &'a PathBuf>,
 ) -> Result<(), String> {
-    let mut seen: Vec<&Path> = Vec::new();
+    let mut seen = FileIndex::new();
     for path in paths {
         if let Some(reason) = not_an_input_file(path) {
             return Err(format!("{flag}: {reason}"));
         }
-        if seen.iter().any(|earlier| same_file(earlier, path)) {
+        if seen.same_as(path).is_some() {
             return Err(format!("{flag}: {} is given twice", path.display()));
         }
-        if seen.iter().any(|earlier| read_alike(earlier, path)) {
+        if seen.reads_like(path).is_some() {
             return Err(format!("{flag}: {}", read_alike_reason(flag, path)));
         }
-        seen.push(path);
+        seen.insert(path, ());
     }
     Ok(())
 }
@@ -1073,41 +1080,12 @@ fn not_an_input_file(path: &Path) -> Option<String> {
 /// Whether two paths to different files read alike once shown (bytes that are not UTF-8 shown
 /// as U+FFFD): outputs name each input by that text (the summary's counts, the rejections'
 /// file), so the two would be counted and reported as one.
-fn read_alike(a: &Path, b: &Path) -> bool {
-    a != b && a.display().to_string() == b.display().to_string()
-}
-
 fn read_alike_reason(other_flag: &str, path: &Path) -> String {
     format!(
         "{} reads like another input of {other_flag} once its bytes that are not UTF-8 are \
          shown as U+FFFD, and the outputs name inputs by that text: rename one",
         path.display()
     )
-}
-
-/// Whether two paths name the same file: by text, once resolved, or (on Unix) as two hard
-/// links to one file (read twice, its records counted twice).
-pub fn same_file(a: &Path, b: &Path) -> bool {
-    a == b
-        || match (a.canonicalize(), b.canonicalize()) {
-            (Ok(a), Ok(b)) => a == b,
-            _ => false,
-        }
-        || same_inode(a, b)
-}
-
-#[cfg(unix)]
-fn same_inode(a: &Path, b: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (std::fs::metadata(a), std::fs::metadata(b)) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-        _ => false,
-    }
-}
-
-#[cfg(not(unix))]
-fn same_inode(_: &Path, _: &Path) -> bool {
-    false
 }
 
 fn seconds_to_ms(seconds: f64) -> i64 {

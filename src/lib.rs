@@ -41,6 +41,7 @@ pub mod prometheus;
 pub mod read_ahead;
 pub mod run;
 pub mod run_report;
+pub mod same_file;
 pub mod scaleout;
 pub mod series;
 pub mod serve;

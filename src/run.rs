@@ -16,7 +16,6 @@ use augur_dataflows::EngineConfig;
 
 use crate::catalog::Catalog;
 use crate::checkpoint::{self, CheckpointConfig, CheckpointDir, CheckpointError};
-use crate::cli::same_file;
 use crate::engine::{connect_workers, run_engine_connected, Checkpointing, EngineError, Workers};
 use crate::feed::{Feed, FeedError, FeedState, RejectLog};
 use crate::input::events::{EventKind, EventReader};
@@ -31,6 +30,7 @@ use crate::input::{InputStats, RejectKind, Rejection};
 use crate::lifecycle::TaskLifecycle;
 use crate::output::{ForecastView, InputSummary, LatencySummary, MapWriter, Summary};
 use crate::read_ahead::ReadAhead;
+use crate::same_file::FileIndex;
 use crate::write_behind::WriteBehind;
 
 /// The files a run writes into its output folder.
@@ -520,6 +520,10 @@ fn open_feed(
         .map(|d| (d.id.clone(), (d.disk_bytes_per_s, d.network_bytes_per_s)))
         .collect();
     let mut metrics = Vec::new();
+    let mut mapped = FileIndex::new();
+    for (file, device, resource) in &config.maps {
+        mapped.insert(file, (device, *resource));
+    }
     // A file's streams take the checkpoint's positions recorded for that file: matched by
     // index, a file that failed to reopen handed its position to the next one (refused at the
     // wrong offset, as though it had changed too). A file the checkpointed run could not open
@@ -534,11 +538,9 @@ fn open_feed(
         }
         let options = MetricOptions {
             max_line_bytes: config.max_line_bytes,
-            nab_target: config
-                .maps
-                .iter()
-                .find(|(file, _, _)| same_file(file, path))
-                .map(|(_, device, resource)| (device.clone(), *resource)),
+            nab_target: mapped
+                .same_as(path)
+                .map(|(device, resource)| (device.clone(), resource)),
             bandwidth: bandwidth.clone(),
             only_machine: None,
             lateness_ms: Some(config.lateness_ms),

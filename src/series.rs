@@ -183,13 +183,12 @@ pub fn load_series_counted(
 
 /// Refuses a file given twice: its series would be counted twice.
 pub fn check_distinct(paths: &[std::path::PathBuf]) -> Result<(), String> {
-    for (index, path) in paths.iter().enumerate() {
-        if paths[..index]
-            .iter()
-            .any(|other| crate::cli::same_file(other, path))
-        {
+    let mut seen = crate::same_file::FileIndex::new();
+    for path in paths {
+        if seen.same_as(path).is_some() {
             return Err(format!("{} is given twice", path.display()));
         }
+        seen.insert(path, ());
     }
     Ok(())
 }
